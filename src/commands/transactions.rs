@@ -1,0 +1,185 @@
+//! MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+//!
+//! Queueing happens in `server::execute` (a command inside MULTI is checked
+//! for existence, arity and authentication, then queued). EXEC runs the
+//! queue while the connection holds the keyspace lock, so the block is
+//! isolated as a whole.
+
+use super::{call, flags::*, table, CmdError, CmdResult, Command, Ctx, Doc};
+use crate::server::MultiState;
+use bytes::Bytes;
+
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "multi",
+        arity: 1,
+        flags: NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        acl: &["@fast", "@transaction"],
+        doc: Doc {
+            summary: "Start a transaction block",
+            since: "1.2.0",
+            group: "transactions",
+            complexity: "O(1)",
+        },
+        handler: Some(multi),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "exec",
+        arity: 1,
+        flags: NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG,
+        acl: &["@slow", "@transaction"],
+        doc: Doc {
+            summary: "Execute all commands issued after MULTI",
+            since: "1.2.0",
+            group: "transactions",
+            complexity: "Depends on commands in the transaction",
+        },
+        handler: Some(exec),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "discard",
+        arity: 1,
+        flags: NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        acl: &["@fast", "@transaction"],
+        doc: Doc {
+            summary: "Discard all commands issued after MULTI",
+            since: "2.0.0",
+            group: "transactions",
+            complexity: "O(N), when N is the number of queued commands",
+        },
+        handler: Some(discard),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "watch",
+        arity: -2,
+        flags: NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        first_key: 1,
+        last_key: -1,
+        key_step: 1,
+        acl: &["@fast", "@transaction"],
+        doc: Doc {
+            summary: "Watch the given keys to determine execution of the MULTI/EXEC block",
+            since: "2.2.0",
+            group: "transactions",
+            complexity: "O(1) for every key.",
+        },
+        handler: Some(watch),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "unwatch",
+        arity: 1,
+        flags: NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        acl: &["@fast", "@transaction"],
+        doc: Doc {
+            summary: "Forget about all watched keys",
+            since: "2.2.0",
+            group: "transactions",
+            complexity: "O(1)",
+        },
+        handler: Some(unwatch),
+        ..Command::DEFAULT
+    },
+];
+
+/// MULTI
+fn multi(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(CmdError::new("ERR MULTI calls can not be nested"));
+    }
+    ctx.client.multi = Some(MultiState::default());
+    ctx.client.handle.meta.lock().multi = 0;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Drops the client's WATCHes (EXEC, DISCARD, UNWATCH, RESET).
+pub fn unwatch_all(ctx: &mut Ctx) {
+    if !ctx.client.watched.is_empty() {
+        let watched = std::mem::take(&mut ctx.client.watched);
+        ctx.ks.unwatch_all(ctx.client.id, &watched);
+        ctx.client.handle.meta.lock().watching = 0;
+    }
+}
+
+fn end_multi(ctx: &mut Ctx) -> Option<MultiState> {
+    ctx.client.handle.meta.lock().multi = -1;
+    ctx.client.multi.take()
+}
+
+/// EXEC
+fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let Some(state) = end_multi(ctx) else {
+        return Err(CmdError::new("ERR EXEC without MULTI"));
+    };
+    if state.aborted {
+        unwatch_all(ctx);
+        return Err(CmdError::new(
+            "EXECABORT Transaction discarded because of previous errors.",
+        ));
+    }
+    let id = ctx.client.id;
+    let now = ctx.now_ms;
+    let touched = ctx.client.watched.iter().any(|(db, key)| {
+        ctx.ks.dbs[*db].is_dirty(id) || ctx.ks.dbs[*db].watched_key_expired(key, id, now)
+    });
+    unwatch_all(ctx);
+    if touched {
+        ctx.out.null_array();
+        return Ok(());
+    }
+    ctx.out.array(state.queue.len());
+    let t = table();
+    for (idx, args) in state.queue {
+        ctx.now_ms = crate::db::now_ms();
+        if let Err(e) = call(ctx, idx, &args) {
+            ctx.shared
+                .stats
+                .total_error_replies
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.out.error(&e.0);
+        }
+        let _ = t;
+    }
+    Ok(())
+}
+
+/// DISCARD
+fn discard(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    if end_multi(ctx).is_none() {
+        return Err(CmdError::new("ERR DISCARD without MULTI"));
+    }
+    unwatch_all(ctx);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// WATCH key [key ...]
+fn watch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(CmdError::new("ERR WATCH inside MULTI is not allowed"));
+    }
+    let db = ctx.client.db;
+    for key in &args[1..] {
+        if ctx.client.watched.iter().any(|(d, k)| *d == db && k == key) {
+            continue;
+        }
+        let expired = ctx.ks.dbs[db].is_expired(key, ctx.now_ms);
+        let key = Bytes::copy_from_slice(key);
+        ctx.ks.dbs[db].watch(key.clone(), ctx.client.id, expired);
+        ctx.client.watched.push((db, key));
+    }
+    ctx.client.handle.meta.lock().watching = ctx.client.watched.len();
+    ctx.out.ok();
+    Ok(())
+}
+
+/// UNWATCH
+fn unwatch(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    unwatch_all(ctx);
+    ctx.out.ok();
+    Ok(())
+}

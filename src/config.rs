@@ -1,0 +1,461 @@
+//! Server configuration: the parameter table behind the command line, the
+//! redis.conf-syntax config file, CONFIG GET and CONFIG SET.
+//!
+//! Every parameter is declared once in `PARAMS` with its type, default and
+//! whether CONFIG SET may change it at run time. Values are kept in their
+//! canonical text form (what CONFIG GET prints) and decoded into the typed
+//! fields the server reads on hot paths.
+
+use crate::glob::glob_match;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Bool,
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// A byte count; accepts `1gb`, `512mb`, `64k` ... and prints bytes.
+    Memory {
+        max: i64,
+    },
+    Enum(&'static [&'static str]),
+    Str,
+    /// Redis's `save` syntax: pairs of seconds and changes, or "".
+    Save,
+}
+
+#[derive(Debug)]
+struct Param {
+    name: &'static str,
+    alias: Option<&'static str>,
+    kind: Kind,
+    default: &'static str,
+    /// False for parameters only settable at startup (Redis's IMMUTABLE_CONFIG).
+    mutable: bool,
+}
+
+const fn p(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Param {
+    Param {
+        name,
+        alias: None,
+        kind,
+        default,
+        mutable,
+    }
+}
+
+const INT: Kind = Kind::Int {
+    min: 0,
+    max: i32::MAX as i64,
+};
+
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+const FSYNC: &[&str] = &["always", "everysec", "no"];
+const POLICIES: &[&str] = &[
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+];
+
+/// The parameter table, in CONFIG GET order for `*`.
+static PARAMS: &[Param] = &[
+    p("bind", Kind::Str, "127.0.0.1", false),
+    p("port", Kind::Int { min: 0, max: 65535 }, "6379", false),
+    p("dir", Kind::Str, "./redlog-data", false),
+    p("loglevel", Kind::Enum(LOGLEVELS), "notice", true),
+    p("logfile", Kind::Str, "", false),
+    p("databases", Kind::Int { min: 16, max: 16 }, "16", false),
+    p("requirepass", Kind::Str, "", true),
+    p("timeout", INT, "0", true),
+    p("tcp-keepalive", INT, "300", true),
+    p("tcp-backlog", INT, "511", false),
+    p(
+        "maxclients",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "10000",
+        true,
+    ),
+    p("hz", Kind::Int { min: 1, max: 500 }, "10", true),
+    p(
+        "active-expire-effort",
+        Kind::Int { min: 1, max: 10 },
+        "1",
+        true,
+    ),
+    p(
+        "proto-max-bulk-len",
+        Kind::Memory { max: i64::MAX },
+        "536870912",
+        true,
+    ),
+    p(
+        "client-query-buffer-limit",
+        Kind::Memory { max: i64::MAX },
+        "1073741824",
+        true,
+    ),
+    p("maxmemory", Kind::Memory { max: i64::MAX }, "0", true),
+    p("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
+    p("appendonly", Kind::Bool, "no", false),
+    p("appendfsync", Kind::Enum(FSYNC), "everysec", true),
+    p("save", Kind::Save, "", true),
+    p("auto-aof-rewrite-percentage", INT, "100", true),
+    p(
+        "auto-aof-rewrite-min-size",
+        Kind::Memory { max: i64::MAX },
+        "67108864",
+        true,
+    ),
+    p("notify-keyspace-events", Kind::Str, "", true),
+    p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
+    p("cluster-enabled", Kind::Bool, "no", false),
+    p("daemonize", Kind::Bool, "no", false),
+    p("protected-mode", Kind::Bool, "yes", true),
+    p(
+        "slowlog-log-slower-than",
+        Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+        "10000",
+        true,
+    ),
+    p("slowlog-max-len", INT, "128", true),
+    Param {
+        name: "replica-read-only",
+        alias: Some("slave-read-only"),
+        kind: Kind::Bool,
+        default: "yes",
+        mutable: true,
+    },
+];
+
+/// Typed view of the parameters the server reads on hot paths.
+#[derive(Clone, Debug)]
+pub struct Config {
+    values: BTreeMap<&'static str, String>,
+    pub bind: String,
+    pub port: u16,
+    pub dir: String,
+    pub loglevel: String,
+    pub requirepass: Option<Vec<u8>>,
+    pub hz: u32,
+    pub active_expire_effort: u32,
+    pub proto_max_bulk_len: i64,
+    pub client_query_buffer_limit: usize,
+    pub maxclients: usize,
+    pub timeout_s: u64,
+    /// The config file given on the command line, for INFO `config_file`.
+    pub config_file: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let values = PARAMS
+            .iter()
+            .map(|p| (p.name, p.default.to_string()))
+            .collect();
+        let mut c = Config {
+            values,
+            bind: String::new(),
+            port: 0,
+            dir: String::new(),
+            loglevel: String::new(),
+            requirepass: None,
+            hz: 10,
+            active_expire_effort: 1,
+            proto_max_bulk_len: 0,
+            client_query_buffer_limit: 0,
+            maxclients: 0,
+            timeout_s: 0,
+            config_file: None,
+        };
+        c.refresh();
+        c
+    }
+}
+
+fn find_param(name: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| {
+        p.name.eq_ignore_ascii_case(name) || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
+    })
+}
+
+/// Parses Redis's memory notation: `1gb`, `100mb`, `64k`, `512` (bytes).
+pub fn parse_memory(s: &str) -> Option<i64> {
+    let lower = s.to_ascii_lowercase();
+    let units: &[(&str, i64)] = &[
+        ("gb", 1 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1_000),
+        ("b", 1),
+    ];
+    for (suffix, mul) in units {
+        if let Some(num) = lower.strip_suffix(suffix) {
+            let n: i64 = num.parse().ok()?;
+            return n.checked_mul(*mul);
+        }
+    }
+    lower.parse().ok()
+}
+
+impl Config {
+    fn refresh(&mut self) {
+        let get = |n: &str| self.values.get(n).cloned().unwrap_or_default();
+        let int = |n: &str| get(n).parse::<i64>().unwrap_or(0);
+        self.bind = get("bind");
+        self.port = int("port") as u16;
+        self.dir = get("dir");
+        self.loglevel = get("loglevel");
+        let pass = get("requirepass");
+        self.requirepass = (!pass.is_empty()).then(|| pass.into_bytes());
+        self.hz = int("hz") as u32;
+        self.active_expire_effort = int("active-expire-effort") as u32;
+        self.proto_max_bulk_len = int("proto-max-bulk-len");
+        self.client_query_buffer_limit = int("client-query-buffer-limit") as usize;
+        self.maxclients = int("maxclients") as usize;
+        self.timeout_s = int("timeout") as u64;
+    }
+
+    /// The canonical value of a parameter.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let p = find_param(name)?;
+        self.values.get(p.name).map(|s| s.as_str())
+    }
+
+    /// `(name, value)` pairs whose name (or alias) matches the glob pattern
+    /// (case-insensitive, as CONFIG GET).
+    pub fn get_matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for p in PARAMS {
+            let value = self.values.get(p.name).cloned().unwrap_or_default();
+            if glob_match(pattern, p.name.as_bytes(), true) {
+                out.push((p.name, value.clone()));
+            }
+            if let Some(alias) = p.alias {
+                if glob_match(pattern, alias.as_bytes(), true) {
+                    out.push((alias, value));
+                }
+            }
+        }
+        out
+    }
+
+    /// Validates a value and returns its canonical form.
+    fn canonical(p: &Param, value: &str) -> Result<String, String> {
+        match p.kind {
+            Kind::Bool => match value.to_ascii_lowercase().as_str() {
+                "yes" => Ok("yes".into()),
+                "no" => Ok("no".into()),
+                _ => Err("argument must be 'yes' or 'no'".into()),
+            },
+            Kind::Int { min, max } => {
+                let n: i64 = value
+                    .parse()
+                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+                if n < min || n > max {
+                    return Err(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    ));
+                }
+                Ok(n.to_string())
+            }
+            Kind::Memory { max } => {
+                let n = parse_memory(value)
+                    .ok_or_else(|| "argument must be a memory value".to_string())?;
+                if n < 0 || n > max {
+                    return Err(format!("argument must be between 0 and {max} inclusive"));
+                }
+                Ok(n.to_string())
+            }
+            Kind::Enum(names) => {
+                let v = value.to_ascii_lowercase();
+                if names.contains(&v.as_str()) {
+                    Ok(v)
+                } else {
+                    Err("argument(s) must be one of the following: ".to_string()
+                        + &names.join(", "))
+                }
+            }
+            Kind::Str => Ok(value.to_string()),
+            Kind::Save => {
+                let parts: Vec<&str> = value.split_whitespace().collect();
+                if parts.len() % 2 != 0 || parts.iter().any(|x| x.parse::<u64>().is_err()) {
+                    return Err("Invalid save parameters".into());
+                }
+                Ok(parts.join(" "))
+            }
+        }
+    }
+
+    /// Sets a parameter at startup (command line or config file): every
+    /// parameter is settable.
+    pub fn set_startup(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let p = find_param(name)
+            .ok_or_else(|| format!("Bad directive or wrong number of arguments: '{name}'"))?;
+        let v = Self::canonical(p, value).map_err(|e| format!("'{name} {value}': {e}"))?;
+        self.values.insert(p.name, v);
+        self.refresh();
+        Ok(())
+    }
+
+    /// CONFIG SET of several parameters at once; all or nothing, as Redis 7.
+    /// Errors are CONFIG SET's reply texts.
+    pub fn set_runtime(&mut self, pairs: &[(String, String)]) -> Result<(), String> {
+        let mut staged = Vec::new();
+        for (name, value) in pairs {
+            let p = match find_param(name) {
+                Some(p) if p.mutable => p,
+                Some(_) => {
+                    return Err(format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+                    ))
+                }
+                None => {
+                    return Err(format!(
+                        "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                    ))
+                }
+            };
+            if staged.iter().any(|(n, _)| *n == p.name) {
+                return Err(format!("ERR duplicate parameter '{name}'"));
+            }
+            let v = Self::canonical(p, value).map_err(|e| {
+                format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}")
+            })?;
+            staged.push((p.name, v));
+        }
+        for (n, v) in staged {
+            self.values.insert(n, v);
+        }
+        self.refresh();
+        Ok(())
+    }
+
+    /// Reads redis.conf syntax: one directive per line, `#` comments, values
+    /// possibly quoted. Errors name the line.
+    pub fn load_file_text(&mut self, text: &str) -> Result<(), String> {
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let args = crate::protocol::split_args(line.as_bytes())
+                .ok_or_else(|| format!("line {}: unbalanced quotes", i + 1))?;
+            let args: Vec<String> = args
+                .into_iter()
+                .map(|a| String::from_utf8_lossy(&a).into_owned())
+                .collect();
+            let Some((name, rest)) = args.split_first() else {
+                continue;
+            };
+            self.set_startup(name, &rest.join(" "))
+                .map_err(|e| format!("line {}: {e}", i + 1))?;
+        }
+        Ok(())
+    }
+
+    /// Parses `redlog [config-file] [--option value ...]`, as redis-server.
+    /// A `--name` takes every following argument up to the next `--name`.
+    pub fn from_args(args: &[String]) -> Result<Config, String> {
+        let mut cfg = Config::default();
+        let mut rest = args;
+        if let Some(first) = rest.first() {
+            if !first.starts_with("--") {
+                let text = std::fs::read_to_string(first)
+                    .map_err(|e| format!("can't open config file '{first}': {e}"))?;
+                cfg.load_file_text(&text)?;
+                cfg.config_file = Some(first.clone());
+                rest = &rest[1..];
+            }
+        }
+        let mut i = 0;
+        while i < rest.len() {
+            let Some(name) = rest[i].strip_prefix("--") else {
+                return Err(format!("unexpected argument '{}'", rest[i]));
+            };
+            let mut j = i + 1;
+            while j < rest.len() && !rest[j].starts_with("--") {
+                j += 1;
+            }
+            let value = rest[i + 1..j].join(" ");
+            if j == i + 1
+                && !matches!(
+                    find_param(name).map(|p| p.kind),
+                    Some(Kind::Save | Kind::Str)
+                )
+            {
+                return Err(format!("option '--{name}' needs a value"));
+            }
+            cfg.set_startup(name, &value)?;
+            i = j;
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn command_line() {
+        let c = Config::from_args(&args("--port 6380 --dir /tmp/x --appendfsync always")).unwrap();
+        assert_eq!(c.port, 6380);
+        assert_eq!(c.dir, "/tmp/x");
+        assert_eq!(c.get("appendfsync"), Some("always"));
+        assert!(Config::from_args(&args("--nope 1")).is_err());
+        assert!(Config::from_args(&args("--port abc")).is_err());
+        assert!(Config::from_args(&args("--port")).is_err());
+    }
+
+    #[test]
+    fn memory_units() {
+        let mut c = Config::default();
+        c.set_startup("proto-max-bulk-len", "1mb").unwrap();
+        assert_eq!(c.get("proto-max-bulk-len"), Some("1048576"));
+        assert_eq!(parse_memory("1gb"), Some(1 << 30));
+        assert_eq!(parse_memory("5k"), Some(5000));
+    }
+
+    #[test]
+    fn config_file_syntax() {
+        let mut c = Config::default();
+        c.load_file_text("# comment\nport 7000\nrequirepass \"se cret\"\nsave 900 1 300 10\n")
+            .unwrap();
+        assert_eq!(c.port, 7000);
+        assert_eq!(c.requirepass.as_deref(), Some(&b"se cret"[..]));
+        assert_eq!(c.get("save"), Some("900 1 300 10"));
+        assert!(c
+            .load_file_text("bogus 1\n")
+            .unwrap_err()
+            .contains("line 1"));
+    }
+
+    #[test]
+    fn runtime_set_is_atomic() {
+        let mut c = Config::default();
+        let e = c
+            .set_runtime(&[("hz".into(), "20".into()), ("port".into(), "1".into())])
+            .unwrap_err();
+        assert!(e.contains("immutable"));
+        assert_eq!(c.hz, 10);
+    }
+}

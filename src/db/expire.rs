@@ -1,0 +1,181 @@
+//! Active expiry, as Redis 6.0+ does it (`activeExpireCycle`, expire.c).
+//!
+//! Keys with a TTL are deleted lazily when touched (`Keyspace::lookup`) and
+//! actively by this cycle, so memory of expired keys is reclaimed even when
+//! nobody reads them.
+//!
+//! Slow cycle: runs `hz` times a second. Its time budget is 25% of one CPU
+//! (`ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC`), i.e. 25 ms per call at hz 10. For
+//! each database it walks the keys-with-TTL set from a persistent cursor,
+//! sampling 20 keys per loop (`ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`) and deleting
+//! the expired ones; it repeats on the same database while more than 10% of
+//! the sample was stale (`ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE`), checking the
+//! clock every 16 loops and stopping when the budget is spent.
+//!
+//! Fast cycle: run between request batches; at most 1000 µs, only when the
+//! last slow cycle ran out of time or the estimated stale share is at least
+//! the acceptable one, and not again within twice its own duration.
+//!
+//! `active-expire-effort` (1..10) scales both: +25% keys per loop, +2% CPU
+//! and -1% acceptable staleness per step above 1.
+
+use super::Keyspace;
+use std::time::{Duration, Instant};
+
+const KEYS_PER_LOOP: usize = 20;
+const FAST_DURATION_US: u64 = 1000;
+const SLOW_TIME_PERC: u64 = 25;
+const ACCEPTABLE_STALE_PERC: u64 = 10;
+/// Loops between clock checks: reading the clock per loop would cost more
+/// than the sampling itself.
+const LOOPS_PER_CLOCK_CHECK: u64 = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CycleKind {
+    Slow,
+    Fast,
+}
+
+/// State carried between cycles.
+#[derive(Debug, Default)]
+pub struct ExpireState {
+    /// Database the next cycle starts from.
+    next_db: usize,
+    /// The last slow cycle stopped on its time limit.
+    timelimit_exit: bool,
+    last_fast_start: Option<Instant>,
+    last_fast_duration: Duration,
+    /// Moving average of the share of sampled keys found expired (0..1).
+    pub stale_perc: f64,
+    /// Cycles that stopped on their time limit (INFO `expired_time_cap_reached_count`).
+    pub time_cap_reached: u64,
+    /// Cumulative time spent in cycles (INFO `expire_cycle_cpu_milliseconds`).
+    pub cpu_ms: u64,
+}
+
+/// Runs one cycle. `effort` is `active-expire-effort` (1..=10), `hz` the
+/// server's `hz`. Returns the number of keys deleted.
+pub fn active_expire_cycle(
+    ks: &mut Keyspace,
+    kind: CycleKind,
+    hz: u32,
+    effort: u32,
+    now_ms: impl Fn() -> u64,
+) -> u64 {
+    let effort = u64::from(effort.clamp(1, 10) - 1);
+    let keys_per_loop = KEYS_PER_LOOP + KEYS_PER_LOOP / 4 * effort as usize;
+    let fast_duration_us = FAST_DURATION_US + FAST_DURATION_US / 4 * effort;
+    let slow_perc = SLOW_TIME_PERC + 2 * effort;
+    let acceptable_stale = ACCEPTABLE_STALE_PERC - effort;
+    let start = Instant::now();
+
+    if kind == CycleKind::Fast {
+        if !ks.expire.timelimit_exit && ks.expire.stale_perc * 100.0 < acceptable_stale as f64 {
+            return 0;
+        }
+        if let Some(last) = ks.expire.last_fast_start {
+            if start < last + ks.expire.last_fast_duration * 2 {
+                return 0;
+            }
+        }
+        ks.expire.last_fast_start = Some(start);
+    }
+
+    let limit = match kind {
+        CycleKind::Fast => Duration::from_micros(fast_duration_us),
+        CycleKind::Slow => {
+            Duration::from_micros(1_000_000 * slow_perc / u64::from(hz.max(1)) / 100)
+                .max(Duration::from_micros(1))
+        }
+    };
+    ks.expire.timelimit_exit = false;
+
+    let dbs = ks.dbs.len();
+    let mut total_sampled = 0u64;
+    let mut total_expired = 0u64;
+    let mut deleted = 0u64;
+    let mut iteration = 0u64;
+    let mut sample = Vec::with_capacity(keys_per_loop);
+    'dbs: for _ in 0..dbs {
+        let db = ks.expire.next_db % dbs;
+        ks.expire.next_db = (db + 1) % dbs;
+        loop {
+            if ks.dbs[db].expires_len() == 0 {
+                break;
+            }
+            iteration += 1;
+            let now = now_ms();
+            let n = keys_per_loop.min(ks.dbs[db].expires_len());
+            ks.dbs[db].sample_expires(n, &mut sample);
+            let sampled = sample.len() as u64;
+            let mut expired = 0u64;
+            for key in sample.drain(..) {
+                if ks.expire_if_needed(db, &key, now) {
+                    expired += 1;
+                }
+            }
+            total_sampled += sampled;
+            total_expired += expired;
+            deleted += expired;
+            if iteration % LOOPS_PER_CLOCK_CHECK == 0 && start.elapsed() > limit {
+                ks.expire.timelimit_exit = true;
+                ks.expire.time_cap_reached += 1;
+                break 'dbs;
+            }
+            if sampled == 0 || expired * 100 / sampled <= acceptable_stale {
+                break;
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    ks.expire.cpu_ms += elapsed.as_millis() as u64;
+    if kind == CycleKind::Fast {
+        ks.expire.last_fast_duration = elapsed;
+    }
+    let current = if total_sampled > 0 {
+        total_expired as f64 / total_sampled as f64
+    } else {
+        0.0
+    };
+    ks.expire.stale_perc = current * 0.05 + ks.expire.stale_perc * 0.95;
+    deleted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Value;
+    use bytes::Bytes;
+
+    #[test]
+    fn slow_cycle_reclaims_expired_keys_without_access() {
+        let mut ks = Keyspace::new();
+        for i in 0..1000 {
+            let key = Bytes::from(format!("k{i}"));
+            let at = if i % 2 == 0 { 1 } else { u64::MAX / 2 };
+            ks.set(0, key, Value::str("v"), at);
+        }
+        ks.set(3, Bytes::from("gone"), Value::str("v"), 1);
+        let mut rounds = 0;
+        while ks.dbs[0].len() > 500 || ks.dbs[3].len() > 0 {
+            active_expire_cycle(&mut ks, CycleKind::Slow, 10, 1, || 1000);
+            rounds += 1;
+            assert!(rounds < 100, "expiry made no progress");
+        }
+        assert_eq!(ks.dbs[0].len(), 500);
+        assert_eq!(ks.dbs[0].expires_len(), 500);
+        assert_eq!(ks.stats.expired_keys, 501);
+        assert_eq!(ks.expired_log.len(), 501);
+    }
+
+    #[test]
+    fn fast_cycle_skipped_when_little_is_stale() {
+        let mut ks = Keyspace::new();
+        ks.set(0, Bytes::from("a"), Value::str("v"), 1);
+        assert_eq!(
+            active_expire_cycle(&mut ks, CycleKind::Fast, 10, 1, || 1000),
+            0
+        );
+        assert_eq!(ks.dbs[0].len(), 1);
+    }
+}

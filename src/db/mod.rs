@@ -1,0 +1,467 @@
+//! The keyspace: 16 databases of keys, their values and expiry times, the
+//! WATCH bookkeeping, and the active expiry cycle.
+//!
+//! Concurrency model: the whole keyspace sits behind one mutex held by
+//! `server::Shared`. Connections decode and encode on all tokio worker
+//! threads in parallel; executing a command (or a pipelined batch, or an EXEC
+//! block) takes the lock once, so every command is atomic and isolated as in
+//! Redis without per-key locking. See ARCHITECTURE.md.
+//!
+//! Key order for SCAN: each database keeps, besides its hash map, an ordered
+//! set of `(hash(key), key)`. A SCAN cursor is a position in that hash order,
+//! so a key present for the whole scan is always returned (Redis's guarantee)
+//! no matter how many keys are added or removed meanwhile, and the cursor is
+//! a plain unsigned integer as clients expect.
+
+pub mod expire;
+mod value;
+
+pub use value::{StrValue, Value};
+
+use bytes::Bytes;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+/// Number of databases (`databases` in redis.conf), selectable with SELECT.
+pub const DATABASES: usize = 16;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The scan-order hash of a key: fixed (not randomly seeded), so cursors
+/// stay meaningful for the life of the process.
+pub fn key_hash(key: &[u8]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// One key's slot.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute expiry in Unix milliseconds; 0 means no expiry.
+    pub expires_at_ms: u64,
+    /// Last access, in seconds since the server's clock origin (OBJECT IDLETIME).
+    pub access_s: u32,
+}
+
+/// One database (SELECT index).
+#[derive(Default, Debug)]
+pub struct Db {
+    map: HashMap<Bytes, Entry>,
+    /// Every key, in scan order.
+    order: BTreeSet<(u64, Bytes)>,
+    /// Keys with an expiry, in scan order (sampled by the active cycle).
+    expires: BTreeSet<(u64, Bytes)>,
+    /// Where the active expiry cycle resumes in `expires`.
+    pub(crate) expire_cursor: u64,
+    /// WATCHed key -> (client id, whether the key was already expired when
+    /// that client watched it).
+    watchers: HashMap<Bytes, Vec<(u64, bool)>>,
+    /// Clients whose watched keys in this database were modified.
+    dirty: HashSet<u64>,
+}
+
+/// A key deleted because its TTL passed.
+#[derive(Debug, Clone)]
+pub struct Expired {
+    pub db: usize,
+    pub key: Bytes,
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// The entry regardless of expiry (no lazy deletion).
+    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
+        self.map.get(key)
+    }
+
+    /// Mutable access without modification signal; callers that change the
+    /// value must call `signal_modified`.
+    pub fn peek_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.map.get_mut(key)
+    }
+
+    /// True when the key exists and its expiry has passed.
+    pub fn is_expired(&self, key: &[u8], now_ms: u64) -> bool {
+        matches!(self.map.get(key), Some(e) if e.expires_at_ms != 0 && e.expires_at_ms <= now_ms)
+    }
+
+    /// Inserts or replaces a key's entry. Keeps the scan order and the
+    /// expires set in step, and signals WATCHers.
+    pub fn insert(&mut self, key: Bytes, entry: Entry) {
+        let h = key_hash(&key);
+        let has_ttl = entry.expires_at_ms != 0;
+        self.signal_modified(&key);
+        match self.map.get_mut(&key) {
+            Some(old) => {
+                let had_ttl = old.expires_at_ms != 0;
+                *old = entry;
+                if had_ttl && !has_ttl {
+                    self.expires.remove(&(h, key));
+                } else if !had_ttl && has_ttl {
+                    self.expires.insert((h, key));
+                }
+            }
+            None => {
+                self.order.insert((h, key.clone()));
+                if has_ttl {
+                    self.expires.insert((h, key.clone()));
+                }
+                self.map.insert(key, entry);
+            }
+        }
+    }
+
+    /// Removes a key, returning its entry; signals WATCHers.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let e = self.remove_quiet(key)?;
+        self.signal_modified(key);
+        Some(e)
+    }
+
+    /// Removes a key without signalling WATCHers.
+    fn remove_quiet(&mut self, key: &[u8]) -> Option<Entry> {
+        let (k, e) = self.map.remove_entry(key)?;
+        let h = key_hash(&k);
+        if e.expires_at_ms != 0 {
+            self.expires.remove(&(h, k.clone()));
+        }
+        self.order.remove(&(h, k));
+        Some(e)
+    }
+
+    /// Sets or clears (0) a key's expiry. Returns false when the key is missing.
+    pub fn set_expiry(&mut self, key: &[u8], expires_at_ms: u64) -> bool {
+        let Some((k, e)) = self.map.get_key_value(key) else {
+            return false;
+        };
+        let k = k.clone();
+        let had = e.expires_at_ms != 0;
+        if let Some(e) = self.map.get_mut(key) {
+            e.expires_at_ms = expires_at_ms;
+        }
+        let h = key_hash(&k);
+        if had && expires_at_ms == 0 {
+            self.expires.remove(&(h, k.clone()));
+        } else if !had && expires_at_ms != 0 {
+            self.expires.insert((h, k.clone()));
+        }
+        self.signal_modified(&k);
+        true
+    }
+
+    /// Marks the clients watching `key` as dirty (Redis's `signalModifiedKey`).
+    pub fn signal_modified(&mut self, key: &[u8]) {
+        if self.watchers.is_empty() {
+            return;
+        }
+        if let Some(ids) = self.watchers.get(key) {
+            self.dirty.extend(ids.iter().map(|(c, _)| *c));
+        }
+    }
+
+    /// Signals the deletion of an expired key. A client that watched the key
+    /// when it was already expired sees no change (Redis 7.0's
+    /// `touchWatchedKey`); the others do.
+    fn signal_expired_deleted(&mut self, key: &[u8]) {
+        if let Some(ids) = self.watchers.get_mut(key) {
+            for (c, expired_at_watch) in ids.iter_mut() {
+                if *expired_at_watch {
+                    *expired_at_watch = false;
+                } else {
+                    self.dirty.insert(*c);
+                }
+            }
+        }
+    }
+
+    /// Marks every watcher of an existing key dirty (FLUSHDB, SWAPDB).
+    pub fn signal_all_existing(&mut self, other: Option<&Db>) {
+        for (key, ids) in &self.watchers {
+            if self.map.contains_key(key) || other.is_some_and(|o| o.map.contains_key(key)) {
+                self.dirty.extend(ids.iter().map(|(c, _)| *c));
+            }
+        }
+    }
+
+    /// Registers a WATCH; `expired_now` tells whether the key exists but is
+    /// already logically expired.
+    pub fn watch(&mut self, key: Bytes, client: u64, expired_now: bool) {
+        let ids = self.watchers.entry(key).or_default();
+        if !ids.iter().any(|(c, _)| *c == client) {
+            ids.push((client, expired_now));
+        }
+    }
+
+    /// True when `client` watched `key` while it was not yet expired and it
+    /// has expired since (EXEC then aborts, as Redis 7.0).
+    pub fn watched_key_expired(&self, key: &[u8], client: u64, now_ms: u64) -> bool {
+        let fresh_at_watch = self
+            .watchers
+            .get(key)
+            .and_then(|ids| ids.iter().find(|(c, _)| *c == client))
+            .is_some_and(|(_, expired)| !expired);
+        fresh_at_watch && self.is_expired(key, now_ms)
+    }
+
+    pub fn unwatch(&mut self, key: &[u8], client: u64) {
+        if let Some(ids) = self.watchers.get_mut(key) {
+            ids.retain(|(c, _)| *c != client);
+            if ids.is_empty() {
+                self.watchers.remove(key);
+            }
+        }
+        self.dirty.remove(&client);
+    }
+
+    pub fn is_dirty(&self, client: u64) -> bool {
+        self.dirty.contains(&client)
+    }
+
+    /// Removes every key (FLUSHDB); watchers of existing keys are signalled.
+    pub fn clear(&mut self) {
+        self.signal_all_existing(None);
+        self.map = HashMap::new();
+        self.order = BTreeSet::new();
+        self.expires = BTreeSet::new();
+        self.expire_cursor = 0;
+    }
+
+    /// Exchanges the data of two databases, leaving WATCH state in place
+    /// (SWAPDB): a client watching a key in db 0 now watches db 0's new data.
+    pub fn swap_data(a: &mut Db, b: &mut Db) {
+        a.signal_all_existing(Some(b));
+        b.signal_all_existing(Some(a));
+        std::mem::swap(&mut a.map, &mut b.map);
+        std::mem::swap(&mut a.order, &mut b.order);
+        std::mem::swap(&mut a.expires, &mut b.expires);
+        std::mem::swap(&mut a.expire_cursor, &mut b.expire_cursor);
+    }
+
+    /// Keys in scan order starting at hash `cursor`: calls `f` for each key
+    /// until it returns false; all keys sharing a hash are visited together.
+    /// Returns the next cursor (0 when the end was reached).
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&Bytes, &Entry) -> bool) -> u64 {
+        let mut last_hash: Option<u64> = None;
+        let mut stop_after: Option<u64> = None;
+        for (h, k) in self.order.range((cursor, Bytes::new())..) {
+            if let Some(stop) = stop_after {
+                if *h != stop {
+                    return *h;
+                }
+            }
+            if let Some(e) = self.map.get(k) {
+                if !f(k, e) && stop_after.is_none() {
+                    stop_after = Some(*h);
+                }
+            }
+            last_hash = Some(*h);
+        }
+        let _ = last_hash;
+        0
+    }
+
+    /// The first key at or after hash `from` in scan order, wrapping around.
+    pub fn key_at_or_after(&self, from: u64) -> Option<&Bytes> {
+        self.order
+            .range((from, Bytes::new())..)
+            .next()
+            .or_else(|| self.order.iter().next())
+            .map(|(_, k)| k)
+    }
+
+    /// Up to `n` keys with an expiry, starting at the active-expiry cursor
+    /// and wrapping; advances the cursor.
+    pub(crate) fn sample_expires(&mut self, n: usize, out: &mut Vec<Bytes>) {
+        out.clear();
+        let mut next = None;
+        for (h, k) in self.expires.range((self.expire_cursor, Bytes::new())..) {
+            if out.len() == n {
+                next = Some(*h);
+                break;
+            }
+            out.push(k.clone());
+        }
+        if out.len() < n {
+            // Wrapped: continue from the start, stopping before the keys taken.
+            let taken_from = self.expire_cursor;
+            for (h, k) in self.expires.iter() {
+                if *h >= taken_from || out.len() == n {
+                    next = Some(*h);
+                    break;
+                }
+                out.push(k.clone());
+            }
+        }
+        self.expire_cursor = next.unwrap_or(0);
+    }
+
+    /// Iterates every live entry (expired-but-not-deleted included).
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.map.iter()
+    }
+}
+
+/// Counters kept under the keyspace lock.
+#[derive(Default, Debug)]
+pub struct KeyspaceStats {
+    pub expired_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    /// Writes since the last save (INFO persistence `rdb_changes_since_last_save`).
+    pub dirty: u64,
+}
+
+/// All databases.
+#[derive(Debug)]
+pub struct Keyspace {
+    pub dbs: Vec<Db>,
+    pub stats: KeyspaceStats,
+    /// Keys deleted because their TTL passed, since the last drain. Deleting
+    /// an expired key is a write: the durability layer logs each as a DEL.
+    pub expired_log: Vec<Expired>,
+    /// Active expiry cycle state.
+    pub expire: expire::ExpireState,
+    /// Second 0 of `Entry::access_s`.
+    clock_origin: std::time::Instant,
+}
+
+impl Default for Keyspace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Keyspace {
+    pub fn new() -> Self {
+        Keyspace {
+            dbs: (0..DATABASES).map(|_| Db::default()).collect(),
+            stats: KeyspaceStats::default(),
+            expired_log: Vec::new(),
+            expire: expire::ExpireState::default(),
+            clock_origin: std::time::Instant::now(),
+        }
+    }
+
+    /// Seconds since the clock origin, for access times.
+    pub fn clock_s(&self) -> u32 {
+        self.clock_origin.elapsed().as_secs() as u32
+    }
+
+    /// Deletes `key` if its TTL passed; returns true if it did.
+    pub fn expire_if_needed(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        if !self.dbs[db].is_expired(key, now_ms) {
+            return false;
+        }
+        if let Some((k, _)) = self.dbs[db].map.get_key_value(key) {
+            let k = k.clone();
+            self.dbs[db].remove_quiet(&k);
+            self.dbs[db].signal_expired_deleted(&k);
+            self.stats.expired_keys += 1;
+            self.expired_log.push(Expired { db, key: k });
+        }
+        true
+    }
+
+    /// Looks a key up for reading: lazily expires it, counts a hit or miss
+    /// and refreshes the access time unless `touch` is false.
+    pub fn lookup(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now_ms: u64,
+        touch: bool,
+    ) -> Option<&mut Entry> {
+        self.expire_if_needed(db, key, now_ms);
+        let clock = self.clock_s();
+        match self.dbs[db].map.get_mut(key) {
+            Some(e) => {
+                self.stats.keyspace_hits += 1;
+                if touch {
+                    e.access_s = clock;
+                }
+                Some(e)
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Looks a key up for writing: lazily expires it; no hit/miss counting.
+    pub fn lookup_write(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        self.expire_if_needed(db, key, now_ms);
+        let clock = self.clock_s();
+        let e = self.dbs[db].map.get_mut(key)?;
+        e.access_s = clock;
+        Some(e)
+    }
+
+    /// True when the key exists and is not expired (no side effects on stats).
+    pub fn exists(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        self.expire_if_needed(db, key, now_ms);
+        self.dbs[db].map.contains_key(key)
+    }
+
+    /// A new entry with the current access time.
+    pub fn entry(&self, value: Value, expires_at_ms: u64) -> Entry {
+        Entry {
+            value,
+            expires_at_ms,
+            access_s: self.clock_s(),
+        }
+    }
+
+    /// Stores `value` under `key`, replacing any old value and expiry.
+    pub fn set(&mut self, db: usize, key: Bytes, value: Value, expires_at_ms: u64) {
+        let e = self.entry(value, expires_at_ms);
+        self.dbs[db].insert(key, e);
+        self.stats.dirty += 1;
+    }
+
+    /// Deletes a key (if present and not expired); returns whether it did.
+    pub fn delete(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        if self.expire_if_needed(db, key, now_ms) {
+            return false;
+        }
+        let deleted = self.dbs[db].remove(key).is_some();
+        if deleted {
+            self.stats.dirty += 1;
+        }
+        deleted
+    }
+
+    /// Total keys in all databases.
+    pub fn total_keys(&self) -> usize {
+        self.dbs.iter().map(|d| d.len()).sum()
+    }
+
+    /// Removes a client's WATCH registrations.
+    pub fn unwatch_all(&mut self, client: u64, watched: &[(usize, Bytes)]) {
+        for (db, key) in watched {
+            self.dbs[*db].unwatch(key, client);
+        }
+        for db in &mut self.dbs {
+            db.dirty.remove(&client);
+        }
+    }
+}

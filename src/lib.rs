@@ -1,0 +1,34 @@
+//! # redlog
+//!
+//! A Redis-protocol server whose keyspace is served from memory, whose
+//! streams live in Kafka-style segmented logs on disk, and which parses raw
+//! operational logs into streams.
+//!
+//! # Layout
+//!
+//! - `protocol`: RESP2/RESP3 request decoding (multibulk and inline) and
+//!   reply encoding. Knows nothing of the database.
+//! - `server`: listeners, connections, pipelining, the client registry,
+//!   shared state, periodic tasks.
+//! - `commands`: the declarative command table and one file per command
+//!   family; every command's reply and error text lives there.
+//! - `db`: the keyspace (16 databases), values, TTL with lazy and active
+//!   expiry, WATCH bookkeeping.
+//! - `config`: the parameter table behind the command line, config file and
+//!   CONFIG GET/SET.
+//! - `glob`: Redis's glob patterns (KEYS, SCAN MATCH, CONFIG GET).
+//!
+//! See ARCHITECTURE.md for the data flow and the invariants.
+
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod glob;
+pub mod protocol;
+pub mod server;
+
+/// Version reported by `--version`, INFO and HELLO.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Redis version whose behaviour redlog follows (INFO `redis_version`):
+/// clients check it to decide which commands they may send.
+pub const REDIS_COMPAT_VERSION: &str = "7.0.15";

@@ -1,0 +1,190 @@
+//! Per-connection state: `Client` (owned by the connection task) and
+//! `ClientHandle` (shared in the registry for CLIENT LIST / KILL / INFO).
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// CLIENT REPLY mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Suppress the reply of the next command only.
+    Skip,
+    /// Set by SKIP; the command after CLIENT REPLY SKIP is running.
+    SkipNext,
+}
+
+/// A MULTI block being queued.
+#[derive(Debug, Default)]
+pub struct MultiState {
+    pub queue: Vec<(usize, Vec<Bytes>)>,
+    /// A command failed to queue (unknown, arity ...): EXEC will EXECABORT.
+    pub aborted: bool,
+}
+
+/// Mutable metadata that CLIENT LIST shows.
+#[derive(Debug, Default, Clone)]
+pub struct ClientMeta {
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    /// Full name of the last command (`client|list`).
+    pub last_cmd: String,
+    pub db: usize,
+    pub resp: u8,
+    /// -1 when not in MULTI, else the number of queued commands.
+    pub multi: i64,
+    pub watching: usize,
+    pub no_evict: bool,
+    pub no_touch: bool,
+    pub user: String,
+    pub qbuf: usize,
+}
+
+/// What the registry holds for each connection.
+#[derive(Debug)]
+pub struct ClientHandle {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub created: Instant,
+    pub meta: Mutex<ClientMeta>,
+    /// Milliseconds since `created` of the last command.
+    pub last_interaction_ms: AtomicU64,
+    killed: AtomicBool,
+    pub kill_notify: Notify,
+}
+
+impl ClientHandle {
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr) -> Self {
+        ClientHandle {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            meta: Mutex::new(ClientMeta {
+                resp: 2,
+                multi: -1,
+                last_cmd: "NULL".into(),
+                user: "default".into(),
+                ..Default::default()
+            }),
+            last_interaction_ms: AtomicU64::new(0),
+            killed: AtomicBool::new(false),
+            kill_notify: Notify::new(),
+        }
+    }
+
+    /// Asks the connection to close (CLIENT KILL); it closes after its
+    /// current batch.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        self.kill_notify.notify_one();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
+    pub fn touch(&self) {
+        self.last_interaction_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Seconds since the last command (CLIENT LIST `idle`).
+    pub fn idle_s(&self) -> u64 {
+        let now = self.created.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000
+    }
+
+    /// One line of CLIENT LIST / CLIENT INFO, with the fields Redis 7.0 prints.
+    pub fn info_line(&self) -> String {
+        let m = self.meta.lock();
+        let mut flags = String::new();
+        if m.multi >= 0 {
+            flags.push('x');
+        }
+        if m.no_evict {
+            flags.push('e');
+        }
+        if m.no_touch {
+            flags.push('T');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        let name = m
+            .name
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        let lib_name = m
+            .lib_name
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        let lib_ver = m
+            .lib_ver
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.id + 7,
+            name,
+            self.created.elapsed().as_secs(),
+            self.idle_s(),
+            flags,
+            m.db,
+            m.multi,
+            m.qbuf,
+            m.last_cmd,
+            m.user,
+            m.resp,
+            lib_name,
+            lib_ver
+        )
+    }
+}
+
+/// The connection's own state, touched only by its task (and by command
+/// handlers running on its behalf).
+#[derive(Debug)]
+pub struct Client {
+    pub id: u64,
+    pub db: usize,
+    pub authenticated: bool,
+    pub multi: Option<MultiState>,
+    /// WATCHed (db, key) pairs.
+    pub watched: Vec<(usize, Bytes)>,
+    pub reply_mode: ReplyMode,
+    pub no_touch: bool,
+    /// Close once the pending replies are written (QUIT, protocol error, kill).
+    pub close_after_reply: bool,
+    pub handle: Arc<ClientHandle>,
+}
+
+impl Client {
+    pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
+        Client {
+            id: handle.id,
+            db: 0,
+            authenticated,
+            multi: None,
+            watched: Vec::new(),
+            reply_mode: ReplyMode::On,
+            no_touch: false,
+            close_after_reply: false,
+            handle,
+        }
+    }
+}

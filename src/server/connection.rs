@@ -1,0 +1,237 @@
+//! One client connection: read, decode every complete request in the
+//! buffer, execute them under one keyspace lock, write all replies at once.
+
+use super::{Client, ClientHandle, ReplyMode, Shared};
+use crate::commands::{self, flags, table, CmdError, Ctx};
+use crate::db::expire::{active_expire_cycle, CycleKind};
+use crate::db::{now_ms, Keyspace};
+use crate::protocol::{parse_request, Out, ParseLimits, Parsed};
+use bytes::{Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Initial read buffer; grows for large requests.
+const READ_BUF_BYTES: usize = 16 * 1024;
+
+/// Replies to a connection we will not serve, then closes it.
+pub(super) async fn refuse(mut stream: TcpStream, msg: &str) {
+    let _ = stream.write_all(format!("-{msg}\r\n").as_bytes()).await;
+}
+
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    laddr: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let handle = Arc::new(ClientHandle::new(id, addr, laddr));
+    shared.clients.insert(id, handle.clone());
+    let authenticated = shared.config.read().requirepass.is_none();
+    let mut client = Client::new(handle.clone(), authenticated);
+    let mut inbuf = BytesMut::with_capacity(READ_BUF_BYTES);
+    let mut out = Out::new(false);
+    loop {
+        if handle.is_killed() {
+            break;
+        }
+        let timeout_s = shared.config.read().timeout_s;
+        let read = async {
+            if timeout_s > 0 {
+                match tokio::time::timeout(
+                    std::time::Duration::from_secs(timeout_s),
+                    stream.read_buf(&mut inbuf),
+                )
+                .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Ok(0),
+                }
+            } else {
+                stream.read_buf(&mut inbuf).await
+            }
+        };
+        let n = tokio::select! {
+            r = read => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            _ = handle.kill_notify.notified() => break,
+        };
+        shared
+            .stats
+            .total_net_input_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        let qlimit = shared.config.read().client_query_buffer_limit;
+        process_input(&shared, &mut client, &mut inbuf, &mut out);
+        if inbuf.len() > qlimit {
+            tracing::warn!("closing client {id} that reached max query buffer length");
+            client.close_after_reply = true;
+        }
+        if !out.buf.is_empty() {
+            shared
+                .stats
+                .total_net_output_bytes
+                .fetch_add(out.buf.len() as u64, Ordering::Relaxed);
+            if stream.write_all(&out.buf).await.is_err() {
+                break;
+            }
+            if out.buf.capacity() > 1 << 20 {
+                out.buf = Vec::with_capacity(256);
+            } else {
+                out.buf.clear();
+            }
+        }
+        if client.close_after_reply {
+            break;
+        }
+    }
+    if !client.watched.is_empty() {
+        let watched = std::mem::take(&mut client.watched);
+        shared.ks.lock().unwatch_all(id, &watched);
+    }
+    shared.clients.remove(&id);
+}
+
+/// Decodes and executes every complete request in `inbuf`. The keyspace
+/// lock is taken at the first command and held for the rest of the batch:
+/// Redis too runs a client's whole buffered batch before serving another.
+fn process_input(shared: &Shared, client: &mut Client, inbuf: &mut BytesMut, out: &mut Out) {
+    let mut guard: Option<parking_lot::MutexGuard<'_, Keyspace>> = None;
+    let bulk_max = shared.config.read().proto_max_bulk_len;
+    while !client.close_after_reply {
+        let limits = ParseLimits {
+            bulk_bytes_max: bulk_max,
+            authenticated: client.authenticated,
+        };
+        match parse_request(inbuf, limits) {
+            Ok(Parsed::Command { args, .. }) => {
+                let ks = guard.get_or_insert_with(|| shared.ks.lock());
+                execute(shared, ks, client, out, args);
+            }
+            Ok(Parsed::Empty) => continue,
+            Ok(Parsed::Incomplete) => break,
+            Err(e) => {
+                shared
+                    .stats
+                    .total_error_replies
+                    .fetch_add(1, Ordering::Relaxed);
+                out.error(&format!("ERR {}", e.0));
+                client.close_after_reply = true;
+                inbuf.clear();
+            }
+        }
+    }
+    if let Some(mut ks) = guard {
+        let (hz, effort) = {
+            let c = shared.config.read();
+            (c.hz, c.active_expire_effort)
+        };
+        active_expire_cycle(&mut ks, CycleKind::Fast, hz, effort, now_ms);
+    }
+    client.handle.meta.lock().qbuf = inbuf.len();
+}
+
+/// Names of the commands that run immediately even inside MULTI.
+fn runs_inside_multi(name: &str) -> bool {
+    matches!(
+        name,
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+    )
+}
+
+/// Executes one command for `client`, as Redis's `processCommand`: lookup,
+/// arity, authentication, MULTI queueing, then the handler.
+pub fn execute(
+    shared: &Shared,
+    ks: &mut Keyspace,
+    client: &mut Client,
+    out: &mut Out,
+    args: Vec<Bytes>,
+) {
+    let t = table();
+    shared
+        .stats
+        .total_commands_processed
+        .fetch_add(1, Ordering::Relaxed);
+    client.handle.touch();
+    let reply_start = out.buf.len();
+    let result = match t.resolve(&args) {
+        Err(e) => {
+            if let Some(idx) = t.lookup(&args[0]) {
+                t.entries[idx].stat.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(m) = client.multi.as_mut() {
+                m.aborted = true;
+            }
+            Err(e)
+        }
+        Ok(idx) => {
+            let entry = &t.entries[idx];
+            let cmd = entry.cmd;
+            let top_name = entry.parent.map_or(cmd.name, |p| t.entries[p].cmd.name);
+            {
+                let mut m = client.handle.meta.lock();
+                m.last_cmd.clear();
+                m.last_cmd.push_str(&entry.full_name);
+            }
+            if !client.authenticated && !cmd.has(flags::NO_AUTH) {
+                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = client.multi.as_mut() {
+                    m.aborted = true;
+                }
+                Err(CmdError::new("NOAUTH Authentication required."))
+            } else if client.multi.is_some() && !runs_inside_multi(top_name) {
+                if cmd.has(flags::NO_MULTI) {
+                    entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
+                    if let Some(m) = client.multi.as_mut() {
+                        m.aborted = true;
+                    }
+                    Err(CmdError::new(
+                        "ERR Command not allowed inside a transaction",
+                    ))
+                } else {
+                    if let Some(m) = client.multi.as_mut() {
+                        m.queue.push((idx, args));
+                        client.handle.meta.lock().multi = m.queue.len() as i64;
+                    }
+                    out.simple("QUEUED");
+                    Ok(())
+                }
+            } else {
+                let mut ctx = Ctx {
+                    ks,
+                    shared,
+                    client,
+                    out,
+                    now_ms: now_ms(),
+                };
+                commands::call(&mut ctx, idx, &args)
+            }
+        }
+    };
+    if let Err(e) = result {
+        shared
+            .stats
+            .total_error_replies
+            .fetch_add(1, Ordering::Relaxed);
+        out.error(&e.0);
+    }
+    match client.reply_mode {
+        ReplyMode::On => {}
+        ReplyMode::Off => out.buf.truncate(reply_start),
+        // CLIENT REPLY SKIP itself replies nothing; the next command is skipped.
+        ReplyMode::Skip => {
+            out.buf.truncate(reply_start);
+            client.reply_mode = ReplyMode::SkipNext;
+        }
+        ReplyMode::SkipNext => {
+            out.buf.truncate(reply_start);
+            client.reply_mode = ReplyMode::On;
+        }
+    }
+}

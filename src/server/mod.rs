@@ -1,0 +1,233 @@
+//! The network server: listeners, the client registry, shared state and the
+//! periodic tasks (active expiry). Connections live in `connection`.
+
+mod clients;
+mod connection;
+
+pub use clients::{Client, ClientHandle, ClientMeta, MultiState, ReplyMode};
+pub use connection::execute;
+
+use crate::config::Config;
+use crate::db::expire::{active_expire_cycle, CycleKind};
+use crate::db::{now_ms, Keyspace};
+use dashmap::DashMap;
+use parking_lot::{Mutex, RwLock};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// Server-wide counters (INFO stats), updated without the keyspace lock.
+#[derive(Default, Debug)]
+pub struct ServerStats {
+    pub total_connections_received: AtomicU64,
+    pub total_commands_processed: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub total_net_input_bytes: AtomicU64,
+    pub total_net_output_bytes: AtomicU64,
+    pub total_error_replies: AtomicU64,
+}
+
+/// State shared by every connection and task.
+#[derive(Debug)]
+pub struct Shared {
+    /// The keyspace; see `db` for why one lock.
+    pub ks: Mutex<Keyspace>,
+    pub config: RwLock<Config>,
+    /// Connected clients by id.
+    pub clients: DashMap<u64, Arc<ClientHandle>>,
+    pub next_client_id: AtomicU64,
+    pub stats: ServerStats,
+    pub started: Instant,
+    pub started_unix_ms: u64,
+    /// 40 hex characters, new at every start (INFO `run_id`).
+    pub run_id: String,
+    /// Unix seconds of the last successful save (LASTSAVE).
+    pub last_save_unix: AtomicU64,
+    shutdown: AtomicBool,
+    shutdown_notify: Notify,
+    /// Listening addresses, for INFO and CLIENT LIST `laddr`.
+    pub listen_addrs: Vec<SocketAddr>,
+}
+
+impl Shared {
+    /// Asks the server to stop: listeners close and connections end.
+    pub fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.shutdown_notify.notify_waiters();
+        for c in self.clients.iter() {
+            c.kill();
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    async fn shutdown_requested(&self) {
+        loop {
+            let notified = self.shutdown_notify.notified();
+            if self.is_shutting_down() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut s = String::with_capacity(40);
+    while s.len() < 40 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        s.push_str(&format!("{:016x}", h.finish()));
+    }
+    s.truncate(40);
+    s
+}
+
+/// A running server.
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The first listening address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.listen_addrs[0]
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops the server (as SHUTDOWN NOSAVE would) and waits for its tasks.
+    pub async fn shutdown(self) {
+        self.shared.request_shutdown();
+        self.wait().await;
+    }
+
+    /// Waits until the server stops (SHUTDOWN, or `shutdown()`).
+    pub async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Binds the configured addresses and starts serving on the current tokio
+/// runtime. Port 0 picks a free port (see `ServerHandle::local_addr`).
+pub async fn spawn(config: Config) -> std::io::Result<ServerHandle> {
+    let mut listeners = Vec::new();
+    for addr in config.bind.split_whitespace() {
+        let (optional, addr) = match addr.strip_prefix('-') {
+            Some(a) => (true, a),
+            None => (false, addr),
+        };
+        let host = if addr.contains(':') {
+            format!("[{addr}]:{}", config.port)
+        } else {
+            format!("{addr}:{}", config.port)
+        };
+        match TcpListener::bind(&host).await {
+            Ok(l) => listeners.push(l),
+            Err(e) if optional => tracing::warn!("could not bind {host}: {e}"),
+            Err(e) => return Err(e),
+        }
+    }
+    if listeners.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no address to bind",
+        ));
+    }
+    let listen_addrs = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<Vec<_>, _>>()?;
+    let shared = Arc::new(Shared {
+        ks: Mutex::new(Keyspace::new()),
+        config: RwLock::new(config),
+        clients: DashMap::new(),
+        next_client_id: AtomicU64::new(1),
+        stats: ServerStats::default(),
+        started: Instant::now(),
+        started_unix_ms: now_ms(),
+        run_id: new_run_id(),
+        last_save_unix: AtomicU64::new(now_ms() / 1000),
+        shutdown: AtomicBool::new(false),
+        shutdown_notify: Notify::new(),
+        listen_addrs,
+    });
+    for a in &shared.listen_addrs {
+        tracing::info!("Ready to accept connections tcp on {a}");
+    }
+    let mut tasks = Vec::new();
+    for l in listeners {
+        tasks.push(tokio::spawn(accept_loop(shared.clone(), l)));
+    }
+    tasks.push(tokio::spawn(cron(shared.clone())));
+    Ok(ServerHandle { shared, tasks })
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shared.shutdown_requested() => return,
+        };
+        let (stream, addr) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        shared
+            .stats
+            .total_connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        let maxclients = shared.config.read().maxclients;
+        let laddr = stream.local_addr().unwrap_or(addr);
+        let shared2 = shared.clone();
+        tokio::spawn(async move {
+            if shared2.clients.len() >= maxclients {
+                shared2
+                    .stats
+                    .rejected_connections
+                    .fetch_add(1, Ordering::Relaxed);
+                connection::refuse(stream, "ERR max number of clients reached").await;
+                return;
+            }
+            connection::serve(shared2, stream, addr, laddr).await;
+        });
+    }
+}
+
+/// The server's periodic work (Redis's `serverCron`): the slow active
+/// expiry cycle, `hz` times a second.
+async fn cron(shared: Arc<Shared>) {
+    loop {
+        let (hz, effort) = {
+            let c = shared.config.read();
+            (c.hz.max(1), c.active_expire_effort)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))) => {}
+            _ = shared.shutdown_requested() => return,
+        }
+        let mut ks = shared.ks.lock();
+        active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms);
+    }
+}
