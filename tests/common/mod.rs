@@ -1,0 +1,101 @@
+//! Shared helpers for integration tests: an in-process server on port 0,
+//! `redis` crate clients (RESP2 and RESP3) and a raw-bytes connection.
+#![allow(dead_code)]
+
+use redlog::config::Config;
+use redlog::server::{spawn, ServerHandle};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Starts a server on 127.0.0.1 and a free port, with `options` as
+/// `(name, value)` config directives on top of the defaults.
+pub async fn start_with(options: &[(&str, &str)]) -> ServerHandle {
+    let mut cfg = Config::default();
+    cfg.set_startup("port", "0").unwrap();
+    for (k, v) in options {
+        cfg.set_startup(k, v).unwrap();
+    }
+    spawn(cfg).await.expect("server starts")
+}
+
+pub async fn start() -> ServerHandle {
+    start_with(&[]).await
+}
+
+/// A RESP2 client.
+pub async fn client(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
+    let c = redis::Client::open(format!("redis://{addr}/")).unwrap();
+    c.get_multiplexed_async_connection().await.expect("connect")
+}
+
+/// A RESP3 client (sends HELLO 3).
+pub async fn client3(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
+    let c = redis::Client::open(format!("redis://{addr}/?protocol=resp3")).unwrap();
+    c.get_multiplexed_async_connection().await.expect("connect")
+}
+
+/// A raw TCP connection for byte-level tests.
+pub struct Raw {
+    pub stream: TcpStream,
+}
+
+impl Raw {
+    pub async fn connect(addr: SocketAddr) -> Raw {
+        Raw {
+            stream: TcpStream::connect(addr).await.expect("connect"),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// Reads until `expected.len()` bytes arrived (or 2 s passed) and returns them.
+    pub async fn read_exact_len(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        let mut got = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while got < n {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut buf[got..])).await {
+                Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                Ok(Ok(k)) => got += k,
+            }
+        }
+        buf.truncate(got);
+        buf
+    }
+
+    /// Sends `req` and asserts the reply bytes are exactly `expected`.
+    pub async fn check(&mut self, req: &[u8], expected: &[u8]) {
+        self.send(req).await;
+        let got = self.read_exact_len(expected.len()).await;
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected),
+            "request {:?}",
+            String::from_utf8_lossy(req)
+        );
+    }
+
+    /// True when the server closed the connection (EOF within 2 s).
+    pub async fn closed(&mut self) -> bool {
+        let mut b = [0u8; 64];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), self.stream.read(&mut b)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+}
+
+/// Encodes a command as a RESP multibulk request.
+pub fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
