@@ -880,6 +880,7 @@ async fn replay(addr: SocketAddr, scenarios: &[Scenario]) {
             let stale = golden.len() != steps.len()
                 || steps.iter().zip(&golden).any(|(s, (src, _))| s.source != *src);
             if stale {
+                let _ = writeln!(summary, "  FAIL   {tag:<22} golden file out of date");
                 failures.push(format!(
                     "{tag}: golden file out of date with the scenario; run redis-tests/record"
                 ));
@@ -888,6 +889,7 @@ async fn replay(addr: SocketAddr, scenarios: &[Scenario]) {
             let (obs, vars) = match run(sc, addr, resp3).await {
                 Ok(o) => o,
                 Err(e) => {
+                    let _ = writeln!(summary, "  FAIL   {tag:<22} could not run: {e}");
                     failures.push(format!("{tag}: {e}"));
                     continue;
                 }
