@@ -15,6 +15,7 @@ mod common;
 
 use redis_protocol::resp2::decode::decode_range as resp2_decode_range;
 use redis_protocol::resp3::decode::complete::decode_range as resp3_decode_range;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -195,7 +196,9 @@ fn parse_scenario(name: &str, text: &str) -> Result<Scenario, String> {
             used += 1;
         }
         if check != Check::Exact && !was_comment {
-            return Err(err("a ~marker needs a # comment on the line above saying why"));
+            return Err(err(
+                "a ~marker needs a # comment on the line above saying why",
+            ));
         }
         if used == args.len() {
             return Err(err("no command"));
@@ -248,7 +251,9 @@ fn parse_marker(m: &[u8]) -> Option<Check> {
         b"unordered" => Check::Unordered,
         b"noreply" => Check::NoReply,
         _ if m.starts_with(b"match:") => Check::Match(m[6..].to_vec()),
-        _ if m.starts_with(b"want:") => Check::Want(unescape(&String::from_utf8_lossy(&m[5..])).ok()?),
+        _ if m.starts_with(b"want:") => {
+            Check::Want(unescape(&String::from_utf8_lossy(&m[5..])).ok()?)
+        }
         _ => {
             let s = s?;
             if let Some(r) = s.strip_prefix("int:") {
@@ -262,7 +267,11 @@ fn parse_marker(m: &[u8]) -> Option<Check> {
                 };
                 Check::IntRange(b(lo)?, b(hi)?)
             } else if let Some(r) = s.strip_prefix("skip:") {
-                Check::Skip(r.split(',').map(|x| x.parse().ok()).collect::<Option<_>>()?)
+                Check::Skip(
+                    r.split(',')
+                        .map(|x| x.parse().ok())
+                        .collect::<Option<_>>()?,
+                )
             } else {
                 return None;
             }
@@ -695,13 +704,20 @@ fn substitute(text: &str, vars: &HashMap<String, String>) -> Result<String, Stri
     Ok(out)
 }
 
-/// Runs a scenario on fresh connections and returns one observation per
-/// command or `@closed` step.
-async fn run(
-    sc: &Scenario,
-    addr: SocketAddr,
-    resp3: bool,
-) -> Result<(Vec<Obs>, HashMap<String, String>), String> {
+/// What one run of a scenario produced.
+struct Run {
+    /// One observation per command or `@closed` step.
+    obs: Vec<Obs>,
+    /// Captured `=NAME` values.
+    vars: HashMap<String, String>,
+    /// Set when the FLUSHALL that starts every scenario failed: the steps
+    /// still ran (their mismatches are worth seeing) but on whatever state
+    /// earlier scenarios left.
+    setup_error: Option<String>,
+}
+
+/// Runs a scenario on fresh connections.
+async fn run(sc: &Scenario, addr: SocketAddr, resp3: bool) -> Result<Run, String> {
     let mut conns: HashMap<usize, Conn> = HashMap::new();
     let mut vars = HashMap::new();
     let mut current = 1;
@@ -709,10 +725,13 @@ async fn run(
     // Every scenario starts from an empty keyspace, on db 0.
     let mut first = Conn::open(addr, resp3).await?;
     first.send(&encode(&[b"FLUSHALL".to_vec()])).await?;
-    match first.read_frame(REPLY_TIMEOUT).await {
-        Obs::Frame(f) if f == b"+OK\r\n" => {}
-        other => return Err(format!("FLUSHALL before the scenario: {}", show(&other))),
-    }
+    let setup_error = match first.read_frame(REPLY_TIMEOUT).await {
+        Obs::Frame(f) if f == b"+OK\r\n" => None,
+        other => Some(format!(
+            "FLUSHALL before the scenario failed, state may leak in: {}",
+            show(&other)
+        )),
+    };
     conns.insert(1, first);
     for step in &sc.steps {
         let at = || format!("{}.txt:{}", sc.name, step.line);
@@ -744,10 +763,10 @@ async fn run(
                     encode(&args)
                 };
                 // A connection the server closed is reopened on next use.
-                if !conns.contains_key(&current) {
-                    conns.insert(current, Conn::open(addr, resp3).await?);
-                }
-                let c = conns.get_mut(&current).expect("connection");
+                let c = match conns.entry(current) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => e.insert(Conn::open(addr, resp3).await?),
+                };
                 let o = match c.send(&bytes).await {
                     Err(_) => Obs::Closed,
                     Ok(()) if *check == Check::NoReply => c.read_frame(NO_REPLY_WAIT).await,
@@ -756,18 +775,26 @@ async fn run(
                 if o == Obs::Closed {
                     conns.remove(&current);
                 }
-                if let (Some(name), Obs::Frame(f)) = (capture, &o) {
-                    let v = payload(f).map(|p| String::from_utf8_lossy(p).into_owned());
-                    vars.insert(
-                        name.clone(),
-                        v.ok_or_else(|| format!("{}: nothing to capture", at()))?,
-                    );
+                if let Some(name) = capture {
+                    // Errors are not captured: the step's own mismatch shows
+                    // the problem, and the placeholder keeps later lines parseable.
+                    let v = match &o {
+                        Obs::Frame(f) if !f.starts_with(b"-") => {
+                            payload(f).map(|p| String::from_utf8_lossy(p).into_owned())
+                        }
+                        _ => None,
+                    };
+                    vars.insert(name.clone(), v.unwrap_or_else(|| "uncaptured".into()));
                 }
                 obs.push(o);
             }
         }
     }
-    Ok((obs, vars))
+    Ok(Run {
+        obs,
+        vars,
+        setup_error,
+    })
 }
 
 fn golden_path(name: &str, resp3: bool) -> PathBuf {
@@ -815,9 +842,16 @@ async fn record(addr: SocketAddr, scenarios: &[Scenario]) {
     let mut problems = Vec::new();
     for sc in scenarios {
         for resp3 in [false, true] {
-            let (obs, vars) = run(sc, addr, resp3)
+            let Run {
+                obs,
+                vars,
+                setup_error,
+            } = run(sc, addr, resp3)
                 .await
                 .unwrap_or_else(|e| panic!("{} ({}): {e}", sc.name, proto(resp3)));
+            if let Some(e) = setup_error {
+                panic!("{} ({}): {e}", sc.name, proto(resp3));
+            }
             let mut text = format!(
                 "# {}: replies of redis-server {version} in {} to redis-tests/scenarios/{}.txt.\n\
                  # Written by redis-tests/record; do not edit by hand.\n",
@@ -878,7 +912,10 @@ async fn replay(addr: SocketAddr, scenarios: &[Scenario]) {
             };
             let steps = observed_steps(sc);
             let stale = golden.len() != steps.len()
-                || steps.iter().zip(&golden).any(|(s, (src, _))| s.source != *src);
+                || steps
+                    .iter()
+                    .zip(&golden)
+                    .any(|(s, (src, _))| s.source != *src);
             if stale {
                 let _ = writeln!(summary, "  FAIL   {tag:<22} golden file out of date");
                 failures.push(format!(
@@ -886,8 +923,12 @@ async fn replay(addr: SocketAddr, scenarios: &[Scenario]) {
                 ));
                 continue;
             }
-            let (obs, vars) = match run(sc, addr, resp3).await {
-                Ok(o) => o,
+            let Run {
+                obs,
+                vars,
+                setup_error,
+            } = match run(sc, addr, resp3).await {
+                Ok(r) => r,
                 Err(e) => {
                     let _ = writeln!(summary, "  FAIL   {tag:<22} could not run: {e}");
                     failures.push(format!("{tag}: {e}"));
@@ -895,6 +936,10 @@ async fn replay(addr: SocketAddr, scenarios: &[Scenario]) {
                 }
             };
             let (mut exact, mut marked, mut failed) = (0, 0, 0);
+            if let Some(e) = setup_error {
+                failed += 1;
+                failures.push(format!("{tag}: {e}"));
+            }
             for ((step, (_, g)), a) in steps.iter().zip(&golden).zip(&obs) {
                 let check = &check_of(step).resolve(&vars);
                 if *check == Check::Exact {
@@ -964,22 +1009,70 @@ fn golden_format_round_trips() {
     let parsed = parse_golden(&text).unwrap();
     assert_eq!(parsed[0].1, Obs::Frame(frame));
     assert_eq!(parsed[1].1, Obs::NoReply);
-    assert_eq!(unescape(&escape(&[0, 0xff, b'\\', b'"'])).unwrap(), [0, 0xff, b'\\', b'"']);
+    assert_eq!(
+        unescape(&escape(&[0, 0xff, b'\\', b'"'])).unwrap(),
+        [0, 0xff, b'\\', b'"']
+    );
 }
 
 #[test]
 fn markers_compare_what_they_say() {
     let r3 = true;
     assert!(matches(&Check::Type, &f(b":1\r\n"), &f(b":2\r\n"), r3));
-    assert!(!matches(&Check::Type, &f(b":1\r\n"), &f(b"$1\r\n1\r\n"), r3));
-    assert!(matches(&Check::Shape, &f(b"*2\r\n$1\r\na\r\n:1\r\n"), &f(b"*2\r\n$2\r\nbb\r\n:7\r\n"), r3));
-    assert!(!matches(&Check::Shape, &f(b"*1\r\n:1\r\n"), &f(b"*2\r\n:1\r\n:1\r\n"), r3));
-    assert!(matches(&Check::Unordered, &f(b"*2\r\n:1\r\n:2\r\n"), &f(b"*2\r\n:2\r\n:1\r\n"), r3));
-    assert!(matches(&Check::IntRange(Some(1), None), &f(b":1\r\n"), &f(b":9\r\n"), r3));
-    assert!(!matches(&Check::IntRange(Some(1), Some(5)), &f(b":1\r\n"), &f(b":9\r\n"), r3));
-    assert!(matches(&Check::Match(b"a*c".to_vec()), &f(b"$1\r\nx\r\n"), &f(b"$3\r\nabc\r\n"), r3));
-    assert!(matches(&Check::Skip(vec![1]), &f(b"%1\r\n+id\r\n:1\r\n"), &f(b"%1\r\n+id\r\n:2\r\n"), r3));
-    assert!(!matches(&Check::Skip(vec![1]), &f(b"%1\r\n+id\r\n:1\r\n"), &f(b"%1\r\n+ix\r\n:2\r\n"), r3));
+    assert!(!matches(
+        &Check::Type,
+        &f(b":1\r\n"),
+        &f(b"$1\r\n1\r\n"),
+        r3
+    ));
+    assert!(matches(
+        &Check::Shape,
+        &f(b"*2\r\n$1\r\na\r\n:1\r\n"),
+        &f(b"*2\r\n$2\r\nbb\r\n:7\r\n"),
+        r3
+    ));
+    assert!(!matches(
+        &Check::Shape,
+        &f(b"*1\r\n:1\r\n"),
+        &f(b"*2\r\n:1\r\n:1\r\n"),
+        r3
+    ));
+    assert!(matches(
+        &Check::Unordered,
+        &f(b"*2\r\n:1\r\n:2\r\n"),
+        &f(b"*2\r\n:2\r\n:1\r\n"),
+        r3
+    ));
+    assert!(matches(
+        &Check::IntRange(Some(1), None),
+        &f(b":1\r\n"),
+        &f(b":9\r\n"),
+        r3
+    ));
+    assert!(!matches(
+        &Check::IntRange(Some(1), Some(5)),
+        &f(b":1\r\n"),
+        &f(b":9\r\n"),
+        r3
+    ));
+    assert!(matches(
+        &Check::Match(b"a*c".to_vec()),
+        &f(b"$1\r\nx\r\n"),
+        &f(b"$3\r\nabc\r\n"),
+        r3
+    ));
+    assert!(matches(
+        &Check::Skip(vec![1]),
+        &f(b"%1\r\n+id\r\n:1\r\n"),
+        &f(b"%1\r\n+id\r\n:2\r\n"),
+        r3
+    ));
+    assert!(!matches(
+        &Check::Skip(vec![1]),
+        &f(b"%1\r\n+id\r\n:1\r\n"),
+        &f(b"%1\r\n+ix\r\n:2\r\n"),
+        r3
+    ));
     assert!(glob(b"*x?z*", b"abxyzq"));
 }
 
@@ -997,12 +1090,20 @@ fn scenarios_parse() {
     .unwrap();
     assert_eq!(sc.steps.len(), 5);
     match &sc.steps[0].kind {
-        StepKind::Command { text, capture, check, .. } => {
+        StepKind::Command {
+            text,
+            capture,
+            check,
+            ..
+        } => {
             assert_eq!(text, "CLIENT ID");
             assert_eq!(capture.as_deref(), Some("id"));
             assert_eq!(*check, Check::IntRange(Some(1), None));
         }
         k => panic!("{k:?}"),
     }
-    assert!(parse_scenario("t", "~type TIME\n").is_err(), "marker without a reason");
+    assert!(
+        parse_scenario("t", "~type TIME\n").is_err(),
+        "marker without a reason"
+    );
 }
