@@ -47,8 +47,8 @@ bench() {
 echo "redis-benchmark -q -n $N -c $CLIENTS -t $TESTS ($(redis-server --version | cut -d' ' -f3) vs redlog $(git describe --always --dirty 2>/dev/null || echo '?'))"
 printf '%-4s %-16s %14s %14s %7s\n' "-P" "test" "redis rps" "redlog rps" "ratio"
 for pipeline in 1 16; do
-    redis_out=$(bench "$REDIS_PORT" "$pipeline")
-    redlog_out=$(bench "$REDLOG_PORT" "$pipeline")
+    redis_out=$(bench "$REDIS_PORT" "$pipeline" || true)
+    redlog_out=$(bench "$REDLOG_PORT" "$pipeline" || true)  # redis-benchmark stops at the first error reply
     while IFS=$'\t' read -r name rps; do
         mine=$(awk -F'\t' -v n="$name" '$1 == n { print $2 }' <<<"$redlog_out")
         ratio=$(awk -v a="${mine:-0}" -v b="$rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
