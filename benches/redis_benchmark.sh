@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Throughput of redlog against redis-server on this machine, same run, same
+# client: redis-benchmark -q -n N -c 50 -t ping,set,get,incr,mset at -P 1
+# and -P 16. Prints requests/s for both and the redlog/redis ratio.
+# Usage: benches/redis_benchmark.sh [N]   (N defaults to 100000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-100000}
+TESTS=ping,set,get,incr,mset
+CLIENTS=50
+
+cargo build --release --quiet
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+WORK=$(mktemp -d)
+REDIS_PORT=$(free_port)
+REDLOG_PORT=$(free_port)
+while [ "$REDLOG_PORT" = "$REDIS_PORT" ]; do REDLOG_PORT=$(free_port); done
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$WORK" --logfile "$WORK/redis.log" &
+REDIS_PID=$!
+target/release/redlog --port "$REDLOG_PORT" --dir "$WORK/redlog-data" >"$WORK/redlog.log" 2>&1 &
+REDLOG_PID=$!
+cleanup() {
+    kill "$REDIS_PID" "$REDLOG_PID" 2>/dev/null || true
+    wait "$REDIS_PID" "$REDLOG_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+for port in "$REDIS_PORT" "$REDLOG_PORT"; do
+    for _ in $(seq 100); do
+        [ "$(redis-cli -p "$port" ping 2>/dev/null || true)" = PONG ] && break
+        sleep 0.1
+    done
+done
+
+# bench PORT PIPELINE -> lines "TEST rps"
+bench() {
+    redis-benchmark -h 127.0.0.1 -p "$1" -q -n "$N" -c "$CLIENTS" -P "$2" -t "$TESTS" 2>&1 |
+        tr '\r' '\n' | grep 'requests per second' |
+        sed -E 's/^([^:]+): ([0-9.]+) requests per second.*/\1\t\2/'
+}
+
+echo "redis-benchmark -q -n $N -c $CLIENTS -t $TESTS ($(redis-server --version | cut -d' ' -f3) vs redlog $(git describe --always --dirty 2>/dev/null || echo '?'))"
+printf '%-4s %-16s %14s %14s %7s\n' "-P" "test" "redis rps" "redlog rps" "ratio"
+for pipeline in 1 16; do
+    redis_out=$(bench "$REDIS_PORT" "$pipeline" || true)
+    redlog_out=$(bench "$REDLOG_PORT" "$pipeline" || true)  # redis-benchmark stops at the first error reply
+    while IFS=$'\t' read -r name rps; do
+        mine=$(awk -F'\t' -v n="$name" '$1 == n { print $2 }' <<<"$redlog_out")
+        ratio=$(awk -v a="${mine:-0}" -v b="$rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+        printf '%-4s %-16s %14s %14s %7s\n' "$pipeline" "$name" "$rps" "${mine:-ERROR}" "$ratio"
+    done <<<"$redis_out"
+done
