@@ -63,12 +63,26 @@ pub mod flags {
 }
 
 /// An error reply. The text starts with its code (`ERR`, `WRONGTYPE`, ...).
+/// Bytes, not `str`: Redis echoes client bytes (unknown command names,
+/// arguments) in errors as they came.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CmdError(pub Cow<'static, str>);
+pub struct CmdError(pub Cow<'static, [u8]>);
 
 impl CmdError {
     pub fn new(s: impl Into<Cow<'static, str>>) -> Self {
-        CmdError(s.into())
+        CmdError(match s.into() {
+            Cow::Borrowed(b) => Cow::Borrowed(b.as_bytes()),
+            Cow::Owned(o) => Cow::Owned(o.into_bytes()),
+        })
+    }
+
+    pub fn from_bytes(b: Vec<u8>) -> Self {
+        CmdError(Cow::Owned(b))
+    }
+
+    /// The message as text (lossy), for logs and tests.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
     }
     pub fn syntax() -> Self {
         CmdError::new("ERR syntax error")
@@ -334,23 +348,24 @@ fn truncate_lossy(b: &[u8], max: usize) -> String {
 }
 
 /// `ERR unknown command 'x', with args beginning with: 'a' 'b' `, as Redis
-/// 7.0 builds it (name and argument list each capped at 128 bytes).
+/// 7.0 builds it: name and argument list each capped at 128 bytes, client
+/// bytes echoed as they came.
 pub fn unknown_command(args: &[Bytes]) -> CmdError {
-    let mut list = String::new();
+    let mut list: Vec<u8> = Vec::new();
     for a in &args[1..] {
         if list.len() >= 128 {
             break;
         }
         let room = 128 - list.len();
-        list.push('\'');
-        list.push_str(&truncate_lossy(a, room));
-        list.push_str("' ");
+        list.push(b'\'');
+        list.extend_from_slice(&a[..a.len().min(room)]);
+        list.extend_from_slice(b"' ");
     }
-    CmdError::new(format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        truncate_lossy(&args[0], 128),
-        list
-    ))
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(&args[0][..args[0].len().min(128)]);
+    msg.extend_from_slice(b"', with args beginning with: ");
+    msg.extend_from_slice(&list);
+    CmdError::from_bytes(msg)
 }
 
 /// Runs a resolved command, updating its statistics.

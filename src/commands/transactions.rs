@@ -140,7 +140,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
                 .stats
                 .total_error_replies
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            ctx.out.error(&e.0);
+            ctx.out.error_bytes(&e.0);
         }
         let _ = t;
     }

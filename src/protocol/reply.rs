@@ -39,10 +39,15 @@ impl Out {
     /// Newlines inside are replaced by spaces, as Redis does, so the reply
     /// stays one protocol line.
     pub fn error(&mut self, s: &str) {
+        self.error_bytes(s.as_bytes());
+    }
+
+    /// `error` for messages that echo client bytes.
+    pub fn error_bytes(&mut self, s: &[u8]) {
         self.buf.push(b'-');
         self.buf.extend(
-            s.bytes()
-                .map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+            s.iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
         );
         self.buf.extend_from_slice(b"\r\n");
     }

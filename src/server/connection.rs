@@ -136,6 +136,23 @@ fn process_input(shared: &Shared, client: &mut Client, inbuf: &mut BytesMut, out
     client.handle.meta.lock().qbuf = inbuf.len();
 }
 
+/// A rejected EXEC discards the transaction and answers EXECABORT with the
+/// reason (Redis's `execCommandAbort`): the rejection text without its
+/// `ERR ` prefix, other codes kept.
+fn exec_abort(client: &mut Client, ks: &mut Keyspace, e: CmdError) -> CmdError {
+    if client.multi.take().is_some() {
+        client.handle.meta.lock().multi = -1;
+    }
+    if !client.watched.is_empty() {
+        let watched = std::mem::take(&mut client.watched);
+        ks.unwatch_all(client.id, &watched);
+    }
+    let reason = e.0.strip_prefix(b"ERR ").unwrap_or(&e.0);
+    let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
+    msg.extend_from_slice(reason);
+    CmdError::from_bytes(msg)
+}
+
 /// Names of the commands that run immediately even inside MULTI.
 fn runs_inside_multi(name: &str) -> bool {
     matches!(
@@ -162,13 +179,18 @@ pub fn execute(
     let reply_start = out.buf.len();
     let result = match t.resolve(&args) {
         Err(e) => {
-            if let Some(idx) = t.lookup(&args[0]) {
+            let known = t.lookup(&args[0]);
+            if let Some(idx) = known {
                 t.entries[idx].stat.rejected.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(m) = client.multi.as_mut() {
                 m.aborted = true;
             }
-            Err(e)
+            if known.is_some_and(|i| t.entries[i].cmd.name == "exec") {
+                Err(exec_abort(client, ks, e))
+            } else {
+                Err(e)
+            }
         }
         Ok(idx) => {
             let entry = &t.entries[idx];
@@ -184,7 +206,12 @@ pub fn execute(
                 if let Some(m) = client.multi.as_mut() {
                     m.aborted = true;
                 }
-                Err(CmdError::new("NOAUTH Authentication required."))
+                let e = CmdError::new("NOAUTH Authentication required.");
+                if top_name == "exec" {
+                    Err(exec_abort(client, ks, e))
+                } else {
+                    Err(e)
+                }
             } else if client.multi.is_some() && !runs_inside_multi(top_name) {
                 if cmd.has(flags::NO_MULTI) {
                     entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
@@ -219,7 +246,7 @@ pub fn execute(
             .stats
             .total_error_replies
             .fetch_add(1, Ordering::Relaxed);
-        out.error(&e.0);
+        out.error_bytes(&e.0);
     }
     match client.reply_mode {
         ReplyMode::On => {}
