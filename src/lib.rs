@@ -17,6 +17,9 @@
 //! - `config`: the parameter table behind the command line, config file and
 //!   CONFIG GET/SET.
 //! - `glob`: Redis's glob patterns (KEYS, SCAN MATCH, CONFIG GET).
+//! - `storage`: the only module that does file I/O: record framing,
+//!   segmented logs with sparse mmap indexes, fsync policies and group
+//!   commit, crash recovery, `redlog check`.
 //!
 //! See ARCHITECTURE.md for the data flow and the invariants.
 
@@ -26,6 +29,7 @@ pub mod db;
 pub mod glob;
 pub mod protocol;
 pub mod server;
+pub mod storage;
 
 /// Version reported by `--version`, INFO and HELLO.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

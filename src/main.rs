@@ -5,6 +5,7 @@ use redlog::config::Config;
 use std::process::ExitCode;
 
 const USAGE: &str = "Usage: redlog [/path/to/redlog.conf] [--option value ...]
+       redlog check [--repair] <dir>
        redlog --version
        redlog --help
 
@@ -29,9 +30,34 @@ fn init_tracing(level: &str) {
         .try_init();
 }
 
+/// `redlog check [--repair] <dir>`: verifies (and optionally repairs)
+/// every log under a data directory. Exit status 0 when clean (or repaired),
+/// 1 when problems remain, 2 on a usage error.
+fn check(args: &[String]) -> ExitCode {
+    let (repair, dir) = match args {
+        [dir] if !dir.starts_with("--") => (false, dir),
+        [flag, dir] if flag == "--repair" => (true, dir),
+        _ => {
+            eprintln!("Usage: redlog check [--repair] <dir>");
+            return ExitCode::from(2);
+        }
+    };
+    let mut stdout = std::io::stdout();
+    match redlog::storage::check_dir(std::path::Path::new(dir), repair, &mut stdout) {
+        // After a repair every problem found was cut away (and printed).
+        Ok(summary) if summary.is_clean() || repair => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("redlog check: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("check") => return check(&args[1..]),
         Some("--help") | Some("-h") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,0 +1,311 @@
+//! Lazy readers of a [`super::SegmentedLog`]: [`Iter`] (ascending, XRANGE)
+//! and [`RevIter`] (descending, XREVRANGE).
+//!
+//! Both locate their start with the sparse index under the log mutex, then
+//! read with `pread` through a 64 KiB buffer without the lock. `Iter` scans
+//! forward; `RevIter` reads one index block (the records between two index
+//! entries, at most `INDEX_INTERVAL_BYTES` plus one record) at a time,
+//! forwards, and yields it backwards. Memory is O(one block), never O(log).
+//!
+//! An index entry is trusted only after the record it points to decodes with
+//! the entry's key; otherwise the reader warns and scans the segment from its
+//! first record (the index is derived data).
+
+use super::error::{Error, Result};
+use super::log::{Located, Shared};
+use super::record::{Record, FILE_HEADER_BYTES};
+use super::segment::{Scanned, Scanner};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Ascending iterator over records with key >= a start key.
+#[derive(Debug)]
+pub struct Iter {
+    shared: Arc<Shared>,
+    cur: Option<Cur>,
+    /// Smallest key that may still be returned.
+    next_key: u128,
+    done: bool,
+    truncations: u64,
+}
+
+#[derive(Debug)]
+struct Cur {
+    base: u128,
+    path: PathBuf,
+    sc: Scanner,
+    /// Key the first record must have (it came from an index entry).
+    expect: Option<u128>,
+}
+
+impl Cur {
+    fn new(l: Located) -> Self {
+        Cur {
+            base: l.base,
+            path: l.log_path,
+            sc: Scanner::new(l.file, l.start.pos, l.end),
+            expect: (l.start.pos != FILE_HEADER_BYTES).then_some(l.start.key),
+        }
+    }
+
+    /// Falls back to scanning the segment from its first record.
+    fn rescan(&mut self) {
+        tracing::warn!(file = %self.path.display(), "index entry does not match the log; scanning the segment");
+        let file = self.sc.file().clone();
+        let end = self.sc.end();
+        self.sc = Scanner::new(file, FILE_HEADER_BYTES, end);
+        self.expect = None;
+    }
+}
+
+impl Iter {
+    pub(crate) fn new(shared: Arc<Shared>, from: u128) -> Self {
+        let truncations = shared.truncations.load(Ordering::SeqCst);
+        let cur = shared.locate(from, None).map(Cur::new);
+        Iter {
+            shared,
+            cur,
+            next_key: from,
+            done: false,
+            truncations,
+        }
+    }
+}
+
+impl Iterator for Iter {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let Some(cur) = self.cur.as_mut() else {
+                self.done = true;
+                return None;
+            };
+            match cur.sc.next_record() {
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(Error::Io(e)));
+                }
+                Ok(Scanned::Record { key, value, .. }) => {
+                    if let Some(exp) = cur.expect.take() {
+                        if key != exp {
+                            cur.rescan();
+                            continue;
+                        }
+                    }
+                    if key < self.next_key {
+                        continue;
+                    }
+                    match key.checked_add(1) {
+                        Some(k) => self.next_key = k,
+                        None => self.done = true,
+                    }
+                    return Some(Ok(Record {
+                        key,
+                        value: value.to_vec(),
+                    }));
+                }
+                Ok(Scanned::Bad { pos, kind }) => {
+                    if cur.expect.is_some() {
+                        cur.rescan();
+                        continue;
+                    }
+                    let t = self.shared.truncations.load(Ordering::SeqCst);
+                    if t != self.truncations {
+                        self.truncations = t;
+                        self.cur = self.shared.locate(self.next_key, None).map(Cur::new);
+                        continue;
+                    }
+                    self.done = true;
+                    return Some(Err(Error::corruption(
+                        cur.path.clone(),
+                        pos,
+                        kind.describe(),
+                    )));
+                }
+                Ok(Scanned::End) => {
+                    if let Some(end) = self
+                        .shared
+                        .active_end(cur.base)
+                        .filter(|&e| e > cur.sc.end())
+                    {
+                        cur.sc.set_end(end);
+                        continue;
+                    }
+                    let base = cur.base;
+                    self.cur = self.shared.locate(self.next_key, Some(base)).map(Cur::new);
+                }
+            }
+        }
+    }
+}
+
+/// Descending iterator over records with key <= a start key.
+#[derive(Debug)]
+pub struct RevIter {
+    shared: Arc<Shared>,
+    /// Largest key that may still be returned.
+    hi: u128,
+    done: bool,
+    /// Records of the current block, ascending; yielded from the back.
+    pending: Vec<Record>,
+    seg: Option<RevSeg>,
+}
+
+#[derive(Debug)]
+struct RevSeg {
+    base: u128,
+    path: PathBuf,
+    file: Arc<dyn super::fs::StorageFile>,
+    /// End of the part of the segment not yet read.
+    stop: u64,
+    /// Next block to read.
+    block: Block,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Block {
+    /// The block starting at index entry `i`.
+    Entry(usize),
+    /// Everything from the first record to `stop` (no usable index).
+    Whole,
+    Done,
+}
+
+impl RevSeg {
+    fn new(l: Located) -> Self {
+        let (stop, block) = match l.entry {
+            Some(j) => (l.end, Block::Entry(j)),
+            None => (l.end, Block::Whole),
+        };
+        RevSeg {
+            base: l.base,
+            path: l.log_path,
+            file: l.file,
+            stop,
+            block,
+        }
+    }
+}
+
+impl RevIter {
+    pub(crate) fn new(shared: Arc<Shared>, hi: u128) -> Self {
+        let seg = shared.locate_rev(hi, None).map(|l| {
+            let mut s = RevSeg::new(l);
+            // The block of `hi` ends where the next entry starts.
+            if let Block::Entry(j) = s.block {
+                if let Some(next) = shared.entry_at(s.base, j + 1) {
+                    s.stop = s.stop.min(next.pos);
+                }
+            }
+            s
+        });
+        RevIter {
+            shared,
+            hi,
+            done: false,
+            pending: Vec::new(),
+            seg,
+        }
+    }
+
+    /// Reads the next block (backwards) into `pending`.
+    fn fill(&mut self) -> Result<()> {
+        let Some(seg) = self.seg.as_mut() else {
+            self.done = true;
+            return Ok(());
+        };
+        let (start, expect) = match seg.block {
+            Block::Done => {
+                let base = seg.base;
+                self.seg = self.shared.locate_rev(self.hi, Some(base)).map(|l| {
+                    let mut s = RevSeg::new(l);
+                    if let Block::Entry(j) = s.block {
+                        if let Some(next) = self.shared.entry_at(s.base, j + 1) {
+                            s.stop = s.stop.min(next.pos);
+                        }
+                    }
+                    s
+                });
+                return Ok(());
+            }
+            Block::Whole => (FILE_HEADER_BYTES, None),
+            Block::Entry(j) => match self.shared.entry_at(seg.base, j) {
+                Some(e) => (e.pos, Some(e.key)),
+                None => (FILE_HEADER_BYTES, None), // truncated meanwhile
+            },
+        };
+        let mut sc = Scanner::new(seg.file.clone(), start, seg.stop);
+        let mut first = true;
+        loop {
+            match sc.next_record()? {
+                Scanned::End => break,
+                Scanned::Record { key, value, .. } => {
+                    if first && expect.is_some_and(|k| k != key) {
+                        return Self::fallback(seg, &mut self.pending);
+                    }
+                    first = false;
+                    if key <= self.hi {
+                        self.pending.push(Record {
+                            key,
+                            value: value.to_vec(),
+                        });
+                    }
+                }
+                Scanned::Bad { pos, kind } => {
+                    if first && expect.is_some() {
+                        return Self::fallback(seg, &mut self.pending);
+                    }
+                    return Err(Error::corruption(seg.path.clone(), pos, kind.describe()));
+                }
+            }
+        }
+        seg.stop = start;
+        seg.block = match seg.block {
+            Block::Entry(j) if j > 0 => Block::Entry(j - 1),
+            _ => Block::Done,
+        };
+        Ok(())
+    }
+
+    fn fallback(seg: &mut RevSeg, pending: &mut Vec<Record>) -> Result<()> {
+        tracing::warn!(file = %seg.path.display(), "index entry does not match the log; scanning the segment");
+        pending.clear();
+        seg.block = Block::Whole;
+        Ok(())
+    }
+}
+
+impl Iterator for RevIter {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        loop {
+            if let Some(r) = self.pending.pop() {
+                if r.key > self.hi {
+                    continue;
+                }
+                match r.key.checked_sub(1) {
+                    Some(k) => self.hi = k,
+                    None => {
+                        self.done = true;
+                        self.pending.clear();
+                        self.seg = None;
+                    }
+                }
+                return Some(Ok(r));
+            }
+            if self.done {
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! # Storage: the only module that does file I/O
+//!
+//! Everything redlog keeps on disk goes through here: record framing
+//! (`record`), segments and their sparse indexes (`segment`, `index`), the
+//! segmented log used for both the keyspace WAL and every stream (`log`,
+//! `iter`), durability policies and group commit (`sync`), crash recovery
+//! (`recovery`), atomic file replacement for checkpoints (`atomic`), the
+//! offline checker behind `redlog check [--repair]` (`check`), and the
+//! file-system seam with its fault-injecting twin (`fs`). No other module
+//! opens files in the data dir.
+//!
+//! ## Contract
+//! - A log is a sequence of `(u128 key, bytes)` records with strictly
+//!   increasing keys; appending a key <= the last key is `Error::KeyOrder`.
+//! - An append returns after its bytes were handed to the OS (`write(2)`),
+//!   so `kill -9` loses nothing acknowledged; under `SyncPolicy::Always`
+//!   only after fdatasync (group-committed across threads), so power loss
+//!   loses nothing acknowledged; under `EverySec` at most about a second.
+//! - A failed write or fsync is sticky: every later write returns
+//!   `Error::PreviousIo` until the log is reopened. fsync is never retried.
+//! - Opening recovers: a torn tail of the newest segment is cut (warning +
+//!   `RecoveryReport`); any other bad record is `Error::Corruption { file,
+//!   offset }` unless `RecoveryMode::Repair`. Indexes are derived data,
+//!   rebuilt when missing or inconsistent.
+//! - Nothing read from disk can panic: bad bytes are errors.
+//! - All methods are synchronous; call them from a blocking thread.
+//!
+//! The on-disk format is specified byte by byte in `docs/format.md` and in
+//! the grammar comments of `record.rs` and `index.rs`.
+
+pub mod atomic;
+pub mod check;
+pub mod error;
+pub mod fs;
+#[doc(hidden)]
+pub mod fuzz;
+pub mod index;
+pub mod iter;
+pub mod log;
+pub mod record;
+pub mod recovery;
+pub mod segment;
+pub mod sync;
+
+pub use atomic::{atomic_write, atomic_write_with};
+pub use check::{check_dir, check_dir_with, CheckSummary, Dropped, Problem};
+pub use error::{Error, Result};
+pub use fs::{FaultyFs, Fs, RealFs, StorageFile};
+pub use index::INDEX_INTERVAL_BYTES;
+pub use iter::{Iter, RevIter};
+pub use log::{
+    LogOptions, Position, RecoveryMode, SegmentInfo, SegmentedLog, EVERYSEC_INTERVAL,
+    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN,
+};
+pub use record::{Record, RECORD_PAYLOAD_BYTES_MAX, RECORD_VALUE_BYTES_MAX};
+pub use recovery::{RecoveryReport, TornTail};
+pub use sync::SyncPolicy;
