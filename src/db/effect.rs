@@ -1,10 +1,13 @@
 //! Effects: what a write command did to the keyspace, in a form whose replay
 //! is deterministic and never reads the clock.
 //!
-//! Every write is logged as its effect, never as the request: `EXPIRE k 10`
-//! becomes `Expire { at_ms }` with an absolute time, `INCRBYFLOAT` becomes a
-//! `Set` of the resulting string, a key removed by lazy or active expiry
-//! becomes `Del`. One WAL record holds the effects of one command or of one
+//! Every write is logged as its effect, never as the request: the final
+//! state of each key it touched (`Set` with the value and the absolute
+//! expiry, or `Del`), plus the whole-database operations FLUSHDB, FLUSHALL
+//! and SWAPDB. So `EXPIRE k 10` logs the key with an absolute expiry,
+//! `INCRBYFLOAT` a `Set` of the resulting string, RENAME a `Del` and a `Set`,
+//! a key removed by lazy or active expiry a `Del`. Final states are
+//! idempotent, which the fuzzy base snapshot relies on (ARCHITECTURE.md). One WAL record holds the effects of one command or of one
 //! whole EXEC block, so recovery applies a transaction whole or not at all.
 //!
 //! Encoding (little-endian, explicit sizes; the same grammar is in
@@ -19,9 +22,6 @@
 //!   tag 4 FLUSHDB  = u8 db
 //!   tag 5 FLUSHALL = (empty)
 //!   tag 6 SWAPDB   = u8 db_a | u8 db_b
-//!   tag 7 RENAME   = u8 db | bytes src | bytes dst
-//!   tag 8 MOVE     = u8 db | bytes key | u8 dst_db
-//!   tag 9 COPY     = u8 db | bytes src | u8 dst_db | bytes dst
 //! value    = u8 type | body
 //!   type 1 string  = u8 flags(bit0 = raw encoding) | bytes data
 //! bytes    = u32 len | u8{len}
@@ -35,15 +35,29 @@ const UNIT_VERSION: u8 = 1;
 /// One keyspace effect.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
-    Set { db: u8, key: Bytes, value: Value, expires_at_ms: u64 },
-    Del { db: u8, key: Bytes },
-    Expire { db: u8, key: Bytes, at_ms: u64 },
-    FlushDb { db: u8 },
+    Set {
+        db: u8,
+        key: Bytes,
+        value: Value,
+        expires_at_ms: u64,
+    },
+    Del {
+        db: u8,
+        key: Bytes,
+    },
+    Expire {
+        db: u8,
+        key: Bytes,
+        at_ms: u64,
+    },
+    FlushDb {
+        db: u8,
+    },
     FlushAll,
-    SwapDb { a: u8, b: u8 },
-    Rename { db: u8, src: Bytes, dst: Bytes },
-    Move { db: u8, key: Bytes, dst_db: u8 },
-    Copy { db: u8, src: Bytes, dst_db: u8, dst: Bytes },
+    SwapDb {
+        a: u8,
+        b: u8,
+    },
 }
 
 /// A unit that cannot be decoded: the WAL record passed its CRC, so this is
@@ -73,7 +87,12 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
     out.extend_from_slice(&(effects.len() as u32).to_le_bytes());
     for e in effects {
         match e {
-            Effect::Set { db, key, value, expires_at_ms } => {
+            Effect::Set {
+                db,
+                key,
+                value,
+                expires_at_ms,
+            } => {
                 out.push(1);
                 out.push(*db);
                 put_bytes(out, key);
@@ -100,25 +119,6 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 out.push(6);
                 out.push(*a);
                 out.push(*b);
-            }
-            Effect::Rename { db, src, dst } => {
-                out.push(7);
-                out.push(*db);
-                put_bytes(out, src);
-                put_bytes(out, dst);
-            }
-            Effect::Move { db, key, dst_db } => {
-                out.push(8);
-                out.push(*db);
-                put_bytes(out, key);
-                out.push(*dst_db);
-            }
-            Effect::Copy { db, src, dst_db, dst } => {
-                out.push(9);
-                out.push(*db);
-                put_bytes(out, src);
-                out.push(*dst_db);
-                put_bytes(out, dst);
             }
         }
     }
@@ -192,16 +192,28 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                 let key = r.bytes()?;
                 let expires_at_ms = r.u64()?;
                 let value = r.value()?;
-                Effect::Set { db, key, value, expires_at_ms }
+                Effect::Set {
+                    db,
+                    key,
+                    value,
+                    expires_at_ms,
+                }
             }
-            2 => Effect::Del { db: r.db()?, key: r.bytes()? },
-            3 => Effect::Expire { db: r.db()?, key: r.bytes()?, at_ms: r.u64()? },
+            2 => Effect::Del {
+                db: r.db()?,
+                key: r.bytes()?,
+            },
+            3 => Effect::Expire {
+                db: r.db()?,
+                key: r.bytes()?,
+                at_ms: r.u64()?,
+            },
             4 => Effect::FlushDb { db: r.db()? },
             5 => Effect::FlushAll,
-            6 => Effect::SwapDb { a: r.db()?, b: r.db()? },
-            7 => Effect::Rename { db: r.db()?, src: r.bytes()?, dst: r.bytes()? },
-            8 => Effect::Move { db: r.db()?, key: r.bytes()?, dst_db: r.db()? },
-            9 => Effect::Copy { db: r.db()?, src: r.bytes()?, dst_db: r.db()?, dst: r.bytes()? },
+            6 => Effect::SwapDb {
+                a: r.db()?,
+                b: r.db()?,
+            },
             _ => return Err(DecodeError("unknown effect tag")),
         };
         effects.push(e);
@@ -217,7 +229,12 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
 /// removed by the first lookup or expiry cycle after loading.
 pub fn apply(ks: &mut Keyspace, e: Effect) {
     match e {
-        Effect::Set { db, key, value, expires_at_ms } => {
+        Effect::Set {
+            db,
+            key,
+            value,
+            expires_at_ms,
+        } => {
             ks.set(usize::from(db), key, value, expires_at_ms);
         }
         Effect::Del { db, key } => {
@@ -227,31 +244,8 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
             ks.dbs[usize::from(db)].set_expiry(&key, at_ms);
         }
         Effect::FlushDb { db } => ks.dbs[usize::from(db)].clear(),
-        Effect::FlushAll => ks.dbs.iter_mut().for_each(|d| d.clear()),
-        Effect::SwapDb { a, b } => {
-            let (a, b) = (usize::from(a), usize::from(b));
-            if a != b {
-                let (lo, hi) = (a.min(b), a.max(b));
-                let (left, right) = ks.dbs.split_at_mut(hi);
-                super::Db::swap_data(&mut left[lo], &mut right[0]);
-            }
-        }
-        Effect::Rename { db, src, dst } => {
-            let db = usize::from(db);
-            if let Some(entry) = ks.dbs[db].remove(&src) {
-                ks.dbs[db].insert(dst, entry);
-            }
-        }
-        Effect::Move { db, key, dst_db } => {
-            if let Some(entry) = ks.dbs[usize::from(db)].remove(&key) {
-                ks.dbs[usize::from(dst_db)].insert(key, entry);
-            }
-        }
-        Effect::Copy { db, src, dst_db, dst } => {
-            if let Some(entry) = ks.dbs[usize::from(db)].peek(&src).cloned() {
-                ks.dbs[usize::from(dst_db)].insert(dst, entry);
-            }
-        }
+        Effect::FlushAll => ks.flush_all(),
+        Effect::SwapDb { a, b } => ks.swap_db(usize::from(a), usize::from(b)),
     }
 }
 
@@ -263,15 +257,21 @@ mod tests {
     fn round_trip_every_effect() {
         let k = |s: &str| Bytes::from(s.to_string());
         let effects = vec![
-            Effect::Set { db: 3, key: k("a\0b"), value: Value::str("v"), expires_at_ms: 42 },
+            Effect::Set {
+                db: 3,
+                key: k("a\0b"),
+                value: Value::str("v"),
+                expires_at_ms: 42,
+            },
             Effect::Del { db: 0, key: k("x") },
-            Effect::Expire { db: 1, key: k("y"), at_ms: 0 },
+            Effect::Expire {
+                db: 1,
+                key: k("y"),
+                at_ms: 0,
+            },
             Effect::FlushDb { db: 15 },
             Effect::FlushAll,
             Effect::SwapDb { a: 0, b: 1 },
-            Effect::Rename { db: 2, src: k("s"), dst: k("d") },
-            Effect::Move { db: 2, key: k("m"), dst_db: 5 },
-            Effect::Copy { db: 2, src: k("s"), dst_db: 3, dst: k("c") },
         ];
         let mut buf = Vec::new();
         encode_unit(&effects, &mut buf);
@@ -281,11 +281,84 @@ mod tests {
         }
     }
 
+    fn replay(units: &[Vec<Effect>]) -> Keyspace {
+        let mut ks = Keyspace::new();
+        ks.set_capture(false);
+        for u in units {
+            let mut buf = Vec::new();
+            encode_unit(u, &mut buf);
+            for e in decode_unit(&buf).unwrap() {
+                apply(&mut ks, e);
+            }
+        }
+        ks
+    }
+
+    fn dump(ks: &Keyspace) -> Vec<(usize, Bytes, Value, u64)> {
+        let mut v: Vec<_> = ks
+            .dbs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| {
+                d.iter()
+                    .map(move |(k, e)| (i, k.clone(), e.value.clone(), e.expires_at_ms))
+            })
+            .collect();
+        v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        v
+    }
+
+    #[test]
+    fn captured_effects_replay_to_the_same_state() {
+        let k = |s: &str| Bytes::from(s.to_string());
+        let mut ks = Keyspace::new();
+        let mut units = Vec::new();
+        ks.set(0, k("a"), Value::str("1"), 0);
+        ks.set(0, k("b"), Value::str("2"), 5_000);
+        units.push(ks.take_effects());
+        // In place change, then a rename done as remove + insert.
+        if let Some(e) = ks.dbs[0].peek_mut(b"a") {
+            e.value = Value::str("11");
+        }
+        ks.dbs[0].signal_modified(b"a");
+        let moved = ks.dbs[0].remove(b"b").unwrap();
+        ks.dbs[1].insert(k("b2"), moved);
+        units.push(ks.take_effects());
+        // Swap in the middle of a unit: order matters.
+        ks.set(0, k("c"), Value::str("3"), 0);
+        ks.swap_db(0, 1);
+        ks.set(0, k("d"), Value::str("4"), 0);
+        ks.dbs[3].set_expiry(b"nothing", 9);
+        units.push(ks.take_effects());
+        ks.set(5, k("gone"), Value::str("x"), 0);
+        ks.dbs[5].clear();
+        ks.set(5, k("after"), Value::str("y"), 0);
+        units.push(ks.take_effects());
+        assert_eq!(units[3][0], Effect::FlushDb { db: 5 });
+        assert!(ks.take_effects().is_empty(), "nothing new");
+        assert_eq!(dump(&replay(&units)), dump(&ks));
+        // Replaying a suffix on top of a later state converges (idempotence).
+        let swaps_free: Vec<_> = units
+            .iter()
+            .filter(|u| !u.iter().any(|e| matches!(e, Effect::SwapDb { .. })))
+            .cloned()
+            .collect();
+        let mut twice = swaps_free.clone();
+        twice.extend(swaps_free.iter().cloned());
+        assert_eq!(dump(&replay(&twice)), dump(&replay(&swaps_free)));
+    }
+
     #[test]
     fn rejects_bad_db_and_tags() {
         let mut buf = Vec::new();
         encode_unit(&[Effect::FlushDb { db: 16 }], &mut buf);
-        assert_eq!(decode_unit(&buf), Err(DecodeError("database index out of range")));
-        assert_eq!(decode_unit(&[1, 1, 0, 0, 0, 99]), Err(DecodeError("unknown effect tag")));
+        assert_eq!(
+            decode_unit(&buf),
+            Err(DecodeError("database index out of range"))
+        );
+        assert_eq!(
+            decode_unit(&[1, 1, 0, 0, 0, 99]),
+            Err(DecodeError("unknown effect tag"))
+        );
     }
 }

@@ -165,7 +165,16 @@ mod tests {
         assert_eq!(ks.dbs[0].len(), 500);
         assert_eq!(ks.dbs[0].expires_len(), 500);
         assert_eq!(ks.stats.expired_keys, 501);
-        assert_eq!(ks.expired_log.len(), 501);
+        let effects = ks.take_effects();
+        let dels = effects
+            .iter()
+            .filter(|e| matches!(e, crate::db::effect::Effect::Del { .. }))
+            .count();
+        assert_eq!(
+            (effects.len(), dels),
+            (1001, 501),
+            "final states: 500 Sets, 501 Dels"
+        );
     }
 
     #[test]

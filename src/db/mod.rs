@@ -13,6 +13,7 @@
 //! no matter how many keys are added or removed meanwhile, and the cursor is
 //! a plain unsigned integer as clients expect.
 
+pub mod effect;
 pub mod expire;
 mod value;
 
@@ -66,13 +67,12 @@ pub struct Db {
     watchers: HashMap<Bytes, Vec<(u64, bool)>>,
     /// Clients whose watched keys in this database were modified.
     dirty: HashSet<u64>,
-}
-
-/// A key deleted because its TTL passed.
-#[derive(Debug, Clone)]
-pub struct Expired {
-    pub db: usize,
-    pub key: Bytes,
+    /// Keys modified since the last `Keyspace::take_effects` (effect capture).
+    touched: Vec<Bytes>,
+    /// The database was emptied since the last `take_effects`.
+    cleared: bool,
+    /// Effect capture is on (off while replaying the WAL).
+    capture: bool,
 }
 
 impl Db {
@@ -168,8 +168,11 @@ impl Db {
         true
     }
 
-    /// Marks the clients watching `key` as dirty (Redis's `signalModifiedKey`).
+    /// Records that `key` changed: marks the clients watching it dirty
+    /// (Redis's `signalModifiedKey`) and notes it for effect capture. Every
+    /// modification of a key must go through here.
     pub fn signal_modified(&mut self, key: &[u8]) {
+        self.note_touched(key);
         if self.watchers.is_empty() {
             return;
         }
@@ -182,6 +185,7 @@ impl Db {
     /// when it was already expired sees no change (Redis 7.0's
     /// `touchWatchedKey`); the others do.
     fn signal_expired_deleted(&mut self, key: &[u8]) {
+        self.note_touched(key);
         if let Some(ids) = self.watchers.get_mut(key) {
             for (c, expired_at_watch) in ids.iter_mut() {
                 if *expired_at_watch {
@@ -236,9 +240,19 @@ impl Db {
         self.dirty.contains(&client)
     }
 
+    fn note_touched(&mut self, key: &[u8]) {
+        if self.capture && self.touched.last().is_none_or(|k| k != key) {
+            self.touched.push(Bytes::copy_from_slice(key));
+        }
+    }
+
     /// Removes every key (FLUSHDB); watchers of existing keys are signalled.
     pub fn clear(&mut self) {
         self.signal_all_existing(None);
+        if self.capture {
+            self.cleared = true;
+            self.touched.clear();
+        }
         self.map = HashMap::new();
         self.order = BTreeSet::new();
         self.expires = BTreeSet::new();
@@ -247,7 +261,9 @@ impl Db {
 
     /// Exchanges the data of two databases, leaving WATCH state in place
     /// (SWAPDB): a client watching a key in db 0 now watches db 0's new data.
-    pub fn swap_data(a: &mut Db, b: &mut Db) {
+    /// Effect capture needs the SwapDb effect in order: use
+    /// `Keyspace::swap_db`.
+    fn swap_data(a: &mut Db, b: &mut Db) {
         a.signal_all_existing(Some(b));
         b.signal_all_existing(Some(a));
         std::mem::swap(&mut a.map, &mut b.map);
@@ -335,13 +351,15 @@ pub struct KeyspaceStats {
 pub struct Keyspace {
     pub dbs: Vec<Db>,
     pub stats: KeyspaceStats,
-    /// Keys deleted because their TTL passed, since the last drain. Deleting
-    /// an expired key is a write: the durability layer logs each as a DEL.
-    pub expired_log: Vec<Expired>,
+    /// Effects materialised but not yet taken (see `take_effects`).
+    effects: Vec<effect::Effect>,
     /// Active expiry cycle state.
     pub expire: expire::ExpireState,
     /// Second 0 of `Entry::access_s`.
     clock_origin: std::time::Instant,
+    /// SWAPDB count: a base snapshot taken while a SWAPDB ran is not
+    /// consistent and is retried (see ARCHITECTURE.md, compaction).
+    pub swaps: u64,
 }
 
 impl Default for Keyspace {
@@ -352,13 +370,16 @@ impl Default for Keyspace {
 
 impl Keyspace {
     pub fn new() -> Self {
-        Keyspace {
+        let mut ks = Keyspace {
             dbs: (0..DATABASES).map(|_| Db::default()).collect(),
             stats: KeyspaceStats::default(),
-            expired_log: Vec::new(),
+            effects: Vec::new(),
             expire: expire::ExpireState::default(),
             clock_origin: std::time::Instant::now(),
-        }
+            swaps: 0,
+        };
+        ks.set_capture(true);
+        ks
     }
 
     /// Seconds since the clock origin, for access times.
@@ -376,7 +397,6 @@ impl Keyspace {
             self.dbs[db].remove_quiet(&k);
             self.dbs[db].signal_expired_deleted(&k);
             self.stats.expired_keys += 1;
-            self.expired_log.push(Expired { db, key: k });
         }
         true
     }
@@ -453,6 +473,98 @@ impl Keyspace {
     /// Total keys in all databases.
     pub fn total_keys(&self) -> usize {
         self.dbs.iter().map(|d| d.len()).sum()
+    }
+
+    /// Turns effect capture on or off (off while replaying the WAL, so
+    /// replay logs nothing).
+    pub fn set_capture(&mut self, on: bool) {
+        for db in &mut self.dbs {
+            db.capture = on;
+            db.touched.clear();
+            db.cleared = false;
+        }
+        self.effects.clear();
+    }
+
+    /// Converts what was touched since the last call into effects: per
+    /// database a FlushDb if it was emptied, then the final state of every
+    /// touched key (a Set with its value and absolute expiry, or a Del).
+    /// Final states make the effects idempotent and free of clock reads:
+    /// INCRBYFLOAT, APPEND, EXPIRE, RENAME and expired-key deletions all
+    /// become Sets and Dels.
+    fn materialize(&mut self) {
+        for (i, db) in self.dbs.iter_mut().enumerate() {
+            if !db.cleared && db.touched.is_empty() {
+                continue;
+            }
+            let dbi = i as u8;
+            if std::mem::take(&mut db.cleared) {
+                self.effects.push(effect::Effect::FlushDb { db: dbi });
+            }
+            let mut touched = std::mem::take(&mut db.touched);
+            if touched.len() > 1 {
+                let mut seen = HashSet::with_capacity(touched.len());
+                touched.retain(|k| seen.insert(k.clone()));
+            }
+            for key in touched {
+                let e = match db.map.get(&key) {
+                    Some(entry) => effect::Effect::Set {
+                        db: dbi,
+                        key,
+                        value: entry.value.clone(),
+                        expires_at_ms: entry.expires_at_ms,
+                    },
+                    None => effect::Effect::Del { db: dbi, key },
+                };
+                self.effects.push(e);
+            }
+        }
+    }
+
+    /// The effects of everything done since the last call: one atomic unit
+    /// for the WAL. Empty when nothing changed.
+    pub fn take_effects(&mut self) -> Vec<effect::Effect> {
+        self.materialize();
+        std::mem::take(&mut self.effects)
+    }
+
+    /// True when something changed since the last `take_effects`.
+    pub fn has_effects(&self) -> bool {
+        !self.effects.is_empty() || self.dbs.iter().any(|d| d.cleared || !d.touched.is_empty())
+    }
+
+    /// SWAPDB: exchanges two databases' data, logging the swap in order
+    /// with the effects around it.
+    pub fn swap_db(&mut self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        self.materialize();
+        let (lo, hi) = (a.min(b), a.max(b));
+        let (left, right) = self.dbs.split_at_mut(hi);
+        Db::swap_data(&mut left[lo], &mut right[0]);
+        if left[lo].capture {
+            self.effects.push(effect::Effect::SwapDb {
+                a: a as u8,
+                b: b as u8,
+            });
+        }
+        self.stats.dirty += 1;
+        self.swaps += 1;
+    }
+
+    /// FLUSHALL: empties every database.
+    pub fn flush_all(&mut self) {
+        self.materialize();
+        let capture = self.dbs[0].capture;
+        for db in &mut self.dbs {
+            db.clear();
+            db.cleared = false;
+        }
+        if capture {
+            self.effects.push(effect::Effect::FlushAll);
+        }
+        self.stats.dirty += 1;
     }
 
     /// Removes a client's WATCH registrations.
