@@ -445,7 +445,8 @@ fn command_info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     for name in &args[2..] {
         match lookup_full(name) {
             Some(i) => write_command_info(ctx.out, i),
-            None => ctx.out.null_array(),
+            // Redis replies a null bulk here, not a null array.
+            None => ctx.out.null(),
         }
     }
     Ok(())
