@@ -130,24 +130,14 @@ static PARAMS: &[Param] = &[
         "536870912",
         true,
     ),
-    p(
-        "client-query-buffer-limit",
-        MEMORY,
-        "1073741824",
-        true,
-    ),
+    p("client-query-buffer-limit", MEMORY, "1073741824", true),
     p("maxmemory", MEMORY, "0", true),
     p("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
     p("appendonly", Kind::Bool, "no", false),
     p("appendfsync", Kind::Enum(FSYNC), "everysec", true),
     p("save", Kind::Save, "", true),
     p("auto-aof-rewrite-percentage", INT, "100", true),
-    p(
-        "auto-aof-rewrite-min-size",
-        MEMORY,
-        "67108864",
-        true,
-    ),
+    p("auto-aof-rewrite-min-size", MEMORY, "67108864", true),
     p("notify-keyspace-events", Kind::Str, "", true),
     p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
     p("cluster-enabled", Kind::Bool, "no", false),
@@ -329,7 +319,8 @@ impl Config {
             Kind::Str => Ok(value.to_string()),
             Kind::Save => {
                 let parts: Vec<&str> = value.split_whitespace().collect();
-                if parts.len() % 2 != 0 || parts.iter().any(|x| x.parse::<u64>().is_err()) {
+                if !parts.len().is_multiple_of(2) || parts.iter().any(|x| x.parse::<u64>().is_err())
+                {
                     return Err("Invalid save parameters".into());
                 }
                 Ok(parts.join(" "))

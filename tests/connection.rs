@@ -43,8 +43,14 @@ async fn hello_switches_protocol() {
     let s = start().await;
     let mut c = Raw::connect(s.local_addr()).await;
     let id = client_id(&mut c).await;
-    assert_eq!(cmd(&mut c, &["HELLO"]).await, hello_reply("*14\r\n", 2, &id));
-    assert_eq!(cmd(&mut c, &["hello", "3"]).await, hello_reply("%7\r\n", 3, &id));
+    assert_eq!(
+        cmd(&mut c, &["HELLO"]).await,
+        hello_reply("*14\r\n", 2, &id)
+    );
+    assert_eq!(
+        cmd(&mut c, &["hello", "3"]).await,
+        hello_reply("%7\r\n", 3, &id)
+    );
     // RESP3 now: a missing name is `_`, CLIENT INFO a verbatim string.
     assert_eq!(cmd(&mut c, &["CLIENT", "GETNAME"]).await, "_\r\n");
     let info = cmd(&mut c, &["CLIENT", "INFO"]).await;
@@ -76,7 +82,11 @@ async fn hello_switches_protocol() {
     // The failed HELLOs left the connection in RESP3.
     assert_eq!(cmd(&mut c, &["CLIENT", "GETNAME"]).await, "_\r\n");
     assert_eq!(
-        cmd(&mut c, &["HELLO", "2", "AUTH", "default", "any", "SETNAME", "nm"]).await,
+        cmd(
+            &mut c,
+            &["HELLO", "2", "AUTH", "default", "any", "SETNAME", "nm"]
+        )
+        .await,
         hello_reply("*14\r\n", 2, &id)
     );
     assert_eq!(cmd(&mut c, &["CLIENT", "GETNAME"]).await, "$2\r\nnm\r\n");
@@ -89,7 +99,11 @@ async fn redis_crate_connects_in_resp2_and_resp3() {
     let mut c3 = client3(s.local_addr()).await;
     let pong: String = redis::cmd("PING").query_async(&mut c3).await.unwrap();
     assert_eq!(pong, "PONG");
-    let info: String = redis::cmd("CLIENT").arg("INFO").query_async(&mut c3).await.unwrap();
+    let info: String = redis::cmd("CLIENT")
+        .arg("INFO")
+        .query_async(&mut c3)
+        .await
+        .unwrap();
     assert!(info.contains("resp=3"), "{info}");
     let mut c2 = client(s.local_addr()).await;
     let () = redis::cmd("CLIENT")
@@ -99,7 +113,11 @@ async fn redis_crate_connects_in_resp2_and_resp3() {
         .query_async(&mut c2)
         .await
         .unwrap();
-    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut c2).await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut c2)
+        .await
+        .unwrap();
     assert!(list.contains("lib-name=mylib"), "{list}");
     assert!(list.contains("resp=3") && list.contains("resp=2"), "{list}");
     s.shutdown().await;
@@ -113,12 +131,18 @@ async fn auth_without_password_configured() {
         cmd(&mut c, &["AUTH", "x"]).await,
         "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"
     );
-    assert_eq!(cmd(&mut c, &["AUTH", "default", "whatever"]).await, "+OK\r\n");
+    assert_eq!(
+        cmd(&mut c, &["AUTH", "default", "whatever"]).await,
+        "+OK\r\n"
+    );
     assert_eq!(
         cmd(&mut c, &["AUTH", "bob", "x"]).await,
         "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
     );
-    assert_eq!(cmd(&mut c, &["AUTH", "a", "b", "c"]).await, "-ERR syntax error\r\n");
+    assert_eq!(
+        cmd(&mut c, &["AUTH", "a", "b", "c"]).await,
+        "-ERR syntax error\r\n"
+    );
     assert_eq!(
         cmd(&mut c, &["AUTH"]).await,
         "-ERR wrong number of arguments for 'auth' command\r\n"
@@ -130,7 +154,10 @@ async fn auth_without_password_configured() {
 async fn requirepass_noauth_and_hello_auth() {
     let s = start_with(&[("requirepass", "pw")]).await;
     let mut c = Raw::connect(s.local_addr()).await;
-    assert_eq!(cmd(&mut c, &["PING"]).await, "-NOAUTH Authentication required.\r\n");
+    assert_eq!(
+        cmd(&mut c, &["PING"]).await,
+        "-NOAUTH Authentication required.\r\n"
+    );
     assert_eq!(
         cmd(&mut c, &["HELLO", "3"]).await,
         "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n"
@@ -138,14 +165,23 @@ async fn requirepass_noauth_and_hello_auth() {
     let wrong = "-WRONGPASS invalid username-password pair or user is disabled.\r\n";
     assert_eq!(cmd(&mut c, &["AUTH", "bad"]).await, wrong);
     assert_eq!(cmd(&mut c, &["AUTH", "x", "pw"]).await, wrong);
-    assert_eq!(cmd(&mut c, &["HELLO", "3", "AUTH", "default", "bad"]).await, wrong);
-    assert_eq!(cmd(&mut c, &["PING"]).await, "-NOAUTH Authentication required.\r\n");
+    assert_eq!(
+        cmd(&mut c, &["HELLO", "3", "AUTH", "default", "bad"]).await,
+        wrong
+    );
+    assert_eq!(
+        cmd(&mut c, &["PING"]).await,
+        "-NOAUTH Authentication required.\r\n"
+    );
     let r = cmd(&mut c, &["HELLO", "2", "AUTH", "default", "pw"]).await;
     assert!(r.starts_with("*14\r\n"), "{r}");
     assert_eq!(cmd(&mut c, &["PING"]).await, "+PONG\r\n");
     // RESET makes the connection authenticate again.
     assert_eq!(cmd(&mut c, &["RESET"]).await, "+RESET\r\n");
-    assert_eq!(cmd(&mut c, &["PING"]).await, "-NOAUTH Authentication required.\r\n");
+    assert_eq!(
+        cmd(&mut c, &["PING"]).await,
+        "-NOAUTH Authentication required.\r\n"
+    );
     assert_eq!(cmd(&mut c, &["AUTH", "pw"]).await, "+OK\r\n");
     assert_eq!(cmd(&mut c, &["AUTH", "default", "pw"]).await, "+OK\r\n");
     // A failed AUTH does not log an authenticated client out.
@@ -161,8 +197,14 @@ async fn requirepass_noauth_and_hello_auth() {
 
     // Clearing requirepass lets unauthenticated connections in.
     let mut other = Raw::connect(s.local_addr()).await;
-    assert_eq!(cmd(&mut other, &["PING"]).await, "-NOAUTH Authentication required.\r\n");
-    assert_eq!(cmd(&mut c, &["CONFIG", "SET", "requirepass", ""]).await, "+OK\r\n");
+    assert_eq!(
+        cmd(&mut other, &["PING"]).await,
+        "-NOAUTH Authentication required.\r\n"
+    );
+    assert_eq!(
+        cmd(&mut c, &["CONFIG", "SET", "requirepass", ""]).await,
+        "+OK\r\n"
+    );
     assert_eq!(cmd(&mut other, &["PING"]).await, "+PONG\r\n");
     s.shutdown().await;
 }
@@ -171,10 +213,16 @@ async fn requirepass_noauth_and_hello_auth() {
 async fn requirepass_set_at_runtime_applies_to_new_connections() {
     let s = start().await;
     let mut a = Raw::connect(s.local_addr()).await;
-    assert_eq!(cmd(&mut a, &["CONFIG", "SET", "requirepass", "sec"]).await, "+OK\r\n");
+    assert_eq!(
+        cmd(&mut a, &["CONFIG", "SET", "requirepass", "sec"]).await,
+        "+OK\r\n"
+    );
     assert_eq!(cmd(&mut a, &["PING"]).await, "+PONG\r\n");
     let mut b = Raw::connect(s.local_addr()).await;
-    assert_eq!(cmd(&mut b, &["PING"]).await, "-NOAUTH Authentication required.\r\n");
+    assert_eq!(
+        cmd(&mut b, &["PING"]).await,
+        "-NOAUTH Authentication required.\r\n"
+    );
     assert_eq!(cmd(&mut b, &["AUTH", "sec"]).await, "+OK\r\n");
     assert_eq!(cmd(&mut b, &["PING"]).await, "+PONG\r\n");
     s.shutdown().await;
@@ -185,8 +233,14 @@ async fn select_and_ping_echo() {
     let s = start().await;
     let mut c = Raw::connect(s.local_addr()).await;
     assert_eq!(cmd(&mut c, &["SELECT", "15"]).await, "+OK\r\n");
-    assert_eq!(cmd(&mut c, &["SELECT", "16"]).await, "-ERR DB index is out of range\r\n");
-    assert_eq!(cmd(&mut c, &["SELECT", "-1"]).await, "-ERR DB index is out of range\r\n");
+    assert_eq!(
+        cmd(&mut c, &["SELECT", "16"]).await,
+        "-ERR DB index is out of range\r\n"
+    );
+    assert_eq!(
+        cmd(&mut c, &["SELECT", "-1"]).await,
+        "-ERR DB index is out of range\r\n"
+    );
     assert_eq!(
         cmd(&mut c, &["SELECT", "x"]).await,
         "-ERR value is not an integer or out of range\r\n"
@@ -208,7 +262,9 @@ async fn reset_clears_connection_state() {
     let s = start().await;
     let mut c = Raw::connect(s.local_addr()).await;
     let mut other = Raw::connect(s.local_addr()).await;
-    assert!(cmd(&mut c, &["HELLO", "3", "SETNAME", "me"]).await.starts_with('%'));
+    assert!(cmd(&mut c, &["HELLO", "3", "SETNAME", "me"])
+        .await
+        .starts_with('%'));
     assert_eq!(cmd(&mut c, &["SELECT", "3"]).await, "+OK\r\n");
     assert_eq!(cmd(&mut c, &["CLIENT", "NO-EVICT", "on"]).await, "+OK\r\n");
     assert_eq!(cmd(&mut c, &["CLIENT", "NO-TOUCH", "on"]).await, "+OK\r\n");
@@ -245,8 +301,14 @@ async fn client_name_info_and_list() {
         cmd(&mut c, &["CLIENT", "SETNAME", "a b"]).await,
         "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
     );
-    assert_eq!(cmd(&mut c, &["CLIENT", "SETNAME", "conn-1"]).await, "+OK\r\n");
-    assert_eq!(cmd(&mut c, &["client", "getname"]).await, "$6\r\nconn-1\r\n");
+    assert_eq!(
+        cmd(&mut c, &["CLIENT", "SETNAME", "conn-1"]).await,
+        "+OK\r\n"
+    );
+    assert_eq!(
+        cmd(&mut c, &["client", "getname"]).await,
+        "$6\r\nconn-1\r\n"
+    );
     assert_eq!(
         cmd(&mut c, &["CLIENT", "SETINFO", "lib-ver", "1.0"]).await,
         "+OK\r\n"
@@ -263,30 +325,50 @@ async fn client_name_info_and_list() {
     let expected_start = format!("id={id} addr=");
     assert!(info.contains(&expected_start), "{info}");
     assert!(info.contains(" name=conn-1 ") && info.contains(" cmd=client|info "));
-    assert!(info.contains(" lib-ver=1.0") && info.ends_with("\n\r\n"), "{info}");
+    assert!(
+        info.contains(" lib-ver=1.0") && info.ends_with("\n\r\n"),
+        "{info}"
+    );
 
     let list = cmd(&mut c, &["CLIENT", "LIST"]).await;
     assert!(list.contains(&format!("id={id} ")) && list.contains(&format!("id={did} ")));
-    assert_eq!(list.matches('\n').count(), 4, "header, two lines, bulk end: {list}");
+    assert_eq!(
+        list.matches('\n').count(),
+        4,
+        "header, two lines, bulk end: {list}"
+    );
     let only_d = cmd(&mut c, &["CLIENT", "LIST", "ID", &did, "999999"]).await;
     assert!(only_d.contains(&format!("id={did} ")) && !only_d.contains("conn-1"));
     assert_eq!(
         cmd(&mut c, &["CLIENT", "LIST", "ID", "1", "abc"]).await,
         "-ERR Invalid client ID\r\n"
     );
-    assert!(cmd(&mut c, &["CLIENT", "LIST", "TYPE", "normal"]).await.contains("conn-1"));
-    assert_eq!(cmd(&mut c, &["CLIENT", "LIST", "TYPE", "pubsub"]).await, "$0\r\n\r\n");
+    assert!(cmd(&mut c, &["CLIENT", "LIST", "TYPE", "normal"])
+        .await
+        .contains("conn-1"));
+    assert_eq!(
+        cmd(&mut c, &["CLIENT", "LIST", "TYPE", "pubsub"]).await,
+        "$0\r\n\r\n"
+    );
     assert_eq!(
         cmd(&mut c, &["CLIENT", "LIST", "TYPE", "foo"]).await,
         "-ERR Unknown client type 'foo'\r\n"
     );
-    assert_eq!(cmd(&mut c, &["CLIENT", "LIST", "foo"]).await, "-ERR syntax error\r\n");
+    assert_eq!(
+        cmd(&mut c, &["CLIENT", "LIST", "foo"]).await,
+        "-ERR syntax error\r\n"
+    );
 
-    assert_eq!(cmd(&mut c, &["CLIENT", "NO-EVICT", "maybe"]).await, "-ERR syntax error\r\n");
+    assert_eq!(
+        cmd(&mut c, &["CLIENT", "NO-EVICT", "maybe"]).await,
+        "-ERR syntax error\r\n"
+    );
     assert_eq!(cmd(&mut c, &["CLIENT", "NO-EVICT", "ON"]).await, "+OK\r\n");
     assert!(cmd(&mut c, &["CLIENT", "INFO"]).await.contains(" flags=e "));
     assert_eq!(cmd(&mut c, &["CLIENT", "NO-TOUCH", "on"]).await, "+OK\r\n");
-    assert!(cmd(&mut c, &["CLIENT", "INFO"]).await.contains(" flags=eT "));
+    assert!(cmd(&mut c, &["CLIENT", "INFO"])
+        .await
+        .contains(" flags=eT "));
     assert_eq!(cmd(&mut c, &["CLIENT", "NO-EVICT", "off"]).await, "+OK\r\n");
     assert_eq!(cmd(&mut c, &["CLIENT", "NO-TOUCH", "off"]).await, "+OK\r\n");
     assert!(cmd(&mut c, &["CLIENT", "INFO"]).await.contains(" flags=N "));
@@ -304,9 +386,11 @@ async fn client_name_info_and_list() {
         "-ERR wrong number of arguments for 'client|id' command\r\n"
     );
     let help = cmd(&mut c, &["CLIENT", "HELP"]).await;
-    assert!(help.starts_with("*") && help.contains(
-        "+CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"
-    ));
+    assert!(
+        help.starts_with("*")
+            && help
+                .contains("+CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n")
+    );
     assert!(help.ends_with("+HELP\r\n+    Prints this help.\r\n"));
     s.shutdown().await;
 }
@@ -325,7 +409,10 @@ async fn client_kill_forms() {
         cmd(&mut a, &["CLIENT", "KILL", "ID", "0"]).await,
         "-ERR client-id should be greater than 0\r\n"
     );
-    assert_eq!(cmd(&mut a, &["CLIENT", "KILL", "ID", "99999"]).await, ":0\r\n");
+    assert_eq!(
+        cmd(&mut a, &["CLIENT", "KILL", "ID", "99999"]).await,
+        ":0\r\n"
+    );
     assert_eq!(
         cmd(&mut a, &["CLIENT", "KILL", "1.2.3.4:5"]).await,
         "-ERR No such client\r\n"
@@ -338,12 +425,20 @@ async fn client_kill_forms() {
         cmd(&mut a, &["CLIENT", "KILL", "TYPE", "foo"]).await,
         "-ERR Unknown client type 'foo'\r\n"
     );
-    assert_eq!(cmd(&mut a, &["CLIENT", "KILL", "SKIPME", "maybe"]).await, "-ERR syntax error\r\n");
-    assert_eq!(cmd(&mut a, &["CLIENT", "KILL", "ID", "1", "X"]).await, "-ERR syntax error\r\n");
+    assert_eq!(
+        cmd(&mut a, &["CLIENT", "KILL", "SKIPME", "maybe"]).await,
+        "-ERR syntax error\r\n"
+    );
+    assert_eq!(
+        cmd(&mut a, &["CLIENT", "KILL", "ID", "1", "X"]).await,
+        "-ERR syntax error\r\n"
+    );
     // Filter form by ID.
     assert_eq!(cmd(&mut a, &["CLIENT", "KILL", "ID", &bid]).await, ":1\r\n");
     assert!(b.closed().await);
-    assert!(!cmd(&mut a, &["CLIENT", "LIST"]).await.contains(&format!("id={bid} ")));
+    assert!(!cmd(&mut a, &["CLIENT", "LIST"])
+        .await
+        .contains(&format!("id={bid} ")));
     // Old form by address.
     let mut c = Raw::connect(s.local_addr()).await;
     let caddr = c.stream.local_addr().unwrap().to_string();
@@ -354,11 +449,17 @@ async fn client_kill_forms() {
     let mut d = Raw::connect(s.local_addr()).await;
     let daddr = d.stream.local_addr().unwrap().to_string();
     assert_eq!(cmd(&mut d, &["PING"]).await, "+PONG\r\n");
-    assert_eq!(cmd(&mut a, &["CLIENT", "KILL", "ADDR", &daddr, "SKIPME", "yes"]).await, ":1\r\n");
+    assert_eq!(
+        cmd(&mut a, &["CLIENT", "KILL", "ADDR", &daddr, "SKIPME", "yes"]).await,
+        ":1\r\n"
+    );
     assert!(d.closed().await);
     let mut e = Raw::connect(s.local_addr()).await;
     assert_eq!(cmd(&mut e, &["PING"]).await, "+PONG\r\n");
-    assert_eq!(cmd(&mut a, &["CLIENT", "KILL", "TYPE", "normal"]).await, ":1\r\n");
+    assert_eq!(
+        cmd(&mut a, &["CLIENT", "KILL", "TYPE", "normal"]).await,
+        ":1\r\n"
+    );
     assert!(e.closed().await);
     // Killing yourself: the reply comes, then the connection closes.
     let aid = client_id(&mut a).await;

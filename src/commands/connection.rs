@@ -672,9 +672,10 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             let val = &args[i + 1];
             if is_kw(opt, "id") {
-                let n = arg_i64(val).ok().filter(|n| *n >= 1).ok_or_else(|| {
-                    CmdError::new("ERR client-id should be greater than 0")
-                })?;
+                let n = arg_i64(val)
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| CmdError::new("ERR client-id should be greater than 0"))?;
                 id = Some(n as u64);
             } else if is_kw(opt, "type") {
                 ctype = Some(client_type(val)?);

@@ -775,7 +775,9 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                     c.get("maxmemory")
                         .and_then(|v| v.parse::<u64>().ok())
                         .unwrap_or(0),
-                    c.get("maxmemory-policy").unwrap_or("noeviction").to_string(),
+                    c.get("maxmemory-policy")
+                        .unwrap_or("noeviction")
+                        .to_string(),
                 )
             };
             line!("# Memory");
@@ -787,7 +789,11 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("used_memory_peak_human:{}", bytes_to_human(peak));
             line!(
                 "used_memory_peak_perc:{:.2}%",
-                if peak == 0 { 100.0 } else { rss as f64 * 100.0 / peak as f64 }
+                if peak == 0 {
+                    100.0
+                } else {
+                    rss as f64 * 100.0 / peak as f64
+                }
             );
             line!("total_system_memory:{total}");
             line!("total_system_memory_human:{}", bytes_to_human(total));
@@ -969,7 +975,7 @@ fn config_get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// All or nothing. `requirepass` applies to connections made afterwards;
 /// `hz`, `maxclients`, `timeout` and the limits are read live.
 fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(CmdError::syntax());
     }
     let pairs: Vec<(String, String)> = args[2..]
@@ -1004,7 +1010,12 @@ fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         a.store(0, Ordering::Relaxed);
     }
     for e in &table().entries {
-        for a in [&e.stat.calls, &e.stat.usec, &e.stat.rejected, &e.stat.failed] {
+        for a in [
+            &e.stat.calls,
+            &e.stat.usec,
+            &e.stat.rejected,
+            &e.stat.failed,
+        ] {
             a.store(0, Ordering::Relaxed);
         }
     }

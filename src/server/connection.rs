@@ -185,8 +185,7 @@ pub fn execute(
             }
             // Redis's `authRequired`: a password is configured now (it may
             // have been cleared by CONFIG SET since the client connected).
-            let auth_required =
-                !client.authenticated && shared.config.read().requirepass.is_some();
+            let auth_required = !client.authenticated && shared.config.read().requirepass.is_some();
             if auth_required && !cmd.has(flags::NO_AUTH) {
                 entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
                 if let Some(m) = client.multi.as_mut() {
