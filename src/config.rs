@@ -18,6 +18,7 @@ enum Kind {
     },
     /// A byte count; accepts `1gb`, `512mb`, `64k` ... and prints bytes.
     Memory {
+        min: i64,
         max: i64,
     },
     Enum(&'static [&'static str]),
@@ -32,8 +33,18 @@ struct Param {
     alias: Option<&'static str>,
     kind: Kind,
     default: &'static str,
-    /// False for parameters only settable at startup (Redis's IMMUTABLE_CONFIG).
-    mutable: bool,
+    mutable: Mutability,
+}
+
+/// Whether CONFIG SET may change a parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mutability {
+    Mutable,
+    /// Only settable at startup (Redis's IMMUTABLE_CONFIG).
+    Immutable,
+    /// Redis's PROTECTED_CONFIG with `enable-protected-configs no` (its
+    /// default): refused at run time with its own error text.
+    Protected,
 }
 
 const fn p(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Param {
@@ -42,17 +53,28 @@ const fn p(name: &'static str, kind: Kind, default: &'static str, mutable: bool)
         alias: None,
         kind,
         default,
-        mutable,
+        mutable: if mutable {
+            Mutability::Mutable
+        } else {
+            Mutability::Immutable
+        },
     }
 }
+
+/// A memory parameter with no lower bound other than 0.
+const MEMORY: Kind = Kind::Memory {
+    min: 0,
+    max: i64::MAX,
+};
 
 const INT: Kind = Kind::Int {
     min: 0,
     max: i32::MAX as i64,
 };
 
-const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
-const FSYNC: &[&str] = &["always", "everysec", "no"];
+/// Redis 7.0's levels, in its error message order.
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
+const FSYNC: &[&str] = &["everysec", "always", "no"];
 const POLICIES: &[&str] = &[
     "volatile-lru",
     "volatile-lfu",
@@ -68,7 +90,13 @@ const POLICIES: &[&str] = &[
 static PARAMS: &[Param] = &[
     p("bind", Kind::Str, "127.0.0.1", false),
     p("port", Kind::Int { min: 0, max: 65535 }, "6379", false),
-    p("dir", Kind::Str, "./redlog-data", false),
+    Param {
+        name: "dir",
+        alias: None,
+        kind: Kind::Str,
+        default: "./redlog-data",
+        mutable: Mutability::Protected,
+    },
     p("loglevel", Kind::Enum(LOGLEVELS), "notice", true),
     p("logfile", Kind::Str, "", false),
     p("databases", Kind::Int { min: 16, max: 16 }, "16", false),
@@ -80,12 +108,13 @@ static PARAMS: &[Param] = &[
         "maxclients",
         Kind::Int {
             min: 1,
-            max: i32::MAX as i64,
+            max: u32::MAX as i64,
         },
         "10000",
         true,
     ),
-    p("hz", Kind::Int { min: 1, max: 500 }, "10", true),
+    // Redis accepts any non-negative int and clamps it to 1..=500 (see `clamp`).
+    p("hz", INT, "10", true),
     p(
         "active-expire-effort",
         Kind::Int { min: 1, max: 10 },
@@ -94,28 +123,21 @@ static PARAMS: &[Param] = &[
     ),
     p(
         "proto-max-bulk-len",
-        Kind::Memory { max: i64::MAX },
+        Kind::Memory {
+            min: 1024 * 1024,
+            max: i64::MAX,
+        },
         "536870912",
         true,
     ),
-    p(
-        "client-query-buffer-limit",
-        Kind::Memory { max: i64::MAX },
-        "1073741824",
-        true,
-    ),
-    p("maxmemory", Kind::Memory { max: i64::MAX }, "0", true),
+    p("client-query-buffer-limit", MEMORY, "1073741824", true),
+    p("maxmemory", MEMORY, "0", true),
     p("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
     p("appendonly", Kind::Bool, "no", false),
     p("appendfsync", Kind::Enum(FSYNC), "everysec", true),
     p("save", Kind::Save, "", true),
     p("auto-aof-rewrite-percentage", INT, "100", true),
-    p(
-        "auto-aof-rewrite-min-size",
-        Kind::Memory { max: i64::MAX },
-        "67108864",
-        true,
-    ),
+    p("auto-aof-rewrite-min-size", MEMORY, "67108864", true),
     p("notify-keyspace-events", Kind::Str, "", true),
     p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
     p("cluster-enabled", Kind::Bool, "no", false),
@@ -136,7 +158,7 @@ static PARAMS: &[Param] = &[
         alias: Some("slave-read-only"),
         kind: Kind::Bool,
         default: "yes",
-        mutable: true,
+        mutable: Mutability::Mutable,
     },
 ];
 
@@ -205,11 +227,11 @@ pub fn parse_memory(s: &str) -> Option<i64> {
     ];
     for (suffix, mul) in units {
         if let Some(num) = lower.strip_suffix(suffix) {
-            let n: i64 = num.parse().ok()?;
+            let n = crate::protocol::parse::parse_i64(num.as_bytes())?;
             return n.checked_mul(*mul);
         }
     }
-    lower.parse().ok()
+    crate::protocol::parse::parse_i64(lower.as_bytes())
 }
 
 impl Config {
@@ -263,21 +285,25 @@ impl Config {
                 _ => Err("argument must be 'yes' or 'no'".into()),
             },
             Kind::Int { min, max } => {
-                let n: i64 = value
-                    .parse()
-                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+                let n = crate::protocol::parse::parse_i64(value.as_bytes())
+                    .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
                 if n < min || n > max {
                     return Err(format!(
                         "argument must be between {min} and {max} inclusive"
                     ));
                 }
+                // Redis clamps hz to CONFIG_MIN_HZ..=CONFIG_MAX_HZ.
+                let n = if p.name == "hz" { n.clamp(1, 500) } else { n };
                 Ok(n.to_string())
             }
-            Kind::Memory { max } => {
+            Kind::Memory { min, max } => {
                 let n = parse_memory(value)
+                    .filter(|n| *n >= 0)
                     .ok_or_else(|| "argument must be a memory value".to_string())?;
-                if n < 0 || n > max {
-                    return Err(format!("argument must be between 0 and {max} inclusive"));
+                if n < min || n > max {
+                    return Err(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    ));
                 }
                 Ok(n.to_string())
             }
@@ -314,29 +340,35 @@ impl Config {
     }
 
     /// CONFIG SET of several parameters at once; all or nothing, as Redis 7.
-    /// Errors are CONFIG SET's reply texts.
+    /// Errors are CONFIG SET's reply texts. As Redis's `configSetCommand`,
+    /// every name is checked (unknown, immutable, protected, given twice)
+    /// before any value, and the first problem found is reported.
     pub fn set_runtime(&mut self, pairs: &[(String, String)]) -> Result<(), String> {
-        let mut staged = Vec::new();
-        for (name, value) in pairs {
-            let p = match find_param(name) {
-                Some(p) if p.mutable => p,
-                Some(_) => {
-                    return Err(format!(
-                        "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
-                    ))
-                }
-                None => {
-                    return Err(format!(
-                        "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-                    ))
-                }
+        let failed = |name: &str, why: &str| {
+            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+        };
+        let mut params = Vec::with_capacity(pairs.len());
+        for (i, (name, _)) in pairs.iter().enumerate() {
+            let Some(p) = find_param(name) else {
+                return Err(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ));
             };
-            if staged.iter().any(|(n, _)| *n == p.name) {
-                return Err(format!("ERR duplicate parameter '{name}'"));
+            match p.mutable {
+                Mutability::Mutable => {}
+                Mutability::Immutable => return Err(failed(name, "can't set immutable config")),
+                Mutability::Protected => return Err(failed(name, "can't set protected config")),
             }
-            let v = Self::canonical(p, value).map_err(|e| {
-                format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}")
-            })?;
+            // Redis 7.0 compares the names as given: an alias and its
+            // parameter in one call are not a duplicate (the last wins).
+            if pairs[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                return Err(failed(name, "duplicate parameter"));
+            }
+            params.push(p);
+        }
+        let mut staged = Vec::with_capacity(pairs.len());
+        for (p, (name, value)) in params.into_iter().zip(pairs) {
+            let v = Self::canonical(p, value).map_err(|e| failed(name, &e))?;
             staged.push((p.name, v));
         }
         for (n, v) in staged {

@@ -1,8 +1,31 @@
-//! Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO, RESET, CLIENT.
+//! Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO, RESET and
+//! the CLIENT container. They act on the calling connection's own state
+//! (`Client`, its registry entry's `ClientMeta`, the reply protocol) and,
+//! for CLIENT LIST / KILL, on the registry of every connection.
+//!
+//! Users: redlog has Redis's `default` user only, with the password from
+//! `requirepass` (no password means "nopass": any password is accepted, as
+//! Redis's default user). ACL commands are not implemented.
 
-use super::{arg_i64, flags::*, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{arg_i64, flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
 use crate::db::DATABASES;
+use crate::server::{ClientHandle, ReplyMode, Shared};
 use bytes::Bytes;
+use std::sync::Arc;
+
+/// Flags shared by most CLIENT subcommands.
+const CLIENT_FLAGS: u32 = NOSCRIPT | LOADING | STALE;
+const ACL_CONN: &[&str] = &["@slow", "@connection"];
+const ACL_CONN_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous", "@connection"];
+
+const fn conn_doc(summary: &'static str, since: &'static str, complexity: &'static str) -> Doc {
+    Doc {
+        summary,
+        since,
+        group: "connection",
+        complexity,
+    }
+}
 
 pub static COMMANDS: &[Command] = &[
     Command {
@@ -10,26 +33,16 @@ pub static COMMANDS: &[Command] = &[
         arity: -1,
         flags: FAST,
         acl: &["@fast", "@connection"],
-        doc: Doc {
-            summary: "Ping the server",
-            since: "1.0.0",
-            group: "connection",
-            complexity: "O(1)",
-        },
+        doc: conn_doc("Ping the server", "1.0.0", "O(1)"),
         handler: Some(ping),
         ..Command::DEFAULT
     },
     Command {
         name: "echo",
         arity: 2,
-        flags: FAST,
+        flags: LOADING | STALE | FAST,
         acl: &["@fast", "@connection"],
-        doc: Doc {
-            summary: "Echo the given string",
-            since: "1.0.0",
-            group: "connection",
-            complexity: "O(1)",
-        },
+        doc: conn_doc("Echo the given string", "1.0.0", "O(1)"),
         handler: Some(echo),
         ..Command::DEFAULT
     },
@@ -38,12 +51,7 @@ pub static COMMANDS: &[Command] = &[
         arity: -1,
         flags: ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
         acl: &["@fast", "@connection"],
-        doc: Doc {
-            summary: "Close the connection",
-            since: "1.0.0",
-            group: "connection",
-            complexity: "O(1)",
-        },
+        doc: conn_doc("Close the connection", "1.0.0", "O(1)"),
         handler: Some(quit),
         ..Command::DEFAULT
     },
@@ -52,13 +60,195 @@ pub static COMMANDS: &[Command] = &[
         arity: 2,
         flags: LOADING | STALE | FAST,
         acl: &["@fast", "@connection"],
-        doc: Doc {
-            summary: "Change the selected database for the current connection",
-            since: "1.0.0",
-            group: "connection",
-            complexity: "O(1)",
-        },
+        doc: conn_doc(
+            "Change the selected database for the current connection",
+            "1.0.0",
+            "O(1)",
+        ),
         handler: Some(select),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "auth",
+        arity: -2,
+        flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        acl: &["@fast", "@connection"],
+        doc: conn_doc(
+            "Authenticate to the server",
+            "1.0.0",
+            "O(N) where N is the number of passwords defined for the user",
+        ),
+        handler: Some(auth),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "hello",
+        arity: -1,
+        flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        acl: &["@fast", "@connection"],
+        doc: conn_doc("Handshake with Redis", "6.0.0", "O(1)"),
+        handler: Some(hello),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "reset",
+        arity: 1,
+        flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        acl: &["@fast", "@connection"],
+        doc: conn_doc("Reset the connection", "6.2.0", "O(1)"),
+        handler: Some(reset),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "client",
+        arity: -2,
+        flags: 0,
+        acl: &["@slow"],
+        doc: conn_doc(
+            "A container for client connection commands",
+            "2.4.0",
+            "Depends on subcommand.",
+        ),
+        handler: None,
+        subcommands: CLIENT_SUBCOMMANDS,
+        ..Command::DEFAULT
+    },
+];
+
+static CLIENT_SUBCOMMANDS: &[Command] = &[
+    Command {
+        name: "help",
+        arity: 2,
+        flags: LOADING | STALE,
+        acl: ACL_CONN,
+        doc: conn_doc(
+            "Show helpful text about the different subcommands",
+            "5.0.0",
+            "O(1)",
+        ),
+        handler: Some(client_help),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "id",
+        arity: 2,
+        flags: CLIENT_FLAGS,
+        acl: ACL_CONN,
+        doc: conn_doc(
+            "Returns the client ID for the current connection",
+            "5.0.0",
+            "O(1)",
+        ),
+        handler: Some(client_id),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "setname",
+        arity: 3,
+        flags: CLIENT_FLAGS,
+        acl: ACL_CONN,
+        doc: conn_doc("Set the current connection name", "2.6.9", "O(1)"),
+        handler: Some(client_setname),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "getname",
+        arity: 2,
+        flags: CLIENT_FLAGS,
+        acl: ACL_CONN,
+        doc: conn_doc("Get the current connection name", "2.6.9", "O(1)"),
+        handler: Some(client_getname),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "setinfo",
+        arity: 4,
+        flags: CLIENT_FLAGS,
+        acl: ACL_CONN,
+        doc: conn_doc(
+            "Set client or connection specific info",
+            "7.2.0",
+            "O(1)",
+        ),
+        handler: Some(client_setinfo),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "list",
+        arity: -2,
+        flags: ADMIN | CLIENT_FLAGS,
+        acl: ACL_CONN_ADMIN,
+        doc: conn_doc(
+            "Get the list of client connections",
+            "2.4.0",
+            "O(N) where N is the number of client connections",
+        ),
+        handler: Some(client_list),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "info",
+        arity: 2,
+        flags: CLIENT_FLAGS,
+        acl: ACL_CONN,
+        doc: conn_doc(
+            "Returns information about the current client connection.",
+            "6.2.0",
+            "O(1)",
+        ),
+        handler: Some(client_info),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "kill",
+        arity: -3,
+        flags: ADMIN | CLIENT_FLAGS,
+        acl: ACL_CONN_ADMIN,
+        doc: conn_doc(
+            "Kill the connection of a client",
+            "2.4.0",
+            "O(N) where N is the number of client connections",
+        ),
+        handler: Some(client_kill),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "no-evict",
+        arity: 3,
+        flags: ADMIN | CLIENT_FLAGS,
+        acl: ACL_CONN_ADMIN,
+        doc: conn_doc(
+            "Set client eviction mode for the current connection",
+            "7.0.0",
+            "O(1)",
+        ),
+        handler: Some(client_no_evict),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "no-touch",
+        arity: 3,
+        flags: CLIENT_FLAGS,
+        acl: ACL_CONN,
+        doc: conn_doc(
+            "Controls whether commands sent by the client will alter the LRU/LFU of the keys they access.",
+            "7.2.0",
+            "O(1)",
+        ),
+        handler: Some(client_no_touch),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "reply",
+        arity: 3,
+        flags: CLIENT_FLAGS,
+        acl: ACL_CONN,
+        doc: conn_doc(
+            "Instruct the server whether to reply to commands",
+            "3.2.0",
+            "O(1)",
+        ),
+        handler: Some(client_reply),
         ..Command::DEFAULT
     },
 ];
@@ -88,13 +278,518 @@ fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 /// SELECT index
 fn select(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let n = arg_i64(&args[1])
-        .map_err(|_| CmdError::new("ERR value is not an integer or out of range"))?;
+    let n = arg_i64(&args[1])?;
     if n < 0 || n >= DATABASES as i64 {
         return Err(CmdError::new("ERR DB index is out of range"));
     }
     ctx.client.db = n as usize;
     ctx.client.handle.meta.lock().db = n as usize;
     ctx.out.ok();
+    Ok(())
+}
+
+/// True when no password is configured (the default user is "nopass").
+fn nopass(shared: &Shared) -> bool {
+    shared.config.read().requirepass.is_none()
+}
+
+/// Redis's `ACLAuthenticateUser` for the only user there is, `default`:
+/// any password when it is nopass, else exactly `requirepass`.
+fn check_credentials(shared: &Shared, user: &[u8], pass: &[u8]) -> bool {
+    if user != b"default" {
+        return false;
+    }
+    match &shared.config.read().requirepass {
+        None => true,
+        Some(p) => p.as_slice() == pass,
+    }
+}
+
+fn wrongpass() -> CmdError {
+    CmdError::new("WRONGPASS invalid username-password pair or user is disabled.")
+}
+
+/// AUTH [username] password
+fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::syntax());
+    }
+    let (user, pass): (&[u8], &[u8]) = if args.len() == 2 {
+        if nopass(ctx.shared) {
+            return Err(CmdError::new(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            ));
+        }
+        (b"default", &args[1])
+    } else {
+        (&args[1], &args[2])
+    };
+    if !check_credentials(ctx.shared, user, pass) {
+        return Err(wrongpass());
+    }
+    ctx.client.authenticated = true;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Redis's client name rule: printable ASCII without spaces (`!`..`~`).
+fn valid_client_attr(v: &[u8]) -> bool {
+    v.iter().all(|c| (b'!'..=b'~').contains(c))
+}
+
+/// Sets (or, for an empty name, clears) the connection name.
+fn set_name(handle: &ClientHandle, name: &Bytes) -> CmdResult {
+    if !valid_client_attr(name) {
+        return Err(CmdError::new(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    handle.meta.lock().name = (!name.is_empty()).then(|| name.clone());
+    Ok(())
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut ver = 0;
+    let mut next = 1;
+    if args.len() >= 2 {
+        ver = crate::protocol::parse::parse_i64(&args[1]).ok_or_else(|| {
+            CmdError::new("ERR Protocol version is not an integer or out of range")
+        })?;
+        if !(2..=3).contains(&ver) {
+            return Err(CmdError::new("NOPROTO unsupported protocol version"));
+        }
+        next = 2;
+    }
+    let mut credentials = None;
+    let mut name = None;
+    let mut j = next;
+    while j < args.len() {
+        let more = args.len() - 1 - j;
+        if is_kw(&args[j], "auth") && more >= 2 {
+            credentials = Some((&args[j + 1], &args[j + 2]));
+            j += 3;
+        } else if is_kw(&args[j], "setname") && more >= 1 {
+            name = Some(&args[j + 1]);
+            j += 2;
+        } else {
+            return Err(CmdError::new(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[j])
+            )));
+        }
+    }
+    if let Some((user, pass)) = credentials {
+        if !check_credentials(ctx.shared, user, pass) {
+            return Err(wrongpass());
+        }
+        ctx.client.authenticated = true;
+    }
+    if !ctx.client.authenticated && !nopass(ctx.shared) {
+        return Err(CmdError::new(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ));
+    }
+    if let Some(name) = name {
+        set_name(&ctx.client.handle, name)?;
+    }
+    if ver != 0 {
+        ctx.out.resp3 = ver == 3;
+        ctx.client.handle.meta.lock().resp = ver as u8;
+    }
+    let out = &mut *ctx.out;
+    out.map(7);
+    out.bulk(b"server");
+    out.bulk(b"redis");
+    out.bulk(b"version");
+    out.bulk(crate::REDIS_COMPAT_VERSION.as_bytes());
+    out.bulk(b"proto");
+    out.int(if out.resp3 { 3 } else { 2 });
+    out.bulk(b"id");
+    out.int(ctx.client.id as i64);
+    out.bulk(b"mode");
+    out.bulk(b"standalone");
+    out.bulk(b"role");
+    out.bulk(b"master");
+    out.bulk(b"modules");
+    out.array(0);
+    Ok(())
+}
+
+/// RESET
+///
+/// Redis's `clearClientConnectionState`: leaves MULTI and drops WATCHes,
+/// selects db 0, back to RESP2, CLIENT REPLY ON, no-evict and no-touch off,
+/// no name, and unauthenticated again when a password is required.
+fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.client.multi = None;
+    super::transactions::unwatch_all(ctx);
+    ctx.client.db = 0;
+    ctx.client.reply_mode = ReplyMode::On;
+    ctx.client.no_touch = false;
+    ctx.client.authenticated = nopass(ctx.shared);
+    ctx.out.resp3 = false;
+    {
+        let mut m = ctx.client.handle.meta.lock();
+        m.multi = -1;
+        m.watching = 0;
+        m.db = 0;
+        m.resp = 2;
+        m.no_evict = false;
+        m.no_touch = false;
+        m.name = None;
+    }
+    ctx.out.simple("RESET");
+    Ok(())
+}
+
+/// Writes a help reply: the first line then the others, as simple strings
+/// (Redis's `addReplyHelp`).
+pub fn help_reply(ctx: &mut Ctx, container: &str, lines: &[&str]) {
+    ctx.out.array(lines.len() + 3);
+    ctx.out.simple(&format!(
+        "{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ));
+    for l in lines {
+        ctx.out.simple(l);
+    }
+    ctx.out.simple("HELP");
+    ctx.out.simple("    Prints this help.");
+}
+
+/// CLIENT HELP
+fn client_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    help_reply(
+        ctx,
+        "CLIENT",
+        &[
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are:",
+            "    * ADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made from the specified address",
+            "    * LADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made to specified local address",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Kill connections by type.",
+            "    * USER <username>",
+            "      Kill connections authenticated by <username>.",
+            "    * SKIPME (YES|NO)",
+            "      Skip killing current connection (default: yes).",
+            "LIST [options ...]",
+            "    Return information about client connections. Options:",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Return clients of specified type.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "SETINFO <option> <value>",
+            "    Set client meta attr. Options are:",
+            "    * LIB-NAME: the client lib name.",
+            "    * LIB-VER: the client lib version.",
+            "NO-EVICT (ON|OFF)",
+            "    Protect current client connection from eviction.",
+            "NO-TOUCH (ON|OFF)",
+            "    Will not touch LRU/LFU stats when this mode is on.",
+        ],
+    );
+    Ok(())
+}
+
+/// CLIENT ID
+fn client_id(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.out.int(ctx.client.id as i64);
+    Ok(())
+}
+
+/// CLIENT SETNAME connection-name
+fn client_setname(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    set_name(&ctx.client.handle, &args[2])?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLIENT GETNAME
+fn client_getname(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let name = ctx.client.handle.meta.lock().name.clone();
+    match name {
+        Some(n) => ctx.out.bulk(&n),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+/// CLIENT SETINFO <LIB-NAME libname | LIB-VER libver>
+fn client_setinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let attr = &args[2];
+    let val = &args[3];
+    let lib_name = if is_kw(attr, "lib-name") {
+        true
+    } else if is_kw(attr, "lib-ver") {
+        false
+    } else {
+        return Err(CmdError::new(format!(
+            "ERR Unrecognized option '{}'",
+            String::from_utf8_lossy(attr)
+        )));
+    };
+    if !valid_client_attr(val) {
+        return Err(CmdError::new(format!(
+            "ERR {} cannot contain spaces, newlines or special characters.",
+            String::from_utf8_lossy(attr)
+        )));
+    }
+    let v = (!val.is_empty()).then(|| val.clone());
+    let mut m = ctx.client.handle.meta.lock();
+    if lib_name {
+        m.lib_name = v;
+    } else {
+        m.lib_ver = v;
+    }
+    drop(m);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Client types for CLIENT LIST TYPE / CLIENT KILL TYPE.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    Replica,
+    PubSub,
+    Master,
+}
+
+fn client_type(name: &[u8]) -> Result<ClientType, CmdError> {
+    let t = if is_kw(name, "normal") {
+        ClientType::Normal
+    } else if is_kw(name, "slave") || is_kw(name, "replica") {
+        ClientType::Replica
+    } else if is_kw(name, "pubsub") {
+        ClientType::PubSub
+    } else if is_kw(name, "master") {
+        ClientType::Master
+    } else {
+        return Err(CmdError::new(format!(
+            "ERR Unknown client type '{}'",
+            String::from_utf8_lossy(name)
+        )));
+    };
+    Ok(t)
+}
+
+/// The type of a connection. There is no replication and no pub/sub yet,
+/// so every connection is a normal one.
+fn type_of(_h: &ClientHandle) -> ClientType {
+    ClientType::Normal
+}
+
+/// Snapshot of the registry, by id (CLIENT LIST order is connection order).
+fn all_clients(shared: &Shared) -> Vec<Arc<ClientHandle>> {
+    let mut v: Vec<Arc<ClientHandle>> = shared.clients.iter().map(|e| e.value().clone()).collect();
+    v.sort_by_key(|h| h.id);
+    v
+}
+
+/// CLIENT LIST [TYPE <NORMAL | MASTER | REPLICA | PUBSUB>] [ID client-id [client-id ...]]
+fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut text = String::new();
+    if args.len() == 4 && is_kw(&args[2], "type") {
+        let t = client_type(&args[3])?;
+        for h in all_clients(ctx.shared) {
+            if type_of(&h) == t {
+                text.push_str(&h.info_line());
+                text.push('\n');
+            }
+        }
+    } else if args.len() > 3 && is_kw(&args[2], "id") {
+        let mut ids = Vec::with_capacity(args.len() - 3);
+        for a in &args[3..] {
+            ids.push(arg_i64(a).map_err(|_| CmdError::new("ERR Invalid client ID"))?);
+        }
+        for id in ids {
+            let h = u64::try_from(id)
+                .ok()
+                .and_then(|id| ctx.shared.clients.get(&id).map(|e| e.value().clone()));
+            if let Some(h) = h {
+                text.push_str(&h.info_line());
+                text.push('\n');
+            }
+        }
+    } else if args.len() != 2 {
+        return Err(CmdError::syntax());
+    } else {
+        for h in all_clients(ctx.shared) {
+            text.push_str(&h.info_line());
+            text.push('\n');
+        }
+    }
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+/// CLIENT INFO
+fn client_info(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let mut line = ctx.client.handle.info_line();
+    line.push('\n');
+    ctx.out.verbatim(line.as_bytes());
+    Ok(())
+}
+
+/// CLIENT KILL <ip:port | <[ID client-id] | [TYPE <NORMAL | MASTER | SLAVE | REPLICA | PUBSUB>] |
+///   [USER username] | [ADDR ip:port] | [LADDR ip:port] | [SKIPME <YES | NO>]> [...]>
+///
+/// The old form (one address) replies OK or "No such client" and may kill
+/// the caller; the filter form replies the number killed and skips the
+/// caller unless SKIPME NO. A killed connection is removed from the
+/// registry at once and closes; the caller, if killed, closes after this
+/// reply.
+fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut addr: Option<&[u8]> = None;
+    let mut laddr: Option<&[u8]> = None;
+    let mut ctype = None;
+    let mut id = None;
+    let mut skipme = true;
+    let old_form = args.len() == 3;
+    if old_form {
+        addr = Some(&args[2]);
+        skipme = false;
+    } else {
+        let mut i = 2;
+        while i < args.len() {
+            let more = i + 1 < args.len();
+            let opt = &args[i];
+            if !more {
+                return Err(CmdError::syntax());
+            }
+            let val = &args[i + 1];
+            if is_kw(opt, "id") {
+                let n = arg_i64(val)
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| CmdError::new("ERR client-id should be greater than 0"))?;
+                id = Some(n as u64);
+            } else if is_kw(opt, "type") {
+                ctype = Some(client_type(val)?);
+            } else if is_kw(opt, "addr") {
+                addr = Some(val);
+            } else if is_kw(opt, "laddr") {
+                laddr = Some(val);
+            } else if is_kw(opt, "user") {
+                if &val[..] != b"default" {
+                    return Err(CmdError::new(format!(
+                        "ERR No such user '{}'",
+                        String::from_utf8_lossy(val)
+                    )));
+                }
+            } else if is_kw(opt, "skipme") {
+                if is_kw(val, "yes") {
+                    skipme = true;
+                } else if is_kw(val, "no") {
+                    skipme = false;
+                } else {
+                    return Err(CmdError::syntax());
+                }
+            } else {
+                return Err(CmdError::syntax());
+            }
+            i += 2;
+        }
+    }
+    let me = ctx.client.id;
+    let mut killed = 0i64;
+    let mut close_me = false;
+    for h in all_clients(ctx.shared) {
+        if addr.is_some_and(|a| a != h.addr.to_string().as_bytes()) {
+            continue;
+        }
+        if laddr.is_some_and(|a| a != h.laddr.to_string().as_bytes()) {
+            continue;
+        }
+        if ctype.is_some_and(|t| t != type_of(&h)) {
+            continue;
+        }
+        if id.is_some_and(|id| id != h.id) {
+            continue;
+        }
+        if h.id == me {
+            if skipme {
+                continue;
+            }
+            close_me = true;
+        } else {
+            ctx.shared.clients.remove(&h.id);
+            h.kill();
+        }
+        killed += 1;
+    }
+    if old_form {
+        if killed == 0 {
+            return Err(CmdError::new("ERR No such client"));
+        }
+        ctx.out.ok();
+    } else {
+        ctx.out.int(killed);
+    }
+    if close_me {
+        ctx.client.close_after_reply = true;
+    }
+    Ok(())
+}
+
+/// Parses ON / OFF (any case); anything else is a syntax error.
+fn on_off(a: &[u8]) -> Result<bool, CmdError> {
+    if is_kw(a, "on") {
+        Ok(true)
+    } else if is_kw(a, "off") {
+        Ok(false)
+    } else {
+        Err(CmdError::syntax())
+    }
+}
+
+/// CLIENT NO-EVICT <ON | OFF>
+fn client_no_evict(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let on = on_off(&args[2])?;
+    ctx.client.handle.meta.lock().no_evict = on;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLIENT NO-TOUCH <ON | OFF>
+fn client_no_touch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let on = on_off(&args[2])?;
+    ctx.client.no_touch = on;
+    ctx.client.handle.meta.lock().no_touch = on;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLIENT REPLY <ON | OFF | SKIP>
+///
+/// ON replies OK; OFF and SKIP reply nothing (`execute` drops the reply
+/// according to the mode set here).
+fn client_reply(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let a = &args[2];
+    if is_kw(a, "on") {
+        ctx.client.reply_mode = ReplyMode::On;
+        ctx.out.ok();
+    } else if is_kw(a, "off") {
+        ctx.client.reply_mode = ReplyMode::Off;
+    } else if is_kw(a, "skip") {
+        if ctx.client.reply_mode == ReplyMode::On {
+            ctx.client.reply_mode = ReplyMode::Skip;
+        }
+    } else {
+        return Err(CmdError::syntax());
+    }
     Ok(())
 }

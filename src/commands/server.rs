@@ -1,27 +1,1180 @@
-//! Server commands: COMMAND, INFO, CONFIG, DBSIZE, FLUSHDB, FLUSHALL, TIME,
-//! LASTSAVE, SHUTDOWN, SWAPDB.
+//! Server commands: COMMAND (generated from the command table), INFO,
+//! CONFIG, DBSIZE, FLUSHDB, FLUSHALL, TIME, LASTSAVE, SHUTDOWN, SWAPDB.
+//!
+//! Everything COMMAND prints comes from `commands::table()`; nothing here
+//! names another family's command. INFO field names are Redis 7.0's; a
+//! field is printed only when redlog has a true value for it (persistence
+//! fields say that nothing is saved, because nothing is yet).
 
-use super::{flags::*, CmdResult, Command, Ctx, Doc};
+use super::{flags, flags::*, is_kw, table, CmdError, CmdResult, Command, Ctx, Doc, Entry};
+use crate::db::{Db, DATABASES};
+use crate::glob::glob_match;
+use crate::protocol::Out;
 use bytes::Bytes;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
-pub static COMMANDS: &[Command] = &[Command {
-    name: "dbsize",
-    arity: 1,
-    flags: READONLY | FAST,
-    acl: &["@keyspace", "@read", "@fast"],
-    doc: Doc {
-        summary: "Return the number of keys in the selected database",
-        since: "1.0.0",
+const fn server_doc(summary: &'static str, since: &'static str, complexity: &'static str) -> Doc {
+    Doc {
+        summary,
+        since,
         group: "server",
-        complexity: "O(1)",
+        complexity,
+    }
+}
+
+const ACL_CONN: &[&str] = &["@slow", "@connection"];
+const ACL_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
+
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "command",
+        arity: -1,
+        flags: LOADING | STALE,
+        acl: ACL_CONN,
+        doc: server_doc(
+            "Get array of Redis command details",
+            "2.8.13",
+            "O(N) where N is the total number of Redis commands",
+        ),
+        handler: Some(command_all),
+        subcommands: COMMAND_SUBCOMMANDS,
+        ..Command::DEFAULT
     },
-    handler: Some(dbsize),
-    ..Command::DEFAULT
-}];
+    Command {
+        name: "info",
+        arity: -1,
+        flags: LOADING | STALE,
+        acl: &["@slow", "@dangerous"],
+        doc: server_doc(
+            "Get information and statistics about the server",
+            "1.0.0",
+            "O(1)",
+        ),
+        handler: Some(info),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "config",
+        arity: -2,
+        flags: 0,
+        acl: &["@slow"],
+        doc: server_doc(
+            "A container for server configuration commands",
+            "2.0.0",
+            "Depends on subcommand.",
+        ),
+        handler: None,
+        subcommands: CONFIG_SUBCOMMANDS,
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "dbsize",
+        arity: 1,
+        flags: READONLY | FAST,
+        acl: &["@keyspace", "@read", "@fast"],
+        doc: server_doc(
+            "Return the number of keys in the selected database",
+            "1.0.0",
+            "O(1)",
+        ),
+        handler: Some(dbsize),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "flushdb",
+        arity: -1,
+        flags: WRITE,
+        acl: &["@keyspace", "@write", "@slow", "@dangerous"],
+        doc: server_doc(
+            "Remove all keys from the current database",
+            "1.0.0",
+            "O(N) where N is the number of keys in the selected database",
+        ),
+        handler: Some(flushdb),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "flushall",
+        arity: -1,
+        flags: WRITE,
+        acl: &["@keyspace", "@write", "@slow", "@dangerous"],
+        doc: server_doc(
+            "Remove all keys from all databases",
+            "1.0.0",
+            "O(N) where N is the total number of keys in all databases",
+        ),
+        handler: Some(flushall),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "time",
+        arity: 1,
+        flags: LOADING | STALE | FAST,
+        acl: &["@fast"],
+        doc: server_doc("Return the current server time", "2.6.0", "O(1)"),
+        handler: Some(time),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "lastsave",
+        arity: 1,
+        flags: LOADING | STALE | FAST,
+        acl: &["@admin", "@fast", "@dangerous"],
+        doc: server_doc(
+            "Get the UNIX time stamp of the last successful save to disk",
+            "1.0.0",
+            "O(1)",
+        ),
+        handler: Some(lastsave),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "shutdown",
+        arity: -1,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+        acl: ACL_ADMIN,
+        doc: server_doc(
+            "Synchronously save the dataset to disk and then shut down the server",
+            "1.0.0",
+            "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)",
+        ),
+        handler: Some(shutdown),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "swapdb",
+        arity: 3,
+        flags: WRITE | FAST,
+        acl: &["@keyspace", "@write", "@fast", "@dangerous"],
+        doc: server_doc(
+            "Swaps two Redis databases",
+            "4.0.0",
+            "O(N) where N is the count of clients watching or blocking on keys from both databases.",
+        ),
+        handler: Some(swapdb),
+        ..Command::DEFAULT
+    },
+];
+
+static COMMAND_SUBCOMMANDS: &[Command] = &[
+    Command {
+        name: "count",
+        arity: 2,
+        flags: LOADING | STALE,
+        acl: ACL_CONN,
+        doc: server_doc("Get total number of Redis commands", "2.8.13", "O(1)"),
+        handler: Some(command_count),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "docs",
+        arity: -2,
+        flags: LOADING | STALE,
+        acl: ACL_CONN,
+        doc: server_doc(
+            "Get array of specific Redis command documentation",
+            "7.0.0",
+            "O(N) where N is the number of commands to look up",
+        ),
+        handler: Some(command_docs),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "info",
+        arity: -2,
+        flags: LOADING | STALE,
+        acl: ACL_CONN,
+        doc: server_doc(
+            "Get array of specific Redis command details, or all when no argument is given.",
+            "2.8.13",
+            "O(N) where N is the number of commands to look up",
+        ),
+        handler: Some(command_info),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "list",
+        arity: -2,
+        flags: LOADING | STALE,
+        acl: ACL_CONN,
+        doc: server_doc(
+            "Get an array of Redis command names",
+            "7.0.0",
+            "O(N) where N is the total number of Redis commands",
+        ),
+        handler: Some(command_list),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "getkeys",
+        arity: -4,
+        flags: LOADING | STALE,
+        acl: ACL_CONN,
+        doc: server_doc(
+            "Extract keys given a full Redis command",
+            "2.8.13",
+            "O(N) where N is the number of arguments to the command",
+        ),
+        handler: Some(command_getkeys),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "help",
+        arity: 2,
+        flags: LOADING | STALE,
+        acl: ACL_CONN,
+        doc: server_doc(
+            "Show helpful text about the different subcommands",
+            "5.0.0",
+            "O(1)",
+        ),
+        handler: Some(command_help),
+        ..Command::DEFAULT
+    },
+];
+
+static CONFIG_SUBCOMMANDS: &[Command] = &[
+    Command {
+        name: "get",
+        arity: -3,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: ACL_ADMIN,
+        doc: server_doc(
+            "Get the values of configuration parameters",
+            "2.0.0",
+            "O(N) when N is the number of configuration parameters provided",
+        ),
+        handler: Some(config_get),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "set",
+        arity: -4,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: ACL_ADMIN,
+        doc: server_doc(
+            "Set configuration parameters to the given values",
+            "2.0.0",
+            "O(N) when N is the number of configuration parameters provided",
+        ),
+        handler: Some(config_set),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "resetstat",
+        arity: 2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: ACL_ADMIN,
+        doc: server_doc("Reset the stats returned by INFO", "2.0.0", "O(1)"),
+        handler: Some(config_resetstat),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "help",
+        arity: 2,
+        flags: LOADING | STALE,
+        acl: &["@slow"],
+        doc: server_doc(
+            "Show helpful text about the different subcommands",
+            "5.0.0",
+            "O(1)",
+        ),
+        handler: Some(config_help),
+        ..Command::DEFAULT
+    },
+];
+
+// ---------------------------------------------------------------- COMMAND
+
+/// Finds a command by name, accepting `container|sub` for subcommands.
+fn lookup_full(name: &[u8]) -> Option<usize> {
+    let t = table();
+    match name.iter().position(|&c| c == b'|') {
+        None => t.lookup(name),
+        Some(p) => {
+            let parent = t.lookup(&name[..p])?;
+            t.lookup_sub(parent, &name[p + 1..])
+        }
+    }
+}
+
+/// Indices of the subcommands of entry `idx`, in table order.
+fn subcommands_of(idx: usize) -> impl Iterator<Item = usize> {
+    let t = table();
+    t.entries
+        .iter()
+        .enumerate()
+        .filter(move |(_, e)| e.parent == Some(idx))
+        .map(|(i, _)| i)
+}
+
+fn write_flags(out: &mut Out, cmd: &Command) {
+    let names: Vec<&str> = flags::NAMES
+        .iter()
+        .filter(|(f, _)| cmd.has(*f))
+        .map(|(_, n)| *n)
+        .collect();
+    out.set(names.len());
+    for n in names {
+        out.simple(n);
+    }
+}
+
+/// The key specification Redis 7.0 prints, derived from the table's
+/// first/last/step positions: `begin_search` by index and a `range`.
+/// Key-spec flags are derived from the command flags (RO+access for
+/// read-only commands, RW+update for writes, RO otherwise).
+fn write_key_specs(out: &mut Out, cmd: &Command) {
+    if cmd.first_key <= 0 {
+        out.set(0);
+        return;
+    }
+    out.set(1);
+    out.map(3);
+    out.bulk(b"flags");
+    let kflags: &[&str] = if cmd.has(WRITE) {
+        &["RW", "update"]
+    } else if cmd.has(READONLY) {
+        &["RO", "access"]
+    } else {
+        &["RO"]
+    };
+    out.set(kflags.len());
+    for f in kflags {
+        out.simple(f);
+    }
+    out.bulk(b"begin_search");
+    out.map(2);
+    out.bulk(b"type");
+    out.bulk(b"index");
+    out.bulk(b"spec");
+    out.map(1);
+    out.bulk(b"index");
+    out.int(cmd.first_key as i64);
+    out.bulk(b"find_keys");
+    out.map(2);
+    out.bulk(b"type");
+    out.bulk(b"range");
+    out.bulk(b"spec");
+    out.map(3);
+    out.bulk(b"lastkey");
+    let lastkey = if cmd.last_key < 0 {
+        cmd.last_key
+    } else {
+        cmd.last_key - cmd.first_key
+    };
+    out.int(lastkey as i64);
+    out.bulk(b"keystep");
+    out.int(cmd.key_step.max(1) as i64);
+    out.bulk(b"limit");
+    out.int(0);
+}
+
+/// One COMMAND INFO element: name, arity, flags, first key, last key,
+/// step, ACL categories, tips, key specs, subcommands.
+fn write_command_info(out: &mut Out, idx: usize) {
+    let e: &Entry = &table().entries[idx];
+    let cmd = e.cmd;
+    out.array(10);
+    out.bulk(e.full_name.as_bytes());
+    out.int(cmd.arity as i64);
+    write_flags(out, cmd);
+    out.int(cmd.first_key as i64);
+    out.int(cmd.last_key as i64);
+    out.int(cmd.key_step as i64);
+    out.set(cmd.acl.len());
+    for a in cmd.acl {
+        out.simple(a);
+    }
+    out.set(0); // tips: the table carries none
+    write_key_specs(out, cmd);
+    let subs: Vec<usize> = subcommands_of(idx).collect();
+    out.array(subs.len());
+    for s in subs {
+        write_command_info(out, s);
+    }
+}
+
+/// One COMMAND DOCS value: summary, since, group, complexity and, for a
+/// container, its subcommands' docs.
+fn write_command_doc(out: &mut Out, idx: usize) {
+    let doc = &table().entries[idx].cmd.doc;
+    let subs: Vec<usize> = subcommands_of(idx).collect();
+    out.map(4 + usize::from(!subs.is_empty()));
+    out.bulk(b"summary");
+    out.bulk(doc.summary.as_bytes());
+    out.bulk(b"since");
+    out.bulk(doc.since.as_bytes());
+    out.bulk(b"group");
+    out.bulk(doc.group.as_bytes());
+    out.bulk(b"complexity");
+    out.bulk(doc.complexity.as_bytes());
+    if !subs.is_empty() {
+        out.bulk(b"subcommands");
+        out.map(subs.len());
+        for s in subs {
+            out.bulk(table().entries[s].full_name.as_bytes());
+            write_command_doc(out, s);
+        }
+    }
+}
+
+/// COMMAND
+fn command_all(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let t = table();
+    ctx.out.array(t.top.len());
+    for &i in &t.top {
+        write_command_info(ctx.out, i);
+    }
+    Ok(())
+}
+
+/// COMMAND COUNT
+fn command_count(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.out.int(table().top.len() as i64);
+    Ok(())
+}
+
+/// COMMAND INFO [command-name [command-name ...]]
+fn command_info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() == 2 {
+        return command_all(ctx, args);
+    }
+    ctx.out.array(args.len() - 2);
+    for name in &args[2..] {
+        match lookup_full(name) {
+            Some(i) => write_command_info(ctx.out, i),
+            // Redis replies a null bulk here, not a null array.
+            None => ctx.out.null(),
+        }
+    }
+    Ok(())
+}
+
+/// COMMAND DOCS [command-name [command-name ...]]
+fn command_docs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let t = table();
+    let found: Vec<usize> = if args.len() == 2 {
+        t.top.clone()
+    } else {
+        args[2..].iter().filter_map(|n| lookup_full(n)).collect()
+    };
+    ctx.out.map(found.len());
+    for i in found {
+        ctx.out.bulk(t.entries[i].full_name.as_bytes());
+        write_command_doc(ctx.out, i);
+    }
+    Ok(())
+}
+
+/// COMMAND LIST [FILTERBY <MODULE module-name | ACLCAT category | PATTERN pattern>]
+///
+/// Subcommands are listed too, by full name (`client|list`).
+fn command_list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    enum Filter<'a> {
+        All,
+        Module,
+        AclCat(String),
+        Pattern(&'a [u8]),
+    }
+    let filter = match args.len() {
+        2 => Filter::All,
+        5 if is_kw(&args[2], "filterby") => {
+            if is_kw(&args[3], "module") {
+                Filter::Module
+            } else if is_kw(&args[3], "aclcat") {
+                Filter::AclCat(format!("@{}", String::from_utf8_lossy(&args[4])))
+            } else if is_kw(&args[3], "pattern") {
+                Filter::Pattern(&args[4])
+            } else {
+                return Err(CmdError::syntax());
+            }
+        }
+        _ => return Err(CmdError::syntax()),
+    };
+    let names: Vec<&str> = table()
+        .entries
+        .iter()
+        .filter(|e| match &filter {
+            Filter::All => true,
+            // No modules exist.
+            Filter::Module => false,
+            Filter::AclCat(c) => e.cmd.acl.iter().any(|a| a.eq_ignore_ascii_case(c)),
+            Filter::Pattern(p) => glob_match(p, e.full_name.as_bytes(), true),
+        })
+        .map(|e| e.full_name.as_str())
+        .collect();
+    ctx.out.array(names.len());
+    for n in names {
+        ctx.out.bulk(n.as_bytes());
+    }
+    Ok(())
+}
+
+/// COMMAND GETKEYS command [arg [arg ...]]
+fn command_getkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let t = table();
+    let cmd_args = &args[2..];
+    let Some(mut idx) = t.lookup(&cmd_args[0]) else {
+        return Err(CmdError::new("ERR Invalid command specified"));
+    };
+    if !t.entries[idx].cmd.subcommands.is_empty() && cmd_args.len() >= 2 {
+        idx = t
+            .lookup_sub(idx, &cmd_args[1])
+            .ok_or_else(|| CmdError::new("ERR Invalid command specified"))?;
+    }
+    let arity = t.entries[idx].cmd.arity;
+    let argc = cmd_args.len() as i32;
+    if (arity > 0 && arity != argc) || argc < -arity {
+        return Err(CmdError::new(
+            "ERR Invalid number of arguments specified for command",
+        ));
+    }
+    let keys = t.keys(idx, cmd_args);
+    if keys.is_empty() {
+        return Err(CmdError::new("ERR The command has no key arguments"));
+    }
+    ctx.out.array(keys.len());
+    for k in keys {
+        ctx.out.bulk(k);
+    }
+    Ok(())
+}
+
+/// COMMAND HELP
+fn command_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    super::connection::help_reply(
+        ctx,
+        "COMMAND",
+        &[
+            "(no subcommand)",
+            "    Return details about all Redis commands.",
+            "COUNT",
+            "    Return the total number of commands in this Redis server.",
+            "LIST",
+            "    Return a list of all commands in this Redis server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full Redis command.",
+        ],
+    );
+    Ok(())
+}
+
+// ------------------------------------------------------------------- INFO
+
+/// INFO sections in Redis's output order, and whether `default` has them.
+const SECTIONS: &[(&str, bool)] = &[
+    ("server", true),
+    ("clients", true),
+    ("memory", true),
+    ("persistence", true),
+    ("stats", true),
+    ("replication", true),
+    ("cpu", true),
+    ("modules", true),
+    ("commandstats", false),
+    ("cluster", true),
+    ("keyspace", true),
+];
+
+/// Which sections an INFO call asked for (Redis 7.0's `genInfoSectionDict`):
+/// none means `default`; `all` and `everything` mean every section;
+/// unknown names select nothing.
+fn wanted_sections(args: &[Bytes]) -> Vec<&'static str> {
+    let mut want = vec![false; SECTIONS.len()];
+    if args.is_empty() {
+        for (w, (_, d)) in want.iter_mut().zip(SECTIONS) {
+            *w = *d;
+        }
+    }
+    for a in args {
+        if is_kw(a, "all") || is_kw(a, "everything") {
+            want.iter_mut().for_each(|w| *w = true);
+        } else if is_kw(a, "default") {
+            for (w, (_, d)) in want.iter_mut().zip(SECTIONS) {
+                *w |= *d;
+            }
+        } else if let Some(i) = SECTIONS.iter().position(|(n, _)| is_kw(a, n)) {
+            want[i] = true;
+        }
+    }
+    SECTIONS
+        .iter()
+        .zip(want)
+        .filter(|(_, w)| *w)
+        .map(|((n, _), _)| *n)
+        .collect()
+}
+
+/// Redis's `bytesToHuman`.
+fn bytes_to_human(n: u64) -> String {
+    let f = n as f64;
+    const K: f64 = 1024.0;
+    if n < 1024 {
+        format!("{n}B")
+    } else if f < K * K {
+        format!("{:.2}K", f / K)
+    } else if f < K * K * K {
+        format!("{:.2}M", f / (K * K))
+    } else if f < K * K * K * K {
+        format!("{:.2}G", f / (K * K * K))
+    } else if f < K * K * K * K * K {
+        format!("{:.2}T", f / (K * K * K * K))
+    } else {
+        format!("{:.2}P", f / (K * K * K * K * K))
+    }
+}
+
+/// Resident set size of this process in bytes (second field of
+/// /proc/self/statm, in pages); 0 where /proc is unavailable.
+fn rss_bytes() -> u64 {
+    const PAGE_BYTES: u64 = 4096; // Linux x86-64 / aarch64 default page size
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * PAGE_BYTES)
+}
+
+/// Highest RSS INFO has seen (Redis's `used_memory_peak`).
+static PEAK_MEMORY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// User and system CPU seconds of this process, from /proc/self/stat
+/// (fields 14 and 15, in clock ticks).
+fn cpu_times() -> (f64, f64) {
+    const TICKS_PER_S: f64 = 100.0; // USER_HZ on Linux
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
+        return (0.0, 0.0);
+    };
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let Some(rest) = s.rfind(')').map(|p| &s[p + 1..]) else {
+        return (0.0, 0.0);
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // `rest` starts at field 3, so fields 14 and 15 are at 11 and 12.
+    (tick(11) / TICKS_PER_S, tick(12) / TICKS_PER_S)
+}
+
+fn os_name() -> String {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let ostype = read("/proc/sys/kernel/ostype");
+    let release = read("/proc/sys/kernel/osrelease");
+    if ostype.is_empty() {
+        format!("{} {}", std::env::consts::OS, std::env::consts::ARCH)
+    } else {
+        format!("{ostype} {release} {}", std::env::consts::ARCH)
+    }
+}
+
+/// The replication ID: random per process, as a master's at startup.
+fn master_replid() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut s = String::with_capacity(40);
+        while s.len() < 40 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(s.len());
+            let _ = write!(s, "{:016x}", h.finish());
+        }
+        s.truncate(40);
+        s
+    })
+}
+
+fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
+    let sh = ctx.shared;
+    let st = &sh.stats;
+    let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    // `write!` into a String cannot fail.
+    macro_rules! line {
+        ($($arg:tt)*) => {{ let _ = write!(out, $($arg)*); out.push_str("\r\n"); }};
+    }
+    match name {
+        "server" => {
+            let uptime = sh.started.elapsed().as_secs();
+            let (hz, port, config_file) = {
+                let c = sh.config.read();
+                (c.hz, c.port, c.config_file.clone().unwrap_or_default())
+            };
+            let actual_port = sh.listen_addrs.first().map_or(port, |a| a.port());
+            line!("# Server");
+            line!("redis_version:{}", crate::REDIS_COMPAT_VERSION);
+            line!("redis_git_sha1:00000000");
+            line!("redis_git_dirty:0");
+            line!("redis_build_id:0");
+            line!("redis_mode:standalone");
+            line!("os:{}", os_name());
+            line!("arch_bits:{}", usize::BITS);
+            line!("monotonic_clock:POSIX clock_gettime");
+            line!("multiplexing_api:epoll");
+            line!("atomicvar_api:c11-builtin");
+            line!("gcc_version:0.0.0");
+            line!("process_id:{}", std::process::id());
+            line!("process_supervised:no");
+            line!("run_id:{}", sh.run_id);
+            line!("tcp_port:{actual_port}");
+            line!("server_time_usec:{}", now_us());
+            line!("uptime_in_seconds:{uptime}");
+            line!("uptime_in_days:{}", uptime / 86400);
+            line!("hz:{hz}");
+            line!("configured_hz:{hz}");
+            line!("lru_clock:{}", (now_us() / 1_000_000) & ((1 << 24) - 1));
+            line!(
+                "executable:{}",
+                std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            );
+            line!("config_file:{config_file}");
+            line!("io_threads_active:0");
+            line!("redlog_version:{}", crate::VERSION);
+        }
+        "clients" => {
+            let maxclients = sh.config.read().maxclients;
+            line!("# Clients");
+            line!("connected_clients:{}", sh.clients.len());
+            line!("cluster_connections:0");
+            line!("maxclients:{maxclients}");
+            line!("client_recent_max_input_buffer:0");
+            line!("client_recent_max_output_buffer:0");
+            line!("blocked_clients:0");
+            line!("tracking_clients:0");
+            line!("clients_in_timeout_table:0");
+        }
+        "memory" => {
+            let rss = rss_bytes();
+            let peak = PEAK_MEMORY.fetch_max(rss, Ordering::Relaxed).max(rss);
+            let total = total_system_memory();
+            let (maxmemory, policy) = {
+                let c = sh.config.read();
+                (
+                    c.get("maxmemory")
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0),
+                    c.get("maxmemory-policy")
+                        .unwrap_or("noeviction")
+                        .to_string(),
+                )
+            };
+            line!("# Memory");
+            line!("used_memory:{rss}");
+            line!("used_memory_human:{}", bytes_to_human(rss));
+            line!("used_memory_rss:{rss}");
+            line!("used_memory_rss_human:{}", bytes_to_human(rss));
+            line!("used_memory_peak:{peak}");
+            line!("used_memory_peak_human:{}", bytes_to_human(peak));
+            line!(
+                "used_memory_peak_perc:{:.2}%",
+                if peak == 0 {
+                    100.0
+                } else {
+                    rss as f64 * 100.0 / peak as f64
+                }
+            );
+            line!("total_system_memory:{total}");
+            line!("total_system_memory_human:{}", bytes_to_human(total));
+            line!("maxmemory:{maxmemory}");
+            line!("maxmemory_human:{}", bytes_to_human(maxmemory));
+            line!("maxmemory_policy:{policy}");
+            line!("mem_fragmentation_ratio:1.00");
+            line!("mem_allocator:libc");
+            line!("lazyfree_pending_objects:0");
+            line!("lazyfreed_objects:0");
+        }
+        "persistence" => {
+            line!("# Persistence");
+            line!("loading:0");
+            line!("async_loading:0");
+            line!("rdb_changes_since_last_save:{}", ctx.ks.stats.dirty);
+            line!("rdb_bgsave_in_progress:0");
+            line!("rdb_last_save_time:{}", ld(&sh.last_save_unix));
+            line!("rdb_last_bgsave_status:ok");
+            line!("rdb_last_bgsave_time_sec:-1");
+            line!("rdb_current_bgsave_time_sec:-1");
+            line!("rdb_saves:0");
+            line!("aof_enabled:0");
+            line!("aof_rewrite_in_progress:0");
+            line!("aof_rewrite_scheduled:0");
+            line!("aof_last_rewrite_time_sec:-1");
+            line!("aof_current_rewrite_time_sec:-1");
+            line!("aof_last_bgrewrite_status:ok");
+            line!("aof_rewrites:0");
+            line!("aof_last_write_status:ok");
+        }
+        "stats" => {
+            let ks = &ctx.ks;
+            line!("# Stats");
+            line!(
+                "total_connections_received:{}",
+                ld(&st.total_connections_received)
+            );
+            line!(
+                "total_commands_processed:{}",
+                ld(&st.total_commands_processed)
+            );
+            line!("total_net_input_bytes:{}", ld(&st.total_net_input_bytes));
+            line!("total_net_output_bytes:{}", ld(&st.total_net_output_bytes));
+            line!("rejected_connections:{}", ld(&st.rejected_connections));
+            line!("sync_full:0");
+            line!("sync_partial_ok:0");
+            line!("sync_partial_err:0");
+            line!("expired_keys:{}", ks.stats.expired_keys);
+            line!("expired_stale_perc:{:.2}", ks.expire.stale_perc * 100.0);
+            line!(
+                "expired_time_cap_reached_count:{}",
+                ks.expire.time_cap_reached
+            );
+            line!("expire_cycle_cpu_milliseconds:{}", ks.expire.cpu_ms);
+            line!("evicted_keys:0");
+            line!("evicted_clients:0");
+            line!("keyspace_hits:{}", ks.stats.keyspace_hits);
+            line!("keyspace_misses:{}", ks.stats.keyspace_misses);
+            line!("pubsub_channels:0");
+            line!("pubsub_patterns:0");
+            line!("pubsubshard_channels:0");
+            line!("latest_fork_usec:0");
+            line!("total_forks:0");
+            line!("unexpected_error_replies:0");
+            line!("total_error_replies:{}", ld(&st.total_error_replies));
+        }
+        "replication" => {
+            line!("# Replication");
+            line!("role:master");
+            line!("connected_slaves:0");
+            line!("master_failover_state:no-failover");
+            line!("master_replid:{}", master_replid());
+            line!("master_replid2:0000000000000000000000000000000000000000");
+            line!("master_repl_offset:0");
+            line!("second_repl_offset:-1");
+            line!("repl_backlog_active:0");
+            line!("repl_backlog_size:1048576");
+            line!("repl_backlog_first_byte_offset:0");
+            line!("repl_backlog_histlen:0");
+        }
+        "cpu" => {
+            let (user, sys) = cpu_times();
+            line!("# CPU");
+            line!("used_cpu_sys:{sys:.6}");
+            line!("used_cpu_user:{user:.6}");
+            line!("used_cpu_sys_children:0.000000");
+            line!("used_cpu_user_children:0.000000");
+        }
+        "modules" => {
+            line!("# Modules");
+        }
+        "commandstats" => {
+            line!("# Commandstats");
+            for e in &table().entries {
+                let calls = ld(&e.stat.calls);
+                let rejected = ld(&e.stat.rejected);
+                let failed = ld(&e.stat.failed);
+                if calls == 0 && rejected == 0 && failed == 0 {
+                    continue;
+                }
+                let usec = ld(&e.stat.usec);
+                let per = if calls == 0 {
+                    0.0
+                } else {
+                    usec as f64 / calls as f64
+                };
+                line!(
+                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}",
+                    e.full_name
+                );
+            }
+        }
+        "cluster" => {
+            line!("# Cluster");
+            line!("cluster_enabled:0");
+        }
+        "keyspace" => {
+            line!("# Keyspace");
+            for (i, db) in ctx.ks.dbs.iter().enumerate() {
+                if db.is_empty() {
+                    continue;
+                }
+                line!(
+                    "db{i}:keys={},expires={},avg_ttl=0",
+                    db.len(),
+                    db.expires_len()
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// INFO [section [section ...]]
+fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut text = String::new();
+    for (i, s) in wanted_sections(&args[1..]).into_iter().enumerate() {
+        if i > 0 {
+            text.push_str("\r\n");
+        }
+        section_text(ctx, s, &mut text);
+    }
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+// ----------------------------------------------------------------- CONFIG
+
+/// CONFIG GET parameter [parameter ...]
+fn config_get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut pairs: Vec<(&'static str, String)> = Vec::new();
+    {
+        let c = ctx.shared.config.read();
+        for pat in &args[2..] {
+            for (name, value) in c.get_matching(pat) {
+                if !pairs.iter().any(|(n, _)| *n == name) {
+                    pairs.push((name, value));
+                }
+            }
+        }
+    }
+    ctx.out.map(pairs.len());
+    for (n, v) in pairs {
+        ctx.out.bulk(n.as_bytes());
+        ctx.out.bulk(v.as_bytes());
+    }
+    Ok(())
+}
+
+/// CONFIG SET parameter value [parameter value ...]
+///
+/// All or nothing. `requirepass` applies to connections made afterwards;
+/// `hz`, `maxclients`, `timeout` and the limits are read live.
+fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if !args.len().is_multiple_of(2) {
+        return Err(CmdError::syntax());
+    }
+    let pairs: Vec<(String, String)> = args[2..]
+        .chunks_exact(2)
+        .map(|p| {
+            (
+                String::from_utf8_lossy(&p[0]).into_owned(),
+                String::from_utf8_lossy(&p[1]).into_owned(),
+            )
+        })
+        .collect();
+    ctx.shared
+        .config
+        .write()
+        .set_runtime(&pairs)
+        .map_err(CmdError::new)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CONFIG RESETSTAT
+fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let st = &ctx.shared.stats;
+    for a in [
+        &st.total_connections_received,
+        &st.total_commands_processed,
+        &st.rejected_connections,
+        &st.total_net_input_bytes,
+        &st.total_net_output_bytes,
+        &st.total_error_replies,
+    ] {
+        a.store(0, Ordering::Relaxed);
+    }
+    for e in &table().entries {
+        for a in [
+            &e.stat.calls,
+            &e.stat.usec,
+            &e.stat.rejected,
+            &e.stat.failed,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+    }
+    let ks = &mut ctx.ks;
+    ks.stats.expired_keys = 0;
+    ks.stats.keyspace_hits = 0;
+    ks.stats.keyspace_misses = 0;
+    ks.expire.stale_perc = 0.0;
+    ks.expire.time_cap_reached = 0;
+    ks.expire.cpu_ms = 0;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CONFIG HELP
+fn config_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    super::connection::help_reply(
+        ctx,
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+        ],
+    );
+    Ok(())
+}
+
+// ------------------------------------------------------- keyspace / admin
 
 /// DBSIZE
 fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let n = ctx.ks.dbs[ctx.client.db].len();
     ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// The optional ASYNC / SYNC of FLUSHDB and FLUSHALL. Both free memory
+/// synchronously here; the flag is validated as Redis does.
+fn check_flush_mode(args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        1 => Ok(()),
+        2 if is_kw(&args[1], "async") || is_kw(&args[1], "sync") => Ok(()),
+        _ => Err(CmdError::syntax()),
+    }
+}
+
+/// Empties one database: watchers of its keys are signalled by `Db::clear`.
+/// Returns the number of keys removed (added to the dirty counter, as Redis).
+fn empty_db(db: &mut Db) -> u64 {
+    let n = db.len() as u64;
+    db.clear();
+    n
+}
+
+/// FLUSHDB [ASYNC | SYNC]
+fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    check_flush_mode(args)?;
+    let db = ctx.client.db;
+    let removed = empty_db(&mut ctx.ks.dbs[db]);
+    ctx.ks.stats.dirty += removed;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// FLUSHALL [ASYNC | SYNC]
+fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    check_flush_mode(args)?;
+    let mut removed = 0;
+    for db in &mut ctx.ks.dbs {
+        removed += empty_db(db);
+    }
+    ctx.ks.stats.dirty += removed;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// TIME
+fn time(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let us = now_us();
+    ctx.out.array(2);
+    ctx.out.bulk_int((us / 1_000_000) as i64);
+    ctx.out.bulk_int((us % 1_000_000) as i64);
+    Ok(())
+}
+
+/// LASTSAVE
+fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let t = ctx.shared.last_save_unix.load(Ordering::Relaxed);
+    ctx.out.int(t as i64);
+    Ok(())
+}
+
+/// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
+///
+/// No reply on success: the server stops and every connection closes.
+/// Nothing is persisted yet, so SAVE (an explicit request to save first)
+/// fails as a failed save does in Redis, and the server keeps running.
+/// A shutdown is never "in progress" (there is no save to wait for), so
+/// ABORT always errors.
+fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (mut nosave, mut save, mut now, mut force, mut abort) = (false, false, false, false, false);
+    for a in &args[1..] {
+        if is_kw(a, "nosave") {
+            nosave = true;
+        } else if is_kw(a, "save") {
+            save = true;
+        } else if is_kw(a, "now") {
+            now = true;
+        } else if is_kw(a, "force") {
+            force = true;
+        } else if is_kw(a, "abort") {
+            abort = true;
+        } else {
+            return Err(CmdError::syntax());
+        }
+    }
+    if (abort && (nosave || save || now || force)) || (nosave && save) {
+        return Err(CmdError::syntax());
+    }
+    if abort {
+        return Err(CmdError::new("ERR No shutdown in progress."));
+    }
+    if save && !force {
+        tracing::warn!("SHUTDOWN SAVE refused: redlog has no persistence to save to");
+        return Err(CmdError::new("ERR Errors trying to SHUTDOWN. Check logs."));
+    }
+    tracing::warn!(
+        "User requested shutdown (client id {}), nothing to save",
+        ctx.client.id
+    );
+    ctx.shared.request_shutdown();
+    ctx.client.close_after_reply = true;
+    Ok(())
+}
+
+/// SWAPDB index1 index2
+fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let parse = |a: &[u8], msg: &'static str| {
+        crate::protocol::parse::parse_i64(a)
+            .filter(|n| i32::try_from(*n).is_ok())
+            .ok_or_else(|| CmdError::new(msg))
+    };
+    let a = parse(&args[1], "ERR invalid first DB index")?;
+    let b = parse(&args[2], "ERR invalid second DB index")?;
+    let range = 0..DATABASES as i64;
+    if !range.contains(&a) || !range.contains(&b) {
+        return Err(CmdError::new("ERR DB index is out of range"));
+    }
+    let (a, b) = (a as usize, b as usize);
+    if a != b {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let (left, right) = ctx.ks.dbs.split_at_mut(hi);
+        Db::swap_data(&mut left[lo], &mut right[0]);
+    }
+    ctx.ks.stats.dirty += 1;
+    ctx.out.ok();
     Ok(())
 }

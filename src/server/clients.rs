@@ -53,6 +53,8 @@ pub struct ClientHandle {
     pub id: u64,
     pub addr: SocketAddr,
     pub laddr: SocketAddr,
+    /// The socket's file descriptor (CLIENT LIST `fd`).
+    pub fd: i32,
     pub created: Instant,
     pub meta: Mutex<ClientMeta>,
     /// Milliseconds since `created` of the last command.
@@ -62,11 +64,12 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
-    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr) -> Self {
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, fd: i32) -> Self {
         ClientHandle {
             id,
             addr,
             laddr,
+            fd,
             created: Instant::now(),
             meta: Mutex::new(ClientMeta {
                 resp: 2,
@@ -103,7 +106,11 @@ impl ClientHandle {
         now.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000
     }
 
-    /// One line of CLIENT LIST / CLIENT INFO, with the fields Redis 7.0 prints.
+    /// One line of CLIENT LIST / CLIENT INFO, with the fields Redis 7.0 prints
+    /// in its order, then Redis 7.2's `lib-name` and `lib-ver` (CLIENT
+    /// SETINFO is a 7.2 command clients send anyway). Flags: `x` in MULTI,
+    /// `e` no-evict, `T` no-touch (7.2), `N` none. Sizes redlog does not track
+    /// (qbuf-free, argv-mem, tot-mem, ...) are printed as 0.
     pub fn info_line(&self) -> String {
         let m = self.meta.lock();
         let mut flags = String::new();
@@ -139,7 +146,7 @@ impl ClientHandle {
             self.id,
             self.addr,
             self.laddr,
-            self.id + 7,
+            self.fd,
             name,
             self.created.elapsed().as_secs(),
             self.idle_s(),

@@ -29,7 +29,11 @@ pub(super) async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let handle = Arc::new(ClientHandle::new(id, addr, laddr));
+    let fd = {
+        use std::os::fd::AsRawFd;
+        stream.as_raw_fd()
+    };
+    let handle = Arc::new(ClientHandle::new(id, addr, laddr, fd));
     shared.clients.insert(id, handle.clone());
     let authenticated = shared.config.read().requirepass.is_none();
     let mut client = Client::new(handle.clone(), authenticated);
@@ -201,7 +205,10 @@ pub fn execute(
                 m.last_cmd.clear();
                 m.last_cmd.push_str(&entry.full_name);
             }
-            if !client.authenticated && !cmd.has(flags::NO_AUTH) {
+            // Redis's `authRequired`: a password is configured now (it may
+            // have been cleared by CONFIG SET since the client connected).
+            let auth_required = !client.authenticated && shared.config.read().requirepass.is_some();
+            if auth_required && !cmd.has(flags::NO_AUTH) {
                 entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
                 if let Some(m) = client.multi.as_mut() {
                     m.aborted = true;
