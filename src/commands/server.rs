@@ -1087,10 +1087,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// FLUSHALL [ASYNC | SYNC]
 fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     check_flush_mode(args)?;
-    let mut removed = 0;
-    for db in &mut ctx.ks.dbs {
-        removed += empty_db(db);
-    }
+    let removed = ctx.ks.flush_all();
     ctx.ks.stats.dirty += removed;
     ctx.out.ok();
     Ok(())
@@ -1168,13 +1165,7 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if !range.contains(&a) || !range.contains(&b) {
         return Err(CmdError::new("ERR DB index is out of range"));
     }
-    let (a, b) = (a as usize, b as usize);
-    if a != b {
-        let (lo, hi) = (a.min(b), a.max(b));
-        let (left, right) = ctx.ks.dbs.split_at_mut(hi);
-        Db::swap_data(&mut left[lo], &mut right[0]);
-    }
-    ctx.ks.stats.dirty += 1;
+    ctx.ks.swap_db(a as usize, b as usize);
     ctx.out.ok();
     Ok(())
 }

@@ -244,7 +244,9 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
             ks.dbs[usize::from(db)].set_expiry(&key, at_ms);
         }
         Effect::FlushDb { db } => ks.dbs[usize::from(db)].clear(),
-        Effect::FlushAll => ks.flush_all(),
+        Effect::FlushAll => {
+            ks.flush_all();
+        }
         Effect::SwapDb { a, b } => ks.swap_db(usize::from(a), usize::from(b)),
     }
 }

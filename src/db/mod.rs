@@ -536,6 +536,7 @@ impl Keyspace {
     /// SWAPDB: exchanges two databases' data, logging the swap in order
     /// with the effects around it.
     pub fn swap_db(&mut self, a: usize, b: usize) {
+        self.stats.dirty += 1;
         if a == b {
             return;
         }
@@ -553,18 +554,20 @@ impl Keyspace {
         self.swaps += 1;
     }
 
-    /// FLUSHALL: empties every database.
-    pub fn flush_all(&mut self) {
+    /// FLUSHALL: empties every database; returns the number of keys removed.
+    pub fn flush_all(&mut self) -> u64 {
         self.materialize();
         let capture = self.dbs[0].capture;
+        let mut removed = 0;
         for db in &mut self.dbs {
+            removed += db.len() as u64;
             db.clear();
             db.cleared = false;
         }
         if capture {
             self.effects.push(effect::Effect::FlushAll);
         }
-        self.stats.dirty += 1;
+        removed
     }
 
     /// Removes a client's WATCH registrations.
