@@ -16,7 +16,7 @@
 pub mod expire;
 mod value;
 
-pub use value::{StrValue, Value};
+pub use value::{StrForm, StrValue, Value, SHARED_REFCOUNT};
 
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap, HashSet};
