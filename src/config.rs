@@ -293,7 +293,8 @@ impl Config {
             Kind::Str => Ok(value.to_string()),
             Kind::Save => {
                 let parts: Vec<&str> = value.split_whitespace().collect();
-                if parts.len() % 2 != 0 || parts.iter().any(|x| x.parse::<u64>().is_err()) {
+                if !parts.len().is_multiple_of(2) || parts.iter().any(|x| x.parse::<u64>().is_err())
+                {
                     return Err("Invalid save parameters".into());
                 }
                 Ok(parts.join(" "))

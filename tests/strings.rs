@@ -96,7 +96,12 @@ async fn binary_safe_keys_and_values() {
     check(&mut c, &[b"GET", key], &want).await;
     check(&mut c, &[b"STRLEN", key], b":9\r\n").await;
     check(&mut c, &[b"APPEND", key, b"\0"], b":10\r\n").await;
-    check(&mut c, &[b"GETRANGE", key, b"-2", b"-1"], b"$2\r\n\xfe\0\r\n").await;
+    check(
+        &mut c,
+        &[b"GETRANGE", key, b"-2", b"-1"],
+        b"$2\r\n\xfe\0\r\n",
+    )
+    .await;
     check(&mut c, &[b"GET", b"k"], b"$-1\r\n").await;
     s.shutdown().await;
 }
@@ -132,7 +137,10 @@ async fn get_variants() {
             ("GETEX k NX", SYNTAX),
             ("GETEX k GET", SYNTAX),
             ("GETEX k EX", SYNTAX),
-            ("GETEX k PX 0", "-ERR invalid expire time in 'getex' command\r\n"),
+            (
+                "GETEX k PX 0",
+                "-ERR invalid expire time in 'getex' command\r\n",
+            ),
             (
                 "GETEX k EX 9223372036854775",
                 "-ERR invalid expire time in 'getex' command\r\n",
@@ -161,27 +169,51 @@ async fn setnx_setex_mset() {
             ("GET k", "$1\r\na\r\n"),
             ("SETEX s 100 v", "+OK\r\n"),
             ("TTL s", ":100\r\n"),
-            ("SETEX s 0 v", "-ERR invalid expire time in 'setex' command\r\n"),
-            ("SETEX s -5 v", "-ERR invalid expire time in 'setex' command\r\n"),
+            (
+                "SETEX s 0 v",
+                "-ERR invalid expire time in 'setex' command\r\n",
+            ),
+            (
+                "SETEX s -5 v",
+                "-ERR invalid expire time in 'setex' command\r\n",
+            ),
             ("SETEX s x v", NOT_INT),
-            ("PSETEX s 0 v", "-ERR invalid expire time in 'psetex' command\r\n"),
+            (
+                "PSETEX s 0 v",
+                "-ERR invalid expire time in 'psetex' command\r\n",
+            ),
             (
                 "PSETEX s 9223372036854775807 v",
                 "-ERR invalid expire time in 'psetex' command\r\n",
             ),
             ("PSETEX s 100000 v", "+OK\r\n"),
             ("TTL s", ":100\r\n"),
-            ("SETEX s 10", "-ERR wrong number of arguments for 'setex' command\r\n"),
+            (
+                "SETEX s 10",
+                "-ERR wrong number of arguments for 'setex' command\r\n",
+            ),
             ("MSET a 1 b 2", "+OK\r\n"),
-            ("MSET a 1 b", "-ERR wrong number of arguments for 'mset' command\r\n"),
-            ("MSET a", "-ERR wrong number of arguments for 'mset' command\r\n"),
+            (
+                "MSET a 1 b",
+                "-ERR wrong number of arguments for 'mset' command\r\n",
+            ),
+            (
+                "MSET a",
+                "-ERR wrong number of arguments for 'mset' command\r\n",
+            ),
             ("MSETNX a 1 c 2", ":0\r\n"),
             ("EXISTS c", ":0\r\n"),
             ("MSETNX c 1 d 2", ":1\r\n"),
             ("MSETNX x 1 x 2", ":1\r\n"),
             ("GET x", "$1\r\n2\r\n"),
-            ("MSETNX y 1 z", "-ERR wrong number of arguments for 'msetnx' command\r\n"),
-            ("MGET a b nokey c", "*4\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n$1\r\n1\r\n"),
+            (
+                "MSETNX y 1 z",
+                "-ERR wrong number of arguments for 'msetnx' command\r\n",
+            ),
+            (
+                "MGET a b nokey c",
+                "*4\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n$1\r\n1\r\n",
+            ),
             // MSET removes a TTL, as SET does.
             ("MSET s v", "+OK\r\n"),
             ("TTL s", ":-1\r\n"),
@@ -214,7 +246,10 @@ async fn append_strlen_ranges() {
                 "GETRANGE k -9223372036854775808 9223372036854775807",
                 "$11\r\nHello_World\r\n",
             ),
-            ("GETRANGE k 9223372036854775807 9223372036854775807", "$0\r\n\r\n"),
+            (
+                "GETRANGE k 9223372036854775807 9223372036854775807",
+                "$0\r\n\r\n",
+            ),
             ("GETRANGE k a 1", NOT_INT),
             ("GETRANGE nokey 0 -1", "$0\r\n\r\n"),
             ("SUBSTR k 0 4", "$5\r\nHello\r\n"),
@@ -252,7 +287,10 @@ async fn counters() {
             ("INCRBY n -20", ":-10\r\n"),
             ("INCRBY n x", NOT_INT),
             ("INCRBY n 9223372036854775808", NOT_INT),
-            ("DECRBY n -9223372036854775808", "-ERR decrement would overflow\r\n"),
+            (
+                "DECRBY n -9223372036854775808",
+                "-ERR decrement would overflow\r\n",
+            ),
             ("SET n 9223372036854775807", "+OK\r\n"),
             ("INCR n", overflow),
             ("SET n -9223372036854775808", "+OK\r\n"),
@@ -300,7 +338,10 @@ async fn incrbyfloat_long_double_formatting() {
             ("INCRBYFLOAT j -0", "$1\r\n0\r\n"),
             ("INCRBYFLOAT k 0x10", "$2\r\n16\r\n"),
             ("INCRBYFLOAT k .5", "$4\r\n16.5\r\n"),
-            ("INCRBYFLOAT l 0.000003814697265625", "$19\r\n0.00000381469726562\r\n"),
+            (
+                "INCRBYFLOAT l 0.000003814697265625",
+                "$19\r\n0.00000381469726562\r\n",
+            ),
             ("INCRBYFLOAT x abc", NOT_FLOAT),
             ("INCRBYFLOAT x nan", NOT_FLOAT),
             ("INCRBYFLOAT x 1e", NOT_FLOAT),
@@ -371,14 +412,22 @@ async fn lcs_modes() {
 
     // RESP3: IDX replies a map, missing values are `_`.
     let s = start().await;
-    resp3(&s, &[b"MSET", b"a", b"ohmytext", b"b", b"mynewtext"], b"+OK\r\n");
+    resp3(
+        &s,
+        &[b"MSET", b"a", b"ohmytext", b"b", b"mynewtext"],
+        b"+OK\r\n",
+    );
     resp3(
         &s,
         &[b"LCS", b"a", b"b", b"IDX", b"MINMATCHLEN", b"3"],
         b"%2\r\n$7\r\nmatches\r\n*1\r\n*2\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n$3\r\nlen\r\n:6\r\n",
     );
     resp3(&s, &[b"GET", b"nokey"], b"_\r\n");
-    resp3(&s, &[b"MGET", b"a", b"nokey"], b"*2\r\n$8\r\nohmytext\r\n_\r\n");
+    resp3(
+        &s,
+        &[b"MGET", b"a", b"nokey"],
+        b"*2\r\n$8\r\nohmytext\r\n_\r\n",
+    );
     resp3(&s, &[b"SET", b"a", b"x", b"NX"], b"_\r\n");
     resp3(&s, &[b"GETDEL", b"nokey"], b"_\r\n");
     s.shutdown().await;
@@ -436,10 +485,23 @@ async fn string_encodings_and_refcount() {
 async fn redis_crate_client() {
     let s = start().await;
     let mut c2 = client(s.local_addr()).await;
-    let _: () = redis::cmd("SET").arg("k").arg("v").query_async(&mut c2).await.unwrap();
-    let v: Option<String> = redis::cmd("GET").arg("k").query_async(&mut c2).await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query_async(&mut c2)
+        .await
+        .unwrap();
+    let v: Option<String> = redis::cmd("GET")
+        .arg("k")
+        .query_async(&mut c2)
+        .await
+        .unwrap();
     assert_eq!(v.as_deref(), Some("v"));
-    let v: redis::Value = redis::cmd("GET").arg("nokey").query_async(&mut c2).await.unwrap();
+    let v: redis::Value = redis::cmd("GET")
+        .arg("nokey")
+        .query_async(&mut c2)
+        .await
+        .unwrap();
     assert_eq!(v, redis::Value::Nil);
     let v: Vec<Option<String>> = redis::cmd("MGET")
         .arg("k")
@@ -455,7 +517,12 @@ async fn redis_crate_client() {
         .await
         .unwrap();
     assert_eq!(f, "2.5");
-    let n: i64 = redis::cmd("INCRBY").arg("n").arg(-3).query_async(&mut c2).await.unwrap();
+    let n: i64 = redis::cmd("INCRBY")
+        .arg("n")
+        .arg(-3)
+        .query_async(&mut c2)
+        .await
+        .unwrap();
     assert_eq!(n, -3);
     let e = redis::cmd("INCR")
         .arg("k")

@@ -429,7 +429,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// MSET key value [key value ...]
 fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::wrong_args("mset"));
     }
     let db = ctx.db();
@@ -447,7 +447,7 @@ fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// MSETNX key value [key value ...]
 fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::wrong_args("msetnx"));
     }
     let db = ctx.db();

@@ -117,7 +117,7 @@ pub fn active_expire_cycle(
             total_sampled += sampled;
             total_expired += expired;
             deleted += expired;
-            if iteration % LOOPS_PER_CLOCK_CHECK == 0 && start.elapsed() > limit {
+            if iteration.is_multiple_of(LOOPS_PER_CLOCK_CHECK) && start.elapsed() > limit {
                 ks.expire.timelimit_exit = true;
                 ks.expire.time_cap_reached += 1;
                 break 'dbs;
@@ -157,7 +157,7 @@ mod tests {
         }
         ks.set(3, Bytes::from("gone"), Value::str("v"), 1);
         let mut rounds = 0;
-        while ks.dbs[0].len() > 500 || ks.dbs[3].len() > 0 {
+        while ks.dbs[0].len() > 500 || !ks.dbs[3].is_empty() {
             active_expire_cycle(&mut ks, CycleKind::Slow, 10, 1, || 1000);
             rounds += 1;
             assert!(rounds < 100, "expiry made no progress");
