@@ -1,29 +1,186 @@
-//! Generic key commands.
+//! Generic key commands (Redis's db.c, expire.c and object.c): deletion,
+//! existence and type, iteration (KEYS, SCAN, RANDOMKEY), renaming, moving
+//! and copying, TTLs, and OBJECT introspection.
+//!
+//! They work on any value type: only OBJECT ENCODING / REFCOUNT and COPY
+//! look inside a value, through `Value`'s own methods.
 
-use super::{flags::*, CmdResult, Command, Ctx, Doc};
+use super::{
+    arg_i64, c_str_lossy, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler,
+};
+use crate::db::{Value, DATABASES};
+use crate::glob::glob_match;
 use bytes::Bytes;
 
-pub static COMMANDS: &[Command] = &[Command {
-    name: "del",
-    arity: -2,
-    flags: WRITE,
-    first_key: 1,
-    last_key: -1,
-    key_step: 1,
-    acl: &["@keyspace", "@write", "@slow"],
-    doc: Doc {
-        summary: "Delete a key",
-        since: "1.0.0",
-        group: "generic",
-        complexity: "O(N) where N is the number of keys that will be removed.",
-    },
-    handler: Some(del),
-    ..Command::DEFAULT
-}];
+/// A table entry of the generic group.
+#[allow(clippy::too_many_arguments)]
+const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    acl: &'static [&'static str],
+    summary: &'static str,
+    since: &'static str,
+    complexity: &'static str,
+    handler: Handler,
+) -> Command {
+    Command {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        key_step: keys.2,
+        acl,
+        doc: Doc {
+            summary,
+            since,
+            group: "generic",
+            complexity,
+        },
+        handler: Some(handler),
+        subcommands: &[],
+    }
+}
 
-/// DEL key [key ...]
+const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
+const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
+const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
+const TWO_KEYS: (i32, i32, i32) = (1, 2, 1);
+const OBJECT_KEY: (i32, i32, i32) = (2, 2, 1);
+const KS_READ_FAST: &[&str] = &["@keyspace", "@read", "@fast"];
+const KS_READ_SLOW: &[&str] = &["@keyspace", "@read", "@slow"];
+const KS_WRITE_FAST: &[&str] = &["@keyspace", "@write", "@fast"];
+const KS_WRITE_SLOW: &[&str] = &["@keyspace", "@write", "@slow"];
+
+static OBJECT_SUBCOMMANDS: &[Command] = &[
+    cmd(
+        "encoding",
+        3,
+        READONLY,
+        OBJECT_KEY,
+        KS_READ_SLOW,
+        "Inspect the internal encoding of a Redis object",
+        "2.2.3",
+        "O(1)",
+        object_encoding,
+    ),
+    cmd(
+        "freq",
+        3,
+        READONLY,
+        OBJECT_KEY,
+        KS_READ_SLOW,
+        "Get the logarithmic access frequency counter of a Redis object",
+        "4.0.0",
+        "O(1)",
+        object_freq,
+    ),
+    cmd(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        &["@keyspace", "@slow"],
+        "Show helpful text about the different subcommands",
+        "6.2.0",
+        "O(1)",
+        object_help,
+    ),
+    cmd(
+        "idletime",
+        3,
+        READONLY,
+        OBJECT_KEY,
+        KS_READ_SLOW,
+        "Get the time since a Redis object was last accessed",
+        "2.2.3",
+        "O(1)",
+        object_idletime,
+    ),
+    cmd(
+        "refcount",
+        3,
+        READONLY,
+        OBJECT_KEY,
+        KS_READ_SLOW,
+        "Get the number of references to the value of the key",
+        "2.2.3",
+        "O(1)",
+        object_refcount,
+    ),
+];
+
+pub static COMMANDS: &[Command] = &[
+    cmd("del", -2, WRITE, ALL_KEYS, KS_WRITE_SLOW, "Delete a key", "1.0.0", "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", del),
+    cmd("unlink", -2, WRITE | FAST, ALL_KEYS, KS_WRITE_FAST, "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", "4.0.0", "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", del),
+    cmd("exists", -2, READONLY | FAST, ALL_KEYS, KS_READ_FAST, "Determine if a key exists", "1.0.0", "O(N) where N is the number of keys to check.", exists),
+    cmd("type", 2, READONLY | FAST, ONE_KEY, KS_READ_FAST, "Determine the type stored at key", "1.0.0", "O(1)", type_),
+    cmd("keys", 2, READONLY, NO_KEYS, &["@keyspace", "@read", "@slow", "@dangerous"], "Find all keys matching the given pattern", "1.0.0", "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", keys),
+    cmd("scan", -2, READONLY, NO_KEYS, KS_READ_SLOW, "Incrementally iterate the keys space", "2.8.0", "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", scan),
+    cmd("randomkey", 1, READONLY, NO_KEYS, KS_READ_SLOW, "Return a random key from the keyspace", "1.0.0", "O(1)", randomkey),
+    cmd("rename", 3, WRITE, TWO_KEYS, KS_WRITE_SLOW, "Rename a key", "1.0.0", "O(1)", rename),
+    cmd("renamenx", 3, WRITE | FAST, TWO_KEYS, KS_WRITE_FAST, "Rename a key, only if the new key does not exist", "1.0.0", "O(1)", renamenx),
+    cmd("copy", -3, WRITE | DENYOOM, TWO_KEYS, KS_WRITE_SLOW, "Copy a key", "6.2.0", "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", copy),
+    cmd("move", 3, WRITE | FAST, ONE_KEY, KS_WRITE_FAST, "Move a key to another database", "1.0.0", "O(1)", move_),
+    cmd("touch", -2, READONLY | FAST, ALL_KEYS, KS_READ_FAST, "Alters the last access time of a key(s). Returns the number of existing keys specified.", "3.2.1", "O(N) where N is the number of keys that will be touched.", touch),
+    Command {
+        name: "object",
+        arity: -2,
+        flags: 0,
+        acl: &["@slow"],
+        doc: Doc {
+            summary: "A container for object introspection commands",
+            since: "2.2.3",
+            group: "generic",
+            complexity: "Depends on subcommand.",
+        },
+        subcommands: OBJECT_SUBCOMMANDS,
+        ..Command::DEFAULT
+    },
+    cmd("expire", -3, WRITE | FAST, ONE_KEY, KS_WRITE_FAST, "Set a key's time to live in seconds", "1.0.0", "O(1)", expire),
+    cmd("pexpire", -3, WRITE | FAST, ONE_KEY, KS_WRITE_FAST, "Set a key's time to live in milliseconds", "2.6.0", "O(1)", pexpire),
+    cmd("expireat", -3, WRITE | FAST, ONE_KEY, KS_WRITE_FAST, "Set the expiration for a key as a UNIX timestamp", "1.2.0", "O(1)", expireat),
+    cmd("pexpireat", -3, WRITE | FAST, ONE_KEY, KS_WRITE_FAST, "Set the expiration for a key as a UNIX timestamp specified in milliseconds", "2.6.0", "O(1)", pexpireat),
+    cmd("ttl", 2, READONLY | FAST, ONE_KEY, KS_READ_FAST, "Get the time to live for a key in seconds", "1.0.0", "O(1)", ttl),
+    cmd("pttl", 2, READONLY | FAST, ONE_KEY, KS_READ_FAST, "Get the time to live for a key in milliseconds", "2.6.0", "O(1)", pttl),
+    cmd("expiretime", 2, READONLY | FAST, ONE_KEY, KS_READ_FAST, "Get the expiration Unix timestamp for a key", "7.0.0", "O(1)", expiretime),
+    cmd("pexpiretime", 2, READONLY | FAST, ONE_KEY, KS_READ_FAST, "Get the expiration Unix timestamp for a key in milliseconds", "7.0.0", "O(1)", pexpiretime),
+    cmd("persist", 2, WRITE | FAST, ONE_KEY, KS_WRITE_FAST, "Remove the expiration from a key", "2.2.0", "O(1)", persist),
+];
+
+/// SCAN's default COUNT, as Redis.
+const SCAN_COUNT_DEFAULT: usize = 10;
+
+/// `-ERR source and destination objects are the same` (Redis's `sameobjecterr`).
+fn same_object() -> CmdError {
+    CmdError::new("ERR source and destination objects are the same")
+}
+
+fn db_out_of_range() -> CmdError {
+    CmdError::new("ERR DB index is out of range")
+}
+
+/// A database index argument: a 32-bit integer (`getIntFromObjectOrReply`)
+/// naming an existing database.
+fn arg_db(a: &[u8]) -> Result<usize, CmdError> {
+    let n = arg_i64(a)?;
+    let n = i32::try_from(n).map_err(|_| {
+        CmdError::new("ERR value is out of range, value must between -2147483648 and 2147483647")
+    })?;
+    usize::try_from(n)
+        .ok()
+        .filter(|&d| d < DATABASES)
+        .ok_or_else(db_out_of_range)
+}
+
+// ---- deletion, existence, type ----
+
+/// DEL key [key ...]  (also UNLINK key [key ...]: values are freed in place
+/// either way, there is no lazy-free thread to hand them to)
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let db = ctx.client.db;
+    let db = ctx.db();
     let mut n = 0;
     for k in &args[1..] {
         if ctx.ks.delete(db, k, ctx.now_ms) {
@@ -31,5 +188,570 @@ fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     ctx.out.int(n);
+    Ok(())
+}
+
+/// EXISTS key [key ...]
+///
+/// A key named twice is counted twice, as Redis.
+fn exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let db = ctx.db();
+    let mut n = 0;
+    for k in &args[1..] {
+        if ctx.ks.lookup(db, k, ctx.now_ms, false).is_some() {
+            n += 1;
+        }
+    }
+    ctx.out.int(n);
+    Ok(())
+}
+
+/// TOUCH key [key ...]
+fn touch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let db = ctx.db();
+    let mut n = 0;
+    for k in &args[1..] {
+        if ctx.ks.lookup(db, k, ctx.now_ms, true).is_some() {
+            n += 1;
+        }
+    }
+    ctx.out.int(n);
+    Ok(())
+}
+
+/// TYPE key
+fn type_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let db = ctx.db();
+    let name = ctx
+        .ks
+        .lookup(db, &args[1], ctx.now_ms, false)
+        .map_or("none", |e| e.value.type_name());
+    ctx.out.simple(name);
+    Ok(())
+}
+
+// ---- iteration ----
+
+/// KEYS pattern
+///
+/// Expired keys are skipped but not deleted here, as Redis.
+fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (db, now) = (ctx.db(), ctx.now_ms);
+    let pat = &args[1];
+    let all = pat.as_ref() == b"*";
+    let mut found = Vec::new();
+    ctx.ks.dbs[db].scan(0, |k, e| {
+        let live = e.expires_at_ms == 0 || e.expires_at_ms > now;
+        if live && (all || glob_match(pat, k, false)) {
+            found.push(k.clone());
+        }
+        true
+    });
+    ctx.out.array(found.len());
+    for k in &found {
+        ctx.out.bulk(k);
+    }
+    Ok(())
+}
+
+/// A SCAN cursor as Redis's `parseScanCursorOrReply` reads it: C `strtoul`
+/// in base 10 over the whole argument, so an optional sign (`-1` wraps to
+/// 2^64-1), leading zeros, and the empty string (0) are accepted, leading
+/// spaces and overflow are not.
+fn parse_cursor(a: &[u8]) -> Option<u64> {
+    let a = match a.iter().position(|&b| b == 0) {
+        Some(p) => &a[..p],
+        None => a,
+    };
+    if a.is_empty() {
+        return Some(0);
+    }
+    let (neg, digits) = match a[0] {
+        b'-' => (true, &a[1..]),
+        b'+' => (false, &a[1..]),
+        _ => (false, a),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+///
+/// The cursor is a position in the database's hash order (see `db`): every
+/// key present from the first call to the last is returned at least once,
+/// whatever is added or removed in between. COUNT keys are visited per
+/// call (keys sharing a hash are never split), then MATCH, TYPE and expiry
+/// filter them, so a call may return fewer, or none, before the end.
+fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let cursor = parse_cursor(&args[1]).ok_or_else(|| CmdError::new("ERR invalid cursor"))?;
+    let mut count = SCAN_COUNT_DEFAULT;
+    let mut pattern: Option<&Bytes> = None;
+    let mut type_name: Option<&Bytes> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let more = args.len() - i >= 2;
+        if is_opt(&args[i], "count") && more {
+            let n = arg_i64(&args[i + 1])?;
+            if n < 1 {
+                return Err(CmdError::syntax());
+            }
+            count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else if is_opt(&args[i], "match") && more {
+            pattern = Some(&args[i + 1]).filter(|p| p.as_ref() != b"*");
+        } else if is_opt(&args[i], "type") && more {
+            type_name = Some(&args[i + 1]);
+        } else {
+            return Err(CmdError::syntax());
+        }
+        i += 2;
+    }
+    let db = ctx.db();
+    let mut batch: Vec<Bytes> = Vec::new();
+    let next = ctx.ks.dbs[db].scan(cursor, |k, e| {
+        let matches = pattern.is_none_or(|p| glob_match(p, k, false))
+            && type_name.is_none_or(|t| is_opt(t, e.value.type_name()));
+        if matches {
+            batch.push(k.clone());
+        }
+        // Counts visited keys, as Redis counts visited buckets.
+        count = count.saturating_sub(1);
+        count > 0
+    });
+    batch.retain(|k| !ctx.ks.expire_if_needed(db, k, ctx.now_ms));
+    ctx.out.array(2);
+    let mut b = itoa::Buffer::new();
+    ctx.out.bulk(b.format(next).as_bytes());
+    ctx.out.array(batch.len());
+    for k in &batch {
+        ctx.out.bulk(k);
+    }
+    Ok(())
+}
+
+/// A pseudo-random u64 for RANDOMKEY: a per-thread xorshift seeded from
+/// the standard library's random hasher keys. Not for anything secret.
+fn random_u64() -> u64 {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0x9e37_79b9_7f4a_7c15);
+            h.finish() | 1
+        });
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x
+    })
+}
+
+/// RANDOMKEY
+///
+/// Takes the first key at or after a random hash. An expired key found
+/// this way is deleted and another one drawn, so the loop ends: each turn
+/// either replies or removes a key.
+fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let (db, now) = (ctx.db(), ctx.now_ms);
+    loop {
+        let Some(key) = ctx.ks.dbs[db].key_at_or_after(random_u64()).cloned() else {
+            ctx.out.null();
+            return Ok(());
+        };
+        if !ctx.ks.expire_if_needed(db, &key, now) {
+            ctx.out.bulk(&key);
+            return Ok(());
+        }
+    }
+}
+
+// ---- renaming, moving, copying ----
+
+/// RENAME key newkey
+fn rename(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, args, false)
+}
+
+/// RENAMENX key newkey
+fn renamenx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, args, true)
+}
+
+/// Redis's `renameGenericCommand`: the entry moves whole (value, TTL,
+/// access time); an existing destination is overwritten unless NX.
+fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
+    let (db, now) = (ctx.db(), ctx.now_ms);
+    let (src, dst) = (&args[1], &args[2]);
+    if ctx.ks.lookup_write(db, src, now).is_none() {
+        return Err(CmdError::no_such_key());
+    }
+    let reply_ok = |ctx: &mut Ctx, done: bool| {
+        if nx {
+            ctx.out.int(i64::from(done));
+        } else {
+            ctx.out.ok();
+        }
+    };
+    if src == dst {
+        reply_ok(ctx, false);
+        return Ok(());
+    }
+    if ctx.ks.lookup_write(db, dst, now).is_some() && nx {
+        reply_ok(ctx, false);
+        return Ok(());
+    }
+    if let Some(entry) = ctx.ks.dbs[db].remove(src) {
+        ctx.ks.dbs[db].insert(dst.clone(), entry);
+        ctx.ks.stats.dirty += 1;
+    }
+    reply_ok(ctx, true);
+    Ok(())
+}
+
+/// MOVE key db
+fn move_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (src_db, now, key) = (ctx.db(), ctx.now_ms, &args[1]);
+    let dst_db = arg_db(&args[2])?;
+    if dst_db == src_db {
+        return Err(same_object());
+    }
+    if ctx.ks.lookup_write(src_db, key, now).is_none()
+        || ctx.ks.lookup_write(dst_db, key, now).is_some()
+    {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    if let Some(entry) = ctx.ks.dbs[src_db].remove(key) {
+        ctx.ks.dbs[dst_db].insert(key.clone(), entry);
+        ctx.ks.stats.dirty += 1;
+    }
+    ctx.out.int(1);
+    Ok(())
+}
+
+/// The copy COPY stores: same type and encoding, a private object.
+fn duplicate(v: &Value) -> Value {
+    match v {
+        Value::Str(s) => Value::Str(s.duplicate()),
+        #[allow(unreachable_patterns)]
+        other => other.clone(),
+    }
+}
+
+/// COPY source destination [DB destination-db] [REPLACE]
+fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (src_db, now) = (ctx.db(), ctx.now_ms);
+    let mut dst_db = src_db;
+    let mut replace = false;
+    let mut j = 3;
+    while j < args.len() {
+        if is_opt(&args[j], "replace") {
+            replace = true;
+        } else if is_opt(&args[j], "db") && j + 1 < args.len() {
+            dst_db = arg_db(&args[j + 1])?;
+            j += 1;
+        } else {
+            return Err(CmdError::syntax());
+        }
+        j += 1;
+    }
+    let (src, dst) = (&args[1], &args[2]);
+    if src_db == dst_db && src == dst {
+        return Err(same_object());
+    }
+    let touch = !ctx.client.no_touch;
+    let Some(e) = ctx.ks.lookup(src_db, src, now, touch) else {
+        ctx.out.int(0);
+        return Ok(());
+    };
+    let (value, expires_at_ms) = (duplicate(&e.value), e.expires_at_ms);
+    if ctx.ks.lookup_write(dst_db, dst, now).is_some() {
+        if !replace {
+            ctx.out.int(0);
+            return Ok(());
+        }
+        ctx.ks.dbs[dst_db].remove(dst);
+    }
+    let entry = ctx.ks.entry(value, expires_at_ms);
+    ctx.ks.dbs[dst_db].insert(dst.clone(), entry);
+    ctx.ks.stats.dirty += 1;
+    ctx.out.int(1);
+    Ok(())
+}
+
+// ---- OBJECT ----
+
+/// The key of an OBJECT subcommand, looked up without touching it.
+fn object_lookup<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Option<&'a mut crate::db::Entry> {
+    let (db, now) = (ctx.db(), ctx.now_ms);
+    ctx.ks.lookup(db, key, now, false)
+}
+
+/// True when `maxmemory-policy` is an LFU policy.
+fn lfu_policy(ctx: &Ctx) -> bool {
+    ctx.shared
+        .config
+        .read()
+        .get("maxmemory-policy")
+        .is_some_and(|p| p.contains("lfu"))
+}
+
+/// OBJECT ENCODING key
+fn object_encoding(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let enc = object_lookup(ctx, &args[2]).map(|e| e.value.encoding());
+    match enc {
+        None => ctx.out.null(),
+        Some(enc) => ctx.out.bulk(enc.as_bytes()),
+    }
+    Ok(())
+}
+
+/// OBJECT REFCOUNT key
+fn object_refcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let n = object_lookup(ctx, &args[2]).map(|e| match &e.value {
+        Value::Str(s) => s.refcount(),
+        #[allow(unreachable_patterns)]
+        _ => 1,
+    });
+    match n {
+        None => ctx.out.null(),
+        Some(n) => ctx.out.int(n),
+    }
+    Ok(())
+}
+
+/// OBJECT IDLETIME key
+fn object_idletime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let Some(access_s) = object_lookup(ctx, &args[2]).map(|e| e.access_s) else {
+        ctx.out.null();
+        return Ok(());
+    };
+    if lfu_policy(ctx) {
+        return Err(CmdError::new("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+    }
+    let idle = ctx.ks.clock_s().saturating_sub(access_s);
+    ctx.out.int(i64::from(idle));
+    Ok(())
+}
+
+/// Redis's `LFU_INIT_VAL`: the counter of a new key under an LFU policy.
+const LFU_INIT_VAL: i64 = 5;
+
+/// OBJECT FREQ key
+///
+/// Access frequency is not tracked: under an LFU policy this reports the
+/// counter Redis gives a new key; otherwise the same error as Redis.
+fn object_freq(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if object_lookup(ctx, &args[2]).is_none() {
+        ctx.out.null();
+        return Ok(());
+    }
+    if !lfu_policy(ctx) {
+        return Err(CmdError::new("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+    }
+    ctx.out.int(LFU_INIT_VAL);
+    Ok(())
+}
+
+/// OBJECT HELP
+fn object_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    const LINES: &[&str] = &[
+        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ENCODING <key>",
+        "    Return the kind of internal representation used in order to store the value",
+        "    associated with a <key>.",
+        "FREQ <key>",
+        "    Return the access frequency index of the <key>. The returned integer is",
+        "    proportional to the logarithm of the recent access frequency of the key.",
+        "IDLETIME <key>",
+        "    Return the idle time of the <key>, that is the approximated number of",
+        "    seconds elapsed since the last access to the key.",
+        "REFCOUNT <key>",
+        "    Return the number of references of the value associated with the specified",
+        "    <key>.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    ctx.out.array(LINES.len());
+    for l in LINES {
+        ctx.out.simple(l);
+    }
+    Ok(())
+}
+
+// ---- TTLs ----
+
+/// EXPIRE key seconds [NX | XX | GT | LT]
+fn expire(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let now = ctx.now_ms as i64;
+    expire_generic(ctx, args, now, true, "expire")
+}
+
+/// PEXPIRE key milliseconds [NX | XX | GT | LT]
+fn pexpire(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let now = ctx.now_ms as i64;
+    expire_generic(ctx, args, now, false, "pexpire")
+}
+
+/// EXPIREAT key unix-time-seconds [NX | XX | GT | LT]
+fn expireat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, 0, true, "expireat")
+}
+
+/// PEXPIREAT key unix-time-milliseconds [NX | XX | GT | LT]
+fn pexpireat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, 0, false, "pexpireat")
+}
+
+/// Redis's `expireGenericCommand`. Options are checked first, then the
+/// time (overflow of the unit conversion or of `base_ms +` is an error;
+/// negative times are allowed), then the key. A time not in the future
+/// deletes the key and replies 1.
+fn expire_generic(
+    ctx: &mut Ctx,
+    args: &[Bytes],
+    base_ms: i64,
+    seconds: bool,
+    cmd: &str,
+) -> CmdResult {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for a in &args[3..] {
+        if is_opt(a, "nx") {
+            nx = true;
+        } else if is_opt(a, "xx") {
+            xx = true;
+        } else if is_opt(a, "gt") {
+            gt = true;
+        } else if is_opt(a, "lt") {
+            lt = true;
+        } else {
+            return Err(CmdError::new(format!(
+                "ERR Unsupported option {}",
+                c_str_lossy(a)
+            )));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CmdError::new(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(CmdError::new(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
+    }
+    let invalid = || CmdError::new(format!("ERR invalid expire time in '{cmd}' command"));
+    let mut when = arg_i64(&args[2])?;
+    if seconds {
+        when = when.checked_mul(1000).ok_or_else(invalid)?;
+    }
+    if when > i64::MAX - base_ms {
+        return Err(invalid());
+    }
+    when += base_ms;
+    let (db, key, now) = (ctx.db(), &args[1], ctx.now_ms);
+    let Some(e) = ctx.ks.lookup_write(db, key, now) else {
+        ctx.out.int(0);
+        return Ok(());
+    };
+    // -1 stands for "no expiry", an infinite TTL.
+    let current: i64 = if e.expires_at_ms == 0 {
+        -1
+    } else {
+        e.expires_at_ms as i64
+    };
+    let refused = (nx && current != -1)
+        || (xx && current == -1)
+        || (gt && (current == -1 || when <= current))
+        || (lt && current != -1 && when >= current);
+    if refused {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    if when <= now as i64 {
+        ctx.ks.delete(db, key, now);
+    } else {
+        ctx.ks.dbs[db].set_expiry(key, when as u64);
+        ctx.ks.stats.dirty += 1;
+    }
+    ctx.out.int(1);
+    Ok(())
+}
+
+/// What the TTL family replies.
+#[derive(Clone, Copy)]
+enum TtlKind {
+    /// Remaining time (TTL, PTTL).
+    Remaining,
+    /// Absolute Unix time (EXPIRETIME, PEXPIRETIME).
+    Absolute,
+}
+
+/// Redis's `ttlGenericCommand`: -2 for a missing key, -1 without expiry;
+/// seconds are rounded to the nearest (`(ms + 500) / 1000`).
+fn ttl_generic(ctx: &mut Ctx, key: &[u8], kind: TtlKind, millis: bool) -> CmdResult {
+    let (db, now) = (ctx.db(), ctx.now_ms);
+    let reply = match ctx.ks.lookup(db, key, now, false) {
+        None => -2,
+        Some(e) if e.expires_at_ms == 0 => -1,
+        Some(e) => {
+            let ms = match kind {
+                TtlKind::Remaining => e.expires_at_ms.saturating_sub(now),
+                TtlKind::Absolute => e.expires_at_ms,
+            } as i64;
+            if millis {
+                ms
+            } else {
+                ms.saturating_add(500) / 1000
+            }
+        }
+    };
+    ctx.out.int(reply);
+    Ok(())
+}
+
+/// TTL key
+fn ttl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &args[1], TtlKind::Remaining, false)
+}
+
+/// PTTL key
+fn pttl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &args[1], TtlKind::Remaining, true)
+}
+
+/// EXPIRETIME key
+fn expiretime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &args[1], TtlKind::Absolute, false)
+}
+
+/// PEXPIRETIME key
+fn pexpiretime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &args[1], TtlKind::Absolute, true)
+}
+
+/// PERSIST key
+fn persist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (db, key, now) = (ctx.db(), &args[1], ctx.now_ms);
+    let had_ttl = ctx
+        .ks
+        .lookup_write(db, key, now)
+        .is_some_and(|e| e.expires_at_ms != 0);
+    if had_ttl {
+        ctx.ks.dbs[db].set_expiry(key, 0);
+        ctx.ks.stats.dirty += 1;
+    }
+    ctx.out.int(i64::from(had_ttl));
     Ok(())
 }

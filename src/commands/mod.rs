@@ -399,3 +399,16 @@ pub fn arg_i64(a: &[u8]) -> Result<i64, CmdError> {
 pub fn is_kw(a: &[u8], kw: &str) -> bool {
     a.eq_ignore_ascii_case(kw.as_bytes())
 }
+
+/// Matches an option argument the way Redis's `strcasecmp` on `argv[j]->ptr`
+/// does: as a C string, so the argument ends at its first NUL byte.
+pub fn is_opt(a: &[u8], kw: &str) -> bool {
+    let end = a.iter().position(|&b| b == 0).unwrap_or(a.len());
+    a[..end].eq_ignore_ascii_case(kw.as_bytes())
+}
+
+/// An argument as Redis's `%s` prints it in an error: up to its first NUL.
+pub fn c_str_lossy(a: &[u8]) -> String {
+    let end = a.iter().position(|&b| b == 0).unwrap_or(a.len());
+    String::from_utf8_lossy(&a[..end]).into_owned()
+}

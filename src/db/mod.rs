@@ -17,7 +17,7 @@ pub mod effect;
 pub mod expire;
 mod value;
 
-pub use value::{StrValue, Value};
+pub use value::{StrForm, StrValue, Value, SHARED_REFCOUNT};
 
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap, HashSet};

@@ -3,27 +3,55 @@
 
 use crate::protocol::parse::parse_i64;
 
-/// Largest string value, as Redis's `proto-max-bulk-len` default: SETRANGE and
-/// APPEND refuse to grow a string past it.
-pub const STRING_BYTES_MAX: usize = 512 * 1024 * 1024;
-
 /// Longest string Redis stores with the `embstr` encoding.
 const EMBSTR_BYTES_MAX: usize = 44;
+
+/// Integers Redis keeps as shared objects (`OBJ_SHARED_INTEGERS`): values
+/// 0..=9999 created through `tryObjectEncoding` point at one preallocated
+/// object whose OBJECT REFCOUNT is `i32::MAX`.
+const SHARED_INTEGERS_MAX: i64 = 9999;
+
+/// OBJECT REFCOUNT of a shared object (`OBJ_SHARED_REFCOUNT`).
+pub const SHARED_REFCOUNT: i64 = i32::MAX as i64;
+
+/// How Redis would have built a string object; decides OBJECT ENCODING
+/// and OBJECT REFCOUNT, never the content.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StrForm {
+    /// Through `tryObjectEncoding` (SET, MSET, GETSET, INCR, APPEND on a
+    /// new key): `int` when the content is a canonical 64-bit integer of at
+    /// most 20 bytes, else `embstr` up to 44 bytes, else `raw`.
+    #[default]
+    Encoded,
+    /// From a buffer without trying the integer encoding (INCRBYFLOAT's
+    /// result): `embstr` up to 44 bytes, else `raw`.
+    Plain,
+    /// Modified in place (APPEND, SETRANGE): always `raw`.
+    Raw,
+    /// A private duplicate of an `int` object (COPY): `int`, never shared.
+    IntCopy,
+}
 
 /// A string value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StrValue {
     pub data: Vec<u8>,
-    /// Set once the string was modified in place (APPEND, SETRANGE): Redis
-    /// then keeps it `raw` whatever its content.
-    pub raw: bool,
+    pub form: StrForm,
 }
 
 impl StrValue {
     pub fn new(data: impl Into<Vec<u8>>) -> Self {
         StrValue {
             data: data.into(),
-            raw: false,
+            form: StrForm::Encoded,
+        }
+    }
+
+    /// A string built the way `form` says.
+    pub fn with_form(data: impl Into<Vec<u8>>, form: StrForm) -> Self {
+        StrValue {
+            data: data.into(),
+            form,
         }
     }
 
@@ -39,14 +67,37 @@ impl StrValue {
 
     /// OBJECT ENCODING, following Redis's `tryObjectEncoding`.
     pub fn encoding(&self) -> &'static str {
-        if self.raw {
-            "raw"
-        } else if self.data.len() <= 20 && self.as_i64().is_some() {
-            "int"
-        } else if self.data.len() <= EMBSTR_BYTES_MAX {
-            "embstr"
+        match self.form {
+            StrForm::Raw => "raw",
+            StrForm::IntCopy => "int",
+            StrForm::Encoded if self.data.len() <= 20 && self.as_i64().is_some() => "int",
+            _ if self.data.len() <= EMBSTR_BYTES_MAX => "embstr",
+            _ => "raw",
+        }
+    }
+
+    /// OBJECT REFCOUNT: shared small integers report `SHARED_REFCOUNT`.
+    pub fn refcount(&self) -> i64 {
+        let shared = self.form == StrForm::Encoded
+            && self
+                .as_i64()
+                .is_some_and(|n| (0..=SHARED_INTEGERS_MAX).contains(&n));
+        if shared {
+            SHARED_REFCOUNT
         } else {
-            "raw"
+            1
+        }
+    }
+
+    /// The duplicate COPY makes (`dupStringObject`): same encoding, private.
+    pub fn duplicate(&self) -> Self {
+        let form = match (self.form, self.encoding()) {
+            (StrForm::Encoded, "int") => StrForm::IntCopy,
+            (f, _) => f,
+        };
+        StrValue {
+            data: self.data.clone(),
+            form,
         }
     }
 }

@@ -99,3 +99,29 @@ pub fn resp(args: &[&[u8]]) -> Vec<u8> {
     }
     v
 }
+
+/// Runs one command for a fresh RESP3 client inside the server's process
+/// (through `server::execute`, as a connection would after `HELLO 3`) and
+/// asserts the exact reply bytes. Needs no HELLO support on the wire.
+pub fn resp3(s: &ServerHandle, args: &[&[u8]], expected: &[u8]) {
+    use redlog::protocol::Out;
+    use redlog::server::{execute, Client, ClientHandle};
+    use std::sync::Arc;
+    let shared = s.shared();
+    let addr = s.local_addr();
+    let handle = Arc::new(ClientHandle::new(u64::MAX, addr, addr));
+    let mut client = Client::new(handle, true);
+    let mut out = Out::new(true);
+    let args = args
+        .iter()
+        .map(|a| bytes::Bytes::copy_from_slice(a))
+        .collect();
+    {
+        let mut ks = shared.ks.lock();
+        execute(shared, &mut ks, &mut client, &mut out, args);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&out.buf),
+        String::from_utf8_lossy(expected)
+    );
+}
