@@ -23,11 +23,11 @@
 //!   tag 5 FLUSHALL = (empty)
 //!   tag 6 SWAPDB   = u8 db_a | u8 db_b
 //! value    = u8 type | body
-//!   type 1 string  = u8 flags(bit0 = raw encoding) | bytes data
+//!   type 1 string  = u8 form(0 encoded, 1 plain, 2 raw, 3 int copy) | bytes data
 //! bytes    = u32 len | u8{len}
 //! ```
 
-use super::{Keyspace, StrValue, Value, DATABASES};
+use super::{Keyspace, StrForm, StrValue, Value, DATABASES};
 use bytes::Bytes;
 
 const UNIT_VERSION: u8 = 1;
@@ -75,7 +75,12 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Str(s) => {
             out.push(1);
-            out.push(u8::from(s.raw));
+            out.push(match s.form {
+                StrForm::Encoded => 0,
+                StrForm::Plain => 1,
+                StrForm::Raw => 2,
+                StrForm::IntCopy => 3,
+            });
             put_bytes(out, &s.data);
         }
     }
@@ -164,11 +169,17 @@ impl<'a> Reader<'a> {
     fn value(&mut self) -> Result<Value, DecodeError> {
         match self.u8()? {
             1 => {
-                let flags = self.u8()?;
+                let form = match self.u8()? {
+                    0 => StrForm::Encoded,
+                    1 => StrForm::Plain,
+                    2 => StrForm::Raw,
+                    3 => StrForm::IntCopy,
+                    _ => return Err(DecodeError("unknown string form")),
+                };
                 let data = self.bytes()?;
                 Ok(Value::Str(StrValue {
                     data: data.to_vec(),
-                    raw: flags & 1 != 0,
+                    form,
                 }))
             }
             _ => Err(DecodeError("unknown value type")),

@@ -109,7 +109,7 @@ pub fn resp3(s: &ServerHandle, args: &[&[u8]], expected: &[u8]) {
     use std::sync::Arc;
     let shared = s.shared();
     let addr = s.local_addr();
-    let handle = Arc::new(ClientHandle::new(u64::MAX, addr, addr));
+    let handle = Arc::new(ClientHandle::new(u64::MAX, addr, addr, -1));
     let mut client = Client::new(handle, true);
     let mut out = Out::new(true);
     let args = args
