@@ -133,7 +133,7 @@ static PARAMS: &[Param] = &[
     p("client-query-buffer-limit", MEMORY, "1073741824", true),
     p("maxmemory", MEMORY, "0", true),
     p("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
-    p("appendonly", Kind::Bool, "no", false),
+    p("appendonly", Kind::Bool, "yes", false),
     p("appendfsync", Kind::Enum(FSYNC), "everysec", true),
     p("save", Kind::Save, "", true),
     p("auto-aof-rewrite-percentage", INT, "100", true),
@@ -177,6 +177,12 @@ pub struct Config {
     pub client_query_buffer_limit: usize,
     pub maxclients: usize,
     pub timeout_s: u64,
+    /// `appendonly yes`: the keyspace is durable through the WAL.
+    pub appendonly: bool,
+    /// `appendfsync`: always, everysec or no.
+    pub appendfsync: String,
+    pub auto_aof_rewrite_percentage: u64,
+    pub auto_aof_rewrite_min_size: u64,
     /// The config file given on the command line, for INFO `config_file`.
     pub config_file: Option<String>,
 }
@@ -200,6 +206,10 @@ impl Default for Config {
             client_query_buffer_limit: 0,
             maxclients: 0,
             timeout_s: 0,
+            appendonly: true,
+            appendfsync: String::new(),
+            auto_aof_rewrite_percentage: 0,
+            auto_aof_rewrite_min_size: 0,
             config_file: None,
         };
         c.refresh();
@@ -250,6 +260,10 @@ impl Config {
         self.client_query_buffer_limit = int("client-query-buffer-limit") as usize;
         self.maxclients = int("maxclients") as usize;
         self.timeout_s = int("timeout") as u64;
+        self.appendonly = get("appendonly") == "yes";
+        self.appendfsync = get("appendfsync");
+        self.auto_aof_rewrite_percentage = int("auto-aof-rewrite-percentage") as u64;
+        self.auto_aof_rewrite_min_size = int("auto-aof-rewrite-min-size") as u64;
     }
 
     /// The canonical value of a parameter.

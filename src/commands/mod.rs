@@ -9,6 +9,7 @@
 
 pub mod connection;
 pub mod keys;
+pub mod persistence;
 pub mod server;
 pub mod strings;
 pub mod transactions;
@@ -40,6 +41,7 @@ pub mod flags {
     pub const NO_MULTI: u32 = 1 << 13;
     pub const MOVABLE_KEYS: u32 = 1 << 14;
     pub const ALLOW_BUSY: u32 = 1 << 15;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 16;
 
     /// Flag names in Redis's COMMAND INFO order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -56,6 +58,7 @@ pub mod flags {
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
@@ -211,10 +214,11 @@ pub struct Table {
 }
 
 /// Every family's table, in COMMAND order.
-fn families() -> [&'static [Command]; 5] {
+fn families() -> [&'static [Command]; 6] {
     [
         connection::COMMANDS,
         server::COMMANDS,
+        persistence::COMMANDS,
         strings::COMMANDS,
         keys::COMMANDS,
         transactions::COMMANDS,

@@ -807,23 +807,61 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
         }
         "persistence" => {
             line!("# Persistence");
-            line!("loading:0");
+            let p = sh.persist.as_deref();
+            let flag = |b: Option<&std::sync::atomic::AtomicBool>| {
+                b.is_some_and(|b| b.load(Ordering::Relaxed)) as u8
+            };
+            line!("loading:{}", flag(p.map(|p| &p.loading)));
             line!("async_loading:0");
             line!("rdb_changes_since_last_save:{}", ctx.ks.stats.dirty);
-            line!("rdb_bgsave_in_progress:0");
+            line!(
+                "rdb_bgsave_in_progress:{}",
+                flag(p.map(|p| &p.rewrite_in_progress))
+            );
             line!("rdb_last_save_time:{}", ld(&sh.last_save_unix));
-            line!("rdb_last_bgsave_status:ok");
-            line!("rdb_last_bgsave_time_sec:-1");
+            let ok = |b: bool| if b { "ok" } else { "err" };
+            let rewrite_ok = p.is_none_or(|p| p.last_rewrite_ok.load(Ordering::Relaxed));
+            line!("rdb_last_bgsave_status:{}", ok(rewrite_ok));
+            line!(
+                "rdb_last_bgsave_time_sec:{}",
+                p.map_or(-1, |p| p.last_rewrite_time_sec.load(Ordering::Relaxed))
+            );
             line!("rdb_current_bgsave_time_sec:-1");
-            line!("rdb_saves:0");
-            line!("aof_enabled:0");
-            line!("aof_rewrite_in_progress:0");
-            line!("aof_rewrite_scheduled:0");
-            line!("aof_last_rewrite_time_sec:-1");
+            line!(
+                "rdb_saves:{}",
+                p.map_or(0, |p| p.rewrites.load(Ordering::Relaxed))
+            );
+            line!("aof_enabled:{}", p.is_some() as u8);
+            line!(
+                "aof_rewrite_in_progress:{}",
+                flag(p.map(|p| &p.rewrite_in_progress))
+            );
+            line!(
+                "aof_rewrite_scheduled:{}",
+                flag(p.map(|p| &p.rewrite_scheduled))
+            );
+            line!(
+                "aof_last_rewrite_time_sec:{}",
+                p.map_or(-1, |p| p.last_rewrite_time_sec.load(Ordering::Relaxed))
+            );
             line!("aof_current_rewrite_time_sec:-1");
-            line!("aof_last_bgrewrite_status:ok");
-            line!("aof_rewrites:0");
-            line!("aof_last_write_status:ok");
+            line!("aof_last_bgrewrite_status:{}", ok(rewrite_ok));
+            line!(
+                "aof_rewrites:{}",
+                p.map_or(0, |p| p.rewrites.load(Ordering::Relaxed))
+            );
+            line!(
+                "aof_last_write_status:{}",
+                ok(p.is_none_or(|p| p.failure().is_none()))
+            );
+            if let Some(p) = p {
+                line!("aof_current_size:{}", p.current_size());
+                line!("aof_base_size:{}", p.base_size.load(Ordering::Relaxed));
+                line!("aof_pending_rewrite:0");
+                line!("aof_buffer_length:0");
+                line!("aof_pending_bio_fsync:0");
+                line!("aof_delayed_fsync:0");
+            }
         }
         "stats" => {
             let ks = &ctx.ks;
@@ -992,6 +1030,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .write()
         .set_runtime(&pairs)
         .map_err(CmdError::new)?;
+    ctx.shared.config_changed();
     ctx.out.ok();
     Ok(())
 }
@@ -1139,12 +1178,20 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if abort {
         return Err(CmdError::new("ERR No shutdown in progress."));
     }
-    if save && !force {
-        tracing::warn!("SHUTDOWN SAVE refused: redlog has no persistence to save to");
+    if save && !force && ctx.shared.persist.is_none() {
+        tracing::warn!("SHUTDOWN SAVE refused: persistence is disabled (appendonly no)");
         return Err(CmdError::new("ERR Errors trying to SHUTDOWN. Check logs."));
     }
+    if let Some(text) = ctx.shared.persist.as_ref().and_then(|p| p.failure()) {
+        if !force {
+            tracing::warn!(
+                "SHUTDOWN refused: the WAL cannot be written ({text}); use SHUTDOWN FORCE"
+            );
+            return Err(CmdError::new("ERR Errors trying to SHUTDOWN. Check logs."));
+        }
+    }
     tracing::warn!(
-        "User requested shutdown (client id {}), nothing to save",
+        "User requested shutdown (client id {}); the WAL is fsynced before exit",
         ctx.client.id
     );
     ctx.shared.request_shutdown();

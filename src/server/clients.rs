@@ -20,6 +20,14 @@ pub enum ReplyMode {
     SkipNext,
 }
 
+/// Work a command asked the connection to do after the keyspace lock is
+/// released (it must not run under the lock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PendingOp {
+    /// SAVE: write a base now, then reply.
+    Save,
+}
+
 /// A MULTI block being queued.
 #[derive(Debug, Default)]
 pub struct MultiState {
@@ -177,6 +185,8 @@ pub struct Client {
     pub no_touch: bool,
     /// Close once the pending replies are written (QUIT, protocol error, kill).
     pub close_after_reply: bool,
+    /// Set by a handler; the connection stops the batch and performs it.
+    pub pending: Option<PendingOp>,
     pub handle: Arc<ClientHandle>,
 }
 
@@ -191,6 +201,7 @@ impl Client {
             reply_mode: ReplyMode::On,
             no_touch: false,
             close_after_reply: false,
+            pending: None,
             handle,
         }
     }

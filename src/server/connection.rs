@@ -1,7 +1,8 @@
 //! One client connection: read, decode every complete request in the
 //! buffer, execute them under one keyspace lock, write all replies at once.
 
-use super::{Client, ClientHandle, ReplyMode, Shared};
+use super::persist::{unit_bytes, FsyncPolicy, Persistence};
+use super::{Client, ClientHandle, PendingOp, ReplyMode, Shared};
 use crate::commands::{self, flags, table, CmdError, Ctx};
 use crate::db::expire::{active_expire_cycle, CycleKind};
 use crate::db::{now_ms, Keyspace};
@@ -39,9 +40,28 @@ pub(super) async fn serve(
     let mut client = Client::new(handle.clone(), authenticated);
     let mut inbuf = BytesMut::with_capacity(READ_BUF_BYTES);
     let mut out = Out::new(false);
+    // True when the buffer may hold requests not yet run (after a SAVE
+    // paused the batch): run them before reading more.
+    let mut resume = false;
     loop {
         if handle.is_killed() {
             break;
+        }
+        if resume {
+            resume = false;
+            if !run_batch(
+                &shared,
+                &mut client,
+                &mut stream,
+                &mut inbuf,
+                &mut out,
+                &mut resume,
+            )
+            .await
+            {
+                break;
+            }
+            continue;
         }
         let timeout_s = shared.config.read().timeout_s;
         let read = async {
@@ -71,26 +91,20 @@ pub(super) async fn serve(
             .total_net_input_bytes
             .fetch_add(n as u64, Ordering::Relaxed);
         let qlimit = shared.config.read().client_query_buffer_limit;
-        process_input(&shared, &mut client, &mut inbuf, &mut out);
         if inbuf.len() > qlimit {
             tracing::warn!("closing client {id} that reached max query buffer length");
-            client.close_after_reply = true;
+            break;
         }
-        if !out.buf.is_empty() {
-            shared
-                .stats
-                .total_net_output_bytes
-                .fetch_add(out.buf.len() as u64, Ordering::Relaxed);
-            if stream.write_all(&out.buf).await.is_err() {
-                break;
-            }
-            if out.buf.capacity() > 1 << 20 {
-                out.buf = Vec::with_capacity(256);
-            } else {
-                out.buf.clear();
-            }
-        }
-        if client.close_after_reply {
+        if !run_batch(
+            &shared,
+            &mut client,
+            &mut stream,
+            &mut inbuf,
+            &mut out,
+            &mut resume,
+        )
+        .await
+        {
             break;
         }
     }
@@ -101,13 +115,110 @@ pub(super) async fn serve(
     shared.clients.remove(&id);
 }
 
+/// Runs what is buffered, performs a pending SAVE, syncs under `always`,
+/// writes the replies in one call. Returns false when the connection must
+/// close.
+async fn run_batch(
+    shared: &Arc<Shared>,
+    client: &mut Client,
+    stream: &mut TcpStream,
+    inbuf: &mut BytesMut,
+    out: &mut Out,
+    resume: &mut bool,
+) -> bool {
+    {
+        let batch = process_input(shared, client, inbuf, out);
+        if batch.needs_sync {
+            // appendfsync always: no reply before the fdatasync covering this
+            // batch's units (shared with concurrent batches: group commit).
+            if let Some(p) = shared.persist.clone() {
+                let synced = tokio::task::spawn_blocking(move || p.sync())
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                if let Err(text) = synced {
+                    refuse_spans(out, &batch.spans, &text);
+                }
+            }
+        }
+    }
+    if let Some(op) = client.pending.take() {
+        match op {
+            PendingOp::Save => {
+                let sh = shared.clone();
+                let r = tokio::task::spawn_blocking(move || sh.rewrite_now())
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                match r {
+                    Ok(()) => out.ok(),
+                    Err(e) => {
+                        tracing::warn!("SAVE failed: {e}");
+                        out.error("ERR");
+                    }
+                }
+            }
+        }
+        *resume = !inbuf.is_empty();
+    }
+    if !out.buf.is_empty() {
+        shared
+            .stats
+            .total_net_output_bytes
+            .fetch_add(out.buf.len() as u64, Ordering::Relaxed);
+        if stream.write_all(&out.buf).await.is_err() {
+            return false;
+        }
+        if out.buf.capacity() > 1 << 20 {
+            out.buf = Vec::with_capacity(256);
+        } else {
+            out.buf.clear();
+        }
+    }
+    !client.close_after_reply
+}
+
+/// What a batch wrote to the WAL.
+#[derive(Default)]
+struct Batch {
+    /// Reply byte ranges of the commands that changed the keyspace: replaced
+    /// by a MISCONF error when their units could not be made durable.
+    spans: Vec<(usize, usize)>,
+    /// The batch appended units and the policy is `always`.
+    needs_sync: bool,
+}
+
+/// Replaces the replies in `spans` with the MISCONF error: their effects
+/// were not made durable, so they must not be acknowledged.
+fn refuse_spans(out: &mut Out, spans: &[(usize, usize)], text: &str) {
+    if spans.is_empty() {
+        return;
+    }
+    let old = std::mem::take(&mut out.buf);
+    let mut at = 0;
+    for &(start, end) in spans {
+        out.buf.extend_from_slice(&old[at..start]);
+        out.error(&Persistence::misconf(text));
+        at = end;
+    }
+    out.buf.extend_from_slice(&old[at..]);
+}
+
 /// Decodes and executes every complete request in `inbuf`. The keyspace
 /// lock is taken at the first command and held for the rest of the batch:
 /// Redis too runs a client's whole buffered batch before serving another.
-fn process_input(shared: &Shared, client: &mut Client, inbuf: &mut BytesMut, out: &mut Out) {
+/// Each command's effects become one WAL unit; the batch's units are
+/// appended in one write before the lock is released.
+fn process_input(
+    shared: &Shared,
+    client: &mut Client,
+    inbuf: &mut BytesMut,
+    out: &mut Out,
+) -> Batch {
+    let mut batch = Batch::default();
+    let mut units: Vec<Vec<u8>> = Vec::new();
+    let logging = shared.persist.is_some();
     let mut guard: Option<parking_lot::MutexGuard<'_, Keyspace>> = None;
     let bulk_max = shared.config.read().proto_max_bulk_len;
-    while !client.close_after_reply {
+    while !client.close_after_reply && client.pending.is_none() {
         let limits = ParseLimits {
             bulk_bytes_max: bulk_max,
             authenticated: client.authenticated,
@@ -115,7 +226,12 @@ fn process_input(shared: &Shared, client: &mut Client, inbuf: &mut BytesMut, out
         match parse_request(inbuf, limits) {
             Ok(Parsed::Command { args, .. }) => {
                 let ks = guard.get_or_insert_with(|| shared.ks.lock());
+                let start = out.buf.len();
                 execute(shared, ks, client, out, args);
+                if logging && ks.has_effects() {
+                    units.push(unit_bytes(&ks.take_effects()));
+                    batch.spans.push((start, out.buf.len()));
+                }
             }
             Ok(Parsed::Empty) => continue,
             Ok(Parsed::Incomplete) => break,
@@ -136,8 +252,20 @@ fn process_input(shared: &Shared, client: &mut Client, inbuf: &mut BytesMut, out
             (c.hz, c.active_expire_effort)
         };
         active_expire_cycle(&mut ks, CycleKind::Fast, hz, effort, now_ms);
+        if let Some(p) = &shared.persist {
+            if ks.has_effects() {
+                units.push(unit_bytes(&ks.take_effects()));
+            }
+            if !units.is_empty() {
+                match p.append(&units) {
+                    Ok(()) => batch.needs_sync = p.policy() == FsyncPolicy::Always,
+                    Err(text) => refuse_spans(out, &batch.spans, &text),
+                }
+            }
+        }
     }
     client.handle.meta.lock().qbuf = inbuf.len();
+    batch
 }
 
 /// A rejected EXEC discards the transaction and answers EXECABORT with the
@@ -155,6 +283,16 @@ fn exec_abort(client: &mut Client, ks: &mut Keyspace, e: CmdError) -> CmdError {
     let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
     msg.extend_from_slice(reason);
     CmdError::from_bytes(msg)
+}
+
+/// True when the client's queued MULTI block holds a write command.
+fn multi_writes(client: &Client) -> bool {
+    let t = table();
+    client.multi.as_ref().is_some_and(|m| {
+        m.queue
+            .iter()
+            .any(|(idx, _)| t.entries[*idx].cmd.has(flags::WRITE))
+    })
 }
 
 /// Names of the commands that run immediately even inside MULTI.
@@ -208,12 +346,43 @@ pub fn execute(
             // Redis's `authRequired`: a password is configured now (it may
             // have been cleared by CONFIG SET since the client connected).
             let auth_required = !client.authenticated && shared.config.read().requirepass.is_some();
+            let persist_failure = match &shared.persist {
+                Some(p)
+                    if cmd.has(flags::WRITE)
+                        || top_name == "ping"
+                        || (top_name == "exec" && multi_writes(client)) =>
+                {
+                    p.failure()
+                }
+                _ => None,
+            };
             if auth_required && !cmd.has(flags::NO_AUTH) {
                 entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
                 if let Some(m) = client.multi.as_mut() {
                     m.aborted = true;
                 }
                 let e = CmdError::new("NOAUTH Authentication required.");
+                if top_name == "exec" {
+                    Err(exec_abort(client, ks, e))
+                } else {
+                    Err(e)
+                }
+            } else if shared.is_loading() && !cmd.has(flags::LOADING) {
+                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = client.multi.as_mut() {
+                    m.aborted = true;
+                }
+                Err(CmdError::new(
+                    "LOADING Redis is loading the dataset in memory",
+                ))
+            } else if let Some(text) = persist_failure {
+                // Redis refuses writes (and PING) once the AOF could not be
+                // written, so a client never believes a write is safe.
+                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = client.multi.as_mut() {
+                    m.aborted = true;
+                }
+                let e = CmdError::new(Persistence::misconf(&text));
                 if top_name == "exec" {
                     Err(exec_abort(client, ks, e))
                 } else {

@@ -3,15 +3,18 @@
 
 mod clients;
 mod connection;
+pub mod persist;
 
-pub use clients::{Client, ClientHandle, ClientMeta, MultiState, ReplyMode};
+pub use clients::{Client, ClientHandle, ClientMeta, MultiState, PendingOp, ReplyMode};
 pub use connection::execute;
 
 use crate::config::Config;
 use crate::db::expire::{active_expire_cycle, CycleKind};
 use crate::db::{now_ms, Keyspace};
+use crate::storage::{Fs, RealFs};
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
+use persist::{FsyncPolicy, Persistence};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -50,6 +53,12 @@ pub struct Shared {
     shutdown_notify: Notify,
     /// Listening addresses, for INFO and CLIENT LIST `laddr`.
     pub listen_addrs: Vec<SocketAddr>,
+    /// The WAL and its state; None with `appendonly no`.
+    pub persist: Option<Arc<Persistence>>,
+    /// Stops the background fsync thread.
+    flusher_stop: Arc<AtomicBool>,
+    /// This `Shared` itself, for threads started from a command handler.
+    me: std::sync::OnceLock<std::sync::Weak<Shared>>,
 }
 
 impl Shared {
@@ -60,6 +69,73 @@ impl Shared {
         for c in self.clients.iter() {
             c.kill();
         }
+    }
+
+    /// Applies configuration that lives outside `Config` (after CONFIG SET).
+    pub fn config_changed(&self) {
+        if let Some(p) = &self.persist {
+            if let Some(policy) = FsyncPolicy::parse(&self.config.read().appendfsync) {
+                p.set_policy(policy);
+            }
+        }
+    }
+
+    /// True while the WAL is being replayed (INFO `loading:1`).
+    pub fn is_loading(&self) -> bool {
+        self.persist
+            .as_ref()
+            .is_some_and(|p| p.loading.load(Ordering::Relaxed))
+    }
+
+    /// Appends the keyspace's pending effects (from the cron's expiry
+    /// cycle) to the WAL as one unit. Call with the keyspace lock held.
+    pub fn log_pending_effects(&self, ks: &mut Keyspace) {
+        let Some(p) = &self.persist else {
+            return;
+        };
+        let effects = ks.take_effects();
+        if effects.is_empty() {
+            return;
+        }
+        if let Err(e) = p.append(&[persist::unit_bytes(&effects)]) {
+            tracing::error!("cannot log expired keys: {e}");
+        }
+    }
+
+    /// Starts a compaction on its own thread unless one is running.
+    /// Returns false when one was already in progress.
+    pub fn start_rewrite(&self) -> Result<bool, String> {
+        let Some(p) = self.persist.clone() else {
+            return Err("persistence is disabled (appendonly no)".into());
+        };
+        let Some(shared) = self.me.get().and_then(|w| w.upgrade()) else {
+            return Err("server is stopping".into());
+        };
+        if p.rewrite_in_progress.swap(true, Ordering::SeqCst) {
+            return Ok(false);
+        }
+        std::thread::Builder::new()
+            .name("redlog-rewrite".into())
+            .spawn(move || {
+                let _ = shared.rewrite_now();
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    /// Writes a base on the calling thread (SAVE, and the rewrite thread);
+    /// on success resets the changes-since-save counter and LASTSAVE.
+    pub fn rewrite_now(&self) -> Result<(), String> {
+        let Some(p) = &self.persist else {
+            return Err("persistence is disabled (appendonly no)".into());
+        };
+        let dirty_before = self.ks.lock().stats.dirty;
+        persist::run_rewrite(&self.ks, p)?;
+        let mut ks = self.ks.lock();
+        ks.stats.dirty = ks.stats.dirty.saturating_sub(dirty_before);
+        self.last_save_unix
+            .store(now_ms() / 1000, Ordering::Relaxed);
+        Ok(())
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -116,17 +192,47 @@ impl ServerHandle {
         self.wait().await;
     }
 
-    /// Waits until the server stops (SHUTDOWN, or `shutdown()`).
+    /// Waits until the server stops (SHUTDOWN, or `shutdown()`), then
+    /// makes the WAL durable.
     pub async fn wait(self) {
         for t in self.tasks {
             let _ = t.await;
         }
+        self.shared.flusher_stop.store(true, Ordering::Relaxed);
+        if let Some(p) = self.shared.persist.clone() {
+            let r = tokio::task::spawn_blocking(move || p.sync()).await;
+            if let Ok(Err(e)) = r {
+                tracing::error!("final WAL fsync failed: {e}");
+            }
+        }
     }
 }
 
-/// Binds the configured addresses and starts serving on the current tokio
+/// Binds the configured addresses, opens and replays the WAL (clients that
+/// connect meanwhile get `-LOADING`), and serves on the current tokio
 /// runtime. Port 0 picks a free port (see `ServerHandle::local_addr`).
 pub async fn spawn(config: Config) -> std::io::Result<ServerHandle> {
+    spawn_with_fs(config, Arc::new(RealFs)).await
+}
+
+fn io_other(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// `spawn` with a chosen file system (fault injection in tests).
+pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<ServerHandle> {
+    let persist = if config.appendonly {
+        let policy = FsyncPolicy::parse(&config.appendfsync).unwrap_or(FsyncPolicy::EverySec);
+        let dir = std::path::PathBuf::from(&config.dir);
+        let p = tokio::task::spawn_blocking(move || Persistence::open(&dir, policy, fs))
+            .await
+            .map_err(io_other)?
+            .map_err(io_other)?;
+        p.loading.store(true, Ordering::SeqCst);
+        Some(Arc::new(p))
+    } else {
+        None
+    };
     let mut listeners = Vec::new();
     for addr in config.bind.split_whitespace() {
         let (optional, addr) = match addr.strip_prefix('-') {
@@ -167,13 +273,46 @@ pub async fn spawn(config: Config) -> std::io::Result<ServerHandle> {
         shutdown: AtomicBool::new(false),
         shutdown_notify: Notify::new(),
         listen_addrs,
+        persist,
+        flusher_stop: Arc::new(AtomicBool::new(false)),
+        me: std::sync::OnceLock::new(),
     });
-    for a in &shared.listen_addrs {
-        tracing::info!("Ready to accept connections tcp on {a}");
-    }
+    let _ = shared.me.set(Arc::downgrade(&shared));
     let mut tasks = Vec::new();
     for l in listeners {
         tasks.push(tokio::spawn(accept_loop(shared.clone(), l)));
+    }
+    if let Some(p) = shared.persist.clone() {
+        let p2 = p.clone();
+        let (ks, stats) = match tokio::task::spawn_blocking(move || persist::replay(&p2.wal))
+            .await
+            .map_err(io_other)?
+        {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!("cannot load the WAL: {e}");
+                shared.request_shutdown();
+                for t in tasks {
+                    let _ = t.await;
+                }
+                return Err(io_other(e));
+            }
+        };
+        let keys = ks.total_keys();
+        *shared.ks.lock() = ks;
+        p.loading.store(false, Ordering::SeqCst);
+        tracing::info!(
+            "DB loaded from the WAL: {} base chunks and {} units, {} bytes, {} keys, in {:.3} seconds",
+            stats.base_chunks,
+            stats.units,
+            stats.bytes,
+            keys,
+            stats.seconds
+        );
+        persist::spawn_flusher(p, shared.flusher_stop.clone());
+    }
+    for a in &shared.listen_addrs {
+        tracing::info!("Ready to accept connections tcp on {a}");
     }
     tasks.push(tokio::spawn(cron(shared.clone())));
     Ok(ServerHandle { shared, tasks })
@@ -227,7 +366,27 @@ async fn cron(shared: Arc<Shared>) {
             _ = tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))) => {}
             _ = shared.shutdown_requested() => return,
         }
-        let mut ks = shared.ks.lock();
-        active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms);
+        if shared.is_loading() {
+            continue;
+        }
+        {
+            let mut ks = shared.ks.lock();
+            active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms);
+            shared.log_pending_effects(&mut ks);
+        }
+        if let Some(p) = &shared.persist {
+            let (pct, min) = {
+                let c = shared.config.read();
+                (c.auto_aof_rewrite_percentage, c.auto_aof_rewrite_min_size)
+            };
+            let scheduled = p.rewrite_scheduled.load(Ordering::Relaxed);
+            if !p.rewrite_in_progress.load(Ordering::Relaxed)
+                && (scheduled || persist::rewrite_due(p, pct, min))
+            {
+                if let Err(e) = shared.start_rewrite() {
+                    tracing::warn!("cannot start a rewrite: {e}");
+                }
+            }
+        }
     }
 }

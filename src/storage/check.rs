@@ -89,6 +89,7 @@ pub fn check_dir_with(
     let mut sum = CheckSummary::default();
     let mut stack = vec![root.to_path_buf()];
     let mut log_dirs = Vec::new();
+    let mut bases = Vec::new();
     while let Some(d) = stack.pop() {
         let mut has_log = false;
         for e in fs.list_dir(&d)? {
@@ -96,6 +97,8 @@ pub fn check_dir_with(
                 stack.push(d.join(&e.name));
             } else if matches!(parse_segment_name(&e.name), Some((_, LOG_EXT))) {
                 has_log = true;
+            } else if crate::storage::wal::is_base_file(&e.name) {
+                bases.push(d.join(&e.name));
             }
         }
         if has_log {
@@ -121,6 +124,38 @@ pub fn check_dir_with(
         sum.bytes += c.bytes;
         sum.problems.extend(c.problems);
         sum.dropped.extend(c.dropped);
+    }
+    bases.sort();
+    for path in bases {
+        sum.files += 1;
+        match crate::storage::wal::verify_base(fs, &path) {
+            Ok(chunks) => writeln!(out, "base {}: {chunks} chunks, ok", path.display())?,
+            Err(crate::storage::Error::Corruption {
+                file,
+                offset,
+                reason,
+            }) => {
+                writeln!(out, "problem: {} offset {offset}: {reason}", file.display())?;
+                sum.problems.push(Problem {
+                    file: file.clone(),
+                    offset,
+                    reason,
+                    data: true,
+                });
+                if repair {
+                    let (kept, dropped) = crate::storage::wal::repair_base(fs, &path)?;
+                    writeln!(
+                        out,
+                        "dropped: {} from offset {}: {} bytes (base keeps its first {kept} chunks)",
+                        path.display(),
+                        dropped.offset,
+                        dropped.bytes
+                    )?;
+                    sum.dropped.push(dropped);
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
     writeln!(
         out,

@@ -30,6 +30,7 @@
 
 pub mod atomic;
 pub mod check;
+pub mod dirlock;
 pub mod error;
 pub mod fs;
 #[doc(hidden)]
@@ -41,6 +42,7 @@ pub mod record;
 pub mod recovery;
 pub mod segment;
 pub mod sync;
+pub mod wal;
 
 pub use atomic::{atomic_write, atomic_write_with};
 pub use check::{check_dir, check_dir_with, CheckSummary, Dropped, Problem};

@@ -14,6 +14,13 @@ use tokio::net::TcpStream;
 pub async fn start_with(options: &[(&str, &str)]) -> ServerHandle {
     let mut cfg = Config::default();
     cfg.set_startup("port", "0").unwrap();
+    // Each server gets its own data directory (one server per dir: LOCK).
+    let dir = tempfile::Builder::new()
+        .prefix("redlog-test-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    cfg.set_startup("dir", dir.to_str().unwrap()).unwrap();
     for (k, v) in options {
         cfg.set_startup(k, v).unwrap();
     }

@@ -1,0 +1,478 @@
+//! Durability of the keyspace: the WAL append after each batch, the fsync
+//! policy, replay at startup, and compaction (the AOF-rewrite analogue).
+//!
+//! Write path: commands run under the keyspace lock; each command's effects
+//! (`Keyspace::take_effects`) become one encoded unit. At the end of the
+//! batch, still under the lock, the units are appended to the WAL in one
+//! write, so units are stored in execution order and handed to the OS
+//! before any reply leaves. Under `appendfsync always` the connection then
+//! waits, off the lock and off the async threads, for an fdatasync covering
+//! its units (concurrent connections share one: group commit). Under
+//! `everysec` a background thread fdatasyncs once a second.
+//!
+//! Compaction writes a base snapshot without stopping clients: it reads the
+//! keyspace in chunks of at most `CHUNK_KEYS_MAX` keys (one short lock hold
+//! each) and writes each chunk off the lock, noting the WAL seq at which the
+//! chunk was captured. Replay loads the base, then the units from the base's
+//! start seq, skipping for each key the effects older than that key's
+//! capture. A SWAPDB during a compaction makes the capture inconsistent; the
+//! compaction is abandoned and retried.
+
+use crate::db::effect::{apply, decode_unit, encode_unit, Effect};
+use crate::db::{Keyspace, DATABASES};
+use crate::storage::dirlock::{lock_dir, DirLock};
+use crate::storage::wal::{Wal, WalOptions};
+use crate::storage::Fs;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Keys per base chunk: bounds how long one capture holds the keyspace lock.
+pub const CHUNK_KEYS_MAX: usize = 1000;
+/// Value bytes per base chunk: large values end a chunk early so a chunk
+/// stays a bounded record.
+pub const CHUNK_BYTES_MAX: usize = 4 << 20;
+
+/// `appendfsync`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FsyncPolicy {
+    Always = 0,
+    EverySec = 1,
+    No = 2,
+}
+
+impl FsyncPolicy {
+    pub fn parse(s: &str) -> Option<FsyncPolicy> {
+        match s {
+            "always" => Some(FsyncPolicy::Always),
+            "everysec" => Some(FsyncPolicy::EverySec),
+            "no" => Some(FsyncPolicy::No),
+            _ => None,
+        }
+    }
+}
+
+/// Text of an I/O error as C's strerror prints it (Redis's MISCONF text
+/// uses strerror): Rust's "(os error N)" suffix removed.
+fn strerror(e: &dyn std::fmt::Display) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// The durability state shared by the server.
+#[derive(Debug)]
+pub struct Persistence {
+    pub wal: Wal,
+    policy: AtomicU8,
+    /// strerror of the failed write or fsync; sticky until restart.
+    failed: Mutex<Option<String>>,
+    pub loading: AtomicBool,
+    pub rewrite_in_progress: AtomicBool,
+    pub rewrite_scheduled: AtomicBool,
+    pub last_rewrite_time_sec: AtomicI64,
+    pub last_rewrite_ok: AtomicBool,
+    pub rewrites: AtomicU64,
+    /// WAL size (base + log) right after the last compaction or load;
+    /// the auto-rewrite growth is measured against it (`aof_base_size`).
+    pub base_size: AtomicU64,
+    /// Unix seconds of the last completed base (LASTSAVE).
+    pub last_save_unix: AtomicU64,
+    _lock: DirLock,
+}
+
+/// What replay did, for the startup log line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReplayStats {
+    pub base_chunks: u64,
+    pub units: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+impl Persistence {
+    /// Locks `<dir>`, opens `<dir>/wal` with recovery.
+    pub fn open(dir: &Path, policy: FsyncPolicy, fs: Arc<dyn Fs>) -> Result<Persistence, String> {
+        let lock = lock_dir(dir).map_err(|e| format!("cannot lock {}: {e}", dir.display()))?;
+        let opts = WalOptions {
+            fs,
+            ..WalOptions::default()
+        };
+        let (wal, report) = Wal::open(dir.join("wal"), opts).map_err(|e| e.to_string())?;
+        if let Some(t) = &report.torn_tail {
+            tracing::warn!(
+                "WAL had a torn tail (an incomplete write at a crash): truncated {} at offset {}, {} bytes dropped",
+                t.file.display(),
+                t.offset,
+                t.bytes_dropped
+            );
+        }
+        let size = wal.log_bytes() + wal.base_bytes();
+        Ok(Persistence {
+            wal,
+            policy: AtomicU8::new(policy as u8),
+            failed: Mutex::new(None),
+            loading: AtomicBool::new(false),
+            rewrite_in_progress: AtomicBool::new(false),
+            rewrite_scheduled: AtomicBool::new(false),
+            last_rewrite_time_sec: AtomicI64::new(-1),
+            last_rewrite_ok: AtomicBool::new(true),
+            rewrites: AtomicU64::new(0),
+            base_size: AtomicU64::new(size),
+            last_save_unix: AtomicU64::new(crate::db::now_ms() / 1000),
+            _lock: lock,
+        })
+    }
+
+    pub fn policy(&self) -> FsyncPolicy {
+        match self.policy.load(Ordering::Relaxed) {
+            0 => FsyncPolicy::Always,
+            1 => FsyncPolicy::EverySec,
+            _ => FsyncPolicy::No,
+        }
+    }
+
+    pub fn set_policy(&self, p: FsyncPolicy) {
+        self.policy.store(p as u8, Ordering::Relaxed);
+    }
+
+    /// The sticky failure, as the MISCONF reply shows it.
+    pub fn failure(&self) -> Option<String> {
+        self.failed.lock().clone()
+    }
+
+    fn fail(&self, e: &dyn std::fmt::Display) -> String {
+        let text = strerror(e);
+        let mut f = self.failed.lock();
+        if f.is_none() {
+            tracing::error!("writing the WAL failed: {e}; refusing writes until restart");
+            *f = Some(text.clone());
+        }
+        f.clone().unwrap_or(text)
+    }
+
+    /// The reply text for writes refused after a failure.
+    pub fn misconf(text: &str) -> String {
+        format!("MISCONF Errors writing to the AOF file: {text}")
+    }
+
+    /// Appends the units of a batch (write to the OS). On failure the state
+    /// turns failed and the error text is returned.
+    pub fn append(&self, units: &[Vec<u8>]) -> Result<(), String> {
+        if let Some(f) = self.failure() {
+            return Err(f);
+        }
+        self.wal.append(units).map_err(|e| self.fail(&e))
+    }
+
+    /// fdatasync of everything appended (group-committed).
+    pub fn sync(&self) -> Result<(), String> {
+        if let Some(f) = self.failure() {
+            return Err(f);
+        }
+        self.wal.sync().map_err(|e| self.fail(&e))
+    }
+
+    /// `aof_current_size`: base plus log bytes.
+    pub fn current_size(&self) -> u64 {
+        self.wal.log_bytes() + self.wal.base_bytes()
+    }
+}
+
+/// Encodes a batch's worth of effects as one unit.
+pub fn unit_bytes(effects: &[Effect]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    encode_unit(effects, &mut buf);
+    buf
+}
+
+fn effect_key(e: &Effect) -> Option<(u8, &Bytes)> {
+    match e {
+        Effect::Set { db, key, .. } | Effect::Del { db, key } | Effect::Expire { db, key, .. } => {
+            Some((*db, key))
+        }
+        _ => None,
+    }
+}
+
+/// Per-key capture seqs of the base, for the keys that units inside the
+/// capture window touch.
+struct CaptureFilter {
+    /// Units with seq >= this happened after every capture: no filtering.
+    max_captured_seq: u128,
+    /// A flush happened in the window: capture seqs of all keys are kept.
+    all_keys: bool,
+    wanted: HashSet<(u8, Bytes)>,
+    captured: HashMap<(u8, Bytes), u128>,
+}
+
+impl CaptureFilter {
+    fn wants(&self, db: u8, key: &Bytes) -> bool {
+        self.all_keys || self.wanted.contains(&(db, key.clone()))
+    }
+
+    /// True when the effect of unit `seq` on this key predates its capture.
+    fn skip(&self, seq: u128, db: u8, key: &Bytes) -> bool {
+        seq < self.max_captured_seq
+            && self
+                .captured
+                .get(&(db, key.clone()))
+                .is_some_and(|&c| seq < c)
+    }
+}
+
+fn corrupt(what: &str, seq: u128, e: impl std::fmt::Display) -> String {
+    format!("WAL {what} {seq} cannot be decoded: {e} (run `redlog check` on the data dir)")
+}
+
+/// Rebuilds the keyspace from the base and the units after it. Never reads
+/// the clock and never expires keys.
+pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), String> {
+    let start = Instant::now();
+    let mut stats = ReplayStats::default();
+    let mut ks = Keyspace::new();
+    ks.set_capture(false);
+    let base = wal.base();
+    let mut filter = None;
+    if let Some(b) = base.as_ref().filter(|b| b.max_captured_seq > b.start_seq) {
+        // Pre-scan the capture window: which keys do its units touch?
+        let mut f = CaptureFilter {
+            max_captured_seq: b.max_captured_seq,
+            all_keys: false,
+            wanted: HashSet::new(),
+            captured: HashMap::new(),
+        };
+        for u in wal.units() {
+            let (seq, bytes) = u.map_err(|e| e.to_string())?;
+            if seq >= b.max_captured_seq {
+                break;
+            }
+            for e in decode_unit(&bytes).map_err(|e| corrupt("unit", seq, e))? {
+                match effect_key(&e) {
+                    Some((db, key)) => {
+                        f.wanted.insert((db, key.clone()));
+                    }
+                    None => f.all_keys = true,
+                }
+            }
+        }
+        filter = Some(f);
+    }
+    if let Some(mut reader) = wal.base_reader().map_err(|e| e.to_string())? {
+        while let Some((captured, unit)) = reader.next_chunk().map_err(|e| e.to_string())? {
+            stats.base_chunks += 1;
+            stats.bytes += unit.len() as u64;
+            for e in decode_unit(&unit).map_err(|e| corrupt("base chunk", captured, e))? {
+                if let (Some(f), Some((db, key))) = (filter.as_mut(), effect_key(&e)) {
+                    if f.wants(db, key) {
+                        f.captured.insert((db, key.clone()), captured);
+                    }
+                }
+                apply(&mut ks, e);
+            }
+        }
+    }
+    for u in wal.units() {
+        let (seq, bytes) = u.map_err(|e| e.to_string())?;
+        stats.units += 1;
+        stats.bytes += bytes.len() as u64;
+        let effects = decode_unit(&bytes).map_err(|e| corrupt("unit", seq, e))?;
+        match filter.as_ref().filter(|f| seq < f.max_captured_seq) {
+            None => effects.into_iter().for_each(|e| apply(&mut ks, e)),
+            Some(f) => {
+                for e in effects {
+                    match &e {
+                        Effect::FlushDb { db } => flush_before(&mut ks, f, seq, *db),
+                        Effect::FlushAll => {
+                            (0..DATABASES as u8).for_each(|db| flush_before(&mut ks, f, seq, db))
+                        }
+                        Effect::SwapDb { .. } => {
+                            return Err(format!(
+                                "WAL unit {seq}: SWAPDB inside a base capture window"
+                            ));
+                        }
+                        _ => {
+                            if let Some((db, key)) = effect_key(&e) {
+                                if f.skip(seq, db, key) {
+                                    continue;
+                                }
+                            }
+                            apply(&mut ks, e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    ks.set_capture(true);
+    stats.seconds = start.elapsed().as_secs_f64();
+    Ok((ks, stats))
+}
+
+/// A flush at unit `seq` inside the capture window removes the keys that
+/// were captured before it (or never captured); keys captured after it
+/// already show the post-flush state.
+fn flush_before(ks: &mut Keyspace, f: &CaptureFilter, seq: u128, db: u8) {
+    let doomed: Vec<Bytes> = ks.dbs[usize::from(db)]
+        .iter()
+        .filter(|(k, _)| {
+            f.captured
+                .get(&(db, (*k).clone()))
+                .is_none_or(|&c| c <= seq)
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in doomed {
+        ks.dbs[usize::from(db)].remove(&k);
+    }
+}
+
+/// Writes a new base from the live keyspace, holding the lock only while
+/// capturing each chunk. Returns the base size.
+pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, String> {
+    let (mut writer, swaps) = {
+        let ks = ks_lock.lock();
+        let w = persist.wal.begin_base().map_err(|e| e.to_string())?;
+        (w, ks.swaps)
+    };
+    let mut db = 0usize;
+    let mut cursor = 0u64;
+    let mut unit = Vec::new();
+    while db < DATABASES {
+        let (effects, captured) = {
+            let ks = ks_lock.lock();
+            if ks.swaps != swaps {
+                drop(ks);
+                persist.wal.abort_base(writer);
+                return Err("SWAPDB ran during the rewrite; it will be retried".into());
+            }
+            let captured = persist.wal.next_seq();
+            let mut effects = Vec::new();
+            let mut bytes = 0usize;
+            let d = &ks.dbs[db];
+            cursor = d.scan(cursor, |k, e| {
+                bytes += k.len() + value_bytes(&e.value);
+                effects.push(Effect::Set {
+                    db: db as u8,
+                    key: k.clone(),
+                    value: e.value.clone(),
+                    expires_at_ms: e.expires_at_ms,
+                });
+                effects.len() < CHUNK_KEYS_MAX && bytes < CHUNK_BYTES_MAX
+            });
+            if cursor == 0 {
+                db += 1;
+            }
+            (effects, captured)
+        };
+        if effects.is_empty() {
+            continue;
+        }
+        unit.clear();
+        encode_unit(&effects, &mut unit);
+        if let Err(e) = writer.write_chunk(captured, effects.len() as u64, &unit) {
+            persist.wal.abort_base(writer);
+            return Err(e.to_string());
+        }
+    }
+    let info = persist
+        .wal
+        .install_base(writer)
+        .map_err(|e| e.to_string())?;
+    Ok(info.bytes)
+}
+
+fn value_bytes(v: &crate::db::Value) -> usize {
+    match v {
+        crate::db::Value::Str(s) => s.data.len(),
+    }
+}
+
+/// Runs a compaction now, on the calling thread, updating the INFO fields.
+pub fn run_rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<(), String> {
+    let started = Instant::now();
+    persist.rewrite_in_progress.store(true, Ordering::SeqCst);
+    let _running = ClearOnDrop(&persist.rewrite_in_progress);
+    persist.rewrite_scheduled.store(false, Ordering::SeqCst);
+    let r = rewrite(ks_lock, persist);
+    persist.rewrite_in_progress.store(false, Ordering::SeqCst);
+    persist
+        .last_rewrite_time_sec
+        .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
+    match &r {
+        Ok(bytes) => {
+            persist.last_rewrite_ok.store(true, Ordering::Relaxed);
+            persist.rewrites.fetch_add(1, Ordering::Relaxed);
+            persist
+                .base_size
+                .store(persist.current_size(), Ordering::Relaxed);
+            persist
+                .last_save_unix
+                .store(crate::db::now_ms() / 1000, Ordering::Relaxed);
+            tracing::info!(
+                "Background append only file rewriting terminated with success: base of {bytes} bytes in {:.3} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Err(e) => {
+            persist.last_rewrite_ok.store(false, Ordering::Relaxed);
+            tracing::warn!("Background append only file rewriting failed: {e}");
+        }
+    }
+    r.map(|_| ())
+}
+
+/// Clears a flag when dropped, so a panic cannot leave a rewrite marked as
+/// running forever.
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The `everysec` flusher: fdatasyncs once a second while the policy is
+/// everysec. Runs on its own thread until `stop` is set.
+pub fn spawn_flusher(
+    persist: Arc<Persistence>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("redlog-fsync".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if persist.policy() != FsyncPolicy::EverySec {
+                    continue;
+                }
+                let now = Instant::now();
+                if let Err(e) = persist.sync() {
+                    tracing::error!("background fsync failed: {e}");
+                }
+                let spent = now.elapsed();
+                if spent < Duration::from_millis(900) {
+                    std::thread::sleep(Duration::from_millis(900) - spent);
+                }
+            }
+        })
+        .expect("spawn the fsync thread")
+}
+
+/// True when the WAL grew enough since the last compaction
+/// (`auto-aof-rewrite-percentage` / `auto-aof-rewrite-min-size`).
+pub fn rewrite_due(persist: &Persistence, percentage: u64, min_size: u64) -> bool {
+    if percentage == 0 {
+        return false;
+    }
+    let current = persist.current_size();
+    let base = persist.base_size.load(Ordering::Relaxed).max(1);
+    current >= min_size && current.saturating_mul(100) / base >= 100 + percentage
+}
