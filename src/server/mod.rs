@@ -199,8 +199,23 @@ impl ServerHandle {
             let _ = t.await;
         }
         self.shared.flusher_stop.store(true, Ordering::Relaxed);
+        // Connections were told to close; let them finish their batch so
+        // every acknowledged write is in the WAL before the final fsync.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.shared.clients.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        while self
+            .shared
+            .persist
+            .as_ref()
+            .is_some_and(|p| p.rewrite_in_progress.load(Ordering::SeqCst))
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         if let Some(p) = self.shared.persist.clone() {
-            let r = tokio::task::spawn_blocking(move || p.sync()).await;
+            let r = tokio::task::spawn_blocking(move || p.close()).await;
             if let Ok(Err(e)) = r {
                 tracing::error!("final WAL fsync failed: {e}");
             }

@@ -67,6 +67,16 @@ fn strerror(e: &dyn std::fmt::Display) -> String {
     }
 }
 
+/// The I/O error under a storage error (what strerror would print), or the
+/// storage error itself.
+fn io_cause(e: &crate::storage::Error) -> String {
+    match e {
+        crate::storage::Error::Io(io) => io.to_string(),
+        crate::storage::Error::PreviousIo(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// The durability state shared by the server.
 #[derive(Debug)]
 pub struct Persistence {
@@ -85,7 +95,8 @@ pub struct Persistence {
     pub base_size: AtomicU64,
     /// Unix seconds of the last completed base (LASTSAVE).
     pub last_save_unix: AtomicU64,
-    _lock: DirLock,
+    /// Held while the server runs; released by `close`.
+    lock: Mutex<Option<DirLock>>,
 }
 
 /// What replay did, for the startup log line.
@@ -127,8 +138,21 @@ impl Persistence {
             rewrites: AtomicU64::new(0),
             base_size: AtomicU64::new(size),
             last_save_unix: AtomicU64::new(crate::db::now_ms() / 1000),
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         })
+    }
+
+    /// Final fsync at shutdown, then releases the data directory: later
+    /// appends fail, so nothing is written once another server may own it.
+    pub fn close(&self) -> Result<(), String> {
+        let r = self.sync();
+        let mut f = self.failed.lock();
+        if f.is_none() {
+            *f = Some("server is shut down".into());
+        }
+        drop(f);
+        self.lock.lock().take();
+        r
     }
 
     pub fn policy(&self) -> FsyncPolicy {
@@ -169,7 +193,7 @@ impl Persistence {
         if let Some(f) = self.failure() {
             return Err(f);
         }
-        self.wal.append(units).map_err(|e| self.fail(&e))
+        self.wal.append(units).map_err(|e| self.fail(&io_cause(&e)))
     }
 
     /// fdatasync of everything appended (group-committed).
@@ -177,7 +201,7 @@ impl Persistence {
         if let Some(f) = self.failure() {
             return Err(f);
         }
-        self.wal.sync().map_err(|e| self.fail(&e))
+        self.wal.sync().map_err(|e| self.fail(&io_cause(&e)))
     }
 
     /// `aof_current_size`: base plus log bytes.
@@ -445,11 +469,17 @@ pub fn spawn_flusher(
     persist: Arc<Persistence>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
+    // The thread holds the Persistence only weakly, so it never keeps the
+    // data directory alive after the server is gone.
+    let persist = Arc::downgrade(&persist);
     std::thread::Builder::new()
         .name("redlog-fsync".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
+                let Some(persist) = persist.upgrade() else {
+                    return;
+                };
                 if persist.policy() != FsyncPolicy::EverySec {
                     continue;
                 }
@@ -457,6 +487,7 @@ pub fn spawn_flusher(
                 if let Err(e) = persist.sync() {
                     tracing::error!("background fsync failed: {e}");
                 }
+                drop(persist);
                 let spent = now.elapsed();
                 if spent < Duration::from_millis(900) {
                     std::thread::sleep(Duration::from_millis(900) - spent);
