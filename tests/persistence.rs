@@ -584,7 +584,7 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
                             Ok(_) => acked += 1,
                             Err(_) => break,
                         }
-                        if acked % 50 == 0 {
+                        if acked.is_multiple_of(50) {
                             let _: redis::RedisResult<i64> =
                                 redis::cmd("INCR").arg(format!("ctr{t}")).query(&mut c);
                         }
