@@ -383,6 +383,7 @@ pub fn call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) -> CmdResult {
     };
     let start = std::time::Instant::now();
     let r = handler(ctx, args);
+    ctx.ks.end_command();
     let usec = start.elapsed().as_micros() as u64;
     e.stat.calls.fetch_add(1, Ordering::Relaxed);
     e.stat.usec.fetch_add(usec, Ordering::Relaxed);

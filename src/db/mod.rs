@@ -15,6 +15,7 @@
 
 pub mod effect;
 pub mod expire;
+pub mod notify;
 mod value;
 
 pub use value::{StrForm, StrValue, Value, SHARED_REFCOUNT};
@@ -67,8 +68,13 @@ pub struct Db {
     watchers: HashMap<Bytes, Vec<(u64, bool)>>,
     /// Clients whose watched keys in this database were modified.
     dirty: HashSet<u64>,
-    /// Keys modified since the last `Keyspace::take_effects` (effect capture).
+    /// Keys whose value changed since the last materialisation (effect capture).
     touched: Vec<Bytes>,
+    /// Keys whose expiry alone changed since the last materialisation.
+    expiry_touched: Vec<Bytes>,
+    /// Keys whose change the current command logged as an operation effect
+    /// (`Keyspace::log_op`): no final-state Set is emitted for them.
+    op_logged: HashSet<Bytes>,
     /// The database was emptied since the last `take_effects`.
     cleared: bool,
     /// Effect capture is on (off while replaying the WAL).
@@ -164,7 +170,10 @@ impl Db {
         } else if !had && expires_at_ms != 0 {
             self.expires.insert((h, k.clone()));
         }
-        self.signal_modified(&k);
+        if self.capture && self.expiry_touched.last().is_none_or(|x| *x != k) {
+            self.expiry_touched.push(k.clone());
+        }
+        self.signal_watchers(&k);
         true
     }
 
@@ -173,6 +182,10 @@ impl Db {
     /// modification of a key must go through here.
     pub fn signal_modified(&mut self, key: &[u8]) {
         self.note_touched(key);
+        self.signal_watchers(key);
+    }
+
+    fn signal_watchers(&mut self, key: &[u8]) {
         if self.watchers.is_empty() {
             return;
         }
@@ -252,6 +265,8 @@ impl Db {
         if self.capture {
             self.cleared = true;
             self.touched.clear();
+            self.expiry_touched.clear();
+            self.op_logged.clear();
         }
         self.map = HashMap::new();
         self.order = BTreeSet::new();
@@ -357,6 +372,10 @@ pub struct Keyspace {
     pub expire: expire::ExpireState,
     /// Second 0 of `Entry::access_s`.
     clock_origin: std::time::Instant,
+    /// Enabled `notify-keyspace-events` classes (`notify` module bits).
+    pub notify_flags: u32,
+    /// Events queued by `notify`, published after the command.
+    notifications: Vec<notify::Notification>,
     /// SWAPDB count: a base snapshot taken while a SWAPDB ran is not
     /// consistent and is retried (see ARCHITECTURE.md, compaction).
     pub swaps: u64,
@@ -377,6 +396,8 @@ impl Keyspace {
             expire: expire::ExpireState::default(),
             clock_origin: std::time::Instant::now(),
             swaps: 0,
+            notify_flags: 0,
+            notifications: Vec::new(),
         };
         ks.set_capture(true);
         ks
@@ -481,9 +502,32 @@ impl Keyspace {
         for db in &mut self.dbs {
             db.capture = on;
             db.touched.clear();
+            db.expiry_touched.clear();
+            db.op_logged.clear();
             db.cleared = false;
         }
         self.effects.clear();
+    }
+
+    /// Logs an operation effect for `key` (e.g. a list push) instead of its
+    /// final state, for values too large to log whole on every change. The
+    /// effect must turn the key's state before the command into its state
+    /// after it when replayed; if the key ends up deleted a Del follows
+    /// automatically. Replay skips it for keys a base captured later (see
+    /// `server::persist`), so it need not be idempotent.
+    pub fn log_op(&mut self, db: usize, key: &[u8], effect: effect::Effect) {
+        let d = &mut self.dbs[db];
+        if !d.capture {
+            return;
+        }
+        d.op_logged.insert(Bytes::copy_from_slice(key));
+        self.effects.push(effect);
+    }
+
+    /// Ends a command: converts what it touched into effects (called by
+    /// `commands::call`, so each command inside EXEC is materialised in order).
+    pub fn end_command(&mut self) {
+        self.materialize();
     }
 
     /// Converts what was touched since the last call into effects: per
@@ -494,7 +538,7 @@ impl Keyspace {
     /// become Sets and Dels.
     fn materialize(&mut self) {
         for (i, db) in self.dbs.iter_mut().enumerate() {
-            if !db.cleared && db.touched.is_empty() {
+            if !db.cleared && db.touched.is_empty() && db.expiry_touched.is_empty() {
                 continue;
             }
             let dbi = i as u8;
@@ -502,17 +546,38 @@ impl Keyspace {
                 self.effects.push(effect::Effect::FlushDb { db: dbi });
             }
             let mut touched = std::mem::take(&mut db.touched);
-            if touched.len() > 1 {
-                let mut seen = HashSet::with_capacity(touched.len());
-                touched.retain(|k| seen.insert(k.clone()));
-            }
+            let mut seen = HashSet::with_capacity(touched.len());
+            touched.retain(|k| seen.insert(k.clone()));
+            let ops = std::mem::take(&mut db.op_logged);
             for key in touched {
                 let e = match db.map.get(&key) {
+                    // The operation effect already describes the change;
+                    // only its expiry may still need logging (below).
+                    Some(_) if ops.contains(&key) => {
+                        seen.remove(&key);
+                        continue;
+                    }
                     Some(entry) => effect::Effect::Set {
                         db: dbi,
                         key,
                         value: entry.value.clone(),
                         expires_at_ms: entry.expires_at_ms,
+                    },
+                    None => effect::Effect::Del { db: dbi, key },
+                };
+                self.effects.push(e);
+            }
+            // Keys whose expiry alone changed: an absolute Expire, not the
+            // whole value.
+            for key in std::mem::take(&mut db.expiry_touched) {
+                if !seen.insert(key.clone()) {
+                    continue;
+                }
+                let e = match db.map.get(&key) {
+                    Some(entry) => effect::Effect::Expire {
+                        db: dbi,
+                        key,
+                        at_ms: entry.expires_at_ms,
                     },
                     None => effect::Effect::Del { db: dbi, key },
                 };
