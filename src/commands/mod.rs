@@ -587,78 +587,82 @@ impl Table {
     /// does. Empty when a spec does not fit the arguments (Redis's
     /// `invalid_spec`), as Redis then finds no keys either.
     pub fn keys<'a>(&self, idx: usize, args: &'a [Bytes]) -> Vec<&'a Bytes> {
-        let argc = args.len() as i64;
-        let mut out = Vec::new();
-        for spec in self.key_specs(idx).iter() {
-            if spec.flags & key_flags::K_NOT_KEY != 0 {
-                continue;
-            }
-            let first: i64 = match spec.begin_search {
-                BeginSearch::Index(i) => i64::from(i),
-                BeginSearch::Keyword { keyword, startfrom } => {
-                    // Redis never looks at the last argument (forwards) or
-                    // at argument 1 (backwards): a key must follow the keyword.
-                    let found = if startfrom > 0 {
-                        (i64::from(startfrom)..argc - 1)
-                            .find(|&i| is_opt(&args[i as usize], keyword))
-                    } else {
-                        (2..=argc + i64::from(startfrom))
-                            .rev()
-                            .find(|&i| is_opt(&args[i as usize], keyword))
-                    };
-                    match found {
-                        Some(i) => i + 1,
-                        // The keyword is absent: this spec names no keys.
-                        None => continue,
-                    }
-                }
-                BeginSearch::Unknown => return Vec::new(),
-            };
-            let (first, last, step) = match spec.find_keys {
-                FindKeys::Range {
-                    lastkey,
-                    keystep,
-                    limit,
-                } => {
-                    let last = if lastkey >= 0 {
-                        first + i64::from(lastkey)
-                    } else if limit == 0 {
-                        argc + i64::from(lastkey)
-                    } else {
-                        first + ((argc - first) / i64::from(limit) + i64::from(lastkey))
-                    };
-                    (first, last, i64::from(keystep))
-                }
-                FindKeys::Keynum {
-                    keynumidx,
-                    firstkey,
-                    keystep,
-                } => {
-                    let at = first + i64::from(keynumidx);
-                    if at >= argc {
-                        return Vec::new();
-                    }
-                    let Some(n) =
-                        crate::protocol::parse::parse_i64(&args[at as usize]).filter(|&n| n >= 0)
-                    else {
-                        return Vec::new();
-                    };
-                    let first = first + i64::from(firstkey);
-                    (first, first.saturating_add(n) - 1, i64::from(keystep))
-                }
-                FindKeys::Unknown => return Vec::new(),
-            };
-            if last >= argc || last < first || first >= argc {
-                return Vec::new();
-            }
-            let mut i = first;
-            while i <= last {
-                out.push(&args[i as usize]);
-                i += step.max(1);
-            }
-        }
-        out
+        keys_from_specs(&self.key_specs(idx), args)
     }
+}
+
+/// `Table::keys` for explicit key specs.
+fn keys_from_specs<'a>(specs: &[KeySpec], args: &'a [Bytes]) -> Vec<&'a Bytes> {
+    let argc = args.len() as i64;
+    let mut out = Vec::new();
+    for spec in specs {
+        if spec.flags & key_flags::K_NOT_KEY != 0 {
+            continue;
+        }
+        let first: i64 = match spec.begin_search {
+            BeginSearch::Index(i) => i64::from(i),
+            BeginSearch::Keyword { keyword, startfrom } => {
+                // Redis never looks at the last argument (forwards) or
+                // at argument 1 (backwards): a key must follow the keyword.
+                let found = if startfrom > 0 {
+                    (i64::from(startfrom)..argc - 1).find(|&i| is_opt(&args[i as usize], keyword))
+                } else {
+                    (2..=argc + i64::from(startfrom))
+                        .rev()
+                        .find(|&i| is_opt(&args[i as usize], keyword))
+                };
+                match found {
+                    Some(i) => i + 1,
+                    // The keyword is absent: this spec names no keys.
+                    None => continue,
+                }
+            }
+            BeginSearch::Unknown => return Vec::new(),
+        };
+        let (first, last, step) = match spec.find_keys {
+            FindKeys::Range {
+                lastkey,
+                keystep,
+                limit,
+            } => {
+                let last = if lastkey >= 0 {
+                    first + i64::from(lastkey)
+                } else if limit == 0 {
+                    argc + i64::from(lastkey)
+                } else {
+                    first + ((argc - first) / i64::from(limit) + i64::from(lastkey))
+                };
+                (first, last, i64::from(keystep))
+            }
+            FindKeys::Keynum {
+                keynumidx,
+                firstkey,
+                keystep,
+            } => {
+                let at = first + i64::from(keynumidx);
+                if at >= argc {
+                    return Vec::new();
+                }
+                let Some(n) =
+                    crate::protocol::parse::parse_i64(&args[at as usize]).filter(|&n| n >= 0)
+                else {
+                    return Vec::new();
+                };
+                let first = first + i64::from(firstkey);
+                (first, first.saturating_add(n) - 1, i64::from(keystep))
+            }
+            FindKeys::Unknown => return Vec::new(),
+        };
+        if last >= argc || last < first || first >= argc {
+            return Vec::new();
+        }
+        let mut i = first;
+        while i <= last {
+            out.push(&args[i as usize]);
+            i += step.max(1);
+        }
+    }
+    out
 }
 
 fn truncate_lossy(b: &[u8], max: usize) -> String {
@@ -730,4 +734,129 @@ pub fn is_opt(a: &[u8], kw: &str) -> bool {
 pub fn c_str_lossy(a: &[u8]) -> String {
     let end = a.iter().position(|&b| b == 0).unwrap_or(a.len());
     String::from_utf8_lossy(&a[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_metadata() {
+        let t = table();
+        for e in &t.entries {
+            let meta = CommandMeta::lookup(&e.full_name).unwrap_or_else(|| {
+                panic!(
+                    "{} has no entry in meta.rs: run redis-tests/gen-command-meta",
+                    e.full_name
+                )
+            });
+            fn check(name: &str, args: &[Arg], specs: usize) {
+                for a in args {
+                    if let Some(i) = a.key_spec_index {
+                        assert!((i as usize) < specs, "{name}: {} key_spec_index", a.name);
+                    }
+                    check(name, a.args, specs);
+                }
+            }
+            check(&e.full_name, meta.args, meta.key_specs.len());
+        }
+        for (name, _) in meta::META {
+            assert!(
+                t.entries.iter().any(|e| e.full_name == *name),
+                "meta.rs has {name}, which the table lacks"
+            );
+        }
+        assert!(meta::META.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
+    }
+
+    fn argv(s: &str) -> Vec<Bytes> {
+        s.split(' ').map(|a| Bytes::from(a.to_string())).collect()
+    }
+
+    fn names(keys: Vec<&Bytes>) -> Vec<&str> {
+        keys.iter()
+            .map(|k| std::str::from_utf8(k).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn keys_from_range_keyword_and_keynum_specs() {
+        let spec = |begin_search, find_keys| KeySpec {
+            notes: None,
+            flags: key_flags::K_RO,
+            begin_search,
+            find_keys,
+        };
+        // MSET-like: every second argument from 1 to the end.
+        let mset = [spec(
+            BeginSearch::Index(1),
+            FindKeys::Range {
+                lastkey: -1,
+                keystep: 2,
+                limit: 0,
+            },
+        )];
+        let args = argv("mset a 1 b 2");
+        assert_eq!(names(keys_from_specs(&mset, &args)), ["a", "b"]);
+        // A key past the end is Redis's invalid_spec: no keys at all.
+        let get2 = [spec(
+            BeginSearch::Index(2),
+            FindKeys::Range {
+                lastkey: 0,
+                keystep: 1,
+                limit: 0,
+            },
+        )];
+        assert!(keys_from_specs(&get2, &argv("get a")).is_empty());
+        // EVAL-like: a key count, then that many keys.
+        let eval = [spec(
+            BeginSearch::Index(2),
+            FindKeys::Keynum {
+                keynumidx: 0,
+                firstkey: 1,
+                keystep: 1,
+            },
+        )];
+        let args = argv("eval s 2 k1 k2 a1");
+        assert_eq!(names(keys_from_specs(&eval, &args)), ["k1", "k2"]);
+        assert!(keys_from_specs(&eval, &argv("eval s x k1")).is_empty());
+        assert!(keys_from_specs(&eval, &argv("eval s 3 k1")).is_empty());
+        // XREAD-like: after the STREAMS keyword, the first half of the rest.
+        let xread = [spec(
+            BeginSearch::Keyword {
+                keyword: "STREAMS",
+                startfrom: 1,
+            },
+            FindKeys::Range {
+                lastkey: -1,
+                keystep: 1,
+                limit: 2,
+            },
+        )];
+        let args = argv("xread count 2 streams s1 s2 0 0");
+        assert_eq!(names(keys_from_specs(&xread, &args)), ["s1", "s2"]);
+        // Keyword absent: the spec names no keys; last argument never a keyword.
+        assert!(keys_from_specs(&xread, &argv("xread count 2")).is_empty());
+        assert!(keys_from_specs(&xread, &argv("xread streams")).is_empty());
+        // Backwards keyword search (MIGRATE's KEYS) from the end.
+        let migrate = [spec(
+            BeginSearch::Keyword {
+                keyword: "KEYS",
+                startfrom: -2,
+            },
+            FindKeys::Range {
+                lastkey: -1,
+                keystep: 1,
+                limit: 0,
+            },
+        )];
+        let args = argv("migrate h p  0 5 KEYS k1 k2");
+        assert_eq!(names(keys_from_specs(&migrate, &args)), ["k1", "k2"]);
+        // NOT_KEY specs are skipped.
+        let not_key = [KeySpec {
+            flags: key_flags::K_NOT_KEY,
+            ..mset[0]
+        }];
+        assert!(keys_from_specs(&not_key, &argv("x a b")).is_empty());
+    }
 }
