@@ -1,8 +1,9 @@
 //! Server commands: COMMAND (generated from the command table), INFO,
 //! CONFIG, DBSIZE, FLUSHDB, FLUSHALL, TIME, LASTSAVE, SHUTDOWN, SWAPDB.
 //!
-//! Everything COMMAND prints comes from `commands::table()`; nothing here
-//! names another family's command. INFO field names are Redis 7.0's; a
+//! Everything COMMAND prints comes from `commands::table()` and the
+//! metadata generated from Redis 7.0 into `commands::meta` (key specs, tips,
+//! doc arguments, history); nothing here names another family's command. INFO field names are Redis 7.0's; a
 //! field is printed only when redlog has a true value for it (persistence
 //! fields say that nothing is saved, because nothing is yet).
 
