@@ -14,7 +14,6 @@
 mod common;
 
 use redis_protocol::resp2::decode::decode_range as resp2_decode_range;
-use redis_protocol::resp3::decode::complete::decode_range as resp3_decode_range;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -436,13 +435,67 @@ fn frame_len(buf: &[u8], resp3: bool) -> Result<Option<usize>, String> {
         return Ok(None);
     }
     if resp3 {
-        resp3_decode_range(buf)
-            .map(|r| r.map(|(_, n)| n))
-            .map_err(|e| e.to_string())
+        resp3_frame_len(buf, 0)
     } else {
         resp2_decode_range(buf)
             .map(|r| r.map(|(_, n)| n))
             .map_err(|e| e.to_string())
+    }
+}
+
+/// End of the RESP3 frame starting at `buf[at..]`, `Ok(None)` when
+/// incomplete. Hand-written rather than redis-protocol's decoder, which
+/// rejects sets and maps holding aggregates ("Invalid hash key") although
+/// Redis sends them: COMMAND INFO's key specs are a set of maps, COMMAND
+/// DOCS's history a set of arrays.
+///
+/// Grammar: `TYPE LINE \r\n` then, for `$ = !`, LINE bytes and `\r\n`;
+/// for `* ~ >`, LINE frames; for `%`, 2*LINE frames; for `|` (attributes),
+/// 2*LINE frames and then the frame they annotate.
+fn resp3_frame_len(buf: &[u8], at: usize) -> Result<Option<usize>, String> {
+    let Some(rest) = buf.get(at..).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let line = &rest[1..eol];
+    let next = at + eol + 2;
+    let count = || -> Result<i64, String> {
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| format!("bad length {}", escape(line)))
+    };
+    match rest[0] {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Ok(Some(next)),
+        b'$' | b'=' | b'!' => {
+            let n = count()?;
+            if n < 0 {
+                return Ok(Some(next));
+            }
+            let end = next + n as usize + 2;
+            if buf.len() < end {
+                Ok(None)
+            } else if &buf[end - 2..end] != b"\r\n" {
+                Err("bulk string without \\r\\n".into())
+            } else {
+                Ok(Some(end))
+            }
+        }
+        t @ (b'*' | b'~' | b'>' | b'%' | b'|') => {
+            let n = count()?;
+            let mut end = next;
+            let items = if matches!(t, b'%' | b'|') { 2 * n } else { n };
+            for _ in 0..items.max(0) + i64::from(t == b'|') {
+                match resp3_frame_len(buf, end)? {
+                    Some(e) => end = e,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(end))
+        }
+        t => Err(format!("not a RESP3 type byte: {}", escape(&[t]))),
     }
 }
 
@@ -998,6 +1051,22 @@ async fn redis_compat() {
     let server = common::start().await;
     replay(server.local_addr(), &scenarios).await;
     server.shutdown().await;
+}
+
+/// RESP3 frames split where Redis's COMMAND INFO puts sets of maps.
+#[test]
+fn resp3_frames_split_with_sets_of_aggregates() {
+    let info = b"~1\r\n%1\r\n$5\r\nflags\r\n~1\r\n+RO\r\n";
+    let mut two = info.to_vec();
+    two.extend_from_slice(b":1\r\n");
+    assert_eq!(frame_len(&two, true), Ok(Some(info.len())));
+    for cut in 0..info.len() {
+        assert_eq!(frame_len(&info[..cut], true), Ok(None), "cut at {cut}");
+    }
+    let history = b"~1\r\n*2\r\n$5\r\n7.0.0\r\n$1\r\nx\r\n";
+    assert_eq!(frame_len(history, true), Ok(Some(history.len())));
+    assert_eq!(frame_len(b"|1\r\n+a\r\n+b\r\n:1\r\n", true), Ok(Some(16)));
+    assert!(frame_len(b"hello\r\n", true).is_err());
 }
 
 #[test]

@@ -50,7 +50,9 @@ async fn command_info_count_docs_list() {
             ECHO_INFO
                 .replace("*3\r\n+loading", "~3\r\n+loading")
                 .replace("*2\r\n+@fast", "~2\r\n+@fast")
-                .replace("*0\r\n*0\r\n*0\r\n", "~0\r\n~0\r\n*0\r\n")
+                // Tips, key specs and (absent) subcommands are all empty
+                // sets in RESP3.
+                .replace("*0\r\n*0\r\n*0\r\n", "~0\r\n~0\r\n~0\r\n")
         )
     );
     assert!(cmd(&mut c, &["HELLO", "2"]).await.starts_with('*'));
@@ -85,12 +87,12 @@ async fn command_info_count_docs_list() {
 
     assert_eq!(
         cmd(&mut c, &["COMMAND", "DOCS", "echo", "nope"]).await,
-        "*2\r\n$4\r\necho\r\n*8\r\n$7\r\nsummary\r\n$21\r\nEcho the given string\r\n$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$10\r\nconnection\r\n$10\r\ncomplexity\r\n$4\r\nO(1)\r\n"
+        "*2\r\n$4\r\necho\r\n*10\r\n$7\r\nsummary\r\n$21\r\nEcho the given string\r\n$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$10\r\nconnection\r\n$10\r\ncomplexity\r\n$4\r\nO(1)\r\n$9\r\narguments\r\n*1\r\n*4\r\n$4\r\nname\r\n$7\r\nmessage\r\n$4\r\ntype\r\n$6\r\nstring\r\n"
     );
     assert_eq!(cmd(&mut c, &["COMMAND", "DOCS", "nope"]).await, "*0\r\n");
     let docs = cmd(&mut c, &["COMMAND", "DOCS", "config"]).await;
     assert!(docs.contains("$11\r\nsubcommands\r\n*"));
-    assert!(docs.contains("$10\r\nconfig|get\r\n*8\r\n$7\r\nsummary\r\n$42\r\nGet the values of configuration parameters\r\n"));
+    assert!(docs.contains("$10\r\nconfig|get\r\n*12\r\n$7\r\nsummary\r\n$42\r\nGet the values of configuration parameters\r\n"));
     let all_docs = cmd(&mut c, &["COMMAND", "DOCS"]).await;
     assert!(all_docs.starts_with(&format!("*{}\r\n", 2 * n)));
 
@@ -129,6 +131,44 @@ async fn command_info_count_docs_list() {
     s.shutdown().await;
 }
 
+// COMMAND INFO / COMMAND DOCS replies recorded from redis-server 7.0.15.
+
+/// `COMMAND INFO set` (RESP2): a key spec with notes and variable_flags.
+const SET_INFO_RESP2: &str = "*1\r\n*10\r\n$3\r\nset\r\n:-3\r\n*2\r\n+write\r\n+denyoom\r\n:1\r\n:1\r\n:1\r\n*3\r\n+@write\r\n+@string\r\n+@slow\r\n*0\r\n*1\r\n*8\r\n$5\r\nnotes\r\n$48\r\nRW and ACCESS due to the optional `GET` argument\r\n$5\r\nflags\r\n*4\r\n+RW\r\n+access\r\n+update\r\n+variable_flags\r\n$12\r\nbegin_search\r\n*4\r\n$4\r\ntype\r\n$5\r\nindex\r\n$4\r\nspec\r\n*2\r\n$5\r\nindex\r\n:1\r\n$9\r\nfind_keys\r\n*4\r\n$4\r\ntype\r\n$5\r\nrange\r\n$4\r\nspec\r\n*6\r\n$7\r\nlastkey\r\n:0\r\n$7\r\nkeystep\r\n:1\r\n$5\r\nlimit\r\n:0\r\n*0\r\n";
+
+/// `COMMAND INFO set config|set` (RESP3): sets, maps, tips.
+const SET_CONFIG_SET_INFO_RESP3: &str = "*2\r\n*10\r\n$3\r\nset\r\n:-3\r\n~2\r\n+write\r\n+denyoom\r\n:1\r\n:1\r\n:1\r\n~3\r\n+@write\r\n+@string\r\n+@slow\r\n~0\r\n~1\r\n%4\r\n$5\r\nnotes\r\n$48\r\nRW and ACCESS due to the optional `GET` argument\r\n$5\r\nflags\r\n~4\r\n+RW\r\n+access\r\n+update\r\n+variable_flags\r\n$12\r\nbegin_search\r\n%2\r\n$4\r\ntype\r\n$5\r\nindex\r\n$4\r\nspec\r\n%1\r\n$5\r\nindex\r\n:1\r\n$9\r\nfind_keys\r\n%2\r\n$4\r\ntype\r\n$5\r\nrange\r\n$4\r\nspec\r\n%3\r\n$7\r\nlastkey\r\n:0\r\n$7\r\nkeystep\r\n:1\r\n$5\r\nlimit\r\n:0\r\n~0\r\n*10\r\n$10\r\nconfig|set\r\n:-4\r\n~4\r\n+admin\r\n+noscript\r\n+loading\r\n+stale\r\n:0\r\n:0\r\n:0\r\n~3\r\n+@admin\r\n+@slow\r\n+@dangerous\r\n~2\r\n$24\r\nrequest_policy:all_nodes\r\n$29\r\nresponse_policy:all_succeeded\r\n~0\r\n~0\r\n";
+
+/// `COMMAND DOCS getex` (RESP2): nested `oneof` arguments.
+const GETEX_DOCS_RESP2: &str = "*2\r\n$5\r\ngetex\r\n*10\r\n$7\r\nsummary\r\n$56\r\nGet the value of a key and optionally set its expiration\r\n$5\r\nsince\r\n$5\r\n6.2.0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n$10\r\ncomplexity\r\n$4\r\nO(1)\r\n$9\r\narguments\r\n*2\r\n*6\r\n$4\r\nname\r\n$3\r\nkey\r\n$4\r\ntype\r\n$3\r\nkey\r\n$14\r\nkey_spec_index\r\n:0\r\n*8\r\n$4\r\nname\r\n$10\r\nexpiration\r\n$4\r\ntype\r\n$5\r\noneof\r\n$5\r\nflags\r\n*1\r\n+optional\r\n$9\r\narguments\r\n*5\r\n*6\r\n$4\r\nname\r\n$7\r\nseconds\r\n$4\r\ntype\r\n$7\r\ninteger\r\n$5\r\ntoken\r\n$2\r\nEX\r\n*6\r\n$4\r\nname\r\n$12\r\nmilliseconds\r\n$4\r\ntype\r\n$7\r\ninteger\r\n$5\r\ntoken\r\n$2\r\nPX\r\n*6\r\n$4\r\nname\r\n$17\r\nunix-time-seconds\r\n$4\r\ntype\r\n$9\r\nunix-time\r\n$5\r\ntoken\r\n$4\r\nEXAT\r\n*6\r\n$4\r\nname\r\n$22\r\nunix-time-milliseconds\r\n$4\r\ntype\r\n$9\r\nunix-time\r\n$5\r\ntoken\r\n$4\r\nPXAT\r\n*6\r\n$4\r\nname\r\n$7\r\npersist\r\n$4\r\ntype\r\n$10\r\npure-token\r\n$5\r\ntoken\r\n$7\r\nPERSIST\r\n";
+
+/// `COMMAND DOCS substr` (RESP3): doc_flags, deprecated_since, replaced_by.
+const SUBSTR_DOCS_RESP3: &str = "%1\r\n$6\r\nsubstr\r\n%8\r\n$7\r\nsummary\r\n$45\r\nGet a substring of the string stored at a key\r\n$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n$10\r\ncomplexity\r\n$231\r\nO(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.\r\n$9\r\ndoc_flags\r\n~1\r\n+deprecated\r\n$16\r\ndeprecated_since\r\n$5\r\n2.0.0\r\n$11\r\nreplaced_by\r\n$10\r\n`GETRANGE`\r\n$9\r\narguments\r\n*3\r\n%3\r\n$4\r\nname\r\n$3\r\nkey\r\n$4\r\ntype\r\n$3\r\nkey\r\n$14\r\nkey_spec_index\r\n:0\r\n%2\r\n$4\r\nname\r\n$5\r\nstart\r\n$4\r\ntype\r\n$7\r\ninteger\r\n%2\r\n$4\r\nname\r\n$3\r\nend\r\n$4\r\ntype\r\n$7\r\ninteger\r\n";
+
+#[tokio::test]
+async fn command_info_and_docs_match_redis() {
+    let s = start().await;
+    let mut c = Raw::connect(s.local_addr()).await;
+    assert_eq!(
+        cmd(&mut c, &["COMMAND", "INFO", "set"]).await,
+        SET_INFO_RESP2
+    );
+    assert_eq!(
+        cmd(&mut c, &["COMMAND", "DOCS", "getex"]).await,
+        GETEX_DOCS_RESP2
+    );
+    assert!(cmd(&mut c, &["HELLO", "3"]).await.starts_with('%'));
+    assert_eq!(
+        cmd(&mut c, &["COMMAND", "INFO", "set", "config|set"]).await,
+        SET_CONFIG_SET_INFO_RESP3
+    );
+    assert_eq!(
+        cmd(&mut c, &["COMMAND", "DOCS", "substr"]).await,
+        SUBSTR_DOCS_RESP3
+    );
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn command_getkeys() {
     let s = start().await;
@@ -160,6 +200,26 @@ async fn command_getkeys() {
     assert_eq!(
         cmd(&mut c, &["COMMAND", "GETKEYS", "client", "list"]).await,
         "-ERR The command has no key arguments\r\n"
+    );
+    // Redis checks for keys before the arity.
+    assert_eq!(
+        cmd(&mut c, &["COMMAND", "GETKEYS", "echo", "a", "b"]).await,
+        "-ERR The command has no key arguments\r\n"
+    );
+    assert_eq!(
+        cmd(&mut c, &["COMMAND", "GETKEYS", "object", "encoding"]).await,
+        "-ERR Invalid number of arguments specified for command\r\n"
+    );
+    // Several key specs (COPY: source and destination; LCS: key1, key2).
+    for args in [
+        &["COMMAND", "GETKEYS", "copy", "a", "b", "DB", "1"][..],
+        &["COMMAND", "GETKEYS", "lcs", "a", "b", "LEN"],
+    ] {
+        assert_eq!(cmd(&mut c, args).await, "*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+    }
+    assert_eq!(
+        cmd(&mut c, &["COMMAND", "GETKEYS", "object", "encoding", "k"]).await,
+        "*1\r\n$1\r\nk\r\n"
     );
     assert_eq!(
         cmd(&mut c, &["COMMAND", "GETKEYS", "get"]).await,

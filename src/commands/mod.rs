@@ -5,10 +5,13 @@
 //! arity, flags, key positions and documentation. Arity errors, unknown
 //! (sub)command errors, NOAUTH checks, MULTI queueing, COMMAND / COMMAND DOCS
 //! output and per-command statistics all come from this table, never from
-//! per-command code.
+//! per-command code. What COMMAND INFO / DOCS print beyond the table's own
+//! fields (key specs, tips, doc arguments, history) is generated from Redis
+//! 7.0 into `meta.rs` and joined to the table by full name.
 
 pub mod connection;
 pub mod keys;
+pub mod meta;
 pub mod persistence;
 pub mod server;
 pub mod strings;
@@ -139,6 +142,227 @@ pub struct Doc {
     pub complexity: &'static str,
 }
 
+/// Key-spec flags (Redis 7.0 `CMD_KEY_*`).
+pub mod key_flags {
+    pub const K_RO: u32 = 1 << 0;
+    pub const K_RW: u32 = 1 << 1;
+    pub const K_OW: u32 = 1 << 2;
+    pub const K_RM: u32 = 1 << 3;
+    pub const K_ACCESS: u32 = 1 << 4;
+    pub const K_UPDATE: u32 = 1 << 5;
+    pub const K_INSERT: u32 = 1 << 6;
+    pub const K_DELETE: u32 = 1 << 7;
+    pub const K_NOT_KEY: u32 = 1 << 8;
+    pub const K_INCOMPLETE: u32 = 1 << 9;
+    pub const K_VARIABLE_FLAGS: u32 = 1 << 10;
+
+    /// Flag names in Redis's COMMAND INFO order (`addReplyFlagsForKeyArgs`).
+    pub const NAMES: &[(u32, &str)] = &[
+        (K_RO, "RO"),
+        (K_RW, "RW"),
+        (K_OW, "OW"),
+        (K_RM, "RM"),
+        (K_ACCESS, "access"),
+        (K_UPDATE, "update"),
+        (K_INSERT, "insert"),
+        (K_DELETE, "delete"),
+        (K_NOT_KEY, "not_key"),
+        (K_INCOMPLETE, "incomplete"),
+        (K_VARIABLE_FLAGS, "variable_flags"),
+    ];
+}
+
+/// Doc-argument flags (Redis 7.0 `CMD_ARG_*`).
+pub mod arg_flags {
+    pub const OPTIONAL: u8 = 1 << 0;
+    pub const MULTIPLE: u8 = 1 << 1;
+    pub const MULTIPLE_TOKEN: u8 = 1 << 2;
+
+    /// Flag names in Redis's COMMAND DOCS order (`addReplyFlagsForArg`).
+    pub const NAMES: &[(u8, &str)] = &[
+        (OPTIONAL, "optional"),
+        (MULTIPLE, "multiple"),
+        (MULTIPLE_TOKEN, "multiple_token"),
+    ];
+}
+
+/// Where a key spec's search for keys begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeginSearch {
+    /// The spec cannot be evaluated from the arguments alone.
+    Unknown,
+    /// At this argument index (the command name is index 0).
+    Index(i32),
+    /// After the first argument equal (ignoring case) to `keyword`, scanning
+    /// from `startfrom` (negative: from the end, backwards).
+    Keyword {
+        keyword: &'static str,
+        startfrom: i32,
+    },
+}
+
+/// How a key spec finds its keys once the search has begun at `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindKeys {
+    Unknown,
+    /// Keys at `first`, `first + keystep`, ... up to `first + lastkey`
+    /// (`lastkey` < 0 counts from the end; with `limit` > 0 and `lastkey`
+    /// -1, only the first 1/`limit` of the remaining arguments).
+    Range {
+        lastkey: i32,
+        keystep: i32,
+        limit: i32,
+    },
+    /// The argument at `first + keynumidx` holds the key count; keys start
+    /// at `first + firstkey`, every `keystep`.
+    Keynum {
+        keynumidx: i32,
+        firstkey: i32,
+        keystep: i32,
+    },
+}
+
+/// A Redis 7.0 key specification, as COMMAND INFO prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpec {
+    pub notes: Option<&'static str>,
+    /// `key_flags::*`.
+    pub flags: u32,
+    pub begin_search: BeginSearch,
+    pub find_keys: FindKeys,
+}
+
+/// The type of a documented argument (Redis 7.0 `redisCommandArgType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgType {
+    String,
+    Integer,
+    Double,
+    Key,
+    Pattern,
+    UnixTime,
+    PureToken,
+    Oneof,
+    Block,
+}
+
+impl ArgType {
+    /// The name COMMAND DOCS prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArgType::String => "string",
+            ArgType::Integer => "integer",
+            ArgType::Double => "double",
+            ArgType::Key => "key",
+            ArgType::Pattern => "pattern",
+            ArgType::UnixTime => "unix-time",
+            ArgType::PureToken => "pure-token",
+            ArgType::Oneof => "oneof",
+            ArgType::Block => "block",
+        }
+    }
+}
+
+/// One documented argument (Redis 7.0 `redisCommandArg`); `oneof` and
+/// `block` arguments nest their alternatives / parts in `args`.
+#[derive(Debug, Clone, Copy)]
+pub struct Arg {
+    pub name: &'static str,
+    pub kind: ArgType,
+    /// Index into the command's key specs, for `key` arguments.
+    pub key_spec_index: Option<u32>,
+    pub token: Option<&'static str>,
+    pub summary: Option<&'static str>,
+    pub since: Option<&'static str>,
+    pub deprecated_since: Option<&'static str>,
+    /// `arg_flags::*`.
+    pub flags: u8,
+    pub args: &'static [Arg],
+}
+
+/// `arg(name, type)`: an argument with nothing else set; the methods below
+/// add the rest, so that `meta.rs` reads like Redis's command JSON.
+pub const fn arg(name: &'static str, kind: ArgType) -> Arg {
+    Arg {
+        name,
+        kind,
+        key_spec_index: None,
+        token: None,
+        summary: None,
+        since: None,
+        deprecated_since: None,
+        flags: 0,
+        args: &[],
+    }
+}
+
+impl Arg {
+    pub const fn key_spec(mut self, i: u32) -> Arg {
+        self.key_spec_index = Some(i);
+        self
+    }
+    pub const fn token(mut self, t: &'static str) -> Arg {
+        self.token = Some(t);
+        self
+    }
+    pub const fn summary(mut self, s: &'static str) -> Arg {
+        self.summary = Some(s);
+        self
+    }
+    pub const fn since(mut self, v: &'static str) -> Arg {
+        self.since = Some(v);
+        self
+    }
+    pub const fn deprecated_since(mut self, v: &'static str) -> Arg {
+        self.deprecated_since = Some(v);
+        self
+    }
+    pub const fn flags(mut self, f: u8) -> Arg {
+        self.flags = f;
+        self
+    }
+    pub const fn args(mut self, a: &'static [Arg]) -> Arg {
+        self.args = a;
+        self
+    }
+}
+
+/// What COMMAND INFO / COMMAND DOCS print beyond the table's own fields.
+/// Generated into `meta.rs`; see there.
+#[derive(Debug)]
+pub struct CommandMeta {
+    /// Command tips (`nondeterministic_output`, `request_policy:all_shards`, ...).
+    pub tips: &'static [&'static str],
+    pub key_specs: &'static [KeySpec],
+    /// `deprecated`, `syscmd`.
+    pub doc_flags: &'static [&'static str],
+    pub deprecated_since: Option<&'static str>,
+    pub replaced_by: Option<&'static str>,
+    /// (version, change), oldest first.
+    pub history: &'static [(&'static str, &'static str)],
+    pub args: &'static [Arg],
+}
+
+impl CommandMeta {
+    pub const EMPTY: CommandMeta = CommandMeta {
+        tips: &[],
+        key_specs: &[],
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        history: &[],
+        args: &[],
+    };
+
+    /// The metadata of a command by full name (`get`, `client|list`).
+    pub fn lookup(full_name: &str) -> Option<&'static CommandMeta> {
+        meta::META
+            .binary_search_by(|(n, _)| n.cmp(&full_name))
+            .ok()
+            .map(|i| &meta::META[i].1)
+    }
+}
+
 /// One entry of the command table.
 #[derive(Debug)]
 pub struct Command {
@@ -199,6 +423,9 @@ pub struct CmdStat {
 pub struct Entry {
     pub cmd: &'static Command,
     pub full_name: String,
+    /// COMMAND INFO / DOCS metadata from `meta.rs` (`EMPTY` when the command
+    /// has none there: the `every_command_has_metadata` test fails then).
+    pub meta: &'static CommandMeta,
     pub parent: Option<usize>,
     pub stat: CmdStat,
     subs: HashMap<&'static str, usize>,
@@ -239,6 +466,7 @@ pub fn table() -> &'static Table {
                 t.entries.push(Entry {
                     cmd,
                     full_name: cmd.name.to_string(),
+                    meta: CommandMeta::lookup(cmd.name).unwrap_or(&CommandMeta::EMPTY),
                     parent: None,
                     stat: CmdStat::default(),
                     subs: HashMap::new(),
@@ -251,9 +479,11 @@ pub fn table() -> &'static Table {
                 t.top.push(idx);
                 for sub in cmd.subcommands {
                     let sidx = t.entries.len();
+                    let full_name = format!("{}|{}", cmd.name, sub.name);
                     t.entries.push(Entry {
                         cmd: sub,
-                        full_name: format!("{}|{}", cmd.name, sub.name),
+                        meta: CommandMeta::lookup(&full_name).unwrap_or(&CommandMeta::EMPTY),
+                        full_name,
                         parent: Some(idx),
                         stat: CmdStat::default(),
                         subs: HashMap::new(),
@@ -323,27 +553,120 @@ impl Table {
         Ok(idx)
     }
 
-    /// The keys a command's arguments name, from its key positions.
+    /// The key specs of entry `idx`: its generated ones, or for a command
+    /// without metadata one spec built from the table's first/last/step.
+    pub fn key_specs(&self, idx: usize) -> Cow<'static, [KeySpec]> {
+        let e = &self.entries[idx];
+        let cmd = e.cmd;
+        if !e.meta.key_specs.is_empty() || cmd.first_key <= 0 {
+            return Cow::Borrowed(e.meta.key_specs);
+        }
+        let lastkey = if cmd.last_key < 0 {
+            cmd.last_key
+        } else {
+            cmd.last_key - cmd.first_key
+        };
+        Cow::Owned(vec![KeySpec {
+            notes: None,
+            flags: 0,
+            begin_search: BeginSearch::Index(cmd.first_key),
+            find_keys: FindKeys::Range {
+                lastkey,
+                keystep: cmd.key_step.max(1),
+                limit: 0,
+            },
+        }])
+    }
+
+    /// Whether the command takes keys at all (Redis's `doesCommandHaveKeys`):
+    /// some key spec names a real key.
+    pub fn has_keys(&self, idx: usize) -> bool {
+        self.key_specs(idx)
+            .iter()
+            .any(|s| s.flags & key_flags::K_NOT_KEY == 0)
+    }
+
+    /// The keys a command's arguments name (`args[0]` is the command name),
+    /// found through its key specs as Redis 7.0's `getKeysUsingKeySpecs`
+    /// does. Empty when a spec does not fit the arguments (Redis's
+    /// `invalid_spec`), as Redis then finds no keys either.
     pub fn keys<'a>(&self, idx: usize, args: &'a [Bytes]) -> Vec<&'a Bytes> {
-        let cmd = self.entries[idx].cmd;
-        if cmd.first_key <= 0 {
+        keys_from_specs(&self.key_specs(idx), args)
+    }
+}
+
+/// `Table::keys` for explicit key specs.
+fn keys_from_specs<'a>(specs: &[KeySpec], args: &'a [Bytes]) -> Vec<&'a Bytes> {
+    let argc = args.len() as i64;
+    let mut out = Vec::new();
+    for spec in specs {
+        if spec.flags & key_flags::K_NOT_KEY != 0 {
+            continue;
+        }
+        let first: i64 = match spec.begin_search {
+            BeginSearch::Index(i) => i64::from(i),
+            BeginSearch::Keyword { keyword, startfrom } => {
+                // Redis never looks at the last argument (forwards) or
+                // at argument 1 (backwards): a key must follow the keyword.
+                let found = if startfrom > 0 {
+                    (i64::from(startfrom)..argc - 1).find(|&i| is_opt(&args[i as usize], keyword))
+                } else {
+                    (2..=argc + i64::from(startfrom))
+                        .rev()
+                        .find(|&i| is_opt(&args[i as usize], keyword))
+                };
+                match found {
+                    Some(i) => i + 1,
+                    // The keyword is absent: this spec names no keys.
+                    None => continue,
+                }
+            }
+            BeginSearch::Unknown => return Vec::new(),
+        };
+        let (first, last, step) = match spec.find_keys {
+            FindKeys::Range {
+                lastkey,
+                keystep,
+                limit,
+            } => {
+                let last = if lastkey >= 0 {
+                    first + i64::from(lastkey)
+                } else if limit == 0 {
+                    argc + i64::from(lastkey)
+                } else {
+                    first + ((argc - first) / i64::from(limit) + i64::from(lastkey))
+                };
+                (first, last, i64::from(keystep))
+            }
+            FindKeys::Keynum {
+                keynumidx,
+                firstkey,
+                keystep,
+            } => {
+                let at = first + i64::from(keynumidx);
+                if at >= argc {
+                    return Vec::new();
+                }
+                let Some(n) =
+                    crate::protocol::parse::parse_i64(&args[at as usize]).filter(|&n| n >= 0)
+                else {
+                    return Vec::new();
+                };
+                let first = first + i64::from(firstkey);
+                (first, first.saturating_add(n) - 1, i64::from(keystep))
+            }
+            FindKeys::Unknown => return Vec::new(),
+        };
+        if last >= argc || last < first || first >= argc {
             return Vec::new();
         }
-        let argc = args.len() as i32;
-        let last = if cmd.last_key < 0 {
-            argc + cmd.last_key
-        } else {
-            cmd.last_key
-        };
-        let step = cmd.key_step.max(1);
-        let mut out = Vec::new();
-        let mut i = cmd.first_key;
-        while i <= last && i < argc {
+        let mut i = first;
+        while i <= last {
             out.push(&args[i as usize]);
-            i += step;
+            i += step.max(1);
         }
-        out
     }
+    out
 }
 
 fn truncate_lossy(b: &[u8], max: usize) -> String {
@@ -416,4 +739,129 @@ pub fn is_opt(a: &[u8], kw: &str) -> bool {
 pub fn c_str_lossy(a: &[u8]) -> String {
     let end = a.iter().position(|&b| b == 0).unwrap_or(a.len());
     String::from_utf8_lossy(&a[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_metadata() {
+        let t = table();
+        for e in &t.entries {
+            let meta = CommandMeta::lookup(&e.full_name).unwrap_or_else(|| {
+                panic!(
+                    "{} has no entry in meta.rs: run redis-tests/gen-command-meta",
+                    e.full_name
+                )
+            });
+            fn check(name: &str, args: &[Arg], specs: usize) {
+                for a in args {
+                    if let Some(i) = a.key_spec_index {
+                        assert!((i as usize) < specs, "{name}: {} key_spec_index", a.name);
+                    }
+                    check(name, a.args, specs);
+                }
+            }
+            check(&e.full_name, meta.args, meta.key_specs.len());
+        }
+        for (name, _) in meta::META {
+            assert!(
+                t.entries.iter().any(|e| e.full_name == *name),
+                "meta.rs has {name}, which the table lacks"
+            );
+        }
+        assert!(meta::META.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
+    }
+
+    fn argv(s: &str) -> Vec<Bytes> {
+        s.split(' ').map(|a| Bytes::from(a.to_string())).collect()
+    }
+
+    fn names(keys: Vec<&Bytes>) -> Vec<&str> {
+        keys.iter()
+            .map(|k| std::str::from_utf8(k).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn keys_from_range_keyword_and_keynum_specs() {
+        let spec = |begin_search, find_keys| KeySpec {
+            notes: None,
+            flags: key_flags::K_RO,
+            begin_search,
+            find_keys,
+        };
+        // MSET-like: every second argument from 1 to the end.
+        let mset = [spec(
+            BeginSearch::Index(1),
+            FindKeys::Range {
+                lastkey: -1,
+                keystep: 2,
+                limit: 0,
+            },
+        )];
+        let args = argv("mset a 1 b 2");
+        assert_eq!(names(keys_from_specs(&mset, &args)), ["a", "b"]);
+        // A key past the end is Redis's invalid_spec: no keys at all.
+        let get2 = [spec(
+            BeginSearch::Index(2),
+            FindKeys::Range {
+                lastkey: 0,
+                keystep: 1,
+                limit: 0,
+            },
+        )];
+        assert!(keys_from_specs(&get2, &argv("get a")).is_empty());
+        // EVAL-like: a key count, then that many keys.
+        let eval = [spec(
+            BeginSearch::Index(2),
+            FindKeys::Keynum {
+                keynumidx: 0,
+                firstkey: 1,
+                keystep: 1,
+            },
+        )];
+        let args = argv("eval s 2 k1 k2 a1");
+        assert_eq!(names(keys_from_specs(&eval, &args)), ["k1", "k2"]);
+        assert!(keys_from_specs(&eval, &argv("eval s x k1")).is_empty());
+        assert!(keys_from_specs(&eval, &argv("eval s 3 k1")).is_empty());
+        // XREAD-like: after the STREAMS keyword, the first half of the rest.
+        let xread = [spec(
+            BeginSearch::Keyword {
+                keyword: "STREAMS",
+                startfrom: 1,
+            },
+            FindKeys::Range {
+                lastkey: -1,
+                keystep: 1,
+                limit: 2,
+            },
+        )];
+        let args = argv("xread count 2 streams s1 s2 0 0");
+        assert_eq!(names(keys_from_specs(&xread, &args)), ["s1", "s2"]);
+        // Keyword absent: the spec names no keys; last argument never a keyword.
+        assert!(keys_from_specs(&xread, &argv("xread count 2")).is_empty());
+        assert!(keys_from_specs(&xread, &argv("xread streams")).is_empty());
+        // Backwards keyword search (MIGRATE's KEYS) from the end.
+        let migrate = [spec(
+            BeginSearch::Keyword {
+                keyword: "KEYS",
+                startfrom: -2,
+            },
+            FindKeys::Range {
+                lastkey: -1,
+                keystep: 1,
+                limit: 0,
+            },
+        )];
+        let args = argv("migrate h p  0 5 KEYS k1 k2");
+        assert_eq!(names(keys_from_specs(&migrate, &args)), ["k1", "k2"]);
+        // NOT_KEY specs are skipped.
+        let not_key = [KeySpec {
+            flags: key_flags::K_NOT_KEY,
+            ..mset[0]
+        }];
+        assert!(keys_from_specs(&not_key, &argv("x a b")).is_empty());
+    }
 }

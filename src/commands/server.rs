@@ -1,12 +1,16 @@
 //! Server commands: COMMAND (generated from the command table), INFO,
 //! CONFIG, DBSIZE, FLUSHDB, FLUSHALL, TIME, LASTSAVE, SHUTDOWN, SWAPDB.
 //!
-//! Everything COMMAND prints comes from `commands::table()`; nothing here
-//! names another family's command. INFO field names are Redis 7.0's; a
+//! Everything COMMAND prints comes from `commands::table()` and the
+//! metadata generated from Redis 7.0 into `commands::meta` (key specs, tips,
+//! doc arguments, history); nothing here names another family's command. INFO field names are Redis 7.0's; a
 //! field is printed only when redlog has a true value for it (persistence
 //! fields say that nothing is saved, because nothing is yet).
 
-use super::{flags, flags::*, is_kw, table, CmdError, CmdResult, Command, Ctx, Doc, Entry};
+use super::{
+    arg_flags, flags, flags::*, is_kw, key_flags, table, Arg, ArgType, BeginSearch, CmdError,
+    CmdResult, Command, Ctx, Doc, Entry, FindKeys, KeySpec,
+};
 use crate::db::{Db, DATABASES};
 use crate::glob::glob_match;
 use crate::protocol::Out;
@@ -310,69 +314,111 @@ fn subcommands_of(idx: usize) -> impl Iterator<Item = usize> {
 }
 
 fn write_flags(out: &mut Out, cmd: &Command) {
-    let names: Vec<&str> = flags::NAMES
+    write_flag_names(out, cmd.flags, flags::NAMES);
+}
+
+/// A set of simple strings: the names of the `flags` bits in `names` order.
+fn write_flag_names<F: Copy + std::ops::BitAnd<Output = F> + PartialEq + Default>(
+    out: &mut Out,
+    flags: F,
+    names: &[(F, &str)],
+) {
+    let set: Vec<&str> = names
         .iter()
-        .filter(|(f, _)| cmd.has(*f))
+        .filter(|(f, _)| flags & *f != F::default())
         .map(|(_, n)| *n)
         .collect();
-    out.set(names.len());
-    for n in names {
+    out.set(set.len());
+    for n in set {
         out.simple(n);
     }
 }
 
-/// The key specification Redis 7.0 prints, derived from the table's
-/// first/last/step positions: `begin_search` by index and a `range`.
-/// Key-spec flags are derived from the command flags (RO+access for
-/// read-only commands, RW+update for writes, RO otherwise).
-fn write_key_specs(out: &mut Out, cmd: &Command) {
-    if cmd.first_key <= 0 {
-        out.set(0);
-        return;
+/// COMMAND INFO's key specs (Redis 7.0 `addReplyCommandKeySpecs`): a set of
+/// maps, `notes` first when present.
+fn write_key_specs(out: &mut Out, specs: &[KeySpec]) {
+    out.set(specs.len());
+    for spec in specs {
+        out.map(3 + usize::from(spec.notes.is_some()));
+        if let Some(notes) = spec.notes {
+            out.bulk(b"notes");
+            out.bulk(notes.as_bytes());
+        }
+        out.bulk(b"flags");
+        write_flag_names(out, spec.flags, key_flags::NAMES);
+        out.bulk(b"begin_search");
+        out.map(2);
+        out.bulk(b"type");
+        match spec.begin_search {
+            BeginSearch::Unknown => {
+                out.bulk(b"unknown");
+                out.bulk(b"spec");
+                out.map(0);
+            }
+            BeginSearch::Index(i) => {
+                out.bulk(b"index");
+                out.bulk(b"spec");
+                out.map(1);
+                out.bulk(b"index");
+                out.int(i64::from(i));
+            }
+            BeginSearch::Keyword { keyword, startfrom } => {
+                out.bulk(b"keyword");
+                out.bulk(b"spec");
+                out.map(2);
+                out.bulk(b"keyword");
+                out.bulk(keyword.as_bytes());
+                out.bulk(b"startfrom");
+                out.int(i64::from(startfrom));
+            }
+        }
+        out.bulk(b"find_keys");
+        out.map(2);
+        out.bulk(b"type");
+        match spec.find_keys {
+            FindKeys::Unknown => {
+                out.bulk(b"unknown");
+                out.bulk(b"spec");
+                out.map(0);
+            }
+            FindKeys::Range {
+                lastkey,
+                keystep,
+                limit,
+            } => {
+                out.bulk(b"range");
+                out.bulk(b"spec");
+                out.map(3);
+                out.bulk(b"lastkey");
+                out.int(i64::from(lastkey));
+                out.bulk(b"keystep");
+                out.int(i64::from(keystep));
+                out.bulk(b"limit");
+                out.int(i64::from(limit));
+            }
+            FindKeys::Keynum {
+                keynumidx,
+                firstkey,
+                keystep,
+            } => {
+                out.bulk(b"keynum");
+                out.bulk(b"spec");
+                out.map(3);
+                out.bulk(b"keynumidx");
+                out.int(i64::from(keynumidx));
+                out.bulk(b"firstkey");
+                out.int(i64::from(firstkey));
+                out.bulk(b"keystep");
+                out.int(i64::from(keystep));
+            }
+        }
     }
-    out.set(1);
-    out.map(3);
-    out.bulk(b"flags");
-    let kflags: &[&str] = if cmd.has(WRITE) {
-        &["RW", "update"]
-    } else if cmd.has(READONLY) {
-        &["RO", "access"]
-    } else {
-        &["RO"]
-    };
-    out.set(kflags.len());
-    for f in kflags {
-        out.simple(f);
-    }
-    out.bulk(b"begin_search");
-    out.map(2);
-    out.bulk(b"type");
-    out.bulk(b"index");
-    out.bulk(b"spec");
-    out.map(1);
-    out.bulk(b"index");
-    out.int(cmd.first_key as i64);
-    out.bulk(b"find_keys");
-    out.map(2);
-    out.bulk(b"type");
-    out.bulk(b"range");
-    out.bulk(b"spec");
-    out.map(3);
-    out.bulk(b"lastkey");
-    let lastkey = if cmd.last_key < 0 {
-        cmd.last_key
-    } else {
-        cmd.last_key - cmd.first_key
-    };
-    out.int(lastkey as i64);
-    out.bulk(b"keystep");
-    out.int(cmd.key_step.max(1) as i64);
-    out.bulk(b"limit");
-    out.int(0);
 }
 
-/// One COMMAND INFO element: name, arity, flags, first key, last key,
-/// step, ACL categories, tips, key specs, subcommands.
+/// One COMMAND INFO element (Redis 7.0 `addReplyCommandInfo`): name, arity,
+/// flags, first key, last key, step, ACL categories, tips, key specs,
+/// subcommands. Flags, categories and tips are sets; subcommands an array,
+/// or an empty set when there are none (`addReplyCommandSubCommands`).
 fn write_command_info(out: &mut Out, idx: usize) {
     let e: &Entry = &table().entries[idx];
     let cmd = e.cmd;
@@ -387,21 +433,82 @@ fn write_command_info(out: &mut Out, idx: usize) {
     for a in cmd.acl {
         out.simple(a);
     }
-    out.set(0); // tips: the table carries none
-    write_key_specs(out, cmd);
+    out.set(e.meta.tips.len());
+    for t in e.meta.tips {
+        out.bulk(t.as_bytes());
+    }
+    write_key_specs(out, &table().key_specs(idx));
     let subs: Vec<usize> = subcommands_of(idx).collect();
-    out.array(subs.len());
-    for s in subs {
-        write_command_info(out, s);
+    if subs.is_empty() {
+        out.set(0);
+    } else {
+        out.array(subs.len());
+        for s in subs {
+            write_command_info(out, s);
+        }
     }
 }
 
-/// One COMMAND DOCS value: summary, since, group, complexity and, for a
-/// container, its subcommands' docs.
+/// COMMAND DOCS arguments (Redis 7.0 `addReplyCommandArgList`): an array of
+/// maps, fields in Redis's order, nested for `oneof` and `block`.
+fn write_doc_args(out: &mut Out, args: &[Arg]) {
+    out.array(args.len());
+    for a in args {
+        let nested = matches!(a.kind, ArgType::Oneof | ArgType::Block);
+        let len = 2
+            + usize::from(a.key_spec_index.is_some())
+            + usize::from(a.token.is_some())
+            + usize::from(a.summary.is_some())
+            + usize::from(a.since.is_some())
+            + usize::from(a.deprecated_since.is_some())
+            + usize::from(a.flags != 0)
+            + usize::from(nested);
+        out.map(len);
+        out.bulk(b"name");
+        out.bulk(a.name.as_bytes());
+        out.bulk(b"type");
+        out.bulk(a.kind.name().as_bytes());
+        if let Some(i) = a.key_spec_index {
+            out.bulk(b"key_spec_index");
+            out.int(i64::from(i));
+        }
+        for (field, value) in [
+            (&b"token"[..], a.token),
+            (b"summary", a.summary),
+            (b"since", a.since),
+            (b"deprecated_since", a.deprecated_since),
+        ] {
+            if let Some(v) = value {
+                out.bulk(field);
+                out.bulk(v.as_bytes());
+            }
+        }
+        if a.flags != 0 {
+            out.bulk(b"flags");
+            write_flag_names(out, a.flags, arg_flags::NAMES);
+        }
+        if nested {
+            out.bulk(b"arguments");
+            write_doc_args(out, a.args);
+        }
+    }
+}
+
+/// One COMMAND DOCS value (Redis 7.0 `addReplyCommandDocs`): summary,
+/// since, group, complexity, doc flags, deprecation, history, arguments
+/// and, for a container, its subcommands' docs.
 fn write_command_doc(out: &mut Out, idx: usize) {
-    let doc = &table().entries[idx].cmd.doc;
+    let e = &table().entries[idx];
+    let (doc, meta) = (&e.cmd.doc, e.meta);
     let subs: Vec<usize> = subcommands_of(idx).collect();
-    out.map(4 + usize::from(!subs.is_empty()));
+    out.map(
+        4 + usize::from(!meta.doc_flags.is_empty())
+            + usize::from(meta.deprecated_since.is_some())
+            + usize::from(meta.replaced_by.is_some())
+            + usize::from(!meta.history.is_empty())
+            + usize::from(!meta.args.is_empty())
+            + usize::from(!subs.is_empty()),
+    );
     out.bulk(b"summary");
     out.bulk(doc.summary.as_bytes());
     out.bulk(b"since");
@@ -410,6 +517,34 @@ fn write_command_doc(out: &mut Out, idx: usize) {
     out.bulk(doc.group.as_bytes());
     out.bulk(b"complexity");
     out.bulk(doc.complexity.as_bytes());
+    if !meta.doc_flags.is_empty() {
+        out.bulk(b"doc_flags");
+        out.set(meta.doc_flags.len());
+        for f in meta.doc_flags {
+            out.simple(f);
+        }
+    }
+    if let Some(v) = meta.deprecated_since {
+        out.bulk(b"deprecated_since");
+        out.bulk(v.as_bytes());
+    }
+    if let Some(r) = meta.replaced_by {
+        out.bulk(b"replaced_by");
+        out.bulk(r.as_bytes());
+    }
+    if !meta.history.is_empty() {
+        out.bulk(b"history");
+        out.set(meta.history.len());
+        for (version, change) in meta.history {
+            out.array(2);
+            out.bulk(version.as_bytes());
+            out.bulk(change.as_bytes());
+        }
+    }
+    if !meta.args.is_empty() {
+        out.bulk(b"arguments");
+        write_doc_args(out, meta.args);
+    }
     if !subs.is_empty() {
         out.bulk(b"subcommands");
         out.map(subs.len());
@@ -524,6 +659,10 @@ fn command_getkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .lookup_sub(idx, &cmd_args[1])
             .ok_or_else(|| CmdError::new("ERR Invalid command specified"))?;
     }
+    // Redis checks for keys before arity.
+    if !t.has_keys(idx) {
+        return Err(CmdError::new("ERR The command has no key arguments"));
+    }
     let arity = t.entries[idx].cmd.arity;
     let argc = cmd_args.len() as i32;
     if (arity > 0 && arity != argc) || argc < -arity {
@@ -533,7 +672,7 @@ fn command_getkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let keys = t.keys(idx, cmd_args);
     if keys.is_empty() {
-        return Err(CmdError::new("ERR The command has no key arguments"));
+        return Err(CmdError::new("ERR Invalid arguments specified for command"));
     }
     ctx.out.array(keys.len());
     for k in keys {

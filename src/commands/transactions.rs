@@ -16,7 +16,7 @@ pub static COMMANDS: &[Command] = &[
         flags: NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
         acl: &["@fast", "@transaction"],
         doc: Doc {
-            summary: "Start a transaction block",
+            summary: "Mark the start of a transaction block",
             since: "1.2.0",
             group: "transactions",
             complexity: "O(1)",
