@@ -250,7 +250,7 @@ async fn info_sections() {
         "# Memory\r\nused_memory:",
         "# Persistence\r\nloading:0\r\n",
         "rdb_changes_since_last_save:1\r\n",
-        "aof_enabled:0\r\n",
+        "aof_enabled:1\r\n",
         "# Stats\r\ntotal_connections_received:1\r\n",
         "keyspace_hits:1\r\nkeyspace_misses:1\r\n",
         "expired_stale_perc:0.00\r\n",
@@ -315,7 +315,8 @@ async fn config_get_and_set() {
     );
     assert_eq!(
         cmd(&mut c, &["CONFIG", "GET", "appendonly"]).await,
-        "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n"
+        "*2\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n",
+        "redlog is durable by default"
     );
     let ro = cmd(&mut c, &["CONFIG", "GET", "*read-only"]).await;
     assert!(ro.contains("replica-read-only") && ro.contains("slave-read-only"));
@@ -456,7 +457,8 @@ async fn time_and_lastsave() {
 
 #[tokio::test]
 async fn shutdown_stops_the_server() {
-    let s = start().await;
+    // Without persistence there is nothing to save to: SHUTDOWN SAVE fails.
+    let s = start_with(&[("appendonly", "no")]).await;
     let addr = s.local_addr();
     let mut c = Raw::connect(addr).await;
     let mut other = Raw::connect(addr).await;

@@ -46,6 +46,24 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "bgrewriteaof",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "bgsave",
+        CommandMeta {
+            history: &[
+                ("3.2.2", "Added the `SCHEDULE` option."),
+            ],
+            args: &[
+                arg("schedule", T::PureToken).token("SCHEDULE").since("3.2.2").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "client",
         CommandMeta {
             ..CommandMeta::EMPTY
@@ -1014,6 +1032,12 @@ pub static META: &[(&str, CommandMeta)] = &[
     ),
     (
         "reset",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "save",
         CommandMeta {
             ..CommandMeta::EMPTY
         },
