@@ -7,22 +7,24 @@
 //! block) takes the lock once, so every command is atomic and isolated as in
 //! Redis without per-key locking. See ARCHITECTURE.md.
 //!
-//! Key order for SCAN: each database keeps, besides its hash map, an ordered
-//! set of `(hash(key), key)`. A SCAN cursor is a position in that hash order,
-//! so a key present for the whole scan is always returned (Redis's guarantee)
-//! no matter how many keys are added or removed meanwhile, and the cursor is
-//! a plain unsigned integer as clients expect.
+//! Key order for SCAN: each key also owns a stable slot in a slab (`slab`);
+//! a SCAN cursor is a slot index, so a key present for the whole scan is
+//! always returned (Redis's guarantee) no matter how many keys are added or
+//! removed meanwhile, and the cursor is a plain unsigned integer as clients
+//! expect. Keys with an expiry own a slot in a second slab, which the active
+//! expiry cycle walks with a cursor, as Redis walks its expires table.
 
 pub mod effect;
 pub mod expire;
 pub mod notify;
+pub mod slab;
 mod value;
 
 pub use value::{StrForm, StrValue, Value, SHARED_REFCOUNT};
 
 use bytes::Bytes;
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use slab::{Slab, NO_SLOT};
+use std::collections::{HashMap, HashSet};
 
 /// Number of databases (`databases` in redis.conf), selectable with SELECT.
 pub const DATABASES: usize = 16;
@@ -35,13 +37,10 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The scan-order hash of a key: fixed (not randomly seeded), so cursors
-/// stay meaningful for the life of the process.
-pub fn key_hash(key: &[u8]) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    key.hash(&mut h);
-    h.finish()
-}
+/// The hasher of the key maps: foldhash, seeded at random per process (so
+/// key sets chosen by clients cannot force collisions reliably) and several
+/// times faster than SipHash on short keys.
+pub type KeyHasher = foldhash::fast::RandomState;
 
 /// One key's slot.
 #[derive(Clone, Debug)]
@@ -53,14 +52,23 @@ pub struct Entry {
     pub access_s: u32,
 }
 
+/// A key's entry and its slots in the two slabs.
+#[derive(Debug)]
+struct Slotted {
+    entry: Entry,
+    key_slot: u32,
+    /// Slot in `expires`, or NO_SLOT when the key has no expiry.
+    exp_slot: u32,
+}
+
 /// One database (SELECT index).
 #[derive(Default, Debug)]
 pub struct Db {
-    map: HashMap<Bytes, Entry>,
-    /// Every key, in scan order.
-    order: BTreeSet<(u64, Bytes)>,
-    /// Keys with an expiry, in scan order (sampled by the active cycle).
-    expires: BTreeSet<(u64, Bytes)>,
+    map: HashMap<Bytes, Slotted, KeyHasher>,
+    /// Every key, in SCAN order.
+    order: Slab,
+    /// Keys with an expiry (walked by the active cycle).
+    expires: Slab,
     /// Where the active expiry cycle resumes in `expires`.
     pub(crate) expire_cursor: u64,
     /// WATCHed key -> (client id, whether the key was already expired when
@@ -96,42 +104,52 @@ impl Db {
 
     /// The entry regardless of expiry (no lazy deletion).
     pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
-        self.map.get(key)
+        self.map.get(key).map(|s| &s.entry)
     }
 
     /// Mutable access without modification signal; callers that change the
-    /// value must call `signal_modified`.
+    /// value must call `signal_modified`, and must change the expiry only
+    /// through `set_expiry`.
     pub fn peek_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.map.get_mut(key)
+        self.map.get_mut(key).map(|s| &mut s.entry)
     }
 
     /// True when the key exists and its expiry has passed.
     pub fn is_expired(&self, key: &[u8], now_ms: u64) -> bool {
-        matches!(self.map.get(key), Some(e) if e.expires_at_ms != 0 && e.expires_at_ms <= now_ms)
+        matches!(self.map.get(key), Some(s) if s.entry.expires_at_ms != 0 && s.entry.expires_at_ms <= now_ms)
     }
 
     /// Inserts or replaces a key's entry. Keeps the scan order and the
     /// expires set in step, and signals WATCHers.
     pub fn insert(&mut self, key: Bytes, entry: Entry) {
-        let h = key_hash(&key);
         let has_ttl = entry.expires_at_ms != 0;
         self.signal_modified(&key);
         match self.map.get_mut(&key) {
             Some(old) => {
-                let had_ttl = old.expires_at_ms != 0;
-                *old = entry;
+                let had_ttl = old.exp_slot != NO_SLOT;
+                old.entry = entry;
                 if had_ttl && !has_ttl {
-                    self.expires.remove(&(h, key));
+                    self.expires.remove(old.exp_slot);
+                    old.exp_slot = NO_SLOT;
                 } else if !had_ttl && has_ttl {
-                    self.expires.insert((h, key));
+                    old.exp_slot = self.expires.insert(key);
                 }
             }
             None => {
-                self.order.insert((h, key.clone()));
-                if has_ttl {
-                    self.expires.insert((h, key.clone()));
-                }
-                self.map.insert(key, entry);
+                let key_slot = self.order.insert(key.clone());
+                let exp_slot = if has_ttl {
+                    self.expires.insert(key.clone())
+                } else {
+                    NO_SLOT
+                };
+                self.map.insert(
+                    key,
+                    Slotted {
+                        entry,
+                        key_slot,
+                        exp_slot,
+                    },
+                );
             }
         }
     }
@@ -145,30 +163,31 @@ impl Db {
 
     /// Removes a key without signalling WATCHers.
     fn remove_quiet(&mut self, key: &[u8]) -> Option<Entry> {
-        let (k, e) = self.map.remove_entry(key)?;
-        let h = key_hash(&k);
-        if e.expires_at_ms != 0 {
-            self.expires.remove(&(h, k.clone()));
+        let s = self.map.remove(key)?;
+        if s.exp_slot != NO_SLOT {
+            self.expires.remove(s.exp_slot);
         }
-        self.order.remove(&(h, k));
-        Some(e)
+        self.order.remove(s.key_slot);
+        Some(s.entry)
     }
 
     /// Sets or clears (0) a key's expiry. Returns false when the key is missing.
     pub fn set_expiry(&mut self, key: &[u8], expires_at_ms: u64) -> bool {
-        let Some((k, e)) = self.map.get_key_value(key) else {
+        let Some((k, s)) = self.map.get_key_value(key) else {
             return false;
         };
         let k = k.clone();
-        let had = e.expires_at_ms != 0;
-        if let Some(e) = self.map.get_mut(key) {
-            e.expires_at_ms = expires_at_ms;
-        }
-        let h = key_hash(&k);
+        let had = s.exp_slot != NO_SLOT;
+        let mut new_slot = s.exp_slot;
         if had && expires_at_ms == 0 {
-            self.expires.remove(&(h, k.clone()));
+            self.expires.remove(s.exp_slot);
+            new_slot = NO_SLOT;
         } else if !had && expires_at_ms != 0 {
-            self.expires.insert((h, k.clone()));
+            new_slot = self.expires.insert(k.clone());
+        }
+        if let Some(s) = self.map.get_mut(key) {
+            s.entry.expires_at_ms = expires_at_ms;
+            s.exp_slot = new_slot;
         }
         if self.capture && self.expiry_touched.last().is_none_or(|x| *x != k) {
             self.expiry_touched.push(k.clone());
@@ -268,9 +287,9 @@ impl Db {
             self.expiry_touched.clear();
             self.op_logged.clear();
         }
-        self.map = HashMap::new();
-        self.order = BTreeSet::new();
-        self.expires = BTreeSet::new();
+        self.map = HashMap::default();
+        self.order.clear();
+        self.expires.clear();
         self.expire_cursor = 0;
     }
 
@@ -287,35 +306,38 @@ impl Db {
         std::mem::swap(&mut a.expire_cursor, &mut b.expire_cursor);
     }
 
-    /// Keys in scan order starting at hash `cursor`: calls `f` for each key
-    /// until it returns false; all keys sharing a hash are visited together.
-    /// Returns the next cursor (0 when the end was reached).
+    /// Keys in SCAN order starting at slot `cursor`: calls `f` for each key
+    /// until it returns false. Returns the next cursor (0 when the end was
+    /// reached).
     pub fn scan(&self, cursor: u64, mut f: impl FnMut(&Bytes, &Entry) -> bool) -> u64 {
-        let mut last_hash: Option<u64> = None;
-        let mut stop_after: Option<u64> = None;
-        for (h, k) in self.order.range((cursor, Bytes::new())..) {
-            if let Some(stop) = stop_after {
-                if *h != stop {
-                    return *h;
+        let start = usize::try_from(cursor).unwrap_or(usize::MAX);
+        for (i, k) in self.order.iter_from(start) {
+            if let Some(s) = self.map.get(k) {
+                if !f(k, &s.entry) {
+                    let next = i as u64 + 1;
+                    return if next as usize >= self.order.slots() {
+                        0
+                    } else {
+                        next
+                    };
                 }
             }
-            if let Some(e) = self.map.get(k) {
-                if !f(k, e) && stop_after.is_none() {
-                    stop_after = Some(*h);
-                }
-            }
-            last_hash = Some(*h);
         }
-        let _ = last_hash;
         0
     }
 
-    /// The first key at or after hash `from` in scan order, wrapping around.
+    /// The key in the first occupied slot at or after `from` (taken modulo
+    /// the slot count), wrapping around: RANDOMKEY with a random `from`.
     pub fn key_at_or_after(&self, from: u64) -> Option<&Bytes> {
+        let n = self.order.slots();
+        if n == 0 {
+            return None;
+        }
+        let start = (from % n as u64) as usize;
         self.order
-            .range((from, Bytes::new())..)
+            .iter_from(start)
             .next()
-            .or_else(|| self.order.iter().next())
+            .or_else(|| self.order.iter_from(0).next())
             .map(|(_, k)| k)
     }
 
@@ -323,31 +345,37 @@ impl Db {
     /// and wrapping; advances the cursor.
     pub(crate) fn sample_expires(&mut self, n: usize, out: &mut Vec<Bytes>) {
         out.clear();
-        let mut next = None;
-        for (h, k) in self.expires.range((self.expire_cursor, Bytes::new())..) {
+        let slots = self.expires.slots();
+        if slots == 0 {
+            self.expire_cursor = 0;
+            return;
+        }
+        let start = (self.expire_cursor as usize).min(slots);
+        let mut next = 0usize;
+        for (i, k) in self.expires.iter_from(start) {
             if out.len() == n {
-                next = Some(*h);
+                next = i;
                 break;
             }
             out.push(k.clone());
+            next = i + 1;
         }
         if out.len() < n {
             // Wrapped: continue from the start, stopping before the keys taken.
-            let taken_from = self.expire_cursor;
-            for (h, k) in self.expires.iter() {
-                if *h >= taken_from || out.len() == n {
-                    next = Some(*h);
+            for (i, k) in self.expires.iter_from(0) {
+                if i >= start || out.len() == n {
                     break;
                 }
                 out.push(k.clone());
+                next = i + 1;
             }
         }
-        self.expire_cursor = next.unwrap_or(0);
+        self.expire_cursor = if next >= slots { 0 } else { next as u64 };
     }
 
     /// Iterates every live entry (expired-but-not-deleted included).
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.map.iter()
+        self.map.iter().map(|(k, s)| (k, &s.entry))
     }
 }
 
@@ -433,7 +461,7 @@ impl Keyspace {
     ) -> Option<&mut Entry> {
         self.expire_if_needed(db, key, now_ms);
         let clock = self.clock_s();
-        match self.dbs[db].map.get_mut(key) {
+        match self.dbs[db].peek_mut(key) {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
                 if touch {
@@ -452,7 +480,7 @@ impl Keyspace {
     pub fn lookup_write(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(db, key, now_ms);
         let clock = self.clock_s();
-        let e = self.dbs[db].map.get_mut(key)?;
+        let e = self.dbs[db].peek_mut(key)?;
         e.access_s = clock;
         Some(e)
     }
@@ -550,7 +578,7 @@ impl Keyspace {
             touched.retain(|k| seen.insert(k.clone()));
             let ops = std::mem::take(&mut db.op_logged);
             for key in touched {
-                let e = match db.map.get(&key) {
+                let e = match db.peek(&key) {
                     // The operation effect already describes the change;
                     // only its expiry may still need logging (below).
                     Some(_) if ops.contains(&key) => {
@@ -573,7 +601,7 @@ impl Keyspace {
                 if !seen.insert(key.clone()) {
                     continue;
                 }
-                let e = match db.map.get(&key) {
+                let e = match db.peek(&key) {
                     Some(entry) => effect::Effect::Expire {
                         db: dbi,
                         key,
