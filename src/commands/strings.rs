@@ -8,6 +8,7 @@
 mod ldouble;
 
 use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
+use crate::db::effect::Effect;
 use crate::db::{Keyspace, StrForm, StrValue, Value};
 use bytes::Bytes;
 
@@ -514,6 +515,16 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         None => 0,
     };
     modified(ctx.ks, db, key);
+    // Logged as the appended bytes, not the whole (possibly huge) string.
+    ctx.ks.log_op(
+        db,
+        key,
+        Effect::Append {
+            db: db as u8,
+            key: key.clone(),
+            data: args[2].clone(),
+        },
+    );
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -557,6 +568,16 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     if existing.is_some() {
         modified(ctx.ks, db, key);
+        ctx.ks.log_op(
+            db,
+            key,
+            Effect::SetRange {
+                db: db as u8,
+                key: key.clone(),
+                offset: offset as u64,
+                data: value.clone(),
+            },
+        );
     } else {
         let v = StrValue::with_form(buf, StrForm::Raw);
         ctx.ks.set(db, key.clone(), Value::Str(v), 0);

@@ -22,6 +22,8 @@
 //!   tag 4 FLUSHDB  = u8 db
 //!   tag 5 FLUSHALL = (empty)
 //!   tag 6 SWAPDB   = u8 db_a | u8 db_b
+//!   tag 7 APPEND   = u8 db | bytes key | bytes data
+//!   tag 8 SETRANGE = u8 db | bytes key | u64 offset | bytes data
 //! value    = u8 type | body
 //!   type 1 string  = u8 form(0 encoded, 1 plain, 2 raw, 3 int copy) | bytes data
 //! bytes    = u32 len | u8{len}
@@ -58,6 +60,36 @@ pub enum Effect {
         a: u8,
         b: u8,
     },
+    /// APPEND to an existing string (an APPEND that creates the key is a Set).
+    Append {
+        db: u8,
+        key: Bytes,
+        data: Bytes,
+    },
+    /// SETRANGE on an existing string.
+    SetRange {
+        db: u8,
+        key: Bytes,
+        offset: u64,
+        data: Bytes,
+    },
+}
+
+impl Effect {
+    /// The one key this effect changes, or None for whole-database effects
+    /// (FLUSHDB, FLUSHALL, SWAPDB). Replay uses it to skip effects a base
+    /// already reflects (`server::persist`), so every per-key effect must
+    /// return its key here.
+    pub fn target(&self) -> Option<(u8, &Bytes)> {
+        match self {
+            Effect::Set { db, key, .. }
+            | Effect::Del { db, key }
+            | Effect::Expire { db, key, .. }
+            | Effect::Append { db, key, .. }
+            | Effect::SetRange { db, key, .. } => Some((*db, key)),
+            Effect::FlushDb { .. } | Effect::FlushAll | Effect::SwapDb { .. } => None,
+        }
+    }
 }
 
 /// A unit that cannot be decoded: the WAL record passed its CRC, so this is
@@ -124,6 +156,24 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 out.push(6);
                 out.push(*a);
                 out.push(*b);
+            }
+            Effect::Append { db, key, data } => {
+                out.push(7);
+                out.push(*db);
+                put_bytes(out, key);
+                put_bytes(out, data);
+            }
+            Effect::SetRange {
+                db,
+                key,
+                offset,
+                data,
+            } => {
+                out.push(8);
+                out.push(*db);
+                put_bytes(out, key);
+                out.extend_from_slice(&offset.to_le_bytes());
+                put_bytes(out, data);
             }
         }
     }
@@ -221,6 +271,17 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
             },
             4 => Effect::FlushDb { db: r.db()? },
             5 => Effect::FlushAll,
+            7 => Effect::Append {
+                db: r.db()?,
+                key: r.bytes()?,
+                data: r.bytes()?,
+            },
+            8 => Effect::SetRange {
+                db: r.db()?,
+                key: r.bytes()?,
+                offset: r.u64()?,
+                data: r.bytes()?,
+            },
             6 => Effect::SwapDb {
                 a: r.db()?,
                 b: r.db()?,
@@ -259,6 +320,37 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
             ks.flush_all();
         }
         Effect::SwapDb { a, b } => ks.swap_db(usize::from(a), usize::from(b)),
+        Effect::Append { db, key, data } => {
+            let d = &mut ks.dbs[usize::from(db)];
+            if let Some(Value::Str(s)) = d.peek_mut(&key).map(|e| &mut e.value) {
+                s.data.extend_from_slice(&data);
+                s.form = StrForm::Raw;
+                d.signal_modified(&key);
+            }
+        }
+        Effect::SetRange {
+            db,
+            key,
+            offset,
+            data,
+        } => {
+            let d = &mut ks.dbs[usize::from(db)];
+            if let Some(Value::Str(s)) = d.peek_mut(&key).map(|e| &mut e.value) {
+                // Bounded when it was logged (proto-max-bulk-len); a corrupt
+                // offset cannot be: refuse to allocate past the string limit.
+                let end = usize::try_from(offset)
+                    .ok()
+                    .and_then(|o| o.checked_add(data.len()));
+                if let Some(end) = end.filter(|&e| e <= super::value::STRING_LOG_BYTES_MAX) {
+                    if end > s.data.len() {
+                        s.data.resize(end, 0);
+                    }
+                    s.data[end - data.len()..end].copy_from_slice(&data);
+                    s.form = StrForm::Raw;
+                    d.signal_modified(&key);
+                }
+            }
+        }
     }
 }
 
@@ -285,6 +377,17 @@ mod tests {
             Effect::FlushDb { db: 15 },
             Effect::FlushAll,
             Effect::SwapDb { a: 0, b: 1 },
+            Effect::Append {
+                db: 1,
+                key: k("s"),
+                data: k("more"),
+            },
+            Effect::SetRange {
+                db: 1,
+                key: k("s"),
+                offset: 7,
+                data: k("x"),
+            },
         ];
         let mut buf = Vec::new();
         encode_unit(&effects, &mut buf);

@@ -14,6 +14,11 @@ const SHARED_INTEGERS_MAX: i64 = 9999;
 /// OBJECT REFCOUNT of a shared object (`OBJ_SHARED_REFCOUNT`).
 pub const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 
+/// Largest string a replayed SETRANGE may produce: Redis's largest
+/// `proto-max-bulk-len` is far below it; a bigger offset in a unit that
+/// passed its CRC is a bug, refused rather than allocated.
+pub const STRING_LOG_BYTES_MAX: usize = 1 << 40;
+
 /// How Redis would have built a string object; decides OBJECT ENCODING
 /// and OBJECT REFCOUNT, never the content.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -218,12 +218,7 @@ pub fn unit_bytes(effects: &[Effect]) -> Vec<u8> {
 }
 
 fn effect_key(e: &Effect) -> Option<(u8, &Bytes)> {
-    match e {
-        Effect::Set { db, key, .. } | Effect::Del { db, key } | Effect::Expire { db, key, .. } => {
-            Some((*db, key))
-        }
-        _ => None,
-    }
+    e.target()
 }
 
 /// Per-key capture seqs of the base, for the keys that units inside the
