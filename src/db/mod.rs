@@ -17,6 +17,7 @@ pub mod effect;
 pub mod expire;
 pub mod notify;
 mod value;
+pub mod zset;
 
 pub use value::{StrForm, StrValue, Value, SHARED_REFCOUNT};
 

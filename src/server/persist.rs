@@ -219,9 +219,11 @@ pub fn unit_bytes(effects: &[Effect]) -> Vec<u8> {
 
 fn effect_key(e: &Effect) -> Option<(u8, &Bytes)> {
     match e {
-        Effect::Set { db, key, .. } | Effect::Del { db, key } | Effect::Expire { db, key, .. } => {
-            Some((*db, key))
-        }
+        Effect::Set { db, key, .. }
+        | Effect::Del { db, key }
+        | Effect::Expire { db, key, .. }
+        | Effect::ZAdd { db, key, .. }
+        | Effect::ZRem { db, key, .. } => Some((*db, key)),
         _ => None,
     }
 }
@@ -416,6 +418,8 @@ pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, 
 fn value_bytes(v: &crate::db::Value) -> usize {
     match v {
         crate::db::Value::Str(s) => s.data.len(),
+        // Member bytes plus a score and a length per member.
+        crate::db::Value::ZSet(z) => z.member_bytes() + 12 * z.len(),
     }
 }
 
