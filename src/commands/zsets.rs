@@ -731,8 +731,9 @@ fn zrandmember_count(ctx: &mut Ctx, r: Rd, key: &[u8], l: i64, withscores: bool)
         return Ok(());
     }
     if count >= size as u64 {
+        // The whole set, from the highest rank down, as Redis walks it.
         reply_len(out, size, withscores);
-        for (m, s) in z.iter_from(0, false) {
+        for (m, s) in z.iter_from(size - 1, true) {
             reply_elem(out, m, s, withscores, nested);
         }
         return Ok(());
@@ -802,7 +803,8 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let mut batch: Vec<(&Bytes, f64)> = Vec::new();
     let mut next = 0u64;
-    if z.is_skiplist() {
+    let skiplist = z.is_skiplist();
+    if skiplist {
         let start = z.count_before(|s, _| score_key(s) < cursor);
         let mut last: Option<u64> = None;
         for (m, s) in z.iter_from(start, false) {
@@ -825,7 +827,23 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     out.array(batch.len() * 2);
     for (m, s) in batch {
         out.bulk(m);
-        out.bulk(crate::protocol::format_double(s).as_bytes());
+        if skiplist {
+            out.bulk(crate::protocol::format_double(s).as_bytes());
+        } else {
+            out.bulk(listpack_score_text(s).as_bytes());
+        }
     }
     Ok(())
+}
+
+/// A score as a listpack holds it (Redis 7.0's `d2string`): an integral
+/// value within ±LLONG_MAX/2 as an integer (so -0 is "0"), else `%.17g`.
+/// ZSCAN of a listpack returns these texts.
+fn listpack_score_text(s: f64) -> String {
+    const HALF_LLONG_MAX: f64 = (i64::MAX / 2) as f64;
+    if (-HALF_LLONG_MAX..=HALF_LLONG_MAX).contains(&s) && s == (s as i64) as f64 {
+        (s as i64).to_string()
+    } else {
+        crate::protocol::format_double(s)
+    }
 }
