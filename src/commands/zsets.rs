@@ -134,7 +134,11 @@ fn as_zset(v: &mut Value) -> Result<&mut ZSet, CmdError> {
 }
 
 /// `lookupKeyRead` + `checkType`.
-fn read_zset<'a>(ks: &'a mut Keyspace, r: Rd, key: &[u8]) -> Result<Option<&'a mut ZSet>, CmdError> {
+fn read_zset<'a>(
+    ks: &'a mut Keyspace,
+    r: Rd,
+    key: &[u8],
+) -> Result<Option<&'a mut ZSet>, CmdError> {
     match ks.lookup(r.db, key, r.now_ms, r.touch) {
         None => Ok(None),
         Some(e) => as_zset(&mut e.value).map(Some),
@@ -142,7 +146,11 @@ fn read_zset<'a>(ks: &'a mut Keyspace, r: Rd, key: &[u8]) -> Result<Option<&'a m
 }
 
 /// `lookupKeyWrite` + `checkType`.
-fn write_zset<'a>(ks: &'a mut Keyspace, r: Rd, key: &[u8]) -> Result<Option<&'a mut ZSet>, CmdError> {
+fn write_zset<'a>(
+    ks: &'a mut Keyspace,
+    r: Rd,
+    key: &[u8],
+) -> Result<Option<&'a mut ZSet>, CmdError> {
     match ks.lookup_write(r.db, key, r.now_ms) {
         None => Ok(None),
         Some(e) => as_zset(&mut e.value).map(Some),
@@ -158,7 +166,8 @@ fn limits(ctx: &Ctx) -> ZsetLimits {
 /// Del) or logs the removed members. Returns true when the key was deleted.
 fn removed(ks: &mut Keyspace, db: usize, key: &[u8], members: Vec<Bytes>) -> bool {
     ks.stats.dirty += members.len() as u64;
-    let empty = matches!(ks.dbs[db].peek(key).map(|e| &e.value), Some(Value::ZSet(z)) if z.is_empty());
+    let empty =
+        matches!(ks.dbs[db].peek(key).map(|e| &e.value), Some(Value::ZSet(z)) if z.is_empty());
     if empty {
         ks.dbs[db].remove(key);
         return true;
@@ -400,7 +409,12 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr_cmd: bool) -> CmdResult {
                 pairs: changes,
             },
         );
-        ctx.ks.notify(notify::ZSET, if f.incr { "zincr" } else { "zadd" }, r.db, key);
+        ctx.ks.notify(
+            notify::ZSET,
+            if f.incr { "zincr" } else { "zadd" },
+            r.db,
+            key,
+        );
     }
     if nan {
         return Err(CmdError::new("ERR resulting score is not a number (NaN)"));
@@ -573,8 +587,12 @@ fn pop_generic(ctx: &mut Ctx, keys: &[Bytes], max: bool, count: i64, st: PopStyl
         reply_elem(out, m, *s, true, st.nested);
     }
     let members = popped.into_iter().map(|(m, _)| m).collect();
-    ctx.ks
-        .notify(notify::ZSET, if max { "zpopmax" } else { "zpopmin" }, r.db, key);
+    ctx.ks.notify(
+        notify::ZSET,
+        if max { "zpopmax" } else { "zpopmin" },
+        r.db,
+        key,
+    );
     if removed(ctx.ks, r.db, key, members) {
         ctx.ks.notify(notify::GENERIC, "del", r.db, key);
     }

@@ -184,7 +184,9 @@ impl ZSet {
     /// the skiplist encoding.
     pub fn shrink_if_small(&mut self, limits: ZsetLimits) {
         if self.len() <= limits.entries
-            && self.iter_from(0, false).all(|(m, _)| m.len() <= limits.value)
+            && self
+                .iter_from(0, false)
+                .all(|(m, _)| m.len() <= limits.value)
         {
             self.convert_to_listpack();
         }
@@ -366,7 +368,11 @@ impl<'a> Iterator for Iter<'a> {
                     return None;
                 }
                 let n = &list.nodes[*node as usize];
-                *node = if *rev { n.backward } else { n.levels[0].forward };
+                *node = if *rev {
+                    n.backward
+                } else {
+                    n.levels[0].forward
+                };
                 Some((&n.member, n.score))
             }
         }
@@ -707,7 +713,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(pack.clone().remove_ranks(2, 5), skip.clone().remove_ranks(2, 5));
+        assert_eq!(
+            pack.clone().remove_ranks(2, 5),
+            skip.clone().remove_ranks(2, 5)
+        );
     }
 
     #[test]

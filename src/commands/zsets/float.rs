@@ -59,7 +59,11 @@ pub fn strtod(s: &[u8]) -> Strtod {
     let sign = |v: f64| if neg { -v } else { v };
     let rest = &s[i..];
     if starts_with_ci(rest, "inf") {
-        let n = if starts_with_ci(rest, "infinity") { 8 } else { 3 };
+        let n = if starts_with_ci(rest, "infinity") {
+            8
+        } else {
+            3
+        };
         return Strtod {
             value: sign(f64::INFINITY),
             consumed: i + n,

@@ -7,7 +7,7 @@
 //! arithmetic on those ranks.
 
 use super::{
-    parse_score_bound, read_zset, removed, reply_elem, reply_len, write_zset, limits, rd, Rd,
+    limits, parse_score_bound, rd, read_zset, removed, reply_elem, reply_len, write_zset, Rd,
 };
 use crate::commands::{arg_i64, is_opt, CmdError, CmdResult, Ctx};
 use crate::db::notify;
@@ -124,37 +124,100 @@ struct Shape {
 
 /// ZRANGE key start stop [BYSCORE | BYLEX] [REV] [LIMIT offset count] [WITHSCORES]
 pub(super) fn zrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, 1, Shape { kind: Kind::Auto, rev: None, store: false })
+    range_generic(
+        ctx,
+        args,
+        1,
+        Shape {
+            kind: Kind::Auto,
+            rev: None,
+            store: false,
+        },
+    )
 }
 
 /// ZREVRANGE key start stop [WITHSCORES]
 pub(super) fn zrevrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, 1, Shape { kind: Kind::Rank, rev: Some(true), store: false })
+    range_generic(
+        ctx,
+        args,
+        1,
+        Shape {
+            kind: Kind::Rank,
+            rev: Some(true),
+            store: false,
+        },
+    )
 }
 
 /// ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]
 pub(super) fn zrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, 1, Shape { kind: Kind::Score, rev: Some(false), store: false })
+    range_generic(
+        ctx,
+        args,
+        1,
+        Shape {
+            kind: Kind::Score,
+            rev: Some(false),
+            store: false,
+        },
+    )
 }
 
 /// ZREVRANGEBYSCORE key max min [WITHSCORES] [LIMIT offset count]
 pub(super) fn zrevrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, 1, Shape { kind: Kind::Score, rev: Some(true), store: false })
+    range_generic(
+        ctx,
+        args,
+        1,
+        Shape {
+            kind: Kind::Score,
+            rev: Some(true),
+            store: false,
+        },
+    )
 }
 
 /// ZRANGEBYLEX key min max [LIMIT offset count]
 pub(super) fn zrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, 1, Shape { kind: Kind::Lex, rev: Some(false), store: false })
+    range_generic(
+        ctx,
+        args,
+        1,
+        Shape {
+            kind: Kind::Lex,
+            rev: Some(false),
+            store: false,
+        },
+    )
 }
 
 /// ZREVRANGEBYLEX key max min [LIMIT offset count]
 pub(super) fn zrevrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, 1, Shape { kind: Kind::Lex, rev: Some(true), store: false })
+    range_generic(
+        ctx,
+        args,
+        1,
+        Shape {
+            kind: Kind::Lex,
+            rev: Some(true),
+            store: false,
+        },
+    )
 }
 
 /// ZRANGESTORE dst src min max [BYSCORE | BYLEX] [REV] [LIMIT offset count]
 pub(super) fn zrangestore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, 2, Shape { kind: Kind::Auto, rev: None, store: true })
+    range_generic(
+        ctx,
+        args,
+        2,
+        Shape {
+            kind: Kind::Auto,
+            rev: None,
+            store: true,
+        },
+    )
 }
 
 /// The parsed range of any kind.
@@ -249,7 +312,10 @@ fn range_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, shape: Shape) -> C
 fn select(z: &ZSet, spec: &Spec, rev: bool, offset: i64, limit: i64) -> Vec<(Bytes, f64)> {
     let len = z.len() as i64;
     let take = |from: usize, n: usize, rev: bool| -> Vec<(Bytes, f64)> {
-        z.iter_from(from, rev).take(n).map(|(m, s)| (m.clone(), s)).collect()
+        z.iter_from(from, rev)
+            .take(n)
+            .map(|(m, s)| (m.clone(), s))
+            .collect()
     };
     match spec {
         Spec::Rank(start, end) => {
