@@ -523,6 +523,62 @@ mod tests {
     }
 
     #[test]
+    fn zset_effects_round_trip_and_replay() {
+        let k = |s: &str| Bytes::from(s.to_string());
+        let mut big = ZSet::new_skiplist();
+        big.set_score(k("m"), -0.0, UNBOUNDED);
+        big.set_score(k("n"), f64::INFINITY, UNBOUNDED);
+        let units = vec![
+            vec![Effect::ZAdd {
+                db: 2,
+                key: k("z"),
+                skiplist: false,
+                pairs: vec![(k("a"), 1.5), (k("b\0"), f64::NEG_INFINITY), (k("c"), 3.0)],
+            }],
+            vec![
+                Effect::ZAdd {
+                    db: 2,
+                    key: k("z"),
+                    skiplist: true,
+                    pairs: vec![(k("a"), 7.0)],
+                },
+                Effect::ZRem {
+                    db: 2,
+                    key: k("z"),
+                    members: vec![k("c"), k("nosuch")],
+                },
+            ],
+            vec![Effect::Set {
+                db: 0,
+                key: k("whole"),
+                value: Value::ZSet(big.clone()),
+                expires_at_ms: 9,
+            }],
+            vec![Effect::ZRem {
+                db: 0,
+                key: k("whole"),
+                members: vec![k("m"), k("n")],
+            }],
+        ];
+        for u in &units {
+            let mut buf = Vec::new();
+            encode_unit(u, &mut buf);
+            assert_eq!(&decode_unit(&buf).unwrap(), u);
+            for cut in 0..buf.len() {
+                assert!(decode_unit(&buf[..cut]).is_err(), "cut {cut}");
+            }
+        }
+        let ks = replay(&units);
+        let Some(Value::ZSet(z)) = ks.dbs[2].peek(b"z").map(|e| &e.value) else {
+            panic!("z is a zset");
+        };
+        assert!(z.is_skiplist());
+        let got: Vec<(Bytes, f64)> = z.iter_from(0, false).map(|(m, s)| (m.clone(), s)).collect();
+        assert_eq!(got, vec![(k("b\0"), f64::NEG_INFINITY), (k("a"), 7.0)]);
+        assert!(ks.dbs[0].peek(b"whole").is_none(), "emptied set deleted");
+    }
+
+    #[test]
     fn rejects_bad_db_and_tags() {
         let mut buf = Vec::new();
         encode_unit(&[Effect::FlushDb { db: 16 }], &mut buf);

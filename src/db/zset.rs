@@ -506,8 +506,8 @@ impl SkipList {
                 span: (rank[0] - rank[i]) + 1,
             };
         }
-        for i in level..self.level {
-            self.nodes[update[i] as usize].levels[i].span += 1;
+        for (i, u) in update.iter().enumerate().take(self.level).skip(level) {
+            self.nodes[*u as usize].levels[i].span += 1;
         }
         self.nodes[idx as usize].backward = update[0];
         let next = self.nodes[idx as usize].levels[0].forward;
