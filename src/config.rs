@@ -154,6 +154,23 @@ static PARAMS: &[Param] = &[
     ),
     p("slowlog-max-len", INT, "128", true),
     Param {
+        name: "zset-max-listpack-entries",
+        alias: Some("zset-max-ziplist-entries"),
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "128",
+        mutable: Mutability::Mutable,
+    },
+    Param {
+        name: "zset-max-listpack-value",
+        alias: Some("zset-max-ziplist-value"),
+        kind: MEMORY,
+        default: "64",
+        mutable: Mutability::Mutable,
+    },
+    Param {
         name: "replica-read-only",
         alias: Some("slave-read-only"),
         kind: Kind::Bool,
@@ -185,6 +202,8 @@ pub struct Config {
     pub auto_aof_rewrite_min_size: u64,
     /// The config file given on the command line, for INFO `config_file`.
     pub config_file: Option<String>,
+    /// `zset-max-listpack-entries` / `zset-max-listpack-value`.
+    pub zset_limits: crate::db::zset::ZsetLimits,
 }
 
 impl Default for Config {
@@ -211,6 +230,7 @@ impl Default for Config {
             auto_aof_rewrite_percentage: 0,
             auto_aof_rewrite_min_size: 0,
             config_file: None,
+            zset_limits: Default::default(),
         };
         c.refresh();
         c
@@ -264,6 +284,10 @@ impl Config {
         self.appendfsync = get("appendfsync");
         self.auto_aof_rewrite_percentage = int("auto-aof-rewrite-percentage") as u64;
         self.auto_aof_rewrite_min_size = int("auto-aof-rewrite-min-size") as u64;
+        self.zset_limits = crate::db::zset::ZsetLimits {
+            entries: usize::try_from(int("zset-max-listpack-entries")).unwrap_or(usize::MAX),
+            value: usize::try_from(int("zset-max-listpack-value")).unwrap_or(usize::MAX),
+        };
     }
 
     /// The canonical value of a parameter.

@@ -16,6 +16,7 @@ pub mod persistence;
 pub mod server;
 pub mod strings;
 pub mod transactions;
+pub mod zsets;
 
 use crate::db::Keyspace;
 use crate::protocol::Out;
@@ -441,7 +442,7 @@ pub struct Table {
 }
 
 /// Every family's table, in COMMAND order.
-fn families() -> [&'static [Command]; 6] {
+fn families() -> [&'static [Command]; 7] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -449,6 +450,7 @@ fn families() -> [&'static [Command]; 6] {
         strings::COMMANDS,
         keys::COMMANDS,
         transactions::COMMANDS,
+        zsets::COMMANDS,
     ]
 }
 

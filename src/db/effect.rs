@@ -24,11 +24,17 @@
 //!   tag 6 SWAPDB   = u8 db_a | u8 db_b
 //!   tag 7 APPEND   = u8 db | bytes key | bytes data
 //!   tag 8 SETRANGE = u8 db | bytes key | u64 offset | bytes data
+//!   tag 50 ZADD    = u8 db | bytes key | u8 zenc | u32 count | (f64 score | bytes member){count}
+//!   tag 51 ZREM    = u8 db | bytes key | u32 count | bytes member{count}
 //! value    = u8 type | body
 //!   type 1 string  = u8 form(0 encoded, 1 plain, 2 raw, 3 int copy) | bytes data
+//!   type 5 zset    = u8 zenc | u32 count | (f64 score | bytes member){count}, ascending
+//! zenc     = u8 (0 listpack, 1 skiplist): the encoding after the change
+//! f64      = IEEE 754 bits as u64
 //! bytes    = u32 len | u8{len}
 //! ```
 
+use super::zset::{ZSet, ZsetLimits};
 use super::{Keyspace, StrForm, StrValue, Value, DATABASES};
 use bytes::Bytes;
 
@@ -73,6 +79,21 @@ pub enum Effect {
         offset: u64,
         data: Bytes,
     },
+    /// Sorted set members set to these scores (ZADD, ZINCRBY: the resulting
+    /// score, never the increment); the key is created if missing, and
+    /// ends in the encoding `skiplist` says.
+    ZAdd {
+        db: u8,
+        key: Bytes,
+        skiplist: bool,
+        pairs: Vec<(Bytes, f64)>,
+    },
+    /// Sorted set members removed (ZREM, ZPOP*, ZREMRANGEBY*).
+    ZRem {
+        db: u8,
+        key: Bytes,
+        members: Vec<Bytes>,
+    },
 }
 
 impl Effect {
@@ -86,7 +107,9 @@ impl Effect {
             | Effect::Del { db, key }
             | Effect::Expire { db, key, .. }
             | Effect::Append { db, key, .. }
-            | Effect::SetRange { db, key, .. } => Some((*db, key)),
+            | Effect::SetRange { db, key, .. }
+            | Effect::ZAdd { db, key, .. }
+            | Effect::ZRem { db, key, .. } => Some((*db, key)),
             Effect::FlushDb { .. } | Effect::FlushAll | Effect::SwapDb { .. } => None,
         }
     }
@@ -114,6 +137,15 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
                 StrForm::IntCopy => 3,
             });
             put_bytes(out, &s.data);
+        }
+        Value::ZSet(z) => {
+            out.push(5);
+            out.push(u8::from(z.is_skiplist()));
+            out.extend_from_slice(&(z.len() as u32).to_le_bytes());
+            for (m, sc) in z.iter_from(0, false) {
+                out.extend_from_slice(&sc.to_bits().to_le_bytes());
+                put_bytes(out, m);
+            }
         }
     }
 }
@@ -175,6 +207,31 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 out.extend_from_slice(&offset.to_le_bytes());
                 put_bytes(out, data);
             }
+            Effect::ZAdd {
+                db,
+                key,
+                skiplist,
+                pairs,
+            } => {
+                out.push(50);
+                out.push(*db);
+                put_bytes(out, key);
+                out.push(u8::from(*skiplist));
+                out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+                for (m, sc) in pairs {
+                    out.extend_from_slice(&sc.to_bits().to_le_bytes());
+                    put_bytes(out, m);
+                }
+            }
+            Effect::ZRem { db, key, members } => {
+                out.push(51);
+                out.push(*db);
+                put_bytes(out, key);
+                out.extend_from_slice(&(members.len() as u32).to_le_bytes());
+                for m in members {
+                    put_bytes(out, m);
+                }
+            }
         }
     }
 }
@@ -232,10 +289,59 @@ impl<'a> Reader<'a> {
                     form,
                 }))
             }
+            5 => {
+                let skiplist = self.zenc()?;
+                let mut z = if skiplist {
+                    ZSet::new_skiplist()
+                } else {
+                    ZSet::new_listpack()
+                };
+                for (m, sc) in self.score_pairs()? {
+                    if z.score(&m).is_some() {
+                        return Err(DecodeError("duplicate zset member"));
+                    }
+                    z.set_score(m, sc, UNBOUNDED);
+                }
+                Ok(Value::ZSet(z))
+            }
             _ => Err(DecodeError("unknown value type")),
         }
     }
+    fn zenc(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError("unknown zset encoding")),
+        }
+    }
+    /// A count, bounded by the remaining input (each item takes at least
+    /// `min_item` bytes), so a bad count cannot cause a huge allocation.
+    fn count(&mut self, min_item: usize) -> Result<usize, DecodeError> {
+        let n = self.u32()? as usize;
+        if n > self.buf.len() / min_item {
+            return Err(DecodeError("truncated"));
+        }
+        Ok(n)
+    }
+    fn score_pairs(&mut self) -> Result<Vec<(Bytes, f64)>, DecodeError> {
+        let n = self.count(12)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let sc = f64::from_bits(self.u64()?);
+            if sc.is_nan() {
+                return Err(DecodeError("NaN score"));
+            }
+            v.push((self.bytes()?, sc));
+        }
+        Ok(v)
+    }
 }
+
+/// Limits that never convert: replay takes the encoding from the effect.
+const UNBOUNDED: ZsetLimits = ZsetLimits {
+    entries: usize::MAX,
+    value: usize::MAX,
+};
 
 /// Decodes one unit written by `encode_unit`.
 pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
@@ -286,6 +392,22 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                 a: r.db()?,
                 b: r.db()?,
             },
+            50 => Effect::ZAdd {
+                db: r.db()?,
+                key: r.bytes()?,
+                skiplist: r.zenc()?,
+                pairs: r.score_pairs()?,
+            },
+            51 => {
+                let db = r.db()?;
+                let key = r.bytes()?;
+                let n = r.count(4)?;
+                let mut members = Vec::with_capacity(n);
+                for _ in 0..n {
+                    members.push(r.bytes()?);
+                }
+                Effect::ZRem { db, key, members }
+            }
             _ => return Err(DecodeError("unknown effect tag")),
         };
         effects.push(e);
@@ -349,6 +471,47 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
                     s.form = StrForm::Raw;
                     d.signal_modified(&key);
                 }
+            }
+        }
+        Effect::ZAdd {
+            db,
+            key,
+            skiplist,
+            pairs,
+        } => {
+            let d = &mut ks.dbs[usize::from(db)];
+            if !matches!(d.peek(&key).map(|e| &e.value), Some(Value::ZSet(_))) {
+                let fresh = if skiplist {
+                    ZSet::new_skiplist()
+                } else {
+                    ZSet::new_listpack()
+                };
+                ks.set(usize::from(db), key.clone(), Value::ZSet(fresh), 0);
+            }
+            let d = &mut ks.dbs[usize::from(db)];
+            if let Some(Value::ZSet(z)) = d.peek_mut(&key).map(|e| &mut e.value) {
+                if skiplist {
+                    z.convert_to_skiplist();
+                }
+                for (m, sc) in pairs {
+                    z.set_score(m, sc, UNBOUNDED);
+                }
+            }
+            d.signal_modified(&key);
+        }
+        Effect::ZRem { db, key, members } => {
+            let d = &mut ks.dbs[usize::from(db)];
+            let mut empty = false;
+            if let Some(Value::ZSet(z)) = d.peek_mut(&key).map(|e| &mut e.value) {
+                for m in &members {
+                    z.remove(m);
+                }
+                empty = z.is_empty();
+            }
+            if empty {
+                d.remove(&key);
+            } else {
+                d.signal_modified(&key);
             }
         }
     }
@@ -462,6 +625,62 @@ mod tests {
         let mut twice = swaps_free.clone();
         twice.extend(swaps_free.iter().cloned());
         assert_eq!(dump(&replay(&twice)), dump(&replay(&swaps_free)));
+    }
+
+    #[test]
+    fn zset_effects_round_trip_and_replay() {
+        let k = |s: &str| Bytes::from(s.to_string());
+        let mut big = ZSet::new_skiplist();
+        big.set_score(k("m"), -0.0, UNBOUNDED);
+        big.set_score(k("n"), f64::INFINITY, UNBOUNDED);
+        let units = vec![
+            vec![Effect::ZAdd {
+                db: 2,
+                key: k("z"),
+                skiplist: false,
+                pairs: vec![(k("a"), 1.5), (k("b\0"), f64::NEG_INFINITY), (k("c"), 3.0)],
+            }],
+            vec![
+                Effect::ZAdd {
+                    db: 2,
+                    key: k("z"),
+                    skiplist: true,
+                    pairs: vec![(k("a"), 7.0)],
+                },
+                Effect::ZRem {
+                    db: 2,
+                    key: k("z"),
+                    members: vec![k("c"), k("nosuch")],
+                },
+            ],
+            vec![Effect::Set {
+                db: 0,
+                key: k("whole"),
+                value: Value::ZSet(big.clone()),
+                expires_at_ms: 9,
+            }],
+            vec![Effect::ZRem {
+                db: 0,
+                key: k("whole"),
+                members: vec![k("m"), k("n")],
+            }],
+        ];
+        for u in &units {
+            let mut buf = Vec::new();
+            encode_unit(u, &mut buf);
+            assert_eq!(&decode_unit(&buf).unwrap(), u);
+            for cut in 0..buf.len() {
+                assert!(decode_unit(&buf[..cut]).is_err(), "cut {cut}");
+            }
+        }
+        let ks = replay(&units);
+        let Some(Value::ZSet(z)) = ks.dbs[2].peek(b"z").map(|e| &e.value) else {
+            panic!("z is a zset");
+        };
+        assert!(z.is_skiplist());
+        let got: Vec<(Bytes, f64)> = z.iter_from(0, false).map(|(m, s)| (m.clone(), s)).collect();
+        assert_eq!(got, vec![(k("b\0"), f64::NEG_INFINITY), (k("a"), 7.0)]);
+        assert!(ks.dbs[0].peek(b"whole").is_none(), "emptied set deleted");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod expire;
 pub mod notify;
 pub mod slab;
 mod value;
+pub mod zset;
 
 pub use value::{StrForm, StrValue, Value, SHARED_REFCOUNT};
 

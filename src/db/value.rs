@@ -1,6 +1,7 @@
 //! Values stored under keys. Each data type lives in its own variant; the
 //! command families in `commands/` own their semantics.
 
+use super::zset::ZSet;
 use crate::protocol::parse::parse_i64;
 
 /// Longest string Redis stores with the `embstr` encoding.
@@ -111,6 +112,7 @@ impl StrValue {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(StrValue),
+    ZSet(ZSet),
 }
 
 impl Value {
@@ -118,6 +120,7 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -125,6 +128,7 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 

@@ -411,6 +411,8 @@ pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, 
 fn value_bytes(v: &crate::db::Value) -> usize {
     match v {
         crate::db::Value::Str(s) => s.data.len(),
+        // Member bytes plus a score and a length per member.
+        crate::db::Value::ZSet(z) => z.member_bytes() + 12 * z.len(),
     }
 }
 

@@ -1,0 +1,867 @@
+//! Sorted set commands (Redis's t_zset.c): ZADD and its flags, ZINCRBY,
+//! ZREM, lookups by member and rank, pops, ZRANDMEMBER and ZSCAN here;
+//! range queries and range removals in `range`, the set operations in
+//! `setops`, `strtod` emulation for scores in `float`.
+//!
+//! Every handler follows its Redis 7.0 counterpart step by step, because the
+//! order of the checks decides which error a client sees. Writes log
+//! operation effects (`Effect::ZAdd` with resulting scores, `Effect::ZRem`),
+//! never the request, and never the whole set; commands that build a new
+//! destination set (ZUNIONSTORE, ZRANGESTORE ...) log its final state.
+
+mod float;
+mod range;
+mod setops;
+
+use super::keys::{parse_cursor, random_u64};
+use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
+use crate::db::effect::Effect;
+use crate::db::notify;
+use crate::db::zset::{ZSet, ZsetLimits};
+use crate::db::{Keyspace, Value};
+use crate::glob::glob_match;
+use crate::protocol::Out;
+use bytes::Bytes;
+
+pub(crate) use float::{parse_score, parse_score_bound};
+
+/// A table entry of the sorted-set group.
+#[allow(clippy::too_many_arguments)]
+const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    acl: &'static [&'static str],
+    summary: &'static str,
+    since: &'static str,
+    complexity: &'static str,
+    handler: Handler,
+) -> Command {
+    Command {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        key_step: keys.2,
+        acl,
+        doc: Doc {
+            summary,
+            since,
+            group: "sorted-set",
+            complexity,
+        },
+        handler: Some(handler),
+        subcommands: &[],
+    }
+}
+
+const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
+const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
+const READ_FAST: &[&str] = &["@read", "@sortedset", "@fast"];
+const READ_SLOW: &[&str] = &["@read", "@sortedset", "@slow"];
+const WRITE_FAST: &[&str] = &["@write", "@sortedset", "@fast"];
+const WRITE_SLOW: &[&str] = &["@write", "@sortedset", "@slow"];
+const RANGE_CX: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.";
+const RANGE_LIMIT_CX: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).";
+const REMOVED_CX: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.";
+const POP_CX: &str = "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.";
+const UNION_CX: &str = "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.";
+const UNIONSTORE_CX: &str = "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.";
+const INTER_CX: &str = "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.";
+const DIFF_CX: &str = "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.";
+
+pub static COMMANDS: &[Command] = &[
+    cmd("zadd", -4, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Add one or more members to a sorted set, or update its score if it already exists", "1.2.0", "O(log(N)) for each item added, where N is the number of elements in the sorted set.", zadd),
+    cmd("zincrby", 4, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Increment the score of a member in a sorted set", "1.2.0", "O(log(N)) where N is the number of elements in the sorted set.", zincrby),
+    cmd("zrem", -3, WRITE | FAST, ONE_KEY, WRITE_FAST, "Remove one or more members from a sorted set", "1.2.0", "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", zrem),
+    cmd("zcard", 2, READONLY | FAST, ONE_KEY, READ_FAST, "Get the number of members in a sorted set", "1.2.0", "O(1)", zcard),
+    cmd("zscore", 3, READONLY | FAST, ONE_KEY, READ_FAST, "Get the score associated with the given member in a sorted set", "1.2.0", "O(1)", zscore),
+    cmd("zmscore", -3, READONLY | FAST, ONE_KEY, READ_FAST, "Get the score associated with the given members in a sorted set", "6.2.0", "O(N) where N is the number of members being requested.", zmscore),
+    cmd("zrank", 3, READONLY | FAST, ONE_KEY, READ_FAST, "Determine the index of a member in a sorted set", "2.0.0", "O(log(N))", zrank),
+    cmd("zrevrank", 3, READONLY | FAST, ONE_KEY, READ_FAST, "Determine the index of a member in a sorted set, with scores ordered from high to low", "2.0.0", "O(log(N))", zrevrank),
+    cmd("zrange", -4, READONLY, ONE_KEY, READ_SLOW, "Return a range of members in a sorted set", "1.2.0", RANGE_CX, range::zrange),
+    cmd("zrevrange", -4, READONLY, ONE_KEY, READ_SLOW, "Return a range of members in a sorted set, by index, with scores ordered from high to low", "1.2.0", RANGE_CX, range::zrevrange),
+    cmd("zrangebyscore", -4, READONLY, ONE_KEY, READ_SLOW, "Return a range of members in a sorted set, by score", "1.0.5", RANGE_LIMIT_CX, range::zrangebyscore),
+    cmd("zrevrangebyscore", -4, READONLY, ONE_KEY, READ_SLOW, "Return a range of members in a sorted set, by score, with scores ordered from high to low", "2.2.0", RANGE_LIMIT_CX, range::zrevrangebyscore),
+    cmd("zrangebylex", -4, READONLY, ONE_KEY, READ_SLOW, "Return a range of members in a sorted set, by lexicographical range", "2.8.9", RANGE_LIMIT_CX, range::zrangebylex),
+    cmd("zrevrangebylex", -4, READONLY, ONE_KEY, READ_SLOW, "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.", "2.8.9", RANGE_LIMIT_CX, range::zrevrangebylex),
+    cmd("zrangestore", -5, WRITE | DENYOOM, (1, 2, 1), WRITE_SLOW, "Store a range of members from sorted set into another key", "6.2.0", "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", range::zrangestore),
+    cmd("zcount", 4, READONLY | FAST, ONE_KEY, READ_FAST, "Count the members in a sorted set with scores within the given values", "2.0.0", "O(log(N)) with N being the number of elements in the sorted set.", range::zcount),
+    cmd("zlexcount", 4, READONLY | FAST, ONE_KEY, READ_FAST, "Count the number of members in a sorted set between a given lexicographical range", "2.8.9", "O(log(N)) with N being the number of elements in the sorted set.", range::zlexcount),
+    cmd("zremrangebyrank", 4, WRITE, ONE_KEY, WRITE_SLOW, "Remove all members in a sorted set within the given indexes", "2.0.0", REMOVED_CX, range::zremrangebyrank),
+    cmd("zremrangebyscore", 4, WRITE, ONE_KEY, WRITE_SLOW, "Remove all members in a sorted set within the given scores", "1.2.0", REMOVED_CX, range::zremrangebyscore),
+    cmd("zremrangebylex", 4, WRITE, ONE_KEY, WRITE_SLOW, "Remove all members in a sorted set between the given lexicographical range", "2.8.9", REMOVED_CX, range::zremrangebylex),
+    cmd("zpopmin", -2, WRITE | FAST, ONE_KEY, WRITE_FAST, "Remove and return members with the lowest scores in a sorted set", "5.0.0", POP_CX, zpopmin),
+    cmd("zpopmax", -2, WRITE | FAST, ONE_KEY, WRITE_FAST, "Remove and return members with the highest scores in a sorted set", "5.0.0", POP_CX, zpopmax),
+    cmd("zmpop", -4, WRITE | MOVABLE_KEYS, NO_KEYS, WRITE_SLOW, "Remove and return members with scores in a sorted set", "7.0.0", "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", zmpop),
+    cmd("zunion", -3, READONLY | MOVABLE_KEYS, NO_KEYS, READ_SLOW, "Add multiple sorted sets", "6.2.0", UNION_CX, setops::zunion),
+    cmd("zinter", -3, READONLY | MOVABLE_KEYS, NO_KEYS, READ_SLOW, "Intersect multiple sorted sets", "6.2.0", INTER_CX, setops::zinter),
+    cmd("zdiff", -3, READONLY | MOVABLE_KEYS, NO_KEYS, READ_SLOW, "Subtract multiple sorted sets", "6.2.0", DIFF_CX, setops::zdiff),
+    cmd("zintercard", -3, READONLY | MOVABLE_KEYS, NO_KEYS, READ_SLOW, "Intersect multiple sorted sets and return the cardinality of the result", "7.0.0", "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", setops::zintercard),
+    cmd("zunionstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, ONE_KEY, WRITE_SLOW, "Add multiple sorted sets and store the resulting sorted set in a new key", "2.0.0", UNIONSTORE_CX, setops::zunionstore),
+    cmd("zinterstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, ONE_KEY, WRITE_SLOW, "Intersect multiple sorted sets and store the resulting sorted set in a new key", "2.0.0", INTER_CX, setops::zinterstore),
+    cmd("zdiffstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, ONE_KEY, WRITE_SLOW, "Subtract multiple sorted sets and store the resulting sorted set in a new key", "6.2.0", DIFF_CX, setops::zdiffstore),
+    cmd("zrandmember", -2, READONLY, ONE_KEY, READ_SLOW, "Get one or multiple random elements from a sorted set", "6.2.0", "O(N) where N is the number of elements returned", zrandmember),
+    cmd("zscan", -3, READONLY, ONE_KEY, READ_SLOW, "Incrementally iterate sorted sets elements and associated scores", "2.8.0", "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", zscan),
+];
+
+// ---- lookups and bookkeeping ----
+
+/// What a lookup needs from the context, copied out so the keyspace and
+/// the reply buffer can be borrowed at the same time.
+#[derive(Clone, Copy)]
+struct Rd {
+    db: usize,
+    now_ms: u64,
+    touch: bool,
+}
+
+fn rd(ctx: &Ctx) -> Rd {
+    Rd {
+        db: ctx.client.db,
+        now_ms: ctx.now_ms,
+        touch: !ctx.client.no_touch,
+    }
+}
+
+fn as_zset(v: &mut Value) -> Result<&mut ZSet, CmdError> {
+    match v {
+        Value::ZSet(z) => Ok(z),
+        _ => Err(CmdError::wrong_type()),
+    }
+}
+
+/// `lookupKeyRead` + `checkType`.
+fn read_zset<'a>(
+    ks: &'a mut Keyspace,
+    r: Rd,
+    key: &[u8],
+) -> Result<Option<&'a mut ZSet>, CmdError> {
+    match ks.lookup(r.db, key, r.now_ms, r.touch) {
+        None => Ok(None),
+        Some(e) => as_zset(&mut e.value).map(Some),
+    }
+}
+
+/// `lookupKeyWrite` + `checkType`.
+fn write_zset<'a>(
+    ks: &'a mut Keyspace,
+    r: Rd,
+    key: &[u8],
+) -> Result<Option<&'a mut ZSet>, CmdError> {
+    match ks.lookup_write(r.db, key, r.now_ms) {
+        None => Ok(None),
+        Some(e) => as_zset(&mut e.value).map(Some),
+    }
+}
+
+fn limits(ctx: &Ctx) -> ZsetLimits {
+    ctx.shared.config.read().zset_limits
+}
+
+/// Finishes removals from `key`: WATCH signal and `dirty`, then either
+/// deletes the emptied key (Redis never keeps an empty set; the WAL gets a
+/// Del) or logs the removed members. Returns true when the key was deleted.
+fn removed(ks: &mut Keyspace, db: usize, key: &[u8], members: Vec<Bytes>) -> bool {
+    ks.stats.dirty += members.len() as u64;
+    let empty =
+        matches!(ks.dbs[db].peek(key).map(|e| &e.value), Some(Value::ZSet(z)) if z.is_empty());
+    if empty {
+        ks.dbs[db].remove(key);
+        return true;
+    }
+    ks.dbs[db].signal_modified(key);
+    ks.log_op(
+        db,
+        key,
+        Effect::ZRem {
+            db: db as u8,
+            key: Bytes::copy_from_slice(key),
+            members,
+        },
+    );
+    false
+}
+
+/// One element of a reply with scores: `[member, score]` nested in RESP3
+/// when `nested`, flat otherwise.
+fn reply_elem(out: &mut Out, m: &[u8], score: f64, withscores: bool, nested: bool) {
+    if withscores && nested {
+        out.array(2);
+    }
+    out.bulk(m);
+    if withscores {
+        out.double(score);
+    }
+}
+
+/// The array header for `n` elements: `2n` flat in RESP2 with scores, `n`
+/// (pairs nested) in RESP3.
+fn reply_len(out: &mut Out, n: usize, withscores: bool) {
+    if withscores && !out.resp3 {
+        out.array(n * 2);
+    } else {
+        out.array(n);
+    }
+}
+
+/// Redis's `getPositiveLongFromObjectOrReply` with its default message.
+fn arg_positive(a: &[u8], msg: &'static str) -> Result<i64, CmdError> {
+    match crate::protocol::parse::parse_i64(a) {
+        Some(n) if n >= 0 => Ok(n),
+        _ => Err(CmdError::new(msg)),
+    }
+}
+
+/// Redis's `getRangeLongFromObjectOrReply(.., 1, LONG_MAX, msg)`.
+fn arg_at_least_one(a: &[u8], msg: &'static str) -> Result<i64, CmdError> {
+    match crate::protocol::parse::parse_i64(a) {
+        Some(n) if n >= 1 => Ok(n),
+        _ => Err(CmdError::new(msg)),
+    }
+}
+
+// ---- ZADD / ZINCRBY ----
+
+#[derive(Default, Clone, Copy)]
+struct AddFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+    incr: bool,
+}
+
+/// What `zset_add` did.
+#[derive(PartialEq, Eq, Debug)]
+enum AddOut {
+    Added,
+    Updated,
+    /// Present with the same score: processed, nothing changed.
+    Same,
+    /// Skipped by NX, XX, GT or LT.
+    Nop,
+}
+
+/// Redis's `zsetAdd`: adds or updates one member following the flags.
+/// Returns what happened and the resulting score; Err when the increment
+/// made the score NaN.
+fn zset_add(
+    z: &mut ZSet,
+    mut score: f64,
+    member: &[u8],
+    f: AddFlags,
+    limits: ZsetLimits,
+) -> Result<(AddOut, f64), ()> {
+    match z.score(member) {
+        Some(cur) => {
+            if f.nx {
+                return Ok((AddOut::Nop, score));
+            }
+            if f.incr {
+                score += cur;
+                if score.is_nan() {
+                    return Err(());
+                }
+            }
+            if (f.lt && score >= cur) || (f.gt && score <= cur) {
+                return Ok((AddOut::Nop, score));
+            }
+            if score != cur {
+                z.update(member, cur, score);
+                Ok((AddOut::Updated, score))
+            } else {
+                Ok((AddOut::Same, score))
+            }
+        }
+        None if !f.xx => {
+            z.insert_new(Bytes::copy_from_slice(member), score, limits);
+            Ok((AddOut::Added, score))
+        }
+        None => Ok((AddOut::Nop, score)),
+    }
+}
+
+/// ZADD key [NX | XX] [GT | LT] [CH] [INCR] score member [score member ...]
+fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    zadd_generic(ctx, args, false)
+}
+
+/// ZINCRBY key increment member
+///
+/// Redis runs it through ZADD's option parser too, so `ZINCRBY k nx m` is
+/// a syntax error.
+fn zincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    zadd_generic(ctx, args, true)
+}
+
+fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr_cmd: bool) -> CmdResult {
+    let mut f = AddFlags {
+        incr: incr_cmd,
+        ..AddFlags::default()
+    };
+    let mut ch = false;
+    let mut idx = 2;
+    while idx < args.len() {
+        let a = &args[idx];
+        if is_opt(a, "nx") {
+            f.nx = true;
+        } else if is_opt(a, "xx") {
+            f.xx = true;
+        } else if is_opt(a, "ch") {
+            ch = true;
+        } else if is_opt(a, "incr") {
+            f.incr = true;
+        } else if is_opt(a, "gt") {
+            f.gt = true;
+        } else if is_opt(a, "lt") {
+            f.lt = true;
+        } else {
+            break;
+        }
+        idx += 1;
+    }
+    let elements = args.len() - idx;
+    if !elements.is_multiple_of(2) || elements == 0 {
+        return Err(CmdError::syntax());
+    }
+    let elements = elements / 2;
+    if f.nx && f.xx {
+        return Err(CmdError::new(
+            "ERR XX and NX options at the same time are not compatible",
+        ));
+    }
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
+        return Err(CmdError::new(
+            "ERR GT, LT, and/or NX options at the same time are not compatible",
+        ));
+    }
+    if f.incr && elements > 1 {
+        return Err(CmdError::new(
+            "ERR INCR option supports a single increment-element pair",
+        ));
+    }
+    let scores = (0..elements)
+        .map(|j| parse_score(&args[idx + 2 * j]).ok_or_else(CmdError::not_float))
+        .collect::<Result<Vec<f64>, _>>()?;
+    let key = &args[1];
+    let r = rd(ctx);
+    let limits = limits(ctx);
+    let exists = write_zset(ctx.ks, r, key)?.is_some();
+    let mut created = false;
+    if !exists {
+        if f.xx {
+            reply_add(ctx.out, f.incr, ch, 0, 0, None);
+            return Ok(());
+        }
+        let z = ZSet::for_first_member(args[idx + 1].len(), limits);
+        let e = ctx.ks.entry(Value::ZSet(z), 0);
+        ctx.ks.dbs[r.db].insert(Bytes::copy_from_slice(key), e);
+        created = true;
+    }
+    let Some(z) = write_zset(ctx.ks, r, key)? else {
+        return Ok(());
+    };
+    let (mut added, mut updated) = (0u64, 0u64);
+    let mut last = None;
+    let mut changes: Vec<(Bytes, f64)> = Vec::new();
+    let mut nan = false;
+    for (j, score) in scores.iter().enumerate() {
+        let member = &args[idx + 1 + 2 * j];
+        match zset_add(z, *score, member, f, limits) {
+            Err(()) => {
+                nan = true;
+                break;
+            }
+            Ok((out, newscore)) => {
+                match out {
+                    AddOut::Added => added += 1,
+                    AddOut::Updated => updated += 1,
+                    AddOut::Same | AddOut::Nop => {}
+                }
+                if matches!(out, AddOut::Added | AddOut::Updated) {
+                    changes.push((Bytes::copy_from_slice(member), newscore));
+                }
+                if out != AddOut::Nop {
+                    last = Some(newscore);
+                }
+            }
+        }
+    }
+    let skiplist = z.is_skiplist();
+    if created {
+        ctx.ks.notify(notify::NEW, "new", r.db, key);
+    }
+    if !changes.is_empty() {
+        ctx.ks.dbs[r.db].signal_modified(key);
+        if !nan {
+            ctx.ks.stats.dirty += added + updated;
+        }
+        ctx.ks.log_op(
+            r.db,
+            key,
+            Effect::ZAdd {
+                db: r.db as u8,
+                key: key.clone(),
+                skiplist,
+                pairs: changes,
+            },
+        );
+        ctx.ks.notify(
+            notify::ZSET,
+            if f.incr { "zincr" } else { "zadd" },
+            r.db,
+            key,
+        );
+    }
+    if nan {
+        return Err(CmdError::new("ERR resulting score is not a number (NaN)"));
+    }
+    reply_add(ctx.out, f.incr, ch, added, updated, last);
+    Ok(())
+}
+
+fn reply_add(out: &mut Out, incr: bool, ch: bool, added: u64, updated: u64, last: Option<f64>) {
+    if incr {
+        match last {
+            Some(s) => out.double(s),
+            None => out.null(),
+        }
+    } else {
+        out.int((if ch { added + updated } else { added }) as i64);
+    }
+}
+
+// ---- removal and lookups ----
+
+/// ZREM key member [member ...]
+fn zrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let r = rd(ctx);
+    let key = &args[1];
+    let Some(z) = write_zset(ctx.ks, r, key)? else {
+        ctx.out.int(0);
+        return Ok(());
+    };
+    let mut gone = Vec::new();
+    for m in &args[2..] {
+        if z.remove(m).is_some() {
+            gone.push(m.clone());
+        }
+        if z.is_empty() {
+            break;
+        }
+    }
+    let n = gone.len() as i64;
+    if n > 0 {
+        let deleted = removed(ctx.ks, r.db, key, gone);
+        ctx.ks.notify(notify::ZSET, "zrem", r.db, key);
+        if deleted {
+            ctx.ks.notify(notify::GENERIC, "del", r.db, key);
+        }
+    }
+    ctx.out.int(n);
+    Ok(())
+}
+
+/// ZCARD key
+fn zcard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let r = rd(ctx);
+    let n = read_zset(ctx.ks, r, &args[1])?.map_or(0, |z| z.len());
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// ZSCORE key member
+fn zscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let r = rd(ctx);
+    match read_zset(ctx.ks, r, &args[1])?.and_then(|z| z.score(&args[2])) {
+        Some(s) => ctx.out.double(s),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+/// ZMSCORE key member [member ...]
+fn zmscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let r = rd(ctx);
+    let z = read_zset(ctx.ks, r, &args[1])?;
+    ctx.out.array(args.len() - 2);
+    for m in &args[2..] {
+        match z.as_ref().and_then(|z| z.score(m)) {
+            Some(s) => ctx.out.double(s),
+            None => ctx.out.null(),
+        }
+    }
+    Ok(())
+}
+
+/// ZRANK key member
+fn zrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    rank_generic(ctx, args, false)
+}
+
+/// ZREVRANK key member
+fn zrevrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    rank_generic(ctx, args, true)
+}
+
+fn rank_generic(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> CmdResult {
+    let r = rd(ctx);
+    let Some(z) = read_zset(ctx.ks, r, &args[1])? else {
+        ctx.out.null();
+        return Ok(());
+    };
+    match z.rank(&args[2]) {
+        Some(i) => ctx.out.int(if rev { z.len() - 1 - i } else { i } as i64),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+// ---- pops ----
+
+/// How a pop replies (Redis's `genericZpopCommand` parameters).
+#[derive(Clone, Copy)]
+struct PopStyle {
+    /// Reply starts with the key (ZMPOP, BZPOP*).
+    emit_key: bool,
+    /// Elements as [member, score] pairs.
+    nested: bool,
+    /// No candidate key: null array instead of an empty one.
+    nil_when_empty: bool,
+}
+
+/// Pops up to `count` elements (-1: a single one, flat) from the first
+/// non-empty key among `keys`, as Redis's `genericZpopCommand`.
+fn pop_generic(ctx: &mut Ctx, keys: &[Bytes], max: bool, count: i64, st: PopStyle) -> CmdResult {
+    let r = rd(ctx);
+    let mut found: Option<&Bytes> = None;
+    for k in keys {
+        if write_zset(ctx.ks, r, k)?.is_some() {
+            found = Some(k);
+            break;
+        }
+    }
+    let Some(key) = found else {
+        if st.nil_when_empty {
+            ctx.out.null_array();
+        } else {
+            ctx.out.array(0);
+        }
+        return Ok(());
+    };
+    if count == 0 {
+        ctx.out.array(0);
+        return Ok(());
+    }
+    let count = if count == -1 { 1 } else { count };
+    let Some(z) = write_zset(ctx.ks, r, key)? else {
+        return Ok(());
+    };
+    let n = usize::try_from(count).unwrap_or(usize::MAX).min(z.len());
+    let popped = if max {
+        let len = z.len();
+        let mut v = z.remove_ranks(len - n, len);
+        v.reverse();
+        v
+    } else {
+        z.remove_ranks(0, n)
+    };
+    let out = &mut *ctx.out;
+    match (st.nested, st.emit_key) {
+        (false, false) => out.array(n * 2),
+        (true, false) => out.array(n),
+        (false, true) => {
+            out.array(n * 2 + 1);
+            out.bulk(key);
+        }
+        (true, true) => {
+            out.array(2);
+            out.bulk(key);
+            out.array(n);
+        }
+    }
+    for (m, s) in &popped {
+        reply_elem(out, m, *s, true, st.nested);
+    }
+    let members = popped.into_iter().map(|(m, _)| m).collect();
+    ctx.ks.notify(
+        notify::ZSET,
+        if max { "zpopmax" } else { "zpopmin" },
+        r.db,
+        key,
+    );
+    if removed(ctx.ks, r.db, key, members) {
+        ctx.ks.notify(notify::GENERIC, "del", r.db, key);
+    }
+    Ok(())
+}
+
+/// ZPOPMIN key [count]
+fn zpopmin(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    zpop_minmax(ctx, args, false)
+}
+
+/// ZPOPMAX key [count]
+fn zpopmax(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    zpop_minmax(ctx, args, true)
+}
+
+fn zpop_minmax(ctx: &mut Ctx, args: &[Bytes], max: bool) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::syntax());
+    }
+    let mut count = -1;
+    if args.len() == 3 {
+        count = arg_positive(&args[2], "ERR value is out of range, must be positive")?;
+    }
+    let st = PopStyle {
+        emit_key: false,
+        nested: ctx.out.resp3 && count != -1,
+        nil_when_empty: false,
+    };
+    pop_generic(ctx, &args[1..2], max, count, st)
+}
+
+/// The parsed arguments of ZMPOP / BZMPOP from `numkeys` on.
+pub(crate) struct MpopArgs {
+    pub first_key: usize,
+    pub numkeys: usize,
+    pub max: bool,
+    pub count: i64,
+}
+
+/// Parses `numkeys key [key ...] MIN|MAX [COUNT count]` starting at
+/// `numkeys_idx`, as Redis's `zmpopGenericCommand`.
+pub(crate) fn parse_mpop(args: &[Bytes], numkeys_idx: usize) -> Result<MpopArgs, CmdError> {
+    let numkeys = arg_at_least_one(&args[numkeys_idx], "ERR numkeys should be greater than 0")?;
+    let where_idx = usize::try_from(numkeys)
+        .ok()
+        .and_then(|n| n.checked_add(numkeys_idx + 1))
+        .filter(|w| *w < args.len())
+        .ok_or_else(CmdError::syntax)?;
+    let max = if is_opt(&args[where_idx], "min") {
+        false
+    } else if is_opt(&args[where_idx], "max") {
+        true
+    } else {
+        return Err(CmdError::syntax());
+    };
+    let mut count = -1;
+    let mut j = where_idx + 1;
+    while j < args.len() {
+        let more = args.len() - 1 - j;
+        if count == -1 && is_opt(&args[j], "count") && more > 0 {
+            j += 1;
+            count = arg_at_least_one(&args[j], "ERR count should be greater than 0")?;
+        } else {
+            return Err(CmdError::syntax());
+        }
+        j += 1;
+    }
+    Ok(MpopArgs {
+        first_key: numkeys_idx + 1,
+        numkeys: numkeys as usize,
+        max,
+        count: if count == -1 { 1 } else { count },
+    })
+}
+
+/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
+fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let a = parse_mpop(args, 1)?;
+    let st = PopStyle {
+        emit_key: true,
+        nested: true,
+        nil_when_empty: true,
+    };
+    pop_generic(
+        ctx,
+        &args[a.first_key..a.first_key + a.numkeys],
+        a.max,
+        a.count,
+        st,
+    )
+}
+
+// ---- ZRANDMEMBER ----
+
+/// Random index below `n` (n > 0).
+fn random_index(n: usize) -> usize {
+    (random_u64() % n as u64) as usize
+}
+
+/// ZRANDMEMBER key [count [WITHSCORES]]
+fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let r = rd(ctx);
+    if args.len() >= 3 {
+        let l = arg_i64(&args[2])?;
+        if l == i64::MIN {
+            return Err(CmdError::new(
+                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+            ));
+        }
+        let withscores = if args.len() > 4 || (args.len() == 4 && !is_opt(&args[3], "withscores")) {
+            return Err(CmdError::syntax());
+        } else {
+            args.len() == 4
+        };
+        if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
+            return Err(CmdError::new("ERR value is out of range"));
+        }
+        return zrandmember_count(ctx, r, &args[1], l, withscores);
+    }
+    let Some(z) = read_zset(ctx.ks, r, &args[1])? else {
+        ctx.out.null();
+        return Ok(());
+    };
+    let i = random_index(z.len());
+    if let Some((m, _)) = z.at(i) {
+        ctx.out.bulk(m);
+    }
+    Ok(())
+}
+
+fn zrandmember_count(ctx: &mut Ctx, r: Rd, key: &[u8], l: i64, withscores: bool) -> CmdResult {
+    let Some(z) = read_zset(ctx.ks, r, key)? else {
+        ctx.out.array(0);
+        return Ok(());
+    };
+    let out = &mut *ctx.out;
+    let nested = out.resp3;
+    if l == 0 {
+        out.array(0);
+        return Ok(());
+    }
+    let size = z.len();
+    let count = l.unsigned_abs();
+    if l < 0 || count == 1 {
+        // Repetitions allowed: sample the whole set every time.
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        reply_len(out, count, withscores);
+        for _ in 0..count {
+            if let Some((m, s)) = z.at(random_index(size)) {
+                reply_elem(out, m, s, withscores, nested);
+            }
+        }
+        return Ok(());
+    }
+    if count >= size as u64 {
+        // The whole set, from the highest rank down, as Redis walks it.
+        reply_len(out, size, withscores);
+        for (m, s) in z.iter_from(size - 1, true) {
+            reply_elem(out, m, s, withscores, nested);
+        }
+        return Ok(());
+    }
+    // Distinct elements: a partial Fisher-Yates shuffle of the ranks.
+    let count = count as usize;
+    let mut ranks: Vec<usize> = (0..size).collect();
+    for i in 0..count {
+        let j = i + random_index(size - i);
+        ranks.swap(i, j);
+    }
+    reply_len(out, count, withscores);
+    for &rank in &ranks[..count] {
+        if let Some((m, s)) = z.at(rank) {
+            reply_elem(out, m, s, withscores, nested);
+        }
+    }
+    Ok(())
+}
+
+// ---- ZSCAN ----
+
+/// Maps a score to a u64 with the same order (sign-magnitude flip). Every
+/// score maps above 0, so cursor 0 means "from the start".
+fn score_key(s: f64) -> u64 {
+    let b = (s + 0.0).to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
+/// ZSCAN key cursor [MATCH pattern] [COUNT count]
+///
+/// A listpack-encoded set is returned whole with cursor 0, as Redis does.
+/// For a skiplist the cursor is a score threshold (`score_key`): each call
+/// returns the elements with a score at or above it, about COUNT of them
+/// but never splitting a group of equal scores, so an element present for
+/// the whole scan with an unchanged score is returned exactly once.
+fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let cursor = parse_cursor(&args[2]).ok_or_else(|| CmdError::new("ERR invalid cursor"))?;
+    let r = rd(ctx);
+    let Some(z) = read_zset(ctx.ks, r, &args[1])? else {
+        ctx.out.array(2);
+        ctx.out.bulk(b"0");
+        ctx.out.array(0);
+        return Ok(());
+    };
+    let mut count: usize = 10;
+    let mut pattern: Option<&Bytes> = None;
+    let mut i = 3;
+    while i < args.len() {
+        let more = args.len() - i >= 2;
+        if is_opt(&args[i], "count") && more {
+            let n = arg_i64(&args[i + 1])?;
+            if n < 1 {
+                return Err(CmdError::syntax());
+            }
+            count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else if is_opt(&args[i], "match") && more {
+            pattern = Some(&args[i + 1]).filter(|p| p.as_ref() != b"*");
+        } else {
+            return Err(CmdError::syntax());
+        }
+        i += 2;
+    }
+    let mut batch: Vec<(&Bytes, f64)> = Vec::new();
+    let mut next = 0u64;
+    let skiplist = z.is_skiplist();
+    if skiplist {
+        let start = z.count_before(|s, _| score_key(s) < cursor);
+        let mut last: Option<u64> = None;
+        for (m, s) in z.iter_from(start, false) {
+            let k = score_key(s);
+            if batch.len() >= count && last != Some(k) {
+                next = k;
+                break;
+            }
+            last = Some(k);
+            batch.push((m, s));
+        }
+    } else {
+        batch.extend(z.iter_from(0, false));
+    }
+    batch.retain(|(m, _)| pattern.is_none_or(|p| glob_match(p, m, false)));
+    let out = &mut *ctx.out;
+    out.array(2);
+    let mut b = itoa::Buffer::new();
+    out.bulk(b.format(next).as_bytes());
+    out.array(batch.len() * 2);
+    for (m, s) in batch {
+        out.bulk(m);
+        if skiplist {
+            out.bulk(crate::protocol::format_double(s).as_bytes());
+        } else {
+            out.bulk(listpack_score_text(s).as_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// A score as a listpack holds it (Redis 7.0's `d2string`): an integral
+/// value within ±LLONG_MAX/2 as an integer (so -0 is "0"), else `%.17g`.
+/// ZSCAN of a listpack returns these texts.
+fn listpack_score_text(s: f64) -> String {
+    const HALF_LLONG_MAX: f64 = (i64::MAX / 2) as f64;
+    if (-HALF_LLONG_MAX..=HALF_LLONG_MAX).contains(&s) && s == (s as i64) as f64 {
+        (s as i64).to_string()
+    } else {
+        crate::protocol::format_double(s)
+    }
+}

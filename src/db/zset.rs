@@ -1,0 +1,743 @@
+//! Sorted sets: members ordered by (score, member bytes), with O(log n)
+//! rank and range queries.
+//!
+//! Two representations, as Redis has them, and OBJECT ENCODING names them:
+//!
+//! - `listpack`: a sorted `Vec` of (member, score), searched linearly by
+//!   member and binary-searched by order. Used while the set has at most
+//!   `zset-max-listpack-entries` members of at most `zset-max-listpack-value`
+//!   bytes; compact (one allocation per member plus 40 bytes).
+//! - `skiplist`: Redis's skiplist with spans (`zskiplist` in t_zset.c) in an
+//!   arena of nodes addressed by `u32`, plus a member -> score hash map. Rank
+//!   of a member, element at a rank, and "how many elements come before this
+//!   bound" are all O(log n); iteration follows the level-0 links.
+//!
+//! A set converts from listpack to skiplist when an insertion would break
+//! the limits, and never back (Redis 7.0: only a freshly built destination
+//! of ZUNIONSTORE & co. starts as a listpack again).
+//!
+//! Every range query is answered in rank space: `count_before(pred)` gives
+//! the number of leading elements for which a monotone predicate holds (all
+//! elements below a score or lex bound), so a range is a pair of ranks and
+//! LIMIT, COUNT and reverse order are rank arithmetic.
+
+use bytes::Bytes;
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+/// Redis's `ZSKIPLIST_MAXLEVEL`: enough for 2^64 elements at p = 1/4.
+const MAX_LEVEL: usize = 32;
+
+/// The encoding thresholds (`zset-max-listpack-entries` / `-value`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZsetLimits {
+    pub entries: usize,
+    pub value: usize,
+}
+
+impl Default for ZsetLimits {
+    fn default() -> Self {
+        // Redis 7.0's defaults.
+        ZsetLimits {
+            entries: 128,
+            value: 64,
+        }
+    }
+}
+
+/// Order of two elements: by score, then by member bytes (memcmp, shorter
+/// first on a common prefix), as Redis's `zslInsert` compares them.
+pub fn cmp_elem(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
+    match s1.partial_cmp(&s2) {
+        Some(Ordering::Equal) | None => m1.cmp(m2),
+        Some(o) => o,
+    }
+}
+
+/// A sorted set value.
+#[derive(Clone, Debug)]
+pub struct ZSet {
+    repr: Repr,
+}
+
+#[derive(Clone, Debug)]
+enum Repr {
+    Pack(Vec<(Bytes, f64)>),
+    Skip(Box<SkipSet>),
+}
+
+#[derive(Clone, Debug, Default)]
+struct SkipSet {
+    dict: HashMap<Bytes, f64>,
+    list: SkipList,
+}
+
+impl PartialEq for ZSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.is_skiplist() == other.is_skiplist()
+            && self.len() == other.len()
+            && self
+                .iter_from(0, false)
+                .zip(other.iter_from(0, false))
+                .all(|((m1, s1), (m2, s2))| m1 == m2 && s1.to_bits() == s2.to_bits())
+    }
+}
+
+impl ZSet {
+    /// An empty set in the listpack encoding.
+    pub fn new_listpack() -> Self {
+        ZSet {
+            repr: Repr::Pack(Vec::new()),
+        }
+    }
+
+    /// An empty set in the skiplist encoding.
+    pub fn new_skiplist() -> Self {
+        ZSet {
+            repr: Repr::Skip(Box::default()),
+        }
+    }
+
+    /// An empty set encoded as Redis 7.0 creates one for a first member of
+    /// `first_len` bytes (ZADD on a missing key).
+    pub fn for_first_member(first_len: usize, limits: ZsetLimits) -> Self {
+        if limits.entries == 0 || first_len > limits.value {
+            Self::new_skiplist()
+        } else {
+            Self::new_listpack()
+        }
+    }
+
+    /// An empty set for `size_hint` members of at most `len_hint` bytes
+    /// (Redis's `zsetTypeCreate`, used by ZRANGESTORE).
+    pub fn with_hint(size_hint: usize, len_hint: usize, limits: ZsetLimits) -> Self {
+        if size_hint <= limits.entries && len_hint <= limits.value {
+            Self::new_listpack()
+        } else {
+            Self::new_skiplist()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Repr::Pack(v) => v.len(),
+            Repr::Skip(s) => s.list.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn is_skiplist(&self) -> bool {
+        matches!(self.repr, Repr::Skip(_))
+    }
+
+    /// OBJECT ENCODING.
+    pub fn encoding(&self) -> &'static str {
+        if self.is_skiplist() {
+            "skiplist"
+        } else {
+            "listpack"
+        }
+    }
+
+    /// Total member bytes (for size estimates).
+    pub fn member_bytes(&self) -> usize {
+        self.iter_from(0, false).map(|(m, _)| m.len()).sum()
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match &self.repr {
+            Repr::Pack(v) => v.iter().find(|(m, _)| m == member).map(|(_, s)| *s),
+            Repr::Skip(s) => s.dict.get(member).copied(),
+        }
+    }
+
+    /// Converts to the skiplist encoding (no-op if already there).
+    pub fn convert_to_skiplist(&mut self) {
+        if let Repr::Pack(v) = &mut self.repr {
+            let v = std::mem::take(v);
+            let mut s = SkipSet::default();
+            s.dict.reserve(v.len());
+            for (m, sc) in v {
+                s.list.insert(sc, m.clone());
+                s.dict.insert(m, sc);
+            }
+            self.repr = Repr::Skip(Box::new(s));
+        }
+    }
+
+    /// Converts to the listpack encoding (only for freshly built sets, as
+    /// Redis's `zsetConvertToListpackIfNeeded`).
+    fn convert_to_listpack(&mut self) {
+        if self.is_skiplist() {
+            let v: Vec<(Bytes, f64)> = self
+                .iter_from(0, false)
+                .map(|(m, s)| (m.clone(), s + 0.0))
+                .collect();
+            self.repr = Repr::Pack(v);
+        }
+    }
+
+    /// Redis's `zsetConvertToListpackIfNeeded` for a result set built in
+    /// the skiplist encoding.
+    pub fn shrink_if_small(&mut self, limits: ZsetLimits) {
+        if self.len() <= limits.entries
+            && self
+                .iter_from(0, false)
+                .all(|(m, _)| m.len() <= limits.value)
+        {
+            self.convert_to_listpack();
+        }
+    }
+
+    /// Inserts a member known to be absent, converting to a skiplist first
+    /// when the listpack limits would be exceeded (Redis's `zsetAdd`).
+    pub fn insert_new(&mut self, member: Bytes, score: f64, limits: ZsetLimits) {
+        if let Repr::Pack(v) = &self.repr {
+            if v.len() + 1 > limits.entries || member.len() > limits.value {
+                self.convert_to_skiplist();
+            }
+        }
+        self.insert_raw(member, score);
+    }
+
+    /// Inserts an absent member without any encoding decision.
+    fn insert_raw(&mut self, member: Bytes, score: f64) {
+        match &mut self.repr {
+            Repr::Pack(v) => {
+                // A listpack stores scores as text where -0 becomes "0".
+                let score = score + 0.0;
+                let at = v.partition_point(|(m, s)| cmp_elem(*s, m, score, &member).is_lt());
+                v.insert(at, (member, score));
+            }
+            Repr::Skip(s) => {
+                s.list.insert(score, member.clone());
+                s.dict.insert(member, score);
+            }
+        }
+    }
+
+    /// Changes the score of a present member.
+    pub fn update(&mut self, member: &[u8], old: f64, new: f64) {
+        match &mut self.repr {
+            Repr::Pack(v) => {
+                if let Some(i) = v.iter().position(|(m, _)| m == member) {
+                    let new = new + 0.0;
+                    let (m, _) = v.remove(i);
+                    let at = v.partition_point(|(x, s)| cmp_elem(*s, x, new, &m).is_lt());
+                    v.insert(at, (m, new));
+                }
+            }
+            Repr::Skip(s) => {
+                if let Some((m, sc)) = s.dict.get_key_value(member) {
+                    let m = m.clone();
+                    debug_assert_eq!(sc.to_bits(), old.to_bits());
+                    s.list.delete(old, &m);
+                    s.list.insert(new, m.clone());
+                    s.dict.insert(m, new);
+                }
+            }
+        }
+    }
+
+    /// Sets a member's score, inserting it if absent (replay).
+    pub fn set_score(&mut self, member: Bytes, score: f64, limits: ZsetLimits) {
+        match self.score(&member) {
+            Some(old) => self.update(&member, old, score),
+            None => self.insert_new(member, score, limits),
+        }
+    }
+
+    /// Removes a member, returning its score.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        match &mut self.repr {
+            Repr::Pack(v) => {
+                let i = v.iter().position(|(m, _)| m == member)?;
+                Some(v.remove(i).1)
+            }
+            Repr::Skip(s) => {
+                let (m, sc) = s.dict.remove_entry(member)?;
+                s.list.delete(sc, &m);
+                Some(sc)
+            }
+        }
+    }
+
+    /// Removes the elements with ascending ranks `start..end`, returning them.
+    pub fn remove_ranks(&mut self, start: usize, end: usize) -> Vec<(Bytes, f64)> {
+        let end = end.min(self.len());
+        if start >= end {
+            return Vec::new();
+        }
+        match &mut self.repr {
+            Repr::Pack(v) => v.drain(start..end).collect(),
+            Repr::Skip(_) => {
+                let gone: Vec<(Bytes, f64)> = self
+                    .iter_from(start, false)
+                    .take(end - start)
+                    .map(|(m, s)| (m.clone(), s))
+                    .collect();
+                for (m, _) in &gone {
+                    self.remove(m);
+                }
+                gone
+            }
+        }
+    }
+
+    /// 0-based ascending rank of a member.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        match &self.repr {
+            Repr::Pack(v) => v.iter().position(|(m, _)| m == member),
+            Repr::Skip(s) => {
+                let sc = *s.dict.get(member)?;
+                s.list.rank(sc, member).map(|r| r - 1)
+            }
+        }
+    }
+
+    /// Number of leading elements (in ascending order) for which `pred`
+    /// holds; `pred` must hold for a prefix of the order and fail after it.
+    pub fn count_before(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        match &self.repr {
+            Repr::Pack(v) => v.partition_point(|(m, s)| pred(*s, m)),
+            Repr::Skip(s) => s.list.count_while(pred),
+        }
+    }
+
+    /// Elements from ascending rank `rank` on, ascending, or from that rank
+    /// downwards when `rev`. Empty when `rank` is out of range.
+    pub fn iter_from(&self, rank: usize, rev: bool) -> Iter<'_> {
+        match &self.repr {
+            Repr::Pack(v) => Iter::Pack {
+                v,
+                next: if rank < v.len() { Some(rank) } else { None },
+                rev,
+            },
+            Repr::Skip(s) => Iter::Skip {
+                list: &s.list,
+                node: if rank < s.list.len {
+                    s.list.node_at_rank(rank + 1)
+                } else {
+                    NIL
+                },
+                rev,
+            },
+        }
+    }
+
+    /// The element at an ascending rank.
+    pub fn at(&self, rank: usize) -> Option<(&Bytes, f64)> {
+        self.iter_from(rank, false).next()
+    }
+}
+
+/// Iterator over `(member, score)` in rank order (see `ZSet::iter_from`).
+pub enum Iter<'a> {
+    Pack {
+        v: &'a [(Bytes, f64)],
+        next: Option<usize>,
+        rev: bool,
+    },
+    Skip {
+        list: &'a SkipList,
+        node: u32,
+        rev: bool,
+    },
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a Bytes, f64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Iter::Pack { v, next, rev } => {
+                let i = (*next)?;
+                *next = if *rev {
+                    i.checked_sub(1)
+                } else {
+                    Some(i + 1).filter(|j| *j < v.len())
+                };
+                let (m, s) = &v[i];
+                Some((m, *s))
+            }
+            Iter::Skip { list, node, rev } => {
+                if *node == NIL {
+                    return None;
+                }
+                let n = &list.nodes[*node as usize];
+                *node = if *rev {
+                    n.backward
+                } else {
+                    n.levels[0].forward
+                };
+                Some((&n.member, n.score))
+            }
+        }
+    }
+}
+
+// ---- the skiplist ----
+
+/// "No node": index 0 is the header, which is never a link target.
+const NIL: u32 = 0;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Level {
+    forward: u32,
+    /// Number of level-0 steps this link skips.
+    span: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    member: Bytes,
+    score: f64,
+    /// Previous node at level 0 (NIL for the first).
+    backward: u32,
+    levels: Vec<Level>,
+}
+
+/// Redis's `zskiplist` in an arena: `nodes[0]` is the header with
+/// `MAX_LEVEL` levels; freed slots are reused through `free`.
+#[derive(Clone, Debug)]
+pub struct SkipList {
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    tail: u32,
+    len: usize,
+    level: usize,
+    /// xorshift state for node levels.
+    rng: u64,
+}
+
+impl Default for SkipList {
+    fn default() -> Self {
+        SkipList {
+            nodes: vec![Node {
+                member: Bytes::new(),
+                score: 0.0,
+                backward: NIL,
+                levels: vec![Level::default(); MAX_LEVEL],
+            }],
+            free: Vec::new(),
+            tail: NIL,
+            len: 0,
+            level: 1,
+            rng: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+}
+
+impl SkipList {
+    /// Redis's `zslRandomLevel`: level k with probability (1/4)^(k-1).
+    fn random_level(&mut self) -> usize {
+        let mut level = 1;
+        loop {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            if self.rng & 3 != 0 || level >= MAX_LEVEL {
+                return level;
+            }
+            level += 1;
+        }
+    }
+
+    fn lt(&self, idx: u32, score: f64, member: &[u8]) -> bool {
+        let n = &self.nodes[idx as usize];
+        cmp_elem(n.score, &n.member, score, member).is_lt()
+    }
+
+    /// Redis's `zslInsert`; the element must be absent.
+    fn insert(&mut self, score: f64, member: Bytes) {
+        let mut update = [NIL; MAX_LEVEL];
+        let mut rank = [0u32; MAX_LEVEL];
+        let mut x = NIL;
+        for i in (0..self.level).rev() {
+            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
+            loop {
+                let f = self.nodes[x as usize].levels[i].forward;
+                if f != NIL && self.lt(f, score, &member) {
+                    rank[i] += self.nodes[x as usize].levels[i].span;
+                    x = f;
+                } else {
+                    break;
+                }
+            }
+            update[i] = x;
+        }
+        let level = self.random_level();
+        if level > self.level {
+            for i in self.level..level {
+                rank[i] = 0;
+                update[i] = NIL;
+                self.nodes[0].levels[i].span = self.len as u32;
+            }
+            self.level = level;
+        }
+        let node = Node {
+            member,
+            score,
+            backward: NIL,
+            levels: vec![Level::default(); level],
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        for i in 0..level {
+            let u = update[i] as usize;
+            let ul = self.nodes[u].levels[i];
+            self.nodes[idx as usize].levels[i] = Level {
+                forward: ul.forward,
+                span: ul.span - (rank[0] - rank[i]),
+            };
+            self.nodes[u].levels[i] = Level {
+                forward: idx,
+                span: (rank[0] - rank[i]) + 1,
+            };
+        }
+        for (i, u) in update.iter().enumerate().take(self.level).skip(level) {
+            self.nodes[*u as usize].levels[i].span += 1;
+        }
+        self.nodes[idx as usize].backward = update[0];
+        let next = self.nodes[idx as usize].levels[0].forward;
+        if next != NIL {
+            self.nodes[next as usize].backward = idx;
+        } else {
+            self.tail = idx;
+        }
+        self.len += 1;
+    }
+
+    /// Redis's `zslDelete`: removes the element if present.
+    fn delete(&mut self, score: f64, member: &[u8]) -> bool {
+        let mut update = [NIL; MAX_LEVEL];
+        let mut x = NIL;
+        for i in (0..self.level).rev() {
+            loop {
+                let f = self.nodes[x as usize].levels[i].forward;
+                if f != NIL && self.lt(f, score, member) {
+                    x = f;
+                } else {
+                    break;
+                }
+            }
+            update[i] = x;
+        }
+        let x = self.nodes[x as usize].levels[0].forward;
+        if x == NIL {
+            return false;
+        }
+        {
+            let n = &self.nodes[x as usize];
+            if n.score != score || n.member != member {
+                return false;
+            }
+        }
+        for (i, u) in update.iter().enumerate().take(self.level) {
+            let u = *u as usize;
+            if self.nodes[u].levels[i].forward == x {
+                let xl = self.nodes[x as usize].levels[i];
+                self.nodes[u].levels[i].span += xl.span;
+                self.nodes[u].levels[i].span -= 1;
+                self.nodes[u].levels[i].forward = xl.forward;
+            } else {
+                self.nodes[u].levels[i].span -= 1;
+            }
+        }
+        let (next, back) = {
+            let n = &self.nodes[x as usize];
+            (n.levels[0].forward, n.backward)
+        };
+        if next != NIL {
+            self.nodes[next as usize].backward = back;
+        } else {
+            self.tail = back;
+        }
+        while self.level > 1 && self.nodes[0].levels[self.level - 1].forward == NIL {
+            self.level -= 1;
+        }
+        let n = &mut self.nodes[x as usize];
+        n.member = Bytes::new();
+        n.levels = Vec::new();
+        self.free.push(x);
+        self.len -= 1;
+        true
+    }
+
+    /// 1-based rank of a present element (Redis's `zslGetRank`).
+    fn rank(&self, score: f64, member: &[u8]) -> Option<usize> {
+        let mut rank = 0usize;
+        let mut x = NIL;
+        for i in (0..self.level).rev() {
+            loop {
+                let f = self.nodes[x as usize].levels[i].forward;
+                if f == NIL {
+                    break;
+                }
+                let n = &self.nodes[f as usize];
+                if cmp_elem(n.score, &n.member, score, member).is_le() {
+                    rank += self.nodes[x as usize].levels[i].span as usize;
+                    x = f;
+                } else {
+                    break;
+                }
+            }
+            if x != NIL && self.nodes[x as usize].member == member {
+                return Some(rank);
+            }
+        }
+        None
+    }
+
+    /// Node at a 1-based rank (Redis's `zslGetElementByRank`).
+    fn node_at_rank(&self, rank: usize) -> u32 {
+        let mut traversed = 0usize;
+        let mut x = NIL;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.nodes[x as usize].levels[i];
+                if l.forward != NIL && traversed + l.span as usize <= rank {
+                    traversed += l.span as usize;
+                    x = l.forward;
+                } else {
+                    break;
+                }
+            }
+            if traversed == rank {
+                return x;
+            }
+        }
+        NIL
+    }
+
+    /// Number of leading elements satisfying a prefix-monotone predicate.
+    fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        let mut traversed = 0usize;
+        let mut x = NIL;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.nodes[x as usize].levels[i];
+                if l.forward == NIL {
+                    break;
+                }
+                let n = &self.nodes[l.forward as usize];
+                if pred(n.score, &n.member) {
+                    traversed += l.span as usize;
+                    x = l.forward;
+                } else {
+                    break;
+                }
+            }
+        }
+        traversed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::from(s.to_string())
+    }
+
+    /// Random operations on both encodings against a sorted Vec model.
+    #[test]
+    fn both_encodings_match_a_sorted_vec() {
+        let mut rng = 12345u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut pack = ZSet::new_listpack();
+        let mut skip = ZSet::new_skiplist();
+        let mut model: Vec<(f64, Bytes)> = Vec::new();
+        let big = ZsetLimits {
+            entries: usize::MAX,
+            value: usize::MAX,
+        };
+        for step in 0..4000 {
+            let m = b(&format!("m{}", next() % 300));
+            let s = (next() % 50) as f64 - 25.0;
+            match next() % 3 {
+                0 | 1 => {
+                    pack.set_score(m.clone(), s, big);
+                    skip.set_score(m.clone(), s, big);
+                    model.retain(|(_, x)| *x != m);
+                    model.push((s, m));
+                }
+                _ => {
+                    let a = pack.remove(&m);
+                    assert_eq!(a, skip.remove(&m));
+                    let had = model.iter().any(|(_, x)| *x == m);
+                    assert_eq!(a.is_some(), had);
+                    model.retain(|(_, x)| *x != m);
+                }
+            }
+            model.sort_by(|a, b| cmp_elem(a.0, &a.1, b.0, &b.1));
+            if step % 97 == 0 {
+                for z in [&pack, &skip] {
+                    assert_eq!(z.len(), model.len());
+                    let got: Vec<(f64, Bytes)> =
+                        z.iter_from(0, false).map(|(m, s)| (s, m.clone())).collect();
+                    assert_eq!(got, model);
+                    let rev: Vec<(f64, Bytes)> = z
+                        .iter_from(model.len().saturating_sub(1), true)
+                        .map(|(m, s)| (s, m.clone()))
+                        .collect();
+                    let mut mr = model.clone();
+                    mr.reverse();
+                    assert_eq!(rev, mr);
+                    for (i, (s, m)) in model.iter().enumerate() {
+                        assert_eq!(z.rank(m), Some(i));
+                        assert_eq!(z.at(i).map(|(m, s)| (s, m.clone())), Some((*s, m.clone())));
+                    }
+                    for bound in -26..26 {
+                        let bound = bound as f64;
+                        let want = model.iter().filter(|(s, _)| *s < bound).count();
+                        assert_eq!(z.count_before(|s, _| s < bound), want);
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            pack.clone().remove_ranks(2, 5),
+            skip.clone().remove_ranks(2, 5)
+        );
+    }
+
+    #[test]
+    fn converts_past_the_limits_and_shrinks_results() {
+        let limits = ZsetLimits {
+            entries: 3,
+            value: 4,
+        };
+        let mut z = ZSet::for_first_member(1, limits);
+        for (i, m) in ["a", "b", "c"].iter().enumerate() {
+            z.insert_new(b(m), i as f64, limits);
+        }
+        assert_eq!(z.encoding(), "listpack");
+        z.insert_new(b("d"), 9.0, limits);
+        assert_eq!(z.encoding(), "skiplist");
+        z.remove(b"d");
+        assert_eq!(z.encoding(), "skiplist", "never converts back by itself");
+        z.shrink_if_small(limits);
+        assert_eq!(z.encoding(), "listpack");
+        z.insert_new(b("toolong"), 1.0, limits);
+        assert_eq!(z.encoding(), "skiplist");
+        assert_eq!(ZSet::for_first_member(5, limits).encoding(), "skiplist");
+    }
+}
