@@ -1290,4 +1290,577 @@ pub static META: &[(&str, CommandMeta)] = &[
             ..CommandMeta::EMPTY
         },
     ),
+    (
+        "zadd",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("2.4.0", "Accepts multiple elements."),
+                ("3.0.2", "Added the `XX`, `NX`, `CH` and `INCR` options."),
+                ("6.2.0", "Added the `GT` and `LT` options."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("condition", T::Oneof).since("3.0.2").flags(OPTIONAL).args(&[
+                    arg("nx", T::PureToken).token("NX"),
+                    arg("xx", T::PureToken).token("XX"),
+                ]),
+                arg("comparison", T::Oneof).since("6.2.0").flags(OPTIONAL).args(&[
+                    arg("gt", T::PureToken).token("GT"),
+                    arg("lt", T::PureToken).token("LT"),
+                ]),
+                arg("change", T::PureToken).token("CH").since("3.0.2").flags(OPTIONAL),
+                arg("increment", T::PureToken).token("INCR").since("3.0.2").flags(OPTIONAL),
+                arg("score_member", T::Block).flags(MULTIPLE).args(&[
+                    arg("score", T::Double),
+                    arg("member", T::String),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zcard",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zcount",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("min", T::Double),
+                arg("max", T::Double),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zdiff",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                arg("withscores", T::PureToken).token("WITHSCORES").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zdiffstore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("destination", T::Key).key_spec(0),
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(1).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zincrby",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("increment", T::Integer),
+                arg("member", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zinter",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                arg("weight", T::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE),
+                arg("aggregate", T::Oneof).token("AGGREGATE").flags(OPTIONAL).args(&[
+                    arg("sum", T::PureToken).token("SUM"),
+                    arg("min", T::PureToken).token("MIN"),
+                    arg("max", T::PureToken).token("MAX"),
+                ]),
+                arg("withscores", T::PureToken).token("WITHSCORES").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zintercard",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                arg("limit", T::Integer).token("LIMIT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zinterstore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("destination", T::Key).key_spec(0),
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(1).flags(MULTIPLE),
+                arg("weight", T::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE),
+                arg("aggregate", T::Oneof).token("AGGREGATE").flags(OPTIONAL).args(&[
+                    arg("sum", T::PureToken).token("SUM"),
+                    arg("min", T::PureToken).token("MIN"),
+                    arg("max", T::PureToken).token("MAX"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zlexcount",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("min", T::String),
+                arg("max", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zmpop",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                arg("where", T::Oneof).args(&[
+                    arg("min", T::PureToken).token("MIN"),
+                    arg("max", T::PureToken).token("MAX"),
+                ]),
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zmscore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zpopmax",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("count", T::Integer).flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zpopmin",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("count", T::Integer).flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zrandmember",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("options", T::Block).flags(OPTIONAL).args(&[
+                    arg("count", T::Integer),
+                    arg("withscores", T::PureToken).token("WITHSCORES").flags(OPTIONAL),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zrange",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("start", T::String),
+                arg("stop", T::String),
+                arg("sortby", T::Oneof).since("6.2.0").flags(OPTIONAL).args(&[
+                    arg("byscore", T::PureToken).token("BYSCORE"),
+                    arg("bylex", T::PureToken).token("BYLEX"),
+                ]),
+                arg("rev", T::PureToken).token("REV").since("6.2.0").flags(OPTIONAL),
+                arg("offset_count", T::Block).token("LIMIT").since("6.2.0").flags(OPTIONAL).args(&[
+                    arg("offset", T::Integer),
+                    arg("count", T::Integer),
+                ]),
+                arg("withscores", T::PureToken).token("WITHSCORES").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zrangebylex",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("6.2.0"),
+            replaced_by: Some("`ZRANGE` with the `BYLEX` argument"),
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("min", T::String),
+                arg("max", T::String),
+                arg("offset_count", T::Block).token("LIMIT").flags(OPTIONAL).args(&[
+                    arg("offset", T::Integer),
+                    arg("count", T::Integer),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zrangebyscore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("6.2.0"),
+            replaced_by: Some("`ZRANGE` with the `BYSCORE` argument"),
+            history: &[
+                ("2.0.0", "Added the `WITHSCORES` modifier."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("min", T::Double),
+                arg("max", T::Double),
+                arg("withscores", T::PureToken).token("WITHSCORES").since("2.0.0").flags(OPTIONAL),
+                arg("offset_count", T::Block).token("LIMIT").flags(OPTIONAL).args(&[
+                    arg("offset", T::Integer),
+                    arg("count", T::Integer),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zrangestore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("dst", T::Key).key_spec(0),
+                arg("src", T::Key).key_spec(1),
+                arg("min", T::String),
+                arg("max", T::String),
+                arg("sortby", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("byscore", T::PureToken).token("BYSCORE"),
+                    arg("bylex", T::PureToken).token("BYLEX"),
+                ]),
+                arg("rev", T::PureToken).token("REV").flags(OPTIONAL),
+                arg("offset_count", T::Block).token("LIMIT").flags(OPTIONAL).args(&[
+                    arg("offset", T::Integer),
+                    arg("count", T::Integer),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zrank",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zrem",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("2.4.0", "Accepts multiple elements."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zremrangebylex",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("min", T::String),
+                arg("max", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zremrangebyrank",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("start", T::Integer),
+                arg("stop", T::Integer),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zremrangebyscore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("min", T::Double),
+                arg("max", T::Double),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zrevrange",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("6.2.0"),
+            replaced_by: Some("`ZRANGE` with the `REV` argument"),
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("start", T::Integer),
+                arg("stop", T::Integer),
+                arg("withscores", T::PureToken).token("WITHSCORES").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zrevrangebylex",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("6.2.0"),
+            replaced_by: Some("`ZRANGE` with the `REV` and `BYLEX` arguments"),
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("max", T::String),
+                arg("min", T::String),
+                arg("offset_count", T::Block).token("LIMIT").flags(OPTIONAL).args(&[
+                    arg("offset", T::Integer),
+                    arg("count", T::Integer),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zrevrangebyscore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("6.2.0"),
+            replaced_by: Some("`ZRANGE` with the `REV` and `BYSCORE` arguments"),
+            history: &[
+                ("2.1.6", "`min` and `max` can be exclusive."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("max", T::Double),
+                arg("min", T::Double),
+                arg("withscores", T::PureToken).token("WITHSCORES").flags(OPTIONAL),
+                arg("offset_count", T::Block).token("LIMIT").flags(OPTIONAL).args(&[
+                    arg("offset", T::Integer),
+                    arg("count", T::Integer),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zrevrank",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zscan",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("cursor", T::Integer),
+                arg("pattern", T::Pattern).token("MATCH").flags(OPTIONAL),
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zscore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zunion",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                arg("weight", T::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE),
+                arg("aggregate", T::Oneof).token("AGGREGATE").flags(OPTIONAL).args(&[
+                    arg("sum", T::PureToken).token("SUM"),
+                    arg("min", T::PureToken).token("MIN"),
+                    arg("max", T::PureToken).token("MAX"),
+                ]),
+                arg("withscores", T::PureToken).token("WITHSCORES").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "zunionstore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("destination", T::Key).key_spec(0),
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(1).flags(MULTIPLE),
+                arg("weight", T::Integer).token("WEIGHTS").flags(OPTIONAL | MULTIPLE),
+                arg("aggregate", T::Oneof).token("AGGREGATE").flags(OPTIONAL).args(&[
+                    arg("sum", T::PureToken).token("SUM"),
+                    arg("min", T::PureToken).token("MIN"),
+                    arg("max", T::PureToken).token("MAX"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
 ];
