@@ -153,6 +153,18 @@ static PARAMS: &[Param] = &[
         true,
     ),
     p("slowlog-max-len", INT, "128", true),
+    // redlog extensions (streams on segmented logs, see src/stream).
+    p(
+        "stream-segment-bytes",
+        Kind::Memory {
+            min: 4096,
+            max: 1 << 40,
+        },
+        "67108864",
+        false,
+    ),
+    p("stream-retention-ms", INT, "0", true),
+    p("stream-retention-bytes", MEMORY, "0", true),
     Param {
         name: "replica-read-only",
         alias: Some("slave-read-only"),
@@ -183,6 +195,11 @@ pub struct Config {
     pub appendfsync: String,
     pub auto_aof_rewrite_percentage: u64,
     pub auto_aof_rewrite_min_size: u64,
+    /// Entry-log segment size of streams (`stream-segment-bytes`).
+    pub stream_segment_bytes: u64,
+    /// Global stream retention (0 = off), applied by whole segments.
+    pub stream_retention_ms: u64,
+    pub stream_retention_bytes: u64,
     /// The config file given on the command line, for INFO `config_file`.
     pub config_file: Option<String>,
 }
@@ -210,6 +227,9 @@ impl Default for Config {
             appendfsync: String::new(),
             auto_aof_rewrite_percentage: 0,
             auto_aof_rewrite_min_size: 0,
+            stream_segment_bytes: 0,
+            stream_retention_ms: 0,
+            stream_retention_bytes: 0,
             config_file: None,
         };
         c.refresh();
@@ -264,6 +284,9 @@ impl Config {
         self.appendfsync = get("appendfsync");
         self.auto_aof_rewrite_percentage = int("auto-aof-rewrite-percentage") as u64;
         self.auto_aof_rewrite_min_size = int("auto-aof-rewrite-min-size") as u64;
+        self.stream_segment_bytes = int("stream-segment-bytes") as u64;
+        self.stream_retention_ms = int("stream-retention-ms") as u64;
+        self.stream_retention_bytes = int("stream-retention-bytes") as u64;
     }
 
     /// The canonical value of a parameter.

@@ -24,6 +24,8 @@
 //!   tag 6 SWAPDB   = u8 db_a | u8 db_b
 //! value    = u8 type | body
 //!   type 1 string  = u8 form(0 encoded, 1 plain, 2 raw, 3 int copy) | bytes data
+//!   type 6 stream  = u64 stream_id   (entries and metadata live in
+//!                    streams/<stream_id:020>/, see src/stream)
 //! bytes    = u32 len | u8{len}
 //! ```
 
@@ -82,6 +84,10 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
                 StrForm::IntCopy => 3,
             });
             put_bytes(out, &s.data);
+        }
+        Value::Stream(s) => {
+            out.push(6);
+            out.extend_from_slice(&s.0.id.to_le_bytes());
         }
     }
 }
@@ -182,6 +188,9 @@ impl<'a> Reader<'a> {
                     form,
                 }))
             }
+            6 => Ok(Value::Stream(crate::stream::StreamRef::unopened(
+                self.u64()?,
+            ))),
             _ => Err(DecodeError("unknown value type")),
         }
     }
@@ -285,6 +294,12 @@ mod tests {
             Effect::FlushDb { db: 15 },
             Effect::FlushAll,
             Effect::SwapDb { a: 0, b: 1 },
+            Effect::Set {
+                db: 2,
+                key: k("s"),
+                value: Value::Stream(crate::stream::StreamRef::unopened(77)),
+                expires_at_ms: 0,
+            },
         ];
         let mut buf = Vec::new();
         encode_unit(&effects, &mut buf);

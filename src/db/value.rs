@@ -106,6 +106,8 @@ impl StrValue {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(StrValue),
+    /// A stream: metadata in memory, entries in its own logs (`stream`).
+    Stream(crate::stream::StreamRef),
 }
 
 impl Value {
@@ -113,6 +115,7 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -120,6 +123,7 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 

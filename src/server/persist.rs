@@ -416,6 +416,7 @@ pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, 
 fn value_bytes(v: &crate::db::Value) -> usize {
     match v {
         crate::db::Value::Str(s) => s.data.len(),
+        crate::db::Value::Stream(_) => 8,
     }
 }
 
@@ -467,6 +468,7 @@ impl Drop for ClearOnDrop<'_> {
 /// everysec. Runs on its own thread until `stop` is set.
 pub fn spawn_flusher(
     persist: Arc<Persistence>,
+    streams: Arc<crate::stream::Registry>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     // The thread holds the Persistence only weakly, so it never keeps the
@@ -480,12 +482,18 @@ pub fn spawn_flusher(
                 let Some(persist) = persist.upgrade() else {
                     return;
                 };
+                // Stream checkpoints and trimmed-segment deletion run here
+                // too, off the keyspace lock, under every policy.
+                streams.maintain();
                 if persist.policy() != FsyncPolicy::EverySec {
                     continue;
                 }
                 let now = Instant::now();
                 if let Err(e) = persist.sync() {
                     tracing::error!("background fsync failed: {e}");
+                }
+                if let Err(e) = streams.sync_all() {
+                    tracing::error!("background fsync of a stream failed: {e}");
                 }
                 drop(persist);
                 let spent = now.elapsed();
