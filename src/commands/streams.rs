@@ -505,7 +505,7 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             streams_arg = i + 1;
             if (args.len() - streams_arg) % 2 != 0 {
                 return Err(CmdError::new(
-                    "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
             }
             break;
@@ -669,16 +669,23 @@ fn xinfo_stream(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::no_such_key());
     };
     let opts = &args[3..];
+    // Redis's `addReplySubcommandSyntaxError`: the subcommand as typed.
+    let sub_err = || {
+        let mut m = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+        m.extend_from_slice(&args[1][..args[1].len().min(128)]);
+        m.extend_from_slice(b"'. Try XINFO HELP.");
+        CmdError::from_bytes(m)
+    };
     let mut full = false;
     let mut count: i64 = 10;
     if !opts.is_empty() {
         if !opts[0].eq_ignore_ascii_case(b"full") {
-            return Err(CmdError::syntax());
+            return Err(sub_err());
         }
         full = true;
         if opts.len() > 1 {
             if opts.len() != 3 || !opts[1].eq_ignore_ascii_case(b"count") {
-                return Err(CmdError::syntax());
+                return Err(sub_err());
             }
             count = arg_i64(&opts[2])?;
             if count < 0 {
