@@ -96,6 +96,9 @@ pub static COMMANDS: &[Command] = &[
     },
 ];
 
+/// An entry as read: id and flattened field-value pairs.
+type StreamEntry = (u128, Vec<Bytes>);
+
 fn invalid_id() -> CmdError {
     CmdError::new("ERR Invalid stream ID specified as stream command argument")
 }
@@ -503,7 +506,7 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             count = arg_i64(&args[i])?.max(0);
         } else if is_opt(o, "streams") && moreargs > 0 {
             streams_arg = i + 1;
-            if (args.len() - streams_arg) % 2 != 0 {
+            if !(args.len() - streams_arg).is_multiple_of(2) {
                 return Err(CmdError::new(
                     "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
@@ -543,7 +546,7 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         handles.push(s);
     }
-    let mut served: Vec<(usize, Vec<(u128, Vec<Bytes>)>)> = Vec::new();
+    let mut served: Vec<(usize, Vec<StreamEntry>)> = Vec::new();
     for (k, s) in handles.iter().enumerate() {
         let Some(s) = s else { continue };
         let g = s.lock().map_err(storage_err)?;

@@ -166,8 +166,7 @@ impl Inner {
         let mut pending_ops = Vec::new();
         for r in s.ops.iter_from(ck.op_seq.saturating_add(1)) {
             let r = r?;
-            let op =
-                decode_op(&r.value).map_err(|e| Error::corruption(&dir.join("ops"), 0, e.0))?;
+            let op = decode_op(&r.value).map_err(|e| Error::corruption(dir.join("ops"), 0, e.0))?;
             pending_ops.push((r.key, op));
         }
         let mut ops_iter = pending_ops.into_iter().peekable();
