@@ -364,3 +364,76 @@ async fn xadd_reaches_a_client_in_resp3_and_copy_is_independent() {
     assert_eq!((la, lb), (1, 2));
     s.shutdown().await;
 }
+
+/// Retention (redlog extension): XCONFIG RETENTION-BYTES drops the oldest
+/// whole segments in the background; the setting survives a restart.
+#[tokio::test]
+async fn retention_bytes_drops_whole_old_segments() {
+    let s = common::start_with(&[("stream-segment-bytes", "4096")]).await;
+    let dir = s.shared().config.read().dir.clone();
+    let mut c = common::client(s.local_addr()).await;
+    for i in 1..=400u64 {
+        let _: String = c
+            .xadd("r", format!("{i}-0"), &[("f", "x".repeat(40))])
+            .await
+            .unwrap();
+    }
+    let reply: Vec<redis::Value> = redis::cmd("XCONFIG")
+        .arg("r")
+        .arg("RETENTION-BYTES")
+        .arg(12_000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(reply.len(), 4);
+    let mut len: i64 = 400;
+    for _ in 0..100 {
+        len = c.xlen("r").await.unwrap();
+        if len < 400 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(len < 400 && len > 100, "retention trimmed to {len}");
+    let first: Entries = redis::cmd("XRANGE")
+        .arg("r")
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let last: Entries = redis::cmd("XREVRANGE")
+        .arg("r")
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(last[0].0, "400-0");
+    assert_eq!(first[0].0, format!("{}-0", 400 - len + 1));
+    drop(c);
+    s.shutdown().await;
+    let s = common::start_with(&[("dir", &dir), ("stream-segment-bytes", "4096")]).await;
+    let mut c = common::client(s.local_addr()).await;
+    let after: i64 = c.xlen("r").await.unwrap();
+    assert!(after <= len);
+    let reply: Vec<i64> = redis::cmd("XCONFIG")
+        .arg("r")
+        .arg("RETENTION-MS")
+        .arg(0)
+        .query_async::<Vec<redis::Value>>(&mut c)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|v| match v {
+            redis::Value::Int(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reply, vec![0, 12_000]);
+    s.shutdown().await;
+}

@@ -75,6 +75,15 @@ impl Shared {
 
     /// Applies configuration that lives outside `Config` (after CONFIG SET).
     pub fn config_changed(&self) {
+        {
+            let c = self.config.read();
+            self.streams
+                .retention_ms
+                .store(c.stream_retention_ms, Ordering::Relaxed);
+            self.streams
+                .retention_bytes
+                .store(c.stream_retention_bytes, Ordering::Relaxed);
+        }
         if let Some(p) = &self.persist {
             if let Some(policy) = FsyncPolicy::parse(&self.config.read().appendfsync) {
                 p.set_policy(policy);

@@ -301,13 +301,33 @@ impl Registry {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Background work for every open stream: checkpoints when enough was
-    /// written since the last one, deletion of trimmed segments.
+    /// Background work for every open stream: retention (redlog
+    /// extension, by whole segments), checkpoints when enough was written
+    /// since the last one, deletion of trimmed segments.
+    ///
+    /// Retention runs under the stream's own lock, not the keyspace lock:
+    /// each command still sees a consistent stream, but a retention trim
+    /// does not signal WATCH (as Redis's own background work, e.g. lazy
+    /// freeing, does not).
     pub fn maintain(&self) {
+        let global_ms = self.retention_ms.load(Ordering::Relaxed);
+        let global_bytes = self.retention_bytes.load(Ordering::Relaxed);
+        let now = crate::db::now_ms();
         for s in self.live() {
             let r = StreamRef(s);
             let job = match r.0.inner.lock().as_mut() {
-                Some(i) => i.checkpoint_job(false),
+                Some(i) => {
+                    let ms = i.retention_ms.or((global_ms > 0).then_some(global_ms));
+                    let bytes = i
+                        .retention_bytes
+                        .or((global_bytes > 0).then_some(global_bytes));
+                    if ms.is_some() || bytes.is_some() {
+                        if let Err(e) = i.apply_retention(ms, bytes, now) {
+                            tracing::warn!("stream {} retention failed: {e}", r.0.id);
+                        }
+                    }
+                    i.checkpoint_job(false)
+                }
                 None => None,
             };
             if let Some(job) = job {

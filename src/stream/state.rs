@@ -538,6 +538,58 @@ impl Inner {
         )
     }
 
+    /// Applies retention (Kafka's `retention.ms` / `retention.bytes`) by
+    /// whole segments: entries older than `ms` milliseconds before
+    /// `now_ms`, and the oldest segments while the live segments' bytes
+    /// exceed `bytes`. The newest segment is never dropped by size.
+    /// Returns the entries removed.
+    pub fn apply_retention(
+        &mut self,
+        ms: Option<u64>,
+        bytes: Option<u64>,
+        now_ms: u64,
+    ) -> Result<u64, String> {
+        let mut removed = 0;
+        if let Some(ms) = ms {
+            let cutoff = now_ms.saturating_sub(ms);
+            if cutoff > 0 {
+                removed += self.trim(TrimSpec {
+                    strategy: TrimStrategy::MinId(super::make_id(cutoff, 0)),
+                    approx: true,
+                    limit: 0,
+                })?;
+            }
+        }
+        if let Some(max) = bytes {
+            let segs = self.log.segments();
+            let through = self.meta.trimmed_through;
+            // Segments not yet wholly trimmed, oldest first.
+            let live: Vec<_> = segs
+                .windows(2)
+                .filter(|w| w[1].base > through.saturating_add(1))
+                .map(|w| (w[0].bytes, w[1].base))
+                .collect();
+            let mut total: u64 =
+                live.iter().map(|x| x.0).sum::<u64>() + segs.last().map_or(0, |x| x.bytes);
+            let mut min = None;
+            for (b, next_base) in live {
+                if total <= max {
+                    break;
+                }
+                total -= b;
+                min = Some(next_base);
+            }
+            if let Some(min) = min {
+                removed += self.trim(TrimSpec {
+                    strategy: TrimStrategy::MinId(min),
+                    approx: true,
+                    limit: 0,
+                })?;
+            }
+        }
+        Ok(removed)
+    }
+
     fn snapshot(&self) -> Checkpoint {
         Checkpoint {
             log_at: self.log.last_key().unwrap_or(0),
