@@ -153,6 +153,18 @@ static PARAMS: &[Param] = &[
         true,
     ),
     p("slowlog-max-len", INT, "128", true),
+    // redlog extensions (streams on segmented logs, see src/stream).
+    p(
+        "stream-segment-bytes",
+        Kind::Memory {
+            min: 4096,
+            max: 1 << 40,
+        },
+        "67108864",
+        false,
+    ),
+    p("stream-retention-ms", INT, "0", true),
+    p("stream-retention-bytes", MEMORY, "0", true),
     Param {
         name: "zset-max-listpack-entries",
         alias: Some("zset-max-ziplist-entries"),
@@ -200,6 +212,11 @@ pub struct Config {
     pub appendfsync: String,
     pub auto_aof_rewrite_percentage: u64,
     pub auto_aof_rewrite_min_size: u64,
+    /// Entry-log segment size of streams (`stream-segment-bytes`).
+    pub stream_segment_bytes: u64,
+    /// Global stream retention (0 = off), applied by whole segments.
+    pub stream_retention_ms: u64,
+    pub stream_retention_bytes: u64,
     /// The config file given on the command line, for INFO `config_file`.
     pub config_file: Option<String>,
     /// `zset-max-listpack-entries` / `zset-max-listpack-value`.
@@ -229,6 +246,9 @@ impl Default for Config {
             appendfsync: String::new(),
             auto_aof_rewrite_percentage: 0,
             auto_aof_rewrite_min_size: 0,
+            stream_segment_bytes: 0,
+            stream_retention_ms: 0,
+            stream_retention_bytes: 0,
             config_file: None,
             zset_limits: Default::default(),
         };
@@ -288,6 +308,9 @@ impl Config {
             entries: usize::try_from(int("zset-max-listpack-entries")).unwrap_or(usize::MAX),
             value: usize::try_from(int("zset-max-listpack-value")).unwrap_or(usize::MAX),
         };
+        self.stream_segment_bytes = int("stream-segment-bytes") as u64;
+        self.stream_retention_ms = int("stream-retention-ms") as u64;
+        self.stream_retention_bytes = int("stream-retention-bytes") as u64;
     }
 
     /// The canonical value of a parameter.

@@ -30,6 +30,7 @@ pub mod glob;
 pub mod protocol;
 pub mod server;
 pub mod storage;
+pub mod stream;
 
 /// Version reported by `--version`, INFO and HELLO.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

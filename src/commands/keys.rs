@@ -474,7 +474,7 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     };
-    let (value, expires_at_ms) = (duplicate(&e.value), e.expires_at_ms);
+    let (value, expires_at_ms) = (e.value.clone(), e.expires_at_ms);
     if ctx.ks.lookup_write(dst_db, dst, now).is_some() {
         if !replace {
             ctx.out.int(0);
@@ -482,6 +482,16 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         ctx.ks.dbs[dst_db].remove(dst);
     }
+    // A stream's copy is a new stream (new id, files copied by storage).
+    let value = match &value {
+        Value::Stream(s) => Value::Stream(
+            ctx.shared
+                .streams
+                .copy(s)
+                .map_err(|e| CmdError::new(format!("ERR {e}")))?,
+        ),
+        v => duplicate(v),
+    };
     let entry = ctx.ks.entry(value, expires_at_ms);
     ctx.ks.dbs[dst_db].insert(dst.clone(), entry);
     ctx.ks.stats.dirty += 1;

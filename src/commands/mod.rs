@@ -14,6 +14,7 @@ pub mod keys;
 pub mod meta;
 pub mod persistence;
 pub mod server;
+pub mod streams;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -442,7 +443,7 @@ pub struct Table {
 }
 
 /// Every family's table, in COMMAND order.
-fn families() -> [&'static [Command]; 7] {
+fn families() -> [&'static [Command]; 8] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -451,6 +452,7 @@ fn families() -> [&'static [Command]; 7] {
         keys::COMMANDS,
         transactions::COMMANDS,
         zsets::COMMANDS,
+        streams::COMMANDS,
     ]
 }
 

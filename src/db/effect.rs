@@ -31,6 +31,8 @@
 //!   type 5 zset    = u8 zenc | u32 count | (f64 score | bytes member){count}, ascending
 //! zenc     = u8 (0 listpack, 1 skiplist): the encoding after the change
 //! f64      = IEEE 754 bits as u64
+//!   type 6 stream  = u64 stream_id   (entries and metadata live in
+//!                    streams/<stream_id:020>/, see src/stream)
 //! bytes    = u32 len | u8{len}
 //! ```
 
@@ -146,6 +148,10 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
                 out.extend_from_slice(&sc.to_bits().to_le_bytes());
                 put_bytes(out, m);
             }
+        }
+        Value::Stream(s) => {
+            out.push(6);
+            out.extend_from_slice(&s.0.id.to_le_bytes());
         }
     }
 }
@@ -304,6 +310,9 @@ impl<'a> Reader<'a> {
                 }
                 Ok(Value::ZSet(z))
             }
+            6 => Ok(Value::Stream(crate::stream::StreamRef::unopened(
+                self.u64()?,
+            ))),
             _ => Err(DecodeError("unknown value type")),
         }
     }
@@ -550,6 +559,12 @@ mod tests {
                 key: k("s"),
                 offset: 7,
                 data: k("x"),
+            },
+            Effect::Set {
+                db: 2,
+                key: k("s"),
+                value: Value::Stream(crate::stream::StreamRef::unopened(77)),
+                expires_at_ms: 0,
             },
         ];
         let mut buf = Vec::new();

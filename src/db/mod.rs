@@ -205,6 +205,13 @@ impl Db {
         self.signal_watchers(key);
     }
 
+    /// Signals WATCHers of `key` without noting it for effect capture: for
+    /// changes made durable elsewhere (a stream's own logs), so the WAL
+    /// gets no unit for them.
+    pub fn signal_watchers_only(&mut self, key: &[u8]) {
+        self.signal_watchers(key);
+    }
+
     fn signal_watchers(&mut self, key: &[u8]) {
         if self.watchers.is_empty() {
             return;
@@ -408,6 +415,9 @@ pub struct Keyspace {
     /// SWAPDB count: a base snapshot taken while a SWAPDB ran is not
     /// consistent and is retried (see ARCHITECTURE.md, compaction).
     pub swaps: u64,
+    /// Streams whose logs the current batch wrote: synced with the WAL
+    /// before replying under `appendfsync always` (see `stream`).
+    pub stream_writes: Vec<crate::stream::StreamRef>,
 }
 
 impl Default for Keyspace {
@@ -427,6 +437,7 @@ impl Keyspace {
             swaps: 0,
             notify_flags: 0,
             notifications: Vec::new(),
+            stream_writes: Vec::new(),
         };
         ks.set_capture(true);
         ks
@@ -662,6 +673,13 @@ impl Keyspace {
             self.effects.push(effect::Effect::FlushAll);
         }
         removed
+    }
+
+    /// Notes that a command wrote `s`'s logs (see `stream_writes`).
+    pub fn stream_written(&mut self, s: &crate::stream::StreamRef) {
+        if !self.stream_writes.iter().any(|x| x == s) {
+            self.stream_writes.push(s.clone());
+        }
     }
 
     /// Removes a client's WATCH registrations.

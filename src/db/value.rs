@@ -113,6 +113,8 @@ impl StrValue {
 pub enum Value {
     Str(StrValue),
     ZSet(ZSet),
+    /// A stream: metadata in memory, entries in its own logs (`stream`).
+    Stream(crate::stream::StreamRef),
 }
 
 impl Value {
@@ -121,6 +123,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -129,6 +132,7 @@ impl Value {
         match self {
             Value::Str(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 

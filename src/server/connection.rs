@@ -132,9 +132,15 @@ async fn run_batch(
             // appendfsync always: no reply before the fdatasync covering this
             // batch's units (shared with concurrent batches: group commit).
             if let Some(p) = shared.persist.clone() {
-                let synced = tokio::task::spawn_blocking(move || p.sync())
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string()));
+                let streams = batch.streams;
+                let synced = tokio::task::spawn_blocking(move || {
+                    p.sync()?;
+                    // The stream logs this batch wrote (group-committed
+                    // per log with concurrent batches).
+                    streams.iter().try_for_each(|s| s.sync())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
                 if let Err(text) = synced {
                     refuse_spans(out, &batch.spans, &text);
                 }
@@ -182,8 +188,10 @@ struct Batch {
     /// Reply byte ranges of the commands that changed the keyspace: replaced
     /// by a MISCONF error when their units could not be made durable.
     spans: Vec<(usize, usize)>,
-    /// The batch appended units and the policy is `always`.
+    /// The batch appended units or wrote streams, and the policy is `always`.
     needs_sync: bool,
+    /// Streams whose logs the batch wrote.
+    streams: Vec<crate::stream::StreamRef>,
 }
 
 /// Replaces the replies in `spans` with the MISCONF error: their effects
@@ -256,12 +264,22 @@ fn process_input(
             if ks.has_effects() {
                 units.push(unit_bytes(&ks.take_effects()));
             }
+            batch.streams = std::mem::take(&mut ks.stream_writes);
             if !units.is_empty() {
                 match p.append(&units) {
                     Ok(()) => batch.needs_sync = p.policy() == FsyncPolicy::Always,
                     Err(text) => refuse_spans(out, &batch.spans, &text),
                 }
+            } else if !batch.streams.is_empty() {
+                batch.needs_sync = p.policy() == FsyncPolicy::Always;
             }
+        } else {
+            ks.stream_writes.clear();
+        }
+        // Directories of streams deleted by this batch go only now, after
+        // the WAL units recording the deletions were written.
+        if shared.streams.has_doomed() {
+            shared.streams.reap();
         }
     }
     client.handle.meta.lock().qbuf = inbuf.len();

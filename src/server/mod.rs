@@ -55,6 +55,8 @@ pub struct Shared {
     pub listen_addrs: Vec<SocketAddr>,
     /// The WAL and its state; None with `appendonly no`.
     pub persist: Option<Arc<Persistence>>,
+    /// Open streams (their directories under `<dir>/streams/`).
+    pub streams: Arc<crate::stream::Registry>,
     /// Stops the background fsync thread.
     flusher_stop: Arc<AtomicBool>,
     /// This `Shared` itself, for threads started from a command handler.
@@ -73,6 +75,15 @@ impl Shared {
 
     /// Applies configuration that lives outside `Config` (after CONFIG SET).
     pub fn config_changed(&self) {
+        {
+            let c = self.config.read();
+            self.streams
+                .retention_ms
+                .store(c.stream_retention_ms, Ordering::Relaxed);
+            self.streams
+                .retention_bytes
+                .store(c.stream_retention_bytes, Ordering::Relaxed);
+        }
         if let Some(p) = &self.persist {
             if let Some(policy) = FsyncPolicy::parse(&self.config.read().appendfsync) {
                 p.set_policy(policy);
@@ -99,6 +110,10 @@ impl Shared {
         }
         if let Err(e) = p.append(&[persist::unit_bytes(&effects)]) {
             tracing::error!("cannot log expired keys: {e}");
+            return;
+        }
+        if self.streams.has_doomed() {
+            self.streams.reap();
         }
     }
 
@@ -215,7 +230,16 @@ impl ServerHandle {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if let Some(p) = self.shared.persist.clone() {
-            let r = tokio::task::spawn_blocking(move || p.close()).await;
+            let streams = self.shared.streams.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                // Checkpoints make the next start read no stream tail.
+                streams.checkpoint_all();
+                if let Err(e) = streams.sync_all() {
+                    tracing::error!("final stream fsync failed: {e}");
+                }
+                p.close()
+            })
+            .await;
             if let Ok(Err(e)) = r {
                 tracing::error!("final WAL fsync failed: {e}");
             }
@@ -236,6 +260,7 @@ fn io_other(e: impl std::fmt::Display) -> std::io::Error {
 
 /// `spawn` with a chosen file system (fault injection in tests).
 pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<ServerHandle> {
+    let fs_for_streams = fs.clone();
     let persist = if config.appendonly {
         let policy = FsyncPolicy::parse(&config.appendfsync).unwrap_or(FsyncPolicy::EverySec);
         let dir = std::path::PathBuf::from(&config.dir);
@@ -275,6 +300,19 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         .iter()
         .map(|l| l.local_addr())
         .collect::<Result<Vec<_>, _>>()?;
+    let streams = Arc::new(crate::stream::Registry::new(
+        std::path::Path::new(&config.dir),
+        fs_for_streams,
+    ));
+    streams
+        .segment_bytes
+        .store(config.stream_segment_bytes, Ordering::Relaxed);
+    streams
+        .retention_ms
+        .store(config.stream_retention_ms, Ordering::Relaxed);
+    streams
+        .retention_bytes
+        .store(config.stream_retention_bytes, Ordering::Relaxed);
     let shared = Arc::new(Shared {
         ks: Mutex::new(Keyspace::new()),
         config: RwLock::new(config),
@@ -289,6 +327,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         shutdown_notify: Notify::new(),
         listen_addrs,
         persist,
+        streams,
         flusher_stop: Arc::new(AtomicBool::new(false)),
         me: std::sync::OnceLock::new(),
     });
@@ -313,6 +352,22 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
                 return Err(io_other(e));
             }
         };
+        let mut ks = ks;
+        let reg = shared.streams.clone();
+        let attached = tokio::task::spawn_blocking(move || reg.attach(&mut ks).map(|_| ks))
+            .await
+            .map_err(io_other)?;
+        let ks = match attached {
+            Ok(ks) => ks,
+            Err(e) => {
+                tracing::error!("cannot open the streams: {e}");
+                shared.request_shutdown();
+                for t in tasks {
+                    let _ = t.await;
+                }
+                return Err(io_other(e));
+            }
+        };
         let keys = ks.total_keys();
         *shared.ks.lock() = ks;
         p.loading.store(false, Ordering::SeqCst);
@@ -324,7 +379,15 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
             keys,
             stats.seconds
         );
-        persist::spawn_flusher(p, shared.flusher_stop.clone());
+        persist::spawn_flusher(p, shared.streams.clone(), shared.flusher_stop.clone());
+    } else {
+        // No WAL, so no key survives a restart: every stream dir is stale.
+        let reg = shared.streams.clone();
+        let mut ks = Keyspace::new();
+        tokio::task::spawn_blocking(move || reg.attach(&mut ks))
+            .await
+            .map_err(io_other)?
+            .map_err(io_other)?;
     }
     for a in &shared.listen_addrs {
         tracing::info!("Ready to accept connections tcp on {a}");

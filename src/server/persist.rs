@@ -413,6 +413,7 @@ fn value_bytes(v: &crate::db::Value) -> usize {
         crate::db::Value::Str(s) => s.data.len(),
         // Member bytes plus a score and a length per member.
         crate::db::Value::ZSet(z) => z.member_bytes() + 12 * z.len(),
+        crate::db::Value::Stream(_) => 8,
     }
 }
 
@@ -464,6 +465,7 @@ impl Drop for ClearOnDrop<'_> {
 /// everysec. Runs on its own thread until `stop` is set.
 pub fn spawn_flusher(
     persist: Arc<Persistence>,
+    streams: Arc<crate::stream::Registry>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     // The thread holds the Persistence only weakly, so it never keeps the
@@ -477,12 +479,18 @@ pub fn spawn_flusher(
                 let Some(persist) = persist.upgrade() else {
                     return;
                 };
+                // Stream checkpoints and trimmed-segment deletion run here
+                // too, off the keyspace lock, under every policy.
+                streams.maintain();
                 if persist.policy() != FsyncPolicy::EverySec {
                     continue;
                 }
                 let now = Instant::now();
                 if let Err(e) = persist.sync() {
                     tracing::error!("background fsync failed: {e}");
+                }
+                if let Err(e) = streams.sync_all() {
+                    tracing::error!("background fsync of a stream failed: {e}");
                 }
                 drop(persist);
                 let spent = now.elapsed();

@@ -41,6 +41,7 @@ pub mod log;
 pub mod record;
 pub mod recovery;
 pub mod segment;
+pub mod streams;
 pub mod sync;
 pub mod wal;
 

@@ -1,0 +1,788 @@
+//! Stream commands (Redis's t_stream.c, without consumer groups): XADD,
+//! XRANGE, XREVRANGE, XLEN, XDEL, XTRIM, XREAD (without blocking), XSETID,
+//! XINFO STREAM, and the redlog extension XCONFIG (per-stream retention).
+//!
+//! Argument checks follow Redis's order and error texts; the data lives in
+//! `crate::stream` (metadata in memory, entries in the stream's logs).
+
+use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
+use crate::db::{notify, Value};
+use crate::stream::id::{parse_id, ParsedId};
+use crate::stream::{fmt_id, id_ms, id_seq, make_id, Inner, StreamRef, TrimSpec, TrimStrategy};
+use bytes::Bytes;
+
+#[allow(clippy::too_many_arguments)]
+const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    acl: &'static [&'static str],
+    summary: &'static str,
+    complexity: &'static str,
+    handler: Handler,
+) -> Command {
+    Command {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        key_step: keys.2,
+        acl,
+        doc: Doc {
+            summary,
+            since: "5.0.0",
+            group: "stream",
+            complexity,
+        },
+        handler: Some(handler),
+        subcommands: &[],
+    }
+}
+
+const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
+
+static XINFO_SUBCOMMANDS: &[Command] = &[cmd(
+    "stream",
+    -3,
+    READONLY,
+    (2, 2, 1),
+    &["@read", "@stream", "@slow"],
+    "Get information about a stream",
+    "O(1)",
+    xinfo_stream,
+)];
+
+pub static COMMANDS: &[Command] = &[
+    cmd("xadd", -5, WRITE | DENYOOM | FAST, ONE_KEY, &["@write", "@stream", "@fast"], "Appends a new entry to a stream", "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", xadd),
+    cmd("xrange", -4, READONLY, ONE_KEY, &["@read", "@stream", "@slow"], "Return a range of elements in a stream, with IDs matching the specified IDs interval", "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", xrange),
+    cmd("xrevrange", -4, READONLY, ONE_KEY, &["@read", "@stream", "@slow"], "Return a range of elements in a stream, with IDs matching the specified IDs interval, in reverse order (from greater to smaller IDs) compared to XRANGE", "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", xrevrange),
+    cmd("xlen", 2, READONLY | FAST, ONE_KEY, &["@read", "@stream", "@fast"], "Return the number of entries in a stream", "O(1)", xlen),
+    cmd("xdel", -3, WRITE | FAST, ONE_KEY, &["@write", "@stream", "@fast"], "Removes the specified entries from the stream. Returns the number of items actually deleted, that may be different from the number of IDs passed in case certain IDs do not exist.", "O(1) for each single item to delete in the stream, regardless of the stream size.", xdel),
+    cmd("xtrim", -4, WRITE, ONE_KEY, &["@write", "@stream", "@slow"], "Trims the stream to (approximately if '~' is passed) a certain size", "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", xtrim),
+    cmd("xread", -4, READONLY | BLOCKING | MOVABLE_KEYS, (0, 0, 0), &["@read", "@stream", "@slow", "@blocking"], "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block.", "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", xread),
+    cmd("xsetid", -3, WRITE | DENYOOM | FAST, ONE_KEY, &["@write", "@stream", "@fast"], "An internal command for replicating stream values", "O(1)", xsetid),
+    Command {
+        name: "xinfo",
+        arity: -2,
+        flags: 0,
+        acl: &["@slow"],
+        doc: Doc {
+            summary: "A container for stream introspection commands",
+            since: "5.0.0",
+            group: "stream",
+            complexity: "Depends on subcommand.",
+        },
+        subcommands: XINFO_SUBCOMMANDS,
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "xconfig",
+        arity: -4,
+        flags: WRITE | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        acl: &["@write", "@stream", "@fast"],
+        doc: Doc {
+            summary: "redlog extension: set a stream's retention (RETENTION-MS, RETENTION-BYTES; 0 = use the global config)",
+            since: "0.1.0",
+            group: "stream",
+            complexity: "O(1)",
+        },
+        handler: Some(xconfig),
+        subcommands: &[],
+    },
+];
+
+/// An entry as read: id and flattened field-value pairs.
+type StreamEntry = (u128, Vec<Bytes>);
+
+fn invalid_id() -> CmdError {
+    CmdError::new("ERR Invalid stream ID specified as stream command argument")
+}
+
+fn storage_err(e: String) -> CmdError {
+    CmdError::new(format!("ERR {e}"))
+}
+
+/// `streamParseStrictIDOrReply`.
+fn strict_id(a: &[u8], allow_star_seq: bool) -> Result<ParsedId, CmdError> {
+    parse_id(a, true, 0, allow_star_seq).ok_or_else(invalid_id)
+}
+
+/// The stream at `key` for reading (hit/miss counted), or WRONGTYPE.
+fn read_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError> {
+    let (db, now, touch) = (ctx.db(), ctx.now_ms, !ctx.client.no_touch);
+    match ctx.ks.lookup(db, key, now, touch) {
+        None => Ok(None),
+        Some(e) => match &e.value {
+            Value::Stream(s) => Ok(Some(s.clone())),
+            _ => Err(CmdError::wrong_type()),
+        },
+    }
+}
+
+/// The stream at `key` for writing, or WRONGTYPE.
+fn write_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError> {
+    let (db, now) = (ctx.db(), ctx.now_ms);
+    match ctx.ks.lookup_write(db, key, now) {
+        None => Ok(None),
+        Some(e) => match &e.value {
+            Value::Stream(s) => Ok(Some(s.clone())),
+            _ => Err(CmdError::wrong_type()),
+        },
+    }
+}
+
+/// Records a change of the stream at `key`: WATCH signal, dirty count,
+/// and the logs to sync. The WAL gets nothing: the stream's own logs hold
+/// the change, and the key -> stream mapping did not change.
+fn touched(ctx: &mut Ctx, key: &[u8], s: &StreamRef, dirty: u64) {
+    let db = ctx.db();
+    ctx.ks.dbs[db].signal_watchers_only(key);
+    ctx.ks.stats.dirty += dirty;
+    ctx.ks.stream_written(s);
+}
+
+/// Parsed XADD / XTRIM options (Redis's `streamAddTrimArgs`).
+#[derive(Default)]
+struct AddTrimArgs {
+    trim: Option<TrimStrategy>,
+    approx: bool,
+    limit: u64,
+    nomkstream: bool,
+    id: Option<ParsedId>,
+}
+
+/// `streamParseAddOrTrimArgsOrReply`: returns the options and the index of
+/// the id argument (XADD) or of the end (XTRIM).
+fn parse_add_trim(args: &[Bytes], xadd: bool) -> Result<(AddTrimArgs, usize), CmdError> {
+    let mut a = AddTrimArgs::default();
+    let mut limit_given = false;
+    let mut i = 2;
+    let argc = args.len();
+    while i < argc {
+        let moreargs = argc - 1 - i;
+        let opt = &args[i];
+        if xadd && opt.first() == Some(&b'*') && (opt.len() == 1 || opt[1] == 0) {
+            break;
+        } else if (is_opt(opt, "maxlen") || is_opt(opt, "minid")) && moreargs > 0 {
+            if a.trim.is_some() {
+                return Err(CmdError::new(
+                    "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+                ));
+            }
+            a.approx = false;
+            let next = &args[i + 1];
+            let c_next = &next[..next.iter().position(|&b| b == 0).unwrap_or(next.len())];
+            if moreargs >= 2 && c_next == b"~" {
+                a.approx = true;
+                i += 1;
+            } else if moreargs >= 2 && c_next == b"=" {
+                i += 1;
+            }
+            if is_opt(opt, "maxlen") {
+                let n = arg_i64(&args[i + 1])?;
+                if n < 0 {
+                    return Err(CmdError::new("ERR The MAXLEN argument must be >= 0."));
+                }
+                a.trim = Some(TrimStrategy::MaxLen(n as u64));
+            } else {
+                a.trim = Some(TrimStrategy::MinId(strict_id(&args[i + 1], false)?.id));
+            }
+            i += 1;
+        } else if is_opt(opt, "limit") && moreargs > 0 {
+            let n = arg_i64(&args[i + 1])?;
+            if n < 0 {
+                return Err(CmdError::new("ERR The LIMIT argument must be >= 0."));
+            }
+            a.limit = n as u64;
+            limit_given = true;
+            i += 1;
+        } else if xadd && is_opt(opt, "nomkstream") {
+            a.nomkstream = true;
+        } else if xadd {
+            a.id = Some(strict_id(opt, true)?);
+            break;
+        } else {
+            return Err(CmdError::syntax());
+        }
+        i += 1;
+    }
+    if a.limit > 0 && a.trim.is_none() {
+        return Err(CmdError::new(
+            "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy",
+        ));
+    }
+    if !xadd && a.trim.is_none() {
+        return Err(CmdError::new(
+            "ERR syntax error, XTRIM must be called with a trimming strategy",
+        ));
+    }
+    if limit_given {
+        if !a.approx {
+            return Err(CmdError::new(
+                "ERR syntax error, LIMIT cannot be used without the special ~ option",
+            ));
+        }
+    } else if a.approx {
+        // 100 * stream-node-max-entries (100), as Redis.
+        a.limit = 10_000;
+    } else {
+        a.limit = 0;
+    }
+    Ok((a, i))
+}
+
+/// Redis's `streamNextID`: the id `*` generates.
+fn next_auto_id(last: u128, now_ms: u64) -> Option<u128> {
+    let (ms, seq) = (id_ms(last), id_seq(last));
+    if now_ms > ms {
+        return Some(make_id(now_ms, 0));
+    }
+    if seq == u64::MAX {
+        if ms == u64::MAX {
+            return None;
+        }
+        return Some(make_id(ms + 1, 0));
+    }
+    Some(make_id(ms, seq + 1))
+}
+
+/// XADD key [NOMKSTREAM] [<MAXLEN | MINID> [= | ~] threshold [LIMIT count]]
+///   <* | id> field value [field value ...]
+fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (a, idpos) = parse_add_trim(args, true)?;
+    let field_pos = idpos + 1;
+    if field_pos > args.len() || args.len() - field_pos < 2 || (args.len() - field_pos) % 2 == 1 {
+        return Err(CmdError::wrong_args("xadd"));
+    }
+    if let Some(p) = a.id {
+        if p.seq_given && p.id == 0 {
+            return Err(CmdError::new(
+                "ERR The ID specified in XADD must be greater than 0-0",
+            ));
+        }
+    }
+    let key = &args[1];
+    let db = ctx.db();
+    let (s, created) = match write_stream(ctx, key)? {
+        Some(s) => (s, false),
+        None if a.nomkstream => {
+            ctx.out.null();
+            return Ok(());
+        }
+        None => (ctx.shared.streams.create().map_err(storage_err)?, true),
+    };
+    let mut g = s.lock().map_err(storage_err)?;
+    let last = g.meta.last_id;
+    if last == u128::MAX {
+        return Err(CmdError::new(
+            "ERR The stream has exhausted the last possible ID, unable to add more items",
+        ));
+    }
+    let id = match a.id {
+        None => next_auto_id(last, ctx.now_ms),
+        Some(p) if p.seq_given => Some(p.id),
+        Some(p) if id_ms(last) == id_ms(p.id) => (id_seq(last) != u64::MAX).then(|| last + 1),
+        Some(p) => Some(p.id),
+    };
+    let id =
+        match id {
+            Some(id) if id > last => id,
+            _ => return Err(CmdError::new(
+                "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+            )),
+        };
+    g.append(id, &args[field_pos..]).map_err(storage_err)?;
+    let trimmed = match a.trim {
+        Some(strategy) => g
+            .trim(TrimSpec {
+                strategy,
+                approx: a.approx,
+                limit: a.limit,
+            })
+            .map_err(storage_err)?,
+        None => 0,
+    };
+    drop(g);
+    if created {
+        let e = ctx.ks.entry(Value::Stream(s.clone()), 0);
+        ctx.ks.dbs[db].insert(key.clone(), e);
+        ctx.ks.notify(notify::NEW, "new", db, key);
+        ctx.ks.stats.dirty += 1;
+        ctx.ks.stream_written(&s);
+    } else {
+        touched(ctx, key, &s, 1);
+    }
+    ctx.out.bulk(fmt_id(id).as_bytes());
+    ctx.ks.notify(notify::STREAM, "xadd", db, key);
+    if trimmed > 0 {
+        ctx.ks.notify(notify::STREAM, "xtrim", db, key);
+    }
+    Ok(())
+}
+
+/// `streamParseIntervalIDOrReply`: `(` makes the bound exclusive.
+fn interval_id(a: &[u8], missing_seq: u64) -> Result<(u128, bool), CmdError> {
+    if a.len() > 1 && a[0] == b'(' {
+        let p = parse_id(&a[1..], true, missing_seq, false).ok_or_else(invalid_id)?;
+        return Ok((p.id, true));
+    }
+    let p = parse_id(a, false, missing_seq, false).ok_or_else(invalid_id)?;
+    Ok((p.id, false))
+}
+
+/// Writes entries as Redis's `streamReplyWithRange` does.
+fn reply_entries(ctx: &mut Ctx, entries: &[(u128, Vec<Bytes>)]) {
+    ctx.out.array(entries.len());
+    for (id, fields) in entries {
+        reply_entry(ctx, *id, fields);
+    }
+}
+
+fn reply_entry(ctx: &mut Ctx, id: u128, fields: &[Bytes]) {
+    ctx.out.array(2);
+    ctx.out.bulk(fmt_id(id).as_bytes());
+    ctx.out.array(fields.len());
+    for f in fields {
+        ctx.out.bulk(f);
+    }
+}
+
+/// XRANGE key start end [COUNT count]
+fn xrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    range_generic(ctx, args, false)
+}
+
+/// XREVRANGE key end start [COUNT count]
+fn xrevrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    range_generic(ctx, args, true)
+}
+
+/// Redis's `xrangeGenericCommand`.
+fn range_generic(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> CmdResult {
+    let (start_arg, end_arg) = if rev {
+        (&args[3], &args[2])
+    } else {
+        (&args[2], &args[3])
+    };
+    let (mut start, start_ex) = interval_id(start_arg, 0)?;
+    if start_ex {
+        if start == u128::MAX {
+            return Err(CmdError::new("ERR invalid start ID for the interval"));
+        }
+        start += 1;
+    }
+    let (mut end, end_ex) = interval_id(end_arg, u64::MAX)?;
+    if end_ex {
+        if end == 0 {
+            return Err(CmdError::new("ERR invalid end ID for the interval"));
+        }
+        end -= 1;
+    }
+    let mut count: i64 = -1;
+    let mut j = 4;
+    while j < args.len() {
+        if args[j].eq_ignore_ascii_case(b"count") && j + 1 < args.len() {
+            count = arg_i64(&args[j + 1])?.max(0);
+            j += 2;
+        } else {
+            return Err(CmdError::syntax());
+        }
+    }
+    let Some(s) = read_stream(ctx, &args[1])? else {
+        ctx.out.array(0);
+        return Ok(());
+    };
+    if count == 0 {
+        ctx.out.null_array();
+        return Ok(());
+    }
+    let limit = if count < 0 {
+        usize::MAX
+    } else {
+        count as usize
+    };
+    let entries = {
+        let g = s.lock().map_err(storage_err)?;
+        g.range(start, end, limit, rev).map_err(storage_err)?
+    };
+    reply_entries(ctx, &entries);
+    Ok(())
+}
+
+/// XLEN key
+fn xlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let n = read_stream(ctx, &args[1])?
+        .and_then(|s| s.meta())
+        .map_or(0, |m| m.length);
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// XDEL key id [id ...]
+fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let Some(s) = write_stream(ctx, &args[1])? else {
+        ctx.out.int(0);
+        return Ok(());
+    };
+    let ids = args[2..]
+        .iter()
+        .map(|a| strict_id(a, false).map(|p| p.id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let deleted = s
+        .lock()
+        .map_err(storage_err)?
+        .delete(&ids)
+        .map_err(storage_err)?;
+    if deleted > 0 {
+        touched(ctx, &args[1], &s, deleted);
+        let db = ctx.db();
+        ctx.ks.notify(notify::STREAM, "xdel", db, &args[1]);
+    }
+    ctx.out.int(deleted as i64);
+    Ok(())
+}
+
+/// XTRIM key <MAXLEN | MINID> [= | ~] threshold [LIMIT count]
+fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let Some(s) = write_stream(ctx, &args[1])? else {
+        ctx.out.int(0);
+        return Ok(());
+    };
+    let (a, _) = parse_add_trim(args, false)?;
+    let Some(strategy) = a.trim else {
+        return Err(CmdError::syntax());
+    };
+    let removed = s
+        .lock()
+        .map_err(storage_err)?
+        .trim(TrimSpec {
+            strategy,
+            approx: a.approx,
+            limit: a.limit,
+        })
+        .map_err(storage_err)?;
+    if removed > 0 {
+        let db = ctx.db();
+        ctx.ks.notify(notify::STREAM, "xtrim", db, &args[1]);
+        touched(ctx, &args[1], &s, removed);
+    }
+    ctx.out.int(removed as i64);
+    Ok(())
+}
+
+/// Redis's `getTimeoutFromObjectOrReply` in milliseconds.
+fn parse_timeout_ms(a: &[u8]) -> Result<i64, CmdError> {
+    let n = crate::protocol::parse::parse_i64(a)
+        .ok_or_else(|| CmdError::new("ERR timeout is not an integer or out of range"))?;
+    if n < 0 {
+        return Err(CmdError::new("ERR timeout is negative"));
+    }
+    Ok(n)
+}
+
+/// XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]
+///
+/// BLOCK is parsed as Redis does; a read that would have to block is
+/// refused (blocking reads come with the consumer-group work).
+fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut count: i64 = 0;
+    let mut block = false;
+    let mut streams_arg = 0;
+    let mut i = 1;
+    while i < args.len() {
+        let moreargs = args.len() - i - 1;
+        let o = &args[i];
+        if is_opt(o, "block") && moreargs > 0 {
+            i += 1;
+            parse_timeout_ms(&args[i])?;
+            block = true;
+        } else if is_opt(o, "count") && moreargs > 0 {
+            i += 1;
+            count = arg_i64(&args[i])?.max(0);
+        } else if is_opt(o, "streams") && moreargs > 0 {
+            streams_arg = i + 1;
+            if !(args.len() - streams_arg).is_multiple_of(2) {
+                return Err(CmdError::new(
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+                ));
+            }
+            break;
+        } else if is_opt(o, "group") && moreargs >= 2 {
+            return Err(CmdError::new(
+                "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+            ));
+        } else if is_opt(o, "noack") {
+            return Err(CmdError::new(
+                "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+            ));
+        } else {
+            return Err(CmdError::syntax());
+        }
+        i += 1;
+    }
+    if streams_arg == 0 {
+        return Err(CmdError::syntax());
+    }
+    let n = (args.len() - streams_arg) / 2;
+    let mut ids = Vec::with_capacity(n);
+    let mut handles = Vec::with_capacity(n);
+    for k in 0..n {
+        let key = &args[streams_arg + k];
+        let id_arg = &args[streams_arg + n + k];
+        let s = read_stream(ctx, key)?;
+        if id_arg.as_ref() == b"$" {
+            ids.push(s.as_ref().and_then(|s| s.meta()).map_or(0, |m| m.last_id));
+        } else if id_arg.as_ref() == b">" {
+            return Err(CmdError::new(
+                "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
+            ));
+        } else {
+            ids.push(strict_id(id_arg, false)?.id);
+        }
+        handles.push(s);
+    }
+    let mut served: Vec<(usize, Vec<StreamEntry>)> = Vec::new();
+    for (k, s) in handles.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let g = s.lock().map_err(storage_err)?;
+        if g.meta.length == 0 || g.last_live().map_err(storage_err)? <= ids[k] {
+            continue;
+        }
+        let limit = if count == 0 {
+            usize::MAX
+        } else {
+            count as usize
+        };
+        let entries = g
+            .range(ids[k] + 1, u128::MAX, limit, false)
+            .map_err(storage_err)?;
+        served.push((k, entries));
+    }
+    if served.is_empty() {
+        if block {
+            return Err(CmdError::new(
+                "ERR XREAD BLOCK is not supported by this server yet (no entry was ready to return)",
+            ));
+        }
+        ctx.out.null_array();
+        return Ok(());
+    }
+    if ctx.out.resp3 {
+        ctx.out.map(served.len());
+    } else {
+        ctx.out.array(served.len());
+    }
+    for (k, entries) in served {
+        if !ctx.out.resp3 {
+            ctx.out.array(2);
+        }
+        ctx.out.bulk(&args[streams_arg + k]);
+        reply_entries(ctx, &entries);
+    }
+    Ok(())
+}
+
+/// XSETID key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]
+fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let id = strict_id(&args[2], false)?.id;
+    let mut entries_added = None;
+    let mut max_deleted = None;
+    let mut i = 3;
+    while i < args.len() {
+        let moreargs = args.len() - 1 - i;
+        if is_opt(&args[i], "entriesadded") && moreargs > 0 {
+            let n = arg_i64(&args[i + 1])?;
+            if n < 0 {
+                return Err(CmdError::new("ERR entries_added must be positive"));
+            }
+            entries_added = Some(n as u64);
+            i += 2;
+        } else if is_opt(&args[i], "maxdeletedid") && moreargs > 0 {
+            let d = strict_id(&args[i + 1], false)?.id;
+            if id < d {
+                return Err(CmdError::new(
+                    "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id",
+                ));
+            }
+            max_deleted = Some(d);
+            i += 2;
+        } else {
+            return Err(CmdError::syntax());
+        }
+    }
+    let Some(s) = write_stream(ctx, &args[1])? else {
+        return Err(CmdError::no_such_key());
+    };
+    {
+        let mut g = s.lock().map_err(storage_err)?;
+        if g.meta.length > 0 {
+            if id < g.last_live().map_err(storage_err)? {
+                return Err(CmdError::new(
+                    "ERR The ID specified in XSETID is smaller than the target stream top item",
+                ));
+            }
+            if entries_added.is_some_and(|n| g.meta.length > n) {
+                return Err(CmdError::new(
+                    "ERR The entries_added specified in XSETID is smaller than the target stream length",
+                ));
+            }
+        }
+        g.set_id(id, entries_added, max_deleted.filter(|&d| d != 0))
+            .map_err(storage_err)?;
+    }
+    ctx.out.ok();
+    touched(ctx, &args[1], &s, 1);
+    let db = ctx.db();
+    ctx.ks.notify(notify::STREAM, "xsetid", db, &args[1]);
+    Ok(())
+}
+
+/// Writes a field name (status in RESP2 would be wrong: Redis uses bulk).
+fn field(ctx: &mut Ctx, name: &str) {
+    ctx.out.bulk(name.as_bytes());
+}
+
+/// The entry `id` or a null (XINFO first-entry / last-entry).
+fn reply_entry_or_null(ctx: &mut Ctx, g: &Inner, id: u128) -> CmdResult {
+    match (id != 0)
+        .then(|| g.get(id))
+        .transpose()
+        .map_err(storage_err)?
+        .flatten()
+    {
+        Some(fields) => reply_entry(ctx, id, &fields),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+/// XINFO STREAM key [FULL [COUNT count]]
+///
+/// `radix-tree-keys` / `radix-tree-nodes` describe Redis's radix tree; here
+/// they are the number of segments holding live entries and of all
+/// segments. The reply keeps Redis's fields only (clients parse it);
+/// the retention settings are shown by XCONFIG's reply.
+fn xinfo_stream(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let Some(s) = read_stream(ctx, &args[2])? else {
+        return Err(CmdError::no_such_key());
+    };
+    let opts = &args[3..];
+    // Redis's `addReplySubcommandSyntaxError`: the subcommand as typed.
+    let sub_err = || {
+        let mut m = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+        m.extend_from_slice(&args[1][..args[1].len().min(128)]);
+        m.extend_from_slice(b"'. Try XINFO HELP.");
+        CmdError::from_bytes(m)
+    };
+    let mut full = false;
+    let mut count: i64 = 10;
+    if !opts.is_empty() {
+        if !opts[0].eq_ignore_ascii_case(b"full") {
+            return Err(sub_err());
+        }
+        full = true;
+        if opts.len() > 1 {
+            if opts.len() != 3 || !opts[1].eq_ignore_ascii_case(b"count") {
+                return Err(sub_err());
+            }
+            count = arg_i64(&opts[2])?;
+            if count < 0 {
+                count = 10;
+            }
+        }
+    }
+    let g = s.lock().map_err(storage_err)?;
+    let m = g.meta;
+    let pairs = if full { 9 } else { 10 };
+    if ctx.out.resp3 {
+        ctx.out.map(pairs);
+    } else {
+        ctx.out.array(pairs * 2);
+    }
+    field(ctx, "length");
+    ctx.out.int(m.length as i64);
+    field(ctx, "radix-tree-keys");
+    ctx.out.int(g.live_segments() as i64);
+    field(ctx, "radix-tree-nodes");
+    ctx.out.int(g.segment_count().max(1) as i64);
+    field(ctx, "last-generated-id");
+    ctx.out.bulk(fmt_id(m.last_id).as_bytes());
+    field(ctx, "max-deleted-entry-id");
+    ctx.out.bulk(fmt_id(m.max_deleted).as_bytes());
+    field(ctx, "entries-added");
+    ctx.out.int(m.entries_added as i64);
+    field(ctx, "recorded-first-entry-id");
+    ctx.out.bulk(fmt_id(m.first).as_bytes());
+    if full {
+        field(ctx, "entries");
+        let limit = if count == 0 {
+            usize::MAX
+        } else {
+            count as usize
+        };
+        let entries = g.range(0, u128::MAX, limit, false).map_err(storage_err)?;
+        reply_entries(ctx, &entries);
+        field(ctx, "groups");
+        ctx.out.array(0);
+    } else {
+        field(ctx, "groups");
+        ctx.out.int(0);
+        field(ctx, "first-entry");
+        reply_entry_or_null(ctx, &g, m.first)?;
+        field(ctx, "last-entry");
+        let last = g.last_live().map_err(storage_err)?;
+        reply_entry_or_null(ctx, &g, last)?;
+    }
+    Ok(())
+}
+
+/// XCONFIG key [RETENTION-MS ms] [RETENTION-BYTES bytes] (redlog extension)
+///
+/// Sets the stream's retention, applied in the background by whole
+/// segments (Kafka's `retention.ms` / `retention.bytes`); 0 clears a
+/// setting (the global `stream-retention-*` config applies). Replies with
+/// the settings now in force for the stream, as a flat list.
+fn xconfig(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut ms = None;
+    let mut bytes = None;
+    let mut i = 2;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return Err(CmdError::syntax());
+        }
+        let n = arg_i64(&args[i + 1])?;
+        if n < 0 {
+            return Err(CmdError::new("ERR retention must be >= 0"));
+        }
+        if is_opt(&args[i], "retention-ms") {
+            ms = Some(n as u64);
+        } else if is_opt(&args[i], "retention-bytes") {
+            bytes = Some(n as u64);
+        } else {
+            return Err(CmdError::syntax());
+        }
+        i += 2;
+    }
+    let Some(s) = write_stream(ctx, &args[1])? else {
+        return Err(CmdError::no_such_key());
+    };
+    let (new_ms, new_bytes) = {
+        let mut g = s.lock().map_err(storage_err)?;
+        let new_ms = ms.map_or(g.retention_ms, |v| (v > 0).then_some(v));
+        let new_bytes = bytes.map_or(g.retention_bytes, |v| (v > 0).then_some(v));
+        g.set_retention(new_ms, new_bytes).map_err(storage_err)?;
+        (new_ms, new_bytes)
+    };
+    touched(ctx, &args[1], &s, 1);
+    ctx.out.array(4);
+    field(ctx, "retention-ms");
+    ctx.out.int(new_ms.unwrap_or(0) as i64);
+    field(ctx, "retention-bytes");
+    ctx.out.int(new_bytes.unwrap_or(0) as i64);
+    Ok(())
+}

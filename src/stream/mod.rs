@@ -1,0 +1,372 @@
+//! # Streams: metadata in memory, entries on disk
+//!
+//! A stream key's value (`Value::Stream`) is a [`StreamRef`]: a shared handle
+//! to a [`Stream`], which owns the directory `<dir>/streams/<stream-id:020>/`:
+//!
+//! - the *entry log* (the segmented log of `storage::log` in the directory
+//!   itself): one record per XADD, keyed by the entry's id (`ms << 64 | seq`),
+//!   so the log's sparse index finds any id without an in-memory copy;
+//! - the *op log* (`ops/`, keyed by a per-stream op sequence): one record per
+//!   XDEL, trim, XSETID or XCONFIG, holding the ids it deleted and the
+//!   stream's metadata *after* it, plus `at`, the entry-log key when it ran;
+//! - `checkpoint`: metadata, per-segment live counts and deleted ids as of
+//!   an entry-log key and an op sequence, replaced atomically.
+//!
+//! Why two logs: the entry log's keys must increase, and a tombstone or trim
+//! mark has no key of its own between entry ids (XADD after XDEL may reuse
+//! the next id). `at` puts every op at its exact place between entries, so
+//! opening a stream (checkpoint, then entries and ops after it merged by
+//! `at`) rebuilds the metadata exactly as it was, without reading the
+//! entries the checkpoint covers.
+//!
+//! Memory per stream: `Meta`, one `SegStat` per segment, the sparse index
+//! of the logs (storage), and the ids deleted by XDEL that no trim has
+//! passed yet. No entry is kept in memory.
+//!
+//! Durability: records are written (to the OS) under the keyspace lock by
+//! the command; the WAL holds only the key -> stream-id mapping (value type
+//! 6). Streams written during a batch are collected in
+//! `Keyspace::stream_writes`; under `appendfsync always` the connection
+//! fsyncs them with the WAL before replying; under `everysec` the WAL's
+//! flusher syncs every open stream (`Registry::sync_all`) once a second.
+//!
+//! Deletion: dropping the last handle of an open stream moves its logs to
+//! the registry's doomed list; `Registry::reap` removes the directories,
+//! and is only called after the WAL units of the batch that dropped them
+//! were written. Directories no key references after replay are removed at
+//! startup (`Registry::attach`).
+
+pub mod codec;
+pub mod id;
+mod state;
+
+pub use codec::{Meta, SegStat};
+pub use id::{fmt_id, id_ms, id_seq, make_id};
+pub use state::{Inner, TrimSpec, TrimStrategy};
+
+use crate::db::{Keyspace, Value};
+use crate::storage::streams::{
+    copy_stream_dir, ensure_root, list_stream_ids, remove_stream_dir, stream_dir,
+};
+use crate::storage::{Fs, SegmentedLog, SEGMENT_BYTES_DEFAULT};
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+/// One stream: its id and, once opened, its logs and metadata.
+#[derive(Debug)]
+pub struct Stream {
+    pub id: u64,
+    registry: Mutex<Weak<Registry>>,
+    inner: Mutex<Option<Inner>>,
+}
+
+/// The value of a stream key: a shared handle (clones are the same stream;
+/// COPY makes a new one with `Registry::copy`).
+#[derive(Clone, Debug)]
+pub struct StreamRef(pub Arc<Stream>);
+
+impl PartialEq for StreamRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl StreamRef {
+    /// A handle to stream `id` whose files are not opened yet (WAL replay).
+    pub fn unopened(id: u64) -> StreamRef {
+        StreamRef(Arc::new(Stream {
+            id,
+            registry: Mutex::new(Weak::new()),
+            inner: Mutex::new(None),
+        }))
+    }
+
+    /// The open stream's state. Errors when the stream could not be opened.
+    pub fn lock(&self) -> Result<MappedInner<'_>, String> {
+        let g = self.0.inner.lock();
+        if g.is_none() {
+            return Err(format!("stream {} is not open", self.0.id));
+        }
+        Ok(MappedInner(g))
+    }
+
+    /// Metadata without touching the files (None when not open).
+    pub fn meta(&self) -> Option<Meta> {
+        self.0.inner.lock().as_ref().map(|i| i.meta)
+    }
+}
+
+/// Guard on an open stream's state.
+pub struct MappedInner<'a>(MutexGuard<'a, Option<Inner>>);
+
+impl std::ops::Deref for MappedInner<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        self.0.as_ref().expect("checked open in StreamRef::lock")
+    }
+}
+
+impl std::ops::DerefMut for MappedInner<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        self.0.as_mut().expect("checked open in StreamRef::lock")
+    }
+}
+
+impl Drop for Stream {
+    /// The last handle of an open stream is gone (its key was deleted or
+    /// overwritten): queue its directory for removal after the WAL unit
+    /// recording the deletion is written (`Registry::reap`).
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.get_mut().take() else {
+            return;
+        };
+        match self.registry.get_mut().upgrade() {
+            Some(reg) => reg.doomed.lock().push(Doomed {
+                dir: stream_dir(&reg.root, self.id),
+                inner,
+            }),
+            None => drop(inner),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Doomed {
+    dir: PathBuf,
+    inner: Inner,
+}
+
+/// Every open stream of a server: id allocation, the everysec sync, the
+/// background checkpoints and retention, and directory removal.
+#[derive(Debug)]
+pub struct Registry {
+    pub root: PathBuf,
+    pub fs: Arc<dyn Fs>,
+    /// Entry-log segment size, bytes (`stream-segment-bytes`).
+    pub segment_bytes: AtomicU64,
+    /// Global retention (`stream-retention-ms`, `stream-retention-bytes`; 0 = off).
+    pub retention_ms: AtomicU64,
+    pub retention_bytes: AtomicU64,
+    next_id: AtomicU64,
+    open: Mutex<Vec<Weak<Stream>>>,
+    doomed: Mutex<Vec<Doomed>>,
+}
+
+impl Registry {
+    pub fn new(data_dir: &std::path::Path, fs: Arc<dyn Fs>) -> Registry {
+        Registry {
+            root: data_dir.join("streams"),
+            fs,
+            segment_bytes: AtomicU64::new(SEGMENT_BYTES_DEFAULT),
+            retention_ms: AtomicU64::new(0),
+            retention_bytes: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
+            open: Mutex::new(Vec::new()),
+            doomed: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn register(self: &Arc<Self>, s: &Arc<Stream>) {
+        *s.registry.lock() = Arc::downgrade(self);
+        let mut open = self.open.lock();
+        if open.len() > 64 && open.len().is_power_of_two() {
+            open.retain(|w| w.strong_count() > 0);
+        }
+        open.push(Arc::downgrade(s));
+    }
+
+    /// Creates a new, empty stream with a fresh id.
+    pub fn create(self: &Arc<Self>) -> Result<StreamRef, String> {
+        ensure_root(&*self.fs, &self.root).map_err(|e| e.to_string())?;
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let dir = stream_dir(&self.root, id);
+        // A leftover directory with this id (never referenced) is removed.
+        remove_stream_dir(&*self.fs, &dir).map_err(|e| e.to_string())?;
+        let inner = Inner::open(self, &dir).map_err(|e| e.to_string())?;
+        let s = Arc::new(Stream {
+            id,
+            registry: Mutex::new(Weak::new()),
+            inner: Mutex::new(Some(inner)),
+        });
+        self.register(&s);
+        Ok(StreamRef(s))
+    }
+
+    /// COPY: a new stream with the same entries and metadata (files copied
+    /// after syncing the source and writing its checkpoint).
+    pub fn copy(self: &Arc<Self>, src: &StreamRef) -> Result<StreamRef, String> {
+        {
+            let mut g = src.lock()?;
+            g.write_checkpoint_now().map_err(|e| e.to_string())?;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let dir = stream_dir(&self.root, id);
+        remove_stream_dir(&*self.fs, &dir).map_err(|e| e.to_string())?;
+        copy_stream_dir(&*self.fs, &stream_dir(&self.root, src.0.id), &dir)
+            .map_err(|e| e.to_string())?;
+        let inner = Inner::open(self, &dir).map_err(|e| e.to_string())?;
+        let s = Arc::new(Stream {
+            id,
+            registry: Mutex::new(Weak::new()),
+            inner: Mutex::new(Some(inner)),
+        });
+        self.register(&s);
+        Ok(StreamRef(s))
+    }
+
+    /// After WAL replay: opens every stream a key references, removes the
+    /// directories no key references, and starts ids after the largest one
+    /// seen. A referenced stream that cannot be opened fails the start.
+    pub fn attach(self: &Arc<Self>, ks: &mut Keyspace) -> Result<(), String> {
+        let on_disk = list_stream_ids(&*self.fs, &self.root).map_err(|e| e.to_string())?;
+        let mut referenced = HashSet::new();
+        let mut missing = Vec::new();
+        let mut max_id = on_disk.last().copied().unwrap_or(0);
+        for (dbi, db) in ks.dbs.iter().enumerate() {
+            for (key, e) in db.iter() {
+                if let Value::Stream(s) = &e.value {
+                    max_id = max_id.max(s.0.id);
+                    if !referenced.insert(s.0.id) {
+                        return Err(format!("stream {} is referenced by two keys", s.0.id));
+                    }
+                    let dir = stream_dir(&self.root, s.0.id);
+                    if !self.fs.exists(&dir) {
+                        // Only possible after a power loss that lost the WAL
+                        // unit deleting this key (everysec): the key goes.
+                        missing.push((dbi, key.clone()));
+                        continue;
+                    }
+                    let inner = Inner::open(self, &dir)
+                        .map_err(|e| format!("cannot open stream {}: {e}", s.0.id))?;
+                    *s.0.inner.lock() = Some(inner);
+                    self.register(&s.0);
+                }
+            }
+        }
+        for (dbi, key) in missing {
+            tracing::warn!(
+                "stream of key {:?} (db {dbi}) has no directory: key removed",
+                String::from_utf8_lossy(&key)
+            );
+            ks.dbs[dbi].remove(&key);
+        }
+        for id in on_disk {
+            if !referenced.contains(&id) {
+                let dir = stream_dir(&self.root, id);
+                tracing::info!(
+                    "removing stream directory {} that no key references",
+                    dir.display()
+                );
+                remove_stream_dir(&*self.fs, &dir).map_err(|e| e.to_string())?;
+            }
+        }
+        self.next_id.store(max_id + 1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Removes the directories of streams whose last handle was dropped.
+    /// Call only after the WAL units of the batch were written.
+    pub fn reap(&self) {
+        let doomed = std::mem::take(&mut *self.doomed.lock());
+        for d in doomed {
+            drop(d.inner);
+            if let Err(e) = remove_stream_dir(&*self.fs, &d.dir) {
+                tracing::warn!("cannot remove stream directory {}: {e}", d.dir.display());
+            }
+        }
+    }
+
+    /// Whether streams wait in the doomed list.
+    pub fn has_doomed(&self) -> bool {
+        !self.doomed.lock().is_empty()
+    }
+
+    fn live(&self) -> Vec<Arc<Stream>> {
+        let mut open = self.open.lock();
+        open.retain(|w| w.strong_count() > 0);
+        open.iter().filter_map(|w| w.upgrade()).collect()
+    }
+
+    /// fdatasyncs every open stream's logs (everysec flusher, shutdown).
+    pub fn sync_all(&self) -> Result<(), String> {
+        let mut first_err = None;
+        for s in self.live() {
+            if let Err(e) = StreamRef(s).sync() {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Background work for every open stream: retention (redlog
+    /// extension, by whole segments), checkpoints when enough was written
+    /// since the last one, deletion of trimmed segments.
+    ///
+    /// Retention runs under the stream's own lock, not the keyspace lock:
+    /// each command still sees a consistent stream, but a retention trim
+    /// does not signal WATCH (as Redis's own background work, e.g. lazy
+    /// freeing, does not).
+    pub fn maintain(&self) {
+        let global_ms = self.retention_ms.load(Ordering::Relaxed);
+        let global_bytes = self.retention_bytes.load(Ordering::Relaxed);
+        let now = crate::db::now_ms();
+        for s in self.live() {
+            let r = StreamRef(s);
+            let job = match r.0.inner.lock().as_mut() {
+                Some(i) => {
+                    let ms = i.retention_ms.or((global_ms > 0).then_some(global_ms));
+                    let bytes = i
+                        .retention_bytes
+                        .or((global_bytes > 0).then_some(global_bytes));
+                    if ms.is_some() || bytes.is_some() {
+                        if let Err(e) = i.apply_retention(ms, bytes, now) {
+                            tracing::warn!("stream {} retention failed: {e}", r.0.id);
+                        }
+                    }
+                    i.checkpoint_job(false)
+                }
+                None => None,
+            };
+            if let Some(job) = job {
+                if let Err(e) = job.run() {
+                    tracing::warn!("stream {} checkpoint failed: {e}", r.0.id);
+                }
+            }
+        }
+    }
+
+    /// Writes a checkpoint of every open stream (clean shutdown).
+    pub fn checkpoint_all(&self) {
+        for s in self.live() {
+            let r = StreamRef(s);
+            let job = match r.0.inner.lock().as_mut() {
+                Some(i) => i.checkpoint_job(true),
+                None => None,
+            };
+            if let Some(job) = job {
+                if let Err(e) = job.run() {
+                    tracing::warn!("stream {} checkpoint failed: {e}", r.0.id);
+                }
+            }
+        }
+    }
+}
+
+impl StreamRef {
+    /// fdatasync of both logs (group-committed in storage); runs without
+    /// holding the stream's lock.
+    pub fn sync(&self) -> Result<(), String> {
+        let logs = self.0.inner.lock().as_ref().map(|i| i.logs());
+        if let Some((log, ops)) = logs {
+            log.sync().map_err(|e| e.to_string())?;
+            ops.sync().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Both logs of a stream, for syncing off its lock.
+pub type Logs = (Arc<SegmentedLog>, Arc<SegmentedLog>);
