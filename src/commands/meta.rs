@@ -1291,6 +1291,211 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "xadd",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: Some("UPDATE instead of INSERT because of the optional trimming feature"), flags: K_RW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."),
+                ("7.0.0", "Added support for the `<ms>-*` explicit ID form."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("nomkstream", T::PureToken).token("NOMKSTREAM").since("6.2.0").flags(OPTIONAL),
+                arg("trim", T::Block).flags(OPTIONAL).args(&[
+                    arg("strategy", T::Oneof).args(&[
+                        arg("maxlen", T::PureToken).token("MAXLEN"),
+                        arg("minid", T::PureToken).token("MINID").since("6.2.0"),
+                    ]),
+                    arg("operator", T::Oneof).flags(OPTIONAL).args(&[
+                        arg("equal", T::PureToken).token("="),
+                        arg("approximately", T::PureToken).token("~"),
+                    ]),
+                    arg("threshold", T::String),
+                    arg("count", T::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL),
+                ]),
+                arg("id_or_auto", T::Oneof).args(&[
+                    arg("auto_id", T::PureToken).token("*"),
+                    arg("id", T::String),
+                ]),
+                arg("field_value", T::Block).flags(MULTIPLE).args(&[
+                    arg("field", T::String),
+                    arg("value", T::String),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xconfig",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("retention-ms", T::Integer).token("RETENTION-MS").flags(OPTIONAL),
+                arg("retention-bytes", T::Integer).token("RETENTION-BYTES").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xdel",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("id", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xinfo",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xinfo|stream",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.0.0", "Added the `FULL` modifier."),
+                ("7.0.0", "Added the `max-deleted-entry-id`, `entries-added`, `recorded-first-entry-id`, `entries-read` and `lag` fields"),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("full", T::Block).token("FULL").flags(OPTIONAL).args(&[
+                    arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xlen",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xrange",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.2.0", "Added exclusive ranges."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("start", T::String),
+                arg("end", T::String),
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xread",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Keyword { keyword: "STREAMS", startfrom: 1 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 2 } },
+            ],
+            args: &[
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+                arg("milliseconds", T::Integer).token("BLOCK").flags(OPTIONAL),
+                arg("streams", T::Block).token("STREAMS").args(&[
+                    arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                    arg("id", T::String).flags(MULTIPLE),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xrevrange",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.2.0", "Added exclusive ranges."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("end", T::String),
+                arg("start", T::String),
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xsetid",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("7.0.0", "Added the `entries_added` and `max_deleted_entry_id` arguments."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("last-id", T::String),
+                arg("entries_added", T::Integer).token("ENTRIESADDED").since("7.0.0").flags(OPTIONAL),
+                arg("max_deleted_entry_id", T::String).token("MAXDELETEDID").since("7.0.0").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xtrim",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("trim", T::Block).args(&[
+                    arg("strategy", T::Oneof).args(&[
+                        arg("maxlen", T::PureToken).token("MAXLEN"),
+                        arg("minid", T::PureToken).token("MINID").since("6.2.0"),
+                    ]),
+                    arg("operator", T::Oneof).flags(OPTIONAL).args(&[
+                        arg("equal", T::PureToken).token("="),
+                        arg("approximately", T::PureToken).token("~"),
+                    ]),
+                    arg("threshold", T::String),
+                    arg("count", T::Integer).token("LIMIT").since("6.2.0").flags(OPTIONAL),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "zadd",
         CommandMeta {
             key_specs: &[
