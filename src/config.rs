@@ -67,6 +67,12 @@ const MEMORY: Kind = Kind::Memory {
     max: i64::MAX,
 };
 
+/// A `size_t` count parameter (Redis's `createSizeTConfig` with 0..LONG_MAX).
+const SIZE: Kind = Kind::Int {
+    min: 0,
+    max: i64::MAX,
+};
+
 const INT: Kind = Kind::Int {
     min: 0,
     max: i32::MAX as i64,
@@ -153,6 +159,24 @@ static PARAMS: &[Param] = &[
         true,
     ),
     p("slowlog-max-len", INT, "128", true),
+    // Redis 7.0's compiled-in defaults (config.c), which differ from the
+    // 128 of the sample redis.conf: a server started without a config file
+    // reports 512.
+    Param {
+        name: "hash-max-listpack-entries",
+        alias: Some("hash-max-ziplist-entries"),
+        kind: SIZE,
+        default: "512",
+        mutable: Mutability::Mutable,
+    },
+    Param {
+        name: "hash-max-listpack-value",
+        alias: Some("hash-max-ziplist-value"),
+        kind: SIZE,
+        default: "64",
+        mutable: Mutability::Mutable,
+    },
+    p("set-max-intset-entries", SIZE, "512", true),
     Param {
         name: "replica-read-only",
         alias: Some("slave-read-only"),
@@ -183,6 +207,11 @@ pub struct Config {
     pub appendfsync: String,
     pub auto_aof_rewrite_percentage: u64,
     pub auto_aof_rewrite_min_size: u64,
+    /// `hash-max-listpack-entries` / `-value`: limits of the compact hash encoding.
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+    /// `set-max-intset-entries`: limit of the intset encoding.
+    pub set_max_intset_entries: usize,
     /// The config file given on the command line, for INFO `config_file`.
     pub config_file: Option<String>,
 }
@@ -210,6 +239,9 @@ impl Default for Config {
             appendfsync: String::new(),
             auto_aof_rewrite_percentage: 0,
             auto_aof_rewrite_min_size: 0,
+            hash_max_listpack_entries: 0,
+            hash_max_listpack_value: 0,
+            set_max_intset_entries: 0,
             config_file: None,
         };
         c.refresh();
@@ -264,6 +296,9 @@ impl Config {
         self.appendfsync = get("appendfsync");
         self.auto_aof_rewrite_percentage = int("auto-aof-rewrite-percentage") as u64;
         self.auto_aof_rewrite_min_size = int("auto-aof-rewrite-min-size") as u64;
+        self.hash_max_listpack_entries = int("hash-max-listpack-entries") as usize;
+        self.hash_max_listpack_value = int("hash-max-listpack-value") as usize;
+        self.set_max_intset_entries = int("set-max-intset-entries") as usize;
     }
 
     /// The canonical value of a parameter.

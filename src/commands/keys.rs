@@ -151,7 +151,7 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 /// SCAN's default COUNT, as Redis.
-const SCAN_COUNT_DEFAULT: usize = 10;
+pub(crate) const SCAN_COUNT_DEFAULT: usize = 10;
 
 /// `-ERR source and destination objects are the same` (Redis's `sameobjecterr`).
 fn same_object() -> CmdError {
@@ -258,7 +258,7 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// in base 10 over the whole argument, so an optional sign (`-1` wraps to
 /// 2^64-1), leading zeros, and the empty string (0) are accepted, leading
 /// spaces and overflow are not.
-fn parse_cursor(a: &[u8]) -> Option<u64> {
+pub(crate) fn parse_cursor(a: &[u8]) -> Option<u64> {
     let a = match a.iter().position(|&b| b == 0) {
         Some(p) => &a[..p],
         None => a,
@@ -336,7 +336,7 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// A pseudo-random u64 for RANDOMKEY: a per-thread xorshift seeded from
 /// the standard library's random hasher keys. Not for anything secret.
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     use std::cell::Cell;
     use std::hash::{BuildHasher, Hasher};
     thread_local! {

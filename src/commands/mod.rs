@@ -8,9 +8,11 @@
 //! per-command code.
 
 pub mod connection;
+pub mod hashes;
 pub mod keys;
 pub mod persistence;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod transactions;
 
@@ -214,7 +216,7 @@ pub struct Table {
 }
 
 /// Every family's table, in COMMAND order.
-fn families() -> [&'static [Command]; 6] {
+fn families() -> [&'static [Command]; 8] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -222,6 +224,8 @@ fn families() -> [&'static [Command]; 6] {
         strings::COMMANDS,
         keys::COMMANDS,
         transactions::COMMANDS,
+        hashes::COMMANDS,
+        sets::COMMANDS,
     ]
 }
 

@@ -22,11 +22,20 @@
 //!   tag 4 FLUSHDB  = u8 db
 //!   tag 5 FLUSHALL = (empty)
 //!   tag 6 SWAPDB   = u8 db_a | u8 db_b
+//!   tag 30 HSET    = u8 db | bytes key | u8 table | u32 n | (bytes field | bytes value){n}
+//!   tag 31 HDEL    = u8 db | bytes key | u32 n | bytes field{n}
+//!   tag 40 SADD    = u8 db | bytes key | u8 table | u32 n | bytes member{n}
+//!   tag 41 SREM    = u8 db | bytes key | u32 n | bytes member{n}
 //! value    = u8 type | body
 //!   type 1 string  = u8 form(0 encoded, 1 plain, 2 raw, 3 int copy) | bytes data
+//!   type 3 hash    = u8 enc(0 listpack, 1 hashtable) | u32 n | (bytes field | bytes value){n}
+//!   type 4 set     = u8 enc(0 intset, 1 hashtable) | u32 n
+//!                    | (intset: i64 member{n} ascending | hashtable: bytes member{n})
 //! bytes    = u32 len | u8{len}
 //! ```
 
+use super::hash::{Hash, HashLimits};
+use super::set::Set;
 use super::{Keyspace, StrForm, StrValue, Value, DATABASES};
 use bytes::Bytes;
 
@@ -58,6 +67,35 @@ pub enum Effect {
         a: u8,
         b: u8,
     },
+    /// Fields set in an existing hash (HSET, HSETNX, HINCRBY and
+    /// HINCRBYFLOAT with their resulting values). `table`: the hash ends in
+    /// table form (conversions are logged, never recomputed from limits).
+    HashSet {
+        db: u8,
+        key: Bytes,
+        table: bool,
+        pairs: Vec<(Bytes, Bytes)>,
+    },
+    /// Fields deleted from a hash that still has others (HDEL).
+    HashDel {
+        db: u8,
+        key: Bytes,
+        fields: Vec<Bytes>,
+    },
+    /// Members added to an existing set (SADD, SMOVE's destination).
+    SetAdd {
+        db: u8,
+        key: Bytes,
+        table: bool,
+        members: Vec<Bytes>,
+    },
+    /// Members removed from a set that still has others (SREM, SPOP,
+    /// SMOVE's source).
+    SetRem {
+        db: u8,
+        key: Bytes,
+        members: Vec<Bytes>,
+    },
 }
 
 /// A unit that cannot be decoded: the WAL record passed its CRC, so this is
@@ -83,6 +121,41 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
             });
             put_bytes(out, &s.data);
         }
+        Value::Hash(h) => {
+            out.push(3);
+            out.push(u8::from(h.is_table()));
+            out.extend_from_slice(&(h.len() as u32).to_le_bytes());
+            for (f, v) in h.iter() {
+                put_bytes(out, f);
+                put_bytes(out, v);
+            }
+        }
+        Value::Set(s) => {
+            out.push(4);
+            match s {
+                Set::Intset(v) => {
+                    out.push(0);
+                    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                    for n in v {
+                        out.extend_from_slice(&n.to_le_bytes());
+                    }
+                }
+                Set::Table(t) => {
+                    out.push(1);
+                    out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                    for (_, m) in t {
+                        put_bytes(out, m);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn put_list(out: &mut Vec<u8>, items: &[Bytes]) {
+    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for i in items {
+        put_bytes(out, i);
     }
 }
 
@@ -125,6 +198,46 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 out.push(*a);
                 out.push(*b);
             }
+            Effect::HashSet {
+                db,
+                key,
+                table,
+                pairs,
+            } => {
+                out.push(30);
+                out.push(*db);
+                put_bytes(out, key);
+                out.push(u8::from(*table));
+                out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+                for (f, v) in pairs {
+                    put_bytes(out, f);
+                    put_bytes(out, v);
+                }
+            }
+            Effect::HashDel { db, key, fields } => {
+                out.push(31);
+                out.push(*db);
+                put_bytes(out, key);
+                put_list(out, fields);
+            }
+            Effect::SetAdd {
+                db,
+                key,
+                table,
+                members,
+            } => {
+                out.push(40);
+                out.push(*db);
+                put_bytes(out, key);
+                out.push(u8::from(*table));
+                put_list(out, members);
+            }
+            Effect::SetRem { db, key, members } => {
+                out.push(41);
+                out.push(*db);
+                put_bytes(out, key);
+                put_list(out, members);
+            }
         }
     }
 }
@@ -166,6 +279,26 @@ impl<'a> Reader<'a> {
         let n = self.u32()? as usize;
         Ok(Bytes::copy_from_slice(self.take(n)?))
     }
+    fn flag(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError("bad flag byte")),
+        }
+    }
+    /// An element count, checked against the bytes left (each element
+    /// takes at least `min_bytes`), so a bad count cannot allocate much.
+    fn count(&mut self, min_bytes: usize) -> Result<usize, DecodeError> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_bytes) > self.buf.len() {
+            return Err(DecodeError("truncated"));
+        }
+        Ok(n)
+    }
+    fn list(&mut self) -> Result<Vec<Bytes>, DecodeError> {
+        let n = self.count(4)?;
+        (0..n).map(|_| self.bytes()).collect()
+    }
     fn value(&mut self) -> Result<Value, DecodeError> {
         match self.u8()? {
             1 => {
@@ -182,6 +315,42 @@ impl<'a> Reader<'a> {
                     form,
                 }))
             }
+            3 => {
+                let table = self.flag()?;
+                let n = self.count(8)?;
+                let mut h = Hash::default();
+                if table {
+                    h.convert_to_table();
+                }
+                for _ in 0..n {
+                    let f = self.bytes()?;
+                    let v = self.bytes()?;
+                    h.set(&f, &v, HashLimits::NONE);
+                }
+                Ok(Value::Hash(h))
+            }
+            4 => match self.u8()? {
+                0 => {
+                    let n = self.count(8)?;
+                    let mut v = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let n = self.u64()? as i64;
+                        if v.last().is_some_and(|l| *l >= n) {
+                            return Err(DecodeError("intset not ascending"));
+                        }
+                        v.push(n);
+                    }
+                    Ok(Value::Set(Set::Intset(v)))
+                }
+                1 => {
+                    let mut s = Set::Table(Default::default());
+                    for m in self.list()? {
+                        s.add(&m, 0);
+                    }
+                    Ok(Value::Set(s))
+                }
+                _ => Err(DecodeError("unknown set encoding")),
+            },
             _ => Err(DecodeError("unknown value type")),
         }
     }
@@ -225,6 +394,38 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                 a: r.db()?,
                 b: r.db()?,
             },
+            30 => {
+                let db = r.db()?;
+                let key = r.bytes()?;
+                let table = r.flag()?;
+                let n = r.count(8)?;
+                let mut pairs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    pairs.push((r.bytes()?, r.bytes()?));
+                }
+                Effect::HashSet {
+                    db,
+                    key,
+                    table,
+                    pairs,
+                }
+            }
+            31 => Effect::HashDel {
+                db: r.db()?,
+                key: r.bytes()?,
+                fields: r.list()?,
+            },
+            40 => Effect::SetAdd {
+                db: r.db()?,
+                key: r.bytes()?,
+                table: r.flag()?,
+                members: r.list()?,
+            },
+            41 => Effect::SetRem {
+                db: r.db()?,
+                key: r.bytes()?,
+                members: r.list()?,
+            },
             _ => return Err(DecodeError("unknown effect tag")),
         };
         effects.push(e);
@@ -259,7 +460,81 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
             ks.flush_all();
         }
         Effect::SwapDb { a, b } => ks.swap_db(usize::from(a), usize::from(b)),
+        Effect::HashSet {
+            db,
+            key,
+            table,
+            pairs,
+        } => {
+            let db = usize::from(db);
+            if let Some(Value::Hash(h)) = value_for(ks, db, &key, || Value::Hash(Hash::default())) {
+                if table {
+                    h.convert_to_table();
+                }
+                for (f, v) in &pairs {
+                    h.set(f, v, HashLimits::NONE);
+                }
+            }
+        }
+        Effect::HashDel { db, key, fields } => {
+            let db = usize::from(db);
+            if let Some(Value::Hash(h)) = value_for(ks, db, &key, || Value::Hash(Hash::default())) {
+                for f in &fields {
+                    h.remove(f);
+                }
+                if h.is_empty() {
+                    ks.dbs[db].remove(&key);
+                }
+            }
+        }
+        Effect::SetAdd {
+            db,
+            key,
+            table,
+            members,
+        } => {
+            let db = usize::from(db);
+            let first = members.first().cloned().unwrap_or_default();
+            if let Some(Value::Set(s)) =
+                value_for(ks, db, &key, || Value::Set(Set::for_first(&first)))
+            {
+                if table {
+                    s.convert_to_table();
+                }
+                for m in &members {
+                    s.add(m, usize::MAX);
+                }
+            }
+        }
+        Effect::SetRem { db, key, members } => {
+            let db = usize::from(db);
+            if let Some(Value::Set(s)) = value_for(ks, db, &key, || Value::Set(Set::new_intset())) {
+                for m in &members {
+                    s.remove(m);
+                }
+                if s.is_empty() {
+                    ks.dbs[db].remove(&key);
+                }
+            }
+        }
     }
+}
+
+/// The value an operation effect applies to, created empty by `new` when
+/// the key is missing (the key's creation was logged in an earlier unit
+/// that a base snapshot may have replaced). Marks the key modified.
+fn value_for<'a>(
+    ks: &'a mut Keyspace,
+    db: usize,
+    key: &Bytes,
+    new: impl FnOnce() -> Value,
+) -> Option<&'a mut Value> {
+    if ks.dbs[db].peek(key).is_none() {
+        let e = ks.entry(new(), 0);
+        ks.dbs[db].insert(key.clone(), e);
+    }
+    ks.dbs[db].signal_modified(key);
+    ks.dbs[db].peek_mut(key).map(|e| &mut e.value)
 }
 
 #[cfg(test)]

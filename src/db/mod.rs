@@ -15,7 +15,9 @@
 
 pub mod effect;
 pub mod expire;
+pub mod hash;
 pub mod notify;
+pub mod set;
 mod value;
 
 pub use value::{StrForm, StrValue, Value, SHARED_REFCOUNT};

@@ -416,6 +416,8 @@ pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, 
 fn value_bytes(v: &crate::db::Value) -> usize {
     match v {
         crate::db::Value::Str(s) => s.data.len(),
+        crate::db::Value::Hash(h) => h.payload_bytes(),
+        crate::db::Value::Set(s) => s.payload_bytes(),
     }
 }
 
