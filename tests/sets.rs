@@ -202,6 +202,10 @@ async fn random_picks_and_pops() {
     let fields: HashSet<_> = got.chunks(2).map(|p| p[0].clone()).collect();
     assert_eq!(fields.len(), 20);
     assert!(got.chunks(2).all(|p| p[1] == "v"));
+    let got: Vec<String> = q(&mut c, &["HRANDFIELD", "h", "5"]).await.unwrap();
+    let fields: HashSet<_> = got.iter().cloned().collect();
+    assert_eq!(fields.len(), 5, "a small sample is distinct too");
+    assert!(fields.is_subset(&all));
     s.shutdown().await;
 }
 

@@ -573,11 +573,24 @@ fn hrandfield_count(ctx: &mut Ctx, args: &[Bytes], l: i64, withvalues: bool) -> 
     }
     let count = count as usize;
     header(out, count);
-    let picks = distinct_sample(size, count);
-    let all: Vec<(&Bytes, &Bytes)> = h.iter().collect();
-    for i in picks {
-        let (f, v) = all[i];
-        emit(out, f, v);
+    if count.saturating_mul(3) > size {
+        // A large part of the hash: shuffle a copy (Redis's CASE 3).
+        let all: Vec<(&Bytes, &Bytes)> = h.iter().collect();
+        for i in distinct_sample(size, count) {
+            let (f, v) = all[i];
+            emit(out, f, v);
+        }
+    } else {
+        // A small sample: random picks until enough distinct (CASE 4),
+        // O(count) whatever the hash's size.
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        while seen.len() < count {
+            if let Some((f, v)) = h.random_pair(random_u64()) {
+                if seen.insert(f) {
+                    emit(out, f, v);
+                }
+            }
+        }
     }
     Ok(())
 }
