@@ -569,6 +569,138 @@ mod tests {
         }
     }
 
+    #[test]
+    fn round_trip_hash_and_set_effects_and_values() {
+        use crate::db::hash::{Hash, HashLimits};
+        use crate::db::set::Set;
+        let b = |s: &str| Bytes::from(s.to_string());
+        let mut lp = Hash::default();
+        lp.set(b"z", b"1", HashLimits::NONE);
+        lp.set(b"a", b"\0\xff", HashLimits::NONE);
+        let mut ht = lp.clone();
+        ht.convert_to_table();
+        let mut ints = Set::new_intset();
+        for m in ["5", "-3", "9223372036854775807"] {
+            ints.add(m.as_bytes(), 512);
+        }
+        let mut table = Set::for_first(b"x");
+        table.add(b"x", 512);
+        table.add(b"", 512);
+        let effects = vec![
+            Effect::HashSet {
+                db: 2,
+                key: b("h"),
+                table: true,
+                pairs: vec![(b("f"), b("v")), (b(""), b("\0"))],
+            },
+            Effect::HashDel {
+                db: 0,
+                key: b("h"),
+                fields: vec![b("f"), b("")],
+            },
+            Effect::SetAdd {
+                db: 15,
+                key: b("s"),
+                table: false,
+                members: vec![b("1")],
+            },
+            Effect::SetRem {
+                db: 1,
+                key: b("s"),
+                members: vec![b("a"), b("b")],
+            },
+        ]
+        .into_iter()
+        .chain([lp, ht].into_iter().map(|h| Effect::Set {
+            db: 0,
+            key: b("hv"),
+            value: Value::Hash(h),
+            expires_at_ms: 7,
+        }))
+        .chain([ints, table].into_iter().map(|s| Effect::Set {
+            db: 0,
+            key: b("sv"),
+            value: Value::Set(s),
+            expires_at_ms: 0,
+        }))
+        .collect::<Vec<_>>();
+        let mut buf = Vec::new();
+        encode_unit(&effects, &mut buf);
+        assert_eq!(decode_unit(&buf), Ok(effects));
+        for cut in 0..buf.len() {
+            assert!(decode_unit(&buf[..cut]).is_err(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn operation_effects_replay_onto_the_previous_state() {
+        let b = |s: &str| Bytes::from(s.to_string());
+        let units = vec![
+            vec![Effect::HashSet {
+                db: 0,
+                key: b("h"),
+                table: false,
+                pairs: vec![(b("b"), b("1")), (b("a"), b("2"))],
+            }],
+            vec![Effect::HashSet {
+                db: 0,
+                key: b("h"),
+                table: false,
+                pairs: vec![(b("b"), b("3"))],
+            }],
+            vec![Effect::HashDel {
+                db: 0,
+                key: b("h"),
+                fields: vec![b("a")],
+            }],
+            vec![Effect::SetAdd {
+                db: 0,
+                key: b("s"),
+                table: false,
+                members: vec![b("3"), b("1")],
+            }],
+            vec![Effect::SetAdd {
+                db: 0,
+                key: b("s"),
+                table: true,
+                members: vec![b("2")],
+            }],
+            vec![Effect::SetRem {
+                db: 0,
+                key: b("s"),
+                members: vec![b("3")],
+            }],
+            vec![Effect::SetAdd {
+                db: 0,
+                key: b("gone"),
+                table: false,
+                members: vec![b("1")],
+            }],
+            vec![Effect::SetRem {
+                db: 0,
+                key: b("gone"),
+                members: vec![b("1")],
+            }],
+        ];
+        let ks = replay(&units);
+        match ks.dbs[0].peek(b"h").map(|e| &e.value) {
+            Some(Value::Hash(h)) => {
+                let pairs: Vec<_> = h.iter().map(|(f, v)| (f.clone(), v.clone())).collect();
+                assert_eq!(pairs, vec![(b("b"), b("3"))]);
+                assert_eq!(h.encoding(), "listpack");
+            }
+            other => panic!("h: {other:?}"),
+        }
+        match ks.dbs[0].peek(b"s").map(|e| &e.value) {
+            Some(Value::Set(s)) => {
+                assert_eq!(s.encoding(), "hashtable", "the logged conversion");
+                assert!(s.contains(b"1") && s.contains(b"2") && !s.contains(b"3"));
+            }
+            other => panic!("s: {other:?}"),
+        }
+        assert!(ks.dbs[0].peek(b"gone").is_none(), "emptied set removed");
+    }
+
     fn replay(units: &[Vec<Effect>]) -> Keyspace {
         let mut ks = Keyspace::new();
         ks.set_capture(false);
