@@ -67,6 +67,12 @@ const MEMORY: Kind = Kind::Memory {
     max: i64::MAX,
 };
 
+/// A `size_t` count parameter (Redis's `createSizeTConfig` with 0..LONG_MAX).
+const SIZE: Kind = Kind::Int {
+    min: 0,
+    max: i64::MAX,
+};
+
 const INT: Kind = Kind::Int {
     min: 0,
     max: i32::MAX as i64,
@@ -182,6 +188,24 @@ static PARAMS: &[Param] = &[
         default: "64",
         mutable: Mutability::Mutable,
     },
+    // Redis 7.0's compiled-in defaults (config.c), which differ from the
+    // 128 of the sample redis.conf: a server started without a config file
+    // reports 512.
+    Param {
+        name: "hash-max-listpack-entries",
+        alias: Some("hash-max-ziplist-entries"),
+        kind: SIZE,
+        default: "512",
+        mutable: Mutability::Mutable,
+    },
+    Param {
+        name: "hash-max-listpack-value",
+        alias: Some("hash-max-ziplist-value"),
+        kind: SIZE,
+        default: "64",
+        mutable: Mutability::Mutable,
+    },
+    p("set-max-intset-entries", SIZE, "512", true),
     Param {
         name: "replica-read-only",
         alias: Some("slave-read-only"),
@@ -217,6 +241,11 @@ pub struct Config {
     /// Global stream retention (0 = off), applied by whole segments.
     pub stream_retention_ms: u64,
     pub stream_retention_bytes: u64,
+    /// `hash-max-listpack-entries` / `-value`: limits of the compact hash encoding.
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+    /// `set-max-intset-entries`: limit of the intset encoding.
+    pub set_max_intset_entries: usize,
     /// The config file given on the command line, for INFO `config_file`.
     pub config_file: Option<String>,
     /// `zset-max-listpack-entries` / `zset-max-listpack-value`.
@@ -249,6 +278,9 @@ impl Default for Config {
             stream_segment_bytes: 0,
             stream_retention_ms: 0,
             stream_retention_bytes: 0,
+            hash_max_listpack_entries: 0,
+            hash_max_listpack_value: 0,
+            set_max_intset_entries: 0,
             config_file: None,
             zset_limits: Default::default(),
         };
@@ -311,6 +343,9 @@ impl Config {
         self.stream_segment_bytes = int("stream-segment-bytes") as u64;
         self.stream_retention_ms = int("stream-retention-ms") as u64;
         self.stream_retention_bytes = int("stream-retention-bytes") as u64;
+        self.hash_max_listpack_entries = int("hash-max-listpack-entries") as usize;
+        self.hash_max_listpack_value = int("hash-max-listpack-value") as usize;
+        self.set_max_intset_entries = int("set-max-intset-entries") as usize;
     }
 
     /// The canonical value of a parameter.

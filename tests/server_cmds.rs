@@ -303,7 +303,7 @@ async fn config_get_and_set() {
         "*2\r\n$2\r\nhz\r\n$2\r\n10\r\n"
     );
     // Several patterns; a parameter matched twice is returned once.
-    let r = cmd(&mut c, &["CONFIG", "GET", "hz", "h*", "maxmemory"]).await;
+    let r = cmd(&mut c, &["CONFIG", "GET", "hz", "hz*", "maxmemory"]).await;
     assert_eq!(
         r,
         "*4\r\n$2\r\nhz\r\n$2\r\n10\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n"

@@ -151,7 +151,7 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 /// SCAN's default COUNT, as Redis.
-const SCAN_COUNT_DEFAULT: usize = 10;
+pub(crate) const SCAN_COUNT_DEFAULT: usize = 10;
 
 /// `-ERR source and destination objects are the same` (Redis's `sameobjecterr`).
 fn same_object() -> CmdError {

@@ -10,11 +10,13 @@
 //! 7.0 into `meta.rs` and joined to the table by full name.
 
 pub mod connection;
+pub mod hashes;
 pub mod keys;
 pub mod meta;
 pub mod persistence;
 pub mod server;
 pub mod streams;
+pub mod sets;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -443,8 +445,7 @@ pub struct Table {
 }
 
 /// Every family's table, in COMMAND order.
-fn families() -> [&'static [Command]; 8] {
-    [
+static FAMILIES: &[&[Command]] = &[
         connection::COMMANDS,
         server::COMMANDS,
         persistence::COMMANDS,
@@ -453,8 +454,9 @@ fn families() -> [&'static [Command]; 8] {
         transactions::COMMANDS,
         zsets::COMMANDS,
         streams::COMMANDS,
-    ]
-}
+        hashes::COMMANDS,
+        sets::COMMANDS,
+];
 
 pub fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
@@ -464,8 +466,8 @@ pub fn table() -> &'static Table {
             by_name: HashMap::new(),
             top: Vec::new(),
         };
-        for fam in families() {
-            for cmd in fam {
+        for fam in FAMILIES {
+            for cmd in *fam {
                 let idx = t.entries.len();
                 t.entries.push(Entry {
                     cmd,

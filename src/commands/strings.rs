@@ -5,7 +5,7 @@
 //! order of the checks decides which error a client sees: argument syntax,
 //! then integer arguments, then the key lookup, then the type check.
 
-mod ldouble;
+pub(crate) mod ldouble;
 
 use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
 use crate::db::effect::Effect;

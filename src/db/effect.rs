@@ -26,8 +26,15 @@
 //!   tag 8 SETRANGE = u8 db | bytes key | u64 offset | bytes data
 //!   tag 50 ZADD    = u8 db | bytes key | u8 zenc | u32 count | (f64 score | bytes member){count}
 //!   tag 51 ZREM    = u8 db | bytes key | u32 count | bytes member{count}
+//!   tag 30 HSET    = u8 db | bytes key | u8 table | u32 n | (bytes field | bytes value){n}
+//!   tag 31 HDEL    = u8 db | bytes key | u32 n | bytes field{n}
+//!   tag 40 SADD    = u8 db | bytes key | u8 table | u32 n | bytes member{n}
+//!   tag 41 SREM    = u8 db | bytes key | u32 n | bytes member{n}
 //! value    = u8 type | body
 //!   type 1 string  = u8 form(0 encoded, 1 plain, 2 raw, 3 int copy) | bytes data
+//!   type 3 hash    = u8 enc(0 listpack, 1 hashtable) | u32 n | (bytes field | bytes value){n}
+//!   type 4 set     = u8 enc(0 intset, 1 hashtable) | u32 n
+//!                    | (intset: i64 member{n} ascending | hashtable: bytes member{n})
 //!   type 5 zset    = u8 zenc | u32 count | (f64 score | bytes member){count}, ascending
 //! zenc     = u8 (0 listpack, 1 skiplist): the encoding after the change
 //! f64      = IEEE 754 bits as u64
@@ -37,6 +44,8 @@
 //! ```
 
 use super::zset::{ZSet, ZsetLimits};
+use super::hash::{Hash, HashLimits};
+use super::set::Set;
 use super::{Keyspace, StrForm, StrValue, Value, DATABASES};
 use bytes::Bytes;
 
@@ -96,6 +105,35 @@ pub enum Effect {
         key: Bytes,
         members: Vec<Bytes>,
     },
+    /// Fields set in an existing hash (HSET, HSETNX, HINCRBY and
+    /// HINCRBYFLOAT with their resulting values). `table`: the hash ends in
+    /// table form (conversions are logged, never recomputed from limits).
+    HashSet {
+        db: u8,
+        key: Bytes,
+        table: bool,
+        pairs: Vec<(Bytes, Bytes)>,
+    },
+    /// Fields deleted from a hash that still has others (HDEL).
+    HashDel {
+        db: u8,
+        key: Bytes,
+        fields: Vec<Bytes>,
+    },
+    /// Members added to an existing set (SADD, SMOVE's destination).
+    SetAdd {
+        db: u8,
+        key: Bytes,
+        table: bool,
+        members: Vec<Bytes>,
+    },
+    /// Members removed from a set that still has others (SREM, SPOP,
+    /// SMOVE's source).
+    SetRem {
+        db: u8,
+        key: Bytes,
+        members: Vec<Bytes>,
+    },
 }
 
 impl Effect {
@@ -111,7 +149,11 @@ impl Effect {
             | Effect::Append { db, key, .. }
             | Effect::SetRange { db, key, .. }
             | Effect::ZAdd { db, key, .. }
-            | Effect::ZRem { db, key, .. } => Some((*db, key)),
+            | Effect::ZRem { db, key, .. }
+            | Effect::HashSet { db, key, .. }
+            | Effect::HashDel { db, key, .. }
+            | Effect::SetAdd { db, key, .. }
+            | Effect::SetRem { db, key, .. } => Some((*db, key)),
             Effect::FlushDb { .. } | Effect::FlushAll | Effect::SwapDb { .. } => None,
         }
     }
@@ -153,6 +195,41 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
             out.push(6);
             out.extend_from_slice(&s.0.id.to_le_bytes());
         }
+        Value::Hash(h) => {
+            out.push(3);
+            out.push(u8::from(h.is_table()));
+            out.extend_from_slice(&(h.len() as u32).to_le_bytes());
+            for (f, v) in h.iter() {
+                put_bytes(out, f);
+                put_bytes(out, v);
+            }
+        }
+        Value::Set(s) => {
+            out.push(4);
+            match s {
+                Set::Intset(v) => {
+                    out.push(0);
+                    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                    for n in v {
+                        out.extend_from_slice(&n.to_le_bytes());
+                    }
+                }
+                Set::Table(t) => {
+                    out.push(1);
+                    out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                    for (_, m) in t {
+                        put_bytes(out, m);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn put_list(out: &mut Vec<u8>, items: &[Bytes]) {
+    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for i in items {
+        put_bytes(out, i);
     }
 }
 
@@ -238,6 +315,46 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                     put_bytes(out, m);
                 }
             }
+            Effect::HashSet {
+                db,
+                key,
+                table,
+                pairs,
+            } => {
+                out.push(30);
+                out.push(*db);
+                put_bytes(out, key);
+                out.push(u8::from(*table));
+                out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+                for (f, v) in pairs {
+                    put_bytes(out, f);
+                    put_bytes(out, v);
+                }
+            }
+            Effect::HashDel { db, key, fields } => {
+                out.push(31);
+                out.push(*db);
+                put_bytes(out, key);
+                put_list(out, fields);
+            }
+            Effect::SetAdd {
+                db,
+                key,
+                table,
+                members,
+            } => {
+                out.push(40);
+                out.push(*db);
+                put_bytes(out, key);
+                out.push(u8::from(*table));
+                put_list(out, members);
+            }
+            Effect::SetRem { db, key, members } => {
+                out.push(41);
+                out.push(*db);
+                put_bytes(out, key);
+                put_list(out, members);
+            }
         }
     }
 }
@@ -313,6 +430,42 @@ impl<'a> Reader<'a> {
             6 => Ok(Value::Stream(crate::stream::StreamRef::unopened(
                 self.u64()?,
             ))),
+            3 => {
+                let table = self.flag()?;
+                let n = self.count(8)?;
+                let mut h = Hash::default();
+                if table {
+                    h.convert_to_table();
+                }
+                for _ in 0..n {
+                    let f = self.bytes()?;
+                    let v = self.bytes()?;
+                    h.set(&f, &v, HashLimits::NONE);
+                }
+                Ok(Value::Hash(h))
+            }
+            4 => match self.u8()? {
+                0 => {
+                    let n = self.count(8)?;
+                    let mut v = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let n = self.u64()? as i64;
+                        if v.last().is_some_and(|l| *l >= n) {
+                            return Err(DecodeError("intset not ascending"));
+                        }
+                        v.push(n);
+                    }
+                    Ok(Value::Set(Set::Intset(v)))
+                }
+                1 => {
+                    let mut s = Set::Table(Default::default());
+                    for m in self.list()? {
+                        s.add(&m, 0);
+                    }
+                    Ok(Value::Set(s))
+                }
+                _ => Err(DecodeError("unknown set encoding")),
+            },
             _ => Err(DecodeError("unknown value type")),
         }
     }
@@ -331,6 +484,17 @@ impl<'a> Reader<'a> {
             return Err(DecodeError("truncated"));
         }
         Ok(n)
+    }
+    fn flag(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError("bad flag byte")),
+        }
+    }
+    fn list(&mut self) -> Result<Vec<Bytes>, DecodeError> {
+        let n = self.count(4)?;
+        (0..n).map(|_| self.bytes()).collect()
     }
     fn score_pairs(&mut self) -> Result<Vec<(Bytes, f64)>, DecodeError> {
         let n = self.count(12)?;
@@ -417,6 +581,38 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                 }
                 Effect::ZRem { db, key, members }
             }
+            30 => {
+                let db = r.db()?;
+                let key = r.bytes()?;
+                let table = r.flag()?;
+                let n = r.count(8)?;
+                let mut pairs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    pairs.push((r.bytes()?, r.bytes()?));
+                }
+                Effect::HashSet {
+                    db,
+                    key,
+                    table,
+                    pairs,
+                }
+            }
+            31 => Effect::HashDel {
+                db: r.db()?,
+                key: r.bytes()?,
+                fields: r.list()?,
+            },
+            40 => Effect::SetAdd {
+                db: r.db()?,
+                key: r.bytes()?,
+                table: r.flag()?,
+                members: r.list()?,
+            },
+            41 => Effect::SetRem {
+                db: r.db()?,
+                key: r.bytes()?,
+                members: r.list()?,
+            },
             _ => return Err(DecodeError("unknown effect tag")),
         };
         effects.push(e);
@@ -523,7 +719,81 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
                 d.signal_modified(&key);
             }
         }
+        Effect::HashSet {
+            db,
+            key,
+            table,
+            pairs,
+        } => {
+            let db = usize::from(db);
+            if let Some(Value::Hash(h)) = value_for(ks, db, &key, || Value::Hash(Hash::default())) {
+                if table {
+                    h.convert_to_table();
+                }
+                for (f, v) in &pairs {
+                    h.set(f, v, HashLimits::NONE);
+                }
+            }
+        }
+        Effect::HashDel { db, key, fields } => {
+            let db = usize::from(db);
+            if let Some(Value::Hash(h)) = value_for(ks, db, &key, || Value::Hash(Hash::default())) {
+                for f in &fields {
+                    h.remove(f);
+                }
+                if h.is_empty() {
+                    ks.dbs[db].remove(&key);
+                }
+            }
+        }
+        Effect::SetAdd {
+            db,
+            key,
+            table,
+            members,
+        } => {
+            let db = usize::from(db);
+            let first = members.first().cloned().unwrap_or_default();
+            if let Some(Value::Set(s)) =
+                value_for(ks, db, &key, || Value::Set(Set::for_first(&first)))
+            {
+                if table {
+                    s.convert_to_table();
+                }
+                for m in &members {
+                    s.add(m, usize::MAX);
+                }
+            }
+        }
+        Effect::SetRem { db, key, members } => {
+            let db = usize::from(db);
+            if let Some(Value::Set(s)) = value_for(ks, db, &key, || Value::Set(Set::new_intset())) {
+                for m in &members {
+                    s.remove(m);
+                }
+                if s.is_empty() {
+                    ks.dbs[db].remove(&key);
+                }
+            }
+        }
     }
+}
+
+/// The value an operation effect applies to, created empty by `new` when
+/// the key is missing (the key's creation was logged in an earlier unit
+/// that a base snapshot may have replaced). Marks the key modified.
+fn value_for<'a>(
+    ks: &'a mut Keyspace,
+    db: usize,
+    key: &Bytes,
+    new: impl FnOnce() -> Value,
+) -> Option<&'a mut Value> {
+    if ks.dbs[db].peek(key).is_none() {
+        let e = ks.entry(new(), 0);
+        ks.dbs[db].insert(key.clone(), e);
+    }
+    ks.dbs[db].signal_modified(key);
+    ks.dbs[db].peek_mut(key).map(|e| &mut e.value)
 }
 
 #[cfg(test)]
@@ -711,4 +981,137 @@ mod tests {
             Err(DecodeError("unknown effect tag"))
         );
     }
+
+    #[test]
+    fn round_trip_hash_and_set_effects_and_values() {
+        use crate::db::hash::{Hash, HashLimits};
+        use crate::db::set::Set;
+        let b = |s: &str| Bytes::from(s.to_string());
+        let mut lp = Hash::default();
+        lp.set(b"z", b"1", HashLimits::NONE);
+        lp.set(b"a", b"\0\xff", HashLimits::NONE);
+        let mut ht = lp.clone();
+        ht.convert_to_table();
+        let mut ints = Set::new_intset();
+        for m in ["5", "-3", "9223372036854775807"] {
+            ints.add(m.as_bytes(), 512);
+        }
+        let mut table = Set::for_first(b"x");
+        table.add(b"x", 512);
+        table.add(b"", 512);
+        let effects = vec![
+            Effect::HashSet {
+                db: 2,
+                key: b("h"),
+                table: true,
+                pairs: vec![(b("f"), b("v")), (b(""), b("\0"))],
+            },
+            Effect::HashDel {
+                db: 0,
+                key: b("h"),
+                fields: vec![b("f"), b("")],
+            },
+            Effect::SetAdd {
+                db: 15,
+                key: b("s"),
+                table: false,
+                members: vec![b("1")],
+            },
+            Effect::SetRem {
+                db: 1,
+                key: b("s"),
+                members: vec![b("a"), b("b")],
+            },
+        ]
+        .into_iter()
+        .chain([lp, ht].into_iter().map(|h| Effect::Set {
+            db: 0,
+            key: b("hv"),
+            value: Value::Hash(h),
+            expires_at_ms: 7,
+        }))
+        .chain([ints, table].into_iter().map(|s| Effect::Set {
+            db: 0,
+            key: b("sv"),
+            value: Value::Set(s),
+            expires_at_ms: 0,
+        }))
+        .collect::<Vec<_>>();
+        let mut buf = Vec::new();
+        encode_unit(&effects, &mut buf);
+        assert_eq!(decode_unit(&buf), Ok(effects));
+        for cut in 0..buf.len() {
+            assert!(decode_unit(&buf[..cut]).is_err(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn operation_effects_replay_onto_the_previous_state() {
+        let b = |s: &str| Bytes::from(s.to_string());
+        let units = vec![
+            vec![Effect::HashSet {
+                db: 0,
+                key: b("h"),
+                table: false,
+                pairs: vec![(b("b"), b("1")), (b("a"), b("2"))],
+            }],
+            vec![Effect::HashSet {
+                db: 0,
+                key: b("h"),
+                table: false,
+                pairs: vec![(b("b"), b("3"))],
+            }],
+            vec![Effect::HashDel {
+                db: 0,
+                key: b("h"),
+                fields: vec![b("a")],
+            }],
+            vec![Effect::SetAdd {
+                db: 0,
+                key: b("s"),
+                table: false,
+                members: vec![b("3"), b("1")],
+            }],
+            vec![Effect::SetAdd {
+                db: 0,
+                key: b("s"),
+                table: true,
+                members: vec![b("2")],
+            }],
+            vec![Effect::SetRem {
+                db: 0,
+                key: b("s"),
+                members: vec![b("3")],
+            }],
+            vec![Effect::SetAdd {
+                db: 0,
+                key: b("gone"),
+                table: false,
+                members: vec![b("1")],
+            }],
+            vec![Effect::SetRem {
+                db: 0,
+                key: b("gone"),
+                members: vec![b("1")],
+            }],
+        ];
+        let ks = replay(&units);
+        match ks.dbs[0].peek(b"h").map(|e| &e.value) {
+            Some(Value::Hash(h)) => {
+                let pairs: Vec<_> = h.iter().map(|(f, v)| (f.clone(), v.clone())).collect();
+                assert_eq!(pairs, vec![(b("b"), b("3"))]);
+                assert_eq!(h.encoding(), "listpack");
+            }
+            other => panic!("h: {other:?}"),
+        }
+        match ks.dbs[0].peek(b"s").map(|e| &e.value) {
+            Some(Value::Set(s)) => {
+                assert_eq!(s.encoding(), "hashtable", "the logged conversion");
+                assert!(s.contains(b"1") && s.contains(b"2") && !s.contains(b"3"));
+            }
+            other => panic!("s: {other:?}"),
+        }
+        assert!(ks.dbs[0].peek(b"gone").is_none(), "emptied set removed");
+    }
+
 }

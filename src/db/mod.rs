@@ -16,8 +16,10 @@
 
 pub mod effect;
 pub mod expire;
+pub mod hash;
 pub mod notify;
 pub mod slab;
+pub mod set;
 mod value;
 pub mod zset;
 
@@ -42,6 +44,14 @@ pub fn now_ms() -> u64 {
 /// key sets chosen by clients cannot force collisions reliably) and several
 /// times faster than SipHash on short keys.
 pub type KeyHasher = foldhash::fast::RandomState;
+
+/// A fixed (not randomly seeded) hash of a field or member: the order of
+/// large hashes and sets (HSCAN/SSCAN cursors are positions in it), which
+/// must stay stable for the life of the process.
+pub fn key_hash(key: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x5ee_d0f_4ed15).hash_one(key)
+}
 
 /// One key's slot.
 #[derive(Clone, Debug)]

@@ -115,6 +115,8 @@ pub enum Value {
     ZSet(ZSet),
     /// A stream: metadata in memory, entries in its own logs (`stream`).
     Stream(crate::stream::StreamRef),
+    Hash(super::hash::Hash),
+    Set(super::set::Set),
 }
 
 impl Value {
@@ -124,6 +126,8 @@ impl Value {
             Value::Str(_) => "string",
             Value::ZSet(_) => "zset",
             Value::Stream(_) => "stream",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
         }
     }
 
@@ -133,6 +137,8 @@ impl Value {
             Value::Str(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
             Value::Stream(_) => "stream",
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
         }
     }
 

@@ -414,6 +414,8 @@ fn value_bytes(v: &crate::db::Value) -> usize {
         // Member bytes plus a score and a length per member.
         crate::db::Value::ZSet(z) => z.member_bytes() + 12 * z.len(),
         crate::db::Value::Stream(_) => 8,
+        crate::db::Value::Hash(h) => h.payload_bytes(),
+        crate::db::Value::Set(s) => s.payload_bytes(),
     }
 }
 

@@ -1,0 +1,322 @@
+//! Hash values (Redis's t_hash.c data structure side): a compact
+//! insertion-ordered pair list for small hashes, a table for large ones.
+//!
+//! Redis keeps a small hash as a listpack: field/value pairs in insertion
+//! order (an update keeps the pair's place), searched linearly. It converts
+//! it to a hashtable, for good, once it holds more than
+//! `hash-max-listpack-entries` pairs or a field or value longer than
+//! `hash-max-listpack-value` bytes. HGETALL, HKEYS, HSCAN ... on a small hash
+//! therefore reply in insertion order, which clients see and tests rely on;
+//! `Listpack` reproduces that order exactly.
+//!
+//! The large form is ordered by `(hash(field), field)`: that order gives
+//! HSCAN a plain integer cursor with Redis's guarantee (a field present for
+//! the whole scan is returned, however the hash grows or shrinks between
+//! calls) and HRANDFIELD a cheap random pick (the first entry at or after a
+//! random hash). Lookups are O(log n).
+
+use bytes::Bytes;
+use std::collections::BTreeMap;
+
+/// The size limits of the compact encoding (Redis's
+/// `hash-max-listpack-entries` / `hash-max-listpack-value`).
+#[derive(Clone, Copy, Debug)]
+pub struct HashLimits {
+    pub max_entries: usize,
+    pub max_value: usize,
+}
+
+impl HashLimits {
+    /// No conversion by size: replay, where conversions are explicit.
+    pub const NONE: HashLimits = HashLimits {
+        max_entries: usize::MAX,
+        max_value: usize::MAX,
+    };
+}
+
+/// A hash value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hash {
+    /// Redis's listpack: pairs in insertion order.
+    Listpack(Vec<(Bytes, Bytes)>),
+    /// Redis's hashtable, keyed by `(hash(field), field)`.
+    Table(BTreeMap<(u64, Bytes), Bytes>),
+}
+
+impl Default for Hash {
+    fn default() -> Self {
+        Hash::Listpack(Vec::new())
+    }
+}
+
+/// The table position of a field.
+fn field_hash(f: &[u8]) -> u64 {
+    super::key_hash(f)
+}
+
+/// Copies client bytes into their own allocation: request arguments are
+/// slices of the whole request frame, which a stored element must not pin.
+pub fn own(b: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(b)
+}
+
+impl Hash {
+    pub fn len(&self) -> usize {
+        match self {
+            Hash::Listpack(v) => v.len(),
+            Hash::Table(t) => t.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// OBJECT ENCODING.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Hash::Listpack(_) => "listpack",
+            Hash::Table(_) => "hashtable",
+        }
+    }
+
+    pub fn is_table(&self) -> bool {
+        matches!(self, Hash::Table(_))
+    }
+
+    pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
+        match self {
+            Hash::Listpack(v) => v.iter().find(|(f, _)| f == field).map(|(_, v)| v),
+            Hash::Table(t) => {
+                let h = field_hash(field);
+                t.range((h, Bytes::new())..)
+                    .take_while(|((fh, _), _)| *fh == h)
+                    .find(|((_, f), _)| f == field)
+                    .map(|(_, v)| v)
+            }
+        }
+    }
+
+    pub fn contains(&self, field: &[u8]) -> bool {
+        self.get(field).is_some()
+    }
+
+    /// Converts to the table form (Redis's `hashTypeConvert`); no-op when
+    /// already converted.
+    pub fn convert_to_table(&mut self) {
+        if let Hash::Listpack(v) = self {
+            let t = std::mem::take(v)
+                .into_iter()
+                .map(|(f, val)| ((field_hash(&f), f), val))
+                .collect();
+            *self = Hash::Table(t);
+        }
+    }
+
+    /// Redis's `hashTypeTryConversion`: converts when any of the arguments
+    /// about to be stored is longer than the compact encoding allows.
+    pub fn convert_for_args<'a>(
+        &mut self,
+        args: impl IntoIterator<Item = &'a [u8]>,
+        lim: HashLimits,
+    ) {
+        if self.is_table() {
+            return;
+        }
+        if args.into_iter().any(|a| a.len() > lim.max_value) {
+            self.convert_to_table();
+        }
+    }
+
+    /// Sets a field (Redis's `hashTypeSet`); returns true when the field is
+    /// new. Converts first when the field or value is too long for the
+    /// compact form, and after when the hash grew past its entry limit.
+    pub fn set(&mut self, field: &[u8], value: &[u8], lim: HashLimits) -> bool {
+        if !self.is_table() && (field.len() > lim.max_value || value.len() > lim.max_value) {
+            self.convert_to_table();
+        }
+        match self {
+            Hash::Listpack(v) => {
+                if let Some(slot) = v.iter_mut().find(|(f, _)| f == field) {
+                    slot.1 = own(value);
+                    return false;
+                }
+                v.push((own(field), own(value)));
+                if v.len() > lim.max_entries {
+                    self.convert_to_table();
+                }
+                true
+            }
+            Hash::Table(t) => {
+                let h = field_hash(field);
+                let slot = t
+                    .range_mut((h, Bytes::new())..)
+                    .take_while(|((fh, _), _)| *fh == h)
+                    .find(|((_, f), _)| f == field);
+                match slot {
+                    Some((_, v)) => {
+                        *v = own(value);
+                        false
+                    }
+                    None => {
+                        t.insert((h, own(field)), own(value));
+                        true
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deletes a field; returns whether it was there.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match self {
+            Hash::Listpack(v) => match v.iter().position(|(f, _)| f == field) {
+                Some(i) => {
+                    v.remove(i);
+                    true
+                }
+                None => false,
+            },
+            Hash::Table(t) => {
+                let h = field_hash(field);
+                let key = t
+                    .range((h, Bytes::new())..)
+                    .take_while(|((fh, _), _)| *fh == h)
+                    .find(|((_, f), _)| f == field)
+                    .map(|(k, _)| k.clone());
+                match key {
+                    Some(k) => t.remove(&k).is_some(),
+                    None => false,
+                }
+            }
+        }
+    }
+
+    /// Every pair, in the encoding's order (insertion order when compact).
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&Bytes, &Bytes)> + '_> {
+        match self {
+            Hash::Listpack(v) => Box::new(v.iter().map(|(f, v)| (f, v))),
+            Hash::Table(t) => Box::new(t.iter().map(|((_, f), v)| (f, v))),
+        }
+    }
+
+    /// A pair picked from the random number `r`.
+    pub fn random_pair(&self, r: u64) -> Option<(&Bytes, &Bytes)> {
+        match self {
+            Hash::Listpack(v) => {
+                if v.is_empty() {
+                    return None;
+                }
+                let (f, val) = &v[(r % v.len() as u64) as usize];
+                Some((f, val))
+            }
+            Hash::Table(t) => t
+                .range((r, Bytes::new())..)
+                .next()
+                .or_else(|| t.iter().next())
+                .map(|((_, f), v)| (f, v)),
+        }
+    }
+
+    /// One HSCAN step over the table form: visits pairs from hash position
+    /// `cursor` on, calling `f` until it returns false (pairs sharing a
+    /// hash are visited together); returns the next cursor, 0 at the end.
+    /// The compact form is returned whole with cursor 0, as Redis does.
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&Bytes, &Bytes) -> bool) -> u64 {
+        match self {
+            Hash::Listpack(v) => {
+                for (k, val) in v {
+                    f(k, val);
+                }
+                0
+            }
+            Hash::Table(t) => {
+                let mut stop_after: Option<u64> = None;
+                for ((h, k), val) in t.range((cursor, Bytes::new())..) {
+                    if let Some(stop) = stop_after {
+                        if *h != stop {
+                            return *h;
+                        }
+                    }
+                    if !f(k, val) && stop_after.is_none() {
+                        stop_after = Some(*h);
+                    }
+                }
+                0
+            }
+        }
+    }
+
+    /// Payload bytes (fields and values), for chunk sizing.
+    pub fn payload_bytes(&self) -> usize {
+        self.iter().map(|(f, v)| f.len() + v.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIM: HashLimits = HashLimits {
+        max_entries: 3,
+        max_value: 4,
+    };
+
+    #[test]
+    fn compact_keeps_insertion_order_and_converts_by_limits() {
+        let mut h = Hash::default();
+        assert!(h.set(b"b", b"1", LIM));
+        assert!(h.set(b"a", b"2", LIM));
+        assert!(!h.set(b"b", b"3", LIM));
+        let pairs: Vec<_> = h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+        assert_eq!(
+            pairs,
+            vec![
+                (b"b".to_vec(), b"3".to_vec()),
+                (b"a".to_vec(), b"2".to_vec())
+            ]
+        );
+        assert_eq!(h.encoding(), "listpack");
+        h.set(b"c", b"x", LIM);
+        assert_eq!(h.encoding(), "listpack");
+        h.set(b"d", b"x", LIM);
+        assert_eq!(h.encoding(), "hashtable", "more than max_entries");
+        assert_eq!(h.get(b"b").map(|v| v.to_vec()), Some(b"3".to_vec()));
+        assert!(h.remove(b"b"));
+        assert!(!h.remove(b"b"));
+        assert_eq!(h.len(), 3);
+        let mut long = Hash::default();
+        long.set(b"f", b"12345", LIM);
+        assert_eq!(long.encoding(), "hashtable", "value longer than max_value");
+    }
+
+    #[test]
+    fn table_scan_visits_every_stable_field() {
+        let mut h = Hash::default();
+        for i in 0..200 {
+            h.set(format!("f{i}").as_bytes(), b"v", HashLimits::NONE);
+        }
+        h.convert_to_table();
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut round = 0;
+        loop {
+            let mut n = 0;
+            cursor = h.scan(cursor, |f, _| {
+                seen.insert(f.clone());
+                n += 1;
+                n < 7
+            });
+            // Churn between calls: add and remove other fields.
+            round += 1;
+            h.set(format!("new{round}").as_bytes(), b"v", HashLimits::NONE);
+            h.remove(format!("new{}", round - 1).as_bytes());
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..200 {
+            assert!(seen.contains(format!("f{i}").as_bytes()), "f{i} missed");
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Set values (Redis 7.0's t_set.c data structure side): a sorted integer
+//! array for small sets of integers, a table for everything else.
+//!
+//! Redis 7.0 keeps a set whose members are all canonical 64-bit integers
+//! as an intset (sorted ascending, binary-searched) while it holds at most
+//! `set-max-intset-entries` members; a non-integer member or one member too
+//! many converts it to a hashtable for good. Redis 7.0 has no listpack
+//! encoding for sets (that arrived in 7.2). SMEMBERS, SSCAN, SUNION ... of
+//! an intset therefore reply in ascending order, which `Intset` reproduces.
+//!
+//! The table form is ordered by `(hash(member), member)`, which gives SSCAN
+//! Redis's cursor guarantee (a member present for the whole scan is
+//! returned) and SPOP / SRANDMEMBER a cheap random pick.
+
+use super::hash::own;
+use crate::protocol::parse::parse_i64;
+use bytes::Bytes;
+use std::collections::BTreeSet;
+
+/// A set value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Set {
+    /// Redis's intset: distinct integers, ascending.
+    Intset(Vec<i64>),
+    /// Redis's hashtable, keyed by `(hash(member), member)`.
+    Table(BTreeSet<(u64, Bytes)>),
+}
+
+/// A member as stored: an integer of an intset or a table's bytes.
+#[derive(Clone, Copy, Debug)]
+pub enum Member<'a> {
+    Int(i64),
+    Bytes(&'a Bytes),
+}
+
+impl Member<'_> {
+    /// Calls `f` with the member's bytes (decimal text for an integer).
+    pub fn with_bytes<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Member::Int(n) => {
+                let mut b = itoa::Buffer::new();
+                f(b.format(n).as_bytes())
+            }
+            Member::Bytes(b) => f(b),
+        }
+    }
+
+    pub fn to_bytes(self) -> Bytes {
+        match self {
+            Member::Int(n) => {
+                let mut b = itoa::Buffer::new();
+                Bytes::copy_from_slice(b.format(n).as_bytes())
+            }
+            Member::Bytes(b) => b.clone(),
+        }
+    }
+}
+
+fn member_hash(m: &[u8]) -> u64 {
+    super::key_hash(m)
+}
+
+impl Set {
+    /// An empty set in the encoding Redis's `setTypeCreate` picks for its
+    /// first member: intset for an integer, hashtable otherwise.
+    pub fn for_first(member: &[u8]) -> Set {
+        if parse_i64(member).is_some() {
+            Set::Intset(Vec::new())
+        } else {
+            Set::Table(BTreeSet::new())
+        }
+    }
+
+    /// An empty intset (`createIntsetObject`, the start of SUNIONSTORE ...).
+    pub fn new_intset() -> Set {
+        Set::Intset(Vec::new())
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Set::Intset(v) => v.len(),
+            Set::Table(t) => t.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// OBJECT ENCODING.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Set::Intset(_) => "intset",
+            Set::Table(_) => "hashtable",
+        }
+    }
+
+    pub fn is_table(&self) -> bool {
+        matches!(self, Set::Table(_))
+    }
+
+    pub fn contains(&self, m: &[u8]) -> bool {
+        match self {
+            Set::Intset(v) => parse_i64(m).is_some_and(|n| v.binary_search(&n).is_ok()),
+            Set::Table(t) => {
+                let h = member_hash(m);
+                t.range((h, Bytes::new())..)
+                    .take_while(|(mh, _)| *mh == h)
+                    .any(|(_, x)| x == m)
+            }
+        }
+    }
+
+    /// Converts to the table form; no-op when already converted.
+    pub fn convert_to_table(&mut self) {
+        if let Set::Intset(v) = self {
+            let t = std::mem::take(v)
+                .into_iter()
+                .map(|n| {
+                    let b = Member::Int(n).to_bytes();
+                    (member_hash(&b), b)
+                })
+                .collect();
+            *self = Set::Table(t);
+        }
+    }
+
+    /// Adds a member (Redis's `setTypeAdd`); returns whether it was new.
+    /// An intset converts on a non-integer member, or when it grows past
+    /// `max_intset` members.
+    pub fn add(&mut self, m: &[u8], max_intset: usize) -> bool {
+        if let Set::Intset(v) = self {
+            match parse_i64(m) {
+                Some(n) => {
+                    let Err(i) = v.binary_search(&n) else {
+                        return false;
+                    };
+                    v.insert(i, n);
+                    if v.len() > max_intset {
+                        self.convert_to_table();
+                    }
+                    return true;
+                }
+                None => self.convert_to_table(),
+            }
+        }
+        match self {
+            Set::Table(t) => t.insert((member_hash(m), own(m))),
+            Set::Intset(_) => false,
+        }
+    }
+
+    /// Removes a member; returns whether it was there.
+    pub fn remove(&mut self, m: &[u8]) -> bool {
+        match self {
+            Set::Intset(v) => match parse_i64(m).map(|n| v.binary_search(&n)) {
+                Some(Ok(i)) => {
+                    v.remove(i);
+                    true
+                }
+                _ => false,
+            },
+            Set::Table(t) => {
+                let h = member_hash(m);
+                let found = t
+                    .range((h, Bytes::new())..)
+                    .take_while(|(mh, _)| *mh == h)
+                    .find(|(_, x)| x == m)
+                    .cloned();
+                match found {
+                    Some(k) => t.remove(&k),
+                    None => false,
+                }
+            }
+        }
+    }
+
+    /// Every member, in the encoding's order (ascending for an intset).
+    pub fn iter(&self) -> Box<dyn Iterator<Item = Member<'_>> + '_> {
+        match self {
+            Set::Intset(v) => Box::new(v.iter().map(|n| Member::Int(*n))),
+            Set::Table(t) => Box::new(t.iter().map(|(_, b)| Member::Bytes(b))),
+        }
+    }
+
+    /// A member picked from the random number `r`.
+    pub fn random_member(&self, r: u64) -> Option<Member<'_>> {
+        match self {
+            Set::Intset(v) => {
+                if v.is_empty() {
+                    return None;
+                }
+                Some(Member::Int(v[(r % v.len() as u64) as usize]))
+            }
+            Set::Table(t) => t
+                .range((r, Bytes::new())..)
+                .next()
+                .or_else(|| t.iter().next())
+                .map(|(_, b)| Member::Bytes(b)),
+        }
+    }
+
+    /// One SSCAN step; see `Hash::scan`. The intset is returned whole with
+    /// cursor 0, as Redis does.
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(Member<'_>) -> bool) -> u64 {
+        match self {
+            Set::Intset(v) => {
+                for n in v {
+                    f(Member::Int(*n));
+                }
+                0
+            }
+            Set::Table(t) => {
+                let mut stop_after: Option<u64> = None;
+                for (h, b) in t.range((cursor, Bytes::new())..) {
+                    if let Some(stop) = stop_after {
+                        if *h != stop {
+                            return *h;
+                        }
+                    }
+                    if !f(Member::Bytes(b)) && stop_after.is_none() {
+                        stop_after = Some(*h);
+                    }
+                }
+                0
+            }
+        }
+    }
+
+    /// Payload bytes, for chunk sizing.
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            Set::Intset(v) => v.len() * 8,
+            Set::Table(t) => t.iter().map(|(_, b)| b.len()).sum(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(s: &Set) -> Vec<Vec<u8>> {
+        s.iter().map(|m| m.to_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn intset_is_sorted_and_converts() {
+        let mut s = Set::for_first(b"5");
+        assert!(s.add(b"5", 3));
+        assert!(s.add(b"-2", 3));
+        assert!(!s.add(b"5", 3));
+        assert!(s.add(b"10", 3));
+        assert_eq!(
+            members(&s),
+            vec![b"-2".to_vec(), b"5".to_vec(), b"10".to_vec()]
+        );
+        assert_eq!(s.encoding(), "intset");
+        assert!(!s.contains(b"05"), "not canonical");
+        assert!(s.add(b"11", 3));
+        assert_eq!(s.encoding(), "hashtable", "past max_intset");
+        assert!(s.contains(b"-2") && s.contains(b"11"));
+        let mut t = Set::for_first(b"1");
+        t.add(b"1", 512);
+        t.add(b"x", 512);
+        assert_eq!(t.encoding(), "hashtable");
+        assert!(t.remove(b"1") && !t.remove(b"1"));
+        assert_eq!(Set::for_first(b"a").encoding(), "hashtable");
+    }
+}
