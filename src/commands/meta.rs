@@ -2,7 +2,9 @@
 //! edit by hand. Regenerate (needs redis-server 7.0 on PATH) after adding a
 //! command to the table:
 //!
-//!     redis-tests/gen-command-meta
+//! ```text
+//! redis-tests/gen-command-meta
+//! ```
 //!
 //! For every command and subcommand in redlog's table (`COMMAND LIST` of a
 //! freshly built redlog), the parts of Redis's `COMMAND INFO` and
@@ -10,8 +12,8 @@
 //! specs, doc flags, deprecation, history and the argument tree. Entries are
 //! keyed by full name (`client|list`) and sorted, for binary search.
 //! `client|setinfo` and `client|no-touch` are Redis 7.2 commands that 7.0
-//! lacks; their entries are written by hand in the generator, after Redis
-//! 7.2's command JSON.
+//! lacks, and `xconfig` is redlog's own; their entries are written by hand
+//! in the generator (the 7.2 ones after Redis 7.2's command JSON).
 
 use super::arg_flags::*;
 use super::key_flags::*;
@@ -614,6 +616,22 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "hdel",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("2.4.0", "Accepts multiple `field` arguments."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("field", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "hello",
         CommandMeta {
             history: &[
@@ -628,6 +646,234 @@ pub static META: &[(&str, CommandMeta)] = &[
                     ]),
                     arg("clientname", T::String).token("SETNAME").flags(OPTIONAL),
                 ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hexists",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("field", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hget",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("field", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hgetall",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output_order",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hincrby",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("field", T::String),
+                arg("increment", T::Integer),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hincrbyfloat",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("field", T::String),
+                arg("increment", T::Double),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hkeys",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output_order",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hlen",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hmget",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("field", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hmset",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("4.0.0"),
+            replaced_by: Some("`HSET` with multiple field-value pairs"),
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("field_value", T::Block).flags(MULTIPLE).args(&[
+                    arg("field", T::String),
+                    arg("value", T::String),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hrandfield",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("options", T::Block).flags(OPTIONAL).args(&[
+                    arg("count", T::Integer),
+                    arg("withvalues", T::PureToken).token("WITHVALUES").flags(OPTIONAL),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hscan",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("cursor", T::Integer),
+                arg("pattern", T::Pattern).token("MATCH").flags(OPTIONAL),
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hset",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("4.0.0", "Accepts multiple `field` and `value` arguments."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("field_value", T::Block).flags(MULTIPLE).args(&[
+                    arg("field", T::String),
+                    arg("value", T::String),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hsetnx",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("field", T::String),
+                arg("value", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hstrlen",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("field", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "hvals",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output_order",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
             ],
             ..CommandMeta::EMPTY
         },
@@ -1037,6 +1283,22 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "sadd",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("2.4.0", "Accepts multiple `member` arguments."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "save",
         CommandMeta {
             ..CommandMeta::EMPTY
@@ -1057,6 +1319,47 @@ pub static META: &[(&str, CommandMeta)] = &[
                 arg("pattern", T::Pattern).token("MATCH").flags(OPTIONAL),
                 arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
                 arg("type", T::String).token("TYPE").since("6.0.0").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "scard",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "sdiff",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output_order",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "sdiffstore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("destination", T::Key).key_spec(0),
+                arg("key", T::Key).key_spec(1).flags(MULTIPLE),
             ],
             ..CommandMeta::EMPTY
         },
@@ -1161,6 +1464,177 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "sinter",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output_order",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "sintercard",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                arg("limit", T::Integer).token("LIMIT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "sinterstore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("destination", T::Key).key_spec(0),
+                arg("key", T::Key).key_spec(1).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "sismember",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "smembers",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output_order",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "smismember",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "smove",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("source", T::Key).key_spec(0),
+                arg("destination", T::Key).key_spec(1),
+                arg("member", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "spop",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("3.2.0", "Added the `count` argument."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("count", T::Integer).since("3.2.0").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "srandmember",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("2.6.0", "Added the optional `count` argument."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("count", T::Integer).since("2.6.0").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "srem",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("2.4.0", "Accepts multiple `member` arguments."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "sscan",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("cursor", T::Integer),
+                arg("pattern", T::Pattern).token("MATCH").flags(OPTIONAL),
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "strlen",
         CommandMeta {
             key_specs: &[
@@ -1187,6 +1661,35 @@ pub static META: &[(&str, CommandMeta)] = &[
                 arg("key", T::Key).key_spec(0),
                 arg("start", T::Integer),
                 arg("end", T::Integer),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "sunion",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output_order",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "sunionstore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("destination", T::Key).key_spec(0),
+                arg("key", T::Key).key_spec(1).flags(MULTIPLE),
             ],
             ..CommandMeta::EMPTY
         },

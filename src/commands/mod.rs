@@ -15,8 +15,8 @@ pub mod keys;
 pub mod meta;
 pub mod persistence;
 pub mod server;
-pub mod streams;
 pub mod sets;
+pub mod streams;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -446,16 +446,16 @@ pub struct Table {
 
 /// Every family's table, in COMMAND order.
 static FAMILIES: &[&[Command]] = &[
-        connection::COMMANDS,
-        server::COMMANDS,
-        persistence::COMMANDS,
-        strings::COMMANDS,
-        keys::COMMANDS,
-        transactions::COMMANDS,
-        zsets::COMMANDS,
-        streams::COMMANDS,
-        hashes::COMMANDS,
-        sets::COMMANDS,
+    connection::COMMANDS,
+    server::COMMANDS,
+    persistence::COMMANDS,
+    strings::COMMANDS,
+    keys::COMMANDS,
+    transactions::COMMANDS,
+    zsets::COMMANDS,
+    streams::COMMANDS,
+    hashes::COMMANDS,
+    sets::COMMANDS,
 ];
 
 pub fn table() -> &'static Table {

@@ -43,9 +43,9 @@
 //! bytes    = u32 len | u8{len}
 //! ```
 
-use super::zset::{ZSet, ZsetLimits};
 use super::hash::{Hash, HashLimits};
 use super::set::Set;
+use super::zset::{ZSet, ZsetLimits};
 use super::{Keyspace, StrForm, StrValue, Value, DATABASES};
 use bytes::Bytes;
 
@@ -1113,5 +1113,4 @@ mod tests {
         }
         assert!(ks.dbs[0].peek(b"gone").is_none(), "emptied set removed");
     }
-
 }

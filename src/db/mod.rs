@@ -18,8 +18,8 @@ pub mod effect;
 pub mod expire;
 pub mod hash;
 pub mod notify;
-pub mod slab;
 pub mod set;
+pub mod slab;
 mod value;
 pub mod zset;
 
@@ -50,7 +50,7 @@ pub type KeyHasher = foldhash::fast::RandomState;
 /// must stay stable for the life of the process.
 pub fn key_hash(key: &[u8]) -> u64 {
     use std::hash::BuildHasher;
-    foldhash::fast::FixedState::with_seed(0x5ee_d0f_4ed15).hash_one(key)
+    foldhash::fast::FixedState::with_seed(0x05ee_d0f4_ed15).hash_one(key)
 }
 
 /// One key's slot.
