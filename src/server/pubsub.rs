@@ -240,7 +240,12 @@ pub async fn write_frames(
         .stats
         .total_net_output_bytes
         .fetch_add(frames.len() as u64, Ordering::Relaxed);
-    stream.write_all(&frames).await.is_ok()
+    // A subscriber that stopped reading blocks this write; CLIENT KILL and
+    // the output buffer limits must still close it.
+    tokio::select! {
+        r = stream.write_all(&frames) => r.is_ok(),
+        _ = client.handle.kill_notify.notified() => false,
+    }
 }
 
 /// A set that remembers insertion order (a client's channels or patterns:
