@@ -131,7 +131,10 @@ async fn messages_reach_resp2_and_resp3_subscribers_and_patterns() {
     let want_c = message(true, "news", "hello");
     assert_eq!(c.read_exact_len(want_c.len()).await, want_c);
     // Binary-safe payloads and channels.
-    assert_eq!(int_cmd(addr, &[b"PUBLISH", b"sport", b"\x00\r\n\xff"]).await, 2);
+    assert_eq!(
+        int_cmd(addr, &[b"PUBLISH", b"sport", b"\x00\r\n\xff"]).await,
+        2
+    );
     let want = b"*3\r\n$7\r\nmessage\r\n$5\r\nsport\r\n$4\r\n\x00\r\n\xff\r\n";
     assert_eq!(a.read_exact_len(want.len()).await, want);
     assert_eq!(int_cmd(addr, &[b"PUBLISH", b"nobody", b"x"]).await, 1);
@@ -165,8 +168,11 @@ async fn resp2_subscribed_mode_allows_only_pubsub_ping_quit_reset() {
     .await;
     a.check(&resp(&[b"PING"]), b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
         .await;
-    a.check(&resp(&[b"PING", b"hi"]), b"*2\r\n$4\r\npong\r\n$2\r\nhi\r\n")
-        .await;
+    a.check(
+        &resp(&[b"PING", b"hi"]),
+        b"*2\r\n$4\r\npong\r\n$2\r\nhi\r\n",
+    )
+    .await;
     // A rejected command inside MULTI aborts the transaction.
     a.check(
         &resp(&[b"MULTI"]),
@@ -285,7 +291,11 @@ async fn resp3_subscriber_runs_any_command_and_gets_pushes_in_order() {
     .await;
     a.check(
         &resp(&[b"SET", b"foo", b"bar"]),
-        &[message(true, "__keyspace@0__:foo", "set"), b"+OK\r\n".to_vec()].concat(),
+        &[
+            message(true, "__keyspace@0__:foo", "set"),
+            b"+OK\r\n".to_vec(),
+        ]
+        .concat(),
     )
     .await;
     a.check(&resp(&[b"MULTI"]), b"+OK\r\n").await;
@@ -449,9 +459,18 @@ async fn introspection_pubsub_info_and_client_list() {
         .query_async(&mut c)
         .await
         .unwrap();
-    assert!(list.contains(" flags=P db=0 sub=3 psub=0 ssub=0 "), "{list}");
-    assert!(list.contains(" flags=P db=0 sub=1 psub=2 ssub=0 "), "{list}");
-    assert!(list.contains(" flags=N db=0 sub=0 psub=0 ssub=0 "), "{list}");
+    assert!(
+        list.contains(" flags=P db=0 sub=3 psub=0 ssub=0 "),
+        "{list}"
+    );
+    assert!(
+        list.contains(" flags=P db=0 sub=1 psub=2 ssub=0 "),
+        "{list}"
+    );
+    assert!(
+        list.contains(" flags=N db=0 sub=0 psub=0 ssub=0 "),
+        "{list}"
+    );
     s.shutdown().await;
 }
 
@@ -536,12 +555,10 @@ async fn keyspace_notifications_for_each_class() {
     assert!(events(&mut l, &mut c, &["SET", "k", "v"]).await.is_empty());
 
     // Invalid flags: Redis's error, value unchanged.
-    let err = set_flags("KQ")
-        .query_async::<()>(&mut c)
-        .await
-        .unwrap_err();
+    let err = set_flags("KQ").query_async::<()>(&mut c).await.unwrap_err();
     assert!(
-        err.to_string().contains("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."),
+        err.to_string()
+            .contains("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."),
         "{err}"
     );
 
@@ -569,18 +586,48 @@ async fn keyspace_notifications_for_each_class() {
     // Keyspace only, generic and string classes.
     let _: () = set_flags("Kg$").query_async(&mut c).await.unwrap();
     for (cmd, want) in [
-        (&["APPEND", "s", "x"][..], ev(&[("__keyspace@0__:s", "append")])),
-        (&["SETRANGE", "s", "0", "y"], ev(&[("__keyspace@0__:s", "setrange")])),
+        (
+            &["APPEND", "s", "x"][..],
+            ev(&[("__keyspace@0__:s", "append")]),
+        ),
+        (
+            &["SETRANGE", "s", "0", "y"],
+            ev(&[("__keyspace@0__:s", "setrange")]),
+        ),
         (&["INCR", "n"], ev(&[("__keyspace@0__:n", "incrby")])),
         (&["DECRBY", "n", "3"], ev(&[("__keyspace@0__:n", "incrby")])),
-        (&["INCRBYFLOAT", "n", "1.5"], ev(&[("__keyspace@0__:n", "incrbyfloat")])),
+        (
+            &["INCRBYFLOAT", "n", "1.5"],
+            ev(&[("__keyspace@0__:n", "incrbyfloat")]),
+        ),
         (&["PERSIST", "s"], ev(&[("__keyspace@0__:s", "persist")])),
-        (&["EXPIRE", "s", "100"], ev(&[("__keyspace@0__:s", "expire")])),
+        (
+            &["EXPIRE", "s", "100"],
+            ev(&[("__keyspace@0__:s", "expire")]),
+        ),
         (&["EXPIRE", "s", "-1"], ev(&[("__keyspace@0__:s", "del")])),
-        (&["MSET", "a", "1", "b", "2"], ev(&[("__keyspace@0__:a", "set"), ("__keyspace@0__:b", "set")])),
-        (&["RENAME", "a", "c"], ev(&[("__keyspace@0__:a", "rename_from"), ("__keyspace@0__:c", "rename_to")])),
-        (&["MOVE", "c", "1"], ev(&[("__keyspace@0__:c", "move_from"), ("__keyspace@1__:c", "move_to")])),
-        (&["COPY", "b", "d", "DB", "2"], ev(&[("__keyspace@2__:d", "copy_to")])),
+        (
+            &["MSET", "a", "1", "b", "2"],
+            ev(&[("__keyspace@0__:a", "set"), ("__keyspace@0__:b", "set")]),
+        ),
+        (
+            &["RENAME", "a", "c"],
+            ev(&[
+                ("__keyspace@0__:a", "rename_from"),
+                ("__keyspace@0__:c", "rename_to"),
+            ]),
+        ),
+        (
+            &["MOVE", "c", "1"],
+            ev(&[
+                ("__keyspace@0__:c", "move_from"),
+                ("__keyspace@1__:c", "move_to"),
+            ]),
+        ),
+        (
+            &["COPY", "b", "d", "DB", "2"],
+            ev(&[("__keyspace@2__:d", "copy_to")]),
+        ),
         (&["GETDEL", "b"], ev(&[("__keyspace@0__:b", "del")])),
         (&["DEL", "n", "missing"], ev(&[("__keyspace@0__:n", "del")])),
         (&["GET", "missing"], ev(&[])),

@@ -11,6 +11,7 @@ use crate::server::pubsub::{Kind, Sink};
 use bytes::Bytes;
 
 /// A table entry of the pubsub group.
+#[allow(clippy::too_many_arguments)]
 const fn cmd(
     name: &'static str,
     arity: i32,
