@@ -25,6 +25,9 @@ enum Kind {
     Str,
     /// Redis's `save` syntax: pairs of seconds and changes, or "".
     Save,
+    /// `notify-keyspace-events` class characters, kept in the canonical
+    /// order CONFIG GET prints (`db::notify::flags_to_string`).
+    KeyspaceEvents,
 }
 
 #[derive(Debug)]
@@ -144,7 +147,7 @@ static PARAMS: &[Param] = &[
     p("save", Kind::Save, "", true),
     p("auto-aof-rewrite-percentage", INT, "100", true),
     p("auto-aof-rewrite-min-size", MEMORY, "67108864", true),
-    p("notify-keyspace-events", Kind::Str, "", true),
+    p("notify-keyspace-events", Kind::KeyspaceEvents, "", true),
     p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
     p("cluster-enabled", Kind::Bool, "no", false),
     p("daemonize", Kind::Bool, "no", false),
@@ -250,6 +253,10 @@ pub struct Config {
     pub config_file: Option<String>,
     /// `zset-max-listpack-entries` / `zset-max-listpack-value`.
     pub zset_limits: crate::db::zset::ZsetLimits,
+    /// `notify-keyspace-events` as class bits. Kept apart from the text:
+    /// the canonical text drops `n` next to `A` (as Redis prints it), the
+    /// bits do not.
+    pub notify_keyspace_events: u32,
 }
 
 impl Default for Config {
@@ -283,6 +290,7 @@ impl Default for Config {
             set_max_intset_entries: 0,
             config_file: None,
             zset_limits: Default::default(),
+            notify_keyspace_events: 0,
         };
         c.refresh();
         c
@@ -413,6 +421,9 @@ impl Config {
                 }
             }
             Kind::Str => Ok(value.to_string()),
+            Kind::KeyspaceEvents => crate::db::notify::parse_flags(value)
+                .map(crate::db::notify::flags_to_string)
+                .ok_or_else(|| crate::db::notify::INVALID_FLAGS.to_string()),
             Kind::Save => {
                 let parts: Vec<&str> = value.split_whitespace().collect();
                 if !parts.len().is_multiple_of(2) || parts.iter().any(|x| x.parse::<u64>().is_err())
@@ -424,6 +435,13 @@ impl Config {
         }
     }
 
+    /// Keeps the typed values that the canonical text cannot carry.
+    fn set_bits(&mut self, p: &Param, value: &str) {
+        if let Kind::KeyspaceEvents = p.kind {
+            self.notify_keyspace_events = crate::db::notify::parse_flags(value).unwrap_or(0);
+        }
+    }
+
     /// Sets a parameter at startup (command line or config file): every
     /// parameter is settable.
     pub fn set_startup(&mut self, name: &str, value: &str) -> Result<(), String> {
@@ -431,6 +449,7 @@ impl Config {
             .ok_or_else(|| format!("Bad directive or wrong number of arguments: '{name}'"))?;
         let v = Self::canonical(p, value).map_err(|e| format!("'{name} {value}': {e}"))?;
         self.values.insert(p.name, v);
+        self.set_bits(p, value);
         self.refresh();
         Ok(())
     }
@@ -465,10 +484,11 @@ impl Config {
         let mut staged = Vec::with_capacity(pairs.len());
         for (p, (name, value)) in params.into_iter().zip(pairs) {
             let v = Self::canonical(p, value).map_err(|e| failed(name, &e))?;
-            staged.push((p.name, v));
+            staged.push((p, v, value));
         }
-        for (n, v) in staged {
-            self.values.insert(n, v);
+        for (p, v, value) in staged {
+            self.values.insert(p.name, v);
+            self.set_bits(p, value);
         }
         self.refresh();
         Ok(())
@@ -524,7 +544,7 @@ impl Config {
             if j == i + 1
                 && !matches!(
                     find_param(name).map(|p| p.kind),
-                    Some(Kind::Save | Kind::Str)
+                    Some(Kind::Save | Kind::Str | Kind::KeyspaceEvents)
                 )
             {
                 return Err(format!("option '--{name}' needs a value"));
@@ -576,6 +596,23 @@ mod tests {
             .load_file_text("bogus 1\n")
             .unwrap_err()
             .contains("line 1"));
+    }
+
+    #[test]
+    fn keyspace_events_are_validated_and_canonical() {
+        let mut c = Config::default();
+        c.set_runtime(&[("notify-keyspace-events".into(), "KEA".into())])
+            .unwrap();
+        assert_eq!(c.get("notify-keyspace-events"), Some("AKE"));
+        c.set_runtime(&[("notify-keyspace-events".into(), "AKEn".into())])
+            .unwrap();
+        assert_eq!(c.get("notify-keyspace-events"), Some("AKE"));
+        assert_ne!(c.notify_keyspace_events & crate::db::notify::NEW, 0);
+        let e = c
+            .set_runtime(&[("notify-keyspace-events".into(), "E$ x".into())])
+            .unwrap_err();
+        assert_eq!(e, "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'.");
+        assert_eq!(c.get("notify-keyspace-events"), Some("AKE"));
     }
 
     #[test]

@@ -254,7 +254,18 @@ static CLIENT_SUBCOMMANDS: &[Command] = &[
 ];
 
 /// PING [message]
+///
+/// A RESP2 client in subscribed mode gets `["pong", message or ""]`.
 fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 {
+        return Err(CmdError::wrong_args("ping"));
+    }
+    if ctx.client.pubsub.active() && !ctx.out.resp3 {
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(args.get(1).map_or(&b""[..], |m| m.as_ref()));
+        return Ok(());
+    }
     match args.len() {
         1 => ctx.out.simple("PONG"),
         2 => ctx.out.bulk(&args[1]),
@@ -419,11 +430,13 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// RESET
 ///
 /// Redis's `clearClientConnectionState`: leaves MULTI and drops WATCHes,
+/// unsubscribes from every channel and pattern (no confirmations),
 /// selects db 0, back to RESP2, CLIENT REPLY ON, no-evict and no-touch off,
 /// no name, and unauthenticated again when a password is required.
 fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ctx.client.multi = None;
     super::transactions::unwatch_all(ctx);
+    super::pubsub::unsubscribe_all_quietly(ctx);
     ctx.client.db = 0;
     ctx.client.reply_mode = ReplyMode::On;
     ctx.client.no_touch = false;

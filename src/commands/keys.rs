@@ -8,6 +8,7 @@
 use super::{
     arg_i64, c_str_lossy, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler,
 };
+use crate::db::notify::{GENERIC, NEW};
 use crate::db::{Value, DATABASES};
 use crate::glob::glob_match;
 use bytes::Bytes;
@@ -184,6 +185,7 @@ fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for k in &args[1..] {
         if ctx.ks.delete(db, k, ctx.now_ms) {
+            ctx.notify(GENERIC, "del", db, k);
             n += 1;
         }
     }
@@ -413,6 +415,9 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
     if let Some(entry) = ctx.ks.dbs[db].remove(src) {
         ctx.ks.dbs[db].insert(dst.clone(), entry);
         ctx.ks.stats.dirty += 1;
+        ctx.notify(NEW, "new", db, dst);
+        ctx.notify(GENERIC, "rename_from", db, src);
+        ctx.notify(GENERIC, "rename_to", db, dst);
     }
     reply_ok(ctx, true);
     Ok(())
@@ -434,6 +439,9 @@ fn move_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if let Some(entry) = ctx.ks.dbs[src_db].remove(key) {
         ctx.ks.dbs[dst_db].insert(key.clone(), entry);
         ctx.ks.stats.dirty += 1;
+        ctx.notify(NEW, "new", dst_db, key);
+        ctx.notify(GENERIC, "move_from", src_db, key);
+        ctx.notify(GENERIC, "move_to", dst_db, key);
     }
     ctx.out.int(1);
     Ok(())
@@ -495,6 +503,8 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let entry = ctx.ks.entry(value, expires_at_ms);
     ctx.ks.dbs[dst_db].insert(dst.clone(), entry);
     ctx.ks.stats.dirty += 1;
+    ctx.notify(NEW, "new", dst_db, dst);
+    ctx.notify(GENERIC, "copy_to", dst_db, dst);
     ctx.out.int(1);
     Ok(())
 }
@@ -504,7 +514,7 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// The key of an OBJECT subcommand, looked up without touching it.
 fn object_lookup<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Option<&'a mut crate::db::Entry> {
     let (db, now) = (ctx.db(), ctx.now_ms);
-    ctx.ks.lookup(db, key, now, false)
+    ctx.ks.lookup_nonotify(db, key, now, false)
 }
 
 /// True when `maxmemory-policy` is an LFU policy.
@@ -691,11 +701,15 @@ fn expire_generic(
     }
     if when <= now as i64 {
         ctx.ks.delete(db, key, now);
+        ctx.notify(GENERIC, "del", db, key);
+        ctx.out.int(1);
     } else {
         ctx.ks.dbs[db].set_expiry(key, when as u64);
         ctx.ks.stats.dirty += 1;
+        // Redis replies before this event.
+        ctx.out.int(1);
+        ctx.notify(GENERIC, "expire", db, key);
     }
-    ctx.out.int(1);
     Ok(())
 }
 
@@ -761,6 +775,7 @@ fn persist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if had_ttl {
         ctx.ks.dbs[db].set_expiry(key, 0);
         ctx.ks.stats.dirty += 1;
+        ctx.notify(GENERIC, "persist", db, key);
     }
     ctx.out.int(i64::from(had_ttl));
     Ok(())

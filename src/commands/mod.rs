@@ -14,6 +14,7 @@ pub mod hashes;
 pub mod keys;
 pub mod meta;
 pub mod persistence;
+pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod streams;
@@ -132,6 +133,31 @@ impl Ctx<'_> {
     /// The client's selected database index.
     pub fn db(&self) -> usize {
         self.client.db
+    }
+
+    /// Queues a keyspace notification (`Keyspace::notify`) remembering
+    /// where the reply stands, so a RESP3 client subscribed to its own
+    /// events gets the push exactly where Redis 7.0 writes it (before or
+    /// after the reply, depending on the command).
+    pub fn notify(&mut self, class: u32, event: &'static str, db: usize, key: &[u8]) {
+        let at = self.out.buf.len();
+        self.ks.notify_at(class, event, db, key, Some(at));
+    }
+
+    /// Publishes the notifications the command queued; `reply_start` is
+    /// where its reply began in the buffer.
+    fn publish_notifications(&mut self, reply_start: usize) {
+        let notes = self.ks.take_notifications();
+        if notes.is_empty() {
+            return;
+        }
+        let me = crate::server::pubsub::Own {
+            client_id: self.client.id,
+            resp3: self.out.resp3,
+            buf: &mut self.out.buf,
+            reply_start,
+        };
+        self.shared.pubsub.publish_notifications(notes, Some(me));
     }
 }
 
@@ -456,6 +482,7 @@ static FAMILIES: &[&[Command]] = &[
     streams::COMMANDS,
     hashes::COMMANDS,
     sets::COMMANDS,
+    pubsub::COMMANDS,
 ];
 
 pub fn table() -> &'static Table {
@@ -711,8 +738,10 @@ pub fn call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::wrong_args(&e.full_name));
     };
     let start = std::time::Instant::now();
+    let reply_start = ctx.out.buf.len();
     let r = handler(ctx, args);
     ctx.ks.end_command();
+    ctx.publish_notifications(reply_start);
     let usec = start.elapsed().as_micros() as u64;
     e.stat.calls.fetch_add(1, Ordering::Relaxed);
     e.stat.usec.fetch_add(usec, Ordering::Relaxed);

@@ -1030,8 +1030,8 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("evicted_clients:0");
             line!("keyspace_hits:{}", ks.stats.keyspace_hits);
             line!("keyspace_misses:{}", ks.stats.keyspace_misses);
-            line!("pubsub_channels:0");
-            line!("pubsub_patterns:0");
+            line!("pubsub_channels:{}", ctx.shared.pubsub.channel_count());
+            line!("pubsub_patterns:{}", ctx.shared.pubsub.pattern_count());
             line!("pubsubshard_channels:0");
             line!("latest_fork_usec:0");
             line!("total_forks:0");
@@ -1170,6 +1170,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .set_runtime(&pairs)
         .map_err(CmdError::new)?;
     ctx.shared.config_changed();
+    ctx.shared.apply_notify_config(ctx.ks);
     ctx.out.ok();
     Ok(())
 }

@@ -9,6 +9,7 @@ pub(crate) mod ldouble;
 
 use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
 use crate::db::effect::Effect;
+use crate::db::notify::{GENERIC, NEW, STRING};
 use crate::db::{Keyspace, StrForm, StrValue, Value};
 use bytes::Bytes;
 
@@ -309,6 +310,13 @@ fn set_generic(
         Value::Str(StrValue::new(args[2].to_vec())),
         expiry,
     );
+    if old_expiry.is_none() {
+        ctx.notify(NEW, "new", db, key);
+    }
+    ctx.notify(STRING, "set", db, key);
+    if o.expire.is_some() {
+        ctx.notify(GENERIC, "expire", db, key);
+    }
     if !o.get {
         match reply {
             SetReply::Ok => ctx.out.ok(),
@@ -365,13 +373,18 @@ fn get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// GETSET key value
 fn getset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     get(ctx, args)?;
-    let db = ctx.db();
+    let (db, key) = (ctx.db(), &args[1]);
+    let existed = ctx.ks.lookup_write(db, key, ctx.now_ms).is_some();
     ctx.ks.set(
         db,
-        args[1].clone(),
+        key.clone(),
         Value::Str(StrValue::new(args[2].to_vec())),
         0,
     );
+    if !existed {
+        ctx.notify(NEW, "new", db, key);
+    }
+    ctx.notify(STRING, "set", db, key);
     Ok(())
 }
 
@@ -385,7 +398,9 @@ fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(s) => ctx.out.bulk(&s.data),
     }
     let db = ctx.db();
-    ctx.ks.delete(db, &args[1], ctx.now_ms);
+    if ctx.ks.delete(db, &args[1], ctx.now_ms) {
+        ctx.notify(GENERIC, "del", db, &args[1]);
+    }
     Ok(())
 }
 
@@ -409,10 +424,12 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     match expiry {
         Some((at, kind)) if !kind.relative() && at <= now => {
             ctx.ks.delete(db, key, now);
+            ctx.notify(GENERIC, "del", db, key);
         }
         Some((at, _)) => {
             ctx.ks.dbs[db].set_expiry(key, at);
             ctx.ks.stats.dirty += 1;
+            ctx.notify(GENERIC, "expire", db, key);
         }
         None if o.persist => {
             let has_ttl = ctx.ks.dbs[db]
@@ -421,11 +438,27 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if has_ttl {
                 ctx.ks.dbs[db].set_expiry(key, 0);
                 ctx.ks.stats.dirty += 1;
+                ctx.notify(GENERIC, "persist", db, key);
             }
         }
         None => {}
     }
     Ok(())
+}
+
+/// Stores a plain string value as MSET does, with Redis's events.
+fn set_and_notify(ctx: &mut Ctx, db: usize, key: &Bytes, value: &[u8]) {
+    let existed = ctx.ks.lookup_write(db, key, ctx.now_ms).is_some();
+    ctx.ks.set(
+        db,
+        key.clone(),
+        Value::Str(StrValue::new(value.to_vec())),
+        0,
+    );
+    if !existed {
+        ctx.notify(NEW, "new", db, key);
+    }
+    ctx.notify(STRING, "set", db, key);
 }
 
 /// MSET key value [key value ...]
@@ -435,12 +468,7 @@ fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let db = ctx.db();
     for pair in args[1..].chunks_exact(2) {
-        ctx.ks.set(
-            db,
-            pair[0].clone(),
-            Value::Str(StrValue::new(pair[1].to_vec())),
-            0,
-        );
+        set_and_notify(ctx, db, &pair[0], &pair[1]);
     }
     ctx.out.ok();
     Ok(())
@@ -459,12 +487,7 @@ fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     for pair in args[1..].chunks_exact(2) {
-        ctx.ks.set(
-            db,
-            pair[0].clone(),
-            Value::Str(StrValue::new(pair[1].to_vec())),
-            0,
-        );
+        set_and_notify(ctx, db, &pair[0], &pair[1]);
     }
     ctx.out.int(1);
     Ok(())
@@ -500,6 +523,8 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 Value::Str(StrValue::new(args[2].to_vec())),
                 0,
             );
+            ctx.notify(NEW, "new", db, key);
+            ctx.notify(STRING, "append", db, key);
             ctx.out.int(args[2].len() as i64);
             return Ok(());
         }
@@ -525,6 +550,7 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             data: args[2].clone(),
         },
     );
+    ctx.notify(STRING, "append", db, key);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -581,7 +607,9 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else {
         let v = StrValue::with_form(buf, StrForm::Raw);
         ctx.ks.set(db, key.clone(), Value::Str(v), 0);
+        ctx.notify(NEW, "new", db, key);
     }
+    ctx.notify(STRING, "setrange", db, key);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -671,10 +699,13 @@ fn incr_decr(ctx: &mut Ctx, key: &Bytes, by: i64) -> CmdResult {
             *s = StrValue::from_i64(value);
             modified(ctx.ks, db, key);
         }
-        None => ctx
-            .ks
-            .set(db, key.clone(), Value::Str(StrValue::from_i64(value)), 0),
+        None => {
+            ctx.ks
+                .set(db, key.clone(), Value::Str(StrValue::from_i64(value)), 0);
+            ctx.notify(NEW, "new", db, key);
+        }
     }
+    ctx.notify(STRING, "incrby", db, key);
     ctx.out.int(value);
     Ok(())
 }
@@ -703,8 +734,12 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             *s = v;
             modified(ctx.ks, db, key);
         }
-        None => ctx.ks.set(db, key.clone(), Value::Str(v), 0),
+        None => {
+            ctx.ks.set(db, key.clone(), Value::Str(v), 0);
+            ctx.notify(NEW, "new", db, key);
+        }
     }
+    ctx.notify(STRING, "incrbyfloat", db, key);
     ctx.out.bulk(text.as_bytes());
     Ok(())
 }

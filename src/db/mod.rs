@@ -468,13 +468,32 @@ impl Keyspace {
             self.dbs[db].remove_quiet(&k);
             self.dbs[db].signal_expired_deleted(&k);
             self.stats.expired_keys += 1;
+            self.notify(notify::EXPIRED, "expired", db, &k);
         }
         true
     }
 
     /// Looks a key up for reading: lazily expires it, counts a hit or miss
-    /// and refreshes the access time unless `touch` is false.
+    /// (a miss is a `keymiss` event) and refreshes the access time unless
+    /// `touch` is false.
     pub fn lookup(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now_ms: u64,
+        touch: bool,
+    ) -> Option<&mut Entry> {
+        if !self.exists(db, key, now_ms) {
+            self.stats.keyspace_misses += 1;
+            self.notify(notify::KEY_MISS, "keymiss", db, key);
+            return None;
+        }
+        self.lookup_nonotify(db, key, now_ms, touch)
+    }
+
+    /// `lookup` without the `keymiss` event (Redis's LOOKUP_NONOTIFY, used
+    /// by OBJECT).
+    pub fn lookup_nonotify(
         &mut self,
         db: usize,
         key: &[u8],

@@ -84,18 +84,16 @@ pub fn flags_to_string(f: u32) -> String {
             (EVICTED, 'e'),
             (STREAM, 't'),
             (MODULE, 'd'),
+            (NEW, 'n'),
         ] {
             if f & bit != 0 {
                 s.push(c);
             }
         }
     }
-    for (bit, c) in [
-        (KEYSPACE, 'K'),
-        (KEYEVENT, 'E'),
-        (KEY_MISS, 'm'),
-        (NEW, 'n'),
-    ] {
+    // As Redis's `keyspaceEventsFlagsToString`: `n` is not part of `A`
+    // but is printed only when `A` is not (so "AKEn" reads back "AKE").
+    for (bit, c) in [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (KEY_MISS, 'm')] {
         if f & bit != 0 {
             s.push(c);
         }
@@ -112,12 +110,32 @@ pub struct Notification {
     /// Which of K / E were enabled when it was queued.
     pub keyspace: bool,
     pub keyevent: bool,
+    /// Where in the command's reply buffer Redis 7.0 would write the push
+    /// for a RESP3 client subscribed to its own events (`Ctx::notify`
+    /// records it); None: before the reply, or after the previous event.
+    pub reply_at: Option<usize>,
 }
+
+/// CONFIG SET's complaint about a bad `notify-keyspace-events` value.
+pub const INVALID_FLAGS: &str = "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.";
 
 impl Keyspace {
     /// Queues an event of `class` if the configured flags enable it
     /// (Redis's `notifyKeyspaceEvent`).
     pub fn notify(&mut self, class: u32, event: &'static str, db: usize, key: &[u8]) {
+        self.notify_at(class, event, db, key, None);
+    }
+
+    /// `notify` with the reply-buffer position of the event (see
+    /// `Notification::reply_at`).
+    pub fn notify_at(
+        &mut self,
+        class: u32,
+        event: &'static str,
+        db: usize,
+        key: &[u8],
+        reply_at: Option<usize>,
+    ) {
         let f = self.notify_flags;
         if f & class == 0 || f & (KEYSPACE | KEYEVENT) == 0 {
             return;
@@ -128,6 +146,7 @@ impl Keyspace {
             key: Bytes::copy_from_slice(key),
             keyspace: f & KEYSPACE != 0,
             keyevent: f & KEYEVENT != 0,
+            reply_at,
         });
     }
 
@@ -153,6 +172,18 @@ mod tests {
         );
         assert_eq!(parse_flags("").map(flags_to_string).as_deref(), Some(""));
         assert_eq!(parse_flags("Q"), None);
+        assert_eq!(
+            parse_flags("KElshzxetdmgn").map(flags_to_string).as_deref(),
+            Some("glshzxetdnKEm")
+        );
+        assert_eq!(
+            parse_flags("AnKE").map(flags_to_string).as_deref(),
+            Some("AKE")
+        );
+        assert_eq!(
+            parse_flags("mK").map(flags_to_string).as_deref(),
+            Some("Km")
+        );
     }
 
     #[test]

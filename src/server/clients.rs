@@ -53,6 +53,9 @@ pub struct ClientMeta {
     pub no_touch: bool,
     pub user: String,
     pub qbuf: usize,
+    /// Channels and patterns subscribed (CLIENT LIST `sub`, `psub`).
+    pub sub: usize,
+    pub psub: usize,
 }
 
 /// What the registry holds for each connection.
@@ -122,6 +125,9 @@ impl ClientHandle {
     pub fn info_line(&self) -> String {
         let m = self.meta.lock();
         let mut flags = String::new();
+        if m.sub + m.psub > 0 {
+            flags.push('P');
+        }
         if m.multi >= 0 {
             flags.push('x');
         }
@@ -150,7 +156,7 @@ impl ClientHandle {
             .map(|n| String::from_utf8_lossy(n).into_owned())
             .unwrap_or_default();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -160,6 +166,8 @@ impl ClientHandle {
             self.idle_s(),
             flags,
             m.db,
+            m.sub,
+            m.psub,
             m.multi,
             m.qbuf,
             m.last_cmd,
@@ -187,6 +195,8 @@ pub struct Client {
     pub close_after_reply: bool,
     /// Set by a handler; the connection stops the batch and performs it.
     pub pending: Option<PendingOp>,
+    /// Subscriptions and the queue of messages to write (`server::pubsub`).
+    pub pubsub: super::pubsub::ClientPubSub,
     pub handle: Arc<ClientHandle>,
 }
 
@@ -202,6 +212,7 @@ impl Client {
             no_touch: false,
             close_after_reply: false,
             pending: None,
+            pubsub: super::pubsub::ClientPubSub::new(handle.clone()),
             handle,
         }
     }

@@ -63,7 +63,12 @@ pub(super) async fn serve(
             }
             continue;
         }
-        let timeout_s = shared.config.read().timeout_s;
+        // Subscribers are exempt from `timeout`, as in Redis.
+        let timeout_s = if client.pubsub.active() {
+            0
+        } else {
+            shared.config.read().timeout_s
+        };
         let read = async {
             if timeout_s > 0 {
                 match tokio::time::timeout(
@@ -85,6 +90,12 @@ pub(super) async fn serve(
                 Ok(n) => n,
             },
             _ = handle.kill_notify.notified() => break,
+            frames = client.pubsub.next_frames() => {
+                if !super::pubsub::write_frames(&shared, &client, &mut stream, frames).await {
+                    break;
+                }
+                continue;
+            }
         };
         shared
             .stats
@@ -111,6 +122,9 @@ pub(super) async fn serve(
     if !client.watched.is_empty() {
         let watched = std::mem::take(&mut client.watched);
         shared.ks.lock().unwatch_all(id, &watched);
+    }
+    if client.pubsub.active() {
+        shared.pubsub.remove_client(&mut client.pubsub, id);
     }
     shared.clients.remove(&id);
 }
@@ -233,7 +247,15 @@ fn process_input(
         };
         match parse_request(inbuf, limits) {
             Ok(Parsed::Command { args, .. }) => {
-                let ks = guard.get_or_insert_with(|| shared.ks.lock());
+                if guard.is_none() {
+                    guard = Some(shared.ks.lock());
+                    // Messages published before this batch took the lock
+                    // go before its replies (see `server::pubsub`).
+                    super::pubsub::drain_before_batch(client, out);
+                }
+                let Some(ks) = guard.as_mut() else {
+                    break;
+                };
                 let start = out.buf.len();
                 execute(shared, ks, client, out, args);
                 if logging && ks.has_effects() {
@@ -260,6 +282,7 @@ fn process_input(
             (c.hz, c.active_expire_effort)
         };
         active_expire_cycle(&mut ks, CycleKind::Fast, hz, effort, now_ms);
+        shared.publish_pending_notifications(&mut ks);
         if let Some(p) = &shared.persist {
             if ks.has_effects() {
                 units.push(unit_bytes(&ks.take_effects()));
@@ -406,6 +429,19 @@ pub fn execute(
                 } else {
                     Err(e)
                 }
+            } else if client.pubsub.active()
+                && !out.resp3
+                && !super::pubsub::allowed_in_subscribed_mode(top_name)
+            {
+                // Redis's `rejectCommand`: also aborts a MULTI being queued.
+                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = client.multi.as_mut() {
+                    m.aborted = true;
+                }
+                Err(CmdError::new(format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    entry.full_name
+                )))
             } else if client.multi.is_some() && !runs_inside_multi(top_name) {
                 if cmd.has(flags::NO_MULTI) {
                     entry.stat.rejected.fetch_add(1, Ordering::Relaxed);

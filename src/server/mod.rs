@@ -4,6 +4,7 @@
 mod clients;
 mod connection;
 pub mod persist;
+pub mod pubsub;
 
 pub use clients::{Client, ClientHandle, ClientMeta, MultiState, PendingOp, ReplyMode};
 pub use connection::execute;
@@ -61,6 +62,8 @@ pub struct Shared {
     flusher_stop: Arc<AtomicBool>,
     /// This `Shared` itself, for threads started from a command handler.
     me: std::sync::OnceLock<std::sync::Weak<Shared>>,
+    /// Channel and pattern subscriptions, and message delivery.
+    pub pubsub: pubsub::PubSub,
 }
 
 impl Shared {
@@ -89,6 +92,20 @@ impl Shared {
                 p.set_policy(policy);
             }
         }
+    }
+
+    /// Applies `notify-keyspace-events` to the keyspace (at startup and
+    /// after CONFIG SET, which runs under the keyspace lock and so passes
+    /// it in).
+    pub fn apply_notify_config(&self, ks: &mut Keyspace) {
+        ks.notify_flags = self.config.read().notify_keyspace_events;
+    }
+
+    /// Publishes keyspace notifications queued outside a command (the
+    /// active expiry cycle). Call with the keyspace lock held.
+    pub fn publish_pending_notifications(&self, ks: &mut Keyspace) {
+        let notes = ks.take_notifications();
+        self.pubsub.publish_notifications(notes, None);
     }
 
     /// True while the WAL is being replayed (INFO `loading:1`).
@@ -330,8 +347,10 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         streams,
         flusher_stop: Arc::new(AtomicBool::new(false)),
         me: std::sync::OnceLock::new(),
+        pubsub: pubsub::PubSub::default(),
     });
     let _ = shared.me.set(Arc::downgrade(&shared));
+    shared.apply_notify_config(&mut shared.ks.lock());
     let mut tasks = Vec::new();
     for l in listeners {
         tasks.push(tokio::spawn(accept_loop(shared.clone(), l)));
@@ -369,7 +388,11 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
             }
         };
         let keys = ks.total_keys();
-        *shared.ks.lock() = ks;
+        {
+            let mut guard = shared.ks.lock();
+            *guard = ks;
+            shared.apply_notify_config(&mut guard);
+        }
         p.loading.store(false, Ordering::SeqCst);
         tracing::info!(
             "DB loaded from the WAL: {} base chunks and {} units, {} bytes, {} keys, in {:.3} seconds",
@@ -451,6 +474,7 @@ async fn cron(shared: Arc<Shared>) {
             let mut ks = shared.ks.lock();
             active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms);
             shared.log_pending_effects(&mut ks);
+            shared.publish_pending_notifications(&mut ks);
         }
         if let Some(p) = &shared.persist {
             let (pct, min) = {

@@ -1,0 +1,225 @@
+//! Pub/Sub commands (Redis's pubsub.c): SUBSCRIBE, UNSUBSCRIBE,
+//! PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH and PUBSUB CHANNELS / NUMSUB / NUMPAT.
+//!
+//! The registry and the delivery of messages to other connections live in
+//! `server::pubsub`; these handlers only change subscriptions and write the
+//! confirmations, which Redis sends as push frames (`>3` in RESP3, `*3` in
+//! RESP2), one per channel.
+
+use super::{flags::*, CmdError, CmdResult, Command, Ctx, Doc, Handler};
+use crate::server::pubsub::{Kind, Sink};
+use bytes::Bytes;
+
+/// A table entry of the pubsub group.
+#[allow(clippy::too_many_arguments)]
+const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    acl: &'static [&'static str],
+    summary: &'static str,
+    since: &'static str,
+    complexity: &'static str,
+    handler: Handler,
+) -> Command {
+    Command {
+        name,
+        arity,
+        flags,
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        acl,
+        doc: Doc {
+            summary,
+            since,
+            group: "pubsub",
+            complexity,
+        },
+        handler: Some(handler),
+        subcommands: &[],
+    }
+}
+
+const SUB_FLAGS: u32 = PUBSUB | NOSCRIPT | LOADING | STALE;
+const PUBSUB_SLOW: &[&str] = &["@pubsub", "@slow"];
+
+static PUBSUB_SUBCOMMANDS: &[Command] = &[
+    cmd("channels", -2, PUBSUB | LOADING | STALE, PUBSUB_SLOW, "List active channels", "2.8.0", "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)", pubsub_channels),
+    cmd("help", 2, LOADING | STALE, &["@slow"], "Show helpful text about the different subcommands", "6.2.0", "O(1)", pubsub_help),
+    cmd("numpat", 2, PUBSUB | LOADING | STALE, PUBSUB_SLOW, "Get the count of unique patterns pattern subscriptions", "2.8.0", "O(1)", pubsub_numpat),
+    cmd("numsub", -2, PUBSUB | LOADING | STALE, PUBSUB_SLOW, "Get the count of subscribers for channels", "2.8.0", "O(N) for the NUMSUB subcommand, where N is the number of requested channels", pubsub_numsub),
+];
+
+pub static COMMANDS: &[Command] = &[
+    cmd("subscribe", -2, SUB_FLAGS, PUBSUB_SLOW, "Listen for messages published to the given channels", "2.0.0", "O(N) where N is the number of channels to subscribe to.", subscribe),
+    cmd("unsubscribe", -1, SUB_FLAGS, PUBSUB_SLOW, "Stop listening for messages posted to the given channels", "2.0.0", "O(N) where N is the number of clients already subscribed to a channel.", unsubscribe),
+    cmd("psubscribe", -2, SUB_FLAGS, PUBSUB_SLOW, "Listen for messages published to channels matching the given patterns", "2.0.0", "O(N) where N is the number of patterns the client is already subscribed to.", psubscribe),
+    cmd("punsubscribe", -1, SUB_FLAGS, PUBSUB_SLOW, "Stop listening for messages posted to channels matching the given patterns", "2.0.0", "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", punsubscribe),
+    cmd("publish", 3, PUBSUB | LOADING | STALE | FAST, &["@pubsub", "@fast"], "Post a message to a channel", "2.0.0", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", publish),
+    Command {
+        name: "pubsub",
+        arity: -2,
+        flags: 0,
+        acl: &["@slow"],
+        doc: Doc {
+            summary: "A container for Pub/Sub commands",
+            since: "2.8.0",
+            group: "pubsub",
+            complexity: "Depends on subcommand.",
+        },
+        subcommands: PUBSUB_SUBCOMMANDS,
+        ..Command::DEFAULT
+    },
+];
+
+/// One confirmation: `[kind, name or nil, count]` as a push.
+fn confirm(ctx: &mut Ctx, what: &str, name: Option<&[u8]>) {
+    let count = ctx.client.pubsub.count();
+    ctx.out.push(3);
+    ctx.out.bulk(what.as_bytes());
+    match name {
+        Some(n) => ctx.out.bulk(n),
+        None => ctx.out.null(),
+    }
+    ctx.out.int(count as i64);
+}
+
+fn subscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind, what: &str) {
+    let id = ctx.client.id;
+    for name in &args[1..] {
+        ctx.shared
+            .pubsub
+            .subscribe(&mut ctx.client.pubsub, id, kind, name);
+        confirm(ctx, what, Some(name));
+    }
+}
+
+/// Redis's `pubsubUnsubscribe*`: with names, one confirmation each (also
+/// for names not subscribed); without, one per current subscription in
+/// subscription order, or a single `[what, nil, count]` when there is none.
+fn unsubscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind, what: &str) {
+    let id = ctx.client.id;
+    let names = if args.len() > 1 {
+        args[1..].to_vec()
+    } else {
+        ctx.shared.pubsub.subscriptions(id, kind)
+    };
+    if names.is_empty() {
+        confirm(ctx, what, None);
+        return;
+    }
+    for name in &names {
+        ctx.shared
+            .pubsub
+            .unsubscribe(&mut ctx.client.pubsub, id, kind, name);
+        confirm(ctx, what, Some(name));
+    }
+}
+
+/// SUBSCRIBE channel [channel ...]
+fn subscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    subscribe_generic(ctx, args, Kind::Channel, "subscribe");
+    Ok(())
+}
+
+/// UNSUBSCRIBE [channel [channel ...]]
+fn unsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    unsubscribe_generic(ctx, args, Kind::Channel, "unsubscribe");
+    Ok(())
+}
+
+/// PSUBSCRIBE pattern [pattern ...]
+fn psubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    subscribe_generic(ctx, args, Kind::Pattern, "psubscribe");
+    Ok(())
+}
+
+/// PUNSUBSCRIBE [pattern [pattern ...]]
+fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    unsubscribe_generic(ctx, args, Kind::Pattern, "punsubscribe");
+    Ok(())
+}
+
+/// Drops every subscription without confirmations (RESET).
+pub fn unsubscribe_all_quietly(ctx: &mut Ctx) {
+    if ctx.client.pubsub.active() {
+        let id = ctx.client.id;
+        ctx.shared.pubsub.remove_client(&mut ctx.client.pubsub, id);
+    }
+}
+
+/// PUBLISH channel message
+///
+/// Replies the number of deliveries. A subscriber publishing to itself
+/// (RESP3) gets the message before the reply, as Redis writes it.
+fn publish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sink = Sink {
+        client_id: ctx.client.id,
+        resp3: ctx.out.resp3,
+        buf: &mut ctx.out.buf,
+    };
+    let n = ctx.shared.pubsub.publish(&args[1], &args[2], Some(sink));
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// PUBSUB CHANNELS [pattern]
+fn pubsub_channels(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(subcommand_syntax(&args[1]));
+    }
+    let list = ctx.shared.pubsub.channels(args.get(2).map(|p| p.as_ref()));
+    ctx.out.array(list.len());
+    for c in &list {
+        ctx.out.bulk(c);
+    }
+    Ok(())
+}
+
+/// PUBSUB NUMSUB [channel [channel ...]]
+///
+/// A flat array of channel, count pairs (also in RESP3, as Redis 7.0).
+fn pubsub_numsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ctx.out.array((args.len() - 2) * 2);
+    for c in &args[2..] {
+        let n = ctx.shared.pubsub.numsub(c);
+        ctx.out.bulk(c);
+        ctx.out.int(n as i64);
+    }
+    Ok(())
+}
+
+/// PUBSUB NUMPAT
+fn pubsub_numpat(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let n = ctx.shared.pubsub.pattern_count();
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// PUBSUB HELP
+fn pubsub_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    super::connection::help_reply(
+        ctx,
+        "PUBSUB",
+        &[
+            "CHANNELS [<pattern>]",
+            "    Return the currently active channels matching a <pattern> (default: '*').",
+            "NUMPAT",
+            "    Return number of subscriptions to patterns.",
+            "NUMSUB [<channel> ...]",
+            "    Return the number of subscribers for the specified channels, excluding",
+            "    pattern subscriptions(default: no channels).",
+        ],
+    );
+    Ok(())
+}
+
+/// Redis's `addReplySubcommandSyntaxError`.
+fn subcommand_syntax(sub: &[u8]) -> CmdError {
+    let sub = &sub[..sub.len().min(128)];
+    CmdError::new(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+        String::from_utf8_lossy(sub)
+    ))
+}

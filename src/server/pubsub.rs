@@ -1,0 +1,673 @@
+//! Pub/Sub: the registry of channel and pattern subscriptions, message
+//! encoding for each subscriber's protocol, and delivery to connections.
+//!
+//! # Delivery
+//!
+//! Every connection owns a `ClientPubSub`: an unbounded queue of
+//! already-encoded frames (`Mailbox` is its sending side, held by the
+//! registry for each subscribed client). Publishing never blocks and never
+//! touches a socket: it pushes `*3 message ch payload` (RESP2) or
+//! `>3 message ...` (RESP3) frames into the subscribers' queues. The
+//! connection loop writes them:
+//!
+//! - while idle, from a `select!` branch on `ClientPubSub::next_frames`;
+//! - before the replies of a request batch: when a batch takes the keyspace
+//!   lock, the connection first moves everything already queued into its
+//!   reply buffer (`ClientPubSub::drain_into`). Every publication happens
+//!   under the keyspace lock, so a message published before a command ran
+//!   is always written before that command's reply (an UNSUBSCRIBE
+//!   confirmation never overtakes an earlier message), as in Redis where
+//!   both go through one output buffer.
+//!
+//! A client publishing to itself (PUBLISH, or a keyspace notification
+//! caused by its own command, RESP3) gets the frame directly in its reply
+//! buffer at the point Redis 7.0 writes it (see `Sink`).
+//!
+//! # Slow subscribers
+//!
+//! Redis's default `client-output-buffer-limit pubsub 32mb 8mb 60`: a
+//! subscriber with more than `HARD_LIMIT_BYTES` queued, or more than
+//! `SOFT_LIMIT_BYTES` for `SOFT_LIMIT_SECONDS` in a row, is disconnected
+//! (CLIENT KILL semantics: the connection closes, queued frames are
+//! dropped). The queue thus holds at most about 32 MB plus one message per
+//! subscriber. The limits are fixed (no CONFIG parameter).
+//!
+//! Lock order: keyspace lock, then the registry lock; the registry lock is
+//! never held across an `.await`.
+
+use super::{Client, ClientHandle, ReplyMode, Shared};
+use crate::db::notify::Notification;
+use crate::glob::glob_match;
+use crate::protocol::Out;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// Redis's `client-output-buffer-limit pubsub` hard limit: 32 MB queued
+/// closes the subscriber at once.
+pub const HARD_LIMIT_BYTES: usize = 32 << 20;
+/// The soft limit: 8 MB queued ...
+pub const SOFT_LIMIT_BYTES: usize = 8 << 20;
+/// ... for 60 seconds in a row closes the subscriber.
+pub const SOFT_LIMIT_SECONDS: u64 = 60;
+/// Most bytes the idle branch writes in one call (more stays queued for
+/// the next turn of the loop, so a flood cannot starve reading requests).
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+/// The sending side of a connection's message queue.
+#[derive(Clone, Debug)]
+pub struct Mailbox {
+    tx: mpsc::UnboundedSender<Bytes>,
+    queued: Arc<AtomicUsize>,
+    /// Milliseconds (since `handle.created`) when the queue went over the
+    /// soft limit; 0 when under it.
+    soft_since_ms: Arc<AtomicU64>,
+    handle: Arc<ClientHandle>,
+}
+
+impl Mailbox {
+    /// True when the subscriber speaks RESP3 (pushes are `>` frames).
+    fn resp3(&self) -> bool {
+        self.handle.meta.lock().resp == 3
+    }
+
+    /// Queues one frame, enforcing the output buffer limits.
+    fn send(&self, frame: Bytes) {
+        if self.handle.is_killed() {
+            return;
+        }
+        let queued = self.queued.fetch_add(frame.len(), Ordering::Relaxed) + frame.len();
+        if queued > HARD_LIMIT_BYTES || self.soft_limit_reached(queued) {
+            tracing::warn!(
+                "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                self.handle.id,
+                self.handle.addr
+            );
+            self.handle.kill();
+            self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
+            return;
+        }
+        // The receiver lives as long as the connection; a send after it
+        // closed has nobody to deliver to.
+        let _ = self.tx.send(frame);
+    }
+
+    fn soft_limit_reached(&self, queued: usize) -> bool {
+        let now_ms = (self.handle.created.elapsed().as_millis() as u64).max(1);
+        if queued <= SOFT_LIMIT_BYTES {
+            self.soft_since_ms.store(0, Ordering::Relaxed);
+            return false;
+        }
+        match self.soft_since_ms.load(Ordering::Relaxed) {
+            0 => {
+                self.soft_since_ms.store(now_ms, Ordering::Relaxed);
+                false
+            }
+            since => now_ms.saturating_sub(since) >= SOFT_LIMIT_SECONDS * 1000,
+        }
+    }
+}
+
+/// A connection's Pub/Sub state: its queue (both ends) and how many
+/// channels and patterns it is subscribed to.
+#[derive(Debug)]
+pub struct ClientPubSub {
+    mailbox: Mailbox,
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    /// Channels subscribed (SUBSCRIBE).
+    pub channels: usize,
+    /// Patterns subscribed (PSUBSCRIBE).
+    pub patterns: usize,
+}
+
+impl ClientPubSub {
+    pub fn new(handle: Arc<ClientHandle>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        ClientPubSub {
+            mailbox: Mailbox {
+                tx,
+                queued: Arc::new(AtomicUsize::new(0)),
+                soft_since_ms: Arc::new(AtomicU64::new(0)),
+                handle,
+            },
+            rx,
+            channels: 0,
+            patterns: 0,
+        }
+    }
+
+    /// Redis's `clientSubscriptionsCount`: channels plus patterns, the
+    /// count (P)SUBSCRIBE and (P)UNSUBSCRIBE confirmations show.
+    pub fn count(&self) -> usize {
+        self.channels + self.patterns
+    }
+
+    /// True in Redis's CLIENT_PUBSUB mode (subscribed to anything): a RESP2
+    /// client may then run only the Pub/Sub commands, PING, QUIT and RESET.
+    pub fn active(&self) -> bool {
+        self.count() > 0
+    }
+
+    /// Waits for queued frames and returns up to about
+    /// `WRITE_BATCH_BYTES` of them, concatenated. Cancel-safe (for
+    /// `select!`): nothing is taken from the queue until it returns.
+    pub async fn next_frames(&mut self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        match self.rx.recv().await {
+            Some(f) => self.take(f, &mut buf),
+            // Cannot happen (the mailbox holds a sender); wait forever
+            // rather than spin.
+            None => std::future::pending::<()>().await,
+        }
+        self.drain_limited(&mut buf, WRITE_BATCH_BYTES);
+        buf
+    }
+
+    /// Moves every frame queued so far into `buf` (a batch's reply buffer,
+    /// see the module comment).
+    pub fn drain_into(&mut self, buf: &mut Vec<u8>) {
+        self.drain_limited(buf, usize::MAX);
+    }
+
+    fn drain_limited(&mut self, buf: &mut Vec<u8>, max: usize) {
+        while buf.len() < max {
+            match self.rx.try_recv() {
+                Ok(f) => self.take(f, buf),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn take(&self, frame: Bytes, buf: &mut Vec<u8>) {
+        self.mailbox
+            .queued
+            .fetch_sub(frame.len(), Ordering::Relaxed);
+        buf.extend_from_slice(&frame);
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.mailbox.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// Commands a RESP2 client may run while subscribed (Redis 7.0's
+/// `processCommand` check).
+pub fn allowed_in_subscribed_mode(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribe"
+            | "ssubscribe"
+            | "psubscribe"
+            | "unsubscribe"
+            | "sunsubscribe"
+            | "punsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
+    )
+}
+
+/// Called by the connection when a request batch takes the keyspace lock:
+/// messages queued until now are written before the batch's replies.
+pub fn drain_before_batch(client: &mut Client, out: &mut Out) {
+    if client.reply_mode == ReplyMode::Off {
+        // Redis 7.0 drops pushes for a client with CLIENT REPLY OFF.
+        let mut sink = Vec::new();
+        client.pubsub.drain_into(&mut sink);
+    } else {
+        client.pubsub.drain_into(&mut out.buf);
+    }
+}
+
+/// Writes frames taken by `ClientPubSub::next_frames` while the connection
+/// was idle. Returns false when the connection must close.
+pub async fn write_frames(
+    shared: &Shared,
+    client: &Client,
+    stream: &mut TcpStream,
+    frames: Vec<u8>,
+) -> bool {
+    if client.reply_mode == ReplyMode::Off || frames.is_empty() {
+        return true;
+    }
+    shared
+        .stats
+        .total_net_output_bytes
+        .fetch_add(frames.len() as u64, Ordering::Relaxed);
+    // A subscriber that stopped reading blocks this write; CLIENT KILL and
+    // the output buffer limits must still close it.
+    tokio::select! {
+        r = stream.write_all(&frames) => r.is_ok(),
+        _ = client.handle.kill_notify.notified() => false,
+    }
+}
+
+/// A set that remembers insertion order (a client's channels or patterns:
+/// UNSUBSCRIBE without arguments confirms them in subscription order).
+#[derive(Debug, Default)]
+struct OrderedSet {
+    next: u64,
+    by_name: HashMap<Bytes, u64>,
+    order: BTreeMap<u64, Bytes>,
+}
+
+impl OrderedSet {
+    fn insert(&mut self, name: Bytes) -> bool {
+        if self.by_name.contains_key(&name) {
+            return false;
+        }
+        self.next += 1;
+        self.by_name.insert(name.clone(), self.next);
+        self.order.insert(self.next, name);
+        true
+    }
+
+    fn remove(&mut self, name: &[u8]) -> bool {
+        match self.by_name.remove(name) {
+            Some(seq) => {
+                self.order.remove(&seq);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn names(&self) -> Vec<Bytes> {
+        self.order.values().cloned().collect()
+    }
+
+    fn len(&self) -> usize {
+        self.by_name.len()
+    }
+}
+
+/// What the registry keeps per subscribed client.
+#[derive(Debug)]
+struct Subscriber {
+    mailbox: Mailbox,
+    channels: OrderedSet,
+    patterns: OrderedSet,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    /// Channel -> subscribed client ids, in subscription order (delivery order).
+    channels: HashMap<Bytes, Vec<u64>>,
+    /// Pattern -> subscribed client ids.
+    patterns: HashMap<Bytes, Vec<u64>>,
+    clients: HashMap<u64, Subscriber>,
+}
+
+/// Where frames for the publishing client itself go: straight into its
+/// reply buffer, so they are ordered with its replies as in Redis 7.0.
+pub struct Sink<'a> {
+    pub client_id: u64,
+    pub resp3: bool,
+    pub buf: &'a mut Vec<u8>,
+}
+
+/// The client whose command produced keyspace notifications.
+pub struct Own<'a> {
+    pub client_id: u64,
+    pub resp3: bool,
+    /// Its reply buffer.
+    pub buf: &'a mut Vec<u8>,
+    /// Where the command's reply starts in `buf`.
+    pub reply_start: usize,
+}
+
+/// The server's Pub/Sub registry (`Shared::pubsub`).
+#[derive(Debug, Default)]
+pub struct PubSub {
+    reg: Mutex<Registry>,
+}
+
+/// Which subscription list a command works on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Channel,
+    Pattern,
+}
+
+impl PubSub {
+    /// Adds a subscription; false when the client already had it.
+    pub fn subscribe(&self, client: &mut ClientPubSub, id: u64, kind: Kind, name: &Bytes) -> bool {
+        let mut reg = self.reg.lock();
+        let reg = &mut *reg;
+        let sub = reg.clients.entry(id).or_insert_with(|| Subscriber {
+            mailbox: client.mailbox.clone(),
+            channels: OrderedSet::default(),
+            patterns: OrderedSet::default(),
+        });
+        let (set, map) = match kind {
+            Kind::Channel => (&mut sub.channels, &mut reg.channels),
+            Kind::Pattern => (&mut sub.patterns, &mut reg.patterns),
+        };
+        if !set.insert(name.clone()) {
+            return false;
+        }
+        map.entry(name.clone()).or_default().push(id);
+        client.channels = sub.channels.len();
+        client.patterns = sub.patterns.len();
+        Self::update_meta(&client.mailbox.handle, client);
+        true
+    }
+
+    /// Removes a subscription; false when the client did not have it.
+    pub fn unsubscribe(&self, client: &mut ClientPubSub, id: u64, kind: Kind, name: &[u8]) -> bool {
+        let mut reg = self.reg.lock();
+        let removed = Self::remove_locked(&mut reg, id, kind, name);
+        if let Some(sub) = reg.clients.get(&id) {
+            client.channels = sub.channels.len();
+            client.patterns = sub.patterns.len();
+            if sub.channels.len() + sub.patterns.len() == 0 {
+                reg.clients.remove(&id);
+            }
+        }
+        Self::update_meta(&client.mailbox.handle, client);
+        removed
+    }
+
+    fn remove_locked(reg: &mut Registry, id: u64, kind: Kind, name: &[u8]) -> bool {
+        let Some(sub) = reg.clients.get_mut(&id) else {
+            return false;
+        };
+        let (set, map) = match kind {
+            Kind::Channel => (&mut sub.channels, &mut reg.channels),
+            Kind::Pattern => (&mut sub.patterns, &mut reg.patterns),
+        };
+        if !set.remove(name) {
+            return false;
+        }
+        if let Some(ids) = map.get_mut(name) {
+            ids.retain(|c| *c != id);
+            if ids.is_empty() {
+                map.remove(name);
+            }
+        }
+        true
+    }
+
+    /// The client's channels or patterns, in subscription order.
+    pub fn subscriptions(&self, id: u64, kind: Kind) -> Vec<Bytes> {
+        let reg = self.reg.lock();
+        match reg.clients.get(&id) {
+            None => Vec::new(),
+            Some(s) => match kind {
+                Kind::Channel => s.channels.names(),
+                Kind::Pattern => s.patterns.names(),
+            },
+        }
+    }
+
+    /// Drops every subscription of a client without confirmations (RESET,
+    /// connection close).
+    pub fn remove_client(&self, client: &mut ClientPubSub, id: u64) {
+        let mut reg = self.reg.lock();
+        if let Some(sub) = reg.clients.remove(&id) {
+            for (kind, names) in [
+                (Kind::Channel, sub.channels.names()),
+                (Kind::Pattern, sub.patterns.names()),
+            ] {
+                let map = match kind {
+                    Kind::Channel => &mut reg.channels,
+                    Kind::Pattern => &mut reg.patterns,
+                };
+                for name in names {
+                    if let Some(ids) = map.get_mut(&name) {
+                        ids.retain(|c| *c != id);
+                        if ids.is_empty() {
+                            map.remove(&name);
+                        }
+                    }
+                }
+            }
+        }
+        client.channels = 0;
+        client.patterns = 0;
+        Self::update_meta(&client.mailbox.handle, client);
+    }
+
+    fn update_meta(handle: &ClientHandle, client: &ClientPubSub) {
+        let mut m = handle.meta.lock();
+        m.sub = client.channels;
+        m.psub = client.patterns;
+    }
+
+    /// Publishes `message` on `channel` (Redis's `pubsubPublishMessage`):
+    /// first to the channel's subscribers, then to every client of every
+    /// matching pattern (a client subscribed both ways gets it twice).
+    /// Returns the number of deliveries, PUBLISH's reply.
+    pub fn publish(&self, channel: &[u8], message: &[u8], mut sink: Option<Sink<'_>>) -> usize {
+        let reg = self.reg.lock();
+        if reg.channels.is_empty() && reg.patterns.is_empty() {
+            return 0;
+        }
+        let mut receivers = 0;
+        if let Some(ids) = reg.channels.get(channel) {
+            let mut frames = Frames::default();
+            for id in ids {
+                let Some(sub) = reg.clients.get(id) else {
+                    continue;
+                };
+                receivers += 1;
+                deliver(&mut sink, *id, &sub.mailbox, &mut frames, |r| {
+                    encode(r, &[b"message", channel, message])
+                });
+            }
+        }
+        for (pattern, ids) in &reg.patterns {
+            if !glob_match(pattern, channel, false) {
+                continue;
+            }
+            let mut frames = Frames::default();
+            for id in ids {
+                let Some(sub) = reg.clients.get(id) else {
+                    continue;
+                };
+                receivers += 1;
+                deliver(&mut sink, *id, &sub.mailbox, &mut frames, |r| {
+                    encode(r, &[b"pmessage", pattern, channel, message])
+                });
+            }
+        }
+        receivers
+    }
+
+    /// Publishes keyspace notifications (Redis's `notifyKeyspaceEvent`):
+    /// `__keyspace@<db>__:<key>` with the event, then
+    /// `__keyevent@<db>__:<event>` with the key. Frames for the client
+    /// whose command caused them (`me`) go into its reply buffer: at the
+    /// notification's `reply_at` when the handler recorded one, else where
+    /// the previous one went (the command's reply start for the first).
+    pub fn publish_notifications(&self, notes: Vec<Notification>, me: Option<Own<'_>>) {
+        if notes.is_empty() || self.is_empty() {
+            return;
+        }
+        let Some(me) = me else {
+            for n in &notes {
+                self.publish_notification(n, None);
+            }
+            return;
+        };
+        let mut own: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut at = me.reply_start;
+        for n in &notes {
+            at = n.reply_at.unwrap_or(at).max(at);
+            let mut buf = Vec::new();
+            self.publish_notification(
+                n,
+                Some(Sink {
+                    client_id: me.client_id,
+                    resp3: me.resp3,
+                    buf: &mut buf,
+                }),
+            );
+            if !buf.is_empty() {
+                own.push((at, buf));
+            }
+        }
+        // Insert from the last position backwards so earlier positions
+        // stay valid and equal positions keep their order.
+        for (at, frames) in own.into_iter().rev() {
+            let at = at.min(me.buf.len());
+            me.buf.splice(at..at, frames);
+        }
+    }
+
+    fn publish_notification(&self, n: &Notification, mut sink: Option<Sink<'_>>) {
+        if n.keyspace {
+            let mut ch = format!("__keyspace@{}__:", n.db).into_bytes();
+            ch.extend_from_slice(&n.key);
+            self.publish(&ch, n.event.as_bytes(), sink.as_mut().map(Sink::reborrow));
+        }
+        if n.keyevent {
+            let ch = format!("__keyevent@{}__:{}", n.db, n.event);
+            self.publish(ch.as_bytes(), &n.key, sink.as_mut().map(Sink::reborrow));
+        }
+    }
+
+    /// True when nobody is subscribed to anything.
+    pub fn is_empty(&self) -> bool {
+        let reg = self.reg.lock();
+        reg.channels.is_empty() && reg.patterns.is_empty()
+    }
+
+    /// Channels with at least one subscriber matching `pattern` (all when
+    /// None): PUBSUB CHANNELS.
+    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let reg = self.reg.lock();
+        reg.channels
+            .keys()
+            .filter(|c| pattern.is_none_or(|p| glob_match(p, c, false)))
+            .cloned()
+            .collect()
+    }
+
+    /// Subscribers of a channel, patterns not counted: PUBSUB NUMSUB.
+    pub fn numsub(&self, channel: &[u8]) -> usize {
+        self.reg.lock().channels.get(channel).map_or(0, Vec::len)
+    }
+
+    /// Channels with subscribers (INFO `pubsub_channels`).
+    pub fn channel_count(&self) -> usize {
+        self.reg.lock().channels.len()
+    }
+
+    /// Distinct subscribed patterns (PUBSUB NUMPAT, INFO `pubsub_patterns`).
+    pub fn pattern_count(&self) -> usize {
+        self.reg.lock().patterns.len()
+    }
+}
+
+impl Sink<'_> {
+    fn reborrow(&mut self) -> Sink<'_> {
+        Sink {
+            client_id: self.client_id,
+            resp3: self.resp3,
+            buf: self.buf,
+        }
+    }
+}
+
+/// One message's encodings, built on first use for each protocol.
+#[derive(Default)]
+struct Frames {
+    resp2: Option<Bytes>,
+    resp3: Option<Bytes>,
+}
+
+fn deliver(
+    sink: &mut Option<Sink<'_>>,
+    id: u64,
+    mailbox: &Mailbox,
+    frames: &mut Frames,
+    make: impl Fn(bool) -> Vec<u8>,
+) {
+    let (resp3, own) = match sink {
+        Some(s) if s.client_id == id => (s.resp3, true),
+        _ => (mailbox.resp3(), false),
+    };
+    let slot = if resp3 {
+        &mut frames.resp3
+    } else {
+        &mut frames.resp2
+    };
+    let frame = slot.get_or_insert_with(|| Bytes::from(make(resp3))).clone();
+    match sink {
+        Some(s) if own => s.buf.extend_from_slice(&frame),
+        _ => mailbox.send(frame),
+    }
+}
+
+/// A push of bulk strings: `>n` in RESP3, `*n` in RESP2.
+pub fn encode(resp3: bool, parts: &[&[u8]]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16 + parts.iter().map(|p| p.len() + 16).sum::<usize>());
+    v.push(if resp3 { b'>' } else { b'*' });
+    v.extend_from_slice(parts.len().to_string().as_bytes());
+    v.extend_from_slice(b"\r\n");
+    for p in parts {
+        v.push(b'$');
+        v.extend_from_slice(p.len().to_string().as_bytes());
+        v.extend_from_slice(b"\r\n");
+        v.extend_from_slice(p);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(id: u64) -> Arc<ClientHandle> {
+        let a = "127.0.0.1:1".parse().unwrap();
+        Arc::new(ClientHandle::new(id, a, a, -1))
+    }
+
+    #[test]
+    fn channel_then_pattern_delivery_and_counts() {
+        let ps = PubSub::default();
+        let mut a = ClientPubSub::new(handle(1));
+        let mut b = ClientPubSub::new(handle(2));
+        assert!(ps.subscribe(&mut a, 1, Kind::Channel, &Bytes::from("news")));
+        assert!(!ps.subscribe(&mut a, 1, Kind::Channel, &Bytes::from("news")));
+        assert!(ps.subscribe(&mut a, 1, Kind::Pattern, &Bytes::from("n*")));
+        assert!(ps.subscribe(&mut b, 2, Kind::Pattern, &Bytes::from("n*")));
+        assert_eq!((a.channels, a.patterns), (1, 1));
+        assert_eq!(ps.publish(b"news", b"hi", None), 3);
+        assert_eq!(ps.publish(b"other", b"hi", None), 0);
+        let mut buf = Vec::new();
+        a.drain_into(&mut buf);
+        assert_eq!(
+            buf,
+            b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+        );
+        assert_eq!(a.queued_bytes(), 0);
+        assert_eq!((ps.channel_count(), ps.pattern_count()), (1, 1));
+        ps.remove_client(&mut a, 1);
+        assert_eq!(ps.publish(b"news", b"hi", None), 1);
+        assert!(ps.unsubscribe(&mut b, 2, Kind::Pattern, b"n*"));
+        assert!(ps.is_empty());
+    }
+
+    #[test]
+    fn hard_limit_kills_the_subscriber() {
+        let ps = PubSub::default();
+        let h = handle(7);
+        let mut a = ClientPubSub::new(h.clone());
+        ps.subscribe(&mut a, 7, Kind::Channel, &Bytes::from("c"));
+        let big = vec![b'x'; 1 << 20];
+        for _ in 0..40 {
+            ps.publish(b"c", &big, None);
+        }
+        assert!(h.is_killed());
+        assert!(a.queued_bytes() <= HARD_LIMIT_BYTES + (2 << 20));
+    }
+}
