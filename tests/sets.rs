@@ -525,35 +525,39 @@ fn kill_9_loses_no_acknowledged_set_or_hash_operation() {
 #[tokio::test]
 async fn keyspace_events_in_redis_order() {
     let s = start().await;
-    s.shared().ks.lock().notify_flags = redlog::db::notify::parse_flags("KEAn").unwrap();
-    let events = |args: &[&[u8]]| {
-        run(&s, args);
-        s.shared()
-            .ks
-            .lock()
-            .take_notifications()
-            .into_iter()
-            .map(|n| format!("{}:{}", n.event, String::from_utf8_lossy(&n.key)))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(events(&[b"SADD", b"a", b"1"]), ["new:a", "sadd:a"]);
-    assert_eq!(events(&[b"SADD", b"a", b"1"]), Vec::<String>::new());
+    let mut c = client(s.local_addr()).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("KEAn")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut tap = Events::tap(s.local_addr()).await;
+    macro_rules! events {
+        ($args:expr) => {{
+            run(&s, $args);
+            tap.take().await
+        }};
+    }
+    assert_eq!(events!(&[b"SADD", b"a", b"1"]), ["new:a", "sadd:a"]);
+    assert_eq!(events!(&[b"SADD", b"a", b"1"]), Vec::<String>::new());
     assert_eq!(
-        events(&[b"SMOVE", b"a", b"b", b"1"]),
+        events!(&[b"SMOVE", b"a", b"b", b"1"]),
         ["srem:a", "del:a", "new:b", "sadd:b"]
     );
-    assert_eq!(events(&[b"SPOP", b"b", b"5"]), ["spop:b", "del:b"]);
-    assert_eq!(events(&[b"HSET", b"h", b"f", b"v"]), ["new:h", "hset:h"]);
+    assert_eq!(events!(&[b"SPOP", b"b", b"5"]), ["spop:b", "del:b"]);
+    assert_eq!(events!(&[b"HSET", b"h", b"f", b"v"]), ["new:h", "hset:h"]);
     assert_eq!(
-        events(&[b"HINCRBYFLOAT", b"h", b"n", b"1.5"]),
+        events!(&[b"HINCRBYFLOAT", b"h", b"n", b"1.5"]),
         ["hincrbyfloat:h"]
     );
-    assert_eq!(events(&[b"HDEL", b"h", b"f", b"n"]), ["hdel:h", "del:h"]);
-    assert_eq!(events(&[b"SADD", b"x", b"1"]), ["new:x", "sadd:x"]);
+    assert_eq!(events!(&[b"HDEL", b"h", b"f", b"n"]), ["hdel:h", "del:h"]);
+    assert_eq!(events!(&[b"SADD", b"x", b"1"]), ["new:x", "sadd:x"]);
     assert_eq!(
-        events(&[b"SUNIONSTORE", b"d", b"x"]),
+        events!(&[b"SUNIONSTORE", b"d", b"x"]),
         ["new:d", "sunionstore:d"]
     );
-    assert_eq!(events(&[b"SINTERSTORE", b"d", b"nokey"]), ["del:d"]);
+    assert_eq!(events!(&[b"SINTERSTORE", b"d", b"nokey"]), ["del:d"]);
     s.shutdown().await;
 }

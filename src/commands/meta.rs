@@ -1212,6 +1212,17 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "psubscribe",
+        CommandMeta {
+            args: &[
+                arg("pattern", T::Block).flags(MULTIPLE).args(&[
+                    arg("pattern", T::Pattern),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "pttl",
         CommandMeta {
             tips: &[
@@ -1225,6 +1236,61 @@ pub static META: &[(&str, CommandMeta)] = &[
             ],
             args: &[
                 arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "publish",
+        CommandMeta {
+            args: &[
+                arg("channel", T::String),
+                arg("message", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "pubsub",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "pubsub|channels",
+        CommandMeta {
+            args: &[
+                arg("pattern", T::Pattern).flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "pubsub|help",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "pubsub|numpat",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "pubsub|numsub",
+        CommandMeta {
+            args: &[
+                arg("channel", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "punsubscribe",
+        CommandMeta {
+            args: &[
+                arg("pattern", T::Pattern).flags(OPTIONAL | MULTIPLE),
             ],
             ..CommandMeta::EMPTY
         },
@@ -1647,6 +1713,15 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "subscribe",
+        CommandMeta {
+            args: &[
+                arg("channel", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "substr",
         CommandMeta {
             key_specs: &[
@@ -1771,6 +1846,15 @@ pub static META: &[(&str, CommandMeta)] = &[
             ],
             args: &[
                 arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "unsubscribe",
+        CommandMeta {
+            args: &[
+                arg("channel", T::String).flags(OPTIONAL | MULTIPLE),
             ],
             ..CommandMeta::EMPTY
         },

@@ -132,3 +132,85 @@ pub fn resp3(s: &ServerHandle, args: &[&[u8]], expected: &[u8]) {
         String::from_utf8_lossy(expected)
     );
 }
+
+/// Collects keyspace events (`__keyevent@*__:*`) as `event:key` strings,
+/// through a real RESP2 subscriber connection.
+pub struct Events {
+    raw: Raw,
+    buf: Vec<u8>,
+}
+
+impl Events {
+    pub async fn tap(addr: SocketAddr) -> Events {
+        let mut raw = Raw::connect(addr).await;
+        let pattern = b"__keyevent@*__:*";
+        raw.send(&resp(&[b"PSUBSCRIBE", pattern])).await;
+        let confirm = format!(
+            "*3\r\n$10\r\npsubscribe\r\n${}\r\n{}\r\n:1\r\n",
+            pattern.len(),
+            String::from_utf8_lossy(pattern)
+        );
+        let got = raw.read_exact_len(confirm.len()).await;
+        assert_eq!(String::from_utf8_lossy(&got), confirm);
+        Events {
+            raw,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Every event delivered until the connection is quiet for 100 ms.
+    pub async fn take(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let mut chunk = [0u8; 4096];
+            match tokio::time::timeout(Duration::from_millis(100), self.raw.stream.read(&mut chunk))
+                .await
+            {
+                Ok(Ok(n)) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
+                _ => break,
+            }
+        }
+        // Frames: *4 $8 pmessage $p pattern $c channel $m message
+        let mut rest: &[u8] = &self.buf;
+        while let Some(parts) = parse_array(rest) {
+            let (items, used) = parts;
+            let channel = String::from_utf8_lossy(&items[2]).to_string();
+            let event = channel
+                .split_once("__:")
+                .map(|x| x.1.to_string())
+                .unwrap_or(channel);
+            out.push(format!("{event}:{}", String::from_utf8_lossy(&items[3])));
+            rest = &rest[used..];
+        }
+        let used = self.buf.len() - rest.len();
+        self.buf.drain(..used);
+        out
+    }
+}
+
+/// Parses one RESP2 array of bulk strings; returns the items and the bytes used.
+fn parse_array(b: &[u8]) -> Option<(Vec<Vec<u8>>, usize)> {
+    fn line(b: &[u8], at: usize) -> Option<(&[u8], usize)> {
+        let end = b[at..].windows(2).position(|w| w == b"\r\n")? + at;
+        Some((&b[at..end], end + 2))
+    }
+    let (head, mut at) = line(b, 0)?;
+    let n: usize = std::str::from_utf8(head.strip_prefix(b"*")?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let mut items = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (h, next) = line(b, at)?;
+        let len: usize = std::str::from_utf8(h.strip_prefix(b"$")?)
+            .ok()?
+            .parse()
+            .ok()?;
+        if b.len() < next + len + 2 {
+            return None;
+        }
+        items.push(b[next..next + len].to_vec());
+        at = next + len + 2;
+    }
+    Some((items, at))
+}
