@@ -14,7 +14,9 @@
 //! a plain unsigned integer as clients expect.
 
 pub mod effect;
+pub mod blocking;
 pub mod expire;
+pub mod list;
 pub mod notify;
 mod value;
 
@@ -79,6 +81,10 @@ pub struct Db {
     cleared: bool,
     /// Effect capture is on (off while replaying the WAL).
     capture: bool,
+    /// Blocked client ids per key, oldest first (see `blocking`).
+    blocked: HashMap<Bytes, std::collections::VecDeque<u64>>,
+    /// Keys with waiters that became ready, in signal order, each once.
+    ready: Vec<Bytes>,
 }
 
 impl Db {
@@ -130,6 +136,10 @@ impl Db {
                 self.order.insert((h, key.clone()));
                 if has_ttl {
                     self.expires.insert((h, key.clone()));
+                }
+                // A new key may serve blocked clients (Redis's dbAdd).
+                if self.blocked.contains_key(&key) {
+                    self.mark_ready(&key);
                 }
                 self.map.insert(key, entry);
             }
@@ -379,6 +389,8 @@ pub struct Keyspace {
     /// SWAPDB count: a base snapshot taken while a SWAPDB ran is not
     /// consistent and is retried (see ARCHITECTURE.md, compaction).
     pub swaps: u64,
+    /// Blocked clients (see `blocking`).
+    waiters: blocking::Waiters,
 }
 
 impl Default for Keyspace {
@@ -398,6 +410,7 @@ impl Keyspace {
             swaps: 0,
             notify_flags: 0,
             notifications: Vec::new(),
+            waiters: blocking::Waiters::default(),
         };
         ks.set_capture(true);
         ks
@@ -609,6 +622,8 @@ impl Keyspace {
         let (lo, hi) = (a.min(b), a.max(b));
         let (left, right) = self.dbs.split_at_mut(hi);
         Db::swap_data(&mut left[lo], &mut right[0]);
+        left[lo].mark_existing_ready();
+        right[0].mark_existing_ready();
         if left[lo].capture {
             self.effects.push(effect::Effect::SwapDb {
                 a: a as u8,

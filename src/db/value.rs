@@ -106,6 +106,7 @@ impl StrValue {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(StrValue),
+    List(super::list::List),
 }
 
 impl Value {
@@ -113,6 +114,7 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
         }
     }
 
@@ -120,6 +122,7 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::List(l) => l.encoding(),
         }
     }
 

@@ -53,6 +53,8 @@ pub struct ClientMeta {
     pub no_touch: bool,
     pub user: String,
     pub qbuf: usize,
+    /// Waiting in a blocking command (CLIENT LIST flag `b`).
+    pub blocked: bool,
 }
 
 /// What the registry holds for each connection.
@@ -116,7 +118,7 @@ impl ClientHandle {
 
     /// One line of CLIENT LIST / CLIENT INFO, with the fields Redis 7.0 prints
     /// in its order, then Redis 7.2's `lib-name` and `lib-ver` (CLIENT
-    /// SETINFO is a 7.2 command clients send anyway). Flags: `x` in MULTI,
+    /// SETINFO is a 7.2 command clients send anyway). Flags: `x` in MULTI, `b` blocked,
     /// `e` no-evict, `T` no-touch (7.2), `N` none. Sizes redlog does not track
     /// (qbuf-free, argv-mem, tot-mem, ...) are printed as 0.
     pub fn info_line(&self) -> String {
@@ -124,6 +126,9 @@ impl ClientHandle {
         let mut flags = String::new();
         if m.multi >= 0 {
             flags.push('x');
+        }
+        if m.blocked {
+            flags.push('b');
         }
         if m.no_evict {
             flags.push('e');
@@ -187,6 +192,14 @@ pub struct Client {
     pub close_after_reply: bool,
     /// Set by a handler; the connection stops the batch and performs it.
     pub pending: Option<PendingOp>,
+    /// Running the commands of EXEC: blocking commands must not block
+    /// (Redis's CLIENT_DENY_BLOCKING).
+    pub in_exec: bool,
+    /// Set by a blocking command's handler that found nothing to serve
+    /// (see `server::blocking`).
+    pub block: Option<super::blocking::BlockRequest>,
+    /// The connection is blocked: registered as a waiter, awaiting this.
+    pub blocked: Option<super::blocking::Blocked>,
     pub handle: Arc<ClientHandle>,
 }
 
@@ -202,6 +215,9 @@ impl Client {
             no_touch: false,
             close_after_reply: false,
             pending: None,
+            in_exec: false,
+            block: None,
+            blocked: None,
             handle,
         }
     }

@@ -218,12 +218,7 @@ pub fn unit_bytes(effects: &[Effect]) -> Vec<u8> {
 }
 
 fn effect_key(e: &Effect) -> Option<(u8, &Bytes)> {
-    match e {
-        Effect::Set { db, key, .. } | Effect::Del { db, key } | Effect::Expire { db, key, .. } => {
-            Some((*db, key))
-        }
-        _ => None,
-    }
+    e.key()
 }
 
 /// Per-key capture seqs of the base, for the keys that units inside the
@@ -416,6 +411,7 @@ pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, 
 fn value_bytes(v: &crate::db::Value) -> usize {
     match v {
         crate::db::Value::Str(s) => s.data.len(),
+        crate::db::Value::List(l) => l.payload_bytes() + 4 * l.len(),
     }
 }
 
