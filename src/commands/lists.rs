@@ -251,13 +251,13 @@ fn side_arg(a: &[u8]) -> Result<Side, CmdError> {
     }
 }
 
-/// `getPositiveLongFromObjectOrReply` with Redis's default message.
+/// `getPositiveLongFromObjectOrReply`: `msg` for a non-integer and for a
+/// negative value alike.
 fn positive(a: &[u8], msg: &'static str) -> Result<i64, CmdError> {
-    let n = arg_i64(a)?;
-    if n < 0 {
-        return Err(CmdError::new(msg));
-    }
-    Ok(n)
+    arg_i64(a)
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| CmdError::new(msg))
 }
 
 /// Redis's range normalisation (`addListRangeReply`, LTRIM): the
@@ -607,7 +607,7 @@ fn pop_command(ctx: &mut Ctx, args: &[Bytes], side: Side) -> CmdResult {
             }
         }
         Some(n) => {
-            let got = pop_items(ctx, key, side, n.min(usize::MAX as i64) as usize);
+            let got = pop_items(ctx, key, side, usize::try_from(n).unwrap_or(usize::MAX));
             ctx.out.array(got.len());
             for v in &got {
                 ctx.out.bulk(v);
