@@ -786,7 +786,8 @@ fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         msg.extend_from_slice(b" HELP.");
         return Err(CmdError::from_bytes(msg));
     }
-    let done = u64::try_from(id).is_ok_and(|id| crate::server::blocking::unblock(ctx.ks, id, error));
+    let done =
+        u64::try_from(id).is_ok_and(|id| crate::server::blocking::unblock(ctx.ks, id, error));
     ctx.out.int(i64::from(done));
     Ok(())
 }

@@ -816,6 +816,13 @@ fn blocking_move(ctx: &mut Ctx, args: &[Bytes], from: Side, to: Side, deadline: 
         ctx.out.null();
         return Ok(());
     }
-    blocking::block(ctx, args, vec![args[1].clone()], deadline, "list", Null::Array);
+    blocking::block(
+        ctx,
+        args,
+        vec![args[1].clone()],
+        deadline,
+        "list",
+        Null::Array,
+    );
     Ok(())
 }

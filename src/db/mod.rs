@@ -13,8 +13,8 @@
 //! no matter how many keys are added or removed meanwhile, and the cursor is
 //! a plain unsigned integer as clients expect.
 
-pub mod effect;
 pub mod blocking;
+pub mod effect;
 pub mod expire;
 pub mod list;
 pub mod notify;

@@ -143,7 +143,8 @@ pub fn parse_timeout(arg: &[u8], unit: Unit, now_ms: u64) -> Result<u64, CmdErro
                 .ok_or_else(|| CmdError::new("ERR timeout is not a float or out of range"))?;
             let v = ld * 1000.0;
             // x87 `fistp` of an out-of-range value gives LLONG_MIN.
-            if !(v < 9.223_372_036_854_775_807e18 && v > -9.223_372_036_854_775_808e18) {
+            let two_63 = i64::MAX as f64; // 2^63 exactly
+            if !(v < two_63 && v >= -two_63) {
                 i64::MIN
             } else {
                 v.trunc() as i64
@@ -330,9 +331,8 @@ pub async fn wait(
         0 => None,
         d => {
             let left = d.saturating_sub(now_ms());
-            (left < DEADLINE_HORIZON_MS).then(|| {
-                tokio::time::Instant::now() + std::time::Duration::from_millis(left)
-            })
+            (left < DEADLINE_HORIZON_MS)
+                .then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(left))
         }
     };
     let outcome = loop {
