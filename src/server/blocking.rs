@@ -58,7 +58,7 @@
 //! must either reply or call `block` again.
 
 use super::{Client, Shared};
-use crate::commands::{self, table, CmdError, Ctx};
+use crate::commands::{table, CmdError, Ctx};
 use crate::db::blocking::Waiter;
 use crate::db::{now_ms, Keyspace};
 use crate::protocol::Out;
@@ -254,10 +254,16 @@ pub fn serve_ready(shared: &Shared, ks: &mut Keyspace, wakes: &mut Vec<Wake>) {
             client.db = w.db;
             client.no_touch = w.no_touch;
             let mut out = Out::new(resp3);
-            let Some(idx) = table().lookup(&args[0]) else {
+            let Some(handler) = table()
+                .lookup(&args[0])
+                .and_then(|idx| table().entries[idx].cmd.handler)
+            else {
                 ks.remove_waiter(id);
                 continue;
             };
+            // The handler directly, not `commands::call`: the command was
+            // counted once in the statistics when it blocked (as Redis
+            // counts a blocked command once).
             let r = {
                 let mut ctx = Ctx {
                     ks,
@@ -266,7 +272,9 @@ pub fn serve_ready(shared: &Shared, ks: &mut Keyspace, wakes: &mut Vec<Wake>) {
                     out: &mut out,
                     now_ms: now_ms(),
                 };
-                commands::call(&mut ctx, idx, &args)
+                let r = handler(&mut ctx, &args);
+                ctx.ks.end_command();
+                r
             };
             if client.block.is_some() {
                 continue;
