@@ -209,6 +209,28 @@ static PARAMS: &[Param] = &[
         mutable: Mutability::Mutable,
     },
     p("set-max-intset-entries", SIZE, "512", true),
+    // Sizes quicklist nodes in Redis 7.0; redlog's lists have no nodes, so
+    // these are accepted and shown only (OBJECT ENCODING is always
+    // quicklist in 7.0 whatever they say).
+    Param {
+        name: "list-max-listpack-size",
+        alias: Some("list-max-ziplist-size"),
+        kind: Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+        default: "-2",
+        mutable: Mutability::Mutable,
+    },
+    p(
+        "list-compress-depth",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "0",
+        true,
+    ),
     Param {
         name: "replica-read-only",
         alias: Some("slave-read-only"),

@@ -213,6 +213,19 @@ static CLIENT_SUBCOMMANDS: &[Command] = &[
         ..Command::DEFAULT
     },
     Command {
+        name: "unblock",
+        arity: -3,
+        flags: ADMIN | CLIENT_FLAGS,
+        acl: ACL_CONN_ADMIN,
+        doc: conn_doc(
+            "Unblock a client blocked in a blocking command from a different connection",
+            "5.0.0",
+            "O(log N) where N is the number of client connections",
+        ),
+        handler: Some(client_unblock),
+        ..Command::DEFAULT
+    },
+    Command {
         name: "no-evict",
         arity: 3,
         flags: ADMIN | CLIENT_FLAGS,
@@ -504,6 +517,8 @@ fn client_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
             "    Control the replies sent to the current connection.",
             "SETNAME <name>",
             "    Assign the name <name> to the current connection.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
             "SETINFO <option> <value>",
             "    Set client meta attr. Options are:",
             "    * LIB-NAME: the client lib name.",
@@ -755,6 +770,38 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if close_me {
         ctx.client.close_after_reply = true;
     }
+    Ok(())
+}
+
+/// CLIENT UNBLOCK client-id [TIMEOUT | ERROR]
+///
+/// Answers a client blocked in a blocking command as if its timeout
+/// passed (default) or with the UNBLOCKED error; 1 if it was blocked.
+fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let id = arg_i64(&args[2])?;
+    let mut error = false;
+    if args.len() == 4 {
+        if is_kw(&args[3], "timeout") {
+            error = false;
+        } else if is_kw(&args[3], "error") {
+            error = true;
+        } else {
+            return Err(CmdError::new(
+                "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ));
+        }
+    } else if args.len() > 4 {
+        let mut msg = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+        let sub = &args[1][..args[1].len().min(128)];
+        msg.extend_from_slice(sub);
+        msg.extend_from_slice(b"'. Try ");
+        msg.extend_from_slice(&args[0].to_ascii_uppercase());
+        msg.extend_from_slice(b" HELP.");
+        return Err(CmdError::from_bytes(msg));
+    }
+    let done =
+        u64::try_from(id).is_ok_and(|id| crate::server::blocking::unblock(ctx.ks, id, error));
+    ctx.out.int(i64::from(done));
     Ok(())
 }
 

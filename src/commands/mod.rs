@@ -13,6 +13,7 @@ pub mod connection;
 pub mod hashes;
 pub mod keys;
 pub mod meta;
+pub mod lists;
 pub mod persistence;
 pub mod pubsub;
 pub mod server;
@@ -483,6 +484,7 @@ static FAMILIES: &[&[Command]] = &[
     hashes::COMMANDS,
     sets::COMMANDS,
     pubsub::COMMANDS,
+    lists::COMMANDS,
 ];
 
 pub fn table() -> &'static Table {

@@ -900,7 +900,7 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("maxclients:{maxclients}");
             line!("client_recent_max_input_buffer:0");
             line!("client_recent_max_output_buffer:0");
-            line!("blocked_clients:0");
+            line!("blocked_clients:{}", ctx.ks.blocked_clients());
             line!("tracking_clients:0");
             line!("clients_in_timeout_table:0");
         }

@@ -890,3 +890,21 @@ fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn not_strings() -> CmdError {
     CmdError::new("ERR The specified keys must contain string values")
 }
+
+/// Redis's `getLongDoubleFromObject` (`string2ld`): the argument as a long
+/// double, rounded to an `f64` (for timeouts, where the last bits do not
+/// matter). None when Redis would refuse it.
+pub fn parse_long_double(a: &[u8]) -> Option<f64> {
+    match ldouble::parse(a)? {
+        ldouble::Ld::Inf { neg } => Some(if neg {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        }),
+        ldouble::Ld::Finite { neg, mant, exp } => {
+            let half = exp / 2;
+            let v = (mant as f64) * 2f64.powi(half) * 2f64.powi(exp - half);
+            Some(if neg { -v } else { v })
+        }
+    }
+}

@@ -133,6 +133,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     }
     ctx.out.array(state.queue.len());
     let t = table();
+    ctx.client.in_exec = true;
     for (idx, args) in state.queue {
         ctx.now_ms = crate::db::now_ms();
         if let Err(e) = call(ctx, idx, &args) {
@@ -144,6 +145,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         }
         let _ = t;
     }
+    ctx.client.in_exec = false;
     Ok(())
 }
 

@@ -26,12 +26,20 @@
 //!   tag 8 SETRANGE = u8 db | bytes key | u64 offset | bytes data
 //!   tag 50 ZADD    = u8 db | bytes key | u8 zenc | u32 count | (f64 score | bytes member){count}
 //!   tag 51 ZREM    = u8 db | bytes key | u32 count | bytes member{count}
+//!   tag 20 LPUSH   = u8 db | bytes key | u8 left(1)/right(0) | u32 n | bytes{n}
+//!                    (creates the list when the key is missing)
+//!   tag 21 LPOP    = u8 db | bytes key | u8 left(1)/right(0) | u64 count
+//!   tag 22 LSET    = u8 db | bytes key | u64 index | bytes value
+//!   tag 23 LINSERT = u8 db | bytes key | u64 index (insert before; = len appends) | bytes value
+//!   tag 24 LREM    = u8 db | bytes key | i64 count | bytes value
+//!   tag 25 LTRIM   = u8 db | bytes key | u64 start | u64 end (kept: start..end)
 //!   tag 30 HSET    = u8 db | bytes key | u8 table | u32 n | (bytes field | bytes value){n}
 //!   tag 31 HDEL    = u8 db | bytes key | u32 n | bytes field{n}
 //!   tag 40 SADD    = u8 db | bytes key | u8 table | u32 n | bytes member{n}
 //!   tag 41 SREM    = u8 db | bytes key | u32 n | bytes member{n}
 //! value    = u8 type | body
 //!   type 1 string  = u8 form(0 encoded, 1 plain, 2 raw, 3 int copy) | bytes data
+//!   type 2 list    = u32 n | bytes{n} (head to tail)
 //!   type 3 hash    = u8 enc(0 listpack, 1 hashtable) | u32 n | (bytes field | bytes value){n}
 //!   type 4 set     = u8 enc(0 intset, 1 hashtable) | u32 n
 //!                    | (intset: i64 member{n} ascending | hashtable: bytes member{n})
@@ -44,6 +52,7 @@
 //! ```
 
 use super::hash::{Hash, HashLimits};
+use super::list::List;
 use super::set::Set;
 use super::zset::{ZSet, ZsetLimits};
 use super::{Keyspace, StrForm, StrValue, Value, DATABASES};
@@ -134,6 +143,48 @@ pub enum Effect {
         key: Bytes,
         members: Vec<Bytes>,
     },
+    /// LPUSH/RPUSH (and the push half of LMOVE): elements in push order.
+    ListPush {
+        db: u8,
+        key: Bytes,
+        left: bool,
+        items: Vec<Bytes>,
+    },
+    /// LPOP/RPOP (and the pop half of LMOVE, BLPOP, LMPOP).
+    ListPop {
+        db: u8,
+        key: Bytes,
+        left: bool,
+        count: u64,
+    },
+    /// LSET at an absolute index.
+    ListSet {
+        db: u8,
+        key: Bytes,
+        index: u64,
+        value: Bytes,
+    },
+    /// LINSERT, resolved to an absolute position.
+    ListInsert {
+        db: u8,
+        key: Bytes,
+        index: u64,
+        value: Bytes,
+    },
+    /// LREM as the client gave it: deterministic on the same list.
+    ListRem {
+        db: u8,
+        key: Bytes,
+        count: i64,
+        value: Bytes,
+    },
+    /// LTRIM, resolved to the kept range `start..end`.
+    ListTrim {
+        db: u8,
+        key: Bytes,
+        start: u64,
+        end: u64,
+    },
 }
 
 impl Effect {
@@ -153,7 +204,13 @@ impl Effect {
             | Effect::HashSet { db, key, .. }
             | Effect::HashDel { db, key, .. }
             | Effect::SetAdd { db, key, .. }
-            | Effect::SetRem { db, key, .. } => Some((*db, key)),
+            | Effect::SetRem { db, key, .. }
+            | Effect::ListPush { db, key, .. }
+            | Effect::ListPop { db, key, .. }
+            | Effect::ListSet { db, key, .. }
+            | Effect::ListInsert { db, key, .. }
+            | Effect::ListRem { db, key, .. }
+            | Effect::ListTrim { db, key, .. } => Some((*db, key)),
             Effect::FlushDb { .. } | Effect::FlushAll | Effect::SwapDb { .. } => None,
         }
     }
@@ -223,6 +280,13 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
                 }
             }
         }
+        Value::List(l) => {
+            out.push(2);
+            out.extend_from_slice(&(l.len() as u32).to_le_bytes());
+            for item in l.iter() {
+                put_bytes(out, item);
+            }
+        }
     }
 }
 
@@ -231,6 +295,12 @@ fn put_list(out: &mut Vec<u8>, items: &[Bytes]) {
     for i in items {
         put_bytes(out, i);
     }
+}
+
+fn put_db_key(out: &mut Vec<u8>, tag: u8, db: u8, key: &[u8]) {
+    out.push(tag);
+    out.push(db);
+    put_bytes(out, key);
 }
 
 /// Encodes one atomic unit of effects.
@@ -355,6 +425,69 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 put_bytes(out, key);
                 put_list(out, members);
             }
+            Effect::ListPush {
+                db,
+                key,
+                left,
+                items,
+            } => {
+                put_db_key(out, 20, *db, key);
+                out.push(u8::from(*left));
+                out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+                for i in items {
+                    put_bytes(out, i);
+                }
+            }
+            Effect::ListPop {
+                db,
+                key,
+                left,
+                count,
+            } => {
+                put_db_key(out, 21, *db, key);
+                out.push(u8::from(*left));
+                out.extend_from_slice(&count.to_le_bytes());
+            }
+            Effect::ListSet {
+                db,
+                key,
+                index,
+                value,
+            } => {
+                put_db_key(out, 22, *db, key);
+                out.extend_from_slice(&index.to_le_bytes());
+                put_bytes(out, value);
+            }
+            Effect::ListInsert {
+                db,
+                key,
+                index,
+                value,
+            } => {
+                put_db_key(out, 23, *db, key);
+                out.extend_from_slice(&index.to_le_bytes());
+                put_bytes(out, value);
+            }
+            Effect::ListRem {
+                db,
+                key,
+                count,
+                value,
+            } => {
+                put_db_key(out, 24, *db, key);
+                out.extend_from_slice(&count.to_le_bytes());
+                put_bytes(out, value);
+            }
+            Effect::ListTrim {
+                db,
+                key,
+                start,
+                end,
+            } => {
+                put_db_key(out, 25, *db, key);
+                out.extend_from_slice(&start.to_le_bytes());
+                out.extend_from_slice(&end.to_le_bytes());
+            }
         }
     }
 }
@@ -391,6 +524,13 @@ impl<'a> Reader<'a> {
             return Err(DecodeError("database index out of range"));
         }
         Ok(d)
+    }
+    fn left(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError("bad list side")),
+        }
     }
     fn bytes(&mut self) -> Result<Bytes, DecodeError> {
         let n = self.u32()? as usize;
@@ -466,6 +606,14 @@ impl<'a> Reader<'a> {
                 }
                 _ => Err(DecodeError("unknown set encoding")),
             },
+            2 => {
+                let n = self.u32()? as usize;
+                let mut items = Vec::with_capacity(n.min(self.buf.len() / 4));
+                for _ in 0..n {
+                    items.push(self.bytes()?);
+                }
+                Ok(Value::List(items.iter().map(|b| &b[..]).collect()))
+            }
             _ => Err(DecodeError("unknown value type")),
         }
     }
@@ -612,6 +760,50 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                 db: r.db()?,
                 key: r.bytes()?,
                 members: r.list()?,
+            },
+            20 => {
+                let (db, key, left) = (r.db()?, r.bytes()?, r.left()?);
+                let n = r.u32()? as usize;
+                let mut items = Vec::with_capacity(n.min(r.buf.len() / 4));
+                for _ in 0..n {
+                    items.push(r.bytes()?);
+                }
+                Effect::ListPush {
+                    db,
+                    key,
+                    left,
+                    items,
+                }
+            }
+            21 => Effect::ListPop {
+                db: r.db()?,
+                key: r.bytes()?,
+                left: r.left()?,
+                count: r.u64()?,
+            },
+            22 => Effect::ListSet {
+                db: r.db()?,
+                key: r.bytes()?,
+                index: r.u64()?,
+                value: r.bytes()?,
+            },
+            23 => Effect::ListInsert {
+                db: r.db()?,
+                key: r.bytes()?,
+                index: r.u64()?,
+                value: r.bytes()?,
+            },
+            24 => Effect::ListRem {
+                db: r.db()?,
+                key: r.bytes()?,
+                count: r.u64()? as i64,
+                value: r.bytes()?,
+            },
+            25 => Effect::ListTrim {
+                db: r.db()?,
+                key: r.bytes()?,
+                start: r.u64()?,
+                end: r.u64()?,
             },
             _ => return Err(DecodeError("unknown effect tag")),
         };
@@ -776,7 +968,73 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
                 }
             }
         }
+        Effect::ListPush {
+            db,
+            key,
+            left,
+            items,
+        } => {
+            let d = &mut ks.dbs[usize::from(db)];
+            if !matches!(d.peek(&key), Some(e) if matches!(e.value, Value::List(_))) {
+                let e = ks.entry(Value::List(List::new()), 0);
+                ks.dbs[usize::from(db)].insert(key.clone(), e);
+            }
+            with_list(ks, db, &key, |l| {
+                for i in &items {
+                    l.push(left, i);
+                }
+            });
+        }
+        Effect::ListPop {
+            db,
+            key,
+            left,
+            count,
+        } => with_list(ks, db, &key, |l| {
+            for _ in 0..count.min(l.len() as u64) {
+                l.pop(left);
+            }
+        }),
+        Effect::ListSet {
+            db,
+            key,
+            index,
+            value,
+        } => with_list(ks, db, &key, |l| l.set(index as usize, &value)),
+        Effect::ListInsert {
+            db,
+            key,
+            index,
+            value,
+        } => with_list(ks, db, &key, |l| l.insert(index as usize, &value)),
+        Effect::ListRem {
+            db,
+            key,
+            count,
+            value,
+        } => with_list(ks, db, &key, |l| {
+            l.remove(count, &value);
+        }),
+        Effect::ListTrim {
+            db,
+            key,
+            start,
+            end,
+        } => with_list(ks, db, &key, |l| l.keep(start as usize, end as usize)),
     }
+}
+
+/// Runs `f` on the list at `key` during replay (a missing key or another
+/// type is left alone). An emptied list stays until the Del that the
+/// capture logs after it: LMOVE with source = destination empties the
+/// list only for a moment, and its key keeps its expiry.
+fn with_list(ks: &mut Keyspace, db: u8, key: &[u8], f: impl FnOnce(&mut List)) {
+    let d = &mut ks.dbs[usize::from(db)];
+    match d.peek_mut(key).map(|e| &mut e.value) {
+        Some(Value::List(l)) => f(l),
+        _ => return,
+    }
+    d.signal_modified(key);
 }
 
 /// The value an operation effect applies to, created empty by `new` when
@@ -835,6 +1093,48 @@ mod tests {
                 key: k("s"),
                 value: Value::Stream(crate::stream::StreamRef::unopened(77)),
                 expires_at_ms: 0,
+            },
+            Effect::Set {
+                db: 2,
+                key: k("l"),
+                value: Value::List([&b"a"[..], b"", b"\xff"].into_iter().collect()),
+                expires_at_ms: 0,
+            },
+            Effect::ListPush {
+                db: 1,
+                key: k("l"),
+                left: true,
+                items: vec![k("x"), k("")],
+            },
+            Effect::ListPop {
+                db: 1,
+                key: k("l"),
+                left: false,
+                count: 3,
+            },
+            Effect::ListSet {
+                db: 1,
+                key: k("l"),
+                index: 2,
+                value: k("v"),
+            },
+            Effect::ListInsert {
+                db: 1,
+                key: k("l"),
+                index: 0,
+                value: k("w"),
+            },
+            Effect::ListRem {
+                db: 1,
+                key: k("l"),
+                count: -2,
+                value: k("v"),
+            },
+            Effect::ListTrim {
+                db: 1,
+                key: k("l"),
+                start: 1,
+                end: 7,
             },
         ];
         let mut buf = Vec::new();

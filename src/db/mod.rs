@@ -14,9 +14,11 @@
 //! expect. Keys with an expiry own a slot in a second slab, which the active
 //! expiry cycle walks with a cursor, as Redis walks its expires table.
 
+pub mod blocking;
 pub mod effect;
 pub mod expire;
 pub mod hash;
+pub mod list;
 pub mod notify;
 pub mod set;
 pub mod slab;
@@ -98,6 +100,10 @@ pub struct Db {
     cleared: bool,
     /// Effect capture is on (off while replaying the WAL).
     capture: bool,
+    /// Blocked client ids per key, oldest first (see `blocking`).
+    blocked: HashMap<Bytes, std::collections::VecDeque<u64>>,
+    /// Keys with waiters that became ready, in signal order, each once.
+    ready: Vec<Bytes>,
 }
 
 impl Db {
@@ -153,6 +159,10 @@ impl Db {
                 } else {
                     NO_SLOT
                 };
+                // A new key may serve blocked clients (Redis's dbAdd).
+                if self.blocked.contains_key(&key) {
+                    self.mark_ready(&key);
+                }
                 self.map.insert(
                     key,
                     Slotted {
@@ -428,6 +438,8 @@ pub struct Keyspace {
     /// Streams whose logs the current batch wrote: synced with the WAL
     /// before replying under `appendfsync always` (see `stream`).
     pub stream_writes: Vec<crate::stream::StreamRef>,
+    /// Blocked clients (see `blocking`).
+    waiters: blocking::Waiters,
 }
 
 impl Default for Keyspace {
@@ -448,6 +460,7 @@ impl Keyspace {
             notify_flags: 0,
             notifications: Vec::new(),
             stream_writes: Vec::new(),
+            waiters: blocking::Waiters::default(),
         };
         ks.set_capture(true);
         ks
@@ -678,6 +691,8 @@ impl Keyspace {
         let (lo, hi) = (a.min(b), a.max(b));
         let (left, right) = self.dbs.split_at_mut(hi);
         Db::swap_data(&mut left[lo], &mut right[0]);
+        left[lo].mark_existing_ready();
+        right[0].mark_existing_ready();
         if left[lo].capture {
             self.effects.push(effect::Effect::SwapDb {
                 a: a as u8,

@@ -117,6 +117,7 @@ pub enum Value {
     Stream(crate::stream::StreamRef),
     Hash(super::hash::Hash),
     Set(super::set::Set),
+    List(super::list::List),
 }
 
 impl Value {
@@ -128,6 +129,7 @@ impl Value {
             Value::Stream(_) => "stream",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::List(_) => "list",
         }
     }
 
@@ -139,6 +141,7 @@ impl Value {
             Value::Stream(_) => "stream",
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
+            Value::List(l) => l.encoding(),
         }
     }
 

@@ -56,6 +56,8 @@ pub struct ClientMeta {
     /// Channels and patterns subscribed (CLIENT LIST `sub`, `psub`).
     pub sub: usize,
     pub psub: usize,
+    /// Waiting in a blocking command (CLIENT LIST flag `b`).
+    pub blocked: bool,
 }
 
 /// What the registry holds for each connection.
@@ -119,7 +121,7 @@ impl ClientHandle {
 
     /// One line of CLIENT LIST / CLIENT INFO, with the fields Redis 7.0 prints
     /// in its order, then Redis 7.2's `lib-name` and `lib-ver` (CLIENT
-    /// SETINFO is a 7.2 command clients send anyway). Flags: `x` in MULTI,
+    /// SETINFO is a 7.2 command clients send anyway). Flags: `x` in MULTI, `b` blocked,
     /// `e` no-evict, `T` no-touch (7.2), `N` none. Sizes redlog does not track
     /// (qbuf-free, argv-mem, tot-mem, ...) are printed as 0.
     pub fn info_line(&self) -> String {
@@ -130,6 +132,9 @@ impl ClientHandle {
         }
         if m.multi >= 0 {
             flags.push('x');
+        }
+        if m.blocked {
+            flags.push('b');
         }
         if m.no_evict {
             flags.push('e');
@@ -197,6 +202,14 @@ pub struct Client {
     pub pending: Option<PendingOp>,
     /// Subscriptions and the queue of messages to write (`server::pubsub`).
     pub pubsub: super::pubsub::ClientPubSub,
+    /// Running the commands of EXEC: blocking commands must not block
+    /// (Redis's CLIENT_DENY_BLOCKING).
+    pub in_exec: bool,
+    /// Set by a blocking command's handler that found nothing to serve
+    /// (see `server::blocking`).
+    pub block: Option<super::blocking::BlockRequest>,
+    /// The connection is blocked: registered as a waiter, awaiting this.
+    pub blocked: Option<super::blocking::Blocked>,
     pub handle: Arc<ClientHandle>,
 }
 
@@ -213,6 +226,9 @@ impl Client {
             close_after_reply: false,
             pending: None,
             pubsub: super::pubsub::ClientPubSub::new(handle.clone()),
+            in_exec: false,
+            block: None,
+            blocked: None,
             handle,
         }
     }

@@ -1,6 +1,7 @@
 //! One client connection: read, decode every complete request in the
 //! buffer, execute them under one keyspace lock, write all replies at once.
 
+use super::blocking::{self, Wake};
 use super::persist::{unit_bytes, FsyncPolicy, Persistence};
 use super::{Client, ClientHandle, PendingOp, ReplyMode, Shared};
 use crate::commands::{self, flags, table, CmdError, Ctx};
@@ -126,6 +127,9 @@ pub(super) async fn serve(
     if client.pubsub.active() {
         shared.pubsub.remove_client(&mut client.pubsub, id);
     }
+    if client.blocked.take().is_some() {
+        shared.ks.lock().remove_waiter(id);
+    }
     shared.clients.remove(&id);
 }
 
@@ -141,7 +145,7 @@ async fn run_batch(
     resume: &mut bool,
 ) -> bool {
     {
-        let batch = process_input(shared, client, inbuf, out);
+        let mut batch = process_input(shared, client, inbuf, out);
         if batch.needs_sync {
             // appendfsync always: no reply before the fdatasync covering this
             // batch's units (shared with concurrent batches: group commit).
@@ -157,8 +161,14 @@ async fn run_batch(
                 .unwrap_or_else(|e| Err(e.to_string()));
                 if let Err(text) = synced {
                     refuse_spans(out, &batch.spans, &text);
+                    batch.failed = Some(Persistence::misconf(&text));
                 }
             }
+        }
+        // Clients served by this batch's commands get their replies now
+        // that the effects are durable (see `blocking`).
+        for w in batch.wakes.drain(..) {
+            w.send(batch.failed.as_deref());
         }
     }
     if let Some(op) = client.pending.take() {
@@ -193,6 +203,14 @@ async fn run_batch(
             out.buf.clear();
         }
     }
+    if client.blocked.is_some() && !client.close_after_reply {
+        // A blocking command blocked: wait for its reply, then go on with
+        // the input that arrived meanwhile.
+        if !blocking::wait(shared, client, stream, inbuf).await {
+            return false;
+        }
+        *resume = !inbuf.is_empty();
+    }
     !client.close_after_reply
 }
 
@@ -206,6 +224,10 @@ struct Batch {
     needs_sync: bool,
     /// Streams whose logs the batch wrote.
     streams: Vec<crate::stream::StreamRef>,
+    /// Replies for the blocked clients this batch served.
+    wakes: Vec<Wake>,
+    /// The MISCONF text when the batch's effects could not be made durable.
+    failed: Option<String>,
 }
 
 /// Replaces the replies in `spans` with the MISCONF error: their effects
@@ -240,7 +262,7 @@ fn process_input(
     let logging = shared.persist.is_some();
     let mut guard: Option<parking_lot::MutexGuard<'_, Keyspace>> = None;
     let bulk_max = shared.config.read().proto_max_bulk_len;
-    while !client.close_after_reply && client.pending.is_none() {
+    while !client.close_after_reply && client.pending.is_none() && client.blocked.is_none() {
         let limits = ParseLimits {
             bulk_bytes_max: bulk_max,
             authenticated: client.authenticated,
@@ -258,6 +280,7 @@ fn process_input(
                 };
                 let start = out.buf.len();
                 execute(shared, ks, client, out, args);
+                blocking::after_command(shared, ks, client, out.resp3, &mut batch.wakes);
                 if logging && ks.has_effects() {
                     units.push(unit_bytes(&ks.take_effects()));
                     batch.spans.push((start, out.buf.len()));
@@ -291,7 +314,10 @@ fn process_input(
             if !units.is_empty() {
                 match p.append(&units) {
                     Ok(()) => batch.needs_sync = p.policy() == FsyncPolicy::Always,
-                    Err(text) => refuse_spans(out, &batch.spans, &text),
+                    Err(text) => {
+                        refuse_spans(out, &batch.spans, &text);
+                        batch.failed = Some(Persistence::misconf(&text));
+                    }
                 }
             } else if !batch.streams.is_empty() {
                 batch.needs_sync = p.policy() == FsyncPolicy::Always;

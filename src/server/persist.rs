@@ -416,6 +416,7 @@ fn value_bytes(v: &crate::db::Value) -> usize {
         crate::db::Value::Stream(_) => 8,
         crate::db::Value::Hash(h) => h.payload_bytes(),
         crate::db::Value::Set(s) => s.payload_bytes(),
+        crate::db::Value::List(l) => l.payload_bytes() + 4 * l.len(),
     }
 }
 

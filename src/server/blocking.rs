@@ -1,0 +1,400 @@
+//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP; next the
+//! sorted-set pops and XREAD/XREADGROUP BLOCK): how a command blocks, how
+//! it is served, how a blocked connection waits.
+//!
+//! # Design
+//!
+//! 1. **Blocking.** A blocking command's handler first tries its
+//!    non-blocking logic. If nothing can be served it calls [`block`] with
+//!    its keys, its deadline (from [`parse_timeout`]), the value type that
+//!    can serve it and its timeout reply, and writes no reply. Inside
+//!    EXEC ([`denied`]) it answers its null instead, as Redis does.
+//! 2. **Registration.** After the command, the connection
+//!    ([`after_command`], called by the per-connection loop under the
+//!    keyspace lock) turns the request into a [`Waiter`] in the keyspace
+//!    registry (`db::blocking`: FIFO queue per (db, key)) with the
+//!    command's arguments, the client's protocol and a oneshot sender, and
+//!    stops running the client's pipelined input (Redis does not read a
+//!    blocked client's next commands either).
+//! 3. **Readiness.** Creating a key that has waiters marks it ready
+//!    (`Db::insert`); writers that add to an existing value call
+//!    `Keyspace::signal_key_ready(db, key)`.
+//! 4. **Serving.** After every command ([`after_command`] → [`serve_ready`],
+//!    Redis's `handleClientsBlockedOnKeys`), for each ready key and each of
+//!    its waiters in FIFO order whose wanted type the key now holds, the
+//!    waiter's command is re-run through the command table, under the same
+//!    lock, on behalf of the blocked client. If it blocks again (the
+//!    value was taken by an earlier waiter) the waiter keeps its place;
+//!    otherwise it is removed from all its keys and its reply is queued.
+//!    The re-run's effects land in the same WAL unit as the command that
+//!    made the key ready. A served command can make other keys ready
+//!    (BLMOVE pushes): the loop runs until no key is ready.
+//! 5. **Delivery.** The queued replies ([`Wake`]) are sent through their
+//!    oneshots only after the batch's WAL append (and the fsync under
+//!    `appendfsync always`): a woken client never sees a reply whose
+//!    effect is not durable.
+//! 6. **Waiting.** The blocked connection task ([`wait`]) awaits its reply,
+//!    its deadline, CLIENT KILL / shutdown, and its socket (a client that
+//!    disconnects is unregistered at once, so it cannot swallow an
+//!    element). No polling: a blocked client costs no CPU. On timeout it
+//!    removes its waiter under the lock; if the waiter was already gone a
+//!    reply is in flight and is used instead.
+//!
+//! # Adding a blocking command
+//!
+//! Write the handler as the non-blocking form; where Redis calls
+//! `blockForKeys`, do:
+//!
+//! ```ignore
+//! let deadline_ms = blocking::parse_timeout(&args[i], Unit::Seconds, ctx.now_ms)?; // first, as Redis
+//! // ... serve if possible, return ...
+//! if blocking::denied(ctx) { ctx.out.null_array(); return Ok(()); }
+//! blocking::block(ctx, args, keys, deadline_ms, "zset", Null::Array);
+//! ```
+//!
+//! and have every writer that makes an existing key able to serve (e.g.
+//! XADD) call `ctx.ks.signal_key_ready(db, key)`. The handler must be
+//! re-runnable: when served it runs again with the same arguments and
+//! must either reply or call `block` again.
+
+use super::{Client, Shared};
+use crate::commands::{table, CmdError, Ctx};
+use crate::db::blocking::Waiter;
+use crate::db::{now_ms, Keyspace};
+use crate::protocol::Out;
+use bytes::{Bytes, BytesMut};
+use std::sync::atomic::Ordering;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+/// Timeouts beyond this are waited for as "forever" (Redis accepts them;
+/// they never fire in practice).
+const DEADLINE_HORIZON_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
+/// The unit of a timeout argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// BLPOP & co.: a float number of seconds.
+    Seconds,
+    /// XREAD BLOCK: an integer number of milliseconds.
+    Millis,
+}
+
+/// The null a blocked command answers on timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Null {
+    /// `*-1` / `_` (every blocking command in Redis 7.0, BLMOVE included).
+    Array,
+    /// `$-1` / `_`.
+    Bulk,
+}
+
+/// What a handler asks for when it must block.
+#[derive(Debug)]
+pub struct BlockRequest {
+    pub args: Vec<Bytes>,
+    pub keys: Vec<Bytes>,
+    /// Absolute Unix ms; 0 waits forever.
+    pub deadline_ms: u64,
+    pub wants: &'static str,
+    pub timeout: Null,
+}
+
+/// A blocked connection's side of its registration.
+#[derive(Debug)]
+pub struct Blocked {
+    rx: oneshot::Receiver<Vec<u8>>,
+    deadline_ms: u64,
+}
+
+/// A served waiter's reply, sent once the batch is durable.
+#[derive(Debug)]
+pub struct Wake {
+    tx: oneshot::Sender<Vec<u8>>,
+    reply: Vec<u8>,
+}
+
+impl Wake {
+    /// Delivers the reply, or `error` instead (the batch's WAL write
+    /// failed, so the effect must not be acknowledged).
+    pub fn send(self, error: Option<&str>) {
+        let reply = match error {
+            None => self.reply,
+            Some(e) => {
+                let mut o = Out::new(false);
+                o.error(e);
+                o.buf
+            }
+        };
+        let _ = self.tx.send(reply);
+    }
+}
+
+/// Redis's `getTimeoutFromObjectOrReply`: the absolute deadline in Unix
+/// ms, 0 for none. Seconds are parsed as a long double and truncated to
+/// whole milliseconds (so 0.0005 blocks forever, as in Redis); values whose
+/// millisecond count overflows a 64-bit integer become negative there and
+/// are refused as negative.
+pub fn parse_timeout(arg: &[u8], unit: Unit, now_ms: u64) -> Result<u64, CmdError> {
+    let ms: i64 = match unit {
+        Unit::Seconds => {
+            let ld = crate::commands::strings::parse_long_double(arg)
+                .ok_or_else(|| CmdError::new("ERR timeout is not a float or out of range"))?;
+            let v = ld * 1000.0;
+            // x87 `fistp` of an out-of-range value gives LLONG_MIN.
+            let two_63 = i64::MAX as f64; // 2^63 exactly
+            if !(v < two_63 && v >= -two_63) {
+                i64::MIN
+            } else {
+                v.trunc() as i64
+            }
+        }
+        Unit::Millis => crate::commands::arg_i64(arg)
+            .map_err(|_| CmdError::new("ERR timeout is not an integer or out of range"))?,
+    };
+    if ms < 0 {
+        return Err(CmdError::new("ERR timeout is negative"));
+    }
+    if ms == 0 {
+        return Ok(0);
+    }
+    Ok(now_ms.saturating_add(ms as u64))
+}
+
+/// True when the command must not block (inside EXEC): the handler then
+/// answers as on timeout.
+pub fn denied(ctx: &Ctx) -> bool {
+    ctx.client.in_exec
+}
+
+/// Asks to block `ctx.client` on `keys` until one holds a `wants` value
+/// (a TYPE name) or `deadline_ms` (0: never) passes; `args` is the command
+/// to re-run then. The handler writes no reply.
+pub fn block(
+    ctx: &mut Ctx,
+    args: &[Bytes],
+    keys: Vec<Bytes>,
+    deadline_ms: u64,
+    wants: &'static str,
+    timeout: Null,
+) {
+    ctx.client.block = Some(BlockRequest {
+        args: args.to_vec(),
+        keys,
+        deadline_ms,
+        wants,
+        timeout,
+    });
+}
+
+fn null_reply(kind: Null, resp3: bool) -> Vec<u8> {
+    let mut o = Out::new(resp3);
+    match kind {
+        Null::Array => o.null_array(),
+        Null::Bulk => o.null(),
+    }
+    o.buf
+}
+
+/// Called by the connection after each command, under the keyspace lock:
+/// registers the client if its command blocked, then serves the waiters
+/// of the keys that became ready. Served replies are appended to `wakes`.
+pub fn after_command(
+    shared: &Shared,
+    ks: &mut Keyspace,
+    client: &mut Client,
+    resp3: bool,
+    wakes: &mut Vec<Wake>,
+) {
+    if let Some(req) = client.block.take() {
+        let (tx, rx) = oneshot::channel();
+        ks.add_waiter(Waiter {
+            client_id: client.id,
+            db: client.db,
+            keys: req.keys,
+            args: req.args,
+            resp3,
+            no_touch: client.no_touch,
+            wants: req.wants,
+            timeout_reply: null_reply(req.timeout, resp3),
+            tx,
+        });
+        client.handle.meta.lock().blocked = true;
+        client.blocked = Some(Blocked {
+            rx,
+            deadline_ms: req.deadline_ms,
+        });
+    }
+    serve_ready(shared, ks, wakes);
+}
+
+/// Serves the waiters of every ready key (see the module comment).
+pub fn serve_ready(shared: &Shared, ks: &mut Keyspace, wakes: &mut Vec<Wake>) {
+    while let Some((db, key)) = ks.take_ready_key() {
+        for id in ks.dbs[db].waiters_on(&key) {
+            let wants = match ks.waiter(id) {
+                Some(w) => w.wants,
+                None => continue,
+            };
+            match ks.dbs[db].peek(&key) {
+                None => break,
+                Some(e) if e.value.type_name() != wants => continue,
+                Some(_) => {}
+            }
+            let Some(handle) = shared.clients.get(&id).map(|h| h.clone()) else {
+                // Killed meanwhile: its task unregisters too; do it now so
+                // it takes nothing.
+                ks.remove_waiter(id);
+                continue;
+            };
+            let Some(w) = ks.waiter(id) else { continue };
+            let (args, resp3) = (w.args.clone(), w.resp3);
+            let mut client = Client::new(handle, true);
+            client.db = w.db;
+            client.no_touch = w.no_touch;
+            let mut out = Out::new(resp3);
+            let Some(handler) = table()
+                .lookup(&args[0])
+                .and_then(|idx| table().entries[idx].cmd.handler)
+            else {
+                ks.remove_waiter(id);
+                continue;
+            };
+            // The handler directly, not `commands::call`: the command was
+            // counted once in the statistics when it blocked (as Redis
+            // counts a blocked command once).
+            let r = {
+                let mut ctx = Ctx {
+                    ks,
+                    shared,
+                    client: &mut client,
+                    out: &mut out,
+                    now_ms: now_ms(),
+                };
+                let r = handler(&mut ctx, &args);
+                ctx.ks.end_command();
+                r
+            };
+            if client.block.is_some() {
+                continue;
+            }
+            if let Err(e) = r {
+                shared
+                    .stats
+                    .total_error_replies
+                    .fetch_add(1, Ordering::Relaxed);
+                out.error_bytes(&e.0);
+            }
+            if let Some(w) = ks.remove_waiter(id) {
+                wakes.push(Wake {
+                    tx: w.tx,
+                    reply: out.buf,
+                });
+            }
+        }
+    }
+}
+
+/// CLIENT UNBLOCK: answers the blocked client with its timeout reply or
+/// with the UNBLOCKED error. False when `id` is not blocked.
+pub fn unblock(ks: &mut Keyspace, id: u64, error: bool) -> bool {
+    let Some(w) = ks.remove_waiter(id) else {
+        return false;
+    };
+    let reply = if error {
+        b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n".to_vec()
+    } else {
+        w.timeout_reply
+    };
+    let _ = w.tx.send(reply);
+    true
+}
+
+/// How a wait ended.
+enum Outcome {
+    Reply(Vec<u8>),
+    Close,
+}
+
+/// The blocked connection's wait (called by the connection loop after the
+/// replies before the blocking command were written). Writes the final
+/// reply; false when the connection must close.
+pub async fn wait(
+    shared: &Shared,
+    client: &mut Client,
+    stream: &mut TcpStream,
+    inbuf: &mut BytesMut,
+) -> bool {
+    let Some(Blocked {
+        mut rx,
+        deadline_ms,
+    }) = client.blocked.take()
+    else {
+        return true;
+    };
+    let id = client.id;
+    let handle = client.handle.clone();
+    let deadline = match deadline_ms {
+        0 => None,
+        d => {
+            let left = d.saturating_sub(now_ms());
+            (left < DEADLINE_HORIZON_MS)
+                .then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(left))
+        }
+    };
+    let outcome = loop {
+        if handle.is_killed() {
+            break Outcome::Close;
+        }
+        tokio::select! {
+            r = &mut rx => break match r {
+                Ok(reply) => Outcome::Reply(reply),
+                Err(_) => Outcome::Close,
+            },
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let w = shared.ks.lock().remove_waiter(id);
+                match w {
+                    Some(w) => break Outcome::Reply(w.timeout_reply),
+                    // Served meanwhile: the reply is on its way.
+                    None => break match (&mut rx).await {
+                        Ok(reply) => Outcome::Reply(reply),
+                        Err(_) => Outcome::Close,
+                    },
+                }
+            }
+            r = stream.read_buf(inbuf) => match r {
+                Ok(0) | Err(_) => break Outcome::Close,
+                Ok(n) => {
+                    shared
+                        .stats
+                        .total_net_input_bytes
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    if inbuf.len() > shared.config.read().client_query_buffer_limit {
+                        break Outcome::Close;
+                    }
+                }
+            },
+            _ = handle.kill_notify.notified() => break Outcome::Close,
+        }
+    };
+    handle.meta.lock().blocked = false;
+    match outcome {
+        Outcome::Reply(reply) => {
+            shared
+                .stats
+                .total_net_output_bytes
+                .fetch_add(reply.len() as u64, Ordering::Relaxed);
+            stream.write_all(&reply).await.is_ok()
+        }
+        Outcome::Close => {
+            shared.ks.lock().remove_waiter(id);
+            false
+        }
+    }
+}
