@@ -152,32 +152,28 @@ async fn commands_through_a_client() {
 #[tokio::test]
 async fn notifications_and_watch() {
     let s = start().await;
-    s.shared().ks.lock().notify_flags =
-        redlog::db::notify::parse_flags("KEA").unwrap() | redlog::db::notify::NEW;
     let mut c = Raw::connect(s.local_addr()).await;
+    c.check(
+        &resp(&[b"CONFIG", b"SET", b"notify-keyspace-events", b"KEAn"]),
+        b"+OK\r\n",
+    )
+    .await;
+    let mut tap = Events::tap(s.local_addr()).await;
     c.check(&resp(&[b"RPUSH", b"src", b"a"]), b":1\r\n").await;
     c.check(
         &resp(&[b"LMOVE", b"src", b"dst", b"LEFT", b"LEFT"]),
         b"$1\r\na\r\n",
     )
     .await;
-    let events: Vec<(&str, Vec<u8>)> = s
-        .shared()
-        .ks
-        .lock()
-        .take_notifications()
-        .into_iter()
-        .map(|n| (n.event, n.key.to_vec()))
-        .collect();
     assert_eq!(
-        events,
+        tap.take().await,
         [
-            ("new", b"src".to_vec()),
-            ("rpush", b"src".to_vec()),
-            ("new", b"dst".to_vec()),
-            ("lpush", b"dst".to_vec()),
-            ("lpop", b"src".to_vec()),
-            ("del", b"src".to_vec()),
+            "new:src",
+            "rpush:src",
+            "new:dst",
+            "lpush:dst",
+            "lpop:src",
+            "del:src"
         ]
     );
     // WATCH sees a push from another client.

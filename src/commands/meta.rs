@@ -66,6 +66,103 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "blmove",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("source", T::Key).key_spec(0),
+                arg("destination", T::Key).key_spec(1),
+                arg("wherefrom", T::Oneof).args(&[
+                    arg("left", T::PureToken).token("LEFT"),
+                    arg("right", T::PureToken).token("RIGHT"),
+                ]),
+                arg("whereto", T::Oneof).args(&[
+                    arg("left", T::PureToken).token("LEFT"),
+                    arg("right", T::PureToken).token("RIGHT"),
+                ]),
+                arg("timeout", T::Double),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "blmpop",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("timeout", T::Double),
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                arg("where", T::Oneof).args(&[
+                    arg("left", T::PureToken).token("LEFT"),
+                    arg("right", T::PureToken).token("RIGHT"),
+                ]),
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "blpop",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.0.0", "`timeout` is interpreted as a double instead of an integer."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                arg("timeout", T::Double),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "brpop",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.0.0", "`timeout` is interpreted as a double instead of an integer."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                arg("timeout", T::Double),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "brpoplpush",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("6.2.0"),
+            replaced_by: Some("`BLMOVE` with the `RIGHT` and `LEFT` arguments"),
+            history: &[
+                ("6.0.0", "`timeout` is interpreted as a double instead of an integer."),
+            ],
+            args: &[
+                arg("source", T::Key).key_spec(0),
+                arg("destination", T::Key).key_spec(1),
+                arg("timeout", T::Double),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "client",
         CommandMeta {
             ..CommandMeta::EMPTY
@@ -212,6 +309,19 @@ pub static META: &[(&str, CommandMeta)] = &[
         CommandMeta {
             args: &[
                 arg("connection-name", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "client|unblock",
+        CommandMeta {
+            args: &[
+                arg("client-id", T::Integer),
+                arg("timeout_error", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("timeout", T::PureToken).token("TIMEOUT"),
+                    arg("error", T::PureToken).token("ERROR"),
+                ]),
             ],
             ..CommandMeta::EMPTY
         },
@@ -973,6 +1083,209 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "lindex",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("index", T::Integer),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "linsert",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("where", T::Oneof).args(&[
+                    arg("before", T::PureToken).token("BEFORE"),
+                    arg("after", T::PureToken).token("AFTER"),
+                ]),
+                arg("pivot", T::String),
+                arg("element", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "llen",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "lmove",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("source", T::Key).key_spec(0),
+                arg("destination", T::Key).key_spec(1),
+                arg("wherefrom", T::Oneof).args(&[
+                    arg("left", T::PureToken).token("LEFT"),
+                    arg("right", T::PureToken).token("RIGHT"),
+                ]),
+                arg("whereto", T::Oneof).args(&[
+                    arg("left", T::PureToken).token("LEFT"),
+                    arg("right", T::PureToken).token("RIGHT"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "lmpop",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                arg("where", T::Oneof).args(&[
+                    arg("left", T::PureToken).token("LEFT"),
+                    arg("right", T::PureToken).token("RIGHT"),
+                ]),
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "lpop",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.2.0", "Added the `count` argument."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("count", T::Integer).since("6.2.0").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "lpos",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("element", T::String),
+                arg("rank", T::Integer).token("RANK").flags(OPTIONAL),
+                arg("num-matches", T::Integer).token("COUNT").flags(OPTIONAL),
+                arg("len", T::Integer).token("MAXLEN").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "lpush",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("2.4.0", "Accepts multiple `element` arguments."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("element", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "lpushx",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("4.0.0", "Accepts multiple `element` arguments."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("element", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "lrange",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("start", T::Integer),
+                arg("stop", T::Integer),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "lrem",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("count", T::Integer),
+                arg("element", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "lset",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("index", T::Integer),
+                arg("element", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "ltrim",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("start", T::Integer),
+                arg("stop", T::Integer),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "mget",
         CommandMeta {
             tips: &[
@@ -1345,6 +1658,73 @@ pub static META: &[(&str, CommandMeta)] = &[
     (
         "reset",
         CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "rpop",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.2.0", "Added the `count` argument."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("count", T::Integer).since("6.2.0").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "rpoplpush",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("6.2.0"),
+            replaced_by: Some("`LMOVE` with the `RIGHT` and `LEFT` arguments"),
+            args: &[
+                arg("source", T::Key).key_spec(0),
+                arg("destination", T::Key).key_spec(1),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "rpush",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("2.4.0", "Accepts multiple `element` arguments."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("element", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "rpushx",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("4.0.0", "Accepts multiple `element` arguments."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("element", T::String).flags(MULTIPLE),
+            ],
             ..CommandMeta::EMPTY
         },
     ),

@@ -12,8 +12,8 @@
 pub mod connection;
 pub mod hashes;
 pub mod keys;
-pub mod meta;
 pub mod lists;
+pub mod meta;
 pub mod persistence;
 pub mod pubsub;
 pub mod server;
