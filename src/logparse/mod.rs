@@ -19,8 +19,17 @@
 //!
 //! ```text
 //! line ─► Format::parse ─► Record { fields, ts, level, component, content }
-//!      ─► Format::mask(content) ─► miner::tokenize ─► Miner::learn ─► template id
+//!      ─► Format::mask(content) ─► mask_assigned_values ─► miner::tokenize
+//!      ─► runs of `<*>` tokens collapsed ─► Miner::learn ─► template id
 //! ```
+//!
+//! Two steps go beyond logparser's Drain, both because a variable is a
+//! variable whatever the format's masks say: the value of a `key=value` /
+//! `key:value` token holding a digit is masked (`PendingReds:1`), and a run
+//! of masked tokens counts as one (a list of block ids of any length). With
+//! them the Loghub 2k grouping accuracy rises from Drain's published
+//! 0.998 / 0.963 / 0.948 (HDFS / BGL / Hadoop, which this miner reproduces
+//! without them) to 1.000 / 0.965 / 0.963 (tests/logparse.rs).
 //!
 //! Template ids are per miner: a stream's ingestor and the shared PARSE
 //! miner of the same format number templates independently.
@@ -60,6 +69,38 @@ pub fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     text.split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .filter(|l| !l.is_empty())
+}
+
+/// Masks the value of `key=value` and `key:value` tokens whose value
+/// holds a digit (`PendingReds:1` → `PendingReds:<*>`, `ip=10.0.0.1` →
+/// `ip=<*>`): such a value is a variable however the format's masks are
+/// set, and its key is the constant part. None when nothing changed.
+fn mask_assigned_values(content: &[u8]) -> Option<Vec<u8>> {
+    let is_sep = |b: &u8| b.is_ascii_whitespace() || *b == 0x0b;
+    let assigned = |tok: &[u8]| {
+        tok.iter()
+            .position(|&b| b == b'=' || b == b':')
+            .filter(|&k| k > 0 && tok[k + 1..].iter().any(u8::is_ascii_digit))
+    };
+    if !content.split(is_sep).any(|t| assigned(t).is_some()) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(content.len());
+    for piece in content.split_inclusive(is_sep) {
+        let (tok, sep) = match piece.split_last() {
+            Some((l, rest)) if is_sep(l) => (rest, Some(*l)),
+            _ => (piece, None),
+        };
+        match assigned(tok) {
+            Some(k) => {
+                out.extend_from_slice(&tok[..=k]);
+                out.extend_from_slice(miner::WILDCARD);
+            }
+            None => out.extend_from_slice(tok),
+        }
+        out.extend(sep);
+    }
+    Some(out)
 }
 
 /// One parsed and mined line.
@@ -147,8 +188,13 @@ impl Ingestor {
             Cow::Borrowed(c) => format.mask(c),
             Cow::Owned(c) => Cow::Owned(format.mask(c).into_owned()),
         };
+        let masked = match mask_assigned_values(&masked) {
+            Some(v) => Cow::Owned(v),
+            None => masked,
+        };
         let mut toks = Vec::new();
         miner::tokenize(&masked, &mut toks);
+        toks.dedup_by(|a, b| *a == miner::WILDCARD && *b == miner::WILDCARD);
         let learned = self.miner.learn(&toks);
         drop(toks);
         let miner: &'s Miner = &self.miner;
