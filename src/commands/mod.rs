@@ -9,6 +9,7 @@
 
 pub mod connection;
 pub mod keys;
+pub mod logparse;
 pub mod persistence;
 pub mod server;
 pub mod strings;
@@ -214,7 +215,7 @@ pub struct Table {
 }
 
 /// Every family's table, in COMMAND order.
-fn families() -> [&'static [Command]; 6] {
+fn families() -> [&'static [Command]; 7] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -222,6 +223,7 @@ fn families() -> [&'static [Command]; 6] {
         strings::COMMANDS,
         keys::COMMANDS,
         transactions::COMMANDS,
+        logparse::COMMANDS,
     ]
 }
 

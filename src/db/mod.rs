@@ -379,6 +379,10 @@ pub struct Keyspace {
     /// SWAPDB count: a base snapshot taken while a SWAPDB ran is not
     /// consistent and is retried (see ARCHITECTURE.md, compaction).
     pub swaps: u64,
+    /// LOGPARSE's named formats and their shared miners. Not keys: they
+    /// live beside the databases, FLUSHALL keeps them, and their changes
+    /// are logged with `log_global`.
+    pub logparse: crate::logparse::Registry,
 }
 
 impl Default for Keyspace {
@@ -398,6 +402,7 @@ impl Keyspace {
             swaps: 0,
             notify_flags: 0,
             notifications: Vec::new(),
+            logparse: crate::logparse::Registry::new(),
         };
         ks.set_capture(true);
         ks
@@ -521,6 +526,16 @@ impl Keyspace {
             return;
         }
         d.op_logged.insert(Bytes::copy_from_slice(key));
+        self.effects.push(effect);
+    }
+
+    /// Logs an effect that is about no key (LOGPARSE formats), in order
+    /// with the keys' effects. Nothing is logged while replaying.
+    pub fn log_global(&mut self, effect: effect::Effect) {
+        if !self.dbs[0].capture {
+            return;
+        }
+        self.materialize();
         self.effects.push(effect);
     }
 

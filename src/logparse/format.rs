@@ -278,12 +278,10 @@ fn compile_regex(re: &str) -> Result<Regex, String> {
         .size_limit(REGEX_SIZE_LIMIT_BYTES)
         .build()
         .map_err(|e| {
-            e.to_string()
-                .lines()
-                .last()
-                .unwrap_or("")
-                .trim()
-                .to_string()
+            // regex's message ends with a line `error: <what>`.
+            let text = e.to_string();
+            let last = text.lines().last().unwrap_or("").trim();
+            last.strip_prefix("error: ").unwrap_or(last).to_string()
         })
 }
 
@@ -577,6 +575,8 @@ impl Matcher<'_, '_> {
                         }
                         if limit < line.len() {
                             self.far.note(limit, i);
+                        } else {
+                            self.far.note(line.len(), i + 1);
                         }
                         Some(false)
                     }

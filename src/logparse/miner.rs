@@ -41,6 +41,15 @@ pub const CHILDREN_MAX_DEFAULT: u32 = 100;
 /// line new). Past it, lines that match no cluster get no template.
 pub const CLUSTERS_MAX: usize = 100_000;
 
+/// Tokens per message: a template is a line's shape, and real log
+/// messages have tens of tokens; longer ones are cut (see
+/// `logparse::mining_tokens`) so one huge line costs bounded memory.
+pub const TOKENS_MAX: usize = 1024;
+
+/// Template bytes per miner (tokens of first and current templates):
+/// with `CLUSTERS_MAX` it bounds a miner's memory whatever the input.
+pub const TEMPLATE_BYTES_MAX: usize = 64 << 20;
+
 /// Smallest and largest `depth` (logparser requires at least 3: the length
 /// layer, one token layer, the leaf). 16 layers is already far past what
 /// benchmarks use (4 to 6).
@@ -120,6 +129,8 @@ pub struct Miner {
     by_len: HashMap<usize, u32>,
     nodes: Vec<Node>,
     clusters: Vec<Cluster>,
+    /// Bytes of all clusters' tokens (first and current templates).
+    template_bytes: usize,
 }
 
 fn has_digit(t: &[u8]) -> bool {
@@ -154,6 +165,7 @@ impl Miner {
             by_len: HashMap::new(),
             nodes: Vec::new(),
             clusters: Vec::new(),
+            template_bytes: 0,
         }
     }
 
@@ -278,7 +290,8 @@ impl Miner {
     }
 
     /// Adds a message: joins its cluster (generalising the template) or
-    /// starts one. None when no cluster matches and `CLUSTERS_MAX` is reached.
+    /// starts one. None when no cluster matches and `CLUSTERS_MAX` or
+    /// `TEMPLATE_BYTES_MAX` is reached.
     pub fn learn(&mut self, tokens: &[&[u8]]) -> Option<Learned> {
         if let Some(c) = self.search(tokens) {
             let cl = &mut self.clusters[c as usize];
@@ -295,9 +308,11 @@ impl Miner {
                 changed,
             });
         }
-        if self.clusters.len() >= CLUSTERS_MAX {
+        let bytes: usize = 2 * tokens.iter().map(|t| t.len() + 16).sum::<usize>();
+        if self.clusters.len() >= CLUSTERS_MAX || self.template_bytes + bytes > TEMPLATE_BYTES_MAX {
             return None;
         }
+        self.template_bytes += bytes;
         let toks: Vec<Box<[u8]>> = tokens
             .iter()
             .map(|t| t.to_vec().into_boxed_slice())
@@ -374,6 +389,7 @@ impl Miner {
             if first.len() != template.len() {
                 return Err(StateError("template length differs"));
             }
+            m.template_bytes += 2 * first.iter().map(|t| t.len() + 16).sum::<usize>();
             m.clusters.push(Cluster {
                 first,
                 template,

@@ -103,6 +103,19 @@ fn mask_assigned_values(content: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The tokens the miner sees: masked content split on whitespace, each run
+/// of `<*>` tokens counted as one.
+/// A message longer than `miner::TOKENS_MAX` tokens is mined on its first
+/// `TOKENS_MAX - 1` tokens and one `<*>` standing for the rest.
+pub fn mining_tokens<'a>(masked: &'a [u8], out: &mut Vec<&'a [u8]>) {
+    miner::tokenize(masked, out);
+    out.dedup_by(|a, b| *a == miner::WILDCARD && *b == miner::WILDCARD);
+    if out.len() > miner::TOKENS_MAX {
+        out.truncate(miner::TOKENS_MAX - 1);
+        out.push(miner::WILDCARD);
+    }
+}
+
 /// One parsed and mined line.
 #[derive(Debug)]
 pub struct Parsed<'s> {
@@ -118,7 +131,7 @@ impl Parsed<'_> {
     /// The masked content's tokens (what `Ingestor::learn_tokens` replays).
     pub fn tokens(&self) -> Vec<&[u8]> {
         let mut t = Vec::new();
-        miner::tokenize(&self.masked, &mut t);
+        mining_tokens(&self.masked, &mut t);
         t
     }
 }
@@ -193,8 +206,7 @@ impl Ingestor {
             None => masked,
         };
         let mut toks = Vec::new();
-        miner::tokenize(&masked, &mut toks);
-        toks.dedup_by(|a, b| *a == miner::WILDCARD && *b == miner::WILDCARD);
+        mining_tokens(&masked, &mut toks);
         let learned = self.miner.learn(&toks);
         drop(toks);
         let miner: &'s Miner = &self.miner;
