@@ -458,10 +458,10 @@ async fn format_set_get_list_del() {
     .await;
     // HELP: status lines, first and last as Redis's addReplyHelp writes them.
     r.send(&resp(&[b"LOGPARSE", b"HELP"])).await;
-    let got = r.read_exact_len(64).await;
+    let got = r.read_exact_len(80).await;
     assert!(
         got.starts_with(
-            b"*18\r\n+LOGPARSE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"
+            b"*19\r\n+LOGPARSE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"
         ),
         "{}",
         String::from_utf8_lossy(&got)
