@@ -7,6 +7,7 @@
 //! - `format`: format definitions (`FormatSpec`, serialisable) and their
 //!   compiled form (`Format`): logparser's `<Field>` notation, syslog,
 //!   logfmt, JSON lines; masks.
+//! - `pattern`: logparser-notation patterns: fast matcher and regex fallback.
 //! - `time`: strftime-based timestamp normalisation to ISO-8601, time zones.
 //! - `miner`: the Drain template miner, with a serialisable state.
 //! - `builtin`: the built-in formats (Loghub benchmark settings for `hdfs`,
@@ -37,6 +38,7 @@
 pub mod builtin;
 pub mod format;
 pub mod miner;
+mod pattern;
 pub mod time;
 
 pub use format::{Format, FormatSpec, Keys, ParseError, Record};
