@@ -318,7 +318,9 @@ impl Matcher<'_, '_> {
                         }
                         if limit < line.len() {
                             self.far.note(limit, i);
-                        } else {
+                        } else if !self.far.set || self.far.pos < pos {
+                            // Nothing failed past this field's start: the
+                            // literal after it is what the line lacks.
                             self.far.note(line.len(), i + 1);
                         }
                         Some(false)
