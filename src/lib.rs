@@ -20,6 +20,8 @@
 //! - `storage`: the only module that does file I/O: record framing,
 //!   segmented logs with sparse mmap indexes, fsync policies and group
 //!   commit, crash recovery, `redlog check`.
+//! - `logparse`: log formats, timestamp normalisation and the Drain
+//!   template miner behind LOGPARSE; pure code (no sockets, no files).
 //!
 //! See ARCHITECTURE.md for the data flow and the invariants.
 
@@ -27,6 +29,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod glob;
+pub mod logparse;
 pub mod protocol;
 pub mod server;
 pub mod storage;

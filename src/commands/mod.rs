@@ -14,6 +14,7 @@ pub mod hashes;
 pub mod keys;
 pub mod lists;
 pub mod meta;
+pub mod logparse;
 pub mod persistence;
 pub mod pubsub;
 pub mod server;
@@ -485,6 +486,7 @@ static FAMILIES: &[&[Command]] = &[
     sets::COMMANDS,
     pubsub::COMMANDS,
     lists::COMMANDS,
+    logparse::COMMANDS,
 ];
 
 pub fn table() -> &'static Table {

@@ -33,6 +33,10 @@
 //!   tag 23 LINSERT = u8 db | bytes key | u64 index (insert before; = len appends) | bytes value
 //!   tag 24 LREM    = u8 db | bytes key | i64 count | bytes value
 //!   tag 25 LTRIM   = u8 db | bytes key | u64 start | u64 end (kept: start..end)
+//!   tag 70 LOGFORMAT_SET  = bytes name | spec (logparse::FormatSpec::encode)
+//!   tag 71 LOGFORMAT_DEL  = bytes name
+//!   tag 72 LOGMINER_LEARN = bytes name | u32 n | bytes token{n}
+//!   tag 73 LOGMINER_STATE = bytes name | bytes state (logparse::Miner::encode)
 //!   tag 30 HSET    = u8 db | bytes key | u8 table | u32 n | (bytes field | bytes value){n}
 //!   tag 31 HDEL    = u8 db | bytes key | u32 n | bytes field{n}
 //!   tag 40 SADD    = u8 db | bytes key | u8 table | u32 n | bytes member{n}
@@ -56,6 +60,7 @@ use super::list::List;
 use super::set::Set;
 use super::zset::{ZSet, ZsetLimits};
 use super::{Keyspace, StrForm, StrValue, Value, DATABASES};
+use crate::logparse::FormatSpec;
 use bytes::Bytes;
 
 const UNIT_VERSION: u8 = 1;
@@ -185,9 +190,41 @@ pub enum Effect {
         start: u64,
         end: u64,
     },
+    /// LOGPARSE FORMAT SET: defines or replaces a user format (its shared
+    /// miner starts empty). Formats are not keys: FLUSHALL keeps them.
+    LogFormatSet {
+        name: Bytes,
+        spec: FormatSpec,
+    },
+    /// LOGPARSE FORMAT DEL.
+    LogFormatDel {
+        name: Bytes,
+    },
+    /// A PARSE changed the format's shared miner: the masked tokens it
+    /// learned, replayed in order (learning is deterministic).
+    LogMinerLearn {
+        name: Bytes,
+        tokens: Vec<Bytes>,
+    },
+    /// A shared miner's whole state (base snapshots).
+    LogMinerState {
+        name: Bytes,
+        state: Bytes,
+    },
 }
 
 impl Effect {
+    /// The LOGPARSE format an effect is about, if it is a format effect.
+    pub fn log_format(&self) -> Option<&Bytes> {
+        match self {
+            Effect::LogFormatSet { name, .. }
+            | Effect::LogFormatDel { name }
+            | Effect::LogMinerLearn { name, .. }
+            | Effect::LogMinerState { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
     /// The one key this effect changes, or None for whole-database effects
     /// (FLUSHDB, FLUSHALL, SWAPDB). Replay uses it to skip effects a base
     /// already reflects (`server::persist`), so every per-key effect must
@@ -212,6 +249,10 @@ impl Effect {
             | Effect::ListRem { db, key, .. }
             | Effect::ListTrim { db, key, .. } => Some((*db, key)),
             Effect::FlushDb { .. } | Effect::FlushAll | Effect::SwapDb { .. } => None,
+            Effect::LogFormatSet { .. }
+            | Effect::LogFormatDel { .. }
+            | Effect::LogMinerLearn { .. }
+            | Effect::LogMinerState { .. } => None,
         }
     }
 }
@@ -487,6 +528,28 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 put_db_key(out, 25, *db, key);
                 out.extend_from_slice(&start.to_le_bytes());
                 out.extend_from_slice(&end.to_le_bytes());
+            }
+            Effect::LogFormatSet { name, spec } => {
+                out.push(70);
+                put_bytes(out, name);
+                spec.encode(out);
+            }
+            Effect::LogFormatDel { name } => {
+                out.push(71);
+                put_bytes(out, name);
+            }
+            Effect::LogMinerLearn { name, tokens } => {
+                out.push(72);
+                put_bytes(out, name);
+                out.extend_from_slice(&(tokens.len() as u32).to_le_bytes());
+                for t in tokens {
+                    put_bytes(out, t);
+                }
+            }
+            Effect::LogMinerState { name, state } => {
+                out.push(73);
+                put_bytes(out, name);
+                put_bytes(out, state);
             }
         }
     }
@@ -805,6 +868,25 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                 start: r.u64()?,
                 end: r.u64()?,
             },
+            70 => Effect::LogFormatSet {
+                name: r.bytes()?,
+                spec: FormatSpec::decode(&mut r.buf).map_err(DecodeError)?,
+            },
+            71 => Effect::LogFormatDel { name: r.bytes()? },
+            72 => {
+                let name = r.bytes()?;
+                let n = r.u32()? as usize;
+                // Each token takes at least 4 bytes: bound the allocation.
+                let mut tokens = Vec::with_capacity(n.min(r.buf.len() / 4));
+                for _ in 0..n {
+                    tokens.push(r.bytes()?);
+                }
+                Effect::LogMinerLearn { name, tokens }
+            }
+            73 => Effect::LogMinerState {
+                name: r.bytes()?,
+                state: r.bytes()?,
+            },
             _ => return Err(DecodeError("unknown effect tag")),
         };
         effects.push(e);
@@ -839,6 +921,30 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
             ks.flush_all();
         }
         Effect::SwapDb { a, b } => ks.swap_db(usize::from(a), usize::from(b)),
+        Effect::LogFormatSet { name, spec } => {
+            if let Err(e) = ks.logparse.define(&name, spec) {
+                tracing::warn!(
+                    "replay: LOGPARSE format '{}' no longer compiles, dropped: {e}",
+                    String::from_utf8_lossy(&name)
+                );
+            }
+        }
+        Effect::LogFormatDel { name } => {
+            let _ = ks.logparse.remove(&name);
+        }
+        Effect::LogMinerLearn { name, tokens } => {
+            let toks: Vec<&[u8]> = tokens.iter().map(|t| t.as_ref()).collect();
+            // A format dropped above has no miner: nothing to teach.
+            let _ = ks.logparse.learn_tokens(&name, &toks);
+        }
+        Effect::LogMinerState { name, state } => {
+            if let Err(e) = ks.logparse.restore_miner(&name, &state) {
+                tracing::warn!(
+                    "replay: LOGPARSE miner of '{}' not restored: {e}",
+                    String::from_utf8_lossy(&name)
+                );
+            }
+        }
         Effect::Append { db, key, data } => {
             let d = &mut ks.dbs[usize::from(db)];
             if let Some(Value::Str(s)) = d.peek_mut(&key).map(|e| &mut e.value) {
@@ -1077,6 +1183,24 @@ mod tests {
             Effect::FlushDb { db: 15 },
             Effect::FlushAll,
             Effect::SwapDb { a: 0, b: 1 },
+            Effect::LogFormatSet {
+                name: k("f"),
+                spec: {
+                    let mut s = FormatSpec::new("<A> <Content>");
+                    s.masks = vec!["\\d+".into()];
+                    s.time = Some(("<A>".into(), "%s".into()));
+                    s
+                },
+            },
+            Effect::LogFormatDel { name: k("f") },
+            Effect::LogMinerLearn {
+                name: k("hdfs"),
+                tokens: vec![k("a"), k("<*>")],
+            },
+            Effect::LogMinerState {
+                name: k("hdfs"),
+                state: k("\x01state"),
+            },
             Effect::Append {
                 db: 1,
                 key: k("s"),

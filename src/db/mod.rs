@@ -440,6 +440,10 @@ pub struct Keyspace {
     pub stream_writes: Vec<crate::stream::StreamRef>,
     /// Blocked clients (see `blocking`).
     waiters: blocking::Waiters,
+    /// LOGPARSE's named formats and their shared miners. Not keys: they
+    /// live beside the databases, FLUSHALL keeps them, and their changes
+    /// are logged with `log_global`.
+    pub logparse: crate::logparse::Registry,
 }
 
 impl Default for Keyspace {
@@ -461,6 +465,7 @@ impl Keyspace {
             notifications: Vec::new(),
             stream_writes: Vec::new(),
             waiters: blocking::Waiters::default(),
+            logparse: crate::logparse::Registry::new(),
         };
         ks.set_capture(true);
         ks
@@ -603,6 +608,16 @@ impl Keyspace {
             return;
         }
         d.op_logged.insert(Bytes::copy_from_slice(key));
+        self.effects.push(effect);
+    }
+
+    /// Logs an effect that is about no key (LOGPARSE formats), in order
+    /// with the keys' effects. Nothing is logged while replaying.
+    pub fn log_global(&mut self, effect: effect::Effect) {
+        if !self.dbs[0].capture {
+            return;
+        }
+        self.materialize();
         self.effects.push(effect);
     }
 

@@ -278,17 +278,25 @@ pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), String> {
                     Some((db, key)) => {
                         f.wanted.insert((db, key.clone()));
                     }
+                    None if e.log_format().is_some() => {}
                     None => f.all_keys = true,
                 }
             }
         }
         filter = Some(f);
     }
+    // LOGPARSE formats in the base, with the seq they were captured at:
+    // format effects of older units are already in the base (learning is
+    // not idempotent, so they must not be applied twice).
+    let mut formats_captured: HashMap<Bytes, u128> = HashMap::new();
     if let Some(mut reader) = wal.base_reader().map_err(|e| e.to_string())? {
         while let Some((captured, unit)) = reader.next_chunk().map_err(|e| e.to_string())? {
             stats.base_chunks += 1;
             stats.bytes += unit.len() as u64;
             for e in decode_unit(&unit).map_err(|e| corrupt("base chunk", captured, e))? {
+                if let Some(name) = e.log_format() {
+                    formats_captured.insert(name.clone(), captured);
+                }
                 if let (Some(f), Some((db, key))) = (filter.as_mut(), effect_key(&e)) {
                     if f.wants(db, key) {
                         f.captured.insert((db, key.clone()), captured);
@@ -302,7 +310,14 @@ pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), String> {
         let (seq, bytes) = u.map_err(|e| e.to_string())?;
         stats.units += 1;
         stats.bytes += bytes.len() as u64;
-        let effects = decode_unit(&bytes).map_err(|e| corrupt("unit", seq, e))?;
+        let mut effects = decode_unit(&bytes).map_err(|e| corrupt("unit", seq, e))?;
+        if !formats_captured.is_empty() {
+            effects.retain(|e| {
+                e.log_format()
+                    .and_then(|n| formats_captured.get(n))
+                    .is_none_or(|&c| seq >= c)
+            });
+        }
         match filter.as_ref().filter(|f| seq < f.max_captured_seq) {
             None => effects.into_iter().for_each(|e| apply(&mut ks, e)),
             Some(f) => {
@@ -361,9 +376,23 @@ pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, 
         let w = persist.wal.begin_base().map_err(|e| e.to_string())?;
         (w, ks.swaps)
     };
+    let mut unit = Vec::new();
+    // LOGPARSE formats first: user specs and the shared miners' states, one
+    // chunk per format, all captured in one lock hold.
+    let (formats, captured) = {
+        let ks = ks_lock.lock();
+        (logparse_effects(&ks), persist.wal.next_seq())
+    };
+    for effects in formats {
+        unit.clear();
+        encode_unit(&effects, &mut unit);
+        if let Err(e) = writer.write_chunk(captured, 0, &unit) {
+            persist.wal.abort_base(writer);
+            return Err(e.to_string());
+        }
+    }
     let mut db = 0usize;
     let mut cursor = 0u64;
-    let mut unit = Vec::new();
     while db < DATABASES {
         let (effects, captured) = {
             let ks = ks_lock.lock();
@@ -406,6 +435,31 @@ pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, 
         .install_base(writer)
         .map_err(|e| e.to_string())?;
     Ok(info.bytes)
+}
+
+/// The base's LOGPARSE chunks: per format, its spec (user formats) then
+/// its shared miner's state (when it learned anything).
+fn logparse_effects(ks: &Keyspace) -> Vec<Vec<Effect>> {
+    let mut by_name: std::collections::BTreeMap<Vec<u8>, Vec<Effect>> = Default::default();
+    for (name, spec) in ks.logparse.user_specs() {
+        by_name
+            .entry(name.clone())
+            .or_default()
+            .push(Effect::LogFormatSet {
+                name: Bytes::from(name),
+                spec,
+            });
+    }
+    for (name, state) in ks.logparse.miner_states() {
+        by_name
+            .entry(name.clone())
+            .or_default()
+            .push(Effect::LogMinerState {
+                name: Bytes::from(name),
+                state: Bytes::from(state),
+            });
+    }
+    by_name.into_values().collect()
 }
 
 fn value_bytes(v: &crate::db::Value) -> usize {
