@@ -566,12 +566,14 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
                 .spawn()
                 .unwrap()
         };
-        let mut child = spawn();
+        let mut child = KillOnDrop(spawn());
         wait_ping(port);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let writers: Vec<_> = (0..4)
             .map(|t| {
                 let stop = stop.clone();
+                let progress = progress.clone();
                 std::thread::spawn(move || {
                     let mut c = wait_ping(port);
                     let mut acked = 0u64;
@@ -581,7 +583,12 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
                             .arg(acked + 1)
                             .query(&mut c);
                         match r {
-                            Ok(_) => acked += 1,
+                            Ok(_) => {
+                                acked += 1;
+                                if acked == 10 {
+                                    progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
+                            }
                             Err(_) => break,
                         }
                         if acked.is_multiple_of(50) {
@@ -598,12 +605,20 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
-        std::thread::sleep(Duration::from_millis(150 + u64::from(nanos % 400)));
+        // Every writer under way (bounded: a loaded machine is slow), then
+        // the random moment.
+        for _ in 0..400 {
+            if progress.load(std::sync::atomic::Ordering::Relaxed) == 4 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(50 + u64::from(nanos % 400)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let acked: Vec<u64> = writers.into_iter().map(|w| w.join().unwrap()).collect();
-        let mut child = spawn();
+        let mut child = KillOnDrop(spawn());
         let mut c = wait_ping(port);
         for (t, &n) in acked.iter().enumerate() {
             assert!(n > 0, "{policy}: writer {t} made progress");

@@ -441,7 +441,7 @@ fn kill_9_loses_no_acknowledged_set_or_hash_operation() {
             .spawn()
             .unwrap()
     };
-    let mut child = spawn();
+    let mut child = KillOnDrop(spawn());
     wait_ping(port);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..3)
@@ -490,7 +490,7 @@ fn kill_9_loses_no_acknowledged_set_or_hash_operation() {
     child.wait().unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let acked: Vec<u64> = writers.into_iter().map(|w| w.join().unwrap()).collect();
-    let mut child = spawn();
+    let mut child = KillOnDrop(spawn());
     let mut c = wait_ping(port);
     for (t, &n) in acked.iter().enumerate() {
         assert!(n > 0, "writer {t} made progress");

@@ -151,12 +151,14 @@ fn kill_9_keeps_every_acknowledged_xadd_and_xdel() {
                 .spawn()
                 .unwrap()
         };
-        let mut child = spawn();
+        let mut child = common::KillOnDrop(spawn());
         wait_ping(port);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let writers: Vec<_> = (0..3)
             .map(|t| {
                 let stop = stop.clone();
+                let progress = progress.clone();
                 std::thread::spawn(move || {
                     let mut c = wait_ping(port);
                     let mut acked = Vec::new();
@@ -170,6 +172,9 @@ fn kill_9_keeps_every_acknowledged_xadd_and_xdel() {
                             .query(&mut c);
                         let Ok(id) = r else { break };
                         acked.push(id.clone());
+                        if acked.len() == 10 {
+                            progress.fetch_add(1, Ordering::Relaxed);
+                        }
                         if acked.len() % 7 == 0 {
                             let r: redis::RedisResult<i64> = redis::cmd("XDEL")
                                 .arg(format!("s{t}"))
@@ -189,12 +194,20 @@ fn kill_9_keeps_every_acknowledged_xadd_and_xdel() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
-        std::thread::sleep(Duration::from_millis(300 + u64::from(nanos % 400)));
+        // Every writer under way (bounded: a loaded machine is slow), then
+        // a pseudo-random moment.
+        for _ in 0..400 {
+            if progress.load(Ordering::Relaxed) == 3 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(100 + u64::from(nanos % 400)));
         child.kill().unwrap();
         child.wait().unwrap();
         stop.store(true, Ordering::Relaxed);
         let results: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
-        let mut child = spawn();
+        let mut child = common::KillOnDrop(spawn());
         let mut c = wait_ping(port);
         for (t, (acked, deleted)) in results.iter().enumerate() {
             assert!(!acked.is_empty(), "{policy}: writer {t} made progress");

@@ -423,7 +423,7 @@ fn kill_9_keeps_acknowledged_zset_writes() {
             .spawn()
             .unwrap()
     };
-    let mut child = spawn();
+    let mut child = KillOnDrop(spawn());
     let mut c = wait_ping(port);
     let mut model: Vec<(String, f64)> = Vec::new();
     for i in 0..400u32 {
@@ -459,7 +459,7 @@ fn kill_9_keeps_acknowledged_zset_writes() {
         .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
-    let mut child = spawn();
+    let mut child = KillOnDrop(spawn());
     let mut c = wait_ping(port);
     let after: Vec<String> = redis::cmd("ZRANGE")
         .arg("k")

@@ -1166,6 +1166,60 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "logparse",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "logparse|format",
+        CommandMeta {
+            args: &[
+                arg("operation", T::Oneof).args(&[
+                    arg("set", T::Block).args(&[
+                        arg("set", T::PureToken).token("SET"),
+                        arg("name", T::String),
+                        arg("log-format", T::String),
+                        arg("mask", T::String).token("MASK").flags(OPTIONAL | MULTIPLE | MULTIPLE_TOKEN),
+                        arg("similarity", T::Double).token("SIMILARITY").flags(OPTIONAL),
+                        arg("depth", T::Integer).token("DEPTH").flags(OPTIONAL),
+                        arg("time", T::Block).token("TIME").flags(OPTIONAL).args(&[
+                            arg("field-template", T::String),
+                            arg("strftime", T::String),
+                        ]),
+                        arg("tz", T::String).token("TZ").flags(OPTIONAL),
+                    ]),
+                    arg("get", T::Block).args(&[
+                        arg("get", T::PureToken).token("GET"),
+                        arg("name", T::String),
+                    ]),
+                    arg("list", T::PureToken).token("LIST"),
+                    arg("del", T::Block).args(&[
+                        arg("del", T::PureToken).token("DEL"),
+                        arg("name", T::String),
+                    ]),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "logparse|help",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "logparse|parse",
+        CommandMeta {
+            args: &[
+                arg("format", T::String),
+                arg("line", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "lpop",
         CommandMeta {
             key_specs: &[

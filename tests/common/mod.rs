@@ -214,3 +214,27 @@ fn parse_array(b: &[u8]) -> Option<(Vec<Vec<u8>>, usize)> {
     }
     Some((items, at))
 }
+
+/// A child process killed (SIGKILL) when dropped, so a failing test never
+/// leaves a server running (and holding the test harness's output pipe).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
