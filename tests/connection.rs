@@ -1,30 +1,8 @@
 //! Connection commands over the wire: HELLO, AUTH, RESET, SELECT, CLIENT.
 
 mod common;
+use common::raw_cmd as cmd;
 use common::*;
-use std::time::Duration;
-
-/// Reads whatever arrives until the connection is idle for 200 ms.
-async fn read_all(c: &mut Raw) -> String {
-    use tokio::io::AsyncReadExt;
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    while let Ok(Ok(n)) =
-        tokio::time::timeout(Duration::from_millis(200), c.stream.read(&mut buf)).await
-    {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-async fn cmd(c: &mut Raw, args: &[&str]) -> String {
-    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-    c.send(&resp(&a)).await;
-    read_all(c).await
-}
 
 fn hello_reply(map: &str, proto: u8, id: &str) -> String {
     format!(

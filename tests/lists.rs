@@ -8,19 +8,6 @@ use common::*;
 use redis::AsyncCommands;
 use redlog::db::Value;
 use redlog::server::ServerHandle;
-use std::path::{Path, PathBuf};
-
-fn temp_dir() -> PathBuf {
-    tempfile::Builder::new()
-        .prefix("redlog-lists-")
-        .tempdir()
-        .unwrap()
-        .keep()
-}
-
-async fn start_in(dir: &Path) -> ServerHandle {
-    start_with(&[("dir", dir.to_str().unwrap())]).await
-}
 
 /// Every key of db 0 with its list content and expiry.
 fn lists(s: &ServerHandle) -> Vec<(Vec<u8>, Vec<Vec<u8>>, u64)> {
@@ -191,7 +178,7 @@ async fn notifications_and_watch() {
 #[tokio::test]
 async fn restart_replays_list_operations() {
     let dir = temp_dir();
-    let s = start_in(&dir).await;
+    let s = start_in(&dir, &[]).await;
     let mut c = client(s.local_addr()).await;
     let _: () = redis::pipe()
         .cmd("RPUSH")
@@ -264,7 +251,7 @@ async fn restart_replays_list_operations() {
     let before = lists(&s);
     assert_eq!(before.len(), 4, "{before:?}");
     s.shutdown().await;
-    let s = start_in(&dir).await;
+    let s = start_in(&dir, &[]).await;
     assert_eq!(lists(&s), before);
     // A compaction, more operations, another restart.
     let mut c = client(s.local_addr()).await;
@@ -292,7 +279,7 @@ async fn restart_replays_list_operations() {
         .unwrap();
     let before = lists(&s);
     s.shutdown().await;
-    let s = start_in(&dir).await;
+    let s = start_in(&dir, &[]).await;
     assert_eq!(lists(&s), before);
     s.shutdown().await;
 }

@@ -35,20 +35,6 @@ fn dump(s: &ServerHandle) -> Dump {
     v
 }
 
-fn temp_dir() -> PathBuf {
-    tempfile::Builder::new()
-        .prefix("redlog-persist-")
-        .tempdir()
-        .unwrap()
-        .keep()
-}
-
-async fn start_in(dir: &Path, extra: &[(&str, &str)]) -> ServerHandle {
-    let mut opts = vec![("dir", dir.to_str().unwrap())];
-    opts.extend_from_slice(extra);
-    start_with(&opts).await
-}
-
 async fn cmd(
     c: &mut redis::aio::MultiplexedConnection,
     args: &[&str],
@@ -517,31 +503,6 @@ async fn crash_at_every_compaction_step() {
         step += 1;
         assert!(step < 200, "compaction never completed");
     }
-}
-
-/// Finds a free TCP port on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_ping(port: u16) -> redis::Connection {
-    for _ in 0..500 {
-        if let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-            .unwrap()
-            .get_connection()
-        {
-            let mut c = c;
-            if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                return c;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("server on {port} did not come up");
 }
 
 /// kill -9 while several clients write: every acknowledged write is there

@@ -2,29 +2,9 @@
 //! FLUSHALL, SWAPDB, TIME, LASTSAVE, SHUTDOWN.
 
 mod common;
+use common::raw_cmd as cmd;
 use common::*;
 use std::time::Duration;
-
-async fn read_all(c: &mut Raw) -> String {
-    use tokio::io::AsyncReadExt;
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    while let Ok(Ok(n)) =
-        tokio::time::timeout(Duration::from_millis(200), c.stream.read(&mut buf)).await
-    {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-async fn cmd(c: &mut Raw, args: &[&str]) -> String {
-    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-    c.send(&resp(&a)).await;
-    read_all(c).await
-}
 
 /// COMMAND INFO echo, as Redis 7.0 prints it (RESP2).
 const ECHO_INFO: &str = "*10\r\n$4\r\necho\r\n:2\r\n*3\r\n+loading\r\n+stale\r\n+fast\r\n:0\r\n:0\r\n:0\r\n*2\r\n+@fast\r\n+@connection\r\n*0\r\n*0\r\n*0\r\n";

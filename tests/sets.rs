@@ -10,37 +10,7 @@ use redlog::db::effect::Effect;
 use redlog::db::Value;
 use redlog::server::ServerHandle;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-type Dump = Vec<(usize, Vec<u8>, Value, u64)>;
-
-fn dump(s: &ServerHandle) -> Dump {
-    let ks = s.shared().ks.lock();
-    let mut v: Dump = ks
-        .dbs
-        .iter()
-        .enumerate()
-        .flat_map(|(i, d)| {
-            d.iter()
-                .map(move |(k, e)| (i, k.to_vec(), e.value.clone(), e.expires_at_ms))
-        })
-        .collect();
-    v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    v
-}
-
-fn temp_dir() -> PathBuf {
-    tempfile::Builder::new()
-        .prefix("redlog-sets-")
-        .tempdir()
-        .unwrap()
-        .keep()
-}
-
-async fn start_in(dir: &Path) -> ServerHandle {
-    start_with(&[("dir", dir.to_str().unwrap())]).await
-}
 
 /// Runs one command in-process (RESP2) and returns its reply bytes and the
 /// effects it produced (taken from the keyspace, so they are not logged).
@@ -340,7 +310,7 @@ async fn sscan_returns_every_stable_member_under_churn() {
 #[tokio::test]
 async fn restart_and_compaction_replay_sets_exactly() {
     let dir = temp_dir();
-    let s = start_in(&dir).await;
+    let s = start_in(&dir, &[]).await;
     let mut c = client(s.local_addr()).await;
     let script: &[&[&str]] = &[
         &["SADD", "ints", "5", "1", "3"],
@@ -374,12 +344,12 @@ async fn restart_and_compaction_replay_sets_exactly() {
     }
     let _: i64 = big.query_async(&mut c).await.unwrap();
     let _: i64 = q(&mut c, &["SREM", "big", "7", "8"]).await.unwrap();
-    let before = dump(&s);
+    let before = dump_all(&s);
     drop(c);
     s.shutdown().await;
 
-    let s = start_in(&dir).await;
-    assert_eq!(dump(&s), before, "replay of the WAL");
+    let s = start_in(&dir, &[]).await;
+    assert_eq!(dump_all(&s), before, "replay of the WAL");
     let mut c = client(s.local_addr()).await;
     let enc: String = q(&mut c, &["OBJECT", "ENCODING", "mixed"]).await.unwrap();
     assert_eq!(enc, "hashtable", "a conversion survives replay");
@@ -396,35 +366,12 @@ async fn restart_and_compaction_replay_sets_exactly() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let _: i64 = q(&mut c, &["SADD", "ints", "9"]).await.unwrap();
-    let before = dump(&s);
+    let before = dump_all(&s);
     drop(c);
     s.shutdown().await;
-    let s = start_in(&dir).await;
-    assert_eq!(dump(&s), before, "replay of base + tail");
+    let s = start_in(&dir, &[]).await;
+    assert_eq!(dump_all(&s), before, "replay of base + tail");
     s.shutdown().await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_ping(port: u16) -> redis::Connection {
-    for _ in 0..500 {
-        if let Ok(mut c) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-            .unwrap()
-            .get_connection()
-        {
-            if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                return c;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("server on {port} did not come up");
 }
 
 /// kill -9 while clients write sets and hashes through operation effects:

@@ -238,3 +238,83 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Reads whatever arrives until the connection is idle for 200 ms.
+pub async fn read_all(c: &mut Raw) -> String {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_millis(200), c.stream.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Sends a command on a raw connection and returns everything it replied.
+pub async fn raw_cmd(c: &mut Raw, args: &[&str]) -> String {
+    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+    c.send(&resp(&a)).await;
+    read_all(c).await
+}
+
+/// A fresh data directory that outlives the test (a server restarted on it
+/// must find it).
+pub fn temp_dir() -> std::path::PathBuf {
+    tempfile::Builder::new()
+        .prefix("redlog-test-")
+        .tempdir()
+        .unwrap()
+        .keep()
+}
+
+/// A server on `dir` with extra config directives.
+pub async fn start_in(dir: &std::path::Path, extra: &[(&str, &str)]) -> ServerHandle {
+    let mut opts = vec![("dir", dir.to_str().unwrap())];
+    opts.extend_from_slice(extra);
+    start_with(&opts).await
+}
+
+/// Every key of every database with its value and absolute expiry, sorted.
+pub fn dump_all(s: &ServerHandle) -> Vec<(usize, Vec<u8>, redlog::db::Value, u64)> {
+    let ks = s.shared().ks.lock();
+    let mut v: Vec<_> = ks
+        .dbs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, d)| {
+            d.iter()
+                .map(move |(k, e)| (i, k.to_vec(), e.value.clone(), e.expires_at_ms))
+        })
+        .collect();
+    v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    v
+}
+
+/// A free TCP port on 127.0.0.1 (for a server started as a process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Connects to a server process once it answers PING (waits up to ~30 s:
+/// CI machines can be slow).
+pub fn wait_ping(port: u16) -> redis::Connection {
+    for _ in 0..3000 {
+        if let Ok(cl) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) {
+            if let Ok(mut c) = cl.get_connection() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return c;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("server on {port} did not come up");
+}
