@@ -11,6 +11,7 @@
 
 pub mod connection;
 pub mod hashes;
+pub mod introspection;
 pub mod keys;
 pub mod lists;
 pub mod logparse;
@@ -476,6 +477,7 @@ pub struct Table {
 static FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     server::COMMANDS,
+    introspection::COMMANDS,
     persistence::COMMANDS,
     strings::COMMANDS,
     keys::COMMANDS,
