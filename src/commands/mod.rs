@@ -13,6 +13,7 @@ pub mod connection;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod logingest;
 pub mod logparse;
 pub mod meta;
 pub mod persistence;
