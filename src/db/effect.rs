@@ -1290,6 +1290,61 @@ fn value_for<'a>(
 mod tests {
     use super::*;
 
+    /// A stream fed by LOGPARSE INGEST keeps its format and miner in its
+    /// encoded value (type 7); STREAM_INGEST_LEARN replays onto it.
+    #[test]
+    fn ingest_stream_value_round_trips_and_learn_replays() {
+        use crate::logparse::{builtin, Ingestor};
+        let f = builtin::get(b"hdfs").unwrap().clone();
+        let mut ing = Ingestor::new(f.clone());
+        ing.parse(b"081109 203615 148 INFO dfs.X: open file 1", 2024)
+            .unwrap();
+        let s = crate::stream::StreamRef::unopened(9);
+        *s.0.ingest.lock() = Some(Box::new(crate::stream::IngestState {
+            name: Bytes::from_static(b"hdfs"),
+            ingestor: ing,
+        }));
+        let set = Effect::Set {
+            db: 0,
+            key: Bytes::from_static(b"k"),
+            expires_at_ms: 0,
+            value: Value::Stream(s),
+        };
+        let mut buf = Vec::new();
+        encode_unit(std::slice::from_ref(&set), &mut buf);
+        let back = decode_unit(&buf).unwrap();
+        let mut ks = Keyspace::new();
+        ks.set_capture(false);
+        for e in back {
+            apply(&mut ks, e);
+        }
+        apply(
+            &mut ks,
+            Effect::StreamIngestLearn {
+                db: 0,
+                key: Bytes::from_static(b"k"),
+                name: Bytes::from_static(b"hdfs"),
+                spec: f.spec().clone(),
+                learned: vec![vec![
+                    Bytes::from_static(b"close"),
+                    Bytes::from_static(b"<*>"),
+                ]],
+                hits: vec![(1, 4)],
+            },
+        );
+        let Some(Value::Stream(s)) = ks.dbs[0].peek(b"k").map(|e| &e.value) else {
+            panic!("stream restored")
+        };
+        let g = s.0.ingest.lock();
+        let st = g.as_ref().unwrap();
+        assert_eq!(&st.name[..], b"hdfs");
+        let m = st.ingestor.miner();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.cluster(1).unwrap().template(), b"open file 1");
+        assert_eq!(m.cluster(1).unwrap().size, 5);
+        assert_eq!(m.cluster(2).unwrap().template(), b"close <*>");
+    }
+
     #[test]
     fn round_trip_every_effect() {
         let k = |s: &str| Bytes::from(s.to_string());
