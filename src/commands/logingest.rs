@@ -52,11 +52,24 @@ struct Learning {
     hits: HashMap<u64, u64>,
 }
 
-/// A stream INGEST writes to: the existing one or one created on first use.
+/// Entries buffered by INGEST before one write to the stream's log.
+const BATCH_ENTRIES: usize = 1024;
+/// Bytes buffered by INGEST before one write.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// A stream INGEST writes to: the existing one or one created on first
+/// use. Entries are encoded into a buffer and appended in batches (one
+/// write per batch, as a pipeline of XADDs would make several).
 struct Target {
     key: Bytes,
     stream: Option<StreamRef>,
     created: bool,
+    /// The stream's last id, buffered entries included.
+    last_id: u128,
+    buf: Vec<u8>,
+    /// Buffered entries: id and range in `buf`.
+    pending: Vec<(u128, usize, usize)>,
+    /// Written entries: first and last id, count.
     first: Option<u128>,
     last: Option<u128>,
     count: u64,
@@ -65,10 +78,17 @@ struct Target {
 impl Target {
     fn new(ctx: &mut Ctx, key: Bytes) -> Result<Target, CmdError> {
         let stream = write_stream(ctx, &key)?;
+        let last_id = match &stream {
+            Some(s) => s.lock().map_err(storage_err)?.meta.last_id,
+            None => 0,
+        };
         Ok(Target {
             key,
             stream,
             created: false,
+            last_id,
+            buf: Vec::new(),
+            pending: Vec::new(),
             first: None,
             last: None,
             count: 0,
@@ -85,26 +105,53 @@ impl Target {
         Ok(s)
     }
 
-    /// Appends an entry with the id `pick(last id)` gives.
-    fn append(
+    /// Buffers an entry with the id `pick(last id)` gives, its fields
+    /// written by `encode` (`codec::encode_entry`'s layout).
+    fn push(
         &mut self,
         ctx: &mut Ctx,
         pick: impl FnOnce(u128) -> Option<u128>,
-        fields: &[Bytes],
+        encode: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), CmdError> {
-        let s = self.stream(ctx)?;
-        let mut g = s.lock().map_err(storage_err)?;
-        let id = pick(g.meta.last_id)
-            .filter(|&id| id > g.meta.last_id)
+        let id = pick(self.last_id)
+            .filter(|&id| id > self.last_id)
             .ok_or_else(|| {
                 CmdError::new(
                     "ERR The stream has exhausted the last possible ID, unable to add more items",
                 )
             })?;
-        g.append(id, fields).map_err(storage_err)?;
-        self.first.get_or_insert(id);
-        self.last = Some(id);
-        self.count += 1;
+        let start = self.buf.len();
+        encode(&mut self.buf);
+        self.pending.push((id, start, self.buf.len()));
+        self.last_id = id;
+        if self.pending.len() >= BATCH_ENTRIES || self.buf.len() >= BATCH_BYTES {
+            self.flush(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered entries.
+    fn flush(&mut self, ctx: &mut Ctx) -> Result<(), CmdError> {
+        let (Some(&(first, ..)), Some(&(last, ..))) = (self.pending.first(), self.pending.last())
+        else {
+            return Ok(());
+        };
+        let s = self.stream(ctx)?;
+        let mut g = s.lock().map_err(storage_err)?;
+        let recs: Vec<(u128, &[u8])> = self
+            .pending
+            .iter()
+            .map(|&(id, a, b)| (id, &self.buf[a..b]))
+            .collect();
+        let r = g.append_encoded(&recs).map_err(storage_err);
+        let n = recs.len() as u64;
+        drop(recs);
+        self.pending.clear();
+        self.buf.clear();
+        r?;
+        self.first.get_or_insert(first);
+        self.last = Some(last);
+        self.count += n;
         Ok(())
     }
 
@@ -127,31 +174,41 @@ impl Target {
     }
 }
 
-/// The stream entry of a parsed line: `ts`, `level`, `component`,
-/// `content`, `template_id` (each when present), then the format's fields
-/// (a field named like one of those is left out when that one is present).
-fn entry_fields(
+fn put_field(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Encodes the stream entry of a parsed line (`codec::encode_entry`'s
+/// layout): `ts`, `level`, `component`, `content`, `template_id` (each
+/// when present), then the format's fields (a field named like one of
+/// those is left out when that one is present).
+fn encode_parsed(
+    out: &mut Vec<u8>,
     p: &logparse::format::Record<'_>,
     ts: Option<&str>,
     tid: Option<u64>,
-) -> Vec<Bytes> {
-    let mut f = Vec::with_capacity(10 + 2 * p.fields.len());
-    let mut pair = |k: &[u8], v: &[u8]| {
-        f.push(Bytes::copy_from_slice(k));
-        f.push(Bytes::copy_from_slice(v));
+) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let mut n = 0u32;
+    let mut pair = |out: &mut Vec<u8>, k: &[u8], v: &[u8]| {
+        put_field(out, k);
+        put_field(out, v);
+        n += 1;
     };
     if let Some(ts) = ts {
-        pair(b"ts", ts.as_bytes());
+        pair(out, b"ts", ts.as_bytes());
     }
     if let Some(l) = &p.level {
-        pair(b"level", l);
+        pair(out, b"level", l);
     }
     if let Some(c) = &p.component {
-        pair(b"component", c);
+        pair(out, b"component", c);
     }
-    pair(b"content", &p.content);
+    pair(out, b"content", &p.content);
     if let Some(t) = tid {
-        pair(b"template_id", t.to_string().as_bytes());
+        pair(out, b"template_id", t.to_string().as_bytes());
     }
     for (k, v) in p.fields.iter() {
         let shadowed = match k.as_ref() {
@@ -163,10 +220,10 @@ fn entry_fields(
             _ => false,
         };
         if !shadowed {
-            pair(k, v);
+            pair(out, k, v);
         }
     }
-    f
+    out[at..at + 4].copy_from_slice(&n.to_le_bytes());
 }
 
 /// LOGPARSE INGEST <key> <format> <text> [<text> ...] [IDS TIME|AUTO]
@@ -224,26 +281,25 @@ pub(super) fn ingest(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ids::Auto
         },
     );
-    let r = ingest_lines(ctx, &mut state.ingestor, texts, ids, &mut main, &mut bad);
-    let learning = match r {
-        Ok(l) => l,
-        Err(e) => {
-            // Entries appended before the failure stay (as after a failed
-            // XADD batch in a MULTI): register them.
-            main.finish(ctx);
-            bad.finish(ctx);
-            if let Some(s) = &main.stream {
-                *s.0.ingest.lock() = Some(state);
-            }
-            return Err(e);
-        }
-    };
+    let mut learning = Learning::default();
+    // On an error (storage, ids exhausted) the entries written before it
+    // stay, as after a failed XADD in a pipeline: they are registered below.
+    let r = ingest_lines(
+        ctx,
+        &mut state.ingestor,
+        texts,
+        ids,
+        &mut main,
+        &mut bad,
+        &mut learning,
+    );
     let db = ctx.db();
     if let Some(s) = &main.stream {
         let spec = state.ingestor.format().spec().clone();
         *s.0.ingest.lock() = Some(state);
         if !main.created && (attached || main.count > 0) {
-            let mut hits: Vec<(u64, u64)> = learning.hits.into_iter().collect();
+            let mut hits: Vec<(u64, u64)> =
+                std::mem::take(&mut learning.hits).into_iter().collect();
             hits.sort_unstable();
             ctx.ks.log_op(
                 db,
@@ -253,7 +309,7 @@ pub(super) fn ingest(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     key: key.clone(),
                     name: name.clone(),
                     spec,
-                    learned: learning.learned,
+                    learned: std::mem::take(&mut learning.learned),
                     hits,
                 },
             );
@@ -261,6 +317,7 @@ pub(super) fn ingest(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     main.finish(ctx);
     bad.finish(ctx);
+    r?;
     let out = &mut *ctx.out;
     out.map(4);
     out.bulk(b"parsed");
@@ -284,18 +341,25 @@ fn ingest_lines(
     ids: Ids,
     main: &mut Target,
     bad: &mut Target,
-) -> Result<Learning, CmdError> {
+    learning: &mut Learning,
+) -> Result<(), CmdError> {
     let now = ctx.now_ms;
     let year = logparse::year_of_unix_ms(now);
-    let mut learning = Learning::default();
     for text in texts {
         for line in logparse::lines(text) {
-            let (fields, ms) = match ing.parse(line, year) {
+            let reason = match ing.parse(line, year) {
                 Ok(p) => {
                     let ts = p.record.ts.map(|t| t.iso());
                     let ms = p.record.ts.map(|t| t.unix_ms().max(0) as u64);
                     let tid = p.learned.map(|l| l.id);
-                    let fields = entry_fields(&p.record, ts.as_deref(), tid);
+                    let pick = |last: u128| match (ids, ms) {
+                        (Ids::Time, Some(ms)) => next_auto_id(last, ms),
+                        (Ids::Time, None) => next_auto_id(last, id_ms(last)),
+                        (Ids::Auto, _) => next_auto_id(last, now),
+                    };
+                    main.push(ctx, pick, |out| {
+                        encode_parsed(out, &p.record, ts.as_deref(), tid)
+                    })?;
                     match p.learned {
                         Some(l) if l.changed => learning.learned.push(
                             p.tokens()
@@ -306,35 +370,29 @@ fn ingest_lines(
                         Some(l) => *learning.hits.entry(l.id).or_default() += 1,
                         None => {}
                     }
-                    (Ok(fields), ms)
+                    continue;
                 }
-                Err(e) => (Err(e.0), None),
+                Err(e) => e.0,
             };
-            match fields {
-                Ok(fields) => {
-                    let pick = |last: u128| match (ids, ms) {
-                        (Ids::Time, Some(ms)) => next_auto_id(last, ms),
-                        (Ids::Time, None) => next_auto_id(last, id_ms(last)),
-                        (Ids::Auto, _) => next_auto_id(last, now),
-                    };
-                    main.append(ctx, pick, &fields)?;
-                }
-                Err(reason) => {
-                    let raw = &line[..line.len().min(LINE_BYTES_MAX)];
-                    let fields = [
-                        Bytes::from_static(b"raw"),
-                        Bytes::copy_from_slice(raw),
-                        Bytes::from_static(b"reason"),
-                        Bytes::from(reason),
-                        Bytes::from_static(b"bytes"),
-                        Bytes::from(line.len().to_string()),
-                    ];
-                    bad.append(ctx, |last| next_auto_id(last, now), &fields)?;
-                }
-            }
+            let raw = &line[..line.len().min(LINE_BYTES_MAX)];
+            bad.push(
+                ctx,
+                |last| next_auto_id(last, now),
+                |out| {
+                    out.extend_from_slice(&3u32.to_le_bytes());
+                    put_field(out, b"raw");
+                    put_field(out, raw);
+                    put_field(out, b"reason");
+                    put_field(out, reason.as_bytes());
+                    put_field(out, b"bytes");
+                    put_field(out, line.len().to_string().as_bytes());
+                },
+            )?;
         }
     }
-    Ok(learning)
+    main.flush(ctx)?;
+    bad.flush(ctx)?;
+    Ok(())
 }
 
 /// A FROM / TO bound as XRANGE reads it (`-`, `+`, `(` exclusive).
