@@ -858,3 +858,44 @@ fn kill_9_keeps_acknowledged_lines_and_template_ids() {
     second.reverse();
     assert_eq!(second, first[..n].to_vec());
 }
+
+/// INGEST's keyspace events: `new` for a created stream, one `xadd` per
+/// stream written, the malformed stream after the main one.
+#[tokio::test]
+async fn ingest_notifications() {
+    let s = start_with(&[("notify-keyspace-events", "KEAn")]).await;
+    let mut r = Raw::connect(s.local_addr()).await;
+    let mut tap = common::Events::tap(s.local_addr()).await;
+    let text = format!("{L1}\nbad line\n{L2}");
+    r.send(&resp(&[
+        b"LOGPARSE",
+        b"INGEST",
+        b"h",
+        b"hdfs",
+        text.as_bytes(),
+    ]))
+    .await;
+    r.read_exact_len(ingest_reply(false, 2, 1, "1226262975000-0", "1226263087000-0").len())
+        .await;
+    r.send(&resp(&[
+        b"LOGPARSE",
+        b"INGEST",
+        b"h",
+        b"hdfs",
+        L1.as_bytes(),
+    ]))
+    .await;
+    r.read_exact_len(ingest_reply(false, 1, 0, "1226263087000-1", "1226263087000-1").len())
+        .await;
+    assert_eq!(
+        tap.take().await,
+        [
+            "new:h",
+            "xadd:h",
+            "new:h:malformed",
+            "xadd:h:malformed",
+            "xadd:h"
+        ]
+    );
+    s.shutdown().await;
+}
