@@ -40,6 +40,81 @@ pub static COMMANDS: &[Command] = &[Command {
 
 static SUBCOMMANDS: &[Command] = &[
     Command {
+        name: "ingest",
+        arity: -5,
+        flags: WRITE | DENYOOM,
+        first_key: 2,
+        last_key: 2,
+        key_step: 1,
+        acl: &["@write", "@stream", "@slow"],
+        doc: lp_doc(
+            "Parse log lines into entries of a stream, with template mining",
+            "O(N) where N is the total length of the texts",
+        ),
+        handler: Some(super::logingest::ingest),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "stats",
+        arity: -3,
+        flags: READONLY,
+        first_key: 2,
+        last_key: 2,
+        key_step: 1,
+        acl: &["@read", "@stream", "@slow"],
+        doc: lp_doc(
+            "Summarise the log entries of a stream in an ID range",
+            "O(log N + M) where M is the number of entries in the range",
+        ),
+        handler: Some(super::logingest::stats),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "grep",
+        arity: -4,
+        flags: READONLY,
+        first_key: 2,
+        last_key: 2,
+        key_step: 1,
+        acl: &["@read", "@stream", "@slow"],
+        doc: lp_doc(
+            "Log entries of a stream whose content matches a regex",
+            "O(log N + M) where M is the number of entries scanned",
+        ),
+        handler: Some(super::logingest::grep),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "tail",
+        arity: 4,
+        flags: READONLY,
+        first_key: 2,
+        last_key: 2,
+        key_step: 1,
+        acl: &["@read", "@stream", "@slow"],
+        doc: lp_doc(
+            "The last log entries of a stream",
+            "O(log N + M) where M is the number of entries returned",
+        ),
+        handler: Some(super::logingest::tail),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "templates",
+        arity: -3,
+        flags: READONLY,
+        first_key: 2,
+        last_key: 2,
+        key_step: 1,
+        acl: &["@read", "@stream", "@slow"],
+        doc: lp_doc(
+            "The templates mined from a stream's log lines, most frequent first",
+            "O(T log T) where T is the number of templates",
+        ),
+        handler: Some(super::logingest::templates),
+        ..Command::DEFAULT
+    },
+    Command {
         name: "format",
         arity: -3,
         flags: WRITE | DENYOOM,
@@ -97,6 +172,19 @@ fn help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
             "    Delete a user-defined format.",
             "PARSE <format> <line>",
             "    Parse one line: its fields, ts, level, component, content, template_id, template.",
+            "INGEST <key> <format> <text> [<text> ...] [IDS TIME|AUTO]",
+            "    Parse every line of the texts into an entry of stream <key> (ts, level,",
+            "    component, content, template_id and the format's fields); lines that do not",
+            "    parse go to stream <key>:malformed. IDS TIME (default when the format has a",
+            "    time) takes entry ids from the event time; AUTO as XADD's '*'.",
+            "STATS <key> [FROM <id>] [TO <id>]",
+            "    Entries, time span, events per second, levels, top components, templates.",
+            "GREP <key> <regex> [LEVEL <l>] [COMPONENT <c>] [FROM <id>] [TO <id>] [COUNT <n>]",
+            "    Entries whose content matches the regex, in id order.",
+            "TAIL <key> <n>",
+            "    The last n entries.",
+            "TEMPLATES <key> [COUNT <n>]",
+            "    The stream's mined templates with id and count, most frequent first.",
         ],
     );
     Ok(())

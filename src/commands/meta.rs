@@ -1204,8 +1204,44 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "logparse|grep",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("regex", T::String),
+                arg("level", T::String).token("LEVEL").flags(OPTIONAL),
+                arg("component", T::String).token("COMPONENT").flags(OPTIONAL),
+                arg("from", T::String).token("FROM").flags(OPTIONAL),
+                arg("to", T::String).token("TO").flags(OPTIONAL),
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "logparse|help",
         CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "logparse|ingest",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("format", T::String),
+                arg("text", T::String).flags(MULTIPLE),
+                arg("ids", T::Oneof).token("IDS").flags(OPTIONAL).args(&[
+                    arg("time", T::PureToken).token("TIME"),
+                    arg("auto", T::PureToken).token("AUTO"),
+                ]),
+            ],
             ..CommandMeta::EMPTY
         },
     ),
@@ -1215,6 +1251,46 @@ pub static META: &[(&str, CommandMeta)] = &[
             args: &[
                 arg("format", T::String),
                 arg("line", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "logparse|stats",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("from", T::String).token("FROM").flags(OPTIONAL),
+                arg("to", T::String).token("TO").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "logparse|tail",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("n", T::Integer),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "logparse|templates",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
             ],
             ..CommandMeta::EMPTY
         },

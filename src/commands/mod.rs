@@ -14,6 +14,7 @@ pub mod hashes;
 pub mod introspection;
 pub mod keys;
 pub mod lists;
+pub mod logingest;
 pub mod logparse;
 pub mod meta;
 pub mod persistence;

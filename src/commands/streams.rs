@@ -103,7 +103,7 @@ fn invalid_id() -> CmdError {
     CmdError::new("ERR Invalid stream ID specified as stream command argument")
 }
 
-fn storage_err(e: String) -> CmdError {
+pub(super) fn storage_err(e: String) -> CmdError {
     CmdError::new(format!("ERR {e}"))
 }
 
@@ -113,7 +113,7 @@ fn strict_id(a: &[u8], allow_star_seq: bool) -> Result<ParsedId, CmdError> {
 }
 
 /// The stream at `key` for reading (hit/miss counted), or WRONGTYPE.
-fn read_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError> {
+pub(super) fn read_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError> {
     let (db, now, touch) = (ctx.db(), ctx.now_ms, !ctx.client.no_touch);
     match ctx.ks.lookup(db, key, now, touch) {
         None => Ok(None),
@@ -125,7 +125,7 @@ fn read_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError>
 }
 
 /// The stream at `key` for writing, or WRONGTYPE.
-fn write_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError> {
+pub(super) fn write_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError> {
     let (db, now) = (ctx.db(), ctx.now_ms);
     match ctx.ks.lookup_write(db, key, now) {
         None => Ok(None),
@@ -139,7 +139,7 @@ fn write_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError
 /// Records a change of the stream at `key`: WATCH signal, dirty count,
 /// and the logs to sync. The WAL gets nothing: the stream's own logs hold
 /// the change, and the key -> stream mapping did not change.
-fn touched(ctx: &mut Ctx, key: &[u8], s: &StreamRef, dirty: u64) {
+pub(super) fn touched(ctx: &mut Ctx, key: &[u8], s: &StreamRef, dirty: u64) {
     let db = ctx.db();
     ctx.ks.dbs[db].signal_watchers_only(key);
     ctx.ks.stats.dirty += dirty;
@@ -237,7 +237,7 @@ fn parse_add_trim(args: &[Bytes], xadd: bool) -> Result<(AddTrimArgs, usize), Cm
 }
 
 /// Redis's `streamNextID`: the id `*` generates.
-fn next_auto_id(last: u128, now_ms: u64) -> Option<u128> {
+pub(super) fn next_auto_id(last: u128, now_ms: u64) -> Option<u128> {
     let (ms, seq) = (id_ms(last), id_seq(last));
     if now_ms > ms {
         return Some(make_id(now_ms, 0));
@@ -326,7 +326,7 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// `streamParseIntervalIDOrReply`: `(` makes the bound exclusive.
-fn interval_id(a: &[u8], missing_seq: u64) -> Result<(u128, bool), CmdError> {
+pub(super) fn interval_id(a: &[u8], missing_seq: u64) -> Result<(u128, bool), CmdError> {
     if a.len() > 1 && a[0] == b'(' {
         let p = parse_id(&a[1..], true, missing_seq, false).ok_or_else(invalid_id)?;
         return Ok((p.id, true));
@@ -336,7 +336,7 @@ fn interval_id(a: &[u8], missing_seq: u64) -> Result<(u128, bool), CmdError> {
 }
 
 /// Writes entries as Redis's `streamReplyWithRange` does.
-fn reply_entries(ctx: &mut Ctx, entries: &[(u128, Vec<Bytes>)]) {
+pub(super) fn reply_entries(ctx: &mut Ctx, entries: &[(u128, Vec<Bytes>)]) {
     ctx.out.array(entries.len());
     for (id, fields) in entries {
         reply_entry(ctx, *id, fields);

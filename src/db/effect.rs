@@ -37,6 +37,8 @@
 //!   tag 71 LOGFORMAT_DEL  = bytes name
 //!   tag 72 LOGMINER_LEARN = bytes name | u32 n | bytes token{n}
 //!   tag 73 LOGMINER_STATE = bytes name | bytes state (logparse::Miner::encode)
+//!   tag 74 STREAM_INGEST_LEARN = u8 db | bytes key | bytes format_name | spec
+//!                    | u32 n | (u32 m | bytes token{m}){n} | u32 h | (u64 id | u64 lines){h}
 //!   tag 30 HSET    = u8 db | bytes key | u8 table | u32 n | (bytes field | bytes value){n}
 //!   tag 31 HDEL    = u8 db | bytes key | u32 n | bytes field{n}
 //!   tag 40 SADD    = u8 db | bytes key | u8 table | u32 n | bytes member{n}
@@ -211,6 +213,18 @@ pub enum Effect {
         name: Bytes,
         state: Bytes,
     },
+    /// LOGPARSE INGEST into an existing stream changed its miner: the
+    /// format (the stream gets an ingestor with it if it has none) and the
+    /// masked tokens of every line that changed the miner, in order.
+    StreamIngestLearn {
+        db: u8,
+        key: Bytes,
+        name: Bytes,
+        spec: FormatSpec,
+        learned: Vec<Vec<Bytes>>,
+        /// Lines that joined a template without changing it: (id, lines).
+        hits: Vec<(u64, u64)>,
+    },
 }
 
 impl Effect {
@@ -247,7 +261,8 @@ impl Effect {
             | Effect::ListSet { db, key, .. }
             | Effect::ListInsert { db, key, .. }
             | Effect::ListRem { db, key, .. }
-            | Effect::ListTrim { db, key, .. } => Some((*db, key)),
+            | Effect::ListTrim { db, key, .. }
+            | Effect::StreamIngestLearn { db, key, .. } => Some((*db, key)),
             Effect::FlushDb { .. } | Effect::FlushAll | Effect::SwapDb { .. } => None,
             Effect::LogFormatSet { .. }
             | Effect::LogFormatDel { .. }
@@ -289,10 +304,21 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
                 put_bytes(out, m);
             }
         }
-        Value::Stream(s) => {
-            out.push(6);
-            out.extend_from_slice(&s.0.id.to_le_bytes());
-        }
+        Value::Stream(s) => match s.0.ingest.lock().as_deref() {
+            None => {
+                out.push(6);
+                out.extend_from_slice(&s.0.id.to_le_bytes());
+            }
+            Some(ing) => {
+                out.push(7);
+                out.extend_from_slice(&s.0.id.to_le_bytes());
+                put_bytes(out, &ing.name);
+                ing.ingestor.format().spec().encode(out);
+                let mut state = Vec::new();
+                ing.ingestor.encode_state(&mut state);
+                put_bytes(out, &state);
+            }
+        },
         Value::Hash(h) => {
             out.push(3);
             out.push(u8::from(h.is_table()));
@@ -551,6 +577,27 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 put_bytes(out, name);
                 put_bytes(out, state);
             }
+            Effect::StreamIngestLearn {
+                db,
+                key,
+                name,
+                spec,
+                learned,
+                hits,
+            } => {
+                put_db_key(out, 74, *db, key);
+                put_bytes(out, name);
+                spec.encode(out);
+                out.extend_from_slice(&(learned.len() as u32).to_le_bytes());
+                for toks in learned {
+                    put_list(out, toks);
+                }
+                out.extend_from_slice(&(hits.len() as u32).to_le_bytes());
+                for (id, n) in hits {
+                    out.extend_from_slice(&id.to_le_bytes());
+                    out.extend_from_slice(&n.to_le_bytes());
+                }
+            }
         }
     }
 }
@@ -633,6 +680,19 @@ impl<'a> Reader<'a> {
             6 => Ok(Value::Stream(crate::stream::StreamRef::unopened(
                 self.u64()?,
             ))),
+            7 => {
+                let s = crate::stream::StreamRef::unopened(self.u64()?);
+                let name = self.bytes()?;
+                let spec = FormatSpec::decode(&mut self.buf).map_err(DecodeError)?;
+                let state = self.bytes()?;
+                let format = crate::logparse::Format::compile(spec)
+                    .map_err(|_| DecodeError("stream ingest format does not compile"))?;
+                let ingestor =
+                    crate::logparse::Ingestor::restore(std::sync::Arc::new(format), &state)
+                        .map_err(|_| DecodeError("bad stream miner state"))?;
+                *s.0.ingest.lock() = Some(Box::new(crate::stream::IngestState { name, ingestor }));
+                Ok(Value::Stream(s))
+            }
             3 => {
                 let table = self.flag()?;
                 let n = self.count(8)?;
@@ -883,6 +943,35 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                 }
                 Effect::LogMinerLearn { name, tokens }
             }
+            74 => {
+                let db = r.db()?;
+                let key = r.bytes()?;
+                let name = r.bytes()?;
+                let spec = FormatSpec::decode(&mut r.buf).map_err(DecodeError)?;
+                let n = r.u32()? as usize;
+                let mut learned = Vec::with_capacity(n.min(r.buf.len() / 4));
+                for _ in 0..n {
+                    let m = r.u32()? as usize;
+                    let mut toks = Vec::with_capacity(m.min(r.buf.len() / 4));
+                    for _ in 0..m {
+                        toks.push(r.bytes()?);
+                    }
+                    learned.push(toks);
+                }
+                let h = r.u32()? as usize;
+                let mut hits = Vec::with_capacity(h.min(r.buf.len() / 16));
+                for _ in 0..h {
+                    hits.push((r.u64()?, r.u64()?));
+                }
+                Effect::StreamIngestLearn {
+                    db,
+                    key,
+                    name,
+                    spec,
+                    learned,
+                    hits,
+                }
+            }
             73 => Effect::LogMinerState {
                 name: r.bytes()?,
                 state: r.bytes()?,
@@ -936,6 +1025,43 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
             let toks: Vec<&[u8]> = tokens.iter().map(|t| t.as_ref()).collect();
             // A format dropped above has no miner: nothing to teach.
             let _ = ks.logparse.learn_tokens(&name, &toks);
+        }
+        Effect::StreamIngestLearn {
+            db,
+            key,
+            name,
+            spec,
+            learned,
+            hits,
+        } => {
+            let d = &mut ks.dbs[usize::from(db)];
+            let Some(Value::Stream(s)) = d.peek_mut(&key).map(|e| &mut e.value) else {
+                return;
+            };
+            let mut g = s.0.ingest.lock();
+            if g.as_ref().is_none_or(|i| i.name != name) {
+                match crate::logparse::Format::compile(spec) {
+                    Ok(f) => {
+                        *g = Some(Box::new(crate::stream::IngestState {
+                            name,
+                            ingestor: crate::logparse::Ingestor::new(std::sync::Arc::new(f)),
+                        }))
+                    }
+                    Err(e) => {
+                        tracing::warn!("replay: stream ingest format does not compile: {e}");
+                        return;
+                    }
+                }
+            }
+            if let Some(i) = g.as_mut() {
+                for toks in &learned {
+                    let t: Vec<&[u8]> = toks.iter().map(|t| &t[..]).collect();
+                    i.ingestor.learn_tokens(&t);
+                }
+                for (id, n) in hits {
+                    i.ingestor.add_hits(id, n);
+                }
+            }
         }
         Effect::LogMinerState { name, state } => {
             if let Err(e) = ks.logparse.restore_miner(&name, &state) {
@@ -1164,6 +1290,61 @@ fn value_for<'a>(
 mod tests {
     use super::*;
 
+    /// A stream fed by LOGPARSE INGEST keeps its format and miner in its
+    /// encoded value (type 7); STREAM_INGEST_LEARN replays onto it.
+    #[test]
+    fn ingest_stream_value_round_trips_and_learn_replays() {
+        use crate::logparse::{builtin, Ingestor};
+        let f = builtin::get(b"hdfs").unwrap().clone();
+        let mut ing = Ingestor::new(f.clone());
+        ing.parse(b"081109 203615 148 INFO dfs.X: open file 1", 2024)
+            .unwrap();
+        let s = crate::stream::StreamRef::unopened(9);
+        *s.0.ingest.lock() = Some(Box::new(crate::stream::IngestState {
+            name: Bytes::from_static(b"hdfs"),
+            ingestor: ing,
+        }));
+        let set = Effect::Set {
+            db: 0,
+            key: Bytes::from_static(b"k"),
+            expires_at_ms: 0,
+            value: Value::Stream(s),
+        };
+        let mut buf = Vec::new();
+        encode_unit(std::slice::from_ref(&set), &mut buf);
+        let back = decode_unit(&buf).unwrap();
+        let mut ks = Keyspace::new();
+        ks.set_capture(false);
+        for e in back {
+            apply(&mut ks, e);
+        }
+        apply(
+            &mut ks,
+            Effect::StreamIngestLearn {
+                db: 0,
+                key: Bytes::from_static(b"k"),
+                name: Bytes::from_static(b"hdfs"),
+                spec: f.spec().clone(),
+                learned: vec![vec![
+                    Bytes::from_static(b"close"),
+                    Bytes::from_static(b"<*>"),
+                ]],
+                hits: vec![(1, 4)],
+            },
+        );
+        let Some(Value::Stream(s)) = ks.dbs[0].peek(b"k").map(|e| &e.value) else {
+            panic!("stream restored")
+        };
+        let g = s.0.ingest.lock();
+        let st = g.as_ref().unwrap();
+        assert_eq!(&st.name[..], b"hdfs");
+        let m = st.ingestor.miner();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.cluster(1).unwrap().template(), b"open file 1");
+        assert_eq!(m.cluster(1).unwrap().size, 5);
+        assert_eq!(m.cluster(2).unwrap().template(), b"close <*>");
+    }
+
     #[test]
     fn round_trip_every_effect() {
         let k = |s: &str| Bytes::from(s.to_string());
@@ -1196,6 +1377,14 @@ mod tests {
             Effect::LogMinerLearn {
                 name: k("hdfs"),
                 tokens: vec![k("a"), k("<*>")],
+            },
+            Effect::StreamIngestLearn {
+                db: 2,
+                key: k("s"),
+                name: k("hdfs"),
+                spec: FormatSpec::new("<Level> <Content>"),
+                learned: vec![vec![k("a"), k("<*>")], vec![]],
+                hits: vec![(1, 5), (7, 1)],
             },
             Effect::LogMinerState {
                 name: k("hdfs"),

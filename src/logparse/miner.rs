@@ -188,6 +188,16 @@ impl Miner {
         self.clusters.get(i)
     }
 
+    /// Counts `n` more lines in cluster `id` (no such cluster: nothing).
+    pub fn add_hits(&mut self, id: u64, n: u64) {
+        let Some(i) = usize::try_from(id).ok().and_then(|i| i.checked_sub(1)) else {
+            return;
+        };
+        if let Some(c) = self.clusters.get_mut(i) {
+            c.size = c.size.saturating_add(n);
+        }
+    }
+
     /// Every cluster with its id, in id order.
     pub fn clusters(&self) -> impl Iterator<Item = (u64, &Cluster)> {
         self.clusters

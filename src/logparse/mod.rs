@@ -220,6 +220,12 @@ impl Ingestor {
         })
     }
 
+    /// Counts `n` more lines in template `id` (replay of lines that
+    /// joined it without changing it).
+    pub fn add_hits(&mut self, id: u64, n: u64) {
+        self.miner.add_hits(id, n);
+    }
+
     /// Replays a learned message (tokens of masked content).
     pub fn learn_tokens(&mut self, tokens: &[&[u8]]) -> Option<Learned> {
         self.miner.learn(tokens)

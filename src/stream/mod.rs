@@ -61,6 +61,18 @@ pub struct Stream {
     pub id: u64,
     registry: Mutex<Weak<Registry>>,
     inner: Mutex<Option<Inner>>,
+    /// LOGPARSE INGEST's format and template miner for this stream (set by
+    /// the first INGEST). Not in the stream's files: the WAL carries it
+    /// (value type 7 and `Effect::StreamIngestLearn`).
+    pub ingest: Mutex<Option<Box<IngestState>>>,
+}
+
+/// The format and miner LOGPARSE INGEST uses for one stream.
+#[derive(Debug, Clone)]
+pub struct IngestState {
+    /// The format's name as INGEST named it.
+    pub name: bytes::Bytes,
+    pub ingestor: crate::logparse::Ingestor,
 }
 
 /// The value of a stream key: a shared handle (clones are the same stream;
@@ -81,6 +93,7 @@ impl StreamRef {
             id,
             registry: Mutex::new(Weak::new()),
             inner: Mutex::new(None),
+            ingest: Mutex::new(None),
         }))
     }
 
@@ -190,6 +203,7 @@ impl Registry {
             id,
             registry: Mutex::new(Weak::new()),
             inner: Mutex::new(Some(inner)),
+            ingest: Mutex::new(None),
         });
         self.register(&s);
         Ok(StreamRef(s))
@@ -212,6 +226,7 @@ impl Registry {
             id,
             registry: Mutex::new(Weak::new()),
             inner: Mutex::new(Some(inner)),
+            ingest: Mutex::new(src.0.ingest.lock().clone()),
         });
         self.register(&s);
         Ok(StreamRef(s))

@@ -316,6 +316,26 @@ impl Inner {
         Ok(())
     }
 
+    /// Appends entries already encoded (`codec::encode_entry`), ids
+    /// increasing and the first above `last_id`, in one write.
+    pub fn append_encoded(&mut self, entries: &[(u128, &[u8])]) -> Result<(), String> {
+        let Some(&(first, _)) = entries.first() else {
+            return Ok(());
+        };
+        if self.log.last_key().is_some_and(|l| l >= first) {
+            self.log
+                .truncate_after(self.meta.last_id)
+                .map_err(storage)?;
+            self.segs.retain(|x| x.base <= self.meta.last_id);
+        }
+        let pos = self.log.append_batch(entries).map_err(storage)?;
+        for &(id, _) in entries {
+            self.count_entry(id, pos.segment_base);
+        }
+        self.since_checkpoint += entries.len() as u64;
+        Ok(())
+    }
+
     /// The entry `id` if it is live.
     pub fn get(&self, id: u128) -> Result<Option<Vec<Bytes>>, String> {
         if !self.is_live(id) || id > self.meta.last_id {

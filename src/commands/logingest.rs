@@ -1,0 +1,707 @@
+//! LOGPARSE INGEST, STATS, GREP, TAIL and TEMPLATES: log lines stored as
+//! stream entries (see `commands::logparse` for formats and PARSE).
+//!
+//! INGEST parses each line with a format and appends one entry per line
+//! to a stream, as XADD does (the stream's own logs, under the keyspace
+//! lock, synced by the WAL's batch/fsync path). Each stream has its own
+//! template miner (`stream::IngestState`), persisted through the WAL: the
+//! stream's value (type 7) carries the whole miner state when the key is
+//! written as a final state (creation, base snapshots, RENAME / COPY), and
+//! every INGEST into an existing stream logs what its lines taught the
+//! miner (`Effect::StreamIngestLearn`), so after a restart the same lines
+//! get the same template ids.
+
+use super::streams::{
+    interval_id, next_auto_id, read_stream, reply_entries, storage_err, touched, write_stream,
+};
+use super::{arg_i64, is_kw, CmdError, CmdResult, Ctx};
+use crate::db::effect::Effect;
+use crate::db::{notify, Value};
+use crate::logparse::{self, Ingestor, LINE_BYTES_MAX};
+use crate::stream::{fmt_id, id_ms, IngestState, StreamRef};
+use bytes::Bytes;
+use std::collections::HashMap;
+
+/// Entries read per step of a scan (GREP, STATS).
+const SCAN_CHUNK: usize = 512;
+/// Components listed by STATS.
+const TOP_COMPONENTS: usize = 10;
+/// Largest compiled GREP regex, bytes.
+const REGEX_SIZE_MAX: usize = 1 << 20;
+
+fn no_format(name: &[u8]) -> CmdError {
+    CmdError::new(format!(
+        "ERR no such format '{}'",
+        String::from_utf8_lossy(name)
+    ))
+}
+
+/// How INGEST chooses entry ids.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ids {
+    /// From the event time, kept increasing.
+    Time,
+    /// As XADD's `*`.
+    Auto,
+}
+
+/// What one INGEST learned, for `Effect::StreamIngestLearn`.
+#[derive(Default)]
+struct Learning {
+    learned: Vec<Vec<Bytes>>,
+    hits: HashMap<u64, u64>,
+}
+
+/// Entries buffered by INGEST before one write to the stream's log.
+const BATCH_ENTRIES: usize = 1024;
+/// Bytes buffered by INGEST before one write.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// A stream INGEST writes to: the existing one or one created on first
+/// use. Entries are encoded into a buffer and appended in batches (one
+/// write per batch, as a pipeline of XADDs would make several).
+struct Target {
+    key: Bytes,
+    stream: Option<StreamRef>,
+    created: bool,
+    /// The stream's last id, buffered entries included.
+    last_id: u128,
+    buf: Vec<u8>,
+    /// Buffered entries: id and range in `buf`.
+    pending: Vec<(u128, usize, usize)>,
+    /// Written entries: first and last id, count.
+    first: Option<u128>,
+    last: Option<u128>,
+    count: u64,
+}
+
+impl Target {
+    fn new(ctx: &mut Ctx, key: Bytes) -> Result<Target, CmdError> {
+        let stream = write_stream(ctx, &key)?;
+        let last_id = match &stream {
+            Some(s) => s.lock().map_err(storage_err)?.meta.last_id,
+            None => 0,
+        };
+        Ok(Target {
+            key,
+            stream,
+            created: false,
+            last_id,
+            buf: Vec::new(),
+            pending: Vec::new(),
+            first: None,
+            last: None,
+            count: 0,
+        })
+    }
+
+    fn stream(&mut self, ctx: &mut Ctx) -> Result<StreamRef, CmdError> {
+        if let Some(s) = &self.stream {
+            return Ok(s.clone());
+        }
+        let s = ctx.shared.streams.create().map_err(storage_err)?;
+        self.created = true;
+        self.stream = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Buffers an entry with the id `pick(last id)` gives, its fields
+    /// written by `encode` (`codec::encode_entry`'s layout).
+    fn push(
+        &mut self,
+        ctx: &mut Ctx,
+        pick: impl FnOnce(u128) -> Option<u128>,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), CmdError> {
+        let id = pick(self.last_id)
+            .filter(|&id| id > self.last_id)
+            .ok_or_else(|| {
+                CmdError::new(
+                    "ERR The stream has exhausted the last possible ID, unable to add more items",
+                )
+            })?;
+        let start = self.buf.len();
+        encode(&mut self.buf);
+        self.pending.push((id, start, self.buf.len()));
+        self.last_id = id;
+        if self.pending.len() >= BATCH_ENTRIES || self.buf.len() >= BATCH_BYTES {
+            self.flush(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered entries.
+    fn flush(&mut self, ctx: &mut Ctx) -> Result<(), CmdError> {
+        let (Some(&(first, ..)), Some(&(last, ..))) = (self.pending.first(), self.pending.last())
+        else {
+            return Ok(());
+        };
+        let s = self.stream(ctx)?;
+        let mut g = s.lock().map_err(storage_err)?;
+        let recs: Vec<(u128, &[u8])> = self
+            .pending
+            .iter()
+            .map(|&(id, a, b)| (id, &self.buf[a..b]))
+            .collect();
+        let r = g.append_encoded(&recs).map_err(storage_err);
+        let n = recs.len() as u64;
+        drop(recs);
+        self.pending.clear();
+        self.buf.clear();
+        r?;
+        self.first.get_or_insert(first);
+        self.last = Some(last);
+        self.count += n;
+        Ok(())
+    }
+
+    /// Registers the writes: the key (created or touched), notifications.
+    fn finish(&self, ctx: &mut Ctx) {
+        let (Some(s), true) = (&self.stream, self.count > 0) else {
+            return;
+        };
+        let db = ctx.db();
+        if self.created {
+            let e = ctx.ks.entry(Value::Stream(s.clone()), 0);
+            ctx.ks.dbs[db].insert(self.key.clone(), e);
+            ctx.ks.notify(notify::NEW, "new", db, &self.key);
+            ctx.ks.stats.dirty += self.count;
+            ctx.ks.stream_written(s);
+        } else {
+            touched(ctx, &self.key, s, self.count);
+        }
+        ctx.ks.notify(notify::STREAM, "xadd", db, &self.key);
+    }
+}
+
+fn put_field(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Encodes the stream entry of a parsed line (`codec::encode_entry`'s
+/// layout): `ts`, `level`, `component`, `content`, `template_id` (each
+/// when present), then the format's fields (a field named like one of
+/// those is left out when that one is present).
+fn encode_parsed(
+    out: &mut Vec<u8>,
+    p: &logparse::format::Record<'_>,
+    ts: Option<&str>,
+    tid: Option<u64>,
+) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let mut n = 0u32;
+    let mut pair = |out: &mut Vec<u8>, k: &[u8], v: &[u8]| {
+        put_field(out, k);
+        put_field(out, v);
+        n += 1;
+    };
+    if let Some(ts) = ts {
+        pair(out, b"ts", ts.as_bytes());
+    }
+    if let Some(l) = &p.level {
+        pair(out, b"level", l);
+    }
+    if let Some(c) = &p.component {
+        pair(out, b"component", c);
+    }
+    pair(out, b"content", &p.content);
+    if let Some(t) = tid {
+        pair(out, b"template_id", t.to_string().as_bytes());
+    }
+    for (k, v) in p.fields.iter() {
+        let shadowed = match k.as_ref() {
+            b"ts" => ts.is_some(),
+            b"level" => p.level.is_some(),
+            b"component" => p.component.is_some(),
+            b"content" => true,
+            b"template_id" => tid.is_some(),
+            _ => false,
+        };
+        if !shadowed {
+            pair(out, k, v);
+        }
+    }
+    out[at..at + 4].copy_from_slice(&n.to_le_bytes());
+}
+
+/// LOGPARSE INGEST <key> <format> <text> [<text> ...] [IDS TIME|AUTO]
+///
+/// Replies with a map (flat array in RESP2): `parsed`, `malformed`,
+/// `first_id`, `last_id` (null when nothing was parsed).
+pub(super) fn ingest(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut end = args.len();
+    let mut ids = None;
+    if end >= 7 && is_kw(&args[end - 2], "ids") {
+        let v = &args[end - 1];
+        ids = Some(if is_kw(v, "time") {
+            Ids::Time
+        } else if is_kw(v, "auto") {
+            Ids::Auto
+        } else {
+            return Err(CmdError::syntax());
+        });
+        end -= 2;
+    }
+    let key = args[2].clone();
+    let name = args[3].clone();
+    let texts = &args[4..end];
+    let Some((format, _)) = ctx.ks.logparse.format(&name) else {
+        return Err(no_format(&name));
+    };
+    let mut main = Target::new(ctx, key.clone())?;
+    let mut bad_key = key.to_vec();
+    bad_key.extend_from_slice(b":malformed");
+    let mut bad = Target::new(ctx, Bytes::from(bad_key))?;
+    // The stream's ingestor, taken out while the lines are processed.
+    let existing = main.stream.as_ref().and_then(|s| s.0.ingest.lock().take());
+    let attached = existing.is_none();
+    let mut state = match existing {
+        Some(st) if st.name != name => {
+            let msg = format!(
+                "ERR stream was ingested with format '{}'",
+                String::from_utf8_lossy(&st.name)
+            );
+            if let Some(s) = &main.stream {
+                *s.0.ingest.lock() = Some(st);
+            }
+            return Err(CmdError::new(msg));
+        }
+        Some(st) => st,
+        None => Box::new(IngestState {
+            name: name.clone(),
+            ingestor: Ingestor::new(format.clone()),
+        }),
+    };
+    let ids = ids.unwrap_or(
+        if format.spec().time.is_some() || format.spec().keys.time.is_some() {
+            Ids::Time
+        } else {
+            Ids::Auto
+        },
+    );
+    let mut learning = Learning::default();
+    // On an error (storage, ids exhausted) the entries written before it
+    // stay, as after a failed XADD in a pipeline: they are registered below.
+    let r = ingest_lines(
+        ctx,
+        &mut state.ingestor,
+        texts,
+        ids,
+        &mut main,
+        &mut bad,
+        &mut learning,
+    );
+    let db = ctx.db();
+    if let Some(s) = &main.stream {
+        let spec = state.ingestor.format().spec().clone();
+        *s.0.ingest.lock() = Some(state);
+        if !main.created && (attached || main.count > 0) {
+            let mut hits: Vec<(u64, u64)> =
+                std::mem::take(&mut learning.hits).into_iter().collect();
+            hits.sort_unstable();
+            ctx.ks.log_op(
+                db,
+                &key,
+                Effect::StreamIngestLearn {
+                    db: db as u8,
+                    key: key.clone(),
+                    name: name.clone(),
+                    spec,
+                    learned: std::mem::take(&mut learning.learned),
+                    hits,
+                },
+            );
+        }
+    }
+    main.finish(ctx);
+    bad.finish(ctx);
+    r?;
+    let out = &mut *ctx.out;
+    out.map(4);
+    out.bulk(b"parsed");
+    out.int(main.count as i64);
+    out.bulk(b"malformed");
+    out.int(bad.count as i64);
+    for (k, id) in [(&b"first_id"[..], main.first), (b"last_id", main.last)] {
+        out.bulk(k);
+        match id {
+            Some(id) => out.bulk(fmt_id(id).as_bytes()),
+            None => out.null(),
+        }
+    }
+    Ok(())
+}
+
+fn ingest_lines(
+    ctx: &mut Ctx,
+    ing: &mut Ingestor,
+    texts: &[Bytes],
+    ids: Ids,
+    main: &mut Target,
+    bad: &mut Target,
+    learning: &mut Learning,
+) -> Result<(), CmdError> {
+    let now = ctx.now_ms;
+    let year = logparse::year_of_unix_ms(now);
+    for text in texts {
+        for line in logparse::lines(text) {
+            let reason = match ing.parse(line, year) {
+                Ok(p) => {
+                    let ts = p.record.ts.map(|t| t.iso());
+                    let ms = p.record.ts.map(|t| t.unix_ms().max(0) as u64);
+                    let tid = p.learned.map(|l| l.id);
+                    let pick = |last: u128| match (ids, ms) {
+                        (Ids::Time, Some(ms)) => next_auto_id(last, ms),
+                        (Ids::Time, None) => next_auto_id(last, id_ms(last)),
+                        (Ids::Auto, _) => next_auto_id(last, now),
+                    };
+                    main.push(ctx, pick, |out| {
+                        encode_parsed(out, &p.record, ts.as_deref(), tid)
+                    })?;
+                    match p.learned {
+                        Some(l) if l.changed => learning.learned.push(
+                            p.tokens()
+                                .iter()
+                                .map(|t| Bytes::copy_from_slice(t))
+                                .collect(),
+                        ),
+                        Some(l) => *learning.hits.entry(l.id).or_default() += 1,
+                        None => {}
+                    }
+                    continue;
+                }
+                Err(e) => e.0,
+            };
+            let raw = &line[..line.len().min(LINE_BYTES_MAX)];
+            bad.push(
+                ctx,
+                |last| next_auto_id(last, now),
+                |out| {
+                    out.extend_from_slice(&3u32.to_le_bytes());
+                    put_field(out, b"raw");
+                    put_field(out, raw);
+                    put_field(out, b"reason");
+                    put_field(out, reason.as_bytes());
+                    put_field(out, b"bytes");
+                    put_field(out, line.len().to_string().as_bytes());
+                },
+            )?;
+        }
+    }
+    main.flush(ctx)?;
+    bad.flush(ctx)?;
+    Ok(())
+}
+
+/// A FROM / TO bound as XRANGE reads it (`-`, `+`, `(` exclusive).
+fn bound(a: &[u8], start: bool) -> Result<u128, CmdError> {
+    let (id, ex) = interval_id(a, if start { 0 } else { u64::MAX })?;
+    match (ex, start) {
+        (false, _) => Ok(id),
+        (true, true) => id
+            .checked_add(1)
+            .ok_or_else(|| CmdError::new("ERR invalid start ID for the interval")),
+        (true, false) => id
+            .checked_sub(1)
+            .ok_or_else(|| CmdError::new("ERR invalid end ID for the interval")),
+    }
+}
+
+fn count_arg(a: &[u8]) -> Result<usize, CmdError> {
+    let n = arg_i64(a)?;
+    usize::try_from(n).map_err(|_| CmdError::new("ERR COUNT must be positive"))
+}
+
+/// Calls `f` on every live entry with `from <= id <= to`, ascending, until
+/// it returns false. The start is found through the log's sparse index.
+fn scan(
+    s: &StreamRef,
+    from: u128,
+    to: u128,
+    mut f: impl FnMut(u128, &[Bytes]) -> bool,
+) -> Result<(), CmdError> {
+    let g = s.lock().map_err(storage_err)?;
+    let mut at = from;
+    loop {
+        let chunk = g.range(at, to, SCAN_CHUNK, false).map_err(storage_err)?;
+        let Some(&(last, _)) = chunk.last() else {
+            return Ok(());
+        };
+        for (id, fields) in &chunk {
+            if !f(*id, fields) {
+                return Ok(());
+            }
+        }
+        if chunk.len() < SCAN_CHUNK || last == u128::MAX {
+            return Ok(());
+        }
+        at = last + 1;
+    }
+}
+
+fn field<'a>(fields: &'a [Bytes], name: &[u8]) -> Option<&'a Bytes> {
+    fields
+        .chunks_exact(2)
+        .find(|p| p[0].as_ref() == name)
+        .map(|p| &p[1])
+}
+
+/// LOGPARSE GREP <key> <regex> [LEVEL <l>] [COMPONENT <c>] [FROM <id>] [TO <id>] [COUNT <n>]
+///
+/// Entries whose `content` matches the regex (and whose level and
+/// component equal the given ones, ASCII case-insensitively), in id order.
+pub(super) fn grep(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let pattern =
+        std::str::from_utf8(&args[3]).map_err(|_| CmdError::new("ERR regex is not valid UTF-8"))?;
+    let re = regex::bytes::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_MAX)
+        .build()
+        .map_err(|e| CmdError::new(format!("ERR invalid regex: {}", one_line(&e.to_string()))))?;
+    let (mut level, mut component, mut from, mut to, mut count) =
+        (None, None, 0u128, u128::MAX, usize::MAX);
+    let mut i = 4;
+    while i < args.len() {
+        let val = args.get(i + 1).ok_or_else(CmdError::syntax)?;
+        let opt = &args[i];
+        if is_kw(opt, "level") {
+            level = Some(val.clone());
+        } else if is_kw(opt, "component") {
+            component = Some(val.clone());
+        } else if is_kw(opt, "from") {
+            from = bound(val, true)?;
+        } else if is_kw(opt, "to") {
+            to = bound(val, false)?;
+        } else if is_kw(opt, "count") {
+            count = count_arg(val)?;
+        } else {
+            return Err(CmdError::syntax());
+        }
+        i += 2;
+    }
+    let Some(s) = read_stream(ctx, &args[2])? else {
+        ctx.out.array(0);
+        return Ok(());
+    };
+    let eq = |want: &Option<Bytes>, got: Option<&Bytes>| match want {
+        None => true,
+        Some(w) => got.is_some_and(|g| g.eq_ignore_ascii_case(w)),
+    };
+    let mut out = Vec::new();
+    if count > 0 && from <= to {
+        scan(&s, from, to, |id, fields| {
+            let hit = eq(&level, field(fields, b"level"))
+                && eq(&component, field(fields, b"component"))
+                && field(fields, b"content").is_some_and(|c| re.is_match(c));
+            if hit {
+                out.push((id, fields.to_vec()));
+            }
+            out.len() < count
+        })?;
+    }
+    reply_entries(ctx, &out);
+    Ok(())
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Milliseconds since the epoch of an INGEST `ts` (ISO-8601 as
+/// `Timestamp::iso` writes it; without an offset it counts as UTC).
+fn ts_ms(ts: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(ts).ok()?;
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(d.timestamp_millis());
+    }
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|d| d.and_utc().timestamp_millis())
+}
+
+/// Counts sorted by count descending, then name.
+fn ranked(m: HashMap<Bytes, u64>) -> Vec<(Bytes, u64)> {
+    let mut v: Vec<_> = m.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+/// LOGPARSE STATS <key> [FROM <id>] [TO <id>]
+///
+/// A map: `entries`, `first_ts`, `last_ts` (earliest and latest event
+/// time, null when no entry has one), `duration_ms`, `events_per_sec`
+/// (entries over the duration; null when it is 0), `levels` (count per
+/// level, most frequent first), `top_components` (the 10 most frequent),
+/// `templates` (distinct template ids).
+pub(super) fn stats(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (mut from, mut to) = (0u128, u128::MAX);
+    let mut i = 3;
+    while i < args.len() {
+        let val = args.get(i + 1).ok_or_else(CmdError::syntax)?;
+        if is_kw(&args[i], "from") {
+            from = bound(val, true)?;
+        } else if is_kw(&args[i], "to") {
+            to = bound(val, false)?;
+        } else {
+            return Err(CmdError::syntax());
+        }
+        i += 2;
+    }
+    let s = read_stream(ctx, &args[2])?;
+    let mut entries = 0u64;
+    // Earliest and latest event time: (ms, ts as stored).
+    let mut first: Option<(i64, Bytes)> = None;
+    let mut last: Option<(i64, Bytes)> = None;
+    let mut levels: HashMap<Bytes, u64> = HashMap::new();
+    let mut comps: HashMap<Bytes, u64> = HashMap::new();
+    let mut templates = std::collections::HashSet::new();
+    if let (Some(s), true) = (&s, from <= to) {
+        scan(s, from, to, |_, fields| {
+            entries += 1;
+            if let Some(ts) = field(fields, b"ts") {
+                if let Some(ms) = ts_ms(ts) {
+                    if first.as_ref().is_none_or(|f| ms < f.0) {
+                        first = Some((ms, ts.clone()));
+                    }
+                    if last.as_ref().is_none_or(|l| ms > l.0) {
+                        last = Some((ms, ts.clone()));
+                    }
+                }
+            }
+            if let Some(l) = field(fields, b"level") {
+                *levels.entry(l.clone()).or_default() += 1;
+            }
+            if let Some(c) = field(fields, b"component") {
+                *comps.entry(c.clone()).or_default() += 1;
+            }
+            if let Some(t) = field(fields, b"template_id") {
+                templates.insert(t.clone());
+            }
+            true
+        })?;
+    }
+    let duration = match (&first, &last) {
+        (Some(f), Some(l)) => Some(l.0 - f.0),
+        _ => None,
+    };
+    let levels = ranked(levels);
+    let mut comps = ranked(comps);
+    comps.truncate(TOP_COMPONENTS);
+    let out = &mut *ctx.out;
+    out.map(8);
+    out.bulk(b"entries");
+    out.int(entries as i64);
+    for (k, v) in [(&b"first_ts"[..], &first), (b"last_ts", &last)] {
+        out.bulk(k);
+        match v {
+            Some((_, ts)) => out.bulk(ts),
+            None => out.null(),
+        }
+    }
+    out.bulk(b"duration_ms");
+    match duration {
+        Some(d) => out.int(d),
+        None => out.null(),
+    }
+    out.bulk(b"events_per_sec");
+    match duration {
+        Some(d) if d > 0 => out.double(entries as f64 * 1000.0 / d as f64),
+        _ => out.null(),
+    }
+    for (k, v) in [(&b"levels"[..], &levels), (b"top_components", &comps)] {
+        out.bulk(k);
+        out.map(v.len());
+        for (name, n) in v {
+            out.bulk(name);
+            out.int(*n as i64);
+        }
+    }
+    out.bulk(b"templates");
+    out.int(templates.len() as i64);
+    Ok(())
+}
+
+/// LOGPARSE TAIL <key> <n>
+///
+/// The last n entries, oldest first (as XRANGE replies).
+pub(super) fn tail(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let n = count_arg(&args[3])?;
+    let Some(s) = read_stream(ctx, &args[2])? else {
+        ctx.out.array(0);
+        return Ok(());
+    };
+    let mut v = {
+        let g = s.lock().map_err(storage_err)?;
+        g.range(0, u128::MAX, n, true).map_err(storage_err)?
+    };
+    v.reverse();
+    reply_entries(ctx, &v);
+    Ok(())
+}
+
+/// LOGPARSE TEMPLATES <key> [COUNT <n>]
+///
+/// The stream's mined templates, most frequent first (ties by id): each a
+/// map of `id`, `template` (`<*>` for variables) and `count`.
+pub(super) fn templates(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut count = usize::MAX;
+    let mut i = 3;
+    while i < args.len() {
+        let val = args.get(i + 1).ok_or_else(CmdError::syntax)?;
+        if is_kw(&args[i], "count") {
+            count = count_arg(val)?;
+        } else {
+            return Err(CmdError::syntax());
+        }
+        i += 2;
+    }
+    let Some(s) = read_stream(ctx, &args[2])? else {
+        ctx.out.array(0);
+        return Ok(());
+    };
+    let mut list: Vec<(u64, Vec<u8>, u64)> = match s.0.ingest.lock().as_deref() {
+        Some(st) => st
+            .ingestor
+            .miner()
+            .clusters()
+            .map(|(id, c)| (id, c.template(), c.size))
+            .collect(),
+        None => Vec::new(),
+    };
+    list.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    list.truncate(count);
+    let out = &mut *ctx.out;
+    out.array(list.len());
+    for (id, t, n) in list {
+        out.map(3);
+        out.bulk(b"id");
+        out.int(id as i64);
+        out.bulk(b"template");
+        out.bulk(&t);
+        out.bulk(b"count");
+        out.int(n as i64);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::make_id;
+
+    #[test]
+    fn ts_ms_reads_iso() {
+        assert_eq!(ts_ms(b"1970-01-01T00:00:01.5"), Some(1500));
+        assert_eq!(ts_ms(b"1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(ts_ms(b"garbage"), None);
+    }
+
+    #[test]
+    fn ids_increase_when_time_goes_back() {
+        let a = next_auto_id(0, 5000).unwrap();
+        let b = next_auto_id(a, 4000).unwrap();
+        assert_eq!(a, make_id(5000, 0));
+        assert_eq!(b, make_id(5000, 1));
+    }
+}

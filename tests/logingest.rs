@@ -1,0 +1,901 @@
+//! LOGPARSE INGEST / STATS / GREP / TAIL / TEMPLATES: exact replies in
+//! RESP2 and RESP3, entry ids from event time, malformed lines, template
+//! ids across restarts, bad input, and the grouping accuracy of the
+//! template ids INGEST stores (Loghub 2k ground truth).
+
+mod common;
+
+use common::{client, resp, resp3, start_with, Raw};
+use redlog::server::ServerHandle;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+const L1: &str = "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating";
+const L2: &str = "081109 203807 222 WARN dfs.DataNode$PacketResponder: PacketResponder 0 for block blk_-6952295868487656571 terminating";
+/// Earlier than L2: the log goes back in time.
+const L3: &str = "081109 203700 35 INFO dfs.FSNamesystem: BLOCK* NameSystem.addStoredBlock: blockMap updated: 10.251.73.220:50010 is added to blk_7128370237687728475 size 67108864";
+
+fn temp_dir() -> PathBuf {
+    tempfile::Builder::new()
+        .prefix("redlog-logingest-")
+        .tempdir()
+        .unwrap()
+        .keep()
+}
+
+async fn start_in(dir: &Path) -> ServerHandle {
+    start_with(&[("dir", dir.to_str().unwrap())]).await
+}
+
+fn bulk(s: &[u8]) -> Vec<u8> {
+    let mut v = format!("${}\r\n", s.len()).into_bytes();
+    v.extend_from_slice(s);
+    v.extend_from_slice(b"\r\n");
+    v
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+async fn cmd(
+    c: &mut redis::aio::MultiplexedConnection,
+    args: &[&[u8]],
+) -> redis::RedisResult<redis::Value> {
+    let mut k = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+    for a in &args[1..] {
+        k.arg(*a);
+    }
+    k.query_async(c).await
+}
+
+fn text(v: &redis::Value) -> String {
+    match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::Int(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// XRANGE-style entries as (id, field pairs).
+fn entries(v: redis::Value) -> Vec<(String, Vec<(String, String)>)> {
+    let redis::Value::Array(a) = v else {
+        panic!("not an array: {v:?}")
+    };
+    a.into_iter()
+        .map(|e| {
+            let redis::Value::Array(e) = e else { panic!() };
+            let redis::Value::Array(f) = &e[1] else {
+                panic!()
+            };
+            let pairs = f.chunks(2).map(|c| (text(&c[0]), text(&c[1]))).collect();
+            (text(&e[0]), pairs)
+        })
+        .collect()
+}
+
+fn get<'a>(p: &'a [(String, String)], k: &str) -> &'a str {
+    &p.iter()
+        .find(|(n, _)| n == k)
+        .unwrap_or_else(|| panic!("{k} in {p:?}"))
+        .1
+}
+
+fn ingest_reply(resp3: bool, parsed: i64, malformed: i64, first: &str, last: &str) -> Vec<u8> {
+    let head: &[u8] = if resp3 { b"%4\r\n" } else { b"*8\r\n" };
+    let id = |s: &str| {
+        if s.is_empty() {
+            if resp3 {
+                b"_\r\n".to_vec()
+            } else {
+                b"$-1\r\n".to_vec()
+            }
+        } else {
+            bulk(s.as_bytes())
+        }
+    };
+    cat(&[
+        head,
+        &bulk(b"parsed"),
+        format!(":{parsed}\r\n").as_bytes(),
+        &bulk(b"malformed"),
+        format!(":{malformed}\r\n").as_bytes(),
+        &bulk(b"first_id"),
+        &id(first),
+        &bulk(b"last_id"),
+        &id(last),
+    ])
+}
+
+fn l1_entry(id: &str) -> Vec<u8> {
+    let f: &[&str] = &[
+        "ts",
+        "2008-11-09T20:36:15",
+        "level",
+        "INFO",
+        "component",
+        "dfs.DataNode$PacketResponder",
+        "content",
+        "PacketResponder 1 for block blk_38865049064139660 terminating",
+        "template_id",
+        "1",
+        "Date",
+        "081109",
+        "Time",
+        "203615",
+        "Pid",
+        "148",
+        "Level",
+        "INFO",
+        "Component",
+        "dfs.DataNode$PacketResponder",
+    ];
+    let mut v = b"*2\r\n".to_vec();
+    v.extend(bulk(id.as_bytes()));
+    v.extend(format!("*{}\r\n", f.len()).into_bytes());
+    for x in f {
+        v.extend(bulk(x.as_bytes()));
+    }
+    v
+}
+
+#[tokio::test]
+async fn ingest_and_queries_resp2_resp3() {
+    let s = start_with(&[]).await;
+    let mut r = Raw::connect(s.local_addr()).await;
+    let text = format!("{L1}\r\n{L2}\n\nnot a log line\n{L3}\n");
+    r.check(
+        &resp(&[b"LOGPARSE", b"INGEST", b"h", b"hdfs", text.as_bytes()]),
+        &ingest_reply(false, 3, 1, "1226262975000-0", "1226263087000-1"),
+    )
+    .await;
+    // RESP3: a map; IDs continue from the stream's last one.
+    resp3(
+        &s,
+        &[b"LOGPARSE", b"INGEST", b"h", b"hdfs", L1.as_bytes()],
+        &ingest_reply(true, 1, 0, "1226263087000-2", "1226263087000-2"),
+    );
+    resp3(
+        &s,
+        &[
+            b"LOGPARSE",
+            b"INGEST",
+            b"h",
+            b"hdfs",
+            b"junk",
+            b"IDS",
+            b"AUTO",
+        ],
+        &ingest_reply(true, 0, 1, "", ""),
+    );
+    // TAIL: oldest first, the exact entry of L1.
+    r.check(
+        &resp(&[b"LOGPARSE", b"TAIL", b"h", b"1"]),
+        &cat(&[b"*1\r\n", &l1_entry("1226263087000-2")]),
+    )
+    .await;
+    r.check(
+        &resp(&[b"XRANGE", b"h", b"-", b"+", b"COUNT", b"1"]),
+        &cat(&[b"*1\r\n", &l1_entry("1226262975000-0")]),
+    )
+    .await;
+    let mut c = client(s.local_addr()).await;
+    let t = entries(
+        cmd(&mut c, &[b"LOGPARSE", b"TAIL", b"h", b"10"])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(t.len(), 4);
+    // The log went back in time: the id stays increasing, ts keeps the truth.
+    assert_eq!(t[2].0, "1226263087000-1");
+    assert_eq!(get(&t[2].1, "ts"), "2008-11-09T20:37:00");
+    assert_eq!(get(&t[3].1, "template_id"), "1");
+    // Malformed lines: raw bytes and reason.
+    let m = entries(
+        cmd(&mut c, &[b"XRANGE", b"h:malformed", b"-", b"+"])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(m.len(), 2);
+    assert_eq!(get(&m[0].1, "raw"), "not a log line");
+    assert!(!get(&m[0].1, "reason").is_empty());
+    assert_eq!(get(&m[1].1, "raw"), "junk");
+    // TEMPLATES: most frequent first, RESP2 flat pairs and RESP3 maps.
+    let tpl1 = "PacketResponder <*> for block <*> terminating";
+    r.check(
+        &resp(&[b"LOGPARSE", b"TEMPLATES", b"h", b"COUNT", b"1"]),
+        &cat(&[
+            b"*1\r\n*6\r\n",
+            &bulk(b"id"),
+            b":1\r\n",
+            &bulk(b"template"),
+            &bulk(tpl1.as_bytes()),
+            &bulk(b"count"),
+            b":3\r\n",
+        ]),
+    )
+    .await;
+    resp3(
+        &s,
+        &[b"LOGPARSE", b"TEMPLATES", b"h"],
+        &cat(&[
+            b"*2\r\n%3\r\n",
+            &bulk(b"id"),
+            b":1\r\n",
+            &bulk(b"template"),
+            &bulk(tpl1.as_bytes()),
+            &bulk(b"count"),
+            b":3\r\n%3\r\n",
+            &bulk(b"id"),
+            b":2\r\n",
+            &bulk(b"template"),
+            &bulk(b"BLOCK* NameSystem.addStoredBlock: blockMap updated: <*> is added to <*> size 67108864"),
+            &bulk(b"count"),
+            b":1\r\n",
+        ]),
+    );
+    // STATS over everything and over an id range.
+    let stats_all = cat(&[
+        b"%8\r\n",
+        &bulk(b"entries"),
+        b":4\r\n",
+        &bulk(b"first_ts"),
+        &bulk(b"2008-11-09T20:36:15"),
+        &bulk(b"last_ts"),
+        &bulk(b"2008-11-09T20:38:07"),
+        &bulk(b"duration_ms"),
+        b":112000\r\n",
+        &bulk(b"events_per_sec"),
+        b",0.035714285714285712\r\n",
+        &bulk(b"levels"),
+        b"%2\r\n",
+        &bulk(b"INFO"),
+        b":3\r\n",
+        &bulk(b"WARN"),
+        b":1\r\n",
+        &bulk(b"top_components"),
+        b"%2\r\n",
+        &bulk(b"dfs.DataNode$PacketResponder"),
+        b":3\r\n",
+        &bulk(b"dfs.FSNamesystem"),
+        b":1\r\n",
+        &bulk(b"templates"),
+        b":2\r\n",
+    ]);
+    resp3(&s, &[b"LOGPARSE", b"STATS", b"h"], &stats_all);
+    r.check(
+        &resp(&[
+            b"LOGPARSE",
+            b"STATS",
+            b"h",
+            b"FROM",
+            b"1226263087000",
+            b"TO",
+            b"(1226263087000-2",
+        ]),
+        &cat(&[
+            b"*16\r\n",
+            &bulk(b"entries"),
+            b":2\r\n",
+            &bulk(b"first_ts"),
+            &bulk(b"2008-11-09T20:37:00"),
+            &bulk(b"last_ts"),
+            &bulk(b"2008-11-09T20:38:07"),
+            &bulk(b"duration_ms"),
+            b":67000\r\n",
+            &bulk(b"events_per_sec"),
+            &bulk(b"0.029850746268656716"),
+            &bulk(b"levels"),
+            b"*4\r\n",
+            &bulk(b"INFO"),
+            b":1\r\n",
+            &bulk(b"WARN"),
+            b":1\r\n",
+            &bulk(b"top_components"),
+            b"*4\r\n",
+            &bulk(b"dfs.DataNode$PacketResponder"),
+            b":1\r\n",
+            &bulk(b"dfs.FSNamesystem"),
+            b":1\r\n",
+            &bulk(b"templates"),
+            b":2\r\n",
+        ]),
+    )
+    .await;
+    r.check(
+        &resp(&[b"LOGPARSE", b"STATS", b"nokey"]),
+        &cat(&[
+            b"*16\r\n",
+            &bulk(b"entries"),
+            b":0\r\n",
+            &bulk(b"first_ts"),
+            b"$-1\r\n",
+            &bulk(b"last_ts"),
+            b"$-1\r\n",
+            &bulk(b"duration_ms"),
+            b"$-1\r\n",
+            &bulk(b"events_per_sec"),
+            b"$-1\r\n",
+            &bulk(b"levels"),
+            b"*0\r\n",
+            &bulk(b"top_components"),
+            b"*0\r\n",
+            &bulk(b"templates"),
+            b":0\r\n",
+        ]),
+    )
+    .await;
+    // GREP: regex on content, filters, id range, count.
+    r.check(
+        &resp(&[b"LOGPARSE", b"GREP", b"h", b"Responder 1 ", b"COUNT", b"1"]),
+        &cat(&[b"*1\r\n", &l1_entry("1226262975000-0")]),
+    )
+    .await;
+    let ids = |v: redis::Value| entries(v).into_iter().map(|e| e.0).collect::<Vec<_>>();
+    let g = cmd(&mut c, &[b"LOGPARSE", b"GREP", b"h", b"^Packet"])
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(g),
+        ["1226262975000-0", "1226263087000-0", "1226263087000-2"]
+    );
+    let g = cmd(
+        &mut c,
+        &[b"LOGPARSE", b"GREP", b"h", b".", b"LEVEL", b"warn"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids(g), ["1226263087000-0"]);
+    let g = cmd(
+        &mut c,
+        &[
+            b"LOGPARSE",
+            b"GREP",
+            b"h",
+            b"",
+            b"COMPONENT",
+            b"dfs.FSNamesystem",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids(g), ["1226263087000-1"]);
+    let g = cmd(
+        &mut c,
+        &[
+            b"LOGPARSE",
+            b"GREP",
+            b"h",
+            b"Packet",
+            b"FROM",
+            b"1226263087000-1",
+            b"TO",
+            b"+",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids(g), ["1226263087000-2"]);
+    // Errors.
+    r.check(
+        &resp(&[b"LOGPARSE", b"GREP", b"h", b"("]),
+        b"-ERR invalid regex: regex parse error: ( ^ error: unclosed group\r\n",
+    )
+    .await;
+    r.check(
+        &resp(&[b"LOGPARSE", b"INGEST", b"h", b"nope", b"x"]),
+        b"-ERR no such format 'nope'\r\n",
+    )
+    .await;
+    r.check(
+        &resp(&[b"LOGPARSE", b"INGEST", b"h", b"bgl", b"x"]),
+        b"-ERR stream was ingested with format 'hdfs'\r\n",
+    )
+    .await;
+    r.check(
+        &resp(&[b"LOGPARSE", b"INGEST", b"h", b"hdfs", b"x", b"IDS", b"NOW"]),
+        b"-ERR syntax error\r\n",
+    )
+    .await;
+    r.check(&resp(&[b"SET", b"str", b"v"]), b"+OK\r\n").await;
+    let wrongtype: &[u8] =
+        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+    for args in [
+        &[&b"LOGPARSE"[..], b"INGEST", b"str", b"hdfs", L1.as_bytes()][..],
+        &[b"LOGPARSE", b"TAIL", b"str", b"1"],
+        &[b"LOGPARSE", b"STATS", b"str"],
+        &[b"LOGPARSE", b"GREP", b"str", b"x"],
+        &[b"LOGPARSE", b"TEMPLATES", b"str"],
+    ] {
+        r.check(&resp(args), wrongtype).await;
+    }
+    r.check(
+        &resp(&[b"LOGPARSE", b"TAIL", b"h", b"-1"]),
+        b"-ERR COUNT must be positive\r\n",
+    )
+    .await;
+    r.check(&resp(&[b"LOGPARSE", b"TAIL", b"nokey", b"3"]), b"*0\r\n")
+        .await;
+    r.check(&resp(&[b"LOGPARSE", b"TEMPLATES", b"nokey"]), b"*0\r\n")
+        .await;
+    r.check(
+        &resp(&[b"LOGPARSE", b"INGEST", b"h"]),
+        b"-ERR wrong number of arguments for 'logparse|ingest' command\r\n",
+    )
+    .await;
+    s.shutdown().await;
+}
+
+/// Template ids (and counts) survive a restart: WAL replay of the stream's
+/// creation (whole miner state) and of later INGESTs (learned tokens),
+/// then a base snapshot (BGREWRITEAOF) and replay again.
+#[tokio::test]
+async fn template_ids_survive_restart() {
+    let log = loghub("HDFS_2k.log");
+    let all: Vec<&[u8]> = log
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let dir = temp_dir();
+    let s = start_in(&dir).await;
+    let mut c = client(s.local_addr()).await;
+    // An XADD-made stream gets its ingestor from its first INGEST.
+    cmd(&mut c, &[b"XADD", b"x", b"1-1", b"f", b"v"])
+        .await
+        .unwrap();
+    cmd(&mut c, &[b"LOGPARSE", b"INGEST", b"x", b"hdfs", all[0]])
+        .await
+        .unwrap();
+    let first = all[..500].join(&b'\n');
+    cmd(&mut c, &[b"LOGPARSE", b"INGEST", b"h", b"hdfs", &first])
+        .await
+        .unwrap();
+    let second = all[500..1000].join(&b'\n');
+    cmd(&mut c, &[b"LOGPARSE", b"INGEST", b"h", b"hdfs", &second])
+        .await
+        .unwrap();
+    let before = cmd(&mut c, &[b"LOGPARSE", b"TEMPLATES", b"h"])
+        .await
+        .unwrap();
+    let before_x = cmd(&mut c, &[b"LOGPARSE", b"TEMPLATES", b"x"])
+        .await
+        .unwrap();
+    s.shutdown().await;
+
+    let rest = all[1000..].join(&b'\n');
+    let ids_of = |v: redis::Value| {
+        entries(v)
+            .iter()
+            .map(|e| get(&e.1, "template_id").to_string())
+            .collect::<Vec<_>>()
+    };
+    // Reference: the same lines into a fresh stream in one server run.
+    let s = start_in(&dir).await;
+    let mut c = client(s.local_addr()).await;
+    assert_eq!(
+        cmd(&mut c, &[b"LOGPARSE", b"TEMPLATES", b"h"])
+            .await
+            .unwrap(),
+        before
+    );
+    assert_eq!(
+        cmd(&mut c, &[b"LOGPARSE", b"TEMPLATES", b"x"])
+            .await
+            .unwrap(),
+        before_x
+    );
+    cmd(&mut c, &[b"LOGPARSE", b"INGEST", b"h", b"hdfs", &rest])
+        .await
+        .unwrap();
+    let whole = all.join(&b'\n');
+    cmd(&mut c, &[b"LOGPARSE", b"INGEST", b"ref", b"hdfs", &whole])
+        .await
+        .unwrap();
+    let got = ids_of(cmd(&mut c, &[b"XRANGE", b"h", b"-", b"+"]).await.unwrap());
+    let want = ids_of(cmd(&mut c, &[b"XRANGE", b"ref", b"-", b"+"]).await.unwrap());
+    assert_eq!(got.len(), 2000);
+    assert_eq!(got, want);
+    let t_h = cmd(&mut c, &[b"LOGPARSE", b"TEMPLATES", b"h"])
+        .await
+        .unwrap();
+    assert_eq!(
+        t_h,
+        cmd(&mut c, &[b"LOGPARSE", b"TEMPLATES", b"ref"])
+            .await
+            .unwrap()
+    );
+    // A base snapshot carries the miner state.
+    cmd(&mut c, &[b"BGREWRITEAOF"]).await.unwrap();
+    for _ in 0..200 {
+        let info = cmd(&mut c, &[b"INFO", b"persistence"]).await.unwrap();
+        if text(&info).contains("aof_rewrite_in_progress:0")
+            && text(&info).contains("aof_rewrite_scheduled:0")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    s.shutdown().await;
+    let s = start_in(&dir).await;
+    let mut c = client(s.local_addr()).await;
+    assert_eq!(
+        cmd(&mut c, &[b"LOGPARSE", b"TEMPLATES", b"h"])
+            .await
+            .unwrap(),
+        t_h
+    );
+    let r = cmd(&mut c, &[b"LOGPARSE", b"INGEST", b"h", b"hdfs", all[1]])
+        .await
+        .unwrap();
+    let _ = r;
+    let last = entries(
+        cmd(&mut c, &[b"LOGPARSE", b"TAIL", b"h", b"1"])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(get(&last[0].1, "template_id"), want[1]);
+    s.shutdown().await;
+}
+
+/// Invalid UTF-8, NUL bytes, empty lines, 1 MB lines and a 100 MB text
+/// are ingested or recorded as malformed; the server stays responsive.
+#[tokio::test]
+async fn bad_input_is_stored_or_recorded() {
+    let s = start_with(&[]).await;
+    let mut c = client(s.local_addr()).await;
+    let mut t = Vec::new();
+    t.extend_from_slice(b"081109 203615 148 INFO dfs.X: caf\xc3\x28 \xff\xfe bytes\n");
+    t.extend_from_slice(b"081109 203615 148 INFO dfs.X: nul\0inside\n");
+    t.extend_from_slice(b"\n\r\n\n");
+    t.extend_from_slice(b"\0\0\0\n");
+    let mut big = b"081109 203615 148 INFO dfs.X: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 1 << 20));
+    t.extend_from_slice(&big);
+    t.push(b'\n');
+    let v = cmd(&mut c, &[b"LOGPARSE", b"INGEST", b"b", b"hdfs", &t])
+        .await
+        .unwrap();
+    let redis::Value::Array(a) = v else { panic!() };
+    assert_eq!(text(&a[1]), "3", "parsed");
+    assert_eq!(text(&a[3]), "1", "malformed");
+    let e = entries(
+        cmd(&mut c, &[b"LOGPARSE", b"TAIL", b"b", b"3"])
+            .await
+            .unwrap(),
+    );
+    let redis::Value::Array(raw) = cmd(&mut c, &[b"XRANGE", b"b", b"-", b"+"]).await.unwrap()
+    else {
+        panic!()
+    };
+    // Binary content is stored byte for byte.
+    let redis::Value::Array(first) = &raw[0] else {
+        panic!()
+    };
+    let redis::Value::Array(f) = &first[1] else {
+        panic!()
+    };
+    assert_eq!(
+        f[7],
+        redis::Value::BulkString(b"caf\xc3\x28 \xff\xfe bytes".to_vec())
+    );
+    assert_eq!(get(&e[1].1, "content"), "nul\0inside");
+    assert_eq!(get(&e[2].1, "content").len(), 1 << 20);
+    let m = entries(
+        cmd(&mut c, &[b"XRANGE", b"b:malformed", b"-", b"+"])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(get(&m[0].1, "raw"), "\0\0\0");
+
+    // 100 MB in one INGEST: one oversized line (kept truncated in
+    // :malformed with its length) between valid lines.
+    let mut huge = Vec::with_capacity(100 << 20);
+    huge.extend_from_slice(L1.as_bytes());
+    huge.push(b'\n');
+    huge.resize(100 << 20, b'z');
+    huge.push(b'\n');
+    huge.extend_from_slice(L2.as_bytes());
+    let started = std::time::Instant::now();
+    let mut r = Raw::connect(s.local_addr()).await;
+    r.send(&resp(&[b"LOGPARSE", b"INGEST", b"big", b"hdfs", &huge]))
+        .await;
+    let want = ingest_reply(false, 2, 1, "1226262975000-0", "1226263087000-0");
+    let mut got = vec![0u8; want.len()];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::io::AsyncReadExt::read_exact(&mut r.stream, &mut got),
+    )
+    .await
+    .expect("INGEST of 100 MB answers")
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+    eprintln!("100 MB INGEST: {:?}", started.elapsed());
+    let m = entries(
+        cmd(&mut c, &[b"XRANGE", b"big:malformed", b"-", b"+"])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        get(&m[0].1, "bytes"),
+        ((100 << 20) - L1.len() - 1).to_string()
+    );
+    assert_eq!(get(&m[0].1, "raw").len(), 4 << 20);
+    assert!(get(&m[0].1, "reason").contains("longer than"));
+    assert_eq!(
+        cmd(&mut c, &[b"PING"]).await.unwrap(),
+        redis::Value::SimpleString("PONG".into())
+    );
+    s.shutdown().await;
+}
+
+// ---- grouping accuracy of INGEST's template ids (Loghub 2k) ----
+
+fn loghub(file: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/loghub")
+        .join(file);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// The EventId column of a Loghub structured CSV (RFC 4180 quoting).
+fn truth_ids(text: &[u8]) -> Vec<String> {
+    let s = String::from_utf8_lossy(text);
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let (mut row, mut cell, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = s.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match (quoted, ch) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, ch) => cell.push(ch),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut cell)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut cell));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, ch) => cell.push(ch),
+        }
+    }
+    if !cell.is_empty() || !row.is_empty() {
+        row.push(cell);
+        rows.push(row);
+    }
+    let col = rows[0].iter().position(|h| h == "EventId").unwrap();
+    rows[1..].iter().map(|r| r[col].clone()).collect()
+}
+
+/// logparser's `get_accuracy`.
+fn grouping_accuracy(truth: &[String], predicted: &[String]) -> f64 {
+    let mut truth_size: HashMap<&str, usize> = HashMap::new();
+    for t in truth {
+        *truth_size.entry(t).or_default() += 1;
+    }
+    let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, p) in predicted.iter().enumerate() {
+        groups.entry(p).or_default().push(i);
+    }
+    let mut accurate = 0;
+    for lines in groups.values() {
+        let first = &truth[lines[0]];
+        if lines.iter().all(|&i| &truth[i] == first) && truth_size[first.as_str()] == lines.len() {
+            accurate += lines.len();
+        }
+    }
+    accurate as f64 / truth.len() as f64
+}
+
+async fn ga_through_ingest(
+    c: &mut redis::aio::MultiplexedConnection,
+    dataset: &str,
+    format: &str,
+) -> f64 {
+    let log = loghub(&format!("{dataset}_2k.log"));
+    let truth = truth_ids(&loghub(&format!("{dataset}_2k.log_structured.csv")));
+    let key = format!("ga:{dataset}");
+    let v = cmd(
+        c,
+        &[
+            b"LOGPARSE",
+            b"INGEST",
+            key.as_bytes(),
+            format.as_bytes(),
+            &log,
+        ],
+    )
+    .await
+    .unwrap();
+    let redis::Value::Array(a) = v else { panic!() };
+    assert_eq!(text(&a[3]), "0", "{dataset}: malformed lines");
+    let e = entries(
+        cmd(c, &[b"XRANGE", key.as_bytes(), b"-", b"+"])
+            .await
+            .unwrap(),
+    );
+    let ids: Vec<String> = e
+        .iter()
+        .map(|e| get(&e.1, "template_id").to_string())
+        .collect();
+    assert_eq!(ids.len(), truth.len(), "{dataset} line count");
+    let a = grouping_accuracy(&truth, &ids);
+    eprintln!("GA through INGEST {dataset}: {a:.4}");
+    a
+}
+
+#[tokio::test]
+async fn grouping_accuracy_through_ingest() {
+    let s = start_with(&[]).await;
+    let mut c = client(s.local_addr()).await;
+    assert!(ga_through_ingest(&mut c, "HDFS", "hdfs").await >= 0.998);
+    assert!(ga_through_ingest(&mut c, "BGL", "bgl").await >= 0.963);
+    assert!(ga_through_ingest(&mut c, "Hadoop", "hadoop").await >= 0.948);
+    s.shutdown().await;
+}
+
+// ---- kill -9 ----
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_ping(port: u16) -> redis::Connection {
+    for _ in 0..600 {
+        if let Ok(cl) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) {
+            if let Ok(mut c) = cl.get_connection() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return c;
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("server on {port} did not start");
+}
+
+fn template_ids(c: &mut redis::Connection, key: &str) -> Vec<String> {
+    let v: redis::Value = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query(c)
+        .unwrap();
+    entries(v)
+        .iter()
+        .map(|e| get(&e.1, "template_id").to_string())
+        .collect()
+}
+
+/// kill -9 while a client INGESTs (appendfsync always): every acknowledged
+/// line is there after a restart, and the stream's miner kept what they
+/// taught it: the same lines ingested again in reverse order (which an
+/// empty miner would number differently) get the ids they got first.
+#[test]
+fn kill_9_keeps_acknowledged_lines_and_template_ids() {
+    let log = loghub("HDFS_2k.log");
+    let all: Vec<Vec<u8>> = log
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| l.to_vec())
+        .collect();
+    let dir = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_redlog"))
+            .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap()])
+            .args(["--appendfsync", "always", "--loglevel", "warning"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = common::KillOnDrop(spawn());
+    wait_ping(port);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = {
+        let (stop, acked, all) = (stop.clone(), acked.clone(), all.clone());
+        std::thread::spawn(move || {
+            let mut c = wait_ping(port);
+            for batch in all.chunks(20) {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let r: redis::RedisResult<redis::Value> = redis::cmd("LOGPARSE")
+                    .arg("INGEST")
+                    .arg("h")
+                    .arg("hdfs")
+                    .arg(batch.join(&b'\n'))
+                    .arg("IDS")
+                    .arg("AUTO")
+                    .query(&mut c);
+                if r.is_err() {
+                    break;
+                }
+                acked.fetch_add(batch.len(), std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
+    for _ in 0..400 {
+        if acked.load(std::sync::atomic::Ordering::SeqCst) >= 300 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let n = acked.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(n > 0, "the writer made progress");
+    let _child = common::KillOnDrop(spawn());
+    let mut c = wait_ping(port);
+    let first = template_ids(&mut c, "h");
+    // An unacknowledged last batch may also have been written.
+    assert!(first.len() >= n, "lost lines: {} < {n}", first.len());
+    let mut rev: Vec<&[u8]> = all[..n].iter().map(|l| &l[..]).collect();
+    rev.reverse();
+    let _: redis::Value = redis::cmd("LOGPARSE")
+        .arg("INGEST")
+        .arg("h")
+        .arg("hdfs")
+        .arg(rev.join(&b'\n'))
+        .arg("IDS")
+        .arg("AUTO")
+        .query(&mut c)
+        .unwrap();
+    let again = template_ids(&mut c, "h");
+    let mut second: Vec<String> = again[first.len()..].to_vec();
+    second.reverse();
+    assert_eq!(second, first[..n].to_vec());
+}
+
+/// INGEST's keyspace events: `new` for a created stream, one `xadd` per
+/// stream written, the malformed stream after the main one.
+#[tokio::test]
+async fn ingest_notifications() {
+    let s = start_with(&[("notify-keyspace-events", "KEAn")]).await;
+    let mut r = Raw::connect(s.local_addr()).await;
+    let mut tap = common::Events::tap(s.local_addr()).await;
+    let text = format!("{L1}\nbad line\n{L2}");
+    r.send(&resp(&[
+        b"LOGPARSE",
+        b"INGEST",
+        b"h",
+        b"hdfs",
+        text.as_bytes(),
+    ]))
+    .await;
+    r.read_exact_len(ingest_reply(false, 2, 1, "1226262975000-0", "1226263087000-0").len())
+        .await;
+    r.send(&resp(&[
+        b"LOGPARSE",
+        b"INGEST",
+        b"h",
+        b"hdfs",
+        L1.as_bytes(),
+    ]))
+    .await;
+    r.read_exact_len(ingest_reply(false, 1, 0, "1226263087000-1", "1226263087000-1").len())
+        .await;
+    assert_eq!(
+        tap.take().await,
+        [
+            "new:h",
+            "xadd:h",
+            "new:h:malformed",
+            "xadd:h:malformed",
+            "xadd:h"
+        ]
+    );
+    s.shutdown().await;
+}
