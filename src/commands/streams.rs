@@ -43,16 +43,21 @@ const fn cmd(
 
 const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
 
-static XINFO_SUBCOMMANDS: &[Command] = &[cmd(
-    "stream",
-    -3,
-    READONLY,
-    (2, 2, 1),
-    &["@read", "@stream", "@slow"],
-    "Get information about a stream",
-    "O(1)",
-    xinfo_stream,
-)];
+static XINFO_SUBCOMMANDS: &[Command] = &[
+    cmd(
+        "stream",
+        -3,
+        READONLY,
+        (2, 2, 1),
+        &["@read", "@stream", "@slow"],
+        "Get information about a stream",
+        "O(1)",
+        xinfo_stream,
+    ),
+    super::stream_groups::XINFO_GROUPS,
+    super::stream_groups::XINFO_CONSUMERS,
+    super::stream_groups::XINFO_HELP,
+];
 
 pub static COMMANDS: &[Command] = &[
     cmd("xadd", -5, WRITE | DENYOOM | FAST, ONE_KEY, &["@write", "@stream", "@fast"], "Appends a new entry to a stream", "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", xadd),
@@ -97,23 +102,23 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 /// An entry as read: id and flattened field-value pairs.
-type StreamEntry = (u128, Vec<Bytes>);
+pub(super) type StreamEntry = (u128, Vec<Bytes>);
 
-fn invalid_id() -> CmdError {
+pub(super) fn invalid_id() -> CmdError {
     CmdError::new("ERR Invalid stream ID specified as stream command argument")
 }
 
-fn storage_err(e: String) -> CmdError {
+pub(super) fn storage_err(e: String) -> CmdError {
     CmdError::new(format!("ERR {e}"))
 }
 
 /// `streamParseStrictIDOrReply`.
-fn strict_id(a: &[u8], allow_star_seq: bool) -> Result<ParsedId, CmdError> {
+pub(super) fn strict_id(a: &[u8], allow_star_seq: bool) -> Result<ParsedId, CmdError> {
     parse_id(a, true, 0, allow_star_seq).ok_or_else(invalid_id)
 }
 
 /// The stream at `key` for reading (hit/miss counted), or WRONGTYPE.
-fn read_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError> {
+pub(super) fn read_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError> {
     let (db, now, touch) = (ctx.db(), ctx.now_ms, !ctx.client.no_touch);
     match ctx.ks.lookup(db, key, now, touch) {
         None => Ok(None),
@@ -125,7 +130,7 @@ fn read_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError>
 }
 
 /// The stream at `key` for writing, or WRONGTYPE.
-fn write_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError> {
+pub(super) fn write_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError> {
     let (db, now) = (ctx.db(), ctx.now_ms);
     match ctx.ks.lookup_write(db, key, now) {
         None => Ok(None),
@@ -139,7 +144,7 @@ fn write_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError
 /// Records a change of the stream at `key`: WATCH signal, dirty count,
 /// and the logs to sync. The WAL gets nothing: the stream's own logs hold
 /// the change, and the key -> stream mapping did not change.
-fn touched(ctx: &mut Ctx, key: &[u8], s: &StreamRef, dirty: u64) {
+pub(super) fn touched(ctx: &mut Ctx, key: &[u8], s: &StreamRef, dirty: u64) {
     let db = ctx.db();
     ctx.ks.dbs[db].signal_watchers_only(key);
     ctx.ks.stats.dirty += dirty;
@@ -326,7 +331,7 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// `streamParseIntervalIDOrReply`: `(` makes the bound exclusive.
-fn interval_id(a: &[u8], missing_seq: u64) -> Result<(u128, bool), CmdError> {
+pub(super) fn interval_id(a: &[u8], missing_seq: u64) -> Result<(u128, bool), CmdError> {
     if a.len() > 1 && a[0] == b'(' {
         let p = parse_id(&a[1..], true, missing_seq, false).ok_or_else(invalid_id)?;
         return Ok((p.id, true));
@@ -343,7 +348,7 @@ fn reply_entries(ctx: &mut Ctx, entries: &[(u128, Vec<Bytes>)]) {
     }
 }
 
-fn reply_entry(ctx: &mut Ctx, id: u128, fields: &[Bytes]) {
+pub(super) fn reply_entry(ctx: &mut Ctx, id: u128, fields: &[Bytes]) {
     ctx.out.array(2);
     ctx.out.bulk(fmt_id(id).as_bytes());
     ctx.out.array(fields.len());
@@ -476,7 +481,7 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// Redis's `getTimeoutFromObjectOrReply` in milliseconds.
-fn parse_timeout_ms(a: &[u8]) -> Result<i64, CmdError> {
+pub(super) fn parse_timeout_ms(a: &[u8]) -> Result<i64, CmdError> {
     let n = crate::protocol::parse::parse_i64(a)
         .ok_or_else(|| CmdError::new("ERR timeout is not an integer or out of range"))?;
     if n < 0 {
@@ -643,7 +648,7 @@ fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// Writes a field name (status in RESP2 would be wrong: Redis uses bulk).
-fn field(ctx: &mut Ctx, name: &str) {
+pub(super) fn field(ctx: &mut Ctx, name: &str) {
     ctx.out.bulk(name.as_bytes());
 }
 
@@ -728,10 +733,10 @@ fn xinfo_stream(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let entries = g.range(0, u128::MAX, limit, false).map_err(storage_err)?;
         reply_entries(ctx, &entries);
         field(ctx, "groups");
-        ctx.out.array(0);
+        super::stream_groups::reply_full_groups(ctx, &g, count as usize);
     } else {
         field(ctx, "groups");
-        ctx.out.int(0);
+        ctx.out.int(g.groups.len() as i64);
         field(ctx, "first-entry");
         reply_entry_or_null(ctx, &g, m.first)?;
         field(ctx, "last-entry");
