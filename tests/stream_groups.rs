@@ -10,6 +10,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// XREADGROUP's reply: (stream, [(id, [(field, value)])]).
+type ReadReply = Vec<(String, Vec<(String, Vec<(String, String)>)>)>;
+
 async fn q(c: &mut redis::aio::MultiplexedConnection, args: &[&str]) -> redis::Value {
     let mut cmd = redis::cmd(args[0]);
     for a in &args[1..] {
@@ -227,17 +230,16 @@ fn kill_9_replays_group_ops() {
                 let mut inflight_ack = Vec::new();
                 let mut rounds = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let r: redis::RedisResult<Vec<(String, Vec<(String, Vec<(String, String)>)>)>> =
-                        redis::cmd("XREADGROUP")
-                            .arg("GROUP")
-                            .arg("g")
-                            .arg(format!("c{t}"))
-                            .arg("COUNT")
-                            .arg(10)
-                            .arg("STREAMS")
-                            .arg("s")
-                            .arg(">")
-                            .query(&mut c);
+                    let r: redis::RedisResult<ReadReply> = redis::cmd("XREADGROUP")
+                        .arg("GROUP")
+                        .arg("g")
+                        .arg(format!("c{t}"))
+                        .arg("COUNT")
+                        .arg(10)
+                        .arg("STREAMS")
+                        .arg("s")
+                        .arg(">")
+                        .query(&mut c);
                     let Ok(r) = r else { break };
                     let ids: Vec<String> = r
                         .into_iter()
