@@ -7,11 +7,12 @@
 //! it; times recorded are the command's clock (`ctx.now_ms`).
 
 use super::streams::{
-    field, interval_id, invalid_id, parse_timeout_ms, read_stream, reply_entry, storage_err,
-    strict_id, touched, write_stream,
+    field, interval_id, invalid_id, read_stream, reply_entry, storage_err, strict_id, touched,
+    write_stream,
 };
 use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc};
 use crate::db::{notify, Value};
+use crate::server::blocking::{self, Null, Unit};
 use crate::stream::groups::{Group, GroupOp, INVALID_ENTRIES_READ};
 use crate::stream::id::parse_id;
 use crate::stream::{fmt_id, Inner, Meta, StreamRef};
@@ -432,6 +433,8 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.out.int(1);
             touched(ctx, key, &s, 1);
             ctx.notify(notify::STREAM, "xgroup-destroy", db, key);
+            // Blocked XREADGROUP clients of the group get NOGROUP.
+            ctx.ks.signal_key_ready(db, key);
         } else {
             ctx.out.int(0);
         }
@@ -587,11 +590,14 @@ pub(super) fn reply_served(ctx: &mut Ctx, key: &[u8], served: &Served) {
 /// XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds]
 ///   [NOACK] STREAMS key [key ...] id [id ...]
 ///
-/// BLOCK is parsed as Redis does; a read that would have to block is
-/// refused with an error (blocking reads are not implemented yet).
+/// With BLOCK and nothing to serve it blocks (`server::blocking`): it is
+/// re-run when a key is ready, so `>` is resolved against the group then
+/// and COUNT applies; a deleted key, a key of another type or a
+/// destroyed group ends the wait with Redis's errors
+/// (`blocked_group_gone`).
 fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut count: i64 = 0;
-    let mut block = false;
+    let mut block: Option<u64> = None;
     let mut noack = false;
     let mut streams_arg = 0;
     let mut group: Option<(Bytes, Bytes)> = None;
@@ -601,8 +607,7 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let o = &args[i];
         if is_opt(o, "block") && moreargs > 0 {
             i += 1;
-            parse_timeout_ms(&args[i])?;
-            block = true;
+            block = Some(blocking::parse_timeout(&args[i], Unit::Millis, ctx.now_ms)?);
         } else if is_opt(o, "count") && moreargs > 0 {
             i += 1;
             count = arg_i64(&args[i])?.max(0);
@@ -690,12 +695,13 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     if served.is_empty() {
-        if block && !crate::server::blocking::denied(ctx) {
-            return Err(CmdError::new(
-                "ERR XREADGROUP BLOCK is not supported by this server yet (no entry was ready to return)",
-            ));
+        match block {
+            Some(deadline) if !blocking::denied(ctx) => {
+                let keys = args[streams_arg..streams_arg + n].to_vec();
+                blocking::block(ctx, args, keys, deadline, "stream", Null::Array);
+            }
+            _ => ctx.out.null_array(),
         }
-        ctx.out.null_array();
         return Ok(());
     }
     if ctx.out.resp3 {
@@ -858,6 +864,28 @@ fn xpending(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.out.int(dc as i64);
     }
     Ok(())
+}
+
+/// For a blocked XREADGROUP (`args`) waiting on `key`: the error that
+/// ends its wait because the key is gone or is no longer a stream, or
+/// its group was destroyed (Redis 7.0's texts); None otherwise.
+pub fn blocked_group_gone(
+    ks: &crate::db::Keyspace,
+    db: usize,
+    key: &[u8],
+    args: &[Bytes],
+) -> Option<&'static str> {
+    if !args.first()?.eq_ignore_ascii_case(b"xreadgroup") {
+        return None;
+    }
+    let s = match ks.dbs[db].peek(key).map(|e| &e.value) {
+        Some(Value::Stream(s)) => s.clone(),
+        _ => return Some("UNBLOCKED the stream key no longer exists"),
+    };
+    let gi = args.iter().position(|a| is_opt(a, "group"))?;
+    let group = args.get(gi + 1)?;
+    let has = s.lock().ok()?.groups.contains_key(group);
+    (!has).then_some("NOGROUP the consumer group this client was blocked on no longer exists")
 }
 
 /// An integer argument with Redis's custom error message.

@@ -324,6 +324,8 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     ctx.out.bulk(fmt_id(id).as_bytes());
     ctx.ks.notify(notify::STREAM, "xadd", db, key);
+    // Blocked XREAD / XREADGROUP clients (a new key signals itself).
+    ctx.ks.signal_key_ready(db, key);
     if trimmed > 0 {
         ctx.ks.notify(notify::STREAM, "xtrim", db, key);
     }
@@ -480,23 +482,13 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// Redis's `getTimeoutFromObjectOrReply` in milliseconds.
-pub(super) fn parse_timeout_ms(a: &[u8]) -> Result<i64, CmdError> {
-    let n = crate::protocol::parse::parse_i64(a)
-        .ok_or_else(|| CmdError::new("ERR timeout is not an integer or out of range"))?;
-    if n < 0 {
-        return Err(CmdError::new("ERR timeout is negative"));
-    }
-    Ok(n)
-}
-
 /// XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]
 ///
-/// BLOCK is parsed as Redis does; a read that would have to block is
-/// refused (blocking reads come with the consumer-group work).
+/// With BLOCK and nothing to serve it blocks through `server::blocking`
+/// (`$` fixed to the stream's last id at the time of the call).
 fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut count: i64 = 0;
-    let mut block = false;
+    let mut block: Option<u64> = None;
     let mut streams_arg = 0;
     let mut i = 1;
     while i < args.len() {
@@ -504,8 +496,11 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let o = &args[i];
         if is_opt(o, "block") && moreargs > 0 {
             i += 1;
-            parse_timeout_ms(&args[i])?;
-            block = true;
+            block = Some(crate::server::blocking::parse_timeout(
+                &args[i],
+                crate::server::blocking::Unit::Millis,
+                ctx.now_ms,
+            )?);
         } else if is_opt(o, "count") && moreargs > 0 {
             i += 1;
             count = arg_i64(&args[i])?.max(0);
@@ -569,12 +564,28 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         served.push((k, entries));
     }
     if served.is_empty() {
-        if block {
-            return Err(CmdError::new(
-                "ERR XREAD BLOCK is not supported by this server yet (no entry was ready to return)",
-            ));
+        match block {
+            Some(deadline) if !crate::server::blocking::denied(ctx) => {
+                // `$` becomes the id it stood for, so the re-run when a
+                // key is ready serves what was added after this call.
+                let mut again = args.to_vec();
+                for (k, id) in ids.iter().enumerate() {
+                    if again[streams_arg + n + k].as_ref() == b"$" {
+                        again[streams_arg + n + k] = Bytes::from(fmt_id(*id));
+                    }
+                }
+                let keys = args[streams_arg..streams_arg + n].to_vec();
+                crate::server::blocking::block(
+                    ctx,
+                    &again,
+                    keys,
+                    deadline,
+                    "stream",
+                    crate::server::blocking::Null::Array,
+                );
+            }
+            _ => ctx.out.null_array(),
         }
-        ctx.out.null_array();
         return Ok(());
     }
     if ctx.out.resp3 {
