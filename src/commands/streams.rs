@@ -1,6 +1,7 @@
-//! Stream commands (Redis's t_stream.c, without consumer groups): XADD,
-//! XRANGE, XREVRANGE, XLEN, XDEL, XTRIM, XREAD (without blocking), XSETID,
-//! XINFO STREAM, and the redlog extension XCONFIG (per-stream retention).
+//! Stream commands (Redis's t_stream.c; consumer groups are in
+//! `stream_groups`): XADD, XRANGE, XREVRANGE, XLEN, XDEL, XTRIM, XREAD
+//! (BLOCK through `server::blocking`), XSETID, XINFO STREAM, and the
+//! redlog extension XCONFIG (per-stream retention).
 //!
 //! Argument checks follow Redis's order and error texts; the data lives in
 //! `crate::stream` (metadata in memory, entries in the stream's logs).
