@@ -2388,6 +2388,20 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "xack",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("group", T::String),
+                arg("id", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "xadd",
         CommandMeta {
             tips: &[
@@ -2428,6 +2442,55 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "xautoclaim",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("7.0.0", "Added an element to the reply array, containing deleted entries the command cleared from the PEL"),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("group", T::String),
+                arg("consumer", T::String),
+                arg("min-idle-time", T::String),
+                arg("start", T::String),
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+                arg("justid", T::PureToken).token("JUSTID").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xclaim",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("group", T::String),
+                arg("consumer", T::String),
+                arg("min-idle-time", T::String),
+                arg("id", T::String).flags(MULTIPLE),
+                arg("ms", T::Integer).token("IDLE").flags(OPTIONAL),
+                arg("unix-time-milliseconds", T::UnixTime).token("TIME").flags(OPTIONAL),
+                arg("count", T::Integer).token("RETRYCOUNT").flags(OPTIONAL),
+                arg("force", T::PureToken).token("FORCE").flags(OPTIONAL),
+                arg("justid", T::PureToken).token("JUSTID").flags(OPTIONAL),
+                arg("id", T::String).token("LASTID").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "xconfig",
         CommandMeta {
             key_specs: &[
@@ -2455,7 +2518,140 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "xgroup",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xgroup|create",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("7.0.0", "Added the `entries_read` named argument."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("groupname", T::String),
+                arg("id", T::Oneof).args(&[
+                    arg("id", T::String),
+                    arg("new_id", T::PureToken).token("$"),
+                ]),
+                arg("mkstream", T::PureToken).token("MKSTREAM").flags(OPTIONAL),
+                arg("entries_read", T::Integer).token("ENTRIESREAD").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xgroup|createconsumer",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("groupname", T::String),
+                arg("consumername", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xgroup|delconsumer",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_DELETE, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("groupname", T::String),
+                arg("consumername", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xgroup|destroy",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_DELETE, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("groupname", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xgroup|help",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xgroup|setid",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_UPDATE, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("7.0.0", "Added the optional `entries_read` argument."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("groupname", T::String),
+                arg("id", T::Oneof).args(&[
+                    arg("id", T::String),
+                    arg("new_id", T::PureToken).token("$"),
+                ]),
+                arg("entries_read", T::Integer).token("ENTRIESREAD").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "xinfo",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xinfo|consumers",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("groupname", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xinfo|groups",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("7.0.0", "Added the `entries-read` and `lag` fields"),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xinfo|help",
         CommandMeta {
             ..CommandMeta::EMPTY
         },
@@ -2492,6 +2688,32 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "xpending",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.2.0", "Added the `IDLE` option and exclusive range intervals."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("group", T::String),
+                arg("filters", T::Block).flags(OPTIONAL).args(&[
+                    arg("min-idle-time", T::Integer).token("IDLE").since("6.2.0").flags(OPTIONAL),
+                    arg("start", T::String),
+                    arg("end", T::String),
+                    arg("count", T::Integer),
+                    arg("consumer", T::String).flags(OPTIONAL),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "xrange",
         CommandMeta {
             key_specs: &[
@@ -2518,6 +2740,28 @@ pub static META: &[(&str, CommandMeta)] = &[
             args: &[
                 arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
                 arg("milliseconds", T::Integer).token("BLOCK").flags(OPTIONAL),
+                arg("streams", T::Block).token("STREAMS").args(&[
+                    arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                    arg("id", T::String).flags(MULTIPLE),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "xreadgroup",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Keyword { keyword: "STREAMS", startfrom: 4 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 2 } },
+            ],
+            args: &[
+                arg("group_consumer", T::Block).token("GROUP").args(&[
+                    arg("group", T::String),
+                    arg("consumer", T::String),
+                ]),
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+                arg("milliseconds", T::Integer).token("BLOCK").flags(OPTIONAL),
+                arg("noack", T::PureToken).token("NOACK").flags(OPTIONAL),
                 arg("streams", T::Block).token("STREAMS").args(&[
                     arg("key", T::Key).key_spec(0).flags(MULTIPLE),
                     arg("id", T::String).flags(MULTIPLE),

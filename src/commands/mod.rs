@@ -21,6 +21,7 @@ pub mod persistence;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
+pub mod stream_groups;
 pub mod streams;
 pub mod strings;
 pub mod transactions;
@@ -485,6 +486,7 @@ static FAMILIES: &[&[Command]] = &[
     transactions::COMMANDS,
     zsets::COMMANDS,
     streams::COMMANDS,
+    stream_groups::COMMANDS,
     hashes::COMMANDS,
     sets::COMMANDS,
     pubsub::COMMANDS,

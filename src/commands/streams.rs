@@ -1,6 +1,7 @@
-//! Stream commands (Redis's t_stream.c, without consumer groups): XADD,
-//! XRANGE, XREVRANGE, XLEN, XDEL, XTRIM, XREAD (without blocking), XSETID,
-//! XINFO STREAM, and the redlog extension XCONFIG (per-stream retention).
+//! Stream commands (Redis's t_stream.c; consumer groups are in
+//! `stream_groups`): XADD, XRANGE, XREVRANGE, XLEN, XDEL, XTRIM, XREAD
+//! (BLOCK through `server::blocking`), XSETID, XINFO STREAM, and the
+//! redlog extension XCONFIG (per-stream retention).
 //!
 //! Argument checks follow Redis's order and error texts; the data lives in
 //! `crate::stream` (metadata in memory, entries in the stream's logs).
@@ -43,16 +44,21 @@ const fn cmd(
 
 const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
 
-static XINFO_SUBCOMMANDS: &[Command] = &[cmd(
-    "stream",
-    -3,
-    READONLY,
-    (2, 2, 1),
-    &["@read", "@stream", "@slow"],
-    "Get information about a stream",
-    "O(1)",
-    xinfo_stream,
-)];
+static XINFO_SUBCOMMANDS: &[Command] = &[
+    cmd(
+        "stream",
+        -3,
+        READONLY,
+        (2, 2, 1),
+        &["@read", "@stream", "@slow"],
+        "Get information about a stream",
+        "O(1)",
+        xinfo_stream,
+    ),
+    super::stream_groups::XINFO_GROUPS,
+    super::stream_groups::XINFO_CONSUMERS,
+    super::stream_groups::XINFO_HELP,
+];
 
 pub static COMMANDS: &[Command] = &[
     cmd("xadd", -5, WRITE | DENYOOM | FAST, ONE_KEY, &["@write", "@stream", "@fast"], "Appends a new entry to a stream", "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", xadd),
@@ -97,9 +103,9 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 /// An entry as read: id and flattened field-value pairs.
-type StreamEntry = (u128, Vec<Bytes>);
+pub(super) type StreamEntry = (u128, Vec<Bytes>);
 
-fn invalid_id() -> CmdError {
+pub(super) fn invalid_id() -> CmdError {
     CmdError::new("ERR Invalid stream ID specified as stream command argument")
 }
 
@@ -108,7 +114,7 @@ pub(super) fn storage_err(e: String) -> CmdError {
 }
 
 /// `streamParseStrictIDOrReply`.
-fn strict_id(a: &[u8], allow_star_seq: bool) -> Result<ParsedId, CmdError> {
+pub(super) fn strict_id(a: &[u8], allow_star_seq: bool) -> Result<ParsedId, CmdError> {
     parse_id(a, true, 0, allow_star_seq).ok_or_else(invalid_id)
 }
 
@@ -319,6 +325,8 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     ctx.out.bulk(fmt_id(id).as_bytes());
     ctx.ks.notify(notify::STREAM, "xadd", db, key);
+    // Blocked XREAD / XREADGROUP clients (a new key signals itself).
+    ctx.ks.signal_key_ready(db, key);
     if trimmed > 0 {
         ctx.ks.notify(notify::STREAM, "xtrim", db, key);
     }
@@ -343,7 +351,7 @@ pub(super) fn reply_entries(ctx: &mut Ctx, entries: &[(u128, Vec<Bytes>)]) {
     }
 }
 
-fn reply_entry(ctx: &mut Ctx, id: u128, fields: &[Bytes]) {
+pub(super) fn reply_entry(ctx: &mut Ctx, id: u128, fields: &[Bytes]) {
     ctx.out.array(2);
     ctx.out.bulk(fmt_id(id).as_bytes());
     ctx.out.array(fields.len());
@@ -475,23 +483,13 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// Redis's `getTimeoutFromObjectOrReply` in milliseconds.
-fn parse_timeout_ms(a: &[u8]) -> Result<i64, CmdError> {
-    let n = crate::protocol::parse::parse_i64(a)
-        .ok_or_else(|| CmdError::new("ERR timeout is not an integer or out of range"))?;
-    if n < 0 {
-        return Err(CmdError::new("ERR timeout is negative"));
-    }
-    Ok(n)
-}
-
 /// XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]
 ///
-/// BLOCK is parsed as Redis does; a read that would have to block is
-/// refused (blocking reads come with the consumer-group work).
+/// With BLOCK and nothing to serve it blocks through `server::blocking`
+/// (`$` fixed to the stream's last id at the time of the call).
 fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut count: i64 = 0;
-    let mut block = false;
+    let mut block: Option<u64> = None;
     let mut streams_arg = 0;
     let mut i = 1;
     while i < args.len() {
@@ -499,8 +497,11 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let o = &args[i];
         if is_opt(o, "block") && moreargs > 0 {
             i += 1;
-            parse_timeout_ms(&args[i])?;
-            block = true;
+            block = Some(crate::server::blocking::parse_timeout(
+                &args[i],
+                crate::server::blocking::Unit::Millis,
+                ctx.now_ms,
+            )?);
         } else if is_opt(o, "count") && moreargs > 0 {
             i += 1;
             count = arg_i64(&args[i])?.max(0);
@@ -564,12 +565,28 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         served.push((k, entries));
     }
     if served.is_empty() {
-        if block {
-            return Err(CmdError::new(
-                "ERR XREAD BLOCK is not supported by this server yet (no entry was ready to return)",
-            ));
+        match block {
+            Some(deadline) if !crate::server::blocking::denied(ctx) => {
+                // `$` becomes the id it stood for, so the re-run when a
+                // key is ready serves what was added after this call.
+                let mut again = args.to_vec();
+                for (k, id) in ids.iter().enumerate() {
+                    if again[streams_arg + n + k].as_ref() == b"$" {
+                        again[streams_arg + n + k] = Bytes::from(fmt_id(*id));
+                    }
+                }
+                let keys = args[streams_arg..streams_arg + n].to_vec();
+                crate::server::blocking::block(
+                    ctx,
+                    &again,
+                    keys,
+                    deadline,
+                    "stream",
+                    crate::server::blocking::Null::Array,
+                );
+            }
+            _ => ctx.out.null_array(),
         }
-        ctx.out.null_array();
         return Ok(());
     }
     if ctx.out.resp3 {
@@ -643,7 +660,7 @@ fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// Writes a field name (status in RESP2 would be wrong: Redis uses bulk).
-fn field(ctx: &mut Ctx, name: &str) {
+pub(super) fn field(ctx: &mut Ctx, name: &str) {
     ctx.out.bulk(name.as_bytes());
 }
 
@@ -728,10 +745,10 @@ fn xinfo_stream(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let entries = g.range(0, u128::MAX, limit, false).map_err(storage_err)?;
         reply_entries(ctx, &entries);
         field(ctx, "groups");
-        ctx.out.array(0);
+        super::stream_groups::reply_full_groups(ctx, &g, count as usize);
     } else {
         field(ctx, "groups");
-        ctx.out.int(0);
+        ctx.out.int(g.groups.len() as i64);
         field(ctx, "first-entry");
         reply_entry_or_null(ctx, &g, m.first)?;
         field(ctx, "last-entry");

@@ -145,6 +145,11 @@ impl Db {
             Some(old) => {
                 let had_ttl = old.exp_slot != NO_SLOT;
                 old.entry = entry;
+                // An overwritten key may end a wait (Redis's
+                // signalDeletedKeyAsReady: blocked XREADGROUP).
+                if self.blocked.contains_key(&key) && !self.ready.contains(&key) {
+                    self.ready.push(key.clone());
+                }
                 if had_ttl && !has_ttl {
                     self.expires.remove(old.exp_slot);
                     old.exp_slot = NO_SLOT;
@@ -185,6 +190,8 @@ impl Db {
     /// Removes a key without signalling WATCHers.
     fn remove_quiet(&mut self, key: &[u8]) -> Option<Entry> {
         let s = self.map.remove(key)?;
+        // A deleted key may end a wait (blocked XREADGROUP).
+        self.mark_ready(key);
         if s.exp_slot != NO_SLOT {
             self.expires.remove(s.exp_slot);
         }
@@ -309,6 +316,15 @@ impl Db {
     /// Removes every key (FLUSHDB); watchers of existing keys are signalled.
     pub fn clear(&mut self) {
         self.signal_all_existing(None);
+        let gone: Vec<Bytes> = self
+            .blocked
+            .keys()
+            .filter(|k| self.map.contains_key(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            self.mark_ready(&k);
+        }
         if self.capture {
             self.cleared = true;
             self.touched.clear();

@@ -1,5 +1,5 @@
-//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP; next the
-//! sorted-set pops and XREAD/XREADGROUP BLOCK): how a command blocks, how
+//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, XREAD and
+//! XREADGROUP BLOCK; next the sorted-set pops): how a command blocks, how
 //! it is served, how a blocked connection waits.
 //!
 //! # Design
@@ -237,8 +237,24 @@ pub fn serve_ready(shared: &Shared, ks: &mut Keyspace, wakes: &mut Vec<Wake>) {
                 Some(w) => w.wants,
                 None => continue,
             };
+            // A blocked XREADGROUP ends with an error when its key or its
+            // group is gone (Redis 7.0); other waiters keep waiting.
+            let gone = ks.waiter(id).and_then(|w| {
+                crate::commands::stream_groups::blocked_group_gone(ks, db, &key, &w.args)
+            });
+            if let Some(msg) = gone {
+                if let Some(w) = ks.remove_waiter(id) {
+                    let mut o = Out::new(w.resp3);
+                    o.error(msg);
+                    wakes.push(Wake {
+                        tx: w.tx,
+                        reply: o.buf,
+                    });
+                }
+                continue;
+            }
             match ks.dbs[db].peek(&key) {
-                None => break,
+                None => continue,
                 Some(e) if e.value.type_name() != wants => continue,
                 Some(_) => {}
             }

@@ -10,15 +10,17 @@
 //!   kind 2 TRIM   = u64 removed                 live entries removed
 //!   kind 3 SETID  = (empty)
 //!   kind 4 CONFIG = u64 retention_ms | u64 retention_bytes   (u64::MAX = unset)
+//!   kind 5 GROUP  = group op (see `stream::groups`)
 //! meta         = u64 length | u128 first | u128 last_id | u128 max_deleted
 //!                | u64 entries_added | u128 trimmed_through
 //!                (the stream's metadata after the op; first 0 = none)
-//! checkpoint   = magic "RDLGSCP\0" | u32 version(=1) | u32 crc32c(body) | body
+//! checkpoint   = magic "RDLGSCP\0" | u32 version(=2; 1 = no groups) | u32 crc32c(body) | body
 //! body         = u128 log_at | u128 op_seq | meta | u64 retention_ms
 //!                | u64 retention_bytes | u32 nsegs | { u128 base | u64 live }{nsegs}
-//!                | u64 ndeleted | u128 deleted_id{ndeleted}
+//!                | u64 ndeleted | u128 deleted_id{ndeleted} | groups (version 2)
 //! ```
 
+use super::groups::{self, GroupOp, Groups};
 use bytes::Bytes;
 
 /// A stream's metadata, as in Redis's `stream` struct (plus the trim mark).
@@ -62,6 +64,7 @@ pub enum OpKind {
         retention_ms: Option<u64>,
         retention_bytes: Option<u64>,
     },
+    Group(GroupOp),
 }
 
 /// The checkpoint content.
@@ -74,10 +77,11 @@ pub struct Checkpoint {
     pub retention_bytes: Option<u64>,
     pub segs: Vec<SegStat>,
     pub deleted: Vec<u128>,
+    pub groups: Groups,
 }
 
 pub const CHECKPOINT_MAGIC: &[u8; 8] = b"RDLGSCP\0";
-const CHECKPOINT_VERSION: u32 = 1;
+const CHECKPOINT_VERSION: u32 = 2;
 
 /// What a bad record or checkpoint was.
 #[derive(Debug, PartialEq, Eq)]
@@ -178,6 +182,7 @@ pub fn encode_op(op: &Op) -> Vec<u8> {
         OpKind::Trim { .. } => 2,
         OpKind::SetId => 3,
         OpKind::Config { .. } => 4,
+        OpKind::Group(_) => 5,
     });
     out.extend_from_slice(&op.at.to_le_bytes());
     put_meta(&mut out, &op.meta);
@@ -197,6 +202,7 @@ pub fn encode_op(op: &Op) -> Vec<u8> {
             put_opt(&mut out, *retention_ms);
             put_opt(&mut out, *retention_bytes);
         }
+        OpKind::Group(g) => groups::encode_op(&mut out, g),
     }
     out
 }
@@ -221,6 +227,12 @@ pub fn decode_op(buf: &[u8]) -> Result<Op, BadBytes> {
             retention_ms: r.opt()?,
             retention_bytes: r.opt()?,
         },
+        5 => {
+            let mut gr = groups::Rd(r.0);
+            let op = groups::decode_op(&mut gr)?;
+            r.0 = gr.0;
+            OpKind::Group(op)
+        }
         _ => return Err(BadBytes("unknown op kind")),
     };
     r.end()?;
@@ -243,6 +255,7 @@ pub fn encode_checkpoint(c: &Checkpoint) -> Vec<u8> {
     for d in &c.deleted {
         body.extend_from_slice(&d.to_le_bytes());
     }
+    groups::encode_groups(&mut body, &c.groups);
     let mut out = Vec::with_capacity(body.len() + 16);
     out.extend_from_slice(CHECKPOINT_MAGIC);
     out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
@@ -256,7 +269,8 @@ pub fn decode_checkpoint(buf: &[u8]) -> Result<Checkpoint, BadBytes> {
     if r.take(8)? != CHECKPOINT_MAGIC {
         return Err(BadBytes("bad checkpoint magic"));
     }
-    if r.u32()? != CHECKPOINT_VERSION {
+    let version = r.u32()?;
+    if version != 1 && version != CHECKPOINT_VERSION {
         return Err(BadBytes("unknown checkpoint version"));
     }
     let crc = r.u32()?;
@@ -281,6 +295,14 @@ pub fn decode_checkpoint(buf: &[u8]) -> Result<Checkpoint, BadBytes> {
     for _ in 0..nd {
         deleted.push(r.u128()?);
     }
+    let groups = if version >= 2 {
+        let mut gr = groups::Rd(r.0);
+        let g = groups::decode_groups(&mut gr)?;
+        r.0 = gr.0;
+        g
+    } else {
+        Groups::new()
+    };
     r.end()?;
     Ok(Checkpoint {
         log_at,
@@ -290,6 +312,7 @@ pub fn decode_checkpoint(buf: &[u8]) -> Result<Checkpoint, BadBytes> {
         retention_bytes,
         segs,
         deleted,
+        groups,
     })
 }
 
@@ -325,6 +348,10 @@ mod tests {
                 retention_ms: Some(5),
                 retention_bytes: None,
             },
+            OpKind::Group(GroupOp::Ack {
+                group: Bytes::from_static(b"g"),
+                ids: vec![3],
+            }),
         ] {
             let op = Op {
                 at: 77,
@@ -345,6 +372,7 @@ mod tests {
             retention_bytes: Some(1 << 20),
             segs: vec![SegStat { base: 1, live: 2 }],
             deleted: vec![4, 8],
+            groups: Groups::new(),
         };
         let b = encode_checkpoint(&c);
         assert_eq!(decode_checkpoint(&b), Ok(c));

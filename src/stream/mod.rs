@@ -37,6 +37,7 @@
 //! startup (`Registry::attach`).
 
 pub mod codec;
+pub mod groups;
 pub mod id;
 mod state;
 

@@ -47,6 +47,8 @@ pub struct Inner {
     pub meta: Meta,
     /// Ids deleted by XDEL and above the trim mark.
     pub deleted: BTreeSet<u128>,
+    /// Consumer groups (state in memory, changes in the op log).
+    pub groups: super::groups::Groups,
     segs: Vec<SegStat>,
     log: Arc<SegmentedLog>,
     ops: Arc<SegmentedLog>,
@@ -151,6 +153,7 @@ impl Inner {
         let mut s = Inner {
             meta: ck.meta,
             deleted: ck.deleted.iter().copied().collect(),
+            groups: ck.groups,
             segs: ck.segs,
             log: Arc::new(log),
             ops: Arc::new(ops),
@@ -260,7 +263,14 @@ impl Inner {
                 self.retention_ms = retention_ms;
                 self.retention_bytes = retention_bytes;
             }
+            OpKind::Group(g) => super::groups::apply(&mut self.groups, g),
         }
+    }
+
+    /// Writes a group-state op and applies it.
+    pub fn group_op(&mut self, op: super::groups::GroupOp) -> Result<(), String> {
+        let meta = self.meta;
+        self.write_op(OpKind::Group(op), meta)
     }
 
     /// Writes an op record (its `at` and metadata taken now) and applies it.
@@ -619,6 +629,7 @@ impl Inner {
             retention_bytes: self.retention_bytes,
             segs: self.segs.clone(),
             deleted: self.deleted.iter().copied().collect(),
+            groups: self.groups.clone(),
         }
     }
 

@@ -1,0 +1,551 @@
+//! Consumer groups of a stream (Redis's `streamCG`, `streamConsumer`,
+//! `streamNACK`), their operation records and checkpoint encoding.
+//!
+//! Every change of group state is a [`GroupOp`], written as an op record
+//! (kind 5) in the stream's op log before it is applied, and replayed by
+//! the same [`Groups::apply`] at startup: times in ops are absolute (the
+//! command's clock), so idle times continue from the recorded times.
+//!
+//! ```text
+//! group op  = u8 sub | body
+//!   1 CREATE   = name | u128 last_id | i64 entries_read
+//!   2 SETID    = name | u128 last_id | i64 entries_read
+//!   3 DESTROY  = name
+//!   4 CONSUMER = name | consumer | u64 seen          (creates it if missing)
+//!   5 DELCONS  = name | consumer                     (drops its PEL entries)
+//!   6 DELIVER  = name | consumer | u64 seen | u8 has_last
+//!                | [u128 last_id | i64 entries_read]
+//!                | u32 n | { u128 id | u64 time | u64 count }{n}
+//!   7 ACK      = name | u32 n | u128 id{n}
+//! name      = u32 len | bytes
+//! groups    = u32 ngroups | { name | u128 last_id | i64 entries_read
+//!             | u32 nconsumers | { name | u64 seen }
+//!             | u64 npel | { u128 id | u64 time | u64 count | u32 consumer_index } }
+//! ```
+
+use super::codec::BadBytes;
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Redis's `SCG_INVALID_ENTRIES_READ`.
+pub const INVALID_ENTRIES_READ: i64 = -1;
+
+/// A pending (delivered, not acknowledged) entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nack {
+    pub delivery_time: u64,
+    pub delivery_count: u64,
+    pub consumer: Bytes,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Consumer {
+    pub seen_time: u64,
+    pub pel: BTreeSet<u128>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Group {
+    pub last_id: u128,
+    pub entries_read: i64,
+    pub pel: BTreeMap<u128, Nack>,
+    pub consumers: BTreeMap<Bytes, Consumer>,
+}
+
+/// One change of group state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupOp {
+    Create {
+        group: Bytes,
+        last_id: u128,
+        entries_read: i64,
+    },
+    SetId {
+        group: Bytes,
+        last_id: u128,
+        entries_read: i64,
+    },
+    Destroy {
+        group: Bytes,
+    },
+    Consumer {
+        group: Bytes,
+        consumer: Bytes,
+        seen: u64,
+    },
+    DelConsumer {
+        group: Bytes,
+        consumer: Bytes,
+    },
+    /// Entries delivered (or claimed) to `consumer`: each id's NACK gets
+    /// this owner, time and count; optionally the group's position moves.
+    Deliver {
+        group: Bytes,
+        consumer: Bytes,
+        seen: u64,
+        last: Option<(u128, i64)>,
+        nacks: Vec<(u128, u64, u64)>,
+    },
+    Ack {
+        group: Bytes,
+        ids: Vec<u128>,
+    },
+}
+
+/// The groups of a stream, by name (sorted as Redis's rax).
+pub type Groups = BTreeMap<Bytes, Group>;
+
+impl Group {
+    pub fn new(last_id: u128, entries_read: i64) -> Group {
+        Group {
+            last_id,
+            entries_read,
+            ..Group::default()
+        }
+    }
+
+    /// Removes `id` from the group PEL and its owner's PEL.
+    fn unack(&mut self, id: u128) -> bool {
+        match self.pel.remove(&id) {
+            Some(n) => {
+                if let Some(c) = self.consumers.get_mut(&n.consumer) {
+                    c.pel.remove(&id);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Applies one op (live and at replay). Ops naming a missing group do
+/// nothing (they cannot be written that way).
+pub fn apply(groups: &mut Groups, op: GroupOp) {
+    match op {
+        GroupOp::Create {
+            group,
+            last_id,
+            entries_read,
+        } => {
+            groups.insert(group, Group::new(last_id, entries_read));
+        }
+        GroupOp::SetId {
+            group,
+            last_id,
+            entries_read,
+        } => {
+            if let Some(g) = groups.get_mut(&group) {
+                g.last_id = last_id;
+                g.entries_read = entries_read;
+            }
+        }
+        GroupOp::Destroy { group } => {
+            groups.remove(&group);
+        }
+        GroupOp::Consumer {
+            group,
+            consumer,
+            seen,
+        } => {
+            if let Some(g) = groups.get_mut(&group) {
+                g.consumers.entry(consumer).or_default().seen_time = seen;
+            }
+        }
+        GroupOp::DelConsumer { group, consumer } => {
+            if let Some(g) = groups.get_mut(&group) {
+                if let Some(c) = g.consumers.remove(&consumer) {
+                    for id in c.pel {
+                        g.pel.remove(&id);
+                    }
+                }
+            }
+        }
+        GroupOp::Deliver {
+            group,
+            consumer,
+            seen,
+            last,
+            nacks,
+        } => {
+            let Some(g) = groups.get_mut(&group) else {
+                return;
+            };
+            if let Some((id, er)) = last {
+                g.last_id = id;
+                g.entries_read = er;
+            }
+            g.consumers.entry(consumer.clone()).or_default().seen_time = seen;
+            for (id, time, count) in nacks {
+                if let Some(old) = g.pel.get(&id) {
+                    if old.consumer != consumer {
+                        let prev = old.consumer.clone();
+                        if let Some(c) = g.consumers.get_mut(&prev) {
+                            c.pel.remove(&id);
+                        }
+                    }
+                }
+                g.pel.insert(
+                    id,
+                    Nack {
+                        delivery_time: time,
+                        delivery_count: count,
+                        consumer: consumer.clone(),
+                    },
+                );
+                if let Some(c) = g.consumers.get_mut(&consumer) {
+                    c.pel.insert(id);
+                }
+            }
+        }
+        GroupOp::Ack { group, ids } => {
+            if let Some(g) = groups.get_mut(&group) {
+                for id in ids {
+                    g.unack(id);
+                }
+            }
+        }
+    }
+}
+
+fn put_name(out: &mut Vec<u8>, n: &[u8]) {
+    out.extend_from_slice(&(n.len() as u32).to_le_bytes());
+    out.extend_from_slice(n);
+}
+
+pub fn encode_op(out: &mut Vec<u8>, op: &GroupOp) {
+    match op {
+        GroupOp::Create {
+            group,
+            last_id,
+            entries_read,
+        }
+        | GroupOp::SetId {
+            group,
+            last_id,
+            entries_read,
+        } => {
+            out.push(if matches!(op, GroupOp::Create { .. }) {
+                1
+            } else {
+                2
+            });
+            put_name(out, group);
+            out.extend_from_slice(&last_id.to_le_bytes());
+            out.extend_from_slice(&entries_read.to_le_bytes());
+        }
+        GroupOp::Destroy { group } => {
+            out.push(3);
+            put_name(out, group);
+        }
+        GroupOp::Consumer {
+            group,
+            consumer,
+            seen,
+        } => {
+            out.push(4);
+            put_name(out, group);
+            put_name(out, consumer);
+            out.extend_from_slice(&seen.to_le_bytes());
+        }
+        GroupOp::DelConsumer { group, consumer } => {
+            out.push(5);
+            put_name(out, group);
+            put_name(out, consumer);
+        }
+        GroupOp::Deliver {
+            group,
+            consumer,
+            seen,
+            last,
+            nacks,
+        } => {
+            out.push(6);
+            put_name(out, group);
+            put_name(out, consumer);
+            out.extend_from_slice(&seen.to_le_bytes());
+            match last {
+                Some((id, er)) => {
+                    out.push(1);
+                    out.extend_from_slice(&id.to_le_bytes());
+                    out.extend_from_slice(&er.to_le_bytes());
+                }
+                None => out.push(0),
+            }
+            out.extend_from_slice(&(nacks.len() as u32).to_le_bytes());
+            for (id, t, c) in nacks {
+                out.extend_from_slice(&id.to_le_bytes());
+                out.extend_from_slice(&t.to_le_bytes());
+                out.extend_from_slice(&c.to_le_bytes());
+            }
+        }
+        GroupOp::Ack { group, ids } => {
+            out.push(7);
+            put_name(out, group);
+            out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+            for id in ids {
+                out.extend_from_slice(&id.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// A little-endian reader over a record or checkpoint body.
+pub struct Rd<'a>(pub &'a [u8]);
+
+impl<'a> Rd<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], BadBytes> {
+        if self.0.len() < n {
+            return Err(BadBytes("truncated"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, BadBytes> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, BadBytes> {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(a))
+    }
+    fn u64(&mut self) -> Result<u64, BadBytes> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn i64(&mut self) -> Result<i64, BadBytes> {
+        Ok(self.u64()? as i64)
+    }
+    fn u128(&mut self) -> Result<u128, BadBytes> {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(self.take(16)?);
+        Ok(u128::from_le_bytes(a))
+    }
+    fn name(&mut self) -> Result<Bytes, BadBytes> {
+        let n = self.u32()? as usize;
+        Ok(Bytes::copy_from_slice(self.take(n)?))
+    }
+    pub fn rest(&self) -> usize {
+        self.0.len()
+    }
+}
+
+pub fn decode_op(r: &mut Rd) -> Result<GroupOp, BadBytes> {
+    let sub = r.u8()?;
+    let group = r.name()?;
+    Ok(match sub {
+        1 | 2 => {
+            let last_id = r.u128()?;
+            let entries_read = r.i64()?;
+            if sub == 1 {
+                GroupOp::Create {
+                    group,
+                    last_id,
+                    entries_read,
+                }
+            } else {
+                GroupOp::SetId {
+                    group,
+                    last_id,
+                    entries_read,
+                }
+            }
+        }
+        3 => GroupOp::Destroy { group },
+        4 => GroupOp::Consumer {
+            group,
+            consumer: r.name()?,
+            seen: r.u64()?,
+        },
+        5 => GroupOp::DelConsumer {
+            group,
+            consumer: r.name()?,
+        },
+        6 => {
+            let consumer = r.name()?;
+            let seen = r.u64()?;
+            let last = match r.u8()? {
+                0 => None,
+                1 => Some((r.u128()?, r.i64()?)),
+                _ => return Err(BadBytes("bad deliver flag")),
+            };
+            let n = r.u32()? as usize;
+            let mut nacks = Vec::with_capacity(n.min(r.rest() / 32));
+            for _ in 0..n {
+                nacks.push((r.u128()?, r.u64()?, r.u64()?));
+            }
+            GroupOp::Deliver {
+                group,
+                consumer,
+                seen,
+                last,
+                nacks,
+            }
+        }
+        7 => {
+            let n = r.u32()? as usize;
+            let mut ids = Vec::with_capacity(n.min(r.rest() / 16));
+            for _ in 0..n {
+                ids.push(r.u128()?);
+            }
+            GroupOp::Ack { group, ids }
+        }
+        _ => return Err(BadBytes("unknown group op")),
+    })
+}
+
+/// Appends the full group state (checkpoint).
+pub fn encode_groups(out: &mut Vec<u8>, groups: &Groups) {
+    out.extend_from_slice(&(groups.len() as u32).to_le_bytes());
+    for (name, g) in groups {
+        put_name(out, name);
+        out.extend_from_slice(&g.last_id.to_le_bytes());
+        out.extend_from_slice(&g.entries_read.to_le_bytes());
+        out.extend_from_slice(&(g.consumers.len() as u32).to_le_bytes());
+        let mut index = BTreeMap::new();
+        for (i, (cname, c)) in g.consumers.iter().enumerate() {
+            put_name(out, cname);
+            out.extend_from_slice(&c.seen_time.to_le_bytes());
+            index.insert(cname.clone(), i as u32);
+        }
+        out.extend_from_slice(&(g.pel.len() as u64).to_le_bytes());
+        for (id, n) in &g.pel {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&n.delivery_time.to_le_bytes());
+            out.extend_from_slice(&n.delivery_count.to_le_bytes());
+            let ci = index.get(&n.consumer).copied().unwrap_or(u32::MAX);
+            out.extend_from_slice(&ci.to_le_bytes());
+        }
+    }
+}
+
+pub fn decode_groups(r: &mut Rd) -> Result<Groups, BadBytes> {
+    let mut groups = Groups::new();
+    let ng = r.u32()?;
+    for _ in 0..ng {
+        let name = r.name()?;
+        let mut g = Group::new(r.u128()?, r.i64()?);
+        let nc = r.u32()? as usize;
+        let mut names = Vec::with_capacity(nc.min(r.rest() / 12));
+        for _ in 0..nc {
+            let cname = r.name()?;
+            let seen = r.u64()?;
+            g.consumers.insert(
+                cname.clone(),
+                Consumer {
+                    seen_time: seen,
+                    pel: BTreeSet::new(),
+                },
+            );
+            names.push(cname);
+        }
+        let np = r.u64()?;
+        for _ in 0..np {
+            let id = r.u128()?;
+            let delivery_time = r.u64()?;
+            let delivery_count = r.u64()?;
+            let ci = r.u32()? as usize;
+            let consumer = names
+                .get(ci)
+                .cloned()
+                .ok_or(BadBytes("bad consumer index"))?;
+            if let Some(c) = g.consumers.get_mut(&consumer) {
+                c.pel.insert(id);
+            }
+            g.pel.insert(
+                id,
+                Nack {
+                    delivery_time,
+                    delivery_count,
+                    consumer,
+                },
+            );
+        }
+        groups.insert(name, g);
+    }
+    Ok(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn ops_round_trip_and_apply() {
+        let ops = vec![
+            GroupOp::Create {
+                group: b("g"),
+                last_id: 5,
+                entries_read: -1,
+            },
+            GroupOp::Consumer {
+                group: b("g"),
+                consumer: b("c1"),
+                seen: 10,
+            },
+            GroupOp::Deliver {
+                group: b("g"),
+                consumer: b("c1"),
+                seen: 11,
+                last: Some((7, 2)),
+                nacks: vec![(6, 11, 1), (7, 11, 1)],
+            },
+            GroupOp::Deliver {
+                group: b("g"),
+                consumer: b("c2"),
+                seen: 12,
+                last: None,
+                nacks: vec![(7, 12, 2)],
+            },
+            GroupOp::Ack {
+                group: b("g"),
+                ids: vec![6],
+            },
+            GroupOp::SetId {
+                group: b("g"),
+                last_id: 9,
+                entries_read: 4,
+            },
+            GroupOp::Create {
+                group: b("h"),
+                last_id: 0,
+                entries_read: 0,
+            },
+            GroupOp::DelConsumer {
+                group: b("h"),
+                consumer: b("x"),
+            },
+            GroupOp::Destroy { group: b("h") },
+        ];
+        let mut groups = Groups::new();
+        for op in ops {
+            let mut buf = Vec::new();
+            encode_op(&mut buf, &op);
+            let mut r = Rd(&buf);
+            assert_eq!(decode_op(&mut r), Ok(op.clone()));
+            assert_eq!(r.rest(), 0);
+            for cut in 0..buf.len() {
+                assert!(decode_op(&mut Rd(&buf[..cut])).is_err());
+            }
+            apply(&mut groups, op);
+        }
+        let g = &groups[&b("g")];
+        assert_eq!((g.last_id, g.entries_read), (9, 4));
+        assert_eq!(g.pel.len(), 1);
+        assert_eq!(g.pel[&7].consumer, b("c2"));
+        assert_eq!(g.pel[&7].delivery_count, 2);
+        assert!(g.consumers[&b("c1")].pel.is_empty());
+        assert_eq!(g.consumers[&b("c2")].pel.len(), 1);
+        assert!(!groups.contains_key(&b("h")));
+        let mut buf = Vec::new();
+        encode_groups(&mut buf, &groups);
+        let mut r = Rd(&buf);
+        assert_eq!(decode_groups(&mut r), Ok(groups));
+        assert_eq!(r.rest(), 0);
+    }
+}
