@@ -31,16 +31,28 @@ pub async fn start() -> ServerHandle {
     start_with(&[]).await
 }
 
+/// Client settings for tests: no response timeout (the crate's default
+/// fails slow commands of a debug build on a loaded CI machine).
+fn test_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_response_timeout(None)
+        .set_connection_timeout(Some(Duration::from_secs(30)))
+}
+
 /// A RESP2 client.
 pub async fn client(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
     let c = redis::Client::open(format!("redis://{addr}/")).unwrap();
-    c.get_multiplexed_async_connection().await.expect("connect")
+    c.get_multiplexed_async_connection_with_config(&test_config())
+        .await
+        .expect("connect")
 }
 
 /// A RESP3 client (sends HELLO 3).
 pub async fn client3(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
     let c = redis::Client::open(format!("redis://{addr}/?protocol=resp3")).unwrap();
-    c.get_multiplexed_async_connection().await.expect("connect")
+    c.get_multiplexed_async_connection_with_config(&test_config())
+        .await
+        .expect("connect")
 }
 
 /// A raw TCP connection for byte-level tests.
