@@ -332,7 +332,12 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         .retention_bytes
         .store(config.stream_retention_bytes, Ordering::Relaxed);
     let shared = Arc::new(Shared {
-        ks: Mutex::new(Keyspace::new()),
+        ks: Mutex::new({
+            let mut ks = Keyspace::new();
+            // Without persistence nothing consumes effects: do not capture them.
+            ks.set_capture(persist.is_some());
+            ks
+        }),
         config: RwLock::new(config),
         clients: DashMap::new(),
         next_client_id: AtomicU64::new(1),
