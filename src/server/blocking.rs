@@ -1,5 +1,5 @@
-//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP; next the
-//! sorted-set pops and XREAD/XREADGROUP BLOCK): how a command blocks, how
+//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+//! BZPOPMAX, BZMPOP; next XREAD/XREADGROUP BLOCK): how a command blocks, how
 //! it is served, how a blocked connection waits.
 //!
 //! # Design
