@@ -163,6 +163,57 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "bzmpop",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("timeout", T::Double),
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                arg("where", T::Oneof).args(&[
+                    arg("min", T::PureToken).token("MIN"),
+                    arg("max", T::PureToken).token("MAX"),
+                ]),
+                arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "bzpopmax",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.0.0", "`timeout` is interpreted as a double instead of an integer."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                arg("timeout", T::Double),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "bzpopmin",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.0.0", "`timeout` is interpreted as a double instead of an integer."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+                arg("timeout", T::Double),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "client",
         CommandMeta {
             ..CommandMeta::EMPTY

@@ -1,5 +1,5 @@
 //! Sorted set commands (Redis's t_zset.c): ZADD and its flags, ZINCRBY,
-//! ZREM, lookups by member and rank, pops, ZRANDMEMBER and ZSCAN here;
+//! ZREM, lookups by member and rank, pops and their blocking forms, ZRANDMEMBER and ZSCAN here;
 //! range queries and range removals in `range`, the set operations in
 //! `setops`, `strtod` emulation for scores in `float`.
 //!
@@ -21,6 +21,7 @@ use crate::db::zset::{ZSet, ZsetLimits};
 use crate::db::{Keyspace, Value};
 use crate::glob::glob_match;
 use crate::protocol::Out;
+use crate::server::blocking::{self, Null, Unit};
 use bytes::Bytes;
 
 pub(crate) use float::{parse_score, parse_score_bound};
@@ -63,6 +64,8 @@ const READ_FAST: &[&str] = &["@read", "@sortedset", "@fast"];
 const READ_SLOW: &[&str] = &["@read", "@sortedset", "@slow"];
 const WRITE_FAST: &[&str] = &["@write", "@sortedset", "@fast"];
 const WRITE_SLOW: &[&str] = &["@write", "@sortedset", "@slow"];
+const WRITE_BLOCKING_FAST: &[&str] = &["@write", "@sortedset", "@fast", "@blocking"];
+const WRITE_BLOCKING_SLOW: &[&str] = &["@write", "@sortedset", "@slow", "@blocking"];
 const RANGE_CX: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.";
 const RANGE_LIMIT_CX: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).";
 const REMOVED_CX: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.";
@@ -96,6 +99,9 @@ pub static COMMANDS: &[Command] = &[
     cmd("zpopmin", -2, WRITE | FAST, ONE_KEY, WRITE_FAST, "Remove and return members with the lowest scores in a sorted set", "5.0.0", POP_CX, zpopmin),
     cmd("zpopmax", -2, WRITE | FAST, ONE_KEY, WRITE_FAST, "Remove and return members with the highest scores in a sorted set", "5.0.0", POP_CX, zpopmax),
     cmd("zmpop", -4, WRITE | MOVABLE_KEYS, NO_KEYS, WRITE_SLOW, "Remove and return members with scores in a sorted set", "7.0.0", "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", zmpop),
+    cmd("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, (1, -2, 1), WRITE_BLOCKING_FAST, "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available", "5.0.0", "O(log(N)) with N being the number of elements in the sorted set.", bzpopmin),
+    cmd("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, (1, -2, 1), WRITE_BLOCKING_FAST, "Remove and return the member with the highest score from one or more sorted sets, or block until one is available", "5.0.0", "O(log(N)) with N being the number of elements in the sorted set.", bzpopmax),
+    cmd("bzmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS, NO_KEYS, WRITE_BLOCKING_SLOW, "Remove and return members with scores in a sorted set or block until one is available", "7.0.0", "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", bzmpop),
     cmd("zunion", -3, READONLY | MOVABLE_KEYS, NO_KEYS, READ_SLOW, "Add multiple sorted sets", "6.2.0", UNION_CX, setops::zunion),
     cmd("zinter", -3, READONLY | MOVABLE_KEYS, NO_KEYS, READ_SLOW, "Intersect multiple sorted sets", "6.2.0", INTER_CX, setops::zinter),
     cmd("zdiff", -3, READONLY | MOVABLE_KEYS, NO_KEYS, READ_SLOW, "Subtract multiple sorted sets", "6.2.0", DIFF_CX, setops::zdiff),
@@ -396,6 +402,9 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr_cmd: bool) -> CmdResult {
     }
     if !changes.is_empty() {
         ctx.ks.dbs[r.db].signal_modified(key);
+        if added > 0 {
+            ctx.ks.signal_key_ready(r.db, key);
+        }
         if !nan {
             ctx.ks.stats.dirty += added + updated;
         }
@@ -684,6 +693,69 @@ fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         a.count,
         st,
     )
+}
+
+// ---- blocking pops ----
+
+/// Redis's `blockingGenericZpopCommand`: pops from the first non-empty
+/// key among `keys` like the non-blocking form, or blocks on all of them.
+fn blocking_zpop(
+    ctx: &mut Ctx,
+    args: &[Bytes],
+    keys: &[Bytes],
+    max: bool,
+    deadline_ms: u64,
+    count: i64,
+    st: PopStyle,
+) -> CmdResult {
+    let r = rd(ctx);
+    for (i, k) in keys.iter().enumerate() {
+        if write_zset(ctx.ks, r, k)?.is_some() {
+            return pop_generic(ctx, &keys[i..=i], max, count, st);
+        }
+    }
+    if blocking::denied(ctx) {
+        ctx.out.null_array();
+        return Ok(());
+    }
+    blocking::block(ctx, args, keys.to_vec(), deadline_ms, "zset", Null::Array);
+    Ok(())
+}
+
+/// BZPOPMIN key [key ...] timeout
+fn bzpopmin(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    bzpop_minmax(ctx, args, false)
+}
+
+/// BZPOPMAX key [key ...] timeout
+fn bzpopmax(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    bzpop_minmax(ctx, args, true)
+}
+
+fn bzpop_minmax(ctx: &mut Ctx, args: &[Bytes], max: bool) -> CmdResult {
+    let last = args.len() - 1;
+    let deadline = blocking::parse_timeout(&args[last], Unit::Seconds, ctx.now_ms)?;
+    let st = PopStyle {
+        emit_key: true,
+        nested: false,
+        nil_when_empty: false,
+    };
+    blocking_zpop(ctx, args, &args[1..last], max, deadline, -1, st)
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
+///
+/// As Redis, the arguments after the timeout are checked first.
+fn bzmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let a = parse_mpop(args, 2)?;
+    let deadline = blocking::parse_timeout(&args[1], Unit::Seconds, ctx.now_ms)?;
+    let st = PopStyle {
+        emit_key: true,
+        nested: true,
+        nil_when_empty: true,
+    };
+    let keys = &args[a.first_key..a.first_key + a.numkeys];
+    blocking_zpop(ctx, args, keys, a.max, deadline, a.count, st)
 }
 
 // ---- ZRANDMEMBER ----

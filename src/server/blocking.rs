@@ -1,5 +1,5 @@
-//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, XREAD and
-//! XREADGROUP BLOCK; next the sorted-set pops): how a command blocks, how
+//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+//! BZPOPMAX, BZMPOP, XREAD and XREADGROUP BLOCK): how a command blocks, how
 //! it is served, how a blocked connection waits.
 //!
 //! # Design

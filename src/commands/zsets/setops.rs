@@ -2,7 +2,8 @@
 //! `zunionInterDiffGenericCommand`: inputs are read (and type-checked)
 //! before the options are parsed; union and intersection visit the inputs
 //! from the smallest to the largest, which decides the order in which SUM
-//! adds scores; `inf + -inf` and `0 * inf` count as 0.
+//! adds scores; `inf + -inf` and `0 * inf` count as 0. Plain sets are
+//! accepted as inputs, every member scoring 1.
 
 use super::range::store;
 use super::{arg_positive, limits, parse_score, rd, reply_elem, reply_len};
@@ -83,6 +84,18 @@ pub(super) fn zdiffstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     generic(ctx, args, Some(&args[1]), 2, Op::Diff, false)
 }
 
+/// A plain set as an input: every member with score 1, as Redis's
+/// `zuiNext` reads sets.
+fn set_as_zset(set: &crate::db::set::Set, lim: crate::db::zset::ZsetLimits) -> ZSet {
+    let members: Vec<Bytes> = set.iter().map(|m| m.to_bytes()).collect();
+    let maxlen = members.iter().map(|m| m.len()).max().unwrap_or(0);
+    let mut z = ZSet::with_hint(members.len(), maxlen, lim);
+    for m in members {
+        z.insert_new(m, 1.0, lim);
+    }
+    z
+}
+
 /// One input: its elements (None for a missing key) and weight.
 struct Src {
     set: Option<ZSet>,
@@ -123,6 +136,7 @@ fn generic(
     }
     let setnum = setnum as usize;
     let r = rd(ctx);
+    let lim = limits(ctx);
     let mut srcs: Vec<Src> = Vec::with_capacity(setnum);
     for k in &args[numkeys_idx + 1..numkeys_idx + 1 + setnum] {
         // Inputs are copied: a key may appear twice, and the destination
@@ -131,6 +145,7 @@ fn generic(
             None => None,
             Some(e) => match &e.value {
                 Value::ZSet(z) => Some(z.clone()),
+                Value::Set(set) => Some(set_as_zset(set, lim)),
                 _ => return Err(CmdError::wrong_type()),
             },
         };
