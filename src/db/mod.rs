@@ -444,6 +444,8 @@ pub struct Keyspace {
     pub expire: expire::ExpireState,
     /// Second 0 of `Entry::access_s`.
     clock_origin: std::time::Instant,
+    /// `clock_s` as of the last `refresh_clock`.
+    clock_cached_s: u32,
     /// Enabled `notify-keyspace-events` classes (`notify` module bits).
     pub notify_flags: u32,
     /// Events queued by `notify`, published after the command.
@@ -476,6 +478,7 @@ impl Keyspace {
             effects: Vec::new(),
             expire: expire::ExpireState::default(),
             clock_origin: std::time::Instant::now(),
+            clock_cached_s: 0,
             swaps: 0,
             notify_flags: 0,
             notifications: Vec::new(),
@@ -489,7 +492,14 @@ impl Keyspace {
 
     /// Seconds since the clock origin, for access times.
     pub fn clock_s(&self) -> u32 {
-        self.clock_origin.elapsed().as_secs() as u32
+        self.clock_cached_s
+    }
+
+    /// Re-reads the clock behind `clock_s`. Called once per request batch
+    /// and cron tick: access times have second granularity, and reading the
+    /// clock on every lookup is measurable on VMs with a slow clock source.
+    pub fn refresh_clock(&mut self) {
+        self.clock_cached_s = self.clock_origin.elapsed().as_secs() as u32;
     }
 
     /// Deletes `key` if its TTL passed; returns true if it did.

@@ -270,7 +270,10 @@ fn process_input(
         match parse_request(inbuf, limits) {
             Ok(Parsed::Command { args, .. }) => {
                 if guard.is_none() {
-                    guard = Some(shared.ks.lock());
+                    client.handle.touch();
+                    let mut ks = shared.ks.lock();
+                    ks.refresh_clock();
+                    guard = Some(ks);
                     // Messages published before this batch took the lock
                     // go before its replies (see `server::pubsub`).
                     super::pubsub::drain_before_batch(client, out);
@@ -384,7 +387,6 @@ pub fn execute(
         .stats
         .total_commands_processed
         .fetch_add(1, Ordering::Relaxed);
-    client.handle.touch();
     let reply_start = out.buf.len();
     let result = match t.resolve(&args) {
         Err(e) => {

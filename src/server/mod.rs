@@ -478,6 +478,7 @@ async fn cron(shared: Arc<Shared>) {
         }
         {
             let mut ks = shared.ks.lock();
+            ks.refresh_clock();
             active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms);
             shared.log_pending_effects(&mut ks);
             shared.publish_pending_notifications(&mut ks);
