@@ -45,7 +45,7 @@
 //! Write the handler as the non-blocking form; where Redis calls
 //! `blockForKeys`, do:
 //!
-//! ```ignore
+//! ```text
 //! let deadline_ms = blocking::parse_timeout(&args[i], Unit::Seconds, ctx.now_ms)?; // first, as Redis
 //! // ... serve if possible, return ...
 //! if blocking::denied(ctx) { ctx.out.null_array(); return Ok(()); }
