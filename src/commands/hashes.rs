@@ -14,7 +14,10 @@
 
 use super::keys::{parse_cursor, random_u64, SCAN_COUNT_DEFAULT};
 use super::strings::ldouble;
-use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
+use super::{
+    arg_i64, flags::*, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Command, Ctx,
+    Doc, Handler, Reader,
+};
 use crate::db::effect::Effect;
 use crate::db::hash::{own, Hash, HashLimits};
 use crate::db::{notify, Keyspace, Value};
@@ -78,23 +81,6 @@ pub static COMMANDS: &[Command] = &[
 
 // ---- lookups ----
 
-/// What a read lookup needs from the context, copied out so the keyspace
-/// and the reply buffer can be borrowed at the same time.
-#[derive(Clone, Copy)]
-pub(super) struct Reader {
-    pub db: usize,
-    pub now_ms: u64,
-    pub touch: bool,
-}
-
-pub(super) fn reader(ctx: &Ctx) -> Reader {
-    Reader {
-        db: ctx.client.db,
-        now_ms: ctx.now_ms,
-        touch: !ctx.client.no_touch,
-    }
-}
-
 fn as_hash(v: &mut Value) -> Result<&mut Hash, CmdError> {
     match v {
         Value::Hash(h) => Ok(h),
@@ -108,10 +94,7 @@ fn read_hash<'a>(
     r: Reader,
     key: &[u8],
 ) -> Result<Option<&'a mut Hash>, CmdError> {
-    match ks.lookup(r.db, key, r.now_ms, r.touch) {
-        None => Ok(None),
-        Some(e) => as_hash(&mut e.value).map(Some),
-    }
+    read_typed(ks, r, key, as_hash)
 }
 
 /// `lookupKeyWrite` + `checkType`.
@@ -121,10 +104,7 @@ fn write_hash<'a>(
     key: &[u8],
     now_ms: u64,
 ) -> Result<Option<&'a mut Hash>, CmdError> {
-    match ks.lookup_write(db, key, now_ms) {
-        None => Ok(None),
-        Some(e) => as_hash(&mut e.value).map(Some),
-    }
+    write_typed(ks, db, key, now_ms, as_hash)
 }
 
 /// The hash under `key`, which the caller just looked up or created.

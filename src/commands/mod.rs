@@ -760,6 +760,54 @@ pub fn call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) -> CmdResult {
     r
 }
 
+// ---- typed lookups shared by the families ----
+
+/// What a read lookup needs from the context, copied out so the keyspace
+/// and the reply buffer can be borrowed at the same time.
+#[derive(Clone, Copy)]
+pub struct Reader {
+    pub db: usize,
+    pub now_ms: u64,
+    pub touch: bool,
+}
+
+/// The read-lookup parameters of the running command.
+pub fn reader(ctx: &Ctx) -> Reader {
+    Reader {
+        db: ctx.client.db,
+        now_ms: ctx.now_ms,
+        touch: !ctx.client.no_touch,
+    }
+}
+
+/// Redis's `lookupKeyRead` + `checkType`: the value under `key` viewed by
+/// `cast`, which answers WRONGTYPE for another type.
+pub fn read_typed<'a, T>(
+    ks: &'a mut crate::db::Keyspace,
+    r: Reader,
+    key: &[u8],
+    cast: fn(&mut crate::db::Value) -> Result<&mut T, CmdError>,
+) -> Result<Option<&'a mut T>, CmdError> {
+    match ks.lookup(r.db, key, r.now_ms, r.touch) {
+        None => Ok(None),
+        Some(e) => cast(&mut e.value).map(Some),
+    }
+}
+
+/// Redis's `lookupKeyWrite` + `checkType`, as `read_typed`.
+pub fn write_typed<'a, T>(
+    ks: &'a mut crate::db::Keyspace,
+    db: usize,
+    key: &[u8],
+    now_ms: u64,
+    cast: fn(&mut crate::db::Value) -> Result<&mut T, CmdError>,
+) -> Result<Option<&'a mut T>, CmdError> {
+    match ks.lookup_write(db, key, now_ms) {
+        None => Ok(None),
+        Some(e) => cast(&mut e.value).map(Some),
+    }
+}
+
 // ---- argument helpers shared by the families ----
 
 /// Parses a strict 64-bit integer argument.

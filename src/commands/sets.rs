@@ -12,11 +12,12 @@
 //! of a *STORE command, are logged by their final state; a set left empty
 //! is deleted, which logs a Del.
 
-use super::hashes::{
-    arg_count, distinct_sample, empty_scan, invalid_cursor, parse_scan_opts, reader, Reader,
-};
+use super::hashes::{arg_count, distinct_sample, empty_scan, invalid_cursor, parse_scan_opts};
 use super::keys::{parse_cursor, random_u64};
-use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
+use super::{
+    arg_i64, flags::*, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Command, Ctx,
+    Doc, Handler, Reader,
+};
 use crate::db::effect::Effect;
 use crate::db::hash::own;
 use crate::db::set::{Member, Set};
@@ -101,10 +102,7 @@ fn read_set<'a>(
     r: Reader,
     key: &[u8],
 ) -> Result<Option<&'a mut Set>, CmdError> {
-    match ks.lookup(r.db, key, r.now_ms, r.touch) {
-        None => Ok(None),
-        Some(e) => as_set(&mut e.value).map(Some),
-    }
+    read_typed(ks, r, key, as_set)
 }
 
 /// `lookupKeyWrite` + `checkType`.
@@ -114,10 +112,7 @@ fn write_set<'a>(
     key: &[u8],
     now_ms: u64,
 ) -> Result<Option<&'a mut Set>, CmdError> {
-    match ks.lookup_write(db, key, now_ms) {
-        None => Ok(None),
-        Some(e) => as_set(&mut e.value).map(Some),
-    }
+    write_typed(ks, db, key, now_ms, as_set)
 }
 
 /// The set under `key`, which the caller just looked up or created.

@@ -7,7 +7,10 @@
 
 pub(crate) mod ldouble;
 
-use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
+use super::{
+    arg_i64, flags::*, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Command, Ctx,
+    Doc, Handler, Reader,
+};
 use crate::db::effect::Effect;
 use crate::db::notify::{GENERIC, NEW, STRING};
 use crate::db::{Keyspace, StrForm, StrValue, Value};
@@ -104,27 +107,7 @@ fn read_str<'a>(
     r: Reader,
     key: &[u8],
 ) -> Result<Option<&'a mut StrValue>, CmdError> {
-    match ks.lookup(r.db, key, r.now_ms, r.touch) {
-        None => Ok(None),
-        Some(e) => as_str(&mut e.value).map(Some),
-    }
-}
-
-/// What a read lookup needs from the context, copied out so the keyspace
-/// and the reply buffer can be borrowed at the same time.
-#[derive(Clone, Copy)]
-struct Reader {
-    db: usize,
-    now_ms: u64,
-    touch: bool,
-}
-
-fn reader(ctx: &Ctx) -> Reader {
-    Reader {
-        db: ctx.client.db,
-        now_ms: ctx.now_ms,
-        touch: !ctx.client.no_touch,
-    }
+    read_typed(ks, r, key, as_str)
 }
 
 /// `lookupKeyWrite` + `checkType`: lazily expires, no hit/miss counting.
@@ -134,10 +117,7 @@ fn write_str<'a>(
     key: &[u8],
     now_ms: u64,
 ) -> Result<Option<&'a mut StrValue>, CmdError> {
-    match ks.lookup_write(db, key, now_ms) {
-        None => Ok(None),
-        Some(e) => as_str(&mut e.value).map(Some),
-    }
+    write_typed(ks, db, key, now_ms, as_str)
 }
 
 /// Records an in-place change of `key`'s value: WATCH signal and a write.

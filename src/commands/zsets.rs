@@ -115,22 +115,7 @@ pub static COMMANDS: &[Command] = &[
 
 // ---- lookups and bookkeeping ----
 
-/// What a lookup needs from the context, copied out so the keyspace and
-/// the reply buffer can be borrowed at the same time.
-#[derive(Clone, Copy)]
-struct Rd {
-    db: usize,
-    now_ms: u64,
-    touch: bool,
-}
-
-fn rd(ctx: &Ctx) -> Rd {
-    Rd {
-        db: ctx.client.db,
-        now_ms: ctx.now_ms,
-        touch: !ctx.client.no_touch,
-    }
-}
+use super::{read_typed, reader as rd, write_typed, Reader as Rd};
 
 fn as_zset(v: &mut Value) -> Result<&mut ZSet, CmdError> {
     match v {
@@ -145,10 +130,7 @@ fn read_zset<'a>(
     r: Rd,
     key: &[u8],
 ) -> Result<Option<&'a mut ZSet>, CmdError> {
-    match ks.lookup(r.db, key, r.now_ms, r.touch) {
-        None => Ok(None),
-        Some(e) => as_zset(&mut e.value).map(Some),
-    }
+    read_typed(ks, r, key, as_zset)
 }
 
 /// `lookupKeyWrite` + `checkType`.
@@ -157,10 +139,7 @@ fn write_zset<'a>(
     r: Rd,
     key: &[u8],
 ) -> Result<Option<&'a mut ZSet>, CmdError> {
-    match ks.lookup_write(r.db, key, r.now_ms) {
-        None => Ok(None),
-        Some(e) => as_zset(&mut e.value).map(Some),
-    }
+    write_typed(ks, r.db, key, r.now_ms, as_zset)
 }
 
 fn limits(ctx: &Ctx) -> ZsetLimits {
