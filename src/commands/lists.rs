@@ -104,20 +104,13 @@ fn as_list(v: &mut Value) -> Result<&mut List, CmdError> {
 
 /// `lookupKeyRead` + `checkType`.
 fn read_list<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut List>, CmdError> {
-    let (db, now, touch) = (ctx.client.db, ctx.now_ms, !ctx.client.no_touch);
-    match ctx.ks.lookup(db, key, now, touch) {
-        None => Ok(None),
-        Some(e) => as_list(&mut e.value).map(Some),
-    }
+    let r = super::reader(ctx);
+    super::read_typed(ctx.ks, r, key, as_list)
 }
 
 /// `lookupKeyWrite` + `checkType`.
 fn write_list<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut List>, CmdError> {
-    let (db, now) = (ctx.client.db, ctx.now_ms);
-    match ctx.ks.lookup_write(db, key, now) {
-        None => Ok(None),
-        Some(e) => as_list(&mut e.value).map(Some),
-    }
+    super::write_typed(ctx.ks, ctx.client.db, key, ctx.now_ms, as_list)
 }
 
 /// True when `key` holds a value that is not a list (checkType on a
