@@ -9,6 +9,7 @@
 #     latency a concurrent GET client saw meanwhile.
 # Usage: benches/durability.sh [SET_REQUESTS] [REPLAY_WRITES] [COMPACT_KEYS]
 #        defaults: 100000, 8000000 (about 1 GiB of WAL with 100-byte values), 1000000
+#        SECTIONS="1 3" runs only those sections (default: all three).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100000}
@@ -61,6 +62,9 @@ set_rps() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
+want() { [[ " ${SECTIONS:-1 2 3} " == *" $1 "* ]]; }
+
+if want 1; then
 echo "== 1. SET with persistence, -n $N -c 50 ($(redis-server --version | cut -d' ' -f3) vs redlog $(git describe --always --dirty 2>/dev/null || echo '?'))"
 printf '%-9s %-4s %12s %12s %7s\n' fsync -P redis redlog ratio
 for fsync in everysec always; do
@@ -73,7 +77,9 @@ for fsync in everysec always; do
     done
     stop "$RP"; stop "$LP"
 done
+fi
 
+if want 2; then
 echo
 echo "== 2. Startup replay of $REPLAY SET writes (random keys, 100-byte values)"
 RP=$(free_port); LP=$(free_port)
@@ -95,7 +101,9 @@ awk -v n="$REPLAY" -v b="$aof_bytes" -v s="$r_secs" 'BEGIN { printf "%-8s %14d %
 awk -v n="$REPLAY" -v b="$wal_bytes" -v s="$l_secs" 'BEGIN { printf "%-8s %14d %10.3f %14.0f %10.1f\n", "redlog", b, s, n / s, b / s / 1e6 }'
 echo "redlog/redis replay speed (records/s): $(ratio "$r_secs" "$l_secs")"
 stop "$RP"; stop "$LP"
+fi
 
+if want 3; then
 echo
 echo "== 3. Compaction of $KEYS keys with a concurrent GET client (10 clients)"
 printf '%-8s %12s %16s\n' server seconds worst-GET-ms
@@ -132,3 +140,4 @@ PY
     awk -v s="$start" -v e="$end" -v w="$worst" -v n="$server" 'BEGIN { printf "%-8s %12.3f %16s\n", n, e - s, w }'
     stop "$P"
 done
+fi

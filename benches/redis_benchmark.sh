@@ -23,7 +23,7 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$WORK" --logfile "$WORK/redis.log" &
 REDIS_PID=$!
 # No persistence on either side (the comparison).
-target/release/redlog --port "$REDLOG_PORT" --appendonly no --dir "$WORK/redlog-data" >"$WORK/redlog.log" 2>&1 &
+target/release/redlog --port "$REDLOG_PORT" ${REDLOG_ARGS:-} --appendonly no --dir "$WORK/redlog-data" >"$WORK/redlog.log" 2>&1 &
 REDLOG_PID=$!
 cleanup() {
     kill "$REDIS_PID" "$REDLOG_PID" 2>/dev/null || true

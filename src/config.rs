@@ -124,6 +124,9 @@ static PARAMS: &[Param] = &[
     ),
     // Redis accepts any non-negative int and clamps it to 1..=500 (see `clamp`).
     p("hz", INT, "10", true),
+    // Threads serving client I/O and commands (tokio workers). Redis's
+    // `io-threads`: 1 by default, only settable at startup.
+    p("io-threads", Kind::Int { min: 1, max: 128 }, "1", false),
     p(
         "active-expire-effort",
         Kind::Int { min: 1, max: 10 },
@@ -250,6 +253,8 @@ pub struct Config {
     pub loglevel: String,
     pub requirepass: Option<Vec<u8>>,
     pub hz: u32,
+    /// `io-threads`: runtime worker threads.
+    pub io_threads: usize,
     pub active_expire_effort: u32,
     pub proto_max_bulk_len: i64,
     pub client_query_buffer_limit: usize,
@@ -295,6 +300,7 @@ impl Default for Config {
             loglevel: String::new(),
             requirepass: None,
             hz: 10,
+            io_threads: 1,
             active_expire_effort: 1,
             proto_max_bulk_len: 0,
             client_query_buffer_limit: 0,
@@ -357,6 +363,7 @@ impl Config {
         let pass = get("requirepass");
         self.requirepass = (!pass.is_empty()).then(|| pass.into_bytes());
         self.hz = int("hz") as u32;
+        self.io_threads = int("io-threads").max(1) as usize;
         self.active_expire_effort = int("active-expire-effort") as u32;
         self.proto_max_bulk_len = int("proto-max-bulk-len");
         self.client_query_buffer_limit = int("client-query-buffer-limit") as usize;

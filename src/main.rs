@@ -82,6 +82,7 @@ fn main() -> ExitCode {
     };
     init_tracing(&config.loglevel);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.io_threads)
         .enable_all()
         .build()
     {

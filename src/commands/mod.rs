@@ -33,6 +33,10 @@ use crate::server::{Client, Shared};
 use bytes::Bytes;
 use std::borrow::Cow;
 use std::collections::HashMap;
+
+/// Command names to table indexes (looked up once per command: foldhash,
+/// not SipHash).
+type NameMap = HashMap<&'static str, usize, foldhash::fast::RandomState>;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -463,14 +467,14 @@ pub struct Entry {
     pub meta: &'static CommandMeta,
     pub parent: Option<usize>,
     pub stat: CmdStat,
-    subs: HashMap<&'static str, usize>,
+    subs: NameMap,
 }
 
 /// The command table, built once from the families.
 #[derive(Debug)]
 pub struct Table {
     pub entries: Vec<Entry>,
-    by_name: HashMap<&'static str, usize>,
+    by_name: NameMap,
     /// Indices of the top-level commands, in table order.
     pub top: Vec<usize>,
 }
@@ -499,7 +503,7 @@ pub fn table() -> &'static Table {
     TABLE.get_or_init(|| {
         let mut t = Table {
             entries: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: NameMap::default(),
             top: Vec::new(),
         };
         for fam in FAMILIES {
@@ -511,7 +515,7 @@ pub fn table() -> &'static Table {
                     meta: CommandMeta::lookup(cmd.name).unwrap_or(&CommandMeta::EMPTY),
                     parent: None,
                     stat: CmdStat::default(),
-                    subs: HashMap::new(),
+                    subs: NameMap::default(),
                 });
                 assert!(
                     t.by_name.insert(cmd.name, idx).is_none(),
@@ -528,7 +532,7 @@ pub fn table() -> &'static Table {
                         full_name,
                         parent: Some(idx),
                         stat: CmdStat::default(),
-                        subs: HashMap::new(),
+                        subs: NameMap::default(),
                     });
                     t.entries[idx].subs.insert(sub.name, sidx);
                 }
@@ -746,12 +750,18 @@ pub fn call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) -> CmdResult {
         // given exactly one argument, which resolve() rejects.
         return Err(CmdError::wrong_args(&e.full_name));
     };
-    let start = std::time::Instant::now();
+    // From the mark (the batch start or the previous command's end) to
+    // now: the command's duration with one clock read per command.
+    let start = ctx.ks.clock_mark();
     let reply_start = ctx.out.buf.len();
     let r = handler(ctx, args);
     ctx.ks.end_command();
     ctx.publish_notifications(reply_start);
-    let usec = start.elapsed().as_micros() as u64;
+    let usec = ctx
+        .ks
+        .mark_now()
+        .saturating_duration_since(start)
+        .as_micros() as u64;
     e.stat.calls.fetch_add(1, Ordering::Relaxed);
     e.stat.usec.fetch_add(usec, Ordering::Relaxed);
     if r.is_err() {

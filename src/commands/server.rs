@@ -336,9 +336,14 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
     match name {
         "server" => {
             let uptime = sh.started.elapsed().as_secs();
-            let (hz, port, config_file) = {
+            let (hz, port, config_file, io_threads) = {
                 let c = sh.config.read();
-                (c.hz, c.port, c.config_file.clone().unwrap_or_default())
+                (
+                    c.hz,
+                    c.port,
+                    c.config_file.clone().unwrap_or_default(),
+                    c.io_threads,
+                )
             };
             let actual_port = sh.listen_addrs.first().map_or(port, |a| a.port());
             line!("# Server");
@@ -370,7 +375,7 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                     .unwrap_or_default()
             );
             line!("config_file:{config_file}");
-            line!("io_threads_active:0");
+            line!("io_threads_active:{}", u8::from(io_threads > 1));
             line!("redlog_version:{}", crate::VERSION);
         }
         "clients" => {

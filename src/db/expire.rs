@@ -67,12 +67,17 @@ pub fn active_expire_cycle(
     let fast_duration_us = FAST_DURATION_US + FAST_DURATION_US / 4 * effort;
     let slow_perc = SLOW_TIME_PERC + 2 * effort;
     let acceptable_stale = ACCEPTABLE_STALE_PERC - effort;
+    if kind == CycleKind::Fast
+        && !ks.expire.timelimit_exit
+        && ks.expire.stale_perc * 100.0 < acceptable_stale as f64
+    {
+        // The common case, decided before reading the clock (this runs
+        // after every batch).
+        return 0;
+    }
     let start = Instant::now();
 
     if kind == CycleKind::Fast {
-        if !ks.expire.timelimit_exit && ks.expire.stale_perc * 100.0 < acceptable_stale as f64 {
-            return 0;
-        }
         if let Some(last) = ks.expire.last_fast_start {
             if start < last + ks.expire.last_fast_duration * 2 {
                 return 0;

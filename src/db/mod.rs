@@ -446,6 +446,12 @@ pub struct Keyspace {
     clock_origin: std::time::Instant,
     /// `clock_s` as of the last `refresh_clock`.
     clock_cached_s: u32,
+    /// Unix milliseconds as of the last `refresh_clock`: the time commands
+    /// of a batch see (Redis too reads the time once per event).
+    clock_cached_ms: u64,
+    /// The last monotonic clock reading (batch start or the end of the
+    /// last command), from which command durations are measured.
+    clock_mark: std::time::Instant,
     /// Enabled `notify-keyspace-events` classes (`notify` module bits).
     pub notify_flags: u32,
     /// Events queued by `notify`, published after the command.
@@ -479,6 +485,8 @@ impl Keyspace {
             expire: expire::ExpireState::default(),
             clock_origin: std::time::Instant::now(),
             clock_cached_s: 0,
+            clock_cached_ms: now_ms(),
+            clock_mark: std::time::Instant::now(),
             swaps: 0,
             notify_flags: 0,
             notifications: Vec::new(),
@@ -499,7 +507,27 @@ impl Keyspace {
     /// and cron tick: access times have second granularity, and reading the
     /// clock on every lookup is measurable on VMs with a slow clock source.
     pub fn refresh_clock(&mut self) {
-        self.clock_cached_s = self.clock_origin.elapsed().as_secs() as u32;
+        self.clock_mark = std::time::Instant::now();
+        self.clock_cached_s = (self.clock_mark - self.clock_origin).as_secs() as u32;
+        self.clock_cached_ms = now_ms();
+    }
+
+    /// Unix milliseconds as of the last `refresh_clock` (the batch's time).
+    pub fn cached_now_ms(&self) -> u64 {
+        self.clock_cached_ms
+    }
+
+    /// The last monotonic clock reading: the batch start or the end of the
+    /// last command. A command's duration runs from the mark at its start
+    /// to `mark_now` at its end: one clock read per command.
+    pub fn clock_mark(&self) -> std::time::Instant {
+        self.clock_mark
+    }
+
+    /// Reads the monotonic clock into the mark.
+    pub fn mark_now(&mut self) -> std::time::Instant {
+        self.clock_mark = std::time::Instant::now();
+        self.clock_mark
     }
 
     /// Deletes `key` if its TTL passed; returns true if it did.
@@ -669,14 +697,20 @@ impl Keyspace {
                 self.effects.push(effect::Effect::FlushDb { db: dbi });
             }
             let mut touched = std::mem::take(&mut db.touched);
-            let mut seen = HashSet::with_capacity(touched.len());
-            touched.retain(|k| seen.insert(k.clone()));
+            let mut expiry = std::mem::take(&mut db.expiry_touched);
+            // Most commands touch one key: no set needed to deduplicate.
+            let dedup = touched.len() > 1 || !expiry.is_empty();
+            let mut seen: HashSet<Bytes, KeyHasher> = HashSet::default();
+            if dedup {
+                seen.reserve(touched.len());
+                touched.retain(|k| seen.insert(k.clone()));
+            }
             let ops = std::mem::take(&mut db.op_logged);
-            for key in touched {
+            for key in touched.drain(..) {
                 let e = match db.peek(&key) {
                     // The operation effect already describes the change;
                     // only its expiry may still need logging (below).
-                    Some(_) if ops.contains(&key) => {
+                    Some(_) if !ops.is_empty() && ops.contains(&key) => {
                         seen.remove(&key);
                         continue;
                     }
@@ -692,7 +726,7 @@ impl Keyspace {
             }
             // Keys whose expiry alone changed: an absolute Expire, not the
             // whole value.
-            for key in std::mem::take(&mut db.expiry_touched) {
+            for key in expiry.drain(..) {
                 if !seen.insert(key.clone()) {
                     continue;
                 }
@@ -706,6 +740,14 @@ impl Keyspace {
                 };
                 self.effects.push(e);
             }
+            // Keep the buffers' capacity for the next command.
+            db.touched = touched;
+            db.expiry_touched = expiry;
+            if ops.capacity() > 0 && db.op_logged.is_empty() {
+                let mut ops = ops;
+                ops.clear();
+                db.op_logged = ops;
+            }
         }
     }
 
@@ -714,6 +756,19 @@ impl Keyspace {
     pub fn take_effects(&mut self) -> Vec<effect::Effect> {
         self.materialize();
         std::mem::take(&mut self.effects)
+    }
+
+    /// `take_effects` encoded as one WAL unit (`effect::encode_unit`),
+    /// keeping the effect buffer's capacity. None when nothing changed.
+    pub fn take_unit(&mut self) -> Option<Vec<u8>> {
+        self.materialize();
+        if self.effects.is_empty() {
+            return None;
+        }
+        let mut unit = Vec::with_capacity(64);
+        effect::encode_unit(&self.effects, &mut unit);
+        self.effects.clear();
+        Some(unit)
     }
 
     /// True when something changed since the last `take_effects`.

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -42,8 +42,6 @@ pub struct ClientMeta {
     pub name: Option<Bytes>,
     pub lib_name: Option<Bytes>,
     pub lib_ver: Option<Bytes>,
-    /// Full name of the last command (`client|list`).
-    pub last_cmd: String,
     pub db: usize,
     pub resp: u8,
     /// -1 when not in MULTI, else the number of queued commands.
@@ -52,7 +50,6 @@ pub struct ClientMeta {
     pub no_evict: bool,
     pub no_touch: bool,
     pub user: String,
-    pub qbuf: usize,
     /// Channels and patterns subscribed (CLIENT LIST `sub`, `psub`).
     pub sub: usize,
     pub psub: usize,
@@ -72,6 +69,11 @@ pub struct ClientHandle {
     pub meta: Mutex<ClientMeta>,
     /// Milliseconds since `created` of the last command.
     pub last_interaction_ms: AtomicU64,
+    /// Command table index of the last command (CLIENT LIST `cmd`);
+    /// `usize::MAX` before the first.
+    pub last_cmd: AtomicUsize,
+    /// Bytes buffered but not yet executed (CLIENT LIST `qbuf`).
+    pub qbuf: AtomicUsize,
     killed: AtomicBool,
     pub kill_notify: Notify,
 }
@@ -87,11 +89,12 @@ impl ClientHandle {
             meta: Mutex::new(ClientMeta {
                 resp: 2,
                 multi: -1,
-                last_cmd: "NULL".into(),
                 user: "default".into(),
                 ..Default::default()
             }),
             last_interaction_ms: AtomicU64::new(0),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            qbuf: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
             kill_notify: Notify::new(),
         }
@@ -101,6 +104,10 @@ impl ClientHandle {
     /// current batch.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
+        // Every registered waiter (the connection loop keeps one for its
+        // whole life, a blocked command has its own), and a permit for a
+        // waiter registered later.
+        self.kill_notify.notify_waiters();
         self.kill_notify.notify_one();
     }
 
@@ -174,8 +181,11 @@ impl ClientHandle {
             m.sub,
             m.psub,
             m.multi,
-            m.qbuf,
-            m.last_cmd,
+            self.qbuf.load(Ordering::Relaxed),
+            crate::commands::table()
+                .entries
+                .get(self.last_cmd.load(Ordering::Relaxed))
+                .map_or("NULL", |e| e.full_name.as_str()),
             m.user,
             m.resp,
             lib_name,

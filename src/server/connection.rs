@@ -2,7 +2,7 @@
 //! buffer, execute them under one keyspace lock, write all replies at once.
 
 use super::blocking::{self, Wake};
-use super::persist::{unit_bytes, FsyncPolicy, Persistence};
+use super::persist::{FsyncPolicy, Persistence};
 use super::{Client, ClientHandle, PendingOp, ReplyMode, Shared};
 use crate::commands::{self, flags, table, CmdError, Ctx};
 use crate::db::expire::{active_expire_cycle, CycleKind};
@@ -44,6 +44,9 @@ pub(super) async fn serve(
     // True when the buffer may hold requests not yet run (after a SAVE
     // paused the batch): run them before reading more.
     let mut resume = false;
+    // Registered once, not per read (CLIENT KILL wakes every waiter).
+    let killed = handle.kill_notify.notified();
+    tokio::pin!(killed);
     loop {
         if handle.is_killed() {
             break;
@@ -85,13 +88,17 @@ pub(super) async fn serve(
                 stream.read_buf(&mut inbuf).await
             }
         };
+        let subscribed = client.pubsub.active();
         let n = tokio::select! {
+            biased;
             r = read => match r {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             },
-            _ = handle.kill_notify.notified() => break,
-            frames = client.pubsub.next_frames() => {
+            _ = &mut killed => break,
+            // Messages can only arrive for a subscribed client; the batch
+            // drains any left from before an UNSUBSCRIBE.
+            frames = client.pubsub.next_frames(), if subscribed => {
                 if !super::pubsub::write_frames(&shared, &client, &mut stream, frames).await {
                     break;
                 }
@@ -146,23 +153,36 @@ async fn run_batch(
 ) -> bool {
     {
         let mut batch = process_input(shared, client, inbuf, out);
-        if batch.needs_sync {
-            // appendfsync always: no reply before the fdatasync covering this
-            // batch's units (shared with concurrent batches: group commit).
-            if let Some(p) = shared.persist.clone() {
-                let streams = batch.streams;
-                let synced = tokio::task::spawn_blocking(move || {
-                    p.sync()?;
-                    // The stream logs this batch wrote (group-committed
-                    // per log with concurrent batches).
-                    streams.iter().try_for_each(|s| s.sync())
-                })
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
-                if let Err(text) = synced {
-                    refuse_spans(out, &batch.spans, &text);
-                    batch.failed = Some(Persistence::misconf(&text));
+        if let Some(p) = &shared.persist {
+            let progress = p.commit.progress();
+            let mut result = Ok(());
+            if batch.ticket > progress.written {
+                if batch.queued {
+                    // Let the other ready connections run and queue their
+                    // units first, so one write carries them all (Redis
+                    // writes its AOF buffer once per event-loop iteration).
+                    tokio::task::yield_now().await;
                 }
+                result = shared.wal_write_upto(batch.ticket);
+            }
+            let always = p.policy() == FsyncPolicy::Always;
+            if result.is_ok() && always && batch.ticket > p.commit.progress().durable {
+                // appendfsync always: no reply before an fdatasync covering
+                // this batch's units (and those it may have read).
+                result = shared.wal_wait_durable(batch.ticket).await;
+            }
+            if result.is_ok() && always && !batch.streams.is_empty() {
+                // The stream logs this batch wrote (group-committed per log
+                // with concurrent batches).
+                let streams = std::mem::take(&mut batch.streams);
+                result =
+                    tokio::task::spawn_blocking(move || streams.iter().try_for_each(|s| s.sync()))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+            }
+            if let Err(text) = result {
+                refuse_spans(out, &batch.spans, &text);
+                batch.failed = Some(Persistence::misconf(&text));
             }
         }
         // Clients served by this batch's commands get their replies now
@@ -220,8 +240,11 @@ struct Batch {
     /// Reply byte ranges of the commands that changed the keyspace: replaced
     /// by a MISCONF error when their units could not be made durable.
     spans: Vec<(usize, usize)>,
-    /// The batch appended units or wrote streams, and the policy is `always`.
-    needs_sync: bool,
+    /// The WAL ticket the replies wait for: the queue's end when the batch
+    /// released the keyspace lock (see `commit`).
+    ticket: u64,
+    /// The batch queued units of its own.
+    queued: bool,
     /// Streams whose logs the batch wrote.
     streams: Vec<crate::stream::StreamRef>,
     /// Replies for the blocked clients this batch served.
@@ -285,7 +308,7 @@ fn process_input(
                 execute(shared, ks, client, out, args);
                 blocking::after_command(shared, ks, client, out.resp3, &mut batch.wakes);
                 if logging && ks.has_effects() {
-                    units.push(unit_bytes(&ks.take_effects()));
+                    units.extend(ks.take_unit());
                     batch.spans.push((start, out.buf.len()));
                 }
             }
@@ -310,31 +333,25 @@ fn process_input(
         active_expire_cycle(&mut ks, CycleKind::Fast, hz, effort, now_ms);
         shared.publish_pending_notifications(&mut ks);
         if let Some(p) = &shared.persist {
-            if ks.has_effects() {
-                units.push(unit_bytes(&ks.take_effects()));
-            }
+            units.extend(ks.take_unit());
             batch.streams = std::mem::take(&mut ks.stream_writes);
-            if !units.is_empty() {
-                match p.append(&units) {
-                    Ok(()) => batch.needs_sync = p.policy() == FsyncPolicy::Always,
-                    Err(text) => {
-                        refuse_spans(out, &batch.spans, &text);
-                        batch.failed = Some(Persistence::misconf(&text));
-                    }
-                }
-            } else if !batch.streams.is_empty() {
-                batch.needs_sync = p.policy() == FsyncPolicy::Always;
-            }
+            // Directories of streams deleted by this batch go only after
+            // the units recording the deletions are written.
+            let doomed = shared.streams.take_doomed();
+            batch.queued = !units.is_empty();
+            batch.ticket = if units.is_empty() && doomed.is_empty() {
+                p.commit.next_seq()
+            } else {
+                p.commit.enqueue(units, doomed)
+            };
         } else {
             ks.stream_writes.clear();
-        }
-        // Directories of streams deleted by this batch go only now, after
-        // the WAL units recording the deletions were written.
-        if shared.streams.has_doomed() {
-            shared.streams.reap();
+            if shared.streams.has_doomed() {
+                shared.streams.reap();
+            }
         }
     }
-    client.handle.meta.lock().qbuf = inbuf.len();
+    client.handle.qbuf.store(inbuf.len(), Ordering::Relaxed);
     batch
 }
 
@@ -407,11 +424,7 @@ pub fn execute(
             let entry = &t.entries[idx];
             let cmd = entry.cmd;
             let top_name = entry.parent.map_or(cmd.name, |p| t.entries[p].cmd.name);
-            {
-                let mut m = client.handle.meta.lock();
-                m.last_cmd.clear();
-                m.last_cmd.push_str(&entry.full_name);
-            }
+            client.handle.last_cmd.store(idx, Ordering::Relaxed);
             // Redis's `authRequired`: a password is configured now (it may
             // have been cleared by CONFIG SET since the client connected).
             let auth_required = !client.authenticated && shared.config.read().requirepass.is_some();
@@ -488,12 +501,14 @@ pub fn execute(
                     Ok(())
                 }
             } else {
+                // The batch's time, read when it took the lock.
+                let now_ms = ks.cached_now_ms();
                 let mut ctx = Ctx {
                     ks,
                     shared,
                     client,
                     out,
-                    now_ms: now_ms(),
+                    now_ms,
                 };
                 commands::call(&mut ctx, idx, &args)
             }

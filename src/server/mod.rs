@@ -3,6 +3,7 @@
 
 pub mod blocking;
 mod clients;
+pub mod commit;
 mod connection;
 pub mod persist;
 pub mod pubsub;
@@ -116,23 +117,61 @@ impl Shared {
             .is_some_and(|p| p.loading.load(Ordering::Relaxed))
     }
 
-    /// Appends the keyspace's pending effects (from the cron's expiry
-    /// cycle) to the WAL as one unit. Call with the keyspace lock held.
-    pub fn log_pending_effects(&self, ks: &mut Keyspace) {
+    /// Queues the keyspace's pending effects (from the cron's expiry cycle)
+    /// as one unit and the streams dropped with them; returns the ticket to
+    /// write (`wal_write_upto`) once the lock is released. Call with the
+    /// keyspace lock held.
+    pub fn log_pending_effects(&self, ks: &mut Keyspace) -> Option<u64> {
         let Some(p) = &self.persist else {
-            return;
+            if self.streams.has_doomed() {
+                self.streams.reap();
+            }
+            return None;
         };
-        let effects = ks.take_effects();
-        if effects.is_empty() {
-            return;
+        let unit = ks.take_unit();
+        let doomed = self.streams.take_doomed();
+        if unit.is_none() && doomed.is_empty() {
+            return None;
         }
-        if let Err(e) = p.append(&[persist::unit_bytes(&effects)]) {
-            tracing::error!("cannot log expired keys: {e}");
-            return;
-        }
-        if self.streams.has_doomed() {
-            self.streams.reap();
-        }
+        Some(p.commit.enqueue(unit.into_iter().collect(), doomed))
+    }
+
+    /// Writes the queued WAL units up to `ticket` (see `commit`). Err: the
+    /// MISCONF reason.
+    pub fn wal_write_upto(&self, ticket: u64) -> Result<(), String> {
+        let Some(p) = &self.persist else {
+            return Ok(());
+        };
+        let sink = persist::WalSink {
+            persist: p,
+            streams: &self.streams,
+        };
+        p.commit
+            .write_upto(ticket, &sink)
+            .map_err(|_: commit::Failed| p.failure().unwrap_or_else(|| "WAL write failed".into()))
+    }
+
+    /// Waits until the WAL units up to `ticket` (written) are fdatasynced.
+    pub async fn wal_wait_durable(self: &Arc<Self>, ticket: u64) -> Result<(), String> {
+        let Some(p) = &self.persist else {
+            return Ok(());
+        };
+        let spawn = || {
+            let sh = self.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Some(p) = &sh.persist {
+                    let sink = persist::WalSink {
+                        persist: p,
+                        streams: &sh.streams,
+                    };
+                    p.commit.sync_rounds(&sink);
+                }
+            });
+        };
+        p.commit
+            .wait_durable(ticket, spawn)
+            .await
+            .map_err(|_: commit::Failed| p.failure().unwrap_or_else(|| "WAL fsync failed".into()))
     }
 
     /// Starts a compaction on its own thread unless one is running.
@@ -255,7 +294,7 @@ impl ServerHandle {
                 if let Err(e) = streams.sync_all() {
                     tracing::error!("final stream fsync failed: {e}");
                 }
-                p.close()
+                p.close(&streams)
             })
             .await;
             if let Ok(Err(e)) = r {
@@ -476,12 +515,18 @@ async fn cron(shared: Arc<Shared>) {
         if shared.is_loading() {
             continue;
         }
-        {
+        let ticket = {
             let mut ks = shared.ks.lock();
             ks.refresh_clock();
             active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms);
-            shared.log_pending_effects(&mut ks);
+            let ticket = shared.log_pending_effects(&mut ks);
             shared.publish_pending_notifications(&mut ks);
+            ticket
+        };
+        if let Some(t) = ticket {
+            if let Err(e) = shared.wal_write_upto(t) {
+                tracing::error!("cannot log expired keys: {e}");
+            }
         }
         if let Some(p) = &shared.persist {
             let (pct, min) = {

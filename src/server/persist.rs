@@ -1,14 +1,15 @@
 //! Durability of the keyspace: the WAL append after each batch, the fsync
 //! policy, replay at startup, and compaction (the AOF-rewrite analogue).
 //!
-//! Write path: commands run under the keyspace lock; each command's effects
-//! (`Keyspace::take_effects`) become one encoded unit. At the end of the
-//! batch, still under the lock, the units are appended to the WAL in one
-//! write, so units are stored in execution order and handed to the OS
-//! before any reply leaves. Under `appendfsync always` the connection then
-//! waits, off the lock and off the async threads, for an fdatasync covering
-//! its units (concurrent connections share one: group commit). Under
-//! `everysec` a background thread fdatasyncs once a second.
+//! Write path (`server::commit`): commands run under the keyspace lock;
+//! each command's effects (`Keyspace::take_unit`) become one encoded
+//! unit, queued at the end of the batch under the lock, so unit seqs follow
+//! execution order. Before any reply leaves, the queue up to the batch's
+//! ticket is written to the WAL (one write for every batch queued so far:
+//! group write); under `appendfsync always` the connection then waits for
+//! an fdatasync covering it (one syncer on a blocking thread, shared by all
+//! waiters: group commit). Under `everysec` a background thread fdatasyncs
+//! once a second.
 //!
 //! Compaction writes a base snapshot without stopping clients: it reads the
 //! keyspace in chunks of at most `CHUNK_KEYS_MAX` keys (one short lock hold
@@ -18,6 +19,7 @@
 //! capture. A SWAPDB during a compaction makes the capture inconsistent; the
 //! compaction is abandoned and retried.
 
+use super::commit::{Commit, Sink};
 use crate::db::effect::{apply, decode_unit, encode_unit, Effect};
 use crate::db::{Keyspace, DATABASES};
 use crate::storage::dirlock::{lock_dir, DirLock};
@@ -84,6 +86,10 @@ pub struct Persistence {
     policy: AtomicU8,
     /// strerror of the failed write or fsync; sticky until restart.
     failed: Mutex<Option<String>>,
+    /// `failed` is set (read on every write command without the mutex).
+    has_failed: AtomicBool,
+    /// The queue of units between the keyspace and the WAL.
+    pub commit: Commit,
     pub loading: AtomicBool,
     pub rewrite_in_progress: AtomicBool,
     pub rewrite_scheduled: AtomicBool,
@@ -126,10 +132,14 @@ impl Persistence {
             );
         }
         let size = wal.log_bytes() + wal.base_bytes();
+        let next_seq = u64::try_from(wal.next_seq())
+            .map_err(|_| "WAL sequence numbers past 2^64".to_string())?;
         Ok(Persistence {
             wal,
             policy: AtomicU8::new(policy as u8),
             failed: Mutex::new(None),
+            has_failed: AtomicBool::new(false),
+            commit: Commit::new(next_seq),
             loading: AtomicBool::new(false),
             rewrite_in_progress: AtomicBool::new(false),
             rewrite_scheduled: AtomicBool::new(false),
@@ -142,15 +152,25 @@ impl Persistence {
         })
     }
 
-    /// Final fsync at shutdown, then releases the data directory: later
-    /// appends fail, so nothing is written once another server may own it.
-    pub fn close(&self) -> Result<(), String> {
-        let r = self.sync();
+    /// Writes what is queued and fdatasyncs at shutdown, then releases the
+    /// data directory: later appends fail, so nothing is written once
+    /// another server may own it.
+    pub fn close(&self, streams: &crate::stream::Registry) -> Result<(), String> {
+        let sink = WalSink {
+            persist: self,
+            streams,
+        };
+        let written = self.commit.write_upto(self.commit.next_seq(), &sink);
+        let r = written
+            .map_err(|_: super::commit::Failed| self.failure().unwrap_or_default())
+            .and_then(|()| self.sync());
         let mut f = self.failed.lock();
         if f.is_none() {
             *f = Some("server is shut down".into());
+            self.has_failed.store(true, Ordering::SeqCst);
         }
         drop(f);
+        self.commit.fail();
         self.lock.lock().take();
         r
     }
@@ -169,6 +189,9 @@ impl Persistence {
 
     /// The sticky failure, as the MISCONF reply shows it.
     pub fn failure(&self) -> Option<String> {
+        if !self.has_failed.load(Ordering::Relaxed) {
+            return None;
+        }
         self.failed.lock().clone()
     }
 
@@ -178,22 +201,16 @@ impl Persistence {
         if f.is_none() {
             tracing::error!("writing the WAL failed: {e}; refusing writes until restart");
             *f = Some(text.clone());
+            self.has_failed.store(true, Ordering::SeqCst);
         }
-        f.clone().unwrap_or(text)
+        drop(f);
+        self.commit.fail();
+        self.failed.lock().clone().unwrap_or(text)
     }
 
     /// The reply text for writes refused after a failure.
     pub fn misconf(text: &str) -> String {
         format!("MISCONF Errors writing to the AOF file: {text}")
-    }
-
-    /// Appends the units of a batch (write to the OS). On failure the state
-    /// turns failed and the error text is returned.
-    pub fn append(&self, units: &[Vec<u8>]) -> Result<(), String> {
-        if let Some(f) = self.failure() {
-            return Err(f);
-        }
-        self.wal.append(units).map_err(|e| self.fail(&io_cause(&e)))
     }
 
     /// fdatasync of everything appended (group-committed).
@@ -208,13 +225,43 @@ impl Persistence {
     pub fn current_size(&self) -> u64 {
         self.wal.log_bytes() + self.wal.base_bytes()
     }
+
+    /// The seq the next queued unit gets, as the WAL counts (capture seqs).
+    fn next_seq(&self) -> u128 {
+        u128::from(self.commit.next_seq())
+    }
 }
 
-/// Encodes a batch's worth of effects as one unit.
-pub fn unit_bytes(effects: &[Effect]) -> Vec<u8> {
-    let mut buf = Vec::new();
-    encode_unit(effects, &mut buf);
-    buf
+/// The WAL as the commit queue writes it, with the stream registry whose
+/// dropped directories go once their drops are written.
+pub struct WalSink<'a> {
+    pub persist: &'a Persistence,
+    pub streams: &'a crate::stream::Registry,
+}
+
+impl Sink for WalSink<'_> {
+    fn write(&self, first: u64, units: &[Vec<u8>]) -> Result<(), String> {
+        let p = self.persist;
+        if let Some(f) = p.failure() {
+            return Err(f);
+        }
+        let next = p.wal.next_seq();
+        if next != u128::from(first) {
+            // Cannot happen while every queued unit is written in order.
+            return Err(p.fail(&format!(
+                "queued units start at seq {first} but the WAL is at {next}"
+            )));
+        }
+        p.wal.append(units).map_err(|e| p.fail(&io_cause(&e)))
+    }
+
+    fn sync(&self) -> Result<(), String> {
+        self.persist.sync()
+    }
+
+    fn reap(&self, doomed: Vec<crate::stream::Doomed>) {
+        self.streams.reap_these(doomed);
+    }
 }
 
 fn effect_key(e: &Effect) -> Option<(u8, &Bytes)> {
@@ -373,7 +420,10 @@ fn flush_before(ks: &mut Keyspace, f: &CaptureFilter, seq: u128, db: u8) {
 pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, String> {
     let (mut writer, swaps) = {
         let ks = ks_lock.lock();
-        let w = persist.wal.begin_base().map_err(|e| e.to_string())?;
+        let w = persist
+            .wal
+            .begin_base_at(persist.next_seq())
+            .map_err(|e| e.to_string())?;
         (w, ks.swaps)
     };
     let mut unit = Vec::new();
@@ -381,7 +431,7 @@ pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, 
     // chunk per format, all captured in one lock hold.
     let (formats, captured) = {
         let ks = ks_lock.lock();
-        (logparse_effects(&ks), persist.wal.next_seq())
+        (logparse_effects(&ks), persist.next_seq())
     };
     for effects in formats {
         unit.clear();
@@ -401,7 +451,7 @@ pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, 
                 persist.wal.abort_base(writer);
                 return Err("SWAPDB ran during the rewrite; it will be retried".into());
             }
-            let captured = persist.wal.next_seq();
+            let captured = persist.next_seq();
             let mut effects = Vec::new();
             let mut bytes = 0usize;
             let d = &ks.dbs[db];

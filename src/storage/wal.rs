@@ -442,7 +442,13 @@ impl Wal {
     /// appends are held off (under the keyspace lock) so the capture and the
     /// start seq agree.
     pub fn begin_base(&self) -> Result<BaseWriter> {
-        let start_seq = self.next_seq();
+        self.begin_base_at(self.next_seq())
+    }
+
+    /// `begin_base` for a caller that queues units before appending them:
+    /// `start_seq` is the seq its next queued unit gets (units below it that
+    /// are appended later are covered by the base and skipped by replay).
+    pub fn begin_base_at(&self, start_seq: u128) -> Result<BaseWriter> {
         let tmp = self.dir.join(format!("{start_seq:020}{TMP_SUFFIX}"));
         let file = self.fs.open(&tmp, OpenMode::CreateTruncate)?;
         file.write_all_at(&encode_file_header(BASE_MAGIC, start_seq), 0)?;

@@ -147,8 +147,10 @@ impl Drop for Stream {
     }
 }
 
+/// A dropped stream whose directory waits for the WAL unit recording the
+/// drop (see [`Registry::take_doomed`]).
 #[derive(Debug)]
-struct Doomed {
+pub struct Doomed {
     dir: PathBuf,
     inner: Inner,
 }
@@ -286,7 +288,19 @@ impl Registry {
     /// Removes the directories of streams whose last handle was dropped.
     /// Call only after the WAL units of the batch were written.
     pub fn reap(&self) {
-        let doomed = std::mem::take(&mut *self.doomed.lock());
+        let doomed = self.take_doomed();
+        self.reap_these(doomed);
+    }
+
+    /// The streams dropped so far. Taken under the keyspace lock with the
+    /// WAL units of the batch that dropped them, and passed to
+    /// [`Registry::reap_these`] once those units are written.
+    pub fn take_doomed(&self) -> Vec<Doomed> {
+        std::mem::take(&mut *self.doomed.lock())
+    }
+
+    /// Removes the directories of `doomed`.
+    pub fn reap_these(&self, doomed: Vec<Doomed>) {
         for d in doomed {
             drop(d.inner);
             if let Err(e) = remove_stream_dir(&*self.fs, &d.dir) {
