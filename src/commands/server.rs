@@ -426,7 +426,7 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("maxmemory_human:{}", bytes_to_human(maxmemory));
             line!("maxmemory_policy:{policy}");
             line!("mem_fragmentation_ratio:1.00");
-            line!("mem_allocator:libc");
+            line!("mem_allocator:{}", crate::MEM_ALLOCATOR);
             line!("lazyfree_pending_objects:0");
             line!("lazyfreed_objects:0");
         }
