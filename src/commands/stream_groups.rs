@@ -393,7 +393,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let present = g
                 .groups
                 .get(gname)
-                .is_some_and(|gr| gr.consumers.contains_key(&args[4]));
+                .is_some_and(|gr| gr.has_consumer(&args[4]));
             if !present {
                 g.group_op(GroupOp::Consumer {
                     group: gname.clone(),
@@ -415,7 +415,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let pending = g
                 .groups
                 .get(gname)
-                .and_then(|gr| gr.consumers.get(&args[4]))
+                .and_then(|gr| gr.consumer(&args[4]))
                 .map(|c| c.pel.len());
             if pending.is_some() {
                 g.group_op(GroupOp::DelConsumer {
@@ -464,13 +464,13 @@ pub(super) fn serve_group(
     let mut last = None;
     match history {
         Some(after) => {
-            let ids: Vec<(u128, u64)> = match gr.consumers.get(consumer) {
+            let ids: Vec<(u128, u64)> = match gr.consumer(consumer) {
                 Some(c) => c
                     .pel
                     // streamIncrID wraps the last possible id to 0-0.
-                    .range(after.checked_add(1).unwrap_or(0)..)
+                    .range_from(after.checked_add(1).unwrap_or(0))
                     .take(limit)
-                    .map(|id| (*id, gr.pel.get(id).map_or(0, |n| n.delivery_count)))
+                    .map(|(id, _)| (id, gr.pel.get(id).map_or(0, |n| n.delivery_count)))
                     .collect(),
                 None => Vec::new(),
             };
@@ -620,7 +620,7 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let absent = g
                 .groups
                 .get(&gname)
-                .is_some_and(|gr| !gr.consumers.contains_key(&cname));
+                .is_some_and(|gr| !gr.has_consumer(&cname));
             let res = serve_group(
                 &mut g,
                 &gname,
@@ -684,7 +684,7 @@ fn xack(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let gr = g.groups.get(&args[2]).ok_or_else(invalid_id)?;
         let mut acked: Vec<u128> = Vec::new();
         for id in ids {
-            if gr.pel.contains_key(&id) && !acked.contains(&id) {
+            if gr.pel.contains_key(id) && !acked.contains(&id) {
                 acked.push(id);
             }
         }

@@ -121,15 +121,11 @@ pub(super) fn xpending(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if justinfo {
         ctx.out.array(4);
         ctx.out.int(gr.pel.len() as i64);
-        match (gr.pel.keys().next(), gr.pel.keys().next_back()) {
+        match (gr.pel.first_key(), gr.pel.last_key()) {
             (Some(first), Some(last)) => {
-                ctx.out.bulk(fmt_id(*first).as_bytes());
-                ctx.out.bulk(fmt_id(*last).as_bytes());
-                let with: Vec<_> = gr
-                    .consumers
-                    .iter()
-                    .filter(|(_, c)| !c.pel.is_empty())
-                    .collect();
+                ctx.out.bulk(fmt_id(first).as_bytes());
+                ctx.out.bulk(fmt_id(last).as_bytes());
+                let with: Vec<_> = gr.consumers().filter(|(_, c)| !c.pel.is_empty()).collect();
                 ctx.out.array(with.len());
                 for (name, c) in with {
                     ctx.out.array(2);
@@ -147,33 +143,33 @@ pub(super) fn xpending(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let now = ctx.now_ms as i64;
     let ids: Vec<u128> = match &consumer {
-        Some(c) => match gr.consumers.get(c) {
-            Some(c) => c.pel.range(start..).copied().collect(),
+        Some(c) => match gr.consumer(c) {
+            Some(c) => c.pel.range_from(start).map(|(id, _)| id).collect(),
             None => {
                 ctx.out.array(0);
                 return Ok(());
             }
         },
-        None => gr.pel.range(start..).map(|(k, _)| *k).collect(),
+        None => gr.pel.range_from(start).map(|(k, _)| k).collect(),
     };
     let mut rows = Vec::new();
     for id in ids {
         if count == 0 || id > end {
             break;
         }
-        let Some(n) = gr.pel.get(&id) else { continue };
+        let Some(n) = gr.pel.get(id) else { continue };
         let idle = now - n.delivery_time as i64;
         if minidle != 0 && idle < minidle {
             continue;
         }
         count -= 1;
-        rows.push((id, n.consumer.clone(), idle.max(0), n.delivery_count));
+        rows.push((id, gr.owner(n), idle.max(0), n.delivery_count));
     }
     ctx.out.array(rows.len());
     for (id, c, idle, dc) in rows {
         ctx.out.array(4);
         ctx.out.bulk(fmt_id(id).as_bytes());
-        ctx.out.bulk(&c);
+        ctx.out.bulk(c);
         ctx.out.int(idle);
         ctx.out.int(dc as i64);
     }
@@ -265,7 +261,7 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             entries_read: gr.entries_read,
         });
     }
-    let consumer_existed = gr.consumers.contains_key(cname);
+    let consumer_existed = gr.has_consumer(cname);
     // The state as it evolves over the ids (duplicates see earlier claims).
     let mut pel: std::collections::BTreeMap<u128, (Bytes, u64)> = std::collections::BTreeMap::new();
     let mut gone = Vec::new();
@@ -277,8 +273,8 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             None if gone.contains(&id) => None,
             None => gr
                 .pel
-                .get(&id)
-                .map(|n| (n.consumer.clone(), n.delivery_count, n.delivery_time)),
+                .get(id)
+                .map(|n| (gr.owner(n).clone(), n.delivery_count, n.delivery_time)),
         };
         let entry = g.get(id).map_err(storage_err)?;
         let Some(fields) = entry else {
@@ -391,11 +387,11 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(gr) = g.groups.get(gname) else {
         return Err(nogroup_key_or_group(&args[1], &args[2], b""));
     };
-    let consumer_existed = gr.consumers.contains_key(cname);
+    let consumer_existed = gr.has_consumer(cname);
     let cands: Vec<(u128, u64, u64)> = gr
         .pel
-        .range(start..)
-        .map(|(id, n)| (*id, n.delivery_time, n.delivery_count))
+        .range_from(start)
+        .map(|(id, n)| (id, n.delivery_time, n.delivery_count))
         .collect();
     let mut deleted = Vec::new();
     let mut nacks = Vec::new();
@@ -477,7 +473,7 @@ fn xinfo_groups(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         field(ctx, "name");
         ctx.out.bulk(name);
         field(ctx, "consumers");
-        ctx.out.int(gr.consumers.len() as i64);
+        ctx.out.int(gr.consumer_count() as i64);
         field(ctx, "pending");
         ctx.out.int(gr.pel.len() as i64);
         field(ctx, "last-delivered-id");
@@ -498,8 +494,8 @@ fn xinfo_consumers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(nogroup_for_key(&args[3], &args[2]));
     };
     let now = ctx.now_ms as i64;
-    ctx.out.array(gr.consumers.len());
-    for (name, c) in &gr.consumers {
+    ctx.out.array(gr.consumer_count());
+    for (name, c) in gr.consumers() {
         map_or_array(ctx, 3);
         field(ctx, "name");
         ctx.out.bulk(name);
@@ -533,14 +529,14 @@ pub(super) fn reply_full_groups(ctx: &mut Ctx, g: &Inner, count: usize) {
         ctx.out.array(n);
         for (id, nack) in gr.pel.iter().take(n) {
             ctx.out.array(4);
-            ctx.out.bulk(fmt_id(*id).as_bytes());
-            ctx.out.bulk(&nack.consumer);
+            ctx.out.bulk(fmt_id(id).as_bytes());
+            ctx.out.bulk(gr.owner(nack));
             ctx.out.int(nack.delivery_time as i64);
             ctx.out.int(nack.delivery_count as i64);
         }
         field(ctx, "consumers");
-        ctx.out.array(gr.consumers.len());
-        for (cname, c) in &gr.consumers {
+        ctx.out.array(gr.consumer_count());
+        for (cname, c) in gr.consumers() {
             map_or_array(ctx, 4);
             field(ctx, "name");
             ctx.out.bulk(cname);
@@ -551,13 +547,13 @@ pub(super) fn reply_full_groups(ctx: &mut Ctx, g: &Inner, count: usize) {
             field(ctx, "pending");
             let n = c.pel.len().min(limit);
             ctx.out.array(n);
-            for id in c.pel.iter().take(n) {
+            for id in c.pel.keys().take(n) {
                 let (t, dc) = gr
                     .pel
                     .get(id)
                     .map_or((0, 0), |x| (x.delivery_time, x.delivery_count));
                 ctx.out.array(3);
-                ctx.out.bulk(fmt_id(*id).as_bytes());
+                ctx.out.bulk(fmt_id(id).as_bytes());
                 ctx.out.int(t as i64);
                 ctx.out.int(dc as i64);
             }
