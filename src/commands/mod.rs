@@ -22,6 +22,7 @@ pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod stream_groups;
+pub mod stream_pending;
 pub mod streams;
 pub mod strings;
 pub mod transactions;

@@ -55,9 +55,9 @@ static XINFO_SUBCOMMANDS: &[Command] = &[
         "O(1)",
         xinfo_stream,
     ),
-    super::stream_groups::XINFO_GROUPS,
-    super::stream_groups::XINFO_CONSUMERS,
-    super::stream_groups::XINFO_HELP,
+    super::stream_pending::XINFO_GROUPS,
+    super::stream_pending::XINFO_CONSUMERS,
+    super::stream_pending::XINFO_HELP,
 ];
 
 pub static COMMANDS: &[Command] = &[
@@ -745,7 +745,7 @@ fn xinfo_stream(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let entries = g.range(0, u128::MAX, limit, false).map_err(storage_err)?;
         reply_entries(ctx, &entries);
         field(ctx, "groups");
-        super::stream_groups::reply_full_groups(ctx, &g, count as usize);
+        super::stream_pending::reply_full_groups(ctx, &g, count as usize);
     } else {
         field(ctx, "groups");
         ctx.out.int(g.groups.len() as i64);

@@ -19,6 +19,10 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// Bytes read past the end of a lookup's index block on the first read:
+/// room for a few records after the one looked up (XRANGE ... COUNT 10).
+const BLOCK_SLACK_BYTES: usize = 1024;
+
 /// Ascending iterator over records with key >= a start key.
 #[derive(Debug)]
 pub struct Iter {
@@ -44,7 +48,14 @@ impl Cur {
         Cur {
             base: l.base,
             path: l.log_path,
-            sc: Scanner::new(l.file, l.start.pos, l.end),
+            sc: Scanner::with_first_read(
+                l.file,
+                l.start.pos,
+                l.end,
+                l.block_end.map(|b| {
+                    (b.saturating_sub(l.start.pos) as usize).saturating_add(BLOCK_SLACK_BYTES)
+                }),
+            ),
             expect: (l.start.pos != FILE_HEADER_BYTES).then_some(l.start.key),
         }
     }

@@ -189,6 +189,9 @@ pub(crate) struct Located {
     pub start: IndexEntry,
     /// Index of the entry `start` came from, if any.
     pub entry: Option<usize>,
+    /// Position of the index entry after `start`'s, if any: a lookup's
+    /// record lies before it, so a first read of about this much suffices.
+    pub block_end: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -307,10 +310,14 @@ impl Shared {
 
 /// Start of a forward read of keys >= `key` in segment `i`.
 fn locate_in(inner: &Inner, i: usize, key: u128) -> Located {
-    let (base, log_path, file, end, entry) = match inner.sealed.get(i) {
+    let (base, log_path, file, end, entry, block_end) = match inner.sealed.get(i) {
         Some(s) => {
             let e = s.index.lookup(key).map(|j| (j, s.index.get(j)));
-            (s.base, s.log_path.clone(), s.file.clone(), s.len, e)
+            let next = e
+                .map(|(j, _)| j + 1)
+                .filter(|&j| j < s.index.len())
+                .map(|j| s.index.get(j).pos);
+            (s.base, s.log_path.clone(), s.file.clone(), s.len, e, next)
         }
         None => {
             let a = inner
@@ -318,7 +325,8 @@ fn locate_in(inner: &Inner, i: usize, key: u128) -> Located {
                 .as_ref()
                 .expect("segment index < segment count");
             let e = lookup_by(a.index.len(), |j| a.index[j].key, key).map(|j| (j, a.index[j]));
-            (a.base, a.log_path.clone(), a.file.clone(), a.len, e)
+            let next = e.and_then(|(j, _)| a.index.get(j + 1)).map(|x| x.pos);
+            (a.base, a.log_path.clone(), a.file.clone(), a.len, e, next)
         }
     };
     Located {
@@ -334,6 +342,7 @@ fn locate_in(inner: &Inner, i: usize, key: u128) -> Located {
             |(_, e)| e,
         ),
         entry: entry.map(|(j, _)| j),
+        block_end,
     }
 }
 

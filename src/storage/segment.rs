@@ -102,6 +102,22 @@ impl Scanner {
         }
     }
 
+    /// A scanner whose first read is `first` bytes (bounded by
+    /// `SCAN_FIRST_READ_BYTES`; None: that size) when the caller knows how
+    /// far its record can be.
+    pub fn with_first_read(
+        file: Arc<dyn StorageFile>,
+        pos: u64,
+        end: u64,
+        first: Option<usize>,
+    ) -> Self {
+        let mut sc = Scanner::new(file, pos, end);
+        if let Some(n) = first {
+            sc.readahead = n.clamp(RECORD_HEADER_BYTES as usize + 16, SCAN_FIRST_READ_BYTES);
+        }
+        sc
+    }
+
     pub fn pos(&self) -> u64 {
         self.pos
     }

@@ -161,15 +161,20 @@ pub fn encode_entry(out: &mut Vec<u8>, pairs: &[Bytes]) {
     }
 }
 
-/// Decodes an entry's field-value pairs (flattened).
-pub fn decode_entry(buf: &[u8]) -> Result<Vec<Bytes>, BadBytes> {
-    let mut r = R(buf);
+/// Decodes an entry's field-value pairs (flattened). The fields share
+/// `buf`'s allocation (slices of one `Bytes`), so an entry costs the
+/// record's buffer and one `Vec`, not one allocation per field.
+pub fn decode_entry(buf: impl Into<Bytes>) -> Result<Vec<Bytes>, BadBytes> {
+    let buf: Bytes = buf.into();
+    let mut r = R(&buf);
     let n = r.u32()? as usize;
     // Each element takes at least 4 bytes: bound the allocation by the input.
     let mut out = Vec::with_capacity((n * 2).min(buf.len() / 4));
     for _ in 0..n * 2 {
         let len = r.u32()? as usize;
-        out.push(Bytes::copy_from_slice(r.take(len)?));
+        let at = buf.len() - r.0.len();
+        r.take(len)?;
+        out.push(buf.slice(at..at + len));
     }
     r.end()?;
     Ok(out)
@@ -336,9 +341,9 @@ mod tests {
         let pairs = vec![Bytes::from_static(b"f\0"), Bytes::from_static(b"")];
         let mut e = Vec::new();
         encode_entry(&mut e, &pairs);
-        assert_eq!(decode_entry(&e), Ok(pairs));
+        assert_eq!(decode_entry(e.clone()), Ok(pairs));
         for cut in 0..e.len() {
-            assert!(decode_entry(&e[..cut]).is_err());
+            assert!(decode_entry(e[..cut].to_vec()).is_err());
         }
         for kind in [
             OpKind::Del(vec![1, 2 << 64]),

@@ -24,33 +24,60 @@
 //! ```
 
 use super::codec::BadBytes;
+use super::idmap::IdMap;
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Redis's `SCG_INVALID_ENTRIES_READ`.
 pub const INVALID_ENTRIES_READ: i64 = -1;
 
-/// A pending (delivered, not acknowledged) entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A pending (delivered, not acknowledged) entry: 24 bytes, the owner as
+/// a slot of [`Group`]'s consumer table (Redis's `streamNACK` points to
+/// its consumer the same way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Nack {
     pub delivery_time: u64,
     pub delivery_count: u64,
-    pub consumer: Bytes,
+    consumer: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Consumer {
+    pub name: Bytes,
     pub seen_time: u64,
-    pub pel: BTreeSet<u128>,
+    /// The ids this consumer owns (each also in the group PEL).
+    pub pel: IdMap<()>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A consumer group. Consumers live in slots (reused after XGROUP
+/// DELCONSUMER) so a PEL entry names its owner by a `u32`; `names` maps
+/// names to slots in Redis's (rax) order.
+#[derive(Clone, Debug, Default)]
 pub struct Group {
     pub last_id: u128,
     pub entries_read: i64,
-    pub pel: BTreeMap<u128, Nack>,
-    pub consumers: BTreeMap<Bytes, Consumer>,
+    pub pel: IdMap<Nack>,
+    slots: Vec<Option<Consumer>>,
+    free: Vec<u32>,
+    names: BTreeMap<Bytes, u32>,
 }
+
+impl PartialEq for Group {
+    /// Same state (slot numbers are not state).
+    fn eq(&self, o: &Self) -> bool {
+        self.last_id == o.last_id
+            && self.entries_read == o.entries_read
+            && self.consumers().eq(o.consumers())
+            && self.pel.len() == o.pel.len()
+            && self.pel.iter().zip(o.pel.iter()).all(|((a, x), (b, y))| {
+                a == b
+                    && (x.delivery_time, x.delivery_count) == (y.delivery_time, y.delivery_count)
+                    && self.owner(x) == o.owner(y)
+            })
+    }
+}
+
+impl Eq for Group {}
 
 /// One change of group state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,12 +131,107 @@ impl Group {
         }
     }
 
+    pub fn consumer(&self, name: &[u8]) -> Option<&Consumer> {
+        let &slot = self.names.get(name)?;
+        self.slots.get(slot as usize)?.as_ref()
+    }
+
+    pub fn has_consumer(&self, name: &[u8]) -> bool {
+        self.names.contains_key(name)
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Consumers by name, in Redis's order.
+    pub fn consumers(&self) -> impl Iterator<Item = (&Bytes, &Consumer)> + '_ {
+        self.names.iter().filter_map(|(name, &slot)| {
+            self.slots
+                .get(slot as usize)
+                .and_then(Option::as_ref)
+                .map(|c| (name, c))
+        })
+    }
+
+    /// The name of the consumer owning a pending entry.
+    pub fn owner(&self, n: &Nack) -> &Bytes {
+        static NONE: Bytes = Bytes::new();
+        self.slots
+            .get(n.consumer as usize)
+            .and_then(Option::as_ref)
+            .map_or(&NONE, |c| &c.name)
+    }
+
+    /// The slot of consumer `name`, created (seen time 0) if missing.
+    fn slot_of(&mut self, name: &Bytes) -> u32 {
+        if let Some(&s) = self.names.get(name) {
+            return s;
+        }
+        // An owned copy: a name sliced from a request must not keep the
+        // whole request buffer alive.
+        let name = Bytes::copy_from_slice(name);
+        let c = Consumer {
+            name: name.clone(),
+            ..Consumer::default()
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(c);
+                s
+            }
+            None => {
+                self.slots.push(Some(c));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.names.insert(name, slot);
+        slot
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> Option<&mut Consumer> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    /// Removes consumer `name` and its pending entries.
+    fn remove_consumer(&mut self, name: &[u8]) {
+        let Some(slot) = self.names.remove(name) else {
+            return;
+        };
+        if let Some(c) = self.slots.get_mut(slot as usize).and_then(Option::take) {
+            for (id, _) in c.pel.iter() {
+                self.pel.remove(id);
+            }
+            self.free.push(slot);
+        }
+    }
+
+    /// Sets a pending entry's owner, time and count (moving it from its
+    /// previous owner).
+    fn deliver(&mut self, id: u128, slot: u32, delivery_time: u64, delivery_count: u64) {
+        let nack = Nack {
+            delivery_time,
+            delivery_count,
+            consumer: slot,
+        };
+        if let Some(old) = self.pel.insert(id, nack) {
+            if old.consumer != slot {
+                if let Some(c) = self.slot_mut(old.consumer) {
+                    c.pel.remove(id);
+                }
+            }
+        }
+        if let Some(c) = self.slot_mut(slot) {
+            c.pel.insert(id, ());
+        }
+    }
+
     /// Removes `id` from the group PEL and its owner's PEL.
     fn unack(&mut self, id: u128) -> bool {
-        match self.pel.remove(&id) {
+        match self.pel.remove(id) {
             Some(n) => {
-                if let Some(c) = self.consumers.get_mut(&n.consumer) {
-                    c.pel.remove(&id);
+                if let Some(c) = self.slot_mut(n.consumer) {
+                    c.pel.remove(id);
                 }
                 true
             }
@@ -148,16 +270,15 @@ pub fn apply(groups: &mut Groups, op: GroupOp) {
             seen,
         } => {
             if let Some(g) = groups.get_mut(&group) {
-                g.consumers.entry(consumer).or_default().seen_time = seen;
+                let slot = g.slot_of(&consumer);
+                if let Some(c) = g.slot_mut(slot) {
+                    c.seen_time = seen;
+                }
             }
         }
         GroupOp::DelConsumer { group, consumer } => {
             if let Some(g) = groups.get_mut(&group) {
-                if let Some(c) = g.consumers.remove(&consumer) {
-                    for id in c.pel {
-                        g.pel.remove(&id);
-                    }
-                }
+                g.remove_consumer(&consumer);
             }
         }
         GroupOp::Deliver {
@@ -174,27 +295,12 @@ pub fn apply(groups: &mut Groups, op: GroupOp) {
                 g.last_id = id;
                 g.entries_read = er;
             }
-            g.consumers.entry(consumer.clone()).or_default().seen_time = seen;
+            let slot = g.slot_of(&consumer);
+            if let Some(c) = g.slot_mut(slot) {
+                c.seen_time = seen;
+            }
             for (id, time, count) in nacks {
-                if let Some(old) = g.pel.get(&id) {
-                    if old.consumer != consumer {
-                        let prev = old.consumer.clone();
-                        if let Some(c) = g.consumers.get_mut(&prev) {
-                            c.pel.remove(&id);
-                        }
-                    }
-                }
-                g.pel.insert(
-                    id,
-                    Nack {
-                        delivery_time: time,
-                        delivery_count: count,
-                        consumer: consumer.clone(),
-                    },
-                );
-                if let Some(c) = g.consumers.get_mut(&consumer) {
-                    c.pel.insert(id);
-                }
+                g.deliver(id, slot, time, count);
             }
         }
         GroupOp::Ack { group, ids } => {
@@ -402,19 +508,22 @@ pub fn encode_groups(out: &mut Vec<u8>, groups: &Groups) {
         put_name(out, name);
         out.extend_from_slice(&g.last_id.to_le_bytes());
         out.extend_from_slice(&g.entries_read.to_le_bytes());
-        out.extend_from_slice(&(g.consumers.len() as u32).to_le_bytes());
-        let mut index = BTreeMap::new();
-        for (i, (cname, c)) in g.consumers.iter().enumerate() {
+        out.extend_from_slice(&(g.consumer_count() as u32).to_le_bytes());
+        // Consumer index in the checkpoint = position in name order.
+        let mut index = vec![u32::MAX; g.slots.len()];
+        for (i, (cname, c)) in g.consumers().enumerate() {
             put_name(out, cname);
             out.extend_from_slice(&c.seen_time.to_le_bytes());
-            index.insert(cname.clone(), i as u32);
+            if let Some(&slot) = g.names.get(cname) {
+                index[slot as usize] = i as u32;
+            }
         }
         out.extend_from_slice(&(g.pel.len() as u64).to_le_bytes());
-        for (id, n) in &g.pel {
+        for (id, n) in g.pel.iter() {
             out.extend_from_slice(&id.to_le_bytes());
             out.extend_from_slice(&n.delivery_time.to_le_bytes());
             out.extend_from_slice(&n.delivery_count.to_le_bytes());
-            let ci = index.get(&n.consumer).copied().unwrap_or(u32::MAX);
+            let ci = index.get(n.consumer as usize).copied().unwrap_or(u32::MAX);
             out.extend_from_slice(&ci.to_le_bytes());
         }
     }
@@ -427,18 +536,15 @@ pub fn decode_groups(r: &mut Rd) -> Result<Groups, BadBytes> {
         let name = r.name()?;
         let mut g = Group::new(r.u128()?, r.i64()?);
         let nc = r.u32()? as usize;
-        let mut names = Vec::with_capacity(nc.min(r.rest() / 12));
+        let mut slots = Vec::with_capacity(nc.min(r.rest() / 12));
         for _ in 0..nc {
             let cname = r.name()?;
             let seen = r.u64()?;
-            g.consumers.insert(
-                cname.clone(),
-                Consumer {
-                    seen_time: seen,
-                    pel: BTreeSet::new(),
-                },
-            );
-            names.push(cname);
+            let slot = g.slot_of(&cname);
+            if let Some(c) = g.slot_mut(slot) {
+                c.seen_time = seen;
+            }
+            slots.push(slot);
         }
         let np = r.u64()?;
         for _ in 0..np {
@@ -446,21 +552,8 @@ pub fn decode_groups(r: &mut Rd) -> Result<Groups, BadBytes> {
             let delivery_time = r.u64()?;
             let delivery_count = r.u64()?;
             let ci = r.u32()? as usize;
-            let consumer = names
-                .get(ci)
-                .cloned()
-                .ok_or(BadBytes("bad consumer index"))?;
-            if let Some(c) = g.consumers.get_mut(&consumer) {
-                c.pel.insert(id);
-            }
-            g.pel.insert(
-                id,
-                Nack {
-                    delivery_time,
-                    delivery_count,
-                    consumer,
-                },
-            );
+            let slot = *slots.get(ci).ok_or(BadBytes("bad consumer index"))?;
+            g.deliver(id, slot, delivery_time, delivery_count);
         }
         groups.insert(name, g);
     }
@@ -537,10 +630,11 @@ mod tests {
         let g = &groups[&b("g")];
         assert_eq!((g.last_id, g.entries_read), (9, 4));
         assert_eq!(g.pel.len(), 1);
-        assert_eq!(g.pel[&7].consumer, b("c2"));
-        assert_eq!(g.pel[&7].delivery_count, 2);
-        assert!(g.consumers[&b("c1")].pel.is_empty());
-        assert_eq!(g.consumers[&b("c2")].pel.len(), 1);
+        let n7 = g.pel.get(7).expect("7 pending");
+        assert_eq!(g.owner(n7), &b("c2"));
+        assert_eq!(n7.delivery_count, 2);
+        assert!(g.consumer(b"c1").expect("c1").pel.is_empty());
+        assert_eq!(g.consumer(b"c2").expect("c2").pel.len(), 1);
         assert!(!groups.contains_key(&b("h")));
         let mut buf = Vec::new();
         encode_groups(&mut buf, &groups);

@@ -39,6 +39,7 @@
 pub mod codec;
 pub mod groups;
 pub mod id;
+pub mod idmap;
 mod state;
 
 pub use codec::{Meta, SegStat};

@@ -352,7 +352,7 @@ impl Inner {
             return Ok(None);
         }
         match self.log.get(id).map_err(storage)? {
-            Some(r) => Ok(Some(decode_entry(&r.value).map_err(|e| e.0.to_string())?)),
+            Some(r) => Ok(Some(decode_entry(r.value).map_err(|e| e.0.to_string())?)),
             None => Ok(None),
         }
     }
@@ -373,7 +373,7 @@ impl Inner {
         }
         let mut push = |r: crate::storage::Record| -> Result<bool, String> {
             if self.is_live(r.key) && r.key <= self.meta.last_id {
-                out.push((r.key, decode_entry(&r.value).map_err(|e| e.0.to_string())?));
+                out.push((r.key, decode_entry(r.value).map_err(|e| e.0.to_string())?));
             }
             Ok(out.len() < count)
         };
@@ -402,6 +402,12 @@ impl Inner {
 
     /// Last live id (Redis's `streamLastValidID`), 0 when empty.
     pub fn last_live(&self) -> Result<u128, String> {
+        // The common case without a read: the log's last record is the
+        // last id and it is live.
+        let last = self.meta.last_id;
+        if self.meta.length > 0 && self.log.last_key() == Some(last) && self.is_live(last) {
+            return Ok(last);
+        }
         Ok(self
             .range(0, u128::MAX, 1, true)?
             .first()
