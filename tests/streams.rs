@@ -465,3 +465,84 @@ async fn retention_bytes_drops_whole_old_segments() {
     assert_eq!(reply, vec![0, 12_000]);
     s.shutdown().await;
 }
+
+/// XADDs of one pipelined batch are written together at its end; every
+/// other command of the batch (reads, trims, deletions, groups, COPY) sees
+/// them as if each had been written at once, and so does a restart.
+#[tokio::test]
+async fn pipelined_xadds_are_seen_by_the_rest_of_their_batch_and_after_restart() {
+    let dir = common::temp_dir();
+    let s = common::start_in(&dir, &[]).await;
+    let mut c = common::Raw::connect(s.local_addr()).await;
+    let cmds: &[&[&str]] = &[
+        &["XADD", "s", "1-0", "a", "1"],
+        &["XADD", "s", "2-0", "b", "2"],
+        &["XRANGE", "s", "-", "+"],
+        &["XADD", "s", "MAXLEN", "2", "3-0", "c", "3"],
+        &["XLEN", "s"],
+        &["XDEL", "s", "2-0"],
+        &["XADD", "s", "4-0", "d", "4"],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XADD", "s", "5-0", "e", "5"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c1",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+        &["XADD", "s", "6-0", "f", "6"],
+        &["COPY", "s", "t"],
+        &["XREVRANGE", "t", "+", "-", "COUNT", "1"],
+    ];
+    let mut req = Vec::new();
+    for a in cmds {
+        let a: Vec<&[u8]> = a.iter().map(|s| s.as_bytes()).collect();
+        req.extend(common::resp(&a));
+    }
+    let expected = concat!(
+        "$3\r\n1-0\r\n",
+        "$3\r\n2-0\r\n",
+        "*2\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n",
+        "$3\r\n3-0\r\n",
+        ":2\r\n",
+        ":1\r\n",
+        "$3\r\n4-0\r\n",
+        "+OK\r\n",
+        "$3\r\n5-0\r\n",
+        "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n",
+        "$3\r\n6-0\r\n",
+        ":1\r\n",
+        "*1\r\n*2\r\n$3\r\n6-0\r\n*2\r\n$1\r\nf\r\n$1\r\n6\r\n",
+    );
+    c.check(&req, expected.as_bytes()).await;
+    let all = "*4\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n*2\r\n$3\r\n4-0\r\n*2\r\n$1\r\nd\r\n$1\r\n4\r\n*2\r\n$3\r\n5-0\r\n*2\r\n$1\r\ne\r\n$1\r\n5\r\n*2\r\n$3\r\n6-0\r\n*2\r\n$1\r\nf\r\n$1\r\n6\r\n";
+    c.check(
+        &common::resp(&[b"XRANGE", b"s", b"-", b"+"]),
+        all.as_bytes(),
+    )
+    .await;
+    s.shutdown().await;
+    let s = common::start_in(&dir, &[]).await;
+    let mut c = common::Raw::connect(s.local_addr()).await;
+    c.check(
+        &common::resp(&[b"XRANGE", b"s", b"-", b"+"]),
+        all.as_bytes(),
+    )
+    .await;
+    c.check(
+        &common::resp(&[b"XRANGE", b"t", b"-", b"+"]),
+        all.as_bytes(),
+    )
+    .await;
+    c.check(
+        &common::resp(&[b"XPENDING", b"s", b"g"]),
+        b"*4\r\n:1\r\n$3\r\n3-0\r\n$3\r\n3-0\r\n*1\r\n*2\r\n$2\r\nc1\r\n$1\r\n1\r\n",
+    )
+    .await;
+    s.shutdown().await;
+}

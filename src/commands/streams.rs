@@ -282,7 +282,9 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         None => (ctx.shared.streams.create().map_err(storage_err)?, true),
     };
-    let mut g = s.lock().map_err(storage_err)?;
+    // The entry stays pending until the end of the batch: consecutive
+    // XADDs are written in one call.
+    let mut g = s.lock_pending().map_err(storage_err)?;
     let last = g.meta.last_id;
     if last == u128::MAX {
         return Err(CmdError::new(

@@ -462,6 +462,9 @@ pub struct Keyspace {
     /// Streams whose logs the current batch wrote: synced with the WAL
     /// before replying under `appendfsync always` (see `stream`).
     pub stream_writes: Vec<crate::stream::StreamRef>,
+    /// Calls of `stream_written` so far: a command that changed it wrote a
+    /// stream (its reply depends on the batch's stream writes succeeding).
+    pub stream_write_count: u64,
     /// Blocked clients (see `blocking`).
     waiters: blocking::Waiters,
     /// LOGPARSE's named formats and their shared miners. Not keys: they
@@ -491,6 +494,7 @@ impl Keyspace {
             notify_flags: 0,
             notifications: Vec::new(),
             stream_writes: Vec::new(),
+            stream_write_count: 0,
             waiters: blocking::Waiters::default(),
             logparse: crate::logparse::Registry::new(),
         };
@@ -817,6 +821,7 @@ impl Keyspace {
 
     /// Notes that a command wrote `s`'s logs (see `stream_writes`).
     pub fn stream_written(&mut self, s: &crate::stream::StreamRef) {
+        self.stream_write_count += 1;
         if !self.stream_writes.iter().any(|x| x == s) {
             self.stream_writes.push(s.clone());
         }

@@ -180,7 +180,7 @@ async fn run_batch(
                         .await
                         .unwrap_or_else(|e| Err(e.to_string()));
             }
-            if let Err(text) = result {
+            if let (Err(text), None) = (result, &batch.failed) {
                 refuse_spans(out, &batch.spans, &text);
                 batch.failed = Some(Persistence::misconf(&text));
             }
@@ -305,12 +305,14 @@ fn process_input(
                     break;
                 };
                 let start = out.buf.len();
+                let stream_writes = ks.stream_write_count;
                 execute(shared, ks, client, out, args);
                 blocking::after_command(shared, ks, client, out.resp3, &mut batch.wakes);
-                if logging && ks.has_effects() {
-                    units.extend(ks.take_unit());
+                let unit = if logging { ks.take_unit() } else { None };
+                if unit.is_some() || ks.stream_write_count != stream_writes {
                     batch.spans.push((start, out.buf.len()));
                 }
+                units.extend(unit);
             }
             Ok(Parsed::Empty) => continue,
             Ok(Parsed::Incomplete) => break,
@@ -332,6 +334,13 @@ fn process_input(
         };
         active_expire_cycle(&mut ks, CycleKind::Fast, hz, effort, now_ms);
         shared.publish_pending_notifications(&mut ks);
+        // Entries the batch's XADDs left pending go to their logs now, one
+        // write per stream (before any reply, as the WAL units below).
+        if let Some(e) = ks.stream_writes.iter().find_map(|s| s.flush().err()) {
+            tracing::error!("writing a stream log failed: {e}");
+            refuse_spans(out, &batch.spans, &e);
+            batch.failed = Some(Persistence::misconf(&e));
+        }
         if let Some(p) = &shared.persist {
             units.extend(ks.take_unit());
             batch.streams = std::mem::take(&mut ks.stream_writes);

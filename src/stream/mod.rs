@@ -99,13 +99,33 @@ impl StreamRef {
         }))
     }
 
-    /// The open stream's state. Errors when the stream could not be opened.
+    /// The open stream's state, with the entries pending from earlier
+    /// commands of the batch written first. Errors when the stream could
+    /// not be opened or the pending entries not written.
     pub fn lock(&self) -> Result<MappedInner<'_>, String> {
+        let mut g = self.lock_pending()?;
+        g.flush()?;
+        Ok(g)
+    }
+
+    /// The open stream's state, pending entries left pending: for XADD,
+    /// whose appends the end of the batch writes together (`flush`).
+    pub fn lock_pending(&self) -> Result<MappedInner<'_>, String> {
         let g = self.0.inner.lock();
         if g.is_none() {
             return Err(format!("stream {} is not open", self.0.id));
         }
         Ok(MappedInner(g))
+    }
+
+    /// Writes the entries appended by the batch's commands (see
+    /// `state::Inner::flush`). Called at the end of every batch that wrote
+    /// the stream, under the keyspace lock, before any reply leaves.
+    pub fn flush(&self) -> Result<(), String> {
+        match self.0.inner.lock().as_mut() {
+            Some(i) => i.flush(),
+            None => Ok(()),
+        }
     }
 
     /// Metadata without touching the files (None when not open).
@@ -348,6 +368,13 @@ impl Registry {
             let r = StreamRef(s);
             let job = match r.0.inner.lock().as_mut() {
                 Some(i) => {
+                    // A batch's pending entries are written by the batch
+                    // (or here, under the same lock) before retention or a
+                    // checkpoint looks at the log.
+                    if let Err(e) = i.flush() {
+                        tracing::warn!("stream {} write failed: {e}", r.0.id);
+                        continue;
+                    }
                     let ms = i.retention_ms.or((global_ms > 0).then_some(global_ms));
                     let bytes = i
                         .retention_bytes
@@ -374,7 +401,13 @@ impl Registry {
         for s in self.live() {
             let r = StreamRef(s);
             let job = match r.0.inner.lock().as_mut() {
-                Some(i) => i.checkpoint_job(true),
+                Some(i) => match i.flush() {
+                    Ok(()) => i.checkpoint_job(true),
+                    Err(e) => {
+                        tracing::warn!("stream {} write failed: {e}", r.0.id);
+                        None
+                    }
+                },
                 None => None,
             };
             if let Some(job) = job {

@@ -63,6 +63,16 @@ pub struct Inner {
     /// The trim mark of the last checkpoint (segments below a newer mark
     /// are deleted by the next checkpoint).
     checkpoint_trim: u128,
+    /// Entries XADD appended in the running batch, not yet written: their
+    /// encoded records in `pending_buf`, `(id, start, end)` in `pending`.
+    /// `flush` writes them in one call at the end of the batch (before any
+    /// reply leaves) or before anything else reads or writes the logs, as
+    /// Redis writes its AOF buffer once per event-loop iteration.
+    pending_buf: Vec<u8>,
+    pending: Vec<(u128, usize, usize)>,
+    /// The metadata before the first pending entry: restored if writing
+    /// them fails, so the stream never counts entries it does not hold.
+    pending_meta: Option<Meta>,
 }
 
 /// A storage failure during a stream command, as the reply shows it.
@@ -164,6 +174,9 @@ impl Inner {
             retention_bytes: ck.retention_bytes,
             since_checkpoint: 0,
             checkpoint_trim: ck.meta.trimmed_through,
+            pending_buf: Vec::new(),
+            pending: Vec::new(),
+            pending_meta: None,
         };
         let bases: Vec<u128> = s.log.segments().iter().map(|x| x.base).collect();
         let mut pending_ops = Vec::new();
@@ -221,6 +234,12 @@ impl Inner {
 
     /// Metadata changes of one appended entry in segment `base`.
     fn count_entry(&mut self, key: u128, base: u128) {
+        self.count_meta(key);
+        self.count_seg(base);
+    }
+
+    /// The length, ids and entries-added of one appended entry.
+    fn count_meta(&mut self, key: u128) {
         let m = &mut self.meta;
         m.length += 1;
         m.entries_added += 1;
@@ -228,10 +247,61 @@ impl Inner {
         if m.length == 1 {
             m.first = key;
         }
+    }
+
+    /// One more live entry in segment `base`.
+    fn count_seg(&mut self, base: u128) {
         match self.segs.last_mut() {
             Some(s) if s.base == base => s.live += 1,
             _ => self.segs.push(SegStat { base, live: 1 }),
         }
+    }
+
+    /// Writes the pending entries (see `pending`) in one call. On failure
+    /// they are dropped and the metadata restored: the commands that
+    /// appended them must not be acknowledged (the log's failure is sticky).
+    pub fn flush(&mut self) -> Result<(), String> {
+        if self.pending.is_empty() {
+            // A failed write by another flusher (the background thread)
+            // may have dropped entries of the running batch: say so.
+            return match self.log.failure() {
+                Some(e) => Err(storage(Error::PreviousIo(e))),
+                None => Ok(()),
+            };
+        }
+        let records: Vec<(u128, &[u8])> = self
+            .pending
+            .iter()
+            .map(|&(id, a, b)| (id, &self.pending_buf[a..b]))
+            .collect();
+        let written = self.log.append_batch(&records).map_err(storage);
+        drop(records);
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_buf.clear();
+        let before = self.pending_meta.take();
+        match written {
+            Ok(pos) => {
+                for _ in &pending {
+                    self.count_seg(pos.segment_base);
+                }
+                self.since_checkpoint += pending.len() as u64;
+                // Keep the buffers' capacity for the next batch.
+                self.pending = pending;
+                self.pending.clear();
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(m) = before {
+                    self.meta = m;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether entries wait for `flush`.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     fn apply_op(&mut self, seq: u128, op: Op) {
@@ -275,6 +345,7 @@ impl Inner {
 
     /// Writes an op record (its `at` and metadata taken now) and applies it.
     fn write_op(&mut self, kind: OpKind, meta: Meta) -> Result<(), String> {
+        self.flush()?;
         let op = Op {
             at: self.log.last_key().unwrap_or(0),
             meta,
@@ -310,25 +381,30 @@ impl Inner {
     }
 
     /// Appends an entry whose id the caller checked is above `last_id`.
+    /// The entry is pending until `flush` (the end of the batch): the
+    /// caller must note the stream with `Keyspace::stream_written`.
     pub fn append(&mut self, id: u128, pairs: &[Bytes]) -> Result<(), String> {
-        if self.log.last_key().is_some_and(|l| l >= id) {
+        if self.pending.is_empty() && self.log.last_key().is_some_and(|l| l >= id) {
             // Dead entries above a lowered last id (XSETID): drop them first.
             self.log
                 .truncate_after(self.meta.last_id)
                 .map_err(storage)?;
             self.segs.retain(|x| x.base <= self.meta.last_id);
         }
-        let mut buf = Vec::with_capacity(4 + pairs.iter().map(|p| p.len() + 4).sum::<usize>());
-        encode_entry(&mut buf, pairs);
-        let pos = self.log.append(id, &buf).map_err(storage)?;
-        self.count_entry(id, pos.segment_base);
-        self.since_checkpoint += 1;
+        if self.pending.is_empty() {
+            self.pending_meta = Some(self.meta);
+        }
+        let start = self.pending_buf.len();
+        encode_entry(&mut self.pending_buf, pairs);
+        self.pending.push((id, start, self.pending_buf.len()));
+        self.count_meta(id);
         Ok(())
     }
 
     /// Appends entries already encoded (`codec::encode_entry`), ids
     /// increasing and the first above `last_id`, in one write.
     pub fn append_encoded(&mut self, entries: &[(u128, &[u8])]) -> Result<(), String> {
+        self.flush()?;
         let Some(&(first, _)) = entries.first() else {
             return Ok(());
         };
@@ -416,6 +492,7 @@ impl Inner {
 
     /// XDEL: deletes the live ids among `ids`; returns how many.
     pub fn delete(&mut self, ids: &[u128]) -> Result<u64, String> {
+        self.flush()?;
         let mut done = Vec::new();
         for &id in ids {
             if done.contains(&id) || self.get(id)?.is_none() {
@@ -454,6 +531,7 @@ impl Inner {
     /// Redis's `streamTrim` over segments instead of listpack nodes.
     /// Returns the number of entries removed.
     pub fn trim(&mut self, spec: TrimSpec) -> Result<u64, String> {
+        self.flush()?;
         let m = self.meta;
         let mut removed = 0u64;
         let mut through = m.trimmed_through;
@@ -540,6 +618,7 @@ impl Inner {
         entries_added: Option<u64>,
         max_deleted: Option<u128>,
     ) -> Result<(), String> {
+        self.flush()?;
         let mut meta = self.meta;
         meta.last_id = last_id;
         if let Some(n) = entries_added {
@@ -585,6 +664,7 @@ impl Inner {
         bytes: Option<u64>,
         now_ms: u64,
     ) -> Result<u64, String> {
+        self.flush()?;
         let mut removed = 0;
         if let Some(ms) = ms {
             let cutoff = now_ms.saturating_sub(ms);
@@ -664,6 +744,7 @@ impl Inner {
 
     /// Writes a checkpoint synchronously (XSETID truncation, COPY).
     pub fn write_checkpoint_now(&mut self) -> Result<(), String> {
+        self.flush()?;
         self.job().run()
     }
 }
