@@ -71,7 +71,7 @@ impl Db {
         let keys: Vec<Bytes> = self
             .blocked
             .keys()
-            .filter(|k| self.map.contains_key(*k))
+            .filter(|k| self.contains(k))
             .cloned()
             .collect();
         for k in keys {

@@ -30,6 +30,7 @@ pub use value::{StrForm, StrValue, Value, SHARED_REFCOUNT};
 use bytes::Bytes;
 use slab::{Slab, NO_SLOT};
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 
 /// Number of databases (`databases` in redis.conf), selectable with SELECT.
 pub const DATABASES: usize = 16;
@@ -65,11 +66,11 @@ pub struct Entry {
     pub access_s: u32,
 }
 
-/// A key's entry and its slots in the two slabs.
+/// A key with its entry, in its slot of `Db::order`.
 #[derive(Debug)]
-struct Slotted {
+struct Slot {
+    key: Bytes,
     entry: Entry,
-    key_slot: u32,
     /// Slot in `expires`, or NO_SLOT when the key has no expiry.
     exp_slot: u32,
 }
@@ -77,9 +78,14 @@ struct Slotted {
 /// One database (SELECT index).
 #[derive(Default, Debug)]
 pub struct Db {
-    map: HashMap<Bytes, Slotted, KeyHasher>,
-    /// Every key, in SCAN order.
-    order: Slab,
+    /// Every key with its entry, in SCAN order: the slot is the cursor
+    /// position and never changes while the key exists.
+    order: Slab<Slot>,
+    /// Key hash -> slot in `order`: 4 bytes per bucket, so a big keyspace
+    /// costs about its slots (Redis's dict costs a pointer per bucket plus
+    /// a 24-byte entry per key).
+    index: hashbrown::HashTable<u32>,
+    hasher: KeyHasher,
     /// Keys with an expiry (walked by the active cycle).
     expires: Slab,
     /// Where the active expiry cycle resumes in `expires`.
@@ -108,32 +114,65 @@ pub struct Db {
 
 impl Db {
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.order.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.order.is_empty()
     }
 
     pub fn expires_len(&self) -> usize {
         self.expires.len()
     }
 
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The slot of `key` in `order`.
+    fn find(&self, key: &[u8]) -> Option<u32> {
+        let order = &self.order;
+        self.index
+            .find(self.hash(key), |&i| {
+                order.get(i as usize).is_some_and(|s| s.key[..] == *key)
+            })
+            .copied()
+    }
+
+    fn slot(&self, key: &[u8]) -> Option<&Slot> {
+        self.order.get(self.find(key)? as usize)
+    }
+
+    fn slot_mut(&mut self, key: &[u8]) -> Option<&mut Slot> {
+        let i = self.find(key)?;
+        self.order.get_mut(i as usize)
+    }
+
+    /// Whether `key` is stored (expired or not).
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.find(key).is_some()
+    }
+
+    /// The stored key equal to `key` with its entry.
+    pub fn get_key_value(&self, key: &[u8]) -> Option<(&Bytes, &Entry)> {
+        self.slot(key).map(|s| (&s.key, &s.entry))
+    }
+
     /// The entry regardless of expiry (no lazy deletion).
     pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
-        self.map.get(key).map(|s| &s.entry)
+        self.slot(key).map(|s| &s.entry)
     }
 
     /// Mutable access without modification signal; callers that change the
     /// value must call `signal_modified`, and must change the expiry only
     /// through `set_expiry`.
     pub fn peek_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.map.get_mut(key).map(|s| &mut s.entry)
+        self.slot_mut(key).map(|s| &mut s.entry)
     }
 
     /// True when the key exists and its expiry has passed.
     pub fn is_expired(&self, key: &[u8], now_ms: u64) -> bool {
-        matches!(self.map.get(key), Some(s) if s.entry.expires_at_ms != 0 && s.entry.expires_at_ms <= now_ms)
+        matches!(self.peek(key), Some(e) if e.expires_at_ms != 0 && e.expires_at_ms <= now_ms)
     }
 
     /// Inserts or replaces a key's entry. Keeps the scan order and the
@@ -141,15 +180,18 @@ impl Db {
     pub fn insert(&mut self, key: Bytes, entry: Entry) {
         let has_ttl = entry.expires_at_ms != 0;
         self.signal_modified(&key);
-        match self.map.get_mut(&key) {
-            Some(old) => {
-                let had_ttl = old.exp_slot != NO_SLOT;
-                old.entry = entry;
+        match self.find(&key) {
+            Some(i) => {
                 // An overwritten key may end a wait (Redis's
                 // signalDeletedKeyAsReady: blocked XREADGROUP).
                 if self.blocked.contains_key(&key) && !self.ready.contains(&key) {
                     self.ready.push(key.clone());
                 }
+                let Some(old) = self.order.get_mut(i as usize) else {
+                    return;
+                };
+                let had_ttl = old.exp_slot != NO_SLOT;
+                old.entry = entry;
                 if had_ttl && !has_ttl {
                     self.expires.remove(old.exp_slot);
                     old.exp_slot = NO_SLOT;
@@ -158,7 +200,6 @@ impl Db {
                 }
             }
             None => {
-                let key_slot = self.order.insert(key.clone());
                 let exp_slot = if has_ttl {
                     self.expires.insert(key.clone())
                 } else {
@@ -168,14 +209,18 @@ impl Db {
                 if self.blocked.contains_key(&key) {
                     self.mark_ready(&key);
                 }
-                self.map.insert(
+                let h = self.hash(&key);
+                let i = self.order.insert(Slot {
                     key,
-                    Slotted {
-                        entry,
-                        key_slot,
-                        exp_slot,
-                    },
-                );
+                    entry,
+                    exp_slot,
+                });
+                let (order, hasher) = (&self.order, &self.hasher);
+                self.index.insert_unique(h, i, |&j| {
+                    order
+                        .get(j as usize)
+                        .map_or(0, |s| hasher.hash_one(&s.key[..]))
+                });
             }
         }
     }
@@ -189,34 +234,38 @@ impl Db {
 
     /// Removes a key without signalling WATCHers.
     fn remove_quiet(&mut self, key: &[u8]) -> Option<Entry> {
-        let s = self.map.remove(key)?;
+        let h = self.hash(key);
+        let order = &self.order;
+        let found = self.index.find_entry(h, |&i| {
+            order.get(i as usize).is_some_and(|s| s.key[..] == *key)
+        });
+        let (i, _) = found.ok()?.remove();
+        let s = self.order.take(i)?;
         // A deleted key may end a wait (blocked XREADGROUP).
         self.mark_ready(key);
         if s.exp_slot != NO_SLOT {
             self.expires.remove(s.exp_slot);
         }
-        self.order.remove(s.key_slot);
         Some(s.entry)
     }
 
     /// Sets or clears (0) a key's expiry. Returns false when the key is missing.
     pub fn set_expiry(&mut self, key: &[u8], expires_at_ms: u64) -> bool {
-        let Some((k, s)) = self.map.get_key_value(key) else {
+        let Some(i) = self.find(key) else {
             return false;
         };
-        let k = k.clone();
+        let Some(s) = self.order.get_mut(i as usize) else {
+            return false;
+        };
+        let k = s.key.clone();
         let had = s.exp_slot != NO_SLOT;
-        let mut new_slot = s.exp_slot;
         if had && expires_at_ms == 0 {
             self.expires.remove(s.exp_slot);
-            new_slot = NO_SLOT;
+            s.exp_slot = NO_SLOT;
         } else if !had && expires_at_ms != 0 {
-            new_slot = self.expires.insert(k.clone());
+            s.exp_slot = self.expires.insert(k.clone());
         }
-        if let Some(s) = self.map.get_mut(key) {
-            s.entry.expires_at_ms = expires_at_ms;
-            s.exp_slot = new_slot;
-        }
+        s.entry.expires_at_ms = expires_at_ms;
         if self.capture && self.expiry_touched.last().is_none_or(|x| *x != k) {
             self.expiry_touched.push(k.clone());
         }
@@ -267,7 +316,7 @@ impl Db {
     /// Marks every watcher of an existing key dirty (FLUSHDB, SWAPDB).
     pub fn signal_all_existing(&mut self, other: Option<&Db>) {
         for (key, ids) in &self.watchers {
-            if self.map.contains_key(key) || other.is_some_and(|o| o.map.contains_key(key)) {
+            if self.contains(key) || other.is_some_and(|o| o.contains(key)) {
                 self.dirty.extend(ids.iter().map(|(c, _)| *c));
             }
         }
@@ -319,7 +368,7 @@ impl Db {
         let gone: Vec<Bytes> = self
             .blocked
             .keys()
-            .filter(|k| self.map.contains_key(*k))
+            .filter(|k| self.contains(k))
             .cloned()
             .collect();
         for k in gone {
@@ -331,7 +380,7 @@ impl Db {
             self.expiry_touched.clear();
             self.op_logged.clear();
         }
-        self.map = HashMap::default();
+        self.index = hashbrown::HashTable::new();
         self.order.clear();
         self.expires.clear();
         self.expire_cursor = 0;
@@ -344,7 +393,8 @@ impl Db {
     fn swap_data(a: &mut Db, b: &mut Db) {
         a.signal_all_existing(Some(b));
         b.signal_all_existing(Some(a));
-        std::mem::swap(&mut a.map, &mut b.map);
+        std::mem::swap(&mut a.index, &mut b.index);
+        std::mem::swap(&mut a.hasher, &mut b.hasher);
         std::mem::swap(&mut a.order, &mut b.order);
         std::mem::swap(&mut a.expires, &mut b.expires);
         std::mem::swap(&mut a.expire_cursor, &mut b.expire_cursor);
@@ -355,16 +405,14 @@ impl Db {
     /// reached).
     pub fn scan(&self, cursor: u64, mut f: impl FnMut(&Bytes, &Entry) -> bool) -> u64 {
         let start = usize::try_from(cursor).unwrap_or(usize::MAX);
-        for (i, k) in self.order.iter_from(start) {
-            if let Some(s) = self.map.get(k) {
-                if !f(k, &s.entry) {
-                    let next = i as u64 + 1;
-                    return if next as usize >= self.order.slots() {
-                        0
-                    } else {
-                        next
-                    };
-                }
+        for (i, s) in self.order.iter_from(start) {
+            if !f(&s.key, &s.entry) {
+                let next = i as u64 + 1;
+                return if next as usize >= self.order.slots() {
+                    0
+                } else {
+                    next
+                };
             }
         }
         0
@@ -382,7 +430,7 @@ impl Db {
             .iter_from(start)
             .next()
             .or_else(|| self.order.iter_from(0).next())
-            .map(|(_, k)| k)
+            .map(|(_, s)| &s.key)
     }
 
     /// Up to `n` keys with an expiry, starting at the active-expiry cursor
@@ -419,7 +467,7 @@ impl Db {
 
     /// Iterates every live entry (expired-but-not-deleted included).
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.map.iter().map(|(k, s)| (k, &s.entry))
+        self.order.iter_from(0).map(|(_, s)| (&s.key, &s.entry))
     }
 }
 
@@ -539,7 +587,7 @@ impl Keyspace {
         if !self.dbs[db].is_expired(key, now_ms) {
             return false;
         }
-        if let Some((k, _)) = self.dbs[db].map.get_key_value(key) {
+        if let Some((k, _)) = self.dbs[db].get_key_value(key) {
             let k = k.clone();
             self.dbs[db].remove_quiet(&k);
             self.dbs[db].signal_expired_deleted(&k);
@@ -605,7 +653,7 @@ impl Keyspace {
     /// True when the key exists and is not expired (no side effects on stats).
     pub fn exists(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
         self.expire_if_needed(db, key, now_ms);
-        self.dbs[db].map.contains_key(key)
+        self.dbs[db].contains(key)
     }
 
     /// A new entry with the current access time.

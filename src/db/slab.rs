@@ -1,4 +1,5 @@
-//! Stable slots for keys: the SCAN order of a database.
+//! Stable slots: the SCAN order of a database (its keys with their
+//! entries) and of its keys with an expiry.
 //!
 //! Each key lives in a slot whose index never changes while the key exists.
 //! A SCAN cursor is a slot index, so a key present for the whole scan is
@@ -12,14 +13,24 @@ use bytes::Bytes;
 /// Marks "no slot" in a `u32` slot field.
 pub const NO_SLOT: u32 = u32::MAX;
 
-#[derive(Debug, Default, Clone)]
-pub struct Slab {
-    slots: Vec<Option<Bytes>>,
+#[derive(Debug, Clone)]
+pub struct Slab<T = Bytes> {
+    slots: Vec<Option<T>>,
     free: Vec<u32>,
     len: usize,
 }
 
-impl Slab {
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
     /// Number of occupied slots.
     pub fn len(&self) -> usize {
         self.len
@@ -35,7 +46,7 @@ impl Slab {
     }
 
     /// Stores `key` in a free slot and returns its index.
-    pub fn insert(&mut self, key: Bytes) -> u32 {
+    pub fn insert(&mut self, key: T) -> u32 {
         self.len += 1;
         while let Some(i) = self.free.pop() {
             // Free entries past the end were trimmed away.
@@ -50,12 +61,12 @@ impl Slab {
 
     /// Frees slot `i`.
     pub fn remove(&mut self, i: u32) {
-        let Some(slot) = self.slots.get_mut(i as usize) else {
-            return;
-        };
-        if slot.take().is_none() {
-            return;
-        }
+        self.take(i);
+    }
+
+    /// Frees slot `i`, returning what it held.
+    pub fn take(&mut self, i: u32) -> Option<T> {
+        let taken = self.slots.get_mut(i as usize)?.take()?;
         self.len -= 1;
         if i as usize + 1 == self.slots.len() {
             while matches!(self.slots.last(), Some(None)) {
@@ -68,14 +79,19 @@ impl Slab {
             self.slots.clear();
             self.free.clear();
         }
+        Some(taken)
     }
 
-    pub fn get(&self, i: usize) -> Option<&Bytes> {
+    pub fn get(&self, i: usize) -> Option<&T> {
         self.slots.get(i).and_then(|s| s.as_ref())
     }
 
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.slots.get_mut(i).and_then(|s| s.as_mut())
+    }
+
     /// Occupied slots from index `start` on: `(index, key)`.
-    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = (usize, &Bytes)> {
+    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = (usize, &T)> {
         self.slots
             .iter()
             .enumerate()
