@@ -210,6 +210,9 @@ impl Db {
                     self.mark_ready(&key);
                 }
                 let h = self.hash(&key);
+                // A key of its own: the caller's may be a slice of a request
+                // buffer, which it would keep alive (Redis copies too).
+                let key = Bytes::copy_from_slice(&key);
                 let i = self.order.insert(Slot {
                     key,
                     entry,
