@@ -9,14 +9,14 @@
 //! therefore reply in insertion order, which clients see and tests rely on;
 //! `Listpack` reproduces that order exactly.
 //!
-//! The large form is ordered by `(hash(field), field)`: that order gives
-//! HSCAN a plain integer cursor with Redis's guarantee (a field present for
-//! the whole scan is returned, however the hash grows or shrinks between
-//! calls) and HRANDFIELD a cheap random pick (the first entry at or after a
-//! random hash). Lookups are O(log n).
+//! The large form is a `ScanMap` (ordered by `(hash(field), field)`): that
+//! order gives HSCAN a plain integer cursor with Redis's guarantee (a field
+//! present for the whole scan is returned, however the hash grows or
+//! shrinks between calls) and HRANDFIELD a cheap random pick. Lookups are
+//! O(log n).
 
+use super::scanmap::ScanMap;
 use bytes::Bytes;
-use std::collections::BTreeMap;
 
 /// The size limits of the compact encoding (Redis's
 /// `hash-max-listpack-entries` / `hash-max-listpack-value`).
@@ -40,18 +40,13 @@ pub enum Hash {
     /// Redis's listpack: pairs in insertion order.
     Listpack(Vec<(Bytes, Bytes)>),
     /// Redis's hashtable, keyed by `(hash(field), field)`.
-    Table(BTreeMap<(u64, Bytes), Bytes>),
+    Table(ScanMap<Bytes>),
 }
 
 impl Default for Hash {
     fn default() -> Self {
         Hash::Listpack(Vec::new())
     }
-}
-
-/// The table position of a field.
-fn field_hash(f: &[u8]) -> u64 {
-    super::key_hash(f)
 }
 
 /// Copies client bytes into their own allocation: request arguments are
@@ -87,13 +82,7 @@ impl Hash {
     pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
         match self {
             Hash::Listpack(v) => v.iter().find(|(f, _)| f == field).map(|(_, v)| v),
-            Hash::Table(t) => {
-                let h = field_hash(field);
-                t.range((h, Bytes::new())..)
-                    .take_while(|((fh, _), _)| *fh == h)
-                    .find(|((_, f), _)| f == field)
-                    .map(|(_, v)| v)
-            }
+            Hash::Table(t) => t.get(field),
         }
     }
 
@@ -105,11 +94,7 @@ impl Hash {
     /// already converted.
     pub fn convert_to_table(&mut self) {
         if let Hash::Listpack(v) = self {
-            let t = std::mem::take(v)
-                .into_iter()
-                .map(|(f, val)| ((field_hash(&f), f), val))
-                .collect();
-            *self = Hash::Table(t);
+            *self = Hash::Table(std::mem::take(v).into_iter().collect());
         }
     }
 
@@ -147,23 +132,16 @@ impl Hash {
                 }
                 true
             }
-            Hash::Table(t) => {
-                let h = field_hash(field);
-                let slot = t
-                    .range_mut((h, Bytes::new())..)
-                    .take_while(|((fh, _), _)| *fh == h)
-                    .find(|((_, f), _)| f == field);
-                match slot {
-                    Some((_, v)) => {
-                        *v = own(value);
-                        false
-                    }
-                    None => {
-                        t.insert((h, own(field)), own(value));
-                        true
-                    }
+            Hash::Table(t) => match t.get_mut(field) {
+                Some(v) => {
+                    *v = own(value);
+                    false
                 }
-            }
+                None => {
+                    t.insert(own(field), own(value));
+                    true
+                }
+            },
         }
     }
 
@@ -177,18 +155,7 @@ impl Hash {
                 }
                 None => false,
             },
-            Hash::Table(t) => {
-                let h = field_hash(field);
-                let key = t
-                    .range((h, Bytes::new())..)
-                    .take_while(|((fh, _), _)| *fh == h)
-                    .find(|((_, f), _)| f == field)
-                    .map(|(k, _)| k.clone());
-                match key {
-                    Some(k) => t.remove(&k).is_some(),
-                    None => false,
-                }
-            }
+            Hash::Table(t) => t.remove(field).is_some(),
         }
     }
 
@@ -196,7 +163,7 @@ impl Hash {
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&Bytes, &Bytes)> + '_> {
         match self {
             Hash::Listpack(v) => Box::new(v.iter().map(|(f, v)| (f, v))),
-            Hash::Table(t) => Box::new(t.iter().map(|((_, f), v)| (f, v))),
+            Hash::Table(t) => Box::new(t.iter()),
         }
     }
 
@@ -210,11 +177,7 @@ impl Hash {
                 let (f, val) = &v[(r % v.len() as u64) as usize];
                 Some((f, val))
             }
-            Hash::Table(t) => t
-                .range((r, Bytes::new())..)
-                .next()
-                .or_else(|| t.iter().next())
-                .map(|((_, f), v)| (f, v)),
+            Hash::Table(t) => t.random(r),
         }
     }
 
@@ -230,20 +193,7 @@ impl Hash {
                 }
                 0
             }
-            Hash::Table(t) => {
-                let mut stop_after: Option<u64> = None;
-                for ((h, k), val) in t.range((cursor, Bytes::new())..) {
-                    if let Some(stop) = stop_after {
-                        if *h != stop {
-                            return *h;
-                        }
-                    }
-                    if !f(k, val) && stop_after.is_none() {
-                        stop_after = Some(*h);
-                    }
-                }
-                0
-            }
+            Hash::Table(t) => t.scan(cursor, f),
         }
     }
 

@@ -8,7 +8,9 @@
 //!   `zset-max-listpack-entries` members of at most `zset-max-listpack-value`
 //!   bytes; compact (one allocation per member plus 40 bytes).
 //! - `skiplist`: Redis's skiplist with spans (`zskiplist` in t_zset.c) in an
-//!   arena of nodes addressed by `u32`, plus a member -> score hash map. Rank
+//!   arena of nodes addressed by `u32`, plus a member -> score index (a
+//!   `ScanMap`, ordered by member hash: ZSCAN's cursor is a position in
+//!   it, independent of scores, as Redis's dict cursor is). Rank
 //!   of a member, element at a rank, and "how many elements come before this
 //!   bound" are all O(log n); iteration follows the level-0 links.
 //!
@@ -21,9 +23,9 @@
 //! elements below a score or lex bound), so a range is a pair of ranks and
 //! LIMIT, COUNT and reverse order are rank arithmetic.
 
+use super::scanmap::ScanMap;
 use bytes::Bytes;
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 /// Redis's `ZSKIPLIST_MAXLEVEL`: enough for 2^64 elements at p = 1/4.
 const MAX_LEVEL: usize = 32;
@@ -68,7 +70,7 @@ enum Repr {
 
 #[derive(Clone, Debug, Default)]
 struct SkipSet {
-    dict: HashMap<Bytes, f64>,
+    dict: ScanMap<f64>,
     list: SkipList,
 }
 
@@ -159,7 +161,6 @@ impl ZSet {
         if let Repr::Pack(v) = &mut self.repr {
             let v = std::mem::take(v);
             let mut s = SkipSet::default();
-            s.dict.reserve(v.len());
             for (m, sc) in v {
                 s.list.insert(sc, m.clone());
                 s.dict.insert(m, sc);
@@ -235,8 +236,10 @@ impl ZSet {
                     let m = m.clone();
                     debug_assert_eq!(sc.to_bits(), old.to_bits());
                     s.list.delete(old, &m);
-                    s.list.insert(new, m.clone());
-                    s.dict.insert(m, new);
+                    s.list.insert(new, m);
+                    if let Some(sc) = s.dict.get_mut(member) {
+                        *sc = new;
+                    }
                 }
             }
         }
@@ -331,6 +334,24 @@ impl ZSet {
     /// The element at an ascending rank.
     pub fn at(&self, rank: usize) -> Option<(&Bytes, f64)> {
         self.iter_from(rank, false).next()
+    }
+
+    /// One ZSCAN step (see `ScanMap::scan`): a skiplist set is walked in
+    /// member-index order from position `cursor`, calling `f` until it
+    /// returns false; returns the next cursor, 0 at the end. The cursor
+    /// never depends on scores, so a member present for the whole scan is
+    /// returned even if its score changes. A listpack set is returned whole
+    /// in rank order with cursor 0, as Redis does.
+    pub fn scan<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a Bytes, f64) -> bool) -> u64 {
+        match &self.repr {
+            Repr::Pack(v) => {
+                for (m, sc) in v {
+                    f(m, *sc);
+                }
+                0
+            }
+            Repr::Skip(s) => s.dict.scan(cursor, |m, sc| f(m, *sc)),
+        }
     }
 }
 

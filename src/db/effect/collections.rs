@@ -51,7 +51,7 @@ pub(super) fn put_value(out: &mut Vec<u8>, v: &Value) {
                 Set::Table(t) => {
                     out.push(1);
                     out.extend_from_slice(&(t.len() as u32).to_le_bytes());
-                    for (_, m) in t {
+                    for (m, _) in t {
                         put_bytes(out, m);
                     }
                 }
