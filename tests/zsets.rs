@@ -775,7 +775,7 @@ async fn zscan_returns_every_stable_member_while_scores_change() {
         // (what was scanned last comes first in score order and the other
         // way round), and churn unrelated members.
         let mut churn = redis::pipe();
-        let sign = if calls % 2 == 0 { -1 } else { 1 };
+        let sign = if calls.is_multiple_of(2) { -1 } else { 1 };
         let mut zadd = redis::cmd("ZADD");
         zadd.arg("z");
         for i in 0..600i64 {
