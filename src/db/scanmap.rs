@@ -107,19 +107,36 @@ impl<V> ScanMap<V> {
     /// together, so none is skipped by resuming at the next position);
     /// returns the next cursor, 0 at the end.
     pub fn scan<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a Bytes, &'a V) -> bool) -> u64 {
-        let mut stop_after: Option<u64> = None;
-        for ((h, k), v) in self.t.range((cursor, Bytes::new())..) {
-            if let Some(stop) = stop_after {
-                if *h != stop {
-                    return *h;
-                }
-            }
-            if !f(k, v) && stop_after.is_none() {
-                stop_after = Some(*h);
+        scan_positions(
+            self.t
+                .range((cursor, Bytes::new())..)
+                .map(|((h, k), v)| (*h, (k, v))),
+            |(k, v)| f(k, v),
+        )
+    }
+}
+
+/// The scan step over any index ordered by position: `items` are the
+/// entries from the cursor's position on, in order; `f` is called on each
+/// until it returns false, then on the rest of that position's entries (so
+/// resuming at the next position skips none). Returns the next cursor, 0
+/// at the end.
+pub fn scan_positions<T>(
+    items: impl Iterator<Item = (u64, T)>,
+    mut f: impl FnMut(T) -> bool,
+) -> u64 {
+    let mut stop_after: Option<u64> = None;
+    for (h, item) in items {
+        if let Some(stop) = stop_after {
+            if h != stop {
+                return h;
             }
         }
-        0
+        if !f(item) && stop_after.is_none() {
+            stop_after = Some(h);
+        }
     }
+    0
 }
 
 impl<V> FromIterator<(Bytes, V)> for ScanMap<V> {

@@ -8,9 +8,11 @@
 //!   `zset-max-listpack-entries` members of at most `zset-max-listpack-value`
 //!   bytes; compact (one allocation per member plus 40 bytes).
 //! - `skiplist`: Redis's skiplist with spans (`zskiplist` in t_zset.c) in an
-//!   arena of nodes addressed by `u32`, plus a member -> score index (a
-//!   `ScanMap`, ordered by member hash: ZSCAN's cursor is a position in
-//!   it, independent of scores, as Redis's dict cursor is). Rank
+//!   arena of nodes addressed by `u32` (level 0 inline, higher levels in
+//!   one small allocation for the quarter of nodes that have any), plus a
+//!   member index of `(hash(member), node)` pairs: the member's bytes live
+//!   once, in its node, and the index's hash order is ZSCAN's cursor (the
+//!   `ScanMap` scheme), independent of scores as Redis's dict cursor is. Rank
 //!   of a member, element at a rank, and "how many elements come before this
 //!   bound" are all O(log n); iteration follows the level-0 links.
 //!
@@ -23,9 +25,10 @@
 //! elements below a score or lex bound), so a range is a pair of ranks and
 //! LIMIT, COUNT and reverse order are rank arithmetic.
 
-use super::scanmap::ScanMap;
+use super::scanmap::{key_pos, scan_positions};
 use bytes::Bytes;
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 
 /// Redis's `ZSKIPLIST_MAXLEVEL`: enough for 2^64 elements at p = 1/4.
 const MAX_LEVEL: usize = 32;
@@ -70,8 +73,41 @@ enum Repr {
 
 #[derive(Clone, Debug, Default)]
 struct SkipSet {
-    dict: ScanMap<f64>,
+    /// The member index: `(hash(member), node)`, so a member's bytes live
+    /// once, in its skiplist node. Ordered by hash: ZSCAN's cursor.
+    index: BTreeSet<(u64, u32)>,
     list: SkipList,
+}
+
+impl SkipSet {
+    /// The node of a member.
+    fn find(&self, member: &[u8]) -> Option<u32> {
+        let h = key_pos(member);
+        self.index
+            .range((h, 0)..=(h, u32::MAX))
+            .map(|&(_, i)| i)
+            .find(|&i| self.list.nodes[i as usize].member == member)
+    }
+
+    fn score(&self, member: &[u8]) -> Option<f64> {
+        self.find(member).map(|i| self.list.nodes[i as usize].score)
+    }
+
+    /// Inserts an absent member.
+    fn insert(&mut self, score: f64, member: Bytes) {
+        let h = key_pos(&member);
+        let i = self.list.insert(score, member);
+        self.index.insert((h, i));
+    }
+
+    /// Removes a member, returning its bytes and score.
+    fn remove(&mut self, member: &[u8]) -> Option<(Bytes, f64)> {
+        let i = self.find(member)?;
+        let score = self.list.nodes[i as usize].score;
+        self.index.remove(&(key_pos(member), i));
+        let m = self.list.delete(score, member)?;
+        Some((m, score))
+    }
 }
 
 impl PartialEq for ZSet {
@@ -152,7 +188,7 @@ impl ZSet {
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
             Repr::Pack(v) => v.iter().find(|(m, _)| m == member).map(|(_, s)| *s),
-            Repr::Skip(s) => s.dict.get(member).copied(),
+            Repr::Skip(s) => s.score(member),
         }
     }
 
@@ -162,8 +198,7 @@ impl ZSet {
             let v = std::mem::take(v);
             let mut s = SkipSet::default();
             for (m, sc) in v {
-                s.list.insert(sc, m.clone());
-                s.dict.insert(m, sc);
+                s.insert(sc, m);
             }
             self.repr = Repr::Skip(Box::new(s));
         }
@@ -214,8 +249,7 @@ impl ZSet {
                 v.insert(at, (member, score));
             }
             Repr::Skip(s) => {
-                s.list.insert(score, member.clone());
-                s.dict.insert(member, score);
+                s.insert(score, member);
             }
         }
     }
@@ -232,14 +266,9 @@ impl ZSet {
                 }
             }
             Repr::Skip(s) => {
-                if let Some((m, sc)) = s.dict.get_key_value(member) {
-                    let m = m.clone();
+                if let Some((m, sc)) = s.remove(member) {
                     debug_assert_eq!(sc.to_bits(), old.to_bits());
-                    s.list.delete(old, &m);
-                    s.list.insert(new, m);
-                    if let Some(sc) = s.dict.get_mut(member) {
-                        *sc = new;
-                    }
+                    s.insert(new, m);
                 }
             }
         }
@@ -260,11 +289,7 @@ impl ZSet {
                 let i = v.iter().position(|(m, _)| m == member)?;
                 Some(v.remove(i).1)
             }
-            Repr::Skip(s) => {
-                let (m, sc) = s.dict.remove_entry(member)?;
-                s.list.delete(sc, &m);
-                Some(sc)
-            }
+            Repr::Skip(s) => s.remove(member).map(|(_, sc)| sc),
         }
     }
 
@@ -295,7 +320,7 @@ impl ZSet {
         match &self.repr {
             Repr::Pack(v) => v.iter().position(|(m, _)| m == member),
             Repr::Skip(s) => {
-                let sc = *s.dict.get(member)?;
+                let sc = s.score(member)?;
                 s.list.rank(sc, member).map(|r| r - 1)
             }
         }
@@ -350,7 +375,12 @@ impl ZSet {
                 }
                 0
             }
-            Repr::Skip(s) => s.dict.scan(cursor, |m, sc| f(m, *sc)),
+            Repr::Skip(s) => {
+                scan_positions(s.index.range((cursor, 0)..).map(|&(h, i)| (h, i)), |i| {
+                    let n = &s.list.nodes[i as usize];
+                    f(&n.member, n.score)
+                })
+            }
         }
     }
 }
@@ -389,11 +419,7 @@ impl<'a> Iterator for Iter<'a> {
                     return None;
                 }
                 let n = &list.nodes[*node as usize];
-                *node = if *rev {
-                    n.backward
-                } else {
-                    n.levels[0].forward
-                };
+                *node = if *rev { n.backward } else { n.lv(0).forward };
                 Some((&n.member, n.score))
             }
         }
@@ -418,7 +444,28 @@ struct Node {
     score: f64,
     /// Previous node at level 0 (NIL for the first).
     backward: u32,
-    levels: Vec<Level>,
+    /// Level 0, inline: three nodes in four have no other level.
+    l0: Level,
+    /// Levels 1 and up.
+    up: Box<[Level]>,
+}
+
+impl Node {
+    fn lv(&self, i: usize) -> Level {
+        if i == 0 {
+            self.l0
+        } else {
+            self.up[i - 1]
+        }
+    }
+
+    fn lv_mut(&mut self, i: usize) -> &mut Level {
+        if i == 0 {
+            &mut self.l0
+        } else {
+            &mut self.up[i - 1]
+        }
+    }
 }
 
 /// Redis's `zskiplist` in an arena: `nodes[0]` is the header with
@@ -441,7 +488,8 @@ impl Default for SkipList {
                 member: Bytes::new(),
                 score: 0.0,
                 backward: NIL,
-                levels: vec![Level::default(); MAX_LEVEL],
+                l0: Level::default(),
+                up: vec![Level::default(); MAX_LEVEL - 1].into_boxed_slice(),
             }],
             free: Vec::new(),
             tail: NIL,
@@ -472,17 +520,17 @@ impl SkipList {
         cmp_elem(n.score, &n.member, score, member).is_lt()
     }
 
-    /// Redis's `zslInsert`; the element must be absent.
-    fn insert(&mut self, score: f64, member: Bytes) {
+    /// Redis's `zslInsert`; the element must be absent. Returns its node.
+    fn insert(&mut self, score: f64, member: Bytes) -> u32 {
         let mut update = [NIL; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
         let mut x = NIL;
         for i in (0..self.level).rev() {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
-                let f = self.nodes[x as usize].levels[i].forward;
+                let f = self.nodes[x as usize].lv(i).forward;
                 if f != NIL && self.lt(f, score, &member) {
-                    rank[i] += self.nodes[x as usize].levels[i].span;
+                    rank[i] += self.nodes[x as usize].lv(i).span;
                     x = f;
                 } else {
                     break;
@@ -495,7 +543,7 @@ impl SkipList {
             for i in self.level..level {
                 rank[i] = 0;
                 update[i] = NIL;
-                self.nodes[0].levels[i].span = self.len as u32;
+                self.nodes[0].lv_mut(i).span = self.len as u32;
             }
             self.level = level;
         }
@@ -503,7 +551,8 @@ impl SkipList {
             member,
             score,
             backward: NIL,
-            levels: vec![Level::default(); level],
+            l0: Level::default(),
+            up: vec![Level::default(); level - 1].into_boxed_slice(),
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -517,36 +566,38 @@ impl SkipList {
         };
         for i in 0..level {
             let u = update[i] as usize;
-            let ul = self.nodes[u].levels[i];
-            self.nodes[idx as usize].levels[i] = Level {
+            let ul = self.nodes[u].lv(i);
+            *self.nodes[idx as usize].lv_mut(i) = Level {
                 forward: ul.forward,
                 span: ul.span - (rank[0] - rank[i]),
             };
-            self.nodes[u].levels[i] = Level {
+            *self.nodes[u].lv_mut(i) = Level {
                 forward: idx,
                 span: (rank[0] - rank[i]) + 1,
             };
         }
         for (i, u) in update.iter().enumerate().take(self.level).skip(level) {
-            self.nodes[*u as usize].levels[i].span += 1;
+            self.nodes[*u as usize].lv_mut(i).span += 1;
         }
         self.nodes[idx as usize].backward = update[0];
-        let next = self.nodes[idx as usize].levels[0].forward;
+        let next = self.nodes[idx as usize].lv(0).forward;
         if next != NIL {
             self.nodes[next as usize].backward = idx;
         } else {
             self.tail = idx;
         }
         self.len += 1;
+        idx
     }
 
-    /// Redis's `zslDelete`: removes the element if present.
-    fn delete(&mut self, score: f64, member: &[u8]) -> bool {
+    /// Redis's `zslDelete`: removes the element if present, returning its
+    /// member bytes.
+    fn delete(&mut self, score: f64, member: &[u8]) -> Option<Bytes> {
         let mut update = [NIL; MAX_LEVEL];
         let mut x = NIL;
         for i in (0..self.level).rev() {
             loop {
-                let f = self.nodes[x as usize].levels[i].forward;
+                let f = self.nodes[x as usize].lv(i).forward;
                 if f != NIL && self.lt(f, score, member) {
                     x = f;
                 } else {
@@ -555,45 +606,45 @@ impl SkipList {
             }
             update[i] = x;
         }
-        let x = self.nodes[x as usize].levels[0].forward;
+        let x = self.nodes[x as usize].lv(0).forward;
         if x == NIL {
-            return false;
+            return None;
         }
         {
             let n = &self.nodes[x as usize];
             if n.score != score || n.member != member {
-                return false;
+                return None;
             }
         }
         for (i, u) in update.iter().enumerate().take(self.level) {
             let u = *u as usize;
-            if self.nodes[u].levels[i].forward == x {
-                let xl = self.nodes[x as usize].levels[i];
-                self.nodes[u].levels[i].span += xl.span;
-                self.nodes[u].levels[i].span -= 1;
-                self.nodes[u].levels[i].forward = xl.forward;
+            if self.nodes[u].lv(i).forward == x {
+                let xl = self.nodes[x as usize].lv(i);
+                self.nodes[u].lv_mut(i).span += xl.span;
+                self.nodes[u].lv_mut(i).span -= 1;
+                self.nodes[u].lv_mut(i).forward = xl.forward;
             } else {
-                self.nodes[u].levels[i].span -= 1;
+                self.nodes[u].lv_mut(i).span -= 1;
             }
         }
         let (next, back) = {
             let n = &self.nodes[x as usize];
-            (n.levels[0].forward, n.backward)
+            (n.lv(0).forward, n.backward)
         };
         if next != NIL {
             self.nodes[next as usize].backward = back;
         } else {
             self.tail = back;
         }
-        while self.level > 1 && self.nodes[0].levels[self.level - 1].forward == NIL {
+        while self.level > 1 && self.nodes[0].lv(self.level - 1).forward == NIL {
             self.level -= 1;
         }
         let n = &mut self.nodes[x as usize];
-        n.member = Bytes::new();
-        n.levels = Vec::new();
+        let m = std::mem::take(&mut n.member);
+        n.up = Box::default();
         self.free.push(x);
         self.len -= 1;
-        true
+        Some(m)
     }
 
     /// 1-based rank of a present element (Redis's `zslGetRank`).
@@ -602,13 +653,13 @@ impl SkipList {
         let mut x = NIL;
         for i in (0..self.level).rev() {
             loop {
-                let f = self.nodes[x as usize].levels[i].forward;
+                let f = self.nodes[x as usize].lv(i).forward;
                 if f == NIL {
                     break;
                 }
                 let n = &self.nodes[f as usize];
                 if cmp_elem(n.score, &n.member, score, member).is_le() {
-                    rank += self.nodes[x as usize].levels[i].span as usize;
+                    rank += self.nodes[x as usize].lv(i).span as usize;
                     x = f;
                 } else {
                     break;
@@ -627,7 +678,7 @@ impl SkipList {
         let mut x = NIL;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.nodes[x as usize].levels[i];
+                let l = self.nodes[x as usize].lv(i);
                 if l.forward != NIL && traversed + l.span as usize <= rank {
                     traversed += l.span as usize;
                     x = l.forward;
@@ -648,7 +699,7 @@ impl SkipList {
         let mut x = NIL;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.nodes[x as usize].levels[i];
+                let l = self.nodes[x as usize].lv(i);
                 if l.forward == NIL {
                     break;
                 }
