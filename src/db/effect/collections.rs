@@ -756,8 +756,8 @@ mod tests {
         let ks = replay(&units);
         match ks.dbs[0].peek(b"h").map(|e| &e.value) {
             Some(Value::Hash(h)) => {
-                let pairs: Vec<_> = h.iter().map(|(f, v)| (f.clone(), v.clone())).collect();
-                assert_eq!(pairs, vec![(b("b"), b("3"))]);
+                let pairs: Vec<_> = h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+                assert_eq!(pairs, vec![(b"b".to_vec(), b"3".to_vec())]);
                 assert_eq!(h.encoding(), "listpack");
             }
             other => panic!("h: {other:?}"),
