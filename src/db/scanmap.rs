@@ -1,5 +1,7 @@
 //! A map from byte strings ordered by `(hash(key), key)`: the table form of
-//! hashes and sets and the member index of skiplist sorted sets.
+//! sets (keys in boxed slices: 24 bytes an entry in the tree plus the
+//! key's allocation). Its scan step, `scan_positions`, is shared with the
+//! hash table and the skiplist sorted sets' member index.
 //!
 //! That order gives HSCAN, SSCAN and ZSCAN a plain integer cursor (the hash
 //! position to resume from) with Redis's guarantee: a key present for the
@@ -9,13 +11,12 @@
 //! random pick (the first entry at or after a random hash). Lookups are
 //! O(log n).
 
-use bytes::Bytes;
 use std::collections::BTreeMap;
 
 /// The map.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScanMap<V> {
-    t: BTreeMap<(u64, Bytes), V>,
+    t: BTreeMap<(u64, Box<[u8]>), V>,
 }
 
 impl<V> Default for ScanMap<V> {
@@ -43,17 +44,17 @@ impl<V> ScanMap<V> {
     }
 
     /// The entries sharing the position of `k` (almost always one).
-    fn at_pos(&self, k: &[u8]) -> impl Iterator<Item = (&(u64, Bytes), &V)> {
+    fn at_pos(&self, k: &[u8]) -> impl Iterator<Item = (&(u64, Box<[u8]>), &V)> {
         let h = key_pos(k);
         self.t
-            .range((h, Bytes::new())..)
+            .range((h, Box::default())..)
             .take_while(move |((kh, _), _)| *kh == h)
     }
 
-    pub fn get_key_value(&self, k: &[u8]) -> Option<(&Bytes, &V)> {
+    pub fn get_key_value(&self, k: &[u8]) -> Option<(&[u8], &V)> {
         self.at_pos(k)
-            .find(|((_, x), _)| x == k)
-            .map(|((_, x), v)| (x, v))
+            .find(|((_, x), _)| &x[..] == k)
+            .map(|((_, x), v)| (&x[..], v))
     }
 
     pub fn get(&self, k: &[u8]) -> Option<&V> {
@@ -67,20 +68,20 @@ impl<V> ScanMap<V> {
     pub fn get_mut(&mut self, k: &[u8]) -> Option<&mut V> {
         let h = key_pos(k);
         self.t
-            .range_mut((h, Bytes::new())..)
+            .range_mut((h, Box::default())..)
             .take_while(|((kh, _), _)| *kh == h)
-            .find(|((_, x), _)| x == k)
+            .find(|((_, x), _)| &x[..] == k)
             .map(|(_, v)| v)
     }
 
     /// Inserts or replaces; returns the previous value.
-    pub fn insert(&mut self, k: Bytes, v: V) -> Option<V> {
-        self.t.insert((key_pos(&k), k), v)
+    pub fn insert(&mut self, k: &[u8], v: V) -> Option<V> {
+        self.t.insert((key_pos(k), k.into()), v)
     }
 
     /// Removes a key, returning its stored bytes and value.
-    pub fn remove_entry(&mut self, k: &[u8]) -> Option<(Bytes, V)> {
-        let key = self.at_pos(k).find(|((_, x), _)| x == k)?.0.clone();
+    pub fn remove_entry(&mut self, k: &[u8]) -> Option<(Box<[u8]>, V)> {
+        let key = self.at_pos(k).find(|((_, x), _)| &x[..] == k)?.0.clone();
         self.t.remove_entry(&key).map(|((_, x), v)| (x, v))
     }
 
@@ -89,28 +90,28 @@ impl<V> ScanMap<V> {
     }
 
     /// Every entry, in position order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &V)> {
-        self.t.iter().map(|((_, k), v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
+        self.t.iter().map(|((_, k), v)| (&k[..], v))
     }
 
     /// An entry picked from the random number `r`.
-    pub fn random(&self, r: u64) -> Option<(&Bytes, &V)> {
+    pub fn random(&self, r: u64) -> Option<(&[u8], &V)> {
         self.t
-            .range((r, Bytes::new())..)
+            .range((r, Box::default())..)
             .next()
             .or_else(|| self.t.iter().next())
-            .map(|((_, k), v)| (k, v))
+            .map(|((_, k), v)| (&k[..], v))
     }
 
     /// One scan step: visits entries from position `cursor` on, calling `f`
     /// until it returns false (entries sharing a position are visited
     /// together, so none is skipped by resuming at the next position);
     /// returns the next cursor, 0 at the end.
-    pub fn scan<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a Bytes, &'a V) -> bool) -> u64 {
+    pub fn scan<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a [u8], &'a V) -> bool) -> u64 {
         scan_positions(
             self.t
-                .range((cursor, Bytes::new())..)
-                .map(|((h, k), v)| (*h, (k, v))),
+                .range((cursor, Box::default())..)
+                .map(|((h, k), v)| (*h, (&k[..], v))),
             |(k, v)| f(k, v),
         )
     }
@@ -139,20 +140,20 @@ pub fn scan_positions<T>(
     0
 }
 
-impl<V> FromIterator<(Bytes, V)> for ScanMap<V> {
-    fn from_iter<I: IntoIterator<Item = (Bytes, V)>>(iter: I) -> Self {
+impl<'k, V> FromIterator<(&'k [u8], V)> for ScanMap<V> {
+    fn from_iter<I: IntoIterator<Item = (&'k [u8], V)>>(iter: I) -> Self {
         ScanMap {
             t: iter
                 .into_iter()
-                .map(|(k, v)| ((key_pos(&k), k), v))
+                .map(|(k, v)| ((key_pos(k), k.into()), v))
                 .collect(),
         }
     }
 }
 
 impl<'a, V> IntoIterator for &'a ScanMap<V> {
-    type Item = (&'a Bytes, &'a V);
-    type IntoIter = Box<dyn Iterator<Item = (&'a Bytes, &'a V)> + 'a>;
+    type Item = (&'a [u8], &'a V);
+    type IntoIter = Box<dyn Iterator<Item = (&'a [u8], &'a V)> + 'a>;
     fn into_iter(self) -> Self::IntoIter {
         Box::new(self.iter())
     }
@@ -164,8 +165,11 @@ mod tests {
 
     #[test]
     fn scan_visits_every_stable_key_while_the_map_changes() {
-        let mut m: ScanMap<u32> = (0..500u32)
-            .map(|i| (Bytes::from(format!("k{i}")), i))
+        let keys: Vec<String> = (0..500).map(|i| format!("k{i}")).collect();
+        let mut m: ScanMap<u32> = keys
+            .iter()
+            .zip(0u32..)
+            .map(|(k, i)| (k.as_bytes(), i))
             .collect();
         let mut seen = std::collections::HashSet::new();
         let mut cursor = 0;
@@ -173,13 +177,13 @@ mod tests {
         loop {
             let mut n = 0;
             cursor = m.scan(cursor, |k, _| {
-                seen.insert(k.clone());
+                seen.insert(k.to_vec());
                 n += 1;
                 n < 7
             });
             // Churn between calls: new keys, removed odd keys, new values.
             step += 1;
-            m.insert(Bytes::from(format!("new{step}")), step);
+            m.insert(format!("new{step}").as_bytes(), step);
             m.remove(format!("k{}", 2 * step + 1).as_bytes());
             if let Some(v) = m.get_mut(b"k0") {
                 *v += 1;

@@ -13,7 +13,6 @@
 //! Redis's cursor guarantee (a member present for the whole scan is
 //! returned) and SPOP / SRANDMEMBER a cheap random pick.
 
-use super::hash::own;
 use super::scanmap::ScanMap;
 use crate::protocol::parse::parse_i64;
 use bytes::Bytes;
@@ -31,7 +30,7 @@ pub enum Set {
 #[derive(Clone, Copy, Debug)]
 pub enum Member<'a> {
     Int(i64),
-    Bytes(&'a Bytes),
+    Bytes(&'a [u8]),
 }
 
 impl Member<'_> {
@@ -52,7 +51,7 @@ impl Member<'_> {
                 let mut b = itoa::Buffer::new();
                 Bytes::copy_from_slice(b.format(n).as_bytes())
             }
-            Member::Bytes(b) => b.clone(),
+            Member::Bytes(b) => Bytes::copy_from_slice(b),
         }
     }
 }
@@ -106,10 +105,11 @@ impl Set {
     /// Converts to the table form; no-op when already converted.
     pub fn convert_to_table(&mut self) {
         if let Set::Intset(v) = self {
-            let t = std::mem::take(v)
-                .into_iter()
-                .map(|n| (Member::Int(n).to_bytes(), ()))
-                .collect();
+            let mut t = ScanMap::new();
+            let mut b = itoa::Buffer::new();
+            for n in std::mem::take(v) {
+                t.insert(b.format(n).as_bytes(), ());
+            }
             *self = Set::Table(t);
         }
     }
@@ -138,7 +138,7 @@ impl Set {
                 if t.contains_key(m) {
                     return false;
                 }
-                t.insert(own(m), ());
+                t.insert(m, ());
                 true
             }
             Set::Intset(_) => false,
