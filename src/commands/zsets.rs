@@ -860,7 +860,7 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         i += 2;
     }
-    let mut batch: Vec<(&Bytes, f64)> = Vec::new();
+    let mut batch: Vec<(&[u8], f64)> = Vec::new();
     let skiplist = z.is_skiplist();
     let next = if cursor == 0 && z.len() <= count {
         // The whole set in one call (as Redis's scan of a small dict):

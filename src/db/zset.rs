@@ -11,7 +11,7 @@
 //!   arena of nodes addressed by `u32` (level 0 inline, higher levels in
 //!   one small allocation for the quarter of nodes that have any), plus a
 //!   member index of `(hash(member), node)` pairs: the member's bytes live
-//!   once, in its node, and the index's hash order is ZSCAN's cursor (the
+//!   once, in its node (a boxed slice), and the index's hash order is ZSCAN's cursor (the
 //!   `ScanMap` scheme), independent of scores as Redis's dict cursor is. Rank
 //!   of a member, element at a rank, and "how many elements come before this
 //!   bound" are all O(log n); iteration follows the level-0 links.
@@ -86,7 +86,7 @@ impl SkipSet {
         self.index
             .range((h, 0)..=(h, u32::MAX))
             .map(|&(_, i)| i)
-            .find(|&i| self.list.nodes[i as usize].member == member)
+            .find(|&i| &self.list.nodes[i as usize].member[..] == member)
     }
 
     fn score(&self, member: &[u8]) -> Option<f64> {
@@ -94,14 +94,14 @@ impl SkipSet {
     }
 
     /// Inserts an absent member.
-    fn insert(&mut self, score: f64, member: Bytes) {
+    fn insert(&mut self, score: f64, member: Box<[u8]>) {
         let h = key_pos(&member);
         let i = self.list.insert(score, member);
         self.index.insert((h, i));
     }
 
     /// Removes a member, returning its bytes and score.
-    fn remove(&mut self, member: &[u8]) -> Option<(Bytes, f64)> {
+    fn remove(&mut self, member: &[u8]) -> Option<(Box<[u8]>, f64)> {
         let i = self.find(member)?;
         let score = self.list.nodes[i as usize].score;
         self.index.remove(&(key_pos(member), i));
@@ -198,7 +198,7 @@ impl ZSet {
             let v = std::mem::take(v);
             let mut s = SkipSet::default();
             for (m, sc) in v {
-                s.insert(sc, m);
+                s.insert(sc, Box::from(&m[..]));
             }
             self.repr = Repr::Skip(Box::new(s));
         }
@@ -210,7 +210,7 @@ impl ZSet {
         if self.is_skiplist() {
             let v: Vec<(Bytes, f64)> = self
                 .iter_from(0, false)
-                .map(|(m, s)| (m.clone(), s + 0.0))
+                .map(|(m, s)| (Bytes::copy_from_slice(m), s + 0.0))
                 .collect();
             self.repr = Repr::Pack(v);
         }
@@ -249,7 +249,7 @@ impl ZSet {
                 v.insert(at, (member, score));
             }
             Repr::Skip(s) => {
-                s.insert(score, member);
+                s.insert(score, Box::from(&member[..]));
             }
         }
     }
@@ -305,7 +305,7 @@ impl ZSet {
                 let gone: Vec<(Bytes, f64)> = self
                     .iter_from(start, false)
                     .take(end - start)
-                    .map(|(m, s)| (m.clone(), s))
+                    .map(|(m, s)| (Bytes::copy_from_slice(m), s))
                     .collect();
                 for (m, _) in &gone {
                     self.remove(m);
@@ -357,7 +357,7 @@ impl ZSet {
     }
 
     /// The element at an ascending rank.
-    pub fn at(&self, rank: usize) -> Option<(&Bytes, f64)> {
+    pub fn at(&self, rank: usize) -> Option<(&[u8], f64)> {
         self.iter_from(rank, false).next()
     }
 
@@ -367,7 +367,7 @@ impl ZSet {
     /// never depends on scores, so a member present for the whole scan is
     /// returned even if its score changes. A listpack set is returned whole
     /// in rank order with cursor 0, as Redis does.
-    pub fn scan<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a Bytes, f64) -> bool) -> u64 {
+    pub fn scan<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a [u8], f64) -> bool) -> u64 {
         match &self.repr {
             Repr::Pack(v) => {
                 for (m, sc) in v {
@@ -378,7 +378,7 @@ impl ZSet {
             Repr::Skip(s) => {
                 scan_positions(s.index.range((cursor, 0)..).map(|&(h, i)| (h, i)), |i| {
                     let n = &s.list.nodes[i as usize];
-                    f(&n.member, n.score)
+                    f(&n.member[..], n.score)
                 })
             }
         }
@@ -400,7 +400,7 @@ pub enum Iter<'a> {
 }
 
 impl<'a> Iterator for Iter<'a> {
-    type Item = (&'a Bytes, f64);
+    type Item = (&'a [u8], f64);
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
@@ -412,7 +412,7 @@ impl<'a> Iterator for Iter<'a> {
                     Some(i + 1).filter(|j| *j < v.len())
                 };
                 let (m, s) = &v[i];
-                Some((m, *s))
+                Some((&m[..], *s))
             }
             Iter::Skip { list, node, rev } => {
                 if *node == NIL {
@@ -420,7 +420,7 @@ impl<'a> Iterator for Iter<'a> {
                 }
                 let n = &list.nodes[*node as usize];
                 *node = if *rev { n.backward } else { n.lv(0).forward };
-                Some((&n.member, n.score))
+                Some((&n.member[..], n.score))
             }
         }
     }
@@ -440,7 +440,7 @@ struct Level {
 
 #[derive(Clone, Debug)]
 struct Node {
-    member: Bytes,
+    member: Box<[u8]>,
     score: f64,
     /// Previous node at level 0 (NIL for the first).
     backward: u32,
@@ -485,7 +485,7 @@ impl Default for SkipList {
     fn default() -> Self {
         SkipList {
             nodes: vec![Node {
-                member: Bytes::new(),
+                member: Box::default(),
                 score: 0.0,
                 backward: NIL,
                 l0: Level::default(),
@@ -521,7 +521,7 @@ impl SkipList {
     }
 
     /// Redis's `zslInsert`; the element must be absent. Returns its node.
-    fn insert(&mut self, score: f64, member: Bytes) -> u32 {
+    fn insert(&mut self, score: f64, member: Box<[u8]>) -> u32 {
         let mut update = [NIL; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
         let mut x = NIL;
@@ -592,7 +592,7 @@ impl SkipList {
 
     /// Redis's `zslDelete`: removes the element if present, returning its
     /// member bytes.
-    fn delete(&mut self, score: f64, member: &[u8]) -> Option<Bytes> {
+    fn delete(&mut self, score: f64, member: &[u8]) -> Option<Box<[u8]>> {
         let mut update = [NIL; MAX_LEVEL];
         let mut x = NIL;
         for i in (0..self.level).rev() {
@@ -612,7 +612,7 @@ impl SkipList {
         }
         {
             let n = &self.nodes[x as usize];
-            if n.score != score || n.member != member {
+            if n.score != score || &n.member[..] != member {
                 return None;
             }
         }
@@ -665,7 +665,7 @@ impl SkipList {
                     break;
                 }
             }
-            if x != NIL && self.nodes[x as usize].member == member {
+            if x != NIL && &self.nodes[x as usize].member[..] == member {
                 return Some(rank);
             }
         }
@@ -763,19 +763,24 @@ mod tests {
             if step % 97 == 0 {
                 for z in [&pack, &skip] {
                     assert_eq!(z.len(), model.len());
-                    let got: Vec<(f64, Bytes)> =
-                        z.iter_from(0, false).map(|(m, s)| (s, m.clone())).collect();
+                    let got: Vec<(f64, Bytes)> = z
+                        .iter_from(0, false)
+                        .map(|(m, s)| (s, Bytes::copy_from_slice(m)))
+                        .collect();
                     assert_eq!(got, model);
                     let rev: Vec<(f64, Bytes)> = z
                         .iter_from(model.len().saturating_sub(1), true)
-                        .map(|(m, s)| (s, m.clone()))
+                        .map(|(m, s)| (s, Bytes::copy_from_slice(m)))
                         .collect();
                     let mut mr = model.clone();
                     mr.reverse();
                     assert_eq!(rev, mr);
                     for (i, (s, m)) in model.iter().enumerate() {
                         assert_eq!(z.rank(m), Some(i));
-                        assert_eq!(z.at(i).map(|(m, s)| (s, m.clone())), Some((*s, m.clone())));
+                        assert_eq!(
+                            z.at(i).map(|(m, s)| (s, Bytes::copy_from_slice(m))),
+                            Some((*s, m.clone()))
+                        );
                     }
                     for bound in -26..26 {
                         let bound = bound as f64;

@@ -635,7 +635,10 @@ mod tests {
             panic!("z is a zset");
         };
         assert!(z.is_skiplist());
-        let got: Vec<(Bytes, f64)> = z.iter_from(0, false).map(|(m, s)| (m.clone(), s)).collect();
+        let got: Vec<(Bytes, f64)> = z
+            .iter_from(0, false)
+            .map(|(m, s)| (Bytes::copy_from_slice(m), s))
+            .collect();
         assert_eq!(got, vec![(k("b\0"), f64::NEG_INFINITY), (k("a"), 7.0)]);
         assert!(ks.dbs[0].peek(b"whole").is_none(), "emptied set deleted");
     }
