@@ -43,8 +43,8 @@ impl HashLimits {
 /// A hash value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hash {
-    /// Redis's listpack: pairs in insertion order.
-    Listpack(Vec<(Bytes, Bytes)>),
+    /// Redis's listpack: pairs in insertion order, packed in one buffer.
+    Listpack(PairList),
     /// Redis's hashtable, keyed by `(hash(field), field)`.
     Table(PairTable),
 }
@@ -231,9 +231,111 @@ impl PairTable {
     }
 }
 
+/// The compact form: `varint flen | field | varint vlen | value` per pair,
+/// in insertion order, in one buffer (as a listpack: a few bytes of
+/// framing per pair instead of two allocations).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PairList {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// (value, offset after it).
+fn read_varint(buf: &[u8], mut i: usize) -> (usize, usize) {
+    let (mut n, mut shift) = (0usize, 0u32);
+    loop {
+        let b = buf[i];
+        i += 1;
+        n |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return (n, i);
+        }
+        shift += 7;
+    }
+}
+
+fn put_pair(out: &mut Vec<u8>, field: &[u8], value: &[u8]) {
+    put_varint(out, field.len());
+    out.extend_from_slice(field);
+    put_varint(out, value.len());
+    out.extend_from_slice(value);
+}
+
+impl PairList {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every pair with its byte range: (start, end, field, value).
+    fn entries(&self) -> impl Iterator<Item = (usize, usize, &[u8], &[u8])> {
+        let mut off = 0;
+        (0..self.len).map(move |_| {
+            let start = off;
+            let (fl, f) = read_varint(&self.buf, off);
+            let (vl, v) = read_varint(&self.buf, f + fl);
+            off = v + vl;
+            (start, off, &self.buf[f..f + fl], &self.buf[v..v + vl])
+        })
+    }
+
+    fn find(&self, field: &[u8]) -> Option<(usize, usize, &[u8])> {
+        self.entries()
+            .find(|(_, _, f, _)| *f == field)
+            .map(|(s, e, _, v)| (s, e, v))
+    }
+
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
+        self.find(field).map(|(_, _, v)| v)
+    }
+
+    /// Sets a field in place or appends it; true when it is new.
+    pub fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
+        match self.find(field).map(|(s, e, _)| (s, e)) {
+            Some((s, e)) => {
+                let mut p = Vec::with_capacity(10 + field.len() + value.len());
+                put_pair(&mut p, field, value);
+                self.buf.splice(s..e, p);
+                false
+            }
+            None => {
+                put_pair(&mut self.buf, field, value);
+                self.len += 1;
+                true
+            }
+        }
+    }
+
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match self.find(field).map(|(s, e, _)| (s, e)) {
+            Some((s, e)) => {
+                self.buf.drain(s..e);
+                self.len -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.entries().map(|(_, _, f, v)| (f, v))
+    }
+}
+
 impl Default for Hash {
     fn default() -> Self {
-        Hash::Listpack(Vec::new())
+        Hash::Listpack(PairList::default())
     }
 }
 
@@ -269,7 +371,7 @@ impl Hash {
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
-            Hash::Listpack(v) => v.iter().find(|(f, _)| f == field).map(|(_, v)| &v[..]),
+            Hash::Listpack(v) => v.get(field),
             Hash::Table(t) => t.get(field),
         }
     }
@@ -283,8 +385,8 @@ impl Hash {
     pub fn convert_to_table(&mut self) {
         if let Hash::Listpack(v) = self {
             let mut t = PairTable::default();
-            for (f, val) in std::mem::take(v) {
-                t.set(&f, &val);
+            for (f, val) in v.iter() {
+                t.set(f, val);
             }
             *self = Hash::Table(t);
         }
@@ -314,11 +416,9 @@ impl Hash {
         }
         match self {
             Hash::Listpack(v) => {
-                if let Some(slot) = v.iter_mut().find(|(f, _)| f == field) {
-                    slot.1 = own(value);
+                if !v.set(field, value) {
                     return false;
                 }
-                v.push((own(field), own(value)));
                 if v.len() > lim.max_entries {
                     self.convert_to_table();
                 }
@@ -331,13 +431,7 @@ impl Hash {
     /// Deletes a field; returns whether it was there.
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match self {
-            Hash::Listpack(v) => match v.iter().position(|(f, _)| f == field) {
-                Some(i) => {
-                    v.remove(i);
-                    true
-                }
-                None => false,
-            },
+            Hash::Listpack(v) => v.remove(field),
             Hash::Table(t) => t.remove(field),
         }
     }
@@ -345,7 +439,7 @@ impl Hash {
     /// Every pair, in the encoding's order (insertion order when compact).
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
         match self {
-            Hash::Listpack(v) => Box::new(v.iter().map(|(f, v)| (&f[..], &v[..]))),
+            Hash::Listpack(v) => Box::new(v.iter()),
             Hash::Table(t) => Box::new(t.iter()),
         }
     }
@@ -357,8 +451,7 @@ impl Hash {
                 if v.is_empty() {
                     return None;
                 }
-                let (f, val) = &v[(r % v.len() as u64) as usize];
-                Some((f, val))
+                v.iter().nth((r % v.len() as u64) as usize)
             }
             Hash::Table(t) => t.random(r),
         }
@@ -371,7 +464,7 @@ impl Hash {
     pub fn scan<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a [u8], &'a [u8]) -> bool) -> u64 {
         match self {
             Hash::Listpack(v) => {
-                for (k, val) in v {
+                for (k, val) in v.iter() {
                     f(k, val);
                 }
                 0
@@ -471,5 +564,29 @@ mod tests {
         all.sort();
         assert_eq!(all, vec![(&b""[..], &b""[..]), (&b"f"[..], &b"short"[..])]);
         assert!(t.random(0).is_some() && t.random(u64::MAX).is_some());
+    }
+
+    #[test]
+    fn pair_list_updates_in_place_and_keeps_order() {
+        let mut l = PairList::default();
+        let long = vec![7u8; 200];
+        assert!(l.set(b"a", b"1"));
+        assert!(l.set(&long, b""));
+        assert!(l.set(b"", &long));
+        assert!(!l.set(&long, b"x"), "an update keeps the pair's place");
+        assert!(!l.set(b"a", &long));
+        let got: Vec<_> = l.iter().collect();
+        assert_eq!(
+            got,
+            vec![
+                (&b"a"[..], &long[..]),
+                (&long[..], &b"x"[..]),
+                (&b""[..], &long[..])
+            ]
+        );
+        assert!(l.remove(&long) && !l.remove(&long));
+        assert_eq!(l.len(), 2);
+        assert_eq!(l.get(b""), Some(&long[..]));
+        assert_eq!(l.get(b"b"), None);
     }
 }
