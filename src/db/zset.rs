@@ -3,10 +3,11 @@
 //!
 //! Two representations, as Redis has them, and OBJECT ENCODING names them:
 //!
-//! - `listpack`: a sorted `Vec` of (member, score), searched linearly by
-//!   member and binary-searched by order. Used while the set has at most
+//! - `listpack`: the elements in order, packed in one buffer (`Packed`:
+//!   member, score and two length bytes each), walked linearly as Redis
+//!   walks its listpack. Used while the set has at most
 //!   `zset-max-listpack-entries` members of at most `zset-max-listpack-value`
-//!   bytes; compact (one allocation per member plus 40 bytes).
+//!   bytes.
 //! - `skiplist`: Redis's skiplist with spans (`zskiplist` in t_zset.c) in an
 //!   arena of nodes addressed by `u32` (level 0 inline, higher levels in
 //!   one small allocation for the quarter of nodes that have any), plus a
@@ -67,8 +68,156 @@ pub struct ZSet {
 
 #[derive(Clone, Debug)]
 enum Repr {
-    Pack(Vec<(Bytes, f64)>),
+    Pack(Packed),
     Skip(Box<SkipSet>),
+}
+
+/// The listpack form: `varint len | member | f64 score | backlen` per
+/// element (backlen: the varint reversed, so entries read from their end),
+/// in (score, member) order, in one buffer. Sets are small here (at most
+/// `zset-max-listpack-entries`): lookups walk it, as Redis's do.
+#[derive(Clone, Debug, Default)]
+pub struct Packed {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+fn varint_len(mut n: usize) -> usize {
+    let mut k = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        k += 1;
+    }
+    k
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn entry(member: &[u8], score: f64) -> Vec<u8> {
+    let mut e = Vec::with_capacity(member.len() + 8 + 2 * varint_len(member.len()));
+    put_varint(&mut e, member.len());
+    e.extend_from_slice(member);
+    e.extend_from_slice(&score.to_bits().to_le_bytes());
+    let at = e.len();
+    put_varint(&mut e, member.len());
+    e[at..].reverse();
+    e
+}
+
+fn score_at(buf: &[u8], at: usize) -> f64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    f64::from_bits(u64::from_le_bytes(b))
+}
+
+impl Packed {
+    /// The entry at `off`: (member, score, next offset).
+    fn read_at(&self, off: usize) -> (&[u8], f64, usize) {
+        let (mut n, mut shift, mut i) = (0usize, 0u32, off);
+        loop {
+            let b = self.buf[i];
+            i += 1;
+            n |= usize::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        let sc = score_at(&self.buf, i + n);
+        (&self.buf[i..i + n], sc, i + n + 8 + varint_len(n))
+    }
+
+    /// The entry ending at `end`: (start offset, member, score).
+    fn read_before(&self, end: usize) -> (usize, &[u8], f64) {
+        let (mut n, mut shift, mut i) = (0usize, 0u32, end);
+        loop {
+            i -= 1;
+            let b = self.buf[i];
+            n |= usize::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        let sc_at = i - 8;
+        let m_at = sc_at - n;
+        (
+            m_at - varint_len(n),
+            &self.buf[m_at..sc_at],
+            score_at(&self.buf, sc_at),
+        )
+    }
+
+    /// Every element with its byte range: (start, end, member, score).
+    fn entries(&self) -> impl Iterator<Item = (usize, usize, &[u8], f64)> {
+        let mut off = 0;
+        (0..self.len).map(move |_| {
+            let start = off;
+            let (m, sc, next) = self.read_at(off);
+            off = next;
+            (start, next, m, sc)
+        })
+    }
+
+    /// Byte offset of the element at `rank` (`len` gives the end).
+    fn offset_of(&self, rank: usize) -> usize {
+        if rank >= self.len {
+            return self.buf.len();
+        }
+        self.entries().nth(rank).map_or(self.buf.len(), |(s, ..)| s)
+    }
+
+    /// (rank, start, end, score) of a member.
+    fn find(&self, member: &[u8]) -> Option<(usize, usize, usize, f64)> {
+        self.entries()
+            .enumerate()
+            .find(|(_, (_, _, m, _))| *m == member)
+            .map(|(r, (s, e, _, sc))| (r, s, e, sc))
+    }
+
+    /// Number of leading elements for which `pred` holds.
+    fn partition_point(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        self.entries()
+            .take_while(|(_, _, m, sc)| pred(*sc, m))
+            .count()
+    }
+
+    /// Inserts an absent member at its place in the order.
+    fn insert(&mut self, member: &[u8], score: f64) {
+        let at = self
+            .entries()
+            .find(|(_, _, m, sc)| !cmp_elem(*sc, m, score, member).is_lt())
+            .map_or(self.buf.len(), |(s, ..)| s);
+        self.buf.splice(at..at, entry(member, score));
+        self.len += 1;
+    }
+
+    fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let (_, s, e, sc) = self.find(member)?;
+        self.buf.drain(s..e);
+        self.len -= 1;
+        Some(sc)
+    }
+
+    /// Removes ranks `start..end` (within the set), returning them.
+    fn remove_ranks(&mut self, start: usize, end: usize) -> Vec<(Bytes, f64)> {
+        let (s, e) = (self.offset_of(start), self.offset_of(end));
+        let gone: Vec<(Bytes, f64)> = self
+            .entries()
+            .skip(start)
+            .take(end - start)
+            .map(|(_, _, m, sc)| (Bytes::copy_from_slice(m), sc))
+            .collect();
+        self.buf.drain(s..e);
+        self.len -= gone.len();
+        gone
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -125,7 +274,7 @@ impl ZSet {
     /// An empty set in the listpack encoding.
     pub fn new_listpack() -> Self {
         ZSet {
-            repr: Repr::Pack(Vec::new()),
+            repr: Repr::Pack(Packed::default()),
         }
     }
 
@@ -158,7 +307,7 @@ impl ZSet {
 
     pub fn len(&self) -> usize {
         match &self.repr {
-            Repr::Pack(v) => v.len(),
+            Repr::Pack(v) => v.len,
             Repr::Skip(s) => s.list.len,
         }
     }
@@ -187,7 +336,7 @@ impl ZSet {
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
-            Repr::Pack(v) => v.iter().find(|(m, _)| m == member).map(|(_, s)| *s),
+            Repr::Pack(v) => v.find(member).map(|(.., sc)| sc),
             Repr::Skip(s) => s.score(member),
         }
     }
@@ -195,10 +344,9 @@ impl ZSet {
     /// Converts to the skiplist encoding (no-op if already there).
     pub fn convert_to_skiplist(&mut self) {
         if let Repr::Pack(v) = &mut self.repr {
-            let v = std::mem::take(v);
             let mut s = SkipSet::default();
-            for (m, sc) in v {
-                s.insert(sc, Box::from(&m[..]));
+            for (_, _, m, sc) in v.entries() {
+                s.insert(sc, Box::from(m));
             }
             self.repr = Repr::Skip(Box::new(s));
         }
@@ -208,10 +356,12 @@ impl ZSet {
     /// Redis's `zsetConvertToListpackIfNeeded`).
     fn convert_to_listpack(&mut self) {
         if self.is_skiplist() {
-            let v: Vec<(Bytes, f64)> = self
-                .iter_from(0, false)
-                .map(|(m, s)| (Bytes::copy_from_slice(m), s + 0.0))
-                .collect();
+            let mut v = Packed::default();
+            for (m, s) in self.iter_from(0, false) {
+                let e = entry(m, s + 0.0);
+                v.buf.extend_from_slice(&e);
+                v.len += 1;
+            }
             self.repr = Repr::Pack(v);
         }
     }
@@ -232,7 +382,7 @@ impl ZSet {
     /// when the listpack limits would be exceeded (Redis's `zsetAdd`).
     pub fn insert_new(&mut self, member: Bytes, score: f64, limits: ZsetLimits) {
         if let Repr::Pack(v) = &self.repr {
-            if v.len() + 1 > limits.entries || member.len() > limits.value {
+            if v.len + 1 > limits.entries || member.len() > limits.value {
                 self.convert_to_skiplist();
             }
         }
@@ -244,9 +394,7 @@ impl ZSet {
         match &mut self.repr {
             Repr::Pack(v) => {
                 // A listpack stores scores as text where -0 becomes "0".
-                let score = score + 0.0;
-                let at = v.partition_point(|(m, s)| cmp_elem(*s, m, score, &member).is_lt());
-                v.insert(at, (member, score));
+                v.insert(&member, score + 0.0);
             }
             Repr::Skip(s) => {
                 s.insert(score, Box::from(&member[..]));
@@ -258,11 +406,8 @@ impl ZSet {
     pub fn update(&mut self, member: &[u8], old: f64, new: f64) {
         match &mut self.repr {
             Repr::Pack(v) => {
-                if let Some(i) = v.iter().position(|(m, _)| m == member) {
-                    let new = new + 0.0;
-                    let (m, _) = v.remove(i);
-                    let at = v.partition_point(|(x, s)| cmp_elem(*s, x, new, &m).is_lt());
-                    v.insert(at, (m, new));
+                if v.remove(member).is_some() {
+                    v.insert(member, new + 0.0);
                 }
             }
             Repr::Skip(s) => {
@@ -285,10 +430,7 @@ impl ZSet {
     /// Removes a member, returning its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
         match &mut self.repr {
-            Repr::Pack(v) => {
-                let i = v.iter().position(|(m, _)| m == member)?;
-                Some(v.remove(i).1)
-            }
+            Repr::Pack(v) => v.remove(member),
             Repr::Skip(s) => s.remove(member).map(|(_, sc)| sc),
         }
     }
@@ -300,7 +442,7 @@ impl ZSet {
             return Vec::new();
         }
         match &mut self.repr {
-            Repr::Pack(v) => v.drain(start..end).collect(),
+            Repr::Pack(v) => v.remove_ranks(start, end),
             Repr::Skip(_) => {
                 let gone: Vec<(Bytes, f64)> = self
                     .iter_from(start, false)
@@ -318,7 +460,7 @@ impl ZSet {
     /// 0-based ascending rank of a member.
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         match &self.repr {
-            Repr::Pack(v) => v.iter().position(|(m, _)| m == member),
+            Repr::Pack(v) => v.find(member).map(|(r, ..)| r),
             Repr::Skip(s) => {
                 let sc = s.score(member)?;
                 s.list.rank(sc, member).map(|r| r - 1)
@@ -330,7 +472,7 @@ impl ZSet {
     /// holds; `pred` must hold for a prefix of the order and fail after it.
     pub fn count_before(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
         match &self.repr {
-            Repr::Pack(v) => v.partition_point(|(m, s)| pred(*s, m)),
+            Repr::Pack(v) => v.partition_point(pred),
             Repr::Skip(s) => s.list.count_while(pred),
         }
     }
@@ -339,11 +481,19 @@ impl ZSet {
     /// downwards when `rev`. Empty when `rank` is out of range.
     pub fn iter_from(&self, rank: usize, rev: bool) -> Iter<'_> {
         match &self.repr {
-            Repr::Pack(v) => Iter::Pack {
-                v,
-                next: if rank < v.len() { Some(rank) } else { None },
-                rev,
-            },
+            Repr::Pack(v) => {
+                let (off, remaining) = match (rank < v.len, rev) {
+                    (false, _) => (0, 0),
+                    (true, false) => (v.offset_of(rank), v.len - rank),
+                    (true, true) => (v.offset_of(rank + 1), rank + 1),
+                };
+                Iter::Pack {
+                    v,
+                    off,
+                    remaining,
+                    rev,
+                }
+            }
             Repr::Skip(s) => Iter::Skip {
                 list: &s.list,
                 node: if rank < s.list.len {
@@ -370,8 +520,8 @@ impl ZSet {
     pub fn scan<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a [u8], f64) -> bool) -> u64 {
         match &self.repr {
             Repr::Pack(v) => {
-                for (m, sc) in v {
-                    f(m, *sc);
+                for (_, _, m, sc) in v.entries() {
+                    f(m, sc);
                 }
                 0
             }
@@ -388,8 +538,11 @@ impl ZSet {
 /// Iterator over `(member, score)` in rank order (see `ZSet::iter_from`).
 pub enum Iter<'a> {
     Pack {
-        v: &'a [(Bytes, f64)],
-        next: Option<usize>,
+        v: &'a Packed,
+        /// Offset of the next entry (ascending) or of the end of the next
+        /// entry (descending).
+        off: usize,
+        remaining: usize,
         rev: bool,
     },
     Skip {
@@ -404,15 +557,26 @@ impl<'a> Iterator for Iter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            Iter::Pack { v, next, rev } => {
-                let i = (*next)?;
-                *next = if *rev {
-                    i.checked_sub(1)
+            Iter::Pack {
+                v,
+                off,
+                remaining,
+                rev,
+            } => {
+                if *remaining == 0 {
+                    return None;
+                }
+                *remaining -= 1;
+                let v: &'a Packed = v;
+                if *rev {
+                    let (start, m, sc) = v.read_before(*off);
+                    *off = start;
+                    Some((m, sc))
                 } else {
-                    Some(i + 1).filter(|j| *j < v.len())
-                };
-                let (m, s) = &v[i];
-                Some((&m[..], *s))
+                    let (m, sc, next) = v.read_at(*off);
+                    *off = next;
+                    Some((m, sc))
+                }
             }
             Iter::Skip { list, node, rev } => {
                 if *node == NIL {
@@ -782,6 +946,14 @@ mod tests {
                             Some((*s, m.clone()))
                         );
                     }
+                    for i in (0..model.len()).step_by(7) {
+                        let down: Vec<(f64, Bytes)> = z
+                            .iter_from(i, true)
+                            .map(|(m, s)| (s, Bytes::copy_from_slice(m)))
+                            .collect();
+                        let want: Vec<(f64, Bytes)> = model[..=i].iter().rev().cloned().collect();
+                        assert_eq!(down, want);
+                    }
                     for bound in -26..26 {
                         let bound = bound as f64;
                         let want = model.iter().filter(|(s, _)| *s < bound).count();
@@ -790,10 +962,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(
-            pack.clone().remove_ranks(2, 5),
-            skip.clone().remove_ranks(2, 5)
-        );
+        let (mut p2, mut s2) = (pack.clone(), skip.clone());
+        assert_eq!(p2.remove_ranks(2, 5), s2.remove_ranks(2, 5));
+        assert_eq!(p2.len(), pack.len() - 3);
+        assert!(p2.iter_from(0, false).eq(s2.iter_from(0, false)));
     }
 
     #[test]
