@@ -240,6 +240,15 @@ pub struct PairList {
     len: usize,
 }
 
+fn varint_len(mut n: usize) -> usize {
+    let mut k = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        k += 1;
+    }
+    k
+}
+
 fn put_varint(out: &mut Vec<u8>, mut n: usize) {
     while n >= 0x80 {
         out.push((n as u8 & 0x7f) | 0x80);
@@ -306,10 +315,15 @@ impl PairList {
             Some((s, e)) => {
                 let mut p = Vec::with_capacity(10 + field.len() + value.len());
                 put_pair(&mut p, field, value);
+                // Exact sizes, as a listpack's realloc: no growth slack.
+                self.buf.reserve_exact(p.len().saturating_sub(e - s));
                 self.buf.splice(s..e, p);
                 false
             }
             None => {
+                self.buf.reserve_exact(
+                    2 * varint_len(field.len().max(value.len())) + field.len() + value.len(),
+                );
                 put_pair(&mut self.buf, field, value);
                 self.len += 1;
                 true

@@ -295,12 +295,23 @@ impl List {
         if left {
             match self.nodes.front_mut() {
                 Some(n) if n.fits(size) => n.push_front(v),
-                _ => self.nodes.push_front(Node::with_entry(v)),
+                _ => {
+                    if self.nodes.is_empty() {
+                        // A small list holds one node: no room for four.
+                        self.nodes.reserve_exact(1);
+                    }
+                    self.nodes.push_front(Node::with_entry(v))
+                }
             }
         } else {
             match self.nodes.back_mut() {
                 Some(n) if n.fits(size) => n.push_back(v),
-                _ => self.nodes.push_back(Node::with_entry(v)),
+                _ => {
+                    if self.nodes.is_empty() {
+                        self.nodes.reserve_exact(1);
+                    }
+                    self.nodes.push_back(Node::with_entry(v))
+                }
             }
         }
         self.len += 1;

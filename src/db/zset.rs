@@ -194,7 +194,10 @@ impl Packed {
             .entries()
             .find(|(_, _, m, sc)| !cmp_elem(*sc, m, score, member).is_lt())
             .map_or(self.buf.len(), |(s, ..)| s);
-        self.buf.splice(at..at, entry(member, score));
+        let e = entry(member, score);
+        // Exact sizes, as a listpack's realloc: no growth slack.
+        self.buf.reserve_exact(e.len());
+        self.buf.splice(at..at, e);
         self.len += 1;
     }
 
