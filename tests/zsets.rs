@@ -733,3 +733,80 @@ fn ranges_match_a_sorted_vec_model() {
         .unwrap();
     rt.block_on(s.shutdown());
 }
+
+/// ZSCAN on a skiplist set: every member present for the whole scan is
+/// returned at least once although scores change between calls (members
+/// jump across the whole score range) and other members come and go.
+#[tokio::test]
+async fn zscan_returns_every_stable_member_while_scores_change() {
+    let s = start().await;
+    let mut c = client(s.local_addr()).await;
+    let mut add = redis::cmd("ZADD");
+    add.arg("z");
+    for i in 0..600 {
+        add.arg(i).arg(format!("m{i}"));
+    }
+    let n: i64 = add.query_async(&mut c).await.unwrap();
+    assert_eq!(n, 600);
+    let enc: String = redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg("z")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(enc, "skiplist");
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = "0".to_string();
+    let mut calls = 0u32;
+    loop {
+        let (next, items): (String, Vec<String>) = redis::cmd("ZSCAN")
+            .arg("z")
+            .arg(&cursor)
+            .arg("COUNT")
+            .arg(15)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(items.len() % 2 == 0);
+        for pair in items.chunks(2) {
+            seen.insert(pair[0].clone());
+        }
+        // Move every stable member to the other end of the score range
+        // (what was scanned last comes first in score order and the other
+        // way round), and churn unrelated members.
+        let mut churn = redis::pipe();
+        let sign = if calls.is_multiple_of(2) { -1 } else { 1 };
+        let mut zadd = redis::cmd("ZADD");
+        zadd.arg("z");
+        for i in 0..600i64 {
+            zadd.arg(sign * (1000 - i)).arg(format!("m{i}"));
+        }
+        churn.add_command(zadd).ignore();
+        churn
+            .cmd("ZADD")
+            .arg("z")
+            .arg(calls)
+            .arg(format!("tmp{calls}"))
+            .ignore();
+        if calls > 0 {
+            churn
+                .cmd("ZREM")
+                .arg("z")
+                .arg(format!("tmp{}", calls - 1))
+                .ignore();
+        }
+        churn.cmd("ZINCRBY").arg("z").arg(0.5).arg("m7").ignore();
+        let () = churn.query_async(&mut c).await.unwrap();
+        calls += 1;
+        cursor = next;
+        if cursor == "0" {
+            break;
+        }
+        assert!(calls < 1000, "scan terminates");
+    }
+    assert!(calls > 10, "a skiplist set is scanned in several calls");
+    for i in 0..600 {
+        assert!(seen.contains(&format!("m{i}")), "m{i} missed");
+    }
+    s.shutdown().await;
+}

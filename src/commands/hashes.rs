@@ -519,7 +519,7 @@ fn hrandfield_count(ctx: &mut Ctx, args: &[Bytes], l: i64, withvalues: bool) -> 
         return Ok(());
     }
     let out = &mut *ctx.out;
-    let emit = |out: &mut crate::protocol::Out, f: &Bytes, v: &Bytes| {
+    let emit = |out: &mut crate::protocol::Out, f: &[u8], v: &[u8]| {
         if withvalues && resp3 {
             out.array(2);
         }
@@ -555,7 +555,7 @@ fn hrandfield_count(ctx: &mut Ctx, args: &[Bytes], l: i64, withvalues: bool) -> 
     header(out, count);
     if count.saturating_mul(3) > size {
         // A large part of the hash: shuffle a copy (Redis's CASE 3).
-        let all: Vec<(&Bytes, &Bytes)> = h.iter().collect();
+        let all: Vec<(&[u8], &[u8])> = h.iter().collect();
         for i in distinct_sample(size, count) {
             let (f, v) = all[i];
             emit(out, f, v);
@@ -634,10 +634,10 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     };
     let o = parse_scan_opts(args, 3)?;
     let mut left = o.count;
-    let mut batch: Vec<(Bytes, Bytes)> = Vec::new();
+    let mut batch: Vec<(&[u8], &[u8])> = Vec::new();
     let next = h.scan(cursor, |f, v| {
         if o.pattern.is_none_or(|p| glob_match(p, f, false)) {
-            batch.push((f.clone(), v.clone()));
+            batch.push((f, v));
         }
         left = left.saturating_sub(1);
         left > 0

@@ -825,24 +825,14 @@ fn zrandmember_count(ctx: &mut Ctx, r: Rd, key: &[u8], l: i64, withscores: bool)
 
 // ---- ZSCAN ----
 
-/// Maps a score to a u64 with the same order (sign-magnitude flip). Every
-/// score maps above 0, so cursor 0 means "from the start".
-fn score_key(s: f64) -> u64 {
-    let b = (s + 0.0).to_bits();
-    if b >> 63 == 1 {
-        !b
-    } else {
-        b | (1 << 63)
-    }
-}
-
 /// ZSCAN key cursor [MATCH pattern] [COUNT count]
 ///
 /// A listpack-encoded set is returned whole with cursor 0, as Redis does.
-/// For a skiplist the cursor is a score threshold (`score_key`): each call
-/// returns the elements with a score at or above it, about COUNT of them
-/// but never splitting a group of equal scores, so an element present for
-/// the whole scan with an unchanged score is returned exactly once.
+/// A skiplist set that fits in COUNT is returned whole from cursor 0, in
+/// rank order; a larger one is walked from the cursor in the order of its
+/// member index (`ZSet::scan`, the HSCAN/SSCAN scheme), COUNT elements a
+/// call, so an element present for the whole scan is returned at least
+/// once whatever happens to its score.
 fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let cursor = parse_cursor(&args[2]).ok_or_else(|| CmdError::new("ERR invalid cursor"))?;
     let r = rd(ctx);
@@ -870,24 +860,19 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         i += 2;
     }
-    let mut batch: Vec<(&Bytes, f64)> = Vec::new();
-    let mut next = 0u64;
+    let mut batch: Vec<(&[u8], f64)> = Vec::new();
     let skiplist = z.is_skiplist();
-    if skiplist {
-        let start = z.count_before(|s, _| score_key(s) < cursor);
-        let mut last: Option<u64> = None;
-        for (m, s) in z.iter_from(start, false) {
-            let k = score_key(s);
-            if batch.len() >= count && last != Some(k) {
-                next = k;
-                break;
-            }
-            last = Some(k);
-            batch.push((m, s));
-        }
-    } else {
+    let next = if cursor == 0 && z.len() <= count {
+        // The whole set in one call (as Redis's scan of a small dict):
+        // in rank order, as a listpack would give it.
         batch.extend(z.iter_from(0, false));
-    }
+        0
+    } else {
+        z.scan(cursor, |m, s| {
+            batch.push((m, s));
+            batch.len() < count
+        })
+    };
     batch.retain(|(m, _)| pattern.is_none_or(|p| glob_match(p, m, false)));
     let out = &mut *ctx.out;
     out.array(2);

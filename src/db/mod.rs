@@ -20,6 +20,7 @@ pub mod expire;
 pub mod hash;
 pub mod list;
 pub mod notify;
+pub mod scanmap;
 pub mod set;
 pub mod slab;
 mod value;

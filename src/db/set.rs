@@ -8,14 +8,14 @@
 //! encoding for sets (that arrived in 7.2). SMEMBERS, SSCAN, SUNION ... of
 //! an intset therefore reply in ascending order, which `Intset` reproduces.
 //!
-//! The table form is ordered by `(hash(member), member)`, which gives SSCAN
+//! The table form is a `ScanMap` (ordered by `(hash(member), member)`),
+//! which gives SSCAN
 //! Redis's cursor guarantee (a member present for the whole scan is
 //! returned) and SPOP / SRANDMEMBER a cheap random pick.
 
-use super::hash::own;
+use super::scanmap::ScanMap;
 use crate::protocol::parse::parse_i64;
 use bytes::Bytes;
-use std::collections::BTreeSet;
 
 /// A set value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,14 +23,14 @@ pub enum Set {
     /// Redis's intset: distinct integers, ascending.
     Intset(Vec<i64>),
     /// Redis's hashtable, keyed by `(hash(member), member)`.
-    Table(BTreeSet<(u64, Bytes)>),
+    Table(ScanMap<()>),
 }
 
 /// A member as stored: an integer of an intset or a table's bytes.
 #[derive(Clone, Copy, Debug)]
 pub enum Member<'a> {
     Int(i64),
-    Bytes(&'a Bytes),
+    Bytes(&'a [u8]),
 }
 
 impl Member<'_> {
@@ -51,13 +51,9 @@ impl Member<'_> {
                 let mut b = itoa::Buffer::new();
                 Bytes::copy_from_slice(b.format(n).as_bytes())
             }
-            Member::Bytes(b) => b.clone(),
+            Member::Bytes(b) => Bytes::copy_from_slice(b),
         }
     }
-}
-
-fn member_hash(m: &[u8]) -> u64 {
-    super::key_hash(m)
 }
 
 impl Set {
@@ -67,7 +63,7 @@ impl Set {
         if parse_i64(member).is_some() {
             Set::Intset(Vec::new())
         } else {
-            Set::Table(BTreeSet::new())
+            Set::Table(ScanMap::new())
         }
     }
 
@@ -102,25 +98,18 @@ impl Set {
     pub fn contains(&self, m: &[u8]) -> bool {
         match self {
             Set::Intset(v) => parse_i64(m).is_some_and(|n| v.binary_search(&n).is_ok()),
-            Set::Table(t) => {
-                let h = member_hash(m);
-                t.range((h, Bytes::new())..)
-                    .take_while(|(mh, _)| *mh == h)
-                    .any(|(_, x)| x == m)
-            }
+            Set::Table(t) => t.contains_key(m),
         }
     }
 
     /// Converts to the table form; no-op when already converted.
     pub fn convert_to_table(&mut self) {
         if let Set::Intset(v) = self {
-            let t = std::mem::take(v)
-                .into_iter()
-                .map(|n| {
-                    let b = Member::Int(n).to_bytes();
-                    (member_hash(&b), b)
-                })
-                .collect();
+            let mut t = ScanMap::new();
+            let mut b = itoa::Buffer::new();
+            for n in std::mem::take(v) {
+                t.insert(b.format(n).as_bytes(), ());
+            }
             *self = Set::Table(t);
         }
     }
@@ -145,7 +134,13 @@ impl Set {
             }
         }
         match self {
-            Set::Table(t) => t.insert((member_hash(m), own(m))),
+            Set::Table(t) => {
+                if t.contains_key(m) {
+                    return false;
+                }
+                t.insert(m, ());
+                true
+            }
             Set::Intset(_) => false,
         }
     }
@@ -160,18 +155,7 @@ impl Set {
                 }
                 _ => false,
             },
-            Set::Table(t) => {
-                let h = member_hash(m);
-                let found = t
-                    .range((h, Bytes::new())..)
-                    .take_while(|(mh, _)| *mh == h)
-                    .find(|(_, x)| x == m)
-                    .cloned();
-                match found {
-                    Some(k) => t.remove(&k),
-                    None => false,
-                }
-            }
+            Set::Table(t) => t.remove(m).is_some(),
         }
     }
 
@@ -179,7 +163,7 @@ impl Set {
     pub fn iter(&self) -> Box<dyn Iterator<Item = Member<'_>> + '_> {
         match self {
             Set::Intset(v) => Box::new(v.iter().map(|n| Member::Int(*n))),
-            Set::Table(t) => Box::new(t.iter().map(|(_, b)| Member::Bytes(b))),
+            Set::Table(t) => Box::new(t.iter().map(|(b, _)| Member::Bytes(b))),
         }
     }
 
@@ -192,11 +176,7 @@ impl Set {
                 }
                 Some(Member::Int(v[(r % v.len() as u64) as usize]))
             }
-            Set::Table(t) => t
-                .range((r, Bytes::new())..)
-                .next()
-                .or_else(|| t.iter().next())
-                .map(|(_, b)| Member::Bytes(b)),
+            Set::Table(t) => t.random(r).map(|(b, _)| Member::Bytes(b)),
         }
     }
 
@@ -210,20 +190,7 @@ impl Set {
                 }
                 0
             }
-            Set::Table(t) => {
-                let mut stop_after: Option<u64> = None;
-                for (h, b) in t.range((cursor, Bytes::new())..) {
-                    if let Some(stop) = stop_after {
-                        if *h != stop {
-                            return *h;
-                        }
-                    }
-                    if !f(Member::Bytes(b)) && stop_after.is_none() {
-                        stop_after = Some(*h);
-                    }
-                }
-                0
-            }
+            Set::Table(t) => t.scan(cursor, |b, _| f(Member::Bytes(b))),
         }
     }
 
@@ -231,7 +198,7 @@ impl Set {
     pub fn payload_bytes(&self) -> usize {
         match self {
             Set::Intset(v) => v.len() * 8,
-            Set::Table(t) => t.iter().map(|(_, b)| b.len()).sum(),
+            Set::Table(t) => t.iter().map(|(b, _)| b.len()).sum(),
         }
     }
 }

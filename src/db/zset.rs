@@ -3,12 +3,17 @@
 //!
 //! Two representations, as Redis has them, and OBJECT ENCODING names them:
 //!
-//! - `listpack`: a sorted `Vec` of (member, score), searched linearly by
-//!   member and binary-searched by order. Used while the set has at most
+//! - `listpack`: the elements in order, packed in one buffer (`Packed`:
+//!   member, score and two length bytes each), walked linearly as Redis
+//!   walks its listpack. Used while the set has at most
 //!   `zset-max-listpack-entries` members of at most `zset-max-listpack-value`
-//!   bytes; compact (one allocation per member plus 40 bytes).
+//!   bytes.
 //! - `skiplist`: Redis's skiplist with spans (`zskiplist` in t_zset.c) in an
-//!   arena of nodes addressed by `u32`, plus a member -> score hash map. Rank
+//!   arena of nodes addressed by `u32` (level 0 inline, higher levels in
+//!   one small allocation for the quarter of nodes that have any), plus a
+//!   member index of `(hash(member), node)` pairs: the member's bytes live
+//!   once, in its node (a boxed slice), and the index's hash order is ZSCAN's cursor (the
+//!   `ScanMap` scheme), independent of scores as Redis's dict cursor is. Rank
 //!   of a member, element at a rank, and "how many elements come before this
 //!   bound" are all O(log n); iteration follows the level-0 links.
 //!
@@ -21,9 +26,10 @@
 //! elements below a score or lex bound), so a range is a pair of ranks and
 //! LIMIT, COUNT and reverse order are rank arithmetic.
 
+use super::scanmap::{key_pos, scan_positions};
 use bytes::Bytes;
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 
 /// Redis's `ZSKIPLIST_MAXLEVEL`: enough for 2^64 elements at p = 1/4.
 const MAX_LEVEL: usize = 32;
@@ -62,14 +68,198 @@ pub struct ZSet {
 
 #[derive(Clone, Debug)]
 enum Repr {
-    Pack(Vec<(Bytes, f64)>),
+    Pack(Packed),
     Skip(Box<SkipSet>),
+}
+
+/// The listpack form: `varint len | member | f64 score | backlen` per
+/// element (backlen: the varint reversed, so entries read from their end),
+/// in (score, member) order, in one buffer. Sets are small here (at most
+/// `zset-max-listpack-entries`): lookups walk it, as Redis's do.
+#[derive(Clone, Debug, Default)]
+pub struct Packed {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+fn varint_len(mut n: usize) -> usize {
+    let mut k = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        k += 1;
+    }
+    k
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn entry(member: &[u8], score: f64) -> Vec<u8> {
+    let mut e = Vec::with_capacity(member.len() + 8 + 2 * varint_len(member.len()));
+    put_varint(&mut e, member.len());
+    e.extend_from_slice(member);
+    e.extend_from_slice(&score.to_bits().to_le_bytes());
+    let at = e.len();
+    put_varint(&mut e, member.len());
+    e[at..].reverse();
+    e
+}
+
+fn score_at(buf: &[u8], at: usize) -> f64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    f64::from_bits(u64::from_le_bytes(b))
+}
+
+impl Packed {
+    /// The entry at `off`: (member, score, next offset).
+    fn read_at(&self, off: usize) -> (&[u8], f64, usize) {
+        let (mut n, mut shift, mut i) = (0usize, 0u32, off);
+        loop {
+            let b = self.buf[i];
+            i += 1;
+            n |= usize::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        let sc = score_at(&self.buf, i + n);
+        (&self.buf[i..i + n], sc, i + n + 8 + varint_len(n))
+    }
+
+    /// The entry ending at `end`: (start offset, member, score).
+    fn read_before(&self, end: usize) -> (usize, &[u8], f64) {
+        let (mut n, mut shift, mut i) = (0usize, 0u32, end);
+        loop {
+            i -= 1;
+            let b = self.buf[i];
+            n |= usize::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        let sc_at = i - 8;
+        let m_at = sc_at - n;
+        (
+            m_at - varint_len(n),
+            &self.buf[m_at..sc_at],
+            score_at(&self.buf, sc_at),
+        )
+    }
+
+    /// Every element with its byte range: (start, end, member, score).
+    fn entries(&self) -> impl Iterator<Item = (usize, usize, &[u8], f64)> {
+        let mut off = 0;
+        (0..self.len).map(move |_| {
+            let start = off;
+            let (m, sc, next) = self.read_at(off);
+            off = next;
+            (start, next, m, sc)
+        })
+    }
+
+    /// Byte offset of the element at `rank` (`len` gives the end).
+    fn offset_of(&self, rank: usize) -> usize {
+        if rank >= self.len {
+            return self.buf.len();
+        }
+        self.entries().nth(rank).map_or(self.buf.len(), |(s, ..)| s)
+    }
+
+    /// (rank, start, end, score) of a member.
+    fn find(&self, member: &[u8]) -> Option<(usize, usize, usize, f64)> {
+        self.entries()
+            .enumerate()
+            .find(|(_, (_, _, m, _))| *m == member)
+            .map(|(r, (s, e, _, sc))| (r, s, e, sc))
+    }
+
+    /// Number of leading elements for which `pred` holds.
+    fn partition_point(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        self.entries()
+            .take_while(|(_, _, m, sc)| pred(*sc, m))
+            .count()
+    }
+
+    /// Inserts an absent member at its place in the order.
+    fn insert(&mut self, member: &[u8], score: f64) {
+        let at = self
+            .entries()
+            .find(|(_, _, m, sc)| !cmp_elem(*sc, m, score, member).is_lt())
+            .map_or(self.buf.len(), |(s, ..)| s);
+        let e = entry(member, score);
+        // Exact sizes, as a listpack's realloc: no growth slack.
+        self.buf.reserve_exact(e.len());
+        self.buf.splice(at..at, e);
+        self.len += 1;
+    }
+
+    fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let (_, s, e, sc) = self.find(member)?;
+        self.buf.drain(s..e);
+        self.len -= 1;
+        Some(sc)
+    }
+
+    /// Removes ranks `start..end` (within the set), returning them.
+    fn remove_ranks(&mut self, start: usize, end: usize) -> Vec<(Bytes, f64)> {
+        let (s, e) = (self.offset_of(start), self.offset_of(end));
+        let gone: Vec<(Bytes, f64)> = self
+            .entries()
+            .skip(start)
+            .take(end - start)
+            .map(|(_, _, m, sc)| (Bytes::copy_from_slice(m), sc))
+            .collect();
+        self.buf.drain(s..e);
+        self.len -= gone.len();
+        gone
+    }
 }
 
 #[derive(Clone, Debug, Default)]
 struct SkipSet {
-    dict: HashMap<Bytes, f64>,
+    /// The member index: `(hash(member), node)`, so a member's bytes live
+    /// once, in its skiplist node. Ordered by hash: ZSCAN's cursor.
+    index: BTreeSet<(u64, u32)>,
     list: SkipList,
+}
+
+impl SkipSet {
+    /// The node of a member.
+    fn find(&self, member: &[u8]) -> Option<u32> {
+        let h = key_pos(member);
+        self.index
+            .range((h, 0)..=(h, u32::MAX))
+            .map(|&(_, i)| i)
+            .find(|&i| &self.list.nodes[i as usize].member[..] == member)
+    }
+
+    fn score(&self, member: &[u8]) -> Option<f64> {
+        self.find(member).map(|i| self.list.nodes[i as usize].score)
+    }
+
+    /// Inserts an absent member.
+    fn insert(&mut self, score: f64, member: Box<[u8]>) {
+        let h = key_pos(&member);
+        let i = self.list.insert(score, member);
+        self.index.insert((h, i));
+    }
+
+    /// Removes a member, returning its bytes and score.
+    fn remove(&mut self, member: &[u8]) -> Option<(Box<[u8]>, f64)> {
+        let i = self.find(member)?;
+        let score = self.list.nodes[i as usize].score;
+        self.index.remove(&(key_pos(member), i));
+        let m = self.list.delete(score, member)?;
+        Some((m, score))
+    }
 }
 
 impl PartialEq for ZSet {
@@ -87,7 +277,7 @@ impl ZSet {
     /// An empty set in the listpack encoding.
     pub fn new_listpack() -> Self {
         ZSet {
-            repr: Repr::Pack(Vec::new()),
+            repr: Repr::Pack(Packed::default()),
         }
     }
 
@@ -120,7 +310,7 @@ impl ZSet {
 
     pub fn len(&self) -> usize {
         match &self.repr {
-            Repr::Pack(v) => v.len(),
+            Repr::Pack(v) => v.len,
             Repr::Skip(s) => s.list.len,
         }
     }
@@ -149,20 +339,17 @@ impl ZSet {
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
-            Repr::Pack(v) => v.iter().find(|(m, _)| m == member).map(|(_, s)| *s),
-            Repr::Skip(s) => s.dict.get(member).copied(),
+            Repr::Pack(v) => v.find(member).map(|(.., sc)| sc),
+            Repr::Skip(s) => s.score(member),
         }
     }
 
     /// Converts to the skiplist encoding (no-op if already there).
     pub fn convert_to_skiplist(&mut self) {
         if let Repr::Pack(v) = &mut self.repr {
-            let v = std::mem::take(v);
             let mut s = SkipSet::default();
-            s.dict.reserve(v.len());
-            for (m, sc) in v {
-                s.list.insert(sc, m.clone());
-                s.dict.insert(m, sc);
+            for (_, _, m, sc) in v.entries() {
+                s.insert(sc, Box::from(m));
             }
             self.repr = Repr::Skip(Box::new(s));
         }
@@ -172,10 +359,12 @@ impl ZSet {
     /// Redis's `zsetConvertToListpackIfNeeded`).
     fn convert_to_listpack(&mut self) {
         if self.is_skiplist() {
-            let v: Vec<(Bytes, f64)> = self
-                .iter_from(0, false)
-                .map(|(m, s)| (m.clone(), s + 0.0))
-                .collect();
+            let mut v = Packed::default();
+            for (m, s) in self.iter_from(0, false) {
+                let e = entry(m, s + 0.0);
+                v.buf.extend_from_slice(&e);
+                v.len += 1;
+            }
             self.repr = Repr::Pack(v);
         }
     }
@@ -196,7 +385,7 @@ impl ZSet {
     /// when the listpack limits would be exceeded (Redis's `zsetAdd`).
     pub fn insert_new(&mut self, member: Bytes, score: f64, limits: ZsetLimits) {
         if let Repr::Pack(v) = &self.repr {
-            if v.len() + 1 > limits.entries || member.len() > limits.value {
+            if v.len + 1 > limits.entries || member.len() > limits.value {
                 self.convert_to_skiplist();
             }
         }
@@ -208,13 +397,10 @@ impl ZSet {
         match &mut self.repr {
             Repr::Pack(v) => {
                 // A listpack stores scores as text where -0 becomes "0".
-                let score = score + 0.0;
-                let at = v.partition_point(|(m, s)| cmp_elem(*s, m, score, &member).is_lt());
-                v.insert(at, (member, score));
+                v.insert(&member, score + 0.0);
             }
             Repr::Skip(s) => {
-                s.list.insert(score, member.clone());
-                s.dict.insert(member, score);
+                s.insert(score, Box::from(&member[..]));
             }
         }
     }
@@ -223,20 +409,14 @@ impl ZSet {
     pub fn update(&mut self, member: &[u8], old: f64, new: f64) {
         match &mut self.repr {
             Repr::Pack(v) => {
-                if let Some(i) = v.iter().position(|(m, _)| m == member) {
-                    let new = new + 0.0;
-                    let (m, _) = v.remove(i);
-                    let at = v.partition_point(|(x, s)| cmp_elem(*s, x, new, &m).is_lt());
-                    v.insert(at, (m, new));
+                if v.remove(member).is_some() {
+                    v.insert(member, new + 0.0);
                 }
             }
             Repr::Skip(s) => {
-                if let Some((m, sc)) = s.dict.get_key_value(member) {
-                    let m = m.clone();
+                if let Some((m, sc)) = s.remove(member) {
                     debug_assert_eq!(sc.to_bits(), old.to_bits());
-                    s.list.delete(old, &m);
-                    s.list.insert(new, m.clone());
-                    s.dict.insert(m, new);
+                    s.insert(new, m);
                 }
             }
         }
@@ -253,15 +433,8 @@ impl ZSet {
     /// Removes a member, returning its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
         match &mut self.repr {
-            Repr::Pack(v) => {
-                let i = v.iter().position(|(m, _)| m == member)?;
-                Some(v.remove(i).1)
-            }
-            Repr::Skip(s) => {
-                let (m, sc) = s.dict.remove_entry(member)?;
-                s.list.delete(sc, &m);
-                Some(sc)
-            }
+            Repr::Pack(v) => v.remove(member),
+            Repr::Skip(s) => s.remove(member).map(|(_, sc)| sc),
         }
     }
 
@@ -272,12 +445,12 @@ impl ZSet {
             return Vec::new();
         }
         match &mut self.repr {
-            Repr::Pack(v) => v.drain(start..end).collect(),
+            Repr::Pack(v) => v.remove_ranks(start, end),
             Repr::Skip(_) => {
                 let gone: Vec<(Bytes, f64)> = self
                     .iter_from(start, false)
                     .take(end - start)
-                    .map(|(m, s)| (m.clone(), s))
+                    .map(|(m, s)| (Bytes::copy_from_slice(m), s))
                     .collect();
                 for (m, _) in &gone {
                     self.remove(m);
@@ -290,9 +463,9 @@ impl ZSet {
     /// 0-based ascending rank of a member.
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         match &self.repr {
-            Repr::Pack(v) => v.iter().position(|(m, _)| m == member),
+            Repr::Pack(v) => v.find(member).map(|(r, ..)| r),
             Repr::Skip(s) => {
-                let sc = *s.dict.get(member)?;
+                let sc = s.score(member)?;
                 s.list.rank(sc, member).map(|r| r - 1)
             }
         }
@@ -302,7 +475,7 @@ impl ZSet {
     /// holds; `pred` must hold for a prefix of the order and fail after it.
     pub fn count_before(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
         match &self.repr {
-            Repr::Pack(v) => v.partition_point(|(m, s)| pred(*s, m)),
+            Repr::Pack(v) => v.partition_point(pred),
             Repr::Skip(s) => s.list.count_while(pred),
         }
     }
@@ -311,11 +484,19 @@ impl ZSet {
     /// downwards when `rev`. Empty when `rank` is out of range.
     pub fn iter_from(&self, rank: usize, rev: bool) -> Iter<'_> {
         match &self.repr {
-            Repr::Pack(v) => Iter::Pack {
-                v,
-                next: if rank < v.len() { Some(rank) } else { None },
-                rev,
-            },
+            Repr::Pack(v) => {
+                let (off, remaining) = match (rank < v.len, rev) {
+                    (false, _) => (0, 0),
+                    (true, false) => (v.offset_of(rank), v.len - rank),
+                    (true, true) => (v.offset_of(rank + 1), rank + 1),
+                };
+                Iter::Pack {
+                    v,
+                    off,
+                    remaining,
+                    rev,
+                }
+            }
             Repr::Skip(s) => Iter::Skip {
                 list: &s.list,
                 node: if rank < s.list.len {
@@ -329,16 +510,42 @@ impl ZSet {
     }
 
     /// The element at an ascending rank.
-    pub fn at(&self, rank: usize) -> Option<(&Bytes, f64)> {
+    pub fn at(&self, rank: usize) -> Option<(&[u8], f64)> {
         self.iter_from(rank, false).next()
+    }
+
+    /// One ZSCAN step (see `ScanMap::scan`): a skiplist set is walked in
+    /// member-index order from position `cursor`, calling `f` until it
+    /// returns false; returns the next cursor, 0 at the end. The cursor
+    /// never depends on scores, so a member present for the whole scan is
+    /// returned even if its score changes. A listpack set is returned whole
+    /// in rank order with cursor 0, as Redis does.
+    pub fn scan<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a [u8], f64) -> bool) -> u64 {
+        match &self.repr {
+            Repr::Pack(v) => {
+                for (_, _, m, sc) in v.entries() {
+                    f(m, sc);
+                }
+                0
+            }
+            Repr::Skip(s) => {
+                scan_positions(s.index.range((cursor, 0)..).map(|&(h, i)| (h, i)), |i| {
+                    let n = &s.list.nodes[i as usize];
+                    f(&n.member[..], n.score)
+                })
+            }
+        }
     }
 }
 
 /// Iterator over `(member, score)` in rank order (see `ZSet::iter_from`).
 pub enum Iter<'a> {
     Pack {
-        v: &'a [(Bytes, f64)],
-        next: Option<usize>,
+        v: &'a Packed,
+        /// Offset of the next entry (ascending) or of the end of the next
+        /// entry (descending).
+        off: usize,
+        remaining: usize,
         rev: bool,
     },
     Skip {
@@ -349,31 +556,38 @@ pub enum Iter<'a> {
 }
 
 impl<'a> Iterator for Iter<'a> {
-    type Item = (&'a Bytes, f64);
+    type Item = (&'a [u8], f64);
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            Iter::Pack { v, next, rev } => {
-                let i = (*next)?;
-                *next = if *rev {
-                    i.checked_sub(1)
+            Iter::Pack {
+                v,
+                off,
+                remaining,
+                rev,
+            } => {
+                if *remaining == 0 {
+                    return None;
+                }
+                *remaining -= 1;
+                let v: &'a Packed = v;
+                if *rev {
+                    let (start, m, sc) = v.read_before(*off);
+                    *off = start;
+                    Some((m, sc))
                 } else {
-                    Some(i + 1).filter(|j| *j < v.len())
-                };
-                let (m, s) = &v[i];
-                Some((m, *s))
+                    let (m, sc, next) = v.read_at(*off);
+                    *off = next;
+                    Some((m, sc))
+                }
             }
             Iter::Skip { list, node, rev } => {
                 if *node == NIL {
                     return None;
                 }
                 let n = &list.nodes[*node as usize];
-                *node = if *rev {
-                    n.backward
-                } else {
-                    n.levels[0].forward
-                };
-                Some((&n.member, n.score))
+                *node = if *rev { n.backward } else { n.lv(0).forward };
+                Some((&n.member[..], n.score))
             }
         }
     }
@@ -393,11 +607,32 @@ struct Level {
 
 #[derive(Clone, Debug)]
 struct Node {
-    member: Bytes,
+    member: Box<[u8]>,
     score: f64,
     /// Previous node at level 0 (NIL for the first).
     backward: u32,
-    levels: Vec<Level>,
+    /// Level 0, inline: three nodes in four have no other level.
+    l0: Level,
+    /// Levels 1 and up.
+    up: Box<[Level]>,
+}
+
+impl Node {
+    fn lv(&self, i: usize) -> Level {
+        if i == 0 {
+            self.l0
+        } else {
+            self.up[i - 1]
+        }
+    }
+
+    fn lv_mut(&mut self, i: usize) -> &mut Level {
+        if i == 0 {
+            &mut self.l0
+        } else {
+            &mut self.up[i - 1]
+        }
+    }
 }
 
 /// Redis's `zskiplist` in an arena: `nodes[0]` is the header with
@@ -417,10 +652,11 @@ impl Default for SkipList {
     fn default() -> Self {
         SkipList {
             nodes: vec![Node {
-                member: Bytes::new(),
+                member: Box::default(),
                 score: 0.0,
                 backward: NIL,
-                levels: vec![Level::default(); MAX_LEVEL],
+                l0: Level::default(),
+                up: vec![Level::default(); MAX_LEVEL - 1].into_boxed_slice(),
             }],
             free: Vec::new(),
             tail: NIL,
@@ -451,17 +687,17 @@ impl SkipList {
         cmp_elem(n.score, &n.member, score, member).is_lt()
     }
 
-    /// Redis's `zslInsert`; the element must be absent.
-    fn insert(&mut self, score: f64, member: Bytes) {
+    /// Redis's `zslInsert`; the element must be absent. Returns its node.
+    fn insert(&mut self, score: f64, member: Box<[u8]>) -> u32 {
         let mut update = [NIL; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
         let mut x = NIL;
         for i in (0..self.level).rev() {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
-                let f = self.nodes[x as usize].levels[i].forward;
+                let f = self.nodes[x as usize].lv(i).forward;
                 if f != NIL && self.lt(f, score, &member) {
-                    rank[i] += self.nodes[x as usize].levels[i].span;
+                    rank[i] += self.nodes[x as usize].lv(i).span;
                     x = f;
                 } else {
                     break;
@@ -474,7 +710,7 @@ impl SkipList {
             for i in self.level..level {
                 rank[i] = 0;
                 update[i] = NIL;
-                self.nodes[0].levels[i].span = self.len as u32;
+                self.nodes[0].lv_mut(i).span = self.len as u32;
             }
             self.level = level;
         }
@@ -482,7 +718,8 @@ impl SkipList {
             member,
             score,
             backward: NIL,
-            levels: vec![Level::default(); level],
+            l0: Level::default(),
+            up: vec![Level::default(); level - 1].into_boxed_slice(),
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -496,36 +733,38 @@ impl SkipList {
         };
         for i in 0..level {
             let u = update[i] as usize;
-            let ul = self.nodes[u].levels[i];
-            self.nodes[idx as usize].levels[i] = Level {
+            let ul = self.nodes[u].lv(i);
+            *self.nodes[idx as usize].lv_mut(i) = Level {
                 forward: ul.forward,
                 span: ul.span - (rank[0] - rank[i]),
             };
-            self.nodes[u].levels[i] = Level {
+            *self.nodes[u].lv_mut(i) = Level {
                 forward: idx,
                 span: (rank[0] - rank[i]) + 1,
             };
         }
         for (i, u) in update.iter().enumerate().take(self.level).skip(level) {
-            self.nodes[*u as usize].levels[i].span += 1;
+            self.nodes[*u as usize].lv_mut(i).span += 1;
         }
         self.nodes[idx as usize].backward = update[0];
-        let next = self.nodes[idx as usize].levels[0].forward;
+        let next = self.nodes[idx as usize].lv(0).forward;
         if next != NIL {
             self.nodes[next as usize].backward = idx;
         } else {
             self.tail = idx;
         }
         self.len += 1;
+        idx
     }
 
-    /// Redis's `zslDelete`: removes the element if present.
-    fn delete(&mut self, score: f64, member: &[u8]) -> bool {
+    /// Redis's `zslDelete`: removes the element if present, returning its
+    /// member bytes.
+    fn delete(&mut self, score: f64, member: &[u8]) -> Option<Box<[u8]>> {
         let mut update = [NIL; MAX_LEVEL];
         let mut x = NIL;
         for i in (0..self.level).rev() {
             loop {
-                let f = self.nodes[x as usize].levels[i].forward;
+                let f = self.nodes[x as usize].lv(i).forward;
                 if f != NIL && self.lt(f, score, member) {
                     x = f;
                 } else {
@@ -534,45 +773,45 @@ impl SkipList {
             }
             update[i] = x;
         }
-        let x = self.nodes[x as usize].levels[0].forward;
+        let x = self.nodes[x as usize].lv(0).forward;
         if x == NIL {
-            return false;
+            return None;
         }
         {
             let n = &self.nodes[x as usize];
-            if n.score != score || n.member != member {
-                return false;
+            if n.score != score || &n.member[..] != member {
+                return None;
             }
         }
         for (i, u) in update.iter().enumerate().take(self.level) {
             let u = *u as usize;
-            if self.nodes[u].levels[i].forward == x {
-                let xl = self.nodes[x as usize].levels[i];
-                self.nodes[u].levels[i].span += xl.span;
-                self.nodes[u].levels[i].span -= 1;
-                self.nodes[u].levels[i].forward = xl.forward;
+            if self.nodes[u].lv(i).forward == x {
+                let xl = self.nodes[x as usize].lv(i);
+                self.nodes[u].lv_mut(i).span += xl.span;
+                self.nodes[u].lv_mut(i).span -= 1;
+                self.nodes[u].lv_mut(i).forward = xl.forward;
             } else {
-                self.nodes[u].levels[i].span -= 1;
+                self.nodes[u].lv_mut(i).span -= 1;
             }
         }
         let (next, back) = {
             let n = &self.nodes[x as usize];
-            (n.levels[0].forward, n.backward)
+            (n.lv(0).forward, n.backward)
         };
         if next != NIL {
             self.nodes[next as usize].backward = back;
         } else {
             self.tail = back;
         }
-        while self.level > 1 && self.nodes[0].levels[self.level - 1].forward == NIL {
+        while self.level > 1 && self.nodes[0].lv(self.level - 1).forward == NIL {
             self.level -= 1;
         }
         let n = &mut self.nodes[x as usize];
-        n.member = Bytes::new();
-        n.levels = Vec::new();
+        let m = std::mem::take(&mut n.member);
+        n.up = Box::default();
         self.free.push(x);
         self.len -= 1;
-        true
+        Some(m)
     }
 
     /// 1-based rank of a present element (Redis's `zslGetRank`).
@@ -581,19 +820,19 @@ impl SkipList {
         let mut x = NIL;
         for i in (0..self.level).rev() {
             loop {
-                let f = self.nodes[x as usize].levels[i].forward;
+                let f = self.nodes[x as usize].lv(i).forward;
                 if f == NIL {
                     break;
                 }
                 let n = &self.nodes[f as usize];
                 if cmp_elem(n.score, &n.member, score, member).is_le() {
-                    rank += self.nodes[x as usize].levels[i].span as usize;
+                    rank += self.nodes[x as usize].lv(i).span as usize;
                     x = f;
                 } else {
                     break;
                 }
             }
-            if x != NIL && self.nodes[x as usize].member == member {
+            if x != NIL && &self.nodes[x as usize].member[..] == member {
                 return Some(rank);
             }
         }
@@ -606,7 +845,7 @@ impl SkipList {
         let mut x = NIL;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.nodes[x as usize].levels[i];
+                let l = self.nodes[x as usize].lv(i);
                 if l.forward != NIL && traversed + l.span as usize <= rank {
                     traversed += l.span as usize;
                     x = l.forward;
@@ -627,7 +866,7 @@ impl SkipList {
         let mut x = NIL;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.nodes[x as usize].levels[i];
+                let l = self.nodes[x as usize].lv(i);
                 if l.forward == NIL {
                     break;
                 }
@@ -691,19 +930,32 @@ mod tests {
             if step % 97 == 0 {
                 for z in [&pack, &skip] {
                     assert_eq!(z.len(), model.len());
-                    let got: Vec<(f64, Bytes)> =
-                        z.iter_from(0, false).map(|(m, s)| (s, m.clone())).collect();
+                    let got: Vec<(f64, Bytes)> = z
+                        .iter_from(0, false)
+                        .map(|(m, s)| (s, Bytes::copy_from_slice(m)))
+                        .collect();
                     assert_eq!(got, model);
                     let rev: Vec<(f64, Bytes)> = z
                         .iter_from(model.len().saturating_sub(1), true)
-                        .map(|(m, s)| (s, m.clone()))
+                        .map(|(m, s)| (s, Bytes::copy_from_slice(m)))
                         .collect();
                     let mut mr = model.clone();
                     mr.reverse();
                     assert_eq!(rev, mr);
                     for (i, (s, m)) in model.iter().enumerate() {
                         assert_eq!(z.rank(m), Some(i));
-                        assert_eq!(z.at(i).map(|(m, s)| (s, m.clone())), Some((*s, m.clone())));
+                        assert_eq!(
+                            z.at(i).map(|(m, s)| (s, Bytes::copy_from_slice(m))),
+                            Some((*s, m.clone()))
+                        );
+                    }
+                    for i in (0..model.len()).step_by(7) {
+                        let down: Vec<(f64, Bytes)> = z
+                            .iter_from(i, true)
+                            .map(|(m, s)| (s, Bytes::copy_from_slice(m)))
+                            .collect();
+                        let want: Vec<(f64, Bytes)> = model[..=i].iter().rev().cloned().collect();
+                        assert_eq!(down, want);
                     }
                     for bound in -26..26 {
                         let bound = bound as f64;
@@ -713,10 +965,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(
-            pack.clone().remove_ranks(2, 5),
-            skip.clone().remove_ranks(2, 5)
-        );
+        let (mut p2, mut s2) = (pack.clone(), skip.clone());
+        assert_eq!(p2.remove_ranks(2, 5), s2.remove_ranks(2, 5));
+        assert_eq!(p2.len(), pack.len() - 3);
+        assert!(p2.iter_from(0, false).eq(s2.iter_from(0, false)));
     }
 
     #[test]

@@ -314,7 +314,7 @@ fn select(z: &ZSet, spec: &Spec, rev: bool, offset: i64, limit: i64) -> Vec<(Byt
     let take = |from: usize, n: usize, rev: bool| -> Vec<(Bytes, f64)> {
         z.iter_from(from, rev)
             .take(n)
-            .map(|(m, s)| (m.clone(), s))
+            .map(|(m, s)| (Bytes::copy_from_slice(m), s))
             .collect()
     };
     match spec {

@@ -212,7 +212,7 @@ fn generic(
                             break;
                         }
                     } else {
-                        result.push((m.clone(), score));
+                        result.push((Bytes::copy_from_slice(m), score));
                     }
                 }
             }
@@ -230,8 +230,9 @@ fn generic(
                     match acc.get_mut(m) {
                         Some(t) => aggregate(t, score, agg),
                         None => {
+                            let m = Bytes::copy_from_slice(m);
                             acc.insert(m.clone(), score);
-                            order.push(m.clone());
+                            order.push(m);
                         }
                     }
                 }
@@ -251,7 +252,7 @@ fn generic(
                         .iter()
                         .any(|o| o.set.as_ref().is_some_and(|z| z.score(m).is_some()));
                     if !elsewhere {
-                        result.push((m.clone(), s));
+                        result.push((Bytes::copy_from_slice(m), s));
                     }
                 }
             }
