@@ -37,6 +37,7 @@
 
 pub mod builtin;
 pub mod format;
+mod mask;
 pub mod miner;
 mod pattern;
 pub mod time;
@@ -207,7 +208,8 @@ impl Ingestor {
             Some(v) => Cow::Owned(v),
             None => masked,
         };
-        let mut toks = Vec::new();
+        // Sized for typical messages: one allocation, no regrowth.
+        let mut toks = Vec::with_capacity(64);
         mining_tokens(&masked, &mut toks);
         let learned = self.miner.learn(&toks);
         drop(toks);
