@@ -23,8 +23,9 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 const TEXT_BYTES_MAX: usize = 2048;
 /// Steps per text byte before giving up.
 const STEPS_PER_BYTE: usize = 32;
-/// Recursion depth before giving up.
-const DEPTH_MAX: usize = 1024;
+/// Recursion depth before giving up: a few hundred bytes of stack per
+/// level, far below a server thread's stack; the masks above need tens.
+const DEPTH_MAX: usize = 512;
 
 #[derive(Debug, Clone)]
 enum Node {
@@ -166,9 +167,7 @@ fn first_bytes(n: &Node, set: &mut [bool; 256]) -> bool {
                 }
                 if !b.is_ascii() {
                     // Any lead byte of a multi-byte character.
-                    for c in 0xc0..=0xff {
-                        set[c] = true;
-                    }
+                    set[0xc0..].fill(true);
                 }
             }
             false

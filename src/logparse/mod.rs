@@ -8,6 +8,8 @@
 //!   compiled form (`Format`): logparser's `<Field>` notation, syslog,
 //!   logfmt, JSON lines; masks.
 //! - `pattern`: logparser-notation patterns: fast matcher and regex fallback.
+//! - `mask`: a fast matcher for simple mask regexes (same matches as the
+//!   `regex` crate, which takes the rest and any text past its bounds).
 //! - `time`: strftime-based timestamp normalisation to ISO-8601, time zones.
 //! - `miner`: the Drain template miner, with a serialisable state.
 //! - `builtin`: the built-in formats (Loghub benchmark settings for `hdfs`,

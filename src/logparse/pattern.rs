@@ -19,7 +19,7 @@ enum Piece {
     Field(usize),
     /// Literal text, with its searcher built once (fields before it are
     /// found by searching for it).
-    Lit(Box<[u8]>, memmem::Finder<'static>),
+    Lit(Box<[u8]>, Box<memmem::Finder<'static>>),
     Space,
 }
 
@@ -69,7 +69,7 @@ fn plain_pieces(lit: &str, out: &mut Vec<Piece>) -> Option<()> {
     let flush = |text: &mut Vec<u8>, out: &mut Vec<Piece>| {
         if !text.is_empty() {
             let t = std::mem::take(text).into_boxed_slice();
-            let finder = memmem::Finder::new(&t).into_owned();
+            let finder = Box::new(memmem::Finder::new(&t).into_owned());
             out.push(Piece::Lit(t, finder));
         }
     };

@@ -128,9 +128,9 @@ impl Timestamp {
             // `%.f`: nothing, or 3, 6 or 9 digits, the fewest that are exact.
             let (digits, v) = if nano == 0 {
                 (0, 0)
-            } else if nano % 1_000_000 == 0 {
+            } else if nano.is_multiple_of(1_000_000) {
                 (3, nano / 1_000_000)
-            } else if nano % 1_000 == 0 {
+            } else if nano.is_multiple_of(1_000) {
                 (6, nano / 1_000)
             } else {
                 (9, nano)
