@@ -61,6 +61,26 @@ pub(super) struct FastMask {
     /// more byte), so a failed start skips the rest of its run: linear
     /// time on long digit runs instead of quadratic.
     lead: Option<Box<[bool; 128]>>,
+    /// Bytes every match contains (`.` in the IPv4 mask, `blk_`): a text
+    /// without them has no match, found with one memchr/memmem pass.
+    required: Option<memchr::memmem::Finder<'static>>,
+}
+
+/// A byte string every match of `n` contains, the longest found.
+fn required(n: &Node) -> Option<Vec<u8>> {
+    match n {
+        Node::Bytes(b) if !b.is_empty() => Some(b.to_vec()),
+        Node::ByteSet(s) => {
+            let mut it = (0..256).filter(|&i| s[i]);
+            match (it.next(), it.next()) {
+                (Some(b), None) => Some(vec![b as u8]),
+                _ => None,
+            }
+        }
+        Node::Concat(v) => v.iter().filter_map(required).max_by_key(|r| r.len()),
+        Node::Rep { sub, min, .. } if *min >= 1 => required(sub),
+        _ => None,
+    }
 }
 
 /// The ASCII bytes of the class whose unbounded repetition starts every
@@ -210,7 +230,13 @@ impl FastMask {
             return None;
         }
         let lead = lead_class(&node);
-        Some(FastMask { node, first, lead })
+        let required = required(&node).map(|r| memchr::memmem::Finder::new(&r).into_owned());
+        Some(FastMask {
+            node,
+            first,
+            lead,
+            required,
+        })
     }
 
     /// `regex.replace_all(text, with)` when the matcher decides within its
@@ -219,6 +245,13 @@ impl FastMask {
     pub(super) fn replace_all(&self, text: &[u8], with: &[u8]) -> Option<Option<Vec<u8>>> {
         if text.len() > TEXT_BYTES_MAX {
             return None;
+        }
+        if self
+            .required
+            .as_ref()
+            .is_some_and(|r| r.find(text).is_none())
+        {
+            return Some(None);
         }
         let mut m = Run {
             text,
@@ -298,6 +331,16 @@ fn ascii_class(n: &Node) -> Option<&[bool; 128]> {
     match n {
         Node::Chars { ascii, .. } => Some(ascii),
         Node::ByteSet(s) if !s[128..].iter().any(|&x| x) => s[..128].try_into().ok(),
+        _ => None,
+    }
+}
+
+/// The byte the continuation `k` must start with, when it begins with a
+/// literal.
+fn next_byte(k: &K) -> Option<u8> {
+    match k {
+        K::Seq([Node::Bytes(b), ..], _) => b.first().copied(),
+        K::Seq([], next) => next_byte(next),
         _ => None,
     }
 }
@@ -400,14 +443,19 @@ impl Run<'_> {
                     if least > most {
                         return Some(None);
                     }
+                    // When what follows starts with a literal byte, ends
+                    // not followed by it fail at once: skip them.
+                    let next = next_byte(k);
+                    let text = self.text;
+                    let viable = |n: usize| next.is_none_or(|c| text.get(pos + n) == Some(&c));
                     if *greedy {
-                        for n in (least..=most).rev() {
+                        for n in (least..=most).rev().filter(|&n| viable(n)) {
                             if let Some(end) = self.cont(k, pos + n)? {
                                 return Some(Some(end));
                             }
                         }
                     } else {
-                        for n in least..=most {
+                        for n in (least..=most).filter(|&n| viable(n)) {
                             if let Some(end) = self.cont(k, pos + n)? {
                                 return Some(Some(end));
                             }
@@ -542,6 +590,10 @@ mod tests {
         let t = vec![b'1'; 2000];
         assert_eq!(f.replace_all(&t, b"<*>"), Some(None));
         let f = FastMask::compile(r"(?:a|ab|aba)+c").unwrap();
-        assert_eq!(f.replace_all(&b"ab".repeat(300), b"<*>"), None);
+        let mut t = b"ab".repeat(300);
+        t.extend_from_slice(b"xc");
+        assert_eq!(f.replace_all(&t, b"<*>"), None);
+        // Without the byte every match needs, nothing to search.
+        assert_eq!(f.replace_all(&b"ab".repeat(300), b"<*>"), Some(None));
     }
 }
