@@ -49,7 +49,31 @@ enum Ids {
 #[derive(Default)]
 struct Learning {
     learned: Vec<Vec<Bytes>>,
-    hits: HashMap<u64, u64>,
+    /// Lines per template id (index) that joined it unchanged.
+    hits: Vec<u64>,
+}
+
+impl Learning {
+    fn hit(&mut self, id: u64) {
+        // Ids are at most `miner::CLUSTERS_MAX`: the vector stays small.
+        let Ok(i) = usize::try_from(id) else {
+            return;
+        };
+        if i >= self.hits.len() {
+            self.hits.resize(i + 1, 0);
+        }
+        self.hits[i] += 1;
+    }
+
+    /// (id, lines) for every id hit, ascending.
+    fn take_hits(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.hits)
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, n)| n > 0)
+            .map(|(id, n)| (id as u64, n))
+            .collect()
+    }
 }
 
 /// Entries buffered by INGEST before one write to the stream's log.
@@ -186,20 +210,27 @@ fn put_field(out: &mut Vec<u8>, b: &[u8]) {
 fn encode_parsed(
     out: &mut Vec<u8>,
     p: &logparse::format::Record<'_>,
-    ts: Option<&str>,
+    ts: Option<&logparse::Timestamp>,
     tid: Option<u64>,
 ) {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
     let mut n = 0u32;
+    if let Some(ts) = ts {
+        // The ISO text goes straight into the entry: length patched after.
+        put_field(out, b"ts");
+        let len_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        ts.write_iso(out);
+        let len = (out.len() - len_at - 4) as u32;
+        out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        n += 1;
+    }
     let mut pair = |out: &mut Vec<u8>, k: &[u8], v: &[u8]| {
         put_field(out, k);
         put_field(out, v);
         n += 1;
     };
-    if let Some(ts) = ts {
-        pair(out, b"ts", ts.as_bytes());
-    }
     if let Some(l) = &p.level {
         pair(out, b"level", l);
     }
@@ -208,7 +239,11 @@ fn encode_parsed(
     }
     pair(out, b"content", &p.content);
     if let Some(t) = tid {
-        pair(out, b"template_id", t.to_string().as_bytes());
+        pair(
+            out,
+            b"template_id",
+            itoa::Buffer::new().format(t).as_bytes(),
+        );
     }
     for (k, v) in p.fields.iter() {
         let shadowed = match k.as_ref() {
@@ -298,9 +333,7 @@ pub(super) fn ingest(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let spec = state.ingestor.format().spec().clone();
         *s.0.ingest.lock() = Some(state);
         if !main.created && (attached || main.count > 0) {
-            let mut hits: Vec<(u64, u64)> =
-                std::mem::take(&mut learning.hits).into_iter().collect();
-            hits.sort_unstable();
+            let hits = learning.take_hits();
             ctx.ks.log_op(
                 db,
                 &key,
@@ -349,7 +382,7 @@ fn ingest_lines(
         for line in logparse::lines(text) {
             let reason = match ing.parse(line, year) {
                 Ok(p) => {
-                    let ts = p.record.ts.map(|t| t.iso());
+                    let ts = p.record.ts;
                     let ms = p.record.ts.map(|t| t.unix_ms().max(0) as u64);
                     let tid = p.learned.map(|l| l.id);
                     let pick = |last: u128| match (ids, ms) {
@@ -358,7 +391,7 @@ fn ingest_lines(
                         (Ids::Auto, _) => next_auto_id(last, now),
                     };
                     main.push(ctx, pick, |out| {
-                        encode_parsed(out, &p.record, ts.as_deref(), tid)
+                        encode_parsed(out, &p.record, ts.as_ref(), tid)
                     })?;
                     match p.learned {
                         Some(l) if l.changed => learning.learned.push(
@@ -367,7 +400,7 @@ fn ingest_lines(
                                 .map(|t| Bytes::copy_from_slice(t))
                                 .collect(),
                         ),
-                        Some(l) => *learning.hits.entry(l.id).or_default() += 1,
+                        Some(l) => learning.hit(l.id),
                         None => {}
                     }
                     continue;

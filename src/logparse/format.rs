@@ -20,6 +20,7 @@
 //! pattern runs on the `regex` crate's linear-time engine, so no line can
 //! stall the server. Patterns with real regex syntax always use `regex`.
 
+use super::mask::FastMask;
 use super::pattern::{split_notation, Pattern};
 use super::time::{TimeParser, Timestamp, Zone};
 use regex::bytes::{NoExpand, Regex};
@@ -247,7 +248,8 @@ enum TimePiece {
 pub struct Format {
     spec: FormatSpec,
     layout: Layout,
-    masks: Vec<Regex>,
+    /// Each mask's regex, and its fast matcher when it has one.
+    masks: Vec<(Regex, Option<FastMask>)>,
     time: TimeSource,
     zone: Option<Zone>,
 }
@@ -296,7 +298,11 @@ impl Format {
         let masks = spec
             .masks
             .iter()
-            .map(|m| compile_regex(m).map_err(|e| format!("invalid MASK '{m}': {e}")))
+            .map(|m| {
+                compile_regex(m)
+                    .map(|re| (re, FastMask::compile(m)))
+                    .map_err(|e| format!("invalid MASK '{m}': {e}"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let zone = match &spec.tz {
             Some(z) => Some(Zone::parse(z).ok_or_else(|| format!("unknown time zone '{z}'"))?),
@@ -435,10 +441,26 @@ impl Format {
         match &self.time {
             TimeSource::None => {}
             TimeSource::Template(pieces, parser) => {
-                let mut text = String::with_capacity(32);
+                // Most time texts fit on the stack: no allocation per line.
+                let mut stack = [0u8; 64];
+                let mut len = 0;
+                let mut heap: Option<String> = None;
+                let mut push = |v: &str| match &mut heap {
+                    Some(h) => h.push_str(v),
+                    None if len + v.len() <= stack.len() => {
+                        stack[len..len + v.len()].copy_from_slice(v.as_bytes());
+                        len += v.len();
+                    }
+                    None => {
+                        let mut h = String::with_capacity(len + v.len());
+                        h.push_str(std::str::from_utf8(&stack[..len]).unwrap_or_default());
+                        h.push_str(v);
+                        heap = Some(h);
+                    }
+                };
                 for p in pieces {
                     match p {
-                        TimePiece::Lit(l) => text.push_str(l),
+                        TimePiece::Lit(l) => push(l),
                         TimePiece::Field(f) => {
                             let v = if f.eq_ignore_ascii_case("content")
                                 && r.field(f.as_bytes()).is_none()
@@ -448,7 +470,7 @@ impl Format {
                                 r.field(f.as_bytes())
                             };
                             match v.map(std::str::from_utf8) {
-                                Some(Ok(v)) => text.push_str(v),
+                                Some(Ok(v)) => push(v),
                                 Some(Err(_)) => {
                                     r.ts_error = Some(format!("time field <{f}> is not UTF-8"));
                                     return;
@@ -461,7 +483,12 @@ impl Format {
                         }
                     }
                 }
-                match parser.parse(&text, default_year) {
+                // Only whole UTF-8 pieces were copied: the text is UTF-8.
+                let text = match &heap {
+                    Some(h) => h.as_str(),
+                    None => std::str::from_utf8(&stack[..len]).unwrap_or_default(),
+                };
+                match parser.parse(text, default_year) {
                     Ok(t) => r.ts = Some(t),
                     Err(e) => r.ts_error = Some(e),
                 }
@@ -505,10 +532,16 @@ impl Format {
     /// The content with every mask match replaced by `<*>`.
     pub fn mask<'c>(&self, content: &'c [u8]) -> Cow<'c, [u8]> {
         let mut cur = Cow::Borrowed(content);
-        for re in &self.masks {
-            let next = match re.replace_all(&cur, NoExpand(super::miner::WILDCARD)) {
-                Cow::Owned(o) => Some(o),
-                Cow::Borrowed(_) => None,
+        for (re, fast) in &self.masks {
+            let fast = fast
+                .as_ref()
+                .and_then(|f| f.replace_all(&cur, super::miner::WILDCARD));
+            let next = match fast {
+                Some(r) => r,
+                None => match re.replace_all(&cur, NoExpand(super::miner::WILDCARD)) {
+                    Cow::Owned(o) => Some(o),
+                    Cow::Borrowed(_) => None,
+                },
             };
             if let Some(o) = next {
                 cur = Cow::Owned(o);

@@ -17,7 +17,9 @@ const MATCH_BUDGET_PER_BYTE: usize = 16;
 #[derive(Clone, Debug)]
 enum Piece {
     Field(usize),
-    Lit(Box<[u8]>),
+    /// Literal text, with its searcher built once (fields before it are
+    /// found by searching for it).
+    Lit(Box<[u8]>, Box<memmem::Finder<'static>>),
     Space,
 }
 
@@ -66,7 +68,9 @@ fn plain_pieces(lit: &str, out: &mut Vec<Piece>) -> Option<()> {
     let mut text: Vec<u8> = Vec::new();
     let flush = |text: &mut Vec<u8>, out: &mut Vec<Piece>| {
         if !text.is_empty() {
-            out.push(Piece::Lit(std::mem::take(text).into_boxed_slice()));
+            let t = std::mem::take(text).into_boxed_slice();
+            let finder = Box::new(memmem::Finder::new(&t).into_owned());
+            out.push(Piece::Lit(t, finder));
         }
     };
     let b = lit.as_bytes();
@@ -176,6 +180,7 @@ impl Pattern {
                 pieces,
                 line,
                 caps: vec![(0, 0); self.names.len()],
+                first_nl: memchr::memchr(b'\n', line).unwrap_or(line.len()),
                 budget: MATCH_BUDGET_PER_BYTE * line.len() + 1024,
                 far: Far::default(),
             };
@@ -219,7 +224,7 @@ impl Far {
     fn reason(&self, pieces: &[Piece], names: &[String]) -> String {
         let at = self.pos;
         match pieces.get(self.piece) {
-            Some(Piece::Lit(l)) => format!(
+            Some(Piece::Lit(l, _)) => format!(
                 "expected '{}' at byte {at}",
                 String::from_utf8_lossy(l).escape_debug()
             ),
@@ -239,6 +244,9 @@ struct Matcher<'p, 'l> {
     pieces: &'p [Piece],
     line: &'l [u8],
     caps: Vec<(usize, usize)>,
+    /// The first `\n` of the line (its length when none): the limit of
+    /// every field that starts before it, found once per line.
+    first_nl: usize,
     budget: usize,
     far: Far,
 }
@@ -261,7 +269,7 @@ impl Matcher<'_, '_> {
             return Some(false);
         };
         match piece {
-            Piece::Lit(l) => {
+            Piece::Lit(l, _) => {
                 if line[pos..].starts_with(l) {
                     self.run(i + 1, pos + l.len())
                 } else {
@@ -286,7 +294,11 @@ impl Matcher<'_, '_> {
             Piece::Field(f) => {
                 let f = *f;
                 // A field never crosses a line break.
-                let limit = memchr::memchr(b'\n', &line[pos..]).map_or(line.len(), |k| pos + k);
+                let limit = if pos <= self.first_nl {
+                    self.first_nl
+                } else {
+                    memchr::memchr(b'\n', &line[pos..]).map_or(line.len(), |k| pos + k)
+                };
                 match self.pieces.get(i + 1) {
                     None => {
                         self.spend(limit - pos)?;
@@ -297,8 +309,7 @@ impl Matcher<'_, '_> {
                         self.caps[f] = (pos, limit);
                         Some(true)
                     }
-                    Some(Piece::Lit(l)) => {
-                        let finder = memmem::Finder::new(l);
+                    Some(Piece::Lit(_, finder)) => {
                         let mut from = pos;
                         while from <= limit {
                             let Some(k) = finder.find(&line[from..]) else {

@@ -16,8 +16,11 @@
 //! A timestamp with an offset keeps it; an epoch (`%s`) is UTC, or the
 //! `TZ` zone's local time when one is set.
 
-use chrono::format::{Item, Parsed, StrftimeItems};
-use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeZone};
+use chrono::format::{Fixed, Item, Numeric, Parsed, StrftimeItems};
+use chrono::{
+    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
+    Timelike,
+};
 use std::fmt::Write;
 
 /// A zone for naive timestamps.
@@ -91,14 +94,69 @@ impl Timestamp {
     /// ISO-8601: `2008-11-09T20:36:15`, fractions when present
     /// (`.978`, `.675872`), then `+01:00` when the offset is known.
     pub fn iso(&self) -> String {
-        let mut s = String::with_capacity(32);
-        let _ = write!(s, "{}", self.local.format("%Y-%m-%dT%H:%M:%S%.f"));
+        let mut s = Vec::with_capacity(32);
+        self.write_iso(&mut s);
+        // write_iso writes ASCII only.
+        String::from_utf8(s).unwrap_or_default()
+    }
+
+    /// Appends `iso()` to `out` (INGEST writes it straight into the
+    /// entry). Years 0..=9999 without a leap second are written by hand
+    /// (chrono's formatter re-reads its pattern on every call); others go
+    /// through chrono's `%Y-%m-%dT%H:%M:%S%.f`, whose output this equals.
+    pub fn write_iso(&self, out: &mut Vec<u8>) {
+        let d = self.local.date();
+        let t = self.local.time();
+        let nano = t.nanosecond();
+        if (0..=9999).contains(&d.year()) && nano < 1_000_000_000 {
+            let two = |out: &mut Vec<u8>, v: u32| {
+                out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8])
+            };
+            let y = d.year() as u32;
+            two(out, y / 100);
+            two(out, y % 100);
+            out.push(b'-');
+            two(out, d.month());
+            out.push(b'-');
+            two(out, d.day());
+            out.push(b'T');
+            two(out, t.hour());
+            out.push(b':');
+            two(out, t.minute());
+            out.push(b':');
+            two(out, t.second());
+            // `%.f`: nothing, or 3, 6 or 9 digits, the fewest that are exact.
+            let (digits, v) = if nano == 0 {
+                (0, 0)
+            } else if nano.is_multiple_of(1_000_000) {
+                (3, nano / 1_000_000)
+            } else if nano.is_multiple_of(1_000) {
+                (6, nano / 1_000)
+            } else {
+                (9, nano)
+            };
+            if digits > 0 {
+                out.push(b'.');
+                let mut buf = [b'0'; 9];
+                let mut v = v;
+                for b in buf[..digits].iter_mut().rev() {
+                    *b = b'0' + (v % 10) as u8;
+                    v /= 10;
+                }
+                out.extend_from_slice(&buf[..digits]);
+            }
+        } else {
+            let mut s = String::new();
+            let _ = write!(s, "{}", self.local.format("%Y-%m-%dT%H:%M:%S%.f"));
+            out.extend_from_slice(s.as_bytes());
+        }
         if let Some(off) = self.offset_s {
             let sign = if off < 0 { '-' } else { '+' };
             let a = off.unsigned_abs();
+            let mut s = String::new();
             let _ = write!(s, "{sign}{:02}:{:02}", a / 3600, a / 60 % 60);
+            out.extend_from_slice(s.as_bytes());
         }
-        s
     }
 
     /// Milliseconds since the Unix epoch; a naive timestamp counts as UTC.
@@ -111,7 +169,112 @@ impl Timestamp {
 #[derive(Clone, Debug)]
 pub struct TimeParser {
     items: Vec<Item<'static>>,
+    /// The pattern as fixed-width digit fields and literals, when it has
+    /// that shape (see `Fast`).
+    fast: Option<Vec<FastItem>>,
     zone: Option<Zone>,
+}
+
+/// Date and time fields the fast path reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FastField {
+    Year,
+    YearMod100,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    /// Fraction digits (`%3f`, `%6f`, `%9f`) giving nanoseconds.
+    Frac,
+}
+
+/// One step of the fast path: exactly `width` ASCII digits, or exact bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum FastItem {
+    Digits(FastField, usize),
+    Lit(Box<[u8]>),
+}
+
+/// The fast program of a strftime pattern made of zero-padded numbers
+/// (`%Y %y %m %d %H %M %S`, each once, month to second all present),
+/// `%3f`/`%6f`/`%9f` and literal text (`%y%m%d %H%M%S`,
+/// `%Y-%m-%d %H:%M:%S,%3f`): most log timestamps. On text where every
+/// number has its full width and every literal (spaces included) is
+/// exact, chrono consumes the text the same way, so reading the digits
+/// directly gives chrono's result; any other text goes to chrono.
+fn fast_program(items: &[Item<'static>]) -> Option<Vec<FastItem>> {
+    let mut out: Vec<FastItem> = Vec::new();
+    let mut seen: Vec<FastField> = Vec::new();
+    let lit = |out: &mut Vec<FastItem>, s: &str| {
+        if let Some(FastItem::Lit(prev)) = out.last_mut() {
+            let mut v = prev.to_vec();
+            v.extend_from_slice(s.as_bytes());
+            *prev = v.into_boxed_slice();
+        } else if !s.is_empty() {
+            out.push(FastItem::Lit(s.as_bytes().into()));
+        }
+    };
+    for it in items {
+        let (f, w) = match it {
+            Item::Literal(s) => {
+                lit(&mut out, s);
+                continue;
+            }
+            Item::OwnedLiteral(s) => {
+                lit(&mut out, s);
+                continue;
+            }
+            // chrono skips any whitespace there; the fast path takes only
+            // the pattern's own spaces, exactly.
+            Item::Space(s) => {
+                lit(&mut out, s);
+                continue;
+            }
+            Item::OwnedSpace(s) => {
+                lit(&mut out, s);
+                continue;
+            }
+            Item::Numeric(n, _) => match n {
+                Numeric::Year => (FastField::Year, 4),
+                Numeric::YearMod100 => (FastField::YearMod100, 2),
+                Numeric::Month => (FastField::Month, 2),
+                Numeric::Day => (FastField::Day, 2),
+                Numeric::Hour => (FastField::Hour, 2),
+                Numeric::Minute => (FastField::Minute, 2),
+                Numeric::Second => (FastField::Second, 2),
+                _ => return None,
+            },
+            Item::Fixed(Fixed::Internal(i)) => {
+                // `InternalFixed` is opaque: compare with the items chrono
+                // makes for `%3f`, `%6f`, `%9f`.
+                let w = [("%3f", 3), ("%6f", 6), ("%9f", 9)].iter().find(|(p, _)| {
+                    StrftimeItems::new(p)
+                        .next()
+                        .is_some_and(|x| x == Item::Fixed(Fixed::Internal(i.clone())))
+                })?;
+                (FastField::Frac, w.1)
+            }
+            _ => return None,
+        };
+        if seen.contains(&f) {
+            return None;
+        }
+        seen.push(f);
+        out.push(FastItem::Digits(f, w));
+    }
+    let has = |f| seen.contains(&f);
+    let all = [
+        FastField::Month,
+        FastField::Day,
+        FastField::Hour,
+        FastField::Minute,
+        FastField::Second,
+    ];
+    if !all.iter().all(|&f| has(f)) || (has(FastField::Year) && has(FastField::YearMod100)) {
+        return None;
+    }
+    Some(out)
 }
 
 impl TimeParser {
@@ -120,11 +283,67 @@ impl TimeParser {
         let items = StrftimeItems::new(strftime)
             .parse_to_owned()
             .map_err(|_| format!("invalid strftime pattern '{strftime}'"))?;
-        Ok(TimeParser { items, zone })
+        let fast = fast_program(&items);
+        Ok(TimeParser { items, fast, zone })
+    }
+
+    /// The fast path (`fast_program`): None when the text does not have
+    /// the exact shape or a value is out of range (chrono then decides,
+    /// and words the error).
+    fn parse_fast(&self, text: &[u8], default_year: i32) -> Option<NaiveDateTime> {
+        let prog = self.fast.as_ref()?;
+        let (mut year, mut month, mut day, mut hour, mut min, mut sec, mut nano) =
+            (default_year, 0, 0, 0, 0, 0, 0u32);
+        let mut at = 0;
+        for it in prog {
+            match it {
+                FastItem::Lit(l) => {
+                    if !text.get(at..)?.starts_with(l) {
+                        return None;
+                    }
+                    at += l.len();
+                }
+                FastItem::Digits(f, w) => {
+                    let d = text.get(at..at + w)?;
+                    let mut v = 0u32;
+                    for &b in d {
+                        if !b.is_ascii_digit() {
+                            return None;
+                        }
+                        v = v * 10 + u32::from(b - b'0');
+                    }
+                    at += w;
+                    match f {
+                        FastField::Year => year = v as i32,
+                        FastField::YearMod100 => year = v as i32 + if v < 70 { 2000 } else { 1900 },
+                        FastField::Month => month = v,
+                        FastField::Day => day = v,
+                        FastField::Hour => hour = v,
+                        FastField::Minute => min = v,
+                        FastField::Second => sec = v,
+                        FastField::Frac => nano = v * 10u32.pow(9 - *w as u32),
+                    }
+                }
+            }
+        }
+        if at != text.len() || sec > 59 {
+            return None;
+        }
+        let date = NaiveDate::from_ymd_opt(year, month, day)?;
+        let time = NaiveTime::from_hms_nano_opt(hour, min, sec, nano)?;
+        Some(NaiveDateTime::new(date, time))
     }
 
     /// Reads `text`; `default_year` fills a pattern without a year.
     pub fn parse(&self, text: &str, default_year: i32) -> Result<Timestamp, String> {
+        if let Some(local) = self.parse_fast(text.as_bytes(), default_year) {
+            return self.place(local);
+        }
+        self.parse_chrono(text, default_year)
+    }
+
+    /// `parse` through chrono's parser.
+    fn parse_chrono(&self, text: &str, default_year: i32) -> Result<Timestamp, String> {
         let mut p = Parsed::new();
         chrono::format::parse(&mut p, text, self.items.iter())
             .map_err(|e| format!("timestamp '{}' does not fit the pattern: {e}", clip(text)))?;
@@ -190,6 +409,7 @@ impl TimeParser {
     pub fn parse_auto(text: &str, zone: Option<&Zone>) -> Option<Timestamp> {
         let holder = TimeParser {
             items: Vec::new(),
+            fast: None,
             zone: zone.cloned(),
         };
         let t = text.trim();
@@ -288,6 +508,86 @@ mod tests {
         assert!(TimeParser::new("%Q", None).is_err());
         assert!(Zone::parse("Mars/Base").is_none());
         assert!(Zone::parse("+25:00").is_none());
+    }
+
+    /// The fast path gives chrono's answer (value or error) on every text.
+    #[test]
+    fn fast_path_equals_chrono() {
+        let patterns = [
+            "%y%m%d %H%M%S",
+            "%Y-%m-%d %H:%M:%S,%3f",
+            "%Y-%m-%d-%H.%M.%S.%6f",
+            "%m-%d %H:%M:%S.%9f",
+            "%Y%m%d%H%M%S",
+        ];
+        let texts = [
+            "081109 203615",
+            "691231 235959",
+            "700101 000000",
+            "081109  203615",
+            "08110 203615",
+            "081109 203615 ",
+            "080230 120000",
+            "080229 120000",
+            "081109 246015",
+            "081109 203660",
+            "2015-10-18 18:01:47,978",
+            "2015-10-18 18:01:47,97",
+            "2015-10-18 18:01:47,9781",
+            "2015-13-18 18:01:47,978",
+            "2015-00-18 18:01:47,978",
+            "2005-06-03-15.42.50.675872",
+            "2005-06-03-15.42.60.675872",
+            "06-03 15:42:50.000000001",
+            "06-03 15:42:50.100000000",
+            "20240229235959",
+            "20230229235959",
+            "0000-01-01 00:00:00,000",
+            "",
+        ];
+        for pat in patterns {
+            for tz in [None, Some("Europe/Paris")] {
+                let p = TimeParser::new(pat, tz.map(|z| Zone::parse(z).unwrap())).unwrap();
+                assert!(p.fast.is_some(), "{pat}");
+                for t in texts {
+                    let got = p.parse(t, 2024);
+                    let want = p.parse_chrono(t, 2024);
+                    assert_eq!(got, want, "{pat} / {t:?}");
+                    if let Ok(ts) = got {
+                        let chrono_iso = ts.local.format("%Y-%m-%dT%H:%M:%S%.f").to_string();
+                        assert!(ts.iso().starts_with(&chrono_iso), "{pat} / {t:?}");
+                    }
+                }
+            }
+        }
+        assert!(TimeParser::new("%b %e %H:%M:%S", None)
+            .unwrap()
+            .fast
+            .is_none());
+        assert!(TimeParser::new("%y%m%d", None).unwrap().fast.is_none());
+    }
+
+    #[test]
+    fn iso_by_hand_equals_chrono() {
+        let d = NaiveDate::from_ymd_opt(2008, 11, 9).unwrap();
+        for nano in [0, 1, 978_000_000, 675_872_000, 123_456_789, 1_500_000_000] {
+            for off in [None, Some(3600), Some(-25_200)] {
+                let Some(t) = NaiveTime::from_hms_nano_opt(20, 36, 59, nano) else {
+                    continue;
+                };
+                let ts = Timestamp {
+                    local: NaiveDateTime::new(d, t),
+                    offset_s: off,
+                };
+                let mut want = ts.local.format("%Y-%m-%dT%H:%M:%S%.f").to_string();
+                if let Some(o) = off {
+                    let a = o.unsigned_abs();
+                    let sign = if o < 0 { '-' } else { '+' };
+                    want.push_str(&format!("{sign}{:02}:{:02}", a / 3600, a / 60 % 60));
+                }
+                assert_eq!(ts.iso(), want);
+            }
+        }
     }
 
     #[test]
