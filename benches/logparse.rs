@@ -9,13 +9,8 @@ use redlog::logparse::{lines, Ingestor, Registry};
 use std::hint::black_box;
 
 fn hdfs_lines() -> Vec<Vec<u8>> {
-    // `../shared` from the main checkout, `../../shared` from a worktree.
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let p = ["../shared/data/loghub", "../../shared/data/loghub"]
-        .iter()
-        .map(|d| root.join(d).join("HDFS_2k.log"))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| root.join("../shared/data/loghub/HDFS_2k.log"));
+    let p =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/loghub/HDFS_2k.log");
     let text = std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
     lines(&text).map(|l| l.to_vec()).collect()
 }

@@ -720,14 +720,9 @@ async fn bad_input_is_parsed_or_refused() {
 // ---- grouping accuracy on Loghub 2k (GA, as logparser's evaluator) ----
 
 fn loghub(file: &str) -> Vec<u8> {
-    // `../shared` from the main checkout, `../../shared` from a worktree
-    // under `wt/`.
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let p = ["../shared/data/loghub", "../../shared/data/loghub"]
-        .iter()
-        .map(|d| root.join(d).join(file))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| root.join("../shared/data/loghub").join(file));
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/loghub")
+        .join(file);
     std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
 

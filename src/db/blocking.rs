@@ -52,7 +52,10 @@ pub struct Waiters {
 impl Db {
     /// Queues `key` as ready if clients wait on it (once per round).
     pub(crate) fn mark_ready(&mut self, key: &[u8]) {
-        if self.blocked.contains_key(key) && !self.ready.iter().any(|k| k == key) {
+        if !self.blocked.is_empty()
+            && self.blocked.contains_key(key)
+            && !self.ready.iter().any(|k| k == key)
+        {
             self.ready.push(Bytes::copy_from_slice(key));
         }
     }

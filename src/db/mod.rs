@@ -132,9 +132,14 @@ impl Db {
 
     /// The slot of `key` in `order`.
     fn find(&self, key: &[u8]) -> Option<u32> {
+        self.find_hashed(self.hash(key), key)
+    }
+
+    /// `find` with the key's hash already computed.
+    fn find_hashed(&self, h: u64, key: &[u8]) -> Option<u32> {
         let order = &self.order;
         self.index
-            .find(self.hash(key), |&i| {
+            .find(h, |&i| {
                 order.get(i as usize).is_some_and(|s| s.key[..] == *key)
             })
             .copied()
@@ -181,11 +186,15 @@ impl Db {
     pub fn insert(&mut self, key: Bytes, entry: Entry) {
         let has_ttl = entry.expires_at_ms != 0;
         self.signal_modified(&key);
-        match self.find(&key) {
+        let h = self.hash(&key);
+        match self.find_hashed(h, &key) {
             Some(i) => {
                 // An overwritten key may end a wait (Redis's
                 // signalDeletedKeyAsReady: blocked XREADGROUP).
-                if self.blocked.contains_key(&key) && !self.ready.contains(&key) {
+                if !self.blocked.is_empty()
+                    && self.blocked.contains_key(&key)
+                    && !self.ready.contains(&key)
+                {
                     self.ready.push(key.clone());
                 }
                 let Some(old) = self.order.get_mut(i as usize) else {
@@ -207,10 +216,7 @@ impl Db {
                     NO_SLOT
                 };
                 // A new key may serve blocked clients (Redis's dbAdd).
-                if self.blocked.contains_key(&key) {
-                    self.mark_ready(&key);
-                }
-                let h = self.hash(&key);
+                self.mark_ready(&key);
                 // A key of its own: the caller's may be a slice of a request
                 // buffer, which it would keep alive (Redis copies too).
                 let key = Bytes::copy_from_slice(&key);

@@ -409,10 +409,8 @@ pub fn execute(
     args: Vec<Bytes>,
 ) {
     let t = table();
-    shared
-        .stats
-        .total_commands_processed
-        .fetch_add(1, Ordering::Relaxed);
+    // Under the keyspace lock: one writer at a time.
+    commands::bump(&shared.stats.total_commands_processed, 1);
     let reply_start = out.buf.len();
     let result = match t.resolve(&args) {
         Err(e) => {
