@@ -20,11 +20,8 @@ RPORT=${3:-7200}
 LPORT=${4:-7201}
 BIN=${REDLOG_BIN:-target/release/redlog}
 
-SRC=""
-for d in ../shared/data/loghub ../../shared/data/loghub; do
-    [ -f "$d/HDFS_2k.log" ] && SRC="$d/HDFS_2k.log" && break
-done
-[ -n "$SRC" ] || { echo "HDFS_2k.log not found" >&2; exit 1; }
+SRC=../shared/data/loghub/HDFS_2k.log
+[ -f "$SRC" ] || { echo "$SRC not found" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "$BIN missing: cargo build --release" >&2; exit 1; }
 
 WORK=$(mktemp -d)
