@@ -666,25 +666,27 @@ fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// TTL is kept.
 fn incr_decr(ctx: &mut Ctx, key: &Bytes, by: i64) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let existing = match write_str(ctx.ks, db, key, now)? {
-        None => None,
-        Some(s) => Some(s.as_i64().ok_or_else(CmdError::not_integer)?),
-    };
-    let value = existing
-        .unwrap_or(0)
-        .checked_add(by)
-        .ok_or_else(|| CmdError::new("ERR increment or decrement would overflow"))?;
-    match write_str(ctx.ks, db, key, now)? {
+    let overflow = || CmdError::new("ERR increment or decrement would overflow");
+    // One lookup; the stored buffer is rewritten in place.
+    let value = match write_str(ctx.ks, db, key, now)? {
         Some(s) => {
-            *s = StrValue::from_i64(value);
+            let value = s
+                .as_i64()
+                .ok_or_else(CmdError::not_integer)?
+                .checked_add(by)
+                .ok_or_else(overflow)?;
+            s.set_i64(value);
             modified(ctx.ks, db, key);
+            value
         }
         None => {
+            let value = 0i64.checked_add(by).ok_or_else(overflow)?;
             ctx.ks
                 .set(db, key.clone(), Value::Str(StrValue::from_i64(value)), 0);
             ctx.notify(NEW, "new", db, key);
+            value
         }
-    }
+    };
     ctx.notify(STRING, "incrby", db, key);
     ctx.out.int(value);
     Ok(())

@@ -66,6 +66,14 @@ impl StrValue {
         StrValue::new(b.format(n).as_bytes())
     }
 
+    /// Replaces the content with `n` (as `from_i64`), reusing the buffer.
+    pub fn set_i64(&mut self, n: i64) {
+        let mut b = itoa::Buffer::new();
+        self.data.clear();
+        self.data.extend_from_slice(b.format(n).as_bytes());
+        self.form = StrForm::Encoded;
+    }
+
     /// The integer value, if the string is a canonical 64-bit integer.
     pub fn as_i64(&self) -> Option<i64> {
         parse_i64(&self.data)
