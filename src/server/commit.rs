@@ -24,7 +24,12 @@
 use crate::stream::Doomed;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// How long the syncer waits for more writes before an fdatasync, per step
+/// (see `Commit::gather`).
+const GATHER_STEP: Duration = Duration::from_micros(50);
 
 /// The units could not be written or synced: the WAL is in its sticky
 /// failed state (the sink recorded the reason).
@@ -196,9 +201,18 @@ impl Commit {
     /// then steps down. Runs on a blocking thread, started by
     /// `wait_durable` with `syncing` set.
     pub fn sync_rounds(&self, sink: &dyn Sink) {
+        let mut last_sync = Duration::ZERO;
         loop {
+            // The connections the last fdatasync released are sending their
+            // next writes: let them land so this fdatasync covers them too
+            // (Redis gets the same batching by syncing once per event-loop
+            // pass over every ready client).
+            self.gather(last_sync);
             let target = self.progress().written;
-            match sink.sync() {
+            let started = Instant::now();
+            let synced = sink.sync();
+            last_sync = started.elapsed();
+            match synced {
                 Ok(()) => self
                     .progress
                     .send_modify(|p| p.durable = p.durable.max(target)),
@@ -221,6 +235,24 @@ impl Commit {
             {
                 return;
             }
+        }
+    }
+}
+
+impl Commit {
+    /// Waits while units keep being written, one `GATHER_STEP` at a time,
+    /// for at most `cap`: a lone writer loses one step, a crowd is synced
+    /// together.
+    fn gather(&self, cap: Duration) {
+        let start = Instant::now();
+        let mut seen = self.progress().written;
+        while start.elapsed() < cap {
+            std::thread::sleep(GATHER_STEP);
+            let now = self.progress().written;
+            if now == seen {
+                return;
+            }
+            seen = now;
         }
     }
 }

@@ -727,23 +727,31 @@ impl SegmentedLog {
     /// appends ordered). Returns the number of segments deleted.
     pub fn delete_segments_before(&self, key: u128) -> Result<usize> {
         let s = &*self.shared;
-        let mut inner = s.lock();
-        s.sticky.check()?;
-        let mut n = 0;
-        for x in &inner.sealed {
-            if x.last_key()? >= key {
-                break;
+        let gone = {
+            let mut inner = s.lock();
+            s.sticky.check()?;
+            let mut n = 0;
+            for x in &inner.sealed {
+                if x.last_key()? >= key {
+                    break;
+                }
+                n += 1;
             }
-            n += 1;
-        }
-        for x in inner.sealed.drain(..n).collect::<Vec<_>>() {
+            let gone: Vec<_> = inner.sealed.drain(..n).collect();
+            inner.sealed_bytes -= gone.iter().map(|x| x.len).sum::<u64>();
+            gone
+        };
+        // The files go without the lock held: unlinking big files and the
+        // directory fsync take milliseconds, and appends and size queries
+        // (INFO, under the keyspace lock) must not wait for them. Readers
+        // that still hold a segment keep reading its open file.
+        for x in &gone {
             remove_segment_files(s.fs(), &x.log_path, &x.index_path).map_err(io_err(&s.sticky))?;
-            inner.sealed_bytes -= x.len;
         }
-        if n > 0 {
+        if !gone.is_empty() {
             s.fs().sync_dir(&s.dir).map_err(io_err(&s.sticky))?;
         }
-        Ok(n)
+        Ok(gone.len())
     }
 
     /// Bytes of all `.log` files (headers included).
