@@ -156,13 +156,20 @@ async fn run_batch(
         if let Some(p) = &shared.persist {
             let progress = p.commit.progress();
             let mut result = Ok(());
-            if batch.ticket > progress.written {
-                if batch.queued {
-                    // Let the other ready connections run and queue their
-                    // units first, so one write carries them all (Redis
-                    // writes its AOF buffer once per event-loop iteration).
-                    tokio::task::yield_now().await;
-                }
+            if batch.queued || !batch.streams.is_empty() {
+                // Let the other ready connections run and queue their units
+                // and stream entries first, so one write carries them all
+                // (Redis writes its AOF buffer once per event-loop pass).
+                tokio::task::yield_now().await;
+            }
+            // The entries the batch's XADDs left pending in their streams
+            // (written by whoever comes first: this batch, a later one, or
+            // a reader of the stream).
+            if let Some(e) = batch.streams.iter().find_map(|s| s.flush().err()) {
+                tracing::error!("writing a stream log failed: {e}");
+                result = Err(e);
+            }
+            if result.is_ok() && batch.ticket > progress.written {
                 result = shared.wal_write_upto(batch.ticket);
             }
             let always = p.policy() == FsyncPolicy::Always;
@@ -334,14 +341,9 @@ fn process_input(
         };
         active_expire_cycle(&mut ks, CycleKind::Fast, hz, effort, now_ms);
         shared.publish_pending_notifications(&mut ks);
-        // Entries the batch's XADDs left pending go to their logs now, one
-        // write per stream (before any reply, as the WAL units below).
-        if let Some(e) = ks.stream_writes.iter().find_map(|s| s.flush().err()) {
-            tracing::error!("writing a stream log failed: {e}");
-            refuse_spans(out, &batch.spans, &e);
-            batch.failed = Some(Persistence::misconf(&e));
-        }
         if let Some(p) = &shared.persist {
+            // The entries the batch's XADDs left pending are written after
+            // the lock is released, with the WAL units (`run_batch`).
             units.extend(ks.take_unit());
             batch.streams = std::mem::take(&mut ks.stream_writes);
             // Directories of streams deleted by this batch go only after
@@ -354,6 +356,13 @@ fn process_input(
                 p.commit.enqueue(units, doomed)
             };
         } else {
+            // Entries the batch's XADDs left pending go to their logs now,
+            // one write per stream, before any reply.
+            if let Some(e) = ks.stream_writes.iter().find_map(|s| s.flush().err()) {
+                tracing::error!("writing a stream log failed: {e}");
+                refuse_spans(out, &batch.spans, &e);
+                batch.failed = Some(Persistence::misconf(&e));
+            }
             ks.stream_writes.clear();
             if shared.streams.has_doomed() {
                 shared.streams.reap();

@@ -155,9 +155,15 @@ impl Drop for Stream {
     /// overwritten): queue its directory for removal after the WAL unit
     /// recording the deletion is written (`Registry::reap`).
     fn drop(&mut self) {
-        let Some(inner) = self.inner.get_mut().take() else {
+        let Some(mut inner) = self.inner.get_mut().take() else {
             return;
         };
+        // Entries a batch appended and has not written yet (it writes them
+        // after releasing the keyspace lock): write them before the stream
+        // is dropped, so the batch can acknowledge them.
+        if let Err(e) = inner.flush() {
+            tracing::error!("stream {}: pending entries lost: {e}", self.id);
+        }
         match self.registry.get_mut().upgrade() {
             Some(reg) => reg.doomed.lock().push(Doomed {
                 dir: stream_dir(&reg.root, self.id),
