@@ -4,6 +4,8 @@
 # and -P 16. Prints requests/s for both and the redlog/redis ratio.
 # Usage: benches/redis_benchmark.sh [N]   (N defaults to 100000; the -P 16
 # runs send 10 x N requests so that each lasts more than a blink)
+# env TESTS=all runs redis-benchmark's whole default suite (no -t);
+# PIPELINES="1" runs only -P 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100000}
@@ -43,14 +45,16 @@ done
 bench() {
     local n=$N
     [ "$2" = 1 ] || n=$((N * 10))
-    redis-benchmark -h 127.0.0.1 -p "$1" -q -n "$n" -c "$CLIENTS" -P "$2" -t "$TESTS" 2>&1 |
+    local t=(-t "$TESTS")
+    [ "$TESTS" = all ] && t=()   # redis-benchmark's whole default suite
+    redis-benchmark -h 127.0.0.1 -p "$1" -q -n "$n" -c "$CLIENTS" -P "$2" "${t[@]}" 2>&1 |
         tr '\r' '\n' | grep 'requests per second' |
         sed -E 's/^([^:]+): ([0-9.]+) requests per second.*/\1\t\2/'
 }
 
 echo "redis-benchmark -q -n $N -c $CLIENTS -t $TESTS ($(redis-server --version | cut -d' ' -f3) vs redlog $(git describe --always --dirty 2>/dev/null || echo '?'))"
 printf '%-4s %-16s %14s %14s %7s\n' "-P" "test" "redis rps" "redlog rps" "ratio"
-for pipeline in 1 16; do
+for pipeline in ${PIPELINES:-1 16}; do
     redis_out=$(bench "$REDIS_PORT" "$pipeline" || true)
     redlog_out=$(bench "$REDLOG_PORT" "$pipeline" || true)  # redis-benchmark stops at the first error reply
     while IFS=$'\t' read -r name rps; do
