@@ -29,7 +29,10 @@ use tokio::sync::watch;
 
 /// How long the syncer waits for more writes before an fdatasync, per step
 /// (see `Commit::gather`).
-const GATHER_STEP: Duration = Duration::from_micros(50);
+const GATHER_STEP: Duration = Duration::from_micros(20);
+/// Bounds of the wait before an fdatasync (twice the last one's duration).
+const GATHER_MIN: Duration = Duration::from_micros(100);
+const GATHER_MAX: Duration = Duration::from_millis(2);
 
 /// The units could not be written or synced: the WAL is in its sticky
 /// failed state (the sink recorded the reason).
@@ -202,13 +205,17 @@ impl Commit {
     /// `wait_durable` with `syncing` set.
     pub fn sync_rounds(&self, sink: &dyn Sink) {
         let mut last_sync = Duration::ZERO;
+        // Units the last fdatasync covered.
+        let mut last_units = 0;
         loop {
             // The connections the last fdatasync released are sending their
             // next writes: let them land so this fdatasync covers them too
             // (Redis gets the same batching by syncing once per event-loop
             // pass over every ready client).
-            self.gather(last_sync);
-            let target = self.progress().written;
+            self.gather(last_units, (last_sync * 2).clamp(GATHER_MIN, GATHER_MAX));
+            let p = self.progress();
+            let target = p.written;
+            last_units = target.saturating_sub(p.durable);
             let started = Instant::now();
             let synced = sink.sync();
             last_sync = started.elapsed();
@@ -240,19 +247,17 @@ impl Commit {
 }
 
 impl Commit {
-    /// Waits while units keep being written, one `GATHER_STEP` at a time,
-    /// for at most `cap`: a lone writer loses one step, a crowd is synced
-    /// together.
-    fn gather(&self, cap: Duration) {
+    /// Waits, at most `cap`, until as many units wait for an fdatasync as
+    /// the last one covered: a lone writer does not wait, a crowd is
+    /// synced together.
+    fn gather(&self, units: u64, cap: Duration) {
         let start = Instant::now();
-        let mut seen = self.progress().written;
-        while start.elapsed() < cap {
-            std::thread::sleep(GATHER_STEP);
-            let now = self.progress().written;
-            if now == seen {
+        loop {
+            let p = self.progress();
+            if p.written.saturating_sub(p.durable) >= units || start.elapsed() >= cap {
                 return;
             }
-            seen = now;
+            std::thread::sleep(GATHER_STEP);
         }
     }
 }
