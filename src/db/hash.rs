@@ -18,6 +18,7 @@
 //! O(log n).
 
 use super::scanmap::{key_pos, scan_positions};
+use super::varint::{put_varint, read_varint, varint_len};
 use bytes::Bytes;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -238,37 +239,6 @@ impl PairTable {
 pub struct PairList {
     buf: Vec<u8>,
     len: usize,
-}
-
-fn varint_len(mut n: usize) -> usize {
-    let mut k = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        k += 1;
-    }
-    k
-}
-
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8 & 0x7f) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// (value, offset after it).
-fn read_varint(buf: &[u8], mut i: usize) -> (usize, usize) {
-    let (mut n, mut shift) = (0usize, 0u32);
-    loop {
-        let b = buf[i];
-        i += 1;
-        n |= usize::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return (n, i);
-        }
-        shift += 7;
-    }
 }
 
 fn put_pair(out: &mut Vec<u8>, field: &[u8], value: &[u8]) {

@@ -23,6 +23,7 @@
 //!   nodes they touch (LREM, LTRIM); a node grown past twice its limit is
 //!   split.
 
+use super::varint::{put_varint, varint_len};
 use std::collections::VecDeque;
 use std::fmt;
 
@@ -40,26 +41,9 @@ struct Node {
     count: u32,
 }
 
-fn varint_len(mut n: usize) -> usize {
-    let mut k = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        k += 1;
-    }
-    k
-}
-
 /// The bytes an element takes in a node.
 fn entry_size(len: usize) -> usize {
     2 * varint_len(len) + len
-}
-
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8 & 0x7f) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
 }
 
 /// Writes one entry.

@@ -24,6 +24,7 @@ pub mod scanmap;
 pub mod set;
 pub mod slab;
 mod value;
+mod varint;
 pub mod zset;
 
 pub use value::{StrForm, StrValue, Value, SHARED_REFCOUNT};

@@ -27,6 +27,7 @@
 //! LIMIT, COUNT and reverse order are rank arithmetic.
 
 use super::scanmap::{key_pos, scan_positions};
+use super::varint::{put_varint, varint_len};
 use bytes::Bytes;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -80,23 +81,6 @@ enum Repr {
 pub struct Packed {
     buf: Vec<u8>,
     len: usize,
-}
-
-fn varint_len(mut n: usize) -> usize {
-    let mut k = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        k += 1;
-    }
-    k
-}
-
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8 & 0x7f) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
 }
 
 fn entry(member: &[u8], score: f64) -> Vec<u8> {
