@@ -87,10 +87,12 @@ const CHECKPOINT_VERSION: u32 = 2;
 #[derive(Debug, PartialEq, Eq)]
 pub struct BadBytes(pub &'static str);
 
-struct R<'a>(&'a [u8]);
+/// A little-endian reader over a record or checkpoint body (also used by
+/// `groups` for its op and checkpoint sections).
+pub struct Rd<'a>(pub &'a [u8]);
 
-impl<'a> R<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], BadBytes> {
+impl<'a> Rd<'a> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], BadBytes> {
         if self.0.len() < n {
             return Err(BadBytes("truncated"));
         }
@@ -98,23 +100,35 @@ impl<'a> R<'a> {
         self.0 = b;
         Ok(a)
     }
-    fn u8(&mut self) -> Result<u8, BadBytes> {
+    pub(super) fn u8(&mut self) -> Result<u8, BadBytes> {
         Ok(self.take(1)?[0])
     }
-    fn u32(&mut self) -> Result<u32, BadBytes> {
+    pub(super) fn u32(&mut self) -> Result<u32, BadBytes> {
         let mut a = [0u8; 4];
         a.copy_from_slice(self.take(4)?);
         Ok(u32::from_le_bytes(a))
     }
-    fn u64(&mut self) -> Result<u64, BadBytes> {
+    pub(super) fn u64(&mut self) -> Result<u64, BadBytes> {
         let mut a = [0u8; 8];
         a.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(a))
     }
-    fn u128(&mut self) -> Result<u128, BadBytes> {
+    pub(super) fn i64(&mut self) -> Result<i64, BadBytes> {
+        Ok(self.u64()? as i64)
+    }
+    pub(super) fn u128(&mut self) -> Result<u128, BadBytes> {
         let mut a = [0u8; 16];
         a.copy_from_slice(self.take(16)?);
         Ok(u128::from_le_bytes(a))
+    }
+    /// A u32-length-prefixed name.
+    pub(super) fn name(&mut self) -> Result<Bytes, BadBytes> {
+        let n = self.u32()? as usize;
+        Ok(Bytes::copy_from_slice(self.take(n)?))
+    }
+    /// Bytes not read yet.
+    pub fn rest(&self) -> usize {
+        self.0.len()
     }
     fn opt(&mut self) -> Result<Option<u64>, BadBytes> {
         let v = self.u64()?;
@@ -166,7 +180,7 @@ pub fn encode_entry(out: &mut Vec<u8>, pairs: &[Bytes]) {
 /// record's buffer and one `Vec`, not one allocation per field.
 pub fn decode_entry(buf: impl Into<Bytes>) -> Result<Vec<Bytes>, BadBytes> {
     let buf: Bytes = buf.into();
-    let mut r = R(&buf);
+    let mut r = Rd(&buf);
     let n = r.u32()? as usize;
     // Each element takes at least 4 bytes: bound the allocation by the input.
     let mut out = Vec::with_capacity((n * 2).min(buf.len() / 4));
@@ -213,7 +227,7 @@ pub fn encode_op(op: &Op) -> Vec<u8> {
 }
 
 pub fn decode_op(buf: &[u8]) -> Result<Op, BadBytes> {
-    let mut r = R(buf);
+    let mut r = Rd(buf);
     let kind = r.u8()?;
     let at = r.u128()?;
     let meta = r.meta()?;
@@ -232,12 +246,7 @@ pub fn decode_op(buf: &[u8]) -> Result<Op, BadBytes> {
             retention_ms: r.opt()?,
             retention_bytes: r.opt()?,
         },
-        5 => {
-            let mut gr = groups::Rd(r.0);
-            let op = groups::decode_op(&mut gr)?;
-            r.0 = gr.0;
-            OpKind::Group(op)
-        }
+        5 => OpKind::Group(groups::decode_op(&mut r)?),
         _ => return Err(BadBytes("unknown op kind")),
     };
     r.end()?;
@@ -270,7 +279,7 @@ pub fn encode_checkpoint(c: &Checkpoint) -> Vec<u8> {
 }
 
 pub fn decode_checkpoint(buf: &[u8]) -> Result<Checkpoint, BadBytes> {
-    let mut r = R(buf);
+    let mut r = Rd(buf);
     if r.take(8)? != CHECKPOINT_MAGIC {
         return Err(BadBytes("bad checkpoint magic"));
     }
@@ -301,10 +310,7 @@ pub fn decode_checkpoint(buf: &[u8]) -> Result<Checkpoint, BadBytes> {
         deleted.push(r.u128()?);
     }
     let groups = if version >= 2 {
-        let mut gr = groups::Rd(r.0);
-        let g = groups::decode_groups(&mut gr)?;
-        r.0 = gr.0;
-        g
+        groups::decode_groups(&mut r)?
     } else {
         Groups::new()
     };

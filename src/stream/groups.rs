@@ -23,7 +23,7 @@
 //!             | u64 npel | { u128 id | u64 time | u64 count | u32 consumer_index } }
 //! ```
 
-use super::codec::BadBytes;
+use super::codec::{BadBytes, Rd};
 use super::idmap::IdMap;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -392,48 +392,6 @@ pub fn encode_op(out: &mut Vec<u8>, op: &GroupOp) {
                 out.extend_from_slice(&id.to_le_bytes());
             }
         }
-    }
-}
-
-/// A little-endian reader over a record or checkpoint body.
-pub struct Rd<'a>(pub &'a [u8]);
-
-impl<'a> Rd<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], BadBytes> {
-        if self.0.len() < n {
-            return Err(BadBytes("truncated"));
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
-    }
-    fn u8(&mut self) -> Result<u8, BadBytes> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, BadBytes> {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.take(4)?);
-        Ok(u32::from_le_bytes(a))
-    }
-    fn u64(&mut self) -> Result<u64, BadBytes> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(a))
-    }
-    fn i64(&mut self) -> Result<i64, BadBytes> {
-        Ok(self.u64()? as i64)
-    }
-    fn u128(&mut self) -> Result<u128, BadBytes> {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(self.take(16)?);
-        Ok(u128::from_le_bytes(a))
-    }
-    fn name(&mut self) -> Result<Bytes, BadBytes> {
-        let n = self.u32()? as usize;
-        Ok(Bytes::copy_from_slice(self.take(n)?))
-    }
-    pub fn rest(&self) -> usize {
-        self.0.len()
     }
 }
 
