@@ -9,11 +9,12 @@
 
 use super::stream_pending::{xautoclaim, xclaim, xpending};
 use super::streams::{
-    invalid_id, read_stream, reply_entry, storage_err, strict_id, touched, write_stream,
+    invalid_id, parse_xread_args, read_stream, reply_entry, storage_err, strict_id, touched,
+    write_stream, XreadArgs,
 };
 use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc};
 use crate::db::{notify, Value};
-use crate::server::blocking::{self, Null, Unit};
+use crate::server::blocking::{self, Null};
 use crate::stream::groups::{Group, GroupOp, INVALID_ENTRIES_READ};
 use crate::stream::id::parse_id;
 use crate::stream::{fmt_id, Inner, Meta, StreamRef};
@@ -545,42 +546,13 @@ pub(super) fn reply_served(ctx: &mut Ctx, key: &[u8], served: &Served) {
 /// destroyed group ends the wait with Redis's errors
 /// (`blocked_group_gone`).
 fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let mut count: i64 = 0;
-    let mut block: Option<u64> = None;
-    let mut noack = false;
-    let mut streams_arg = 0;
-    let mut group: Option<(Bytes, Bytes)> = None;
-    let mut i = 1;
-    while i < args.len() {
-        let moreargs = args.len() - i - 1;
-        let o = &args[i];
-        if is_opt(o, "block") && moreargs > 0 {
-            i += 1;
-            block = Some(blocking::parse_timeout(&args[i], Unit::Millis, ctx.now_ms)?);
-        } else if is_opt(o, "count") && moreargs > 0 {
-            i += 1;
-            count = arg_i64(&args[i])?.max(0);
-        } else if is_opt(o, "streams") && moreargs > 0 {
-            streams_arg = i + 1;
-            if !(args.len() - streams_arg).is_multiple_of(2) {
-                return Err(CmdError::new(
-                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
-                ));
-            }
-            break;
-        } else if is_opt(o, "group") && moreargs >= 2 {
-            group = Some((args[i + 1].clone(), args[i + 2].clone()));
-            i += 2;
-        } else if is_opt(o, "noack") {
-            noack = true;
-        } else {
-            return Err(CmdError::syntax());
-        }
-        i += 1;
-    }
-    if streams_arg == 0 {
-        return Err(CmdError::syntax());
-    }
+    let XreadArgs {
+        count,
+        block,
+        noack,
+        streams_arg,
+        group,
+    } = parse_xread_args(args, true, ctx.now_ms)?;
     let Some((gname, cname)) = group else {
         return Err(CmdError::new("ERR Missing GROUP option for XREADGROUP"));
     };

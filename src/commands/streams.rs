@@ -485,52 +485,88 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]
-///
-/// With BLOCK and nothing to serve it blocks through `server::blocking`
-/// (`$` fixed to the stream's last id at the time of the call).
-fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let mut count: i64 = 0;
-    let mut block: Option<u64> = None;
-    let mut streams_arg = 0;
+/// The options of XREAD and XREADGROUP, parsed as Redis's `xreadCommand`
+/// does for both (`group` and `noack` only for XREADGROUP).
+pub(super) struct XreadArgs {
+    pub count: i64,
+    pub block: Option<u64>,
+    pub noack: bool,
+    /// Index of the first key after STREAMS.
+    pub streams_arg: usize,
+    pub group: Option<(Bytes, Bytes)>,
+}
+
+pub(super) fn parse_xread_args(
+    args: &[Bytes],
+    xreadgroup: bool,
+    now_ms: u64,
+) -> Result<XreadArgs, CmdError> {
+    let mut a = XreadArgs {
+        count: 0,
+        block: None,
+        noack: false,
+        streams_arg: 0,
+        group: None,
+    };
     let mut i = 1;
     while i < args.len() {
         let moreargs = args.len() - i - 1;
         let o = &args[i];
         if is_opt(o, "block") && moreargs > 0 {
             i += 1;
-            block = Some(crate::server::blocking::parse_timeout(
+            a.block = Some(crate::server::blocking::parse_timeout(
                 &args[i],
                 crate::server::blocking::Unit::Millis,
-                ctx.now_ms,
+                now_ms,
             )?);
         } else if is_opt(o, "count") && moreargs > 0 {
             i += 1;
-            count = arg_i64(&args[i])?.max(0);
+            a.count = arg_i64(&args[i])?.max(0);
         } else if is_opt(o, "streams") && moreargs > 0 {
-            streams_arg = i + 1;
-            if !(args.len() - streams_arg).is_multiple_of(2) {
+            a.streams_arg = i + 1;
+            if !(args.len() - a.streams_arg).is_multiple_of(2) {
                 return Err(CmdError::new(
                     "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
             }
             break;
         } else if is_opt(o, "group") && moreargs >= 2 {
-            return Err(CmdError::new(
-                "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
-            ));
+            if !xreadgroup {
+                return Err(CmdError::new(
+                    "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            a.group = Some((args[i + 1].clone(), args[i + 2].clone()));
+            i += 2;
         } else if is_opt(o, "noack") {
-            return Err(CmdError::new(
-                "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
-            ));
+            if !xreadgroup {
+                return Err(CmdError::new(
+                    "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            a.noack = true;
         } else {
             return Err(CmdError::syntax());
         }
         i += 1;
     }
-    if streams_arg == 0 {
+    if a.streams_arg == 0 {
         return Err(CmdError::syntax());
     }
+    Ok(a)
+}
+
+/// XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]
+///
+/// With BLOCK and nothing to serve it blocks through `server::blocking`
+/// (`$` fixed to the stream's last id at the time of the call).
+fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let XreadArgs {
+        count,
+        block,
+        streams_arg,
+        ..
+    } = parse_xread_args(args, false, ctx.now_ms)?;
     let n = (args.len() - streams_arg) / 2;
     let mut ids = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
