@@ -834,11 +834,6 @@ impl Keyspace {
         Some(unit)
     }
 
-    /// True when something changed since the last `take_effects`.
-    pub fn has_effects(&self) -> bool {
-        !self.effects.is_empty() || self.dbs.iter().any(|d| d.cleared || !d.touched.is_empty())
-    }
-
     /// SWAPDB: exchanges two databases' data, logging the swap in order
     /// with the effects around it.
     pub fn swap_db(&mut self, a: usize, b: usize) {

@@ -139,16 +139,10 @@ impl Shared {
     /// Writes the queued WAL units up to `ticket` (see `commit`). Err: the
     /// MISCONF reason.
     pub fn wal_write_upto(&self, ticket: u64) -> Result<(), String> {
-        let Some(p) = &self.persist else {
-            return Ok(());
-        };
-        let sink = persist::WalSink {
-            persist: p,
-            streams: &self.streams,
-        };
-        p.commit
-            .write_upto(ticket, &sink)
-            .map_err(|_: commit::Failed| p.failure().unwrap_or_else(|| "WAL write failed".into()))
+        match &self.persist {
+            Some(p) => p.write_upto(ticket, &self.streams),
+            None => Ok(()),
+        }
     }
 
     /// Waits until the WAL units up to `ticket` (written) are fdatasynced.
@@ -171,7 +165,7 @@ impl Shared {
         p.commit
             .wait_durable(ticket, spawn)
             .await
-            .map_err(|_: commit::Failed| p.failure().unwrap_or_else(|| "WAL fsync failed".into()))
+            .map_err(|_: commit::Failed| p.failure_text())
     }
 
     /// Starts a compaction on its own thread unless one is running.

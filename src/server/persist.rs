@@ -30,7 +30,7 @@ use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Keys per base chunk: bounds how long one capture holds the keyspace lock.
@@ -84,10 +84,9 @@ fn io_cause(e: &crate::storage::Error) -> String {
 pub struct Persistence {
     pub wal: Wal,
     policy: AtomicU8,
-    /// strerror of the failed write or fsync; sticky until restart.
-    failed: Mutex<Option<String>>,
-    /// `failed` is set (read on every write command without the mutex).
-    has_failed: AtomicBool,
+    /// strerror of the failed write or fsync: set once, sticky until
+    /// restart (read on every write command, without a lock).
+    failed: OnceLock<String>,
     /// The queue of units between the keyspace and the WAL.
     pub commit: Commit,
     pub loading: AtomicBool,
@@ -137,8 +136,7 @@ impl Persistence {
         Ok(Persistence {
             wal,
             policy: AtomicU8::new(policy as u8),
-            failed: Mutex::new(None),
-            has_failed: AtomicBool::new(false),
+            failed: OnceLock::new(),
             commit: Commit::new(next_seq),
             loading: AtomicBool::new(false),
             rewrite_in_progress: AtomicBool::new(false),
@@ -156,23 +154,32 @@ impl Persistence {
     /// data directory: later appends fail, so nothing is written once
     /// another server may own it.
     pub fn close(&self, streams: &crate::stream::Registry) -> Result<(), String> {
-        let sink = WalSink {
-            persist: self,
-            streams,
-        };
-        let written = self.commit.write_upto(self.commit.next_seq(), &sink);
-        let r = written
-            .map_err(|_: super::commit::Failed| self.failure().unwrap_or_default())
+        let r = self
+            .write_upto(self.commit.next_seq(), streams)
             .and_then(|()| self.sync());
-        let mut f = self.failed.lock();
-        if f.is_none() {
-            *f = Some("server is shut down".into());
-            self.has_failed.store(true, Ordering::SeqCst);
-        }
-        drop(f);
+        let _ = self.failed.set("server is shut down".into());
         self.commit.fail();
         self.lock.lock().take();
         r
+    }
+
+    /// Writes the queued units up to `ticket` (see `commit`); the streams
+    /// they drop are reaped once written. Err: the failure text.
+    pub fn write_upto(&self, ticket: u64, streams: &crate::stream::Registry) -> Result<(), String> {
+        self.commit
+            .write_upto(
+                ticket,
+                &WalSink {
+                    persist: self,
+                    streams,
+                },
+            )
+            .map_err(|_: super::commit::Failed| self.failure_text())
+    }
+
+    /// The sticky failure's text once the commit queue reported one.
+    pub fn failure_text(&self) -> String {
+        self.failure().unwrap_or_else(|| "WAL write failed".into())
     }
 
     pub fn policy(&self) -> FsyncPolicy {
@@ -189,23 +196,16 @@ impl Persistence {
 
     /// The sticky failure, as the MISCONF reply shows it.
     pub fn failure(&self) -> Option<String> {
-        if !self.has_failed.load(Ordering::Relaxed) {
-            return None;
-        }
-        self.failed.lock().clone()
+        self.failed.get().cloned()
     }
 
     fn fail(&self, e: &dyn std::fmt::Display) -> String {
         let text = strerror(e);
-        let mut f = self.failed.lock();
-        if f.is_none() {
+        if self.failed.set(text.clone()).is_ok() {
             tracing::error!("writing the WAL failed: {e}; refusing writes until restart");
-            *f = Some(text.clone());
-            self.has_failed.store(true, Ordering::SeqCst);
         }
-        drop(f);
         self.commit.fail();
-        self.failed.lock().clone().unwrap_or(text)
+        self.failed.get().cloned().unwrap_or(text)
     }
 
     /// The reply text for writes refused after a failure.
