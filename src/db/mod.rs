@@ -77,6 +77,11 @@ struct Slot {
     exp_slot: u32,
 }
 
+/// The index's equality test: slot `i` of `order` holds `key`.
+fn holds<'a>(order: &'a Slab<Slot>, key: &'a [u8]) -> impl Fn(&u32) -> bool + 'a {
+    move |&i| order.get(i as usize).is_some_and(|s| s.key[..] == *key)
+}
+
 /// One database (SELECT index).
 #[derive(Default, Debug)]
 pub struct Db {
@@ -138,12 +143,7 @@ impl Db {
 
     /// `find` with the key's hash already computed.
     fn find_hashed(&self, h: u64, key: &[u8]) -> Option<u32> {
-        let order = &self.order;
-        self.index
-            .find(h, |&i| {
-                order.get(i as usize).is_some_and(|s| s.key[..] == *key)
-            })
-            .copied()
+        self.index.find(h, holds(&self.order, key)).copied()
     }
 
     fn slot(&self, key: &[u8]) -> Option<&Slot> {
@@ -192,12 +192,7 @@ impl Db {
             Some(i) => {
                 // An overwritten key may end a wait (Redis's
                 // signalDeletedKeyAsReady: blocked XREADGROUP).
-                if !self.blocked.is_empty()
-                    && self.blocked.contains_key(&key)
-                    && !self.ready.contains(&key)
-                {
-                    self.ready.push(key.clone());
-                }
+                self.mark_ready(&key);
                 let Some(old) = self.order.get_mut(i as usize) else {
                     return;
                 };
@@ -246,10 +241,7 @@ impl Db {
     /// Removes a key without signalling WATCHers.
     fn remove_quiet(&mut self, key: &[u8]) -> Option<Entry> {
         let h = self.hash(key);
-        let order = &self.order;
-        let found = self.index.find_entry(h, |&i| {
-            order.get(i as usize).is_some_and(|s| s.key[..] == *key)
-        });
+        let found = self.index.find_entry(h, holds(&self.order, key));
         let (i, _) = found.ok()?.remove();
         let s = self.order.take(i)?;
         // A deleted key may end a wait (blocked XREADGROUP).
