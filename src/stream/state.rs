@@ -384,20 +384,26 @@ impl Inner {
     /// The entry is pending until `flush` (the end of the batch): the
     /// caller must note the stream with `Keyspace::stream_written`.
     pub fn append(&mut self, id: u128, pairs: &[Bytes]) -> Result<(), String> {
-        if self.pending.is_empty() && self.log.last_key().is_some_and(|l| l >= id) {
-            // Dead entries above a lowered last id (XSETID): drop them first.
-            self.log
-                .truncate_after(self.meta.last_id)
-                .map_err(storage)?;
-            self.segs.retain(|x| x.base <= self.meta.last_id);
-        }
         if self.pending.is_empty() {
+            self.drop_dead_tail(id)?;
             self.pending_meta = Some(self.meta);
         }
         let start = self.pending_buf.len();
         encode_entry(&mut self.pending_buf, pairs);
         self.pending.push((id, start, self.pending_buf.len()));
         self.count_meta(id);
+        Ok(())
+    }
+
+    /// Before appending `first`: drops the dead entries an XSETID that
+    /// lowered the last id left in the log at or above it.
+    fn drop_dead_tail(&mut self, first: u128) -> Result<(), String> {
+        if self.log.last_key().is_some_and(|l| l >= first) {
+            self.log
+                .truncate_after(self.meta.last_id)
+                .map_err(storage)?;
+            self.segs.retain(|x| x.base <= self.meta.last_id);
+        }
         Ok(())
     }
 
@@ -408,12 +414,7 @@ impl Inner {
         let Some(&(first, _)) = entries.first() else {
             return Ok(());
         };
-        if self.log.last_key().is_some_and(|l| l >= first) {
-            self.log
-                .truncate_after(self.meta.last_id)
-                .map_err(storage)?;
-            self.segs.retain(|x| x.base <= self.meta.last_id);
-        }
+        self.drop_dead_tail(first)?;
         let pos = self.log.append_batch(entries).map_err(storage)?;
         for &(id, _) in entries {
             self.count_entry(id, pos.segment_base);
