@@ -244,9 +244,7 @@ impl Commit {
             }
         }
     }
-}
 
-impl Commit {
     /// Waits, at most `cap`, until as many units wait for an fdatasync as
     /// the last one covered: a lone writer does not wait, a crowd is
     /// synced together.
