@@ -7,31 +7,7 @@
 mod common;
 
 use common::*;
-use redlog::server::ServerHandle;
 use std::time::Duration;
-
-/// Waits until exactly `n` clients are blocked (registration is
-/// asynchronous to the test's writes).
-async fn wait_blocked(s: &ServerHandle, n: usize) {
-    for _ in 0..2000 {
-        if s.shared().ks.lock().blocked_clients() == n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!(
-        "expected {n} blocked clients, have {}",
-        s.shared().ks.lock().blocked_clients()
-    );
-}
-
-/// A connection that sent a blocking command and is blocked in it.
-async fn blocked(s: &ServerHandle, args: &[&[u8]], now_blocked: usize) -> Raw {
-    let mut c = Raw::connect(s.local_addr()).await;
-    c.send(&resp(args)).await;
-    wait_blocked(s, now_blocked).await;
-    c
-}
 
 fn pair(key: &str, v: &str) -> Vec<u8> {
     format!("*2\r\n${}\r\n{key}\r\n${}\r\n{v}\r\n", key.len(), v.len()).into_bytes()
