@@ -5,34 +5,13 @@
 
 mod common;
 
-use common::{client, resp, resp3, start_with, Raw};
-use redlog::server::ServerHandle;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use common::loghub::{grouping_accuracy, loghub, truth_ids};
+use common::{bulk, client, resp, resp3, start_in, start_with, temp_dir, Raw};
 
 const L1: &str = "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating";
 const L2: &str = "081109 203807 222 WARN dfs.DataNode$PacketResponder: PacketResponder 0 for block blk_-6952295868487656571 terminating";
 /// Earlier than L2: the log goes back in time.
 const L3: &str = "081109 203700 35 INFO dfs.FSNamesystem: BLOCK* NameSystem.addStoredBlock: blockMap updated: 10.251.73.220:50010 is added to blk_7128370237687728475 size 67108864";
-
-fn temp_dir() -> PathBuf {
-    tempfile::Builder::new()
-        .prefix("redlog-logingest-")
-        .tempdir()
-        .unwrap()
-        .keep()
-}
-
-async fn start_in(dir: &Path) -> ServerHandle {
-    start_with(&[("dir", dir.to_str().unwrap())]).await
-}
-
-fn bulk(s: &[u8]) -> Vec<u8> {
-    let mut v = format!("${}\r\n", s.len()).into_bytes();
-    v.extend_from_slice(s);
-    v.extend_from_slice(b"\r\n");
-    v
-}
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
@@ -437,7 +416,7 @@ async fn template_ids_survive_restart() {
         .filter(|l| !l.is_empty())
         .collect();
     let dir = temp_dir();
-    let s = start_in(&dir).await;
+    let s = start_in(&dir, &[]).await;
     let mut c = client(s.local_addr()).await;
     // An XADD-made stream gets its ingestor from its first INGEST.
     cmd(&mut c, &[b"XADD", b"x", b"1-1", b"f", b"v"])
@@ -470,7 +449,7 @@ async fn template_ids_survive_restart() {
             .collect::<Vec<_>>()
     };
     // Reference: the same lines into a fresh stream in one server run.
-    let s = start_in(&dir).await;
+    let s = start_in(&dir, &[]).await;
     let mut c = client(s.local_addr()).await;
     assert_eq!(
         cmd(&mut c, &[b"LOGPARSE", b"TEMPLATES", b"h"])
@@ -516,7 +495,7 @@ async fn template_ids_survive_restart() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     s.shutdown().await;
-    let s = start_in(&dir).await;
+    let s = start_in(&dir, &[]).await;
     let mut c = client(s.local_addr()).await;
     assert_eq!(
         cmd(&mut c, &[b"LOGPARSE", b"TEMPLATES", b"h"])
@@ -632,65 +611,6 @@ async fn bad_input_is_stored_or_recorded() {
 }
 
 // ---- grouping accuracy of INGEST's template ids (Loghub 2k) ----
-
-fn loghub(file: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/loghub")
-        .join(file);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-}
-
-/// The EventId column of a Loghub structured CSV (RFC 4180 quoting).
-fn truth_ids(text: &[u8]) -> Vec<String> {
-    let s = String::from_utf8_lossy(text);
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let (mut row, mut cell, mut quoted) = (Vec::new(), String::new(), false);
-    let mut chars = s.chars().peekable();
-    while let Some(ch) = chars.next() {
-        match (quoted, ch) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                cell.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, ch) => cell.push(ch),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut cell)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                row.push(std::mem::take(&mut cell));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, ch) => cell.push(ch),
-        }
-    }
-    if !cell.is_empty() || !row.is_empty() {
-        row.push(cell);
-        rows.push(row);
-    }
-    let col = rows[0].iter().position(|h| h == "EventId").unwrap();
-    rows[1..].iter().map(|r| r[col].clone()).collect()
-}
-
-/// logparser's `get_accuracy`.
-fn grouping_accuracy(truth: &[String], predicted: &[String]) -> f64 {
-    let mut truth_size: HashMap<&str, usize> = HashMap::new();
-    for t in truth {
-        *truth_size.entry(t).or_default() += 1;
-    }
-    let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, p) in predicted.iter().enumerate() {
-        groups.entry(p).or_default().push(i);
-    }
-    let mut accurate = 0;
-    for lines in groups.values() {
-        let first = &truth[lines[0]];
-        if lines.iter().all(|&i| &truth[i] == first) && truth_size[first.as_str()] == lines.len() {
-            accurate += lines.len();
-        }
-    }
-    accurate as f64 / truth.len() as f64
-}
 
 async fn ga_through_ingest(
     c: &mut redis::aio::MultiplexedConnection,

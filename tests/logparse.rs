@@ -4,32 +4,12 @@
 
 mod common;
 
-use common::{client, resp, resp3, start_with, Raw};
+use common::loghub::{csv_rows, grouping_accuracy, loghub};
+use common::{bulk, client, resp, resp3, start_in, start_with, temp_dir, Raw};
 use redlog::logparse::{lines, Ingestor, Registry};
-use redlog::server::ServerHandle;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const HDFS_LINE: &str = "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating";
-
-fn temp_dir() -> PathBuf {
-    tempfile::Builder::new()
-        .prefix("redlog-logparse-")
-        .tempdir()
-        .unwrap()
-        .keep()
-}
-
-async fn start_in(dir: &Path) -> ServerHandle {
-    start_with(&[("dir", dir.to_str().unwrap())]).await
-}
-
-fn bulk(s: &[u8]) -> Vec<u8> {
-    let mut v = format!("${}\r\n", s.len()).into_bytes();
-    v.extend_from_slice(s);
-    v.extend_from_slice(b"\r\n");
-    v
-}
 
 /// A RESP2 flat array or RESP3 map of bulk pairs.
 fn pairs(resp3: bool, kv: &[(&str, &str)]) -> Vec<u8> {
@@ -535,7 +515,7 @@ async fn formats_and_template_ids_survive_restart_and_base() {
     let sample: Vec<String> = all[..300].to_vec();
     let reference = reference_ids(None, "hdfs", &sample);
     let dir = temp_dir();
-    let s = start_in(&dir).await;
+    let s = start_in(&dir, &[]).await;
     let mut c = client(s.local_addr()).await;
     cmd(
         &mut c,
@@ -575,7 +555,7 @@ async fn formats_and_template_ids_survive_restart_and_base() {
     s.shutdown().await;
 
     // Restart: replay of the WAL.
-    let s = start_in(&dir).await;
+    let s = start_in(&dir, &[]).await;
     let mut c = client(s.local_addr()).await;
     assert_eq!(
         cmd(&mut c, &[b"LOGPARSE", b"FORMAT", b"GET", b"mine"])
@@ -602,7 +582,7 @@ async fn formats_and_template_ids_survive_restart_and_base() {
     drop(c);
     s.shutdown().await;
 
-    let s = start_in(&dir).await;
+    let s = start_in(&dir, &[]).await;
     let mut c = client(s.local_addr()).await;
     assert_eq!(
         cmd(&mut c, &[b"LOGPARSE", b"FORMAT", b"GET", b"mine"])
@@ -718,68 +698,6 @@ async fn bad_input_is_parsed_or_refused() {
 }
 
 // ---- grouping accuracy on Loghub 2k (GA, as logparser's evaluator) ----
-
-fn loghub(file: &str) -> Vec<u8> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/loghub")
-        .join(file);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-}
-
-/// RFC 4180 rows (quoted cells may hold commas, quotes doubled), CRLF.
-fn csv_rows(text: &[u8]) -> Vec<Vec<String>> {
-    let s = String::from_utf8_lossy(text);
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                cell.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => cell.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut cell)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                row.push(std::mem::take(&mut cell));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => cell.push(c),
-        }
-    }
-    if !cell.is_empty() || !row.is_empty() {
-        row.push(cell);
-        rows.push(row);
-    }
-    rows
-}
-
-/// logparser's `get_accuracy`: a predicted group counts (all its lines)
-/// when its lines are exactly the lines of one ground-truth event.
-fn grouping_accuracy(truth: &[String], predicted: &[u64]) -> f64 {
-    use std::collections::HashMap;
-    let mut truth_size: HashMap<&str, usize> = HashMap::new();
-    for t in truth {
-        *truth_size.entry(t).or_default() += 1;
-    }
-    let mut groups: HashMap<u64, Vec<usize>> = HashMap::new();
-    for (i, p) in predicted.iter().enumerate() {
-        groups.entry(*p).or_default().push(i);
-    }
-    let mut accurate = 0;
-    for lines in groups.values() {
-        let first = &truth[lines[0]];
-        if lines.iter().all(|&i| &truth[i] == first) && truth_size[first.as_str()] == lines.len() {
-            accurate += lines.len();
-        }
-    }
-    accurate as f64 / truth.len() as f64
-}
 
 fn ga(dataset: &str, format: &str) -> f64 {
     let log = loghub(&format!("{dataset}_2k.log"));

@@ -2,6 +2,8 @@
 //! `redis` crate clients (RESP2 and RESP3) and a raw-bytes connection.
 #![allow(dead_code)]
 
+pub mod loghub;
+
 use redlog::config::Config;
 use redlog::server::{spawn, ServerHandle};
 use std::net::SocketAddr;
@@ -106,6 +108,14 @@ impl Raw {
             Ok(Ok(0)) | Ok(Err(_))
         )
     }
+}
+
+/// A RESP bulk string.
+pub fn bulk(s: &[u8]) -> Vec<u8> {
+    let mut v = format!("${}\r\n", s.len()).into_bytes();
+    v.extend_from_slice(s);
+    v.extend_from_slice(b"\r\n");
+    v
 }
 
 /// Encodes a command as a RESP multibulk request.
