@@ -161,6 +161,10 @@ async fn run_batch(
                 // and stream entries first, so one write carries them all
                 // (Redis writes its AOF buffer once per event-loop pass).
                 tokio::task::yield_now().await;
+                if p.policy() == FsyncPolicy::Always {
+                    // One fdatasync for every connection still queuing.
+                    p.commit.gather(batch.ticket).await;
+                }
             }
             // The entries the batch's XADDs left pending in their streams
             // (written by whoever comes first: this batch, a later one, or

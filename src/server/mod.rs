@@ -150,20 +150,12 @@ impl Shared {
         let Some(p) = &self.persist else {
             return Ok(());
         };
-        let spawn = || {
-            let sh = self.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Some(p) = &sh.persist {
-                    let sink = persist::WalSink {
-                        persist: p,
-                        streams: &sh.streams,
-                    };
-                    p.commit.sync_rounds(&sink);
-                }
-            });
+        let sink = persist::WalSink {
+            persist: p,
+            streams: &self.streams,
         };
         p.commit
-            .wait_durable(ticket, spawn)
+            .wait_durable(ticket, &sink)
             .await
             .map_err(|_: commit::Failed| p.failure_text())
     }
