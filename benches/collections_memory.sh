@@ -17,9 +17,7 @@ if [ -z "${REDLOG_BIN:-}" ]; then
     REDLOG_BIN=target/release/redlog
 fi
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. benches/lib.sh
 WORK=$(mktemp -d)
 PID=""
 cleanup() {

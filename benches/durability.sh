@@ -9,18 +9,19 @@
 #     latency a concurrent GET client saw meanwhile.
 # Usage: benches/durability.sh [SET_REQUESTS] [REPLAY_WRITES] [COMPACT_KEYS]
 #        defaults: 100000, 8000000 (about 1 GiB of WAL with 100-byte values), 1000000
-#        SECTIONS="1 3" runs only those sections (default: all three).
+#        SECTIONS="1 3" runs only those sections (default: all three);
+#        ROUNDS (default 3): section 1 runs each side that many times,
+#        alternating which goes first, and reports the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100000}
 REPLAY=${2:-8000000}
 KEYS=${3:-1000000}
+ROUNDS=${ROUNDS:-3}
 
 cargo build --release --quiet
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. benches/lib.sh
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -29,15 +30,6 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-wait_up() {
-    for _ in $(seq 600); do
-        [ "$(redis-cli -p "$1" ping 2>/dev/null || true)" = PONG ] && return 0
-        sleep 0.05
-    done
-    echo "server on $1 did not start" >&2
-    return 1
-}
 
 # start_redis DIR PORT FSYNC ; start_redlog DIR PORT FSYNC
 start_redis() {
@@ -60,20 +52,28 @@ set_rps() {
     redis-benchmark -h 127.0.0.1 -p "$1" -q -n "$N" -c 50 -P "$2" -t set 2>&1 |
         tr '\r' '\n' | grep 'requests per second' | sed -E 's/.*: ([0-9.]+) requests per second.*/\1/'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 want() { [[ " ${SECTIONS:-1 2 3} " == *" $1 "* ]]; }
 
 if want 1; then
-echo "== 1. SET with persistence, -n $N -c 50 ($(redis-server --version | cut -d' ' -f3) vs redlog $(git describe --always --dirty 2>/dev/null || echo '?'))"
-printf '%-9s %-4s %12s %12s %7s\n' fsync -P redis redlog ratio
+echo "== 1. SET with persistence, -n $N -c 50, $ROUNDS rounds alternating which server goes first, median rps ($(redis-server --version | cut -d' ' -f3) vs redlog $(git describe --always --dirty 2>/dev/null || echo '?'))"
+printf '%-9s %-4s %12s %12s %7s  %s\n' fsync -P redis redlog ratio "per-round ratios"
 for fsync in everysec always; do
     RP=$(free_port); LP=$(free_port)
     start_redis "$WORK/r-$fsync" "$RP" "$fsync"
     start_redlog "$WORK/l-$fsync" "$LP" "$fsync"
     for P in 1 16; do
-        r=$(set_rps "$RP" "$P"); l=$(set_rps "$LP" "$P")
-        printf '%-9s %-4s %12s %12s %7s\n' "$fsync" "$P" "$r" "$l" "$(ratio "$l" "$r")"
+        rs=(); ls=(); per=""
+        for round in $(seq "$ROUNDS"); do
+            if [ $((round % 2)) = 1 ]; then
+                r=$(set_rps "$RP" "$P"); l=$(set_rps "$LP" "$P")
+            else
+                l=$(set_rps "$LP" "$P"); r=$(set_rps "$RP" "$P")
+            fi
+            rs+=("$r"); ls+=("$l"); per+="$(ratio "$l" "$r") "
+        done
+        r=$(median "${rs[@]}"); l=$(median "${ls[@]}")
+        printf '%-9s %-4s %12s %12s %7s  %s\n' "$fsync" "$P" "$r" "$l" "$(ratio "$l" "$r")" "$per"
     done
     stop "$RP"; stop "$LP"
 done

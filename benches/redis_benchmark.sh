@@ -17,9 +17,7 @@ ROUNDS=${ROUNDS:-3}
 
 cargo build --release --quiet
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. benches/lib.sh
 WORK=$(mktemp -d)
 REDIS_PORT=$(free_port)
 REDLOG_PORT=$(free_port)
@@ -54,9 +52,6 @@ bench() {
         tr '\r' '\n' | grep 'requests per second' |
         sed -E 's/^([^:]+): ([0-9.]+) requests per second.*/\1\t\2/'
 }
-
-# median VALUES... -> the median (the lower middle one of an even count)
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "redis-benchmark -q -n $N -c $CLIENTS -t $TESTS, $ROUNDS rounds alternating which server goes first, median rps ($(redis-server --version | cut -d' ' -f3) vs redlog $(git describe --always --dirty 2>/dev/null || echo '?'))"
 printf '%-4s %-16s %14s %14s %7s  %s\n' "-P" "test" "redis rps" "redlog rps" "ratio" "per-round ratios"

@@ -1,0 +1,22 @@
+# Helpers shared by the benchmark scripts (sourced, not run).
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_up PORT: waits (30 s at most) until the server on PORT answers PING.
+wait_up() {
+    for _ in $(seq 600); do
+        [ "$(redis-cli -p "$1" ping 2>/dev/null || true)" = PONG ] && return 0
+        sleep 0.05
+    done
+    echo "server on $1 did not start" >&2
+    return 1
+}
+
+# ratio A B: A / B with two decimals (0 when B is 0).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
+# median VALUES...: the median (the lower middle one of an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
