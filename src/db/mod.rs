@@ -743,6 +743,11 @@ impl Keyspace {
     /// INCRBYFLOAT, APPEND, EXPIRE, RENAME and expired-key deletions all
     /// become Sets and Dels.
     fn materialize(&mut self) {
+        // Capture is on for every database or for none (`set_capture`);
+        // off (no persistence), nothing is ever touched.
+        if !self.dbs[0].capture {
+            return;
+        }
         for (i, db) in self.dbs.iter_mut().enumerate() {
             if !db.cleared && db.touched.is_empty() && db.expiry_touched.is_empty() {
                 continue;
