@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Throughput of redlog against redis-server on this machine, same run, same
 # client: redis-benchmark -q -n N -c 50 -t ping,set,get,incr,mset at -P 1
-# and -P 16. Prints requests/s for both and the redlog/redis ratio.
+# and -P 16, one test at a time with the two servers back to back (the
+# machine's speed drifts within seconds). Prints requests/s for both and
+# the redlog/redis ratio.
 # Usage: benches/redis_benchmark.sh [N]   (N defaults to 100000; the -P 16
 # runs send 10 x N requests so that each lasts more than a blink)
 # env TESTS=all runs redis-benchmark's whole default suite (no -t);
-# PIPELINES="1" runs only -P 1; ROUNDS (default 3) repeats each side that
+# PIPELINES="1" runs only -P 1; ROUNDS (default 3) repeats each pair that
 # many times, alternating which server goes first, and reports the medians
-# (runs on this 2-core machine swing by +-10%).
+# (single runs on this 2-core VM swing by +-10% and more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100000}
-TESTS=${TESTS:-ping,set,get,incr,mset}
+TESTS=${TESTS:-ping_inline,ping_mbulk,set,get,incr,mset}
+# redis-benchmark's default suite, test by test
+[ "$TESTS" = all ] && TESTS=ping_inline,ping_mbulk,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_300,lrange_500,lrange_600,mset
 CLIENTS=50
 ROUNDS=${ROUNDS:-3}
 
@@ -42,44 +46,36 @@ for port in "$REDIS_PORT" "$REDLOG_PORT"; do
     done
 done
 
-# bench PORT PIPELINE -> lines "TEST rps"
+# bench PORT PIPELINE TEST -> "NAME<tab>rps" of that test (the last line:
+# the LRANGE tests print their LPUSH fill first)
 bench() {
     local n=$N
     [ "$2" = 1 ] || n=$((N * 10))
-    local t=(-t "$TESTS")
-    [ "$TESTS" = all ] && t=()   # redis-benchmark's whole default suite
-    redis-benchmark -h 127.0.0.1 -p "$1" -q -n "$n" -c "$CLIENTS" -P "$2" "${t[@]}" 2>&1 |
-        tr '\r' '\n' | grep 'requests per second' |
+    redis-benchmark -h 127.0.0.1 -p "$1" -q -n "$n" -c "$CLIENTS" -P "$2" -t "$3" 2>&1 |
+        tr '\r' '\n' | grep 'requests per second' | tail -1 |
         sed -E 's/^([^:]+): ([0-9.]+) requests per second.*/\1\t\2/'
 }
 
-echo "redis-benchmark -q -n $N -c $CLIENTS -t $TESTS, $ROUNDS rounds alternating which server goes first, median rps ($(redis-server --version | cut -d' ' -f3) vs redlog $(git describe --always --dirty 2>/dev/null || echo '?'))"
-printf '%-4s %-16s %14s %14s %7s  %s\n' "-P" "test" "redis rps" "redlog rps" "ratio" "per-round ratios"
+echo "redis-benchmark -q -n $N -c $CLIENTS -t $TESTS: per test, $ROUNDS rounds of redis and redlog back to back (alternating which goes first), median rps ($(redis-server --version | cut -d' ' -f3) vs redlog $(git describe --always --dirty 2>/dev/null || echo '?'))"
+printf '%-4s %-32s %14s %14s %7s  %s\n' "-P" "test" "redis rps" "redlog rps" "ratio" "per-round ratios"
+IFS=, read -r -a tests <<<"$TESTS"
 for pipeline in ${PIPELINES:-1 16}; do
-    redis_all=""
-    redlog_all=""
-    for round in $(seq "$ROUNDS"); do
-        if [ $((round % 2)) = 1 ]; then
-            r=$(bench "$REDIS_PORT" "$pipeline" || true)
-            l=$(bench "$REDLOG_PORT" "$pipeline" || true)  # redis-benchmark stops at the first error reply
-        else
-            l=$(bench "$REDLOG_PORT" "$pipeline" || true)
-            r=$(bench "$REDIS_PORT" "$pipeline" || true)
-        fi
-        redis_all+=$(sed "s/^/$round\t/" <<<"$r")$'\n'
-        redlog_all+=$(sed "s/^/$round\t/" <<<"$l")$'\n'
-    done
-    # Test names in redis-benchmark's order, from the first round.
-    awk -F'\t' '$1 == 1 { print $2 }' <<<"$redis_all" | while IFS= read -r name; do
-        mapfile -t rs < <(awk -F'\t' -v n="$name" '$2 == n { print $3 }' <<<"$redis_all")
-        mapfile -t ls < <(awk -F'\t' -v n="$name" '$2 == n { print $3 }' <<<"$redlog_all")
-        per=""
-        for i in "${!rs[@]}"; do
-            per+=$(awk -v a="${ls[$i]:-0}" -v b="${rs[$i]}" 'BEGIN { printf "%.2f ", (b > 0 ? a / b : 0) }')
+    for t in "${tests[@]}"; do
+        rs=(); ls=(); per=""; name=$t
+        for round in $(seq "$ROUNDS"); do
+            if [ $((round % 2)) = 1 ]; then
+                r=$(bench "$REDIS_PORT" "$pipeline" "$t" || true)
+                l=$(bench "$REDLOG_PORT" "$pipeline" "$t" || true)
+            else
+                l=$(bench "$REDLOG_PORT" "$pipeline" "$t" || true)
+                r=$(bench "$REDIS_PORT" "$pipeline" "$t" || true)
+            fi
+            name=$(cut -f1 <<<"$r")
+            r=$(cut -s -f2 <<<"$r"); l=$(cut -s -f2 <<<"$l")
+            # redis-benchmark stops at the first error reply: no rps, ratio 0.
+            rs+=("${r:-0}"); ls+=("${l:-0}"); per+="$(ratio "${l:-0}" "${r:-0}") "
         done
-        rm=$(median "${rs[@]}")
-        lm=$( [ "${#ls[@]}" = "${#rs[@]}" ] && median "${ls[@]}" || echo 0)
-        ratio=$(awk -v a="$lm" -v b="$rm" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-        printf '%-4s %-16s %14s %14s %7s  %s\n' "$pipeline" "$name" "$rm" "$lm" "$ratio" "$per"
+        rm=$(median "${rs[@]}"); lm=$(median "${ls[@]}")
+        printf '%-4s %-32s %14s %14s %7s  %s\n' "$pipeline" "$name" "$rm" "$lm" "$(ratio "$lm" "$rm")" "$per"
     done
 done
