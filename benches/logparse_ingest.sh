@@ -35,14 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_up() {
-    for _ in $(seq 600); do
-        [ "$(redis-cli -p "$1" ping 2>/dev/null || true)" = PONG ] && return 0
-        sleep 0.05
-    done
-    echo "server on $1 did not start" >&2
-    return 1
-}
+. benches/lib.sh
 
 SRC_LINES=$(grep -c . "$SRC")
 REPS=$(( (LINES + SRC_LINES - 1) / SRC_LINES ))

@@ -35,14 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_ping() {
-    for _ in $(seq 600); do
-        [ "$(redis-cli -p "$1" ping 2>/dev/null || true)" = PONG ] && return 0
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    return 1
-}
+. benches/lib.sh
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 used_memory() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }'; }
 start_redlog() {
@@ -64,8 +57,8 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes \
     --appendfsync everysec --dir "$WORK" --logfile "$WORK/redis.log" &
 REDIS_PID=$!
 start_redlog
-wait_ping "$REDIS_PORT"
-wait_ping "$REDLOG_PORT"
+wait_up "$REDIS_PORT"
+wait_up "$REDLOG_PORT"
 
 echo "streams, N=$N, redis $(redis-server --version | cut -d' ' -f3) vs redlog $(git describe --always --dirty 2>/dev/null || echo '?'), appendonly yes everysec on both"
 redis_base=$(used_memory "$REDIS_PORT")
