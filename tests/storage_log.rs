@@ -5,7 +5,9 @@
 mod common;
 
 use common::*;
-use redlog::storage::{atomic_write, Error, SegmentedLog, SyncPolicy, INDEX_INTERVAL_BYTES};
+use redlog::storage::{
+    atomic_write, Error, LogOptions, SegmentedLog, SyncPolicy, INDEX_INTERVAL_BYTES,
+};
 use std::time::Duration;
 
 #[test]
@@ -66,6 +68,60 @@ fn append_and_read_across_segments() {
     let log = open(dir.path(), real_opts(SyncPolicy::No, 1024));
     assert_eq!(all(&log), expected);
     assert_eq!(log.total_bytes(), total);
+}
+
+/// Space reserved ahead of the append position (the WAL's setting) changes
+/// neither the files' sizes nor what is read back, and sealed segments give
+/// the reserve past their end back.
+#[test]
+fn preallocated_segments_keep_their_size_and_release_the_reserve() {
+    use std::os::unix::fs::MetadataExt;
+    const RESERVE: u64 = 256 * 1024;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = LogOptions {
+        preallocate: RESERVE,
+        ..real_opts(SyncPolicy::Always, 4096)
+    };
+    let log = open(dir.path(), opts.clone());
+    let keys: Vec<u128> = (1..=400).collect();
+    for &k in &keys[..300] {
+        log.append(k, &value(k)).expect("append");
+    }
+    assert!(log.segment_count() > 3, "{} segments", log.segment_count());
+    let logs = |dir: &std::path::Path| -> Vec<std::fs::Metadata> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        v.sort();
+        v.iter()
+            .map(|p| std::fs::metadata(p).expect("metadata"))
+            .collect()
+    };
+    let files = logs(dir.path());
+    let sizes: u64 = files.iter().map(|m| m.len()).sum();
+    assert_eq!(sizes, log.total_bytes(), "sizes are the bytes appended");
+    for m in &files[..files.len() - 1] {
+        // Sealed: at most the file's own blocks (rounded to 4 KiB pages),
+        // not the 256 KiB reserve.
+        assert!(
+            m.blocks() * 512 < m.len().next_multiple_of(4096) + RESERVE / 2,
+            "sealed segment of {} bytes holds {} bytes",
+            m.len(),
+            m.blocks() * 512
+        );
+    }
+    drop(log);
+    // Reopened: the same records; appends into a recovered segment work.
+    let log = open(dir.path(), opts);
+    for &k in &keys[300..] {
+        log.append(k, &value(k)).expect("append");
+    }
+    let expected: Vec<_> = keys.iter().map(|&k| rec(k)).collect();
+    assert_eq!(all(&log), expected);
+    let sizes: u64 = logs(dir.path()).iter().map(|m| m.len()).sum();
+    assert_eq!(sizes, log.total_bytes());
 }
 
 #[test]

@@ -59,6 +59,13 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Current size in bytes.
     fn size(&self) -> io::Result<u64>;
+    /// Reserves disk space for bytes `from..to` without changing the
+    /// file's size or content (Linux `fallocate` with
+    /// `FALLOC_FL_KEEP_SIZE`), so later writes there need no block
+    /// allocation. A no-op where unsupported.
+    fn preallocate(&self, _from: u64, _to: u64) -> io::Result<()> {
+        Ok(())
+    }
     /// A read-only memory map of the whole file, if supported.
     fn map(&self) -> io::Result<Option<memmap2::Mmap>> {
         Ok(None)
@@ -117,6 +124,26 @@ impl StorageFile for RealFile {
     }
     fn size(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
+    }
+    #[cfg(target_os = "linux")]
+    fn preallocate(&self, from: u64, to: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(off), Ok(len)) = (i64::try_from(from), i64::try_from(to.saturating_sub(from)))
+        else {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: fallocate on a descriptor this `File` owns and keeps open
+        // for the call; it reads no memory of ours.
+        let r =
+            unsafe { libc::fallocate(self.file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, off, len) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
     fn map(&self) -> io::Result<Option<memmap2::Mmap>> {
         // SAFETY: the mapping is only created for sealed index files. The

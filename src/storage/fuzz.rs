@@ -68,6 +68,7 @@ pub fn fuzz_open_segment(data: &[u8]) -> usize {
         segment_bytes: 1 << 20,
         segment_age_max: None,
         recovery,
+        preallocate: 0,
     };
     let Ok((log, _report)) = SegmentedLog::open(dir, opts.clone()) else {
         return 0;

@@ -75,6 +75,14 @@ pub struct LogOptions {
     /// the next append. `None`: no age limit.
     pub segment_age_max: Option<Duration>,
     pub recovery: RecoveryMode,
+    /// Disk space is reserved this many bytes ahead of the append position
+    /// (`StorageFile::preallocate`, not changing the file's size) and the
+    /// reserve past the end released when the segment is sealed; 0: off.
+    /// An fdatasync after an append into reserved space does not have to
+    /// allocate blocks: the WAL sets it (p50 fdatasync 128-138 us instead
+    /// of 149-192 us on this machine's ext4); a log per stream does not
+    /// (thousands of small streams would reserve that much each).
+    pub preallocate: u64,
 }
 
 impl Default for LogOptions {
@@ -85,6 +93,7 @@ impl Default for LogOptions {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             segment_age_max: None,
             recovery: RecoveryMode::default(),
+            preallocate: 0,
         }
     }
 }
@@ -158,6 +167,8 @@ pub(crate) struct Active {
     pub index_file: Arc<dyn StorageFile>,
     /// Bytes of the log file that hold whole records (the append position).
     pub len: u64,
+    /// Disk space is reserved up to here (`LogOptions::preallocate`).
+    pub reserved: u64,
     pub index: Vec<IndexEntry>,
     pub created: Instant,
 }
@@ -363,6 +374,7 @@ fn create_segment(fs: &dyn Fs, dir: &Path, base: u128) -> io::Result<Active> {
         file,
         index_file,
         len: FILE_HEADER_BYTES,
+        reserved: 0,
         index: Vec::new(),
         created: Instant::now(),
     })
@@ -394,6 +406,7 @@ pub(crate) fn reactivate(fs: &dyn Fs, s: &Sealed) -> Result<Active> {
         file: fs.open(&s.log_path, OpenMode::ReadWrite)?,
         index_file: fs.open(&s.index_path, OpenMode::ReadWrite)?,
         len: s.len,
+        reserved: 0,
         index,
         created: Instant::now(),
     })
@@ -503,6 +516,15 @@ impl SegmentedLog {
                 }
                 encode_record(&mut buf, key, value);
             }
+            let end = a.len + buf.len() as u64;
+            if s.opts.preallocate > 0 && end > a.reserved {
+                let upto = end + s.opts.preallocate;
+                // Best effort: without the reserve, writes allocate as usual.
+                if let Err(e) = a.file.preallocate(a.reserved.max(a.len), upto) {
+                    tracing::debug!("reserving space in {}: {e}", a.log_path.display());
+                }
+                a.reserved = upto;
+            }
             let written = a.file.write_all_at(&buf, a.len);
             let idx_written = match (&written, idx.is_empty()) {
                 (Ok(()), false) => {
@@ -564,6 +586,13 @@ impl SegmentedLog {
         let Some(a) = inner.active.as_ref() else {
             return Ok(());
         };
+        if a.reserved > a.len {
+            // Give back the reserve past the end (same size: content and
+            // length unchanged).
+            if let Err(e) = a.file.set_len(a.len) {
+                tracing::debug!("releasing reserved space of {}: {e}", a.log_path.display());
+            }
+        }
         let synced = a.file.sync_data().and_then(|_| a.index_file.sync_data());
         synced.map_err(io_err(&s.sticky))?;
         let index = load_index(s.fs(), &a.index_path).map_err(io_err(&s.sticky))?;

@@ -317,6 +317,7 @@ fn recover_newest(
             file,
             index_file,
             len: valid_end,
+            reserved: 0,
             index: out.index,
             created: Instant::now(),
         },

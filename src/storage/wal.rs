@@ -53,6 +53,9 @@ const TMP_SUFFIX: &str = ".base.tmp";
 const BASE_WRITE_BUF_BYTES: usize = 1 << 20;
 /// Base reads fetch this much at a time.
 const BASE_READ_BUF_BYTES: usize = 1 << 20;
+/// Disk space reserved ahead of the WAL's append position
+/// (`LogOptions::preallocate`).
+const WAL_PREALLOCATE: u64 = 4 << 20;
 
 /// Options of [`Wal::open`].
 #[derive(Debug, Clone)]
@@ -346,6 +349,7 @@ impl Wal {
             segment_bytes: opts.segment_bytes,
             segment_age_max: None,
             recovery: opts.recovery,
+            preallocate: WAL_PREALLOCATE,
         };
         let (log, report) = SegmentedLog::open(&dir, log_opts)?;
         let after_log = log.last_key().map_or(1, |k| k + 1);

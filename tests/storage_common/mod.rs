@@ -22,6 +22,7 @@ pub fn faulty_opts(fs: &FaultyFs, sync: SyncPolicy, segment_bytes: u64) -> LogOp
         segment_bytes,
         segment_age_max: None,
         recovery: RecoveryMode::TolerateTornTail,
+        preallocate: 0,
     }
 }
 
