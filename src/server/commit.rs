@@ -215,7 +215,13 @@ impl Commit {
     /// set (this clears it).
     fn sync_written(&self, sink: &dyn Sink) {
         let target = self.progress().written;
-        match sink.sync() {
+        let synced = sink.sync();
+        // Step down before publishing: a waiter this fdatasync did not
+        // cover wakes on the progress change and must find `syncing`
+        // clear to sync itself (cleared after, it could wait for a change
+        // nobody will make).
+        self.syncing.store(false, Ordering::SeqCst);
+        match synced {
             Ok(()) => self
                 .progress
                 .send_modify(|p| p.durable = p.durable.max(target)),
@@ -224,7 +230,6 @@ impl Commit {
                 self.fail();
             }
         }
-        self.syncing.store(false, Ordering::SeqCst);
     }
 }
 
