@@ -17,7 +17,7 @@
 //! connections it covered are woken through the progress channel, and one
 //! that finds an fdatasync running (on another worker) awaits it and syncs
 //! again if it was not covered. No thread hand-off on the way: a
-//! dedicated syncer thread cost about a third of the throughput in wakeups
+//! dedicated syncer thread cost about a quarter of the throughput in wakeups
 //! (`benches/durability.sh`).
 //!
 //! A batch with no units of its own still waits for the ticket current when
