@@ -739,6 +739,8 @@ impl SegmentedLog {
                 a.file.sync_data().map_err(&fail)?;
                 removed += a.len - cut;
                 a.len = cut;
+                // The truncation freed the reserve past `cut` too.
+                a.reserved = cut;
                 a.index.retain(|e| e.pos < cut);
                 let n = a.index.len() as u64;
                 a.index_file
