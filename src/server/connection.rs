@@ -155,13 +155,14 @@ async fn run_batch(
         let mut batch = process_input(shared, client, inbuf, out);
         if let Some(p) = &shared.persist {
             let progress = p.commit.progress();
+            let always = p.policy() == FsyncPolicy::Always;
             let mut result = Ok(());
             if batch.queued || !batch.streams.is_empty() {
                 // Let the other ready connections run and queue their units
                 // and stream entries first, so one write carries them all
                 // (Redis writes its AOF buffer once per event-loop pass).
                 tokio::task::yield_now().await;
-                if p.policy() == FsyncPolicy::Always {
+                if always {
                     // One fdatasync for every connection still queuing.
                     p.commit.gather(batch.ticket).await;
                 }
@@ -174,13 +175,12 @@ async fn run_batch(
                 result = Err(e);
             }
             if result.is_ok() && batch.ticket > progress.written {
-                result = shared.wal_write_upto(batch.ticket);
+                result = p.write_upto(batch.ticket, &shared.streams);
             }
-            let always = p.policy() == FsyncPolicy::Always;
             if result.is_ok() && always && batch.ticket > p.commit.progress().durable {
                 // appendfsync always: no reply before an fdatasync covering
                 // this batch's units (and those it may have read).
-                result = shared.wal_wait_durable(batch.ticket).await;
+                result = p.wait_durable(batch.ticket, &shared.streams).await;
             }
             if result.is_ok() && always && !batch.streams.is_empty() {
                 // The stream logs this batch wrote (group-committed per log

@@ -145,21 +145,6 @@ impl Shared {
         }
     }
 
-    /// Waits until the WAL units up to `ticket` (written) are fdatasynced.
-    pub async fn wal_wait_durable(self: &Arc<Self>, ticket: u64) -> Result<(), String> {
-        let Some(p) = &self.persist else {
-            return Ok(());
-        };
-        let sink = persist::WalSink {
-            persist: p,
-            streams: &self.streams,
-        };
-        p.commit
-            .wait_durable(ticket, &sink)
-            .await
-            .map_err(|_: commit::Failed| p.failure_text())
-    }
-
     /// Starts a compaction on its own thread unless one is running.
     /// Returns false when one was already in progress.
     pub fn start_rewrite(&self) -> Result<bool, String> {

@@ -177,6 +177,25 @@ impl Persistence {
             .map_err(|_: super::commit::Failed| self.failure_text())
     }
 
+    /// Waits until the units up to `ticket` (written) are fdatasynced
+    /// (see `commit`). Err: the failure text.
+    pub async fn wait_durable(
+        &self,
+        ticket: u64,
+        streams: &crate::stream::Registry,
+    ) -> Result<(), String> {
+        self.commit
+            .wait_durable(
+                ticket,
+                &WalSink {
+                    persist: self,
+                    streams,
+                },
+            )
+            .await
+            .map_err(|_: super::commit::Failed| self.failure_text())
+    }
+
     /// The sticky failure's text once the commit queue reported one.
     pub fn failure_text(&self) -> String {
         self.failure().unwrap_or_else(|| "WAL write failed".into())
