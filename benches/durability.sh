@@ -63,17 +63,9 @@ for fsync in everysec always; do
     start_redis "$WORK/r-$fsync" "$RP" "$fsync"
     start_redlog "$WORK/l-$fsync" "$LP" "$fsync"
     for P in 1 16; do
-        rs=(); ls=(); per=""
-        for round in $(seq "$ROUNDS"); do
-            if [ $((round % 2)) = 1 ]; then
-                r=$(set_rps "$RP" "$P"); l=$(set_rps "$LP" "$P")
-            else
-                l=$(set_rps "$LP" "$P"); r=$(set_rps "$RP" "$P")
-            fi
-            rs+=("$r"); ls+=("$l"); per+="$(ratio "$l" "$r") "
-        done
-        r=$(median "${rs[@]}"); l=$(median "${ls[@]}")
-        printf '%-9s %-4s %12s %12s %7s  %s\n' "$fsync" "$P" "$r" "$l" "$(ratio "$l" "$r")" "$per"
+        paired_rounds set_rps "$RP" "$LP" "$P"
+        r=$(median "${RS[@]}"); l=$(median "${LS[@]}")
+        printf '%-9s %-4s %12s %12s %7s  %s\n' "$fsync" "$P" "$r" "$l" "$(ratio "$l" "$r")" "$(round_ratios)"
     done
     stop "$RP"; stop "$LP"
 done

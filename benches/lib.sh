@@ -18,5 +18,32 @@ wait_up() {
 # ratio A B: A / B with two decimals (0 when B is 0).
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
+# paired_rounds CMD REDIS_ARG REDLOG_ARG ARGS...: ROUNDS times, runs
+# `CMD REDIS_ARG ARGS...` and `CMD REDLOG_ARG ARGS...` back to back,
+# alternating which goes first (the machine's speed drifts within
+# seconds); their outputs in the arrays RS and LS, a failed run as "".
+paired_rounds() {
+    local cmd=$1 redis=$2 redlog=$3 round
+    shift 3
+    RS=()
+    LS=()
+    for round in $(seq "$ROUNDS"); do
+        if [ $((round % 2)) = 1 ]; then
+            RS+=("$("$cmd" "$redis" "$@" || true)")
+            LS+=("$("$cmd" "$redlog" "$@" || true)")
+        else
+            LS+=("$("$cmd" "$redlog" "$@" || true)")
+            RS+=("$("$cmd" "$redis" "$@" || true)")
+        fi
+    done
+}
+
+# round_ratios: the per-round ratios LS[i] / RS[i] of numeric RS and LS.
+round_ratios() {
+    local i out=""
+    for i in "${!RS[@]}"; do out+="$(ratio "${LS[$i]:-0}" "${RS[$i]:-0}") "; done
+    echo "$out"
+}
+
 # median VALUES...: the median (the lower middle one of an even count).
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

@@ -6,7 +6,7 @@
 # the redlog/redis ratio.
 # Usage: benches/redis_benchmark.sh [N]   (N defaults to 100000; the -P 16
 # runs send 10 x N requests so that each lasts more than a blink)
-# env TESTS=all runs redis-benchmark's whole default suite (no -t);
+# env TESTS=all runs redis-benchmark's whole default suite, test by test;
 # PIPELINES="1" runs only -P 1; ROUNDS (default 3) repeats each pair that
 # many times, alternating which server goes first, and reports the medians
 # (single runs on this 2-core VM swing by +-10% and more).
@@ -39,12 +39,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-for port in "$REDIS_PORT" "$REDLOG_PORT"; do
-    for _ in $(seq 100); do
-        [ "$(redis-cli -p "$port" ping 2>/dev/null || true)" = PONG ] && break
-        sleep 0.1
-    done
-done
+wait_up "$REDIS_PORT"
+wait_up "$REDLOG_PORT"
 
 # bench PORT PIPELINE TEST -> "NAME<tab>rps" of that test (the last line:
 # the LRANGE tests print their LPUSH fill first)
@@ -61,21 +57,16 @@ printf '%-4s %-32s %14s %14s %7s  %s\n' "-P" "test" "redis rps" "redlog rps" "ra
 IFS=, read -r -a tests <<<"$TESTS"
 for pipeline in ${PIPELINES:-1 16}; do
     for t in "${tests[@]}"; do
-        rs=(); ls=(); per=""; name=$t
-        for round in $(seq "$ROUNDS"); do
-            if [ $((round % 2)) = 1 ]; then
-                r=$(bench "$REDIS_PORT" "$pipeline" "$t" || true)
-                l=$(bench "$REDLOG_PORT" "$pipeline" "$t" || true)
-            else
-                l=$(bench "$REDLOG_PORT" "$pipeline" "$t" || true)
-                r=$(bench "$REDIS_PORT" "$pipeline" "$t" || true)
-            fi
-            name=$(cut -f1 <<<"$r")
-            r=$(cut -s -f2 <<<"$r"); l=$(cut -s -f2 <<<"$l")
-            # redis-benchmark stops at the first error reply: no rps, ratio 0.
-            rs+=("${r:-0}"); ls+=("${l:-0}"); per+="$(ratio "${l:-0}" "${r:-0}") "
+        paired_rounds bench "$REDIS_PORT" "$REDLOG_PORT" "$pipeline" "$t"
+        name=$(cut -f1 <<<"${RS[0]}")
+        name=${name:-$t}
+        # "NAME<tab>rps" -> rps; redis-benchmark stops at the first error
+        # reply: no rps, counted as 0.
+        for i in "${!RS[@]}"; do
+            r=$(cut -s -f2 <<<"${RS[$i]}"); l=$(cut -s -f2 <<<"${LS[$i]}")
+            RS[i]=${r:-0}; LS[i]=${l:-0}
         done
-        rm=$(median "${rs[@]}"); lm=$(median "${ls[@]}")
-        printf '%-4s %-32s %14s %14s %7s  %s\n' "$pipeline" "$name" "$rm" "$lm" "$(ratio "$lm" "$rm")" "$per"
+        rm=$(median "${RS[@]}"); lm=$(median "${LS[@]}")
+        printf '%-4s %-32s %14s %14s %7s  %s\n' "$pipeline" "$name" "$rm" "$lm" "$(ratio "$lm" "$rm")" "$(round_ratios)"
     done
 done
