@@ -304,7 +304,6 @@ impl Db {
     /// when it was already expired sees no change (Redis 7.0's
     /// `touchWatchedKey`); the others do.
     fn signal_expired_deleted(&mut self, key: &[u8]) {
-        self.note_touched(key);
         if let Some(ids) = self.watchers.get_mut(key) {
             for (c, expired_at_watch) in ids.iter_mut() {
                 if *expired_at_watch {
@@ -594,6 +593,22 @@ impl Keyspace {
             let k = k.clone();
             self.dbs[db].remove_quiet(&k);
             self.dbs[db].signal_expired_deleted(&k);
+            // Logged at once, not with the command's final states: the
+            // command may recreate the key with an operation effect
+            // (`log_op`), which replay must apply to no key, not to the
+            // expired value (replay never expires).
+            if self.dbs[db].capture {
+                // The Del is the key's state from here on: a final state
+                // still pending for it would repeat it.
+                let touched = &mut self.dbs[db].touched;
+                if !touched.is_empty() {
+                    touched.retain(|t| *t != k);
+                }
+                self.effects.push(effect::Effect::Del {
+                    db: db as u8,
+                    key: k.clone(),
+                });
+            }
             self.stats.expired_keys += 1;
             self.notify(notify::EXPIRED, "expired", db, &k);
         }
