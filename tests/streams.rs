@@ -113,6 +113,67 @@ async fn restart_keeps_entries_ids_deletions_trims_and_counters() {
     s.shutdown().await;
 }
 
+/// XSETID may lower the last id to the last live entry (Redis checks only
+/// that): ids trimmed or deleted above it are then free for XADD, which
+/// must store and show them, also after a restart.
+#[tokio::test]
+async fn xsetid_below_trimmed_and_deleted_ids_frees_them_for_xadd() {
+    let s = common::start().await;
+    let dir = s.shared().config.read().dir.clone();
+    let mut c = common::client(s.local_addr()).await;
+    let script: &[&[&str]] = &[
+        // Trimmed by MAXLEN 0, then the id lowered below it.
+        &["XADD", "t", "MAXLEN", "0", "5-*", "f", "v"],
+        &["XSETID", "t", "1-0"],
+        &["XADD", "t", "5-*", "f", "0"],
+        // Deleted, then the id lowered to the last live entry.
+        &["XADD", "t", "5-*", "f", "1"],
+        &["XDEL", "t", "5-1"],
+        &["XSETID", "t", "5-0"],
+        &["XADD", "t", "5-*", "f", "2"],
+        // A trim mark above every entry (the last id raised first).
+        &["XADD", "m", "3-0", "f", "a"],
+        &["XSETID", "m", "10-0"],
+        &["XTRIM", "m", "MAXLEN", "0"],
+        &["XSETID", "m", "6-0"],
+        &["XADD", "m", "7-*", "f", "b"],
+    ];
+    for w in script {
+        let mut k = redis::cmd(w[0]);
+        k.arg(&w[1..]);
+        let _: redis::Value = k.query_async(&mut c).await.unwrap();
+    }
+    let range = |key: &'static str| {
+        let mut k = redis::cmd("XRANGE");
+        k.arg(key).arg("-").arg("+");
+        k
+    };
+    let t: Entries = range("t").query_async(&mut c).await.unwrap();
+    let ids: Vec<&str> = t.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(ids, ["5-0", "5-1"]);
+    assert_eq!(t[1].1, [("f".to_string(), "2".to_string())]);
+    let m: Entries = range("m").query_async(&mut c).await.unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].0, "7-0");
+    let before = (
+        comparable(info(&mut c, "t").await),
+        comparable(info(&mut c, "m").await),
+    );
+    drop(c);
+    s.shutdown().await;
+
+    let s = common::start_with(&[("dir", &dir)]).await;
+    let mut c = common::client(s.local_addr()).await;
+    let after = (
+        comparable(info(&mut c, "t").await),
+        comparable(info(&mut c, "m").await),
+    );
+    assert_eq!(after, before);
+    let t2: Entries = range("t").query_async(&mut c).await.unwrap();
+    assert_eq!(t2, t);
+    s.shutdown().await;
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

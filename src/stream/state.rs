@@ -325,7 +325,10 @@ impl Inner {
                     .split_off(&self.meta.trimmed_through.saturating_add(1));
                 self.deleted = keep;
             }
-            OpKind::SetId => {}
+            OpKind::SetId => {
+                // Ids deleted above a lowered last id may be reused.
+                let _reusable = self.deleted.split_off(&self.meta.last_id.saturating_add(1));
+            }
             OpKind::Config {
                 retention_ms,
                 retention_bytes,
@@ -622,6 +625,10 @@ impl Inner {
         self.flush()?;
         let mut meta = self.meta;
         meta.last_id = last_id;
+        // Nothing above the new last id is live (Redis checked the last
+        // live entry), so a trim mark above it only hid the entries
+        // appended next with ids it covers.
+        meta.trimmed_through = meta.trimmed_through.min(last_id);
         if let Some(n) = entries_added {
             meta.entries_added = n;
         }
