@@ -362,18 +362,15 @@ fn from_decimal(neg: bool, d: &Big, e10: i64) -> Ld {
 
 /// Redis's `string2ld`: glibc `strtold` over the whole argument, refusing
 /// leading spaces, trailing garbage, NaN, and results that overflowed or
-/// underflowed to zero. C string semantics: the value ends at a NUL byte.
+/// underflowed to zero, and arguments with a NUL byte.
 pub fn parse(s: &[u8]) -> Option<Ld> {
     if s.is_empty() || s.len() > LD_STR_BYTES_MAX {
         return None;
     }
-    let s = match s.iter().position(|&b| b == 0) {
-        Some(p) => &s[..p],
-        None => s,
-    };
-    if s.is_empty() {
-        // strtold("") converts nothing and leaves the end pointer on the NUL.
-        return Some(Ld::ZERO);
+    // strtold stops at a NUL byte, short of the argument's end: refused
+    // (Redis 7.0 checks that the conversion used all `slen` bytes).
+    if s.contains(&0) {
+        return None;
     }
     if matches!(s[0], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
         return None;
