@@ -5,7 +5,7 @@ first difference and prints the command, both replies, the commands before
 it and a few probes of the key. See redis-tests/README.md ("Differential
 fuzzing") for what the grammar leaves out and why.
 
-Usage: difffuzz.py REDIS_PORT REDLOG_PORT SEED COMMANDS"""
+Usage: difffuzz.py REDIS_PORT REDLOG_PORT SEED COMMANDS (odd seeds use RESP3)"""
 import random, socket, sys
 
 def enc(args):
@@ -173,8 +173,9 @@ def gen():
 UNORDERED = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "HKEYS", "HVALS", "HGETALL"}
 
 def norm(r):
-    """Aggregate reply with its elements sorted (HGETALL: pairs)."""
-    if not r.startswith(b"*") or b"[" not in r:
+    """An aggregate of bulk strings with its elements sorted (HGETALL and
+    RESP3 maps: fields and values alike, a multiset comparison)."""
+    if r[:1] not in (b"*", b"~", b"%") or b"[" not in r:
         return r
     head, body = r.split(b"[", 1)
     body = body[:-1]
@@ -189,9 +190,14 @@ def norm(r):
 
 def main():
     rport, lport, seed, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    # Odd seeds speak RESP3, even ones RESP2.
+    resp3 = seed % 2 == 1
     R.seed(seed)
     a, b = Conn(rport), Conn(lport)
     for c in (a, b):
+        if resp3:
+            # The HELLO replies differ (server name, version, id).
+            c.call(["HELLO", "3"])
         c.call(["FLUSHALL"])
         c.call(["SELECT", "0"])
     hist = []
