@@ -9,8 +9,8 @@
 
 use super::stream_pending::{xautoclaim, xclaim, xpending};
 use super::streams::{
-    invalid_id, parse_xread_args, read_stream, reply_entry, storage_err, strict_id, touched,
-    write_stream, XreadArgs,
+    invalid_id, parse_xread_args, read_stream, reply_entry, storage_err, strict_id,
+    touched_unwatched, write_stream, XreadArgs,
 };
 use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc};
 use crate::db::{notify, Value};
@@ -346,7 +346,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             })
             .map_err(storage_err)?;
         ctx.out.ok();
-        touched(ctx, key, &s, 1);
+        touched_unwatched(ctx, &s, 1);
         ctx.notify(notify::STREAM, "xgroup-create", db, key);
         return Ok(());
     }
@@ -370,7 +370,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             })
             .map_err(storage_err)?;
         ctx.out.ok();
-        touched(ctx, key, &s, 1);
+        touched_unwatched(ctx, &s, 1);
         ctx.notify(notify::STREAM, "xgroup-setid", db, key);
     } else if is("destroy") && args.len() == 4 {
         if exists {
@@ -381,7 +381,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 })
                 .map_err(storage_err)?;
             ctx.out.int(1);
-            touched(ctx, key, &s, 1);
+            touched_unwatched(ctx, &s, 1);
             ctx.notify(notify::STREAM, "xgroup-destroy", db, key);
             // Blocked XREADGROUP clients of the group get NOGROUP.
             ctx.ks.signal_key_ready(db, key);
@@ -407,7 +407,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         };
         ctx.out.int(created as i64);
         if created {
-            touched(ctx, key, &s, 1);
+            touched_unwatched(ctx, &s, 1);
             ctx.notify(notify::STREAM, "xgroup-createconsumer", db, key);
         }
     } else if is("delconsumer") && args.len() == 5 {
@@ -429,7 +429,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         };
         ctx.out.int(pending.unwrap_or(0) as i64);
         if pending.is_some() {
-            touched(ctx, key, &s, 1);
+            touched_unwatched(ctx, &s, 1);
             ctx.notify(notify::STREAM, "xgroup-delconsumer", db, key);
         }
     } else {
@@ -609,7 +609,7 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.notify(notify::STREAM, "xgroup-createconsumer", db, key);
         }
         if res.is_some() {
-            touched(ctx, key, s, created as u64 + 1);
+            touched_unwatched(ctx, s, created as u64 + 1);
         }
         if let Some(r) = res {
             served.push((k, r));
@@ -670,7 +670,7 @@ fn xack(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         acked.len()
     };
     if acked > 0 {
-        touched(ctx, &args[1], &s, acked as u64);
+        touched_unwatched(ctx, &s, acked as u64);
     }
     ctx.out.int(acked as i64);
     Ok(())

@@ -8,7 +8,7 @@ use super::stream_groups::{
     reply_lag, GKEY,
 };
 use super::streams::{
-    field, interval_id, read_stream, reply_entry, storage_err, strict_id, touched,
+    field, interval_id, read_stream, reply_entry, storage_err, strict_id, touched_unwatched,
 };
 use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx};
 use crate::db::notify;
@@ -327,7 +327,7 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     drop(g);
     if changed {
-        touched(ctx, &args[1], &s, 1);
+        touched_unwatched(ctx, &s, 1);
     }
     if claimed_any && !consumer_existed {
         ctx.notify(notify::STREAM, "xgroup-createconsumer", db, &args[1]);
@@ -436,7 +436,7 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     drop(g);
     if changed {
-        touched(ctx, &args[1], &s, 1);
+        touched_unwatched(ctx, &s, 1);
     }
     if claimed_any && !consumer_existed {
         ctx.notify(notify::STREAM, "xgroup-createconsumer", db, &args[1]);

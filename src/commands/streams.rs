@@ -148,6 +148,13 @@ pub(super) fn write_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef
 pub(super) fn touched(ctx: &mut Ctx, key: &[u8], s: &StreamRef, dirty: u64) {
     let db = ctx.db();
     ctx.ks.dbs[db].signal_watchers_only(key);
+    touched_unwatched(ctx, s, dirty);
+}
+
+/// A change of the stream's groups, PEL or last id that Redis 7.0 does not
+/// signal to WATCH (no `signalModifiedKey` in XGROUP, XREADGROUP, XACK,
+/// XCLAIM, XAUTOCLAIM, XSETID): dirty count and the logs to sync only.
+pub(super) fn touched_unwatched(ctx: &mut Ctx, s: &StreamRef, dirty: u64) {
     ctx.ks.stats.dirty += dirty;
     ctx.ks.stream_written(s);
 }
@@ -691,7 +698,7 @@ fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .map_err(storage_err)?;
     }
     ctx.out.ok();
-    touched(ctx, &args[1], &s, 1);
+    touched_unwatched(ctx, &s, 1);
     let db = ctx.db();
     ctx.ks.notify(notify::STREAM, "xsetid", db, &args[1]);
     Ok(())
