@@ -95,14 +95,46 @@ def gen2():
         lambda: ["LRANGE", K("l"), "0", "3"], lambda: ["LINDEX", K("l"), "-1"],
         lambda: ["TYPE", ANY()], lambda: ["EXISTS", ANY()], lambda: ["STRLEN", K("s")],
         lambda: ["GETRANGE", K("s"), "0", "-1"],
+        # Blocking forms: served at once, or timing out after 10 ms.
+        lambda: ["BLPOP", K("l"), K("l"), R.choice(["0.01", "-1", "abc", "0.001"])],
+        lambda: ["BRPOP", K("l"), "0.01"], lambda: ["BLMOVE", K("l"), K("l"), "LEFT", "RIGHT", "0.01"],
+        lambda: ["BLMPOP", "0.01", "2", K("l"), K("l"), "LEFT", "COUNT", "2"],
+        lambda: ["BZPOPMIN", K("z"), K("z"), "0.01"], lambda: ["BZPOPMAX", K("z"), "0.01"],
+        lambda: ["BZMPOP", "0.01", "1", K("z"), "MIN"],
+        lambda: ["XREAD", "BLOCK", "10", "STREAMS", K("q"), R.choice(["$", "0"])],
+        lambda: ["XREADGROUP", "GROUP", "g", "a", "BLOCK", "10", "STREAMS", K("q"), ">"],
         # Transactions on the one connection: queued replies, EXEC after
         # errors, WATCH aborts by this client's own writes.
         lambda: ["MULTI"], lambda: ["MULTI"], lambda: ["EXEC"], lambda: ["DISCARD"],
         lambda: ["WATCH", ANY()], lambda: ["UNWATCH"],
     ])()
 
+FL = lambda: R.choice(["0.1", "0.2", "-0", "1e308", "-1e308", "1.7976931348623157e308", "4.9e-324",
+                       "123456789012345678", "1e-5", "5.0e3", "-1.5e-3", "3.14159265358979323846", "1e17",
+                       "0x1p3", "  1", "1e400", "inf", "-inf", ".5", "5.", "+7", "1_0"])
+
+def gen3():
+    """Number formatting and parsing: scores, float increments, weights."""
+    return R.choice([
+        lambda: ["ZADD", K("z"), FL(), M()], lambda: ["ZINCRBY", K("z"), FL(), M()],
+        lambda: ["ZSCORE", K("z"), M()], lambda: ["ZMSCORE", K("z"), M(), M()],
+        lambda: ["ZRANGE", K("z"), "0", "-1", "WITHSCORES"],
+        lambda: ["ZRANGEBYSCORE", K("z"), R.choice(["-inf", FL()]), R.choice(["+inf", FL()]), "WITHSCORES"],
+        lambda: ["ZUNIONSTORE", K("z"), "2", K("z"), K("z"), "WEIGHTS", FL(), FL()] + R.choice([[], ["AGGREGATE", "SUM"], ["AGGREGATE", "MIN"]]),
+        lambda: ["ZINTER", "2", K("z"), K("z"), "WEIGHTS", FL(), FL(), "WITHSCORES"],
+        lambda: ["INCRBYFLOAT", K("s"), FL()], lambda: ["HINCRBYFLOAT", K("h"), M(), FL()],
+        lambda: ["SET", K("s"), FL()], lambda: ["HSET", K("h"), M(), FL()],
+        lambda: ["INCRBY", K("s"), R.choice(["1", "-1", "9223372036854775807", "-9223372036854775808", "1.0", "01", "-0"])],
+        lambda: ["HINCRBY", K("h"), M(), R.choice(["1", "9223372036854775807", "-9223372036854775808", "x"])],
+        lambda: ["GET", K("s")], lambda: ["HGET", K("h"), M()],
+        lambda: ["ZCOUNT", K("z"), R.choice(["-inf", "(" + FL(), FL()]), R.choice(["+inf", "(" + FL(), FL()])],
+    ])()
+
 def gen():
-    if R.random() < 0.3:
+    r = R.random()
+    if r < 0.15:
+        return gen3()
+    if r < 0.4:
         return gen2()
     c = R.choice([
         lambda: ["SET", K("s"), M()] + R.choice([[], ["NX"], ["XX"], ["GET"], ["KEEPTTL"], ["EX", "100"], ["PX", "0"], ["EX", "-1"]]),
