@@ -85,8 +85,100 @@ impl LexRange {
         })
     }
 
-    /// Ascending ranks `[start, end)`; meaningful when all scores are equal,
-    /// as Redis documents.
+    /// Redis's `zslLexValueGteMin`.
+    fn gte_min(&self, m: &[u8]) -> bool {
+        match &self.min {
+            LexItem::Min => true,
+            LexItem::Max => false,
+            LexItem::Incl(x) => m >= x.as_ref(),
+            LexItem::Excl(x) => m > x.as_ref(),
+        }
+    }
+
+    /// Redis's `zslLexValueLteMax`.
+    fn lte_max(&self, m: &[u8]) -> bool {
+        match &self.max {
+            LexItem::Max => true,
+            LexItem::Min => false,
+            LexItem::Incl(x) => m <= x.as_ref(),
+            LexItem::Excl(x) => m < x.as_ref(),
+        }
+    }
+
+    /// No string can be inside (the `sdscmplex` test of `zzlIsInLexRange`;
+    /// `-` and `+` count as exclusive).
+    fn is_empty(&self) -> bool {
+        use LexItem::*;
+        match (&self.min, &self.max) {
+            (Min, Min) | (Max, _) | (_, Min) => true,
+            (Min, _) | (_, Max) => false,
+            (Incl(a) | Excl(a), Incl(b) | Excl(b)) => match a.cmp(b) {
+                std::cmp::Ordering::Greater => true,
+                std::cmp::Ordering::Equal => {
+                    matches!(self.min, Excl(_)) || matches!(self.max, Excl(_))
+                }
+                std::cmp::Ordering::Less => false,
+            },
+        }
+    }
+
+    /// The elements a lex range selects, as ascending ranks `[start, end)`,
+    /// after skipping `offset` of them (LIMIT's count not applied).
+    ///
+    /// A listpack is walked as Redis walks it (`zzlIsInLexRange`, then
+    /// `zzlFirstInLexRange` and forward while `<= max`, or
+    /// `zzlLastInLexRange` and backward while `>= min`, offset skipped
+    /// unchecked), so even elements of differing scores, where Redis
+    /// documents the result as unspecified, come out as Redis's. A skiplist
+    /// is binary-searched: with differing scores Redis's own answer depends
+    /// on its random node levels.
+    pub fn select(&self, z: &ZSet, rev: bool, offset: usize) -> (usize, usize) {
+        if z.is_skiplist() {
+            let (s, e) = self.ranks(z);
+            return if e - s <= offset {
+                (s, s)
+            } else if rev {
+                (s, e - offset)
+            } else {
+                (s + offset, e)
+            };
+        }
+        let ms: Vec<&[u8]> = z.iter_from(0, false).map(|(m, _)| m).collect();
+        let (Some(first), Some(last)) = (ms.first(), ms.last()) else {
+            return (0, 0);
+        };
+        if self.is_empty() || !self.gte_min(last) || !self.lte_max(first) {
+            return (0, 0);
+        }
+        let n = ms.len();
+        if rev {
+            let Some(hi) = (0..n).rev().find(|&i| self.lte_max(ms[i])) else {
+                return (0, 0);
+            };
+            if !self.gte_min(ms[hi]) || offset > hi {
+                return (0, 0);
+            }
+            let hi = hi - offset;
+            let lo = (0..=hi)
+                .rev()
+                .find(|&i| !self.gte_min(ms[i]))
+                .map_or(0, |i| i + 1);
+            (lo, hi + 1)
+        } else {
+            let Some(lo) = (0..n).find(|&i| self.gte_min(ms[i])) else {
+                return (0, 0);
+            };
+            if !self.lte_max(ms[lo]) {
+                return (0, 0);
+            }
+            let lo = (lo + offset).min(n);
+            let hi = (lo..n).find(|&i| !self.lte_max(ms[i])).unwrap_or(n);
+            (lo, hi)
+        }
+    }
+
+    /// Ascending ranks `[start, end)` by binary search; exact when all
+    /// scores are equal, as Redis documents (see `select`).
     pub fn ranks(&self, z: &ZSet) -> (usize, usize) {
         let start = z.count_before(|_, m| match &self.min {
             LexItem::Min => false,
@@ -342,14 +434,31 @@ fn select(z: &ZSet, spec: &Spec, rev: bool, offset: i64, limit: i64) -> Vec<(Byt
                 take(start as usize, n, false)
             }
         }
-        Spec::Score(_) | Spec::Lex(_) => {
+        Spec::Lex(r) => {
+            if offset < 0 || (offset > 0 && offset >= len) {
+                return Vec::new();
+            }
+            let (s, e) = r.select(z, rev, offset as usize);
+            let n = if limit < 0 {
+                e - s
+            } else {
+                (e - s).min(limit as usize)
+            };
+            if n == 0 {
+                Vec::new()
+            } else if rev {
+                take(e - 1, n, true)
+            } else {
+                take(s, n, false)
+            }
+        }
+        Spec::Score(_) => {
             if offset < 0 || (offset > 0 && offset >= len) {
                 return Vec::new();
             }
             let (s, e) = match spec {
                 Spec::Score(r) => r.ranks(z),
-                Spec::Lex(r) => r.ranks(z),
-                Spec::Rank(..) => (0, 0),
+                Spec::Lex(_) | Spec::Rank(..) => (0, 0),
             };
             let offset = offset as usize;
             if e - s <= offset {
@@ -411,7 +520,7 @@ pub(super) fn zlexcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .ok_or_else(|| CmdError::new("ERR min or max not valid string range item"))?;
     let r = rd(ctx);
     let n = read_zset(ctx.ks, r, &args[1])?.map_or(0, |z| {
-        let (s, e) = range.ranks(z);
+        let (s, e) = range.select(z, false, 0);
         e - s
     });
     ctx.out.int(n as i64);
@@ -468,7 +577,7 @@ fn remrange(ctx: &mut Ctx, args: &[Bytes], spec: Spec, event: &'static str) -> C
             (start as usize, end as usize + 1)
         }
         Spec::Score(range) => range.ranks(z),
-        Spec::Lex(range) => range.ranks(z),
+        Spec::Lex(range) => range.select(z, false, 0),
     };
     let gone: Vec<Bytes> = z.remove_ranks(s, e).into_iter().map(|(m, _)| m).collect();
     let n = gone.len() as i64;
