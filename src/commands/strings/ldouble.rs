@@ -672,20 +672,11 @@ mod tests {
     fn rejects_what_string2ld_rejects() {
         for bad in [
             "", " 1", "1 ", "abc", "nan", "-nan", "1e", "0x", "1e5000", "1e-5000", "-", ".", "e5",
-            "1.2.3",
+            "1.2.3", "1\0junk", "\0", "2\0",
         ] {
             assert!(parse(bad.as_bytes()).is_none(), "{bad:?}");
         }
-        for good in [
-            "inf",
-            "-Infinity",
-            ".5",
-            "5.",
-            "+1",
-            "0e99999",
-            "0x1.8p1",
-            "1\0junk",
-        ] {
+        for good in ["inf", "-Infinity", ".5", "5.", "+1", "0e99999", "0x1.8p1"] {
             assert!(parse(good.as_bytes()).is_some(), "{good:?}");
         }
         assert_eq!(
