@@ -510,12 +510,18 @@ async fn run_ops(ops: Vec<Op>) {
     }
     wait_rewrite_done(&s).await;
     let before = dump(&s);
-    let seen = streams_seen(&s, &before).await;
     drop(c);
+    assert_restart_restores(s, &dir, &before).await;
+}
+
+/// Restarts the server on `dir`; every key, value and expiry, and every
+/// stream as clients see it, must come back as `before`.
+async fn assert_restart_restores(s: ServerHandle, dir: &Path, before: &Dump) {
+    let seen = streams_seen(&s, before).await;
     s.shutdown().await;
-    let s = start_in(&dir, &[]).await;
-    assert_eq!(dump(&s), before);
-    assert_eq!(streams_seen(&s, &before).await, seen);
+    let s = start_in(dir, &[]).await;
+    assert_eq!(&dump(&s), before);
+    assert_eq!(streams_seen(&s, before).await, seen);
     s.shutdown().await;
 }
 
@@ -585,13 +591,8 @@ async fn writes_to_an_expired_key_replay_on_a_fresh_key() {
         before.iter().all(|e| e.3 == 0),
         "no TTL survives: {before:?}"
     );
-    let seen = streams_seen(&s, &before).await;
     drop(c);
-    s.shutdown().await;
-    let s = start_in(&dir, &[]).await;
-    assert_eq!(dump(&s), before);
-    assert_eq!(streams_seen(&s, &before).await, seen);
-    s.shutdown().await;
+    assert_restart_restores(s, &dir, &before).await;
 }
 
 fn newest_log(dir: &Path) -> PathBuf {
