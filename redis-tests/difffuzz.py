@@ -135,11 +135,33 @@ def gen3():
         lambda: ["ZCOUNT", K("z"), R.choice(["-inf", "(" + FL(), FL()]), R.choice(["+inf", "(" + FL(), FL()])],
     ])()
 
+# Keyspace walks: "SCANALL" is this script's own word for a whole cursor
+# iteration (SCAN, HSCAN, SSCAN, ZSCAN until cursor 0), compared as the
+# sorted multiset of what it returned: the order is the hash tables'.
+PAT = lambda: R.choice(["*", "k*", "x?", "[st]*", "*1", "h[0-1]", "\\*", "z[^0]", "*[", "m?"])
+
+def gen4():
+    return R.choice([
+        lambda: ["KEYS", PAT()],
+        lambda: ["SCANALL", "SCAN"] + R.choice([[], ["MATCH", PAT()], ["TYPE", R.choice(["string", "list", "zset", "stream", "nope"])], ["COUNT", "3"]]),
+        lambda: ["SCANALL", "HSCAN", K("h")] + R.choice([[], ["MATCH", PAT()], ["COUNT", "2"]]),
+        lambda: ["SCANALL", "SSCAN", K("t")] + R.choice([[], ["MATCH", PAT()], ["COUNT", "2"]]),
+        lambda: ["SCANALL", "ZSCAN", K("z")] + R.choice([[], ["MATCH", PAT()], ["COUNT", "2"]]),
+        lambda: ["TOUCH", ANY(), ANY()], lambda: ["UNLINK", ANY()],
+        lambda: ["OBJECT", "FOO", ANY()],
+        lambda: ["HRANDFIELD", K("h"), "0"], lambda: ["ZRANDMEMBER", K("z"), "0"],
+        lambda: ["LPOS", K("l"), "1", "COUNT", "0", "MAXLEN", "0"],
+        lambda: ["SUBSTR", K("s"), "1", "-2"], lambda: ["GETRANGE", K("s"), "-100", "100"],
+        lambda: ["SETRANGE", K("s"), "0", ""], lambda: ["APPEND", K("s"), ""],
+    ])()
+
 def gen():
     r = R.random()
-    if r < 0.15:
+    if r < 0.1:
+        return gen4()
+    if r < 0.25:
         return gen3()
-    if r < 0.4:
+    if r < 0.5:
         return gen2()
     c = R.choice([
         lambda: ["SET", K("s"), M()] + R.choice([[], ["NX"], ["XX"], ["GET"], ["KEEPTTL"], ["EX", "100"], ["PX", "0"], ["EX", "-1"]]),
@@ -216,7 +238,7 @@ def gen():
     return c()
 
 # Replies whose order Redis 7.0 leaves to its hash tables (random seed).
-UNORDERED = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "HKEYS", "HVALS", "HGETALL"}
+UNORDERED = {"KEYS", "SMEMBERS", "SINTER", "SUNION", "SDIFF", "HKEYS", "HVALS", "HGETALL"}
 
 # Lex ranges over differing scores are unspecified (Redis documents it);
 # Redis's skiplist answer then depends on its random node levels, while a
@@ -244,6 +266,28 @@ def norm(r):
         items.append(body[i:j + 1 + n])
         i = j + 1 + n + 1
     return head + b"[" + b",".join(sorted(items)) + b"]"
+
+def scanall(c, cmd):
+    """A whole SCAN-family iteration: its elements sorted, or the first
+    reply that is not a cursor page (an error)."""
+    cur, seen = b"0", []
+    name = cmd[0]
+    key = cmd[1:2] if name != "SCAN" else []
+    rest = cmd[2:] if name != "SCAN" else cmd[1:]
+    for _ in range(10000):
+        r = c.call([name] + key + [cur] + rest)
+        if not r.startswith(b"*2[$"):
+            return r
+        j = r.index(b"|")
+        n = int(r[4:j])
+        cur = r[j + 1:j + 1 + n]
+        seen.append(r[j + 1 + n + 1:-1])
+        if cur == b"0":
+            break
+    items = []
+    for chunk in seen:
+        items.extend(norm(chunk).split(b"[", 1)[1][:-1].split(b",") if b"[" in chunk else [])
+    return b",".join(sorted(i for i in items if i))
 
 def state(c):
     """Everything a client can read back from databases 0 and 1, in a
@@ -320,7 +364,7 @@ def main():
         cmd = gen()
         # Inside MULTI a reply comes back within EXEC's, where the
         # comparison cannot sort or skip it.
-        while in_multi and cmd[0] in UNORDERED | LEX:
+        while in_multi and cmd[0] in UNORDERED | LEX | {"SCANALL", "KEYS"}:
             cmd = gen()
         if cmd[0] == "MULTI":
             in_multi = True
@@ -331,15 +375,19 @@ def main():
         if unspecified and cmd[0] in ("ZREMRANGEBYLEX", "ZRANGESTORE"):
             # Not sent: the keyspaces would differ from here on.
             continue
-        ra, rb = a.call(cmd), b.call(cmd)
+        if cmd[0] == "SCANALL":
+            ra, rb = scanall(a, cmd[1:]), scanall(b, cmd[1:])
+        else:
+            ra, rb = a.call(cmd), b.call(cmd)
         if unspecified:
             continue
         if cmd[0] in UNORDERED:
             ra, rb = norm(ra), norm(rb)
         if ra != rb:
             print(f"seed {seed} step {i}: {' '.join(repr(x) for x in cmd)}")
-            print(f"  redis : {ra[:400]!r}")
-            print(f"  redlog: {rb[:400]!r}")
+            d = next((k for k in range(min(len(ra), len(rb))) if ra[k] != rb[k]), min(len(ra), len(rb)))
+            print(f"  redis : ...{ra[max(0, d - 200):d + 200]!r}")
+            print(f"  redlog: ...{rb[max(0, d - 200):d + 200]!r}")
             print("  history:", "; ".join(" ".join(h) for h in hist[-12:]))
             if len(cmd) > 1:
                 for probe in (["GET", cmd[1]], ["TYPE", cmd[1]], ["OBJECT", "ENCODING", cmd[1]], ["ZRANGE", cmd[1], "0", "-1", "WITHSCORES"]):
