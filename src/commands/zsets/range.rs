@@ -134,14 +134,7 @@ impl LexRange {
     /// on its random node levels.
     pub fn select(&self, z: &ZSet, rev: bool, offset: usize) -> (usize, usize) {
         if z.is_skiplist() {
-            let (s, e) = self.ranks(z);
-            return if e - s <= offset {
-                (s, s)
-            } else if rev {
-                (s, e - offset)
-            } else {
-                (s + offset, e)
-            };
+            return skip_offset(self.ranks(z), rev, offset);
         }
         let ms: Vec<&[u8]> = z.iter_from(0, false).map(|(m, _)| m).collect();
         let (Some(first), Some(last)) = (ms.first(), ms.last()) else {
@@ -180,18 +173,8 @@ impl LexRange {
     /// Ascending ranks `[start, end)` by binary search; exact when all
     /// scores are equal, as Redis documents (see `select`).
     pub fn ranks(&self, z: &ZSet) -> (usize, usize) {
-        let start = z.count_before(|_, m| match &self.min {
-            LexItem::Min => false,
-            LexItem::Max => true,
-            LexItem::Incl(x) => m < x.as_ref(),
-            LexItem::Excl(x) => m <= x.as_ref(),
-        });
-        let end = z.count_before(|_, m| match &self.max {
-            LexItem::Min => false,
-            LexItem::Max => true,
-            LexItem::Incl(x) => m <= x.as_ref(),
-            LexItem::Excl(x) => m < x.as_ref(),
-        });
+        let start = z.count_before(|_, m| !self.gte_min(m));
+        let end = z.count_before(|_, m| self.lte_max(m));
         (start, end.max(start))
     }
 }
@@ -434,11 +417,16 @@ fn select(z: &ZSet, spec: &Spec, rev: bool, offset: i64, limit: i64) -> Vec<(Byt
                 take(start as usize, n, false)
             }
         }
-        Spec::Lex(r) => {
+        Spec::Score(_) | Spec::Lex(_) => {
             if offset < 0 || (offset > 0 && offset >= len) {
                 return Vec::new();
             }
-            let (s, e) = r.select(z, rev, offset as usize);
+            let offset = offset as usize;
+            let (s, e) = match spec {
+                Spec::Score(r) => skip_offset(r.ranks(z), rev, offset),
+                Spec::Lex(r) => r.select(z, rev, offset),
+                Spec::Rank(..) => (0, 0),
+            };
             let n = if limit < 0 {
                 e - s
             } else {
@@ -452,30 +440,18 @@ fn select(z: &ZSet, spec: &Spec, rev: bool, offset: i64, limit: i64) -> Vec<(Byt
                 take(s, n, false)
             }
         }
-        Spec::Score(_) => {
-            if offset < 0 || (offset > 0 && offset >= len) {
-                return Vec::new();
-            }
-            let (s, e) = match spec {
-                Spec::Score(r) => r.ranks(z),
-                Spec::Lex(_) | Spec::Rank(..) => (0, 0),
-            };
-            let offset = offset as usize;
-            if e - s <= offset {
-                return Vec::new();
-            }
-            let avail = e - s - offset;
-            let n = if limit < 0 {
-                avail
-            } else {
-                avail.min(limit as usize)
-            };
-            if rev {
-                take(e - 1 - offset, n, true)
-            } else {
-                take(s + offset, n, false)
-            }
-        }
+    }
+}
+
+/// Ascending ranks `[start, end)` less the `offset` elements skipped from
+/// the front, or from the back when `rev`.
+fn skip_offset((s, e): (usize, usize), rev: bool, offset: usize) -> (usize, usize) {
+    if e - s <= offset {
+        (s, s)
+    } else if rev {
+        (s, e - offset)
+    } else {
+        (s + offset, e)
     }
 }
 
