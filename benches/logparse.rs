@@ -2,7 +2,7 @@
 //! (one core). Target: at least 1M lines/s.
 //!
 //! Run: `cargo bench --bench logparse -- --warm-up-time 1 --measurement-time 3`.
-//! Lines come from Loghub's HDFS 2k sample (`../shared/data/loghub`).
+//! Lines come from Loghub's HDFS 2k sample (`tests/data/loghub`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use redlog::logparse::{lines, Ingestor, Registry};
@@ -10,7 +10,7 @@ use std::hint::black_box;
 
 fn hdfs_lines() -> Vec<Vec<u8>> {
     let p =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/loghub/HDFS_2k.log");
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/loghub/HDFS_2k.log");
     let text = std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
     lines(&text).map(|l| l.to_vec()).collect()
 }

@@ -20,7 +20,7 @@ RPORT=${3:-7200}
 LPORT=${4:-7201}
 BIN=${REDLOG_BIN:-target/release/redlog}
 
-SRC=../shared/data/loghub/HDFS_2k.log
+SRC=tests/data/loghub/HDFS_2k.log
 [ -f "$SRC" ] || { echo "$SRC not found" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "$BIN missing: cargo build --release" >&2; exit 1; }
 
