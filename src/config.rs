@@ -175,7 +175,8 @@ static PARAMS: &[Param] = &[
         "67108864",
         false,
     ),
-    p("stream-retention-ms", INT, "0", true),
+    // The same 64-bit range as XCONFIG's RETENTION-MS.
+    p("stream-retention-ms", SIZE, "0", true),
     p("stream-retention-bytes", MEMORY, "0", true),
     Param {
         name: "zset-max-listpack-entries",
@@ -259,6 +260,9 @@ pub struct Config {
     pub proto_max_bulk_len: i64,
     pub client_query_buffer_limit: usize,
     pub maxclients: usize,
+    /// `protected-mode`: refuse non-loopback clients while the default
+    /// user has no password.
+    pub protected_mode: bool,
     pub timeout_s: u64,
     /// `appendonly yes`: the keyspace is durable through the WAL.
     pub appendonly: bool,
@@ -305,6 +309,7 @@ impl Default for Config {
             proto_max_bulk_len: 0,
             client_query_buffer_limit: 0,
             maxclients: 0,
+            protected_mode: true,
             timeout_s: 0,
             appendonly: true,
             appendfsync: String::new(),
@@ -368,6 +373,7 @@ impl Config {
         self.proto_max_bulk_len = int("proto-max-bulk-len");
         self.client_query_buffer_limit = int("client-query-buffer-limit") as usize;
         self.maxclients = int("maxclients") as usize;
+        self.protected_mode = get("protected-mode") == "yes";
         self.timeout_s = int("timeout") as u64;
         self.appendonly = get("appendonly") == "yes";
         self.appendfsync = get("appendfsync");
@@ -514,6 +520,15 @@ impl Config {
         for (p, (name, value)) in params.into_iter().zip(pairs) {
             let v = Self::canonical(p, value).map_err(|e| failed(name, &e))?;
             staged.push((p, v, value));
+        }
+        // Redis's `updateMaxclients`: more clients need more descriptors.
+        for (p, v, _) in &staged {
+            if p.name == "maxclients" {
+                let n = v.parse::<u64>().unwrap_or(u64::MAX);
+                if n > self.maxclients as u64 {
+                    crate::fdlimit::check_runtime(n).map_err(|e| failed("maxclients", &e))?;
+                }
+            }
         }
         for (p, v, value) in staged {
             self.values.insert(p.name, v);

@@ -93,6 +93,17 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Handlers first: a signal during loading is not the default
+        // (immediate death) but a shutdown once the server is up.
+        let signals = match ShutdownSignals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("redlog: cannot install signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (up_tx, up_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(signals.serve(up_rx));
         let server = match redlog::server::spawn(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -100,15 +111,59 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let shared = server.shared().clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!("received SIGINT, shutting down");
-                shared.request_shutdown();
-            }
-        });
+        let _ = up_tx.send(server.shared().clone());
         server.wait().await;
         tracing::info!("redlog is now ready to exit, bye bye...");
         ExitCode::SUCCESS
     })
+}
+
+/// SIGTERM and SIGINT, as redis-server handles them: the first schedules
+/// the shutdown SHUTDOWN performs (stop accepting, let connections finish
+/// their batch, flush and fsync the WAL and stream logs, exit 0); a second
+/// one during the shutdown exits at once with status 1.
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
+    async fn serve(
+        mut self,
+        up: tokio::sync::oneshot::Receiver<std::sync::Arc<redlog::server::Shared>>,
+    ) {
+        let name = self.next().await;
+        tracing::warn!("Received {name} scheduling shutdown...");
+        tokio::select! {
+            shared = up => {
+                if let Ok(shared) = shared {
+                    tracing::warn!("User requested shutdown...");
+                    shared.request_shutdown();
+                }
+            }
+            _ = self.next() => insist(),
+        }
+        self.next().await;
+        insist();
+    }
+}
+
+fn insist() -> ! {
+    tracing::warn!("You insist... exiting now.");
+    std::process::exit(1);
 }
