@@ -155,8 +155,54 @@ def gen4():
         lambda: ["SETRANGE", K("s"), "0", ""], lambda: ["APPEND", K("s"), ""],
     ])()
 
+BITS = lambda: R.choice(["u1", "u4", "u8", "i8", "i5", "u16", "i16", "u63", "i64", "i63", "u64", "x8"])
+BOFF = lambda: R.choice(["0", "1", "7", "8", "13", "31", "64", "100", "#0", "#1", "#3", "-1", "x"])
+BV = lambda: R.choice(["0", "1", "-1", "127", "128", "255", "256", "-129", "9223372036854775807", "-9223372036854775808", "100000"])
+RI = lambda: R.choice(["0", "1", "2", "-1", "-2", "-3", "5", "7", "8", "15", "16", "-9", "-17", "100", "-100"])
+
+def bitfield_ops():
+    ops = []
+    for _ in range(R.randint(1, 4)):
+        ops += R.choice([
+            lambda: ["GET", BITS(), BOFF()],
+            lambda: ["SET", BITS(), BOFF(), BV()],
+            lambda: ["INCRBY", BITS(), BOFF(), BV()],
+            lambda: ["OVERFLOW", R.choice(["WRAP", "SAT", "FAIL", "NO"])],
+        ])()
+    # Now and then a truncated list (syntax errors).
+    return ops if R.random() < 0.9 else ops[:R.randint(0, len(ops))]
+
+HLL_ELE = lambda: R.choice(["a", "b", "c", "x" * 40, "1", "2", str(R.randint(0, 5000))])
+
+def gen_hll():
+    return R.choice([
+        lambda: ["PFADD", K("s")] + [HLL_ELE() for _ in range(R.randint(0, 6))],
+        lambda: ["PFADD", K("s")] + [str(R.randint(0, 10**6)) for _ in range(R.randint(50, 400))],
+        lambda: ["PFCOUNT", K("s")] + R.choice([[], [K("s")], [ANY()]]),
+        lambda: ["PFMERGE", K("s"), K("s")] + R.choice([[], [K("s")], [ANY()]]),
+        lambda: ["PFDEBUG", R.choice(["ENCODING", "DECODE", "TODENSE", "NOPE"]), K("s")],
+        lambda: ["GET", K("s")],
+    ])()
+
+def gen_bits():
+    """Bitmaps over the string keys (and wrong types)."""
+    return R.choice([
+        lambda: ["SETBIT", K("s"), R.choice(["0", "1", "7", "8", "15", "63", "100", "-1", "x"]), R.choice(["0", "1", "1", "2"])],
+        lambda: ["GETBIT", R.choice([K("s"), ANY()]), R.choice(["0", "1", "7", "12", "63", "1000"])],
+        lambda: ["BITCOUNT", R.choice([K("s"), ANY()])] + R.choice([[], [RI(), RI()], [RI(), RI(), R.choice(["BIT", "BYTE", "bit", "NO"])], [RI()]]),
+        lambda: ["BITPOS", R.choice([K("s"), ANY()]), R.choice(["0", "1", "0", "1", "2"])] + R.choice([[], [RI()], [RI(), RI()], [RI(), RI(), R.choice(["BIT", "BYTE"])]]),
+        lambda: ["BITOP", R.choice(["AND", "OR", "XOR", "NOT", "nand"]), K("s"), K("s")] + R.choice([[], [K("s")], [K("s"), ANY()]]),
+        lambda: ["BITFIELD", K("s")] + bitfield_ops(),
+        lambda: ["BITFIELD_RO", R.choice([K("s"), ANY()]), "GET", BITS(), BOFF()] + R.choice([[], ["GET", BITS(), BOFF()], ["SET", "u8", "0", "1"]]),
+        lambda: ["SET", K("s"), R.choice(["\xff\xf0", "foobar", "\x00\x01\x80", "12", "-5", ""]).encode().decode("unicode_escape")],
+    ])()
+
 def gen():
     r = R.random()
+    if r < 0.05:
+        return gen_bits()
+    if r < 0.07:
+        return gen_hll()
     if r < 0.1:
         return gen4()
     if r < 0.25:

@@ -213,6 +213,7 @@ static PARAMS: &[Param] = &[
         mutable: Mutability::Mutable,
     },
     p("set-max-intset-entries", SIZE, "512", true),
+    p("hll-sparse-max-bytes", MEMORY, "3000", true),
     // Sizes quicklist nodes in Redis 7.0; redlog's lists have no nodes, so
     // these are accepted and shown only (OBJECT ENCODING is always
     // quicklist in 7.0 whatever they say).
@@ -280,6 +281,8 @@ pub struct Config {
     pub hash_max_listpack_value: usize,
     /// `set-max-intset-entries`: limit of the intset encoding.
     pub set_max_intset_entries: usize,
+    /// `hll-sparse-max-bytes`: the largest sparse HyperLogLog.
+    pub hll_sparse_max_bytes: usize,
     /// The config file given on the command line, for INFO `config_file`.
     pub config_file: Option<String>,
     /// `zset-max-listpack-entries` / `zset-max-listpack-value`.
@@ -321,6 +324,7 @@ impl Default for Config {
             hash_max_listpack_entries: 0,
             hash_max_listpack_value: 0,
             set_max_intset_entries: 0,
+            hll_sparse_max_bytes: 0,
             config_file: None,
             zset_limits: Default::default(),
             notify_keyspace_events: 0,
@@ -389,6 +393,8 @@ impl Config {
         self.hash_max_listpack_entries = int("hash-max-listpack-entries") as usize;
         self.hash_max_listpack_value = int("hash-max-listpack-value") as usize;
         self.set_max_intset_entries = int("set-max-intset-entries") as usize;
+        self.hll_sparse_max_bytes =
+            usize::try_from(int("hll-sparse-max-bytes")).unwrap_or(usize::MAX);
     }
 
     /// The canonical value of a parameter.

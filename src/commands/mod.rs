@@ -9,8 +9,10 @@
 //! fields (key specs, tips, doc arguments, history) is generated from Redis
 //! 7.0 into `meta.rs` and joined to the table by full name.
 
+pub mod bitmaps;
 pub mod connection;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod introspection;
 pub mod keys;
 pub mod lists;
@@ -493,6 +495,8 @@ static FAMILIES: &[&[Command]] = &[
     introspection::COMMANDS,
     persistence::COMMANDS,
     strings::COMMANDS,
+    bitmaps::COMMANDS,
+    hyperloglog::COMMANDS,
     keys::COMMANDS,
     transactions::COMMANDS,
     zsets::COMMANDS,
