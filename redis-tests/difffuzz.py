@@ -184,6 +184,30 @@ def gen_hll():
         lambda: ["GET", K("s")],
     ])()
 
+SORTPAT = lambda: R.choice(["nosort", "s*", "h*->f1", "h*->m0", "x*", "*", "#", "noast", "s*->x"])
+
+def gen_sort():
+    """SORT over lists, sets, zsets with patterns into the s/h keys."""
+    opts = []
+    for _ in range(R.randint(0, 4)):
+        opts += R.choice([
+            lambda: ["ASC"], lambda: ["DESC"], lambda: ["ALPHA"],
+            lambda: ["LIMIT", I(-2, 4), I(-2, 4)],
+            lambda: ["BY", SORTPAT()], lambda: ["GET", SORTPAT()],
+            lambda: ["STORE", K(R.choice("ls"))],
+        ])()
+    src = R.choice([K("l"), K("l"), K("z"), K("s"), K("h")])
+    # ALPHA with a BY pattern leaves ties (missing BY keys) in the order
+    # the elements were loaded: a sorted set's is Redis's dict order, and
+    # with LIMIT Redis's own partial quicksort reorders them. Compare only
+    # the cases whose order Redis defines.
+    by_star = any(a == "BY" and "*" in b for a, b in zip(opts, opts[1:]))
+    if by_star and "ALPHA" in opts and (src.startswith("z") or "LIMIT" in opts):
+        opts = [o for o in opts if o != "ALPHA"]
+    if R.random() < 0.3 and "STORE" not in opts:
+        return ["SORT_RO", src] + opts
+    return ["SORT", src] + opts
+
 def gen_bits():
     """Bitmaps over the string keys (and wrong types)."""
     return R.choice([
@@ -199,6 +223,8 @@ def gen_bits():
 
 def gen():
     r = R.random()
+    if r < 0.03:
+        return gen_sort()
     if r < 0.05:
         return gen_bits()
     if r < 0.07:

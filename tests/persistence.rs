@@ -353,6 +353,8 @@ fn lists() -> impl Strategy<Value = Vec<String>> {
     prop_oneof![
         3 => (key_of("l"), member(), member()).prop_map(|(k, a, b)| words(&["RPUSH", &k, &a, &b])),
         2 => (key_of("l"), member()).prop_map(|(k, a)| words(&["LPUSH", &k, &a])),
+        1 => (key_of("l"), key_of("l")).prop_map(|(k, d)| words(&["SORT", &k, "ALPHA", "DESC", "STORE", &d])),
+        1 => (key_of("l"), key_of("s")).prop_map(|(k, d)| words(&["SORT", &k, "BY", "nosort", "LIMIT", "1", "2", "STORE", &d])),
         1 => (key_of("l"), member()).prop_map(|(k, a)| words(&["LPUSHX", &k, &a])),
         1 => (key_of("l"), 1u8..3).prop_map(|(k, n)| words(&["LPOP", &k, &n.to_string()])),
         1 => key_of("l").prop_map(|k| words(&["RPOP", &k])),

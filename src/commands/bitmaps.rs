@@ -355,13 +355,14 @@ fn bitcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 4 | 5 => {
                     let start = arg_i64(&args[2])?;
                     let end = arg_i64(&args[3])?;
-                    let in_bits = match args.get(4) {
-                        Some(u) => unit_is_bit(u)?,
-                        None => false,
-                    };
+                    // Redis answers this empty range before it reads the unit.
                     if start < 0 && end < 0 && start > end {
                         None
                     } else {
+                        let in_bits = match args.get(4) {
+                            Some(u) => unit_is_bit(u)?,
+                            None => false,
+                        };
                         bit_range(start, Some(end), len, in_bits)
                     }
                 }

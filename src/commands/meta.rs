@@ -2398,6 +2398,56 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "sort",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: Some("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"), flags: K_RO | K_ACCESS, begin_search: BeginSearch::Unknown, find_keys: FindKeys::Unknown },
+                KeySpec { notes: Some("For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array"), flags: K_OW | K_UPDATE, begin_search: BeginSearch::Unknown, find_keys: FindKeys::Unknown },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("pattern", T::Pattern).key_spec(1).token("BY").flags(OPTIONAL),
+                arg("offset_count", T::Block).token("LIMIT").flags(OPTIONAL).args(&[
+                    arg("offset", T::Integer),
+                    arg("count", T::Integer),
+                ]),
+                arg("pattern", T::Pattern).key_spec(1).token("GET").flags(OPTIONAL | MULTIPLE | MULTIPLE_TOKEN),
+                arg("order", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("asc", T::PureToken).token("ASC"),
+                    arg("desc", T::PureToken).token("DESC"),
+                ]),
+                arg("sorting", T::PureToken).token("ALPHA").flags(OPTIONAL),
+                arg("destination", T::Key).key_spec(2).token("STORE").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "sort_ro",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: Some("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"), flags: K_RO | K_ACCESS, begin_search: BeginSearch::Unknown, find_keys: FindKeys::Unknown },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("pattern", T::Pattern).key_spec(1).token("BY").flags(OPTIONAL),
+                arg("offset_count", T::Block).token("LIMIT").flags(OPTIONAL).args(&[
+                    arg("offset", T::Integer),
+                    arg("count", T::Integer),
+                ]),
+                arg("pattern", T::Pattern).key_spec(1).token("GET").flags(OPTIONAL | MULTIPLE | MULTIPLE_TOKEN),
+                arg("order", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("asc", T::PureToken).token("ASC"),
+                    arg("desc", T::PureToken).token("DESC"),
+                ]),
+                arg("sorting", T::PureToken).token("ALPHA").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "spop",
         CommandMeta {
             tips: &[

@@ -23,6 +23,7 @@ pub mod persistence;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod stream_groups;
 pub mod stream_pending;
 pub mod streams;
@@ -497,6 +498,7 @@ static FAMILIES: &[&[Command]] = &[
     strings::COMMANDS,
     bitmaps::COMMANDS,
     hyperloglog::COMMANDS,
+    sort::COMMANDS,
     keys::COMMANDS,
     transactions::COMMANDS,
     zsets::COMMANDS,
@@ -648,6 +650,11 @@ impl Table {
     /// does. Empty when a spec does not fit the arguments (Redis's
     /// `invalid_spec`), as Redis then finds no keys either.
     pub fn keys<'a>(&self, idx: usize, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+        // SORT's keys come from its options (Redis's `sortGetKeys`): its
+        // key specs are "unknown".
+        if matches!(self.entries[idx].full_name.as_str(), "sort" | "sort_ro") {
+            return sort::get_keys(args).into_iter().map(|i| &args[i]).collect();
+        }
         keys_from_specs(&self.key_specs(idx), args)
     }
 }
