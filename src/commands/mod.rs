@@ -169,6 +169,7 @@ impl Ctx<'_> {
             resp3: self.out.resp3,
             buf: &mut self.out.buf,
             reply_start,
+            pushes: &mut self.out.pushes,
         };
         self.shared.pubsub.publish_notifications(notes, Some(me));
     }
