@@ -306,7 +306,13 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> CmdResult {
                 }
             } else {
                 let t = strtod(&by);
-                if t.consumed != c_str(&by).len() || t.range_error || t.value.is_nan() {
+                // glibc also sets ERANGE for a subnormal result, which
+                // Redis's check (errno only) refuses too.
+                if t.consumed != c_str(&by).len()
+                    || t.range_error
+                    || t.value.is_subnormal()
+                    || t.value.is_nan()
+                {
                     conversion_error = true;
                 }
                 it.score = t.value;
