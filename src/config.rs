@@ -236,6 +236,65 @@ static PARAMS: &[Param] = &[
         "0",
         true,
     ),
+    // Stream radix-tree node limits. redlog's stream entries live in
+    // segmented logs, not listpack nodes: accepted and shown only.
+    p(
+        "stream-node-max-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "100",
+        true,
+    ),
+    p("stream-node-max-bytes", MEMORY, "4096", true),
+    // Redis frees large values on a background thread with these; redlog
+    // frees on the spot (no reply ever waits on it): accepted and shown.
+    p("lazyfree-lazy-eviction", Kind::Bool, "no", true),
+    p("lazyfree-lazy-expire", Kind::Bool, "no", true),
+    p("lazyfree-lazy-server-del", Kind::Bool, "no", true),
+    p("lazyfree-lazy-user-del", Kind::Bool, "no", true),
+    // Redis's incremental rehashing of its dicts; redlog's tables grow
+    // in place. Accepted and shown.
+    p("activerehashing", Kind::Bool, "yes", true),
+    // Active defragmentation needs Redis's patched jemalloc; redlog uses
+    // the stock one, so `activedefrag yes` is refused with the error of a
+    // Redis built the same way (Debian's); the tuning knobs are accepted.
+    p("activedefrag", Kind::Bool, "no", true),
+    p("active-defrag-ignore-bytes", MEMORY, "104857600", true),
+    p(
+        "active-defrag-threshold-lower",
+        Kind::Int { min: 0, max: 1000 },
+        "10",
+        true,
+    ),
+    p(
+        "active-defrag-threshold-upper",
+        Kind::Int { min: 0, max: 1000 },
+        "100",
+        true,
+    ),
+    p(
+        "active-defrag-cycle-min",
+        Kind::Int { min: 1, max: 99 },
+        "1",
+        true,
+    ),
+    p(
+        "active-defrag-cycle-max",
+        Kind::Int { min: 1, max: 99 },
+        "25",
+        true,
+    ),
+    p(
+        "active-defrag-max-scan-fields",
+        Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+        "1000",
+        true,
+    ),
     Param {
         name: "replica-read-only",
         alias: Some("slave-read-only"),
@@ -423,6 +482,9 @@ impl Config {
 
     /// Validates a value and returns its canonical form.
     fn canonical(p: &Param, value: &str) -> Result<String, String> {
+        if p.name == "activedefrag" && value.eq_ignore_ascii_case("yes") {
+            return Err("Active defragmentation cannot be enabled: it requires a Redis server compiled with a modified Jemalloc like the one shipped by default with the Redis source distribution".into());
+        }
         match p.kind {
             Kind::Bool => match value.to_ascii_lowercase().as_str() {
                 "yes" => Ok("yes".into()),
