@@ -307,3 +307,93 @@ async fn stream_retention_ms_has_xconfigs_range() {
     .await;
     s.shutdown().await;
 }
+
+/// Debian's stock /etc/redis/redis.conf (tests/data/redis-conf) loads
+/// unchanged but for port, dir, pidfile and logfile: it daemonizes, writes
+/// its pid file and log file, serves, lists the settings it ignores once,
+/// and removes the pid file when stopped. redlog used to refuse it at its
+/// first unknown directive (`pidfile`).
+#[test]
+fn debians_stock_redis_conf_loads() {
+    let dir = temp_dir();
+    let port = free_port();
+    let stock = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/redis-conf/redis-7.0-debian.conf"),
+    )
+    .unwrap();
+    let pidfile = dir.join("redis.pid");
+    let logfile = dir.join("redis.log");
+    let conf: String = stock
+        .lines()
+        .map(|l| match l.split_whitespace().next() {
+            Some("port") => format!("port {port}"),
+            Some("dir") => format!("dir {}", dir.display()),
+            Some("pidfile") => format!("pidfile {}", pidfile.display()),
+            Some("logfile") => format!("logfile {}", logfile.display()),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.join("redis.conf");
+    std::fs::write(&path, conf).unwrap();
+    // daemonize yes: the command returns once the daemon is forked.
+    let out = Command::new(env!("CARGO_BIN_EXE_redlog"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut c = wait_ping(port);
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("client-output-buffer-limit")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        v[1],
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+    );
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    // SAFETY: kill(2) on the daemon this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pidfile.exists() {
+        assert!(Instant::now() < deadline, "daemon did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = std::fs::read_to_string(&logfile).unwrap();
+    assert!(log.contains("Ready to accept connections"), "{log}");
+    assert!(
+        log.contains("have no effect in redlog: ") && log.contains("always-show-logo"),
+        "{log}"
+    );
+    assert!(log.contains("ready to exit, bye bye"), "{log}");
+}
+
+/// Every directive redis-server 7.0 knows, at its default, in one config
+/// file: each is implemented or accepted (and shown by CONFIG GET).
+#[test]
+fn every_redis_7_directive_is_accepted() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/redis-conf/all-directives-7.0.conf"),
+    )
+    .unwrap();
+    let mut cfg = redlog::config::Config::default();
+    cfg.load_file_text(&text).unwrap();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.split_once(' ').unwrap();
+        let value = value.trim_matches('"');
+        assert!(
+            cfg.get_matching(name.as_bytes())
+                .iter()
+                .any(|(n, v)| *n == name && v == value),
+            "CONFIG GET {name} shows {value}"
+        );
+    }
+}
