@@ -1008,6 +1008,24 @@ impl Config {
             usize::try_from(int("hll-sparse-max-bytes")).unwrap_or(usize::MAX);
     }
 
+    /// `client-output-buffer-limit`'s pubsub class: hard and soft limits in
+    /// bytes, soft seconds.
+    pub fn pubsub_output_limits(&self) -> (u64, u64, u64) {
+        let v = self.get("client-output-buffer-limit").unwrap_or("");
+        let parts: Vec<&str> = v.split_whitespace().collect();
+        parts
+            .chunks(4)
+            .find(|g| g[0] == "pubsub")
+            .and_then(|g| {
+                Some((
+                    g.get(1)?.parse().ok()?,
+                    g.get(2)?.parse().ok()?,
+                    g.get(3)?.parse().ok()?,
+                ))
+            })
+            .unwrap_or((32 << 20, 8 << 20, 60))
+    }
+
     /// The canonical value of a parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
         let p = find_param(name)?;

@@ -762,6 +762,58 @@ async fn slow_subscriber_is_disconnected_at_the_hard_limit() {
     s.shutdown().await;
 }
 
+/// The pubsub class of `client-output-buffer-limit` is the limit in force:
+/// with no hard or soft limit, the same flood keeps the subscriber; with a
+/// 2 MB hard limit, a far smaller one closes it.
+#[tokio::test]
+async fn pubsub_output_limits_follow_the_config() {
+    let s = common::start().await;
+    let addr = s.local_addr();
+    let mut c = common::client(addr).await;
+    let set = |v: &'static str| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("client-output-buffer-limit")
+            .arg(v)
+            .clone()
+    };
+    let _: () = set("pubsub 0 0 0").query_async(&mut c).await.unwrap();
+    let mut slow = Raw::connect(addr).await;
+    slow.check(
+        &resp(&[b"SUBSCRIBE", b"flood"]),
+        &confirm(false, "subscribe", Some("flood"), 1),
+    )
+    .await;
+    let payload = vec![b'x'; 1 << 20];
+    for _ in 0..64 {
+        let _: i64 = c.publish("flood", &payload[..]).await.unwrap();
+    }
+    let n: Vec<(String, i64)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("flood")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, vec![("flood".to_string(), 1)], "unlimited: kept");
+    drop(slow);
+    wait_numsub(&mut c, "flood", 0).await;
+
+    let _: () = set("pubsub 2mb 0 0").query_async(&mut c).await.unwrap();
+    let mut slow = Raw::connect(addr).await;
+    slow.check(
+        &resp(&[b"SUBSCRIBE", b"flood"]),
+        &confirm(false, "subscribe", Some("flood"), 1),
+    )
+    .await;
+    // 24 MB: under the default 32 MB, past 2 MB even after what the
+    // sockets buffer (up to about 10 MB on loopback).
+    for _ in 0..24 {
+        let _: i64 = c.publish("flood", &payload[..]).await.unwrap();
+    }
+    wait_numsub(&mut c, "flood", 0).await;
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn redis_cli_subscribe_receives_a_message() {
     let s = common::start().await;

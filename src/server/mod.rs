@@ -82,6 +82,8 @@ impl Shared {
     pub fn config_changed(&self) {
         {
             let c = self.config.read();
+            let (hard, soft, secs) = c.pubsub_output_limits();
+            self.pubsub.set_limits(hard, soft, secs);
             self.streams
                 .retention_ms
                 .store(c.stream_retention_ms, Ordering::Relaxed);
@@ -368,6 +370,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
     });
     let _ = shared.me.set(Arc::downgrade(&shared));
     shared.apply_notify_config(&mut shared.ks.lock());
+    shared.config_changed();
     let mut tasks = Vec::new();
     for l in listeners {
         tasks.push(tokio::spawn(accept_loop(shared.clone(), l)));

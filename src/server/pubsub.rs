@@ -25,12 +25,13 @@
 //!
 //! # Slow subscribers
 //!
-//! Redis's default `client-output-buffer-limit pubsub 32mb 8mb 60`: a
-//! subscriber with more than `HARD_LIMIT_BYTES` queued, or more than
-//! `SOFT_LIMIT_BYTES` for `SOFT_LIMIT_SECONDS` in a row, is disconnected
-//! (CLIENT KILL semantics: the connection closes, queued frames are
-//! dropped). The queue thus holds at most about 32 MB plus one message per
-//! subscriber. The limits are fixed (no CONFIG parameter).
+//! `client-output-buffer-limit pubsub <hard> <soft> <seconds>` (Redis's
+//! default 32mb 8mb 60, `PubSub::set_limits` after CONFIG SET): a
+//! subscriber with more than the hard limit queued, or more than the soft
+//! limit for that many seconds in a row, is disconnected (CLIENT KILL
+//! semantics: the connection closes, queued frames are dropped); 0 turns a
+//! limit off. The queue thus holds at most about the hard limit plus one
+//! message per subscriber.
 //!
 //! Lock order: keyspace lock, then the registry lock; the registry lock is
 //! never held across an `.await`.
@@ -48,13 +49,31 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-/// Redis's `client-output-buffer-limit pubsub` hard limit: 32 MB queued
-/// closes the subscriber at once.
-pub const HARD_LIMIT_BYTES: usize = 32 << 20;
+/// Redis's default `client-output-buffer-limit pubsub` hard limit: 32 MB
+/// queued closes the subscriber at once.
+pub const HARD_LIMIT_BYTES: u64 = 32 << 20;
 /// The soft limit: 8 MB queued ...
-pub const SOFT_LIMIT_BYTES: usize = 8 << 20;
+pub const SOFT_LIMIT_BYTES: u64 = 8 << 20;
 /// ... for 60 seconds in a row closes the subscriber.
 pub const SOFT_LIMIT_SECONDS: u64 = 60;
+
+/// The output buffer limits of subscribers (0: no limit).
+#[derive(Debug)]
+pub struct Limits {
+    hard: AtomicU64,
+    soft: AtomicU64,
+    soft_seconds: AtomicU64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            hard: AtomicU64::new(HARD_LIMIT_BYTES),
+            soft: AtomicU64::new(SOFT_LIMIT_BYTES),
+            soft_seconds: AtomicU64::new(SOFT_LIMIT_SECONDS),
+        }
+    }
+}
 /// Most bytes the idle branch writes in one call (more stays queued for
 /// the next turn of the loop, so a flood cannot starve reading requests).
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
@@ -77,12 +96,13 @@ impl Mailbox {
     }
 
     /// Queues one frame, enforcing the output buffer limits.
-    fn send(&self, frame: Bytes) {
+    fn send(&self, frame: Bytes, limits: &Limits) {
         if self.handle.is_killed() {
             return;
         }
         let queued = self.queued.fetch_add(frame.len(), Ordering::Relaxed) + frame.len();
-        if queued > HARD_LIMIT_BYTES || self.soft_limit_reached(queued) {
+        let hard = limits.hard.load(Ordering::Relaxed);
+        if (hard > 0 && queued as u64 > hard) || self.soft_limit_reached(queued, limits) {
             tracing::warn!(
                 "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
                 self.handle.id,
@@ -97,9 +117,10 @@ impl Mailbox {
         let _ = self.tx.send(frame);
     }
 
-    fn soft_limit_reached(&self, queued: usize) -> bool {
+    fn soft_limit_reached(&self, queued: usize, limits: &Limits) -> bool {
         let now_ms = (self.handle.created.elapsed().as_millis() as u64).max(1);
-        if queued <= SOFT_LIMIT_BYTES {
+        let soft = limits.soft.load(Ordering::Relaxed);
+        if soft == 0 || queued as u64 <= soft {
             self.soft_since_ms.store(0, Ordering::Relaxed);
             return false;
         }
@@ -108,7 +129,13 @@ impl Mailbox {
                 self.soft_since_ms.store(now_ms, Ordering::Relaxed);
                 false
             }
-            since => now_ms.saturating_sub(since) >= SOFT_LIMIT_SECONDS * 1000,
+            since => {
+                now_ms.saturating_sub(since)
+                    >= limits
+                        .soft_seconds
+                        .load(Ordering::Relaxed)
+                        .saturating_mul(1000)
+            }
         }
     }
 }
@@ -323,6 +350,7 @@ pub struct Own<'a> {
 #[derive(Debug, Default)]
 pub struct PubSub {
     reg: Mutex<Registry>,
+    limits: Limits,
 }
 
 /// Which subscription list a command works on.
@@ -333,6 +361,15 @@ pub enum Kind {
 }
 
 impl PubSub {
+    /// `client-output-buffer-limit`'s pubsub class (bytes, bytes, seconds).
+    pub fn set_limits(&self, hard: u64, soft: u64, soft_seconds: u64) {
+        self.limits.hard.store(hard, Ordering::Relaxed);
+        self.limits.soft.store(soft, Ordering::Relaxed);
+        self.limits
+            .soft_seconds
+            .store(soft_seconds, Ordering::Relaxed);
+    }
+
     /// Adds a subscription; false when the client already had it.
     pub fn subscribe(&self, client: &mut ClientPubSub, id: u64, kind: Kind, name: &Bytes) -> bool {
         let mut reg = self.reg.lock();
@@ -454,9 +491,14 @@ impl PubSub {
                     continue;
                 };
                 receivers += 1;
-                deliver(&mut sink, *id, &sub.mailbox, &mut frames, |r| {
-                    encode(r, &[b"message", channel, message])
-                });
+                deliver(
+                    &mut sink,
+                    *id,
+                    &sub.mailbox,
+                    &self.limits,
+                    &mut frames,
+                    |r| encode(r, &[b"message", channel, message]),
+                );
             }
         }
         for (pattern, ids) in &reg.patterns {
@@ -469,9 +511,14 @@ impl PubSub {
                     continue;
                 };
                 receivers += 1;
-                deliver(&mut sink, *id, &sub.mailbox, &mut frames, |r| {
-                    encode(r, &[b"pmessage", pattern, channel, message])
-                });
+                deliver(
+                    &mut sink,
+                    *id,
+                    &sub.mailbox,
+                    &self.limits,
+                    &mut frames,
+                    |r| encode(r, &[b"pmessage", pattern, channel, message]),
+                );
             }
         }
         receivers
@@ -593,6 +640,7 @@ fn deliver(
     sink: &mut Option<Sink<'_>>,
     id: u64,
     mailbox: &Mailbox,
+    limits: &Limits,
     frames: &mut Frames,
     make: impl Fn(bool) -> Vec<u8>,
 ) {
@@ -608,7 +656,7 @@ fn deliver(
     let frame = slot.get_or_insert_with(|| Bytes::from(make(resp3))).clone();
     match sink {
         Some(s) if own => s.buf.extend_from_slice(&frame),
-        _ => mailbox.send(frame),
+        _ => mailbox.send(frame, limits),
     }
 }
 
@@ -674,6 +722,6 @@ mod tests {
             ps.publish(b"c", &big, None);
         }
         assert!(h.is_killed());
-        assert!(a.queued_bytes() <= HARD_LIMIT_BYTES + (2 << 20));
+        assert!(a.queued_bytes() as u64 <= HARD_LIMIT_BYTES + (2 << 20));
     }
 }
