@@ -44,9 +44,13 @@ pub mod segment;
 pub mod streams;
 pub mod sync;
 pub mod wal;
+pub mod wal_check;
 
 pub use atomic::{atomic_write, atomic_write_with};
-pub use check::{check_dir, check_dir_with, CheckSummary, Dropped, Problem};
+pub use check::{
+    check_dir, check_dir_opts, check_dir_with, CheckOptions, CheckSummary, Dropped, Problem,
+    UnitKeys, REPAIR_REPORT, REPAIR_REPORT_SEEN,
+};
 pub use error::{Error, Result};
 pub use fs::{FaultyFs, Fs, RealFs, StorageFile};
 pub use index::INDEX_INTERVAL_BYTES;
