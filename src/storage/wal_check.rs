@@ -877,7 +877,7 @@ pub(crate) fn check_wal(
                 let first = b.damage.first().map_or(0, |d| d.pos);
                 let bytes: u64 = b.damage.iter().map(|d| d.bytes).sum();
                 let detail = format!(
-                    "{} chunks unreadable holding {} keys (the base keeps its {kept} readable chunks{})",
+                    "{} unreadable chunks holding {} keys (the base keeps its {kept} readable chunks{})",
                     lost_chunks.map_or("an unknown number of".into(), |n| n.to_string()),
                     lost_keys.map_or("an unknown number of".into(), |n| n.to_string()),
                     b.readable_keys().map_or(String::new(), |k| format!(", {k} keys"))
