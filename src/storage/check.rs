@@ -364,7 +364,7 @@ pub fn verify_log(fs: &dyn Fs, dir: &Path, repair: bool, out: &mut dyn Write) ->
         // What the removed bytes hold: readable records are counted past
         // the damage (resynchronising), the rest is unreadable.
         let from = if j == i { cut } else { 0 };
-        let (pieces, damage) = if len >= FILE_HEADER_BYTES {
+        let (pieces, _damage) = if len >= FILE_HEADER_BYTES {
             scan_file(
                 &file,
                 FILE_HEADER_BYTES,
@@ -380,7 +380,6 @@ pub fn verify_log(fs: &dyn Fs, dir: &Path, repair: bool, out: &mut dyn Write) ->
         let records: u64 = gone.iter().map(|p| p.records).sum();
         let readable: u64 = gone.iter().map(|p| p.end - p.start).sum();
         let unreadable = (len - from).saturating_sub(readable);
-        let _ = damage;
         let mut detail = format!("{records} readable records");
         if let (Some(a), Some(b)) = (gone.first(), gone.last()) {
             detail.push_str(&format!(

@@ -952,7 +952,7 @@ pub(crate) fn check_wal(
         } else {
             end_of_key(fs, s, last, r)?
         };
-        let a = match s.damage.iter().filter(|d| d.pos < b_end).last() {
+        let a = match s.damage.iter().rfind(|d| d.pos < b_end) {
             None => FILE_HEADER_BYTES,
             Some(d) => kept
                 .iter()
