@@ -7,10 +7,15 @@
 //! log, base key = first key; the index is compared with the one rebuilt from
 //! the log.
 //!
-//! Repair keeps the valid prefix: the log is truncated at the first bad
-//! record, every later segment of that log is deleted, and each drop is
-//! printed (file, offset, bytes, records when known). An inconsistent or
-//! missing index is rewritten (it is derived data; nothing is lost).
+//! The keyspace WAL (`wal/`, a directory with base files) is checked and
+//! repaired by `wal_check`: bases and units together, keeping every record
+//! the chosen recovery needs. Other logs (streams) are repaired by keeping
+//! their valid prefix: the log is truncated at the first bad record and every
+//! later segment of that log is deleted. Each drop is printed with file,
+//! offset, bytes, the readable records it held (counted past the damage) and
+//! its unreadable bytes, and appended to `repair-report.txt` in the data
+//! directory, which the next server start logs as warnings. An inconsistent
+//! or missing index is rewritten (it is derived data; nothing is lost).
 
 use super::atomic::atomic_write_with;
 use super::error::Result;
@@ -135,7 +140,9 @@ fn is_wal_dir(fs: &dyn Fs, dir: &Path) -> Result<bool> {
 }
 
 /// [`check_dir_with`] with options. A repair that dropped data appends what
-/// it dropped to `<root>/repair-report.txt` ([`REPAIR_REPORT`]).
+/// it dropped to `repair-report.txt` ([`REPAIR_REPORT`]) in the data
+/// directory: `root`, or its nearest ancestor (up to three levels) holding
+/// the server's `LOCK` file.
 pub fn check_dir_opts(
     fs: &dyn Fs,
     root: &Path,
@@ -201,11 +208,11 @@ pub fn check_dir_opts(
         }
     )?;
     if repair && !sum.dropped.is_empty() {
-        write_report(fs, root, &sum.dropped)?;
+        let path = write_report(fs, root, &sum.dropped)?;
         writeln!(
             out,
             "wrote {}: the next server start logs it as a warning",
-            root.join(REPAIR_REPORT).display()
+            path.display()
         )?;
     }
     Ok(sum)
@@ -224,8 +231,15 @@ pub fn drop_text(d: &Dropped) -> String {
 
 /// Appends the drops to `<root>/repair-report.txt` (atomically replaced, so
 /// an unseen report of an earlier repair is kept).
-fn write_report(fs: &dyn Fs, root: &Path, dropped: &[Dropped]) -> Result<()> {
-    let path = root.join(REPAIR_REPORT);
+fn write_report(fs: &dyn Fs, root: &Path, dropped: &[Dropped]) -> Result<PathBuf> {
+    // The data directory (it holds `LOCK`) when the check ran on a part of
+    // it (`<dir>/wal`, `<dir>/streams/<id>`), so the server finds the report.
+    let dir = root
+        .ancestors()
+        .take(4)
+        .find(|d| fs.exists(&d.join("LOCK")))
+        .unwrap_or(root);
+    let path = dir.join(REPAIR_REPORT);
     let mut text = crate::storage::streams::read_small_file(fs, &path)?.unwrap_or_default();
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -241,7 +255,8 @@ fn write_report(fs: &dyn Fs, root: &Path, dropped: &[Dropped]) -> Result<()> {
         text.extend_from_slice(drop_text(d).as_bytes());
         text.push(b'\n');
     }
-    atomic_write_with(fs, &path, &text)
+    atomic_write_with(fs, &path, &text)?;
+    Ok(path)
 }
 
 pub(crate) fn problem(
