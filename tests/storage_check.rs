@@ -271,7 +271,9 @@ mod wal {
         let root = tempfile::tempdir().expect("tempdir");
         let seg = make(root.path());
         flip(&seg, offset_of(120) + 26);
-        let (s, out) = run(root.path());
+        // Checked on `<dir>/wal`: the report still goes to the data dir.
+        std::fs::write(root.path().join("LOCK"), b"").expect("lock file");
+        let (s, out) = run(&root.path().join("wal"));
         assert_eq!(s.dropped.len(), 1, "{out}");
         let d = &s.dropped[0];
         assert_eq!((&d.file, d.offset), (&seg, offset_of(120)));

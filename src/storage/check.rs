@@ -468,7 +468,7 @@ pub(crate) fn check_index(
     )
 }
 
-fn compare_index(
+pub(crate) fn compare_index(
     fs: &dyn Fs,
     out: &mut dyn Write,
     c: &mut LogCheck,

@@ -32,7 +32,7 @@
 //! whose content the chosen recovery still has is listed as covered.
 
 use super::atomic::atomic_write_with;
-use super::check::{check_index, problem, Dropped, LogCheck, UnitKeys};
+use super::check::{check_index, compare_index, problem, Dropped, LogCheck, UnitKeys};
 use super::error::Result;
 use super::fs::{read_full_at, Fs, OpenMode, StorageFile};
 use super::index::encode_index;
@@ -232,6 +232,8 @@ struct SegScan {
     pieces: Vec<Piece>,
     /// Sorted by position; a damaged header is `pos 0`.
     damage: Vec<Damage>,
+    /// Index entries rebuilt from a segment without damage.
+    index: Option<Vec<super::index::IndexEntry>>,
 }
 
 struct Chunk {
@@ -276,6 +278,7 @@ fn scan_segment_file(fs: &dyn Fs, dir: &Path, base: u128) -> Result<SegScan> {
         len,
         pieces: Vec::new(),
         damage: Vec::new(),
+        index: None,
     };
     if len < FILE_HEADER_BYTES {
         s.damage.push(Damage {
@@ -300,6 +303,24 @@ fn scan_segment_file(fs: &dyn Fs, dir: &Path, base: u128) -> Result<SegScan> {
             reason: r.into(),
         }),
     }
+    // One plain pass first: a clean segment of consecutive units (the usual
+    // case) is read once, and its index entries come with it.
+    let whole = scan_whole(&file, base, len)?;
+    let consecutive = match (whole.first_key, whole.last_key) {
+        (Some(a), Some(b)) => b - a + 1 == u128::from(whole.records),
+        _ => false,
+    };
+    if whole.bad.is_none() && consecutive && s.damage.is_empty() {
+        s.pieces = vec![Piece {
+            start: FILE_HEADER_BYTES,
+            end: len,
+            first: base,
+            last: whole.last_key.unwrap_or(base),
+            records: whole.records,
+        }];
+        s.index = Some(whole.index);
+        return Ok(s);
+    }
     let (pieces, damage) = scan_file(
         &file,
         FILE_HEADER_BYTES,
@@ -310,6 +331,9 @@ fn scan_segment_file(fs: &dyn Fs, dir: &Path, base: u128) -> Result<SegScan> {
     )?;
     s.pieces = pieces;
     s.damage.extend(damage);
+    if s.damage.is_empty() {
+        s.index = Some(whole.index);
+    }
     if s.pieces.is_empty() && s.damage.is_empty() {
         s.damage.push(Damage {
             pos: FILE_HEADER_BYTES,
@@ -758,6 +782,27 @@ fn report_region(
     )
 }
 
+/// Compares a clean segment's index with the one its scan rebuilt.
+fn clean_index(
+    fs: &dyn Fs,
+    out: &mut dyn Write,
+    c: &mut LogCheck,
+    s: &SegScan,
+    repair: bool,
+) -> Result<()> {
+    match &s.index {
+        Some(entries) => compare_index(
+            fs,
+            out,
+            c,
+            &s.index_path,
+            &encode_index(s.base, entries),
+            repair,
+        ),
+        None => check_index(fs, out, c, &s.log_path, &s.index_path, s.base, repair),
+    }
+}
+
 /// Checks (and with `repair`, repairs) the keyspace WAL in `dir`.
 pub(crate) fn check_wal(
     fs: &dyn Fs,
@@ -834,7 +879,7 @@ pub(crate) fn check_wal(
     if !(repair && damaged) {
         // Indexes of clean segments (derived data).
         for s in segs.iter().filter(|s| s.damage.is_empty()) {
-            check_index(fs, out, &mut c, &s.log_path, &s.index_path, s.base, repair)?;
+            clean_index(fs, out, &mut c, s, repair)?;
         }
         return Ok(c);
     }
@@ -939,7 +984,7 @@ pub(crate) fn check_wal(
         let kept: Vec<&Piece> = s.pieces.iter().filter(|p| p.first <= r).collect();
         let whole_clean = s.damage.is_empty() && s.pieces.iter().all(|p| p.last <= r);
         if whole_clean {
-            check_index(fs, out, &mut c, &s.log_path, &s.index_path, s.base, true)?;
+            clean_index(fs, out, &mut c, s, true)?;
             continue;
         }
         let Some(last) = kept.last() else {
