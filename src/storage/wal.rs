@@ -28,6 +28,10 @@
 //! fsynced; only then are older bases and the log segments wholly before
 //! `start_seq` deleted. A crash at any step leaves either the old base with
 //! its full log, or the new base with the log from `start_seq`: never a mix.
+//! An older base left by such a crash is deleted only once the newest one
+//! has been read in full (`Wal::remove_older_bases`, after replay), so a
+//! damaged newest base still has a fallback for `redlog check --repair`
+//! (`wal_check`).
 
 use super::fs::{read_full_at, Fs, OpenMode, RealFs, StorageFile};
 use super::log::{LogOptions, RecoveryMode, SegmentedLog};
@@ -313,8 +317,9 @@ impl BaseWriter {
 }
 
 impl Wal {
-    /// Opens (creating) the WAL in `dir`: removes unfinished bases, keeps the
-    /// newest complete base, opens the unit log with recovery.
+    /// Opens (creating) the WAL in `dir`: removes unfinished bases, makes the
+    /// newest base current (older ones stay until `remove_older_bases`),
+    /// opens the unit log with recovery.
     pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> Result<(Wal, RecoveryReport)> {
         let dir = dir.as_ref().to_path_buf();
         let fs = opts.fs.clone();

@@ -42,9 +42,7 @@ use super::record::{
 };
 use super::recovery::list_segments;
 use super::segment::{scan_whole, segment_paths, Scanned, Scanner};
-use super::wal::{
-    base_name, footer_bytes, parse_base_name, BASE_FOOTER_BYTES, BASE_MAGIC, FOOTER_MAGIC,
-};
+use super::wal::{footer_bytes, parse_base_name, BASE_FOOTER_BYTES, BASE_MAGIC, FOOTER_MAGIC};
 use std::collections::HashSet;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -1035,9 +1033,4 @@ pub(crate) fn check_wal(
     }
     fs.sync_dir(dir)?;
     Ok(c)
-}
-
-/// Name of the base file of `seq` (for tests and messages).
-pub fn base_file_name(seq: u128) -> String {
-    base_name(seq)
 }
