@@ -305,7 +305,7 @@ fn scan_segment_file(fs: &dyn Fs, dir: &Path, base: u128) -> Result<SegScan> {
     // case) is read once, and its index entries come with it.
     let whole = scan_whole(&file, base, len)?;
     let consecutive = match (whole.first_key, whole.last_key) {
-        (Some(a), Some(b)) => b - a + 1 == u128::from(whole.records),
+        (Some(a), Some(b)) => b - a == u128::from(whole.records.saturating_sub(1)),
         _ => false,
     };
     if whole.bad.is_none() && consecutive && s.damage.is_empty() {
@@ -559,14 +559,14 @@ fn region(segs: &[SegScan], si: usize, from: u64, to: u64, s: u128, r: u128) -> 
         }
         // A piece cut at `r` contributes its records after `r`.
         let (first, last) = if p.start < from {
-            (r + 1, p.last)
+            (r.saturating_add(1), p.last)
         } else {
             (p.first, p.last)
         };
         if last < first {
             continue;
         }
-        let n = (last - first + 1) as u64;
+        let n = (last - first).saturating_add(1) as u64;
         if first > r {
             out.lost_records += n;
             widen(&mut out.lost_range, first, last);
@@ -583,10 +583,10 @@ fn region(segs: &[SegScan], si: usize, from: u64, to: u64, s: u128, r: u128) -> 
             out.covered_bytes += d.bytes;
         } else {
             out.lost_bytes += d.bytes;
-            let from_seq = prev.map_or(1, |p| p + 1);
+            let from_seq = prev.map_or(1, |p| p.saturating_add(1));
             out.lost_gaps.push(match next {
-                Some(n) if n > from_seq + 1 => format!("units {from_seq}..{}", n - 1),
-                Some(n) if n == from_seq + 1 => format!("unit {from_seq}"),
+                Some(n) if n > from_seq.saturating_add(1) => format!("units {from_seq}..{}", n - 1),
+                Some(n) if n == from_seq.saturating_add(1) => format!("unit {from_seq}"),
                 Some(_) => "no unit (bytes between consecutive units)".into(),
                 None => format!("units from {from_seq} on, if any"),
             });
@@ -945,7 +945,7 @@ pub(crate) fn check_wal(
             continue;
         }
         fs.remove_file(&b.path)?;
-        if b.seq < start || r + 1 >= b.seq {
+        if b.seq < start || r.saturating_add(1) >= b.seq {
             writeln!(
                 out,
                 "removed: {}: {} bytes (the state it held is rebuilt by the recovery above; nothing lost)",
