@@ -604,6 +604,32 @@ mod tests {
     }
 
     #[test]
+    fn older_base_stays_until_the_newest_was_read() {
+        let fs = FaultyFs::new();
+        let dir = Path::new("/d/wal");
+        let (w, _) = Wal::open(dir, opts(&fs)).unwrap();
+        w.append(&[b"a".to_vec()]).unwrap();
+        let mut b = w.begin_base().unwrap();
+        b.write_chunk(2, 1, b"old").unwrap();
+        let old = w.install_base(b).unwrap();
+        let old_bytes = fs.read_file(&old.path).unwrap();
+        w.append(&[b"b".to_vec()]).unwrap();
+        let mut b = w.begin_base().unwrap();
+        b.write_chunk(3, 1, b"new").unwrap();
+        let new = w.install_base(b).unwrap();
+        assert!(!fs.exists(&old.path), "install deletes older bases");
+        drop(w);
+        // A crash between the rename and the deletion left the older one.
+        fs.write_file(&old.path, &old_bytes);
+        let (w, _) = Wal::open(dir, opts(&fs)).unwrap();
+        assert_eq!(w.base().map(|b| b.path), Some(new.path.clone()));
+        assert!(fs.exists(&old.path), "kept as a fallback while unread");
+        w.remove_older_bases().unwrap();
+        assert!(!fs.exists(&old.path));
+        assert!(fs.exists(&new.path));
+    }
+
+    #[test]
     fn unfinished_base_is_ignored_and_removed() {
         let fs = FaultyFs::new();
         let dir = Path::new("/d/wal");
