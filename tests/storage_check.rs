@@ -16,8 +16,10 @@ fn make_data_dir(root: &Path) {
         "streams/00000000000000000002",
     ] {
         let log = open(&root.join(sub), real_opts(SyncPolicy::No, 1024));
+        // The keyspace WAL's keys are consecutive unit seqs from 1.
+        let shift = if sub == "wal" { 0 } else { 64 };
         for k in 1..=60u128 {
-            log.append(k << 64, &value(k)).expect("append");
+            log.append(k << shift, &value(k)).expect("append");
         }
     }
     fs::write(
@@ -417,4 +419,69 @@ mod wal_fuzz {
             }
         }
     }
+}
+
+#[test]
+fn a_missing_wal_segment_is_a_gap_that_repair_reports() {
+    use redlog::storage::wal::{Wal, WalOptions};
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("wal");
+    {
+        let opts = WalOptions {
+            segment_bytes: 256,
+            ..WalOptions::default()
+        };
+        let (w, _) = Wal::open(&dir, opts).expect("open");
+        for s in 1..=40u32 {
+            w.append(&[format!("unit-{s:02}").into_bytes()])
+                .expect("append");
+        }
+        w.sync().expect("sync");
+    }
+    let mut segs: Vec<_> = fs::read_dir(&dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segs.sort();
+    assert!(segs.len() >= 4);
+    // The third segment goes: its units are missing, those after it cannot
+    // be applied.
+    let name = |p: &Path| -> u128 {
+        p.file_stem().expect("stem").to_str().expect("utf8")[21..]
+            .parse()
+            .expect("seq")
+    };
+    let (gone_from, next_from) = (name(&segs[2]), name(&segs[3]));
+    fs::remove_file(&segs[2]).expect("rm");
+    fs::remove_file(segs[2].with_extension("index")).expect("rm");
+    let (s, out) = run(root.path(), false);
+    assert_eq!(s.problems.len(), 1, "{out}");
+    assert_eq!((&s.problems[0].file, s.problems[0].offset), (&segs[3], 32));
+    assert!(
+        out.contains(&format!(
+            "units {gone_from}..{} missing before this record (a gap in the log)",
+            next_from - 1
+        )),
+        "{out}"
+    );
+    let (s, out) = run(root.path(), true);
+    assert!(
+        out.contains(&format!("then units 1..{}", gone_from - 1)),
+        "{out}"
+    );
+    assert!(
+        s.dropped.len() >= 1 && s.dropped.iter().all(|d| d.offset == 0),
+        "{out}"
+    );
+    assert_eq!(
+        s.dropped
+            .iter()
+            .map(|d| d.records.expect("counted"))
+            .sum::<u64>(),
+        40 - (next_from as u64 - 1),
+        "{out}"
+    );
+    let (s, out) = run(root.path(), true);
+    assert!(s.is_clean() && s.dropped.is_empty(), "{out}");
 }

@@ -462,6 +462,9 @@ fn scan_base_file(
 struct Flat {
     first: u128,
     last: u128,
+    seg: usize,
+    start: u64,
+    end: u64,
     /// Follows the previous piece with no damage and no missing seq between.
     joined: bool,
 }
@@ -469,7 +472,7 @@ struct Flat {
 fn flatten(segs: &[SegScan]) -> Vec<Flat> {
     let mut out: Vec<Flat> = Vec::new();
     let mut clean_tail = false; // the previous piece ran to its segment's end
-    for s in segs {
+    for (si, s) in segs.iter().enumerate() {
         for (i, p) in s.pieces.iter().enumerate() {
             let clean_head =
                 i == 0 && p.start == FILE_HEADER_BYTES && !s.damage.iter().any(|d| d.pos < p.start);
@@ -481,6 +484,9 @@ fn flatten(segs: &[SegScan]) -> Vec<Flat> {
             out.push(Flat {
                 first: p.first,
                 last: p.last,
+                seg: si,
+                start: p.start,
+                end: p.end,
                 joined,
             });
             clean_tail = i + 1 == s.pieces.len()
@@ -873,6 +879,47 @@ pub(crate) fn check_wal(
         }
         bases.push(b);
     }
+    // Missing units: seqs follow each other in the WAL, so a jump is units
+    // lost, unless it ends at the newest base's start (units before a base
+    // are not needed; a crash can lose unsynced ones the base already holds).
+    let flat = flatten(&segs);
+    let newest = bases.last().map(|b: &BaseScan| b.seq);
+    let mut expect = match newest {
+        Some(seq) => flat.first().map(|f| f.first.min(seq)),
+        None => Some(1),
+    };
+    let mut prev: Option<&Flat> = None;
+    for f in &flat {
+        // Damage between the two pieces is reported already.
+        let damage_between = prev.is_some_and(|p| {
+            segs[p.seg..=f.seg].iter().enumerate().any(|(k, s)| {
+                let j = p.seg + k;
+                s.damage
+                    .iter()
+                    .any(|d| (j > p.seg || d.pos >= p.end) && (j < f.seg || d.pos < f.start))
+            })
+        });
+        prev = Some(f);
+        if damage_between {
+            expect = Some(f.last.saturating_add(1));
+            continue;
+        }
+        if let Some(e) = expect.filter(|&e| f.first > e && newest.is_none_or(|s| f.first > s)) {
+            let from = newest.map_or(e, |s| e.max(s));
+            problem(
+                out,
+                &mut c,
+                &segs[f.seg].log_path,
+                f.start,
+                format!(
+                    "units {from}..{} missing before this record (a gap in the log)",
+                    f.first - 1
+                ),
+                true,
+            )?;
+        }
+        expect = Some(f.last.saturating_add(1));
+    }
     let damaged = c.problems.iter().any(|p| p.data);
     if !(repair && damaged) {
         // Indexes of clean segments (derived data).
@@ -883,7 +930,6 @@ pub(crate) fn check_wal(
     }
 
     // Choose the recovery.
-    let flat = flatten(&segs);
     let mut best: (u128, bool, u128, Option<usize>) = (reach(&flat, 1), true, 1, None);
     for (i, b) in bases.iter().enumerate() {
         if b.seq == 0 {
