@@ -471,7 +471,7 @@ fn a_missing_wal_segment_is_a_gap_that_repair_reports() {
         "{out}"
     );
     assert!(
-        s.dropped.len() >= 1 && s.dropped.iter().all(|d| d.offset == 0),
+        !s.dropped.is_empty() && s.dropped.iter().all(|d| d.offset == 0),
         "{out}"
     );
     assert_eq!(
