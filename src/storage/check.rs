@@ -379,7 +379,7 @@ pub fn verify_log(fs: &dyn Fs, dir: &Path, repair: bool, out: &mut dyn Write) ->
         // What the removed bytes hold: readable records are counted past
         // the damage (resynchronising), the rest is unreadable.
         let from = if j == i { cut } else { 0 };
-        let (pieces, _damage) = if len >= FILE_HEADER_BYTES {
+        let (pieces, _) = if len >= FILE_HEADER_BYTES {
             scan_file(
                 &file,
                 FILE_HEADER_BYTES,
@@ -394,7 +394,16 @@ pub fn verify_log(fs: &dyn Fs, dir: &Path, repair: bool, out: &mut dyn Write) ->
         let gone: Vec<_> = pieces.iter().filter(|p| p.start >= from).collect();
         let records: u64 = gone.iter().map(|p| p.records).sum();
         let readable: u64 = gone.iter().map(|p| p.end - p.start).sum();
-        let unreadable = (len - from).saturating_sub(readable);
+        // A valid file header is not damage.
+        let mut h = [0u8; FILE_HEADER_BYTES as usize];
+        let n = read_full_at(&*file, &mut h, 0)?;
+        let header_ok = decode_file_header(&h[..n], LOG_MAGIC) == Ok(base);
+        let header = if from == 0 && header_ok {
+            FILE_HEADER_BYTES
+        } else {
+            0
+        };
+        let unreadable = (len - from).saturating_sub(readable + header);
         let mut detail = format!("{records} readable records");
         if let (Some(a), Some(b)) = (gone.first(), gone.last()) {
             detail.push_str(&format!(
