@@ -46,8 +46,10 @@ pub struct Dropped {
     /// size: the whole file was deleted).
     pub offset: u64,
     pub bytes: u64,
-    /// Readable records (WAL units, base chunks, stream entries or ops) in
-    /// the removed bytes; None when they could not be counted.
+    /// Records lost: the readable records (WAL units, stream entries or ops)
+    /// in the removed bytes, or for a base kept with its readable chunks the
+    /// chunks its footer counts beyond them; None when they cannot be
+    /// counted (a base without a readable footer).
     pub records: Option<u64>,
     /// Removed bytes that held no readable record (the damage itself).
     pub unreadable_bytes: u64,

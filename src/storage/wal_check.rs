@@ -965,9 +965,23 @@ pub(crate) fn check_wal(
                 };
                 let first = b.damage.first().map_or(0, |d| d.pos);
                 let bytes: u64 = b.damage.iter().map(|d| d.bytes).sum();
+                // Without a footer, the chunk numbers missing between the
+                // readable chunks are a lower bound.
+                let missing: u128 = b
+                    .pieces
+                    .iter()
+                    .scan(0u128, |prev, p| {
+                        let gap = p.first.saturating_sub(prev.saturating_add(1));
+                        *prev = p.last;
+                        Some(gap)
+                    })
+                    .sum();
                 let detail = format!(
                     "{} unreadable chunks holding {} keys (the base keeps its {kept} readable chunks{})",
-                    lost_chunks.map_or("an unknown number of".into(), |n| n.to_string()),
+                    lost_chunks.map_or(
+                        format!("at least {missing} (footer unreadable)"),
+                        |n| n.to_string()
+                    ),
                     lost_keys.map_or("an unknown number of".into(), |n| n.to_string()),
                     b.readable_keys().map_or(String::new(), |k| format!(", {k} keys"))
                 );
@@ -978,7 +992,7 @@ pub(crate) fn check_wal(
                         file: b.path.clone(),
                         offset: first,
                         bytes,
-                        records: Some(lost_chunks.unwrap_or(0)),
+                        records: lost_chunks,
                         unreadable_bytes: bytes,
                         keys: lost_keys,
                         detail,
