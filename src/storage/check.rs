@@ -23,8 +23,8 @@ use super::fs::{read_full_at, Fs, OpenMode, RealFs};
 use super::index::encode_index;
 use super::record::{decode_file_header, BadRecord, FILE_HEADER_BYTES, LOG_MAGIC};
 use super::recovery::list_segments;
+use super::salvage::{fmt_key, scan_file};
 use super::segment::{parse_segment_name, scan_whole, segment_paths, valid_record_after, LOG_EXT};
-use super::wal_check::{fmt_key, scan_file};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,8 @@
 //! segmented log used for both the keyspace WAL and every stream (`log`,
 //! `iter`), durability policies and group commit (`sync`), crash recovery
 //! (`recovery`), atomic file replacement for checkpoints (`atomic`), the
-//! offline checker behind `redlog check [--repair]` (`check`), and the
+//! offline checker behind `redlog check [--repair]` (`check`; the keyspace WAL's
+//! bases and log together in `wal_check`; reading past damage in `salvage`), and the
 //! file-system seam with its fault-injecting twin (`fs`). No other module
 //! opens files in the data dir.
 //!
@@ -40,6 +41,7 @@ pub mod iter;
 pub mod log;
 pub mod record;
 pub mod recovery;
+mod salvage;
 pub mod segment;
 pub mod streams;
 pub mod sync;
