@@ -5,10 +5,10 @@
 //! segmented log used for both the keyspace WAL and every stream (`log`,
 //! `iter`), durability policies and group commit (`sync`), crash recovery
 //! (`recovery`), atomic file replacement for checkpoints (`atomic`), the
-//! offline checker behind `redlog check [--repair]` (`check`; the keyspace WAL's
-//! bases and log together in `wal_check`; reading past damage in `salvage`), and the
-//! file-system seam with its fault-injecting twin (`fs`). No other module
-//! opens files in the data dir.
+//! offline checker behind `redlog check [--repair]` (`check`; the keyspace
+//! WAL's bases and log judged together in `wal_check`; reading past damage
+//! in `salvage`), and the file-system seam with its fault-injecting twin
+//! (`fs`). No other module opens files in the data dir.
 //!
 //! ## Contract
 //! - A log is a sequence of `(u128 key, bytes)` records with strictly
