@@ -114,7 +114,12 @@ fn check(args: &[String]) -> ExitCode {
         }
     };
     let mut stdout = std::io::stdout();
-    match redlog::storage::check_dir(std::path::Path::new(dir), repair, &mut stdout) {
+    let opts = redlog::storage::CheckOptions {
+        repair,
+        unit_keys: Some(&redlog::server::persist::unit_keys),
+    };
+    let fs = redlog::storage::RealFs;
+    match redlog::storage::check_dir_opts(&fs, std::path::Path::new(dir), &opts, &mut stdout) {
         // After a repair every problem found was cut away (and printed).
         Ok(summary) if summary.is_clean() || repair => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,

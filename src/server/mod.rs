@@ -391,6 +391,10 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
                 return Err(io_other(e));
             }
         };
+        // The base was read in full: older ones are no longer a fallback.
+        if let Err(e) = p.wal.remove_older_bases() {
+            tracing::warn!("cannot remove obsolete bases: {e}");
+        }
         let mut ks = ks;
         let reg = shared.streams.clone();
         let attached = tokio::task::spawn_blocking(move || reg.attach(&mut ks).map(|_| ks))

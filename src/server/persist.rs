@@ -121,6 +121,7 @@ impl Persistence {
             fs,
             ..WalOptions::default()
         };
+        log_repair_report(&*opts.fs, dir);
         let (wal, report) = Wal::open(dir.join("wal"), opts).map_err(|e| e.to_string())?;
         if let Some(t) = &report.torn_tail {
             tracing::warn!(
@@ -281,6 +282,47 @@ impl Sink for WalSink<'_> {
     fn reap(&self, doomed: Vec<crate::stream::Doomed>) {
         self.streams.reap_these(doomed);
     }
+}
+
+/// Logs the report of a `redlog check --repair` that dropped data (one
+/// warning per line), then renames it so the next start does not repeat it.
+/// Called with the data directory locked.
+fn log_repair_report(fs: &dyn Fs, dir: &Path) {
+    use crate::storage::{REPAIR_REPORT, REPAIR_REPORT_SEEN};
+    let path = dir.join(REPAIR_REPORT);
+    let text = match crate::storage::streams::read_small_file(fs, &path) {
+        Ok(Some(t)) => t,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!("cannot read {}: {e}", path.display());
+            return;
+        }
+    };
+    tracing::warn!(
+        "a repair of this data directory dropped data; {} says what:",
+        path.display()
+    );
+    for line in String::from_utf8_lossy(&text).lines() {
+        tracing::warn!("{line}");
+    }
+    let seen = dir.join(REPAIR_REPORT_SEEN);
+    match fs.rename(&path, &seen).and_then(|()| fs.sync_dir(dir)) {
+        Ok(()) => tracing::warn!("repair report kept as {}", seen.display()),
+        Err(e) => tracing::warn!("cannot rename {}: {e}", path.display()),
+    }
+}
+
+/// The `(db, key)` pairs a WAL unit or base chunk touches (None: the bytes
+/// do not decode); `redlog check` counts dropped keys with it.
+pub fn unit_keys(unit: &[u8]) -> Option<Vec<(u8, Vec<u8>)>> {
+    let effects = decode_unit(unit).ok()?;
+    let mut keys: Vec<(u8, Vec<u8>)> = effects
+        .iter()
+        .filter_map(|e| e.target().map(|(db, k)| (db, k.to_vec())))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    Some(keys)
 }
 
 fn effect_key(e: &Effect) -> Option<(u8, &Bytes)> {

@@ -7,10 +7,15 @@
 //! log, base key = first key; the index is compared with the one rebuilt from
 //! the log.
 //!
-//! Repair keeps the valid prefix: the log is truncated at the first bad
-//! record, every later segment of that log is deleted, and each drop is
-//! printed (file, offset, bytes, records when known). An inconsistent or
-//! missing index is rewritten (it is derived data; nothing is lost).
+//! The keyspace WAL (`wal/`, a directory with base files) is checked and
+//! repaired by `wal_check`: bases and units together, keeping every record
+//! the chosen recovery needs. Other logs (streams) are repaired by keeping
+//! their valid prefix: the log is truncated at the first bad record and every
+//! later segment of that log is deleted. Each drop is printed with file,
+//! offset, bytes, the readable records it held (counted past the damage) and
+//! its unreadable bytes, and appended to `repair-report.txt` in the data
+//! directory, which the next server start logs as warnings. An inconsistent
+//! or missing index is rewritten (it is derived data; nothing is lost).
 
 use super::atomic::atomic_write_with;
 use super::error::Result;
@@ -18,6 +23,7 @@ use super::fs::{read_full_at, Fs, OpenMode, RealFs};
 use super::index::encode_index;
 use super::record::{decode_file_header, BadRecord, FILE_HEADER_BYTES, LOG_MAGIC};
 use super::recovery::list_segments;
+use super::salvage::{fmt_key, scan_file};
 use super::segment::{parse_segment_name, scan_whole, segment_paths, valid_record_after, LOG_EXT};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,16 +38,47 @@ pub struct Problem {
     pub data: bool,
 }
 
-/// Data removed by a repair.
+/// Data lost by a repair: removed bytes whose content no kept file holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dropped {
     pub file: PathBuf,
-    /// Offset from which the file was cut (0: the whole file was deleted).
+    /// Offset from which bytes were removed (0 with `bytes` = the file's
+    /// size: the whole file was deleted).
     pub offset: u64,
     pub bytes: u64,
-    /// Whole records dropped, when they could be counted.
+    /// Records lost: the readable records (WAL units, stream entries or ops)
+    /// in the removed bytes, or for a base kept with its readable chunks the
+    /// chunks its footer counts beyond them; None when they cannot be
+    /// counted (a base without a readable footer).
     pub records: Option<u64>,
+    /// Removed bytes that held no readable record (the damage itself).
+    pub unreadable_bytes: u64,
+    /// Keyspace keys the removed records held (base chunks) or touched (WAL
+    /// units); None when not counted (stream logs, no decoder given).
+    pub keys: Option<u64>,
+    /// What the bytes held, in words (unit, chunk or key ranges).
+    pub detail: String,
 }
+
+/// Decodes a WAL unit (or base chunk) into the `(db, key)` pairs it
+/// touches; None when the bytes do not decode. Supplied by the caller
+/// (`server::persist::unit_keys`): storage itself only stores bytes.
+pub type UnitKeys<'a> = &'a dyn Fn(&[u8]) -> Option<Vec<(u8, Vec<u8>)>>;
+
+/// Options of [`check_dir_opts`].
+#[derive(Clone, Copy, Default)]
+pub struct CheckOptions<'a> {
+    pub repair: bool,
+    /// Counts the keys of dropped WAL units and base chunks.
+    pub unit_keys: Option<UnitKeys<'a>>,
+}
+
+/// Name of the file, in the checked directory, where a repair that dropped
+/// data writes what it dropped; the next server start logs it as a warning
+/// and renames it to [`REPAIR_REPORT_SEEN`].
+pub const REPAIR_REPORT: &str = "repair-report.txt";
+/// A repair report the server has logged.
+pub const REPAIR_REPORT_SEEN: &str = "repair-report.seen.txt";
 
 /// Totals of one checked log.
 #[derive(Debug, Clone, Default)]
@@ -86,19 +123,47 @@ pub fn check_dir_with(
     repair: bool,
     out: &mut dyn Write,
 ) -> Result<CheckSummary> {
+    let opts = CheckOptions {
+        repair,
+        unit_keys: None,
+    };
+    check_dir_opts(fs, root, &opts, out)
+}
+
+/// True for a keyspace WAL directory: named `wal`, or holding base files.
+fn is_wal_dir(fs: &dyn Fs, dir: &Path) -> Result<bool> {
+    if dir.file_name().is_some_and(|n| n == "wal") {
+        return Ok(true);
+    }
+    Ok(fs
+        .list_dir(dir)?
+        .iter()
+        .any(|e| !e.is_dir && crate::storage::wal::is_base_file(&e.name)))
+}
+
+/// [`check_dir_with`] with options. A repair that dropped data appends what
+/// it dropped to `repair-report.txt` ([`REPAIR_REPORT`]) in the data
+/// directory: `root`, or its nearest ancestor (up to three levels) holding
+/// the server's `LOCK` file.
+pub fn check_dir_opts(
+    fs: &dyn Fs,
+    root: &Path,
+    opts: &CheckOptions<'_>,
+    out: &mut dyn Write,
+) -> Result<CheckSummary> {
+    let repair = opts.repair;
     let mut sum = CheckSummary::default();
     let mut stack = vec![root.to_path_buf()];
     let mut log_dirs = Vec::new();
-    let mut bases = Vec::new();
     while let Some(d) = stack.pop() {
         let mut has_log = false;
         for e in fs.list_dir(&d)? {
             if e.is_dir {
                 stack.push(d.join(&e.name));
-            } else if matches!(parse_segment_name(&e.name), Some((_, LOG_EXT))) {
+            } else if matches!(parse_segment_name(&e.name), Some((_, LOG_EXT)))
+                || crate::storage::wal::is_base_file(&e.name)
+            {
                 has_log = true;
-            } else if crate::storage::wal::is_base_file(&e.name) {
-                bases.push(d.join(&e.name));
             }
         }
         if has_log {
@@ -107,7 +172,11 @@ pub fn check_dir_with(
     }
     log_dirs.sort();
     for d in log_dirs {
-        let c = verify_log(fs, &d, repair, out)?;
+        let c = if is_wal_dir(fs, &d)? {
+            super::wal_check::check_wal(fs, &d, repair, opts.unit_keys, out)?
+        } else {
+            verify_log(fs, &d, repair, out)?
+        };
         writeln!(
             out,
             "log {}: {} segments, {} records, {} bytes, {} problems",
@@ -125,38 +194,6 @@ pub fn check_dir_with(
         sum.problems.extend(c.problems);
         sum.dropped.extend(c.dropped);
     }
-    bases.sort();
-    for path in bases {
-        sum.files += 1;
-        match crate::storage::wal::verify_base(fs, &path) {
-            Ok(chunks) => writeln!(out, "base {}: {chunks} chunks, ok", path.display())?,
-            Err(crate::storage::Error::Corruption {
-                file,
-                offset,
-                reason,
-            }) => {
-                writeln!(out, "problem: {} offset {offset}: {reason}", file.display())?;
-                sum.problems.push(Problem {
-                    file: file.clone(),
-                    offset,
-                    reason,
-                    data: true,
-                });
-                if repair {
-                    let (kept, dropped) = crate::storage::wal::repair_base(fs, &path)?;
-                    writeln!(
-                        out,
-                        "dropped: {} from offset {}: {} bytes (base keeps its first {kept} chunks)",
-                        path.display(),
-                        dropped.offset,
-                        dropped.bytes
-                    )?;
-                    sum.dropped.push(dropped);
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
     writeln!(
         out,
         "checked {} logs: {} files, {} segments, {} records, {} bytes; {} problems{}",
@@ -172,10 +209,59 @@ pub fn check_dir_with(
             String::new()
         }
     )?;
+    if repair && !sum.dropped.is_empty() {
+        let path = write_report(fs, root, &sum.dropped)?;
+        writeln!(
+            out,
+            "wrote {}: the next server start logs it as a warning",
+            path.display()
+        )?;
+    }
     Ok(sum)
 }
 
-fn problem(
+/// The text of one drop, as printed and as the repair report holds it.
+pub fn drop_text(d: &Dropped) -> String {
+    format!(
+        "dropped: {} from offset {}: {} bytes: {}",
+        d.file.display(),
+        d.offset,
+        d.bytes,
+        d.detail
+    )
+}
+
+/// Appends the drops to `<root>/repair-report.txt` (atomically replaced, so
+/// an unseen report of an earlier repair is kept).
+fn write_report(fs: &dyn Fs, root: &Path, dropped: &[Dropped]) -> Result<PathBuf> {
+    // The data directory (it holds `LOCK`) when the check ran on a part of
+    // it (`<dir>/wal`, `<dir>/streams/<id>`), so the server finds the report.
+    let dir = root
+        .ancestors()
+        .take(4)
+        .find(|d| fs.exists(&d.join("LOCK")))
+        .unwrap_or(root);
+    let path = dir.join(REPAIR_REPORT);
+    let mut text = crate::storage::streams::read_small_file(fs, &path)?.unwrap_or_default();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    text.extend_from_slice(
+        format!(
+            "redlog check --repair at unix time {secs} dropped data ({} drops):\n",
+            dropped.len()
+        )
+        .as_bytes(),
+    );
+    for d in dropped {
+        text.extend_from_slice(drop_text(d).as_bytes());
+        text.push(b'\n');
+    }
+    atomic_write_with(fs, &path, &text)?;
+    Ok(path)
+}
+
+pub(crate) fn problem(
     out: &mut dyn Write,
     c: &mut LogCheck,
     file: &Path,
@@ -193,17 +279,8 @@ fn problem(
     Ok(())
 }
 
-fn drop_line(out: &mut dyn Write, c: &mut LogCheck, d: Dropped) -> Result<()> {
-    let records = d
-        .records
-        .map_or("an unknown number of".to_string(), |n| n.to_string());
-    writeln!(
-        out,
-        "dropped: {} from offset {}: {} bytes, {records} records",
-        d.file.display(),
-        d.offset,
-        d.bytes
-    )?;
+pub(crate) fn drop_line(out: &mut dyn Write, c: &mut LogCheck, d: Dropped) -> Result<()> {
+    writeln!(out, "{}", drop_text(&d))?;
     tracing::warn!(file = %d.file.display(), offset = d.offset, bytes = d.bytes, "repair dropped data");
     c.dropped.push(d);
     Ok(())
@@ -285,35 +362,14 @@ pub fn verify_log(fs: &dyn Fs, dir: &Path, repair: bool, out: &mut dyn Write) ->
             break;
         }
         prev_last = scan.last_key;
-        let expected = encode_index(base, &scan.index);
-        let actual = match fs.open(&index_path, OpenMode::Read) {
-            Ok(f) => {
-                c.files += 1;
-                let mut b = vec![0u8; f.size()? as usize];
-                let n = read_full_at(&*f, &mut b, 0)?;
-                b.truncate(n);
-                Some(b)
-            }
-            Err(_) => None,
-        };
-        if actual.as_ref() != Some(&expected) {
-            let (offset, reason) = match &actual {
-                None => (0, "index file missing".to_string()),
-                Some(a) => {
-                    let at = a
-                        .iter()
-                        .zip(&expected)
-                        .position(|(x, y)| x != y)
-                        .unwrap_or(a.len().min(expected.len()));
-                    (at as u64, "index inconsistent with the log".to_string())
-                }
-            };
-            problem(out, &mut c, &index_path, offset, reason, false)?;
-            if repair {
-                atomic_write_with(fs, &index_path, &expected)?;
-                writeln!(out, "rewrote: {}", index_path.display())?;
-            }
-        }
+        compare_index(
+            fs,
+            out,
+            &mut c,
+            &index_path,
+            &encode_index(base, &scan.index),
+            repair,
+        )?;
     }
     let Some((i, cut, kept_index)) = bad_at.filter(|_| repair) else {
         return Ok(c);
@@ -322,6 +378,43 @@ pub fn verify_log(fs: &dyn Fs, dir: &Path, repair: bool, out: &mut dyn Write) ->
         let (log_path, index_path) = segment_paths(dir, base);
         let file = fs.open(&log_path, OpenMode::ReadWrite)?;
         let len = file.size()?;
+        // What the removed bytes hold: readable records are counted past
+        // the damage (resynchronising), the rest is unreadable.
+        let from = if j == i { cut } else { 0 };
+        let (pieces, _) = if len >= FILE_HEADER_BYTES {
+            scan_file(
+                &file,
+                FILE_HEADER_BYTES,
+                len,
+                Some(base),
+                false,
+                &mut |_, _, _| {},
+            )?
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let gone: Vec<_> = pieces.iter().filter(|p| p.start >= from).collect();
+        let records: u64 = gone.iter().map(|p| p.records).sum();
+        let readable: u64 = gone.iter().map(|p| p.end - p.start).sum();
+        // A valid file header is not damage.
+        let mut h = [0u8; FILE_HEADER_BYTES as usize];
+        let n = read_full_at(&*file, &mut h, 0)?;
+        let header_ok = decode_file_header(&h[..n], LOG_MAGIC) == Ok(base);
+        let header = if from == 0 && header_ok {
+            FILE_HEADER_BYTES
+        } else {
+            0
+        };
+        let unreadable = (len - from).saturating_sub(readable + header);
+        let mut detail = format!("{records} readable records");
+        if let (Some(a), Some(b)) = (gone.first(), gone.last()) {
+            detail.push_str(&format!(
+                " (keys {}..{})",
+                fmt_key(a.first),
+                fmt_key(b.last)
+            ));
+        }
+        detail.push_str(&format!(", {unreadable} unreadable bytes"));
         if j == i && cut > 0 {
             file.set_len(cut)?;
             file.sync_data()?;
@@ -330,17 +423,13 @@ pub fn verify_log(fs: &dyn Fs, dir: &Path, repair: bool, out: &mut dyn Write) ->
                 file: log_path,
                 offset: cut,
                 bytes: len - cut,
-                records: None,
+                records: Some(records),
+                unreadable_bytes: unreadable,
+                keys: None,
+                detail,
             };
             drop_line(out, &mut c, d)?;
         } else {
-            // A whole later segment: count its records if it reads cleanly.
-            let s = scan_whole(&file, base, len)?;
-            let records = if s.bad.is_none() && j > i {
-                Some(s.records)
-            } else {
-                None
-            };
             drop(file);
             fs.remove_file(&log_path)?;
             if fs.exists(&index_path) {
@@ -353,11 +442,78 @@ pub fn verify_log(fs: &dyn Fs, dir: &Path, repair: bool, out: &mut dyn Write) ->
                     file: log_path,
                     offset: 0,
                     bytes: len,
-                    records,
+                    records: Some(records),
+                    unreadable_bytes: unreadable,
+                    keys: None,
+                    detail,
                 },
             )?;
         }
     }
     fs.sync_dir(dir)?;
     Ok(c)
+}
+
+/// Compares a segment's index with the one rebuilt from its log (derived
+/// data: a difference is a problem that loses nothing); with `repair`,
+/// rewrites it.
+pub(crate) fn check_index(
+    fs: &dyn Fs,
+    out: &mut dyn Write,
+    c: &mut LogCheck,
+    log_path: &Path,
+    index_path: &Path,
+    base: u128,
+    repair: bool,
+) -> Result<()> {
+    let file = fs.open(log_path, OpenMode::Read)?;
+    let len = file.size()?;
+    let scan = scan_whole(&file, base, len)?;
+    compare_index(
+        fs,
+        out,
+        c,
+        index_path,
+        &encode_index(base, &scan.index),
+        repair,
+    )
+}
+
+pub(crate) fn compare_index(
+    fs: &dyn Fs,
+    out: &mut dyn Write,
+    c: &mut LogCheck,
+    index_path: &Path,
+    expected: &[u8],
+    repair: bool,
+) -> Result<()> {
+    let actual = match fs.open(index_path, OpenMode::Read) {
+        Ok(f) => {
+            c.files += 1;
+            let mut b = vec![0u8; f.size()? as usize];
+            let n = read_full_at(&*f, &mut b, 0)?;
+            b.truncate(n);
+            Some(b)
+        }
+        Err(_) => None,
+    };
+    if actual.as_deref() != Some(expected) {
+        let (offset, reason) = match &actual {
+            None => (0, "index file missing".to_string()),
+            Some(a) => {
+                let at = a
+                    .iter()
+                    .zip(expected)
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(a.len().min(expected.len()));
+                (at as u64, "index inconsistent with the log".to_string())
+            }
+        };
+        problem(out, c, index_path, offset, reason, false)?;
+        if repair {
+            atomic_write_with(fs, index_path, expected)?;
+            writeln!(out, "rewrote: {}", index_path.display())?;
+        }
+    }
+    Ok(())
 }

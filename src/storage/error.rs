@@ -21,7 +21,7 @@ pub enum Error {
     /// A bad record, header or index entry that recovery may not skip.
     /// `offset` is the byte offset in `file` where the bad data starts.
     #[error(
-        "corruption in {} at offset {offset}: {reason} (run `redlog check --repair` to keep the valid prefix)",
+        "corruption in {} at offset {offset}: {reason} (run `redlog check --repair` on the data dir: it keeps what it can prove valid and reports what it drops)",
         file.display()
     )]
     Corruption {

@@ -5,9 +5,10 @@
 //! segmented log used for both the keyspace WAL and every stream (`log`,
 //! `iter`), durability policies and group commit (`sync`), crash recovery
 //! (`recovery`), atomic file replacement for checkpoints (`atomic`), the
-//! offline checker behind `redlog check [--repair]` (`check`), and the
-//! file-system seam with its fault-injecting twin (`fs`). No other module
-//! opens files in the data dir.
+//! offline checker behind `redlog check [--repair]` (`check`; the keyspace
+//! WAL's bases and log judged together in `wal_check`; reading past damage
+//! in `salvage`), and the file-system seam with its fault-injecting twin
+//! (`fs`). No other module opens files in the data dir.
 //!
 //! ## Contract
 //! - A log is a sequence of `(u128 key, bytes)` records with strictly
@@ -40,13 +41,18 @@ pub mod iter;
 pub mod log;
 pub mod record;
 pub mod recovery;
+mod salvage;
 pub mod segment;
 pub mod streams;
 pub mod sync;
 pub mod wal;
+pub mod wal_check;
 
 pub use atomic::{atomic_write, atomic_write_with};
-pub use check::{check_dir, check_dir_with, CheckSummary, Dropped, Problem};
+pub use check::{
+    check_dir, check_dir_opts, check_dir_with, CheckOptions, CheckSummary, Dropped, Problem,
+    UnitKeys, REPAIR_REPORT, REPAIR_REPORT_SEEN,
+};
 pub use error::{Error, Result};
 pub use fs::{FaultyFs, Fs, RealFs, StorageFile};
 pub use index::INDEX_INTERVAL_BYTES;

@@ -28,6 +28,10 @@
 //! fsynced; only then are older bases and the log segments wholly before
 //! `start_seq` deleted. A crash at any step leaves either the old base with
 //! its full log, or the new base with the log from `start_seq`: never a mix.
+//! An older base left by such a crash is deleted only once the newest one
+//! has been read in full (`Wal::remove_older_bases`, after replay), so a
+//! damaged newest base still has a fallback for `redlog check --repair`
+//! (`wal_check`).
 
 use super::fs::{read_full_at, Fs, OpenMode, RealFs, StorageFile};
 use super::log::{LogOptions, RecoveryMode, SegmentedLog};
@@ -44,7 +48,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Magic of a base file's header.
 pub const BASE_MAGIC: [u8; 8] = *b"RDLGBASE";
 /// Last four bytes of a complete base file.
-const FOOTER_MAGIC: [u8; 4] = *b"BEND";
+pub(crate) const FOOTER_MAGIC: [u8; 4] = *b"BEND";
 /// Size of the base footer, bytes.
 pub const BASE_FOOTER_BYTES: u64 = 40;
 const BASE_SUFFIX: &str = ".base";
@@ -102,11 +106,11 @@ pub struct Wal {
     state: Mutex<State>,
 }
 
-fn base_name(seq: u128) -> String {
+pub(crate) fn base_name(seq: u128) -> String {
     format!("{seq:020}{BASE_SUFFIX}")
 }
 
-fn parse_base_name(name: &str) -> Option<u128> {
+pub(crate) fn parse_base_name(name: &str) -> Option<u128> {
     let digits = name.strip_suffix(BASE_SUFFIX)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -114,7 +118,7 @@ fn parse_base_name(name: &str) -> Option<u128> {
     digits.parse().ok()
 }
 
-fn footer_bytes(
+pub(crate) fn footer_bytes(
     chunks: u64,
     keys: u64,
     max_captured_seq: u128,
@@ -313,8 +317,9 @@ impl BaseWriter {
 }
 
 impl Wal {
-    /// Opens (creating) the WAL in `dir`: removes unfinished bases, keeps the
-    /// newest complete base, opens the unit log with recovery.
+    /// Opens (creating) the WAL in `dir`: removes unfinished bases, makes the
+    /// newest base current (older ones stay until `remove_older_bases`),
+    /// opens the unit log with recovery.
     pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> Result<(Wal, RecoveryReport)> {
         let dir = dir.as_ref().to_path_buf();
         let fs = opts.fs.clone();
@@ -336,11 +341,10 @@ impl Wal {
             Some(&seq) => Some(read_base_info(&*fs, &dir.join(base_name(seq)))?),
             None => None,
         };
-        // Older bases are obsolete once a newer one was renamed in place
-        // (a crash may have left them behind).
-        for &seq in bases.iter().rev().skip(1) {
-            fs.remove_file(&dir.join(base_name(seq)))?;
-        }
+        // Older bases (a crash between installing a base and deleting its
+        // predecessor leaves one behind) stay until the newest base has been
+        // read in full (`remove_older_bases`): if it turns out damaged,
+        // `redlog check --repair` can still recover from an older one.
         let log_opts = LogOptions {
             fs: fs.clone(),
             // Durability is driven by the caller (`sync`), so the policy can
@@ -488,14 +492,34 @@ impl Wal {
             keys: w.keys,
             max_captured_seq: w.max_captured_seq,
         };
-        let old = self.state().base.replace(info.clone());
-        if let Some(old) = old {
-            if old.path != info.path {
-                self.fs.remove_file(&old.path)?;
-            }
-        }
+        self.state().base = Some(info.clone());
+        self.remove_older_bases()?;
         self.log.delete_segments_before(info.start_seq)?;
         Ok(info)
+    }
+
+    /// Deletes the bases older than the current one; call it once the
+    /// current base has been read in full.
+    pub fn remove_older_bases(&self) -> Result<()> {
+        let Some(cur) = self.base() else {
+            return Ok(());
+        };
+        let mut removed = false;
+        for e in self.fs.list_dir(&self.dir)? {
+            if let Some(seq) = parse_base_name(&e.name).filter(|&s| !e.is_dir && s < cur.start_seq)
+            {
+                tracing::info!(
+                    "removing obsolete base {}",
+                    self.dir.join(base_name(seq)).display()
+                );
+                self.fs.remove_file(&self.dir.join(&e.name))?;
+                removed = true;
+            }
+        }
+        if removed {
+            self.fs.sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
 
     /// Drops an unfinished base.
@@ -523,75 +547,6 @@ pub fn verify_base(fs: &dyn Fs, path: &Path) -> Result<u64> {
         });
     }
     Ok(n)
-}
-
-/// Cuts a damaged base after its last valid chunk and writes a new footer
-/// (through a temp file and rename). Returns the chunks kept and what was
-/// dropped. Keys in dropped chunks are lost: `redlog check --repair` says so.
-pub fn repair_base(fs: &dyn Fs, path: &Path) -> Result<(u64, super::Dropped)> {
-    let file = fs.open(path, OpenMode::Read)?;
-    let size = file.size()?;
-    let mut header = [0u8; FILE_HEADER_BYTES as usize];
-    read_full_at(&*file, &mut header, 0)?;
-    let start_seq = decode_file_header(&header, BASE_MAGIC).map_err(|r| Error::Corruption {
-        file: path.to_path_buf(),
-        offset: 0,
-        reason: format!("{r} (base header cannot be repaired; remove the file)"),
-    })?;
-    // Without a trusted footer, read chunks until the first bad record.
-    let info = BaseInfo {
-        start_seq,
-        path: path.to_path_buf(),
-        bytes: size,
-        chunks: u64::MAX,
-        keys: 0,
-        max_captured_seq: start_seq,
-    };
-    let mut r = BaseReader::open(fs, &info)?;
-    r.end = size;
-    let mut kept = Vec::new();
-    let mut good_end = FILE_HEADER_BYTES;
-    // Stop at the first bad chunk: everything from there on is dropped.
-    while let Ok(Some(chunk)) = r.next_chunk() {
-        good_end = r.pos;
-        kept.push(chunk);
-    }
-    let tmp = path.with_extension("base.tmp");
-    let out = fs.open(&tmp, OpenMode::CreateTruncate)?;
-    let mut w = BaseWriter {
-        file: out,
-        tmp: tmp.clone(),
-        start_seq,
-        pos: FILE_HEADER_BYTES,
-        buf: Vec::new(),
-        chunks: 0,
-        keys: 0,
-        max_captured_seq: start_seq,
-        scratch: Vec::new(),
-    };
-    w.file
-        .write_all_at(&encode_file_header(BASE_MAGIC, start_seq), 0)?;
-    let n = kept.len() as u64;
-    for (seq, unit) in kept {
-        w.write_chunk(seq, 0, &unit)?;
-    }
-    let footer = footer_bytes(w.chunks, w.keys, w.max_captured_seq);
-    w.buf.extend_from_slice(&footer);
-    w.flush()?;
-    w.file.sync_data()?;
-    fs.rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        fs.sync_dir(parent)?;
-    }
-    Ok((
-        n,
-        super::Dropped {
-            file: path.to_path_buf(),
-            offset: good_end,
-            bytes: size.saturating_sub(good_end),
-            records: None,
-        },
-    ))
 }
 
 /// True for a base file name (`<seq:020>.base`).
@@ -646,6 +601,32 @@ mod tests {
         assert_eq!(units(&w), vec![(51, vec![99; 20])]);
         assert_eq!(w.next_seq(), 52);
         assert_eq!(verify_base(&fs, &info.path).unwrap(), 2);
+    }
+
+    #[test]
+    fn older_base_stays_until_the_newest_was_read() {
+        let fs = FaultyFs::new();
+        let dir = Path::new("/d/wal");
+        let (w, _) = Wal::open(dir, opts(&fs)).unwrap();
+        w.append(&[b"a".to_vec()]).unwrap();
+        let mut b = w.begin_base().unwrap();
+        b.write_chunk(2, 1, b"old").unwrap();
+        let old = w.install_base(b).unwrap();
+        let old_bytes = fs.read_file(&old.path).unwrap();
+        w.append(&[b"b".to_vec()]).unwrap();
+        let mut b = w.begin_base().unwrap();
+        b.write_chunk(3, 1, b"new").unwrap();
+        let new = w.install_base(b).unwrap();
+        assert!(!fs.exists(&old.path), "install deletes older bases");
+        drop(w);
+        // A crash between the rename and the deletion left the older one.
+        fs.write_file(&old.path, &old_bytes);
+        let (w, _) = Wal::open(dir, opts(&fs)).unwrap();
+        assert_eq!(w.base().map(|b| b.path), Some(new.path.clone()));
+        assert!(fs.exists(&old.path), "kept as a fallback while unread");
+        w.remove_older_bases().unwrap();
+        assert!(!fs.exists(&old.path));
+        assert!(fs.exists(&new.path));
     }
 
     #[test]
