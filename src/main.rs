@@ -24,13 +24,11 @@ fn init_tracing(level: &str, logfile: &str) -> Result<(), String> {
         "nothing" => "off",
         _ => "info",
     };
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .event_format(RedisLogFormat);
     if logfile.is_empty() {
-        let _ = builder
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init();
+        let _ = builder.with_writer(std::io::stderr).try_init();
     } else {
         // `logfile <path>`: appended to, as redis-server does.
         let file = std::fs::OpenOptions::new()
@@ -38,12 +36,72 @@ fn init_tracing(level: &str, logfile: &str) -> Result<(), String> {
             .append(true)
             .open(logfile)
             .map_err(|e| format!("Can't open the log file: {e}"))?;
-        let _ = builder
-            .with_writer(std::sync::Mutex::new(file))
-            .with_ansi(false)
-            .try_init();
+        let _ = builder.with_writer(std::sync::Mutex::new(file)).try_init();
     }
     Ok(())
+}
+
+/// redis-server's log line: `pid:M dd Mon yyyy hh:mm:ss.mmm <c> message`
+/// in local time, where `<c>` is `.` debug, `-` verbose, `*` notice, `#`
+/// warning, so tools that read Redis logs (or wait for `Ready to accept
+/// connections`) read redlog's. Fields of an event follow its message.
+struct RedisLogFormat;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for RedisLogFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mark = match *event.metadata().level() {
+            tracing::Level::ERROR | tracing::Level::WARN => '#',
+            tracing::Level::INFO => '*',
+            tracing::Level::DEBUG => '-',
+            tracing::Level::TRACE => '.',
+        };
+        write!(
+            writer,
+            "{}:M {} {} ",
+            std::process::id(),
+            local_timestamp(),
+            mark
+        )?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// `02 Dec 2026 07:14:05.017` in local time (Redis's `%d %b %Y %H:%M:%S.`
+/// plus milliseconds).
+fn local_timestamp() -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as libc::time_t;
+    // SAFETY: localtime_r writes only into the struct we pass.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&secs, &mut tm);
+        tm
+    };
+    format!(
+        "{:02} {} {} {:02}:{:02}:{:02}.{:03}",
+        tm.tm_mday,
+        MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+        tm.tm_year + 1900,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        now.subsec_millis()
+    )
 }
 
 /// `daemonize yes`: fork, the parent exits 0, the child leaves the
@@ -205,7 +263,7 @@ fn main() -> ExitCode {
         };
         let _ = up_tx.send(server.shared().clone());
         server.wait().await;
-        tracing::info!("redlog is now ready to exit, bye bye...");
+        tracing::warn!("redlog is now ready to exit, bye bye...");
         ExitCode::SUCCESS
     })
 }

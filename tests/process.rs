@@ -367,7 +367,12 @@ fn debians_stock_redis_conf_loads() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let log = std::fs::read_to_string(&logfile).unwrap();
-    assert!(log.contains("Ready to accept connections"), "{log}");
+    // redis-server's line format: `pid:M dd Mon yyyy hh:mm:ss.mmm * ...`.
+    let ready = regex::Regex::new(
+        r"(?m)^\d+:M \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d\.\d{3} \* Ready to accept connections",
+    )
+    .unwrap();
+    assert!(ready.is_match(&log), "{log}");
     assert!(
         log.contains("have no effect in redlog: ") && log.contains("always-show-logo"),
         "{log}"
