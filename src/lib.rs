@@ -39,6 +39,7 @@ pub mod db;
 pub mod glob;
 pub mod logparse;
 pub mod protocol;
+pub mod scripting;
 pub mod server;
 pub mod storage;
 pub mod stream;
