@@ -62,6 +62,7 @@ pub fn register(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     )?;
     bit.raw_set("tohex", c_function(lua, bit_tohex)?)?;
     globals.raw_set("bit", bit)?;
+    register_cmsgpack(lua, globals)?;
     Ok(())
 }
 
@@ -599,4 +600,384 @@ impl Json<'_> {
             _ => return Err(self.expected("value", &t)),
         })
     }
+}
+
+// ---- cmsgpack (lua-cmsgpack 0.4.0) ----
+
+/// Tables nested deeper than this are packed as nil (cycles survive).
+const MP_MAX_NESTING: usize = 16;
+
+pub fn register_cmsgpack(lua: &Lua, globals: &Table) -> mlua::Result<()> {
+    let m = lua.create_table()?;
+    m.raw_set("pack", c_function(lua, mp_pack)?)?;
+    m.raw_set(
+        "unpack",
+        c_function(lua, |lua, a| mp_unpack(lua, a, "unpack", 0, 0))?,
+    )?;
+    m.raw_set(
+        "unpack_one",
+        c_function(lua, |lua, a| {
+            let offset = opt_integer(&a, 1, "unpack_one")?;
+            mp_unpack(lua, a, "unpack_one", 1, offset)
+        })?,
+    )?;
+    m.raw_set(
+        "unpack_limit",
+        c_function(lua, |lua, a| {
+            let limit = match a.get(1).and_then(as_number) {
+                Some(n) => n as i64,
+                None => return Err(bad_arg(1, "unpack_limit", "number", a.get(1))),
+            };
+            let offset = opt_integer(&a, 2, "unpack_limit")?;
+            mp_unpack(lua, a, "unpack_limit", limit, offset)
+        })?,
+    )?;
+    m.raw_set("_NAME", "cmsgpack")?;
+    m.raw_set("_VERSION", "lua-cmsgpack 0.4.0")?;
+    m.raw_set("_COPYRIGHT", "Copyright (C) 2012, Salvatore Sanfilippo")?;
+    m.raw_set("_DESCRIPTION", "MessagePack C implementation for Lua")?;
+    globals.raw_set("cmsgpack", m)?;
+    Ok(())
+}
+
+fn as_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Number(n) => Some(*n),
+        Value::String(s) => std::str::from_utf8(&s.as_bytes())
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok()),
+        _ => None,
+    }
+}
+
+fn opt_integer(a: &MultiValue, i: usize, fname: &str) -> Result<i64, Raise> {
+    match a.get(i) {
+        None | Some(Value::Nil) => Ok(0),
+        Some(v) => as_number(v)
+            .map(|n| n as i64)
+            .ok_or_else(|| bad_arg(i, fname, "number", Some(v))),
+    }
+}
+
+fn mp_pack(_lua: &Lua, a: MultiValue) -> LuaResult {
+    if a.is_empty() {
+        return Err(Raise::Msg(
+            "bad argument #0 to 'pack' (MessagePack pack needs input.)".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for v in a.iter() {
+        mp_encode(v, &mut out, 0)?;
+    }
+    let s = _lua
+        .create_string(&out)
+        .map_err(|e| Raise::Msg(e.to_string()))?;
+    Ok(MultiValue::from_iter([Value::String(s)]))
+}
+
+fn mp_encode_int(n: i64, out: &mut Vec<u8>) {
+    if n >= 0 {
+        if n <= 127 {
+            out.push(n as u8);
+        } else if n <= 0xff {
+            out.extend_from_slice(&[0xcc, n as u8]);
+        } else if n <= 0xffff {
+            out.push(0xcd);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        } else if n <= 0xffff_ffff {
+            out.push(0xce);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        } else {
+            out.push(0xcf);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    } else if n >= -32 {
+        out.push(n as i8 as u8);
+    } else if n >= -128 {
+        out.extend_from_slice(&[0xd0, n as i8 as u8]);
+    } else if n >= -32768 {
+        out.push(0xd1);
+        out.extend_from_slice(&(n as i16).to_be_bytes());
+    } else if n >= -2_147_483_648 {
+        out.push(0xd2);
+        out.extend_from_slice(&(n as i32).to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+fn mp_encode_number(n: f64, out: &mut Vec<u8>) {
+    // IS_INT64_EQUIVALENT: not inf, and (int64_t)n == n.
+    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n)
+        && (n as i64) as f64 == n
+    {
+        mp_encode_int(n as i64, out);
+    } else {
+        let f = n as f32;
+        if f as f64 == n {
+            out.push(0xca);
+            out.extend_from_slice(&f.to_be_bytes());
+        } else {
+            out.push(0xcb);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+}
+
+fn mp_encode_bytes(s: &[u8], out: &mut Vec<u8>) {
+    let len = s.len();
+    if len < 32 {
+        out.push(0xa0 | len as u8);
+    } else if len <= 0xff {
+        out.extend_from_slice(&[0xd9, len as u8]);
+    } else if len <= 0xffff {
+        out.push(0xda);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0xdb);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+    }
+    out.extend_from_slice(s);
+}
+
+fn mp_len_header(n: usize, fix: u8, b16: u8, b32: u8, out: &mut Vec<u8>) {
+    if n <= 15 {
+        out.push(fix | n as u8);
+    } else if n <= 0xffff {
+        out.push(b16);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        out.push(b32);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    }
+}
+
+fn mp_encode(v: &Value, out: &mut Vec<u8>, level: usize) -> Result<(), Raise> {
+    let lua_e = |e: mlua::Error| Raise::Msg(e.to_string());
+    match v {
+        Value::String(s) => mp_encode_bytes(&s.as_bytes(), out),
+        Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
+        Value::Integer(i) => mp_encode_number(*i as f64, out),
+        Value::Number(n) => mp_encode_number(*n, out),
+        Value::Table(t) if level < MP_MAX_NESTING => {
+            // table_is_an_array: every key a positive int-equivalent number
+            // and as many keys as the largest one.
+            let mut count = 0usize;
+            let mut max = 0f64;
+            let mut array = true;
+            for pair in t.pairs::<Value, Value>() {
+                let (k, _) = pair.map_err(lua_e)?;
+                let n = match k {
+                    Value::Integer(i) => i as f64,
+                    Value::Number(n) => n,
+                    _ => {
+                        array = false;
+                        break;
+                    }
+                };
+                if n <= 0.0 || n.is_infinite() || (n as i32) as f64 != n {
+                    array = false;
+                    break;
+                }
+                if n > max {
+                    max = n;
+                }
+                count += 1;
+            }
+            if array && max as usize == count {
+                let len = t.raw_len();
+                mp_len_header(len, 0x90, 0xdc, 0xdd, out);
+                for j in 1..=len {
+                    let v: Value = t.get(j).map_err(lua_e)?;
+                    mp_encode(&v, out, level + 1)?;
+                }
+            } else {
+                let pairs: Vec<(Value, Value)> = t
+                    .pairs::<Value, Value>()
+                    .collect::<mlua::Result<_>>()
+                    .map_err(lua_e)?;
+                mp_len_header(pairs.len(), 0x80, 0xde, 0xdf, out);
+                for (k, v) in &pairs {
+                    mp_encode(k, out, level + 1)?;
+                    mp_encode(v, out, level + 1)?;
+                }
+            }
+        }
+        _ => out.push(0xc0),
+    }
+    Ok(())
+}
+
+enum MpErr {
+    Eof,
+    BadFmt,
+    Lua(String),
+}
+
+struct Cur<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Cur<'_> {
+    fn need(&self, n: usize) -> Result<(), MpErr> {
+        if self.b.len() - self.at < n {
+            Err(MpErr::Eof)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn be(&self, from: usize, n: usize) -> u64 {
+        self.b[self.at + from..self.at + from + n]
+            .iter()
+            .fold(0u64, |acc, &x| acc << 8 | x as u64)
+    }
+
+    fn decode(&mut self, lua: &Lua) -> Result<Value, MpErr> {
+        let lua_e = |e: mlua::Error| MpErr::Lua(e.to_string());
+        self.need(1)?;
+        let c = self.b[self.at];
+        let num = |n: f64| Value::Number(n);
+        macro_rules! fixed {
+            ($len:expr, $v:expr) => {{
+                self.need($len)?;
+                let v = $v;
+                self.at += $len;
+                v
+            }};
+        }
+        Ok(match c {
+            0xcc => fixed!(2, num(self.be(1, 1) as f64)),
+            0xd0 => fixed!(2, num(self.be(1, 1) as u8 as i8 as f64)),
+            0xcd => fixed!(3, num(self.be(1, 2) as f64)),
+            0xd1 => fixed!(3, num(self.be(1, 2) as u16 as i16 as f64)),
+            0xce => fixed!(5, num(self.be(1, 4) as f64)),
+            0xd2 => fixed!(5, num(self.be(1, 4) as u32 as i32 as f64)),
+            0xcf => fixed!(9, num(self.be(1, 8) as f64)),
+            0xd3 => fixed!(9, num(self.be(1, 8) as i64 as f64)),
+            0xc0 => fixed!(1, Value::Nil),
+            0xc3 => fixed!(1, Value::Boolean(true)),
+            0xc2 => fixed!(1, Value::Boolean(false)),
+            0xca => fixed!(5, num(f32::from_bits(self.be(1, 4) as u32) as f64)),
+            0xcb => fixed!(9, num(f64::from_bits(self.be(1, 8)))),
+            0xd9..=0xdb => {
+                let h = match c {
+                    0xd9 => 1,
+                    0xda => 2,
+                    _ => 4,
+                };
+                self.need(1 + h)?;
+                let l = self.be(1, h) as usize;
+                self.at += 1 + h;
+                self.need(l)?;
+                let s = lua
+                    .create_string(&self.b[self.at..self.at + l])
+                    .map_err(lua_e)?;
+                self.at += l;
+                Value::String(s)
+            }
+            0xdc..=0xdf => {
+                let h = if c == 0xdc || c == 0xde { 2 } else { 4 };
+                self.need(1 + h)?;
+                let l = self.be(1, h) as usize;
+                self.at += 1 + h;
+                if c <= 0xdd {
+                    self.array(lua, l)?
+                } else {
+                    self.map(lua, l)?
+                }
+            }
+            c if c & 0x80 == 0 => fixed!(1, num(c as f64)),
+            c if c & 0xe0 == 0xe0 => fixed!(1, num(c as i8 as f64)),
+            c if c & 0xe0 == 0xa0 => {
+                let l = (c & 0x1f) as usize;
+                self.need(1 + l)?;
+                let s = lua
+                    .create_string(&self.b[self.at + 1..self.at + 1 + l])
+                    .map_err(lua_e)?;
+                self.at += 1 + l;
+                Value::String(s)
+            }
+            c if c & 0xf0 == 0x90 => {
+                self.at += 1;
+                self.array(lua, (c & 0xf) as usize)?
+            }
+            c if c & 0xf0 == 0x80 => {
+                self.at += 1;
+                self.map(lua, (c & 0xf) as usize)?
+            }
+            _ => return Err(MpErr::BadFmt),
+        })
+    }
+
+    fn array(&mut self, lua: &Lua, n: usize) -> Result<Value, MpErr> {
+        let t = lua.create_table().map_err(|e| MpErr::Lua(e.to_string()))?;
+        for i in 1..=n {
+            let v = self.decode(lua)?;
+            t.raw_set(i, v).map_err(|e| MpErr::Lua(e.to_string()))?;
+        }
+        Ok(Value::Table(t))
+    }
+
+    fn map(&mut self, lua: &Lua, n: usize) -> Result<Value, MpErr> {
+        let t = lua.create_table().map_err(|e| MpErr::Lua(e.to_string()))?;
+        for _ in 0..n {
+            let k = self.decode(lua)?;
+            let v = self.decode(lua)?;
+            t.raw_set(k, v).map_err(|e| MpErr::Lua(e.to_string()))?;
+        }
+        Ok(Value::Table(t))
+    }
+}
+
+/// lua-cmsgpack's `mp_unpack_full`.
+fn mp_unpack(lua: &Lua, a: MultiValue, fname: &str, limit: i64, offset: i64) -> LuaResult {
+    let data = match a.front() {
+        Some(Value::String(s)) => s.as_bytes().to_vec(),
+        Some(Value::Integer(i)) => fmt_g14(*i as f64).into_bytes(),
+        Some(Value::Number(n)) => fmt_g14(*n).into_bytes(),
+        other => return Err(bad_arg(0, fname, "string", other)),
+    };
+    let decode_all = limit == 0 && offset == 0;
+    if offset < 0 || limit < 0 {
+        return Err(Raise::Msg(format!(
+            "Invalid request to unpack with offset of {} and limit of {}.",
+            offset as i32,
+            data.len() as i32
+        )));
+    } else if offset as u64 > data.len() as u64 {
+        return Err(Raise::Msg(format!(
+            "Start offset {} greater than input length {}.",
+            offset as i32,
+            data.len() as i32
+        )));
+    }
+    let limit = if decode_all { i32::MAX as i64 } else { limit };
+    let mut cur = Cur {
+        b: &data,
+        at: offset as usize,
+    };
+    let mut vals = Vec::new();
+    let mut cnt = 0;
+    while cur.at < data.len() && cnt < limit {
+        match cur.decode(lua) {
+            Ok(v) => vals.push(v),
+            Err(MpErr::Eof) => return Err(Raise::Msg("Missing bytes in input.".into())),
+            Err(MpErr::BadFmt) => return Err(Raise::Msg("Bad data format in input.".into())),
+            Err(MpErr::Lua(m)) => return Err(Raise::Msg(m)),
+        }
+        cnt += 1;
+    }
+    if !decode_all {
+        let next = if cur.at == data.len() {
+            -1
+        } else {
+            cur.at as i64
+        };
+        vals.insert(0, Value::Number(next as f64));
+    }
+    Ok(MultiValue::from_iter(vals))
 }
