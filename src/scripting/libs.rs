@@ -63,6 +63,7 @@ pub fn register(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     bit.raw_set("tohex", c_function(lua, bit_tohex)?)?;
     globals.raw_set("bit", bit)?;
     register_cmsgpack(lua, globals)?;
+    register_struct(lua, globals)?;
     Ok(())
 }
 
@@ -980,4 +981,342 @@ fn mp_unpack(lua: &Lua, a: MultiValue, fname: &str, limit: i64, offset: i64) -> 
         vals.insert(0, Value::Number(next as f64));
     }
     Ok(MultiValue::from_iter(vals))
+}
+
+// ---- struct (Roberto Ierusalimschy's lua_struct, as Redis vendors it) ----
+
+const STRUCT_MAXINTSIZE: usize = 32;
+/// `MAXALIGN` on x86-64: the padding of `struct { char c; double d; }`.
+const STRUCT_MAXALIGN: usize = 8;
+
+pub fn register_struct(lua: &Lua, globals: &Table) -> mlua::Result<()> {
+    let m = lua.create_table()?;
+    m.raw_set("pack", c_function(lua, struct_pack)?)?;
+    m.raw_set("unpack", c_function(lua, struct_unpack)?)?;
+    m.raw_set("size", c_function(lua, struct_size)?)?;
+    globals.raw_set("struct", m)?;
+    Ok(())
+}
+
+struct Header {
+    little: bool,
+    align: usize,
+}
+
+fn arg_err(n: usize, fname: &str, msg: &str) -> Raise {
+    Raise::Msg(format!("bad argument #{n} to '{fname}' ({msg})"))
+}
+
+fn check_string(a: &MultiValue, i: usize, fname: &str) -> Result<Vec<u8>, Raise> {
+    match a.get(i) {
+        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+        Some(Value::Integer(n)) => Ok(fmt_g14(*n as f64).into_bytes()),
+        Some(Value::Number(n)) => Ok(fmt_g14(*n).into_bytes()),
+        other => Err(bad_arg(i, fname, "string", other)),
+    }
+}
+
+fn check_number(a: &MultiValue, i: usize, fname: &str) -> Result<f64, Raise> {
+    a.get(i)
+        .and_then(as_number)
+        .ok_or_else(|| bad_arg(i, fname, "number", a.get(i)))
+}
+
+/// `getnum`: digits at `fmt[*at..]`, or `df`.
+fn getnum(fmt: &[u8], at: &mut usize, df: usize) -> Result<usize, Raise> {
+    if !fmt.get(*at).is_some_and(u8::is_ascii_digit) {
+        return Ok(df);
+    }
+    let mut a: i64 = 0;
+    while let Some(&c) = fmt.get(*at).filter(|c| c.is_ascii_digit()) {
+        let d = (c - b'0') as i64;
+        if a > (i32::MAX as i64) / 10 || a * 10 > i32::MAX as i64 - d {
+            return Err(Raise::Msg("integral size overflow".into()));
+        }
+        a = a * 10 + d;
+        *at += 1;
+    }
+    Ok(a as usize)
+}
+
+fn optsize(opt: u8, fmt: &[u8], at: &mut usize) -> Result<usize, Raise> {
+    Ok(match opt {
+        b'B' | b'b' | b'x' => 1,
+        b'H' | b'h' => 2,
+        b'L' | b'l' | b'T' | b'd' => 8,
+        b'f' => 4,
+        b'c' => getnum(fmt, at, 1)?,
+        b'i' | b'I' => {
+            let sz = getnum(fmt, at, 4)?;
+            if sz > STRUCT_MAXINTSIZE {
+                return Err(Raise::Msg(format!(
+                    "integral size {sz} is larger than limit of {STRUCT_MAXINTSIZE}"
+                )));
+            }
+            sz
+        }
+        _ => 0,
+    })
+}
+
+fn gettoalign(len: usize, h: &Header, opt: u8, size: usize) -> usize {
+    if size == 0 || opt == b'c' {
+        return 0;
+    }
+    let size = size.min(h.align);
+    (size.wrapping_sub(len & (size - 1))) & (size - 1)
+}
+
+fn controloptions(
+    opt: u8,
+    fmt: &[u8],
+    at: &mut usize,
+    h: &mut Header,
+    fname: &str,
+) -> Result<(), Raise> {
+    match opt {
+        b' ' => {}
+        b'>' => h.little = false,
+        b'<' => h.little = true,
+        b'!' => {
+            let a = getnum(fmt, at, STRUCT_MAXALIGN)?;
+            if a == 0 || a & (a - 1) != 0 {
+                return Err(Raise::Msg(format!("alignment {a} is not a power of 2")));
+            }
+            h.align = a;
+        }
+        c => {
+            return Err(arg_err(
+                1,
+                fname,
+                &format!("invalid format option '{}'", c as char),
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn header() -> Header {
+    Header {
+        little: true,
+        align: 1,
+    }
+}
+
+fn struct_pack(lua: &Lua, a: MultiValue) -> LuaResult {
+    let fmt = check_string(&a, 0, "pack")?;
+    let fmt = &fmt[..fmt.iter().position(|&c| c == 0).unwrap_or(fmt.len())];
+    let mut h = header();
+    let mut arg = 1usize;
+    let mut out: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    let mut at = 0usize;
+    while at < fmt.len() {
+        let opt = fmt[at];
+        at += 1;
+        let mut size = optsize(opt, fmt, &mut at)?;
+        let toalign = gettoalign(total, &h, opt, size);
+        total += toalign;
+        out.resize(out.len() + toalign, 0);
+        match opt {
+            b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
+                let n = check_number(&a, arg, "pack")?;
+                arg += 1;
+                let mut value: u64 = if n < 0.0 { c_ll_i(n) as u64 } else { c_ull(n) };
+                let mut buf = vec![0u8; size];
+                if h.little {
+                    for b in buf.iter_mut() {
+                        *b = value as u8;
+                        value = value.checked_shr(8).unwrap_or(0);
+                    }
+                } else {
+                    for b in buf.iter_mut().rev() {
+                        *b = value as u8;
+                        value = value.checked_shr(8).unwrap_or(0);
+                    }
+                }
+                out.extend_from_slice(&buf);
+            }
+            b'x' => out.push(0),
+            b'f' => {
+                let f = check_number(&a, arg, "pack")? as f32;
+                arg += 1;
+                out.extend_from_slice(&if h.little {
+                    f.to_le_bytes()
+                } else {
+                    f.to_be_bytes()
+                });
+            }
+            b'd' => {
+                let d = check_number(&a, arg, "pack")?;
+                arg += 1;
+                out.extend_from_slice(&if h.little {
+                    d.to_le_bytes()
+                } else {
+                    d.to_be_bytes()
+                });
+            }
+            b'c' | b's' => {
+                let s = check_string(&a, arg, "pack")?;
+                arg += 1;
+                if size == 0 {
+                    size = s.len();
+                }
+                if s.len() < size {
+                    return Err(arg_err(arg + 1, "pack", "string too short"));
+                }
+                out.extend_from_slice(&s[..size]);
+                if opt == b's' {
+                    out.push(0);
+                    size += 1;
+                }
+            }
+            _ => controloptions(opt, fmt, &mut at, &mut h, "pack")?,
+        }
+        total += size;
+    }
+    let s = lua
+        .create_string(&out)
+        .map_err(|e| Raise::Msg(e.to_string()))?;
+    Ok(MultiValue::from_iter([Value::String(s)]))
+}
+
+/// C's `(long)` of a double on x86-64.
+fn c_ll_i(n: f64) -> i64 {
+    super::convert::c_ll(n)
+}
+
+/// C's `(unsigned long)` of a non-negative double (as x86-64 compilers do
+/// it: exact below 2^64).
+fn c_ull(n: f64) -> u64 {
+    if n.is_nan() {
+        0
+    } else {
+        n as u64
+    }
+}
+
+fn struct_unpack(lua: &Lua, a: MultiValue) -> LuaResult {
+    let fmt = check_string(&a, 0, "unpack")?;
+    let fmt = &fmt[..fmt.iter().position(|&c| c == 0).unwrap_or(fmt.len())];
+    let data = check_string(&a, 1, "unpack")?;
+    let ld = data.len();
+    let pos = match a.get(2) {
+        None | Some(Value::Nil) => 1u64,
+        Some(v) => as_number(v)
+            .map(|n| n as i64 as u64)
+            .ok_or_else(|| bad_arg(2, "unpack", "number", Some(v)))?,
+    };
+    if pos == 0 || pos > i64::MAX as u64 {
+        return Err(arg_err(3, "unpack", "offset must be 1 or greater"));
+    }
+    let mut pos = (pos - 1) as usize;
+    let mut h = header();
+    let mut vals: Vec<Value> = Vec::new();
+    let mut at = 0usize;
+    let lua_e = |e: mlua::Error| Raise::Msg(e.to_string());
+    while at < fmt.len() {
+        let opt = fmt[at];
+        at += 1;
+        let mut size = optsize(opt, fmt, &mut at)?;
+        pos += gettoalign(pos, &h, opt, size);
+        if !(size <= ld && pos <= ld - size) {
+            return Err(arg_err(2, "unpack", "data string too short"));
+        }
+        match opt {
+            b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
+                let bytes = &data[pos..pos + size];
+                let mut l: u64 = 0;
+                if h.little {
+                    for &b in bytes.iter().rev() {
+                        l = l.wrapping_shl(8) | b as u64;
+                    }
+                } else {
+                    for &b in bytes {
+                        l = l.wrapping_shl(8) | b as u64;
+                    }
+                }
+                let v = if opt.is_ascii_lowercase() {
+                    let mask = (!0u64).wrapping_shl((size * 8).wrapping_sub(1) as u32);
+                    if l & mask != 0 {
+                        l |= mask;
+                    }
+                    l as i64 as f64
+                } else {
+                    l as f64
+                };
+                vals.push(Value::Number(v));
+            }
+            b'x' => {}
+            b'f' => {
+                let b: [u8; 4] = data[pos..pos + 4].try_into().unwrap_or([0; 4]);
+                let f = if h.little {
+                    f32::from_le_bytes(b)
+                } else {
+                    f32::from_be_bytes(b)
+                };
+                vals.push(Value::Number(f as f64));
+            }
+            b'd' => {
+                let b: [u8; 8] = data[pos..pos + 8].try_into().unwrap_or([0; 8]);
+                let d = if h.little {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                };
+                vals.push(Value::Number(d));
+            }
+            b'c' => {
+                if size == 0 {
+                    let prev = vals.last().and_then(as_number);
+                    let Some(n) = prev else {
+                        return Err(Raise::Msg("format 'c0' needs a previous size".into()));
+                    };
+                    vals.pop();
+                    size = n as usize;
+                    if !(size <= ld && pos <= ld - size) {
+                        return Err(arg_err(2, "unpack", "data string too short"));
+                    }
+                }
+                let s = lua.create_string(&data[pos..pos + size]).map_err(lua_e)?;
+                vals.push(Value::String(s));
+            }
+            b's' => {
+                let Some(e) = data[pos..].iter().position(|&c| c == 0) else {
+                    return Err(Raise::Msg("unfinished string in data".into()));
+                };
+                size = e + 1;
+                let s = lua.create_string(&data[pos..pos + e]).map_err(lua_e)?;
+                vals.push(Value::String(s));
+            }
+            _ => controloptions(opt, fmt, &mut at, &mut h, "unpack")?,
+        }
+        pos += size;
+    }
+    vals.push(Value::Number((pos + 1) as f64));
+    Ok(MultiValue::from_iter(vals))
+}
+
+fn struct_size(_lua: &Lua, a: MultiValue) -> LuaResult {
+    let fmt = check_string(&a, 0, "size")?;
+    let fmt = &fmt[..fmt.iter().position(|&c| c == 0).unwrap_or(fmt.len())];
+    let mut h = header();
+    let mut pos = 0usize;
+    let mut at = 0usize;
+    while at < fmt.len() {
+        let opt = fmt[at];
+        at += 1;
+        let size = optsize(opt, fmt, &mut at)?;
+        pos += gettoalign(pos, &h, opt, size);
+        if opt == b's' {
+            return Err(arg_err(1, "size", "option 's' has no fixed size"));
+        } else if opt == b'c' && size == 0 {
+            return Err(arg_err(1, "size", "option 'c0' has no fixed size"));
+        }
+        if !opt.is_ascii_alphanumeric() {
+            controloptions(opt, fmt, &mut at, &mut h, "size")?;
+        }
+        pos += size;
+    }
+    Ok(MultiValue::from_iter([Value::Number(pos as f64)]))
 }
