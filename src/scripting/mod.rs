@@ -805,6 +805,15 @@ fn math_randomseed(_lua: &Lua, a: MultiValue) -> LuaResult {
     Ok(MultiValue::new())
 }
 
+/// A number argument as Redis's `%.17g` prints it; integers below 1e17
+/// (what scripts pass nearly always) print as their digits.
+fn number_arg(n: f64) -> Bytes {
+    if n.fract() == 0.0 && n.abs() < 1e17 && !(n == 0.0 && n.is_sign_negative()) {
+        return Bytes::copy_from_slice(itoa::Buffer::new().format(n as i64).as_bytes());
+    }
+    Bytes::from(crate::protocol::format_double(n))
+}
+
 /// Redis's `luaArgsToRedisArgv`: numbers as `%.17g`, strings as they are.
 fn lua_argv(lua: &Lua, a: &MultiValue) -> Result<Vec<Bytes>, Table> {
     let fail = |msg: &str| match error_table(lua, msg.as_bytes(), false) {
@@ -819,8 +828,8 @@ fn lua_argv(lua: &Lua, a: &MultiValue) -> Result<Vec<Bytes>, Table> {
     let mut argv: Vec<Bytes> = Vec::with_capacity(a.len());
     for v in a.iter() {
         match v {
-            Value::Integer(i) => argv.push(Bytes::from(crate::protocol::format_double(*i as f64))),
-            Value::Number(n) => argv.push(Bytes::from(crate::protocol::format_double(*n))),
+            Value::Integer(i) => argv.push(number_arg(*i as f64)),
+            Value::Number(n) => argv.push(number_arg(*n)),
             Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
             _ => {
                 return Err(fail(
@@ -963,6 +972,28 @@ mod tests {
         srand48(42);
         assert_eq!(convert::fmt_g14(r()), "0.74452500033403");
         assert_eq!((r() * 1000.0).floor() + 1.0, 343.0);
+    }
+
+    #[test]
+    fn number_args_as_g17() {
+        for n in [
+            0.0,
+            -0.0,
+            1.0,
+            -7.0,
+            100.0,
+            1e16,
+            99999999999999999.0,
+            1e17,
+            0.1,
+            2f64.powi(53) + 2.0,
+        ] {
+            assert_eq!(
+                &number_arg(n)[..],
+                crate::protocol::format_double(n).as_bytes(),
+                "{n}"
+            );
+        }
     }
 
     #[test]
