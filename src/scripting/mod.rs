@@ -358,6 +358,7 @@ impl Scripting {
         let handle = Arc::new(ClientHandle::new(id, none, none, -1));
         let mut client = Client::new(handle, true);
         client.in_exec = true;
+        client.in_script = true;
         Ok(Scripting {
             lua,
             scripts: HashMap::default(),
