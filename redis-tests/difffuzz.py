@@ -313,6 +313,22 @@ def gen():
     ])
     return c()
 
+# A generated command run from a script instead: redis.call / pcall reply
+# conversions in both protocols, error tables, cjson and cmsgpack of them.
+SCRIPTS = [
+    "return redis.call(unpack(ARGV))",
+    "return redis.pcall(unpack(ARGV))",
+    "redis.setresp(3) return redis.call(unpack(ARGV))",
+    "redis.setresp(3) return redis.pcall(unpack(ARGV))",
+    "local r = redis.pcall(unpack(ARGV)) return {type(r), r}",
+    "return cjson.encode({redis.pcall(unpack(ARGV))})",
+    "redis.setresp(3) return cjson.encode({redis.pcall(unpack(ARGV))})",
+    "return cmsgpack.pack(redis.pcall(unpack(ARGV)))",
+    "redis.setresp(3) return {redis.pcall(unpack(ARGV))}",
+]
+NOT_IN_SCRIPTS = {"SCANALL", "KEYS", "MULTI", "EXEC", "DISCARD"}
+RS = random.Random()
+
 # Replies whose order Redis 7.0 leaves to its hash tables (random seed).
 UNORDERED = {"KEYS", "SMEMBERS", "SINTER", "SUNION", "SDIFF", "HKEYS", "HVALS", "HGETALL"}
 
@@ -427,6 +443,7 @@ def main():
     # Odd seeds speak RESP3, even ones RESP2.
     resp3 = seed % 2 == 1
     R.seed(seed)
+    RS.seed(seed)
     a, b = Conn(rport), Conn(lport)
     for c in (a, b):
         if resp3:
@@ -442,6 +459,10 @@ def main():
         # comparison cannot sort or skip it.
         while in_multi and cmd[0] in UNORDERED | LEX | {"SCANALL", "KEYS", "SORT", "SORT_RO"}:
             cmd = gen()
+        # A generator of its own, so the command sequence of a seed is the
+        # same with or without scripts.
+        if RS.random() < 0.1 and cmd[0] not in UNORDERED | LEX | NOT_IN_SCRIPTS:
+            cmd = ["EVAL", RS.choice(SCRIPTS), "0"] + cmd
         if cmd[0] == "MULTI":
             in_multi = True
         elif cmd[0] in ("EXEC", "DISCARD"):

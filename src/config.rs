@@ -589,6 +589,18 @@ static PARAMS: &[Param] = &[
     p("bio_cpulist", Kind::Str, "", false),
     p("aof_rewrite_cpulist", Kind::Str, "", false),
     p("bgsave_cpulist", Kind::Str, "", false),
+    // Busy scripts are not detected yet (a script runs to its end):
+    // accepted and shown.
+    Param {
+        name: "busy-reply-threshold",
+        alias: Some("lua-time-limit"),
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "5000",
+        mutable: Mutability::Mutable,
+    },
     p("bind-source-addr", Kind::Str, "", true),
     // Client eviction (operations issue): a byte count or a percentage of
     // maxmemory, as Redis.

@@ -41,6 +41,7 @@ pub mod fdlimit;
 pub mod glob;
 pub mod logparse;
 pub mod protocol;
+pub mod scripting;
 pub mod server;
 pub mod storage;
 pub mod stream;

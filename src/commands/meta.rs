@@ -698,6 +698,66 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "eval",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: Some("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"), flags: K_RW | K_ACCESS | K_UPDATE, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("script", T::String),
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(OPTIONAL | MULTIPLE),
+                arg("arg", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "eval_ro",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: Some("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"), flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("script", T::String),
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(OPTIONAL | MULTIPLE),
+                arg("arg", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "evalsha",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_UPDATE, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("sha1", T::String),
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(OPTIONAL | MULTIPLE),
+                arg("arg", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "evalsha_ro",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("sha1", T::String),
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(OPTIONAL | MULTIPLE),
+                arg("arg", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "exec",
         CommandMeta {
             ..CommandMeta::EMPTY
@@ -2152,6 +2212,63 @@ pub static META: &[(&str, CommandMeta)] = &[
             ],
             args: &[
                 arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "script",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "script|exists",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_shards",
+                "response_policy:agg_logical_and",
+            ],
+            args: &[
+                arg("sha1", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "script|flush",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_nodes",
+                "response_policy:all_succeeded",
+            ],
+            history: &[
+                ("6.2.0", "Added the `ASYNC` and `SYNC` flushing mode modifiers."),
+            ],
+            args: &[
+                arg("async", T::Oneof).since("6.2.0").flags(OPTIONAL).args(&[
+                    arg("async", T::PureToken).token("ASYNC"),
+                    arg("sync", T::PureToken).token("SYNC"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "script|help",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "script|load",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_nodes",
+                "response_policy:all_succeeded",
+            ],
+            args: &[
+                arg("script", T::String),
             ],
             ..CommandMeta::EMPTY
         },

@@ -21,6 +21,7 @@ pub mod logparse;
 pub mod meta;
 pub mod persistence;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -63,6 +64,9 @@ pub mod flags {
     pub const MOVABLE_KEYS: u32 = 1 << 14;
     pub const ALLOW_BUSY: u32 = 1 << 15;
     pub const NO_ASYNC_LOADING: u32 = 1 << 16;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
+    /// Hidden in COMMAND INFO (as in Redis); scripts treat it as a write.
+    pub const MAY_REPLICATE: u32 = 1 << 18;
 
     /// Flag names in Redis's COMMAND INFO order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -79,6 +83,7 @@ pub mod flags {
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
@@ -510,6 +515,7 @@ static FAMILIES: &[&[Command]] = &[
     pubsub::COMMANDS,
     lists::COMMANDS,
     logparse::COMMANDS,
+    scripting::COMMANDS,
 ];
 
 pub fn table() -> &'static Table {

@@ -56,7 +56,7 @@ pub static COMMANDS: &[Command] = &[
     cmd("unsubscribe", -1, SUB_FLAGS, PUBSUB_SLOW, "Stop listening for messages posted to the given channels", "2.0.0", "O(N) where N is the number of clients already subscribed to a channel.", unsubscribe),
     cmd("psubscribe", -2, SUB_FLAGS, PUBSUB_SLOW, "Listen for messages published to channels matching the given patterns", "2.0.0", "O(N) where N is the number of patterns the client is already subscribed to.", psubscribe),
     cmd("punsubscribe", -1, SUB_FLAGS, PUBSUB_SLOW, "Stop listening for messages posted to channels matching the given patterns", "2.0.0", "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", punsubscribe),
-    cmd("publish", 3, PUBSUB | LOADING | STALE | FAST, &["@pubsub", "@fast"], "Post a message to a channel", "2.0.0", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", publish),
+    cmd("publish", 3, PUBSUB | LOADING | STALE | FAST | super::flags::MAY_REPLICATE, &["@pubsub", "@fast"], "Post a message to a channel", "2.0.0", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", publish),
     Command {
         name: "pubsub",
         arity: -2,

@@ -422,6 +422,16 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             );
             line!("total_system_memory:{total}");
             line!("total_system_memory_human:{}", bytes_to_human(total));
+            // The EVAL engine as of its last script (none before the first).
+            let st = ctx.ks.script_stats;
+            line!("used_memory_lua:{}", st.vm_memory);
+            line!("used_memory_vm_eval:{}", st.vm_memory);
+            line!(
+                "used_memory_lua_human:{}",
+                bytes_to_human(st.vm_memory as u64)
+            );
+            line!("used_memory_scripts_eval:{}", st.scripts_memory);
+            line!("number_of_cached_scripts:{}", st.scripts);
             line!("maxmemory:{maxmemory}");
             line!("maxmemory_human:{}", bytes_to_human(maxmemory));
             line!("maxmemory_policy:{policy}");

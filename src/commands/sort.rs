@@ -231,9 +231,9 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> CmdResult {
                 _ => return Err(CmdError::wrong_type()),
             },
         };
-    // A set has no order of its own: with STORE (or in a script) it is
+    // A set has no order of its own: with STORE or in a script it is
     // sorted ALPHA so the result is deterministic.
-    if dontsort && matches!(kind, Kind::Set) && store.is_some() {
+    if dontsort && matches!(kind, Kind::Set) && (store.is_some() || ctx.client.in_script) {
         dontsort = false;
         alpha = true;
         sortby = None;

@@ -552,7 +552,7 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         noack,
         streams_arg,
         group,
-    } = parse_xread_args(args, true, ctx.now_ms)?;
+    } = parse_xread_args(args, true, ctx.now_ms, ctx.client.in_script)?;
     let Some((gname, cname)) = group else {
         return Err(CmdError::new("ERR Missing GROUP option for XREADGROUP"));
     };

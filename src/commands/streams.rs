@@ -507,6 +507,7 @@ pub(super) fn parse_xread_args(
     args: &[Bytes],
     xreadgroup: bool,
     now_ms: u64,
+    from_script: bool,
 ) -> Result<XreadArgs, CmdError> {
     let mut a = XreadArgs {
         count: 0,
@@ -520,6 +521,19 @@ pub(super) fn parse_xread_args(
         let moreargs = args.len() - i - 1;
         let o = &args[i];
         if is_opt(o, "block") && moreargs > 0 {
+            if from_script {
+                // Redis refuses BLOCK in scripts outright (not only
+                // answers at once, as inside MULTI).
+                let mut m = b"ERR ".to_vec();
+                m.extend_from_slice(
+                    &args[0][..args[0]
+                        .iter()
+                        .position(|&b| b == 0)
+                        .unwrap_or(args[0].len())],
+                );
+                m.extend_from_slice(b" command is not allowed with BLOCK option from scripts");
+                return Err(CmdError::from_bytes(m));
+            }
             i += 1;
             a.block = Some(crate::server::blocking::parse_timeout(
                 &args[i],
@@ -573,7 +587,7 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         block,
         streams_arg,
         ..
-    } = parse_xread_args(args, false, ctx.now_ms)?;
+    } = parse_xread_args(args, false, ctx.now_ms, ctx.client.in_script)?;
     let n = (args.len() - streams_arg) / 2;
     let mut ids = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);

@@ -522,6 +522,11 @@ pub struct Keyspace {
     /// live beside the databases, FLUSHALL keeps them, and their changes
     /// are logged with `log_global`.
     pub logparse: crate::logparse::Registry,
+    /// The EVAL engine (`scripting`), created by the first script; taken
+    /// out while a script runs.
+    pub scripting: Option<Box<crate::scripting::Scripting>>,
+    /// Its memory and cache size as of the last script (INFO).
+    pub script_stats: crate::scripting::ScriptStats,
 }
 
 impl Default for Keyspace {
@@ -548,6 +553,8 @@ impl Keyspace {
             stream_write_count: 0,
             waiters: blocking::Waiters::default(),
             logparse: crate::logparse::Registry::new(),
+            scripting: None,
+            script_stats: Default::default(),
         };
         ks.set_capture(true);
         ks

@@ -215,6 +215,8 @@ pub struct Client {
     /// Running the commands of EXEC: blocking commands must not block
     /// (Redis's CLIENT_DENY_BLOCKING).
     pub in_exec: bool,
+    /// The client scripts run their commands on (Redis's CLIENT_SCRIPT).
+    pub in_script: bool,
     /// Set by a blocking command's handler that found nothing to serve
     /// (see `server::blocking`).
     pub block: Option<super::blocking::BlockRequest>,
@@ -237,6 +239,7 @@ impl Client {
             pending: None,
             pubsub: super::pubsub::ClientPubSub::new(handle.clone()),
             in_exec: false,
+            in_script: false,
             block: None,
             blocked: None,
             handle,

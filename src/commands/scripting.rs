@@ -1,0 +1,288 @@
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT (LOAD, EXISTS, FLUSH,
+//! HELP), as Redis 7.0's `eval.c`. The engine is `crate::scripting`.
+
+use super::{arg_i64, flags::*, CmdError, CmdResult, Command, Ctx, Doc};
+use crate::scripting::{script_flags, Scripting};
+use bytes::Bytes;
+
+const EVAL_FLAGS: u32 =
+    NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | MOVABLE_KEYS;
+const EVAL_RO_FLAGS: u32 =
+    NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY | MOVABLE_KEYS;
+
+const fn eval_cmd(
+    name: &'static str,
+    flags: u32,
+    summary: &'static str,
+    since: &'static str,
+    handler: super::Handler,
+) -> Command {
+    Command {
+        name,
+        arity: -3,
+        flags,
+        acl: &["@slow", "@scripting"],
+        doc: Doc {
+            summary,
+            since,
+            group: "scripting",
+            complexity: "Depends on the script that is executed.",
+        },
+        handler: Some(handler),
+        ..Command::DEFAULT
+    }
+}
+
+pub static COMMANDS: &[Command] = &[
+    eval_cmd(
+        "eval",
+        EVAL_FLAGS,
+        "Execute a Lua script server side",
+        "2.6.0",
+        eval,
+    ),
+    eval_cmd(
+        "evalsha",
+        EVAL_FLAGS,
+        "Execute a Lua script server side",
+        "2.6.0",
+        evalsha,
+    ),
+    eval_cmd(
+        "eval_ro",
+        EVAL_RO_FLAGS,
+        "Execute a read-only Lua script server side",
+        "7.0.0",
+        eval_ro,
+    ),
+    eval_cmd(
+        "evalsha_ro",
+        EVAL_RO_FLAGS,
+        "Execute a read-only Lua script server side",
+        "7.0.0",
+        evalsha_ro,
+    ),
+    Command {
+        name: "script",
+        arity: -2,
+        flags: 0,
+        acl: &["@slow"],
+        doc: Doc {
+            summary: "A container for Lua scripts management commands",
+            since: "2.6.0",
+            group: "scripting",
+            complexity: "Depends on subcommand.",
+        },
+        subcommands: SCRIPT_SUBCOMMANDS,
+        ..Command::DEFAULT
+    },
+];
+
+static SCRIPT_SUBCOMMANDS: &[Command] = &[
+    Command {
+        name: "exists",
+        arity: -3,
+        flags: NOSCRIPT,
+        acl: &["@slow", "@scripting"],
+        doc: Doc {
+            summary: "Check existence of scripts in the script cache.",
+            since: "2.6.0",
+            group: "scripting",
+            complexity: "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).",
+        },
+        handler: Some(script_exists),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "flush",
+        arity: -2,
+        flags: NOSCRIPT,
+        acl: &["@slow", "@scripting"],
+        doc: Doc {
+            summary: "Remove all the scripts from the script cache.",
+            since: "2.6.0",
+            group: "scripting",
+            complexity: "O(N) with N being the number of scripts in cache",
+        },
+        handler: Some(script_flush),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "help",
+        arity: 2,
+        flags: LOADING | STALE,
+        acl: &["@slow", "@scripting"],
+        doc: Doc {
+            summary: "Show helpful text about the different subcommands",
+            since: "5.0.0",
+            group: "scripting",
+            complexity: "O(1)",
+        },
+        handler: Some(script_help),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "load",
+        arity: 3,
+        flags: NOSCRIPT | STALE,
+        acl: &["@slow", "@scripting"],
+        doc: Doc {
+            summary: "Load the specified Lua script into the script cache.",
+            since: "2.6.0",
+            group: "scripting",
+            complexity: "O(N) with N being the length in bytes of the script body.",
+        },
+        handler: Some(script_load),
+        ..Command::DEFAULT
+    },
+];
+
+/// Runs `f` with the EVAL engine, created on first use. The engine is
+/// taken out of the keyspace while it runs (a script's commands borrow the
+/// keyspace) and always put back.
+fn with_engine<R>(
+    ctx: &mut Ctx,
+    f: impl FnOnce(&mut Ctx, &mut Scripting) -> Result<R, CmdError>,
+) -> Result<R, CmdError> {
+    let mut sc = match ctx.ks.scripting.take() {
+        Some(sc) => sc,
+        None => Box::new(
+            Scripting::new(ctx.shared)
+                .map_err(|e| CmdError::new(format!("ERR Lua initialisation failed: {e}")))?,
+        ),
+    };
+    let r = f(ctx, &mut sc);
+    ctx.ks.script_stats = sc.stats();
+    ctx.ks.scripting = Some(sc);
+    r
+}
+
+fn eval(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    eval_generic(ctx, args, false, false)
+}
+
+fn evalsha(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    eval_generic(ctx, args, true, false)
+}
+
+fn eval_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    eval_generic(ctx, args, false, true)
+}
+
+fn evalsha_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    eval_generic(ctx, args, true, true)
+}
+
+fn noscript() -> CmdError {
+    CmdError::new("NOSCRIPT No matching script. Please use EVAL.")
+}
+
+/// Redis's `evalGenericCommand` (and `evalShaCommand`'s length check).
+fn eval_generic(ctx: &mut Ctx, args: &[Bytes], evalsha: bool, ro: bool) -> CmdResult {
+    if evalsha && args[1].len() != 40 {
+        return Err(noscript());
+    }
+    let numkeys = arg_i64(&args[2])?;
+    if numkeys > args.len() as i64 - 3 {
+        return Err(CmdError::new(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    if numkeys < 0 {
+        return Err(CmdError::new("ERR Number of keys can't be negative"));
+    }
+    let nk = numkeys as usize;
+    with_engine(ctx, |ctx, sc| {
+        let sha = if evalsha {
+            let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+            if !sc.exists(sha.as_bytes()) {
+                return Err(noscript());
+            }
+            sha
+        } else {
+            sc.create(&args[1])?
+        };
+        let flags = sc.flags_of(&sha).unwrap_or(script_flags::EVAL_COMPAT_MODE);
+        let compat = flags & script_flags::EVAL_COMPAT_MODE != 0;
+        if !compat && flags & script_flags::NO_WRITES == 0 {
+            if let Some(text) = ctx.shared.persist.as_ref().and_then(|p| p.failure()) {
+                return Err(CmdError::new(format!(
+                    "MISCONF Redis is configured to persist data to AOF, but it's currently unable to persist to disk. Writable scripts are blocked. Use 'no-writes' flag for read only scripts. AOF error: {text}"
+                )));
+            }
+            if ro {
+                return Err(CmdError::new(
+                    "ERR Can not execute a script with write flag using *_ro command.",
+                ));
+            }
+        }
+        let read_only = ro || (!compat && flags & script_flags::NO_WRITES != 0);
+        sc.run(ctx, &sha, &args[3..3 + nk], &args[3 + nk..], read_only)
+    })
+}
+
+/// SCRIPT EXISTS sha1 [sha1 ...]
+fn script_exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ctx.out.array(args.len() - 2);
+    for a in &args[2..] {
+        let found = ctx
+            .ks
+            .scripting
+            .as_ref()
+            .is_some_and(|sc| sc.exists(a.to_ascii_lowercase().as_slice()));
+        ctx.out.int(found as i64);
+    }
+    Ok(())
+}
+
+/// SCRIPT FLUSH [ASYNC|SYNC]: a new VM and an empty cache (both modes
+/// free synchronously: the cache is small next to a keyspace).
+fn script_flush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let ok = match args.len() {
+        2 => true,
+        3 => super::is_opt(&args[2], "sync") || super::is_opt(&args[2], "async"),
+        _ => false,
+    };
+    if !ok {
+        return Err(CmdError::new(
+            "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
+        ));
+    }
+    // The next script creates a fresh engine.
+    ctx.ks.scripting = None;
+    ctx.ks.script_stats = Default::default();
+    ctx.out.ok();
+    Ok(())
+}
+
+/// SCRIPT LOAD script
+fn script_load(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sha = with_engine(ctx, |_, sc| sc.create(&args[2]))?;
+    ctx.out.bulk(sha.as_bytes());
+    Ok(())
+}
+
+/// SCRIPT HELP
+fn script_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    super::connection::help_reply(
+        ctx,
+        "SCRIPT",
+        &[
+            "DEBUG (YES|SYNC|NO)",
+            "    Set the debug mode for subsequent scripts executed.",
+            "EXISTS <sha1> [<sha1> ...]",
+            "    Return information about the existence of the scripts in the script cache.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Flush the Lua scripts cache. Very dangerous on replicas.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the scripts cache.",
+            "    * SYNC: Synchronously flush the scripts cache.",
+            "KILL",
+            "    Kill the currently executing Lua script.",
+            "LOAD <script>",
+            "    Load a script into the scripts cache without executing it.",
+        ],
+    );
+    Ok(())
+}
