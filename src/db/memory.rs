@@ -1,5 +1,5 @@
-//! `used_memory`: the bytes jemalloc has handed out (`stats.allocated`),
-//! as Redis's `zmalloc_used_memory`.
+//! `used_memory`: the bytes jemalloc has handed out (`stats.allocated`
+//! less what its thread caches hold), as Redis's `zmalloc_used_memory`.
 //!
 //! Reading `stats.allocated` needs an epoch advance, which merges every
 //! arena's statistics under jemalloc's control lock: about 35 us here with
@@ -16,7 +16,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use tikv_jemalloc_ctl::{epoch, epoch_mib, stats, thread};
+use tikv_jemalloc_ctl::{epoch, epoch_mib, raw, stats, thread};
 
 /// Longest time between two epoch advances of a gauge in use.
 pub const REFRESH: Duration = Duration::from_millis(100);
@@ -24,21 +24,31 @@ pub const REFRESH: Duration = Duration::from_millis(100);
 struct Mibs {
     epoch: epoch_mib,
     allocated: stats::allocated_mib,
+    /// `stats.arenas.<all>.tcache_bytes` and `.tcache_stashed_bytes`.
+    tcache: [[usize; 4]; 2],
 }
 
 fn mibs() -> Option<&'static Mibs> {
     static MIBS: OnceLock<Option<Mibs>> = OnceLock::new();
     MIBS.get_or_init(|| {
+        let mut tcache = [[0usize; 4]; 2];
+        // 4096: MALLCTL_ARENAS_ALL, the merged statistics of every arena.
+        raw::name_to_mib(b"stats.arenas.4096.tcache_bytes\0", &mut tcache[0]).ok()?;
+        raw::name_to_mib(b"stats.arenas.4096.tcache_stashed_bytes\0", &mut tcache[1]).ok()?;
         Some(Mibs {
             epoch: epoch::mib().ok()?,
             allocated: stats::allocated::mib().ok()?,
+            tcache,
         })
     })
     .as_ref()
 }
 
-/// jemalloc's allocated bytes now (advances the epoch: costly, see the
-/// module doc). 0 if jemalloc's statistics cannot be read.
+/// jemalloc's allocated bytes now, less the freed blocks its thread
+/// caches hold (which `stats.allocated` counts until a cache is flushed or
+/// garbage-collected: hundreds of KB per thread that would come and go at
+/// random). Advances the epoch: costly, see the module doc. 0 if jemalloc's
+/// statistics cannot be read.
 pub fn allocated_now() -> u64 {
     let Some(m) = mibs() else {
         return 0;
@@ -46,7 +56,14 @@ pub fn allocated_now() -> u64 {
     if m.epoch.advance().is_err() {
         return 0;
     }
-    m.allocated.read().map_or(0, |n| n as u64)
+    let allocated = m.allocated.read().map_or(0, |n| n as u64);
+    // SAFETY: both MIBs name `size_t` statistics.
+    let cached: u64 = m
+        .tcache
+        .iter()
+        .map(|mib| unsafe { raw::read_mib::<usize>(mib) }.map_or(0, |n| n as u64))
+        .sum();
+    allocated.saturating_sub(cached)
 }
 
 type Counters = (thread::ThreadLocal<u64>, thread::ThreadLocal<u64>);
