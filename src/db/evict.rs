@@ -297,11 +297,9 @@ fn lfu_elapsed(ldt: u32, now_min: u32) -> u32 {
 pub fn lfu_decr_and_return(lru: u32, now_min: u32, decay_time: u32) -> u32 {
     let ldt = (lru >> 8) & 0xffff;
     let counter = lru & 255;
-    let periods = if decay_time != 0 {
-        lfu_elapsed(ldt, now_min) / decay_time
-    } else {
-        0
-    };
+    let periods = lfu_elapsed(ldt, now_min)
+        .checked_div(decay_time)
+        .unwrap_or(0);
     counter.saturating_sub(periods)
 }
 
