@@ -456,3 +456,27 @@ async fn info_and_config_of_the_memory_limit() {
     drop(c);
     s.shutdown().await;
 }
+
+/// Keys loaded from the WAL start as new keys under the configured policy
+/// (Redis's loaded objects do): LFU counter 5, not an LRU second read as
+/// a counter.
+#[tokio::test]
+async fn loaded_keys_start_with_a_new_keys_lfu_counter() {
+    let _serial = SERIAL.lock().await;
+    let dir = temp_dir();
+    let opts = [("maxmemory-policy", "allkeys-lfu"), ("lfu-decay-time", "0")];
+    let s = start_in(&dir, &opts).await;
+    let mut c = client(s.local_addr()).await;
+    ok(&mut c, &["SET", "a", "1"]).await;
+    ok(&mut c, &["SET", "b", "1"]).await;
+    drop(c);
+    s.shutdown().await;
+    let s = start_in(&dir, &opts).await;
+    let mut c = client(s.local_addr()).await;
+    for k in ["a", "b"] {
+        let f: i64 = q(&mut c, &["OBJECT", "FREQ", k]).await.unwrap();
+        assert_eq!(f, 5, "{k}");
+    }
+    drop(c);
+    s.shutdown().await;
+}

@@ -775,6 +775,19 @@ impl Keyspace {
         }
     }
 
+    /// Gives every key the access information of a new key under the
+    /// current policy (after loading: replay created the entries before
+    /// the policy was applied, and an LRU second read as an LFU counter
+    /// would be nonsense). Redis's loaded objects start the same way.
+    pub fn reset_access_info(&mut self) {
+        let lru = self.evict.initial_lru(self.clock_s(), self.clock_cached_ms);
+        for db in &mut self.dbs {
+            for (_, slot) in db.order.iter_mut() {
+                slot.entry.lru = lru;
+            }
+        }
+    }
+
     /// Sets the memory limit's parameters (under the keyspace lock, after
     /// CONFIG SET and at startup).
     pub fn set_evict_config(&mut self, cfg: evict::EvictConfig) {

@@ -441,6 +441,8 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
             *guard = ks;
             shared.apply_notify_config(&mut guard);
             shared.apply_evict_config(&mut guard);
+            guard.refresh_clock();
+            guard.reset_access_info();
         }
         p.loading.store(false, Ordering::SeqCst);
         tracing::info!(
