@@ -298,6 +298,23 @@ static PARAMS: &[Param] = &[
     p("client-query-buffer-limit", MEMORY, "1073741824", true),
     p("maxmemory", MEMORY, "0", true),
     p("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
+    p(
+        "maxmemory-samples",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "5",
+        true,
+    ),
+    p(
+        "maxmemory-eviction-tenacity",
+        Kind::Int { min: 0, max: 100 },
+        "10",
+        true,
+    ),
+    p("lfu-log-factor", INT, "10", true),
+    p("lfu-decay-time", INT, "1", true),
     p("appendonly", Kind::Bool, "yes", false),
     p("appendfsync", Kind::Enum(FSYNC), "everysec", true),
     p("save", Kind::Save, "", true),
@@ -1036,6 +1053,23 @@ impl Config {
                 ))
             })
             .unwrap_or((32 << 20, 8 << 20, 60))
+    }
+
+    /// The memory limit's parameters (`maxmemory`, `maxmemory-policy`,
+    /// `maxmemory-samples`, `maxmemory-eviction-tenacity`, `lfu-*`).
+    pub fn evict_config(&self) -> crate::db::evict::EvictConfig {
+        let int = |n: &str| self.get(n).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        crate::db::evict::EvictConfig {
+            maxmemory: int("maxmemory"),
+            policy: self
+                .get("maxmemory-policy")
+                .and_then(crate::db::evict::Policy::parse)
+                .unwrap_or_default(),
+            samples: int("maxmemory-samples") as usize,
+            tenacity: int("maxmemory-eviction-tenacity") as u32,
+            lfu_log_factor: int("lfu-log-factor") as u32,
+            lfu_decay_time: int("lfu-decay-time") as u32,
+        }
     }
 
     /// The canonical value of a parameter.

@@ -519,11 +519,7 @@ fn object_lookup<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Option<&'a mut crate::db::
 
 /// True when `maxmemory-policy` is an LFU policy.
 fn lfu_policy(ctx: &Ctx) -> bool {
-    ctx.shared
-        .config
-        .read()
-        .get("maxmemory-policy")
-        .is_some_and(|p| p.contains("lfu"))
+    ctx.ks.evict.cfg.policy.is_lfu()
 }
 
 /// OBJECT ENCODING key
@@ -552,34 +548,32 @@ fn object_refcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// OBJECT IDLETIME key
 fn object_idletime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let Some(access_s) = object_lookup(ctx, &args[2]).map(|e| e.access_s) else {
+    let Some(lru) = object_lookup(ctx, &args[2]).map(|e| e.lru) else {
         ctx.out.null();
         return Ok(());
     };
     if lfu_policy(ctx) {
         return Err(CmdError::new("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
-    let idle = ctx.ks.clock_s().saturating_sub(access_s);
-    ctx.out.int(i64::from(idle));
+    let idle = crate::db::evict::idle_ms(lru, ctx.ks.clock_s()) / 1000;
+    ctx.out.int(idle as i64);
     Ok(())
 }
 
-/// Redis's `LFU_INIT_VAL`: the counter of a new key under an LFU policy.
-const LFU_INIT_VAL: i64 = 5;
-
-/// OBJECT FREQ key
-///
-/// Access frequency is not tracked: under an LFU policy this reports the
-/// counter Redis gives a new key; otherwise the same error as Redis.
+/// OBJECT FREQ key: the key's LFU counter after decay (Redis's
+/// `LFUDecrAndReturn`), not counting this lookup.
 fn object_freq(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if object_lookup(ctx, &args[2]).is_none() {
+    let Some(lru) = object_lookup(ctx, &args[2]).map(|e| e.lru) else {
         ctx.out.null();
         return Ok(());
-    }
+    };
     if !lfu_policy(ctx) {
         return Err(CmdError::new("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
-    ctx.out.int(LFU_INIT_VAL);
+    let now_min = crate::db::evict::lfu_minutes(ctx.ks.cached_now_ms());
+    let decay = ctx.ks.evict.cfg.lfu_decay_time;
+    let freq = crate::db::evict::lfu_decr_and_return(lru, now_min, decay);
+    ctx.out.int(i64::from(freq));
     Ok(())
 }
 

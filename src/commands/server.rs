@@ -264,7 +264,7 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * PAGE_BYTES)
 }
 
-/// Highest RSS INFO has seen (Redis's `used_memory_peak`).
+/// Highest `used_memory` INFO has seen (Redis's `used_memory_peak`).
 static PEAK_MEMORY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn total_system_memory() -> u64 {
@@ -392,7 +392,9 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
         }
         "memory" => {
             let rss = rss_bytes();
-            let peak = PEAK_MEMORY.fetch_max(rss, Ordering::Relaxed).max(rss);
+            // jemalloc's allocated bytes, read afresh.
+            let used = crate::db::memory::allocated_now();
+            let peak = PEAK_MEMORY.fetch_max(used, Ordering::Relaxed).max(used);
             let total = total_system_memory();
             let (maxmemory, policy) = {
                 let c = sh.config.read();
@@ -406,8 +408,8 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                 )
             };
             line!("# Memory");
-            line!("used_memory:{rss}");
-            line!("used_memory_human:{}", bytes_to_human(rss));
+            line!("used_memory:{used}");
+            line!("used_memory_human:{}", bytes_to_human(used));
             line!("used_memory_rss:{rss}");
             line!("used_memory_rss_human:{}", bytes_to_human(rss));
             line!("used_memory_peak:{peak}");
@@ -417,9 +419,10 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                 if peak == 0 {
                     100.0
                 } else {
-                    rss as f64 * 100.0 / peak as f64
+                    used as f64 * 100.0 / peak as f64
                 }
             );
+            line!("allocator_allocated:{used}");
             line!("total_system_memory:{total}");
             line!("total_system_memory_human:{}", bytes_to_human(total));
             // The EVAL engine as of its last script (none before the first).
@@ -435,7 +438,19 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("maxmemory:{maxmemory}");
             line!("maxmemory_human:{}", bytes_to_human(maxmemory));
             line!("maxmemory_policy:{policy}");
-            line!("mem_fragmentation_ratio:1.00");
+            line!(
+                "mem_fragmentation_ratio:{:.2}",
+                if used == 0 {
+                    0.0
+                } else {
+                    rss as f64 / used as f64
+                }
+            );
+            line!("mem_fragmentation_bytes:{}", rss as i64 - used as i64);
+            line!(
+                "mem_not_counted_for_evict:{}",
+                sh.mem_not_counted_for_evict()
+            );
             line!("mem_allocator:{}", crate::MEM_ALLOCATOR);
             line!("lazyfree_pending_objects:0");
             line!("lazyfreed_objects:0");
@@ -522,8 +537,11 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                 ks.expire.time_cap_reached
             );
             line!("expire_cycle_cpu_milliseconds:{}", ks.expire.cpu_ms);
-            line!("evicted_keys:0");
+            line!("evicted_keys:{}", ks.evict.evicted_keys);
             line!("evicted_clients:0");
+            let (current, total) = ks.evict.exceeded_us();
+            line!("total_eviction_exceeded_time:{}", total / 1000);
+            line!("current_eviction_exceeded_time:{}", current / 1000);
             line!("keyspace_hits:{}", ks.stats.keyspace_hits);
             line!("keyspace_misses:{}", ks.stats.keyspace_misses);
             line!("pubsub_channels:{}", ctx.shared.pubsub.channel_count());
@@ -667,6 +685,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .map_err(CmdError::new)?;
     ctx.shared.config_changed();
     ctx.shared.apply_notify_config(ctx.ks);
+    ctx.shared.apply_evict_config(ctx.ks);
     ctx.out.ok();
     Ok(())
 }
@@ -701,6 +720,7 @@ fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ks.expire.stale_perc = 0.0;
     ks.expire.time_cap_reached = 0;
     ks.expire.cpu_ms = 0;
+    ks.evict.reset_stats();
     ctx.out.ok();
     Ok(())
 }

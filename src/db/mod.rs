@@ -16,10 +16,12 @@
 
 pub mod blocking;
 pub mod effect;
+pub mod evict;
 pub mod expire;
 pub mod hash;
 pub mod hll;
 pub mod list;
+pub mod memory;
 pub mod notify;
 pub mod scanmap;
 pub mod set;
@@ -65,8 +67,11 @@ pub struct Entry {
     pub value: Value,
     /// Absolute expiry in Unix milliseconds; 0 means no expiry.
     pub expires_at_ms: u64,
-    /// Last access, in seconds since the server's clock origin (OBJECT IDLETIME).
-    pub access_s: u32,
+    /// Access information for eviction (Redis's 24-bit `lru` field): under
+    /// an LRU policy the last access, in seconds since the keyspace's clock
+    /// origin (OBJECT IDLETIME); under an LFU policy the minute of the last
+    /// decrement << 8 | the logarithmic counter (OBJECT FREQ). See `evict`.
+    pub lru: u32,
 }
 
 /// A key with its entry, in its slot of `Db::order`.
@@ -112,6 +117,9 @@ pub struct Db {
     op_logged: HashSet<Bytes>,
     /// The database was emptied since the last `take_effects`.
     cleared: bool,
+    /// An LFU policy is selected: an overwritten key keeps its counter
+    /// (Redis's `dbSetValue`).
+    lfu: bool,
     /// Effect capture is on (off while replaying the WAL).
     capture: bool,
     /// Blocked client ids per key, oldest first (see `blocking`).
@@ -198,7 +206,11 @@ impl Db {
                     return;
                 };
                 let had_ttl = old.exp_slot != NO_SLOT;
+                let lru = old.entry.lru;
                 old.entry = entry;
+                if self.lfu {
+                    old.entry.lru = lru;
+                }
                 if had_ttl && !has_ttl {
                     self.expires.remove(old.exp_slot);
                     old.exp_slot = NO_SLOT;
@@ -468,6 +480,78 @@ impl Db {
         self.expire_cursor = if next >= slots { 0 } else { next as u64 };
     }
 
+    /// Eviction sampling (Redis's `dictGetSomeKeys`): calls `f` for keys of
+    /// this database (only those with a TTL when `volatile`), one per
+    /// random number in `picks` (the first occupied slot from that
+    /// position, wrapping), or for every such key when there are no more
+    /// of them than picks.
+    pub(crate) fn sample(&self, volatile: bool, picks: &[u64], mut f: impl FnMut(&Bytes, &Entry)) {
+        let mut visit = |i: usize| {
+            if volatile {
+                let s = self
+                    .expires
+                    .get(i)
+                    .and_then(|k| self.order.get(self.find(k)? as usize));
+                if let Some(s) = s {
+                    f(&s.key, &s.entry);
+                }
+            } else if let Some(s) = self.order.get(i) {
+                f(&s.key, &s.entry);
+            }
+        };
+        let (len, slots) = if volatile {
+            (self.expires.len(), self.expires.slots())
+        } else {
+            (self.order.len(), self.order.slots())
+        };
+        if len <= picks.len() {
+            for i in 0..slots {
+                visit(i);
+            }
+            return;
+        }
+        for &r in picks {
+            let start = (r % slots as u64) as usize;
+            let found = if volatile {
+                self.expires.iter_from(start).next().map(|(i, _)| i)
+            } else {
+                self.order.iter_from(start).next().map(|(i, _)| i)
+            };
+            let i = found.or_else(|| {
+                if volatile {
+                    self.expires.iter_from(0).next().map(|(i, _)| i)
+                } else {
+                    self.order.iter_from(0).next().map(|(i, _)| i)
+                }
+            });
+            if let Some(i) = i {
+                visit(i);
+            }
+        }
+    }
+
+    /// A random key (only among those with a TTL when `volatile`), from the
+    /// random number `r`: the random eviction policies.
+    pub(crate) fn random_key(&self, volatile: bool, r: u64) -> Option<Bytes> {
+        if !volatile {
+            return self.key_at_or_after(r).cloned();
+        }
+        let n = self.expires.slots();
+        if n == 0 {
+            return None;
+        }
+        let start = (r % n as u64) as usize;
+        let k = self
+            .expires
+            .iter_from(start)
+            .next()
+            .or_else(|| self.expires.iter_from(0).next())?
+            .1;
+        // The stored key (not the expires slab's clone, whose refcount
+        // would keep it shared).
+        self.get_key_value(k).map(|(k, _)| k.clone())
+    }
+
     /// Iterates every live entry (expired-but-not-deleted included).
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
         self.order.iter_from(0).map(|(_, s)| (&s.key, &s.entry))
@@ -493,7 +577,7 @@ pub struct Keyspace {
     effects: Vec<effect::Effect>,
     /// Active expiry cycle state.
     pub expire: expire::ExpireState,
-    /// Second 0 of `Entry::access_s`.
+    /// Second 0 of `Entry::lru` under LRU policies.
     clock_origin: std::time::Instant,
     /// `clock_s` as of the last `refresh_clock`.
     clock_cached_s: u32,
@@ -527,6 +611,10 @@ pub struct Keyspace {
     pub scripting: Option<Box<crate::scripting::Scripting>>,
     /// Its memory and cache size as of the last script (INFO).
     pub script_stats: crate::scripting::ScriptStats,
+    /// The memory limit: its parameters, candidate pool and statistics.
+    pub evict: evict::EvictState,
+    /// Used memory (jemalloc's allocated bytes).
+    pub mem: memory::MemGauge,
 }
 
 impl Default for Keyspace {
@@ -555,6 +643,8 @@ impl Keyspace {
             logparse: crate::logparse::Registry::new(),
             scripting: None,
             script_stats: Default::default(),
+            evict: evict::EvictState::default(),
+            mem: memory::MemGauge::default(),
         };
         ks.set_capture(true);
         ks
@@ -652,11 +742,12 @@ impl Keyspace {
     ) -> Option<&mut Entry> {
         self.expire_if_needed(db, key, now_ms);
         let clock = self.clock_s();
+        let batch_ms = self.clock_cached_ms;
         match self.dbs[db].peek_mut(key) {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
                 if touch {
-                    e.access_s = clock;
+                    e.lru = self.evict.touched_lru(e.lru, clock, batch_ms);
                 }
                 Some(e)
             }
@@ -671,8 +762,9 @@ impl Keyspace {
     pub fn lookup_write(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(db, key, now_ms);
         let clock = self.clock_s();
+        let batch_ms = self.clock_cached_ms;
         let e = self.dbs[db].peek_mut(key)?;
-        e.access_s = clock;
+        e.lru = self.evict.touched_lru(e.lru, clock, batch_ms);
         Some(e)
     }
 
@@ -682,13 +774,36 @@ impl Keyspace {
         self.dbs[db].contains(key)
     }
 
-    /// A new entry with the current access time.
+    /// A new entry with the current access time (or LFU counter).
     pub fn entry(&self, value: Value, expires_at_ms: u64) -> Entry {
         Entry {
             value,
             expires_at_ms,
-            access_s: self.clock_s(),
+            lru: self.evict.initial_lru(self.clock_s(), self.clock_cached_ms),
         }
+    }
+
+    /// Gives every key the access information of a new key under the
+    /// current policy (after loading: replay created the entries before
+    /// the policy was applied, and an LRU second read as an LFU counter
+    /// would be nonsense). Redis's loaded objects start the same way.
+    pub fn reset_access_info(&mut self) {
+        let lru = self.evict.initial_lru(self.clock_s(), self.clock_cached_ms);
+        for db in &mut self.dbs {
+            for (_, slot) in db.order.iter_mut() {
+                slot.entry.lru = lru;
+            }
+        }
+    }
+
+    /// Sets the memory limit's parameters (under the keyspace lock, after
+    /// CONFIG SET and at startup).
+    pub fn set_evict_config(&mut self, cfg: evict::EvictConfig) {
+        let lfu = cfg.policy.is_lfu();
+        for db in &mut self.dbs {
+            db.lfu = lfu;
+        }
+        self.evict.cfg = cfg;
     }
 
     /// Stores `value` under `key`, replacing any old value and expiry.

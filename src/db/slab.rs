@@ -99,6 +99,14 @@ impl<T> Slab<T> {
             .filter_map(|(i, s)| s.as_ref().map(|k| (i, k)))
     }
 
+    /// Every occupied slot, mutably: `(index, value)`.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_mut().map(|k| (i, k)))
+    }
+
     pub fn clear(&mut self) {
         *self = Slab::default();
     }

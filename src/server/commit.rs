@@ -115,6 +115,12 @@ impl Commit {
         q.next_seq
     }
 
+    /// Bytes of the units queued and not yet written (INFO
+    /// `mem_not_counted_for_evict`).
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.lock().units.iter().map(|u| u.capacity()).sum()
+    }
+
     /// The seq the next queued unit gets (a compaction's capture seq), also
     /// the ticket of a batch that queued nothing. Call under the keyspace
     /// lock.

@@ -5,6 +5,7 @@ use super::blocking::{self, Wake};
 use super::persist::{FsyncPolicy, Persistence};
 use super::{Client, ClientHandle, PendingOp, ReplyMode, Shared};
 use crate::commands::{self, flags, table, CmdError, Ctx};
+use crate::db::evict::EvictResult;
 use crate::db::expire::{active_expire_cycle, CycleKind};
 use crate::db::{now_ms, Keyspace};
 use crate::protocol::{parse_request, Out, ParseLimits, Parsed};
@@ -344,6 +345,7 @@ fn process_input(
             (c.hz, c.active_expire_effort)
         };
         active_expire_cycle(&mut ks, CycleKind::Fast, hz, effort, now_ms);
+        ks.continue_evictions(&|| shared.mem_not_counted_for_evict());
         shared.publish_pending_notifications(&mut ks);
         if let Some(p) = &shared.persist {
             // The entries the batch's XADDs left pending are written after
@@ -402,6 +404,45 @@ fn multi_writes(client: &Client) -> bool {
             .iter()
             .any(|(idx, _)| t.entries[*idx].cmd.has(flags::WRITE))
     })
+}
+
+/// True when the client's queued MULTI block holds a `denyoom` command.
+fn multi_denyoom(client: &Client) -> bool {
+    let t = table();
+    client.multi.as_ref().is_some_and(|m| {
+        m.queue
+            .iter()
+            .any(|(idx, _)| t.entries[*idx].cmd.has(flags::DENYOOM))
+    })
+}
+
+/// The memory limit before a command, as Redis's `processCommand`: while
+/// `maxmemory` is set every command first evicts what the policy allows
+/// (`Keyspace::perform_evictions`); if memory is still over the limit,
+/// `denyoom` commands (EXEC of a block holding one, and anything queued
+/// inside MULTI) are refused with Redis's OOM error.
+fn oom_reject(
+    shared: &Shared,
+    ks: &mut Keyspace,
+    client: &Client,
+    cmd: &commands::Command,
+    top_name: &str,
+) -> Option<CmdError> {
+    // Redis's `isSafeToPerformEvictions`: not while loading.
+    if ks.evict.cfg.maxmemory == 0 || shared.is_loading() {
+        return None;
+    }
+    let result = ks.perform_evictions(&|| shared.mem_not_counted_for_evict());
+    if result != EvictResult::Fail {
+        return None;
+    }
+    let reject = cmd.has(flags::DENYOOM)
+        || (top_name == "exec" && multi_denyoom(client))
+        || (client.multi.is_some()
+            && !matches!(top_name, "exec" | "discard" | "quit" | "reset")
+            // Checked before the memory limit in Redis.
+            && !cmd.has(flags::NO_MULTI));
+    reject.then(|| CmdError::new("OOM command not allowed when used memory > 'maxmemory'."))
 }
 
 /// Names of the commands that run immediately even inside MULTI.
@@ -464,6 +505,16 @@ pub fn execute(
                     m.aborted = true;
                 }
                 let e = CmdError::new("NOAUTH Authentication required.");
+                if top_name == "exec" {
+                    Err(exec_abort(client, ks, e))
+                } else {
+                    Err(e)
+                }
+            } else if let Some(e) = oom_reject(shared, ks, client, cmd, top_name) {
+                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = client.multi.as_mut() {
+                    m.aborted = true;
+                }
                 if top_name == "exec" {
                     Err(exec_abort(client, ks, e))
                 } else {

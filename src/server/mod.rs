@@ -105,6 +105,34 @@ impl Shared {
         ks.notify_flags = self.config.read().notify_keyspace_events;
     }
 
+    /// Applies the memory limit's parameters to the keyspace (at startup
+    /// and after CONFIG SET, under the keyspace lock). A new or lowered
+    /// `maxmemory` starts evictions at the end of the batch, as Redis's
+    /// `updateMaxmemory` starts its eviction time proc.
+    pub fn apply_evict_config(&self, ks: &mut Keyspace) {
+        let cfg = self.config.read().evict_config();
+        let old = ks.evict.cfg.maxmemory;
+        ks.set_evict_config(cfg);
+        if cfg.maxmemory != 0 && cfg.maxmemory != old {
+            let used = ks.mem.refresh(std::time::Instant::now());
+            let used = used.saturating_sub(self.mem_not_counted_for_evict());
+            if cfg.maxmemory < used {
+                tracing::warn!("WARNING: the new maxmemory value set via CONFIG SET ({}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy.", cfg.maxmemory);
+            }
+            ks.evict.running = true;
+        }
+    }
+
+    /// Memory the limit does not count (Redis's
+    /// `freeMemoryGetNotCountedMemory`, there the AOF and replica buffers):
+    /// the WAL units queued and not yet written. INFO
+    /// `mem_not_counted_for_evict`.
+    pub fn mem_not_counted_for_evict(&self) -> u64 {
+        self.persist
+            .as_ref()
+            .map_or(0, |p| p.commit.queued_bytes() as u64)
+    }
+
     /// Publishes keyspace notifications queued outside a command (the
     /// active expiry cycle). Call with the keyspace lock held.
     pub fn publish_pending_notifications(&self, ks: &mut Keyspace) {
@@ -369,7 +397,11 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         pubsub: pubsub::PubSub::default(),
     });
     let _ = shared.me.set(Arc::downgrade(&shared));
-    shared.apply_notify_config(&mut shared.ks.lock());
+    {
+        let mut ks = shared.ks.lock();
+        shared.apply_notify_config(&mut ks);
+        shared.apply_evict_config(&mut ks);
+    }
     shared.config_changed();
     let mut tasks = Vec::new();
     for l in listeners {
@@ -416,6 +448,9 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
             let mut guard = shared.ks.lock();
             *guard = ks;
             shared.apply_notify_config(&mut guard);
+            shared.apply_evict_config(&mut guard);
+            guard.refresh_clock();
+            guard.reset_access_info();
         }
         p.loading.store(false, Ordering::SeqCst);
         tracing::info!(
@@ -614,6 +649,7 @@ async fn cron(shared: Arc<Shared>) {
             let mut ks = shared.ks.lock();
             ks.refresh_clock();
             active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms);
+            ks.continue_evictions(&|| shared.mem_not_counted_for_evict());
             let ticket = shared.log_pending_effects(&mut ks);
             shared.publish_pending_notifications(&mut ks);
             ticket
