@@ -854,10 +854,10 @@ fn varied_syslog(n: usize, seed: u64) -> Vec<u8> {
             format!("Dec  1 10:{:02}:{:02} host app[42]:", i / 60 % 60, i % 60).as_bytes(),
         );
         for _ in 0..4 + next() % 6 {
-            out.push(b' ');
-            for _ in 0..3 + next() % 6 {
-                out.push(b'a' + (next() % 26) as u8);
-            }
+            let len = 3 + next() % 6;
+            let word: Vec<u8> = (0..len).map(|_| b'a' + (next() % 26) as u8).collect();
+            out.extend_from_slice(b" ");
+            out.extend_from_slice(&word);
         }
         out.push(b'\n');
     }

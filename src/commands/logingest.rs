@@ -686,10 +686,10 @@ impl IngestJob {
         mined: &Mined,
     ) -> Result<Applied, CmdError> {
         let db = ctx.db();
-        let mut main = Target::new(ctx, self.key.clone())?;
-        let same = match (&prep.0, &main.stream) {
-            (Some(a), Some(b)) => Arc::ptr_eq(&a.0, &b.0),
-            (None, None) => true,
+        let main = Target::new(ctx, self.key.clone());
+        let same = match (&prep.0, main.as_ref().map(|m| &m.stream)) {
+            (Some(a), Ok(Some(b))) => Arc::ptr_eq(&a.0, &b.0),
+            (None, Ok(None)) => true,
             _ => false,
         };
         if !same {
@@ -710,8 +710,10 @@ impl IngestJob {
                 }
             }
             self.fresh = None;
+            main?;
             return Ok(Applied::Changed);
         }
+        let mut main = main?;
         let mut bad = Target::new(ctx, malformed_key(&self.key))?;
         let r = append(ctx, mined, self.ids, &mut main, &mut bad);
         match &prep.0 {

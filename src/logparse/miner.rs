@@ -761,7 +761,7 @@ mod tests {
     fn spilled_state_round_trips() {
         let lines = random_lines(6000, 11);
         let mut m = Miner::new(MinerConfig::default());
-        let mut learn_line = |m: &mut Miner, l: &str| {
+        let learn_line = |m: &mut Miner, l: &str| {
             let mut toks = Vec::new();
             tokenize(l.as_bytes(), &mut toks);
             m.learn(&toks)

@@ -290,6 +290,9 @@ async fn run_ingest(
     mut job: Box<IngestJob>,
 ) -> bool {
     let logging = shared.persist.is_some();
+    // INGEST's time in INFO commandstats: its chunks' work (the handler
+    // counted the call).
+    let mut busy = std::time::Duration::ZERO;
     let mut failed: Option<CmdError> = None;
     let mut retries = 0;
     let mut lines = job.next_chunk();
@@ -310,7 +313,9 @@ async fn run_ingest(
             let target = prep.stream().cloned();
             let mut slot = target.as_ref().map(|s| s.0.ingest.lock());
             drop(ks);
+            let t = std::time::Instant::now();
             let mined = off_worker(|| job.mine(slot.as_deref_mut(), &lines));
+            busy += t.elapsed();
             drop(slot);
             (prep, mined)
         };
@@ -327,6 +332,7 @@ async fn run_ingest(
             ks.refresh_clock();
             super::pubsub::drain_before_batch(client, out);
             let now_ms = ks.cached_now_ms();
+            let t = std::time::Instant::now();
             let r = {
                 let mut ctx = Ctx {
                     ks: &mut ks,
@@ -337,6 +343,7 @@ async fn run_ingest(
                 };
                 job.apply(&mut ctx, prep, &mined)
             };
+            busy += t.elapsed();
             blocking::after_command(shared, &mut ks, client, out.resp3, &mut batch.wakes);
             let units = if logging {
                 ks.take_unit().into_iter().collect()
@@ -397,6 +404,15 @@ async fn run_ingest(
             Err(_) => return false,
         }
         tokio::task::yield_now().await;
+    }
+    let idx = client.handle.last_cmd.load(Ordering::Relaxed);
+    if let Some(e) = table().entries.get(idx) {
+        e.stat
+            .usec
+            .fetch_add(busy.as_micros() as u64, Ordering::Relaxed);
+        if failed.is_some() {
+            e.stat.failed.fetch_add(1, Ordering::Relaxed);
+        }
     }
     if job.reply {
         match failed {
