@@ -300,24 +300,46 @@ async fn run_ingest(
     // that has none is a change too.
     let mut first = true;
     while first || !lines.is_empty() {
-        first = false;
-        let (prep, mined) = {
+        let step = {
             let ks = shared.ks.lock();
-            let prep = match job.prepare(&ks, client.db, now_ms()) {
-                Ok(p) => p,
-                Err(e) => {
-                    failed = Some(e);
-                    break;
+            match job.prepare(&ks, client.db, now_ms()) {
+                Err(e) => Err(e),
+                Ok(prep) => {
+                    let target = prep.stream().cloned();
+                    // Another INGEST mining this stream holds its miner:
+                    // wait for it without the keyspace lock.
+                    let slot = target.as_ref().map(|s| s.0.ingest.try_lock());
+                    match slot {
+                        Some(None) => Ok(None),
+                        Some(Some(mut slot)) => {
+                            drop(ks);
+                            let t = std::time::Instant::now();
+                            let mined = off_worker(|| job.mine(Some(&mut *slot), &lines));
+                            busy += t.elapsed();
+                            drop(slot);
+                            Ok(Some((prep, mined)))
+                        }
+                        None => {
+                            drop(ks);
+                            let t = std::time::Instant::now();
+                            let mined = off_worker(|| job.mine(None, &lines));
+                            busy += t.elapsed();
+                            Ok(Some((prep, mined)))
+                        }
+                    }
                 }
-            };
-            let target = prep.stream().cloned();
-            let mut slot = target.as_ref().map(|s| s.0.ingest.lock());
-            drop(ks);
-            let t = std::time::Instant::now();
-            let mined = off_worker(|| job.mine(slot.as_deref_mut(), &lines));
-            busy += t.elapsed();
-            drop(slot);
-            (prep, mined)
+            }
+        };
+        let (prep, mined) = match step {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
         };
         let mined = match mined {
             Ok(m) => m,
@@ -374,6 +396,7 @@ async fn run_ingest(
                 continue;
             }
             Ok(Applied::Done) => {
+                first = false;
                 retries = 0;
                 lines = job.next_chunk();
             }
