@@ -989,22 +989,36 @@ async fn a_client_that_goes_away_stops_its_ingest() {
     s.shutdown().await;
 }
 
-/// Template ids survive a restart when an INGEST changed the miner in
-/// many chunks (each chunk's learning logged as its own unit), lines that
-/// get no template (a full miner node) included.
+/// Template ids survive a restart when INGESTs changed the miner in many
+/// chunks (each chunk's learning logged as its own unit), two of them at
+/// once, lines that get no template (a full miner node) included.
 #[tokio::test]
 async fn chunked_learning_survives_restart() {
     let dir = temp_dir();
     let s = start_in(&dir, &[]).await;
     let mut c = client(s.local_addr()).await;
     let first = varied_syslog(1000, 3);
-    let more = varied_syslog(CHUNK_LINES * 3, 5);
     cmd(&mut c, &[b"LOGPARSE", b"INGEST", b"v", b"syslog", &first])
         .await
         .unwrap();
-    cmd(&mut c, &[b"LOGPARSE", b"INGEST", b"v", b"syslog", &more])
-        .await
-        .unwrap();
+    // Two clients at once: their chunks interleave on the one miner.
+    let mut tasks = Vec::new();
+    for seed in [5, 9] {
+        let mut c = client(s.local_addr()).await;
+        let more = varied_syslog(CHUNK_LINES * 3, seed);
+        tasks.push(tokio::spawn(async move {
+            cmd(&mut c, &[b"LOGPARSE", b"INGEST", b"v", b"syslog", &more])
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        cmd(&mut c, &[b"XLEN", b"v"]).await.unwrap(),
+        redis::Value::Int(1000 + 6 * CHUNK_LINES as i64)
+    );
     let before = cmd(&mut c, &[b"LOGPARSE", b"TEMPLATES", b"v"])
         .await
         .unwrap();
