@@ -38,19 +38,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# varied N SEED: N syslog lines of random lowercase words (4 to 9 words
-# of 3 to 8 letters after the header), as a random-words log would be.
+# varied N SEED [MAX_BYTES]: N syslog lines of random lowercase words (4
+# to 9 words of 3 to 8 letters after the header), as a random-words log
+# would be; stops before MAX_BYTES when given.
 varied() {
-    python3 - "$1" "$2" <<'EOF'
+    python3 - "$1" "$2" "${3:-0}" <<'EOF'
 import random, sys
-n, seed = int(sys.argv[1]), int(sys.argv[2])
+n, seed, max_bytes = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 r = random.Random(seed)
 letters = "abcdefghijklmnopqrstuvwxyz"
 out = []
+size = 0
 for i in range(n):
     words = " ".join("".join(r.choice(letters) for _ in range(r.randint(3, 8)))
                      for _ in range(r.randint(4, 9)))
-    out.append(f"Dec  1 {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d} host app[{r.randint(1, 99999)}]: {words}\n")
+    line = f"Dec  1 {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d} host app[{r.randint(1, 99999)}]: {words}\n"
+    if max_bytes and size + len(line) > max_bytes:
+        break
+    size += len(line)
+    out.append(line)
 sys.stdout.write("".join(out))
 EOF
 }
@@ -58,10 +64,15 @@ EOF
 varied 16384 1 >"$WORK/v16k.log"
 varied 65536 2 >"$WORK/v64k.log"
 varied 262144 3 >"$WORK/v256k.log"
-SRC_LINES=$(grep -c . "$SRC")
-for _ in $(seq $(( (65536 + SRC_LINES - 1) / SRC_LINES ))); do cat "$SRC"; done | head -n 65536 >"$WORK/h64k.log"
+# 64k ordinary lines: Loghub's HDFS sample repeated.
+python3 - "$SRC" 65536 >"$WORK/h64k.log" <<'EOF'
+import sys
+lines = [l for l in open(sys.argv[1], "rb").read().split(b"\n") if l.strip()]
+n = int(sys.argv[2])
+sys.stdout.buffer.write(b"".join(lines[i % len(lines)] + b"\n" for i in range(n)))
+EOF
 # 40 MB of varied lines for the latency run.
-varied 800000 4 | head -c 41943040 | sed '$d' >"$WORK/v40m.log"
+varied 2000000 4 41943040 >"$WORK/v40m.log"
 
 mkdir -p "$WORK/data"
 "$BIN" --port "$PORT" --dir "$WORK/data" --appendonly yes \

@@ -171,17 +171,13 @@ fn has_digit(t: &[u8]) -> bool {
     t.iter().any(u8::is_ascii_digit)
 }
 
-/// logparser's `seqDist`: share of template positions equal to the
-/// message (wildcards excluded), and the number of wildcards. None as soon
-/// as the share cannot reach `floor` any more (the caller would discard
-/// the template: below the threshold or below the best found so far).
-fn seq_dist(template: &[Box<[u8]>], tokens: &[&[u8]], floor: f64) -> Option<(f64, usize)> {
-    if template.is_empty() {
-        return Some((1.0, 0));
+/// Fewest positions equal out of `len` whose share reaches `floor`,
+/// computed as `search` compares shares (so a cut on it is exact, rounding
+/// included); `len + 1` when no share reaches it.
+fn positions_needed(floor: f64, len: usize) -> usize {
+    if len == 0 {
+        return 0;
     }
-    let len = template.len();
-    // Fewest equal positions whose share reaches `floor`, computed as the
-    // caller compares shares (so the cut is exact, rounding included).
     let reaches = |k: usize| k as f64 / len as f64 >= floor;
     let mut need = ((floor * len as f64).ceil().max(0.0) as usize).min(len + 1);
     while need > 0 && reaches(need - 1) {
@@ -190,6 +186,19 @@ fn seq_dist(template: &[Box<[u8]>], tokens: &[&[u8]], floor: f64) -> Option<(f64
     while need <= len && !reaches(need) {
         need += 1;
     }
+    need
+}
+
+/// logparser's `seqDist`: share of template positions equal to the
+/// message (wildcards excluded), and the number of wildcards. None as soon
+/// as fewer than `need` positions can be equal (`positions_needed`: the
+/// caller would discard the template, below the threshold or the best so
+/// far).
+fn seq_dist(template: &[Box<[u8]>], tokens: &[&[u8]], need: usize) -> Option<(f64, usize)> {
+    if template.is_empty() {
+        return Some((1.0, 0));
+    }
+    let len = template.len();
     let mut same = 0usize;
     let mut params = 0usize;
     for (i, (t, m)) in template.iter().zip(tokens).enumerate() {
@@ -197,8 +206,7 @@ fn seq_dist(template: &[Box<[u8]>], tokens: &[&[u8]], floor: f64) -> Option<(f64
             params += 1;
         } else if &**t == *m {
             same += 1;
-        }
-        if same + (len - i - 1) < need {
+        } else if same + (len - i - 1) < need {
             return None;
         }
     }
@@ -310,19 +318,23 @@ impl Miner {
         let mut best_sim = -1.0f64;
         let mut best_params = -1i64;
         let mut spilled = 0;
+        // A template below the threshold or the best so far cannot be
+        // chosen: its comparison stops as soon as that is sure. Every
+        // template here has the message's length (the length layer).
+        let mut need = positions_needed(self.config.similarity, tokens.len());
         loop {
             let n = &self.nodes[node as usize];
             for &c in &n.clusters {
                 compared += 1;
-                // A template below the threshold or the best so far cannot
-                // be chosen: its comparison stops as soon as that is sure.
-                let floor = self.config.similarity.max(best_sim);
                 let Some((sim, params)) =
-                    seq_dist(&self.clusters[c as usize].template, tokens, floor)
+                    seq_dist(&self.clusters[c as usize].template, tokens, need)
                 else {
                     continue;
                 };
                 if sim > best_sim || (sim == best_sim && params as i64 > best_params) {
+                    if sim > best_sim {
+                        need = positions_needed(self.config.similarity.max(sim), tokens.len());
+                    }
                     best_sim = sim;
                     best_params = params as i64;
                     best = Some(c);
