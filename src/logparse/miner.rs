@@ -120,6 +120,10 @@ struct Node {
 pub struct Cluster {
     first: Vec<Box<[u8]>>,
     template: Vec<Box<[u8]>>,
+    /// `token_hash` of each template token, side by side so a comparison
+    /// reads one array and touches a token's bytes only when the hashes
+    /// agree.
+    hashes: Vec<u64>,
     /// Lines that joined this cluster while this process ran, plus those
     /// persisted in the state.
     pub size: u64,
@@ -171,6 +175,15 @@ fn has_digit(t: &[u8]) -> bool {
     t.iter().any(u8::is_ascii_digit)
 }
 
+/// A token's hash for `seq_dist`: 0 for the wildcard, odd otherwise.
+fn token_hash(t: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    if t == WILDCARD {
+        return 0;
+    }
+    foldhash::fast::FixedState::with_seed(0x5eed).hash_one(t) | 1
+}
+
 /// Fewest positions equal out of `len` whose share reaches `floor`,
 /// computed as `search` compares shares (so a cut on it is exact, rounding
 /// included); `len + 1` when no share reaches it.
@@ -194,17 +207,17 @@ fn positions_needed(floor: f64, len: usize) -> usize {
 /// as fewer than `need` positions can be equal (`positions_needed`: the
 /// caller would discard the template, below the threshold or the best so
 /// far).
-fn seq_dist(template: &[Box<[u8]>], tokens: &[&[u8]], need: usize) -> Option<(f64, usize)> {
-    if template.is_empty() {
+fn seq_dist(c: &Cluster, tokens: &[&[u8]], hashes: &[u64], need: usize) -> Option<(f64, usize)> {
+    if c.template.is_empty() {
         return Some((1.0, 0));
     }
-    let len = template.len();
+    let len = c.template.len();
     let mut same = 0usize;
     let mut params = 0usize;
-    for (i, (t, m)) in template.iter().zip(tokens).enumerate() {
-        if &**t == WILDCARD {
+    for (i, (&th, &mh)) in c.hashes.iter().zip(hashes).enumerate() {
+        if th == 0 {
             params += 1;
-        } else if &**t == *m {
+        } else if th == mh && *c.template[i] == *tokens[i] {
             same += 1;
         } else if same + (len - i - 1) < need {
             return None;
@@ -309,7 +322,7 @@ impl Miner {
     /// The most similar cluster reaching the threshold, and the number of
     /// clusters compared: those of the leaf, then of the spill nodes the
     /// following tokens lead to (only a full node has spill children).
-    fn search(&self, tokens: &[&[u8]]) -> (Option<u32>, usize) {
+    fn search(&self, tokens: &[&[u8]], hashes: &[u64]) -> (Option<u32>, usize) {
         let Some((mut node, mut next)) = self.route(tokens) else {
             return (None, 0);
         };
@@ -327,7 +340,7 @@ impl Miner {
             for &c in &n.clusters {
                 compared += 1;
                 let Some((sim, params)) =
-                    seq_dist(&self.clusters[c as usize].template, tokens, need)
+                    seq_dist(&self.clusters[c as usize], tokens, hashes, need)
                 else {
                     continue;
                 };
@@ -438,7 +451,8 @@ impl Miner {
 
     /// Finds the cluster of a message without changing anything.
     pub fn find(&self, tokens: &[&[u8]]) -> Option<u64> {
-        self.search(tokens).0.map(|c| u64::from(c) + 1)
+        let hashes: Vec<u64> = tokens.iter().map(|t| token_hash(t)).collect();
+        self.search(tokens, &hashes).0.map(|c| u64::from(c) + 1)
     }
 
     /// Adds a message: joins its cluster (generalising the template) or
@@ -446,15 +460,17 @@ impl Miner {
     /// `TEMPLATE_BYTES_MAX` is reached, or the nodes the message can reach
     /// are full (`LEAF_CLUSTERS_MAX`).
     pub fn learn(&mut self, tokens: &[&[u8]]) -> Option<Learned> {
-        let (found, compared) = self.search(tokens);
+        let hashes: Vec<u64> = tokens.iter().map(|t| token_hash(t)).collect();
+        let (found, compared) = self.search(tokens, &hashes);
         self.compared = compared;
         if let Some(c) = found {
             let cl = &mut self.clusters[c as usize];
             cl.size += 1;
             let mut changed = false;
-            for (t, m) in cl.template.iter_mut().zip(tokens) {
+            for ((t, h), m) in cl.template.iter_mut().zip(&mut cl.hashes).zip(tokens) {
                 if &**t != *m && &**t != WILDCARD {
                     *t = WILDCARD.to_vec().into_boxed_slice();
+                    *h = 0;
                     changed = true;
                 }
             }
@@ -476,6 +492,7 @@ impl Miner {
         self.clusters.push(Cluster {
             first: toks.clone(),
             template: toks,
+            hashes,
             size: 1,
         });
         let id = self.clusters.len() as u32 - 1;
@@ -556,9 +573,11 @@ impl Miner {
                 .place(&first, true)
                 .ok_or(StateError("cluster not placed"))?;
             m.nodes[node as usize].clusters.push(i as u32);
+            let hashes = template.iter().map(|t| token_hash(t)).collect();
             m.clusters.push(Cluster {
                 first,
                 template,
+                hashes,
                 size,
             });
         }
