@@ -75,6 +75,13 @@ pub(super) async fn serve(
         } else {
             shared.config.read().timeout_s
         };
+        // Room for a large read: a big request (an INGEST of megabytes)
+        // arrives in few reads and the buffer grows geometrically, not by
+        // the few bytes `read_buf` would reserve when it is full.
+        let spare = inbuf.capacity() - inbuf.len();
+        if spare < READ_BUF_BYTES {
+            inbuf.reserve(READ_BUF_BYTES.max(inbuf.len() / 2));
+        }
         let read = async {
             if timeout_s > 0 {
                 match tokio::time::timeout(
