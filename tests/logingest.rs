@@ -819,3 +819,217 @@ async fn ingest_notifications() {
     );
     s.shutdown().await;
 }
+
+// ---- INGEST runs off the keyspace lock, chunk by chunk ----
+
+use redlog::commands::logingest::CHUNK_LINES;
+
+/// `n` lines of Loghub's HDFS sample, repeated.
+fn hdfs_repeated(n: usize) -> Vec<u8> {
+    let log = loghub("HDFS_2k.log");
+    let lines: Vec<&[u8]> = log
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+        .collect();
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.extend_from_slice(lines[i % lines.len()]);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// `n` syslog lines of pseudo-random words: no two share a template.
+fn varied_syslog(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.extend_from_slice(
+            format!("Dec  1 10:{:02}:{:02} host app[42]:", i / 60 % 60, i % 60).as_bytes(),
+        );
+        for _ in 0..4 + next() % 6 {
+            let len = 3 + next() % 6;
+            let word: Vec<u8> = (0..len).map(|_| b'a' + (next() % 26) as u8).collect();
+            out.extend_from_slice(b" ");
+            out.extend_from_slice(&word);
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+fn xread_count(v: &redis::Value) -> usize {
+    // [[key, [entries]]]
+    let redis::Value::Array(streams) = v else {
+        panic!("{v:?}")
+    };
+    let redis::Value::Array(kv) = &streams[0] else {
+        panic!()
+    };
+    let redis::Value::Array(e) = &kv[1] else {
+        panic!()
+    };
+    e.len()
+}
+
+/// Other clients are served between the chunks of a large INGEST: a
+/// client blocked on the stream is answered with exactly the first chunk
+/// while the INGEST goes on. Inside MULTI/EXEC the INGEST runs whole.
+#[tokio::test]
+async fn other_clients_are_served_between_chunks() {
+    let s = start_with(&[]).await;
+    let n = CHUNK_LINES * 4 + 7;
+    let input = hdfs_repeated(n);
+    let mut b = client(s.local_addr()).await;
+    let xread = tokio::spawn(async move {
+        cmd(
+            &mut b,
+            &[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"big", b"$"],
+        )
+        .await
+        .unwrap()
+    });
+    common::wait_blocked(&s, 1).await;
+    let mut a = client(s.local_addr()).await;
+    let t = input.clone();
+    let ingest = tokio::spawn(async move {
+        let r = cmd(&mut a, &[b"LOGPARSE", b"INGEST", b"big", b"hdfs", &t])
+            .await
+            .unwrap();
+        (a, r)
+    });
+    let got = xread.await.unwrap();
+    assert_eq!(xread_count(&got), CHUNK_LINES);
+    let (mut a, r) = ingest.await.unwrap();
+    let redis::Value::Array(r) = r else { panic!() };
+    assert_eq!(text(&r[1]), n.to_string());
+    assert_eq!(
+        cmd(&mut a, &[b"XLEN", b"big"]).await.unwrap(),
+        redis::Value::Int(n as i64)
+    );
+
+    // Inside EXEC: one piece, so the blocked client gets every line.
+    let mut b = client(s.local_addr()).await;
+    let xread = tokio::spawn(async move {
+        cmd(
+            &mut b,
+            &[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"whole", b"$"],
+        )
+        .await
+        .unwrap()
+    });
+    common::wait_blocked(&s, 1).await;
+    let r: Vec<redis::Value> = redis::pipe()
+        .atomic()
+        .cmd("LOGPARSE")
+        .arg("INGEST")
+        .arg("whole")
+        .arg("hdfs")
+        .arg(&input[..])
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    let redis::Value::Array(r) = &r[0] else {
+        panic!("{r:?}")
+    };
+    assert_eq!(text(&r[1]), n.to_string());
+    assert_eq!(xread_count(&xread.await.unwrap()), n);
+    s.shutdown().await;
+}
+
+/// A client that sends a large INGEST and goes away stops it after the
+/// current chunk; the server keeps serving.
+#[tokio::test]
+async fn a_client_that_goes_away_stops_its_ingest() {
+    let s = start_with(&[]).await;
+    let n = CHUNK_LINES * 12;
+    let mut raw = Raw::connect(s.local_addr()).await;
+    raw.send(&resp(&[
+        b"LOGPARSE",
+        b"INGEST",
+        b"gone",
+        b"hdfs",
+        &hdfs_repeated(n),
+    ]))
+    .await;
+    drop(raw);
+    let mut c = client(s.local_addr()).await;
+    // Wait until the server has closed that connection (its INGEST ended).
+    let mut left = 0;
+    for _ in 0..60_000 {
+        let v = cmd(&mut c, &[b"CLIENT", b"LIST"]).await.unwrap();
+        let list = match v {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+            redis::Value::VerbatimString { text, .. } => text,
+            other => panic!("{other:?}"),
+        };
+        left = list.lines().count();
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert_eq!(left, 1, "the INGEST's connection was not closed");
+    let redis::Value::Int(len) = cmd(&mut c, &[b"XLEN", b"gone"]).await.unwrap() else {
+        panic!()
+    };
+    let len = len as usize;
+    assert!(len > 0 && len < n, "{len} of {n} lines stored");
+    assert_eq!(len % CHUNK_LINES, 0, "{len} lines: not a chunk boundary");
+    assert_eq!(
+        cmd(&mut c, &[b"PING"]).await.unwrap(),
+        redis::Value::SimpleString("PONG".into())
+    );
+    s.shutdown().await;
+}
+
+/// Template ids survive a restart when INGESTs changed the miner in many
+/// chunks (each chunk's learning logged as its own unit), two of them at
+/// once, lines that get no template (a full miner node) included.
+#[tokio::test]
+async fn chunked_learning_survives_restart() {
+    let dir = temp_dir();
+    let s = start_in(&dir, &[]).await;
+    let mut c = client(s.local_addr()).await;
+    let first = varied_syslog(1000, 3);
+    cmd(&mut c, &[b"LOGPARSE", b"INGEST", b"v", b"syslog", &first])
+        .await
+        .unwrap();
+    // Two clients at once: their chunks interleave on the one miner.
+    let mut tasks = Vec::new();
+    for seed in [5, 9] {
+        let mut c = client(s.local_addr()).await;
+        let more = varied_syslog(CHUNK_LINES * 3, seed);
+        tasks.push(tokio::spawn(async move {
+            cmd(&mut c, &[b"LOGPARSE", b"INGEST", b"v", b"syslog", &more])
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        cmd(&mut c, &[b"XLEN", b"v"]).await.unwrap(),
+        redis::Value::Int(1000 + 6 * CHUNK_LINES as i64)
+    );
+    let before = cmd(&mut c, &[b"LOGPARSE", b"TEMPLATES", b"v"])
+        .await
+        .unwrap();
+    s.shutdown().await;
+    let s = start_in(&dir, &[]).await;
+    let mut c = client(s.local_addr()).await;
+    assert_eq!(
+        cmd(&mut c, &[b"LOGPARSE", b"TEMPLATES", b"v"])
+            .await
+            .unwrap(),
+        before
+    );
+    s.shutdown().await;
+}

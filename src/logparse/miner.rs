@@ -27,6 +27,21 @@
 //! is stored at the node its tokens lead to (logparser's loop ends before
 //! storing it, so such messages never find their cluster again and each
 //! starts a new one).
+//!
+//! Another bounds the cost of a line whatever the input. In Drain a leaf's
+//! cluster list grows without limit on input with no shared structure
+//! (lines of random words all land in the leaf under `<*>`), and every line
+//! is compared with every cluster of its leaf: quadratic time. Here a node
+//! holds at most `LEAF_CLUSTERS_MAX` clusters; a full leaf *spills*: a new
+//! cluster goes one layer deeper, routed by the message's next token as
+//! the inner layers route (digits and overflow to `<*>`), at most
+//! `SPILL_LAYERS` layers below the leaf. A message is compared with the
+//! clusters of its leaf and of the spill nodes its tokens lead to, so at
+//! most `COMPARED_MAX` clusters per line; when the last node it can reach
+//! is full, no new cluster is made (the line gets no template, as when
+//! `CLUSTERS_MAX` is reached). Real logs stay far below the cap (the
+//! Loghub 2k samples of the benchmark formats have at most 3 clusters a
+//! leaf), so their grouping is Drain's exactly.
 
 /// Maps with foldhash: tree lookups hash a token per layer for every
 /// line, and SipHash's DoS resistance buys nothing here (a node's
@@ -44,6 +59,16 @@ pub const CHILDREN_MAX_DEFAULT: u32 = 100;
 /// line new). Past it, lines that match no cluster get no template.
 pub const CLUSTERS_MAX: usize = 100_000;
 
+/// Clusters per tree node (leaf or spill node): see the module doc.
+pub const LEAF_CLUSTERS_MAX: usize = 32;
+
+/// Layers of spill nodes below a full leaf.
+pub const SPILL_LAYERS: usize = 2;
+
+/// Clusters compared with one message, at most: its leaf and the spill
+/// nodes on its path.
+pub const COMPARED_MAX: usize = LEAF_CLUSTERS_MAX * (1 + SPILL_LAYERS);
+
 /// Tokens per message: a template is a line's shape, and real log
 /// messages have tens of tokens; longer ones are cut (see
 /// `logparse::mining_tokens`) so one huge line costs bounded memory.
@@ -59,7 +84,9 @@ pub const TEMPLATE_BYTES_MAX: usize = 64 << 20;
 pub const DEPTH_MIN: u32 = 3;
 pub const DEPTH_MAX: u32 = 16;
 
-const STATE_VERSION: u8 = 1;
+/// State layout written by `encode`; `decode` also reads version 1 (no
+/// generation).
+const STATE_VERSION: u8 = 2;
 
 /// Miner settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,6 +120,10 @@ struct Node {
 pub struct Cluster {
     first: Vec<Box<[u8]>>,
     template: Vec<Box<[u8]>>,
+    /// `token_hash` of each template token, side by side so a comparison
+    /// reads one array and touches a token's bytes only when the hashes
+    /// agree.
+    hashes: Vec<u64>,
     /// Lines that joined this cluster while this process ran, plus those
     /// persisted in the state.
     pub size: u64,
@@ -134,28 +165,65 @@ pub struct Miner {
     clusters: Vec<Cluster>,
     /// Bytes of all clusters' tokens (first and current templates).
     template_bytes: usize,
+    /// Learning batches applied (see `generation`).
+    generation: u64,
+    /// Clusters compared by the last `learn`.
+    compared: usize,
 }
 
 fn has_digit(t: &[u8]) -> bool {
     t.iter().any(u8::is_ascii_digit)
 }
 
-/// logparser's `seqDist`: share of template positions equal to the
-/// message (wildcards excluded), and the number of wildcards.
-fn seq_dist(template: &[Box<[u8]>], tokens: &[&[u8]]) -> (f64, usize) {
-    if template.is_empty() {
-        return (1.0, 0);
+/// A token's hash for `seq_dist`: 0 for the wildcard, odd otherwise.
+fn token_hash(t: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    if t == WILDCARD {
+        return 0;
     }
+    foldhash::fast::FixedState::with_seed(0x5eed).hash_one(t) | 1
+}
+
+/// Fewest positions equal out of `len` whose share reaches `floor`,
+/// computed as `search` compares shares (so a cut on it is exact, rounding
+/// included); `len + 1` when no share reaches it.
+fn positions_needed(floor: f64, len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    let reaches = |k: usize| k as f64 / len as f64 >= floor;
+    let mut need = ((floor * len as f64).ceil().max(0.0) as usize).min(len + 1);
+    while need > 0 && reaches(need - 1) {
+        need -= 1;
+    }
+    while need <= len && !reaches(need) {
+        need += 1;
+    }
+    need
+}
+
+/// logparser's `seqDist`: share of template positions equal to the
+/// message (wildcards excluded), and the number of wildcards. None as soon
+/// as fewer than `need` positions can be equal (`positions_needed`: the
+/// caller would discard the template, below the threshold or the best so
+/// far).
+fn seq_dist(c: &Cluster, tokens: &[&[u8]], hashes: &[u64], need: usize) -> Option<(f64, usize)> {
+    if c.template.is_empty() {
+        return Some((1.0, 0));
+    }
+    let len = c.template.len();
     let mut same = 0usize;
     let mut params = 0usize;
-    for (t, m) in template.iter().zip(tokens) {
-        if &**t == WILDCARD {
+    for (i, (&th, &mh)) in c.hashes.iter().zip(hashes).enumerate() {
+        if th == 0 {
             params += 1;
-        } else if &**t == *m {
+        } else if th == mh && *c.template[i] == *tokens[i] {
             same += 1;
+        } else if same + (len - i - 1) < need {
+            return None;
         }
     }
-    (same as f64 / template.len() as f64, params)
+    Some((same as f64 / len as f64, params))
 }
 
 impl Miner {
@@ -169,7 +237,26 @@ impl Miner {
             nodes: Vec::new(),
             clusters: Vec::new(),
             template_bytes: 0,
+            generation: 0,
+            compared: 0,
         }
+    }
+
+    /// Learning batches recorded with `set_generation`: persisted with the
+    /// state, so a replayed batch the state already holds can be skipped.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn set_generation(&mut self, g: u64) {
+        self.generation = g;
+    }
+
+    /// Clusters the last `learn` compared the message with (at most
+    /// `COMPARED_MAX`, plus the clusters of a leaf filled by a version-1
+    /// state).
+    pub fn last_compared(&self) -> usize {
+        self.compared
     }
 
     pub fn config(&self) -> &MinerConfig {
@@ -215,32 +302,78 @@ impl Miner {
         (self.config.depth - 2) as usize
     }
 
-    fn search(&self, tokens: &[&[u8]]) -> Option<u32> {
+    /// The node the length layer and the token layers route a message to,
+    /// and how many tokens routed it. None when no such path exists.
+    fn route(&self, tokens: &[&[u8]]) -> Option<(u32, usize)> {
         let mut node = *self.by_len.get(&tokens.len())?;
-        let layers = self.token_layers();
+        let mut used = 0;
         for (i, tok) in tokens.iter().enumerate() {
             let level = i + 1;
-            if level >= layers || level > tokens.len() {
+            if level >= self.token_layers() {
                 break;
             }
             let children = &self.nodes[node as usize].children;
-            node = match children.get(*tok).or_else(|| children.get(WILDCARD)) {
-                Some(&n) => n,
-                None => return None,
-            };
+            node = *children.get(*tok).or_else(|| children.get(WILDCARD))?;
+            used = level;
         }
+        Some((node, used))
+    }
+
+    /// The most similar cluster reaching the threshold, and the number of
+    /// clusters compared: those of the leaf, then of the spill nodes the
+    /// following tokens lead to (only a full node has spill children).
+    fn search(&self, tokens: &[&[u8]], hashes: &[u64]) -> (Option<u32>, usize) {
+        let Some((mut node, mut next)) = self.route(tokens) else {
+            return (None, 0);
+        };
+        let mut compared = 0;
         let mut best = None;
         let mut best_sim = -1.0f64;
         let mut best_params = -1i64;
-        for &c in &self.nodes[node as usize].clusters {
-            let (sim, params) = seq_dist(&self.clusters[c as usize].template, tokens);
-            if sim > best_sim || (sim == best_sim && params as i64 > best_params) {
-                best_sim = sim;
-                best_params = params as i64;
-                best = Some(c);
+        let mut spilled = 0;
+        // A template below the threshold or the best so far cannot be
+        // chosen: its comparison stops as soon as that is sure. Every
+        // template here has the message's length (the length layer).
+        let mut need = positions_needed(self.config.similarity, tokens.len());
+        loop {
+            let n = &self.nodes[node as usize];
+            for &c in &n.clusters {
+                compared += 1;
+                let Some((sim, params)) =
+                    seq_dist(&self.clusters[c as usize], tokens, hashes, need)
+                else {
+                    continue;
+                };
+                if sim > best_sim || (sim == best_sim && params as i64 > best_params) {
+                    if sim > best_sim {
+                        need = positions_needed(self.config.similarity.max(sim), tokens.len());
+                    }
+                    best_sim = sim;
+                    best_params = params as i64;
+                    best = Some(c);
+                }
             }
+            if n.clusters.len() < LEAF_CLUSTERS_MAX
+                || spilled == SPILL_LAYERS
+                || next >= tokens.len()
+            {
+                break;
+            }
+            match n
+                .children
+                .get(tokens[next])
+                .or_else(|| n.children.get(WILDCARD))
+            {
+                Some(&c) => node = c,
+                None => break,
+            }
+            next += 1;
+            spilled += 1;
         }
-        best.filter(|_| best_sim >= self.config.similarity)
+        (
+            best.filter(|_| best_sim >= self.config.similarity),
+            compared,
+        )
     }
 
     fn new_node(&mut self) -> u32 {
@@ -256,9 +389,36 @@ impl Miner {
         n
     }
 
-    /// logparser's `addSeqToPrefixTree`.
-    fn insert(&mut self, cluster: u32) {
-        let tokens: Vec<Box<[u8]>> = self.clusters[cluster as usize].first.clone();
+    /// One layer of logparser's `addSeqToPrefixTree`: the child of `node`
+    /// for `tok`, created if the node has room, else the `<*>` child.
+    fn child_for(&mut self, node: u32, tok: &[u8]) -> u32 {
+        let max = self.config.children_max as usize;
+        let children = &self.nodes[node as usize].children;
+        if let Some(&n) = children.get(tok) {
+            return n;
+        }
+        if has_digit(tok) {
+            return match children.get(WILDCARD) {
+                Some(&w) => w,
+                None => self.add_child(node, WILDCARD),
+            };
+        }
+        let wild = children.get(WILDCARD).copied();
+        let count = children.len();
+        match wild {
+            Some(w) if count >= max => w,
+            Some(_) => self.add_child(node, tok),
+            None if count + 1 < max => self.add_child(node, tok),
+            None => self.add_child(node, WILDCARD),
+        }
+    }
+
+    /// The node a new cluster whose first template is `tokens` goes to
+    /// (logparser's `addSeqToPrefixTree`, then down the spill layers while
+    /// the node is full). None when the last node reachable is full, unless
+    /// `force` (decoding: a state holds only clusters that were placed, and
+    /// a version-1 state may hold fuller leaves) puts it there anyway.
+    fn place<T: AsRef<[u8]>>(&mut self, tokens: &[T], force: bool) -> Option<u32> {
         let len = tokens.len();
         let mut node = match self.by_len.get(&len) {
             Some(&n) => n,
@@ -268,51 +428,49 @@ impl Miner {
                 n
             }
         };
-        let layers = self.token_layers();
-        let max = self.config.children_max as usize;
+        let mut next = 0;
         for (i, tok) in tokens.iter().enumerate() {
             let level = i + 1;
-            if level >= layers || level > len {
+            if level >= self.token_layers() {
                 break;
             }
-            let children = &self.nodes[node as usize].children;
-            if let Some(&n) = children.get(&**tok) {
-                node = n;
-            } else if !has_digit(tok) {
-                let wild = children.get(WILDCARD).copied();
-                let count = children.len();
-                node = match wild {
-                    Some(w) if count >= max => w,
-                    Some(_) => self.add_child(node, tok),
-                    None if count + 1 < max => self.add_child(node, tok),
-                    None => self.add_child(node, WILDCARD),
-                };
-            } else {
-                node = match children.get(WILDCARD) {
-                    Some(&w) => w,
-                    None => self.add_child(node, WILDCARD),
-                };
-            }
+            node = self.child_for(node, tok.as_ref());
+            next = level;
         }
-        self.nodes[node as usize].clusters.push(cluster);
+        let mut spilled = 0;
+        while self.nodes[node as usize].clusters.len() >= LEAF_CLUSTERS_MAX {
+            if spilled == SPILL_LAYERS || next >= len {
+                return force.then_some(node);
+            }
+            node = self.child_for(node, tokens[next].as_ref());
+            next += 1;
+            spilled += 1;
+        }
+        Some(node)
     }
 
     /// Finds the cluster of a message without changing anything.
     pub fn find(&self, tokens: &[&[u8]]) -> Option<u64> {
-        self.search(tokens).map(|c| u64::from(c) + 1)
+        let hashes: Vec<u64> = tokens.iter().map(|t| token_hash(t)).collect();
+        self.search(tokens, &hashes).0.map(|c| u64::from(c) + 1)
     }
 
     /// Adds a message: joins its cluster (generalising the template) or
     /// starts one. None when no cluster matches and `CLUSTERS_MAX` or
-    /// `TEMPLATE_BYTES_MAX` is reached.
+    /// `TEMPLATE_BYTES_MAX` is reached, or the nodes the message can reach
+    /// are full (`LEAF_CLUSTERS_MAX`).
     pub fn learn(&mut self, tokens: &[&[u8]]) -> Option<Learned> {
-        if let Some(c) = self.search(tokens) {
+        let hashes: Vec<u64> = tokens.iter().map(|t| token_hash(t)).collect();
+        let (found, compared) = self.search(tokens, &hashes);
+        self.compared = compared;
+        if let Some(c) = found {
             let cl = &mut self.clusters[c as usize];
             cl.size += 1;
             let mut changed = false;
-            for (t, m) in cl.template.iter_mut().zip(tokens) {
+            for ((t, h), m) in cl.template.iter_mut().zip(&mut cl.hashes).zip(tokens) {
                 if &**t != *m && &**t != WILDCARD {
                     *t = WILDCARD.to_vec().into_boxed_slice();
+                    *h = 0;
                     changed = true;
                 }
             }
@@ -325,6 +483,7 @@ impl Miner {
         if self.clusters.len() >= CLUSTERS_MAX || self.template_bytes + bytes > TEMPLATE_BYTES_MAX {
             return None;
         }
+        let node = self.place(tokens, false)?;
         self.template_bytes += bytes;
         let toks: Vec<Box<[u8]>> = tokens
             .iter()
@@ -333,10 +492,11 @@ impl Miner {
         self.clusters.push(Cluster {
             first: toks.clone(),
             template: toks,
+            hashes,
             size: 1,
         });
         let id = self.clusters.len() as u32 - 1;
-        self.insert(id);
+        self.nodes[node as usize].clusters.push(id);
         Some(Learned {
             id: u64::from(id) + 1,
             changed: true,
@@ -346,8 +506,8 @@ impl Miner {
     /// Serialises the state:
     ///
     /// ```text
-    /// state   = u8 version(=1) | u32 depth | u64 similarity(f64 bits) | u32 children_max
-    ///           | u32 count | cluster{count}
+    /// state   = u8 version(=2) | u32 depth | u64 similarity(f64 bits) | u32 children_max
+    ///           | u64 generation | u32 count | cluster{count}
     /// cluster = u64 size | tokens first | tokens template
     /// tokens  = u32 n | (u32 len | u8{len}){n}
     /// ```
@@ -356,6 +516,7 @@ impl Miner {
         out.extend_from_slice(&self.config.depth.to_le_bytes());
         out.extend_from_slice(&self.config.similarity.to_bits().to_le_bytes());
         out.extend_from_slice(&self.config.children_max.to_le_bytes());
+        out.extend_from_slice(&self.generation.to_le_bytes());
         out.extend_from_slice(&(self.clusters.len() as u32).to_le_bytes());
         let put_tokens = |out: &mut Vec<u8>, toks: &[Box<[u8]>]| {
             out.extend_from_slice(&(toks.len() as u32).to_le_bytes());
@@ -371,15 +532,19 @@ impl Miner {
         }
     }
 
-    /// Rebuilds a miner from `encode`'s output.
+    /// Rebuilds a miner from `encode`'s output (version 1, without the
+    /// generation, is read too: its clusters are placed as version 2 places
+    /// them, over the cap where a leaf was fuller).
     pub fn decode(buf: &[u8]) -> Result<Miner, StateError> {
         let mut r = Reader { buf };
-        if r.u8()? != STATE_VERSION {
+        let version = r.u8()?;
+        if version != 1 && version != STATE_VERSION {
             return Err(StateError("unknown version"));
         }
         let depth = r.u32()?;
         let similarity = f64::from_bits(r.u64()?);
         let children_max = r.u32()?;
+        let generation = if version >= 2 { r.u64()? } else { 0 };
         if !(DEPTH_MIN..=DEPTH_MAX).contains(&depth)
             || !(0.0..=1.0).contains(&similarity)
             || children_max < 2
@@ -395,6 +560,7 @@ impl Miner {
             depth,
             children_max,
         });
+        m.generation = generation;
         for i in 0..count {
             let size = r.u64()?;
             let first = r.tokens()?;
@@ -403,12 +569,17 @@ impl Miner {
                 return Err(StateError("template length differs"));
             }
             m.template_bytes += 2 * first.iter().map(|t| t.len() + 16).sum::<usize>();
+            let node = m
+                .place(&first, true)
+                .ok_or(StateError("cluster not placed"))?;
+            m.nodes[node as usize].clusters.push(i as u32);
+            let hashes = template.iter().map(|t| token_hash(t)).collect();
             m.clusters.push(Cluster {
                 first,
                 template,
+                hashes,
                 size,
             });
-            m.insert(i as u32);
         }
         if !r.buf.is_empty() {
             return Err(StateError("trailing bytes"));
@@ -548,5 +719,111 @@ mod tests {
         for cut in 0..buf.len() {
             assert!(Miner::decode(&buf[..cut]).is_err());
         }
+    }
+
+    /// Lines of random lowercase words (no digits, no shared structure).
+    fn random_lines(n: usize, seed: u64) -> Vec<String> {
+        let mut x = seed | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..n)
+            .map(|_| {
+                let words = 4 + (next() % 6) as usize;
+                (0..words)
+                    .map(|_| {
+                        let len = 3 + (next() % 6) as usize;
+                        (0..len)
+                            .map(|_| (b'a' + (next() % 26) as u8) as char)
+                            .collect::<String>()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    /// Input with no structure puts every line in few leaves (the first
+    /// token's children overflow to `<*>`); each line must still be
+    /// compared with at most `COMPARED_MAX` clusters, while the miner keeps
+    /// learning templates.
+    #[test]
+    fn clusters_compared_per_line_are_bounded() {
+        let mut m = Miner::new(MinerConfig {
+            similarity: 0.4,
+            depth: 4,
+            children_max: 100,
+        });
+        let lines = random_lines(20_000, 7);
+        let mut worst = 0;
+        let mut ids = Vec::new();
+        for l in &lines {
+            let mut toks = Vec::new();
+            tokenize(l.as_bytes(), &mut toks);
+            ids.push(m.learn(&toks).map(|l| l.id));
+            worst = worst.max(m.last_compared());
+        }
+        assert!(worst <= COMPARED_MAX, "{worst} clusters compared");
+        assert!(m
+            .nodes
+            .iter()
+            .all(|n| n.clusters.len() <= LEAF_CLUSTERS_MAX));
+        // Spilling keeps making templates past a full leaf (six lengths,
+        // one routing layer: far more than six leaves' worth) ...
+        assert!(m.len() > 6 * 4 * LEAF_CLUSTERS_MAX, "{} templates", m.len());
+        // ... and a line seen again finds its template within the cap.
+        for (l, id) in lines.iter().zip(&ids).take(5000) {
+            let mut toks = Vec::new();
+            tokenize(l.as_bytes(), &mut toks);
+            let again = m.learn(&toks).map(|l| l.id);
+            if id.is_some() {
+                assert_eq!(again, *id, "{l}");
+            }
+            assert!(m.last_compared() <= COMPARED_MAX);
+        }
+    }
+
+    /// A state with spilled leaves decodes to the same tree: the same
+    /// lines get the same ids afterwards.
+    #[test]
+    fn spilled_state_round_trips() {
+        let lines = random_lines(6000, 11);
+        let mut m = Miner::new(MinerConfig::default());
+        let learn_line = |m: &mut Miner, l: &str| {
+            let mut toks = Vec::new();
+            tokenize(l.as_bytes(), &mut toks);
+            m.learn(&toks)
+        };
+        for l in &lines[..4000] {
+            learn_line(&mut m, l);
+        }
+        m.set_generation(9);
+        let mut buf = Vec::new();
+        m.encode(&mut buf);
+        let mut r = Miner::decode(&buf).unwrap();
+        assert_eq!(r.generation(), 9);
+        // Lines seen before and new ones alike.
+        for l in lines[2000..].iter() {
+            assert_eq!(learn_line(&mut m, l), learn_line(&mut r, l), "{l}");
+        }
+    }
+
+    /// A version-1 state (no generation) still decodes.
+    #[test]
+    fn version_1_state_decodes() {
+        let mut m = Miner::new(MinerConfig::default());
+        learn(&mut m, "open file a");
+        let mut buf = Vec::new();
+        m.encode(&mut buf);
+        // Version 1: the same without the generation.
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&buf[1..17]);
+        v1.extend_from_slice(&buf[25..]);
+        let mut r = Miner::decode(&v1).unwrap();
+        assert_eq!(r.generation(), 0);
+        assert_eq!(learn(&mut r, "open file b").id, 1);
     }
 }

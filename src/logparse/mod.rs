@@ -235,6 +235,15 @@ impl Ingestor {
         })
     }
 
+    /// The miner's learning generation (`Miner::generation`).
+    pub fn generation(&self) -> u64 {
+        self.miner.generation()
+    }
+
+    pub fn set_generation(&mut self, g: u64) {
+        self.miner.set_generation(g);
+    }
+
     /// Counts `n` more lines in template `id` (replay of lines that
     /// joined it without changing it).
     pub fn add_hits(&mut self, id: u64, n: u64) {

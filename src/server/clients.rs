@@ -22,10 +22,13 @@ pub enum ReplyMode {
 
 /// Work a command asked the connection to do after the keyspace lock is
 /// released (it must not run under the lock).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum PendingOp {
     /// SAVE: write a base now, then reply.
     Save,
+    /// LOGPARSE INGEST: parse and mine off the keyspace lock, append
+    /// chunk by chunk (`connection::run_ingest`).
+    Ingest(Box<crate::commands::logingest::IngestJob>),
 }
 
 /// A MULTI block being queued.
@@ -210,6 +213,10 @@ pub struct Client {
     pub close_after_reply: bool,
     /// Set by a handler; the connection stops the batch and performs it.
     pub pending: Option<PendingOp>,
+    /// A connection task drives this client: LOGPARSE INGEST may hand it
+    /// `PendingOp::Ingest` (false for a client run in-process, whose
+    /// INGEST runs whole under the lock).
+    pub chunked_ingest: bool,
     /// Subscriptions and the queue of messages to write (`server::pubsub`).
     pub pubsub: super::pubsub::ClientPubSub,
     /// Running the commands of EXEC: blocking commands must not block
@@ -237,6 +244,7 @@ impl Client {
             no_touch: false,
             close_after_reply: false,
             pending: None,
+            chunked_ingest: false,
             pubsub: super::pubsub::ClientPubSub::new(handle.clone()),
             in_exec: false,
             in_script: false,

@@ -4,6 +4,7 @@
 use super::blocking::{self, Wake};
 use super::persist::{FsyncPolicy, Persistence};
 use super::{Client, ClientHandle, PendingOp, ReplyMode, Shared};
+use crate::commands::logingest::{Applied, IngestJob};
 use crate::commands::{self, flags, table, CmdError, Ctx};
 use crate::db::evict::EvictResult;
 use crate::db::expire::{active_expire_cycle, CycleKind};
@@ -40,6 +41,7 @@ pub(super) async fn serve(
     shared.clients.insert(id, handle.clone());
     let authenticated = shared.config.read().requirepass.is_none();
     let mut client = Client::new(handle.clone(), authenticated);
+    client.chunked_ingest = true;
     let mut inbuf = BytesMut::with_capacity(READ_BUF_BYTES);
     let mut out = Out::new(false);
     // True when the buffer may hold requests not yet run (after a SAVE
@@ -74,6 +76,13 @@ pub(super) async fn serve(
         } else {
             shared.config.read().timeout_s
         };
+        // Room for a large read: a big request (an INGEST of megabytes)
+        // arrives in few reads and the buffer grows geometrically, not by
+        // the few bytes `read_buf` would reserve when it is full.
+        let spare = inbuf.capacity() - inbuf.len();
+        if spare < READ_BUF_BYTES {
+            inbuf.reserve(READ_BUF_BYTES.max(inbuf.len() / 2));
+        }
         let read = async {
             if timeout_s > 0 {
                 match tokio::time::timeout(
@@ -154,54 +163,7 @@ async fn run_batch(
 ) -> bool {
     {
         let mut batch = process_input(shared, client, inbuf, out);
-        if let Some(p) = &shared.persist {
-            let progress = p.commit.progress();
-            let always = p.policy() == FsyncPolicy::Always;
-            let mut result = Ok(());
-            if batch.queued || !batch.streams.is_empty() {
-                // Let the other ready connections run and queue their units
-                // and stream entries first, so one write carries them all
-                // (Redis writes its AOF buffer once per event-loop pass).
-                tokio::task::yield_now().await;
-                if always {
-                    // One fdatasync for every connection still queuing.
-                    p.commit.gather(batch.ticket).await;
-                }
-            }
-            // The entries the batch's XADDs left pending in their streams
-            // (written by whoever comes first: this batch, a later one, or
-            // a reader of the stream).
-            if let Some(e) = batch.streams.iter().find_map(|s| s.flush().err()) {
-                tracing::error!("writing a stream log failed: {e}");
-                result = Err(e);
-            }
-            if result.is_ok() && batch.ticket > progress.written {
-                result = p.write_upto(batch.ticket, &shared.streams);
-            }
-            if result.is_ok() && always && batch.ticket > p.commit.progress().durable {
-                // appendfsync always: no reply before an fdatasync covering
-                // this batch's units (and those it may have read).
-                result = p.wait_durable(batch.ticket, &shared.streams).await;
-            }
-            if result.is_ok() && always && !batch.streams.is_empty() {
-                // The stream logs this batch wrote (group-committed per log
-                // with concurrent batches).
-                let streams = std::mem::take(&mut batch.streams);
-                result =
-                    tokio::task::spawn_blocking(move || streams.iter().try_for_each(|s| s.sync()))
-                        .await
-                        .unwrap_or_else(|e| Err(e.to_string()));
-            }
-            if let (Err(text), None) = (result, &batch.failed) {
-                refuse_spans(out, &batch.spans, &text);
-                batch.failed = Some(Persistence::misconf(&text));
-            }
-        }
-        // Clients served by this batch's commands get their replies now
-        // that the effects are durable (see `blocking`).
-        for w in batch.wakes.drain(..) {
-            w.send(batch.failed.as_deref());
-        }
+        commit(shared, &mut batch, out).await;
     }
     if let Some(op) = client.pending.take() {
         match op {
@@ -216,6 +178,11 @@ async fn run_batch(
                         tracing::warn!("SAVE failed: {e}");
                         out.error("ERR");
                     }
+                }
+            }
+            PendingOp::Ingest(job) => {
+                if !run_ingest(shared, client, stream, inbuf, out, job).await {
+                    return false;
                 }
             }
         }
@@ -244,6 +211,253 @@ async fn run_batch(
         *resume = !inbuf.is_empty();
     }
     !client.close_after_reply
+}
+
+/// Makes a batch's units (and the stream entries it left pending) durable
+/// as `appendfsync` asks, turning its replies into MISCONF when they could
+/// not be, then hands the clients it served their replies.
+async fn commit(shared: &Arc<Shared>, batch: &mut Batch, out: &mut Out) {
+    if let Some(p) = &shared.persist {
+        let progress = p.commit.progress();
+        let always = p.policy() == FsyncPolicy::Always;
+        let mut result = Ok(());
+        if batch.queued || !batch.streams.is_empty() {
+            // Let the other ready connections run and queue their units
+            // and stream entries first, so one write carries them all
+            // (Redis writes its AOF buffer once per event-loop pass).
+            tokio::task::yield_now().await;
+            if always {
+                // One fdatasync for every connection still queuing.
+                p.commit.gather(batch.ticket).await;
+            }
+        }
+        // The entries the batch's XADDs left pending in their streams
+        // (written by whoever comes first: this batch, a later one, or
+        // a reader of the stream).
+        if let Some(e) = batch.streams.iter().find_map(|s| s.flush().err()) {
+            tracing::error!("writing a stream log failed: {e}");
+            result = Err(e);
+        }
+        if result.is_ok() && batch.ticket > progress.written {
+            result = p.write_upto(batch.ticket, &shared.streams);
+        }
+        if result.is_ok() && always && batch.ticket > p.commit.progress().durable {
+            // appendfsync always: no reply before an fdatasync covering
+            // this batch's units (and those it may have read).
+            result = p.wait_durable(batch.ticket, &shared.streams).await;
+        }
+        if result.is_ok() && always && !batch.streams.is_empty() {
+            // The stream logs this batch wrote (group-committed per log
+            // with concurrent batches).
+            let streams = std::mem::take(&mut batch.streams);
+            result = tokio::task::spawn_blocking(move || streams.iter().try_for_each(|s| s.sync()))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+        }
+        if let (Err(text), None) = (result, &batch.failed) {
+            refuse_spans(out, &batch.spans, &text);
+            batch.failed = Some(Persistence::misconf(&text));
+        }
+    }
+    // Clients served by this batch's commands get their replies now
+    // that the effects are durable (see `blocking`).
+    for w in batch.wakes.drain(..) {
+        w.send(batch.failed.as_deref());
+    }
+}
+
+/// Times a chunk is mined again because the key changed meanwhile, before
+/// INGEST gives up.
+const INGEST_RETRIES_MAX: usize = 16;
+
+/// Runs pure work that may take milliseconds (mining a chunk) without
+/// stalling the other connections of this worker thread: on the
+/// multi-thread runtime they move to another worker meanwhile.
+fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Drives a top-level LOGPARSE INGEST (`commands::logingest::IngestJob`)
+/// chunk by chunk. For each chunk: under the keyspace lock, look the
+/// stream up and lock its miner; release the keyspace lock and parse and
+/// mine the lines (nothing can encode the miner meanwhile: that takes its
+/// lock); take the keyspace lock again to append the entries and log the
+/// learning as one command, whose unit is committed like a batch's. Other
+/// clients run between chunks. Returns false when the client was killed
+/// or went away: the INGEST stops after the current chunk.
+async fn run_ingest(
+    shared: &Arc<Shared>,
+    client: &mut Client,
+    sock: &mut TcpStream,
+    inbuf: &mut BytesMut,
+    out: &mut Out,
+    mut job: Box<IngestJob>,
+) -> bool {
+    let logging = shared.persist.is_some();
+    // INGEST's time in INFO commandstats: its chunks' work (the handler
+    // counted the call).
+    let mut busy = std::time::Duration::ZERO;
+    let mut failed: Option<CmdError> = None;
+    let mut retries = 0;
+    let mut lines = job.next_chunk();
+    // One chunk even without lines: attaching the format to a stream
+    // that has none is a change too.
+    let mut first = true;
+    while first || !lines.is_empty() {
+        let step = {
+            let ks = shared.ks.lock();
+            match job.prepare(&ks, client.db, now_ms()) {
+                Err(e) => Err(e),
+                Ok(prep) => {
+                    let target = prep.stream().cloned();
+                    // Another INGEST mining this stream holds its miner:
+                    // wait for it without the keyspace lock.
+                    let slot = target.as_ref().map(|s| s.0.ingest.try_lock());
+                    match slot {
+                        Some(None) => Ok(None),
+                        Some(Some(mut slot)) => {
+                            drop(ks);
+                            let t = std::time::Instant::now();
+                            let mined = off_worker(|| job.mine(Some(&mut *slot), &lines));
+                            busy += t.elapsed();
+                            drop(slot);
+                            Ok(Some((prep, mined)))
+                        }
+                        None => {
+                            drop(ks);
+                            let t = std::time::Instant::now();
+                            let mined = off_worker(|| job.mine(None, &lines));
+                            busy += t.elapsed();
+                            Ok(Some((prep, mined)))
+                        }
+                    }
+                }
+            }
+        };
+        let (prep, mined) = match step {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        };
+        let mined = match mined {
+            Ok(m) => m,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        };
+        let mut batch = Batch::default();
+        let applied = {
+            let mut ks = shared.ks.lock();
+            ks.refresh_clock();
+            super::pubsub::drain_before_batch(client, out);
+            let now_ms = ks.cached_now_ms();
+            let t = std::time::Instant::now();
+            let r = {
+                let mut ctx = Ctx {
+                    ks: &mut ks,
+                    shared,
+                    client: &mut *client,
+                    out: &mut *out,
+                    now_ms,
+                };
+                job.apply(&mut ctx, prep, &mined)
+            };
+            busy += t.elapsed();
+            blocking::after_command(shared, &mut ks, client, out.resp3, &mut batch.wakes);
+            let units = if logging {
+                ks.take_unit().into_iter().collect()
+            } else {
+                Vec::new()
+            };
+            end_batch(shared, &mut ks, units, &mut batch, out);
+            r
+        };
+        commit(shared, &mut batch, out).await;
+        if let Some(m) = batch.failed.take() {
+            failed = Some(CmdError::new(m));
+            break;
+        }
+        match applied {
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+            Ok(Applied::Changed) => {
+                retries += 1;
+                if retries > INGEST_RETRIES_MAX {
+                    failed = Some(CmdError::new(
+                        "ERR the key kept changing during LOGPARSE INGEST",
+                    ));
+                    break;
+                }
+                continue;
+            }
+            Ok(Applied::Done) => {
+                first = false;
+                retries = 0;
+                lines = job.next_chunk();
+            }
+        }
+        if lines.is_empty() {
+            break;
+        }
+        // Between chunks: stop when the client is gone, let others run.
+        if client.handle.is_killed() {
+            return false;
+        }
+        match sock.try_read_buf(inbuf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                shared
+                    .stats
+                    .total_net_input_bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                if inbuf.len() > shared.config.read().client_query_buffer_limit {
+                    tracing::warn!(
+                        "closing client {} that reached max query buffer length",
+                        client.id
+                    );
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return false,
+        }
+        tokio::task::yield_now().await;
+    }
+    let idx = client.handle.last_cmd.load(Ordering::Relaxed);
+    if let Some(e) = table().entries.get(idx) {
+        e.stat
+            .usec
+            .fetch_add(busy.as_micros() as u64, Ordering::Relaxed);
+        if failed.is_some() {
+            e.stat.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if job.reply {
+        match failed {
+            Some(e) => {
+                shared
+                    .stats
+                    .total_error_replies
+                    .fetch_add(1, Ordering::Relaxed);
+                out.error_bytes(&e.0);
+            }
+            None => job.reply_to(out),
+        }
+    }
+    true
 }
 
 /// What a batch wrote to the WAL.
@@ -340,43 +554,56 @@ fn process_input(
         }
     }
     if let Some(mut ks) = guard {
-        let (hz, effort) = {
-            let c = shared.config.read();
-            (c.hz, c.active_expire_effort)
-        };
-        active_expire_cycle(&mut ks, CycleKind::Fast, hz, effort, now_ms);
-        ks.continue_evictions(&|| shared.mem_not_counted_for_evict());
-        shared.publish_pending_notifications(&mut ks);
-        if let Some(p) = &shared.persist {
-            // The entries the batch's XADDs left pending are written after
-            // the lock is released, with the WAL units (`run_batch`).
-            units.extend(ks.take_unit());
-            batch.streams = std::mem::take(&mut ks.stream_writes);
-            // Directories of streams deleted by this batch go only after
-            // the units recording the deletions are written.
-            let doomed = shared.streams.take_doomed();
-            batch.queued = !units.is_empty();
-            batch.ticket = if units.is_empty() && doomed.is_empty() {
-                p.commit.next_seq()
-            } else {
-                p.commit.enqueue(units, doomed)
-            };
-        } else {
-            // Entries the batch's XADDs left pending go to their logs now,
-            // one write per stream, before any reply.
-            if let Some(e) = ks.stream_writes.iter().find_map(|s| s.flush().err()) {
-                tracing::error!("writing a stream log failed: {e}");
-                refuse_spans(out, &batch.spans, &e);
-                batch.failed = Some(Persistence::misconf(&e));
-            }
-            ks.stream_writes.clear();
-            if shared.streams.has_doomed() {
-                shared.streams.reap();
-            }
-        }
+        end_batch(shared, &mut ks, units, &mut batch, out);
     }
     client.handle.qbuf.store(inbuf.len(), Ordering::Relaxed);
     batch
+}
+
+/// The end of a batch, still under the keyspace lock: a fast expiry
+/// cycle, pending notifications, and the batch's units queued for the WAL
+/// (or, without persistence, its stream entries written).
+fn end_batch(
+    shared: &Shared,
+    ks: &mut Keyspace,
+    mut units: Vec<Vec<u8>>,
+    batch: &mut Batch,
+    out: &mut Out,
+) {
+    let (hz, effort) = {
+        let c = shared.config.read();
+        (c.hz, c.active_expire_effort)
+    };
+    active_expire_cycle(ks, CycleKind::Fast, hz, effort, now_ms);
+    ks.continue_evictions(&|| shared.mem_not_counted_for_evict());
+    shared.publish_pending_notifications(ks);
+    if let Some(p) = &shared.persist {
+        // The entries the batch's XADDs left pending are written after
+        // the lock is released, with the WAL units (`run_batch`).
+        units.extend(ks.take_unit());
+        batch.streams = std::mem::take(&mut ks.stream_writes);
+        // Directories of streams deleted by this batch go only after
+        // the units recording the deletions are written.
+        let doomed = shared.streams.take_doomed();
+        batch.queued = !units.is_empty();
+        batch.ticket = if units.is_empty() && doomed.is_empty() {
+            p.commit.next_seq()
+        } else {
+            p.commit.enqueue(units, doomed)
+        };
+    } else {
+        // Entries the batch's XADDs left pending go to their logs now,
+        // one write per stream, before any reply.
+        if let Some(e) = ks.stream_writes.iter().find_map(|s| s.flush().err()) {
+            tracing::error!("writing a stream log failed: {e}");
+            refuse_spans(out, &batch.spans, &e);
+            batch.failed = Some(Persistence::misconf(&e));
+        }
+        ks.stream_writes.clear();
+        if shared.streams.has_doomed() {
+            shared.streams.reap();
+        }
+    }
 }
 
 /// A rejected EXEC discards the transaction and answers EXECABORT with the

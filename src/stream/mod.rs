@@ -75,6 +75,32 @@ pub struct IngestState {
     /// The format's name as INGEST named it.
     pub name: bytes::Bytes,
     pub ingestor: crate::logparse::Ingestor,
+    /// Learning applied to the miner and not logged yet: INGEST mines a
+    /// chunk off the keyspace lock and logs it when it takes the lock
+    /// again (`commands::logingest`); whoever logs next for this stream
+    /// under the lock logs every one of them, in order.
+    pub pending: Vec<PendingLearn>,
+}
+
+/// One mined batch's learning, for `Effect::StreamIngestLearn`.
+#[derive(Debug, Clone, Default)]
+pub struct PendingLearn {
+    /// The miner's generation after the batch.
+    pub gen: u64,
+    /// Masked tokens of each line that changed the miner, in order.
+    pub learned: Vec<Vec<bytes::Bytes>>,
+    /// (template id, lines) that joined a template unchanged.
+    pub hits: Vec<(u64, u64)>,
+}
+
+impl IngestState {
+    pub fn new(name: bytes::Bytes, ingestor: crate::logparse::Ingestor) -> IngestState {
+        IngestState {
+            name,
+            ingestor,
+            pending: Vec::new(),
+        }
+    }
 }
 
 /// The value of a stream key: a shared handle (clones are the same stream;
@@ -256,7 +282,12 @@ impl Registry {
             id,
             registry: Mutex::new(Weak::new()),
             inner: Mutex::new(Some(inner)),
-            ingest: Mutex::new(src.0.ingest.lock().clone()),
+            // The copy's value is logged whole (a final-state Set): it
+            // has no learning left to log.
+            ingest: Mutex::new(src.0.ingest.lock().clone().map(|mut st| {
+                st.pending.clear();
+                st
+            })),
         });
         self.register(&s);
         Ok(StreamRef(s))

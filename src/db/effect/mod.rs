@@ -225,6 +225,12 @@ pub enum Effect {
         learned: Vec<Vec<Bytes>>,
         /// Lines that joined a template without changing it: (id, lines).
         hits: Vec<(u64, u64)>,
+        /// The miner's generation after this learning (`Miner::generation`):
+        /// replay skips the effect when the stream's miner already has it
+        /// (a state encoded after the learning, by a base or a RENAME,
+        /// while the effect was logged later). 0 (tag 74, older logs):
+        /// always applied.
+        gen: u64,
     },
 }
 
@@ -428,8 +434,9 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 spec,
                 learned,
                 hits,
+                gen,
             } => {
-                put_db_key(out, 74, *db, key);
+                put_db_key(out, 75, *db, key);
                 put_bytes(out, name);
                 spec.encode(out);
                 out.extend_from_slice(&(learned.len() as u32).to_le_bytes());
@@ -441,6 +448,7 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                     out.extend_from_slice(&id.to_le_bytes());
                     out.extend_from_slice(&n.to_le_bytes());
                 }
+                out.extend_from_slice(&gen.to_le_bytes());
             }
         }
     }
@@ -520,7 +528,8 @@ impl<'a> Reader<'a> {
                 let ingestor =
                     crate::logparse::Ingestor::restore(std::sync::Arc::new(format), &state)
                         .map_err(|_| DecodeError("bad stream miner state"))?;
-                *s.0.ingest.lock() = Some(Box::new(crate::stream::IngestState { name, ingestor }));
+                *s.0.ingest.lock() =
+                    Some(Box::new(crate::stream::IngestState::new(name, ingestor)));
                 Ok(Value::Stream(s))
             }
             _ => Err(DecodeError("unknown value type")),
@@ -613,7 +622,7 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                 }
                 Effect::LogMinerLearn { name, tokens }
             }
-            74 => {
+            tag @ (74 | 75) => {
                 let db = r.db()?;
                 let key = r.bytes()?;
                 let name = r.bytes()?;
@@ -633,6 +642,7 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                 for _ in 0..h {
                     hits.push((r.u64()?, r.u64()?));
                 }
+                let gen = if tag == 75 { r.u64()? } else { 0 };
                 Effect::StreamIngestLearn {
                     db,
                     key,
@@ -640,6 +650,7 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                     spec,
                     learned,
                     hits,
+                    gen,
                 }
             }
             73 => Effect::LogMinerState {
@@ -703,6 +714,7 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
             spec,
             learned,
             hits,
+            gen,
         } => {
             let d = &mut ks.dbs[usize::from(db)];
             let Some(Value::Stream(s)) = d.peek_mut(&key).map(|e| &mut e.value) else {
@@ -712,10 +724,10 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
             if g.as_ref().is_none_or(|i| i.name != name) {
                 match crate::logparse::Format::compile(spec) {
                     Ok(f) => {
-                        *g = Some(Box::new(crate::stream::IngestState {
+                        *g = Some(Box::new(crate::stream::IngestState::new(
                             name,
-                            ingestor: crate::logparse::Ingestor::new(std::sync::Arc::new(f)),
-                        }))
+                            crate::logparse::Ingestor::new(std::sync::Arc::new(f)),
+                        )))
                     }
                     Err(e) => {
                         tracing::warn!("replay: stream ingest format does not compile: {e}");
@@ -724,6 +736,13 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
                 }
             }
             if let Some(i) = g.as_mut() {
+                if gen != 0 && gen <= i.ingestor.generation() {
+                    // The state already holds this learning.
+                    return;
+                }
+                if gen != 0 {
+                    i.ingestor.set_generation(gen);
+                }
                 for toks in &learned {
                     let t: Vec<&[u8]> = toks.iter().map(|t| &t[..]).collect();
                     i.ingestor.learn_tokens(&t);
@@ -801,10 +820,10 @@ mod tests {
         ing.parse(b"081109 203615 148 INFO dfs.X: open file 1", 2024)
             .unwrap();
         let s = crate::stream::StreamRef::unopened(9);
-        *s.0.ingest.lock() = Some(Box::new(crate::stream::IngestState {
-            name: Bytes::from_static(b"hdfs"),
-            ingestor: ing,
-        }));
+        *s.0.ingest.lock() = Some(Box::new(crate::stream::IngestState::new(
+            Bytes::from_static(b"hdfs"),
+            ing,
+        )));
         let set = Effect::Set {
             db: 0,
             key: Bytes::from_static(b"k"),
@@ -831,6 +850,7 @@ mod tests {
                     Bytes::from_static(b"<*>"),
                 ]],
                 hits: vec![(1, 4)],
+                gen: 1,
             },
         );
         let Some(Value::Stream(s)) = ks.dbs[0].peek(b"k").map(|e| &e.value) else {
@@ -844,6 +864,65 @@ mod tests {
         assert_eq!(m.cluster(1).unwrap().template(), b"open file 1");
         assert_eq!(m.cluster(1).unwrap().size, 5);
         assert_eq!(m.cluster(2).unwrap().template(), b"close <*>");
+    }
+
+    /// A learning effect the stream's state already holds (its state was
+    /// encoded after the learning, the effect logged later) is skipped:
+    /// learning twice would change template ids.
+    #[test]
+    fn ingest_learning_already_in_the_state_is_skipped() {
+        use crate::logparse::{builtin, Ingestor};
+        let f = builtin::get(b"hdfs").unwrap().clone();
+        let mut ing = Ingestor::new(f.clone());
+        ing.parse(b"081109 203615 148 INFO dfs.X: open file 1", 2024)
+            .unwrap();
+        ing.set_generation(2);
+        let s = crate::stream::StreamRef::unopened(9);
+        *s.0.ingest.lock() = Some(Box::new(crate::stream::IngestState::new(
+            Bytes::from_static(b"hdfs"),
+            ing,
+        )));
+        let mut ks = Keyspace::new();
+        ks.set_capture(false);
+        let mut buf = Vec::new();
+        let set = Effect::Set {
+            db: 0,
+            key: Bytes::from_static(b"k"),
+            expires_at_ms: 0,
+            value: Value::Stream(s),
+        };
+        encode_unit(std::slice::from_ref(&set), &mut buf);
+        for e in decode_unit(&buf).unwrap() {
+            apply(&mut ks, e);
+        }
+        let learn = |gen: u64, tok: &'static [u8]| Effect::StreamIngestLearn {
+            db: 0,
+            key: Bytes::from_static(b"k"),
+            name: Bytes::from_static(b"hdfs"),
+            spec: f.spec().clone(),
+            learned: vec![vec![Bytes::from_static(tok)]],
+            hits: vec![(1, 1)],
+            gen,
+        };
+        // Generations 1 and 2 are in the state; 3 is not; 0 (tag 74) is
+        // always applied.
+        for (gen, tok) in [(1, &b"a"[..]), (2, b"b"), (3, b"c"), (0, b"d")] {
+            let mut unit = Vec::new();
+            encode_unit(&[learn(gen, tok)], &mut unit);
+            for e in decode_unit(&unit).unwrap() {
+                apply(&mut ks, e);
+            }
+        }
+        let Some(Value::Stream(s)) = ks.dbs[0].peek(b"k").map(|e| &e.value) else {
+            panic!("stream restored")
+        };
+        let g = s.0.ingest.lock();
+        let ing = &g.as_ref().unwrap().ingestor;
+        let templates: Vec<Vec<u8>> = ing.miner().clusters().map(|(_, c)| c.template()).collect();
+        assert_eq!(templates, [&b"open file 1"[..], b"c", b"d"]);
+        // One line in the state, one hit each from generations 3 and 0.
+        assert_eq!(ing.miner().cluster(1).unwrap().size, 3);
+        assert_eq!(ing.generation(), 3);
     }
 
     #[test]
@@ -886,6 +965,7 @@ mod tests {
                 spec: FormatSpec::new("<Level> <Content>"),
                 learned: vec![vec![k("a"), k("<*>")], vec![]],
                 hits: vec![(1, 5), (7, 1)],
+                gen: 3,
             },
             Effect::LogMinerState {
                 name: k("hdfs"),
