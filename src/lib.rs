@@ -36,6 +36,7 @@ pub const MEM_ALLOCATOR: &str = "jemalloc-5.3.0";
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod fuzz;
 pub mod glob;
 pub mod logparse;
 pub mod protocol;
