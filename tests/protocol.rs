@@ -76,3 +76,28 @@ async fn transactions_and_watch() {
         .await;
     s.shutdown().await;
 }
+
+/// A NUL byte in an inline request used to make the argument splitter push
+/// empty arguments forever (the server hung, memory grew without bound).
+/// Redis's `strchr` stops at the NUL, so the line never ends: the client
+/// waits, others are served, and past the inline limit the client gets the
+/// "too big inline request" error and is closed.
+#[tokio::test]
+async fn inline_nul_byte_neither_hangs_nor_grows() {
+    let s = start().await;
+    for req in [&b"PING \0\r\n"[..], b"\0\r\n", b"a\0b\r\n"] {
+        let mut bad = Raw::connect(s.local_addr()).await;
+        bad.send(req).await;
+        let mut other = Raw::connect(s.local_addr()).await;
+        other.check(b"PING\r\n", b"+PONG\r\n").await;
+        // The NUL-stuck client got nothing and is still connected.
+        bad.check(b"", b"").await;
+        let mut fill = vec![b'x'; 70 * 1024];
+        fill.extend_from_slice(b"\r\n");
+        bad.check(&fill, b"-ERR Protocol error: too big inline request\r\n")
+            .await;
+        assert!(bad.closed().await);
+        other.check(b"PING\r\n", b"+PONG\r\n").await;
+    }
+    s.shutdown().await;
+}

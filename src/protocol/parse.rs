@@ -92,7 +92,15 @@ pub fn parse_request(buf: &mut BytesMut, limits: ParseLimits) -> Result<Parsed, 
 }
 
 fn parse_inline(buf: &mut BytesMut) -> Result<Parsed, ProtocolError> {
-    let Some(nl) = find(buf, b'\n') else {
+    // Redis finds the line end with `strchr`, which stops at a NUL byte: a
+    // NUL before the first newline leaves the request incomplete (more input
+    // cannot complete it, so the buffer grows to the inline limit and the
+    // client gets the "too big" error), exactly as redis-server behaves.
+    let scan = match memchr::memchr(0, buf) {
+        Some(nul) => &buf[..nul],
+        None => &buf[..],
+    };
+    let Some(nl) = find(scan, b'\n') else {
         if buf.len() > PROTO_INLINE_MAX_BYTES {
             return Err(ProtocolError("Protocol error: too big inline request"));
         }
@@ -221,11 +229,16 @@ fn hex_val(c: u8) -> u8 {
 /// 'single quotes' (with `\'`). Returns None for unbalanced quotes or a
 /// closing quote not followed by a space.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // `sdssplitargs` reads a C string: a NUL byte ends the line.
+    let line = match memchr::memchr(0, line) {
+        Some(nul) => &line[..nul],
+        None => line,
+    };
     let mut args = Vec::new();
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && is_c_space(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -258,7 +271,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         c => c,
                     });
                 } else if line[i] == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_c_space(line[i + 1]) {
                         return None;
                     }
                     inq = false;
@@ -275,7 +288,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     i += 1;
                     cur.push(b'\'');
                 } else if line[i] == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_c_space(line[i + 1]) {
                         return None;
                     }
                     insq = false;
@@ -289,7 +302,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                    b' ' | b'\n' | b'\r' | b'\t' => {
                         break;
                     }
                     b'"' => inq = true,
@@ -302,6 +315,12 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
         let _ = (inq, insq);
         args.push(cur);
     }
+}
+
+/// C's `isspace` in the "C" locale: space, `\t`, `\n`, `\v`, `\f`, `\r`
+/// (Rust's `is_ascii_whitespace` leaves out `\v`).
+fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 #[cfg(test)]
@@ -378,6 +397,47 @@ mod tests {
         assert_eq!(split_args(br#"set "a"b"#), None);
         assert_eq!(split_args(br#"set "ab"#), None);
         assert_eq!(split_args(b"   "), Some(vec![]));
+    }
+
+    #[test]
+    fn inline_nul_bytes_wait_like_redis() {
+        // A NUL before the newline: Redis's strchr never finds the line end,
+        // so the request stays incomplete (nothing pushed, nothing consumed).
+        for input in [&b"PING \0\r\n"[..], b"\0\r\n", b"a\0b\r\nPING\r\n"] {
+            let mut b = BytesMut::from(input);
+            assert_eq!(parse_request(&mut b, OPEN), Ok(Parsed::Incomplete));
+            assert_eq!(&b[..], input, "nothing consumed");
+        }
+        // ... until the inline limit is passed: then the protocol error.
+        let mut big = b"PING \0".to_vec();
+        big.resize(PROTO_INLINE_MAX_BYTES + 1, b'x');
+        let mut b = BytesMut::from(&big[..]);
+        assert_eq!(
+            parse_request(&mut b, OPEN),
+            Err(ProtocolError("Protocol error: too big inline request"))
+        );
+        // A NUL after a complete line leaves that line alone.
+        let mut b = BytesMut::from(&b"PING\r\n\0"[..]);
+        assert_eq!(
+            parse_request(&mut b, OPEN),
+            Ok(Parsed::Command {
+                args: vec![Bytes::from_static(b"PING")],
+                inline: true
+            })
+        );
+        // sdssplitargs stops at a NUL (config lines use it too).
+        assert_eq!(
+            split_args(b"set a\0b c"),
+            Some(vec![b"set".to_vec(), b"a".to_vec()])
+        );
+        assert_eq!(split_args(b"\0 x"), Some(vec![]));
+        assert_eq!(split_args(b"\"a\0b\""), None);
+        // C isspace skips a leading vertical tab; inside an unquoted
+        // argument it is an ordinary byte (checked against redis-server 7.0).
+        assert_eq!(
+            split_args(b"\x0bECHO\x0bx \x0b\"y\"\x0b"),
+            Some(vec![b"ECHO\x0bx".to_vec(), b"y".to_vec()])
+        );
     }
 
     #[test]
