@@ -9,8 +9,7 @@ use redlog::logparse::{lines, Ingestor, Registry};
 use std::hint::black_box;
 
 fn hdfs_lines() -> Vec<Vec<u8>> {
-    let p =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/loghub/HDFS_2k.log");
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/loghub/HDFS_2k.log");
     let text = std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
     lines(&text).map(|l| l.to_vec()).collect()
 }

@@ -14,7 +14,7 @@
 use crate::db::effect::{self, Effect};
 use crate::db::Keyspace;
 use crate::logparse::{builtin, Format, FormatSpec, Ingestor, Miner};
-use crate::protocol::{parse_request, ParseLimits, Parsed, ProtocolError};
+use crate::protocol::{parse_request, Decoder, ParseLimits, Parsed, ProtocolError};
 use crate::stream::codec;
 use crate::stream::groups::{self, Groups};
 use bytes::BytesMut;
@@ -42,10 +42,21 @@ pub fn request_limits(flags: u8) -> ParseLimits {
 /// error that ended it (None: the rest was incomplete).
 type Decoded = (Vec<Parsed>, Option<ProtocolError>);
 
-fn drain_requests(buf: &mut BytesMut, limits: ParseLimits, out: &mut Decoded) -> bool {
+/// Decodes every complete request in `buf` with `decoder` (None: the
+/// stateless `parse_request`); false once an error ended the input.
+fn drain_requests(
+    buf: &mut BytesMut,
+    limits: ParseLimits,
+    mut decoder: Option<&mut Decoder>,
+    out: &mut Decoded,
+) -> bool {
     loop {
         let before = buf.len();
-        match parse_request(buf, limits) {
+        let r = match decoder.as_deref_mut() {
+            Some(d) => d.parse(buf, limits),
+            None => parse_request(buf, limits),
+        };
+        match r {
             Ok(Parsed::Incomplete) => {
                 assert_eq!(buf.len(), before, "Incomplete consumed bytes");
                 return true;
@@ -67,9 +78,11 @@ fn drain_requests(buf: &mut BytesMut, limits: ParseLimits, out: &mut Decoded) ->
 
 /// `protocol::parse_request` on arbitrary bytes. Input: `flags: u8 |
 /// split: u8 | request bytes` (flags: see [`request_limits`]). Decodes the
-/// bytes as one buffer and again as a connection receiving them in chunks
-/// of `split % 64 + 1` bytes: both must give the same requests and the
-/// same error; every request consumes bytes, Incomplete consumes none.
+/// bytes as one buffer, then as a connection receiving them in chunks of
+/// `split % 64 + 1` bytes, with a [`Decoder`] (which resumes part-way
+/// requests) and with the stateless `parse_request`: all three must give
+/// the same requests and the same error; every request consumes bytes,
+/// Incomplete consumes none.
 /// Returns the number of requests decoded.
 pub fn request(data: &[u8]) -> usize {
     if data.len() < 2 {
@@ -80,20 +93,27 @@ pub fn request(data: &[u8]) -> usize {
     let input = &data[2..];
 
     let mut whole = (Vec::new(), None);
-    drain_requests(&mut BytesMut::from(input), limits, &mut whole);
+    drain_requests(&mut BytesMut::from(input), limits, None, &mut whole);
 
     // Past the inline limit, a buffer without a newline is refused at a
     // size that depends on how the bytes arrived: compare only below it.
     if input.len() <= crate::protocol::parse::PROTO_INLINE_MAX_BYTES {
-        let mut fed = (Vec::new(), None);
-        let mut buf = BytesMut::new();
-        for piece in input.chunks(chunk) {
-            buf.extend_from_slice(piece);
-            if !drain_requests(&mut buf, limits, &mut fed) {
-                break;
+        for stateful in [true, false] {
+            let mut decoder = Decoder::default();
+            let mut fed = (Vec::new(), None);
+            let mut buf = BytesMut::new();
+            for piece in input.chunks(chunk) {
+                buf.extend_from_slice(piece);
+                let d = stateful.then_some(&mut decoder);
+                if !drain_requests(&mut buf, limits, d, &mut fed) {
+                    break;
+                }
             }
+            assert_eq!(
+                whole, fed,
+                "chunked decoding (decoder: {stateful}) differs from whole-buffer"
+            );
         }
-        assert_eq!(whole, fed, "chunked decoding differs from whole-buffer");
     }
     whole.0.len()
 }
