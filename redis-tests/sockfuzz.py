@@ -337,7 +337,11 @@ class Fuzzer:
         self.recent[wid] = recent
         while time.time() < deadline and self.failure is None:
             try:
-                s = socket.create_connection(("127.0.0.1", self.port), timeout=2.0)
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=STALL_S)
+                s.settimeout(2.0)
+            except socket.timeout:
+                self.fail(f"connecting took more than {STALL_S} s (accept stalled)")
+                return
             except OSError as e:
                 self.fail(f"connect failed: {e}")
                 return

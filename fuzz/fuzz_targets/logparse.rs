@@ -1,4 +1,6 @@
-//! Decodes a LOGPARSE format spec, miner state or ingestor state from arbitrary bytes, compiles and runs what decodes: never panics (see redlog::fuzz::logparse).
+//! Decodes a LOGPARSE format spec, miner state or ingestor state from arbitrary
+//! bytes, compiles and runs what decodes: never panics (see
+//! redlog::fuzz::logparse).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

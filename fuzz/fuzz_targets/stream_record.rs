@@ -1,4 +1,6 @@
-//! Decodes a stream entry, op or checkpoint (redlog::stream::codec) from arbitrary bytes: never panics, and what decodes encodes back (see redlog::fuzz::stream_record).
+//! Decodes a stream entry, op or checkpoint (redlog::stream::codec) from
+//! arbitrary bytes: never panics, and what decodes encodes back (see
+//! redlog::fuzz::stream_record).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,4 +1,6 @@
-//! Decodes a WAL unit (redlog::db::effect::decode_unit) from arbitrary bytes, re-encodes it and replays it into a keyspace: never panics (see redlog::fuzz::wal_unit).
+//! Decodes a WAL unit (redlog::db::effect::decode_unit) from arbitrary bytes,
+//! re-encodes it and replays it into a keyspace: never panics (see
+//! redlog::fuzz::wal_unit).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
