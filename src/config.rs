@@ -28,6 +28,17 @@ enum Kind {
     /// `notify-keyspace-events` class characters, kept in the canonical
     /// order CONFIG GET prints (`db::notify::flags_to_string`).
     KeyspaceEvents,
+    /// A byte count or `<n>%` (`maxmemory-clients`).
+    MemoryOrPercent,
+    /// Space-separated flags from a list (`shutdown-on-sigterm`).
+    Flags(&'static [&'static str]),
+    /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>`
+    /// groups, each merged into the current value.
+    ObufLimits,
+    /// `oom-score-adj-values`: three integers in -2000..=2000.
+    OomValues,
+    /// `latency-tracking-info-percentiles`: numbers in 0..=100.
+    Percentiles,
 }
 
 #[derive(Debug)]
@@ -80,6 +91,148 @@ const INT: Kind = Kind::Int {
     min: 0,
     max: i32::MAX as i64,
 };
+
+/// SIGTERM/SIGINT shutdown flags (Redis's `shutdown_on_sig_enum`).
+const SHUTDOWN_FLAGS: &[&str] = &["default", "save", "nosave", "now", "force"];
+
+/// Parameters redlog accepts (and shows in CONFIG GET) but does not act
+/// on; a config file or command line that sets one to anything but its
+/// default gets them listed once, as a warning, at start.
+pub const NO_EFFECT: &[&str] = &[
+    "always-show-logo",
+    "aof-disable-auto-gc",
+    "aof-load-truncated",
+    "aof-rewrite-incremental-fsync",
+    "aof-timestamp-enabled",
+    "aof-use-rdb-preamble",
+    "appenddirname",
+    "appendfilename",
+    "acllog-max-len",
+    "crash-log-enabled",
+    "crash-memcheck-enabled",
+    "dbfilename",
+    "disable-thp",
+    "dynamic-hz",
+    "ignore-warnings",
+    "io-threads-do-reads",
+    "jemalloc-bg-thread",
+    "latency-monitor-threshold",
+    "latency-tracking",
+    "latency-tracking-info-percentiles",
+    "no-appendfsync-on-rewrite",
+    "oom-score-adj",
+    "oom-score-adj-values",
+    "proc-title-template",
+    "rdb-del-sync-files",
+    "rdb-save-incremental-fsync",
+    "rdbchecksum",
+    "rdbcompression",
+    "sanitize-dump-payload",
+    "set-proc-title",
+    "shutdown-on-sigint",
+    "shutdown-on-sigterm",
+    "shutdown-timeout",
+    "socket-mark-id",
+    "stop-writes-on-bgsave-error",
+    "supervised",
+    "syslog-enabled",
+    "syslog-facility",
+    "syslog-ident",
+    "tracking-table-max-keys",
+    "unixsocket",
+    "unixsocketperm",
+    "enable-protected-configs",
+    "enable-debug-command",
+    "enable-module-command",
+    "server_cpulist",
+    "bio_cpulist",
+    "aof_rewrite_cpulist",
+    "bgsave_cpulist",
+    "masterauth",
+    "masteruser",
+    "repl-backlog-size",
+    "repl-backlog-ttl",
+    "repl-disable-tcp-nodelay",
+    "repl-diskless-load",
+    "repl-diskless-sync",
+    "repl-diskless-sync-delay",
+    "repl-diskless-sync-max-replicas",
+    "repl-ping-replica-period",
+    "repl-timeout",
+    "replica-announce-ip",
+    "replica-announce-port",
+    "replica-announced",
+    "replica-ignore-disk-write-errors",
+    "replica-ignore-maxmemory",
+    "replica-lazy-flush",
+    "replica-priority",
+    "replica-serve-stale-data",
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
+    "propagation-error-behavior",
+    "cluster-config-file",
+    "cluster-port",
+    "cluster-node-timeout",
+    "cluster-announce-ip",
+    "cluster-announce-hostname",
+    "cluster-announce-port",
+    "cluster-announce-bus-port",
+    "cluster-announce-tls-port",
+    "cluster-require-full-coverage",
+    "cluster-allow-reads-when-down",
+    "cluster-allow-pubsubshard-when-down",
+    "cluster-allow-replica-migration",
+    "cluster-migration-barrier",
+    "cluster-replica-validity-factor",
+    "cluster-replica-no-failover",
+    "cluster-preferred-endpoint-type",
+    "cluster-link-sendbuf-limit",
+    "tls-port",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-key-file-pass",
+    "tls-client-cert-file",
+    "tls-client-key-file",
+    "tls-client-key-file-pass",
+    "tls-dh-params-file",
+    "tls-ca-cert-file",
+    "tls-ca-cert-dir",
+    "tls-protocols",
+    "tls-ciphers",
+    "tls-ciphersuites",
+    "tls-auth-clients",
+    "tls-prefer-server-ciphers",
+    "tls-session-caching",
+    "tls-session-cache-size",
+    "tls-session-cache-timeout",
+    "tls-cluster",
+    "tls-replication",
+    "aclfile",
+    "bind-source-addr",
+    "maxmemory-clients",
+    "acl-pubsub-default",
+    "stream-node-max-entries",
+    "stream-node-max-bytes",
+    "lazyfree-lazy-eviction",
+    "lazyfree-lazy-expire",
+    "lazyfree-lazy-server-del",
+    "lazyfree-lazy-user-del",
+    "activerehashing",
+    "active-defrag-ignore-bytes",
+    "active-defrag-threshold-lower",
+    "active-defrag-threshold-upper",
+    "active-defrag-cycle-min",
+    "active-defrag-cycle-max",
+    "active-defrag-max-scan-fields",
+    "list-max-listpack-size",
+    "list-compress-depth",
+    "tcp-backlog",
+    "tcp-keepalive",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "replica-read-only",
+    "cluster-enabled",
+];
 
 /// Redis 7.0's levels, in its error message order.
 const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
@@ -175,7 +328,8 @@ static PARAMS: &[Param] = &[
         "67108864",
         false,
     ),
-    p("stream-retention-ms", INT, "0", true),
+    // The same 64-bit range as XCONFIG's RETENTION-MS.
+    p("stream-retention-ms", SIZE, "0", true),
     p("stream-retention-bytes", MEMORY, "0", true),
     Param {
         name: "zset-max-listpack-entries",
@@ -212,6 +366,7 @@ static PARAMS: &[Param] = &[
         mutable: Mutability::Mutable,
     },
     p("set-max-intset-entries", SIZE, "512", true),
+    p("hll-sparse-max-bytes", MEMORY, "3000", true),
     // Sizes quicklist nodes in Redis 7.0; redlog's lists have no nodes, so
     // these are accepted and shown only (OBJECT ENCODING is always
     // quicklist in 7.0 whatever they say).
@@ -234,6 +389,413 @@ static PARAMS: &[Param] = &[
         "0",
         true,
     ),
+    // Stream radix-tree node limits. redlog's stream entries live in
+    // segmented logs, not listpack nodes: accepted and shown only.
+    p(
+        "stream-node-max-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "100",
+        true,
+    ),
+    p("stream-node-max-bytes", MEMORY, "4096", true),
+    // Redis frees large values on a background thread with these; redlog
+    // frees on the spot (no reply ever waits on it): accepted and shown.
+    p("lazyfree-lazy-eviction", Kind::Bool, "no", true),
+    p("lazyfree-lazy-expire", Kind::Bool, "no", true),
+    p("lazyfree-lazy-server-del", Kind::Bool, "no", true),
+    p("lazyfree-lazy-user-del", Kind::Bool, "no", true),
+    // Redis's incremental rehashing of its dicts; redlog's tables grow
+    // in place. Accepted and shown.
+    p("activerehashing", Kind::Bool, "yes", true),
+    // Active defragmentation needs Redis's patched jemalloc; redlog uses
+    // the stock one, so `activedefrag yes` is refused with the error of a
+    // Redis built the same way (Debian's); the tuning knobs are accepted.
+    p("activedefrag", Kind::Bool, "no", true),
+    p("active-defrag-ignore-bytes", MEMORY, "104857600", true),
+    p(
+        "active-defrag-threshold-lower",
+        Kind::Int { min: 0, max: 1000 },
+        "10",
+        true,
+    ),
+    p(
+        "active-defrag-threshold-upper",
+        Kind::Int { min: 0, max: 1000 },
+        "100",
+        true,
+    ),
+    p(
+        "active-defrag-cycle-min",
+        Kind::Int { min: 1, max: 99 },
+        "1",
+        true,
+    ),
+    p(
+        "active-defrag-cycle-max",
+        Kind::Int { min: 1, max: 99 },
+        "25",
+        true,
+    ),
+    p(
+        "active-defrag-max-scan-fields",
+        Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+        "1000",
+        true,
+    ),
+    // ---- Accepted for redis.conf compatibility (see NO_EFFECT) ----
+    p("always-show-logo", Kind::Bool, "no", false),
+    p("aof-disable-auto-gc", Kind::Bool, "no", true),
+    p("aof-load-truncated", Kind::Bool, "yes", true),
+    p("aof-rewrite-incremental-fsync", Kind::Bool, "yes", true),
+    p("aof-timestamp-enabled", Kind::Bool, "no", true),
+    p("aof-use-rdb-preamble", Kind::Bool, "yes", true),
+    p("appenddirname", Kind::Str, "appendonlydir", false),
+    p("appendfilename", Kind::Str, "appendonly.aof", false),
+    p("acllog-max-len", INT, "128", true),
+    p("crash-log-enabled", Kind::Bool, "yes", true),
+    p("crash-memcheck-enabled", Kind::Bool, "yes", true),
+    Param {
+        name: "dbfilename",
+        alias: None,
+        kind: Kind::Str,
+        default: "dump.rdb",
+        mutable: Mutability::Protected,
+    },
+    p("disable-thp", Kind::Bool, "yes", false),
+    p("dynamic-hz", Kind::Bool, "yes", true),
+    p("ignore-warnings", Kind::Str, "", true),
+    p("io-threads-do-reads", Kind::Bool, "no", false),
+    p("jemalloc-bg-thread", Kind::Bool, "yes", true),
+    p(
+        "latency-monitor-threshold",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "0",
+        true,
+    ),
+    p("latency-tracking", Kind::Bool, "yes", true),
+    p(
+        "latency-tracking-info-percentiles",
+        Kind::Percentiles,
+        "50 99 99.9",
+        true,
+    ),
+    p("no-appendfsync-on-rewrite", Kind::Bool, "no", true),
+    p(
+        "oom-score-adj",
+        Kind::Enum(&["no", "yes", "relative", "absolute"]),
+        "no",
+        true,
+    ),
+    p("oom-score-adj-values", Kind::OomValues, "0 200 800", true),
+    p("pidfile", Kind::Str, "", false),
+    p(
+        "proc-title-template",
+        Kind::Str,
+        "{title} {listen-addr} {server-mode}",
+        true,
+    ),
+    p("rdb-del-sync-files", Kind::Bool, "no", true),
+    p("rdb-save-incremental-fsync", Kind::Bool, "yes", true),
+    p("rdbchecksum", Kind::Bool, "yes", false),
+    p("rdbcompression", Kind::Bool, "yes", true),
+    p(
+        "sanitize-dump-payload",
+        Kind::Enum(&["no", "yes", "clients"]),
+        "no",
+        true,
+    ),
+    p("set-proc-title", Kind::Bool, "yes", false),
+    p(
+        "shutdown-on-sigint",
+        Kind::Flags(SHUTDOWN_FLAGS),
+        "default",
+        true,
+    ),
+    p(
+        "shutdown-on-sigterm",
+        Kind::Flags(SHUTDOWN_FLAGS),
+        "default",
+        true,
+    ),
+    p("shutdown-timeout", INT, "10", true),
+    p(
+        "socket-mark-id",
+        Kind::Int {
+            min: 0,
+            max: u32::MAX as i64,
+        },
+        "0",
+        true,
+    ),
+    p("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
+    p(
+        "supervised",
+        Kind::Enum(&["upstart", "systemd", "auto", "no"]),
+        "no",
+        false,
+    ),
+    p("syslog-enabled", Kind::Bool, "no", false),
+    p(
+        "syslog-facility",
+        Kind::Enum(&[
+            "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+        ]),
+        "local0",
+        false,
+    ),
+    p("syslog-ident", Kind::Str, "redis", false),
+    p("tracking-table-max-keys", SIZE, "1000000", true),
+    p("unixsocket", Kind::Str, "", false),
+    p(
+        "unixsocketperm",
+        Kind::Int { min: 0, max: 0o777 },
+        "0",
+        false,
+    ),
+    p(
+        "enable-protected-configs",
+        Kind::Enum(&["no", "yes", "local"]),
+        "no",
+        false,
+    ),
+    p(
+        "enable-debug-command",
+        Kind::Enum(&["no", "yes", "local"]),
+        "no",
+        false,
+    ),
+    p(
+        "enable-module-command",
+        Kind::Enum(&["no", "yes", "local"]),
+        "no",
+        false,
+    ),
+    p(
+        "client-output-buffer-limit",
+        Kind::ObufLimits,
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        true,
+    ),
+    p("server_cpulist", Kind::Str, "", false),
+    p("bio_cpulist", Kind::Str, "", false),
+    p("aof_rewrite_cpulist", Kind::Str, "", false),
+    p("bgsave_cpulist", Kind::Str, "", false),
+    p("bind-source-addr", Kind::Str, "", true),
+    // Client eviction (operations issue): a byte count or a percentage of
+    // maxmemory, as Redis.
+    p("maxmemory-clients", Kind::MemoryOrPercent, "0", true),
+    // Replication (its own issue): accepted and shown.
+    p("masterauth", Kind::Str, "", true),
+    p("masteruser", Kind::Str, "", true),
+    p(
+        "repl-backlog-size",
+        Kind::Memory {
+            min: 1,
+            max: i64::MAX,
+        },
+        "1048576",
+        true,
+    ),
+    p("repl-backlog-ttl", INT, "3600", true),
+    p("repl-disable-tcp-nodelay", Kind::Bool, "no", true),
+    p(
+        "repl-diskless-load",
+        Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
+        "disabled",
+        true,
+    ),
+    p("repl-diskless-sync", Kind::Bool, "yes", true),
+    p("repl-diskless-sync-delay", INT, "5", true),
+    p("repl-diskless-sync-max-replicas", INT, "0", true),
+    Param {
+        name: "repl-ping-replica-period",
+        alias: Some("repl-ping-slave-period"),
+        kind: Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        default: "10",
+        mutable: Mutability::Mutable,
+    },
+    p(
+        "repl-timeout",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "60",
+        true,
+    ),
+    Param {
+        name: "replica-announce-ip",
+        alias: Some("slave-announce-ip"),
+        kind: Kind::Str,
+        default: "",
+        mutable: Mutability::Mutable,
+    },
+    Param {
+        name: "replica-announce-port",
+        alias: Some("slave-announce-port"),
+        kind: Kind::Int { min: 0, max: 65535 },
+        default: "0",
+        mutable: Mutability::Mutable,
+    },
+    p("replica-announced", Kind::Bool, "yes", true),
+    p("replica-ignore-disk-write-errors", Kind::Bool, "no", true),
+    Param {
+        name: "replica-ignore-maxmemory",
+        alias: Some("slave-ignore-maxmemory"),
+        kind: Kind::Bool,
+        default: "yes",
+        mutable: Mutability::Mutable,
+    },
+    Param {
+        name: "replica-lazy-flush",
+        alias: Some("slave-lazy-flush"),
+        kind: Kind::Bool,
+        default: "no",
+        mutable: Mutability::Mutable,
+    },
+    Param {
+        name: "replica-priority",
+        alias: Some("slave-priority"),
+        kind: INT,
+        default: "100",
+        mutable: Mutability::Mutable,
+    },
+    Param {
+        name: "replica-serve-stale-data",
+        alias: Some("slave-serve-stale-data"),
+        kind: Kind::Bool,
+        default: "yes",
+        mutable: Mutability::Mutable,
+    },
+    Param {
+        name: "min-replicas-to-write",
+        alias: Some("min-slaves-to-write"),
+        kind: INT,
+        default: "0",
+        mutable: Mutability::Mutable,
+    },
+    Param {
+        name: "min-replicas-max-lag",
+        alias: Some("min-slaves-max-lag"),
+        kind: INT,
+        default: "10",
+        mutable: Mutability::Mutable,
+    },
+    p(
+        "propagation-error-behavior",
+        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
+        "ignore",
+        true,
+    ),
+    // Cluster (its own issue): accepted and shown.
+    p("cluster-config-file", Kind::Str, "nodes.conf", false),
+    p("cluster-port", Kind::Int { min: 0, max: 65535 }, "0", false),
+    p(
+        "cluster-node-timeout",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "15000",
+        true,
+    ),
+    p("cluster-announce-ip", Kind::Str, "", true),
+    p("cluster-announce-hostname", Kind::Str, "", true),
+    p(
+        "cluster-announce-port",
+        Kind::Int { min: 0, max: 65535 },
+        "0",
+        true,
+    ),
+    p(
+        "cluster-announce-bus-port",
+        Kind::Int { min: 0, max: 65535 },
+        "0",
+        true,
+    ),
+    p(
+        "cluster-announce-tls-port",
+        Kind::Int { min: 0, max: 65535 },
+        "0",
+        true,
+    ),
+    p("cluster-require-full-coverage", Kind::Bool, "yes", true),
+    p("cluster-allow-reads-when-down", Kind::Bool, "no", true),
+    p(
+        "cluster-allow-pubsubshard-when-down",
+        Kind::Bool,
+        "yes",
+        true,
+    ),
+    p("cluster-allow-replica-migration", Kind::Bool, "yes", true),
+    p("cluster-migration-barrier", INT, "1", true),
+    Param {
+        name: "cluster-replica-validity-factor",
+        alias: Some("cluster-slave-validity-factor"),
+        kind: INT,
+        default: "10",
+        mutable: Mutability::Mutable,
+    },
+    Param {
+        name: "cluster-replica-no-failover",
+        alias: Some("cluster-slave-no-failover"),
+        kind: Kind::Bool,
+        default: "no",
+        mutable: Mutability::Mutable,
+    },
+    p(
+        "cluster-preferred-endpoint-type",
+        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+        "ip",
+        true,
+    ),
+    p("cluster-link-sendbuf-limit", MEMORY, "0", true),
+    // TLS (operations issue): accepted and shown.
+    p("tls-port", Kind::Int { min: 0, max: 65535 }, "0", true),
+    p("tls-cert-file", Kind::Str, "", true),
+    p("tls-key-file", Kind::Str, "", true),
+    p("tls-key-file-pass", Kind::Str, "", true),
+    p("tls-client-cert-file", Kind::Str, "", true),
+    p("tls-client-key-file", Kind::Str, "", true),
+    p("tls-client-key-file-pass", Kind::Str, "", true),
+    p("tls-dh-params-file", Kind::Str, "", true),
+    p("tls-ca-cert-file", Kind::Str, "", true),
+    p("tls-ca-cert-dir", Kind::Str, "", true),
+    p("tls-protocols", Kind::Str, "", true),
+    p("tls-ciphers", Kind::Str, "", true),
+    p("tls-ciphersuites", Kind::Str, "", true),
+    p(
+        "tls-auth-clients",
+        Kind::Enum(&["no", "yes", "optional"]),
+        "yes",
+        true,
+    ),
+    p("tls-prefer-server-ciphers", Kind::Bool, "no", true),
+    p("tls-session-caching", Kind::Bool, "yes", true),
+    p("tls-session-cache-size", INT, "20480", true),
+    p("tls-session-cache-timeout", INT, "300", true),
+    p("tls-cluster", Kind::Bool, "no", true),
+    p("tls-replication", Kind::Bool, "no", true),
+    // ACL (operations issue): accepted and shown.
+    p("aclfile", Kind::Str, "", false),
+    p(
+        "acl-pubsub-default",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        "resetchannels",
+        true,
+    ),
     Param {
         name: "replica-read-only",
         alias: Some("slave-read-only"),
@@ -247,6 +809,8 @@ static PARAMS: &[Param] = &[
 #[derive(Clone, Debug)]
 pub struct Config {
     values: BTreeMap<&'static str, String>,
+    /// Parameters set at startup (config file, command line).
+    given: std::collections::BTreeSet<&'static str>,
     pub bind: String,
     pub port: u16,
     pub dir: String,
@@ -259,6 +823,9 @@ pub struct Config {
     pub proto_max_bulk_len: i64,
     pub client_query_buffer_limit: usize,
     pub maxclients: usize,
+    /// `protected-mode`: refuse non-loopback clients while the default
+    /// user has no password.
+    pub protected_mode: bool,
     pub timeout_s: u64,
     /// `appendonly yes`: the keyspace is durable through the WAL.
     pub appendonly: bool,
@@ -276,6 +843,8 @@ pub struct Config {
     pub hash_max_listpack_value: usize,
     /// `set-max-intset-entries`: limit of the intset encoding.
     pub set_max_intset_entries: usize,
+    /// `hll-sparse-max-bytes`: the largest sparse HyperLogLog.
+    pub hll_sparse_max_bytes: usize,
     /// The config file given on the command line, for INFO `config_file`.
     pub config_file: Option<String>,
     /// `zset-max-listpack-entries` / `zset-max-listpack-value`.
@@ -294,6 +863,7 @@ impl Default for Config {
             .collect();
         let mut c = Config {
             values,
+            given: Default::default(),
             bind: String::new(),
             port: 0,
             dir: String::new(),
@@ -305,6 +875,7 @@ impl Default for Config {
             proto_max_bulk_len: 0,
             client_query_buffer_limit: 0,
             maxclients: 0,
+            protected_mode: true,
             timeout_s: 0,
             appendonly: true,
             appendfsync: String::new(),
@@ -316,6 +887,7 @@ impl Default for Config {
             hash_max_listpack_entries: 0,
             hash_max_listpack_value: 0,
             set_max_intset_entries: 0,
+            hll_sparse_max_bytes: 0,
             config_file: None,
             zset_limits: Default::default(),
             notify_keyspace_events: 0,
@@ -352,6 +924,54 @@ pub fn parse_memory(s: &str) -> Option<i64> {
     crate::protocol::parse::parse_i64(lower.as_bytes())
 }
 
+/// `client-output-buffer-limit`: groups of `<class> <hard> <soft>
+/// <seconds>` replace their class in `current`; the result lists normal,
+/// slave and pubsub, as CONFIG GET prints it. Errors are Redis's.
+fn merge_obuf_limits(current: &str, value: &str) -> Result<String, String> {
+    let mut classes: Vec<(String, [i64; 3])> = Vec::new();
+    let cur: Vec<&str> = current.split_whitespace().collect();
+    for g in cur.chunks(4) {
+        if let [c, a, b, d] = g {
+            let n = |x: &str| x.parse::<i64>().unwrap_or(0);
+            classes.push((c.to_string(), [n(a), n(b), n(d)]));
+        }
+    }
+    let args: Vec<&str> = value.split_whitespace().collect();
+    if !args.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut updates = Vec::new();
+    for g in args.chunks(4) {
+        let class = match g[0].to_ascii_lowercase().as_str() {
+            "normal" => "normal",
+            "slave" | "replica" => "slave",
+            "pubsub" => "pubsub",
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
+        };
+        let hard = parse_memory(g[1]).filter(|n| *n >= 0);
+        let soft = parse_memory(g[2]).filter(|n| *n >= 0);
+        let secs = crate::protocol::parse::parse_i64(g[3].as_bytes()).filter(|n| *n >= 0);
+        let (Some(hard), Some(soft), Some(secs)) = (hard, soft, secs) else {
+            return Err(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
+            );
+        };
+        updates.push((class, [hard, soft, secs]));
+    }
+    for (class, v) in updates {
+        if let Some(c) = classes.iter_mut().find(|(n, _)| n == class) {
+            c.1 = v;
+        }
+    }
+    Ok(classes
+        .iter()
+        .map(|(c, v)| format!("{c} {} {} {}", v[0], v[1], v[2]))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
 impl Config {
     fn refresh(&mut self) {
         let get = |n: &str| self.values.get(n).cloned().unwrap_or_default();
@@ -368,6 +988,7 @@ impl Config {
         self.proto_max_bulk_len = int("proto-max-bulk-len");
         self.client_query_buffer_limit = int("client-query-buffer-limit") as usize;
         self.maxclients = int("maxclients") as usize;
+        self.protected_mode = get("protected-mode") == "yes";
         self.timeout_s = int("timeout") as u64;
         self.appendonly = get("appendonly") == "yes";
         self.appendfsync = get("appendfsync");
@@ -383,6 +1004,8 @@ impl Config {
         self.hash_max_listpack_entries = int("hash-max-listpack-entries") as usize;
         self.hash_max_listpack_value = int("hash-max-listpack-value") as usize;
         self.set_max_intset_entries = int("set-max-intset-entries") as usize;
+        self.hll_sparse_max_bytes =
+            usize::try_from(int("hll-sparse-max-bytes")).unwrap_or(usize::MAX);
     }
 
     /// The canonical value of a parameter.
@@ -409,8 +1032,33 @@ impl Config {
         out
     }
 
+    /// `canonical`, except that buffer limits merge into the current value
+    /// (one class per directive, as Redis).
+    fn canonical_for(&self, p: &Param, value: &str) -> Result<String, String> {
+        match p.kind {
+            Kind::ObufLimits => {
+                let current = self.values.get(p.name).map_or(p.default, |s| s.as_str());
+                merge_obuf_limits(current, value)
+            }
+            _ => Self::canonical(p, value),
+        }
+    }
+
+    /// The parameters the config file or command line set that redlog
+    /// accepts but does not act on (`NO_EFFECT`), in table order.
+    pub fn no_effect_settings(&self) -> Vec<&'static str> {
+        PARAMS
+            .iter()
+            .filter(|p| NO_EFFECT.contains(&p.name) && self.given.contains(p.name))
+            .map(|p| p.name)
+            .collect()
+    }
+
     /// Validates a value and returns its canonical form.
     fn canonical(p: &Param, value: &str) -> Result<String, String> {
+        if p.name == "activedefrag" && value.eq_ignore_ascii_case("yes") {
+            return Err("Active defragmentation cannot be enabled: it requires a Redis server compiled with a modified Jemalloc like the one shipped by default with the Redis source distribution".into());
+        }
         match p.kind {
             Kind::Bool => match value.to_ascii_lowercase().as_str() {
                 "yes" => Ok("yes".into()),
@@ -453,6 +1101,62 @@ impl Config {
             Kind::KeyspaceEvents => crate::db::notify::parse_flags(value)
                 .map(crate::db::notify::flags_to_string)
                 .ok_or_else(|| crate::db::notify::INVALID_FLAGS.to_string()),
+            Kind::Flags(names) => {
+                let mut out = Vec::new();
+                for f in value.split_whitespace() {
+                    let f = f.to_ascii_lowercase();
+                    if !names.contains(&f.as_str()) {
+                        return Err("argument(s) must be one of the following: ".to_string()
+                            + &names.join(", "));
+                    }
+                    out.push(f);
+                }
+                Ok(out.join(" "))
+            }
+            Kind::ObufLimits => merge_obuf_limits(p.default, value),
+            Kind::MemoryOrPercent => match value.strip_suffix('%') {
+                Some(pct) => match crate::protocol::parse::parse_i64(pct.as_bytes()) {
+                    Some(n) if (0..=100).contains(&n) => Ok(format!("{n}%")),
+                    Some(n) if n > 100 => {
+                        Err("percentage argument must be less or equal to 100".into())
+                    }
+                    _ => Err("argument must be a memory or percent value".into()),
+                },
+                None => parse_memory(value)
+                    .filter(|n| *n >= 0)
+                    .map(|n| n.to_string())
+                    .ok_or_else(|| "argument must be a memory or percent value".to_string()),
+            },
+            Kind::OomValues => {
+                let parts: Vec<&str> = value.split_whitespace().collect();
+                if parts.len() != 3 {
+                    return Err("wrong number of arguments".into());
+                }
+                let mut out = Vec::new();
+                for x in parts {
+                    match x.parse::<i64>() {
+                        Ok(n) if (-2000..=2000).contains(&n) => out.push(n.to_string()),
+                        _ => {
+                            return Err("Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into())
+                        }
+                    }
+                }
+                Ok(out.join(" "))
+            }
+            Kind::Percentiles => {
+                let mut out = Vec::new();
+                for x in value.split_whitespace() {
+                    match x.parse::<f64>() {
+                        Ok(n) if (0.0..=100.0).contains(&n) => {
+                            out.push(n.to_string())
+                        }
+                        _ => {
+                            return Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".into())
+                        }
+                    }
+                }
+                Ok(out.join(" "))
+            }
             Kind::Save => {
                 let parts: Vec<&str> = value.split_whitespace().collect();
                 if !parts.len().is_multiple_of(2) || parts.iter().any(|x| x.parse::<u64>().is_err())
@@ -476,7 +1180,10 @@ impl Config {
     pub fn set_startup(&mut self, name: &str, value: &str) -> Result<(), String> {
         let p = find_param(name)
             .ok_or_else(|| format!("Bad directive or wrong number of arguments: '{name}'"))?;
-        let v = Self::canonical(p, value).map_err(|e| format!("'{name} {value}': {e}"))?;
+        let v = self
+            .canonical_for(p, value)
+            .map_err(|e| format!("'{name} {value}': {e}"))?;
+        self.given.insert(p.name);
         self.values.insert(p.name, v);
         self.set_bits(p, value);
         self.refresh();
@@ -512,8 +1219,17 @@ impl Config {
         }
         let mut staged = Vec::with_capacity(pairs.len());
         for (p, (name, value)) in params.into_iter().zip(pairs) {
-            let v = Self::canonical(p, value).map_err(|e| failed(name, &e))?;
+            let v = self.canonical_for(p, value).map_err(|e| failed(name, &e))?;
             staged.push((p, v, value));
+        }
+        // Redis's `updateMaxclients`: more clients need more descriptors.
+        for (p, v, _) in &staged {
+            if p.name == "maxclients" {
+                let n = v.parse::<u64>().unwrap_or(u64::MAX);
+                if n > self.maxclients as u64 {
+                    crate::fdlimit::check_runtime(n).map_err(|e| failed("maxclients", &e))?;
+                }
+            }
         }
         for (p, v, value) in staged {
             self.values.insert(p.name, v);
@@ -573,7 +1289,7 @@ impl Config {
             if j == i + 1
                 && !matches!(
                     find_param(name).map(|p| p.kind),
-                    Some(Kind::Save | Kind::Str | Kind::KeyspaceEvents)
+                    Some(Kind::Save | Kind::Str | Kind::KeyspaceEvents | Kind::Flags(_))
                 )
             {
                 return Err(format!("option '--{name}' needs a value"));

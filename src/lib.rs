@@ -16,6 +16,7 @@
 //!   expiry, WATCH bookkeeping.
 //! - `config`: the parameter table behind the command line, config file and
 //!   CONFIG GET/SET.
+//! - `fdlimit`: the open-file limit behind `maxclients`.
 //! - `glob`: Redis's glob patterns (KEYS, SCAN MATCH, CONFIG GET).
 //! - `storage`: the only module that does file I/O: record framing,
 //!   segmented logs with sparse mmap indexes, fsync policies and group
@@ -36,6 +37,7 @@ pub const MEM_ALLOCATOR: &str = "jemalloc-5.3.0";
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod fdlimit;
 pub mod fuzz;
 pub mod glob;
 pub mod logparse;

@@ -15,7 +15,7 @@ Options are redis.conf directives, e.g.:
 
 Defaults: bind 127.0.0.1, port 6379, dir ./redlog-data.";
 
-fn init_tracing(level: &str) {
+fn init_tracing(level: &str, logfile: &str) -> Result<(), String> {
     let filter = match level {
         "debug" => "debug",
         "verbose" => "debug",
@@ -24,11 +24,81 @@ fn init_tracing(level: &str) {
         "nothing" => "off",
         _ => "info",
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter));
+    if logfile.is_empty() {
+        let _ = builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init();
+    } else {
+        // `logfile <path>`: appended to, as redis-server does.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logfile)
+            .map_err(|e| format!("Can't open the log file: {e}"))?;
+        let _ = builder
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .try_init();
+    }
+    Ok(())
+}
+
+/// `daemonize yes`: fork, the parent exits 0, the child leaves the
+/// terminal's session and its standard streams point at /dev/null (as
+/// redis-server's `daemonize`). Must run before any thread starts.
+fn daemonize() -> Result<(), String> {
+    // SAFETY: called from main before the runtime or any other thread
+    // exists; the child only continues the single-threaded program.
+    unsafe {
+        match libc::fork() {
+            -1 => return Err(std::io::Error::last_os_error().to_string()),
+            0 => {}
+            _ => libc::_exit(0),
+        }
+        libc::setsid();
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if fd >= 0 {
+            libc::dup2(fd, 0);
+            libc::dup2(fd, 1);
+            libc::dup2(fd, 2);
+            if fd > 2 {
+                libc::close(fd);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The pid file (`pidfile`, or Redis's default path when daemonized with
+/// none set); removed again at a clean exit.
+struct PidFile(Option<std::path::PathBuf>);
+
+impl PidFile {
+    fn create(config: &Config) -> PidFile {
+        let path = match config.get("pidfile") {
+            Some(p) if !p.is_empty() => p.to_string(),
+            _ if config.get("daemonize") == Some("yes") => "/var/run/redis.pid".to_string(),
+            _ => return PidFile(None),
+        };
+        match std::fs::write(&path, format!("{}\n", std::process::id())) {
+            Ok(()) => PidFile(Some(path.into())),
+            Err(e) => {
+                tracing::warn!("Failed to write PID file: {e}");
+                PidFile(None)
+            }
+        }
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// `redlog check [--repair] <dir>`: verifies (and optionally repairs)
@@ -80,7 +150,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(&config.loglevel);
+    if config.get("daemonize") == Some("yes") {
+        if let Err(e) = daemonize() {
+            eprintln!("redlog: cannot daemonize: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Err(e) = init_tracing(&config.loglevel, config.get("logfile").unwrap_or("")) {
+        eprintln!("redlog: {e}");
+        return ExitCode::FAILURE;
+    }
+    let ignored = config.no_effect_settings();
+    if !ignored.is_empty() {
+        tracing::warn!(
+            "These settings are accepted for compatibility with redis-server but have no effect in redlog: {}",
+            ignored.join(", ")
+        );
+    }
+    let _pidfile = PidFile::create(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.io_threads)
         .enable_all()
@@ -93,6 +180,17 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Handlers first: a signal during loading is not the default
+        // (immediate death) but a shutdown once the server is up.
+        let signals = match ShutdownSignals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("redlog: cannot install signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (up_tx, up_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(signals.serve(up_rx));
         let server = match redlog::server::spawn(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -100,15 +198,59 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let shared = server.shared().clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!("received SIGINT, shutting down");
-                shared.request_shutdown();
-            }
-        });
+        let _ = up_tx.send(server.shared().clone());
         server.wait().await;
         tracing::info!("redlog is now ready to exit, bye bye...");
         ExitCode::SUCCESS
     })
+}
+
+/// SIGTERM and SIGINT, as redis-server handles them: the first schedules
+/// the shutdown SHUTDOWN performs (stop accepting, let connections finish
+/// their batch, flush and fsync the WAL and stream logs, exit 0); a second
+/// one during the shutdown exits at once with status 1.
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
+    async fn serve(
+        mut self,
+        up: tokio::sync::oneshot::Receiver<std::sync::Arc<redlog::server::Shared>>,
+    ) {
+        let name = self.next().await;
+        tracing::warn!("Received {name} scheduling shutdown...");
+        tokio::select! {
+            shared = up => {
+                if let Ok(shared) = shared {
+                    tracing::warn!("User requested shutdown...");
+                    shared.request_shutdown();
+                }
+            }
+            _ = self.next() => insist(),
+        }
+        self.next().await;
+        insist();
+    }
+}
+
+fn insist() -> ! {
+    tracing::warn!("You insist... exiting now.");
+    std::process::exit(1);
 }

@@ -314,6 +314,16 @@ fn strings() -> impl Strategy<Value = Vec<String>> {
         1 => (key_of("s"), small(), key_of("s"), small()).prop_map(|(a, x, b, y)| words(&["MSET", &a, &x, &b, &y])),
         1 => (key_of("s"), small(), key_of("s"), small()).prop_map(|(a, x, b, y)| words(&["MSETNX", &a, &x, &b, &y])),
         1 => (key_of("s"), small()).prop_map(|(k, v)| words(&["SETNX", &k, &v])),
+        2 => (key_of("s"), 0u16..200, 0u8..2).prop_map(|(k, o, b)| words(&["SETBIT", &k, &o.to_string(), &b.to_string()])),
+        1 => (key_of("s"), 0u16..120, -300i64..300).prop_map(|(k, o, v)| words(&["BITFIELD", &k, "INCRBY", "i9", &o.to_string(), &v.to_string(), "SET", "u5", "#7", &v.to_string()])),
+        1 => (key_of("s"), key_of("s"), key_of("s")).prop_map(|(d, a, b)| words(&["BITOP", "XOR", &d, &a, &b])),
+        2 => (key_of("s"), proptest::collection::vec(0u32..5000, 0..300)).prop_map(|(k, es)| {
+            let mut c = words(&["PFADD", &k]);
+            c.extend(es.iter().map(u32::to_string));
+            c
+        }),
+        1 => key_of("s").prop_map(|k| words(&["PFCOUNT", &k])),
+        1 => (key_of("s"), key_of("s")).prop_map(|(d, a)| words(&["PFMERGE", &d, &a])),
     ]
 }
 
@@ -343,6 +353,8 @@ fn lists() -> impl Strategy<Value = Vec<String>> {
     prop_oneof![
         3 => (key_of("l"), member(), member()).prop_map(|(k, a, b)| words(&["RPUSH", &k, &a, &b])),
         2 => (key_of("l"), member()).prop_map(|(k, a)| words(&["LPUSH", &k, &a])),
+        1 => (key_of("l"), key_of("l")).prop_map(|(k, d)| words(&["SORT", &k, "ALPHA", "DESC", "STORE", &d])),
+        1 => (key_of("l"), key_of("s")).prop_map(|(k, d)| words(&["SORT", &k, "BY", "nosort", "LIMIT", "1", "2", "STORE", &d])),
         1 => (key_of("l"), member()).prop_map(|(k, a)| words(&["LPUSHX", &k, &a])),
         1 => (key_of("l"), 1u8..3).prop_map(|(k, n)| words(&["LPOP", &k, &n.to_string()])),
         1 => key_of("l").prop_map(|k| words(&["RPOP", &k])),

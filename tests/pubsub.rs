@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{resp, Raw};
+use common::{read_all, resp, start, Raw};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use std::net::SocketAddr;
@@ -808,5 +808,86 @@ async fn redis_cli_subscribe_receives_a_message() {
     let _ = child.wait();
     assert_eq!(String::from_utf8_lossy(&got), want);
     wait_numsub(&mut c, "cli-chan", 0).await;
+    s.shutdown().await;
+}
+
+/// CLIENT REPLY OFF / SKIP suppress replies, not Pub/Sub frames: Redis 7.0
+/// still sends subscription confirmations, messages (also a client's own
+/// PUBLISH and keyspace events under RESP3). A RESP3 client that turned
+/// replies off and subscribed used to wait forever. Bytes as redis-server
+/// 7.0.15 sent them.
+#[tokio::test]
+async fn client_reply_off_keeps_pubsub_frames() {
+    let s = start().await;
+    for resp3 in [false, true] {
+        let mut c = Raw::connect(s.local_addr()).await;
+        let p = if resp3 { ">" } else { "*" };
+        if resp3 {
+            c.send(&resp(&[b"HELLO", b"3"])).await;
+            let _ = read_all(&mut c).await;
+        }
+        c.check(&resp(&[b"CLIENT", b"REPLY", b"OFF"]), b"").await;
+        c.check(
+            &resp(&[b"SUBSCRIBE", b"ch"]),
+            format!("{p}3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n").as_bytes(),
+        )
+        .await;
+        let mut publisher = Raw::connect(s.local_addr()).await;
+        publisher
+            .check(&resp(&[b"PUBLISH", b"ch", b"hi"]), b":1\r\n")
+            .await;
+        c.check(
+            b"",
+            format!("{p}3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n").as_bytes(),
+        )
+        .await;
+        c.check(
+            &resp(&[b"UNSUBSCRIBE", b"ch"]),
+            format!("{p}3\r\n$11\r\nunsubscribe\r\n$2\r\nch\r\n:0\r\n").as_bytes(),
+        )
+        .await;
+        // The reply itself stays suppressed.
+        c.check(&resp(&[b"PING"]), b"").await;
+        c.check(&resp(&[b"CLIENT", b"REPLY", b"ON"]), b"+OK\r\n")
+            .await;
+    }
+    // RESP3: its own PUBLISH and keyspace events get through, replies not.
+    let mut c = Raw::connect(s.local_addr()).await;
+    c.send(&resp(&[b"HELLO", b"3"])).await;
+    let _ = read_all(&mut c).await;
+    c.check(
+        &resp(&[b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"]),
+        b"+OK\r\n",
+    )
+    .await;
+    c.check(
+        &resp(&[b"SUBSCRIBE", b"ch", b"__keyevent@0__:set"]),
+        b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n>3\r\n$9\r\nsubscribe\r\n$18\r\n__keyevent@0__:set\r\n:2\r\n",
+    )
+    .await;
+    c.check(&resp(&[b"CLIENT", b"REPLY", b"OFF"]), b"").await;
+    c.check(
+        &resp(&[b"PUBLISH", b"ch", b"x"]),
+        b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nx\r\n",
+    )
+    .await;
+    c.check(
+        &resp(&[b"SET", b"k", b"v"]),
+        b">3\r\n$7\r\nmessage\r\n$18\r\n__keyevent@0__:set\r\n$1\r\nk\r\n",
+    )
+    .await;
+    c.check(&resp(&[b"CLIENT", b"REPLY", b"ON"]), b"+OK\r\n")
+        .await;
+    c.check(&resp(&[b"CLIENT", b"REPLY", b"SKIP"]), b"").await;
+    c.check(
+        &resp(&[b"SET", b"k", b"v"]),
+        b">3\r\n$7\r\nmessage\r\n$18\r\n__keyevent@0__:set\r\n$1\r\nk\r\n",
+    )
+    .await;
+    c.check(
+        &resp(&[b"PUBLISH", b"ch", b"y"]),
+        b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\ny\r\n:1\r\n",
+    )
+    .await;
     s.shutdown().await;
 }

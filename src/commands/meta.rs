@@ -66,6 +66,123 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "bitcount",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("7.0.0", "Added the `BYTE|BIT` option."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("index", T::Block).flags(OPTIONAL).args(&[
+                    arg("start", T::Integer),
+                    arg("end", T::Integer),
+                    arg("index_unit", T::Oneof).since("7.0.0").flags(OPTIONAL).args(&[
+                        arg("byte", T::PureToken).token("BYTE"),
+                        arg("bit", T::PureToken).token("BIT"),
+                    ]),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "bitfield",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: Some("This command allows both access and modification of the key"), flags: K_RW | K_ACCESS | K_UPDATE | K_VARIABLE_FLAGS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("operation", T::Oneof).flags(OPTIONAL | MULTIPLE).args(&[
+                    arg("encoding_offset", T::Block).token("GET").args(&[
+                        arg("encoding", T::String),
+                        arg("offset", T::Integer),
+                    ]),
+                    arg("write", T::Block).args(&[
+                        arg("wrap_sat_fail", T::Oneof).token("OVERFLOW").flags(OPTIONAL).args(&[
+                            arg("wrap", T::PureToken).token("WRAP"),
+                            arg("sat", T::PureToken).token("SAT"),
+                            arg("fail", T::PureToken).token("FAIL"),
+                        ]),
+                        arg("write_operation", T::Oneof).args(&[
+                            arg("encoding_offset_value", T::Block).token("SET").args(&[
+                                arg("encoding", T::String),
+                                arg("offset", T::Integer),
+                                arg("value", T::Integer),
+                            ]),
+                            arg("encoding_offset_increment", T::Block).token("INCRBY").args(&[
+                                arg("encoding", T::String),
+                                arg("offset", T::Integer),
+                                arg("increment", T::Integer),
+                            ]),
+                        ]),
+                    ]),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "bitfield_ro",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("encoding_offset", T::Block).token("GET").flags(OPTIONAL | MULTIPLE | MULTIPLE_TOKEN).args(&[
+                    arg("encoding", T::String),
+                    arg("offset", T::Integer),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "bitop",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(3), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("operation", T::String),
+                arg("destkey", T::Key).key_spec(0),
+                arg("key", T::Key).key_spec(1).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "bitpos",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("7.0.0", "Added the `BYTE|BIT` option."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("bit", T::Integer),
+                arg("index", T::Block).flags(OPTIONAL).args(&[
+                    arg("start", T::Integer),
+                    arg("end_index", T::Block).flags(OPTIONAL).args(&[
+                        arg("end", T::Integer),
+                        arg("index_unit", T::Oneof).since("7.0.0").flags(OPTIONAL).args(&[
+                            arg("byte", T::PureToken).token("BYTE"),
+                            arg("bit", T::PureToken).token("BIT"),
+                        ]),
+                    ]),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "blmove",
         CommandMeta {
             key_specs: &[
@@ -709,6 +826,19 @@ pub static META: &[(&str, CommandMeta)] = &[
             ],
             args: &[
                 arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "getbit",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("offset", T::Integer),
             ],
             ..CommandMeta::EMPTY
         },
@@ -1679,6 +1809,70 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "pfadd",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_INSERT, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("element", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "pfcount",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: Some("RW because it may change the internal representation of the key, and propagate to replicas"), flags: K_RW | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "pfdebug",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "syscmd",
+            ],
+            args: &[
+                arg("subcommand", T::String),
+                arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "pfmerge",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_INSERT, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("destkey", T::Key).key_spec(0),
+                arg("sourcekey", T::Key).key_spec(1).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "pfselftest",
+        CommandMeta {
+            doc_flags: &[
+                "syscmd",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "ping",
         CommandMeta {
             tips: &[
@@ -2032,6 +2226,20 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "setbit",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("offset", T::Integer),
+                arg("value", T::Integer),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "setex",
         CommandMeta {
             key_specs: &[
@@ -2185,6 +2393,56 @@ pub static META: &[(&str, CommandMeta)] = &[
                 arg("source", T::Key).key_spec(0),
                 arg("destination", T::Key).key_spec(1),
                 arg("member", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "sort",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: Some("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"), flags: K_RO | K_ACCESS, begin_search: BeginSearch::Unknown, find_keys: FindKeys::Unknown },
+                KeySpec { notes: Some("For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array"), flags: K_OW | K_UPDATE, begin_search: BeginSearch::Unknown, find_keys: FindKeys::Unknown },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("pattern", T::Pattern).key_spec(1).token("BY").flags(OPTIONAL),
+                arg("offset_count", T::Block).token("LIMIT").flags(OPTIONAL).args(&[
+                    arg("offset", T::Integer),
+                    arg("count", T::Integer),
+                ]),
+                arg("pattern", T::Pattern).key_spec(1).token("GET").flags(OPTIONAL | MULTIPLE | MULTIPLE_TOKEN),
+                arg("order", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("asc", T::PureToken).token("ASC"),
+                    arg("desc", T::PureToken).token("DESC"),
+                ]),
+                arg("sorting", T::PureToken).token("ALPHA").flags(OPTIONAL),
+                arg("destination", T::Key).key_spec(2).token("STORE").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "sort_ro",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: Some("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"), flags: K_RO | K_ACCESS, begin_search: BeginSearch::Unknown, find_keys: FindKeys::Unknown },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("pattern", T::Pattern).key_spec(1).token("BY").flags(OPTIONAL),
+                arg("offset_count", T::Block).token("LIMIT").flags(OPTIONAL).args(&[
+                    arg("offset", T::Integer),
+                    arg("count", T::Integer),
+                ]),
+                arg("pattern", T::Pattern).key_spec(1).token("GET").flags(OPTIONAL | MULTIPLE | MULTIPLE_TOKEN),
+                arg("order", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("asc", T::PureToken).token("ASC"),
+                    arg("desc", T::PureToken).token("DESC"),
+                ]),
+                arg("sorting", T::PureToken).token("ALPHA").flags(OPTIONAL),
             ],
             ..CommandMeta::EMPTY
         },

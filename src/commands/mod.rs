@@ -9,8 +9,10 @@
 //! fields (key specs, tips, doc arguments, history) is generated from Redis
 //! 7.0 into `meta.rs` and joined to the table by full name.
 
+pub mod bitmaps;
 pub mod connection;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod introspection;
 pub mod keys;
 pub mod lists;
@@ -21,6 +23,7 @@ pub mod persistence;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod stream_groups;
 pub mod stream_pending;
 pub mod streams;
@@ -166,6 +169,7 @@ impl Ctx<'_> {
             resp3: self.out.resp3,
             buf: &mut self.out.buf,
             reply_start,
+            pushes: &mut self.out.pushes,
         };
         self.shared.pubsub.publish_notifications(notes, Some(me));
     }
@@ -493,6 +497,9 @@ static FAMILIES: &[&[Command]] = &[
     introspection::COMMANDS,
     persistence::COMMANDS,
     strings::COMMANDS,
+    bitmaps::COMMANDS,
+    hyperloglog::COMMANDS,
+    sort::COMMANDS,
     keys::COMMANDS,
     transactions::COMMANDS,
     zsets::COMMANDS,
@@ -644,6 +651,11 @@ impl Table {
     /// does. Empty when a spec does not fit the arguments (Redis's
     /// `invalid_spec`), as Redis then finds no keys either.
     pub fn keys<'a>(&self, idx: usize, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+        // SORT's keys come from its options (Redis's `sortGetKeys`): its
+        // key specs are "unknown".
+        if matches!(self.entries[idx].full_name.as_str(), "sort" | "sort_ro") {
+            return sort::get_keys(args).into_iter().map(|i| &args[i]).collect();
+        }
         keys_from_specs(&self.key_specs(idx), args)
     }
 }

@@ -76,6 +76,7 @@ pub static COMMANDS: &[Command] = &[
 /// One confirmation: `[kind, name or nil, count]` as a push.
 fn confirm(ctx: &mut Ctx, what: &str, name: Option<&[u8]>) {
     let count = ctx.client.pubsub.count();
+    let start = ctx.out.buf.len();
     ctx.out.push(3);
     ctx.out.bulk(what.as_bytes());
     match name {
@@ -83,6 +84,8 @@ fn confirm(ctx: &mut Ctx, what: &str, name: Option<&[u8]>) {
         None => ctx.out.null(),
     }
     ctx.out.int(count as i64);
+    let end = ctx.out.buf.len();
+    ctx.out.mark_push(start..end);
 }
 
 fn subscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind, what: &str) {
@@ -154,12 +157,16 @@ pub fn unsubscribe_all_quietly(ctx: &mut Ctx) {
 /// Replies the number of deliveries. A subscriber publishing to itself
 /// (RESP3) gets the message before the reply, as Redis writes it.
 fn publish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let start = ctx.out.buf.len();
     let sink = Sink {
         client_id: ctx.client.id,
         resp3: ctx.out.resp3,
         buf: &mut ctx.out.buf,
     };
     let n = ctx.shared.pubsub.publish(&args[1], &args[2], Some(sink));
+    // Messages to itself are pushes (kept under CLIENT REPLY OFF).
+    let end = ctx.out.buf.len();
+    ctx.out.mark_push(start..end);
     ctx.out.int(n as i64);
     Ok(())
 }

@@ -9,7 +9,7 @@
 //! never the request, and never the whole set; commands that build a new
 //! destination set (ZUNIONSTORE, ZRANGESTORE ...) log its final state.
 
-mod float;
+pub(crate) mod float;
 mod range;
 mod setops;
 

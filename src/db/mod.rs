@@ -18,6 +18,7 @@ pub mod blocking;
 pub mod effect;
 pub mod expire;
 pub mod hash;
+pub mod hll;
 pub mod list;
 pub mod notify;
 pub mod scanmap;

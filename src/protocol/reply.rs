@@ -7,6 +7,10 @@ pub struct Out {
     pub buf: Vec<u8>,
     /// RESP3 (after `HELLO 3`) or RESP2.
     pub resp3: bool,
+    /// Where the running command wrote Pub/Sub frames (subscription
+    /// confirmations, messages to itself): Redis 7.0 sends those even when
+    /// CLIENT REPLY OFF or SKIP suppresses the command's reply.
+    pub pushes: Vec<std::ops::Range<usize>>,
 }
 
 impl Out {
@@ -14,7 +18,28 @@ impl Out {
         Out {
             buf: Vec::with_capacity(256),
             resp3,
+            pushes: Vec::new(),
         }
+    }
+
+    /// Records `range` of the buffer as Pub/Sub frames (see `pushes`).
+    pub fn mark_push(&mut self, range: std::ops::Range<usize>) {
+        if !range.is_empty() {
+            self.pushes.push(range);
+        }
+    }
+
+    /// Drops the running command's reply from `reply_start` on, keeping
+    /// the Pub/Sub frames among it (CLIENT REPLY OFF / SKIP).
+    pub fn suppress_reply(&mut self, reply_start: usize) {
+        let mut kept = Vec::new();
+        for r in self.pushes.drain(..) {
+            if r.start >= reply_start && r.end <= self.buf.len() {
+                kept.extend_from_slice(&self.buf[r]);
+            }
+        }
+        self.buf.truncate(reply_start);
+        self.buf.extend_from_slice(&kept);
     }
 
     fn line(&mut self, prefix: u8, n: i64) {

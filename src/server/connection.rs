@@ -543,15 +543,16 @@ pub fn execute(
     }
     match client.reply_mode {
         ReplyMode::On => {}
-        ReplyMode::Off => out.buf.truncate(reply_start),
+        ReplyMode::Off => out.suppress_reply(reply_start),
         // CLIENT REPLY SKIP itself replies nothing; the next command is skipped.
         ReplyMode::Skip => {
-            out.buf.truncate(reply_start);
+            out.suppress_reply(reply_start);
             client.reply_mode = ReplyMode::SkipNext;
         }
         ReplyMode::SkipNext => {
-            out.buf.truncate(reply_start);
+            out.suppress_reply(reply_start);
             client.reply_mode = ReplyMode::On;
         }
     }
+    out.pushes.clear();
 }

@@ -288,6 +288,7 @@ fn io_other(e: impl std::fmt::Display) -> std::io::Error {
 
 /// `spawn` with a chosen file system (fault injection in tests).
 pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<ServerHandle> {
+    let config = fit_maxclients(config)?;
     let fs_for_streams = fs.clone();
     let persist = if config.appendonly {
         let policy = FsyncPolicy::parse(&config.appendfsync).unwrap_or(FsyncPolicy::EverySec);
@@ -435,18 +436,105 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
     Ok(ServerHandle { shared, tasks })
 }
 
+/// Makes the open-file limit hold `maxclients` (Redis's
+/// `adjustOpenFilesLimit`, with its log lines), lowering `maxclients` when
+/// the limit cannot be raised.
+fn fit_maxclients(mut config: Config) -> std::io::Result<Config> {
+    use crate::fdlimit::{adjust, Adjusted, RESERVED_FDS};
+    let asked = config.maxclients as u64;
+    match adjust(asked) {
+        Adjusted::Enough => {}
+        Adjusted::Raised { from, to } => tracing::info!(
+            "Increased maximum number of open files to {to} (it was originally set to {from})."
+        ),
+        Adjusted::Reduced {
+            limit,
+            maxclients,
+            error,
+        } => {
+            let wanted = asked + RESERVED_FDS;
+            tracing::warn!(
+                "You requested maxclients of {asked} requiring at least {wanted} max file descriptors."
+            );
+            tracing::warn!(
+                "Server can't set maximum open files to {wanted} because of OS error: {error}."
+            );
+            tracing::warn!(
+                "Current maximum open files is {limit}. maxclients has been reduced to {maxclients} to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'."
+            );
+            config
+                .set_startup("maxclients", &maxclients.to_string())
+                .map_err(io_other)?;
+        }
+        Adjusted::TooLow { limit, wanted } => {
+            return Err(io_other(format!(
+                "Your current 'ulimit -n' of {limit} is not enough for the server to start. Please increase your open file limit to at least {wanted}."
+            )))
+        }
+    }
+    Ok(config)
+}
+
+/// The pause after a failed `accept` (EMFILE, ENFILE, ENOBUFS): doubles
+/// from 10 ms to 1 s while failures go on, back to none after a success.
+#[derive(Default)]
+struct AcceptBackoff {
+    failures: u32,
+    last_log: Option<Instant>,
+}
+
+impl AcceptBackoff {
+    fn failed(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let ms = 10u64 << (self.failures - 1).min(7);
+        Duration::from_millis(ms.min(1000))
+    }
+
+    fn succeeded(&mut self) {
+        self.failures = 0;
+    }
+
+    /// At most one warning a second.
+    fn should_log(&mut self) -> bool {
+        let now = Instant::now();
+        if self
+            .last_log
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return false;
+        }
+        self.last_log = Some(now);
+        true
+    }
+}
+
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = shared.shutdown_requested() => return,
         };
         let (stream, addr) = match accepted {
-            Ok(x) => x,
+            Ok(x) => {
+                backoff.succeeded();
+                x
+            }
             Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                // EMFILE and friends: the pending connection stays queued;
+                // back off (up to a second) instead of spinning, and log
+                // once per pause, not per attempt.
+                let pause = backoff.failed();
+                if backoff.should_log() {
+                    tracing::warn!(
+                        "Accepting client connection failed: {e} (retrying in {} ms)",
+                        pause.as_millis()
+                    );
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shared.shutdown_requested() => return,
+                }
                 continue;
             }
         };
@@ -454,21 +542,50 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             .stats
             .total_connections_received
             .fetch_add(1, Ordering::Relaxed);
-        let maxclients = shared.config.read().maxclients;
+        let (maxclients, denied) = {
+            let c = shared.config.read();
+            (c.maxclients, protected_mode_denies(&c, addr.ip()))
+        };
         let laddr = stream.local_addr().unwrap_or(addr);
         let shared2 = shared.clone();
         tokio::spawn(async move {
-            if shared2.clients.len() >= maxclients {
+            // Redis's order: the client limit (acceptCommonHandler), then
+            // protected mode (clientAcceptHandler).
+            let refusal = if shared2.clients.len() >= maxclients {
+                Some("ERR max number of clients reached")
+            } else if denied {
+                Some(PROTECTED_MODE_DENIED)
+            } else {
+                None
+            };
+            if let Some(msg) = refusal {
                 shared2
                     .stats
                     .rejected_connections
                     .fetch_add(1, Ordering::Relaxed);
-                connection::refuse(stream, "ERR max number of clients reached").await;
+                connection::refuse(stream, msg).await;
                 return;
             }
             connection::serve(shared2, stream, addr, laddr).await;
         });
     }
+}
+
+/// Redis 7.0's reply to a client refused by protected mode, byte for byte
+/// (networking.c, `clientAcceptHandler`), typo included.
+pub const PROTECTED_MODE_DENIED: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
+
+/// Protected mode as Redis 7.0 applies it: on, no password for the default
+/// user, and a peer that is not loopback (127.0.0.0/8, ::1, or an
+/// IPv4-mapped loopback address), whatever `bind` says.
+pub fn protected_mode_denies(config: &Config, peer: std::net::IpAddr) -> bool {
+    let loopback = match peer {
+        std::net::IpAddr::V4(a) => a.is_loopback(),
+        std::net::IpAddr::V6(a) => {
+            a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    config.protected_mode && config.requirepass.is_none() && !loopback
 }
 
 /// The server's periodic work (Redis's `serverCron`): the slow active

@@ -35,7 +35,7 @@
 //! Lock order: keyspace lock, then the registry lock; the registry lock is
 //! never held across an `.await`.
 
-use super::{Client, ClientHandle, ReplyMode, Shared};
+use super::{Client, ClientHandle, Shared};
 use crate::db::notify::Notification;
 use crate::glob::glob_match;
 use crate::protocol::Out;
@@ -215,14 +215,9 @@ pub fn allowed_in_subscribed_mode(name: &str) -> bool {
 
 /// Called by the connection when a request batch takes the keyspace lock:
 /// messages queued until now are written before the batch's replies.
+/// Redis 7.0 delivers them whatever CLIENT REPLY says.
 pub fn drain_before_batch(client: &mut Client, out: &mut Out) {
-    if client.reply_mode == ReplyMode::Off {
-        // Redis 7.0 drops pushes for a client with CLIENT REPLY OFF.
-        let mut sink = Vec::new();
-        client.pubsub.drain_into(&mut sink);
-    } else {
-        client.pubsub.drain_into(&mut out.buf);
-    }
+    client.pubsub.drain_into(&mut out.buf);
 }
 
 /// Writes frames taken by `ClientPubSub::next_frames` while the connection
@@ -233,7 +228,7 @@ pub async fn write_frames(
     stream: &mut TcpStream,
     frames: Vec<u8>,
 ) -> bool {
-    if client.reply_mode == ReplyMode::Off || frames.is_empty() {
+    if frames.is_empty() {
         return true;
     }
     shared
@@ -320,6 +315,8 @@ pub struct Own<'a> {
     pub buf: &'a mut Vec<u8>,
     /// Where the command's reply starts in `buf`.
     pub reply_start: usize,
+    /// Where the frames it gets were placed (`Out::pushes`).
+    pub pushes: &'a mut Vec<std::ops::Range<usize>>,
 }
 
 /// The server's Pub/Sub registry (`Shared::pubsub`).
@@ -515,10 +512,19 @@ impl PubSub {
         }
         // Insert from the last position backwards so earlier positions
         // stay valid and equal positions keep their order.
+        let placed: Vec<(usize, usize)> = own
+            .iter()
+            .scan(0usize, |shift, (at, f)| {
+                let start = at.min(&me.buf.len()) + *shift;
+                *shift += f.len();
+                Some((start, f.len()))
+            })
+            .collect();
         for (at, frames) in own.into_iter().rev() {
             let at = at.min(me.buf.len());
             me.buf.splice(at..at, frames);
         }
+        me.pushes.extend(placed.into_iter().map(|(s, n)| s..s + n));
     }
 
     fn publish_notification(&self, n: &Notification, mut sink: Option<Sink<'_>>) {
