@@ -38,6 +38,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod fdlimit;
+pub mod fuzz;
 pub mod glob;
 pub mod logparse;
 pub mod protocol;

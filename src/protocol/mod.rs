@@ -14,5 +14,5 @@
 pub mod parse;
 mod reply;
 
-pub use parse::{parse_request, split_args, ParseLimits, Parsed, ProtocolError};
+pub use parse::{parse_request, split_args, Decoder, ParseLimits, Parsed, ProtocolError};
 pub use reply::{format_double, Out};

@@ -80,14 +80,144 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
 }
 
 /// Decodes one request from the front of `buf`, consuming it when complete.
+/// Stateless: a connection uses a [`Decoder`], which resumes a multibulk
+/// request where the previous read left it.
 pub fn parse_request(buf: &mut BytesMut, limits: ParseLimits) -> Result<Parsed, ProtocolError> {
-    if buf.is_empty() {
-        return Ok(Parsed::Incomplete);
+    Decoder::default().parse(buf, limits)
+}
+
+/// A connection's request decoder. A multibulk request that is not
+/// complete keeps its progress here (the argument headers validated so far
+/// and where the next one starts), as Redis keeps `multibulklen` and
+/// `bulklen` in its client: the next read continues from there, so a
+/// request of N arguments arriving in many reads costs O(N), not a scan
+/// of every header again on each read.
+///
+/// The progress refers to the front of the buffer passed to `parse`: the
+/// caller passes the same buffer, with bytes only appended, until `parse`
+/// returns something other than `Incomplete` (a request consumed, or an
+/// error, after which the decoder starts afresh).
+#[derive(Debug, Default)]
+pub struct Decoder {
+    partial: Option<Partial>,
+}
+
+/// A multibulk request whose first `spans.len()` arguments are complete.
+#[derive(Debug)]
+struct Partial {
+    count: usize,
+    spans: Vec<(usize, usize)>,
+    /// Where the next argument's `$` header starts.
+    pos: usize,
+}
+
+impl Decoder {
+    /// Decodes one request from the front of `buf`, consuming it when
+    /// complete.
+    pub fn parse(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: ParseLimits,
+    ) -> Result<Parsed, ProtocolError> {
+        if let Some(p) = self.partial.take() {
+            return self.resume(buf, limits, p);
+        }
+        if buf.is_empty() {
+            return Ok(Parsed::Incomplete);
+        }
+        if buf[0] == b'*' {
+            self.parse_multibulk(buf, limits)
+        } else {
+            parse_inline(buf)
+        }
     }
-    if buf[0] == b'*' {
-        parse_multibulk(buf, limits)
-    } else {
-        parse_inline(buf)
+
+    fn parse_multibulk(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: ParseLimits,
+    ) -> Result<Parsed, ProtocolError> {
+        let Some((cr, pos)) = header_line(buf, 0) else {
+            if buf.len() > PROTO_INLINE_MAX_BYTES {
+                return Err(ProtocolError("Protocol error: too big mbulk count string"));
+            }
+            return Ok(Parsed::Incomplete);
+        };
+        let count = match parse_i64(&buf[1..cr]) {
+            Some(n) if n <= i32::MAX as i64 => n,
+            _ => return Err(ProtocolError("Protocol error: invalid multibulk length")),
+        };
+        if count > UNAUTH_MULTIBULK_MAX && !limits.authenticated {
+            return Err(ProtocolError(
+                "Protocol error: unauthenticated multibulk length",
+            ));
+        }
+        if count <= 0 {
+            let _ = buf.split_to(pos);
+            return Ok(Parsed::Empty);
+        }
+        let p = Partial {
+            count: count as usize,
+            spans: Vec::with_capacity((count as usize).min(1024)),
+            pos,
+        };
+        self.resume(buf, limits, p)
+    }
+
+    /// Validates the argument headers after `p.pos` and finds the request's
+    /// end without consuming; keeps the progress when it is not complete.
+    fn resume(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: ParseLimits,
+        mut p: Partial,
+    ) -> Result<Parsed, ProtocolError> {
+        while p.spans.len() < p.count {
+            let pos = p.pos;
+            if pos >= buf.len() {
+                self.partial = Some(p);
+                return Ok(Parsed::Incomplete);
+            }
+            let Some((cr, after)) = header_line(buf, pos) else {
+                if buf.len() - pos > PROTO_INLINE_MAX_BYTES {
+                    return Err(ProtocolError("Protocol error: too big bulk count string"));
+                }
+                self.partial = Some(p);
+                return Ok(Parsed::Incomplete);
+            };
+            if buf[pos] != b'$' {
+                return Err(expected_dollar(buf[pos]));
+            }
+            let len = match parse_i64(&buf[pos + 1..cr]) {
+                Some(n) if n >= 0 && n <= limits.bulk_bytes_max => n,
+                _ => return Err(ProtocolError("Protocol error: invalid bulk length")),
+            };
+            if len > UNAUTH_BULK_BYTES_MAX && !limits.authenticated {
+                return Err(ProtocolError("Protocol error: unauthenticated bulk length"));
+            }
+            let len = len as usize;
+            let end = after + len + 2;
+            if end > buf.len() {
+                // Make room for a large argument in one allocation.
+                if end > buf.capacity() {
+                    buf.reserve(end - buf.len());
+                }
+                self.partial = Some(p);
+                return Ok(Parsed::Incomplete);
+            }
+            p.spans.push((after, len));
+            p.pos = end;
+        }
+        let frame = buf.split_to(p.pos).freeze();
+        let args = p
+            .spans
+            .into_iter()
+            .map(|(start, len)| frame.slice(start..start + len))
+            .collect();
+        Ok(Parsed::Command {
+            args,
+            inline: false,
+        })
     }
 }
 
@@ -96,11 +226,10 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Parsed, ProtocolError> {
     // NUL before the first newline leaves the request incomplete (more input
     // cannot complete it, so the buffer grows to the inline limit and the
     // client gets the "too big" error), exactly as redis-server behaves.
-    let scan = match memchr::memchr(0, buf) {
-        Some(nul) => &buf[..nul],
-        None => &buf[..],
-    };
-    let Some(nl) = find(scan, b'\n') else {
+    // One scan for whichever comes first: searching the whole buffer for a
+    // NUL would make a buffer of N pipelined inline requests cost O(N^2).
+    let nl = memchr::memchr2(b'\n', 0, buf).filter(|&i| buf[i] == b'\n');
+    let Some(nl) = nl else {
         if buf.len() > PROTO_INLINE_MAX_BYTES {
             return Err(ProtocolError("Protocol error: too big inline request"));
         }
@@ -132,72 +261,6 @@ fn header_line(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
         return None;
     }
     Some((cr, cr + 2))
-}
-
-fn parse_multibulk(buf: &mut BytesMut, limits: ParseLimits) -> Result<Parsed, ProtocolError> {
-    let Some((cr, mut pos)) = header_line(buf, 0) else {
-        if buf.len() > PROTO_INLINE_MAX_BYTES {
-            return Err(ProtocolError("Protocol error: too big mbulk count string"));
-        }
-        return Ok(Parsed::Incomplete);
-    };
-    let count = match parse_i64(&buf[1..cr]) {
-        Some(n) if n <= i32::MAX as i64 => n,
-        _ => return Err(ProtocolError("Protocol error: invalid multibulk length")),
-    };
-    if count > UNAUTH_MULTIBULK_MAX && !limits.authenticated {
-        return Err(ProtocolError(
-            "Protocol error: unauthenticated multibulk length",
-        ));
-    }
-    if count <= 0 {
-        let _ = buf.split_to(pos);
-        return Ok(Parsed::Empty);
-    }
-    // First pass: validate headers and find the end without consuming, so an
-    // incomplete request costs only a header scan on the next read.
-    let mut spans = Vec::with_capacity(count.min(1024) as usize);
-    for _ in 0..count {
-        if pos >= buf.len() {
-            return Ok(Parsed::Incomplete);
-        }
-        let Some((cr, after)) = header_line(buf, pos) else {
-            if buf.len() - pos > PROTO_INLINE_MAX_BYTES {
-                return Err(ProtocolError("Protocol error: too big bulk count string"));
-            }
-            return Ok(Parsed::Incomplete);
-        };
-        if buf[pos] != b'$' {
-            return Err(expected_dollar(buf[pos]));
-        }
-        let len = match parse_i64(&buf[pos + 1..cr]) {
-            Some(n) if n >= 0 && n <= limits.bulk_bytes_max => n,
-            _ => return Err(ProtocolError("Protocol error: invalid bulk length")),
-        };
-        if len > UNAUTH_BULK_BYTES_MAX && !limits.authenticated {
-            return Err(ProtocolError("Protocol error: unauthenticated bulk length"));
-        }
-        let len = len as usize;
-        let end = after + len + 2;
-        if end > buf.len() {
-            // Make room for a large argument in one allocation.
-            if end > buf.capacity() {
-                buf.reserve(end - buf.len());
-            }
-            return Ok(Parsed::Incomplete);
-        }
-        spans.push((after, len));
-        pos = end;
-    }
-    let frame = buf.split_to(pos).freeze();
-    let args = spans
-        .into_iter()
-        .map(|(start, len)| frame.slice(start..start + len))
-        .collect();
-    Ok(Parsed::Command {
-        args,
-        inline: false,
-    })
 }
 
 fn expected_dollar(got: u8) -> ProtocolError {

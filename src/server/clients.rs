@@ -230,6 +230,8 @@ pub struct Client {
     /// The connection is blocked: registered as a waiter, awaiting this.
     pub blocked: Option<super::blocking::Blocked>,
     pub handle: Arc<ClientHandle>,
+    /// Request decoding progress through the connection's input buffer.
+    pub decoder: crate::protocol::Decoder,
 }
 
 impl Client {
@@ -251,6 +253,7 @@ impl Client {
             block: None,
             blocked: None,
             handle,
+            decoder: crate::protocol::Decoder::default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::commands::{self, flags, table, CmdError, Ctx};
 use crate::db::evict::EvictResult;
 use crate::db::expire::{active_expire_cycle, CycleKind};
 use crate::db::{now_ms, Keyspace};
-use crate::protocol::{parse_request, Out, ParseLimits, Parsed};
+use crate::protocol::{Out, ParseLimits, Parsed};
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -516,7 +516,7 @@ fn process_input(
             bulk_bytes_max: bulk_max,
             authenticated: client.authenticated,
         };
-        match parse_request(inbuf, limits) {
+        match client.decoder.parse(inbuf, limits) {
             Ok(Parsed::Command { args, .. }) => {
                 if guard.is_none() {
                     client.handle.touch();
