@@ -625,6 +625,8 @@ fn effect() -> impl Strategy<Value = Effect> {
                     spec,
                     learned: vec![list.clone(), list],
                     hits: vec![(n, m)],
+                    // Tag 75 carries the miner generation; 0 is tag 74.
+                    gen: n % 3,
                 },
             },
         )
