@@ -355,13 +355,15 @@ fn bitcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 4 | 5 => {
                     let start = arg_i64(&args[2])?;
                     let end = arg_i64(&args[3])?;
-                    let in_bits = match args.get(4) {
-                        Some(u) => unit_is_bit(u)?,
-                        None => false,
-                    };
+                    // Redis answers 0 here before it reads the unit, so
+                    // `BITCOUNT k -1 -2 NO` is 0, not a syntax error.
                     if start < 0 && end < 0 && start > end {
                         None
                     } else {
+                        let in_bits = match args.get(4) {
+                            Some(u) => unit_is_bit(u)?,
+                            None => false,
+                        };
                         bit_range(start, Some(end), len, in_bits)
                     }
                 }
