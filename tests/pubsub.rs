@@ -833,7 +833,16 @@ async fn geo_keyspace_notifications() {
         .query_async(&mut c)
         .await
         .unwrap();
-    let geoadd = ["GEOADD", "g", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"];
+    let geoadd = [
+        "GEOADD",
+        "g",
+        "13.361389",
+        "38.115556",
+        "Palermo",
+        "15.087269",
+        "37.502669",
+        "Catania",
+    ];
     assert_eq!(
         events(&mut l, &mut c, &geoadd).await,
         ev(&[("__keyevent@0__:zadd", "g")])
@@ -842,7 +851,17 @@ async fn geo_keyspace_notifications() {
     assert!(events(&mut l, &mut c, &geoadd).await.is_empty());
     for (cmd, want) in [
         (
-            &["GEOSEARCHSTORE", "d", "g", "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km"][..],
+            &[
+                "GEOSEARCHSTORE",
+                "d",
+                "g",
+                "FROMLONLAT",
+                "15",
+                "37",
+                "BYRADIUS",
+                "200",
+                "km",
+            ][..],
             ev(&[("__keyevent@0__:geosearchstore", "d")]),
         ),
         (
@@ -850,7 +869,15 @@ async fn geo_keyspace_notifications() {
             ev(&[("__keyevent@0__:georadiusstore", "d2")]),
         ),
         (
-            &["GEORADIUSBYMEMBER", "g", "Palermo", "10", "km", "STOREDIST", "d3"],
+            &[
+                "GEORADIUSBYMEMBER",
+                "g",
+                "Palermo",
+                "10",
+                "km",
+                "STOREDIST",
+                "d3",
+            ],
             ev(&[("__keyevent@0__:georadiusstore", "d3")]),
         ),
         (
@@ -858,11 +885,30 @@ async fn geo_keyspace_notifications() {
             ev(&[("__keyevent@0__:del", "d2")]),
         ),
         (
-            &["GEOSEARCHSTORE", "d", "nokey", "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km"],
+            &[
+                "GEOSEARCHSTORE",
+                "d",
+                "nokey",
+                "FROMLONLAT",
+                "15",
+                "37",
+                "BYRADIUS",
+                "200",
+                "km",
+            ],
             ev(&[("__keyevent@0__:del", "d")]),
         ),
         (
-            &["GEOSEARCH", "g", "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km"],
+            &[
+                "GEOSEARCH",
+                "g",
+                "FROMLONLAT",
+                "15",
+                "37",
+                "BYRADIUS",
+                "200",
+                "km",
+            ],
             ev(&[]),
         ),
     ] {

@@ -105,7 +105,8 @@ fn c_fixed6(x: f64) -> String {
     let rest = &frac.as_bytes()[6.min(frac.len())..];
     let round_up = match rest.first() {
         Some(b'5') => {
-            rest[1..].iter().any(|&c| c != b'0') || digits.last().is_some_and(|d| (d - b'0') % 2 == 1)
+            rest[1..].iter().any(|&c| c != b'0')
+                || digits.last().is_some_and(|d| (d - b'0') % 2 == 1)
         }
         Some(&c) => c > b'5',
         None => false,
@@ -299,9 +300,10 @@ fn geodist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(());
     };
     match (geohash::decode_score(s1), geohash::decode_score(s2)) {
-        (Some(a), Some(b)) => {
-            reply_distance(ctx.out, geohash::distance(a[0], a[1], b[0], b[1]) / to_meter)
-        }
+        (Some(a), Some(b)) => reply_distance(
+            ctx.out,
+            geohash::distance(a[0], a[1], b[0], b[1]) / to_meter,
+        ),
         _ => ctx.out.null(),
     }
     Ok(())
@@ -357,19 +359,47 @@ enum Kind {
 }
 
 fn georadius(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    search(ctx, args, Kind::Radius { member: false, nostore: false })
+    search(
+        ctx,
+        args,
+        Kind::Radius {
+            member: false,
+            nostore: false,
+        },
+    )
 }
 
 fn georadius_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    search(ctx, args, Kind::Radius { member: false, nostore: true })
+    search(
+        ctx,
+        args,
+        Kind::Radius {
+            member: false,
+            nostore: true,
+        },
+    )
 }
 
 fn georadiusbymember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    search(ctx, args, Kind::Radius { member: true, nostore: false })
+    search(
+        ctx,
+        args,
+        Kind::Radius {
+            member: true,
+            nostore: false,
+        },
+    )
 }
 
 fn georadiusbymember_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    search(ctx, args, Kind::Radius { member: true, nostore: true })
+    search(
+        ctx,
+        args,
+        Kind::Radius {
+            member: true,
+            nostore: true,
+        },
+    )
 }
 
 fn geosearch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -414,7 +444,14 @@ fn cmp_desc(a: &Point, b: &Point) -> Ordering {
 
 /// `geoGetPointsInRange` over one box's score interval `[min, max)`,
 /// stopping once `limit` points (when non-zero) were collected in all.
-fn points_in_range(z: &ZSet, min: f64, max: f64, shape: &Shape, out: &mut Vec<Point>, limit: usize) {
+fn points_in_range(
+    z: &ZSet,
+    min: f64,
+    max: f64,
+    shape: &Shape,
+    out: &mut Vec<Point>,
+    limit: usize,
+) {
     let start = z.count_before(|s, _| s < min);
     for (m, score) in z.iter_from(start, false) {
         if score >= max {
@@ -461,7 +498,11 @@ fn members_of_all_neighbors(z: &ZSet, shape: &Shape, limit: usize) -> Vec<Point>
 /// Redis's `georadiusGeneric`, step by step (the order of the checks
 /// decides which error a client sees).
 fn search(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
-    let src_idx = if kind == (Kind::Search { store: true }) { 2 } else { 1 };
+    let src_idx = if kind == (Kind::Search { store: true }) {
+        2
+    } else {
+        1
+    };
     let r = reader(ctx);
     // Only the source's existence and type matter until the scan, which
     // looks it up again.
@@ -490,7 +531,9 @@ fn search(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
                     shape.xy = z
                         .score(&args[2])
                         .and_then(geohash::decode_score)
-                        .ok_or_else(|| CmdError::new("ERR could not decode requested zset member"))?;
+                        .ok_or_else(|| {
+                            CmdError::new("ERR could not decode requested zset member")
+                        })?;
                     let (radius, conv) = arg_distance(&args[3..5])?;
                     shape.kind = ShapeKind::Radius(radius);
                     shape.conversion = conv;
@@ -600,7 +643,9 @@ fn search(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
         )));
     }
     if any && count == 0 {
-        return Err(CmdError::new("ERR the ANY argument requires COUNT argument"));
+        return Err(CmdError::new(
+            "ERR the ANY argument requires COUNT argument",
+        ));
     }
     if !exists {
         match storekey {
@@ -641,7 +686,8 @@ fn search(ctx: &mut Ctx, args: &[Bytes], kind: Kind) -> CmdResult {
     }
     match storekey {
         None => {
-            let option_length = usize::from(withdist) + usize::from(withcoords) + usize::from(withhash);
+            let option_length =
+                usize::from(withdist) + usize::from(withcoords) + usize::from(withhash);
             let out = &mut *ctx.out;
             out.array(returned_items);
             for gp in &ga {
@@ -700,7 +746,7 @@ mod tests {
     fn distances_as_fixedpoint_d2string() {
         assert_eq!(format_distance(0.0), "0.0000");
         assert_eq!(format_distance(0.77505), "0.7750");
-        assert_eq!(format_distance(6.0642951598391699e-05), "0.0001");
+        assert_eq!(format_distance(6.064_295_159_839_17e-5), "0.0001");
         assert_eq!(format_distance(166274.15156960033), "166274.1516");
         assert_eq!(format_distance(f64::NAN), "-922337203685477.5808");
     }

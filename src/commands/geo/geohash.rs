@@ -4,6 +4,10 @@
 //! integer wrap-arounds, the same 9-box search area selection.
 //!
 //! Pure code: no keyspace, no replies.
+//!
+//! Comparisons and clamps are written as the C code writes them (not with
+//! `contains` or `clamp`) because they must treat NaN as C does.
+#![allow(clippy::manual_range_contains, clippy::manual_clamp)]
 
 use std::f64::consts::PI;
 
@@ -177,9 +181,19 @@ pub fn decode(long_range: Range, lat_range: Range, hash: Bits) -> Option<Area> {
 /// `geohashDecodeAreaToLongLat`: the centre, clamped to the limits.
 fn area_center(area: &Area) -> [f64; 2] {
     let mut x = (area.longitude.min + area.longitude.max) / 2.0;
-    x = x.min(LONG_MAX).max(LONG_MIN);
+    if x > LONG_MAX {
+        x = LONG_MAX;
+    }
+    if x < LONG_MIN {
+        x = LONG_MIN;
+    }
     let mut y = (area.latitude.min + area.latitude.max) / 2.0;
-    y = y.min(LAT_MAX).max(LAT_MIN);
+    if y > LAT_MAX {
+        y = LAT_MAX;
+    }
+    if y < LAT_MIN {
+        y = LAT_MIN;
+    }
     [x, y]
 }
 
@@ -313,9 +327,10 @@ fn bounding_box(shape: &Shape) -> [f64; 4] {
     let [longitude, latitude] = shape.xy;
     let (height, width) = match shape.kind {
         ShapeKind::Radius(r) => (shape.conversion * r, shape.conversion * r),
-        ShapeKind::Box { width, height } => {
-            (shape.conversion * (height / 2.0), shape.conversion * (width / 2.0))
-        }
+        ShapeKind::Box { width, height } => (
+            shape.conversion * (height / 2.0),
+            shape.conversion * (width / 2.0),
+        ),
     };
     let lat_delta = rad_deg(height / EARTH_RADIUS_IN_METERS);
     let long_delta_top =

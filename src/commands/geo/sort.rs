@@ -184,8 +184,9 @@ mod tests {
         for n in [1usize, 5, 7, 8, 30, 41, 200] {
             for k in [1usize, 3, 10, 100] {
                 let k = k.min(n);
-                let mut v: Vec<(u32, u32)> =
-                    (0..n as u32).map(|i| (i.wrapping_mul(2654435761) % 97, i)).collect();
+                let mut v: Vec<(u32, u32)> = (0..n as u32)
+                    .map(|i| (i.wrapping_mul(2654435761) % 97, i))
+                    .collect();
                 let mut sorted: Vec<u32> = v.iter().map(|p| p.0).collect();
                 sorted.sort();
                 pqsort(&mut v, &by_key, 0, k - 1);
