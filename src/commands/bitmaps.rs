@@ -873,7 +873,8 @@ mod tests {
         assert_eq!(get_unsigned(&d, 4, 8), 0xab);
         assert_eq!(get_signed(&d, 4, 8), 0xab_u8 as i8 as i64);
         assert_eq!(count_bits(&d, 0, 23), 5);
-        assert_eq!(count_bits(&d, 5, 9), 3);
+        // Bits 5..=9 of 0000_1010 1011_0000 (MSB first): bits 6 and 8.
+        assert_eq!(count_bits(&d, 5, 9), 2);
         assert_eq!(first_bit(&d, 0, 23, 1), Some(4));
         assert_eq!(first_bit(&[0xff, 0xff], 0, 15, 0), None);
     }
