@@ -225,6 +225,70 @@ def gen_bits():
         lambda: ["SET", K("s"), R.choice(["\xff\xf0", "foobar", "\x00\x01\x80", "12", "-5", ""]).encode().decode("unicode_escape")],
     ])()
 
+GEO_LON = lambda: R.choice(["0", "180", "-180", "13.361389", "15.087269", "181", "x", f"{R.uniform(-180, 180):.6f}", f"{R.uniform(-3, 3):.3f}", f"{R.uniform(-3, 3):.3f}"])
+GEO_LAT = lambda: R.choice(["0", "85.05112878", "-85.05112878", "38.115556", "86", "y", f"{R.uniform(-85, 85):.6f}", f"{R.uniform(-3, 3):.3f}", f"{R.uniform(-3, 3):.3f}"])
+GEO_M = lambda: R.choice("abcdefgh")
+GEO_UNIT = lambda: R.choice(["m", "km", "km", "km", "mi", "ft", "KM", "yd"])
+GEO_DIST = lambda: R.choice(["0", "1", "50", "200", "500", "1000", "3000", "20000", "-1", "x"])
+GEO_KEY = lambda: R.choice([K("z"), K("z"), ANY()])
+
+def geo_opts(search, store):
+    """GEOSEARCH / GEORADIUS options in random order, invalid ones included."""
+    opts = []
+    for _ in range(R.randint(0, 4)):
+        o = R.random()
+        if o < 0.15 and not store:
+            opts.append(R.choice(["WITHDIST", "WITHCOORD", "WITHHASH", "withdist"]))
+        elif o < 0.3:
+            opts.append(R.choice(["ASC", "DESC"]))
+        elif o < 0.5:
+            opts += ["COUNT", R.choice(["1", "2", "3", "5", "0", "-1", "x"])] + R.choice([[], ["ANY"], ["ANY"]])
+        elif o < 0.55:
+            opts.append("ANY")
+        elif o < 0.65 and not search:
+            opts += [R.choice(["STORE", "STOREDIST"]), K("z")]
+        elif o < 0.7 and store:
+            opts.append("STOREDIST")
+        elif o < 0.72:
+            opts.append(R.choice(["BOGUS", "STORE"]))
+    return opts
+
+def geo_from():
+    return R.choice([
+        lambda: ["FROMMEMBER", GEO_M()], lambda: ["FROMLONLAT", GEO_LON(), GEO_LAT()],
+        lambda: ["FROMLONLAT", f"{R.uniform(-180, 180):.4f}", f"{R.uniform(-85, 85):.4f}"], lambda: [],
+    ])()
+
+def geo_by():
+    return R.choice([
+        lambda: ["BYRADIUS", GEO_DIST(), GEO_UNIT()], lambda: ["BYBOX", GEO_DIST(), GEO_DIST(), GEO_UNIT()],
+        lambda: ["BYRADIUS", R.choice(["2000", "8000", "15000"]), "km"], lambda: [],
+    ])()
+
+def geo_parts(store):
+    """FROM*, BY* and options, now and then in another order or repeated."""
+    parts = [geo_from(), geo_by(), geo_opts(True, store)]
+    if R.random() < 0.2:
+        R.shuffle(parts)
+    if R.random() < 0.05:
+        parts.append(R.choice([geo_from, geo_by])())
+    return sum(parts, [])
+
+def gen_geo():
+    """Geo commands over the sorted-set keys (and wrong types)."""
+    return R.choice([
+        lambda: ["GEOADD", K("z")] + R.choice([[], [], ["NX"], ["XX"], ["CH"], ["XX", "CH"], ["NX", "XX"]]) + sum(([GEO_LON(), GEO_LAT(), GEO_M()] for _ in range(R.randint(1, 4))), []),
+        lambda: ["GEOADD", K("z")] + sum(([f"{R.uniform(-180, 180):.5f}", f"{R.uniform(-85, 85):.5f}", GEO_M()] for _ in range(R.randint(1, 6))), []),
+        lambda: ["GEOPOS", GEO_KEY()] + [GEO_M() for _ in range(R.randint(0, 3))],
+        lambda: ["GEOHASH", GEO_KEY()] + [GEO_M() for _ in range(R.randint(0, 3))],
+        lambda: ["GEODIST", GEO_KEY(), GEO_M(), GEO_M()] + R.choice([[], [GEO_UNIT()], ["km", "x"]]),
+        lambda: ["GEOSEARCH", GEO_KEY()] + geo_parts(False),
+        lambda: ["GEOSEARCHSTORE", K("z"), GEO_KEY()] + geo_parts(True),
+        lambda: [R.choice(["GEORADIUS", "GEORADIUS_RO"]), GEO_KEY(), GEO_LON(), GEO_LAT(), GEO_DIST(), GEO_UNIT()] + geo_opts(False, False),
+        lambda: [R.choice(["GEORADIUSBYMEMBER", "GEORADIUSBYMEMBER_RO"]), GEO_KEY(), GEO_M(), GEO_DIST(), GEO_UNIT()] + geo_opts(False, False),
+        lambda: ["ZRANGE", K("z"), "0", "-1", "WITHSCORES"],
+    ])()
+
 def gen():
     r = R.random()
     if r < 0.03:
@@ -234,6 +298,8 @@ def gen():
     if r < 0.07:
         return gen_hll()
     if r < 0.1:
+        return gen_geo()
+    if r < 0.12:
         return gen4()
     if r < 0.25:
         return gen3()

@@ -419,6 +419,20 @@ fn zsets() -> impl Strategy<Value = Vec<String>> {
         1 => (key_of("z"), key_of("z"), key_of("z")).prop_map(|(d, a, b)| words(&["ZINTERSTORE", &d, "2", &a, &b, "AGGREGATE", "MAX"])),
         1 => (key_of("z"), key_of("z"), key_of("z")).prop_map(|(d, a, b)| words(&["ZDIFFSTORE", &d, "2", &a, &b])),
         1 => (key_of("z"), key_of("z")).prop_map(|(a, b)| words(&["ZMPOP", "2", &a, &b, "MAX", "COUNT", "2"])),
+        2 => (key_of("z"), prop_oneof![Just(vec![]), Just(vec!["NX"]), Just(vec!["XX", "CH"])], proptest::collection::vec((-1800i32..1800, -850i32..850, member()), 1..4)).prop_map(|(k, f, pts)| {
+            let mut c = words(&["GEOADD", &k]);
+            c.extend(words(&f));
+            for (x, y, m) in pts {
+                c.extend([format!("{}", f64::from(x) / 10.0), format!("{}", f64::from(y) / 10.0), m]);
+            }
+            c
+        }),
+        1 => (key_of("z"), key_of("z"), prop_oneof![Just(vec![]), Just(vec!["STOREDIST"]), Just(vec!["COUNT", "2", "DESC"])]).prop_map(|(d, k, o)| {
+            let mut c = words(&["GEOSEARCHSTORE", &d, &k, "FROMLONLAT", "0", "0", "BYRADIUS", "8000", "km"]);
+            c.extend(words(&o));
+            c
+        }),
+        1 => (key_of("z"), key_of("z")).prop_map(|(d, k)| words(&["GEORADIUS", &k, "10", "10", "5000", "km", "STORE", &d])),
     ]
 }
 
@@ -548,6 +562,94 @@ proptest! {
             .unwrap()
             .block_on(run_ops(ops));
     }
+}
+
+/// GEOADD (logged as ZADD effects), GEOSEARCHSTORE and GEORADIUS STORE
+/// (the destination's final state) come back after a restart: same
+/// scores, so the same positions and search results.
+#[tokio::test]
+async fn geo_writes_survive_restart() {
+    let dir = temp_dir();
+    let s = start_in(&dir, &[]).await;
+    let mut c = client(s.local_addr()).await;
+    let writes: &[&[&str]] = &[
+        &[
+            "GEOADD",
+            "g",
+            "13.361389",
+            "38.115556",
+            "Palermo",
+            "15.087269",
+            "37.502669",
+            "Catania",
+        ],
+        &[
+            "GEOADD", "g", "XX", "CH", "13.5", "38.1", "Palermo", "1", "1", "ignored",
+        ],
+        &["GEOADD", "g", "NX", "12.758489", "38.788135", "edge"],
+        &[
+            "GEOSEARCHSTORE",
+            "near",
+            "g",
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYRADIUS",
+            "200",
+            "km",
+            "STOREDIST",
+        ],
+        &[
+            "GEOSEARCHSTORE",
+            "box",
+            "g",
+            "FROMMEMBER",
+            "Palermo",
+            "BYBOX",
+            "400",
+            "400",
+            "km",
+            "COUNT",
+            "2",
+        ],
+        &["GEORADIUS", "g", "15", "37", "300", "km", "STORE", "radius"],
+        &["SET", "gone", "x"],
+        &["GEORADIUS", "g", "15", "37", "1", "km", "STORE", "gone"],
+    ];
+    for w in writes {
+        cmd(&mut c, w).await.unwrap();
+    }
+    let probe = |c: &mut redis::aio::MultiplexedConnection| {
+        let mut c = c.clone();
+        async move {
+            let mut got = Vec::new();
+            for q in [
+                &["ZRANGE", "g", "0", "-1", "WITHSCORES"][..],
+                &["GEOPOS", "g", "Palermo", "Catania", "edge", "ignored"],
+                &["ZRANGE", "near", "0", "-1", "WITHSCORES"],
+                &["ZRANGE", "box", "0", "-1", "WITHSCORES"],
+                &["ZRANGE", "radius", "0", "-1", "WITHSCORES"],
+                &["EXISTS", "gone"],
+            ] {
+                got.push(cmd(&mut c, q).await.unwrap());
+            }
+            got
+        }
+    };
+    let before = probe(&mut c).await;
+    let dump_before = dump(&s);
+    assert_eq!(
+        before[5],
+        redis::Value::Int(0),
+        "an empty STORE result deletes the destination"
+    );
+    drop(c);
+    s.shutdown().await;
+    let s = start_in(&dir, &[]).await;
+    let mut c = client(s.local_addr()).await;
+    assert_eq!(dump(&s), dump_before);
+    assert_eq!(probe(&mut c).await, before);
+    s.shutdown().await;
 }
 
 /// A write that finds its key expired recreates it: the expired value's

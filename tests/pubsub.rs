@@ -941,5 +941,108 @@ async fn client_reply_off_keeps_pubsub_frames() {
         b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\ny\r\n:1\r\n",
     )
     .await;
+/// Geo writes publish Redis 7.0's events: GEOADD is ZADD (`zadd`, only
+/// when something changed), GEOSEARCHSTORE `geosearchstore`, GEORADIUS
+/// STORE `georadiusstore`, and an empty result deletes the destination
+/// (`del`).
+#[tokio::test]
+async fn geo_keyspace_notifications() {
+    let s = common::start().await;
+    let addr = s.local_addr();
+    let mut c = common::client(addr).await;
+    let mut l = Raw::connect(addr).await;
+    l.check(
+        &resp(&[b"PSUBSCRIBE", b"__key*"]),
+        &confirm(false, "psubscribe", Some("__key*"), 1),
+    )
+    .await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("Ezg")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let geoadd = [
+        "GEOADD",
+        "g",
+        "13.361389",
+        "38.115556",
+        "Palermo",
+        "15.087269",
+        "37.502669",
+        "Catania",
+    ];
+    assert_eq!(
+        events(&mut l, &mut c, &geoadd).await,
+        ev(&[("__keyevent@0__:zadd", "g")])
+    );
+    // Nothing changed: no event.
+    assert!(events(&mut l, &mut c, &geoadd).await.is_empty());
+    for (cmd, want) in [
+        (
+            &[
+                "GEOSEARCHSTORE",
+                "d",
+                "g",
+                "FROMLONLAT",
+                "15",
+                "37",
+                "BYRADIUS",
+                "200",
+                "km",
+            ][..],
+            ev(&[("__keyevent@0__:geosearchstore", "d")]),
+        ),
+        (
+            &["GEORADIUS", "g", "15", "37", "200", "km", "STORE", "d2"],
+            ev(&[("__keyevent@0__:georadiusstore", "d2")]),
+        ),
+        (
+            &[
+                "GEORADIUSBYMEMBER",
+                "g",
+                "Palermo",
+                "10",
+                "km",
+                "STOREDIST",
+                "d3",
+            ],
+            ev(&[("__keyevent@0__:georadiusstore", "d3")]),
+        ),
+        (
+            &["GEORADIUS", "g", "15", "37", "1", "km", "STORE", "d2"],
+            ev(&[("__keyevent@0__:del", "d2")]),
+        ),
+        (
+            &[
+                "GEOSEARCHSTORE",
+                "d",
+                "nokey",
+                "FROMLONLAT",
+                "15",
+                "37",
+                "BYRADIUS",
+                "200",
+                "km",
+            ],
+            ev(&[("__keyevent@0__:del", "d")]),
+        ),
+        (
+            &[
+                "GEOSEARCH",
+                "g",
+                "FROMLONLAT",
+                "15",
+                "37",
+                "BYRADIUS",
+                "200",
+                "km",
+            ],
+            ev(&[]),
+        ),
+    ] {
+        assert_eq!(events(&mut l, &mut c, cmd).await, want, "{cmd:?}");
+    }
     s.shutdown().await;
 }

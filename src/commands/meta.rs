@@ -879,6 +879,349 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "geoadd",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("6.2.0", "Added the `CH`, `NX` and `XX` options."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("condition", T::Oneof).since("6.2.0").flags(OPTIONAL).args(&[
+                    arg("nx", T::PureToken).token("NX"),
+                    arg("xx", T::PureToken).token("XX"),
+                ]),
+                arg("change", T::PureToken).token("CH").since("6.2.0").flags(OPTIONAL),
+                arg("longitude_latitude_member", T::Block).flags(MULTIPLE).args(&[
+                    arg("longitude", T::Double),
+                    arg("latitude", T::Double),
+                    arg("member", T::String),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "geodist",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member1", T::String),
+                arg("member2", T::String),
+                arg("unit", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("m", T::PureToken).token("M"),
+                    arg("km", T::PureToken).token("KM"),
+                    arg("ft", T::PureToken).token("FT"),
+                    arg("mi", T::PureToken).token("MI"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "geohash",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "geopos",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "georadius",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Keyword { keyword: "STORE", startfrom: 6 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Keyword { keyword: "STOREDIST", startfrom: 6 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("6.2.0"),
+            replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument"),
+            history: &[
+                ("6.2.0", "Added the `ANY` option for `COUNT`."),
+                ("7.0.0", "Added support for uppercase unit names."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("longitude", T::Double),
+                arg("latitude", T::Double),
+                arg("radius", T::Double),
+                arg("unit", T::Oneof).args(&[
+                    arg("m", T::PureToken).token("M"),
+                    arg("km", T::PureToken).token("KM"),
+                    arg("ft", T::PureToken).token("FT"),
+                    arg("mi", T::PureToken).token("MI"),
+                ]),
+                arg("withcoord", T::PureToken).token("WITHCOORD").flags(OPTIONAL),
+                arg("withdist", T::PureToken).token("WITHDIST").flags(OPTIONAL),
+                arg("withhash", T::PureToken).token("WITHHASH").flags(OPTIONAL),
+                arg("count", T::Block).flags(OPTIONAL).args(&[
+                    arg("count", T::Integer).token("COUNT"),
+                    arg("any", T::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL),
+                ]),
+                arg("order", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("asc", T::PureToken).token("ASC"),
+                    arg("desc", T::PureToken).token("DESC"),
+                ]),
+                arg("key", T::Key).key_spec(1).token("STORE").flags(OPTIONAL),
+                arg("key", T::Key).key_spec(2).token("STOREDIST").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "georadius_ro",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("6.2.0"),
+            replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` argument"),
+            history: &[
+                ("6.2.0", "Added the `ANY` option for `COUNT`."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("longitude", T::Double),
+                arg("latitude", T::Double),
+                arg("radius", T::Double),
+                arg("unit", T::Oneof).args(&[
+                    arg("m", T::PureToken).token("M"),
+                    arg("km", T::PureToken).token("KM"),
+                    arg("ft", T::PureToken).token("FT"),
+                    arg("mi", T::PureToken).token("MI"),
+                ]),
+                arg("withcoord", T::PureToken).token("WITHCOORD").flags(OPTIONAL),
+                arg("withdist", T::PureToken).token("WITHDIST").flags(OPTIONAL),
+                arg("withhash", T::PureToken).token("WITHHASH").flags(OPTIONAL),
+                arg("count", T::Block).flags(OPTIONAL).args(&[
+                    arg("count", T::Integer).token("COUNT"),
+                    arg("any", T::PureToken).token("ANY").since("6.2.0").flags(OPTIONAL),
+                ]),
+                arg("order", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("asc", T::PureToken).token("ASC"),
+                    arg("desc", T::PureToken).token("DESC"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "georadiusbymember",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Keyword { keyword: "STORE", startfrom: 5 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Keyword { keyword: "STOREDIST", startfrom: 5 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("6.2.0"),
+            replaced_by: Some("`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments"),
+            history: &[
+                ("7.0.0", "Added support for uppercase unit names."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member", T::String),
+                arg("radius", T::Double),
+                arg("unit", T::Oneof).args(&[
+                    arg("m", T::PureToken).token("M"),
+                    arg("km", T::PureToken).token("KM"),
+                    arg("ft", T::PureToken).token("FT"),
+                    arg("mi", T::PureToken).token("MI"),
+                ]),
+                arg("withcoord", T::PureToken).token("WITHCOORD").flags(OPTIONAL),
+                arg("withdist", T::PureToken).token("WITHDIST").flags(OPTIONAL),
+                arg("withhash", T::PureToken).token("WITHHASH").flags(OPTIONAL),
+                arg("count", T::Block).flags(OPTIONAL).args(&[
+                    arg("count", T::Integer).token("COUNT"),
+                    arg("any", T::PureToken).token("ANY").flags(OPTIONAL),
+                ]),
+                arg("order", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("asc", T::PureToken).token("ASC"),
+                    arg("desc", T::PureToken).token("DESC"),
+                ]),
+                arg("key", T::Key).key_spec(1).token("STORE").flags(OPTIONAL),
+                arg("key", T::Key).key_spec(2).token("STOREDIST").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "georadiusbymember_ro",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("6.2.0"),
+            replaced_by: Some("`GEOSEARCH` with the `BYRADIUS` and `FROMMEMBER` arguments"),
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("member", T::String),
+                arg("radius", T::Double),
+                arg("unit", T::Oneof).args(&[
+                    arg("m", T::PureToken).token("M"),
+                    arg("km", T::PureToken).token("KM"),
+                    arg("ft", T::PureToken).token("FT"),
+                    arg("mi", T::PureToken).token("MI"),
+                ]),
+                arg("withcoord", T::PureToken).token("WITHCOORD").flags(OPTIONAL),
+                arg("withdist", T::PureToken).token("WITHDIST").flags(OPTIONAL),
+                arg("withhash", T::PureToken).token("WITHHASH").flags(OPTIONAL),
+                arg("count", T::Block).flags(OPTIONAL).args(&[
+                    arg("count", T::Integer).token("COUNT"),
+                    arg("any", T::PureToken).token("ANY").flags(OPTIONAL),
+                ]),
+                arg("order", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("asc", T::PureToken).token("ASC"),
+                    arg("desc", T::PureToken).token("DESC"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "geosearch",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("7.0.0", "Added support for uppercase unit names."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("from", T::Oneof).args(&[
+                    arg("member", T::String).token("FROMMEMBER"),
+                    arg("longitude_latitude", T::Block).token("FROMLONLAT").args(&[
+                        arg("longitude", T::Double),
+                        arg("latitude", T::Double),
+                    ]),
+                ]),
+                arg("by", T::Oneof).args(&[
+                    arg("circle", T::Block).args(&[
+                        arg("radius", T::Double).token("BYRADIUS"),
+                        arg("unit", T::Oneof).args(&[
+                            arg("m", T::PureToken).token("M"),
+                            arg("km", T::PureToken).token("KM"),
+                            arg("ft", T::PureToken).token("FT"),
+                            arg("mi", T::PureToken).token("MI"),
+                        ]),
+                    ]),
+                    arg("box", T::Block).args(&[
+                        arg("width", T::Double).token("BYBOX"),
+                        arg("height", T::Double),
+                        arg("unit", T::Oneof).args(&[
+                            arg("m", T::PureToken).token("M"),
+                            arg("km", T::PureToken).token("KM"),
+                            arg("ft", T::PureToken).token("FT"),
+                            arg("mi", T::PureToken).token("MI"),
+                        ]),
+                    ]),
+                ]),
+                arg("order", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("asc", T::PureToken).token("ASC"),
+                    arg("desc", T::PureToken).token("DESC"),
+                ]),
+                arg("count", T::Block).flags(OPTIONAL).args(&[
+                    arg("count", T::Integer).token("COUNT"),
+                    arg("any", T::PureToken).token("ANY").flags(OPTIONAL),
+                ]),
+                arg("withcoord", T::PureToken).token("WITHCOORD").flags(OPTIONAL),
+                arg("withdist", T::PureToken).token("WITHDIST").flags(OPTIONAL),
+                arg("withhash", T::PureToken).token("WITHHASH").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "geosearchstore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("7.0.0", "Added support for uppercase unit names."),
+            ],
+            args: &[
+                arg("destination", T::Key).key_spec(0),
+                arg("source", T::Key).key_spec(1),
+                arg("from", T::Oneof).args(&[
+                    arg("member", T::String).token("FROMMEMBER"),
+                    arg("longitude_latitude", T::Block).token("FROMLONLAT").args(&[
+                        arg("longitude", T::Double),
+                        arg("latitude", T::Double),
+                    ]),
+                ]),
+                arg("by", T::Oneof).args(&[
+                    arg("circle", T::Block).args(&[
+                        arg("radius", T::Double).token("BYRADIUS"),
+                        arg("unit", T::Oneof).args(&[
+                            arg("m", T::PureToken).token("M"),
+                            arg("km", T::PureToken).token("KM"),
+                            arg("ft", T::PureToken).token("FT"),
+                            arg("mi", T::PureToken).token("MI"),
+                        ]),
+                    ]),
+                    arg("box", T::Block).args(&[
+                        arg("width", T::Double).token("BYBOX"),
+                        arg("height", T::Double),
+                        arg("unit", T::Oneof).args(&[
+                            arg("m", T::PureToken).token("M"),
+                            arg("km", T::PureToken).token("KM"),
+                            arg("ft", T::PureToken).token("FT"),
+                            arg("mi", T::PureToken).token("MI"),
+                        ]),
+                    ]),
+                ]),
+                arg("order", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("asc", T::PureToken).token("ASC"),
+                    arg("desc", T::PureToken).token("DESC"),
+                ]),
+                arg("count", T::Block).flags(OPTIONAL).args(&[
+                    arg("count", T::Integer).token("COUNT"),
+                    arg("any", T::PureToken).token("ANY").flags(OPTIONAL),
+                ]),
+                arg("storedist", T::PureToken).token("STOREDIST").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "get",
         CommandMeta {
             key_specs: &[

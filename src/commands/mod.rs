@@ -11,6 +11,7 @@
 
 pub mod bitmaps;
 pub mod connection;
+pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod introspection;
@@ -508,6 +509,7 @@ static FAMILIES: &[&[Command]] = &[
     keys::COMMANDS,
     transactions::COMMANDS,
     zsets::COMMANDS,
+    geo::COMMANDS,
     streams::COMMANDS,
     stream_groups::COMMANDS,
     hashes::COMMANDS,

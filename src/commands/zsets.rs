@@ -25,6 +25,7 @@ use crate::server::blocking::{self, Null, Unit};
 use bytes::Bytes;
 
 pub(crate) use float::{parse_score, parse_score_bound};
+pub(super) use range::store;
 
 /// A table entry of the sorted-set group.
 #[allow(clippy::too_many_arguments)]
@@ -270,7 +271,7 @@ fn zset_add(
 }
 
 /// ZADD key [NX | XX] [GT | LT] [CH] [INCR] score member [score member ...]
-fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub(super) fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     zadd_generic(ctx, args, false)
 }
 

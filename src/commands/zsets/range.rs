@@ -458,7 +458,7 @@ fn skip_offset((s, e): (usize, usize), rev: bool, offset: usize) -> (usize, usiz
 /// Stores a freshly built result under `dst` (Redis's `setKey`, which
 /// drops any TTL), or deletes `dst` when the result is empty; replies with
 /// the size. The WAL gets the destination's final state.
-pub(super) fn store(ctx: &mut Ctx, r: Rd, dst: &Bytes, z: ZSet, event: &'static str) {
+pub(crate) fn store(ctx: &mut Ctx, r: Rd, dst: &Bytes, z: ZSet, event: &'static str) {
     let n = z.len();
     if n > 0 {
         let existed = ctx.ks.lookup_write(r.db, dst, r.now_ms).is_some();
