@@ -941,6 +941,9 @@ async fn client_reply_off_keeps_pubsub_frames() {
         b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\ny\r\n:1\r\n",
     )
     .await;
+    s.shutdown().await;
+}
+
 /// Geo writes publish Redis 7.0's events: GEOADD is ZADD (`zadd`, only
 /// when something changed), GEOSEARCHSTORE `geosearchstore`, GEORADIUS
 /// STORE `georadiusstore`, and an empty result deletes the destination
