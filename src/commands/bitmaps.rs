@@ -7,8 +7,8 @@
 //! they changed (a SETRANGE effect), not as the whole value.
 
 use super::{
-    arg_i64, flags::*, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Command, Ctx,
-    Doc, Handler,
+    arg_i64, c_str, flags::*, is_opt, read_typed, reader, write_typed, CmdError, CmdResult,
+    Command, Ctx, Doc, Handler,
 };
 use crate::db::effect::Effect;
 use crate::db::notify::{GENERIC, NEW, STRING};
@@ -138,12 +138,6 @@ fn as_str(v: &mut Value) -> Result<&mut StrValue, CmdError> {
 }
 
 const BIT_OFFSET_ERR: &str = "ERR bit offset is not an integer or out of range";
-
-/// An argument as Redis reads `argv[i]->ptr` with `strlen`: up to its
-/// first NUL byte.
-fn c_str(a: &[u8]) -> &[u8] {
-    &a[..memchr::memchr(0, a).unwrap_or(a.len())]
-}
 
 /// Redis's `getBitOffsetFromArgument`: a bit offset below
 /// `proto-max-bulk-len` bytes; with `bits` (BITFIELD), `#n` means the n-th

@@ -263,7 +263,11 @@ fn pfdebug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if sparse {
                 s.data = hll::to_dense(&s.data).ok_or_else(corrupted)?;
             }
-            (sparse, getreg.then(|| hll::dense_registers(&s.data)), None)
+            (
+                sparse,
+                getreg.then(|| hll::registers(&s.data).unwrap_or_default()),
+                None,
+            )
         } else if is_opt(sub, "decode") {
             if !sparse {
                 return Err(CmdError::new("ERR HLL encoding is not sparse"));

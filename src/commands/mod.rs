@@ -859,17 +859,21 @@ pub fn is_kw(a: &[u8], kw: &str) -> bool {
     a.eq_ignore_ascii_case(kw.as_bytes())
 }
 
+/// An argument as C code reads `argv[j]->ptr` as a string (`strlen`,
+/// `strcmp`, `%s`): up to its first NUL byte.
+pub fn c_str(a: &[u8]) -> &[u8] {
+    &a[..memchr::memchr(0, a).unwrap_or(a.len())]
+}
+
 /// Matches an option argument the way Redis's `strcasecmp` on `argv[j]->ptr`
 /// does: as a C string, so the argument ends at its first NUL byte.
 pub fn is_opt(a: &[u8], kw: &str) -> bool {
-    let end = a.iter().position(|&b| b == 0).unwrap_or(a.len());
-    a[..end].eq_ignore_ascii_case(kw.as_bytes())
+    c_str(a).eq_ignore_ascii_case(kw.as_bytes())
 }
 
 /// An argument as Redis's `%s` prints it in an error: up to its first NUL.
 pub fn c_str_lossy(a: &[u8]) -> String {
-    let end = a.iter().position(|&b| b == 0).unwrap_or(a.len());
-    String::from_utf8_lossy(&a[..end]).into_owned()
+    String::from_utf8_lossy(c_str(a)).into_owned()
 }
 
 #[cfg(test)]

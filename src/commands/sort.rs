@@ -10,7 +10,8 @@
 //! is stable, as glibc's `qsort` (a merge sort) is.
 
 use super::{
-    arg_i64, flags::*, is_opt, reader, CmdError, CmdResult, Command, Ctx, Doc, Handler, Reader,
+    arg_i64, c_str, flags::*, is_opt, reader, CmdError, CmdResult, Command, Ctx, Doc, Handler,
+    Reader,
 };
 use crate::commands::zsets::float::strtod;
 use crate::db::list::List;
@@ -115,12 +116,6 @@ struct Item {
     obj: Vec<u8>,
     score: f64,
     cmp: Option<Vec<u8>>,
-}
-
-/// The bytes of a C string (up to its first NUL), as `strcoll` in the C
-/// locale and `strchr`/`strstr` see them.
-fn c_str(a: &[u8]) -> &[u8] {
-    &a[..memchr::memchr(0, a).unwrap_or(a.len())]
 }
 
 /// Redis's `lookupKeyByPattern`: `#` is the element itself; otherwise the

@@ -145,11 +145,6 @@ pub static COMMANDS: &[Command] = &[
     cmd("xautoclaim", -6, WRITE | FAST, (1, 1, 1), &["@write", "@stream", "@fast"], "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer.", "6.2.0", "O(1) if COUNT is small.", xautoclaim),
 ];
 
-/// Error text pieces are printed as Redis's `%s`: up to the first NUL.
-pub(super) fn cstr(a: &[u8]) -> &[u8] {
-    &a[..a.iter().position(|&b| b == 0).unwrap_or(a.len())]
-}
-
 pub(super) fn err_parts(parts: &[&[u8]]) -> CmdError {
     CmdError::from_bytes(parts.concat())
 }
@@ -157,9 +152,9 @@ pub(super) fn err_parts(parts: &[&[u8]]) -> CmdError {
 pub(super) fn nogroup_for_key(group: &[u8], key: &[u8]) -> CmdError {
     err_parts(&[
         b"NOGROUP No such consumer group '",
-        cstr(group),
+        super::c_str(group),
         b"' for key name '",
-        cstr(key),
+        super::c_str(key),
         b"'",
     ])
 }
@@ -167,9 +162,9 @@ pub(super) fn nogroup_for_key(group: &[u8], key: &[u8]) -> CmdError {
 pub(super) fn nogroup_key_or_group(key: &[u8], group: &[u8], suffix: &[u8]) -> CmdError {
     err_parts(&[
         b"NOGROUP No such key '",
-        cstr(key),
+        super::c_str(key),
         b"' or consumer group '",
-        cstr(group),
+        super::c_str(group),
         b"'",
         suffix,
     ])

@@ -4,7 +4,7 @@
 //! XACK are in `stream_groups`.
 
 use super::stream_groups::{
-    cmd, cstr, err_parts, map_or_array, nogroup_for_key, nogroup_key_or_group, reply_entries_read,
+    cmd, err_parts, map_or_array, nogroup_for_key, nogroup_key_or_group, reply_entries_read,
     reply_lag, GKEY,
 };
 use super::streams::{
@@ -237,7 +237,7 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         } else {
             return Err(err_parts(&[
                 b"ERR Unrecognized XCLAIM option '",
-                cstr(o),
+                super::c_str(o),
                 b"'",
             ]));
         }

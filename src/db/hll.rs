@@ -372,35 +372,7 @@ pub fn add(v: &mut Vec<u8>, ele: &[u8], sparse_max: usize) -> Set {
     set_register(v, index, count, sparse_max)
 }
 
-/// Register histogram of a value; None when a sparse value is corrupted.
-fn histogram(v: &[u8]) -> Option<[u32; 64]> {
-    let mut h = [0u32; 64];
-    if encoding(v) == DENSE {
-        for i in 0..REGISTERS {
-            h[usize::from(dense_get(&v[HDR_SIZE..], i))] += 1;
-        }
-        return Some(h);
-    }
-    let s = &v[HDR_SIZE..];
-    let (mut p, mut idx) = (0, 0usize);
-    while p < s.len() {
-        let (op, n) = op_at(s, p);
-        match op {
-            Op::Zero(run) => {
-                idx += run;
-                h[0] += run as u32;
-            }
-            Op::Val(val, run) => {
-                idx += run;
-                h[usize::from(val)] += run as u32;
-            }
-        }
-        p += n;
-    }
-    (idx == REGISTERS).then_some(h)
-}
-
-/// Histogram of raw registers (one byte each: PFCOUNT of several keys).
+/// Histogram of registers (one byte each).
 pub fn raw_histogram(regs: &[u8]) -> [u32; 64] {
     let mut h = [0u32; 64];
     for r in regs {
@@ -458,7 +430,7 @@ pub fn estimate(h: &[u32; 64]) -> u64 {
 
 /// The cardinality of a value, or None when it is corrupted.
 pub fn count(v: &[u8]) -> Option<u64> {
-    histogram(v).map(|h| estimate(&h))
+    registers(v).map(|r| estimate(&raw_histogram(&r)))
 }
 
 /// Redis's `hllMerge`: raises `max` to each register of `v`.
@@ -489,13 +461,6 @@ pub fn decode_sparse(v: &[u8]) -> String {
         p += n;
     }
     out.join(" ")
-}
-
-/// The 16384 register values of a dense value.
-pub fn dense_registers(v: &[u8]) -> Vec<u8> {
-    (0..REGISTERS)
-        .map(|i| dense_get(&v[HDR_SIZE..], i))
-        .collect()
 }
 
 /// PFSELFTEST: Redis's two checks. Register packing: random values set
