@@ -258,11 +258,7 @@ async fn blmove_chains_and_pipelined_input_waits() {
 
 #[tokio::test]
 async fn served_pop_is_durable() {
-    let dir = tempfile::Builder::new()
-        .prefix("redlog-blocking-")
-        .tempdir()
-        .unwrap()
-        .keep();
+    let dir = temp_dir();
     let d = dir.to_str().unwrap().to_string();
     let s = start_with(&[("dir", &d)]).await;
     let mut a = blocked(&s, &[b"BLMOVE", b"k", b"dst", b"LEFT", b"RIGHT", b"0"], 1).await;

@@ -708,7 +708,7 @@ fn kill_9_keeps_acknowledged_lines_and_template_ids() {
         .filter(|l| !l.is_empty())
         .map(|l| l.to_vec())
         .collect();
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = temp_dir();
     let port = free_port();
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_redlog"))

@@ -186,7 +186,7 @@ async fn restart_keeps_groups_consumers_and_pel() {
 /// after the group commands) when the server is killed.
 #[test]
 fn kill_9_replays_group_ops() {
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = common::temp_dir();
     let port = free_port();
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_redlog"))

@@ -201,7 +201,7 @@ fn wait_ping(port: u16) -> redis::Connection {
 #[test]
 fn kill_9_keeps_every_acknowledged_xadd_and_xdel() {
     for policy in ["always", "everysec"] {
-        let dir = tempfile::tempdir().unwrap().keep();
+        let dir = common::temp_dir();
         let port = free_port();
         let spawn = || {
             std::process::Command::new(env!("CARGO_BIN_EXE_redlog"))

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use redlog::db::Value;
 use redlog::protocol::format_double;
 use redlog::server::ServerHandle;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 async fn check(c: &mut Raw, args: &[&[u8]], expected: &[u8]) {
@@ -286,14 +286,6 @@ fn dump(s: &ServerHandle) -> Dump {
         .collect();
     v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     v
-}
-
-fn temp_dir() -> PathBuf {
-    tempfile::Builder::new()
-        .prefix("redlog-zsets-")
-        .tempdir()
-        .unwrap()
-        .keep()
 }
 
 async fn start_in(dir: &Path) -> ServerHandle {

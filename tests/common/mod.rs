@@ -17,11 +17,7 @@ pub async fn start_with(options: &[(&str, &str)]) -> ServerHandle {
     let mut cfg = Config::default();
     cfg.set_startup("port", "0").unwrap();
     // Each server gets its own data directory (one server per dir: LOCK).
-    let dir = tempfile::Builder::new()
-        .prefix("redlog-test-")
-        .tempdir()
-        .unwrap()
-        .keep();
+    let dir = temp_dir();
     cfg.set_startup("dir", dir.to_str().unwrap()).unwrap();
     for (k, v) in options {
         cfg.set_startup(k, v).unwrap();
@@ -284,13 +280,56 @@ pub async fn raw_cmd(c: &mut Raw, args: &[&str]) -> String {
 }
 
 /// A fresh data directory that outlives the test (a server restarted on it
-/// must find it).
+/// must find it). The directories are removed when the test process exits,
+/// unless a test of the process failed (then they stay for inspection).
 pub fn temp_dir() -> std::path::PathBuf {
-    tempfile::Builder::new()
+    let dir = tempfile::Builder::new()
         .prefix("redlog-test-")
         .tempdir()
         .unwrap()
-        .keep()
+        .keep();
+    cleanup::track(dir.clone());
+    dir
+}
+
+/// Removal of the data directories at process exit (each WAL reserves
+/// megabytes: a day of test runs kept them all once filled the disk).
+mod cleanup {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Mutex, Once};
+
+    static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    static FAILED: AtomicBool = AtomicBool::new(false);
+    static INSTALL: Once = Once::new();
+
+    pub fn track(dir: PathBuf) {
+        INSTALL.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                FAILED.store(true, Ordering::SeqCst);
+                previous(info)
+            }));
+            // SAFETY: `remove_all` is an `extern "C" fn()` that does not
+            // unwind (it catches nothing that could panic: a poisoned lock
+            // is skipped).
+            unsafe { libc::atexit(remove_all) };
+        });
+        if let Ok(mut dirs) = DIRS.lock() {
+            dirs.push(dir);
+        }
+    }
+
+    extern "C" fn remove_all() {
+        if FAILED.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Ok(dirs) = DIRS.lock() {
+            for dir in dirs.iter() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
 }
 
 /// A server on `dir` with extra config directives.
