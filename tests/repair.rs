@@ -300,3 +300,89 @@ async fn damaged_base_without_alternative_reports_what_it_dropped() {
     );
     s.shutdown().await;
 }
+
+/// A repair that cuts a stream's entry log below what its checkpoint
+/// counted: the restarted server's XLEN, XINFO and trimming agree with the
+/// entries the log still has (the checkpoint used to keep counting the lost
+/// ones: XLEN 300 with 50 entries left).
+#[tokio::test]
+async fn stream_repaired_below_its_checkpoint_counts_what_is_left() {
+    let dir = temp_dir();
+    let s = start_in(&dir, &[("stream-segment-bytes", "4096")]).await;
+    {
+        let mut c = client(s.local_addr()).await;
+        let mut p = redis::pipe();
+        for i in 1..=300 {
+            p.cmd("XADD")
+                .arg("s")
+                .arg(format!("{i}-0"))
+                .arg("field")
+                .arg(format!("{i:0>200}"))
+                .ignore();
+        }
+        let () = p.query_async(&mut c).await.unwrap();
+    }
+    // The checkpoint is written at shutdown: it counts all 300 entries.
+    s.shutdown().await;
+    let streams: Vec<PathBuf> = std::fs::read_dir(dir.join("streams"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    let segments = files_with(&streams[0], "log");
+    assert!(segments.len() >= 3, "{segments:?}");
+    // Damage a record in the second segment; repair keeps what is before.
+    let mut b = std::fs::read(&segments[1]).unwrap();
+    b[40] ^= 0x5a;
+    std::fs::write(&segments[1], &b).unwrap();
+    let (code, out) = check(&dir, true);
+    assert_eq!(code, 0, "{out}");
+
+    let s = start_in(&dir, &[("stream-segment-bytes", "4096")]).await;
+    let mut c = client(s.local_addr()).await;
+    let left: Vec<redis::Value> = redis::cmd("XRANGE")
+        .arg("s")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(!left.is_empty() && left.len() < 300, "{}", left.len());
+    let len: usize = redis::cmd("XLEN")
+        .arg("s")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(len, left.len());
+    // The last id stays (ids never go back); first-entry is the first kept.
+    let info: redis::Value = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg("s")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let text = format!("{info:?}");
+    assert!(text.contains("300-0"), "{text}");
+    // Trimming counts the same entries: MAXLEN 10 leaves exactly 10.
+    let _: i64 = redis::cmd("XTRIM")
+        .arg("s")
+        .arg("MAXLEN")
+        .arg(10)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let len: usize = redis::cmd("XLEN")
+        .arg("s")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let left: Vec<redis::Value> = redis::cmd("XRANGE")
+        .arg("s")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!((len, left.len()), (10, 10));
+}

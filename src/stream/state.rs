@@ -221,7 +221,48 @@ impl Inner {
             s.log.truncate_after(s.meta.last_id)?;
             s.segs.retain(|x| x.base <= s.meta.last_id);
         }
+        // The log ends below what the checkpoint covered: `redlog check
+        // --repair` cut it. The checkpoint's counts include the lost
+        // entries; count the ones the log still has.
+        if ck.log_at != 0 && s.log.last_key().is_none_or(|l| l < ck.log_at) {
+            s.recount_from_log(&bases)?;
+        }
         Ok(s)
+    }
+
+    /// Recomputes the live-entry count, the first id and the per-segment
+    /// counts from the entry log (the last id and entries-added stay: ids
+    /// never go back).
+    fn recount_from_log(&mut self, bases: &[u128]) -> Result<(), Error> {
+        let before = self.meta.length;
+        self.meta.length = 0;
+        self.meta.first = 0;
+        self.segs.clear();
+        for r in self.log.iter_from(0) {
+            let key = r?.key;
+            if key <= self.meta.trimmed_through || self.deleted.contains(&key) {
+                continue;
+            }
+            let base = bases
+                .get(bases.partition_point(|&b| b <= key).saturating_sub(1))
+                .copied()
+                .unwrap_or(key);
+            self.meta.length += 1;
+            if self.meta.length == 1 {
+                self.meta.first = key;
+            }
+            self.count_seg(base);
+        }
+        tracing::warn!(
+            "stream {}: the entry log ends before its checkpoint (repaired): \
+             {} entries counted, {} are left",
+            self.dir.display(),
+            before,
+            self.meta.length
+        );
+        // The next checkpoint records the recount.
+        self.since_checkpoint += 1;
+        Ok(())
     }
 
     fn replay_entry(&mut self, key: u128, bases: &[u128]) {
