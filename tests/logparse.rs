@@ -351,17 +351,30 @@ async fn format_set_get_list_del() {
         &expected,
     )
     .await;
-    let mut list = b"*9\r\n".to_vec();
+    let mut list = b"*22\r\n".to_vec();
     for n in [
+        "android",
         "apache",
+        "apache-error",
         "apache_err",
         "bgl",
         "hadoop",
         "hdfs",
+        "healthapp",
+        "hpc",
         "json",
+        "linux",
         "logfmt",
+        "mac",
         "nginx",
+        "openssh",
+        "openstack",
+        "proxifier",
+        "spark",
         "syslog",
+        "thunderbird",
+        "windows",
+        "zookeeper",
     ] {
         list.extend(bulk(n.as_bytes()));
     }

@@ -750,7 +750,12 @@ mod tests {
         assert_eq!(e.0, "expected '[' at byte 4");
         assert!(Format::compile(FormatSpec::new("no fields")).is_err());
         assert!(Format::compile(FormatSpec::new("<a> <a>")).is_err());
-        assert!(Format::compile(FormatSpec::new("<a> (<b>)")).is_err());
+        // Regex groups around fields, as logparser's notation allows.
+        let f = Format::compile(FormatSpec::new("<a> (<b>)")).unwrap();
+        assert_eq!(
+            fields(&f, "x (y)")[0..2],
+            [("a".into(), "x".into()), ("b".into(), "(y)".into())]
+        );
         // Regex syntax in literal parts works through the regex engine.
         let f = Format::compile(FormatSpec::new("<A>\\s*=\\d+ <B>")).unwrap();
         assert_eq!(fields(&f, "x  =12 y")[0].1, "x");

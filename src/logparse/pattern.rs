@@ -10,6 +10,9 @@ use super::format::{compile_regex, is_ws, Keys, FIELDS_MAX};
 use memchr::memmem;
 use regex::bytes::Regex;
 
+/// Prefix of the regex group names given to fields (`rlf0`, `rlf1`, ...).
+const GROUP_PREFIX: &str = "rlf";
+
 /// Work units (calls plus bytes scanned) the fast matcher may spend per
 /// line byte before handing the line to the regex engine.
 const MATCH_BUDGET_PER_BYTE: usize = 16;
@@ -29,6 +32,9 @@ pub(super) struct Pattern {
     /// Fast-path program, when every literal part is plain text.
     pieces: Option<Vec<Piece>>,
     regex: Regex,
+    /// The regex's capture group of each field (the format's own groups
+    /// take numbers too).
+    groups: Vec<usize>,
     pub(super) content: Option<usize>,
     pub(super) level: Option<usize>,
     pub(super) component: Option<usize>,
@@ -120,8 +126,14 @@ impl Pattern {
                 if let Some(p) = pieces.as_mut() {
                     p.push(Piece::Field(names.len()));
                 }
+                // A named group, as logparser's `(?P<Field>.*?)`: the
+                // format's own groups around it keep their meaning.
+                re.push_str(&format!(
+                    "(?P<{}{}>(?-u:[^\\n])*?)",
+                    GROUP_PREFIX,
+                    names.len()
+                ));
                 names.push(text.to_string());
-                re.push_str("((?-u:[^\\n])*?)");
             } else {
                 if let Some(p) = pieces.as_mut() {
                     if plain_pieces(text, p).is_none() {
@@ -149,8 +161,16 @@ impl Pattern {
             return Err(format!("log_format has more than {FIELDS_MAX} fields"));
         }
         let regex = compile_regex(&re).map_err(|e| format!("invalid log_format: {e}"))?;
-        if regex.captures_len() != names.len() + 1 {
-            return Err("log_format must not contain regex groups".into());
+        // Every field's group (the notation's `<name>` cannot spell a named
+        // group of its own, so the prefix is never the format's).
+        let mut groups = vec![0; names.len()];
+        for (i, name) in regex.capture_names().enumerate() {
+            let field = name
+                .and_then(|n| n.strip_prefix(GROUP_PREFIX))
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(f) = field.filter(|&f| f < groups.len()) {
+                groups[f] = i;
+            }
         }
         let find = |key: &Option<String>, default: &str| -> Result<Option<usize>, String> {
             match key {
@@ -168,6 +188,7 @@ impl Pattern {
             component: find(&keys.component, "component")?,
             pieces,
             regex,
+            groups,
             names,
         })
     }
@@ -191,8 +212,12 @@ impl Pattern {
             }
         }
         match self.regex.captures(line) {
-            Some(c) => Ok((1..=self.names.len())
-                .map(|i| c.get(i).map_or((0, 0), |m| (m.start(), m.end())))
+            // A field inside an optional group that did not take part is
+            // empty (logparser's None).
+            Some(c) => Ok(self
+                .groups
+                .iter()
+                .map(|&i| c.get(i).map_or((0, 0), |m| (m.start(), m.end())))
                 .collect()),
             None => Err(match &self.pieces {
                 Some(p) => far.reason(p, &self.names),
@@ -407,12 +432,71 @@ mod tests {
             for l in lines {
                 let fast = p.spans(l.as_bytes()).ok();
                 let slow = p.regex.captures(l.as_bytes()).map(|c| {
-                    (1..c.len())
-                        .map(|i| c.get(i).map_or((0, 0), |m| (m.start(), m.end())))
+                    p.groups
+                        .iter()
+                        .map(|&i| c.get(i).map_or((0, 0), |m| (m.start(), m.end())))
                         .collect::<Vec<_>>()
                 });
                 assert_eq!(fast, slow, "{f} / {l:?}");
             }
         }
+    }
+
+    /// logparser's notation with regex around the fields: optional groups,
+    /// alternations, escaped brackets (Loghub's Thunderbird, Linux and Mac
+    /// settings). A field in a group that does not take part is empty.
+    #[test]
+    fn regex_groups_around_fields() {
+        let field = |f: &str, line: &str| -> Vec<String> {
+            let p = Pattern::compile(f, &Keys::default()).unwrap();
+            p.spans(line.as_bytes())
+                .unwrap()
+                .iter()
+                .map(|&(a, b)| line[a..b].to_string())
+                .collect()
+        };
+        let linux = "<Month> <Date> <Time> <Level> <Component>(\\[<PID>\\])?: <Content>";
+        assert_eq!(
+            field(
+                linux,
+                "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: check pass"
+            ),
+            [
+                "Jun",
+                "14",
+                "15:16:01",
+                "combo",
+                "sshd(pam_unix)",
+                "19939",
+                "check pass"
+            ]
+        );
+        assert_eq!(
+            field(linux, "Jun 15 04:06:18 combo su: session opened"),
+            ["Jun", "15", "04:06:18", "combo", "su", "", "session opened"]
+        );
+        let mac =
+            "<Month>  <Date> <Time> <User> <Component>\\[<PID>\\]( \\(<Address>\\))?: <Content>";
+        assert_eq!(
+            field(
+                mac,
+                "Jul  1 09:01:05 host com.apple.CDScheduler[43]: Thermal"
+            ),
+            [
+                "Jul",
+                "1",
+                "09:01:05",
+                "host",
+                "com.apple.CDScheduler",
+                "43",
+                "",
+                "Thermal"
+            ]
+        );
+        assert_eq!(
+            field(mac, "Jul  1 09:01:05 host kernel[0] (AppleX): text"),
+            ["Jul", "1", "09:01:05", "host", "kernel", "0", "AppleX", "text"]
+        );
+        assert_eq!(field("(INFO|WARN) <A>\\|<B>", "WARN x|y"), ["x", "y"]);
     }
 }
