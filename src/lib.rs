@@ -42,6 +42,7 @@ pub mod fuzz;
 pub mod glob;
 pub mod logparse;
 pub mod protocol;
+pub mod rdb;
 pub mod scripting;
 pub mod server;
 pub mod storage;

@@ -689,6 +689,21 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "dump",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "echo",
         CommandMeta {
             args: &[
@@ -2436,6 +2451,29 @@ pub static META: &[(&str, CommandMeta)] = &[
     (
         "reset",
         CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "restore",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("3.0.0", "Added the `REPLACE` modifier."),
+                ("5.0.0", "Added the `ABSTTL` modifier."),
+                ("5.0.0", "Added the `IDLETIME` and `FREQ` options."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("ttl", T::Integer),
+                arg("serialized-value", T::String),
+                arg("replace", T::PureToken).token("REPLACE").since("3.0.0").flags(OPTIONAL),
+                arg("absttl", T::PureToken).token("ABSTTL").since("5.0.0").flags(OPTIONAL),
+                arg("seconds", T::Integer).token("IDLETIME").since("5.0.0").flags(OPTIONAL),
+                arg("frequency", T::Integer).token("FREQ").since("5.0.0").flags(OPTIONAL),
+            ],
             ..CommandMeta::EMPTY
         },
     ),

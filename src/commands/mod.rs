@@ -11,6 +11,7 @@
 
 pub mod bitmaps;
 pub mod connection;
+pub mod dump;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
@@ -507,6 +508,7 @@ static FAMILIES: &[&[Command]] = &[
     hyperloglog::COMMANDS,
     sort::COMMANDS,
     keys::COMMANDS,
+    dump::COMMANDS,
     transactions::COMMANDS,
     zsets::COMMANDS,
     geo::COMMANDS,
