@@ -146,6 +146,24 @@ fn infos() -> &'static [CmdInfo] {
     })
 }
 
+/// The full names of a category's commands (ACL CAT), in table order.
+pub fn category_commands(flag: u32) -> Vec<&'static str> {
+    let t = table();
+    let info = infos();
+    let mut out = Vec::new();
+    for &top in &t.top {
+        if info[top].cats & flag != 0 {
+            out.push(t.entries[top].full_name.as_str());
+        }
+        for &s in &info[top].subs {
+            if info[s].cats & flag != 0 {
+                out.push(t.entries[s].full_name.as_str());
+            }
+        }
+    }
+    out
+}
+
 /// The number of bits a selector's bitmap holds: every command and the
 /// reserved "future commands" bit.
 fn reserved_bit() -> usize {
@@ -344,9 +362,9 @@ impl Selector {
             if op[0] == b'%' {
                 while offset < op.len() {
                     let c = op[offset];
-                    if c.to_ascii_uppercase() == b'R' && flags & PERM_R == 0 {
+                    if c.eq_ignore_ascii_case(&b'R') && flags & PERM_R == 0 {
                         flags |= PERM_R;
-                    } else if c.to_ascii_uppercase() == b'W' && flags & PERM_W == 0 {
+                    } else if c.eq_ignore_ascii_case(&b'W') && flags & PERM_W == 0 {
                         flags |= PERM_W;
                     } else if c == b'~' {
                         offset += 1;

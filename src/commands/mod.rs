@@ -9,6 +9,7 @@
 //! fields (key specs, tips, doc arguments, history) is generated from Redis
 //! 7.0 into `meta.rs` and joined to the table by full name.
 
+pub mod acl;
 pub mod bitmaps;
 pub mod connection;
 pub mod geo;
@@ -500,6 +501,7 @@ pub struct Table {
 static FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     server::COMMANDS,
+    acl::COMMANDS,
     introspection::COMMANDS,
     persistence::COMMANDS,
     strings::COMMANDS,
