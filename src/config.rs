@@ -107,7 +107,6 @@ pub const NO_EFFECT: &[&str] = &[
     "aof-use-rdb-preamble",
     "appenddirname",
     "appendfilename",
-    "acllog-max-len",
     "crash-log-enabled",
     "crash-memcheck-enabled",
     "dbfilename",
@@ -207,10 +206,8 @@ pub const NO_EFFECT: &[&str] = &[
     "tls-session-cache-timeout",
     "tls-cluster",
     "tls-replication",
-    "aclfile",
     "bind-source-addr",
     "maxmemory-clients",
-    "acl-pubsub-default",
     "stream-node-max-entries",
     "stream-node-max-bytes",
     "lazyfree-lazy-eviction",
@@ -817,7 +814,7 @@ static PARAMS: &[Param] = &[
     p("tls-session-cache-timeout", INT, "300", true),
     p("tls-cluster", Kind::Bool, "no", true),
     p("tls-replication", Kind::Bool, "no", true),
-    // ACL (operations issue): accepted and shown.
+    // ACL (`crate::acl`): the ACL file, read at startup and by ACL LOAD / SAVE.
     p("aclfile", Kind::Str, "", false),
     p(
         "acl-pubsub-default",
@@ -882,6 +879,9 @@ pub struct Config {
     /// the canonical text drops `n` next to `A` (as Redis prints it), the
     /// bits do not.
     pub notify_keyspace_events: u32,
+    /// The `user` directives (name, then rules), in order, for
+    /// `acl::load_config_users` at startup.
+    pub users: Vec<Vec<Vec<u8>>>,
 }
 
 impl Default for Config {
@@ -920,6 +920,7 @@ impl Default for Config {
             config_file: None,
             zset_limits: Default::default(),
             notify_keyspace_events: 0,
+            users: Vec::new(),
         };
         c.refresh();
         c
@@ -1313,6 +1314,10 @@ impl Config {
             }
             let args = crate::protocol::split_args(line.as_bytes())
                 .ok_or_else(|| format!("line {}: unbalanced quotes", i + 1))?;
+            if args.len() >= 2 && args[0].eq_ignore_ascii_case(b"user") {
+                self.users.push(args[1..].to_vec());
+                continue;
+            }
             let args: Vec<String> = args
                 .into_iter()
                 .map(|a| String::from_utf8_lossy(&a).into_owned())
@@ -1350,6 +1355,16 @@ impl Config {
                 j += 1;
             }
             let value = rest[i + 1..j].join(" ");
+            if name.eq_ignore_ascii_case("user") && j > i + 1 {
+                cfg.users.push(
+                    rest[i + 1..j]
+                        .iter()
+                        .map(|a| a.as_bytes().to_vec())
+                        .collect(),
+                );
+                i = j;
+                continue;
+            }
             if j == i + 1
                 && !matches!(
                     find_param(name).map(|p| p.kind),

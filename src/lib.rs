@@ -34,6 +34,7 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// INFO `mem_allocator`.
 pub const MEM_ALLOCATOR: &str = "jemalloc-5.3.0";
 
+pub mod acl;
 pub mod commands;
 pub mod config;
 pub mod db;

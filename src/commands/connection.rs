@@ -3,9 +3,8 @@
 //! (`Client`, its registry entry's `ClientMeta`, the reply protocol) and,
 //! for CLIENT LIST / KILL, on the registry of every connection.
 //!
-//! Users: redlog has Redis's `default` user only, with the password from
-//! `requirepass` (no password means "nopass": any password is accepted, as
-//! Redis's default user). ACL commands are not implemented.
+//! Users and their passwords are the ACL's (`crate::acl`, the ACL command
+//! in `commands::acl`); `requirepass` is the default user's password.
 
 use super::{arg_i64, flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
 use crate::db::DATABASES;
@@ -312,23 +311,6 @@ fn select(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// True when no password is configured (the default user is "nopass").
-fn nopass(shared: &Shared) -> bool {
-    shared.config.read().requirepass.is_none()
-}
-
-/// Redis's `ACLAuthenticateUser` for the only user there is, `default`:
-/// any password when it is nopass, else exactly `requirepass`.
-fn check_credentials(shared: &Shared, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
-    }
-    match &shared.config.read().requirepass {
-        None => true,
-        Some(p) => p.as_slice() == pass,
-    }
-}
-
 fn wrongpass() -> CmdError {
     CmdError::new("WRONGPASS invalid username-password pair or user is disabled.")
 }
@@ -339,7 +321,7 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::syntax());
     }
     let (user, pass): (&[u8], &[u8]) = if args.len() == 2 {
-        if nopass(ctx.shared) {
+        if super::acl::default_nopass(ctx.shared) {
             return Err(CmdError::new(
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
             ));
@@ -348,10 +330,9 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else {
         (&args[1], &args[2])
     };
-    if !check_credentials(ctx.shared, user, pass) {
+    if !super::acl::authenticate(ctx, user, pass, &args[0]) {
         return Err(wrongpass());
     }
-    ctx.client.authenticated = true;
     ctx.out.ok();
     Ok(())
 }
@@ -404,12 +385,11 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     if let Some((user, pass)) = credentials {
-        if !check_credentials(ctx.shared, user, pass) {
+        if !super::acl::authenticate(ctx, user, pass, &args[0]) {
             return Err(wrongpass());
         }
-        ctx.client.authenticated = true;
     }
-    if !ctx.client.authenticated && !nopass(ctx.shared) {
+    if !ctx.client.authenticated {
         return Err(CmdError::new(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));
@@ -453,7 +433,9 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ctx.client.db = 0;
     ctx.client.reply_mode = ReplyMode::On;
     ctx.client.no_touch = false;
-    ctx.client.authenticated = nopass(ctx.shared);
+    if ctx.client.user.is_some() {
+        super::acl::reset_to_default(ctx);
+    }
     ctx.out.resp3 = false;
     {
         let mut m = ctx.client.handle.meta.lock();

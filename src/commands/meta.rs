@@ -22,6 +22,125 @@ use super::{arg, ArgType as T, BeginSearch, CommandMeta, FindKeys, KeySpec};
 /// (full name, metadata), sorted by name.
 pub static META: &[(&str, CommandMeta)] = &[
     (
+        "acl",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "acl|cat",
+        CommandMeta {
+            args: &[
+                arg("categoryname", T::String).flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "acl|deluser",
+        CommandMeta {
+            args: &[
+                arg("username", T::String).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "acl|dryrun",
+        CommandMeta {
+            args: &[
+                arg("username", T::String),
+                arg("command", T::String),
+                arg("arg", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "acl|genpass",
+        CommandMeta {
+            args: &[
+                arg("bits", T::Integer).flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "acl|getuser",
+        CommandMeta {
+            history: &[
+                ("6.2.0", "Added Pub/Sub channel patterns."),
+                ("7.0.0", "Added selectors and changed the format of key and channel patterns from a list to their rule representation."),
+            ],
+            args: &[
+                arg("username", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "acl|help",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "acl|list",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "acl|load",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "acl|log",
+        CommandMeta {
+            args: &[
+                arg("operation", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("count", T::Integer),
+                    arg("reset", T::PureToken).token("RESET"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "acl|save",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "acl|setuser",
+        CommandMeta {
+            history: &[
+                ("6.2.0", "Added Pub/Sub channel patterns."),
+                ("7.0.0", "Added selectors and key based permissions."),
+            ],
+            args: &[
+                arg("username", T::String),
+                arg("rule", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "acl|users",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "acl|whoami",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "append",
         CommandMeta {
             key_specs: &[

@@ -9,6 +9,7 @@
 //! fields (key specs, tips, doc arguments, history) is generated from Redis
 //! 7.0 into `meta.rs` and joined to the table by full name.
 
+pub mod acl;
 pub mod bitmaps;
 pub mod connection;
 pub mod dump;
@@ -501,6 +502,7 @@ pub struct Table {
 static FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     server::COMMANDS,
+    acl::COMMANDS,
     introspection::COMMANDS,
     persistence::COMMANDS,
     strings::COMMANDS,
@@ -672,8 +674,19 @@ impl Table {
 
 /// `Table::keys` for explicit key specs.
 fn keys_from_specs<'a>(specs: &[KeySpec], args: &'a [Bytes]) -> Vec<&'a Bytes> {
+    let mut refs = Vec::new();
+    key_refs(specs, args, &mut refs);
+    refs.into_iter().map(|(i, _)| &args[i]).collect()
+}
+
+/// The keys key specs name, as (argument position, key-spec flags) pairs
+/// appended to `out` (Redis 7.0's `getKeysUsingKeySpecs`). Nothing is
+/// appended when a spec does not fit the arguments (Redis's
+/// `invalid_spec`), as Redis then finds no keys either. The caller keeps
+/// `out`, so the ACL check allocates nothing per command.
+pub fn key_refs(specs: &[KeySpec], args: &[Bytes], out: &mut Vec<(usize, u32)>) {
+    let base = out.len();
     let argc = args.len() as i64;
-    let mut out = Vec::new();
     for spec in specs {
         if spec.flags & key_flags::K_NOT_KEY != 0 {
             continue;
@@ -696,7 +709,7 @@ fn keys_from_specs<'a>(specs: &[KeySpec], args: &'a [Bytes]) -> Vec<&'a Bytes> {
                     None => continue,
                 }
             }
-            BeginSearch::Unknown => return Vec::new(),
+            BeginSearch::Unknown => return out.truncate(base),
         };
         let (first, last, step) = match spec.find_keys {
             FindKeys::Range {
@@ -720,28 +733,27 @@ fn keys_from_specs<'a>(specs: &[KeySpec], args: &'a [Bytes]) -> Vec<&'a Bytes> {
             } => {
                 let at = first + i64::from(keynumidx);
                 if at >= argc {
-                    return Vec::new();
+                    return out.truncate(base);
                 }
                 let Some(n) =
                     crate::protocol::parse::parse_i64(&args[at as usize]).filter(|&n| n >= 0)
                 else {
-                    return Vec::new();
+                    return out.truncate(base);
                 };
                 let first = first + i64::from(firstkey);
                 (first, first.saturating_add(n) - 1, i64::from(keystep))
             }
-            FindKeys::Unknown => return Vec::new(),
+            FindKeys::Unknown => return out.truncate(base),
         };
         if last >= argc || last < first || first >= argc {
-            return Vec::new();
+            return out.truncate(base);
         }
         let mut i = first;
         while i <= last {
-            out.push(&args[i as usize]);
+            out.push((i as usize, spec.flags));
             i += step.max(1);
         }
     }
-    out
 }
 
 fn truncate_lossy(b: &[u8], max: usize) -> String {

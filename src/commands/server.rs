@@ -663,7 +663,8 @@ fn config_get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// CONFIG SET parameter value [parameter value ...]
 ///
-/// All or nothing. `requirepass` applies to connections made afterwards;
+/// All or nothing. `requirepass` sets the default user's password (Redis's
+/// `ACLUpdateDefaultUserPassword`);
 /// `hz`, `maxclients`, `timeout` and the limits are read live.
 fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if !args.len().is_multiple_of(2) {
@@ -684,6 +685,12 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .set_runtime(&pairs)
         .map_err(CmdError::new)?;
     ctx.shared.config_changed();
+    if pairs
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("requirepass"))
+    {
+        super::acl::apply_requirepass(ctx.shared);
+    }
     ctx.shared.apply_notify_config(ctx.ks);
     ctx.shared.apply_evict_config(ctx.ks);
     ctx.out.ok();

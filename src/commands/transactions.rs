@@ -136,6 +136,20 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ctx.client.in_exec = true;
     for (idx, args) in state.queue {
         ctx.now_ms = crate::db::now_ms();
+        // The rules may have changed since the command was queued.
+        if let Err(d) = super::acl::check_logged(
+            ctx.shared,
+            ctx.client,
+            idx,
+            &args,
+            crate::acl::LogContext::Multi,
+        ) {
+            ctx.out.error(&format!(
+                "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",
+                d.exec_reason()
+            ));
+            continue;
+        }
         if let Err(e) = call(ctx, idx, &args) {
             ctx.shared
                 .stats

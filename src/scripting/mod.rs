@@ -474,6 +474,9 @@ impl Scripting {
 
         self.client.db = ctx.client.db;
         self.client.no_touch = ctx.client.no_touch;
+        // Redis's `scriptPrepareForRun`: the script runs as its caller.
+        self.client.user = ctx.client.user.clone();
+        self.client.script_caller = Some(ctx.client.handle.clone());
         let mut run = Run {
             ks: &mut *ctx.ks,
             shared: ctx.shared,
@@ -923,6 +926,18 @@ fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, String>, 
     }
     if cmd.has(flags::NOSCRIPT) {
         return refuse("This Redis command is not allowed from script");
+    }
+    if let Err(d) = commands::acl::check_logged(
+        run.shared,
+        run.client,
+        idx,
+        argv,
+        crate::acl::LogContext::Lua,
+    ) {
+        return refuse(&format!(
+            "The user executing the script {}",
+            d.script_message()
+        ));
     }
     if run.read_only && cmd.has(flags::WRITE | flags::MAY_REPLICATE) {
         return refuse("Write commands are not allowed from read-only scripts.");

@@ -232,6 +232,16 @@ pub struct Client {
     pub handle: Arc<ClientHandle>,
     /// Request decoding progress through the connection's input buffer.
     pub decoder: crate::protocol::Decoder,
+    /// The ACL user; None for in-process clients that may run anything
+    /// (Redis's `c->user == NULL`).
+    pub user: Option<Arc<crate::acl::User>>,
+    /// `Shared::acl_version` when `user` was read.
+    pub acl_version: u64,
+    /// Scratch space of the ACL check (key positions and flags).
+    pub acl_keys: Vec<(usize, u32)>,
+    /// For the client scripts run on: the client running the script
+    /// (ACL LOG `client-info`).
+    pub script_caller: Option<Arc<ClientHandle>>,
 }
 
 impl Client {
@@ -254,6 +264,10 @@ impl Client {
             blocked: None,
             handle,
             decoder: crate::protocol::Decoder::default(),
+            user: None,
+            acl_version: 0,
+            acl_keys: Vec::new(),
+            script_caller: None,
         }
     }
 }

@@ -39,8 +39,14 @@ pub(super) async fn serve(
     };
     let handle = Arc::new(ClientHandle::new(id, addr, laddr, fd));
     shared.clients.insert(id, handle.clone());
-    let authenticated = shared.config.read().requirepass.is_none();
+    // Redis's `createClient`: the default user, authenticated when it is
+    // on and nopass.
+    let acl_version = shared.acl_version.load(Ordering::SeqCst);
+    let user = shared.acl.read().default_user();
+    let authenticated = user.enabled && user.nopass;
     let mut client = Client::new(handle.clone(), authenticated);
+    client.user = Some(user);
+    client.acl_version = acl_version;
     client.chunked_ingest = true;
     let mut inbuf = BytesMut::with_capacity(READ_BUF_BYTES);
     let mut out = Out::new(false);
@@ -672,6 +678,52 @@ fn oom_reject(
     reject.then(|| CmdError::new("OOM command not allowed when used memory > 'maxmemory'."))
 }
 
+/// Re-reads the client's user after a change of the users: a deleted
+/// user leaves the client unauthenticated as the default user (its
+/// connection is being closed, as Redis's `ACLFreeUserAndKillClients`).
+pub fn refresh_acl_user(shared: &Shared, client: &mut Client) {
+    let v = shared.acl_version.load(Ordering::SeqCst);
+    if v == client.acl_version {
+        return;
+    }
+    client.acl_version = v;
+    let Some(u) = &client.user else { return };
+    let acl = shared.acl.read();
+    match acl.users.get(&u.name) {
+        Some(n) => client.user = Some(n.clone()),
+        None => {
+            client.user = Some(acl.default_user());
+            client.authenticated = false;
+        }
+    }
+}
+
+/// The ACL check of a command about to run or be queued: None when the
+/// client's user may run it, else the NOPERM error, logged in ACL LOG.
+fn acl_reject(
+    shared: &Shared,
+    client: &mut Client,
+    idx: usize,
+    args: &[Bytes],
+) -> Option<CmdError> {
+    if shared.acl_version.load(Ordering::Relaxed) != client.acl_version {
+        refresh_acl_user(shared, client);
+    }
+    let user = client.user.as_ref()?;
+    if user.unrestricted {
+        return None;
+    }
+    let denied = user.check(idx, args, &mut client.acl_keys).err()?;
+    let context = if client.multi.is_some() {
+        crate::acl::LogContext::Multi
+    } else {
+        crate::acl::LogContext::Toplevel
+    };
+    let full_name = &table().entries[idx].full_name;
+    commands::acl::log_denied(shared, client, denied, context, full_name, args);
+    Some(denied.error(full_name))
+}
+
 /// Names of the commands that run immediately even inside MULTI.
 fn runs_inside_multi(name: &str) -> bool {
     matches!(
@@ -715,7 +767,8 @@ pub fn execute(
             client.handle.last_cmd.store(idx, Ordering::Relaxed);
             // Redis's `authRequired`: a password is configured now (it may
             // have been cleared by CONFIG SET since the client connected).
-            let auth_required = !client.authenticated && shared.config.read().requirepass.is_some();
+            let auth_required =
+                !client.authenticated && !shared.default_nopass.load(Ordering::Relaxed);
             let persist_failure = match &shared.persist {
                 Some(p)
                     if cmd.has(flags::WRITE)
@@ -732,6 +785,20 @@ pub fn execute(
                     m.aborted = true;
                 }
                 let e = CmdError::new("NOAUTH Authentication required.");
+                if top_name == "exec" {
+                    Err(exec_abort(client, ks, e))
+                } else {
+                    Err(e)
+                }
+            } else if let Some(e) = (!(client.multi.is_some() && cmd.has(flags::NO_MULTI)))
+                .then(|| acl_reject(shared, client, idx, &args))
+                .flatten()
+            {
+                // Redis's `ACLCheckAllPerm` in `processCommand`.
+                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = client.multi.as_mut() {
+                    m.aborted = true;
+                }
                 if top_name == "exec" {
                     Err(exec_abort(client, ks, e))
                 } else {

@@ -66,9 +66,30 @@ pub struct Shared {
     me: std::sync::OnceLock<std::sync::Weak<Shared>>,
     /// Channel and pattern subscriptions, and message delivery.
     pub pubsub: pubsub::PubSub,
+    /// Users and the ACL log (`crate::acl`).
+    pub acl: RwLock<crate::acl::Acl>,
+    /// Bumped at every change of the users: connections re-read their
+    /// user when it moved (one atomic load per command).
+    pub acl_version: AtomicU64,
+    /// The default user is on and nopass: clients need no AUTH (Redis's
+    /// `authRequired` reads the default user's flags).
+    pub default_nopass: AtomicBool,
 }
 
 impl Shared {
+    /// Publishes a change of the users (see `acl_version`).
+    pub fn acl_changed(&self) {
+        let d = self.acl.read().default_user();
+        self.default_nopass
+            .store(d.enabled && d.nopass, Ordering::SeqCst);
+        self.acl_version.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// `acl-pubsub-default allchannels`: new users may use every channel.
+    pub fn acl_pubsub_all(&self) -> bool {
+        self.config.read().get("acl-pubsub-default") == Some("allchannels")
+    }
+
     /// Asks the server to stop: listeners close and connections end.
     pub fn request_shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
@@ -226,6 +247,44 @@ impl Shared {
     }
 }
 
+/// The users at startup, as Redis's `ACLUpdateDefaultUserPassword` then
+/// `ACLLoadUsersAtStartup`: `requirepass` sets the default user's
+/// password, then the config file's `user` directives or the ACL file
+/// (not both).
+fn initial_acl(config: &Config) -> Result<crate::acl::Acl, String> {
+    let pubsub_all = config.get("acl-pubsub-default") == Some("allchannels");
+    let mut acl = crate::acl::Acl::default();
+    if pubsub_all {
+        acl.users.insert(
+            b"default".to_vec(),
+            Arc::new(crate::acl::User::new_default(true)),
+        );
+    }
+    if let Some(p) = &config.requirepass {
+        let mut d = (*acl.default_user()).clone();
+        let _ = d.apply(b"resetpass", pubsub_all);
+        let mut op = b">".to_vec();
+        op.extend_from_slice(p);
+        let _ = d.apply(&op, pubsub_all);
+        acl.users.insert(b"default".to_vec(), Arc::new(d));
+    }
+    let aclfile = config.get("aclfile").unwrap_or("").to_string();
+    if !aclfile.is_empty() && !config.users.is_empty() {
+        return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+    }
+    crate::acl::load_config_users(&mut acl, &config.users, pubsub_all)?;
+    if !aclfile.is_empty() {
+        let text = std::fs::read(&aclfile).map_err(|e| {
+            format!("Aborting Redis startup because of ACL errors: Error loading ACLs, opening file '{aclfile}': {e}")
+        })?;
+        let users = crate::acl::parse_acl_file(&text, &aclfile, pubsub_all)
+            .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
+        // The file's default user replaces the one requirepass made.
+        acl.users = users;
+    }
+    Ok(acl)
+}
+
 fn new_run_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut s = String::with_capacity(40);
@@ -372,7 +431,12 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
     streams
         .retention_bytes
         .store(config.stream_retention_bytes, Ordering::Relaxed);
+    let acl = initial_acl(&config)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let shared = Arc::new(Shared {
+        acl: RwLock::new(acl),
+        acl_version: AtomicU64::new(0),
+        default_nopass: AtomicBool::new(true),
         ks: Mutex::new({
             let mut ks = Keyspace::new();
             // Without persistence nothing consumes effects: do not capture them.
@@ -397,6 +461,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         pubsub: pubsub::PubSub::default(),
     });
     let _ = shared.me.set(Arc::downgrade(&shared));
+    shared.acl_changed();
     {
         let mut ks = shared.ks.lock();
         shared.apply_notify_config(&mut ks);
@@ -586,7 +651,14 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             .fetch_add(1, Ordering::Relaxed);
         let (maxclients, denied) = {
             let c = shared.config.read();
-            (c.maxclients, protected_mode_denies(&c, addr.ip()))
+            (
+                c.maxclients,
+                protected_mode_denies_for(
+                    &c,
+                    shared.default_nopass.load(Ordering::Relaxed),
+                    addr.ip(),
+                ),
+            )
         };
         let laddr = stream.local_addr().unwrap_or(addr);
         let shared2 = shared.clone();
@@ -621,13 +693,23 @@ pub const PROTECTED_MODE_DENIED: &str = "DENIED Redis is running in protected mo
 /// user, and a peer that is not loopback (127.0.0.0/8, ::1, or an
 /// IPv4-mapped loopback address), whatever `bind` says.
 pub fn protected_mode_denies(config: &Config, peer: std::net::IpAddr) -> bool {
+    protected_mode_denies_for(config, config.requirepass.is_none(), peer)
+}
+
+/// `protected_mode_denies` with the default user's state (`nopass`) as
+/// the ACL has it now.
+pub fn protected_mode_denies_for(
+    config: &Config,
+    default_nopass: bool,
+    peer: std::net::IpAddr,
+) -> bool {
     let loopback = match peer {
         std::net::IpAddr::V4(a) => a.is_loopback(),
         std::net::IpAddr::V6(a) => {
             a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
     };
-    config.protected_mode && config.requirepass.is_none() && !loopback
+    config.protected_mode && default_nopass && !loopback
 }
 
 /// The server's periodic work (Redis's `serverCron`): the slow active
