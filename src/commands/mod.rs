@@ -20,6 +20,7 @@ pub mod lists;
 pub mod logingest;
 pub mod logparse;
 pub mod meta;
+pub mod observe;
 pub mod persistence;
 pub mod pubsub;
 pub mod scripting;
@@ -464,13 +465,17 @@ pub fn bump(c: &AtomicU64, n: u64) {
     c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
-/// Per-command counters (INFO commandstats).
+/// Per-command counters (INFO commandstats) and latency histogram (INFO
+/// latencystats, LATENCY HISTOGRAM).
 #[derive(Default, Debug)]
 pub struct CmdStat {
     pub calls: AtomicU64,
     pub usec: AtomicU64,
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
+    /// Call durations in ns, created at the first call recorded with
+    /// `latency-tracking yes` (Redis's `latency_histogram`).
+    pub histogram: parking_lot::Mutex<Option<Box<crate::server::observe::LatencyHistogram>>>,
 }
 
 /// A resolved table entry: the command, its full name (`client|list`) and
@@ -501,6 +506,7 @@ static FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     server::COMMANDS,
     introspection::COMMANDS,
+    observe::COMMANDS,
     persistence::COMMANDS,
     strings::COMMANDS,
     bitmaps::COMMANDS,
@@ -781,6 +787,11 @@ pub fn call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) -> CmdResult {
     // now: the command's duration with one clock read per command.
     let start = ctx.ks.clock_mark();
     let reply_start = ctx.out.buf.len();
+    if e.cmd.has(flags::SKIP_MONITOR) && ctx.shared.observe.has_monitors() {
+        // Scripts are shown before the commands they run (Redis's
+        // `evalCommand` feeds the monitors itself).
+        crate::server::observe::feed_monitors(ctx, e, args);
+    }
     let r = handler(ctx, args);
     ctx.ks.end_command();
     ctx.publish_notifications(reply_start);
@@ -796,6 +807,7 @@ pub fn call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) -> CmdResult {
     if r.is_err() {
         e.stat.failed.fetch_add(1, Ordering::Relaxed);
     }
+    crate::server::observe::after_call(ctx, e, args, usec);
     r
 }
 

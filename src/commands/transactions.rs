@@ -137,11 +137,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     for (idx, args) in state.queue {
         ctx.now_ms = crate::db::now_ms();
         if let Err(e) = call(ctx, idx, &args) {
-            ctx.shared
-                .stats
-                .total_error_replies
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            ctx.out.error_bytes(&e.0);
+            ctx.shared.error_reply(ctx.out, &e.0);
         }
         let _ = t;
     }
