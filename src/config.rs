@@ -115,9 +115,6 @@ pub const NO_EFFECT: &[&str] = &[
     "ignore-warnings",
     "io-threads-do-reads",
     "jemalloc-bg-thread",
-    "latency-monitor-threshold",
-    "latency-tracking",
-    "latency-tracking-info-percentiles",
     "no-appendfsync-on-rewrite",
     "oom-score-adj",
     "oom-score-adj-values",
@@ -225,8 +222,6 @@ pub const NO_EFFECT: &[&str] = &[
     "list-compress-depth",
     "tcp-backlog",
     "tcp-keepalive",
-    "slowlog-log-slower-than",
-    "slowlog-max-len",
     "replica-read-only",
     "cluster-enabled",
 ];

@@ -427,6 +427,11 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// selects db 0, back to RESP2, CLIENT REPLY ON, no-evict and no-touch off,
 /// no name, and unauthenticated again when a password is required.
 fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    if ctx.client.monitor {
+        ctx.shared.observe.remove_monitor(ctx.client.id);
+        ctx.client.monitor = false;
+        ctx.client.handle.meta.lock().monitor = false;
+    }
     ctx.client.multi = None;
     super::transactions::unwatch_all(ctx);
     super::pubsub::unsubscribe_all_quietly(ctx);

@@ -327,8 +327,10 @@ fn write_command_doc(out: &mut Out, idx: usize) {
     let e = &table().entries[idx];
     let (doc, meta) = (&e.cmd.doc, e.meta);
     let subs: Vec<usize> = subcommands_of(idx).collect();
+    // A command without a complexity (MONITOR) has no such field.
     out.map(
-        4 + usize::from(!meta.doc_flags.is_empty())
+        3 + usize::from(!doc.complexity.is_empty())
+            + usize::from(!meta.doc_flags.is_empty())
             + usize::from(meta.deprecated_since.is_some())
             + usize::from(meta.replaced_by.is_some())
             + usize::from(!meta.history.is_empty())
@@ -341,8 +343,10 @@ fn write_command_doc(out: &mut Out, idx: usize) {
     out.bulk(doc.since.as_bytes());
     out.bulk(b"group");
     out.bulk(doc.group.as_bytes());
-    out.bulk(b"complexity");
-    out.bulk(doc.complexity.as_bytes());
+    if !doc.complexity.is_empty() {
+        out.bulk(b"complexity");
+        out.bulk(doc.complexity.as_bytes());
+    }
     if !meta.doc_flags.is_empty() {
         out.bulk(b"doc_flags");
         out.set(meta.doc_flags.len());

@@ -1784,6 +1784,95 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "latency",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "latency|doctor",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+                "request_policy:all_nodes",
+                "response_policy:special",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "latency|graph",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+                "request_policy:all_nodes",
+                "response_policy:special",
+            ],
+            args: &[
+                arg("event", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "latency|help",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "latency|histogram",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+                "request_policy:all_nodes",
+                "response_policy:special",
+            ],
+            args: &[
+                arg("command", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "latency|history",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+                "request_policy:all_nodes",
+                "response_policy:special",
+            ],
+            args: &[
+                arg("event", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "latency|latest",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+                "request_policy:all_nodes",
+                "response_policy:special",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "latency|reset",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_nodes",
+                "response_policy:all_succeeded",
+            ],
+            args: &[
+                arg("event", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "lcs",
         CommandMeta {
             key_specs: &[
@@ -2145,6 +2234,12 @@ pub static META: &[(&str, CommandMeta)] = &[
             args: &[
                 arg("key", T::Key).key_spec(0).flags(MULTIPLE),
             ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "monitor",
+        CommandMeta {
             ..CommandMeta::EMPTY
         },
     ),
@@ -2967,6 +3062,55 @@ pub static META: &[(&str, CommandMeta)] = &[
             args: &[
                 arg("key", T::Key).key_spec(0),
                 arg("member", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "slowlog",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "slowlog|get",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_nodes",
+                "nondeterministic_output",
+            ],
+            history: &[
+                ("4.0.0", "Added client IP address, port and name to the reply."),
+            ],
+            args: &[
+                arg("count", T::Integer).flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "slowlog|help",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "slowlog|len",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_nodes",
+                "response_policy:agg_sum",
+                "nondeterministic_output",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "slowlog|reset",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_nodes",
+                "response_policy:all_succeeded",
             ],
             ..CommandMeta::EMPTY
         },

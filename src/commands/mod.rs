@@ -22,6 +22,7 @@ pub mod lists;
 pub mod logingest;
 pub mod logparse;
 pub mod meta;
+pub mod observe;
 pub mod persistence;
 pub mod pubsub;
 pub mod scripting;
@@ -466,13 +467,17 @@ pub fn bump(c: &AtomicU64, n: u64) {
     c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
-/// Per-command counters (INFO commandstats).
+/// Per-command counters (INFO commandstats) and latency histogram (INFO
+/// latencystats, LATENCY HISTOGRAM).
 #[derive(Default, Debug)]
 pub struct CmdStat {
     pub calls: AtomicU64,
     pub usec: AtomicU64,
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
+    /// Call durations in ns, created at the first call recorded with
+    /// `latency-tracking yes` (Redis's `latency_histogram`).
+    pub histogram: parking_lot::Mutex<Option<Box<crate::server::observe::LatencyHistogram>>>,
 }
 
 /// A resolved table entry: the command, its full name (`client|list`) and
@@ -504,6 +509,7 @@ static FAMILIES: &[&[Command]] = &[
     server::COMMANDS,
     acl::COMMANDS,
     introspection::COMMANDS,
+    observe::COMMANDS,
     persistence::COMMANDS,
     strings::COMMANDS,
     bitmaps::COMMANDS,
@@ -795,6 +801,11 @@ pub fn call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) -> CmdResult {
     // now: the command's duration with one clock read per command.
     let start = ctx.ks.clock_mark();
     let reply_start = ctx.out.buf.len();
+    if e.cmd.has(flags::SKIP_MONITOR) && ctx.shared.observe.has_monitors() {
+        // Scripts are shown before the commands they run (Redis's
+        // `evalCommand` feeds the monitors itself).
+        crate::server::observe::feed_monitors(ctx, e, args);
+    }
     let r = handler(ctx, args);
     ctx.ks.end_command();
     ctx.publish_notifications(reply_start);
@@ -810,6 +821,7 @@ pub fn call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) -> CmdResult {
     if r.is_err() {
         e.stat.failed.fetch_add(1, Ordering::Relaxed);
     }
+    crate::server::observe::after_call(ctx, e, args, usec);
     r
 }
 

@@ -202,6 +202,8 @@ const SECTIONS: &[(&str, bool)] = &[
     ("cpu", true),
     ("modules", true),
     ("commandstats", false),
+    ("errorstats", true),
+    ("latencystats", false),
     ("cluster", true),
     ("keyspace", true),
 ];
@@ -423,6 +425,12 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                 }
             );
             line!("allocator_allocated:{used}");
+            // jemalloc's active and resident bytes (the epoch was advanced
+            // by `allocated_now` above).
+            let active = tikv_jemalloc_ctl::stats::active::read().unwrap_or(0) as u64;
+            let resident = tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0) as u64;
+            line!("allocator_active:{active}");
+            line!("allocator_resident:{resident}");
             line!("total_system_memory:{total}");
             line!("total_system_memory_human:{}", bytes_to_human(total));
             // The EVAL engine as of its last script (none before the first).
@@ -435,9 +443,26 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             );
             line!("used_memory_scripts_eval:{}", st.scripts_memory);
             line!("number_of_cached_scripts:{}", st.scripts);
+            line!("used_memory_vm_total:{}", st.vm_memory);
+            line!(
+                "used_memory_vm_total_human:{}",
+                bytes_to_human(st.vm_memory as u64)
+            );
+            line!("used_memory_scripts:{}", st.scripts_memory);
+            line!(
+                "used_memory_scripts_human:{}",
+                bytes_to_human(st.scripts_memory as u64)
+            );
             line!("maxmemory:{maxmemory}");
             line!("maxmemory_human:{}", bytes_to_human(maxmemory));
             line!("maxmemory_policy:{policy}");
+            let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+            line!("allocator_frag_ratio:{:.2}", ratio(active, used));
+            line!("allocator_frag_bytes:{}", active as i64 - used as i64);
+            line!("allocator_rss_ratio:{:.2}", ratio(resident, active));
+            line!("allocator_rss_bytes:{}", resident as i64 - active as i64);
+            line!("rss_overhead_ratio:{:.2}", ratio(rss, resident));
+            line!("rss_overhead_bytes:{}", rss as i64 - resident as i64);
             line!(
                 "mem_fragmentation_ratio:{:.2}",
                 if used == 0 {
@@ -451,7 +476,24 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                 "mem_not_counted_for_evict:{}",
                 sh.mem_not_counted_for_evict()
             );
+            // No replication, no cluster bus: nothing held for them.
+            line!("mem_replication_backlog:0");
+            line!("mem_total_replication_buffers:0");
+            line!("mem_clients_slaves:0");
+            line!(
+                "mem_clients_normal:{}",
+                sh.clients
+                    .iter()
+                    .map(|c| c.qbuf.load(Ordering::Relaxed) as u64)
+                    .sum::<u64>()
+            );
+            line!("mem_cluster_links:0");
+            line!(
+                "mem_aof_buffer:{}",
+                sh.persist.as_ref().map_or(0, |p| p.commit.queued_bytes())
+            );
             line!("mem_allocator:{}", crate::MEM_ALLOCATOR);
+            line!("active_defrag_running:0");
             line!("lazyfree_pending_objects:0");
             line!("lazyfreed_objects:0");
         }
@@ -524,8 +566,16 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                 "total_commands_processed:{}",
                 ld(&st.total_commands_processed)
             );
+            let (ops, input, output) = sh.observe.instantaneous();
+            line!("instantaneous_ops_per_sec:{ops}");
             line!("total_net_input_bytes:{}", ld(&st.total_net_input_bytes));
             line!("total_net_output_bytes:{}", ld(&st.total_net_output_bytes));
+            line!("total_net_repl_input_bytes:0");
+            line!("total_net_repl_output_bytes:0");
+            line!("instantaneous_input_kbps:{:.2}", input as f64 / 1024.0);
+            line!("instantaneous_output_kbps:{:.2}", output as f64 / 1024.0);
+            line!("instantaneous_input_repl_kbps:0.00");
+            line!("instantaneous_output_repl_kbps:0.00");
             line!("rejected_connections:{}", ld(&st.rejected_connections));
             line!("sync_full:0");
             line!("sync_partial_ok:0");
@@ -549,8 +599,36 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("pubsubshard_channels:0");
             line!("latest_fork_usec:0");
             line!("total_forks:0");
+            line!("migrate_cached_sockets:0");
+            line!("slave_expires_tracked_keys:0");
+            // activedefrag is refused (see config.rs): it never ran.
+            line!("active_defrag_hits:0");
+            line!("active_defrag_misses:0");
+            line!("active_defrag_key_hits:0");
+            line!("active_defrag_key_misses:0");
+            line!("total_active_defrag_time:0");
+            line!("current_active_defrag_time:0");
+            line!("tracking_total_keys:0");
+            line!("tracking_total_items:0");
+            line!("tracking_total_prefixes:0");
             line!("unexpected_error_replies:0");
             line!("total_error_replies:{}", ld(&st.total_error_replies));
+            line!("dump_payload_sanitizations:0");
+            let reads = ld(&sh.observe.reads);
+            let writes = ld(&sh.observe.writes);
+            line!("total_reads_processed:{reads}");
+            line!("total_writes_processed:{writes}");
+            // With io-threads > 1 every read and write is done by one of
+            // the worker threads.
+            let threaded = sh.config.read().io_threads > 1;
+            line!(
+                "io_threaded_reads_processed:{}",
+                if threaded { reads } else { 0 }
+            );
+            line!(
+                "io_threaded_writes_processed:{}",
+                if threaded { writes } else { 0 }
+            );
         }
         "replication" => {
             line!("# Replication");
@@ -596,6 +674,35 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                     "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}",
                     e.full_name
                 );
+            }
+        }
+        "errorstats" => {
+            line!("# Errorstats");
+            for (code, n) in sh.observe.error_counts() {
+                line!("errorstat_{}:count={n}", String::from_utf8_lossy(&code));
+            }
+        }
+        "latencystats" => {
+            line!("# Latencystats");
+            let percentiles: Vec<f64> = sh
+                .config
+                .read()
+                .get("latency-tracking-info-percentiles")
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            if sh.observe.tracking.load(Ordering::Relaxed) {
+                for e in &table().entries {
+                    let h = e.stat.histogram.lock();
+                    if let Some(h) = h.as_ref().filter(|h| !h.is_empty()) {
+                        line!(
+                            "latency_percentiles_usec_{}:{}",
+                            e.full_name,
+                            super::observe::percentiles_line(h, &percentiles)
+                        );
+                    }
+                }
             }
         }
         "cluster" => {
@@ -719,7 +826,9 @@ fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         ] {
             a.store(0, Ordering::Relaxed);
         }
+        *e.stat.histogram.lock() = None;
     }
+    ctx.shared.observe.reset_stats();
     let ks = &mut ctx.ks;
     ks.stats.expired_keys = 0;
     ks.stats.keyspace_hits = 0;

@@ -151,11 +151,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
             continue;
         }
         if let Err(e) = call(ctx, idx, &args) {
-            ctx.shared
-                .stats
-                .total_error_replies
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            ctx.out.error_bytes(&e.0);
+            ctx.shared.error_reply(ctx.out, &e.0);
         }
         let _ = t;
     }

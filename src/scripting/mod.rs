@@ -961,11 +961,7 @@ fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, String>, 
         now_ms: run.now_ms,
     };
     if let Err(e) = commands::call(&mut ctx, idx, argv) {
-        run.shared
-            .stats
-            .total_error_replies
-            .fetch_add(1, Ordering::Relaxed);
-        out.error_bytes(&e.0);
+        run.shared.error_reply(&mut out, &e.0);
     }
     (Ok(out.buf), resp3)
 }

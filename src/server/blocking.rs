@@ -296,11 +296,7 @@ pub fn serve_ready(shared: &Shared, ks: &mut Keyspace, wakes: &mut Vec<Wake>) {
                 continue;
             }
             if let Err(e) = r {
-                shared
-                    .stats
-                    .total_error_replies
-                    .fetch_add(1, Ordering::Relaxed);
-                out.error_bytes(&e.0);
+                shared.error_reply(&mut out, &e.0);
             }
             if let Some(w) = ks.remove_waiter(id) {
                 wakes.push(Wake {

@@ -58,6 +58,8 @@ pub struct ClientMeta {
     pub psub: usize,
     /// Waiting in a blocking command (CLIENT LIST flag `b`).
     pub blocked: bool,
+    /// In MONITOR mode (CLIENT LIST flag `O`).
+    pub monitor: bool,
 }
 
 /// What the registry holds for each connection.
@@ -137,6 +139,9 @@ impl ClientHandle {
     pub fn info_line(&self) -> String {
         let m = self.meta.lock();
         let mut flags = String::new();
+        if m.monitor {
+            flags.push('O');
+        }
         if m.sub + m.psub > 0 {
             flags.push('P');
         }
@@ -224,6 +229,9 @@ pub struct Client {
     pub in_exec: bool,
     /// The client scripts run their commands on (Redis's CLIENT_SCRIPT).
     pub in_script: bool,
+    /// In MONITOR mode: registered in `Observe`, fed through its Pub/Sub
+    /// queue.
+    pub monitor: bool,
     /// Set by a blocking command's handler that found nothing to serve
     /// (see `server::blocking`).
     pub block: Option<super::blocking::BlockRequest>,
@@ -260,6 +268,7 @@ impl Client {
             pubsub: super::pubsub::ClientPubSub::new(handle.clone()),
             in_exec: false,
             in_script: false,
+            monitor: false,
             block: None,
             blocked: None,
             handle,

@@ -104,7 +104,8 @@ pub(super) async fn serve(
                 stream.read_buf(&mut inbuf).await
             }
         };
-        let subscribed = client.pubsub.active();
+        // MONITOR lines come through the same queue.
+        let subscribed = client.pubsub.active() || client.monitor;
         let n = tokio::select! {
             biased;
             r = read => match r {
@@ -125,6 +126,7 @@ pub(super) async fn serve(
             .stats
             .total_net_input_bytes
             .fetch_add(n as u64, Ordering::Relaxed);
+        shared.observe.reads.fetch_add(1, Ordering::Relaxed);
         let qlimit = shared.config.read().client_query_buffer_limit;
         if inbuf.len() > qlimit {
             tracing::warn!("closing client {id} that reached max query buffer length");
@@ -149,6 +151,9 @@ pub(super) async fn serve(
     }
     if client.pubsub.active() {
         shared.pubsub.remove_client(&mut client.pubsub, id);
+    }
+    if client.monitor {
+        shared.observe.remove_monitor(id);
     }
     if client.blocked.take().is_some() {
         shared.ks.lock().remove_waiter(id);
@@ -199,6 +204,7 @@ async fn run_batch(
             .stats
             .total_net_output_bytes
             .fetch_add(out.buf.len() as u64, Ordering::Relaxed);
+        shared.observe.writes.fetch_add(1, Ordering::Relaxed);
         if stream.write_all(&out.buf).await.is_err() {
             return false;
         }
@@ -256,9 +262,12 @@ async fn commit(shared: &Arc<Shared>, batch: &mut Batch, out: &mut Out) {
             // The stream logs this batch wrote (group-committed per log
             // with concurrent batches).
             let streams = std::mem::take(&mut batch.streams);
-            result = tokio::task::spawn_blocking(move || streams.iter().try_for_each(|s| s.sync()))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+            let lat = p.latency.clone();
+            result = tokio::task::spawn_blocking(move || {
+                lat.timed("stream-fsync", || streams.iter().try_for_each(|s| s.sync()))
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
         }
         if let (Err(text), None) = (result, &batch.failed) {
             refuse_spans(out, &batch.spans, &text);
@@ -442,6 +451,12 @@ async fn run_ingest(
         }
         tokio::task::yield_now().await;
     }
+    // The INGEST's own work (mining and applying its chunks, not the
+    // waits between them).
+    shared
+        .observe
+        .latency
+        .sample("logparse-ingest", busy.as_millis() as u64);
     let idx = client.handle.last_cmd.load(Ordering::Relaxed);
     if let Some(e) = table().entries.get(idx) {
         e.stat
@@ -454,11 +469,7 @@ async fn run_ingest(
     if job.reply {
         match failed {
             Some(e) => {
-                shared
-                    .stats
-                    .total_error_replies
-                    .fetch_add(1, Ordering::Relaxed);
-                out.error_bytes(&e.0);
+                shared.error_reply(out, &e.0);
             }
             None => job.reply_to(out),
         }
@@ -549,11 +560,7 @@ fn process_input(
             Ok(Parsed::Empty) => continue,
             Ok(Parsed::Incomplete) => break,
             Err(e) => {
-                shared
-                    .stats
-                    .total_error_replies
-                    .fetch_add(1, Ordering::Relaxed);
-                out.error(&format!("ERR {}", e.0));
+                shared.error_reply(out, format!("ERR {}", e.0).as_bytes());
                 client.close_after_reply = true;
                 inbuf.clear();
             }
@@ -580,8 +587,13 @@ fn end_batch(
         let c = shared.config.read();
         (c.hz, c.active_expire_effort)
     };
-    active_expire_cycle(ks, CycleKind::Fast, hz, effort, now_ms);
-    ks.continue_evictions(&|| shared.mem_not_counted_for_evict());
+    let lat = &shared.observe.latency;
+    lat.timed("expire-cycle", || {
+        active_expire_cycle(ks, CycleKind::Fast, hz, effort, now_ms)
+    });
+    lat.timed("eviction-cycle", || {
+        ks.continue_evictions(&|| shared.mem_not_counted_for_evict())
+    });
     shared.publish_pending_notifications(ks);
     if let Some(p) = &shared.persist {
         // The entries the batch's XADDs left pending are written after
@@ -615,7 +627,18 @@ fn end_batch(
 /// A rejected EXEC discards the transaction and answers EXECABORT with the
 /// reason (Redis's `execCommandAbort`): the rejection text without its
 /// `ERR ` prefix, other codes kept.
-fn exec_abort(client: &mut Client, ks: &mut Keyspace, e: CmdError) -> CmdError {
+/// MONITOR clients see the EXEC (they saw the MULTI).
+fn exec_abort(
+    shared: &Shared,
+    client: &mut Client,
+    ks: &mut Keyspace,
+    e: CmdError,
+    args: &[Bytes],
+) -> CmdError {
+    if shared.observe.has_monitors() {
+        let who = client.handle.addr.to_string();
+        shared.observe.feed_monitors(client.db, &who, args, &[]);
+    }
     if client.multi.take().is_some() {
         client.handle.meta.lock().multi = -1;
     }
@@ -665,7 +688,9 @@ fn oom_reject(
     if ks.evict.cfg.maxmemory == 0 || shared.is_loading() {
         return None;
     }
-    let result = ks.perform_evictions(&|| shared.mem_not_counted_for_evict());
+    let result = shared.observe.latency.timed("eviction-cycle", || {
+        ks.perform_evictions(&|| shared.mem_not_counted_for_evict())
+    });
     if result != EvictResult::Fail {
         return None;
     }
@@ -755,7 +780,7 @@ pub fn execute(
                 m.aborted = true;
             }
             if known.is_some_and(|i| t.entries[i].cmd.name == "exec") {
-                Err(exec_abort(client, ks, e))
+                Err(exec_abort(shared, client, ks, e, &args))
             } else {
                 Err(e)
             }
@@ -786,7 +811,7 @@ pub fn execute(
                 }
                 let e = CmdError::new("NOAUTH Authentication required.");
                 if top_name == "exec" {
-                    Err(exec_abort(client, ks, e))
+                    Err(exec_abort(shared, client, ks, e, &args))
                 } else {
                     Err(e)
                 }
@@ -810,7 +835,7 @@ pub fn execute(
                     m.aborted = true;
                 }
                 if top_name == "exec" {
-                    Err(exec_abort(client, ks, e))
+                    Err(exec_abort(shared, client, ks, e, &args))
                 } else {
                     Err(e)
                 }
@@ -831,7 +856,7 @@ pub fn execute(
                 }
                 let e = CmdError::new(Persistence::misconf(&text));
                 if top_name == "exec" {
-                    Err(exec_abort(client, ks, e))
+                    Err(exec_abort(shared, client, ks, e, &args))
                 } else {
                     Err(e)
                 }
@@ -880,11 +905,7 @@ pub fn execute(
         }
     };
     if let Err(e) = result {
-        shared
-            .stats
-            .total_error_replies
-            .fetch_add(1, Ordering::Relaxed);
-        out.error_bytes(&e.0);
+        shared.error_reply(out, &e.0);
     }
     match client.reply_mode {
         ReplyMode::On => {}

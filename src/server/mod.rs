@@ -5,6 +5,7 @@ pub mod blocking;
 mod clients;
 pub mod commit;
 mod connection;
+pub mod observe;
 pub mod persist;
 pub mod pubsub;
 
@@ -74,6 +75,8 @@ pub struct Shared {
     /// The default user is on and nopass: clients need no AUTH (Redis's
     /// `authRequired` reads the default user's flags).
     pub default_nopass: AtomicBool,
+    /// SLOWLOG, LATENCY, errorstats, MONITOR (`server::observe`).
+    pub observe: observe::Observe,
 }
 
 impl Shared {
@@ -99,6 +102,14 @@ impl Shared {
         }
     }
 
+    /// Writes an error reply, counting it (INFO `total_error_replies` and
+    /// errorstats, Redis's `afterErrorReply`).
+    pub fn error_reply(&self, out: &mut crate::protocol::Out, text: &[u8]) {
+        self.observe
+            .error_reply(&self.stats.total_error_replies, text);
+        out.error_bytes(text);
+    }
+
     /// Applies configuration that lives outside `Config` (after CONFIG SET).
     pub fn config_changed(&self) {
         {
@@ -111,6 +122,18 @@ impl Shared {
             self.streams
                 .retention_bytes
                 .store(c.stream_retention_bytes, Ordering::Relaxed);
+            let int = |n: &str| c.get(n).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+            let o = &self.observe;
+            o.slower_than_us
+                .store(int("slowlog-log-slower-than"), Ordering::Relaxed);
+            o.slowlog_max_len
+                .store(int("slowlog-max-len").max(0) as usize, Ordering::Relaxed);
+            o.latency.threshold_ms.store(
+                int("latency-monitor-threshold").max(0) as u64,
+                Ordering::Relaxed,
+            );
+            o.tracking
+                .store(c.get("latency-tracking") == Some("yes"), Ordering::Relaxed);
         }
         if let Some(p) = &self.persist {
             if let Some(policy) = FsyncPolicy::parse(&self.config.read().appendfsync) {
@@ -224,7 +247,9 @@ impl Shared {
             return Err("persistence is disabled (appendonly no)".into());
         };
         let dirty_before = self.ks.lock().stats.dirty;
-        persist::run_rewrite(&self.ks, p)?;
+        self.observe
+            .latency
+            .timed("compaction", || persist::run_rewrite(&self.ks, p))?;
         let mut ks = self.ks.lock();
         ks.stats.dirty = ks.stats.dirty.saturating_sub(dirty_before);
         self.last_save_unix
@@ -433,6 +458,10 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         .store(config.stream_retention_bytes, Ordering::Relaxed);
     let acl = initial_acl(&config)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // The WAL records its write and fsync latencies in the same monitor.
+    let latency = persist
+        .as_ref()
+        .map_or_else(Default::default, |p| p.latency.clone());
     let shared = Arc::new(Shared {
         acl: RwLock::new(acl),
         acl_version: AtomicU64::new(0),
@@ -459,6 +488,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         flusher_stop: Arc::new(AtomicBool::new(false)),
         me: std::sync::OnceLock::new(),
         pubsub: pubsub::PubSub::default(),
+        observe: observe::Observe::new(latency),
     });
     let _ = shared.me.set(Arc::downgrade(&shared));
     shared.acl_changed();
@@ -727,11 +757,25 @@ async fn cron(shared: Arc<Shared>) {
         if shared.is_loading() {
             continue;
         }
+        {
+            let st = &shared.stats;
+            shared.observe.track_metrics(
+                now_ms(),
+                st.total_commands_processed.load(Ordering::Relaxed),
+                st.total_net_input_bytes.load(Ordering::Relaxed),
+                st.total_net_output_bytes.load(Ordering::Relaxed),
+            );
+        }
         let ticket = {
             let mut ks = shared.ks.lock();
             ks.refresh_clock();
-            active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms);
-            ks.continue_evictions(&|| shared.mem_not_counted_for_evict());
+            let lat = &shared.observe.latency;
+            lat.timed("expire-cycle", || {
+                active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms)
+            });
+            lat.timed("eviction-cycle", || {
+                ks.continue_evictions(&|| shared.mem_not_counted_for_evict())
+            });
             let ticket = shared.log_pending_effects(&mut ks);
             shared.publish_pending_notifications(&mut ks);
             ticket

@@ -102,6 +102,9 @@ pub struct Persistence {
     pub last_save_unix: AtomicU64,
     /// Held while the server runs; released by `close`.
     lock: Mutex<Option<DirLock>>,
+    /// The server's latency monitor: WAL writes (`aof-write`) and fsyncs
+    /// (`wal-fsync`, and `aof-fsync-always` under `always`) report to it.
+    pub latency: Arc<super::observe::LatencyMonitor>,
 }
 
 /// What replay did, for the startup log line.
@@ -148,6 +151,7 @@ impl Persistence {
             base_size: AtomicU64::new(size),
             last_save_unix: AtomicU64::new(crate::db::now_ms() / 1000),
             lock: Mutex::new(Some(lock)),
+            latency: Arc::default(),
         })
     }
 
@@ -238,7 +242,14 @@ impl Persistence {
         if let Some(f) = self.failure() {
             return Err(f);
         }
-        self.wal.sync().map_err(|e| self.fail(&io_cause(&e)))
+        let start = Instant::now();
+        let r = self.wal.sync().map_err(|e| self.fail(&io_cause(&e)));
+        let ms = start.elapsed().as_millis() as u64;
+        self.latency.sample("wal-fsync", ms);
+        if self.policy() == FsyncPolicy::Always {
+            self.latency.sample("aof-fsync-always", ms);
+        }
+        r
     }
 
     /// `aof_current_size`: base plus log bytes.
@@ -272,7 +283,10 @@ impl Sink for WalSink<'_> {
                 "queued units start at seq {first} but the WAL is at {next}"
             )));
         }
-        p.wal.append(units).map_err(|e| p.fail(&io_cause(&e)))
+        let start = Instant::now();
+        let r = p.wal.append(units).map_err(|e| p.fail(&io_cause(&e)));
+        p.latency.sample_since("aof-write", start);
+        r
     }
 
     fn sync(&self) -> Result<(), String> {
@@ -660,7 +674,8 @@ pub fn spawn_flusher(
                 if let Err(e) = persist.sync() {
                     tracing::error!("background fsync failed: {e}");
                 }
-                if let Err(e) = streams.sync_all() {
+                let synced = persist.latency.timed("stream-fsync", || streams.sync_all());
+                if let Err(e) = synced {
                     tracing::error!("background fsync of a stream failed: {e}");
                 }
                 drop(persist);

@@ -117,6 +117,16 @@ impl Mailbox {
         let _ = self.tx.send(frame);
     }
 
+    /// Queues one frame with no output buffer limit (a MONITOR client is
+    /// in Redis's `normal` class, unlimited by default).
+    pub fn push_unlimited(&self, frame: Bytes) {
+        if self.handle.is_killed() {
+            return;
+        }
+        self.queued.fetch_add(frame.len(), Ordering::Relaxed);
+        let _ = self.tx.send(frame);
+    }
+
     fn soft_limit_reached(&self, queued: usize, limits: &Limits) -> bool {
         let now_ms = (self.handle.created.elapsed().as_millis() as u64).max(1);
         let soft = limits.soft.load(Ordering::Relaxed);
@@ -217,6 +227,12 @@ impl ClientPubSub {
         buf.extend_from_slice(&frame);
     }
 
+    /// The sending side of this connection's queue (MONITOR's feed uses
+    /// it too).
+    pub fn mailbox(&self) -> Mailbox {
+        self.mailbox.clone()
+    }
+
     /// Bytes queued and not yet written.
     pub fn queued_bytes(&self) -> usize {
         self.mailbox.queued.load(Ordering::Relaxed)
@@ -262,6 +278,7 @@ pub async fn write_frames(
         .stats
         .total_net_output_bytes
         .fetch_add(frames.len() as u64, Ordering::Relaxed);
+    shared.observe.writes.fetch_add(1, Ordering::Relaxed);
     // A subscriber that stopped reading blocks this write; CLIENT KILL and
     // the output buffer limits must still close it.
     tokio::select! {
