@@ -39,6 +39,11 @@ enum Kind {
     OomValues,
     /// `latency-tracking-info-percentiles`: numbers in 0..=100.
     Percentiles,
+    /// An integer written in octal (`unixsocketperm`), as Redis's
+    /// OCTAL_CONFIG: parsed and printed base 8.
+    Octal {
+        max: i64,
+    },
 }
 
 #[derive(Debug)]
@@ -135,8 +140,6 @@ pub const NO_EFFECT: &[&str] = &[
     "syslog-facility",
     "syslog-ident",
     "tracking-table-max-keys",
-    "unixsocket",
-    "unixsocketperm",
     "enable-protected-configs",
     "enable-debug-command",
     "enable-module-command",
@@ -183,24 +186,10 @@ pub const NO_EFFECT: &[&str] = &[
     "cluster-replica-no-failover",
     "cluster-preferred-endpoint-type",
     "cluster-link-sendbuf-limit",
-    "tls-port",
-    "tls-cert-file",
-    "tls-key-file",
-    "tls-key-file-pass",
     "tls-client-cert-file",
     "tls-client-key-file",
     "tls-client-key-file-pass",
     "tls-dh-params-file",
-    "tls-ca-cert-file",
-    "tls-ca-cert-dir",
-    "tls-protocols",
-    "tls-ciphers",
-    "tls-ciphersuites",
-    "tls-auth-clients",
-    "tls-prefer-server-ciphers",
-    "tls-session-caching",
-    "tls-session-cache-size",
-    "tls-session-cache-timeout",
     "tls-cluster",
     "tls-replication",
     "bind-source-addr",
@@ -564,12 +553,7 @@ static PARAMS: &[Param] = &[
     p("syslog-ident", Kind::Str, "redis", false),
     p("tracking-table-max-keys", SIZE, "1000000", true),
     p("unixsocket", Kind::Str, "", false),
-    p(
-        "unixsocketperm",
-        Kind::Int { min: 0, max: 0o777 },
-        "0",
-        false,
-    ),
+    p("unixsocketperm", Kind::Octal { max: 0o777 }, "0", false),
     p(
         "enable-protected-configs",
         Kind::Enum(&["no", "yes", "local"]),
@@ -783,8 +767,9 @@ static PARAMS: &[Param] = &[
         true,
     ),
     p("cluster-link-sendbuf-limit", MEMORY, "0", true),
-    // TLS (operations issue): accepted and shown.
-    p("tls-port", Kind::Int { min: 0, max: 65535 }, "0", true),
+    // TLS (`server::tls`).
+    // Settable at startup only here (Redis 7.0 rebinds on CONFIG SET).
+    p("tls-port", Kind::Int { min: 0, max: 65535 }, "0", false),
     p("tls-cert-file", Kind::Str, "", true),
     p("tls-key-file", Kind::Str, "", true),
     p("tls-key-file-pass", Kind::Str, "", true),
@@ -1202,6 +1187,14 @@ impl Config {
                     }
                 }
                 Ok(out.join(" "))
+            }
+            Kind::Octal { max } => {
+                let n = i64::from_str_radix(value, 8)
+                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+                if !(0..=max).contains(&n) {
+                    return Err(format!("argument must be between 0 and {max} inclusive"));
+                }
+                Ok(format!("{n:o}"))
             }
             Kind::Percentiles => {
                 let mut out = Vec::new();

@@ -786,11 +786,19 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             )
         })
         .collect();
-    ctx.shared
-        .config
-        .write()
-        .set_runtime(&pairs)
-        .map_err(CmdError::new)?;
+    {
+        let mut cfg = ctx.shared.config.write();
+        let before = cfg.clone();
+        cfg.set_runtime(&pairs).map_err(CmdError::new)?;
+        // Applying: a failure restores every value set by this call (Redis's
+        // restoreBackupConfig), so the call is all or nothing.
+        if let Err((name, why)) = apply_config(ctx.shared, &cfg, &pairs) {
+            *cfg = before;
+            return Err(CmdError::new(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+            )));
+        }
+    }
     ctx.shared.config_changed();
     if pairs
         .iter()
@@ -801,6 +809,32 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ctx.shared.apply_notify_config(ctx.ks);
     ctx.shared.apply_evict_config(ctx.ks);
     ctx.out.ok();
+    Ok(())
+}
+
+/// Applies what CONFIG SET changed that lives outside `Config` and can
+/// fail (the TLS context). Err: the argument to name and the reason.
+fn apply_config(
+    shared: &crate::server::Shared,
+    cfg: &crate::config::Config,
+    pairs: &[(String, String)],
+) -> Result<(), (String, String)> {
+    use crate::server::tls;
+    let tls_arg = pairs
+        .iter()
+        .find(|(n, _)| tls::TLS_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(n)));
+    if let Some((name, _)) = tls_arg {
+        if tls::enabled(cfg) {
+            if let Err(e) = shared.tls.configure(cfg) {
+                tracing::warn!("{e}");
+                tracing::warn!("Failed applying new configuration. Possibly related to new {name} setting. Restoring previous settings.");
+                return Err((
+                    name.clone(),
+                    "Unable to update TLS configuration. Check server logs.".into(),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -64,8 +64,7 @@ use crate::db::{now_ms, Keyspace};
 use crate::protocol::Out;
 use bytes::{Bytes, BytesMut};
 use std::sync::atomic::Ordering;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
 /// Timeouts beyond this are waited for as "forever" (Redis accepts them;
@@ -332,10 +331,10 @@ enum Outcome {
 /// The blocked connection's wait (called by the connection loop after the
 /// replies before the blocking command were written). Writes the final
 /// reply; false when the connection must close.
-pub async fn wait(
+pub async fn wait<S: super::net::ClientStream>(
     shared: &Shared,
     client: &mut Client,
-    stream: &mut TcpStream,
+    stream: &mut S,
     inbuf: &mut BytesMut,
 ) -> bool {
     let Some(Blocked {
@@ -402,7 +401,7 @@ pub async fn wait(
                 .stats
                 .total_net_output_bytes
                 .fetch_add(reply.len() as u64, Ordering::Relaxed);
-            stream.write_all(&reply).await.is_ok()
+            super::net::send(stream, &reply).await
         }
         Outcome::Close => {
             shared.ks.lock().remove_waiter(id);

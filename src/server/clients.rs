@@ -1,9 +1,9 @@
 //! Per-connection state: `Client` (owned by the connection task) and
 //! `ClientHandle` (shared in the registry for CLIENT LIST / KILL / INFO).
 
+use super::net::PeerAddr;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -66,8 +66,8 @@ pub struct ClientMeta {
 #[derive(Debug)]
 pub struct ClientHandle {
     pub id: u64,
-    pub addr: SocketAddr,
-    pub laddr: SocketAddr,
+    pub addr: PeerAddr,
+    pub laddr: PeerAddr,
     /// The socket's file descriptor (CLIENT LIST `fd`).
     pub fd: i32,
     pub created: Instant,
@@ -84,11 +84,11 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
-    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, fd: i32) -> Self {
+    pub fn new(id: u64, addr: impl Into<PeerAddr>, laddr: impl Into<PeerAddr>, fd: i32) -> Self {
         ClientHandle {
             id,
-            addr,
-            laddr,
+            addr: addr.into(),
+            laddr: laddr.into(),
             fd,
             created: Instant::now(),
             meta: Mutex::new(ClientMeta {
@@ -133,7 +133,7 @@ impl ClientHandle {
 
     /// One line of CLIENT LIST / CLIENT INFO, with the fields Redis 7.0 prints
     /// in its order, then Redis 7.2's `lib-name` and `lib-ver` (CLIENT
-    /// SETINFO is a 7.2 command clients send anyway). Flags: `x` in MULTI, `b` blocked,
+    /// SETINFO is a 7.2 command clients send anyway). Flags: `x` in MULTI, `b` blocked, `U` Unix socket,
     /// `e` no-evict, `T` no-touch (7.2), `N` none. Sizes redlog does not track
     /// (qbuf-free, argv-mem, tot-mem, ...) are printed as 0.
     pub fn info_line(&self) -> String {
@@ -150,6 +150,9 @@ impl ClientHandle {
         }
         if m.blocked {
             flags.push('b');
+        }
+        if self.addr.is_unix() {
+            flags.push('U');
         }
         if m.no_evict {
             flags.push('e');

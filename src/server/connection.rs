@@ -2,6 +2,7 @@
 //! buffer, execute them under one keyspace lock, write all replies at once.
 
 use super::blocking::{self, Wake};
+use super::net::{self, ClientStream, PeerAddr};
 use super::persist::{FsyncPolicy, Persistence};
 use super::{Client, ClientHandle, PendingOp, ReplyMode, Shared};
 use crate::commands::logingest::{Applied, IngestJob};
@@ -11,32 +12,28 @@ use crate::db::expire::{active_expire_cycle, CycleKind};
 use crate::db::{now_ms, Keyspace};
 use crate::protocol::{Out, ParseLimits, Parsed};
 use bytes::{Bytes, BytesMut};
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 
 /// Initial read buffer; grows for large requests.
 const READ_BUF_BYTES: usize = 16 * 1024;
 
 /// Replies to a connection we will not serve, then closes it.
-pub(super) async fn refuse(mut stream: TcpStream, msg: &str) {
-    let _ = stream.write_all(format!("-{msg}\r\n").as_bytes()).await;
+pub(super) async fn refuse<S: ClientStream>(mut stream: S, msg: &str) {
+    let _ = net::send(&mut stream, format!("-{msg}\r\n").as_bytes()).await;
 }
 
-pub(super) async fn serve(
+/// Serves one client until it quits, is killed or the server stops. `fd`
+/// is the socket's descriptor (CLIENT LIST `fd`).
+pub(super) async fn serve<S: ClientStream>(
     shared: Arc<Shared>,
-    mut stream: TcpStream,
-    addr: SocketAddr,
-    laddr: SocketAddr,
+    mut stream: S,
+    addr: PeerAddr,
+    laddr: PeerAddr,
+    fd: i32,
 ) {
-    let _ = stream.set_nodelay(true);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let fd = {
-        use std::os::fd::AsRawFd;
-        stream.as_raw_fd()
-    };
     let handle = Arc::new(ClientHandle::new(id, addr, laddr, fd));
     shared.clients.insert(id, handle.clone());
     // Redis's `createClient`: the default user, authenticated when it is
@@ -164,10 +161,10 @@ pub(super) async fn serve(
 /// Runs what is buffered, performs a pending SAVE, syncs under `always`,
 /// writes the replies in one call. Returns false when the connection must
 /// close.
-async fn run_batch(
+async fn run_batch<S: ClientStream>(
     shared: &Arc<Shared>,
     client: &mut Client,
-    stream: &mut TcpStream,
+    stream: &mut S,
     inbuf: &mut BytesMut,
     out: &mut Out,
     resume: &mut bool,
@@ -205,7 +202,7 @@ async fn run_batch(
             .total_net_output_bytes
             .fetch_add(out.buf.len() as u64, Ordering::Relaxed);
         shared.observe.writes.fetch_add(1, Ordering::Relaxed);
-        if stream.write_all(&out.buf).await.is_err() {
+        if !net::send(stream, &out.buf).await {
             return false;
         }
         if out.buf.capacity() > 1 << 20 {
@@ -304,10 +301,10 @@ fn off_worker<R>(f: impl FnOnce() -> R) -> R {
 /// learning as one command, whose unit is committed like a batch's. Other
 /// clients run between chunks. Returns false when the client was killed
 /// or went away: the INGEST stops after the current chunk.
-async fn run_ingest(
+async fn run_ingest<S: ClientStream>(
     shared: &Arc<Shared>,
     client: &mut Client,
-    sock: &mut TcpStream,
+    sock: &mut S,
     inbuf: &mut BytesMut,
     out: &mut Out,
     mut job: Box<IngestJob>,
@@ -431,7 +428,7 @@ async fn run_ingest(
         if client.handle.is_killed() {
             return false;
         }
-        match sock.try_read_buf(inbuf) {
+        match net::try_read_buf(sock, inbuf) {
             Ok(0) => return false,
             Ok(n) => {
                 shared
@@ -825,7 +822,7 @@ pub fn execute(
                     m.aborted = true;
                 }
                 if top_name == "exec" {
-                    Err(exec_abort(client, ks, e))
+                    Err(exec_abort(shared, client, ks, e, &args))
                 } else {
                     Err(e)
                 }

@@ -5,9 +5,11 @@ pub mod blocking;
 mod clients;
 pub mod commit;
 mod connection;
+pub mod net;
 pub mod observe;
 pub mod persist;
 pub mod pubsub;
+pub mod tls;
 
 pub use clients::{Client, ClientHandle, ClientMeta, MultiState, PendingOp, ReplyMode};
 pub use connection::execute;
@@ -57,6 +59,12 @@ pub struct Shared {
     shutdown_notify: Notify,
     /// Listening addresses, for INFO and CLIENT LIST `laddr`.
     pub listen_addrs: Vec<SocketAddr>,
+    /// TLS listening addresses (`tls-port`).
+    pub tls_addrs: Vec<SocketAddr>,
+    /// The Unix socket's path (`unixsocket`), removed at shutdown.
+    pub unix_path: Option<String>,
+    /// The TLS context TLS listeners accept with (rebuilt by CONFIG SET).
+    pub tls: tls::TlsState,
     /// The WAL and its state; None with `appendonly no`.
     pub persist: Option<Arc<Persistence>>,
     /// Open streams (their directories under `<dir>/streams/`).
@@ -334,9 +342,19 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// The first listening address (useful with port 0).
+    /// The first listening address (useful with port 0): TCP, else TLS.
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.listen_addrs[0]
+        self.shared
+            .listen_addrs
+            .first()
+            .or(self.shared.tls_addrs.first())
+            .copied()
+            .unwrap_or_else(|| ([127, 0, 0, 1], 0).into())
+    }
+
+    /// The first TLS listening address, if `tls-port` is set.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.shared.tls_addrs.first().copied()
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -354,6 +372,10 @@ impl ServerHandle {
     pub async fn wait(self) {
         for t in self.tasks {
             let _ = t.await;
+        }
+        // Redis removes its socket file on shutdown.
+        if let Some(p) = &self.shared.unix_path {
+            let _ = std::fs::remove_file(p);
         }
         self.shared.flusher_stop.store(true, Ordering::Relaxed);
         // Connections were told to close; let them finish their batch so
@@ -416,33 +438,56 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
     } else {
         None
     };
-    let mut listeners = Vec::new();
-    for addr in config.bind.split_whitespace() {
-        let (optional, addr) = match addr.strip_prefix('-') {
-            Some(a) => (true, a),
-            None => (false, addr),
-        };
-        let host = if addr.contains(':') {
-            format!("[{addr}]:{}", config.port)
-        } else {
-            format!("{addr}:{}", config.port)
-        };
-        match TcpListener::bind(&host).await {
-            Ok(l) => listeners.push(l),
-            Err(e) if optional => tracing::warn!("could not bind {host}: {e}"),
-            Err(e) => return Err(e),
+    let tls = tls::TlsState::default();
+    if tls::enabled(&config) {
+        if let Err(e) = tls.configure(&config) {
+            tracing::warn!("{e}");
+            return Err(io_other(
+                "Failed to configure TLS. Check logs for more info.",
+            ));
         }
     }
-    if listeners.is_empty() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "no address to bind",
-        ));
+    let tls_port = config
+        .get("tls-port")
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(0);
+    let unix_path = config
+        .get("unixsocket")
+        .filter(|p| !p.is_empty())
+        .map(String::from);
+    // `port 0` turns TCP off when TLS or a Unix socket is configured, as in
+    // Redis; alone it asks the system for a free port (tests), where Redis
+    // would refuse to start for listening nowhere.
+    let tcp = config.port != 0 || (tls_port == 0 && unix_path.is_none());
+    let mut listeners = Vec::new();
+    let mut listen_addrs = Vec::new();
+    let mut tls_addrs = Vec::new();
+    for (port, is_tls) in [(config.port, false), (tls_port, true)] {
+        if (is_tls && port == 0) || (!is_tls && !tcp) {
+            continue;
+        }
+        let bound = bind_tcp(&config.bind, port).await?;
+        for l in bound {
+            let a = l.local_addr()?;
+            if is_tls {
+                tls_addrs.push(a);
+                listeners.push(net::Listener::Tls(l));
+            } else {
+                listen_addrs.push(a);
+                listeners.push(net::Listener::Tcp(l));
+            }
+        }
     }
-    let listen_addrs = listeners
-        .iter()
-        .map(|l| l.local_addr())
-        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(path) = &unix_path {
+        let perm = config
+            .get("unixsocketperm")
+            .and_then(|p| u32::from_str_radix(p, 8).ok())
+            .unwrap_or(0);
+        let l = net::bind_unix(path, perm).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("Failed opening Unix socket: {e}"))
+        })?;
+        listeners.push(net::Listener::Unix(l, path.as_str().into()));
+    }
     let streams = Arc::new(crate::stream::Registry::new(
         std::path::Path::new(&config.dir),
         fs_for_streams,
@@ -483,6 +528,9 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         shutdown: AtomicBool::new(false),
         shutdown_notify: Notify::new(),
         listen_addrs,
+        tls_addrs,
+        unix_path,
+        tls,
         persist,
         streams,
         flusher_stop: Arc::new(AtomicBool::new(false)),
@@ -569,6 +617,12 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
     for a in &shared.listen_addrs {
         tracing::info!("Ready to accept connections tcp on {a}");
     }
+    for a in &shared.tls_addrs {
+        tracing::info!("Ready to accept connections tls on {a}");
+    }
+    if let Some(p) = &shared.unix_path {
+        tracing::info!("Ready to accept connections unix on {p}");
+    }
     tasks.push(tokio::spawn(cron(shared.clone())));
     Ok(ServerHandle { shared, tasks })
 }
@@ -645,14 +699,58 @@ impl AcceptBackoff {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+/// Binds `port` on every address of `bind` (`-addr`: optional, as Redis).
+async fn bind_tcp(bind: &str, port: u16) -> std::io::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for addr in bind.split_whitespace() {
+        let (optional, addr) = match addr.strip_prefix('-') {
+            Some(a) => (true, a),
+            None => (false, addr),
+        };
+        let host = if addr.contains(':') {
+            format!("[{addr}]:{port}")
+        } else {
+            format!("{addr}:{port}")
+        };
+        match TcpListener::bind(&host).await {
+            Ok(l) => listeners.push(l),
+            Err(e) if optional => tracing::warn!("could not bind {host}: {e}"),
+            Err(e) => return Err(e),
+        }
+    }
+    if listeners.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no address to bind",
+        ));
+    }
+    Ok(listeners)
+}
+
+/// One accepted connection, before any TLS handshake.
+enum Accepted {
+    Tcp(tokio::net::TcpStream, SocketAddr),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept_one(l: &net::Listener) -> std::io::Result<Accepted> {
+    match l {
+        net::Listener::Tcp(l) | net::Listener::Tls(l) => {
+            let (s, a) = l.accept().await?;
+            Ok(Accepted::Tcp(s, a))
+        }
+        net::Listener::Unix(l, _) => Ok(Accepted::Unix(l.accept().await?.0)),
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: net::Listener) {
     let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
-            r = listener.accept() => r,
+            r = accept_one(&listener) => r,
             _ = shared.shutdown_requested() => return,
         };
-        let (stream, addr) = match accepted {
+        let accepted = match accepted {
             Ok(x) => {
                 backoff.succeeded();
                 x
@@ -679,40 +777,88 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             .stats
             .total_connections_received
             .fetch_add(1, Ordering::Relaxed);
-        let (maxclients, denied) = {
-            let c = shared.config.read();
-            (
-                c.maxclients,
-                protected_mode_denies_for(
-                    &c,
+        let shared2 = shared.clone();
+        match (accepted, &listener) {
+            (Accepted::Unix(stream), net::Listener::Unix(_, path)) => {
+                let fd = {
+                    use std::os::fd::AsRawFd;
+                    stream.as_raw_fd()
+                };
+                let a = net::PeerAddr::Unix(path.clone());
+                // Protected mode is about remote peers: never a Unix socket.
+                tokio::spawn(admit(shared2, stream, a.clone(), a, fd, false));
+            }
+            (Accepted::Tcp(stream, addr), l) => {
+                let _ = stream.set_nodelay(true);
+                let denied = protected_mode_denies_for(
+                    &shared.config.read(),
                     shared.default_nopass.load(Ordering::Relaxed),
                     addr.ip(),
-                ),
-            )
-        };
-        let laddr = stream.local_addr().unwrap_or(addr);
-        let shared2 = shared.clone();
-        tokio::spawn(async move {
-            // Redis's order: the client limit (acceptCommonHandler), then
-            // protected mode (clientAcceptHandler).
-            let refusal = if shared2.clients.len() >= maxclients {
-                Some("ERR max number of clients reached")
-            } else if denied {
-                Some(PROTECTED_MODE_DENIED)
-            } else {
-                None
-            };
-            if let Some(msg) = refusal {
-                shared2
-                    .stats
-                    .rejected_connections
-                    .fetch_add(1, Ordering::Relaxed);
-                connection::refuse(stream, msg).await;
-                return;
+                );
+                let laddr = stream.local_addr().unwrap_or(addr);
+                let fd = {
+                    use std::os::fd::AsRawFd;
+                    stream.as_raw_fd()
+                };
+                if let net::Listener::Tls(_) = l {
+                    let Some(acceptor) = shared.tls.acceptor() else {
+                        continue;
+                    };
+                    tokio::spawn(async move {
+                        match acceptor.accept(stream).await {
+                            Ok(tls) => {
+                                admit(shared2, tls, addr.into(), laddr.into(), fd, denied).await
+                            }
+                            // Redis's clientAcceptHandler line.
+                            Err(e) => tracing::warn!(
+                                "Error accepting a client connection: {e} (addr={addr} laddr={laddr})"
+                            ),
+                        }
+                    });
+                } else {
+                    tokio::spawn(admit(
+                        shared2,
+                        stream,
+                        addr.into(),
+                        laddr.into(),
+                        fd,
+                        denied,
+                    ));
+                }
             }
-            connection::serve(shared2, stream, addr, laddr).await;
-        });
+            (Accepted::Unix(_), _) => {}
+        }
     }
+}
+
+/// Refuses a connection over `maxclients` or denied by protected mode, in
+/// Redis's order (the client limit in acceptCommonHandler, then protected
+/// mode in clientAcceptHandler), or serves it.
+async fn admit<S: net::ClientStream>(
+    shared: Arc<Shared>,
+    stream: S,
+    addr: net::PeerAddr,
+    laddr: net::PeerAddr,
+    fd: i32,
+    denied: bool,
+) {
+    let maxclients = shared.config.read().maxclients;
+    let refusal = if shared.clients.len() >= maxclients {
+        Some("ERR max number of clients reached")
+    } else if denied {
+        Some(PROTECTED_MODE_DENIED)
+    } else {
+        None
+    };
+    if let Some(msg) = refusal {
+        shared
+            .stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        connection::refuse(stream, msg).await;
+        return;
+    }
+    connection::serve(shared, stream, addr, laddr, fd).await;
 }
 
 /// Redis 7.0's reply to a client refused by protected mode, byte for byte

@@ -45,8 +45,6 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 /// Redis's default `client-output-buffer-limit pubsub` hard limit: 32 MB
@@ -265,10 +263,10 @@ pub fn drain_before_batch(client: &mut Client, out: &mut Out) {
 
 /// Writes frames taken by `ClientPubSub::next_frames` while the connection
 /// was idle. Returns false when the connection must close.
-pub async fn write_frames(
+pub async fn write_frames<S: super::net::ClientStream>(
     shared: &Shared,
     client: &Client,
-    stream: &mut TcpStream,
+    stream: &mut S,
     frames: Vec<u8>,
 ) -> bool {
     if frames.is_empty() {
@@ -282,7 +280,7 @@ pub async fn write_frames(
     // A subscriber that stopped reading blocks this write; CLIENT KILL and
     // the output buffer limits must still close it.
     tokio::select! {
-        r = stream.write_all(&frames) => r.is_ok(),
+        r = super::net::send(stream, &frames) => r,
         _ = client.handle.kill_notify.notified() => false,
     }
 }
@@ -698,7 +696,7 @@ mod tests {
     use super::*;
 
     fn handle(id: u64) -> Arc<ClientHandle> {
-        let a = "127.0.0.1:1".parse().unwrap();
+        let a: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
         Arc::new(ClientHandle::new(id, a, a, -1))
     }
 
