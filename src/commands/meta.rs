@@ -2378,6 +2378,24 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "pubsub|shardchannels",
+        CommandMeta {
+            args: &[
+                arg("pattern", T::Pattern).flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "pubsub|shardnumsub",
+        CommandMeta {
+            args: &[
+                arg("shardchannel", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "punsubscribe",
         CommandMeta {
             args: &[
@@ -2927,6 +2945,19 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "spublish",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_NOT_KEY, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("shardchannel", T::String),
+                arg("message", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "srandmember",
         CommandMeta {
             tips: &[
@@ -2975,6 +3006,18 @@ pub static META: &[(&str, CommandMeta)] = &[
                 arg("cursor", T::Integer),
                 arg("pattern", T::Pattern).token("MATCH").flags(OPTIONAL),
                 arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "ssubscribe",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_NOT_KEY, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("shardchannel", T::String).flags(MULTIPLE),
             ],
             ..CommandMeta::EMPTY
         },
@@ -3044,6 +3087,18 @@ pub static META: &[(&str, CommandMeta)] = &[
             args: &[
                 arg("destination", T::Key).key_spec(0),
                 arg("key", T::Key).key_spec(1).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "sunsubscribe",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_NOT_KEY, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("shardchannel", T::String).flags(OPTIONAL | MULTIPLE),
             ],
             ..CommandMeta::EMPTY
         },
