@@ -142,7 +142,6 @@ pub const NO_EFFECT: &[&str] = &[
     "unixsocket",
     "unixsocketperm",
     "enable-protected-configs",
-    "enable-debug-command",
     "enable-module-command",
     "server_cpulist",
     "bio_cpulist",

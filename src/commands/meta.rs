@@ -642,6 +642,15 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "debug",
+        CommandMeta {
+            doc_flags: &[
+                "syscmd",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "decr",
         CommandMeta {
             key_specs: &[
