@@ -141,7 +141,6 @@ pub const NO_EFFECT: &[&str] = &[
     "syslog-ident",
     "tracking-table-max-keys",
     "enable-protected-configs",
-    "enable-debug-command",
     "enable-module-command",
     "server_cpulist",
     "bio_cpulist",

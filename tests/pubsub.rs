@@ -1049,3 +1049,122 @@ async fn geo_keyspace_notifications() {
     }
     s.shutdown().await;
 }
+
+fn smessage(resp3: bool, ch: &str, payload: &str) -> Vec<u8> {
+    let t = if resp3 { '>' } else { '*' };
+    format!(
+        "{t}3\r\n$8\r\nsmessage\r\n${}\r\n{ch}\r\n${}\r\n{payload}\r\n",
+        ch.len(),
+        payload.len()
+    )
+    .into_bytes()
+}
+
+/// Sharded Pub/Sub: SPUBLISH reaches shard subscribers (RESP2 and RESP3),
+/// never plain channel or pattern subscribers; a RESP3 client publishing to
+/// itself gets the push before the count (bytes from redis-server 7.0.15);
+/// CLIENT LIST shows `ssub` and the `P` flag; a closed subscriber is gone.
+#[tokio::test]
+async fn sharded_messages_reach_shard_subscribers_only() {
+    let s = common::start().await;
+    let addr = s.local_addr();
+    let mut a = Raw::connect(addr).await;
+    let mut b = Raw::connect(addr).await;
+    let mut c = raw3(addr).await;
+    a.check(
+        &resp(&[b"SSUBSCRIBE", b"orders", b"other"]),
+        &[
+            confirm(false, "ssubscribe", Some("orders"), 1),
+            confirm(false, "ssubscribe", Some("other"), 2),
+        ]
+        .concat(),
+    )
+    .await;
+    b.check(
+        &[
+            resp(&[b"SUBSCRIBE", b"orders"]),
+            resp(&[b"PSUBSCRIBE", b"*"]),
+        ]
+        .concat(),
+        &[
+            confirm(false, "subscribe", Some("orders"), 1),
+            confirm(false, "psubscribe", Some("*"), 2),
+        ]
+        .concat(),
+    )
+    .await;
+    c.check(
+        &resp(&[b"SSUBSCRIBE", b"orders"]),
+        &confirm(true, "ssubscribe", Some("orders"), 1),
+    )
+    .await;
+    assert_eq!(int_cmd(addr, &[b"SPUBLISH", b"orders", b"o1"]).await, 2);
+    let want = smessage(false, "orders", "o1");
+    assert_eq!(a.read_exact_len(want.len()).await, want);
+    let want = smessage(true, "orders", "o1");
+    assert_eq!(c.read_exact_len(want.len()).await, want);
+    // A RESP3 subscriber publishing to its own shard channel.
+    c.check(
+        &resp(&[b"SPUBLISH", b"orders", b"o2"]),
+        &[smessage(true, "orders", "o2"), b":2\r\n".to_vec()].concat(),
+    )
+    .await;
+    let want = smessage(false, "orders", "o2");
+    assert_eq!(a.read_exact_len(want.len()).await, want);
+    // PUBLISH does not reach shard subscribers: b gets message + pmessage.
+    assert_eq!(int_cmd(addr, &[b"PUBLISH", b"orders", b"p"]).await, 2);
+    let want = [
+        message(false, "orders", "p"),
+        pmessage(false, "*", "orders", "p"),
+    ]
+    .concat();
+    assert_eq!(b.read_exact_len(want.len()).await, want);
+    // b saw nothing of the SPUBLISHes: its next reply is the PING's.
+    b.check(&resp(&[b"PING"]), b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
+        .await;
+
+    let list = raw_list(addr).await;
+    let line_a = list
+        .lines()
+        .find(|l| l.contains("ssub=2"))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(line_a.contains(" flags=P "), "{line_a}");
+    assert!(line_a.contains(" sub=0 psub=0 ssub=2 "), "{line_a}");
+
+    drop(a);
+    let mut r = common::client(addr).await;
+    for _ in 0..200 {
+        let v: Vec<redis::Value> = redis::cmd("PUBSUB")
+            .arg("SHARDNUMSUB")
+            .arg("orders")
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        if v.get(1) == Some(&redis::Value::Int(1)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let chans: Vec<String> = redis::cmd("PUBSUB")
+        .arg("SHARDCHANNELS")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(chans, vec!["orders".to_string()]);
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(info.contains("pubsubshard_channels:1\r\n"), "{info}");
+    s.shutdown().await;
+}
+
+async fn raw_list(addr: SocketAddr) -> String {
+    let mut c = common::client(addr).await;
+    redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut c)
+        .await
+        .unwrap()
+}

@@ -601,10 +601,15 @@ fn client_type(name: &[u8]) -> Result<ClientType, CmdError> {
     Ok(t)
 }
 
-/// The type of a connection. There is no replication and no pub/sub yet,
-/// so every connection is a normal one.
-fn type_of(_h: &ClientHandle) -> ClientType {
-    ClientType::Normal
+/// The type of a connection (Redis's `getClientType`): subscribed to
+/// anything is pubsub; there is no replication yet, so the rest are normal.
+fn type_of(h: &ClientHandle) -> ClientType {
+    let m = h.meta.lock();
+    if m.sub + m.psub + m.ssub > 0 {
+        ClientType::PubSub
+    } else {
+        ClientType::Normal
+    }
 }
 
 /// Snapshot of the registry, by id (CLIENT LIST order is connection order).

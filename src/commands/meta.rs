@@ -761,6 +761,15 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "debug",
+        CommandMeta {
+            doc_flags: &[
+                "syscmd",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "decr",
         CommandMeta {
             key_specs: &[
@@ -2607,6 +2616,24 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "pubsub|shardchannels",
+        CommandMeta {
+            args: &[
+                arg("pattern", T::Pattern).flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "pubsub|shardnumsub",
+        CommandMeta {
+            args: &[
+                arg("shardchannel", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "punsubscribe",
         CommandMeta {
             args: &[
@@ -3228,6 +3255,19 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "spublish",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_NOT_KEY, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("shardchannel", T::String),
+                arg("message", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "srandmember",
         CommandMeta {
             tips: &[
@@ -3276,6 +3316,18 @@ pub static META: &[(&str, CommandMeta)] = &[
                 arg("cursor", T::Integer),
                 arg("pattern", T::Pattern).token("MATCH").flags(OPTIONAL),
                 arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "ssubscribe",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_NOT_KEY, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("shardchannel", T::String).flags(MULTIPLE),
             ],
             ..CommandMeta::EMPTY
         },
@@ -3345,6 +3397,18 @@ pub static META: &[(&str, CommandMeta)] = &[
             args: &[
                 arg("destination", T::Key).key_spec(0),
                 arg("key", T::Key).key_spec(1).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "sunsubscribe",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_NOT_KEY, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("shardchannel", T::String).flags(OPTIONAL | MULTIPLE),
             ],
             ..CommandMeta::EMPTY
         },

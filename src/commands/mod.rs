@@ -12,6 +12,7 @@
 pub mod acl;
 pub mod bitmaps;
 pub mod connection;
+pub mod debug;
 pub mod dump;
 pub mod geo;
 pub mod hashes;
@@ -528,6 +529,7 @@ static FAMILIES: &[&[Command]] = &[
     lists::COMMANDS,
     logparse::COMMANDS,
     scripting::COMMANDS,
+    debug::COMMANDS,
 ];
 
 pub fn table() -> &'static Table {

@@ -1,5 +1,8 @@
 //! Pub/Sub commands (Redis's pubsub.c): SUBSCRIBE, UNSUBSCRIBE,
-//! PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH and PUBSUB CHANNELS / NUMSUB / NUMPAT.
+//! PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH and PUBSUB CHANNELS / NUMSUB / NUMPAT;
+//! sharded Pub/Sub (Redis 7.0): SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH and
+//! PUBSUB SHARDCHANNELS / SHARDNUMSUB, with single-node semantics (every
+//! slot is local until cluster mode exists).
 //!
 //! The registry and the delivery of messages to other connections live in
 //! `server::pubsub`; these handlers only change subscriptions and write the
@@ -41,6 +44,15 @@ const fn cmd(
     }
 }
 
+/// Key positions from 1 to `last` (shard channels are keys for slot
+/// routing, as in Redis's table).
+const fn keyed(mut c: Command, last: i32) -> Command {
+    c.first_key = 1;
+    c.last_key = last;
+    c.key_step = 1;
+    c
+}
+
 const SUB_FLAGS: u32 = PUBSUB | NOSCRIPT | LOADING | STALE;
 const PUBSUB_SLOW: &[&str] = &["@pubsub", "@slow"];
 
@@ -48,6 +60,8 @@ static PUBSUB_SUBCOMMANDS: &[Command] = &[
     cmd("channels", -2, PUBSUB | LOADING | STALE, PUBSUB_SLOW, "List active channels", "2.8.0", "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)", pubsub_channels),
     cmd("help", 2, LOADING | STALE, &["@slow"], "Show helpful text about the different subcommands", "6.2.0", "O(1)", pubsub_help),
     cmd("numpat", 2, PUBSUB | LOADING | STALE, PUBSUB_SLOW, "Get the count of unique patterns pattern subscriptions", "2.8.0", "O(1)", pubsub_numpat),
+    cmd("shardchannels", -2, PUBSUB | LOADING | STALE, PUBSUB_SLOW, "List active shard channels", "7.0.0", "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).", pubsub_shardchannels),
+    cmd("shardnumsub", -2, PUBSUB | LOADING | STALE, PUBSUB_SLOW, "Get the count of subscribers for shard channels", "7.0.0", "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels", pubsub_shardnumsub),
     cmd("numsub", -2, PUBSUB | LOADING | STALE, PUBSUB_SLOW, "Get the count of subscribers for channels", "2.8.0", "O(N) for the NUMSUB subcommand, where N is the number of requested channels", pubsub_numsub),
 ];
 
@@ -57,6 +71,9 @@ pub static COMMANDS: &[Command] = &[
     cmd("psubscribe", -2, SUB_FLAGS, PUBSUB_SLOW, "Listen for messages published to channels matching the given patterns", "2.0.0", "O(N) where N is the number of patterns the client is already subscribed to.", psubscribe),
     cmd("punsubscribe", -1, SUB_FLAGS, PUBSUB_SLOW, "Stop listening for messages posted to channels matching the given patterns", "2.0.0", "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", punsubscribe),
     cmd("publish", 3, PUBSUB | LOADING | STALE | FAST | super::flags::MAY_REPLICATE, &["@pubsub", "@fast"], "Post a message to a channel", "2.0.0", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", publish),
+    keyed(cmd("ssubscribe", -2, SUB_FLAGS, PUBSUB_SLOW, "Listen for messages published to the given shard channels", "7.0.0", "O(N) where N is the number of shard channels to subscribe to.", ssubscribe), -1),
+    keyed(cmd("sunsubscribe", -1, SUB_FLAGS, PUBSUB_SLOW, "Stop listening for messages posted to the given shard channels", "7.0.0", "O(N) where N is the number of clients already subscribed to a shard channel.", sunsubscribe), -1),
+    keyed(cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST, &["@pubsub", "@fast"], "Post a message to a shard channel", "7.0.0", "O(N) where N is the number of clients subscribed to the receiving shard channel.", spublish), 1),
     Command {
         name: "pubsub",
         arity: -2,
@@ -74,8 +91,8 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 /// One confirmation: `[kind, name or nil, count]` as a push.
-fn confirm(ctx: &mut Ctx, what: &str, name: Option<&[u8]>) {
-    let count = ctx.client.pubsub.count();
+fn confirm(ctx: &mut Ctx, kind: Kind, what: &str, name: Option<&[u8]>) {
+    let count = ctx.client.pubsub.count_for(kind);
     let start = ctx.out.buf.len();
     ctx.out.push(3);
     ctx.out.bulk(what.as_bytes());
@@ -94,7 +111,7 @@ fn subscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind, what: &str) {
         ctx.shared
             .pubsub
             .subscribe(&mut ctx.client.pubsub, id, kind, name);
-        confirm(ctx, what, Some(name));
+        confirm(ctx, kind, what, Some(name));
     }
 }
 
@@ -109,14 +126,14 @@ fn unsubscribe_generic(ctx: &mut Ctx, args: &[Bytes], kind: Kind, what: &str) {
         ctx.shared.pubsub.subscriptions(id, kind)
     };
     if names.is_empty() {
-        confirm(ctx, what, None);
+        confirm(ctx, kind, what, None);
         return;
     }
     for name in &names {
         ctx.shared
             .pubsub
             .unsubscribe(&mut ctx.client.pubsub, id, kind, name);
-        confirm(ctx, what, Some(name));
+        confirm(ctx, kind, what, Some(name));
     }
 }
 
@@ -141,6 +158,69 @@ fn psubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// PUNSUBSCRIBE [pattern [pattern ...]]
 fn punsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     unsubscribe_generic(ctx, args, Kind::Pattern, "punsubscribe");
+    Ok(())
+}
+
+/// SSUBSCRIBE shardchannel [shardchannel ...]
+///
+/// Refused while EXEC runs (Redis's CLIENT_DENY_BLOCKING), unlike SUBSCRIBE.
+fn ssubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.client.in_exec {
+        return Err(CmdError::new(
+            "ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client",
+        ));
+    }
+    subscribe_generic(ctx, args, Kind::Shard, "ssubscribe");
+    Ok(())
+}
+
+/// SUNSUBSCRIBE [shardchannel [shardchannel ...]]
+fn sunsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    unsubscribe_generic(ctx, args, Kind::Shard, "sunsubscribe");
+    Ok(())
+}
+
+/// SPUBLISH shardchannel message
+///
+/// As PUBLISH, to the shard channel's subscribers only (no patterns).
+fn spublish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let start = ctx.out.buf.len();
+    let sink = Sink {
+        client_id: ctx.client.id,
+        resp3: ctx.out.resp3,
+        buf: &mut ctx.out.buf,
+    };
+    let n = ctx.shared.pubsub.spublish(&args[1], &args[2], Some(sink));
+    let end = ctx.out.buf.len();
+    ctx.out.mark_push(start..end);
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// PUBSUB SHARDCHANNELS [pattern]
+fn pubsub_shardchannels(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(subcommand_syntax(&args[1]));
+    }
+    let list = ctx
+        .shared
+        .pubsub
+        .shard_channels(args.get(2).map(|p| p.as_ref()));
+    ctx.out.array(list.len());
+    for c in &list {
+        ctx.out.bulk(c);
+    }
+    Ok(())
+}
+
+/// PUBSUB SHARDNUMSUB [shardchannel [shardchannel ...]]
+fn pubsub_shardnumsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ctx.out.array((args.len() - 2) * 2);
+    for c in &args[2..] {
+        let n = ctx.shared.pubsub.shard_numsub(c);
+        ctx.out.bulk(c);
+        ctx.out.int(n as i64);
+    }
     Ok(())
 }
 
@@ -217,6 +297,10 @@ fn pubsub_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
             "NUMSUB [<channel> ...]",
             "    Return the number of subscribers for the specified channels, excluding",
             "    pattern subscriptions(default: no channels).",
+            "SHARDCHANNELS [<pattern>]",
+            "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+            "SHARDNUMSUB [<shardchannel> ...]",
+            "    Return the number of subscribers for the specified shard level channel(s)",
         ],
     );
     Ok(())

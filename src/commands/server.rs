@@ -596,7 +596,10 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("keyspace_misses:{}", ks.stats.keyspace_misses);
             line!("pubsub_channels:{}", ctx.shared.pubsub.channel_count());
             line!("pubsub_patterns:{}", ctx.shared.pubsub.pattern_count());
-            line!("pubsubshard_channels:0");
+            line!(
+                "pubsubshard_channels:{}",
+                ctx.shared.pubsub.shard_channel_count()
+            );
             line!("latest_fork_usec:0");
             line!("total_forks:0");
             line!("migrate_cached_sockets:0");

@@ -51,6 +51,8 @@ pub struct ExpireState {
     pub time_cap_reached: u64,
     /// Cumulative time spent in cycles (INFO `expire_cycle_cpu_milliseconds`).
     pub cpu_ms: u64,
+    /// DEBUG SET-ACTIVE-EXPIRE 0: no active cycles (lazy expiry only).
+    pub disabled: bool,
 }
 
 /// Runs one cycle. `effort` is `active-expire-effort` (1..=10), `hz` the
@@ -62,6 +64,9 @@ pub fn active_expire_cycle(
     effort: u32,
     now_ms: impl Fn() -> u64,
 ) -> u64 {
+    if ks.expire.disabled {
+        return 0;
+    }
     let effort = u64::from(effort.clamp(1, 10) - 1);
     let keys_per_loop = KEYS_PER_LOOP + KEYS_PER_LOOP / 4 * effort as usize;
     let fast_duration_us = FAST_DURATION_US + FAST_DURATION_US / 4 * effort;

@@ -268,6 +268,20 @@ impl List {
         self.len == 0
     }
 
+    /// Nodes and the bytes their entries take (DEBUG OBJECT's `ql_nodes`
+    /// and `ql_uncompressed_size`).
+    pub fn node_stats(&self) -> (usize, usize) {
+        let bytes = self
+            .nodes
+            .iter()
+            .map(|n| n.buf.len() - n.start as usize)
+            .sum();
+        (self.nodes.len(), bytes)
+    }
+
+    /// The most bytes a node holds (DEBUG OBJECT's `ql_listpack_max`).
+    pub const NODE_BYTES: usize = NODE_BYTES;
+
     /// OBJECT ENCODING (Redis 7.0: always a quicklist).
     pub fn encoding(&self) -> &'static str {
         "quicklist"

@@ -56,6 +56,8 @@ pub struct ClientMeta {
     /// Channels and patterns subscribed (CLIENT LIST `sub`, `psub`).
     pub sub: usize,
     pub psub: usize,
+    /// Shard channels subscribed (CLIENT LIST `ssub`).
+    pub ssub: usize,
     /// Waiting in a blocking command (CLIENT LIST flag `b`).
     pub blocked: bool,
     /// In MONITOR mode (CLIENT LIST flag `O`).
@@ -142,7 +144,7 @@ impl ClientHandle {
         if m.monitor {
             flags.push('O');
         }
-        if m.sub + m.psub > 0 {
+        if m.sub + m.psub + m.ssub > 0 {
             flags.push('P');
         }
         if m.multi >= 0 {
@@ -179,7 +181,7 @@ impl ClientHandle {
             .map(|n| String::from_utf8_lossy(n).into_owned())
             .unwrap_or_default();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -191,6 +193,7 @@ impl ClientHandle {
             m.db,
             m.sub,
             m.psub,
+            m.ssub,
             m.multi,
             self.qbuf.load(Ordering::Relaxed),
             crate::commands::table()

@@ -801,7 +801,23 @@ pub fn execute(
                 }
                 _ => None,
             };
-            if auth_required && !cmd.has(flags::NO_AUTH) {
+            if top_name == "debug"
+                && !commands::debug::allowed(
+                    shared
+                        .config
+                        .read()
+                        .get("enable-debug-command")
+                        .unwrap_or("no"),
+                    client.handle.addr.is_local(),
+                )
+            {
+                // Redis's CMD_PROTECTED check comes before authentication.
+                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = client.multi.as_mut() {
+                    m.aborted = true;
+                }
+                Err(CmdError::new(commands::debug::NOT_ALLOWED))
+            } else if auth_required && !cmd.has(flags::NO_AUTH) {
                 entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
                 if let Some(m) = client.multi.as_mut() {
                     m.aborted = true;

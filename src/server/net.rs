@@ -25,6 +25,14 @@ impl PeerAddr {
     pub fn is_unix(&self) -> bool {
         matches!(self, PeerAddr::Unix(_))
     }
+
+    /// Redis's `islocalClient`: a Unix socket or a loopback address.
+    pub fn is_local(&self) -> bool {
+        match self {
+            PeerAddr::Tcp(a) => a.ip().is_loopback(),
+            PeerAddr::Unix(_) => true,
+        }
+    }
 }
 
 impl From<SocketAddr> for PeerAddr {

@@ -158,6 +158,8 @@ pub struct ClientPubSub {
     pub channels: usize,
     /// Patterns subscribed (PSUBSCRIBE).
     pub patterns: usize,
+    /// Shard channels subscribed (SSUBSCRIBE).
+    pub shards: usize,
 }
 
 impl ClientPubSub {
@@ -173,6 +175,7 @@ impl ClientPubSub {
             rx,
             channels: 0,
             patterns: 0,
+            shards: 0,
         }
     }
 
@@ -182,10 +185,19 @@ impl ClientPubSub {
         self.channels + self.patterns
     }
 
+    /// The count a confirmation of `kind` shows: shard channels are counted
+    /// apart (Redis 7.0's `clientShardSubscriptionsCount`).
+    pub fn count_for(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Shard => self.shards,
+            _ => self.count(),
+        }
+    }
+
     /// True in Redis's CLIENT_PUBSUB mode (subscribed to anything): a RESP2
     /// client may then run only the Pub/Sub commands, PING, QUIT and RESET.
     pub fn active(&self) -> bool {
-        self.count() > 0
+        self.count() + self.shards > 0
     }
 
     /// Waits for queued frames and returns up to about
@@ -330,6 +342,21 @@ struct Subscriber {
     mailbox: Mailbox,
     channels: OrderedSet,
     patterns: OrderedSet,
+    shards: OrderedSet,
+}
+
+impl Subscriber {
+    fn set(&mut self, kind: Kind) -> &mut OrderedSet {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shards,
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.channels.len() + self.patterns.len() + self.shards.len()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -338,7 +365,20 @@ struct Registry {
     channels: HashMap<Bytes, Vec<u64>>,
     /// Pattern -> subscribed client ids.
     patterns: HashMap<Bytes, Vec<u64>>,
+    /// Shard channel -> subscribed client ids (SSUBSCRIBE; one node holds
+    /// every slot until cluster mode exists).
+    shards: HashMap<Bytes, Vec<u64>>,
     clients: HashMap<u64, Subscriber>,
+}
+
+impl Registry {
+    fn map(&mut self, kind: Kind) -> &mut HashMap<Bytes, Vec<u64>> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shards,
+        }
+    }
 }
 
 /// Where frames for the publishing client itself go: straight into its
@@ -373,6 +413,8 @@ pub struct PubSub {
 pub enum Kind {
     Channel,
     Pattern,
+    /// Shard channels (SSUBSCRIBE, SPUBLISH).
+    Shard,
 }
 
 impl PubSub {
@@ -393,17 +435,15 @@ impl PubSub {
             mailbox: client.mailbox.clone(),
             channels: OrderedSet::default(),
             patterns: OrderedSet::default(),
+            shards: OrderedSet::default(),
         });
-        let (set, map) = match kind {
-            Kind::Channel => (&mut sub.channels, &mut reg.channels),
-            Kind::Pattern => (&mut sub.patterns, &mut reg.patterns),
-        };
-        if !set.insert(name.clone()) {
+        if !sub.set(kind).insert(name.clone()) {
             return false;
         }
-        map.entry(name.clone()).or_default().push(id);
         client.channels = sub.channels.len();
         client.patterns = sub.patterns.len();
+        client.shards = sub.shards.len();
+        reg.map(kind).entry(name.clone()).or_default().push(id);
         Self::update_meta(&client.mailbox.handle, client);
         true
     }
@@ -415,7 +455,8 @@ impl PubSub {
         if let Some(sub) = reg.clients.get(&id) {
             client.channels = sub.channels.len();
             client.patterns = sub.patterns.len();
-            if sub.channels.len() + sub.patterns.len() == 0 {
+            client.shards = sub.shards.len();
+            if sub.total() == 0 {
                 reg.clients.remove(&id);
             }
         }
@@ -427,13 +468,10 @@ impl PubSub {
         let Some(sub) = reg.clients.get_mut(&id) else {
             return false;
         };
-        let (set, map) = match kind {
-            Kind::Channel => (&mut sub.channels, &mut reg.channels),
-            Kind::Pattern => (&mut sub.patterns, &mut reg.patterns),
-        };
-        if !set.remove(name) {
+        if !sub.set(kind).remove(name) {
             return false;
         }
+        let map = reg.map(kind);
         if let Some(ids) = map.get_mut(name) {
             ids.retain(|c| *c != id);
             if ids.is_empty() {
@@ -445,13 +483,10 @@ impl PubSub {
 
     /// The client's channels or patterns, in subscription order.
     pub fn subscriptions(&self, id: u64, kind: Kind) -> Vec<Bytes> {
-        let reg = self.reg.lock();
-        match reg.clients.get(&id) {
+        let mut reg = self.reg.lock();
+        match reg.clients.get_mut(&id) {
             None => Vec::new(),
-            Some(s) => match kind {
-                Kind::Channel => s.channels.names(),
-                Kind::Pattern => s.patterns.names(),
-            },
+            Some(s) => s.set(kind).names(),
         }
     }
 
@@ -463,11 +498,9 @@ impl PubSub {
             for (kind, names) in [
                 (Kind::Channel, sub.channels.names()),
                 (Kind::Pattern, sub.patterns.names()),
+                (Kind::Shard, sub.shards.names()),
             ] {
-                let map = match kind {
-                    Kind::Channel => &mut reg.channels,
-                    Kind::Pattern => &mut reg.patterns,
-                };
+                let map = reg.map(kind);
                 for name in names {
                     if let Some(ids) = map.get_mut(&name) {
                         ids.retain(|c| *c != id);
@@ -480,6 +513,7 @@ impl PubSub {
         }
         client.channels = 0;
         client.patterns = 0;
+        client.shards = 0;
         Self::update_meta(&client.mailbox.handle, client);
     }
 
@@ -487,6 +521,7 @@ impl PubSub {
         let mut m = handle.meta.lock();
         m.sub = client.channels;
         m.psub = client.patterns;
+        m.ssub = client.shards;
     }
 
     /// Publishes `message` on `channel` (Redis's `pubsubPublishMessage`):
@@ -535,6 +570,32 @@ impl PubSub {
                     |r| encode(r, &[b"pmessage", pattern, channel, message]),
                 );
             }
+        }
+        receivers
+    }
+
+    /// Publishes `message` on the shard channel `channel` (SPUBLISH: no
+    /// patterns). Returns the number of receivers.
+    pub fn spublish(&self, channel: &[u8], message: &[u8], mut sink: Option<Sink<'_>>) -> usize {
+        let reg = self.reg.lock();
+        let Some(ids) = reg.shards.get(channel) else {
+            return 0;
+        };
+        let mut frames = Frames::default();
+        let mut receivers = 0;
+        for id in ids {
+            let Some(sub) = reg.clients.get(id) else {
+                continue;
+            };
+            receivers += 1;
+            deliver(
+                &mut sink,
+                *id,
+                &sub.mailbox,
+                &self.limits,
+                &mut frames,
+                |r| encode(r, &[b"smessage", channel, message]),
+            );
         }
         receivers
     }
@@ -621,6 +682,27 @@ impl PubSub {
     /// Subscribers of a channel, patterns not counted: PUBSUB NUMSUB.
     pub fn numsub(&self, channel: &[u8]) -> usize {
         self.reg.lock().channels.get(channel).map_or(0, Vec::len)
+    }
+
+    /// Shard channels with at least one subscriber matching `pattern` (all
+    /// when None): PUBSUB SHARDCHANNELS.
+    pub fn shard_channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let reg = self.reg.lock();
+        reg.shards
+            .keys()
+            .filter(|c| pattern.is_none_or(|p| glob_match(p, c, false)))
+            .cloned()
+            .collect()
+    }
+
+    /// Subscribers of a shard channel: PUBSUB SHARDNUMSUB.
+    pub fn shard_numsub(&self, channel: &[u8]) -> usize {
+        self.reg.lock().shards.get(channel).map_or(0, Vec::len)
+    }
+
+    /// Shard channels with subscribers (INFO `pubsubshard_channels`).
+    pub fn shard_channel_count(&self) -> usize {
+        self.reg.lock().shards.len()
     }
 
     /// Channels with subscribers (INFO `pubsub_channels`).

@@ -290,6 +290,14 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// The bytes a value takes in the WAL's encoding (DEBUG OBJECT's
+/// `serializedlength`: redlog has no RDB).
+pub fn serialized_len(v: &Value) -> usize {
+    let mut out = Vec::new();
+    put_value(&mut out, v);
+    out.len()
+}
+
 fn put_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Str(s) => {

@@ -1,0 +1,192 @@
+//! DEBUG (Redis's debug.c), the subcommands that mean something in redlog:
+//! SLEEP, OBJECT, SET-ACTIVE-EXPIRE, ERROR, LOG, HELP. Everything else
+//! (crash helpers, RDB/AOF, ziplist/listpack internals redlog does not
+//! have) answers Redis's unknown-subcommand error.
+//!
+//! The gate (`enable-debug-command`: `no` refuses DEBUG, `local` allows it
+//! from loopback and Unix-socket clients only, `yes` everywhere) is checked
+//! in `server::execute` before authentication, as Redis's `processCommand`
+//! checks CMD_PROTECTED commands: see `allowed`.
+
+use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
+use crate::db::Value;
+use bytes::Bytes;
+
+pub static COMMANDS: &[Command] = &[Command {
+    name: "debug",
+    arity: -2,
+    flags: ADMIN | NOSCRIPT | LOADING | STALE,
+    acl: &["@admin", "@slow", "@dangerous"],
+    doc: Doc {
+        summary: "A container for debugging commands",
+        since: "1.0.0",
+        group: "server",
+        complexity: "Depends on subcommand.",
+    },
+    handler: Some(debug),
+    ..Command::DEFAULT
+}];
+
+/// Redis's rejection of a protected command that its option disallows.
+pub const NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+
+/// Redis's `allowProtectedAction` for `enable-debug-command`: `yes`, or
+/// `local` and the client is local (a loopback address or a Unix socket).
+pub fn allowed(setting: &str, local: bool) -> bool {
+    match setting {
+        "yes" => true,
+        "local" => local,
+        _ => false,
+    }
+}
+
+fn unknown(sub: &[u8]) -> CmdError {
+    let sub = &sub[..sub.len().min(128)];
+    CmdError::new(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+        String::from_utf8_lossy(sub)
+    ))
+}
+
+/// C's `atoi`: optional spaces and sign, then digits (0 when none).
+fn atoi(a: &[u8]) -> i64 {
+    let a = super::c_str(a);
+    let mut i = a
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+        .unwrap_or(a.len());
+    let neg = match a.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let mut n: i64 = 0;
+    while let Some(d) = a.get(i).filter(|c| c.is_ascii_digit()) {
+        n = n.wrapping_mul(10).wrapping_add(i64::from(d - b'0'));
+        i += 1;
+    }
+    if neg {
+        n.wrapping_neg()
+    } else {
+        n
+    }
+}
+
+/// DEBUG <subcommand> [<arg> ...]
+fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = &args[1];
+    let n = args.len();
+    if n == 2 && is_kw(sub, "help") {
+        help(ctx);
+    } else if n == 3 && is_kw(sub, "sleep") {
+        // strtod, as Redis: anything unparsable sleeps 0 seconds.
+        let secs = super::zsets::float::strtod(&args[2]).value;
+        let us = (secs * 1_000_000.0) as u64;
+        if us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(us));
+        }
+        ctx.out.ok();
+    } else if n == 3 && is_kw(sub, "object") {
+        object(ctx, &args[2])?;
+    } else if n == 3 && is_kw(sub, "set-active-expire") {
+        ctx.ks.expire.disabled = atoi(&args[2]) == 0;
+        ctx.out.ok();
+    } else if n == 3 && is_kw(sub, "error") {
+        // The argument verbatim as the error (newlines become spaces).
+        return Err(CmdError::from_bytes(args[2].to_vec()));
+    } else if n == 3 && is_kw(sub, "log") {
+        tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
+        ctx.out.ok();
+    } else {
+        return Err(unknown(sub));
+    }
+    Ok(())
+}
+
+/// DEBUG OBJECT key: Redis's line with redlog's facts: the entry's address,
+/// refcount, encoding, `serializedlength` (the value's size in the WAL's
+/// encoding: redlog has no RDB), the access clock and idle seconds; lists
+/// add the quicklist fields (nodes of at most 4 KiB: `ql_listpack_max:-1`,
+/// never compressed).
+fn object(ctx: &mut Ctx, key: &[u8]) -> CmdResult {
+    let (db, now) = (ctx.db(), ctx.now_ms);
+    let clock = ctx.ks.clock_s();
+    let Some(e) = ctx.ks.lookup_nonotify(db, key, now, false) else {
+        return Err(CmdError::new("ERR no such key"));
+    };
+    let refcount = match &e.value {
+        Value::Str(s) => s.refcount(),
+        _ => 1,
+    };
+    let mut line = format!(
+        "Value at:{:p} refcount:{} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+        e as *const _,
+        refcount,
+        e.value.encoding(),
+        crate::db::effect::serialized_len(&e.value),
+        e.lru,
+        crate::db::evict::idle_ms(e.lru, clock) / 1000,
+    );
+    if let Value::List(l) = &e.value {
+        let (nodes, bytes) = l.node_stats();
+        let avg = if nodes == 0 {
+            0.0
+        } else {
+            l.len() as f64 / nodes as f64
+        };
+        line.push_str(&format!(
+            " ql_nodes:{nodes} ql_avg_node:{avg:.2} ql_listpack_max:-1 ql_compressed:0 ql_uncompressed_size:{bytes}"
+        ));
+    }
+    ctx.out.simple(&line);
+    Ok(())
+}
+
+/// DEBUG HELP: Redis's text for the subcommands redlog has.
+fn help(ctx: &mut Ctx) {
+    super::connection::help_reply(
+        ctx,
+        "DEBUG",
+        &[
+            "ERROR <string>",
+            "    Return a Redis protocol error with <string> as message. Useful for clients",
+            "    unit tests to simulate Redis errors.",
+            "LOG <message>",
+            "    Write <message> to the server log.",
+            "OBJECT <key>",
+            "    Show low level info about `key` and associated value.",
+            "SET-ACTIVE-EXPIRE <0|1>",
+            "    Setting it to 0 disables expiring keys in background when they are not",
+            "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+            "    default.",
+            "SLEEP <seconds>",
+            "    Stop the server for <seconds>. Decimals allowed.",
+        ],
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atoi_is_c_atoi() {
+        assert_eq!(atoi(b"0"), 0);
+        assert_eq!(atoi(b"x"), 0);
+        assert_eq!(atoi(b" 12abc"), 12);
+        assert_eq!(atoi(b"-3"), -3);
+        assert_eq!(atoi(b"1\x002"), 1);
+    }
+
+    #[test]
+    fn local_means_loopback() {
+        assert!(allowed("local", true) && !allowed("local", false));
+        assert!(allowed("yes", false) && !allowed("no", true));
+    }
+}
