@@ -9,7 +9,8 @@
 
 use super::{arg_i64, flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
 use crate::db::DATABASES;
-use crate::server::{ClientHandle, ReplyMode, Shared};
+use crate::protocol::Out;
+use crate::server::{Client, ClientHandle, ReplyMode, Shared};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -294,9 +295,19 @@ fn echo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// QUIT
-fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    ctx.out.ok();
-    ctx.client.close_after_reply = true;
+fn quit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    quit_cmd(ctx.shared, ctx.client, ctx.out, args)
+}
+
+/// `quit` on its own state (also served while a script is busy).
+pub fn quit_cmd(
+    _shared: &Shared,
+    client: &mut Client,
+    out: &mut Out,
+    _args: &[Bytes],
+) -> CmdResult {
+    out.ok();
+    client.close_after_reply = true;
     Ok(())
 }
 
@@ -335,11 +346,16 @@ fn wrongpass() -> CmdError {
 
 /// AUTH [username] password
 fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    auth_cmd(ctx.shared, ctx.client, ctx.out, args)
+}
+
+/// `auth` on its own state (also served while a script is busy).
+pub fn auth_cmd(shared: &Shared, client: &mut Client, out: &mut Out, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::syntax());
     }
     let (user, pass): (&[u8], &[u8]) = if args.len() == 2 {
-        if nopass(ctx.shared) {
+        if nopass(shared) {
             return Err(CmdError::new(
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
             ));
@@ -348,11 +364,11 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else {
         (&args[1], &args[2])
     };
-    if !check_credentials(ctx.shared, user, pass) {
+    if !check_credentials(shared, user, pass) {
         return Err(wrongpass());
     }
-    ctx.client.authenticated = true;
-    ctx.out.ok();
+    client.authenticated = true;
+    out.ok();
     Ok(())
 }
 
@@ -374,6 +390,11 @@ fn set_name(handle: &ClientHandle, name: &Bytes) -> CmdResult {
 
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
 fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    hello_cmd(ctx.shared, ctx.client, ctx.out, args)
+}
+
+/// `hello` on its own state (also served while a script is busy).
+pub fn hello_cmd(shared: &Shared, client: &mut Client, out: &mut Out, args: &[Bytes]) -> CmdResult {
     let mut ver = 0;
     let mut next = 1;
     if args.len() >= 2 {
@@ -404,24 +425,24 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     if let Some((user, pass)) = credentials {
-        if !check_credentials(ctx.shared, user, pass) {
+        if !check_credentials(shared, user, pass) {
             return Err(wrongpass());
         }
-        ctx.client.authenticated = true;
+        client.authenticated = true;
     }
-    if !ctx.client.authenticated && !nopass(ctx.shared) {
+    if !client.authenticated && !nopass(shared) {
         return Err(CmdError::new(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));
     }
     if let Some(name) = name {
-        set_name(&ctx.client.handle, name)?;
+        set_name(&client.handle, name)?;
     }
     if ver != 0 {
-        ctx.out.resp3 = ver == 3;
-        ctx.client.handle.meta.lock().resp = ver as u8;
+        out.resp3 = ver == 3;
+        client.handle.meta.lock().resp = ver as u8;
     }
-    let out = &mut *ctx.out;
+    let out = &mut *out;
     out.map(7);
     out.bulk(b"server");
     out.bulk(b"redis");
@@ -430,7 +451,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     out.bulk(b"proto");
     out.int(if out.resp3 { 3 } else { 2 });
     out.bulk(b"id");
-    out.int(ctx.client.id as i64);
+    out.int(client.id as i64);
     out.bulk(b"mode");
     out.bulk(b"standalone");
     out.bulk(b"role");

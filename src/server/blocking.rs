@@ -374,7 +374,7 @@ pub async fn wait(
                     None => std::future::pending().await,
                 }
             } => {
-                let w = shared.ks.lock().remove_waiter(id);
+                let w = shared.lock_ks().remove_waiter(id);
                 match w {
                     Some(w) => break Outcome::Reply(w.timeout_reply),
                     // Served meanwhile: the reply is on its way.
@@ -409,7 +409,7 @@ pub async fn wait(
             stream.write_all(&reply).await.is_ok()
         }
         Outcome::Close => {
-            shared.ks.lock().remove_waiter(id);
+            shared.lock_ks().remove_waiter(id);
             false
         }
     }
