@@ -581,8 +581,7 @@ static PARAMS: &[Param] = &[
     p("bio_cpulist", Kind::Str, "", false),
     p("aof_rewrite_cpulist", Kind::Str, "", false),
     p("bgsave_cpulist", Kind::Str, "", false),
-    // Busy scripts are not detected yet (a script runs to its end):
-    // accepted and shown.
+    // Busy scripts (`scripting::busy`).
     Param {
         name: "busy-reply-threshold",
         alias: Some("lua-time-limit"),
@@ -822,6 +821,9 @@ pub struct Config {
     pub loglevel: String,
     pub requirepass: Option<Vec<u8>>,
     pub hz: u32,
+    /// `busy-reply-threshold` (`lua-time-limit`): a script running longer
+    /// makes other clients get BUSY (0: never).
+    pub busy_reply_threshold_ms: u64,
     /// `io-threads`: runtime worker threads.
     pub io_threads: usize,
     pub active_expire_effort: u32,
@@ -878,6 +880,7 @@ impl Default for Config {
             loglevel: String::new(),
             requirepass: None,
             hz: 10,
+            busy_reply_threshold_ms: 5000,
             io_threads: 1,
             active_expire_effort: 1,
             proto_max_bulk_len: 0,
@@ -992,6 +995,7 @@ impl Config {
         let pass = get("requirepass");
         self.requirepass = (!pass.is_empty()).then(|| pass.into_bytes());
         self.hz = int("hz") as u32;
+        self.busy_reply_threshold_ms = int("busy-reply-threshold").max(0) as u64;
         self.io_threads = int("io-threads").max(1) as usize;
         self.active_expire_effort = int("active-expire-effort") as u32;
         self.proto_max_bulk_len = int("proto-max-bulk-len");

@@ -303,21 +303,26 @@ pub fn check_logged(
 /// Redis's `ACLAuthenticateUser`: on success the client is authenticated
 /// as the user; on failure an `auth` entry is logged (object: the
 /// command name as sent).
-pub fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8], cmd_name: &[u8]) -> bool {
-    let found = ctx.shared.acl.read().users.get(user).cloned();
+pub fn authenticate(
+    shared: &Shared,
+    client: &mut Client,
+    user: &[u8],
+    pass: &[u8],
+    cmd_name: &[u8],
+) -> bool {
+    let found = shared.acl.read().users.get(user).cloned();
     match found {
         Some(u) if u.password_ok(pass) => {
-            ctx.client.authenticated = true;
-            ctx.client.handle.meta.lock().user = String::from_utf8_lossy(&u.name).into_owned();
-            ctx.client.acl_version = ctx
-                .shared
+            client.authenticated = true;
+            client.handle.meta.lock().user = String::from_utf8_lossy(&u.name).into_owned();
+            client.acl_version = shared
                 .acl_version
                 .load(std::sync::atomic::Ordering::SeqCst);
-            ctx.client.user = Some(u);
+            client.user = Some(u);
             true
         }
         _ => {
-            let context = if ctx.client.multi.is_some() {
+            let context = if client.multi.is_some() {
                 LogContext::Multi
             } else {
                 LogContext::Toplevel
@@ -329,10 +334,10 @@ pub fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8], cmd_name: &[u8]) ->
                 object: cmd_name.to_vec(),
                 username: user.to_vec(),
                 ctime_ms: now_ms(),
-                client_info: client_info(ctx.client),
+                client_info: client_info(client),
             };
-            let max = log_max_len(ctx.shared);
-            ctx.shared.acl.write().add_log(e, max);
+            let max = log_max_len(shared);
+            shared.acl.write().add_log(e, max);
             false
         }
     }

@@ -8,7 +8,8 @@
 
 use super::{arg_i64, flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
 use crate::db::DATABASES;
-use crate::server::{ClientHandle, ReplyMode, Shared};
+use crate::protocol::Out;
+use crate::server::{Client, ClientHandle, ReplyMode, Shared};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -293,9 +294,19 @@ fn echo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// QUIT
-fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    ctx.out.ok();
-    ctx.client.close_after_reply = true;
+fn quit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    quit_cmd(ctx.shared, ctx.client, ctx.out, args)
+}
+
+/// `quit` on its own state (also served while a script is busy).
+pub fn quit_cmd(
+    _shared: &Shared,
+    client: &mut Client,
+    out: &mut Out,
+    _args: &[Bytes],
+) -> CmdResult {
+    out.ok();
+    client.close_after_reply = true;
     Ok(())
 }
 
@@ -317,11 +328,16 @@ fn wrongpass() -> CmdError {
 
 /// AUTH [username] password
 fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    auth_cmd(ctx.shared, ctx.client, ctx.out, args)
+}
+
+/// `auth` on its own state (also served while a script is busy).
+pub fn auth_cmd(shared: &Shared, client: &mut Client, out: &mut Out, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::syntax());
     }
     let (user, pass): (&[u8], &[u8]) = if args.len() == 2 {
-        if super::acl::default_nopass(ctx.shared) {
+        if super::acl::default_nopass(shared) {
             return Err(CmdError::new(
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
             ));
@@ -330,10 +346,10 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else {
         (&args[1], &args[2])
     };
-    if !super::acl::authenticate(ctx, user, pass, &args[0]) {
+    if !super::acl::authenticate(shared, client, user, pass, &args[0]) {
         return Err(wrongpass());
     }
-    ctx.out.ok();
+    out.ok();
     Ok(())
 }
 
@@ -355,6 +371,11 @@ fn set_name(handle: &ClientHandle, name: &Bytes) -> CmdResult {
 
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
 fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    hello_cmd(ctx.shared, ctx.client, ctx.out, args)
+}
+
+/// `hello` on its own state (also served while a script is busy).
+pub fn hello_cmd(shared: &Shared, client: &mut Client, out: &mut Out, args: &[Bytes]) -> CmdResult {
     let mut ver = 0;
     let mut next = 1;
     if args.len() >= 2 {
@@ -385,23 +406,23 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     if let Some((user, pass)) = credentials {
-        if !super::acl::authenticate(ctx, user, pass, &args[0]) {
+        if !super::acl::authenticate(shared, client, user, pass, &args[0]) {
             return Err(wrongpass());
         }
     }
-    if !ctx.client.authenticated {
+    if !client.authenticated {
         return Err(CmdError::new(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));
     }
     if let Some(name) = name {
-        set_name(&ctx.client.handle, name)?;
+        set_name(&client.handle, name)?;
     }
     if ver != 0 {
-        ctx.out.resp3 = ver == 3;
-        ctx.client.handle.meta.lock().resp = ver as u8;
+        out.resp3 = ver == 3;
+        client.handle.meta.lock().resp = ver as u8;
     }
-    let out = &mut *ctx.out;
+    let out = &mut *out;
     out.map(7);
     out.bulk(b"server");
     out.bulk(b"redis");
@@ -410,7 +431,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     out.bulk(b"proto");
     out.int(if out.resp3 { 3 } else { 2 });
     out.bulk(b"id");
-    out.int(ctx.client.id as i64);
+    out.int(client.id as i64);
     out.bulk(b"mode");
     out.bulk(b"standalone");
     out.bulk(b"role");

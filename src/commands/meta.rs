@@ -2883,6 +2883,16 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "script|kill",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_shards",
+                "response_policy:one_succeeded",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "script|load",
         CommandMeta {
             tips: &[

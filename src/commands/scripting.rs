@@ -1,7 +1,8 @@
 //! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT (LOAD, EXISTS, FLUSH,
-//! HELP), as Redis 7.0's `eval.c`. The engine is `crate::scripting`.
+//! KILL, HELP), as Redis 7.0's `eval.c`. The engine is `crate::scripting`.
 
 use super::{arg_i64, flags::*, CmdError, CmdResult, Command, Ctx, Doc};
+use crate::scripting::busy::Kind;
 use crate::scripting::{script_flags, Scripting};
 use bytes::Bytes;
 
@@ -119,6 +120,20 @@ static SCRIPT_SUBCOMMANDS: &[Command] = &[
             complexity: "O(1)",
         },
         handler: Some(script_help),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "kill",
+        arity: 2,
+        flags: NOSCRIPT | ALLOW_BUSY,
+        acl: &["@slow", "@scripting"],
+        doc: Doc {
+            summary: "Kill the script currently in execution.",
+            since: "2.6.0",
+            group: "scripting",
+            complexity: "O(1)",
+        },
+        handler: Some(script_kill),
         ..Command::DEFAULT
     },
     Command {
@@ -251,6 +266,17 @@ fn script_flush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // The next script creates a fresh engine.
     ctx.ks.scripting = None;
     ctx.ks.script_stats = Default::default();
+    ctx.out.ok();
+    Ok(())
+}
+
+/// SCRIPT KILL
+///
+/// Served here only when no script runs (the keyspace lock was free):
+/// NOTBUSY. While a script runs past `busy-reply-threshold`, connections
+/// serve it without the lock (`server::busy`).
+fn script_kill(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.shared.busy.kill_running(Kind::Eval)?;
     ctx.out.ok();
     Ok(())
 }

@@ -957,14 +957,16 @@ fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
-///
-/// No reply on success: the server stops and every connection closes.
-/// Nothing is persisted yet, so SAVE (an explicit request to save first)
-/// fails as a failed save does in Redis, and the server keeps running.
-/// A shutdown is never "in progress" (there is no save to wait for), so
-/// ABORT always errors.
-fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+/// SHUTDOWN's options.
+pub struct ShutdownFlags {
+    pub nosave: bool,
+    pub save: bool,
+    pub force: bool,
+}
+
+/// SHUTDOWN's option parsing and its errors, in Redis's order (also used
+/// while a script is busy, where only NOSAVE may go on).
+pub fn shutdown_flags(args: &[Bytes]) -> Result<ShutdownFlags, CmdError> {
     let (mut nosave, mut save, mut now, mut force, mut abort) = (false, false, false, false, false);
     for a in &args[1..] {
         if is_kw(a, "nosave") {
@@ -987,6 +989,22 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if abort {
         return Err(CmdError::new("ERR No shutdown in progress."));
     }
+    Ok(ShutdownFlags {
+        nosave,
+        save,
+        force,
+    })
+}
+
+/// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
+///
+/// No reply on success: the server stops and every connection closes.
+/// Nothing is persisted yet, so SAVE (an explicit request to save first)
+/// fails as a failed save does in Redis, and the server keeps running.
+/// A shutdown is never "in progress" (there is no save to wait for), so
+/// ABORT always errors.
+fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let ShutdownFlags { save, force, .. } = shutdown_flags(args)?;
     if save && !force && ctx.shared.persist.is_none() {
         tracing::warn!("SHUTDOWN SAVE refused: persistence is disabled (appendonly no)");
         return Err(CmdError::new("ERR Errors trying to SHUTDOWN. Check logs."));

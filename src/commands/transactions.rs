@@ -6,7 +6,8 @@
 //! isolated as a whole.
 
 use super::{call, flags::*, table, CmdError, CmdResult, Command, Ctx, Doc};
-use crate::server::MultiState;
+use crate::protocol::Out;
+use crate::server::{Client, MultiState, Shared};
 use bytes::Bytes;
 
 pub static COMMANDS: &[Command] = &[
@@ -86,13 +87,23 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 /// MULTI
-fn multi(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    if ctx.client.multi.is_some() {
+fn multi(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    multi_cmd(ctx.shared, ctx.client, ctx.out, args)
+}
+
+/// `multi` on its own state (also served while a script is busy).
+pub fn multi_cmd(
+    _shared: &Shared,
+    client: &mut Client,
+    out: &mut Out,
+    _args: &[Bytes],
+) -> CmdResult {
+    if client.multi.is_some() {
         return Err(CmdError::new("ERR MULTI calls can not be nested"));
     }
-    ctx.client.multi = Some(MultiState::default());
-    ctx.client.handle.meta.lock().multi = 0;
-    ctx.out.ok();
+    client.multi = Some(MultiState::default());
+    client.handle.meta.lock().multi = 0;
+    out.ok();
     Ok(())
 }
 

@@ -21,6 +21,7 @@
 //! Redis's C functions give them (`user_script:1: ...`), and a tail call
 //! `return redis.call(...)` keeps the script's frame.
 
+pub mod busy;
 pub mod convert;
 mod libs;
 
@@ -486,6 +487,7 @@ impl Scripting {
             write_dirty: false,
             resp3: false,
         };
+        let running = ctx.shared.busy.begin(busy::Kind::Eval, &self.lua);
         let result = {
             let p: *mut Run<'_> = &mut run;
             RUN.with(|c| c.set(p.cast()));
@@ -493,6 +495,14 @@ impl Scripting {
             self.xpcall.call::<MultiValue>((func, self.handler.clone()))
         };
         let script_resp3 = run.resp3;
+        if running.finish() == busy::Ended::Shutdown {
+            // SHUTDOWN NOSAVE stopped the script: as Redis exits in the
+            // middle of it, nothing of it is logged and its client gets
+            // no reply.
+            drop(ctx.ks.take_unit());
+            ctx.client.close_after_reply = true;
+            return Ok(());
+        }
 
         self.gc_count += 1;
         if self.gc_count == 50 {
@@ -950,6 +960,7 @@ fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, String>, 
     }
     if cmd.has(flags::WRITE) {
         run.write_dirty = true;
+        run.shared.busy.mark_write();
     }
     commands::bump(&run.shared.stats.total_commands_processed, 1);
     let mut out = Out::new(resp3);

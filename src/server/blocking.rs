@@ -369,7 +369,7 @@ pub async fn wait<S: super::net::ClientStream>(
                     None => std::future::pending().await,
                 }
             } => {
-                let w = shared.ks.lock().remove_waiter(id);
+                let w = shared.lock_ks().remove_waiter(id);
                 match w {
                     Some(w) => break Outcome::Reply(w.timeout_reply),
                     // Served meanwhile: the reply is on its way.
@@ -404,7 +404,7 @@ pub async fn wait<S: super::net::ClientStream>(
             super::net::send(stream, &reply).await
         }
         Outcome::Close => {
-            shared.ks.lock().remove_waiter(id);
+            shared.lock_ks().remove_waiter(id);
             false
         }
     }

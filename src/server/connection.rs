@@ -4,7 +4,7 @@
 use super::blocking::{self, Wake};
 use super::net::{self, ClientStream, PeerAddr};
 use super::persist::{FsyncPolicy, Persistence};
-use super::{Client, ClientHandle, PendingOp, ReplyMode, Shared};
+use super::{off_worker, Client, ClientHandle, PendingOp, ReplyMode, Shared};
 use crate::commands::logingest::{Applied, IngestJob};
 use crate::commands::{self, flags, table, CmdError, Ctx};
 use crate::db::evict::EvictResult;
@@ -144,7 +144,7 @@ pub(super) async fn serve<S: ClientStream>(
     }
     if !client.watched.is_empty() {
         let watched = std::mem::take(&mut client.watched);
-        shared.ks.lock().unwatch_all(id, &watched);
+        shared.lock_ks().unwatch_all(id, &watched);
     }
     if client.pubsub.active() {
         shared.pubsub.remove_client(&mut client.pubsub, id);
@@ -153,7 +153,7 @@ pub(super) async fn serve<S: ClientStream>(
         shared.observe.remove_monitor(id);
     }
     if client.blocked.take().is_some() {
-        shared.ks.lock().remove_waiter(id);
+        shared.lock_ks().remove_waiter(id);
     }
     shared.clients.remove(&id);
 }
@@ -282,17 +282,6 @@ async fn commit(shared: &Arc<Shared>, batch: &mut Batch, out: &mut Out) {
 /// INGEST gives up.
 const INGEST_RETRIES_MAX: usize = 16;
 
-/// Runs pure work that may take milliseconds (mining a chunk) without
-/// stalling the other connections of this worker thread: on the
-/// multi-thread runtime they move to another worker meanwhile.
-fn off_worker<R>(f: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
 /// Drives a top-level LOGPARSE INGEST (`commands::logingest::IngestJob`)
 /// chunk by chunk. For each chunk: under the keyspace lock, look the
 /// stream up and lock its miner; release the keyspace lock and parse and
@@ -321,7 +310,7 @@ async fn run_ingest<S: ClientStream>(
     let mut first = true;
     while first || !lines.is_empty() {
         let step = {
-            let ks = shared.ks.lock();
+            let ks = shared.lock_ks();
             match job.prepare(&ks, client.db, now_ms()) {
                 Err(e) => Err(e),
                 Ok(prep) => {
@@ -370,7 +359,7 @@ async fn run_ingest<S: ClientStream>(
         };
         let mut batch = Batch::default();
         let applied = {
-            let mut ks = shared.ks.lock();
+            let mut ks = shared.lock_ks();
             ks.refresh_clock();
             super::pubsub::drain_before_batch(client, out);
             let now_ms = ks.cached_now_ms();
@@ -531,10 +520,28 @@ fn process_input(
             authenticated: client.authenticated,
         };
         match client.decoder.parse(inbuf, limits) {
-            Ok(Parsed::Command { args, .. }) => {
+            Ok(Parsed::Command { mut args, .. }) => {
                 if guard.is_none() {
                     client.handle.touch();
-                    let mut ks = shared.ks.lock();
+                    let ks = match shared.lock_unless_busy() {
+                        Some(ks) => ks,
+                        None => {
+                            // A script holds the lock past its threshold:
+                            // answer without it (`server::busy`).
+                            let busy_error = shared
+                                .busy
+                                .busy_error()
+                                .unwrap_or(crate::scripting::busy::BUSY_EVAL);
+                            match super::busy::execute(shared, client, out, args, busy_error) {
+                                super::busy::Step::Served => continue,
+                                super::busy::Step::NeedsLock(a) => {
+                                    args = a;
+                                    shared.lock_ks()
+                                }
+                            }
+                        }
+                    };
+                    let mut ks = ks;
                     ks.refresh_clock();
                     guard = Some(ks);
                     // Messages published before this batch took the lock
@@ -920,6 +927,12 @@ pub fn execute(
     if let Err(e) = result {
         shared.error_reply(out, &e.0);
     }
+    apply_reply_mode(client, out, reply_start);
+}
+
+/// CLIENT REPLY OFF / SKIP: drops the reply the command wrote from
+/// `reply_start`.
+pub(super) fn apply_reply_mode(client: &mut Client, out: &mut Out, reply_start: usize) {
     match client.reply_mode {
         ReplyMode::On => {}
         ReplyMode::Off => out.suppress_reply(reply_start),

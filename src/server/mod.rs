@@ -2,6 +2,7 @@
 //! periodic tasks (active expiry). Connections live in `connection`.
 
 pub mod blocking;
+mod busy;
 mod clients;
 pub mod commit;
 mod connection;
@@ -85,6 +86,8 @@ pub struct Shared {
     pub default_nopass: AtomicBool,
     /// SLOWLOG, LATENCY, errorstats, MONITOR (`server::observe`).
     pub observe: observe::Observe,
+    /// The running script (busy scripts, SCRIPT KILL): `scripting::busy`.
+    pub busy: crate::scripting::busy::ScriptBusy,
 }
 
 impl Shared {
@@ -118,10 +121,46 @@ impl Shared {
         out.error_bytes(text);
     }
 
+    /// The keyspace lock, for work that must have it whatever happens
+    /// (the cron, a closing connection). While a script is timed out
+    /// (`scripting::busy`) the wait moves off the tokio worker, so the
+    /// worker goes on serving the other connections.
+    pub fn lock_ks(&self) -> parking_lot::MutexGuard<'_, Keyspace> {
+        if let Some(g) = self.ks.try_lock() {
+            return g;
+        }
+        loop {
+            if let Some(g) = self.ks.try_lock_for(BUSY_POLL) {
+                return g;
+            }
+            if self.busy.is_timed_out() {
+                return off_worker(|| self.ks.lock());
+            }
+        }
+    }
+
+    /// The keyspace lock, or None while a timed-out script holds it: the
+    /// caller then answers its commands as Redis does during a busy
+    /// script (`server::busy`).
+    pub fn lock_unless_busy(&self) -> Option<parking_lot::MutexGuard<'_, Keyspace>> {
+        if let Some(g) = self.ks.try_lock() {
+            return Some(g);
+        }
+        loop {
+            if let Some(g) = self.ks.try_lock_for(BUSY_POLL) {
+                return Some(g);
+            }
+            if self.busy.is_timed_out() {
+                return None;
+            }
+        }
+    }
+
     /// Applies configuration that lives outside `Config` (after CONFIG SET).
     pub fn config_changed(&self) {
         {
             let c = self.config.read();
+            self.busy.set_threshold_ms(c.busy_reply_threshold_ms);
             let (hard, soft, secs) = c.pubsub_output_limits();
             self.pubsub.set_limits(hard, soft, secs);
             self.streams
@@ -254,11 +293,11 @@ impl Shared {
         let Some(p) = &self.persist else {
             return Err("persistence is disabled (appendonly no)".into());
         };
-        let dirty_before = self.ks.lock().stats.dirty;
+        let dirty_before = self.lock_ks().stats.dirty;
         self.observe
             .latency
             .timed("compaction", || persist::run_rewrite(&self.ks, p))?;
-        let mut ks = self.ks.lock();
+        let mut ks = self.lock_ks();
         ks.stats.dirty = ks.stats.dirty.saturating_sub(dirty_before);
         self.last_save_unix
             .store(now_ms() / 1000, Ordering::Relaxed);
@@ -316,6 +355,20 @@ fn initial_acl(config: &Config) -> Result<crate::acl::Acl, String> {
         acl.users = users;
     }
     Ok(acl)
+}
+
+/// How often a task waiting for the keyspace lock looks whether a script
+/// holding it has timed out (it then stops waiting on the worker).
+const BUSY_POLL: Duration = Duration::from_millis(10);
+
+/// Runs `f`, which may block for long, with the tokio worker handed to
+/// another thread meanwhile (on the multi-thread runtime).
+pub(crate) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 fn new_run_id() -> String {
@@ -537,6 +590,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         me: std::sync::OnceLock::new(),
         pubsub: pubsub::PubSub::default(),
         observe: observe::Observe::new(latency),
+        busy: Default::default(),
     });
     let _ = shared.me.set(Arc::downgrade(&shared));
     shared.acl_changed();
@@ -913,7 +967,7 @@ async fn cron(shared: Arc<Shared>) {
             );
         }
         let ticket = {
-            let mut ks = shared.ks.lock();
+            let mut ks = shared.lock_ks();
             ks.refresh_clock();
             let lat = &shared.observe.latency;
             lat.timed("expire-cycle", || {

@@ -1,0 +1,318 @@
+//! Busy scripts (Redis's `scriptInterrupt`, `scriptKill`, the BUSY
+//! replies): the state of the script that runs now, shared by every
+//! connection without the keyspace lock.
+//!
+//! A script runs under the keyspace lock on the thread of the connection
+//! that sent it. A Lua count hook (every `HOOK_INSTRUCTIONS` instructions,
+//! as Redis's `luaMaskCountHook`) compares the run time with
+//! `busy-reply-threshold`; past it the script is *timed out*:
+//!
+//! - the hook hands the thread's tokio worker to a new thread
+//!   (`block_in_place`), so the other connections keep being served while
+//!   this thread goes on with the script;
+//! - connections that find the keyspace lock taken and the script timed
+//!   out stop waiting for the lock (`Shared::lock_unless_busy`) and answer
+//!   each command outside it (`server::busy`): `-BUSY`, or the `allow-busy`
+//!   commands that need no keyspace (AUTH, HELLO, MULTI, QUIT, SCRIPT KILL,
+//!   FUNCTION KILL, SHUTDOWN); tasks that need the keyspace whatever
+//!   happens (the cron, a disconnect) wait for it off the worker
+//!   (`Shared::lock_ks`);
+//! - SCRIPT KILL / FUNCTION KILL set the kill flag (`kill_running`), which
+//!   the hook turns into Redis's "Script killed by user" error; SHUTDOWN
+//!   NOSAVE sets it too, and the script's connection then drops its
+//!   effects unlogged and closes, as Redis exits in the middle of it.
+
+use crate::commands::CmdError;
+use mlua::ffi;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::time::Instant;
+
+/// Lua instructions between two checks of the clock and the kill flag
+/// (Redis's `lua_sethook(..., LUA_MASKCOUNT, 100000)`: well under a
+/// millisecond of Lua).
+const HOOK_INSTRUCTIONS: i32 = 100_000;
+
+/// What kind of script runs: it decides the BUSY wording and which of
+/// SCRIPT KILL / FUNCTION KILL may stop it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// EVAL, EVALSHA and their _RO forms.
+    Eval,
+    /// FCALL, FCALL_RO.
+    Function,
+}
+
+const NONE: u8 = 0;
+const EVAL: u8 = 1;
+const FUNCTION: u8 = 2;
+
+const KILL_NONE: u8 = 0;
+/// SCRIPT KILL / FUNCTION KILL.
+const KILL_USER: u8 = 1;
+/// SHUTDOWN NOSAVE.
+const KILL_SHUTDOWN: u8 = 2;
+
+/// How a script's run ended, for the command that ran it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Normally,
+    /// Stopped by SCRIPT KILL / FUNCTION KILL (the script's error says so).
+    Killed,
+    /// Stopped by SHUTDOWN NOSAVE: no reply, no logged effects.
+    Shutdown,
+}
+
+pub const BUSY_EVAL: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+pub const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+
+/// The running script, if any. One per server (`Shared::busy`).
+#[derive(Debug)]
+pub struct ScriptBusy {
+    /// `NONE`, `EVAL` or `FUNCTION`.
+    kind: AtomicU8,
+    /// Past `busy-reply-threshold`: other clients are answered BUSY.
+    timed_out: AtomicBool,
+    /// `KILL_*`: asked to stop.
+    kill: AtomicU8,
+    /// The script ran a write command: SCRIPT KILL can no longer stop it.
+    write_dirty: AtomicBool,
+    /// `busy-reply-threshold` in ms (0: never busy).
+    threshold_ms: AtomicU64,
+    /// Microseconds from `epoch` to the script's start.
+    start_us: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for ScriptBusy {
+    fn default() -> Self {
+        ScriptBusy {
+            kind: AtomicU8::new(NONE),
+            timed_out: AtomicBool::new(false),
+            kill: AtomicU8::new(KILL_NONE),
+            write_dirty: AtomicBool::new(false),
+            threshold_ms: AtomicU64::new(5000),
+            start_us: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+thread_local! {
+    /// The `ScriptBusy` of the script running on this thread (for the hook).
+    static CURRENT: Cell<*const ScriptBusy> = const { Cell::new(std::ptr::null()) };
+}
+
+impl ScriptBusy {
+    /// `busy-reply-threshold` (startup and CONFIG SET).
+    pub fn set_threshold_ms(&self, ms: u64) {
+        self.threshold_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Marks a script of `kind` as running on this thread and arms the
+    /// count hook of `lua` (the VM that runs it). The returned guard ends
+    /// the run. Runs never nest: scripts cannot call EVAL or FCALL.
+    pub fn begin<'a>(&'a self, kind: Kind, lua: &mlua::Lua) -> Running<'a> {
+        self.write_dirty.store(false, Ordering::Relaxed);
+        self.kill.store(KILL_NONE, Ordering::Relaxed);
+        self.timed_out.store(false, Ordering::Relaxed);
+        self.start_us
+            .store(self.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let k = match kind {
+            Kind::Eval => EVAL,
+            Kind::Function => FUNCTION,
+        };
+        self.kind.store(k, Ordering::Release);
+        CURRENT.with(|c| c.set(self));
+        let state = lua_state(lua);
+        if let Some(l) = state {
+            // SAFETY: `l` is the VM's main state, used on this thread only
+            // while the keyspace lock is held. Redis installs the hook
+            // only with a threshold; here it also serves SHUTDOWN NOSAVE,
+            // so it is always on (its cost is one call per 100k
+            // instructions).
+            unsafe { ffi::lua_sethook(l, Some(count_hook), ffi::LUA_MASKCOUNT, HOOK_INSTRUCTIONS) };
+        }
+        Running { busy: self, state }
+    }
+
+    /// The running script's kind, whether or not it timed out.
+    pub fn running(&self) -> Option<Kind> {
+        match self.kind.load(Ordering::Acquire) {
+            EVAL => Some(Kind::Eval),
+            FUNCTION => Some(Kind::Function),
+            _ => None,
+        }
+    }
+
+    /// The BUSY error for other clients, while a script is timed out.
+    pub fn busy_error(&self) -> Option<&'static str> {
+        if !self.timed_out.load(Ordering::Acquire) {
+            return None;
+        }
+        match self.running()? {
+            Kind::Eval => Some(BUSY_EVAL),
+            Kind::Function => Some(BUSY_FUNCTION),
+        }
+    }
+
+    /// True while a script runs past `busy-reply-threshold`.
+    pub fn is_timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Acquire) && self.running().is_some()
+    }
+
+    /// Milliseconds the running script has run (FUNCTION STATS).
+    pub fn running_ms(&self) -> Option<u64> {
+        self.running()?;
+        let now = self.epoch.elapsed().as_micros() as u64;
+        Some(now.saturating_sub(self.start_us.load(Ordering::Relaxed)) / 1000)
+    }
+
+    /// The running script ran a write command (`SCRIPT_WRITE_DIRTY`).
+    pub fn mark_write(&self) {
+        self.write_dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// SCRIPT KILL (`kind` Eval) or FUNCTION KILL (`kind` Function):
+    /// Redis's `scriptKill`, with its replies and their order.
+    pub fn kill_running(&self, kind: Kind) -> Result<(), CmdError> {
+        let Some(running) = self.running() else {
+            return Err(CmdError::new("NOTBUSY No scripts in execution right now."));
+        };
+        if self.write_dirty.load(Ordering::Relaxed) {
+            return Err(CmdError::new(
+                "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.",
+            ));
+        }
+        match (kind, running) {
+            (Kind::Eval, Kind::Function) => Err(CmdError::new(BUSY_FUNCTION)),
+            (Kind::Function, Kind::Eval) => Err(CmdError::new(BUSY_EVAL)),
+            _ => {
+                let _ = self.kill.compare_exchange(
+                    KILL_NONE,
+                    KILL_USER,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// SHUTDOWN NOSAVE while a script runs: stops it whatever it wrote.
+    pub fn kill_for_shutdown(&self) {
+        self.kill.store(KILL_SHUTDOWN, Ordering::Release);
+    }
+
+    /// The hook's check: true when the script must stop.
+    fn check(&self) -> bool {
+        if !self.timed_out.load(Ordering::Relaxed) {
+            let threshold = self.threshold_ms.load(Ordering::Relaxed);
+            let kill = self.kill.load(Ordering::Acquire) != KILL_NONE;
+            if !kill {
+                let elapsed_us = (self.epoch.elapsed().as_micros() as u64)
+                    .saturating_sub(self.start_us.load(Ordering::Relaxed));
+                if threshold == 0 || elapsed_us < threshold.saturating_mul(1000) {
+                    return false;
+                }
+            }
+            if threshold != 0 || kill {
+                self.timed_out.store(true, Ordering::Release);
+                tracing::warn!(
+                    "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {} command.",
+                    threshold,
+                    if self.running() == Some(Kind::Function) { "FUNCTION KILL" } else { "SCRIPT KILL" }
+                );
+            }
+        }
+        hand_off_worker();
+        match self.kill.load(Ordering::Acquire) {
+            KILL_NONE => false,
+            KILL_USER => {
+                tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+                true
+            }
+            _ => true,
+        }
+    }
+}
+
+/// The end of a run (dropping it ends the run too, as `Ended::Normally`
+/// would be read).
+pub struct Running<'a> {
+    busy: &'a ScriptBusy,
+    state: Option<*mut ffi::lua_State>,
+}
+
+impl Running<'_> {
+    /// Ends the run: how it ended.
+    pub fn finish(self) -> Ended {
+        match self.busy.kill.load(Ordering::Acquire) {
+            KILL_USER => Ended::Killed,
+            KILL_SHUTDOWN => Ended::Shutdown,
+            _ => Ended::Normally,
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Some(l) = self.state {
+            // SAFETY: as in `begin`.
+            unsafe { ffi::lua_sethook(l, None, 0, 0) };
+        }
+        CURRENT.with(|c| c.set(std::ptr::null()));
+        self.busy.timed_out.store(false, Ordering::Release);
+        self.busy.kind.store(NONE, Ordering::Release);
+        // A kill that arrived after the script's last hook is dropped
+        // here, as `scriptResetRun` does.
+        if self.busy.kill.load(Ordering::Relaxed) != KILL_SHUTDOWN {
+            self.busy.kill.store(KILL_NONE, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The state `lua` runs its calls on (the main state).
+fn lua_state(lua: &mlua::Lua) -> Option<*mut ffi::lua_State> {
+    let mut out: *mut ffi::lua_State = std::ptr::null_mut();
+    // SAFETY: only reads the state pointer; pushes nothing.
+    unsafe { lua.exec_raw::<()>((), |l| out = l) }.ok()?;
+    (!out.is_null()).then_some(out)
+}
+
+/// Lets the other tasks of this tokio worker run on another thread while
+/// this one goes on with the script (a no-op once handed off, and off a
+/// multi-threaded runtime).
+fn hand_off_worker() {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if let Ok(RuntimeFlavor::MultiThread) = Handle::try_current().map(|h| h.runtime_flavor()) {
+        tokio::task::block_in_place(|| {});
+    }
+}
+
+/// Redis's `luaMaskCountHook`.
+unsafe extern "C-unwind" fn count_hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: `CURRENT` is set by `begin` and cleared by `Running`'s drop,
+    // which outlives the script's run on this thread.
+    let stop = unsafe { (*p).check() };
+    if !stop {
+        return;
+    }
+    // No Rust values with destructors live here: `lua_error` longjmps.
+    // Every line from now on raises again, so `pcall` cannot keep the
+    // script alive (Redis does the same).
+    unsafe {
+        ffi::lua_sethook(l, Some(count_hook), ffi::LUA_MASKLINE, 0);
+        ffi::lua_newtable(l);
+        ffi::lua_pushstring(l, c"err".as_ptr());
+        ffi::lua_pushstring(l, c"ERR Script killed by user with SCRIPT KILL...".as_ptr());
+        ffi::lua_settable(l, -3);
+        ffi::lua_error(l);
+    }
+}

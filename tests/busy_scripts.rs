@@ -1,0 +1,170 @@
+//! Busy scripts (Redis 7.0's `busy-reply-threshold`): while a script runs
+//! past the threshold, other clients get BUSY and the `allow-busy`
+//! commands are served; SCRIPT KILL stops a script that has not written
+//! (its caller gets Redis's error), UNKILLABLE otherwise; SHUTDOWN NOSAVE
+//! stops the script and the server, with the script's effects unlogged.
+//!
+//! The threshold is 100 ms to keep the tests short; nothing asserts a
+//! duration: the tests wait until a state is reached ("eventually").
+//! The runtime is multi-threaded, as the server's own (`io-threads`).
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+const LOOP: &str = "local i = 0 while true do i = i + 1 end";
+const WRITE_THEN_LOOP: &str = "redis.call('set', 'w', '1') local i = 0 while true do i = i + 1 end";
+const BUSY: &str =
+    "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n";
+
+/// Reads one reply line (up to its CRLF); empty when the connection closed.
+async fn line(c: &mut Raw) -> String {
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    let read = async {
+        while !out.ends_with(b"\r\n") {
+            match c.stream.read(&mut b).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => out.push(b[0]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("a reply within a minute");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn send(c: &mut Raw, args: &[&str]) {
+    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+    c.send(&resp(&a)).await;
+}
+
+async fn ask(c: &mut Raw, args: &[&str]) -> String {
+    send(c, args).await;
+    line(c).await
+}
+
+/// Sends `body` as an EVAL on a new connection (its reply is not read),
+/// then waits on another connection until GET is answered BUSY.
+async fn start_busy(addr: std::net::SocketAddr, body: &str) -> (Raw, Raw) {
+    let mut runner = Raw::connect(addr).await;
+    send(&mut runner, &["EVAL", body, "0"]).await;
+    let mut other = Raw::connect(addr).await;
+    loop {
+        let r = ask(&mut other, &["GET", "k"]).await;
+        if r == BUSY {
+            break;
+        }
+        assert_eq!(
+            r, "$-1\r\n",
+            "before the threshold GET waits for the script"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (runner, other)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_kill_stops_a_busy_script() {
+    let s = start_with(&[("busy-reply-threshold", "100")]).await;
+    let addr = s.local_addr();
+    let mut c = Raw::connect(addr).await;
+    assert_eq!(
+        ask(&mut c, &["SCRIPT", "KILL"]).await,
+        "-NOTBUSY No scripts in execution right now.\r\n"
+    );
+    let (mut runner, mut other) = start_busy(addr, LOOP).await;
+    // Commands without allow-busy: BUSY; allow-busy ones are served.
+    assert_eq!(ask(&mut other, &["PING"]).await, BUSY);
+    assert_eq!(ask(&mut other, &["SHUTDOWN"]).await, BUSY);
+    assert_eq!(
+        ask(&mut other, &["AUTH", "x"]).await,
+        "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"
+    );
+    assert_eq!(ask(&mut other, &["MULTI"]).await, "+OK\r\n");
+    assert_eq!(ask(&mut other, &["GET", "k"]).await, BUSY);
+    assert_eq!(
+        ask(&mut other, &["EXEC"]).await,
+        format!(
+            "-EXECABORT Transaction discarded because of: {}",
+            &BUSY[1..]
+        )
+    );
+    assert_eq!(ask(&mut other, &["SCRIPT", "KILL"]).await, "+OK\r\n");
+    let sha = redlog::scripting::sha1hex(LOOP.as_bytes());
+    assert_eq!(
+        line(&mut runner).await,
+        format!(
+            "-ERR Script killed by user with SCRIPT KILL... script: {sha}, on @user_script:1.\r\n"
+        )
+    );
+    // The server is itself again.
+    assert_eq!(ask(&mut other, &["SET", "k", "v"]).await, "+OK\r\n");
+    assert_eq!(ask(&mut runner, &["GET", "k"]).await, "$1\r\n");
+    assert_eq!(line(&mut runner).await, "v\r\n");
+    assert_eq!(
+        ask(&mut other, &["SCRIPT", "KILL"]).await,
+        "-NOTBUSY No scripts in execution right now.\r\n"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcall_cannot_catch_the_kill() {
+    let s = start_with(&[("busy-reply-threshold", "100")]).await;
+    let addr = s.local_addr();
+    let body = "while true do pcall(function() local i = 0 while true do i = i + 1 end end) end";
+    let (mut runner, mut other) = start_busy(addr, body).await;
+    assert_eq!(ask(&mut other, &["SCRIPT", "KILL"]).await, "+OK\r\n");
+    assert!(line(&mut runner)
+        .await
+        .starts_with("-ERR Script killed by user with SCRIPT KILL..."));
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_that_wrote_is_unkillable_and_shutdown_nosave_stops_it() {
+    let dir = temp_dir();
+    let s = start_in(
+        &dir,
+        &[("busy-reply-threshold", "100"), ("appendonly", "yes")],
+    )
+    .await;
+    let addr = s.local_addr();
+    let (mut runner, mut other) = start_busy(addr, WRITE_THEN_LOOP).await;
+    assert_eq!(
+        ask(&mut other, &["SCRIPT", "KILL"]).await,
+        "-UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.\r\n"
+    );
+    send(&mut other, &["SHUTDOWN", "NOSAVE"]).await;
+    // No reply to either: the server stops.
+    assert_eq!(line(&mut other).await, "");
+    assert_eq!(line(&mut runner).await, "");
+    tokio::time::timeout(Duration::from_secs(60), s.wait())
+        .await
+        .expect("the server stops");
+    // The script's write was never logged (Redis exits in the middle of
+    // the script: nothing of it reaches the AOF).
+    let s = start_in(&dir, &[]).await;
+    let mut c = Raw::connect(s.local_addr()).await;
+    assert_eq!(ask(&mut c, &["EXISTS", "w"]).await, ":0\r\n");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lua_time_limit_is_the_threshold_alias() {
+    let s = start().await;
+    let addr = s.local_addr();
+    let mut c = Raw::connect(addr).await;
+    assert_eq!(
+        ask(&mut c, &["CONFIG", "SET", "lua-time-limit", "100"]).await,
+        "+OK\r\n"
+    );
+    let (mut runner, mut other) = start_busy(addr, LOOP).await;
+    assert_eq!(ask(&mut other, &["SCRIPT", "KILL"]).await, "+OK\r\n");
+    assert!(line(&mut runner).await.starts_with("-ERR Script killed"));
+    s.shutdown().await;
+}
