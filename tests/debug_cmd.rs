@@ -79,7 +79,15 @@ async fn subcommands_reply_as_redis() {
         o.contains(" refcount:1 encoding:embstr serializedlength:"),
         "{o}"
     );
-    assert!(o.ends_with(" lru_seconds_idle:0\r\n"), "{o}");
+    // The idle time depends on the machine's load: only its form is fixed.
+    let idle = o
+        .trim_end()
+        .rsplit_once(" lru_seconds_idle:")
+        .map(|(_, n)| n.to_string());
+    assert!(
+        idle.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        "{o}"
+    );
     let o = common::raw_cmd(&mut c, &["DEBUG", "OBJECT", "l"]).await;
     assert!(
         o.contains(" encoding:quicklist ")
