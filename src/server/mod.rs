@@ -66,6 +66,10 @@ pub struct Shared {
     me: std::sync::OnceLock<std::sync::Weak<Shared>>,
     /// Channel and pattern subscriptions, and message delivery.
     pub pubsub: pubsub::PubSub,
+    /// jemalloc's allocated bytes when the server was set up, before
+    /// loading (MEMORY STATS `startup.allocated`, Redis's
+    /// `initial_memory_usage`).
+    pub startup_allocated: u64,
 }
 
 impl Shared {
@@ -110,6 +114,8 @@ impl Shared {
     /// `maxmemory` starts evictions at the end of the batch, as Redis's
     /// `updateMaxmemory` starts its eviction time proc.
     pub fn apply_evict_config(&self, ks: &mut Keyspace) {
+        ks.lazyfree
+            .set_settings(self.config.read().lazyfree_settings());
         let cfg = self.config.read().evict_config();
         let old = ks.evict.cfg.maxmemory;
         ks.set_evict_config(cfg);
@@ -395,6 +401,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         flusher_stop: Arc::new(AtomicBool::new(false)),
         me: std::sync::OnceLock::new(),
         pubsub: pubsub::PubSub::default(),
+        startup_allocated: crate::db::memory::allocated_now(),
     });
     let _ = shared.me.set(Arc::downgrade(&shared));
     {
