@@ -6,8 +6,9 @@
 # the redlog/redis ratio (median of ROUNDS rounds, alternating which server
 # goes first).
 #
-# Commands: SETBIT / GETBIT at random offsets below 100000 of one bitmap,
-# BITCOUNT of that bitmap (12.5 KB), PFADD of random elements, PFCOUNT of
+# Commands: SETBIT / GETBIT of bit 99999 of random keys among 100000
+# (redis-benchmark's __rand_int__ is 12 digits with leading zeros, which a
+# bit offset may not have), BITCOUNT of a 12.5 KB bitmap, PFADD of random elements, PFCOUNT of
 # one HyperLogLog, GEOADD of random members, GEOSEARCH within 50 km of a
 # point among 10000 members (COUNT 10 ASC), SORT of a 1000-element list of
 # numbers. Both servers are filled the same way (one EVAL) before the runs.
@@ -64,8 +65,8 @@ done
 # command NAME -> "requests divisor<tab>command line" for redis-benchmark
 command_of() {
     case $1 in
-    setbit) printf '1\tSETBIT bits __rand_int__ 1' ;;
-    getbit) printf '1\tGETBIT bits __rand_int__' ;;
+    setbit) printf '1\tSETBIT bits:__rand_int__ 99999 1' ;;
+    getbit) printf '1\tGETBIT bits:__rand_int__ 99999' ;;
     bitcount) printf '1\tBITCOUNT bits' ;;
     pfadd) printf '1\tPFADD hll e__rand_int__' ;;
     pfcount) printf '1\tPFCOUNT hll' ;;
