@@ -88,7 +88,7 @@ bench() {
     # shellcheck disable=SC2086
     redis-benchmark -h 127.0.0.1 -p "$1" -q -n "$n" -c "$CLIENTS" -P "$2" -r 100000 $cmdline 2>&1 |
         tr '\r' '\n' | grep 'requests per second' | tail -1 |
-        sed -E 's/^[^:]+: ([0-9.]+) requests per second.*/\1/'
+        sed -E 's/.*: ([0-9.]+) requests per second.*/\1/'
 }
 
 echo "redis-benchmark -q -n $N -c $CLIENTS -r 100000: per command, $ROUNDS rounds of redis and redlog back to back (alternating which goes first), median rps ($(redis-server --version | cut -d' ' -f3) vs redlog $(git describe --always --dirty 2>/dev/null || echo '?'))"
