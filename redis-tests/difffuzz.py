@@ -79,6 +79,11 @@ def gen2():
         lambda: ["SET", K("s"), BIG()], lambda: ["APPEND", K("s"), BIG()],
         lambda: ["INCR", K("s")], lambda: ["DECR", K("s")], lambda: ["INCRBY", K("s"), R.choice(["9223372036854775807", "-9223372036854775808", "1"])],
         lambda: ["OBJECT", "ENCODING", ANY()],
+        # The encoding thresholds move under the values: conversions happen
+        # at the next write that crosses one, and never back.
+        lambda: ["CONFIG", "SET", R.choice(["hash-max-listpack-entries", "zset-max-listpack-entries", "set-max-intset-entries", "hash-max-ziplist-entries"]), R.choice(["0", "1", "2", "16", "64", "128", "512"])],
+        lambda: ["CONFIG", "SET", R.choice(["hash-max-listpack-value", "zset-max-listpack-value", "zset-max-ziplist-value"]), R.choice(["0", "1", "3", "20", "64"])],
+        lambda: ["UNLINK", ANY(), ANY()], lambda: ["OBJECT", "FREQ", ANY()],
         lambda: ["SELECT", R.choice(["0", "1"])], lambda: ["MOVE", ANY(), R.choice(["0", "1"])],
         lambda: ["SWAPDB", "0", "1"],
         # No TTL / EXPIRETIME reads: expiries are mostly set relative to
@@ -538,6 +543,10 @@ def main():
             c.call(["HELLO", "3"])
         c.call(["FLUSHALL"])
         c.call(["SELECT", "0"])
+        # Redis 7.0's encoding thresholds (a seed may have moved them).
+        c.call(["CONFIG", "SET", "hash-max-listpack-entries", "512", "hash-max-listpack-value", "64",
+                "zset-max-listpack-entries", "128", "zset-max-listpack-value", "64",
+                "set-max-intset-entries", "512"])
     hist = []
     in_multi = False
     for i in range(n):

@@ -195,10 +195,6 @@ pub const NO_EFFECT: &[&str] = &[
     "maxmemory-clients",
     "stream-node-max-entries",
     "stream-node-max-bytes",
-    "lazyfree-lazy-eviction",
-    "lazyfree-lazy-expire",
-    "lazyfree-lazy-server-del",
-    "lazyfree-lazy-user-del",
     "activerehashing",
     "active-defrag-ignore-bytes",
     "active-defrag-threshold-lower",
@@ -1053,6 +1049,18 @@ impl Config {
             tenacity: int("maxmemory-eviction-tenacity") as u32,
             lfu_log_factor: int("lfu-log-factor") as u32,
             lfu_decay_time: int("lfu-decay-time") as u32,
+        }
+    }
+
+    /// The `lazyfree-lazy-*` settings (`db::lazyfree`).
+    pub fn lazyfree_settings(&self) -> crate::db::lazyfree::Settings {
+        let yes = |n: &str| self.get(n) == Some("yes");
+        crate::db::lazyfree::Settings {
+            user_del: yes("lazyfree-lazy-user-del"),
+            user_flush: yes("lazyfree-lazy-user-flush"),
+            server_del: yes("lazyfree-lazy-server-del"),
+            expire: yes("lazyfree-lazy-expire"),
+            eviction: yes("lazyfree-lazy-eviction"),
         }
     }
 

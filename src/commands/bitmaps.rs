@@ -326,11 +326,24 @@ fn count_bits(data: &[u8], from: i64, to: i64) -> i64 {
     let tail: i64 = ((tb as i64) * 8..=to)
         .map(|i| i64::from(bit_at(data, i)))
         .sum();
-    let middle: i64 = data[fb + 1..tb]
-        .iter()
-        .map(|b| i64::from(b.count_ones()))
-        .sum();
-    head + middle + tail
+    head + popcount(&data[fb + 1..tb]) + tail
+}
+
+/// Set bits of `bytes`, eight bytes at a time (one 64-bit popcount each
+/// instead of eight byte-wide ones: BITCOUNT of a large bitmap is bound by
+/// this loop, as Redis's `redisPopcount` is by its 28-byte steps).
+fn popcount(bytes: &[u8]) -> i64 {
+    let mut words = bytes.chunks_exact(8);
+    let mut n: u64 = 0;
+    for w in &mut words {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        n += u64::from(u64::from_ne_bytes(a).count_ones());
+    }
+    for b in words.remainder() {
+        n += u64::from(b.count_ones());
+    }
+    n as i64
 }
 
 /// BITCOUNT key [start end [BYTE | BIT]]
@@ -828,6 +841,18 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn popcount_matches_a_bit_by_bit_count() {
+        let data: Vec<u8> = (0..1000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        for (from, to) in [(0, 0), (3, 5), (0, 7999), (5, 7990), (13, 4099), (800, 801)] {
+            let want: i64 = (from..=to).map(|i| i64::from(bit_at(&data, i))).sum();
+            assert_eq!(count_bits(&data, from, to), want, "{from}..={to}");
+        }
+    }
+
     use super::*;
 
     #[test]

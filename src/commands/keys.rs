@@ -8,6 +8,7 @@
 use super::{
     arg_i64, c_str_lossy, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler,
 };
+use crate::db::lazyfree::Reason;
 use crate::db::notify::{GENERIC, NEW};
 use crate::db::{Value, DATABASES};
 use crate::glob::glob_match;
@@ -115,7 +116,7 @@ static OBJECT_SUBCOMMANDS: &[Command] = &[
 
 pub static COMMANDS: &[Command] = &[
     cmd("del", -2, WRITE, ALL_KEYS, KS_WRITE_SLOW, "Delete a key", "1.0.0", "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", del),
-    cmd("unlink", -2, WRITE | FAST, ALL_KEYS, KS_WRITE_FAST, "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", "4.0.0", "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", del),
+    cmd("unlink", -2, WRITE | FAST, ALL_KEYS, KS_WRITE_FAST, "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", "4.0.0", "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", unlink),
     cmd("exists", -2, READONLY | FAST, ALL_KEYS, KS_READ_FAST, "Determine if a key exists", "1.0.0", "O(N) where N is the number of keys to check.", exists),
     cmd("type", 2, READONLY | FAST, ONE_KEY, KS_READ_FAST, "Determine the type stored at key", "1.0.0", "O(1)", type_),
     cmd("keys", 2, READONLY, NO_KEYS, &["@keyspace", "@read", "@slow", "@dangerous"], "Find all keys matching the given pattern", "1.0.0", "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", keys),
@@ -178,13 +179,23 @@ fn arg_db(a: &[u8]) -> Result<usize, CmdError> {
 
 // ---- deletion, existence, type ----
 
-/// DEL key [key ...]  (also UNLINK key [key ...]: values are freed in place
-/// either way, there is no lazy-free thread to hand them to)
+/// DEL key [key ...]: large values go to the lazy-free thread under
+/// `lazyfree-lazy-user-del`.
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    del_generic(ctx, args, Reason::UserDel)
+}
+
+/// UNLINK key [key ...]: DEL whose large values are freed on the
+/// lazy-free thread (`db::lazyfree`).
+fn unlink(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    del_generic(ctx, args, Reason::Unlink)
+}
+
+fn del_generic(ctx: &mut Ctx, args: &[Bytes], reason: Reason) -> CmdResult {
     let db = ctx.db();
     let mut n = 0;
     for k in &args[1..] {
-        if ctx.ks.delete(db, k, ctx.now_ms) {
+        if ctx.ks.delete_as(db, k, ctx.now_ms, reason) {
             ctx.notify(GENERIC, "del", db, k);
             n += 1;
         }

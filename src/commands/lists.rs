@@ -179,7 +179,9 @@ fn push_items(
         ctx.ks.dbs[db].insert(key_bytes(key), e);
         ctx.ks.notify(notify::NEW, "new", db, key);
     }
-    let len = match write_list(ctx, key)? {
+    // The look above (or the creation) was the key's one access.
+    let (db, now) = (ctx.client.db, ctx.now_ms);
+    let len = match super::rewrite_typed(ctx.ks, db, key, now, as_list)? {
         Some(l) => {
             for it in items {
                 l.push(side, it);

@@ -2232,6 +2232,74 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "memory",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "memory|doctor",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+                "request_policy:all_shards",
+                "response_policy:special",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "memory|help",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "memory|malloc-stats",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+                "request_policy:all_shards",
+                "response_policy:special",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "memory|purge",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_shards",
+                "response_policy:all_succeeded",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "memory|stats",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+                "request_policy:all_shards",
+                "response_policy:special",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "memory|usage",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RO, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("count", T::Integer).token("SAMPLES").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "mget",
         CommandMeta {
             tips: &[

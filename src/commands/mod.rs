@@ -22,6 +22,7 @@ pub mod keys;
 pub mod lists;
 pub mod logingest;
 pub mod logparse;
+pub mod memory;
 pub mod meta;
 pub mod observe;
 pub mod persistence;
@@ -511,6 +512,7 @@ static FAMILIES: &[&[Command]] = &[
     acl::COMMANDS,
     introspection::COMMANDS,
     observe::COMMANDS,
+    memory::COMMANDS,
     persistence::COMMANDS,
     strings::COMMANDS,
     bitmaps::COMMANDS,
@@ -870,6 +872,21 @@ pub fn write_typed<'a, T>(
     cast: fn(&mut crate::db::Value) -> Result<&mut T, CmdError>,
 ) -> Result<Option<&'a mut T>, CmdError> {
     match ks.lookup_write(db, key, now_ms) {
+        None => Ok(None),
+        Some(e) => cast(&mut e.value).map(Some),
+    }
+}
+
+/// `write_typed` for a key the command already looked up: no second
+/// access-time update (`Keyspace::relookup_write`).
+pub fn rewrite_typed<'a, T>(
+    ks: &'a mut crate::db::Keyspace,
+    db: usize,
+    key: &[u8],
+    now_ms: u64,
+    cast: fn(&mut crate::db::Value) -> Result<&mut T, CmdError>,
+) -> Result<Option<&'a mut T>, CmdError> {
+    match ks.relookup_write(db, key, now_ms) {
         None => Ok(None),
         Some(e) => cast(&mut e.value).map(Some),
     }

@@ -258,7 +258,7 @@ fn bytes_to_human(n: u64) -> String {
 
 /// Resident set size of this process in bytes (second field of
 /// /proc/self/statm, in pages); 0 where /proc is unavailable.
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     const PAGE_BYTES: u64 = 4096; // Linux x86-64 / aarch64 default page size
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -268,6 +268,11 @@ fn rss_bytes() -> u64 {
 
 /// Highest `used_memory` INFO has seen (Redis's `used_memory_peak`).
 static PEAK_MEMORY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Records `used` in the peak and returns the peak (INFO, MEMORY STATS).
+pub(crate) fn note_peak_memory(used: u64) -> u64 {
+    PEAK_MEMORY.fetch_max(used, Ordering::Relaxed).max(used)
+}
 
 fn total_system_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
@@ -396,7 +401,7 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             let rss = rss_bytes();
             // jemalloc's allocated bytes, read afresh.
             let used = crate::db::memory::allocated_now();
-            let peak = PEAK_MEMORY.fetch_max(used, Ordering::Relaxed).max(used);
+            let peak = note_peak_memory(used);
             let total = total_system_memory();
             let (maxmemory, policy) = {
                 let c = sh.config.read();
@@ -494,8 +499,8 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             );
             line!("mem_allocator:{}", crate::MEM_ALLOCATOR);
             line!("active_defrag_running:0");
-            line!("lazyfree_pending_objects:0");
-            line!("lazyfreed_objects:0");
+            line!("lazyfree_pending_objects:{}", ctx.ks.lazyfree.pending());
+            line!("lazyfreed_objects:{}", ctx.ks.lazyfree.freed());
         }
         "persistence" => {
             line!("# Persistence");
@@ -906,27 +911,30 @@ fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 /// The optional ASYNC / SYNC of FLUSHDB and FLUSHALL. Both free memory
 /// synchronously here; the flag is validated as Redis does.
-fn check_flush_mode(args: &[Bytes]) -> CmdResult {
+/// FLUSHALL / FLUSHDB's mode (Redis's `getFlushCommandFlags`): true for
+/// ASYNC, or for no mode under `lazyfree-lazy-user-flush`.
+fn flush_mode(ctx: &Ctx, args: &[Bytes]) -> Result<bool, CmdError> {
     match args.len() {
-        1 => Ok(()),
-        2 if is_kw(&args[1], "async") || is_kw(&args[1], "sync") => Ok(()),
+        1 => Ok(ctx.ks.lazyfree.user_flush()),
+        2 if is_kw(&args[1], "async") => Ok(true),
+        2 if is_kw(&args[1], "sync") => Ok(false),
         _ => Err(CmdError::syntax()),
     }
 }
 
 /// Empties one database: watchers of its keys are signalled by `Db::clear`.
 /// Returns the number of keys removed (added to the dirty counter, as Redis).
-fn empty_db(db: &mut Db) -> u64 {
+fn empty_db(db: &mut Db, lazy: bool) -> u64 {
     let n = db.len() as u64;
-    db.clear();
+    db.clear_as(lazy);
     n
 }
 
 /// FLUSHDB [ASYNC | SYNC]
 fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    check_flush_mode(args)?;
+    let lazy = flush_mode(ctx, args)?;
     let db = ctx.client.db;
-    let removed = empty_db(&mut ctx.ks.dbs[db]);
+    let removed = empty_db(&mut ctx.ks.dbs[db], lazy);
     ctx.ks.stats.dirty += removed;
     ctx.out.ok();
     Ok(())
@@ -934,8 +942,8 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// FLUSHALL [ASYNC | SYNC]
 fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    check_flush_mode(args)?;
-    let removed = ctx.ks.flush_all();
+    let lazy = flush_mode(ctx, args)?;
+    let removed = ctx.ks.flush_all_as(lazy);
     ctx.ks.stats.dirty += removed;
     ctx.out.ok();
     Ok(())

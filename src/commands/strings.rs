@@ -511,7 +511,7 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(s) => s.data.len(),
     };
     check_string_length(ctx, old_len as i64, args[2].len() as i64)?;
-    let len = match write_str(ctx.ks, db, key, now)? {
+    let len = match super::rewrite_typed(ctx.ks, db, key, now, as_str)? {
         Some(s) => {
             s.data.extend_from_slice(&args[2]);
             s.form = StrForm::Raw;
@@ -554,7 +554,7 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let end = offset + value.len();
     let mut buf = Vec::new();
     let len = {
-        let data = match write_str(ctx.ks, db, key, now)? {
+        let data = match super::rewrite_typed(ctx.ks, db, key, now, as_str)? {
             Some(s) => {
                 s.form = StrForm::Raw;
                 &mut s.data

@@ -347,7 +347,8 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr_cmd: bool) -> CmdResult {
         ctx.ks.dbs[r.db].insert(Bytes::copy_from_slice(key), e);
         created = true;
     }
-    let Some(z) = write_zset(ctx.ks, r, key)? else {
+    // The look above (or the creation) was the key's one access.
+    let Some(z) = super::rewrite_typed(ctx.ks, r.db, key, r.now_ms, as_zset)? else {
         return Ok(());
     };
     let (mut added, mut updated) = (0u64, 0u64);
@@ -546,7 +547,7 @@ fn pop_generic(ctx: &mut Ctx, keys: &[Bytes], max: bool, count: i64, st: PopStyl
         return Ok(());
     }
     let count = if count == -1 { 1 } else { count };
-    let Some(z) = write_zset(ctx.ks, r, key)? else {
+    let Some(z) = super::rewrite_typed(ctx.ks, r.db, key, r.now_ms, as_zset)? else {
         return Ok(());
     };
     let n = usize::try_from(count).unwrap_or(usize::MAX).min(z.len());

@@ -328,7 +328,17 @@ impl Keyspace {
     /// Used memory now, as the memory limit sees it (`MemGauge::used`).
     pub fn used_memory(&mut self) -> u64 {
         let now = self.clock_mark();
-        self.mem.used(now)
+        // The lazy-free thread finished jobs since the last look: what it
+        // freed is only seen by a refresh.
+        let done = self.lazyfree.done();
+        let used = if done != self.lazy_done_seen {
+            self.lazy_done_seen = done;
+            self.mem.refresh(now)
+        } else {
+            self.mem.used(now)
+        };
+        // Values queued for freeing are gone for the keyspace.
+        used.saturating_sub(self.lazyfree.pending_bytes())
     }
 
     /// Redis's `performEvictions`: frees memory down to `maxmemory` by the
@@ -470,13 +480,16 @@ impl Keyspace {
     /// (jemalloc's count for this thread across the deletion).
     fn evict_key(&mut self, db: usize, key: &Bytes) -> i64 {
         let before = memory::thread_net();
-        let removed = self.dbs[db].remove_quiet(key);
-        let found = removed.is_some();
-        drop(removed);
-        let freed = before.wrapping_sub(memory::thread_net()) as i64;
-        if !found {
+        let Some(removed) = self.dbs[db].remove_quiet(key) else {
             return 0;
-        }
+        };
+        // Under lazyfree-lazy-eviction a large value is freed on the
+        // lazy-free thread: its estimated size counts as freed.
+        let queued = self
+            .lazyfree
+            .dispose(removed.value, super::lazyfree::Reason::Eviction);
+        let freed =
+            before.wrapping_sub(memory::thread_net()) as i64 + queued.map_or(0, |b| b as i64);
         let d = &mut self.dbs[db];
         d.signal_watchers(key);
         if d.capture {

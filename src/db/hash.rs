@@ -457,6 +457,34 @@ impl Hash {
         }
     }
 
+    /// The bytes the value's allocations take (MEMORY USAGE): the packed
+    /// buffer of the compact form; for the table, each pair's allocation
+    /// and its share of the tree, the first `samples` pairs averaged over
+    /// all of them (Redis's sampling).
+    pub fn mem_usage(&self, samples: usize) -> usize {
+        use super::memory::{btree_elem_cost_x10, extrapolate, size_class};
+        match self {
+            Hash::Listpack(v) => size_class(v.buf.capacity()),
+            Hash::Table(t) => {
+                let tree = btree_elem_cost_x10(std::mem::size_of::<Pair>()) * t.len() / 10;
+                let sum: usize =
+                    t.0.iter()
+                        .take(samples)
+                        .map(|p| size_class(p.p.len()))
+                        .sum();
+                tree + extrapolate(sum, samples.min(t.len()), t.len())
+            }
+        }
+    }
+
+    /// Allocations freeing the value takes (Redis's `lazyfreeGetFreeEffort`).
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Hash::Listpack(_) => 1,
+            Hash::Table(t) => t.len(),
+        }
+    }
+
     /// Payload bytes (fields and values), for chunk sizing.
     pub fn payload_bytes(&self) -> usize {
         self.iter().map(|(f, v)| f.len() + v.len()).sum()

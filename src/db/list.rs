@@ -554,6 +554,27 @@ impl List {
         self.len = end - start;
     }
 
+    /// The bytes the value's allocations take (MEMORY USAGE): the node
+    /// ring and each node's buffer, the first `samples` nodes averaged
+    /// over all (Redis samples quicklist nodes the same way).
+    pub fn mem_usage(&self, samples: usize) -> usize {
+        use super::memory::{extrapolate, size_class};
+        let ring = size_class(self.nodes.capacity() * std::mem::size_of::<Node>());
+        let sum: usize = self
+            .nodes
+            .iter()
+            .take(samples)
+            .map(|n| size_class(n.buf.capacity()))
+            .sum();
+        ring + extrapolate(sum, samples.min(self.nodes.len()), self.nodes.len())
+    }
+
+    /// Allocations freeing the value takes (Redis's `lazyfreeGetFreeEffort`:
+    /// a quicklist's node count).
+    pub fn free_effort(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// Total payload bytes (for chunk sizing of base snapshots).
     pub fn payload_bytes(&self) -> usize {
         self.iter().map(|b| b.len()).sum()

@@ -20,6 +20,7 @@ pub mod evict;
 pub mod expire;
 pub mod hash;
 pub mod hll;
+pub mod lazyfree;
 pub mod list;
 pub mod memory;
 pub mod notify;
@@ -126,6 +127,8 @@ pub struct Db {
     blocked: HashMap<Bytes, std::collections::VecDeque<u64>>,
     /// Keys with waiters that became ready, in signal order, each once.
     ready: Vec<Bytes>,
+    /// The keyspace's lazy-free queue (overwritten values, async flushes).
+    pub(crate) lazy: lazyfree::LazyFree,
 }
 
 impl Db {
@@ -207,7 +210,7 @@ impl Db {
                 };
                 let had_ttl = old.exp_slot != NO_SLOT;
                 let lru = old.entry.lru;
-                old.entry = entry;
+                let replaced = std::mem::replace(&mut old.entry, entry);
                 if self.lfu {
                     old.entry.lru = lru;
                 }
@@ -217,6 +220,10 @@ impl Db {
                 } else if !had_ttl && has_ttl {
                     old.exp_slot = self.expires.insert(key);
                 }
+                // An overwrite is a server-side deletion (Redis's
+                // dbOverwrite under lazyfree-lazy-server-del).
+                self.lazy
+                    .dispose(replaced.value, lazyfree::Reason::ServerDel);
             }
             None => {
                 let exp_slot = if has_ttl {
@@ -242,6 +249,38 @@ impl Db {
                 });
             }
         }
+    }
+
+    /// MEMORY USAGE of a key present (expired or not): its slot, its share
+    /// of the index (4 bytes and a control byte per bucket, buckets 8/7
+    /// of the keys), its name's allocation, its place in the expires slab,
+    /// and its value (`Value::mem_usage`).
+    pub fn key_usage(&self, key: &[u8], samples: usize) -> Option<usize> {
+        let i = self.find_hashed(self.hash(key), key)?;
+        let slot = self.order.get(i as usize)?;
+        let mut n = std::mem::size_of::<Option<Slot>>()
+            + 5 * 8 / 7
+            + memory::size_class(slot.key.len())
+            + slot.entry.value.mem_usage(samples);
+        if slot.exp_slot != NO_SLOT {
+            // A slot holding a second handle of the name (its shared header).
+            n += std::mem::size_of::<Option<Bytes>>() + memory::size_class(24);
+        }
+        Some(n)
+    }
+
+    /// (main table, expires) overhead bytes (MEMORY STATS
+    /// `overhead.hashtable.main` / `.expires`): the slot slabs and the index.
+    pub fn overhead(&self) -> (usize, usize) {
+        let buckets = if self.index.capacity() == 0 {
+            0
+        } else {
+            (self.index.capacity() * 8 / 7).next_power_of_two()
+        };
+        (
+            self.order.alloc_bytes() + memory::size_class(buckets * 5),
+            self.expires.alloc_bytes(),
+        )
     }
 
     /// Removes a key, returning its entry; signals WATCHers.
@@ -379,6 +418,12 @@ impl Db {
 
     /// Removes every key (FLUSHDB); watchers of existing keys are signalled.
     pub fn clear(&mut self) {
+        self.clear_as(false)
+    }
+
+    /// Empties the database; `lazy` (FLUSHDB/FLUSHALL ASYNC) frees its
+    /// keys and values on the lazy-free thread.
+    pub fn clear_as(&mut self, lazy: bool) {
         self.signal_all_existing(None);
         let gone: Vec<Bytes> = self
             .blocked
@@ -395,10 +440,17 @@ impl Db {
             self.expiry_touched.clear();
             self.op_logged.clear();
         }
-        self.index = hashbrown::HashTable::new();
-        self.order.clear();
-        self.expires.clear();
+        let n = self.order.len() as u64;
+        let data = (
+            std::mem::take(&mut self.index),
+            std::mem::take(&mut self.order),
+            std::mem::take(&mut self.expires),
+        );
         self.expire_cursor = 0;
+        if lazy {
+            // Redis's emptyDbAsync: the old tables go whole, counted by keys.
+            self.lazy.dispose_all(Box::new(data), n);
+        }
     }
 
     /// Exchanges the data of two databases, leaving WATCH state in place
@@ -615,6 +667,10 @@ pub struct Keyspace {
     pub evict: evict::EvictState,
     /// Used memory (jemalloc's allocated bytes).
     pub mem: memory::MemGauge,
+    /// The lazy-free queue every database shares (`lazyfree`).
+    pub lazyfree: lazyfree::LazyFree,
+    /// `lazyfree.done()` when the memory gauge last refreshed for it.
+    pub(crate) lazy_done_seen: u64,
 }
 
 impl Default for Keyspace {
@@ -645,7 +701,12 @@ impl Keyspace {
             script_stats: Default::default(),
             evict: evict::EvictState::default(),
             mem: memory::MemGauge::default(),
+            lazyfree: lazyfree::LazyFree::default(),
+            lazy_done_seen: 0,
         };
+        for db in &mut ks.dbs {
+            db.lazy = ks.lazyfree.clone();
+        }
         ks.set_capture(true);
         ks
     }
@@ -689,7 +750,9 @@ impl Keyspace {
         }
         if let Some((k, _)) = self.dbs[db].get_key_value(key) {
             let k = k.clone();
-            self.dbs[db].remove_quiet(&k);
+            if let Some(e) = self.dbs[db].remove_quiet(&k) {
+                self.lazyfree.dispose(e.value, lazyfree::Reason::Expire);
+            }
             self.dbs[db].signal_expired_deleted(&k);
             // Logged at once, not with the command's final states: the
             // command may recreate the key with an operation effect
@@ -768,6 +831,14 @@ impl Keyspace {
         Some(e)
     }
 
+    /// `lookup_write` without the access-time update: a command's second
+    /// look at a key it already looked up (one access for LRU/LFU, as in
+    /// Redis, where a command looks a key up once).
+    pub fn relookup_write(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        self.expire_if_needed(db, key, now_ms);
+        self.dbs[db].peek_mut(key)
+    }
+
     /// True when the key exists and is not expired (no side effects on stats).
     pub fn exists(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
         self.expire_if_needed(db, key, now_ms);
@@ -815,14 +886,27 @@ impl Keyspace {
 
     /// Deletes a key (if present and not expired); returns whether it did.
     pub fn delete(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        self.delete_as(db, key, now_ms, lazyfree::Reason::ServerDel)
+    }
+
+    /// `delete` for `reason`, which decides whether a large value is freed
+    /// on the lazy-free thread (DEL: user-del, UNLINK: always).
+    pub fn delete_as(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now_ms: u64,
+        reason: lazyfree::Reason,
+    ) -> bool {
         if self.expire_if_needed(db, key, now_ms) {
             return false;
         }
-        let deleted = self.dbs[db].remove(key).is_some();
-        if deleted {
-            self.stats.dirty += 1;
-        }
-        deleted
+        let Some(e) = self.dbs[db].remove(key) else {
+            return false;
+        };
+        self.lazyfree.dispose(e.value, reason);
+        self.stats.dirty += 1;
+        true
     }
 
     /// Total keys in all databases.
@@ -994,12 +1078,18 @@ impl Keyspace {
 
     /// FLUSHALL: empties every database; returns the number of keys removed.
     pub fn flush_all(&mut self) -> u64 {
+        self.flush_all_as(false)
+    }
+
+    /// `flush_all`; `lazy` (FLUSHALL ASYNC) frees the data on the
+    /// lazy-free thread.
+    pub fn flush_all_as(&mut self, lazy: bool) -> u64 {
         self.materialize();
         let capture = self.dbs[0].capture;
         let mut removed = 0;
         for db in &mut self.dbs {
             removed += db.len() as u64;
-            db.clear();
+            db.clear_as(lazy);
             db.cleared = false;
         }
         if capture {

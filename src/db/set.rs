@@ -194,6 +194,34 @@ impl Set {
         }
     }
 
+    /// The bytes the value's allocations take (MEMORY USAGE): the intset's
+    /// array, or the table's members with their share of the tree, the
+    /// first `samples` averaged over all (Redis's sampling).
+    pub fn mem_usage(&self, samples: usize) -> usize {
+        use super::memory::{btree_elem_cost_x10, extrapolate, size_class};
+        match self {
+            Set::Intset(v) => size_class(v.capacity() * 8),
+            Set::Table(t) => {
+                let kv = std::mem::size_of::<(u64, Box<[u8]>)>();
+                let tree = btree_elem_cost_x10(kv) * t.len() / 10;
+                let sum: usize = t
+                    .iter()
+                    .take(samples)
+                    .map(|(m, _)| size_class(m.len()))
+                    .sum();
+                tree + extrapolate(sum, samples.min(t.len()), t.len())
+            }
+        }
+    }
+
+    /// Allocations freeing the value takes (Redis's `lazyfreeGetFreeEffort`).
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Set::Intset(_) => 1,
+            Set::Table(t) => t.len(),
+        }
+    }
+
     /// Payload bytes, for chunk sizing.
     pub fn payload_bytes(&self) -> usize {
         match self {

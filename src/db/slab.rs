@@ -40,6 +40,12 @@ impl<T> Slab<T> {
         self.len == 0
     }
 
+    /// The bytes of the slot array and free list (MEMORY STATS).
+    pub fn alloc_bytes(&self) -> usize {
+        super::memory::size_class(self.slots.capacity() * std::mem::size_of::<Option<T>>())
+            + super::memory::size_class(self.free.capacity() * 4)
+    }
+
     /// Number of slots, occupied or not (the cursor range).
     pub fn slots(&self) -> usize {
         self.slots.len()

@@ -153,7 +153,132 @@ impl Value {
         }
     }
 
+    /// The bytes the value's own allocations take in jemalloc size
+    /// classes (MEMORY USAGE; the entry holding it is counted by the
+    /// database). Collections in table form average their first
+    /// `samples` elements over all of them, as Redis does. A stream
+    /// counts its in-memory state only: its entries live on disk.
+    pub fn mem_usage(&self, samples: usize) -> usize {
+        use super::memory::size_class;
+        match self {
+            Value::Str(s) => size_class(s.data.capacity()),
+            Value::ZSet(z) => z.mem_usage(samples),
+            Value::Stream(_) => {
+                // The Arc's block (two counters and the stream) and the
+                // open state behind its mutex.
+                size_class(16 + std::mem::size_of::<crate::stream::Stream>())
+                    + size_class(std::mem::size_of::<crate::stream::Inner>())
+            }
+            Value::Hash(h) => h.mem_usage(samples),
+            Value::Set(s) => s.mem_usage(samples),
+            Value::List(l) => l.mem_usage(samples),
+        }
+    }
+
+    /// How many allocations freeing the value takes (Redis's
+    /// `lazyfreeGetFreeEffort`): above `lazyfree::THRESHOLD` a lazy
+    /// deletion frees it on the background thread. A stream is 1: its
+    /// last handle's drop schedules its directory's removal, kept on the
+    /// keyspace's side.
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Value::Str(_) | Value::Stream(_) => 1,
+            Value::ZSet(z) => z.free_effort(),
+            Value::Hash(h) => h.free_effort(),
+            Value::Set(s) => s.free_effort(),
+            Value::List(l) => l.free_effort(),
+        }
+    }
+
     pub fn str(data: impl Into<Vec<u8>>) -> Value {
         Value::Str(StrValue::new(data))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::hash::{Hash, HashLimits};
+    use crate::db::list::List;
+    use crate::db::memory::thread_net;
+    use crate::db::set::Set;
+    use crate::db::zset::ZsetLimits;
+
+    /// The bytes this thread holds for what `build` returns, and its
+    /// MEMORY USAGE with every element sampled and with Redis's default 5.
+    fn measure(build: impl FnOnce() -> Value) -> (i64, usize, usize) {
+        let before = thread_net();
+        let v = build();
+        let held = thread_net().wrapping_sub(before) as i64;
+        let all = v.mem_usage(usize::MAX);
+        let sampled = v.mem_usage(5);
+        drop(v);
+        (held, all, sampled)
+    }
+
+    fn close(name: &str, (held, all, sampled): (i64, usize, usize)) {
+        let within = |x: usize, pct: i64| (x as i64 - held).abs() * 100 <= held * pct;
+        assert!(within(all, 20), "{name}: usage {all} vs allocated {held}");
+        assert!(within(sampled, 35), "{name}: sampled {sampled} vs {held}");
+    }
+
+    #[test]
+    fn mem_usage_is_close_to_what_the_value_allocates() {
+        close("raw string", measure(|| Value::str(vec![7u8; 1000])));
+        close(
+            "list",
+            measure(|| {
+                let mut l = List::new();
+                for i in 0..20_000 {
+                    l.push(false, format!("element-{i}").as_bytes());
+                }
+                Value::List(l)
+            }),
+        );
+        close(
+            "hash table",
+            measure(|| {
+                let mut h = Hash::default();
+                let lim = HashLimits {
+                    max_entries: 0,
+                    max_value: 0,
+                };
+                for i in 0..20_000 {
+                    h.set(format!("field-{i}").as_bytes(), b"some value", lim);
+                }
+                Value::Hash(h)
+            }),
+        );
+        close(
+            "set table",
+            measure(|| {
+                let mut s = Set::Table(Default::default());
+                for i in 0..20_000 {
+                    s.add(format!("member-{i}").as_bytes(), 0);
+                }
+                Value::Set(s)
+            }),
+        );
+        close(
+            "intset",
+            measure(|| {
+                let mut s = Set::new_intset();
+                for i in 0..500 {
+                    s.add(i.to_string().as_bytes(), 512);
+                }
+                Value::Set(s)
+            }),
+        );
+        close(
+            "skiplist",
+            measure(|| {
+                let mut z = ZSet::new_skiplist();
+                for i in 0..20_000 {
+                    let m = bytes::Bytes::from(format!("member-{i}"));
+                    z.insert_new(m, i as f64, ZsetLimits::default());
+                }
+                Value::ZSet(z)
+            }),
+        );
     }
 }

@@ -316,6 +316,42 @@ impl ZSet {
         }
     }
 
+    /// The bytes the value's allocations take (MEMORY USAGE): the packed
+    /// buffer, or the skiplist's box, node arena and member index with
+    /// each node's member and upper levels, the first `samples` nodes
+    /// averaged over all (Redis's sampling).
+    pub fn mem_usage(&self, samples: usize) -> usize {
+        use super::memory::{btree_elem_cost_x10, extrapolate, size_class};
+        match &self.repr {
+            Repr::Pack(v) => size_class(v.buf.capacity()),
+            Repr::Skip(s) => {
+                let n = s.list.len;
+                let fixed = size_class(std::mem::size_of::<SkipSet>())
+                    + size_class(s.list.nodes.capacity() * std::mem::size_of::<Node>())
+                    + size_class(s.list.free.capacity() * 4)
+                    + size_class(s.list.nodes[0].up.len() * std::mem::size_of::<Level>())
+                    + btree_elem_cost_x10(std::mem::size_of::<(u64, u32)>()) * n / 10;
+                let (mut sum, mut x, mut k) = (0, s.list.nodes[0].l0.forward, 0);
+                while x != NIL && k < samples {
+                    let node = &s.list.nodes[x as usize];
+                    sum += size_class(node.member.len())
+                        + size_class(node.up.len() * std::mem::size_of::<Level>());
+                    x = node.l0.forward;
+                    k += 1;
+                }
+                fixed + extrapolate(sum, samples.min(n), n)
+            }
+        }
+    }
+
+    /// Allocations freeing the value takes (Redis's `lazyfreeGetFreeEffort`).
+    pub fn free_effort(&self) -> usize {
+        match &self.repr {
+            Repr::Pack(_) => 1,
+            Repr::Skip(s) => s.list.len,
+        }
+    }
+
     /// Total member bytes (for size estimates).
     pub fn member_bytes(&self) -> usize {
         self.iter_from(0, false).map(|(m, _)| m.len()).sum()

@@ -88,6 +88,10 @@ pub struct Shared {
     pub observe: observe::Observe,
     /// The running script (busy scripts, SCRIPT KILL): `scripting::busy`.
     pub busy: crate::scripting::busy::ScriptBusy,
+    /// jemalloc's allocated bytes when the server was set up, before
+    /// loading (MEMORY STATS `startup.allocated`, Redis's
+    /// `initial_memory_usage`).
+    pub startup_allocated: u64,
 }
 
 impl Shared {
@@ -201,6 +205,8 @@ impl Shared {
     /// `maxmemory` starts evictions at the end of the batch, as Redis's
     /// `updateMaxmemory` starts its eviction time proc.
     pub fn apply_evict_config(&self, ks: &mut Keyspace) {
+        ks.lazyfree
+            .set_settings(self.config.read().lazyfree_settings());
         let cfg = self.config.read().evict_config();
         let old = ks.evict.cfg.maxmemory;
         ks.set_evict_config(cfg);
@@ -591,6 +597,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         pubsub: pubsub::PubSub::default(),
         observe: observe::Observe::new(latency),
         busy: Default::default(),
+        startup_allocated: crate::db::memory::allocated_now(),
     });
     let _ = shared.me.set(Arc::downgrade(&shared));
     shared.acl_changed();
