@@ -11,6 +11,7 @@
 
 pub mod bitmaps;
 pub mod connection;
+pub mod functions;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
@@ -518,6 +519,7 @@ static FAMILIES: &[&[Command]] = &[
     lists::COMMANDS,
     logparse::COMMANDS,
     scripting::COMMANDS,
+    functions::COMMANDS,
 ];
 
 pub fn table() -> &'static Table {
