@@ -30,6 +30,10 @@ use std::sync::Arc;
 /// The engine name FUNCTION LIST / STATS show.
 pub const ENGINE: &str = "LUA";
 
+/// How long a library's top level may run (Redis's `LOAD_TIMEOUT_MS`).
+const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+const LOAD_TIMEOUT_MSG: &str = "FUNCTION LOAD timeout";
+
 const NAME_RULES: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
 
 /// INFO's view of the functions.
@@ -300,7 +304,22 @@ impl Engine {
             .raw_set("__index", self.load_index.clone())
             .map_err(internal)?;
         LOADING.with(|l| *l.borrow_mut() = Some(Vec::new()));
-        let result = self.load.call::<MultiValue>(func);
+        // Redis's load hook: a top level running past 500 ms is stopped.
+        let start = std::time::Instant::now();
+        let hooked = self.lua.set_hook(
+            mlua::HookTriggers::new().every_nth_instruction(100_000),
+            move |_, _| {
+                if start.elapsed() > LOAD_TIMEOUT {
+                    return Err(mlua::Error::RuntimeError(LOAD_TIMEOUT_MSG.into()));
+                }
+                Ok(mlua::VmState::Continue)
+            },
+        );
+        let result = match hooked {
+            Ok(()) => self.load.call::<MultiValue>(func),
+            Err(e) => Err(e),
+        };
+        self.lua.remove_hook();
         let regs = LOADING.with(|l| l.borrow_mut().take()).unwrap_or_default();
         self.env_mt
             .raw_set("__index", self.run_index.clone())
@@ -317,6 +336,9 @@ impl Engine {
                 .and_then(|m| lua_tostring(&m))
                 .map(|m| c_lossy(&m))
                 .unwrap_or_default(),
+            Value::Error(e) if e.to_string().contains(LOAD_TIMEOUT_MSG) => {
+                format!("ERR {LOAD_TIMEOUT_MSG}")
+            }
             other => format!(
                 "ERR {}",
                 lua_tostring(other).map(|m| c_lossy(&m)).unwrap_or_default()
@@ -832,6 +854,7 @@ mod tests {
             ("redis.register_function{function_name='a', callback=function() end, flags={'bad'}}", "Error registering functions: ERR unknown flag given"),
             ("local x = 1", "No functions registered"),
             ("x(", "Error compiling function: user_function:2: unexpected symbol near '<eof>'"),
+            ("while true do end", "Error registering functions: ERR FUNCTION LOAD timeout"),
         ] {
             let c = format!("#!lua name=bad\n{body}");
             assert_eq!(f.load(&code(&c), false).unwrap_err(), err, "{body}");
