@@ -416,6 +416,16 @@ SCRIPTS = [
     "return cmsgpack.pack(redis.pcall(unpack(ARGV)))",
     "redis.setresp(3) return {redis.pcall(unpack(ARGV))}",
 ]
+# The same bodies as functions of one library (FCALL), and as no-writes
+# functions (FCALL_RO: write commands get the read-only script error).
+def library():
+    lines = ["#!lua name=difffuzz"]
+    for i, body in enumerate(SCRIPTS):
+        body = body.replace("ARGV", "args")
+        lines.append(f"redis.register_function('fz{i}', function(keys, args) {body} end)")
+        lines.append(f"redis.register_function{{function_name='fzro{i}', callback=function(keys, args) {body} end, flags={{'no-writes'}}}}")
+    return "\n".join(lines)
+
 # SORT stays out of scripts: main resets Redis's stale errno before it
 # (see there), which a script around it would defeat.
 NOT_IN_SCRIPTS = {"SCANALL", "KEYS", "MULTI", "EXEC", "DISCARD", "SORT", "SORT_RO"}
@@ -547,6 +557,8 @@ def main():
         c.call(["CONFIG", "SET", "hash-max-listpack-entries", "512", "hash-max-listpack-value", "64",
                 "zset-max-listpack-entries", "128", "zset-max-listpack-value", "64",
                 "set-max-intset-entries", "512"])
+        c.call(["FUNCTION", "FLUSH"])
+        assert c.call(["FUNCTION", "LOAD", library()]) == b"$8|difffuzz"
     hist = []
     in_multi = False
     for i in range(n):
@@ -557,8 +569,15 @@ def main():
             cmd = gen()
         # A generator of its own, so the command sequence of a seed is the
         # same with or without scripts.
-        if RS.random() < 0.1 and cmd[0] not in UNORDERED | LEX | NOT_IN_SCRIPTS:
-            cmd = ["EVAL", RS.choice(SCRIPTS), "0"] + cmd
+        wrap = RS.random()
+        if wrap < 0.15 and cmd[0] not in UNORDERED | LEX | NOT_IN_SCRIPTS:
+            k = RS.randrange(len(SCRIPTS))
+            if wrap < 0.1:
+                cmd = ["EVAL", SCRIPTS[k], "0"] + cmd
+            elif wrap < 0.13:
+                cmd = ["FCALL", f"fz{k}", "0"] + cmd
+            else:
+                cmd = ["FCALL_RO", f"fzro{k}", "0"] + cmd
         if cmd[0] == "MULTI":
             in_multi = True
         elif cmd[0] in ("EXEC", "DISCARD"):

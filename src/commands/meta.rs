@@ -982,6 +982,36 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "fcall",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: Some("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"), flags: K_RW | K_ACCESS | K_UPDATE, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("function", T::String),
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(OPTIONAL | MULTIPLE),
+                arg("arg", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "fcall_ro",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: Some("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"), flags: K_RO | K_ACCESS, begin_search: BeginSearch::Index(2), find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } },
+            ],
+            args: &[
+                arg("function", T::String),
+                arg("numkeys", T::Integer),
+                arg("key", T::Key).key_spec(0).flags(OPTIONAL | MULTIPLE),
+                arg("arg", T::String).flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "flushall",
         CommandMeta {
             tips: &[
@@ -1017,6 +1047,109 @@ pub static META: &[(&str, CommandMeta)] = &[
                     arg("async", T::PureToken).token("ASYNC").since("4.0.0"),
                     arg("sync", T::PureToken).token("SYNC").since("6.2.0"),
                 ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "function",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "function|delete",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_shards",
+                "response_policy:all_succeeded",
+            ],
+            args: &[
+                arg("library-name", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "function|dump",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "function|flush",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_shards",
+                "response_policy:all_succeeded",
+            ],
+            args: &[
+                arg("async", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("async", T::PureToken).token("ASYNC"),
+                    arg("sync", T::PureToken).token("SYNC"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "function|help",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "function|list",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output_order",
+            ],
+            args: &[
+                arg("library-name-pattern", T::String).token("LIBRARYNAME").flags(OPTIONAL),
+                arg("withcode", T::PureToken).token("WITHCODE").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "function|load",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_shards",
+                "response_policy:all_succeeded",
+            ],
+            args: &[
+                arg("replace", T::PureToken).token("REPLACE").flags(OPTIONAL),
+                arg("function-code", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "function|restore",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_shards",
+                "response_policy:all_succeeded",
+            ],
+            args: &[
+                arg("serialized-value", T::String),
+                arg("policy", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("flush", T::PureToken).token("FLUSH"),
+                    arg("append", T::PureToken).token("APPEND"),
+                    arg("replace", T::PureToken).token("REPLACE"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "function|stats",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+                "request_policy:all_shards",
+                "response_policy:special",
             ],
             ..CommandMeta::EMPTY
         },

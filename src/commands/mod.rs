@@ -14,6 +14,7 @@ pub mod bitmaps;
 pub mod connection;
 pub mod debug;
 pub mod dump;
+pub mod functions;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
@@ -532,6 +533,7 @@ static FAMILIES: &[&[Command]] = &[
     logparse::COMMANDS,
     scripting::COMMANDS,
     debug::COMMANDS,
+    functions::COMMANDS,
 ];
 
 pub fn table() -> &'static Table {

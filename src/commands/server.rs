@@ -448,15 +448,24 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             );
             line!("used_memory_scripts_eval:{}", st.scripts_memory);
             line!("number_of_cached_scripts:{}", st.scripts);
-            line!("used_memory_vm_total:{}", st.vm_memory);
+            // Functions (`Keyspace::function_stats`, as of the last change
+            // or FCALL).
+            let fst = ctx.ks.function_stats;
+            line!("number_of_functions:{}", fst.functions);
+            line!("number_of_libraries:{}", fst.libraries);
+            line!("used_memory_vm_functions:{}", fst.vm_memory);
+            let vm_total = st.vm_memory + fst.vm_memory;
+            line!("used_memory_vm_total:{vm_total}");
             line!(
                 "used_memory_vm_total_human:{}",
-                bytes_to_human(st.vm_memory as u64)
+                bytes_to_human(vm_total as u64)
             );
-            line!("used_memory_scripts:{}", st.scripts_memory);
+            line!("used_memory_functions:{}", fst.memory);
+            let scripts_total = st.scripts_memory + fst.memory;
+            line!("used_memory_scripts:{scripts_total}");
             line!(
                 "used_memory_scripts_human:{}",
-                bytes_to_human(st.scripts_memory as u64)
+                bytes_to_human(scripts_total as u64)
             );
             line!("maxmemory:{maxmemory}");
             line!("maxmemory_human:{}", bytes_to_human(maxmemory));

@@ -663,6 +663,12 @@ pub struct Keyspace {
     pub scripting: Option<Box<crate::scripting::Scripting>>,
     /// Its memory and cache size as of the last script (INFO).
     pub script_stats: crate::scripting::ScriptStats,
+    /// The function libraries (FUNCTION LOAD, FCALL); taken out while a
+    /// function runs. Not keys: FLUSHALL keeps them; their changes are
+    /// logged with `log_global`.
+    pub functions: Box<crate::scripting::functions::Functions>,
+    /// Their INFO figures as of the last change or call.
+    pub function_stats: crate::scripting::functions::FunctionStats,
     /// The memory limit: its parameters, candidate pool and statistics.
     pub evict: evict::EvictState,
     /// Used memory (jemalloc's allocated bytes).
@@ -699,6 +705,8 @@ impl Keyspace {
             logparse: crate::logparse::Registry::new(),
             scripting: None,
             script_stats: Default::default(),
+            functions: Default::default(),
+            function_stats: Default::default(),
             evict: evict::EvictState::default(),
             mem: memory::MemGauge::default(),
             lazyfree: lazyfree::LazyFree::default(),

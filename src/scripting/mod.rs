@@ -23,7 +23,9 @@
 
 pub mod busy;
 pub mod convert;
+pub mod functions;
 mod libs;
+pub mod payload;
 
 use crate::commands::{self, flags, table, CmdError, Ctx};
 use crate::db::Keyspace;
@@ -123,26 +125,26 @@ fn srand48(seed: i32) {
 }
 
 /// What a running script's Rust callbacks need: the command's context.
-struct Run<'a> {
-    ks: &'a mut Keyspace,
-    shared: &'a Shared,
-    client: &'a mut Client,
-    now_ms: u64,
-    read_only: bool,
+pub(crate) struct Run<'a> {
+    pub(crate) ks: &'a mut Keyspace,
+    pub(crate) shared: &'a Shared,
+    pub(crate) client: &'a mut Client,
+    pub(crate) now_ms: u64,
+    pub(crate) read_only: bool,
     /// A write command ran (the script can no longer be refused for it).
-    write_dirty: bool,
+    pub(crate) write_dirty: bool,
     /// `redis.setresp`: the protocol of the replies `redis.call` converts.
-    resp3: bool,
+    pub(crate) resp3: bool,
 }
 
 thread_local! {
     /// The running script's context, set by `Scripting::run` for the
     /// duration of the (synchronous) Lua call on this thread.
-    static RUN: Cell<*mut Run<'static>> = const { Cell::new(std::ptr::null_mut()) };
+    pub(crate) static RUN: Cell<*mut Run<'static>> = const { Cell::new(std::ptr::null_mut()) };
 }
 
 /// Calls `f` with the running script's context, None outside a script.
-fn with_run<R>(f: impl FnOnce(&mut Run<'_>) -> R) -> Option<R> {
+pub(crate) fn with_run<R>(f: impl FnOnce(&mut Run<'_>) -> R) -> Option<R> {
     let p = RUN.with(|c| c.get());
     if p.is_null() {
         return None;
@@ -155,7 +157,7 @@ fn with_run<R>(f: impl FnOnce(&mut Run<'_>) -> R) -> Option<R> {
     Some(f(unsafe { &mut *p }))
 }
 
-struct RunGuard;
+pub(crate) struct RunGuard;
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
@@ -165,7 +167,7 @@ impl Drop for RunGuard {
 
 /// The error marker a Rust callback returns first to make the trampoline
 /// raise the value after it (a string gets the caller's position prefixed).
-const MARK_KEY: &str = "__redlog_raise_mark";
+pub(crate) const MARK_KEY: &str = "__redlog_raise_mark";
 
 unsafe extern "C-unwind" fn raise_tramp(l: *mut mlua::ffi::lua_State) -> std::os::raw::c_int {
     use mlua::ffi;
@@ -266,14 +268,14 @@ fn trim_crlf(s: &[u8]) -> &[u8] {
     &s[start..end.max(start)]
 }
 
-fn raise_table(lua: &Lua, msg: &str) -> Raise {
+pub(crate) fn raise_table(lua: &Lua, msg: &str) -> Raise {
     match error_table(lua, msg.as_bytes(), false) {
         Ok(t) => Raise::Value(Value::Table(t)),
         Err(e) => Raise::Msg(e.to_string()),
     }
 }
 
-fn lua_err(e: mlua::Error) -> Raise {
+pub(crate) fn lua_err(e: mlua::Error) -> Raise {
     Raise::Msg(e.to_string())
 }
 
@@ -540,7 +542,7 @@ impl Scripting {
 }
 
 /// The error reply of a failed script (Redis's `luaCallFunction`).
-fn script_error(v: &Value, sha: &str) -> CmdError {
+pub(crate) fn script_error(v: &Value, sha: &str) -> CmdError {
     match v {
         Value::Table(t) => {
             let msg = t
@@ -579,7 +581,7 @@ pub fn lua_tostring(v: &Value) -> Option<Vec<u8>> {
     }
 }
 
-fn register_redis_api(lua: &Lua, redis: &Table) -> mlua::Result<()> {
+pub(crate) fn register_redis_api(lua: &Lua, redis: &Table) -> mlua::Result<()> {
     redis.raw_set("call", c_function(lua, |lua, a| redis_call(lua, a, true))?)?;
     redis.raw_set(
         "pcall",
@@ -775,7 +777,7 @@ fn check_int(v: Option<&Value>, n: usize, fname: &str) -> Result<i32, Raise> {
 }
 
 /// Redis's `redis_math_random`: Lua 5.1's, over `redisLrand48`.
-fn math_random(lua: &Lua, a: MultiValue) -> LuaResult {
+pub(crate) fn math_random(lua: &Lua, a: MultiValue) -> LuaResult {
     if with_run(|_| ()).is_none() {
         return Err(Raise::Msg(
             "math.random can only be called inside a script invocation".into(),
@@ -809,7 +811,7 @@ fn math_random(lua: &Lua, a: MultiValue) -> LuaResult {
     Ok(MultiValue::from_iter([Value::Number(v)]))
 }
 
-fn math_randomseed(_lua: &Lua, a: MultiValue) -> LuaResult {
+pub(crate) fn math_randomseed(_lua: &Lua, a: MultiValue) -> LuaResult {
     if with_run(|_| ()).is_none() {
         return Err(Raise::Msg(
             "math.randomseed can only be called inside a script invocation".into(),

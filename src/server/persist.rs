@@ -400,7 +400,7 @@ pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), String> {
                     Some((db, key)) => {
                         f.wanted.insert((db, key.clone()));
                     }
-                    None if e.log_format().is_some() => {}
+                    None if e.log_format().is_some() || e.is_function() => {}
                     None => f.all_keys = true,
                 }
             }
@@ -411,6 +411,9 @@ pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), String> {
     // format effects of older units are already in the base (learning is
     // not idempotent, so they must not be applied twice).
     let mut formats_captured: HashMap<Bytes, u128> = HashMap::new();
+    // The library set in the base, with the seq it was captured at:
+    // FUNCTION effects of older units are already in it.
+    let mut functions_captured: Option<u128> = None;
     if let Some(mut reader) = wal.base_reader().map_err(|e| e.to_string())? {
         while let Some((captured, unit)) = reader.next_chunk().map_err(|e| e.to_string())? {
             stats.base_chunks += 1;
@@ -418,6 +421,9 @@ pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), String> {
             for e in decode_unit(&unit).map_err(|e| corrupt("base chunk", captured, e))? {
                 if let Some(name) = e.log_format() {
                     formats_captured.insert(name.clone(), captured);
+                }
+                if e.is_function() {
+                    functions_captured = Some(captured);
                 }
                 if let (Some(f), Some((db, key))) = (filter.as_mut(), effect_key(&e)) {
                     if f.wants(db, key) {
@@ -433,6 +439,9 @@ pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), String> {
         stats.units += 1;
         stats.bytes += bytes.len() as u64;
         let mut effects = decode_unit(&bytes).map_err(|e| corrupt("unit", seq, e))?;
+        if functions_captured.is_some_and(|c| seq < c) {
+            effects.retain(|e| !e.is_function());
+        }
         if !formats_captured.is_empty() {
             effects.retain(|e| {
                 e.log_format()
@@ -504,9 +513,16 @@ pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, 
     let mut unit = Vec::new();
     // LOGPARSE formats first: user specs and the shared miners' states, one
     // chunk per format, all captured in one lock hold.
+    // Then the function libraries: one chunk, always (an empty set too),
+    // so replay knows which units' FUNCTION effects the base holds.
     let (formats, captured) = {
         let ks = ks_lock.lock();
-        (logparse_effects(&ks), persist.next_seq())
+        let mut chunks = logparse_effects(&ks);
+        chunks.push(vec![Effect::FunctionRestore {
+            policy: 0,
+            codes: ks.functions.libraries().map(|l| l.code.clone()).collect(),
+        }]);
+        (chunks, persist.next_seq())
     };
     for effects in formats {
         unit.clear();

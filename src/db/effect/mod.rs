@@ -40,6 +40,10 @@
 //!   tag 71 LOGFORMAT_DEL  = bytes name
 //!   tag 72 LOGMINER_LEARN = bytes name | u32 n | bytes token{n}
 //!   tag 73 LOGMINER_STATE = bytes name | bytes state (logparse::Miner::encode)
+//!   tag 80 FUNCTION_LOAD    = u8 replace | bytes code (the library's whole code)
+//!   tag 81 FUNCTION_DELETE  = bytes library_name
+//!   tag 82 FUNCTION_FLUSH   = (empty)
+//!   tag 83 FUNCTION_RESTORE = u8 policy(0 flush, 1 append, 2 replace) | u32 n | bytes code{n}
 //!   tag 74 STREAM_INGEST_LEARN = u8 db | bytes key | bytes format_name | spec
 //!                    | u32 n | (u32 m | bytes token{m}){n} | u32 h | (u64 id | u64 lines){h}
 //!   tag 30 HSET    = u8 db | bytes key | u8 table | u32 n | (bytes field | bytes value){n}
@@ -214,6 +218,24 @@ pub enum Effect {
         name: Bytes,
         state: Bytes,
     },
+    /// FUNCTION LOAD [REPLACE] of a library (replayed by loading the code
+    /// again). Functions are not keys: FLUSHALL keeps them.
+    FunctionLoad {
+        replace: bool,
+        code: Bytes,
+    },
+    /// FUNCTION DELETE.
+    FunctionDelete {
+        name: Bytes,
+    },
+    /// FUNCTION FLUSH.
+    FunctionFlush,
+    /// FUNCTION RESTORE of these libraries with this policy (bases: the
+    /// whole library set, policy FLUSH).
+    FunctionRestore {
+        policy: u8,
+        codes: Vec<Bytes>,
+    },
     /// LOGPARSE INGEST into an existing stream changed its miner: the
     /// format (the stream gets an ingestor with it if it has none) and the
     /// masked tokens of every line that changed the miner, in order.
@@ -246,6 +268,17 @@ impl Effect {
         }
     }
 
+    /// Whether this is a FUNCTION effect (the library set, not keys).
+    pub fn is_function(&self) -> bool {
+        matches!(
+            self,
+            Effect::FunctionLoad { .. }
+                | Effect::FunctionDelete { .. }
+                | Effect::FunctionFlush
+                | Effect::FunctionRestore { .. }
+        )
+    }
+
     /// The one key this effect changes, or None for whole-database effects
     /// (FLUSHDB, FLUSHALL, SWAPDB). Replay uses it to skip effects a base
     /// already reflects (`server::persist`), so every per-key effect must
@@ -275,6 +308,10 @@ impl Effect {
             | Effect::LogFormatDel { .. }
             | Effect::LogMinerLearn { .. }
             | Effect::LogMinerState { .. } => None,
+            Effect::FunctionLoad { .. }
+            | Effect::FunctionDelete { .. }
+            | Effect::FunctionFlush
+            | Effect::FunctionRestore { .. } => None,
         }
     }
 }
@@ -434,6 +471,24 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 out.push(73);
                 put_bytes(out, name);
                 put_bytes(out, state);
+            }
+            Effect::FunctionLoad { replace, code } => {
+                out.push(80);
+                out.push(u8::from(*replace));
+                put_bytes(out, code);
+            }
+            Effect::FunctionDelete { name } => {
+                out.push(81);
+                put_bytes(out, name);
+            }
+            Effect::FunctionFlush => out.push(82),
+            Effect::FunctionRestore { policy, codes } => {
+                out.push(83);
+                out.push(*policy);
+                out.extend_from_slice(&(codes.len() as u32).to_le_bytes());
+                for c in codes {
+                    put_bytes(out, c);
+                }
             }
             Effect::StreamIngestLearn {
                 db,
@@ -665,6 +720,28 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                 name: r.bytes()?,
                 state: r.bytes()?,
             },
+            80 => Effect::FunctionLoad {
+                replace: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError("bad FUNCTION LOAD replace flag")),
+                },
+                code: r.bytes()?,
+            },
+            81 => Effect::FunctionDelete { name: r.bytes()? },
+            82 => Effect::FunctionFlush,
+            83 => {
+                let policy = r.u8()?;
+                if crate::scripting::functions::RestorePolicy::from_code(policy).is_none() {
+                    return Err(DecodeError("bad FUNCTION RESTORE policy"));
+                }
+                let n = r.u32()? as usize;
+                let mut codes = Vec::with_capacity(n.min(r.buf.len() / 4));
+                for _ in 0..n {
+                    codes.push(r.bytes()?);
+                }
+                Effect::FunctionRestore { policy, codes }
+            }
             _ => return Err(DecodeError("unknown effect tag")),
         };
         effects.push(e);
@@ -709,6 +786,28 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
         }
         Effect::LogFormatDel { name } => {
             let _ = ks.logparse.remove(&name);
+        }
+        Effect::FunctionLoad { replace, code } => {
+            if let Err(e) = ks.functions.load(&code, replace) {
+                tracing::warn!("replay: FUNCTION LOAD no longer loads, dropped: {e}");
+            }
+            ks.function_stats = ks.functions.stats();
+        }
+        Effect::FunctionDelete { name } => {
+            ks.functions.delete(&name);
+            ks.function_stats = ks.functions.stats();
+        }
+        Effect::FunctionFlush => {
+            ks.functions.flush();
+            ks.function_stats = ks.functions.stats();
+        }
+        Effect::FunctionRestore { policy, codes } => {
+            let policy = crate::scripting::functions::RestorePolicy::from_code(policy)
+                .unwrap_or(crate::scripting::functions::RestorePolicy::Replace);
+            if let Err(e) = ks.functions.restore(&codes, policy) {
+                tracing::warn!("replay: FUNCTION RESTORE no longer loads, dropped: {e}");
+            }
+            ks.function_stats = ks.functions.stats();
         }
         Effect::LogMinerLearn { name, tokens } => {
             let toks: Vec<&[u8]> = tokens.iter().map(|t| t.as_ref()).collect();
@@ -978,6 +1077,16 @@ mod tests {
             Effect::LogMinerState {
                 name: k("hdfs"),
                 state: k("\x01state"),
+            },
+            Effect::FunctionLoad {
+                replace: true,
+                code: k("#!lua name=l\nredis.register_function('f', function() end)"),
+            },
+            Effect::FunctionDelete { name: k("l") },
+            Effect::FunctionFlush,
+            Effect::FunctionRestore {
+                policy: 2,
+                codes: vec![k("a"), k("b")],
             },
             Effect::Append {
                 db: 1,

@@ -1,0 +1,879 @@
+//! Redis 7.0 functions (`functions.c`, `function_lua.c`): libraries loaded
+//! with FUNCTION LOAD, their functions called with FCALL / FCALL_RO.
+//!
+//! One Lua VM for every library (Redis's single Lua engine context), with
+//! the same runtime API and sandbox as the EVAL VM. Library code is
+//! compiled with its own environment table (empty, read-only) whose
+//! `__index` points at the load-time API while the library's top level
+//! runs (`redis.register_function`, `redis.log`, the `LOG_*` levels and
+//! the version fields, nothing else) and at the runtime globals after, so
+//! the registered callbacks see the full API, as Redis switches the
+//! globals' metatable. Callbacks get `(keys, args)` as their parameters.
+//!
+//! The library set lives in `Keyspace::functions`; every change is logged
+//! as a WAL effect (tags 80-83, `db::effect`) with the library code, and
+//! replay loads the code again.
+
+use super::{
+    c_function, convert, lua_tostring, raise_table, script_error, script_flags, LuaResult, Run,
+    RunGuard, RUN,
+};
+use crate::commands::{CmdError, Ctx};
+use crate::server::{Client, ClientHandle, Shared};
+use bytes::Bytes;
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The engine name FUNCTION LIST / STATS show.
+pub const ENGINE: &str = "LUA";
+
+/// How long a library's top level may run (Redis's `LOAD_TIMEOUT_MS`).
+const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+const LOAD_TIMEOUT_MSG: &str = "FUNCTION LOAD timeout";
+
+const NAME_RULES: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
+
+/// INFO's view of the functions.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FunctionStats {
+    /// `used_memory_vm_functions`.
+    pub vm_memory: usize,
+    /// `used_memory_functions`.
+    pub memory: usize,
+    /// `number_of_functions`.
+    pub functions: usize,
+    /// `number_of_libraries`.
+    pub libraries: usize,
+}
+
+/// A registered function.
+pub struct FuncInfo {
+    pub name: Bytes,
+    pub desc: Option<Bytes>,
+    /// `script_flags::*`.
+    pub flags: u32,
+    func: Function,
+}
+
+/// A loaded library.
+pub struct Library {
+    pub name: Bytes,
+    /// The whole code as given, shebang included (FUNCTION LIST WITHCODE,
+    /// DUMP, the WAL).
+    pub code: Bytes,
+    pub functions: BTreeMap<Bytes, FuncInfo>,
+}
+
+/// A set of libraries (Redis's `functionsLibCtx`).
+#[derive(Default)]
+struct LibSet {
+    libs: BTreeMap<Bytes, Library>,
+    /// Function name, lower-cased (Redis's function dict ignores case) ->
+    /// its library's name.
+    funcs: HashMap<Vec<u8>, Bytes>,
+}
+
+impl LibSet {
+    fn link(&mut self, lib: Library) {
+        for f in lib.functions.keys() {
+            self.funcs.insert(f.to_ascii_lowercase(), lib.name.clone());
+        }
+        self.libs.insert(lib.name.clone(), lib);
+    }
+
+    fn unlink(&mut self, name: &[u8]) -> Option<Library> {
+        let lib = self.libs.remove(name)?;
+        for f in lib.functions.keys() {
+            self.funcs.remove(&f.to_ascii_lowercase());
+        }
+        Some(lib)
+    }
+
+    /// The first function of `lib` that another library already has.
+    fn collision(&self, lib: &Library) -> Option<Bytes> {
+        lib.functions
+            .keys()
+            .find(|f| self.funcs.contains_key(&f.to_ascii_lowercase()))
+            .cloned()
+    }
+}
+
+/// The VM and what switching its library environment needs.
+struct Engine {
+    lua: Lua,
+    /// The metatable of the libraries' environment table.
+    env_mt: Table,
+    env: Table,
+    load_index: Function,
+    run_index: Table,
+    /// `invoke(f, keys, args)`: xpcall of `f(keys, args)` with Redis's
+    /// error handler.
+    invoke: Function,
+    /// `load(chunk)`: pcall of the chunk, errors as they were raised.
+    load: Function,
+    gc_count: u32,
+}
+
+/// A function registered while a library loads.
+struct Reg {
+    name: Bytes,
+    desc: Option<Bytes>,
+    flags: u32,
+    func: Function,
+}
+
+thread_local! {
+    /// The functions registered by the library being loaded on this
+    /// thread (None outside FUNCTION LOAD).
+    static LOADING: RefCell<Option<Vec<Reg>>> = const { RefCell::new(None) };
+}
+
+/// How FUNCTION RESTORE treats the existing libraries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestorePolicy {
+    Flush,
+    Append,
+    Replace,
+}
+
+impl RestorePolicy {
+    pub fn code(self) -> u8 {
+        match self {
+            RestorePolicy::Flush => 0,
+            RestorePolicy::Append => 1,
+            RestorePolicy::Replace => 2,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<Self> {
+        Some(match c {
+            0 => RestorePolicy::Flush,
+            1 => RestorePolicy::Append,
+            2 => RestorePolicy::Replace,
+            _ => return None,
+        })
+    }
+}
+
+/// The libraries and their VM (`Keyspace::functions`).
+#[derive(Default)]
+pub struct Functions {
+    engine: Option<Engine>,
+    set: LibSet,
+    /// The functions' own client (Redis's engine client).
+    client: Option<Client>,
+}
+
+impl std::fmt::Debug for Functions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Functions")
+            .field("libraries", &self.set.libs.len())
+            .finish()
+    }
+}
+
+/// Redis's `functionsVerifyName`.
+fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+fn c_lossy(b: &[u8]) -> String {
+    let z = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..z]).into_owned()
+}
+
+/// Redis's `functionExtractLibMetaData`: (engine, name, offset of the code
+/// after the shebang line, its `\n` included).
+fn metadata(code: &[u8]) -> Result<(Vec<u8>, Vec<u8>, usize), String> {
+    if !code.starts_with(b"#!") {
+        return Err("Missing library metadata".into());
+    }
+    // strchr on the C string: a NUL ends the search.
+    let z = code.iter().position(|&b| b == 0).unwrap_or(code.len());
+    let Some(end) = code[..z].iter().position(|&b| b == b'\n') else {
+        return Err("Invalid library metadata".into());
+    };
+    let parts = match crate::protocol::parse::split_args(&code[..end]) {
+        Some(p) if !p.is_empty() => p,
+        _ => return Err("Invalid library metadata".into()),
+    };
+    let engine = parts[0].get(2..).unwrap_or_default().to_vec();
+    let mut name: Option<Vec<u8>> = None;
+    for p in &parts[1..] {
+        if p.len() >= 5 && p[..5].eq_ignore_ascii_case(b"name=") {
+            if name.is_some() {
+                return Err(
+                    "Invalid metadata value, name argument was given multiple times".into(),
+                );
+            }
+            name = Some(p[5..].to_vec());
+            continue;
+        }
+        return Err(format!("Invalid metadata value given: {}", c_lossy(p)));
+    }
+    let Some(name) = name else {
+        return Err("Library name was not given".into());
+    };
+    Ok((engine, name, end))
+}
+
+/// The library name of `code`, if its metadata parse (for the WAL's
+/// readers and tests).
+pub fn library_name(code: &[u8]) -> Option<Vec<u8>> {
+    metadata(code).ok().map(|(_, n, _)| n)
+}
+
+impl Engine {
+    fn new() -> mlua::Result<Engine> {
+        // SAFETY: the debug library is needed by the error handler and is
+        // removed from the globals by the sandbox before any code runs.
+        let lua = unsafe {
+            Lua::unsafe_new_with(
+                StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG,
+                LuaOptions::default(),
+            )
+        };
+        lua.set_named_registry_value(super::MARK_KEY, lua.create_table()?)?;
+        let globals = lua.globals();
+        let redis = lua.create_table()?;
+        super::register_redis_api(&lua, &redis)?;
+        globals.raw_set("redis", redis.clone())?;
+        let math: Table = globals.raw_get("math")?;
+        math.raw_set("random", c_function(&lua, super::math_random)?)?;
+        math.raw_set("randomseed", c_function(&lua, super::math_randomseed)?)?;
+        super::libs::register(&lua, &globals)?;
+        let setup = lua
+            .load(include_str!("sandbox.lua"))
+            .set_name("=sandbox")
+            .into_function()?;
+        let (handler, proxy): (Function, Table) = setup.call((globals.clone(), Value::Nil))?;
+        lua.set_globals(proxy.clone())?;
+        let api = lua.create_table()?;
+        api.raw_set("register_function", c_function(&lua, register_function)?)?;
+        for k in [
+            "log",
+            "LOG_DEBUG",
+            "LOG_VERBOSE",
+            "LOG_NOTICE",
+            "LOG_WARNING",
+            "REDIS_VERSION",
+            "REDIS_VERSION_NUM",
+        ] {
+            api.raw_set(k, redis.raw_get::<Value>(k)?)?;
+        }
+        let fsetup = lua
+            .load(include_str!("functions.lua"))
+            .set_name("=sandbox")
+            .into_function()?;
+        let (env, env_mt, load_index, invoke, load): (Table, Table, Function, Function, Function) =
+            fsetup.call((api, handler, proxy.clone()))?;
+        Ok(Engine {
+            lua,
+            env_mt,
+            env,
+            load_index,
+            run_index: proxy,
+            invoke,
+            load,
+            gc_count: 0,
+        })
+    }
+
+    /// Compiles `code` and runs its top level with the load-time API;
+    /// the functions it registered.
+    fn create(&mut self, code: &[u8]) -> Result<Vec<Reg>, String> {
+        let func = self
+            .lua
+            .load(code)
+            .set_name("@user_function")
+            .set_mode(mlua::chunk::ChunkMode::Text)
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| {
+                let msg = match &e {
+                    mlua::Error::SyntaxError { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                format!("Error compiling function: {msg}")
+            })?;
+        let internal = |e: mlua::Error| format!("Error registering functions: ERR {e}");
+        self.env_mt
+            .raw_set("__index", self.load_index.clone())
+            .map_err(internal)?;
+        LOADING.with(|l| *l.borrow_mut() = Some(Vec::new()));
+        // Redis's load hook: a top level running past 500 ms is stopped.
+        let start = std::time::Instant::now();
+        let hooked = self.lua.set_hook(
+            mlua::HookTriggers::new().every_nth_instruction(100_000),
+            move |_, _| {
+                if start.elapsed() > LOAD_TIMEOUT {
+                    return Err(mlua::Error::RuntimeError(LOAD_TIMEOUT_MSG.into()));
+                }
+                Ok(mlua::VmState::Continue)
+            },
+        );
+        let result = match hooked {
+            Ok(()) => self.load.call::<MultiValue>(func),
+            Err(e) => Err(e),
+        };
+        self.lua.remove_hook();
+        let regs = LOADING.with(|l| l.borrow_mut().take()).unwrap_or_default();
+        self.env_mt
+            .raw_set("__index", self.run_index.clone())
+            .map_err(internal)?;
+        let mut vals = result.map_err(internal)?.into_iter();
+        if matches!(vals.next(), Some(Value::Boolean(true))) {
+            return Ok(regs);
+        }
+        let err = vals.next().unwrap_or(Value::Nil);
+        let msg = match &err {
+            Value::Table(t) => t
+                .raw_get::<Value>("err")
+                .ok()
+                .and_then(|m| lua_tostring(&m))
+                .map(|m| c_lossy(&m))
+                .unwrap_or_default(),
+            Value::Error(e) if e.to_string().contains(LOAD_TIMEOUT_MSG) => {
+                format!("ERR {LOAD_TIMEOUT_MSG}")
+            }
+            other => format!(
+                "ERR {}",
+                lua_tostring(other).map(|m| c_lossy(&m)).unwrap_or_default()
+            ),
+        };
+        Err(format!("Error registering functions: {msg}"))
+    }
+}
+
+/// `redis.register_function` (Redis's `luaRegisterFunction`).
+fn register_function(lua: &Lua, a: MultiValue) -> LuaResult {
+    let loading = LOADING.with(|l| l.borrow().is_some());
+    if !loading {
+        return Err(raise_table(
+            lua,
+            "redis.register_function can only be called on FUNCTION LOAD command",
+        ));
+    }
+    let reg = read_register_args(lua, &a).map_err(|m| raise_table(lua, m))?;
+    if !valid_name(&reg.name) {
+        return Err(raise_table(lua, NAME_RULES));
+    }
+    let dup = LOADING.with(|l| {
+        let mut l = l.borrow_mut();
+        let regs = l.get_or_insert_with(Vec::new);
+        if regs.iter().any(|r| r.name == reg.name) {
+            return true;
+        }
+        regs.push(reg);
+        false
+    });
+    if dup {
+        return Err(raise_table(lua, "Function already exists in the library"));
+    }
+    Ok(MultiValue::new())
+}
+
+/// `lua_isstring` then `lua_tolstring`: strings and numbers.
+fn string_arg(v: &Value) -> Option<Bytes> {
+    match v {
+        Value::String(_) | Value::Integer(_) | Value::Number(_) => lua_tostring(v).map(Bytes::from),
+        _ => None,
+    }
+}
+
+fn read_register_args(_lua: &Lua, a: &MultiValue) -> Result<Reg, &'static str> {
+    if a.is_empty() || a.len() > 2 {
+        return Err("wrong number of arguments to redis.register_function");
+    }
+    if a.len() == 2 {
+        let Some(name) = string_arg(&a[0]) else {
+            return Err("first argument to redis.register_function must be a string");
+        };
+        let Value::Function(f) = &a[1] else {
+            return Err("second argument to redis.register_function must be a function");
+        };
+        return Ok(Reg {
+            name,
+            desc: None,
+            flags: 0,
+            func: f.clone(),
+        });
+    }
+    let Value::Table(t) = &a[0] else {
+        return Err("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
+    };
+    let (mut name, mut desc, mut func, mut flags) = (None, None, None, 0u32);
+    for pair in t.clone().pairs::<Value, Value>() {
+        let Ok((k, v)) = pair else {
+            return Err("unknown argument given to redis.register_function");
+        };
+        let Some(key) = string_arg(&k) else {
+            return Err("named argument key given to redis.register_function is not a string");
+        };
+        let key = c_lossy(&key);
+        if key.eq_ignore_ascii_case("function_name") {
+            name = Some(string_arg(&v).ok_or(
+                "function_name argument given to redis.register_function must be a string",
+            )?);
+        } else if key.eq_ignore_ascii_case("description") {
+            desc =
+                Some(string_arg(&v).ok_or(
+                    "description argument given to redis.register_function must be a string",
+                )?);
+        } else if key.eq_ignore_ascii_case("callback") {
+            let Value::Function(f) = v else {
+                return Err(
+                    "callback argument given to redis.register_function must be a function",
+                );
+            };
+            func = Some(f);
+        } else if key.eq_ignore_ascii_case("flags") {
+            let Value::Table(ft) = v else {
+                return Err("flags argument to redis.register_function must be a table representing function flags");
+            };
+            flags = read_flags(&ft).ok_or("unknown flag given")?;
+        } else {
+            return Err("unknown argument given to redis.register_function");
+        }
+    }
+    let Some(name) = name else {
+        return Err("redis.register_function must get a function name argument");
+    };
+    let Some(func) = func else {
+        return Err("redis.register_function must get a callback argument");
+    };
+    Ok(Reg {
+        name,
+        desc,
+        flags,
+        func,
+    })
+}
+
+/// Redis's `luaRegisterFunctionReadFlags`: `t[1]`, `t[2]`... up to the
+/// first nil, each a known flag (any case).
+fn read_flags(t: &Table) -> Option<u32> {
+    let mut flags = 0;
+    let mut j = 1i64;
+    loop {
+        let v: Value = t.get(j).ok()?;
+        j += 1;
+        if v.is_nil() {
+            return Some(flags);
+        }
+        let s = string_arg(&v)?;
+        let s = c_lossy(&s);
+        let (bit, _) = script_flags::NAMES
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(&s))?;
+        flags |= bit;
+    }
+}
+
+/// What a FUNCTION RESTORE payload holds: the library codes in order.
+pub fn parse_payload(payload: &[u8]) -> Result<Vec<Bytes>, String> {
+    use super::payload;
+    if payload::open(payload).is_none() {
+        return Err("DUMP payload version or checksum are wrong".into());
+    }
+    // As Redis, reads go on while more than the 10-byte footer is left,
+    // and a read may run into the footer.
+    let mut r = payload::Reader { buf: payload };
+    let mut codes = Vec::new();
+    while r.buf.len() > 10 {
+        match r.u8() {
+            None => return Err("can not read data type".into()),
+            Some(246) => {
+                // The 7.0 release candidates' format: name, engine,
+                // optional description, code.
+                r.string().ok_or("Failed loading library name")?;
+                r.string().ok_or("Failed loading engine name")?;
+                let has_desc = r
+                    .length()
+                    .ok_or("Failed loading library description indicator")?;
+                if has_desc != 0 {
+                    r.string().ok_or("Failed loading library description")?;
+                }
+                r.string().ok_or("Failed loading library payload")?;
+                return Err("Pre-GA function format not supported".into());
+            }
+            Some(245) => {}
+            Some(_) => return Err("given type is not a function".into()),
+        }
+        let Some(code) = r.string() else {
+            return Err("Failed loading library payload".into());
+        };
+        codes.push(Bytes::from(code));
+    }
+    Ok(codes)
+}
+
+impl Functions {
+    fn engine(&mut self) -> Result<&mut Engine, String> {
+        if self.engine.is_none() {
+            self.engine =
+                Some(Engine::new().map_err(|e| format!("Lua initialisation failed: {e}"))?);
+        }
+        // The branch above filled it.
+        self.engine
+            .as_mut()
+            .ok_or_else(|| "Lua initialisation failed".to_string())
+    }
+
+    pub fn stats(&self) -> FunctionStats {
+        let mut memory = 232;
+        for lib in self.set.libs.values() {
+            memory += 64 + lib.name.len() + lib.code.len();
+            for f in lib.functions.values() {
+                memory += 72 + f.name.len() + f.desc.as_ref().map_or(0, |d| d.len());
+            }
+        }
+        FunctionStats {
+            vm_memory: self.engine.as_ref().map_or(0, |e| e.lua.used_memory()),
+            memory,
+            functions: self.set.funcs.len(),
+            libraries: self.set.libs.len(),
+        }
+    }
+
+    pub fn libraries(&self) -> impl Iterator<Item = &Library> {
+        self.set.libs.values()
+    }
+
+    /// The library `code` in a new `Library` (not linked): Redis's
+    /// `functionsCreateWithLibraryCtx` up to the checks against `set`.
+    fn compile(&mut self, code: &Bytes) -> Result<Library, String> {
+        let (engine, name, end) = metadata(code)?;
+        if !valid_name(&name) {
+            return Err(NAME_RULES.into());
+        }
+        if !engine.eq_ignore_ascii_case(b"lua") {
+            return Err(format!("Engine '{}' not found", c_lossy(&engine)));
+        }
+        let regs = self.engine()?.create(&code[end..])?;
+        if regs.is_empty() {
+            return Err("No functions registered".into());
+        }
+        let functions = regs
+            .into_iter()
+            .map(|r| {
+                (
+                    r.name.clone(),
+                    FuncInfo {
+                        name: r.name,
+                        desc: r.desc,
+                        flags: r.flags,
+                        func: r.func,
+                    },
+                )
+            })
+            .collect();
+        Ok(Library {
+            name: Bytes::from(name),
+            code: code.clone(),
+            functions,
+        })
+    }
+
+    /// FUNCTION LOAD [REPLACE]: the library's name, or the error text
+    /// (without the ERR code).
+    pub fn load(&mut self, code: &Bytes, replace: bool) -> Result<Bytes, String> {
+        let mut set = std::mem::take(&mut self.set);
+        let r = self.load_into(&mut set, code, replace);
+        self.set = set;
+        r
+    }
+
+    fn load_into(
+        &mut self,
+        set: &mut LibSet,
+        code: &Bytes,
+        replace: bool,
+    ) -> Result<Bytes, String> {
+        // The checks before compiling, in Redis's order.
+        let (engine, name, _) = metadata(code)?;
+        if !valid_name(&name) {
+            return Err(NAME_RULES.into());
+        }
+        if !engine.eq_ignore_ascii_case(b"lua") {
+            return Err(format!("Engine '{}' not found", c_lossy(&engine)));
+        }
+        if set.libs.contains_key(name.as_slice()) && !replace {
+            return Err(format!("Library '{}' already exists", c_lossy(&name)));
+        }
+        let old = set.unlink(&name);
+        let lib = match self.compile(code) {
+            Ok(lib) => lib,
+            Err(e) => {
+                if let Some(o) = old {
+                    set.link(o);
+                }
+                return Err(e);
+            }
+        };
+        if let Some(f) = set.collision(&lib) {
+            if let Some(o) = old {
+                set.link(o);
+            }
+            return Err(format!("Function {} already exists", c_lossy(&f)));
+        }
+        let name = lib.name.clone();
+        set.link(lib);
+        Ok(name)
+    }
+
+    /// FUNCTION DELETE: false when there is no such library.
+    pub fn delete(&mut self, name: &[u8]) -> bool {
+        self.set.unlink(name).is_some()
+    }
+
+    /// FUNCTION FLUSH: no libraries, a new VM.
+    pub fn flush(&mut self) {
+        self.set = LibSet::default();
+        self.engine = None;
+    }
+
+    /// FUNCTION DUMP's payload.
+    pub fn dump(&self) -> Vec<u8> {
+        use super::payload;
+        let mut out = Vec::new();
+        for lib in self.set.libs.values() {
+            out.push(245);
+            payload::put_string(&mut out, &lib.code);
+        }
+        payload::seal(&mut out);
+        out
+    }
+
+    /// FUNCTION RESTORE of the library `codes` (Redis's
+    /// `functionRestoreCommand` after the payload is read).
+    pub fn restore(&mut self, codes: &[Bytes], policy: RestorePolicy) -> Result<(), String> {
+        let mut fresh = LibSet::default();
+        for code in codes {
+            self.load_into(&mut fresh, code, false)?;
+        }
+        if policy == RestorePolicy::Flush {
+            self.set = fresh;
+            return Ok(());
+        }
+        // libraryJoin.
+        let mut old = Vec::new();
+        let revert = |set: &mut LibSet, old: Vec<Library>| {
+            for o in old {
+                set.link(o);
+            }
+        };
+        for name in fresh.libs.keys() {
+            if self.set.libs.contains_key(name) {
+                if policy == RestorePolicy::Append {
+                    revert(&mut self.set, old);
+                    return Err(format!("Library {} already exists", c_lossy(name)));
+                }
+                if let Some(o) = self.set.unlink(name) {
+                    old.push(o);
+                }
+            }
+        }
+        if let Some(f) = fresh.libs.values().find_map(|l| self.set.collision(l)) {
+            let msg = format!("Function {} already exists", c_lossy(&f));
+            revert(&mut self.set, old);
+            return Err(msg);
+        }
+        for (_, lib) in std::mem::take(&mut fresh.libs) {
+            self.set.link(lib);
+        }
+        Ok(())
+    }
+
+    /// Function `name` (any case), if it exists.
+    fn find(&self, name: &[u8]) -> Option<&FuncInfo> {
+        let lib = self
+            .set
+            .libs
+            .get(self.set.funcs.get(&name.to_ascii_lowercase())?)?;
+        lib.functions.get(name).or_else(|| {
+            lib.functions
+                .values()
+                .find(|f| f.name.eq_ignore_ascii_case(name))
+        })
+    }
+
+    /// The flags of function `name` (any case), if it exists.
+    pub fn flags_of(&self, name: &[u8]) -> Option<u32> {
+        self.find(name).map(|f| f.flags)
+    }
+
+    /// Runs function `name` for the FCALL in `ctx` (it exists: see
+    /// `flags_of`), writing its reply or returning its error.
+    pub fn call(
+        &mut self,
+        ctx: &mut Ctx,
+        name: &[u8],
+        keys: &[Bytes],
+        args: &[Bytes],
+        read_only: bool,
+    ) -> Result<(), CmdError> {
+        let Some(f) = self.find(name) else {
+            return Err(CmdError::new("ERR Function not found"));
+        };
+        let func = f.func.clone();
+        let fname = c_lossy(&f.name);
+        let client = self.client.get_or_insert_with(|| new_client(ctx.shared));
+        let Some(engine) = self.engine.as_mut() else {
+            return Err(CmdError::new("ERR Function not found"));
+        };
+        let lua = engine.lua.clone();
+        let internal = |e: mlua::Error| CmdError::new(format!("ERR {e}"));
+        let mk = |items: &[Bytes]| -> mlua::Result<Table> {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, a) in items.iter().enumerate() {
+                t.raw_seti(i + 1, lua.create_string(a)?)?;
+            }
+            Ok(t)
+        };
+        let keys_t = mk(keys).map_err(internal)?;
+        let args_t = mk(args).map_err(internal)?;
+        client.db = ctx.client.db;
+        client.no_touch = ctx.client.no_touch;
+        let mut run = Run {
+            ks: &mut *ctx.ks,
+            shared: ctx.shared,
+            client,
+            now_ms: ctx.now_ms,
+            read_only,
+            write_dirty: false,
+            resp3: false,
+        };
+        let result = {
+            let p: *mut Run<'_> = &mut run;
+            RUN.with(|c| c.set(p.cast()));
+            let _guard = RunGuard;
+            engine.invoke.call::<MultiValue>((func, keys_t, args_t))
+        };
+        let script_resp3 = run.resp3;
+        engine.gc_count += 1;
+        if engine.gc_count == 50 {
+            engine.gc_count = 0;
+            // SAFETY: one incremental GC step, as Redis's LUA_GC_CYCLE_PERIOD.
+            let _ = unsafe {
+                engine.lua.exec_raw::<()>((), |l| {
+                    mlua::ffi::lua_gc(l, mlua::ffi::LUA_GCSTEP, 50);
+                })
+            };
+        }
+        let mut vals = match result {
+            Ok(v) => v.into_iter(),
+            Err(e) => {
+                return Err(CmdError::new(format!(
+                    "ERR Error running script {fname}, {e}"
+                )))
+            }
+        };
+        let ok = matches!(vals.next(), Some(Value::Boolean(true)));
+        let v = vals.next().unwrap_or(Value::Nil);
+        if ok {
+            convert::lua_to_resp(ctx.out, &v, script_resp3, 0);
+            return Ok(());
+        }
+        Err(script_error(&v, &fname))
+    }
+}
+
+fn new_client(shared: &Shared) -> Client {
+    let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let none: std::net::SocketAddr = ([0, 0, 0, 0], 0).into();
+    let handle = Arc::new(ClientHandle::new(id, none, none, -1));
+    let mut client = Client::new(handle, true);
+    client.in_exec = true;
+    client.in_script = true;
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(s: &str) -> Bytes {
+        Bytes::from(s.to_string())
+    }
+
+    #[test]
+    fn metadata_errors_as_redis() {
+        assert_eq!(metadata(b"x").unwrap_err(), "Missing library metadata");
+        assert_eq!(metadata(b"#!lua").unwrap_err(), "Invalid library metadata");
+        assert_eq!(
+            metadata(b"#!lua\nx").unwrap_err(),
+            "Library name was not given"
+        );
+        assert_eq!(
+            metadata(b"#!lua name=a foo=b\n").unwrap_err(),
+            "Invalid metadata value given: foo=b"
+        );
+        assert_eq!(
+            metadata(b"#!lua name=a NAME=b\n").unwrap_err(),
+            "Invalid metadata value, name argument was given multiple times"
+        );
+        assert_eq!(
+            metadata(b"#!LUA name=abc\nx").unwrap(),
+            (b"LUA".to_vec(), b"abc".to_vec(), 14)
+        );
+    }
+
+    #[test]
+    fn load_register_and_errors() {
+        let mut f = Functions::default();
+        let lib = "#!lua name=lib1\nredis.register_function('f1', function(k, a) return 1 end)\nredis.register_function{function_name='f2', callback=function() end, flags={'no-writes', 'ALLOW-OOM'}, description='d'}";
+        assert_eq!(f.load(&code(lib), false).unwrap(), "lib1");
+        assert_eq!(
+            f.load(&code(lib), false).unwrap_err(),
+            "Library 'lib1' already exists"
+        );
+        assert_eq!(f.load(&code(lib), true).unwrap(), "lib1");
+        assert_eq!(
+            f.flags_of(b"f2"),
+            Some(script_flags::NO_WRITES | script_flags::ALLOW_OOM)
+        );
+        assert_eq!(
+            f.load(
+                &code("#!lua name=lib2\nredis.register_function('f1', function() end)"),
+                false
+            )
+            .unwrap_err(),
+            "Function f1 already exists"
+        );
+        for (body, err) in [
+            ("local x = string.len('a')", "Error registering functions: ERR user_function:2: Script attempted to access nonexistent global variable 'string'"),
+            ("return redis.call('ping')", "Error registering functions: ERR user_function:2: Script attempted to access nonexistent global variable 'call'"),
+            ("foo = 1", "Error registering functions: ERR user_function:2: Attempt to modify a readonly table"),
+            ("redis.register_function('a')", "Error registering functions: ERR calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments)."),
+            ("redis.register_function('a b', function() end)", "Error registering functions: ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"),
+            ("redis.register_function('a', function() end) redis.register_function('a', function() end)", "Error registering functions: ERR Function already exists in the library"),
+            ("redis.register_function{function_name='a', callback=function() end, flags={'bad'}}", "Error registering functions: ERR unknown flag given"),
+            ("local x = 1", "No functions registered"),
+            ("x(", "Error compiling function: user_function:2: unexpected symbol near '<eof>'"),
+            ("while true do end", "Error registering functions: ERR FUNCTION LOAD timeout"),
+        ] {
+            let c = format!("#!lua name=bad\n{body}");
+            assert_eq!(f.load(&code(&c), false).unwrap_err(), err, "{body}");
+        }
+        assert_eq!(f.stats().libraries, 1);
+        assert_eq!(f.stats().functions, 2);
+        // DUMP then RESTORE into a fresh set.
+        let dump = f.dump();
+        let codes = parse_payload(&dump).unwrap();
+        let mut g = Functions::default();
+        g.restore(&codes, RestorePolicy::Append).unwrap();
+        assert_eq!(g.stats().functions, 2);
+        assert_eq!(
+            g.restore(&codes, RestorePolicy::Append).unwrap_err(),
+            "Library lib1 already exists"
+        );
+        g.restore(&codes, RestorePolicy::Replace).unwrap();
+        assert!(g.delete(b"lib1"));
+        assert!(!g.delete(b"lib1"));
+        assert_eq!(g.stats().functions, 0);
+    }
+}
