@@ -235,6 +235,9 @@ pub struct Client {
     pub handle: Arc<ClientHandle>,
     /// Request decoding progress through the connection's input buffer.
     pub decoder: crate::protocol::Decoder,
+    /// A command CLIENT PAUSE postponed: run again when the pause ends
+    /// (`server::pause`).
+    pub postponed: Option<Vec<Bytes>>,
 }
 
 impl Client {
@@ -257,6 +260,7 @@ impl Client {
             blocked: None,
             handle,
             decoder: crate::protocol::Decoder::default(),
+            postponed: None,
         }
     }
 }

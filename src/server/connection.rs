@@ -202,6 +202,22 @@ async fn run_batch(
             out.buf.clear();
         }
     }
+    if client.postponed.is_some() && !client.close_after_reply {
+        // CLIENT PAUSE postponed a command: wait for the pause to change,
+        // then run it again (it may wait again) and the rest of the input.
+        let killed = client.handle.kill_notify.notified();
+        tokio::pin!(killed);
+        killed.as_mut().enable();
+        if client.handle.is_killed() {
+            return false;
+        }
+        tokio::select! {
+            _ = shared.pause.changed() => {}
+            _ = killed => return false,
+        }
+        *resume = true;
+        return true;
+    }
     if client.blocked.is_some() && !client.close_after_reply {
         // A blocking command blocked: wait for its reply, then go on with
         // the input that arrived meanwhile.
@@ -511,13 +527,28 @@ fn process_input(
     let logging = shared.persist.is_some();
     let mut guard: Option<parking_lot::MutexGuard<'_, Keyspace>> = None;
     let bulk_max = shared.config.read().proto_max_bulk_len;
-    while !client.close_after_reply && client.pending.is_none() && client.blocked.is_none() {
+    // A command CLIENT PAUSE postponed runs first, once the pause is over.
+    let mut retry = client.postponed.take();
+    while !client.close_after_reply
+        && client.pending.is_none()
+        && client.blocked.is_none()
+        && client.postponed.is_none()
+    {
         let limits = ParseLimits {
             bulk_bytes_max: bulk_max,
             authenticated: client.authenticated,
         };
-        match client.decoder.parse(inbuf, limits) {
-            Ok(Parsed::Command { args, .. }) => {
+        let parsed = match retry.take() {
+            Some(args) => Ok(Some(args)),
+            None => match client.decoder.parse(inbuf, limits) {
+                Ok(Parsed::Command { args, .. }) => Ok(Some(args)),
+                Ok(Parsed::Empty) => continue,
+                Ok(Parsed::Incomplete) => Ok(None),
+                Err(e) => Err(e),
+            },
+        };
+        match parsed {
+            Ok(Some(args)) => {
                 if guard.is_none() {
                     client.handle.touch();
                     let mut ks = shared.ks.lock();
@@ -540,8 +571,7 @@ fn process_input(
                 }
                 units.extend(unit);
             }
-            Ok(Parsed::Empty) => continue,
-            Ok(Parsed::Incomplete) => break,
+            Ok(None) => break,
             Err(e) => {
                 shared
                     .stats
@@ -574,8 +604,10 @@ fn end_batch(
         let c = shared.config.read();
         (c.hz, c.active_expire_effort)
     };
-    active_expire_cycle(ks, CycleKind::Fast, hz, effort, now_ms);
-    ks.continue_evictions(&|| shared.mem_not_counted_for_evict());
+    if !shared.pause.writes_paused() {
+        active_expire_cycle(ks, CycleKind::Fast, hz, effort, now_ms);
+        ks.continue_evictions(&|| shared.mem_not_counted_for_evict());
+    }
     shared.publish_pending_notifications(ks);
     if let Some(p) = &shared.persist {
         // The entries the batch's XADDs left pending are written after
@@ -655,8 +687,8 @@ fn oom_reject(
     cmd: &commands::Command,
     top_name: &str,
 ) -> Option<CmdError> {
-    // Redis's `isSafeToPerformEvictions`: not while loading.
-    if ks.evict.cfg.maxmemory == 0 || shared.is_loading() {
+    // Redis's `isSafeToPerformEvictions`: not while loading, nor paused.
+    if ks.evict.cfg.maxmemory == 0 || shared.is_loading() || shared.pause.writes_paused() {
         return None;
     }
     let result = ks.perform_evictions(&|| shared.mem_not_counted_for_evict());
@@ -797,6 +829,15 @@ pub fn execute(
                     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                     entry.full_name
                 )))
+            } else if super::pause::covers(shared, ks, client, cmd, top_name, &args) {
+                // CLIENT PAUSE: the command waits (see `server::pause`).
+                // Counted when it runs.
+                shared
+                    .stats
+                    .total_commands_processed
+                    .fetch_sub(1, Ordering::Relaxed);
+                client.postponed = Some(args);
+                return;
             } else if client.multi.is_some() && !runs_inside_multi(top_name) {
                 if cmd.has(flags::NO_MULTI) {
                     entry.stat.rejected.fetch_add(1, Ordering::Relaxed);

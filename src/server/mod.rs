@@ -5,6 +5,7 @@ pub mod blocking;
 mod clients;
 pub mod commit;
 mod connection;
+pub mod pause;
 pub mod persist;
 pub mod pubsub;
 
@@ -66,6 +67,8 @@ pub struct Shared {
     me: std::sync::OnceLock<std::sync::Weak<Shared>>,
     /// Channel and pattern subscriptions, and message delivery.
     pub pubsub: pubsub::PubSub,
+    /// CLIENT PAUSE state.
+    pub pause: pause::Pause,
 }
 
 impl Shared {
@@ -395,6 +398,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         flusher_stop: Arc::new(AtomicBool::new(false)),
         me: std::sync::OnceLock::new(),
         pubsub: pubsub::PubSub::default(),
+        pause: pause::Pause::default(),
     });
     let _ = shared.me.set(Arc::downgrade(&shared));
     {
@@ -648,8 +652,10 @@ async fn cron(shared: Arc<Shared>) {
         let ticket = {
             let mut ks = shared.ks.lock();
             ks.refresh_clock();
-            active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms);
-            ks.continue_evictions(&|| shared.mem_not_counted_for_evict());
+            if !shared.pause.writes_paused() {
+                active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms);
+                ks.continue_evictions(&|| shared.mem_not_counted_for_evict());
+            }
             let ticket = shared.log_pending_effects(&mut ks);
             shared.publish_pending_notifications(&mut ks);
             ticket
