@@ -238,6 +238,9 @@ pub struct Client {
     /// A command CLIENT PAUSE postponed: run again when the pause ends
     /// (`server::pause`).
     pub postponed: Option<Vec<Bytes>>,
+    /// When the replies first went over the normal class's soft output
+    /// buffer limit (`PubSub::reply_over_limit`).
+    pub obuf_soft_since: Option<Instant>,
 }
 
 impl Client {
@@ -261,6 +264,7 @@ impl Client {
             handle,
             decoder: crate::protocol::Decoder::default(),
             postponed: None,
+            obuf_soft_since: None,
         }
     }
 }

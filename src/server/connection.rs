@@ -189,6 +189,11 @@ async fn run_batch(
         *resume = !inbuf.is_empty();
     }
     if !out.buf.is_empty() {
+        // `client-output-buffer-limit normal`: the client is closed, its
+        // replies dropped, as Redis does.
+        if shared.pubsub.reply_over_limit(client, out.buf.len()) {
+            return false;
+        }
         shared
             .stats
             .total_net_output_bytes

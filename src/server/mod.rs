@@ -87,6 +87,8 @@ impl Shared {
             let c = self.config.read();
             let (hard, soft, secs) = c.pubsub_output_limits();
             self.pubsub.set_limits(hard, soft, secs);
+            let (hard, soft, secs) = c.output_limits("normal").unwrap_or((0, 0, 0));
+            self.pubsub.set_normal_limits(hard, soft, secs);
             self.streams
                 .retention_ms
                 .store(c.stream_retention_ms, Ordering::Relaxed);
