@@ -208,7 +208,6 @@ pub const NO_EFFECT: &[&str] = &[
     "tls-replication",
     "aclfile",
     "bind-source-addr",
-    "maxmemory-clients",
     "acl-pubsub-default",
     "stream-node-max-entries",
     "stream-node-max-bytes",

@@ -72,3 +72,43 @@ async fn query_buffer_limit_follows_config_set() {
     admin.check(&resp(&[b"PING"]), b"+PONG\r\n").await;
     s.shutdown().await;
 }
+
+/// `maxmemory-clients`: over the limit, the largest client goes (INFO
+/// `evicted_clients`); CLIENT NO-EVICT ON protects one.
+#[tokio::test]
+async fn maxmemory_clients_evicts_the_largest_unprotected_client() {
+    use tokio::io::AsyncWriteExt;
+    let s = common::start().await;
+    let addr = s.local_addr();
+    let mut admin = Raw::connect(addr).await;
+    admin
+        .check(&resp(&[b"CLIENT", b"NO-EVICT", b"ON"]), b"+OK\r\n")
+        .await;
+    let mut kept = Raw::connect(addr).await;
+    kept.check(&resp(&[b"CLIENT", b"NO-EVICT", b"ON"]), b"+OK\r\n")
+        .await;
+    let mut big = Raw::connect(addr).await;
+    let mut small = Raw::connect(addr).await;
+    small.check(&resp(&[b"PING"]), b"+PONG\r\n").await;
+    // Two part-way 3 MB requests: 1.5 MB each in the query buffers.
+    for c in [&mut kept, &mut big] {
+        c.send(b"*2\r\n$4\r\nECHO\r\n$3000000\r\n").await;
+        let _ = c.stream.write_all(&vec![b'a'; 1_500_000]).await;
+    }
+    admin
+        .check(
+            &resp(&[b"CONFIG", b"SET", b"maxmemory-clients", b"2mb"]),
+            b"+OK\r\n",
+        )
+        .await;
+    assert!(big.closed().await, "the largest client was not evicted");
+    small.check(&resp(&[b"PING"]), b"+PONG\r\n").await;
+    // The protected client finishes its request.
+    let _ = kept.stream.write_all(&vec![b'a'; 1_500_000]).await;
+    kept.send(b"\r\n").await;
+    let got = kept.read_exact_len(3_000_000 + 13).await;
+    assert_eq!(&got[..10], b"$3000000\r\n");
+    let info = common::raw_cmd(&mut admin, &["INFO", "stats"]).await;
+    assert!(info.contains("evicted_clients:1\r\n"), "{info}");
+    s.shutdown().await;
+}

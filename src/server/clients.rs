@@ -79,6 +79,9 @@ pub struct ClientHandle {
     pub last_cmd: AtomicUsize,
     /// Bytes buffered but not yet executed (CLIENT LIST `qbuf`).
     pub qbuf: AtomicUsize,
+    /// Bytes of Pub/Sub frames queued and not yet written (shared with
+    /// the connection's `pubsub::Mailbox`).
+    pub obuf: Arc<AtomicUsize>,
     killed: AtomicBool,
     pub kill_notify: Notify,
 }
@@ -100,6 +103,7 @@ impl ClientHandle {
             last_interaction_ms: AtomicU64::new(0),
             last_cmd: AtomicUsize::new(usize::MAX),
             qbuf: AtomicUsize::new(0),
+            obuf: Arc::new(AtomicUsize::new(0)),
             killed: AtomicBool::new(false),
             kill_notify: Notify::new(),
         }
@@ -114,6 +118,13 @@ impl ClientHandle {
         // waiter registered later.
         self.kill_notify.notify_waiters();
         self.kill_notify.notify_one();
+    }
+
+    /// The memory `maxmemory-clients` counts for this client: its query
+    /// buffer and its queued output (redlog's replies are written per
+    /// batch, never kept).
+    pub fn mem(&self) -> usize {
+        self.qbuf.load(Ordering::Relaxed) + self.obuf.load(Ordering::Relaxed)
     }
 
     pub fn is_killed(&self) -> bool {

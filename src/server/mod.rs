@@ -30,6 +30,8 @@ use tokio::sync::Notify;
 #[derive(Default, Debug)]
 pub struct ServerStats {
     pub total_connections_received: AtomicU64,
+    /// Clients closed by `maxmemory-clients` (INFO `evicted_clients`).
+    pub evicted_clients: AtomicU64,
     pub total_commands_processed: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub total_net_input_bytes: AtomicU64,
@@ -636,6 +638,51 @@ pub fn protected_mode_denies(config: &Config, peer: std::net::IpAddr) -> bool {
     config.protected_mode && config.requirepass.is_none() && !loopback
 }
 
+/// `maxmemory-clients` (Redis 7.0's `evictClients`): while the normal and
+/// pubsub clients' memory (`ClientHandle::mem`) reaches the limit (bytes,
+/// or a percentage of `maxmemory`), the largest client not protected by
+/// CLIENT NO-EVICT is closed. Run from the cron.
+pub fn evict_clients(shared: &Shared) {
+    let limit = {
+        let c = shared.config.read();
+        let v = c.get("maxmemory-clients").unwrap_or("0");
+        match v.strip_suffix('%') {
+            Some(pct) => {
+                let maxmem = c
+                    .get("maxmemory")
+                    .and_then(|m| m.parse::<u64>().ok())
+                    .unwrap_or(0);
+                pct.parse::<u64>().unwrap_or(0) * maxmem / 100
+            }
+            None => v.parse::<u64>().unwrap_or(0),
+        }
+    };
+    if limit == 0 {
+        return;
+    }
+    let mut clients: Vec<(usize, Arc<ClientHandle>)> = shared
+        .clients
+        .iter()
+        .map(|c| (c.mem(), c.value().clone()))
+        .filter(|(_, c)| !c.is_killed())
+        .collect();
+    let mut total: u64 = clients.iter().map(|(m, _)| *m as u64).sum();
+    clients.sort_by_key(|(m, _)| std::cmp::Reverse(*m));
+    for (mem, c) in clients {
+        // Closing a client that holds nothing frees nothing.
+        if total < limit || mem == 0 {
+            break;
+        }
+        if c.meta.lock().no_evict {
+            continue;
+        }
+        tracing::info!("Evicting client: {}", c.info_line());
+        c.kill();
+        shared.stats.evicted_clients.fetch_add(1, Ordering::Relaxed);
+        total -= mem as u64;
+    }
+}
+
 /// The server's periodic work (Redis's `serverCron`): the slow active
 /// expiry cycle, `hz` times a second.
 async fn cron(shared: Arc<Shared>) {
@@ -654,6 +701,7 @@ async fn cron(shared: Arc<Shared>) {
         let ticket = {
             let mut ks = shared.ks.lock();
             ks.refresh_clock();
+            evict_clients(&shared);
             if !shared.pause.writes_paused() {
                 active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms);
                 ks.continue_evictions(&|| shared.mem_not_counted_for_evict());

@@ -160,7 +160,7 @@ impl ClientPubSub {
         ClientPubSub {
             mailbox: Mailbox {
                 tx,
-                queued: Arc::new(AtomicUsize::new(0)),
+                queued: handle.obuf.clone(),
                 soft_since_ms: Arc::new(AtomicU64::new(0)),
                 handle,
             },
