@@ -192,7 +192,6 @@ pub const NO_EFFECT: &[&str] = &[
     "tls-cluster",
     "tls-replication",
     "bind-source-addr",
-    "maxmemory-clients",
     "stream-node-max-entries",
     "stream-node-max-bytes",
     "activerehashing",
@@ -1020,19 +1019,22 @@ impl Config {
     /// `client-output-buffer-limit`'s pubsub class: hard and soft limits in
     /// bytes, soft seconds.
     pub fn pubsub_output_limits(&self) -> (u64, u64, u64) {
+        self.output_limits("pubsub")
+            .unwrap_or((32 << 20, 8 << 20, 60))
+    }
+
+    /// `client-output-buffer-limit` of one class (`normal`, `slave`,
+    /// `pubsub`): hard and soft limits in bytes, soft seconds.
+    pub fn output_limits(&self, class: &str) -> Option<(u64, u64, u64)> {
         let v = self.get("client-output-buffer-limit").unwrap_or("");
         let parts: Vec<&str> = v.split_whitespace().collect();
-        parts
-            .chunks(4)
-            .find(|g| g[0] == "pubsub")
-            .and_then(|g| {
-                Some((
-                    g.get(1)?.parse().ok()?,
-                    g.get(2)?.parse().ok()?,
-                    g.get(3)?.parse().ok()?,
-                ))
-            })
-            .unwrap_or((32 << 20, 8 << 20, 60))
+        parts.chunks(4).find(|g| g[0] == class).and_then(|g| {
+            Some((
+                g.get(1)?.parse().ok()?,
+                g.get(2)?.parse().ok()?,
+                g.get(3)?.parse().ok()?,
+            ))
+        })
     }
 
     /// The memory limit's parameters (`maxmemory`, `maxmemory-policy`,

@@ -252,6 +252,32 @@ static CLIENT_SUBCOMMANDS: &[Command] = &[
         ..Command::DEFAULT
     },
     Command {
+        name: "pause",
+        arity: -3,
+        flags: ADMIN | CLIENT_FLAGS,
+        acl: ACL_CONN_ADMIN,
+        doc: conn_doc(
+            "Stop processing commands from clients for some time",
+            "2.9.50",
+            "O(1)",
+        ),
+        handler: Some(client_pause),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "unpause",
+        arity: 2,
+        flags: ADMIN | CLIENT_FLAGS,
+        acl: ACL_CONN_ADMIN,
+        doc: conn_doc(
+            "Resume processing of clients that were paused",
+            "6.2.0",
+            "O(N) Where N is the number of paused clients",
+        ),
+        handler: Some(client_unpause),
+        ..Command::DEFAULT
+    },
+    Command {
         name: "reply",
         arity: 3,
         flags: CLIENT_FLAGS,
@@ -521,6 +547,10 @@ fn client_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
             "    Return information about client connections. Options:",
             "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
             "      Return clients of specified type.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Suspend all, or just write, clients for <timeout> milliseconds.",
             "REPLY (ON|OFF|SKIP)",
             "    Control the replies sent to the current connection.",
             "SETNAME <name>",
@@ -842,6 +872,47 @@ fn client_no_touch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let on = on_off(&args[2])?;
     ctx.client.no_touch = on;
     ctx.client.handle.meta.lock().no_touch = on;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLIENT PAUSE timeout [WRITE | ALL]
+///
+/// `timeout` in milliseconds, Redis's `getTimeoutFromObjectOrReply`
+/// errors; the mode defaults to ALL. See `server::pause`.
+fn client_pause(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    use crate::server::pause::PauseKind;
+    if args.len() > 4 {
+        let sub = &args[1][..args[1].len().min(128)];
+        return Err(CmdError::new(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(sub)
+        )));
+    }
+    let ms = crate::protocol::parse::parse_i64(&args[2])
+        .ok_or_else(|| CmdError::new("ERR timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::new("ERR timeout is negative"));
+    }
+    if ms > 0 && ms > i64::MAX - crate::db::now_ms() as i64 {
+        return Err(CmdError::new("ERR timeout is out of range"));
+    }
+    let kind = match args.get(3) {
+        None => PauseKind::All,
+        Some(m) if is_kw(m, "write") => PauseKind::Write,
+        Some(m) if is_kw(m, "all") => PauseKind::All,
+        Some(_) => return Err(CmdError::new("ERR CLIENT PAUSE mode must be WRITE or ALL")),
+    };
+    ctx.shared
+        .pause
+        .pause(kind, std::time::Duration::from_millis(ms as u64));
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLIENT UNPAUSE
+fn client_unpause(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.shared.pause.unpause();
     ctx.out.ok();
     Ok(())
 }

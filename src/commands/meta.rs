@@ -567,6 +567,22 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "client|pause",
+        CommandMeta {
+            history: &[
+                ("6.2.0", "`CLIENT PAUSE WRITE` mode added along with the `mode` option."),
+            ],
+            args: &[
+                arg("timeout", T::Integer),
+                arg("mode", T::Oneof).since("6.2.0").flags(OPTIONAL).args(&[
+                    arg("write", T::PureToken).token("WRITE"),
+                    arg("all", T::PureToken).token("ALL"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "client|reply",
         CommandMeta {
             args: &[
@@ -610,6 +626,12 @@ pub static META: &[(&str, CommandMeta)] = &[
                     arg("error", T::PureToken).token("ERROR"),
                 ]),
             ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "client|unpause",
+        CommandMeta {
             ..CommandMeta::EMPTY
         },
     ),

@@ -602,7 +602,7 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             );
             line!("expire_cycle_cpu_milliseconds:{}", ks.expire.cpu_ms);
             line!("evicted_keys:{}", ks.evict.evicted_keys);
-            line!("evicted_clients:0");
+            line!("evicted_clients:{}", ld(&st.evicted_clients));
             let (current, total) = ks.evict.exceeded_us();
             line!("total_eviction_exceeded_time:{}", total / 1000);
             line!("current_eviction_exceeded_time:{}", current / 1000);

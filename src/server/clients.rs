@@ -81,6 +81,9 @@ pub struct ClientHandle {
     pub last_cmd: AtomicUsize,
     /// Bytes buffered but not yet executed (CLIENT LIST `qbuf`).
     pub qbuf: AtomicUsize,
+    /// Bytes of Pub/Sub frames queued and not yet written (shared with
+    /// the connection's `pubsub::Mailbox`).
+    pub obuf: Arc<AtomicUsize>,
     killed: AtomicBool,
     pub kill_notify: Notify,
 }
@@ -102,6 +105,7 @@ impl ClientHandle {
             last_interaction_ms: AtomicU64::new(0),
             last_cmd: AtomicUsize::new(usize::MAX),
             qbuf: AtomicUsize::new(0),
+            obuf: Arc::new(AtomicUsize::new(0)),
             killed: AtomicBool::new(false),
             kill_notify: Notify::new(),
         }
@@ -116,6 +120,13 @@ impl ClientHandle {
         // waiter registered later.
         self.kill_notify.notify_waiters();
         self.kill_notify.notify_one();
+    }
+
+    /// The memory `maxmemory-clients` counts for this client: its query
+    /// buffer and its queued output (redlog's replies are written per
+    /// batch, never kept).
+    pub fn mem(&self) -> usize {
+        self.qbuf.load(Ordering::Relaxed) + self.obuf.load(Ordering::Relaxed)
     }
 
     pub fn is_killed(&self) -> bool {
@@ -256,6 +267,12 @@ pub struct Client {
     /// For the client scripts run on: the client running the script
     /// (ACL LOG `client-info`).
     pub script_caller: Option<Arc<ClientHandle>>,
+    /// A command CLIENT PAUSE postponed: run again when the pause ends
+    /// (`server::pause`).
+    pub postponed: Option<Vec<Bytes>>,
+    /// When the replies first went over the normal class's soft output
+    /// buffer limit (`PubSub::reply_over_limit`).
+    pub obuf_soft_since: Option<Instant>,
 }
 
 impl Client {
@@ -283,6 +300,8 @@ impl Client {
             acl_version: 0,
             acl_keys: Vec::new(),
             script_caller: None,
+            postponed: None,
+            obuf_soft_since: None,
         }
     }
 }

@@ -197,6 +197,11 @@ async fn run_batch<S: ClientStream>(
         *resume = !inbuf.is_empty();
     }
     if !out.buf.is_empty() {
+        // `client-output-buffer-limit normal`: the client is closed, its
+        // replies dropped, as Redis does.
+        if shared.pubsub.reply_over_limit(client, out.buf.len()) {
+            return false;
+        }
         shared
             .stats
             .total_net_output_bytes
@@ -210,6 +215,22 @@ async fn run_batch<S: ClientStream>(
         } else {
             out.buf.clear();
         }
+    }
+    if client.postponed.is_some() && !client.close_after_reply {
+        // CLIENT PAUSE postponed a command: wait for the pause to change,
+        // then run it again (it may wait again) and the rest of the input.
+        let killed = client.handle.kill_notify.notified();
+        tokio::pin!(killed);
+        killed.as_mut().enable();
+        if client.handle.is_killed() {
+            return false;
+        }
+        tokio::select! {
+            _ = shared.pause.changed() => {}
+            _ = killed => return false,
+        }
+        *resume = true;
+        return true;
     }
     if client.blocked.is_some() && !client.close_after_reply {
         // A blocking command blocked: wait for its reply, then go on with
@@ -514,13 +535,28 @@ fn process_input(
     let logging = shared.persist.is_some();
     let mut guard: Option<parking_lot::MutexGuard<'_, Keyspace>> = None;
     let bulk_max = shared.config.read().proto_max_bulk_len;
-    while !client.close_after_reply && client.pending.is_none() && client.blocked.is_none() {
+    // A command CLIENT PAUSE postponed runs first, once the pause is over.
+    let mut retry = client.postponed.take();
+    while !client.close_after_reply
+        && client.pending.is_none()
+        && client.blocked.is_none()
+        && client.postponed.is_none()
+    {
         let limits = ParseLimits {
             bulk_bytes_max: bulk_max,
             authenticated: client.authenticated,
         };
-        match client.decoder.parse(inbuf, limits) {
-            Ok(Parsed::Command { mut args, .. }) => {
+        let parsed = match retry.take() {
+            Some(args) => Ok(Some(args)),
+            None => match client.decoder.parse(inbuf, limits) {
+                Ok(Parsed::Command { args, .. }) => Ok(Some(args)),
+                Ok(Parsed::Empty) => continue,
+                Ok(Parsed::Incomplete) => Ok(None),
+                Err(e) => Err(e),
+            },
+        };
+        match parsed {
+            Ok(Some(mut args)) => {
                 if guard.is_none() {
                     client.handle.touch();
                     let ks = match shared.lock_unless_busy() {
@@ -561,8 +597,7 @@ fn process_input(
                 }
                 units.extend(unit);
             }
-            Ok(Parsed::Empty) => continue,
-            Ok(Parsed::Incomplete) => break,
+            Ok(None) => break,
             Err(e) => {
                 shared.error_reply(out, format!("ERR {}", e.0).as_bytes());
                 client.close_after_reply = true;
@@ -591,13 +626,15 @@ fn end_batch(
         let c = shared.config.read();
         (c.hz, c.active_expire_effort)
     };
-    let lat = &shared.observe.latency;
-    lat.timed("expire-cycle", || {
-        active_expire_cycle(ks, CycleKind::Fast, hz, effort, now_ms)
-    });
-    lat.timed("eviction-cycle", || {
-        ks.continue_evictions(&|| shared.mem_not_counted_for_evict())
-    });
+    if !shared.pause.writes_paused() {
+        let lat = &shared.observe.latency;
+        lat.timed("expire-cycle", || {
+            active_expire_cycle(ks, CycleKind::Fast, hz, effort, now_ms)
+        });
+        lat.timed("eviction-cycle", || {
+            ks.continue_evictions(&|| shared.mem_not_counted_for_evict())
+        });
+    }
     shared.publish_pending_notifications(ks);
     if let Some(p) = &shared.persist {
         // The entries the batch's XADDs left pending are written after
@@ -688,8 +725,8 @@ fn oom_reject(
     cmd: &commands::Command,
     top_name: &str,
 ) -> Option<CmdError> {
-    // Redis's `isSafeToPerformEvictions`: not while loading.
-    if ks.evict.cfg.maxmemory == 0 || shared.is_loading() {
+    // Redis's `isSafeToPerformEvictions`: not while loading, nor paused.
+    if ks.evict.cfg.maxmemory == 0 || shared.is_loading() || shared.pause.writes_paused() {
         return None;
     }
     let result = shared.observe.latency.timed("eviction-cycle", || {
@@ -893,6 +930,15 @@ pub fn execute(
                     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                     entry.full_name
                 )))
+            } else if super::pause::covers(shared, ks, client, cmd, top_name, &args) {
+                // CLIENT PAUSE: the command waits (see `server::pause`).
+                // Counted when it runs.
+                shared
+                    .stats
+                    .total_commands_processed
+                    .fetch_sub(1, Ordering::Relaxed);
+                client.postponed = Some(args);
+                return;
             } else if client.multi.is_some() && !runs_inside_multi(top_name) {
                 if cmd.has(flags::NO_MULTI) {
                     entry.stat.rejected.fetch_add(1, Ordering::Relaxed);

@@ -8,6 +8,7 @@ pub mod commit;
 mod connection;
 pub mod net;
 pub mod observe;
+pub mod pause;
 pub mod persist;
 pub mod pubsub;
 pub mod tls;
@@ -33,6 +34,8 @@ use tokio::sync::Notify;
 #[derive(Default, Debug)]
 pub struct ServerStats {
     pub total_connections_received: AtomicU64,
+    /// Clients closed by `maxmemory-clients` (INFO `evicted_clients`).
+    pub evicted_clients: AtomicU64,
     pub total_commands_processed: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub total_net_input_bytes: AtomicU64,
@@ -92,6 +95,8 @@ pub struct Shared {
     /// loading (MEMORY STATS `startup.allocated`, Redis's
     /// `initial_memory_usage`).
     pub startup_allocated: u64,
+    /// CLIENT PAUSE state.
+    pub pause: pause::Pause,
 }
 
 impl Shared {
@@ -167,6 +172,8 @@ impl Shared {
             self.busy.set_threshold_ms(c.busy_reply_threshold_ms);
             let (hard, soft, secs) = c.pubsub_output_limits();
             self.pubsub.set_limits(hard, soft, secs);
+            let (hard, soft, secs) = c.output_limits("normal").unwrap_or((0, 0, 0));
+            self.pubsub.set_normal_limits(hard, soft, secs);
             self.streams
                 .retention_ms
                 .store(c.stream_retention_ms, Ordering::Relaxed);
@@ -598,6 +605,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         observe: observe::Observe::new(latency),
         busy: Default::default(),
         startup_allocated: crate::db::memory::allocated_now(),
+        pause: pause::Pause::default(),
     });
     let _ = shared.me.set(Arc::downgrade(&shared));
     shared.acl_changed();
@@ -949,6 +957,51 @@ pub fn protected_mode_denies_for(
     config.protected_mode && default_nopass && !loopback
 }
 
+/// `maxmemory-clients` (Redis 7.0's `evictClients`): while the normal and
+/// pubsub clients' memory (`ClientHandle::mem`) reaches the limit (bytes,
+/// or a percentage of `maxmemory`), the largest client not protected by
+/// CLIENT NO-EVICT is closed. Run from the cron.
+pub fn evict_clients(shared: &Shared) {
+    let limit = {
+        let c = shared.config.read();
+        let v = c.get("maxmemory-clients").unwrap_or("0");
+        match v.strip_suffix('%') {
+            Some(pct) => {
+                let maxmem = c
+                    .get("maxmemory")
+                    .and_then(|m| m.parse::<u64>().ok())
+                    .unwrap_or(0);
+                pct.parse::<u64>().unwrap_or(0) * maxmem / 100
+            }
+            None => v.parse::<u64>().unwrap_or(0),
+        }
+    };
+    if limit == 0 {
+        return;
+    }
+    let mut clients: Vec<(usize, Arc<ClientHandle>)> = shared
+        .clients
+        .iter()
+        .map(|c| (c.mem(), c.value().clone()))
+        .filter(|(_, c)| !c.is_killed())
+        .collect();
+    let mut total: u64 = clients.iter().map(|(m, _)| *m as u64).sum();
+    clients.sort_by_key(|(m, _)| std::cmp::Reverse(*m));
+    for (mem, c) in clients {
+        // Closing a client that holds nothing frees nothing.
+        if total < limit || mem == 0 {
+            break;
+        }
+        if c.meta.lock().no_evict {
+            continue;
+        }
+        tracing::info!("Evicting client: {}", c.info_line());
+        c.kill();
+        shared.stats.evicted_clients.fetch_add(1, Ordering::Relaxed);
+        total -= mem as u64;
+    }
+}
+
 /// The server's periodic work (Redis's `serverCron`): the slow active
 /// expiry cycle, `hz` times a second.
 async fn cron(shared: Arc<Shared>) {
@@ -976,13 +1029,16 @@ async fn cron(shared: Arc<Shared>) {
         let ticket = {
             let mut ks = shared.lock_ks();
             ks.refresh_clock();
-            let lat = &shared.observe.latency;
-            lat.timed("expire-cycle", || {
-                active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms)
-            });
-            lat.timed("eviction-cycle", || {
-                ks.continue_evictions(&|| shared.mem_not_counted_for_evict())
-            });
+            evict_clients(&shared);
+            if !shared.pause.writes_paused() {
+                let lat = &shared.observe.latency;
+                lat.timed("expire-cycle", || {
+                    active_expire_cycle(&mut ks, CycleKind::Slow, hz, effort, now_ms)
+                });
+                lat.timed("eviction-cycle", || {
+                    ks.continue_evictions(&|| shared.mem_not_counted_for_evict())
+                });
+            }
             let ticket = shared.log_pending_effects(&mut ks);
             shared.publish_pending_notifications(&mut ks);
             ticket

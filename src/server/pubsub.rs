@@ -168,7 +168,7 @@ impl ClientPubSub {
         ClientPubSub {
             mailbox: Mailbox {
                 tx,
-                queued: Arc::new(AtomicUsize::new(0)),
+                queued: handle.obuf.clone(),
                 soft_since_ms: Arc::new(AtomicU64::new(0)),
                 handle,
             },
@@ -402,10 +402,27 @@ pub struct Own<'a> {
 }
 
 /// The server's Pub/Sub registry (`Shared::pubsub`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PubSub {
     reg: Mutex<Registry>,
     limits: Limits,
+    /// `client-output-buffer-limit normal` (Redis's default: none), applied
+    /// to a batch's replies (`reply_over_limit`).
+    normal: Limits,
+}
+
+impl Default for PubSub {
+    fn default() -> Self {
+        PubSub {
+            reg: Mutex::default(),
+            limits: Limits::default(),
+            normal: Limits {
+                hard: AtomicU64::new(0),
+                soft: AtomicU64::new(0),
+                soft_seconds: AtomicU64::new(0),
+            },
+        }
+    }
 }
 
 /// Which subscription list a command works on.
@@ -425,6 +442,50 @@ impl PubSub {
         self.limits
             .soft_seconds
             .store(soft_seconds, Ordering::Relaxed);
+    }
+
+    /// `client-output-buffer-limit`'s normal class (bytes, bytes, seconds).
+    pub fn set_normal_limits(&self, hard: u64, soft: u64, soft_seconds: u64) {
+        self.normal.hard.store(hard, Ordering::Relaxed);
+        self.normal.soft.store(soft, Ordering::Relaxed);
+        self.normal
+            .soft_seconds
+            .store(soft_seconds, Ordering::Relaxed);
+    }
+
+    /// The output buffer limit of a normal client (Redis's
+    /// `checkClientOutputBufferLimits`) for a batch's `len` reply bytes:
+    /// over the hard limit, or over the soft limit at two checks at least
+    /// the soft seconds apart with no check under it in between. Logs and
+    /// returns true when the client must be closed (its replies dropped).
+    /// Subscribers are the pubsub class, limited by their queues.
+    pub fn reply_over_limit(&self, client: &mut Client, len: usize) -> bool {
+        let l = &self.normal;
+        let (hard, soft) = (
+            l.hard.load(Ordering::Relaxed),
+            l.soft.load(Ordering::Relaxed),
+        );
+        if (hard == 0 && soft == 0) || client.pubsub.active() {
+            return false;
+        }
+        let len = len as u64;
+        let mut over = hard > 0 && len > hard;
+        if soft > 0 && len > soft {
+            match client.obuf_soft_since {
+                None => client.obuf_soft_since = Some(std::time::Instant::now()),
+                Some(t) => over |= t.elapsed().as_secs() > l.soft_seconds.load(Ordering::Relaxed),
+            }
+        } else {
+            client.obuf_soft_since = None;
+        }
+        if over {
+            tracing::warn!(
+                "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                client.id,
+                client.handle.addr
+            );
+        }
+        over
     }
 
     /// Adds a subscription; false when the client already had it.

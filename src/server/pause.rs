@@ -1,0 +1,164 @@
+//! CLIENT PAUSE / UNPAUSE (Redis 7.0's `pauseClients` for
+//! PAUSE_BY_CLIENT_COMMAND).
+//!
+//! A pause has a kind (WRITE or ALL) and an end time; a new pause while
+//! one is active keeps the stricter kind and the later end (nested pauses
+//! extend). While paused, `execute` postpones the commands the pause
+//! covers: the command is kept in `Client::postponed`, nothing is replied,
+//! the connection waits (`Pause::changed`) and runs it again once the pause
+//! is over, then goes on with its input: commands wait, they are never
+//! rejected. WRITE covers commands that may write or replicate (write
+//! commands, PUBLISH, EVAL/EVALSHA unless the script says `no-writes`,
+//! EXEC of a block holding one, and such commands queued inside MULTI, as
+//! Redis checks before queueing); ALL covers every command, CLIENT UNPAUSE
+//! included (only the timeout ends it, as in Redis). Replicas are never
+//! paused (redlog has none yet). During any pause the active expiry cycle
+//! and eviction stop (Redis's `checkClientPauseTimeoutAndReturnIfPaused`).
+
+use parking_lot::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// What a pause covers; ALL is the stricter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PauseKind {
+    Write,
+    All,
+}
+
+/// The server's pause state (`Shared::pause`).
+#[derive(Debug, Default)]
+pub struct Pause {
+    state: Mutex<Option<(PauseKind, Instant)>>,
+    notify: Notify,
+}
+
+impl Pause {
+    /// CLIENT PAUSE: pauses `kind` for `dur` (or extends the pause).
+    pub fn pause(&self, kind: PauseKind, dur: Duration) {
+        let now = Instant::now();
+        // A timeout past what Instant can hold: a century is forever here.
+        let end = now
+            .checked_add(dur)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
+        {
+            let mut st = self.state.lock();
+            *st = Some(match *st {
+                Some((k, e)) if e > now => (k.max(kind), e.max(end)),
+                _ => (kind, end),
+            });
+        }
+        self.notify.notify_waiters();
+    }
+
+    /// CLIENT UNPAUSE: ends the pause now.
+    pub fn unpause(&self) {
+        *self.state.lock() = None;
+        self.notify.notify_waiters();
+    }
+
+    /// The pause in effect now, if any.
+    pub fn current(&self) -> Option<PauseKind> {
+        let mut st = self.state.lock();
+        match *st {
+            Some((k, end)) if end > Instant::now() => Some(k),
+            Some(_) => {
+                *st = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// True while writes are paused (WRITE or ALL): no active expiry, no
+    /// eviction.
+    pub fn writes_paused(&self) -> bool {
+        self.current().is_some()
+    }
+
+    /// Waits until the pause changes (UNPAUSE, a new pause) or ends.
+    pub async fn changed(&self) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let end = match *self.state.lock() {
+            Some((_, end)) => end,
+            None => return,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(end.into()) => {}
+            _ = notified => {}
+        }
+    }
+}
+
+/// True when the pause in effect covers this command (Redis 7.0's
+/// `processCommand` check): ALL covers everything; WRITE covers commands
+/// that may write or replicate, EXEC of a block holding one, and EVAL /
+/// EVALSHA unless the script's shebang says `no-writes`. Commands run by
+/// EXEC or by scripts are never postponed (their caller was checked).
+pub fn covers(
+    shared: &super::Shared,
+    ks: &crate::db::Keyspace,
+    client: &super::Client,
+    cmd: &crate::commands::Command,
+    top_name: &str,
+    args: &[bytes::Bytes],
+) -> bool {
+    use crate::commands::{flags, table};
+    if client.in_exec || client.in_script {
+        return false;
+    }
+    let kind = match shared.pause.current() {
+        None => return false,
+        Some(k) => k,
+    };
+    if kind == PauseKind::All {
+        return true;
+    }
+    let may_write = |c: &crate::commands::Command| c.has(flags::WRITE | flags::MAY_REPLICATE);
+    match top_name {
+        "eval" | "evalsha" => {
+            let script_flags = match (top_name, args.get(1)) {
+                ("eval", Some(body)) => crate::scripting::shebang_flags(body).ok().map(|f| f.0),
+                (_, Some(sha)) => ks
+                    .scripting
+                    .as_ref()
+                    .and_then(|s| s.flags_of(&String::from_utf8_lossy(sha).to_ascii_lowercase())),
+                _ => None,
+            };
+            script_flags.is_none_or(|f| f & crate::scripting::script_flags::NO_WRITES == 0)
+        }
+        "exec" => {
+            let t = table();
+            client.multi.as_ref().is_some_and(|m| {
+                m.queue
+                    .iter()
+                    .any(|(idx, _)| may_write(t.entries[*idx].cmd))
+            })
+        }
+        _ => may_write(cmd),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_pauses_keep_the_stricter_kind_and_later_end() {
+        let p = Pause::default();
+        assert_eq!(p.current(), None);
+        p.pause(PauseKind::All, Duration::from_secs(100));
+        p.pause(PauseKind::Write, Duration::from_secs(1000));
+        assert_eq!(p.current(), Some(PauseKind::All));
+        let end = p.state.lock().map(|(_, e)| e).unwrap();
+        assert!(end > Instant::now() + Duration::from_secs(500));
+        p.unpause();
+        assert_eq!(p.current(), None);
+        p.pause(PauseKind::Write, Duration::ZERO);
+        assert_eq!(p.current(), None);
+        p.pause(PauseKind::Write, Duration::MAX);
+        assert!(p.writes_paused());
+    }
+}
