@@ -193,6 +193,8 @@ async fn run_batch(
         }
         *resume = !inbuf.is_empty();
     }
+    // Errors written outside a command (MISCONF replacing replies).
+    shared.count_errors(out);
     if !out.buf.is_empty() {
         shared
             .stats
@@ -838,8 +840,10 @@ pub fn execute(
         }
     };
     if let Err(e) = result {
-        shared.error_reply(out, &e.0);
+        out.error_bytes(&e.0);
     }
+    // Every error reply the command wrote, its own or nested ones.
+    shared.count_errors(out);
     match client.reply_mode {
         ReplyMode::On => {}
         ReplyMode::Off => out.suppress_reply(reply_start),

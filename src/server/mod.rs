@@ -84,9 +84,15 @@ impl Shared {
     /// Writes an error reply, counting it (INFO `total_error_replies` and
     /// errorstats, Redis's `afterErrorReply`).
     pub fn error_reply(&self, out: &mut crate::protocol::Out, text: &[u8]) {
-        self.observe
-            .error_reply(&self.stats.total_error_replies, text);
         out.error_bytes(text);
+        self.count_errors(out);
+    }
+
+    /// Counts the error replies written to `out` since the last count
+    /// (by any handler: EXEC's commands, a script's result ...).
+    pub fn count_errors(&self, out: &mut crate::protocol::Out) {
+        self.observe
+            .count_errors(&self.stats.total_error_replies, &mut out.error_codes);
     }
 
     /// Applies configuration that lives outside `Config` (after CONFIG SET).
