@@ -480,6 +480,10 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
             }
         };
         let keys = ks.total_keys();
+        shared
+            .observe
+            .keys_loaded
+            .store(keys as u64, Ordering::Relaxed);
         {
             let mut guard = shared.ks.lock();
             *guard = ks;
@@ -507,6 +511,10 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
             .map_err(io_other)?
             .map_err(io_other)?;
     }
+    shared
+        .observe
+        .startup_memory
+        .store(crate::db::memory::allocated_now(), Ordering::Relaxed);
     for a in &shared.listen_addrs {
         tracing::info!("Ready to accept connections tcp on {a}");
     }

@@ -389,6 +389,10 @@ pub struct Observe {
     monitors: Mutex<Vec<(u64, Mailbox)>>,
     monitor_count: AtomicUsize,
     instant: Mutex<Instant3>,
+    /// `used_memory` once the server was ready (INFO `used_memory_startup`).
+    pub startup_memory: AtomicU64,
+    /// Keys the last load (WAL replay) brought back.
+    pub keys_loaded: AtomicU64,
     /// Socket reads and writes (INFO `total_reads_processed`, ...).
     pub reads: AtomicU64,
     pub writes: AtomicU64,
