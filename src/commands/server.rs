@@ -429,6 +429,10 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                     used as f64 * 100.0 / peak as f64
                 }
             );
+            line!(
+                "used_memory_startup:{}",
+                sh.observe.startup_memory.load(Ordering::Relaxed)
+            );
             line!("allocator_allocated:{used}");
             // jemalloc's active and resident bytes (the epoch was advanced
             // by `allocated_now` above).
@@ -519,6 +523,13 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             };
             line!("loading:{}", flag(p.map(|p| &p.loading)));
             line!("async_loading:0");
+            // No fork, ever: no copy-on-write, no child saving keys.
+            line!("current_cow_peak:0");
+            line!("current_cow_size:0");
+            line!("current_cow_size_age:0");
+            line!("current_fork_perc:0.00");
+            line!("current_save_keys_processed:0");
+            line!("current_save_keys_total:0");
             line!("rdb_changes_since_last_save:{}", ctx.ks.stats.dirty);
             line!(
                 "rdb_bgsave_in_progress:{}",
@@ -536,6 +547,13 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!(
                 "rdb_saves:{}",
                 p.map_or(0, |p| p.rewrites.load(Ordering::Relaxed))
+            );
+            line!("rdb_last_cow_size:0");
+            // Replay never expires keys (see ARCHITECTURE.md).
+            line!("rdb_last_load_keys_expired:0");
+            line!(
+                "rdb_last_load_keys_loaded:{}",
+                sh.observe.keys_loaded.load(Ordering::Relaxed)
             );
             line!("aof_enabled:{}", p.is_some() as u8);
             line!(
@@ -560,6 +578,9 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                 "aof_last_write_status:{}",
                 ok(p.is_none_or(|p| p.failure().is_none()))
             );
+            line!("aof_last_cow_size:0");
+            line!("module_fork_in_progress:0");
+            line!("module_fork_last_cow_size:0");
             if let Some(p) = p {
                 line!("aof_current_size:{}", p.current_size());
                 line!("aof_base_size:{}", p.base_size.load(Ordering::Relaxed));

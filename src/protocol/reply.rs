@@ -11,6 +11,9 @@ pub struct Out {
     /// confirmations, messages to itself): Redis 7.0 sends those even when
     /// CLIENT REPLY OFF or SKIP suppresses the command's reply.
     pub pushes: Vec<std::ops::Range<usize>>,
+    /// The codes of the error replies written and not yet counted (INFO
+    /// errorstats; the server takes them after each command).
+    pub error_codes: Vec<Vec<u8>>,
 }
 
 impl Out {
@@ -19,6 +22,7 @@ impl Out {
             buf: Vec::with_capacity(256),
             resp3,
             pushes: Vec::new(),
+            error_codes: Vec::new(),
         }
     }
 
@@ -69,6 +73,13 @@ impl Out {
 
     /// `error` for messages that echo client bytes.
     pub fn error_bytes(&mut self, s: &[u8]) {
+        // Redis's `afterErrorReply`: the code is the text up to the first
+        // space within its first 32 bytes, else ERR.
+        let code = match s[..s.len().min(32)].iter().position(|&c| c == b' ') {
+            Some(i) => &s[..i],
+            None => b"ERR".as_slice(),
+        };
+        self.error_codes.push(code.to_vec());
         self.buf.push(b'-');
         self.buf.extend(
             s.iter()

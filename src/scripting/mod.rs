@@ -974,8 +974,9 @@ fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, String>, 
         now_ms: run.now_ms,
     };
     if let Err(e) = commands::call(&mut ctx, idx, argv) {
-        run.shared.error_reply(&mut out, &e.0);
+        out.error_bytes(&e.0);
     }
+    run.shared.count_errors(&mut out);
     (Ok(out.buf), resp3)
 }
 

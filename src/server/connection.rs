@@ -196,6 +196,8 @@ async fn run_batch<S: ClientStream>(
         }
         *resume = !inbuf.is_empty();
     }
+    // Errors written outside a command (MISCONF replacing replies).
+    shared.count_errors(out);
     if !out.buf.is_empty() {
         // `client-output-buffer-limit normal`: the client is closed, its
         // replies dropped, as Redis does.
@@ -971,8 +973,10 @@ pub fn execute(
         }
     };
     if let Err(e) = result {
-        shared.error_reply(out, &e.0);
+        out.error_bytes(&e.0);
     }
+    // Every error reply the command wrote, its own or nested ones.
+    shared.count_errors(out);
     apply_reply_mode(client, out, reply_start);
 }
 

@@ -125,9 +125,15 @@ impl Shared {
     /// Writes an error reply, counting it (INFO `total_error_replies` and
     /// errorstats, Redis's `afterErrorReply`).
     pub fn error_reply(&self, out: &mut crate::protocol::Out, text: &[u8]) {
-        self.observe
-            .error_reply(&self.stats.total_error_replies, text);
         out.error_bytes(text);
+        self.count_errors(out);
+    }
+
+    /// Counts the error replies written to `out` since the last count
+    /// (by any handler: EXEC's commands, a script's result ...).
+    pub fn count_errors(&self, out: &mut crate::protocol::Out) {
+        self.observe
+            .count_errors(&self.stats.total_error_replies, &mut out.error_codes);
     }
 
     /// The keyspace lock, for work that must have it whatever happens
@@ -656,6 +662,10 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
             }
         };
         let keys = ks.total_keys();
+        shared
+            .observe
+            .keys_loaded
+            .store(keys as u64, Ordering::Relaxed);
         {
             let mut guard = shared.ks.lock();
             *guard = ks;
@@ -683,6 +693,10 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
             .map_err(io_other)?
             .map_err(io_other)?;
     }
+    shared
+        .observe
+        .startup_memory
+        .store(crate::db::memory::allocated_now(), Ordering::Relaxed);
     for a in &shared.listen_addrs {
         tracing::info!("Ready to accept connections tcp on {a}");
     }

@@ -389,6 +389,10 @@ pub struct Observe {
     monitors: Mutex<Vec<(u64, Mailbox)>>,
     monitor_count: AtomicUsize,
     instant: Mutex<Instant3>,
+    /// `used_memory` once the server was ready (INFO `used_memory_startup`).
+    pub startup_memory: AtomicU64,
+    /// Keys the last load (WAL replay) brought back.
+    pub keys_loaded: AtomicU64,
     /// Socket reads and writes (INFO `total_reads_processed`, ...).
     pub reads: AtomicU64,
     pub writes: AtomicU64,
@@ -405,19 +409,20 @@ impl Observe {
         }
     }
 
-    /// Counts an error reply by its code (Redis's `afterErrorReply`): the
-    /// text up to the first space within its first 32 bytes, else `ERR`.
-    pub fn error_reply(&self, total: &AtomicU64, text: &[u8]) {
-        total.fetch_add(1, Ordering::Relaxed);
-        let code = match memchr::memchr(b' ', &text[..text.len().min(32)]) {
-            Some(i) => &text[..i],
-            None => b"ERR".as_slice(),
-        };
+    /// Counts error replies by their codes (Redis's `afterErrorReply`;
+    /// `Out::error_bytes` extracted the codes).
+    pub fn count_errors(&self, total: &AtomicU64, codes: &mut Vec<Vec<u8>>) {
+        if codes.is_empty() {
+            return;
+        }
+        total.fetch_add(codes.len() as u64, Ordering::Relaxed);
         let mut errors = self.errors.lock();
-        if let Some(n) = errors.get_mut(code) {
-            *n += 1;
-        } else if errors.len() < ERRORSTATS_MAX {
-            errors.insert(code.to_vec(), 1);
+        for code in codes.drain(..) {
+            if let Some(n) = errors.get_mut(&code) {
+                *n += 1;
+            } else if errors.len() < ERRORSTATS_MAX {
+                errors.insert(code, 1);
+            }
         }
     }
 
@@ -619,9 +624,12 @@ mod tests {
     fn error_codes_as_redis() {
         let o = Observe::default();
         let total = AtomicU64::new(0);
-        o.error_reply(&total, b"WRONGTYPE Operation against a key");
-        o.error_reply(&total, b"ERR syntax error");
-        o.error_reply(&total, b"NOSPACEHEREATALLXXXXXXXXXXXXXXXXXXXXXX");
+        let mut out = crate::protocol::Out::new(false);
+        out.error("WRONGTYPE Operation against a key");
+        out.error("ERR syntax error");
+        out.error("NOSPACEHEREATALLXXXXXXXXXXXXXXXXXXXXXX");
+        o.count_errors(&total, &mut out.error_codes);
+        assert!(out.error_codes.is_empty());
         let v = o.error_counts();
         assert_eq!(v, vec![(b"ERR".to_vec(), 2), (b"WRONGTYPE".to_vec(), 1)]);
         assert_eq!(total.load(Ordering::Relaxed), 3);
