@@ -611,6 +611,10 @@ pub struct Keyspace {
     pub scripting: Option<Box<crate::scripting::Scripting>>,
     /// Its memory and cache size as of the last script (INFO).
     pub script_stats: crate::scripting::ScriptStats,
+    /// Memory was over `maxmemory` when the running top-level command
+    /// started (Redis's `pre_command_oom_state`): a script's first write
+    /// of a `denyoom` command is refused then.
+    pub pre_command_oom: bool,
     /// The memory limit: its parameters, candidate pool and statistics.
     pub evict: evict::EvictState,
     /// Used memory (jemalloc's allocated bytes).
@@ -643,6 +647,7 @@ impl Keyspace {
             logparse: crate::logparse::Registry::new(),
             scripting: None,
             script_stats: Default::default(),
+            pre_command_oom: false,
             evict: evict::EvictState::default(),
             mem: memory::MemGauge::default(),
         };
