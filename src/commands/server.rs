@@ -435,6 +435,27 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             );
             line!("used_memory_scripts_eval:{}", st.scripts_memory);
             line!("number_of_cached_scripts:{}", st.scripts);
+            // The function engine's share (FUNCTION / FCALL, none here:
+            // no libraries, no VM): Redis's fields, with the totals over
+            // both engines.
+            let (functions, libraries, vm_functions, functions_memory) =
+                (0usize, 0usize, 0usize, 0usize);
+            line!("number_of_functions:{functions}");
+            line!("number_of_libraries:{libraries}");
+            line!("used_memory_vm_functions:{vm_functions}");
+            let vm_total = st.vm_memory + vm_functions;
+            line!("used_memory_vm_total:{vm_total}");
+            line!(
+                "used_memory_vm_total_human:{}",
+                bytes_to_human(vm_total as u64)
+            );
+            line!("used_memory_functions:{functions_memory}");
+            let scripts_total = st.scripts_memory + functions_memory;
+            line!("used_memory_scripts:{scripts_total}");
+            line!(
+                "used_memory_scripts_human:{}",
+                bytes_to_human(scripts_total as u64)
+            );
             line!("maxmemory:{maxmemory}");
             line!("maxmemory_human:{}", bytes_to_human(maxmemory));
             line!("maxmemory_policy:{policy}");
