@@ -168,3 +168,60 @@ async fn lua_time_limit_is_the_threshold_alias() {
     assert!(line(&mut runner).await.starts_with("-ERR Script killed"));
     s.shutdown().await;
 }
+
+/// INFO memory's scripting fields, in Redis 7.0's order, with the totals
+/// over the EVAL and function engines.
+#[tokio::test]
+async fn info_memory_has_redis_scripting_fields() {
+    let s = start().await;
+    let mut c = client(s.local_addr()).await;
+    let _: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg("return 1")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let fields: Vec<(&str, &str)> = info
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| {
+            k.contains("lua")
+                || k.contains("script")
+                || k.contains("function")
+                || k.contains("_vm_")
+                || k.starts_with("number_of")
+        })
+        .collect();
+    let names: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        names,
+        [
+            "used_memory_lua",
+            "used_memory_vm_eval",
+            "used_memory_lua_human",
+            "used_memory_scripts_eval",
+            "number_of_cached_scripts",
+            "number_of_functions",
+            "number_of_libraries",
+            "used_memory_vm_functions",
+            "used_memory_vm_total",
+            "used_memory_vm_total_human",
+            "used_memory_functions",
+            "used_memory_scripts",
+            "used_memory_scripts_human",
+        ]
+    );
+    let get = |k: &str| fields.iter().find(|(n, _)| *n == k).unwrap().1;
+    assert_eq!(get("number_of_cached_scripts"), "1");
+    assert!(get("used_memory_vm_eval").parse::<u64>().unwrap() > 0);
+    // The cached body and its SHA1 key.
+    assert_eq!(get("used_memory_scripts_eval"), "48");
+    assert_eq!(get("used_memory_scripts"), "48");
+    assert_eq!(get("used_memory_vm_total"), get("used_memory_vm_eval"));
+    s.shutdown().await;
+}

@@ -122,6 +122,15 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         function_help,
     ),
     sub(
+        "kill",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        RO,
+        "Kill the function currently in execution.",
+        "O(1)",
+        function_kill,
+    ),
+    sub(
         "list",
         -2,
         NOSCRIPT,
@@ -334,8 +343,22 @@ fn function_restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// FUNCTION STATS: nothing runs while another client's command is served
-/// (functions run under the keyspace lock), so `running_script` is nil.
+/// FUNCTION KILL
+///
+/// Served here only when no function runs (the keyspace lock was free):
+/// NOTBUSY. While a function runs past `busy-reply-threshold`, connections
+/// serve it without the lock (`server::busy`).
+fn function_kill(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.shared
+        .busy
+        .kill_running(crate::scripting::busy::Kind::Function)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// FUNCTION STATS: served with the keyspace lock, so no function runs
+/// (a busy one keeps the lock: `server::busy` holds this command until it
+/// ends) and `running_script` is nil.
 fn function_stats(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let st = ctx.ks.function_stats;
     let out = &mut *ctx.out;

@@ -2,6 +2,7 @@
 //! KILL, HELP), as Redis 7.0's `eval.c`. The engine is `crate::scripting`.
 
 use super::{arg_i64, flags::*, CmdError, CmdResult, Command, Ctx, Doc};
+use crate::db::Keyspace;
 use crate::scripting::busy::Kind;
 use crate::scripting::{script_flags, Scripting};
 use bytes::Bytes;
@@ -151,6 +152,55 @@ static SCRIPT_SUBCOMMANDS: &[Command] = &[
         ..Command::DEFAULT
     },
 ];
+
+/// True for EVAL, EVALSHA, EVAL_RO, EVALSHA_RO.
+pub fn is_eval(cmd: &Command) -> bool {
+    cmd.name.starts_with("eval")
+        && matches!(cmd.name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro")
+}
+
+/// The command's flags as `processCommand` checks them (Redis's
+/// `getCommandFlags` / `evalGetCommandFlags`): for an EVAL of a script
+/// with a shebang, the script's flags replace EVAL's: `write` unless
+/// `no-writes`, `denyoom` unless `allow-oom` or `no-writes`, `stale` with
+/// `allow-stale`. Other commands keep their own.
+pub fn effective_flags(ks: &Keyspace, cmd: &Command, args: &[Bytes]) -> u32 {
+    if !is_eval(cmd) {
+        return cmd.flags;
+    }
+    let evalsha = cmd.name.starts_with("evalsha");
+    if evalsha && args[1].len() != 40 {
+        return cmd.flags;
+    }
+    let sha = if evalsha {
+        String::from_utf8_lossy(&args[1]).to_ascii_lowercase()
+    } else {
+        crate::scripting::sha1hex(&args[1])
+    };
+    let cached = ks.scripting.as_ref().and_then(|sc| sc.flags_of(&sha));
+    let script_flags = match cached {
+        Some(f) => f,
+        None if evalsha => return cmd.flags,
+        None => match crate::scripting::shebang_flags(&args[1]) {
+            Ok((f, _)) => f,
+            Err(_) => return cmd.flags,
+        },
+    };
+    if script_flags & script_flags::EVAL_COMPAT_MODE != 0 {
+        return cmd.flags;
+    }
+    let mut f = cmd.flags & !(STALE | DENYOOM | WRITE);
+    if script_flags & (script_flags::ALLOW_OOM | script_flags::NO_WRITES) == 0 {
+        f |= DENYOOM;
+    }
+    if script_flags & script_flags::NO_WRITES == 0 {
+        f |= WRITE;
+    }
+    if script_flags & script_flags::ALLOW_STALE != 0 {
+        f |= STALE;
+    }
+    f
+}
 
 /// Runs `f` with the EVAL engine, created on first use. The engine is
 /// taken out of the keyspace while it runs (a script's commands borrow the

@@ -669,6 +669,10 @@ pub struct Keyspace {
     pub functions: Box<crate::scripting::functions::Functions>,
     /// Their INFO figures as of the last change or call.
     pub function_stats: crate::scripting::functions::FunctionStats,
+    /// Memory was over `maxmemory` when the running top-level command
+    /// started (Redis's `pre_command_oom_state`): a script's first write
+    /// of a `denyoom` command is refused then.
+    pub pre_command_oom: bool,
     /// The memory limit: its parameters, candidate pool and statistics.
     pub evict: evict::EvictState,
     /// Used memory (jemalloc's allocated bytes).
@@ -707,6 +711,7 @@ impl Keyspace {
             script_stats: Default::default(),
             functions: Default::default(),
             function_stats: Default::default(),
+            pre_command_oom: false,
             evict: evict::EvictState::default(),
             mem: memory::MemGauge::default(),
             lazyfree: lazyfree::LazyFree::default(),

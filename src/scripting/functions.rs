@@ -15,7 +15,7 @@
 //! replay loads the code again.
 
 use super::{
-    c_function, convert, lua_tostring, raise_table, script_error, script_flags, LuaResult, Run,
+    busy, c_function, convert, lua_tostring, raise_table, script_error, script_flags, LuaResult, Run,
     RunGuard, RUN,
 };
 use crate::commands::{CmdError, Ctx};
@@ -720,6 +720,7 @@ impl Functions {
             return Err(CmdError::new("ERR Function not found"));
         };
         let func = f.func.clone();
+        let allow_oom = f.flags & script_flags::ALLOW_OOM != 0;
         let fname = c_lossy(&f.name);
         let client = self.client.get_or_insert_with(|| new_client(ctx.shared));
         let Some(engine) = self.engine.as_mut() else {
@@ -738,6 +739,10 @@ impl Functions {
         let args_t = mk(args).map_err(internal)?;
         client.db = ctx.client.db;
         client.no_touch = ctx.client.no_touch;
+        // Redis's `scriptPrepareForRun`: the function runs as its caller.
+        client.user = ctx.client.user.clone();
+        client.script_caller = Some(ctx.client.handle.clone());
+        let pre_oom = ctx.ks.pre_command_oom;
         let mut run = Run {
             ks: &mut *ctx.ks,
             shared: ctx.shared,
@@ -745,8 +750,11 @@ impl Functions {
             now_ms: ctx.now_ms,
             read_only,
             write_dirty: false,
+            allow_oom,
+            pre_oom,
             resp3: false,
         };
+        let running = ctx.shared.busy.begin(busy::Kind::Function, &lua);
         let result = {
             let p: *mut Run<'_> = &mut run;
             RUN.with(|c| c.set(p.cast()));
@@ -754,6 +762,13 @@ impl Functions {
             engine.invoke.call::<MultiValue>((func, keys_t, args_t))
         };
         let script_resp3 = run.resp3;
+        if running.finish() == busy::Ended::Shutdown {
+            // SHUTDOWN NOSAVE stopped the function: nothing of it is
+            // logged and its client gets no reply (as for EVAL).
+            drop(ctx.ks.take_unit());
+            ctx.client.close_after_reply = true;
+            return Ok(());
+        }
         engine.gc_count += 1;
         if engine.gc_count == 50 {
             engine.gc_count = 0;

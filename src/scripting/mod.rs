@@ -133,6 +133,10 @@ pub(crate) struct Run<'a> {
     pub(crate) read_only: bool,
     /// A write command ran (the script can no longer be refused for it).
     pub(crate) write_dirty: bool,
+    /// The script declared `allow-oom`.
+    allow_oom: bool,
+    /// Memory was over `maxmemory` when the script started.
+    pre_oom: bool,
     /// `redis.setresp`: the protocol of the replies `redis.call` converts.
     pub(crate) resp3: bool,
 }
@@ -459,6 +463,7 @@ impl Scripting {
             ));
         };
         let func = script.func.clone();
+        let allow_oom = script.flags & script_flags::ALLOW_OOM != 0;
         let lua = self.lua.clone();
         let mk = |items: &[Bytes]| -> mlua::Result<Table> {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
@@ -480,6 +485,7 @@ impl Scripting {
         // Redis's `scriptPrepareForRun`: the script runs as its caller.
         self.client.user = ctx.client.user.clone();
         self.client.script_caller = Some(ctx.client.handle.clone());
+        let pre_oom = ctx.ks.pre_command_oom;
         let mut run = Run {
             ks: &mut *ctx.ks,
             shared: ctx.shared,
@@ -487,6 +493,8 @@ impl Scripting {
             now_ms: ctx.now_ms,
             read_only,
             write_dirty: false,
+            allow_oom,
+            pre_oom,
             resp3: false,
         };
         let running = ctx.shared.busy.begin(busy::Kind::Eval, &self.lua);
@@ -953,6 +961,11 @@ fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, String>, 
     }
     if run.read_only && cmd.has(flags::WRITE | flags::MAY_REPLICATE) {
         return refuse("Write commands are not allowed from read-only scripts.");
+    }
+    // Redis's `scriptVerifyOOM`: over the limit at the script's start, its
+    // first write, if it may grow memory, is refused.
+    if !run.allow_oom && !run.write_dirty && run.pre_oom && cmd.has(flags::DENYOOM) {
+        return refuse("-OOM command not allowed when used memory > 'maxmemory'.");
     }
     if cmd.has(flags::WRITE) && !run.write_dirty {
         if let Some(text) = run.shared.persist.as_ref().and_then(|p| p.failure()) {

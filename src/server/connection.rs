@@ -726,7 +726,9 @@ fn oom_reject(
     client: &Client,
     cmd: &commands::Command,
     top_name: &str,
+    args: &[Bytes],
 ) -> Option<CmdError> {
+    ks.pre_command_oom = false;
     // Redis's `isSafeToPerformEvictions`: not while loading, nor paused.
     if ks.evict.cfg.maxmemory == 0 || shared.is_loading() || shared.pause.writes_paused() {
         return None;
@@ -737,7 +739,8 @@ fn oom_reject(
     if result != EvictResult::Fail {
         return None;
     }
-    let reject = cmd.has(flags::DENYOOM)
+    ks.pre_command_oom = true;
+    let reject = commands::scripting::effective_flags(ks, cmd, args) & flags::DENYOOM != 0
         || (top_name == "exec" && multi_denyoom(client))
         || (client.multi.is_some()
             && !matches!(top_name, "exec" | "discard" | "quit" | "reset")
@@ -840,10 +843,15 @@ pub fn execute(
             let persist_failure = match &shared.persist {
                 Some(p)
                     if cmd.has(flags::WRITE)
+                        || commands::scripting::is_eval(cmd)
                         || top_name == "ping"
                         || (top_name == "exec" && multi_writes(client)) =>
                 {
-                    p.failure()
+                    p.failure().filter(|_| {
+                        !commands::scripting::is_eval(cmd)
+                            || commands::scripting::effective_flags(ks, cmd, &args) & flags::WRITE
+                                != 0
+                    })
                 }
                 _ => None,
             };
@@ -888,7 +896,7 @@ pub fn execute(
                 } else {
                     Err(e)
                 }
-            } else if let Some(e) = oom_reject(shared, ks, client, cmd, top_name) {
+            } else if let Some(e) = oom_reject(shared, ks, client, cmd, top_name, &args) {
                 entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
                 if let Some(m) = client.multi.as_mut() {
                     m.aborted = true;
