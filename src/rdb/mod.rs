@@ -19,6 +19,7 @@
 //! bytes left before anything is allocated, so a hostile payload gives
 //! `Error`, never a panic or a huge allocation.
 
+pub mod file;
 pub mod lzf;
 pub mod packed;
 pub mod stream;

@@ -7,6 +7,7 @@ pub mod commit;
 mod connection;
 pub mod persist;
 pub mod pubsub;
+pub mod rdb_io;
 
 pub use clients::{Client, ClientHandle, ClientMeta, MultiState, PendingOp, ReplyMode};
 pub use connection::execute;
