@@ -190,6 +190,14 @@ fn check(args: &[String]) -> ExitCode {
     }
 }
 
+/// The RDB file to import at start: `dir/dbfilename` when it exists and
+/// the data directory has no WAL yet (a new data directory).
+fn startup_rdb(config: &Config) -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(&config.dir);
+    let file = dir.join(config.get("dbfilename").filter(|f| !f.is_empty())?);
+    (config.appendonly && !dir.join("wal").exists() && file.is_file()).then_some(file)
+}
+
 /// Runs `f` against an in-process server on `config` (listening on a
 /// free local port only), then shuts it down, making the WAL durable.
 fn with_local_server<T: Send + 'static>(
@@ -361,6 +369,7 @@ fn main() -> ExitCode {
         };
         let (up_tx, up_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(signals.serve(up_rx));
+        let startup_rdb = startup_rdb(&config);
         let server = match redlog::server::spawn(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -368,6 +377,35 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Some(path) = startup_rdb {
+            let mut addr = server.local_addr();
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            tracing::info!(
+                "The data directory is new and {} exists: importing it",
+                path.display()
+            );
+            let started = std::time::Instant::now();
+            let r = tokio::task::spawn_blocking(move || {
+                let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                redlog::server::rdb_io::import(addr, &data)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            match r {
+                Ok(keys) => tracing::info!(
+                    "RDB import done: {keys} keys in {:.3} seconds",
+                    started.elapsed().as_secs_f64()
+                ),
+                Err(e) => {
+                    tracing::error!("RDB import failed: {e}");
+                    server.shutdown().await;
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let _ = up_tx.send(server.shared().clone());
         server.wait().await;
         tracing::warn!("redlog is now ready to exit, bye bye...");
