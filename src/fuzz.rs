@@ -269,3 +269,38 @@ pub fn logparse(data: &[u8]) -> bool {
         }
     }
 }
+
+/// The RDB value decoder (`rdb::read_value`: RESTORE payloads and the
+/// values of RDB files) on arbitrary bytes, `type | object` as RESTORE
+/// reads them. A decoded value must convert to a keyspace value (or be
+/// refused with an error: duplicates), and that value's DUMP must decode
+/// to the same value; a decoded stream must write bytes that decode to
+/// the same stream. Returns true when the bytes decoded.
+pub fn rdb_value(data: &[u8]) -> bool {
+    use crate::rdb::{self, RdbValue, Reader};
+    let Ok(v) = rdb::read_value(&mut Reader::new(data)) else {
+        return false;
+    };
+    match v {
+        RdbValue::Stream(s) => {
+            let mut w = rdb::Writer::new();
+            rdb::stream::write(&mut w, &s);
+            let again = rdb::read_value(&mut Reader::new(&w.buf));
+            assert_eq!(again, Ok(RdbValue::Stream(s)), "stream re-encoding");
+        }
+        v => {
+            let lim = rdb::value::Limits::default();
+            let Ok(value) = v.into_value(&lim) else {
+                return true;
+            };
+            let dump = rdb::value::dump_value(&value).expect("not a stream");
+            let (body, _) = rdb::check_envelope(&dump).expect("own envelope");
+            let back = rdb::read_value(&mut Reader::new(body))
+                .expect("own dump decodes")
+                .into_value(&lim)
+                .expect("own dump converts");
+            assert_eq!(back, value, "DUMP of a restored value restores differently");
+        }
+    }
+    true
+}

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 const USAGE: &str = "Usage: redlog [/path/to/redlog.conf] [--option value ...]
        redlog check [--repair] <dir>
+       redlog import-rdb <dump.rdb> [config-file] [--option value ...]
+       redlog export-rdb <dir> <file>
        redlog --version
        redlog --help
 
@@ -188,10 +190,123 @@ fn check(args: &[String]) -> ExitCode {
     }
 }
 
+/// The RDB file to import at start: `dir/dbfilename` when it exists and
+/// the data directory has no WAL yet (a new data directory).
+fn startup_rdb(config: &Config) -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(&config.dir);
+    let file = dir.join(config.get("dbfilename").filter(|f| !f.is_empty())?);
+    (config.appendonly && !dir.join("wal").exists() && file.is_file()).then_some(file)
+}
+
+/// Runs `f` against an in-process server on `config` (listening on a
+/// free local port only), then shuts it down, making the WAL durable.
+fn with_local_server<T: Send + 'static>(
+    mut config: Config,
+    f: impl FnOnce(&std::sync::Arc<redlog::server::Shared>, std::net::SocketAddr) -> Result<T, String>
+        + Send
+        + 'static,
+) -> Result<T, String> {
+    config
+        .set_startup("port", "0")
+        .and_then(|_| config.set_startup("bind", "127.0.0.1"))
+        .map_err(|e| format!("config: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let server = redlog::server::spawn(config)
+            .await
+            .map_err(|e| format!("cannot start: {e}"))?;
+        let (shared, addr) = (server.shared().clone(), server.local_addr());
+        let r = tokio::task::spawn_blocking(move || f(&shared, addr))
+            .await
+            .map_err(|e| e.to_string())?;
+        server.shutdown().await;
+        r
+    })
+}
+
+/// `redlog import-rdb <dump.rdb> [config]`: loads an RDB file of Redis
+/// 6.0-7.0 into the data directory the configuration names.
+fn import_rdb(args: &[String]) -> ExitCode {
+    let Some((file, rest)) = args.split_first() else {
+        eprintln!("Usage: redlog import-rdb <dump.rdb> [config-file] [--option value ...]");
+        return ExitCode::from(2);
+    };
+    let config = match Config::from_args(rest) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("redlog import-rdb: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _ = init_tracing("notice", "");
+    let data = match std::fs::read(file) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("redlog import-rdb: {file}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = std::time::Instant::now();
+    match with_local_server(config, move |_, addr| {
+        redlog::server::rdb_io::import(addr, &data)
+    }) {
+        Ok(keys) => {
+            println!(
+                "imported {keys} keys from {file} in {:.3} seconds",
+                started.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("redlog import-rdb: {file}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `redlog export-rdb <dir> <file>`: writes the data directory `dir` as an
+/// RDB file redis-server 7.0 loads.
+fn export_rdb(args: &[String]) -> ExitCode {
+    let [dir, file] = args else {
+        eprintln!("Usage: redlog export-rdb <dir> <file>");
+        return ExitCode::from(2);
+    };
+    let config = match Config::from_args(&["--dir".to_string(), dir.clone()]) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("redlog export-rdb: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _ = init_tracing("warning", "");
+    let r = with_local_server(config, redlog::server::rdb_io::export).and_then(|(bytes, keys)| {
+        let tmp = format!("{file}.tmp");
+        std::fs::write(&tmp, &bytes)
+            .and_then(|_| std::fs::rename(&tmp, file))
+            .map_err(|e| e.to_string())?;
+        Ok(keys)
+    });
+    match r {
+        Ok(keys) => {
+            println!("exported {keys} keys to {file}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("redlog export-rdb: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("check") => return check(&args[1..]),
+        Some("import-rdb") => return import_rdb(&args[1..]),
+        Some("export-rdb") => return export_rdb(&args[1..]),
         Some("--help") | Some("-h") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -254,6 +369,7 @@ fn main() -> ExitCode {
         };
         let (up_tx, up_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(signals.serve(up_rx));
+        let startup_rdb = startup_rdb(&config);
         let server = match redlog::server::spawn(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -261,6 +377,35 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Some(path) = startup_rdb {
+            let mut addr = server.local_addr();
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            tracing::info!(
+                "The data directory is new and {} exists: importing it",
+                path.display()
+            );
+            let started = std::time::Instant::now();
+            let r = tokio::task::spawn_blocking(move || {
+                let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                redlog::server::rdb_io::import(addr, &data)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            match r {
+                Ok(keys) => tracing::info!(
+                    "RDB import done: {keys} keys in {:.3} seconds",
+                    started.elapsed().as_secs_f64()
+                ),
+                Err(e) => {
+                    tracing::error!("RDB import failed: {e}");
+                    server.shutdown().await;
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let _ = up_tx.send(server.shared().clone());
         server.wait().await;
         tracing::warn!("redlog is now ready to exit, bye bye...");

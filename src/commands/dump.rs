@@ -120,12 +120,15 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if ttl < 0 {
         return Err(CmdError::new("ERR Invalid TTL value, must be >= 0"));
     }
-    let Some((body, _version)) = rdb::check_envelope(&args[3]) else {
+    if rdb::check_envelope(&args[3]).is_none() {
         return Err(CmdError::new(
             "ERR DUMP payload version or checksum are wrong",
         ));
-    };
-    let decoded = rdb::read_value(&mut Reader::new(body)).map_err(|_| bad_format())?;
+    }
+    // Redis reads the object from the whole argument, footer included
+    // (`rioInitWithBuffer(&payload, c->argv[3]->ptr)`), and ignores what
+    // follows it.
+    let decoded = rdb::read_value(&mut Reader::new(&args[3])).map_err(|_| bad_format())?;
     let value = match decoded {
         RdbValue::Stream(s) => {
             Value::Stream(rdb::stream::create(&ctx.shared.streams, &s).map_err(|_| bad_format())?)
@@ -154,7 +157,7 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     } else if idle >= 0 {
         let idle_s = u32::try_from(idle).unwrap_or(u32::MAX);
-        entry.lru = ctx.ks.clock_s().saturating_sub(idle_s);
+        entry.lru = ctx.ks.clock_s().wrapping_sub(idle_s);
     }
     ctx.ks.dbs[db].insert(key.clone(), entry);
     ctx.ks.stats.dirty += 1;

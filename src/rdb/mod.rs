@@ -4,6 +4,7 @@
 //! - `mod.rs`: the envelope of a DUMP payload (`dump_envelope`,
 //!   `check_envelope`, CRC-64/Jones), the length and string encodings, the
 //!   decoded value types (`RdbValue`).
+//! - `lzf.rs`: LZF compression as Redis's liblzf writes it.
 //! - `packed.rs`: the packed containers: listpack (read and write), ziplist,
 //!   intset, zipmap (read; intset also written).
 //! - `value.rs`: one value of each type, read (RDB versions 9 and 10, every
@@ -18,6 +19,8 @@
 //! bytes left before anything is allocated, so a hostile payload gives
 //! `Error`, never a panic or a huge allocation.
 
+pub mod file;
+pub mod lzf;
 pub mod packed;
 pub mod stream;
 pub mod value;
@@ -234,7 +237,7 @@ impl<'a> Reader<'a> {
                 if len == 0 || len > clen.saturating_mul(LZF_EXPANSION_MAX) {
                     return Err(Error::Bad("LZF length"));
                 }
-                let out = lzf::decompress(comp, len).map_err(|_| Error::Bad("LZF data"))?;
+                let out = ::lzf::decompress(comp, len).map_err(|_| Error::Bad("LZF data"))?;
                 if out.len() != len {
                     return Err(Error::Bad("LZF length"));
                 }
@@ -357,10 +360,10 @@ impl Writer {
     /// `rdbSaveLzfStringObject`: only when the result is at least 4 bytes
     /// smaller than the input.
     fn lzf(&mut self, s: &[u8]) -> bool {
-        let Ok(c) = lzf::compress(s) else {
+        let Some(c) = self::lzf::compress(s, s.len() - 4) else {
             return false;
         };
-        if c.is_empty() || c.len() > s.len() - 4 {
+        if c.is_empty() {
             return false;
         }
         self.buf.push(0xc0 | ENC_LZF as u8);

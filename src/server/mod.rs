@@ -11,6 +11,7 @@ pub mod observe;
 pub mod pause;
 pub mod persist;
 pub mod pubsub;
+pub mod rdb_io;
 pub mod tls;
 
 pub use clients::{Client, ClientHandle, ClientMeta, MultiState, PendingOp, ReplyMode};

@@ -1,0 +1,183 @@
+//! `redlog import-rdb` and `redlog export-rdb`: whole RDB files in and out
+//! of a data directory, through a server running in-process.
+//!
+//! Import sends every key of the file to the server as `RESTORE key
+//! expiry payload ABSTTL REPLACE` (the payload is the key's value bytes
+//! from the file with a DUMP footer), pipelined over a local connection: a
+//! key is therefore logged and made durable exactly as a client's RESTORE
+//! (WAL effects, stream logs), and a key whose expiry has passed is not
+//! created, as redis-server skips expired keys when it loads a file.
+//! Export reads the keyspace under its lock once the WAL is replayed and
+//! writes what redis-server's SAVE writes (`rdb::file`).
+
+use super::Shared;
+use crate::db::Value;
+use crate::rdb::{self, file};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+
+/// Commands sent before their replies are read.
+const PIPELINE_COMMANDS: usize = 512;
+
+fn put_arg(out: &mut Vec<u8>, a: &[u8]) {
+    out.push(b'$');
+    out.extend_from_slice(itoa::Buffer::new().format(a.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(a);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn put_cmd(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.push(b'*');
+    out.extend_from_slice(itoa::Buffer::new().format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for a in args {
+        put_arg(out, a);
+    }
+}
+
+/// A pipelined connection whose replies are single lines (+OK / -ERR).
+struct Pipe {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+    buf: Vec<u8>,
+    queued: usize,
+    line: Vec<u8>,
+}
+
+impl Pipe {
+    fn connect(addr: SocketAddr) -> Result<Pipe, String> {
+        let w = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+        let _ = w.set_nodelay(true);
+        let r = BufReader::new(w.try_clone().map_err(|e| e.to_string())?);
+        Ok(Pipe {
+            w,
+            r,
+            buf: Vec::new(),
+            queued: 0,
+            line: Vec::new(),
+        })
+    }
+
+    fn send(&mut self, args: &[&[u8]]) -> Result<(), String> {
+        put_cmd(&mut self.buf, args);
+        self.queued += 1;
+        if self.queued >= PIPELINE_COMMANDS {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the queued commands and checks every reply.
+    fn sync(&mut self) -> Result<(), String> {
+        self.w.write_all(&self.buf).map_err(|e| e.to_string())?;
+        self.buf.clear();
+        for _ in 0..self.queued {
+            self.line.clear();
+            self.r
+                .read_until(b'\n', &mut self.line)
+                .map_err(|e| e.to_string())?;
+            if self.line.first() != Some(&b'+') {
+                return Err(format!(
+                    "server replied {}",
+                    String::from_utf8_lossy(&self.line).trim_end()
+                ));
+            }
+        }
+        self.queued = 0;
+        Ok(())
+    }
+}
+
+/// Waits until the server has replayed its WAL (PING is refused with
+/// -LOADING until then).
+fn wait_loaded(addr: SocketAddr) -> Result<(), String> {
+    for _ in 0..60_000 {
+        let mut p = Pipe::connect(addr)?;
+        p.buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        p.queued = 1;
+        match p.sync() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.contains("LOADING") => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err("the server did not finish loading".into())
+}
+
+/// Imports the RDB file `data` into the server at `addr`; returns the
+/// number of keys read from the file.
+pub fn import(addr: SocketAddr, data: &[u8]) -> Result<u64, String> {
+    wait_loaded(addr)?;
+    let mut p = Pipe::connect(addr)?;
+    let mut db = u64::MAX;
+    let mut keys = 0u64;
+    let summary = file::read_file(data, |item| {
+        if item.db != db {
+            db = item.db;
+            p.send(&[b"SELECT", itoa::Buffer::new().format(db).as_bytes()])?;
+        }
+        let ttl = itoa::Buffer::new().format(item.expires_at_ms).to_owned();
+        let payload = item.dump_payload();
+        p.send(&[
+            b"RESTORE",
+            &item.key,
+            ttl.as_bytes(),
+            &payload,
+            b"ABSTTL",
+            b"REPLACE",
+        ])?;
+        keys += 1;
+        Ok(())
+    })?;
+    p.sync()?;
+    if summary.functions_skipped > 0 {
+        tracing::warn!(
+            "{} function libraries in the RDB file were skipped (redlog has no FUNCTION support)",
+            summary.functions_skipped
+        );
+    }
+    Ok(keys)
+}
+
+/// Writes the keyspace of a running (loaded) server as an RDB file's
+/// bytes; returns them with the number of keys.
+pub fn export(shared: &Arc<Shared>, addr: SocketAddr) -> Result<(Vec<u8>, u64), String> {
+    wait_loaded(addr)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let ks = shared.ks.lock();
+    let mut f = file::FileWriter::new(now_ms / 1000, 0);
+    let mut keys = 0u64;
+    for (i, db) in ks.dbs.iter().enumerate() {
+        let live: Vec<_> = db
+            .iter()
+            .filter(|(_, e)| e.expires_at_ms == 0 || e.expires_at_ms > now_ms)
+            .collect();
+        if live.is_empty() {
+            continue;
+        }
+        let expires = live.iter().filter(|(_, e)| e.expires_at_ms != 0).count();
+        f.select_db(i as u64, live.len() as u64, expires as u64);
+        for (key, e) in live {
+            f.expiry(e.expires_at_ms);
+            let mut v = rdb::Writer::new();
+            match &e.value {
+                Value::Stream(s) => {
+                    let sv = rdb::stream::snapshot(s)?;
+                    rdb::stream::write(&mut v, &sv);
+                }
+                other => {
+                    rdb::value::write_value(&mut v, other);
+                }
+            }
+            file::put_value(&mut f.w, key, &v.buf);
+            keys += 1;
+        }
+    }
+    Ok((f.finish(), keys))
+}
