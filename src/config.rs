@@ -7,6 +7,9 @@
 //! fields the server reads on hot paths.
 
 use crate::glob::glob_match;
+
+mod rewrite;
+pub use rewrite::overwrite_file;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, Debug)]
@@ -97,6 +100,10 @@ const INT: Kind = Kind::Int {
     max: i32::MAX as i64,
 };
 
+/// Nested `include`s followed before giving up: a file including itself
+/// would otherwise recurse without end (Redis has no bound and crashes).
+const INCLUDE_DEPTH_MAX: usize = 16;
+
 /// SIGTERM/SIGINT shutdown flags (Redis's `shutdown_on_sig_enum`).
 const SHUTDOWN_FLAGS: &[&str] = &["default", "save", "nosave", "now", "force"];
 
@@ -139,7 +146,6 @@ pub const NO_EFFECT: &[&str] = &[
     "shutdown-timeout",
     "socket-mark-id",
     "stop-writes-on-bgsave-error",
-    "supervised",
     "syslog-enabled",
     "syslog-facility",
     "syslog-ident",
@@ -1297,8 +1303,14 @@ impl Config {
     }
 
     /// Reads redis.conf syntax: one directive per line, `#` comments, values
-    /// possibly quoted. Errors name the line.
+    /// possibly quoted, `include <path>` (read in place, nested; a relative
+    /// path is relative to the working directory, as in Redis). Errors name
+    /// the line.
     pub fn load_file_text(&mut self, text: &str) -> Result<(), String> {
+        self.load_text_nested(text, 0)
+    }
+
+    fn load_text_nested(&mut self, text: &str, depth: usize) -> Result<(), String> {
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -1313,6 +1325,29 @@ impl Config {
             let Some((name, rest)) = args.split_first() else {
                 continue;
             };
+            if name.eq_ignore_ascii_case("include") {
+                let [path] = rest else {
+                    return Err(format!(
+                        "line {}: Bad directive or wrong number of arguments: 'include'",
+                        i + 1
+                    ));
+                };
+                if depth >= INCLUDE_DEPTH_MAX {
+                    return Err(format!(
+                        "line {}: too many nested includes (at most {INCLUDE_DEPTH_MAX})",
+                        i + 1
+                    ));
+                }
+                let inner = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "line {}: Fatal error, can't open config file '{path}': {e}",
+                        i + 1
+                    )
+                })?;
+                self.load_text_nested(&inner, depth + 1)
+                    .map_err(|e| format!("{path}: {e}"))?;
+                continue;
+            }
             self.set_startup(name, &rest.join(" "))
                 .map_err(|e| format!("line {}: {e}", i + 1))?;
         }
@@ -1329,7 +1364,13 @@ impl Config {
                 let text = std::fs::read_to_string(first)
                     .map_err(|e| format!("can't open config file '{first}': {e}"))?;
                 cfg.load_file_text(&text)?;
-                cfg.config_file = Some(first.clone());
+                // Absolute, as Redis's `getAbsolutePath` (INFO config_file,
+                // CONFIG REWRITE).
+                cfg.config_file = Some(
+                    std::path::absolute(first)
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_else(|_| first.clone()),
+                );
                 rest = &rest[1..];
             }
         }
@@ -1415,6 +1456,31 @@ mod tests {
             .unwrap_err();
         assert_eq!(e, "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'.");
         assert_eq!(c.get("notify-keyspace-events"), Some("AKE"));
+    }
+
+    #[test]
+    fn include_nests_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.conf");
+        let b = dir.path().join("b.conf");
+        std::fs::write(&b, "timeout 9\n").unwrap();
+        std::fs::write(&a, format!("hz 20\ninclude {}\n", b.display())).unwrap();
+        let mut c = Config::default();
+        c.load_file_text(&format!("port 7001\ninclude {}\nhz 30\n", a.display()))
+            .unwrap();
+        assert_eq!((c.port, c.hz, c.timeout_s), (7001, 30, 9));
+        std::fs::write(&b, format!("include {}\n", b.display())).unwrap();
+        let e = Config::default()
+            .load_file_text(&format!("include {}\n", b.display()))
+            .unwrap_err();
+        assert!(e.contains("too many nested includes"), "{e}");
+        let e = Config::default()
+            .load_file_text("include /nonexistent/x.conf\n")
+            .unwrap_err();
+        assert!(
+            e.contains("can't open config file '/nonexistent/x.conf'"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{resp, start_with};
+use common::{free_port, resp, start_with};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -78,15 +78,6 @@ impl Pki {
         };
         tokio_rustls::TlsConnector::from(Arc::new(cfg))
     }
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Sends one request and reads until the reply holds `\r\n` (or the

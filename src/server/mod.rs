@@ -223,7 +223,8 @@ impl Shared {
         self.shutdown.load(Ordering::SeqCst)
     }
 
-    async fn shutdown_requested(&self) {
+    /// Resolves once a shutdown was requested.
+    pub async fn shutdown_requested(&self) {
         loop {
             let notified = self.shutdown_notify.notified();
             if self.is_shutting_down() {
