@@ -867,6 +867,10 @@ pub struct Config {
     pub hll_sparse_max_bytes: usize,
     /// The config file given on the command line, for INFO `config_file`.
     pub config_file: Option<String>,
+    /// `rename-command old new` directives (config file and command line
+    /// only, as in Redis): `(old, new)`, lowercase; an empty `new`
+    /// removes the command.
+    pub renamed_commands: Vec<(String, String)>,
     /// `zset-max-listpack-entries` / `zset-max-listpack-value`.
     pub zset_limits: crate::db::zset::ZsetLimits,
     /// `notify-keyspace-events` as class bits. Kept apart from the text:
@@ -909,6 +913,7 @@ impl Default for Config {
             set_max_intset_entries: 0,
             hll_sparse_max_bytes: 0,
             config_file: None,
+            renamed_commands: Vec::new(),
             zset_limits: Default::default(),
             notify_keyspace_events: 0,
         };
@@ -1325,6 +1330,11 @@ impl Config {
             let Some((name, rest)) = args.split_first() else {
                 continue;
             };
+            if name.eq_ignore_ascii_case("rename-command") {
+                self.rename_command(rest)
+                    .map_err(|e| format!("line {}: {e}", i + 1))?;
+                continue;
+            }
             if name.eq_ignore_ascii_case("include") {
                 let [path] = rest else {
                     return Err(format!(
@@ -1351,6 +1361,29 @@ impl Config {
             self.set_startup(name, &rest.join(" "))
                 .map_err(|e| format!("line {}: {e}", i + 1))?;
         }
+        Ok(())
+    }
+
+    /// `rename-command <old> <new>`, with Redis's checks: the command
+    /// exists, the new name does not; `""` removes the command.
+    fn rename_command(&mut self, args: &[String]) -> Result<(), String> {
+        let [old, new] = args else {
+            return Err("Bad directive or wrong number of arguments: 'rename-command'".into());
+        };
+        let (old, new) = (old.to_ascii_lowercase(), new.to_ascii_lowercase());
+        let table = crate::commands::table();
+        let exists = |n: &str| {
+            let renamed_away = self.renamed_commands.iter().any(|(o, _)| o == n);
+            let renamed_to = self.renamed_commands.iter().any(|(_, w)| w == n);
+            renamed_to || (!renamed_away && table.lookup(n.as_bytes()).is_some())
+        };
+        if !exists(&old) {
+            return Err("No such command in rename-command".into());
+        }
+        if !new.is_empty() && exists(&new) {
+            return Err("Target command name already exists".into());
+        }
+        self.renamed_commands.push((old, new));
         Ok(())
     }
 
@@ -1382,6 +1415,11 @@ impl Config {
             let mut j = i + 1;
             while j < rest.len() && !rest[j].starts_with("--") {
                 j += 1;
+            }
+            if name.eq_ignore_ascii_case("rename-command") {
+                cfg.rename_command(&rest[i + 1..j])?;
+                i = j;
+                continue;
             }
             let value = rest[i + 1..j].join(" ");
             if j == i + 1
@@ -1456,6 +1494,30 @@ mod tests {
             .unwrap_err();
         assert_eq!(e, "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'.");
         assert_eq!(c.get("notify-keyspace-events"), Some("AKE"));
+    }
+
+    #[test]
+    fn rename_command_is_checked_as_redis() {
+        let mut c = Config::default();
+        c.load_file_text("rename-command GET \"\"\nrename-command set myset\n")
+            .unwrap();
+        assert_eq!(
+            c.renamed_commands,
+            vec![
+                ("get".to_string(), String::new()),
+                ("set".to_string(), "myset".to_string())
+            ]
+        );
+        let e = Config::default()
+            .load_file_text("rename-command nope x\n")
+            .unwrap_err();
+        assert_eq!(e, "line 1: No such command in rename-command");
+        let e = Config::default()
+            .load_file_text("rename-command get set\n")
+            .unwrap_err();
+        assert_eq!(e, "line 1: Target command name already exists");
+        let c = Config::from_args(&args("--rename-command flushall wipe")).unwrap();
+        assert_eq!(c.renamed_commands, vec![("flushall".into(), "wipe".into())]);
     }
 
     #[test]

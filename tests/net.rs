@@ -385,3 +385,41 @@ async fn config_rewrite_rewrites_the_file_the_server_started_with() {
     assert!(tail.contains(&"appendonly no"), "{text}");
     s.shutdown().await;
 }
+
+/// `rename-command` (config file or command line): the new name runs the
+/// command, the old one is unknown with Redis's error, `""` removes it.
+#[tokio::test]
+async fn renamed_commands() {
+    let dir = tempfile::Builder::new()
+        .prefix("redlog-rename-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let mut cfg = redlog::config::Config::default();
+    cfg.set_startup("port", "0").unwrap();
+    cfg.set_startup("appendonly", "no").unwrap();
+    cfg.set_startup("dir", dir.to_str().unwrap()).unwrap();
+    cfg.load_file_text("rename-command set myset\nrename-command get \"\"\n")
+        .unwrap();
+    let s = redlog::server::spawn(cfg).await.unwrap();
+    let mut c = tokio::net::TcpStream::connect(s.local_addr())
+        .await
+        .unwrap();
+    assert_eq!(
+        roundtrip(&mut c, &[b"MYSET", b"a", b"b"]).await.unwrap(),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        roundtrip(&mut c, &[b"set", b"a", b"b"]).await.unwrap(),
+        b"-ERR unknown command 'set', with args beginning with: 'a' 'b' \r\n"
+    );
+    assert_eq!(
+        roundtrip(&mut c, &[b"GET", b"a"]).await.unwrap(),
+        b"-ERR unknown command 'GET', with args beginning with: 'a' \r\n"
+    );
+    assert_eq!(
+        roundtrip(&mut c, &[b"STRLEN", b"a"]).await.unwrap(),
+        b":1\r\n"
+    );
+    s.shutdown().await;
+}

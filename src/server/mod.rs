@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::db::expire::{active_expire_cycle, CycleKind};
 use crate::db::{now_ms, Keyspace};
 use crate::storage::{Fs, RealFs};
+use bytes::Bytes;
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 use persist::{FsyncPolicy, Persistence};
@@ -64,6 +65,9 @@ pub struct Shared {
     pub unix_path: Option<String>,
     /// The TLS context TLS listeners accept with (rebuilt by CONFIG SET).
     pub tls: tls::TlsState,
+    /// `rename-command`s, fixed at start: `(old, new)` lowercase, `new`
+    /// empty for a removed command.
+    pub renames: Vec<(Bytes, Bytes)>,
     /// The WAL and its state; None with `appendonly no`.
     pub persist: Option<Arc<Persistence>>,
     /// Open streams (their directories under `<dir>/streams/`).
@@ -355,6 +359,11 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
     } else {
         None
     };
+    let renames = config
+        .renamed_commands
+        .iter()
+        .map(|(o, n)| (Bytes::from(o.clone()), Bytes::from(n.clone())))
+        .collect();
     let tls = tls::TlsState::default();
     if tls::enabled(&config) {
         if let Err(e) = tls.configure(&config) {
@@ -439,6 +448,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         tls_addrs,
         unix_path,
         tls,
+        renames,
         persist,
         streams,
         flusher_stop: Arc::new(AtomicBool::new(false)),
