@@ -7,6 +7,9 @@
 //! fields the server reads on hot paths.
 
 use crate::glob::glob_match;
+
+mod rewrite;
+pub use rewrite::overwrite_file;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, Debug)]
@@ -97,6 +100,10 @@ const INT: Kind = Kind::Int {
     max: i32::MAX as i64,
 };
 
+/// Nested `include`s followed before giving up: a file including itself
+/// would otherwise recurse without end (Redis has no bound and crashes).
+const INCLUDE_DEPTH_MAX: usize = 16;
+
 /// SIGTERM/SIGINT shutdown flags (Redis's `shutdown_on_sig_enum`).
 const SHUTDOWN_FLAGS: &[&str] = &["default", "save", "nosave", "now", "force"];
 
@@ -135,7 +142,6 @@ pub const NO_EFFECT: &[&str] = &[
     "shutdown-timeout",
     "socket-mark-id",
     "stop-writes-on-bgsave-error",
-    "supervised",
     "syslog-enabled",
     "syslog-facility",
     "syslog-ident",
@@ -849,6 +855,10 @@ pub struct Config {
     pub hll_sparse_max_bytes: usize,
     /// The config file given on the command line, for INFO `config_file`.
     pub config_file: Option<String>,
+    /// `rename-command old new` directives (config file and command line
+    /// only, as in Redis): `(old, new)`, lowercase; an empty `new`
+    /// removes the command.
+    pub renamed_commands: Vec<(String, String)>,
     /// `zset-max-listpack-entries` / `zset-max-listpack-value`.
     pub zset_limits: crate::db::zset::ZsetLimits,
     /// `notify-keyspace-events` as class bits. Kept apart from the text:
@@ -895,6 +905,7 @@ impl Default for Config {
             set_max_intset_entries: 0,
             hll_sparse_max_bytes: 0,
             config_file: None,
+            renamed_commands: Vec::new(),
             zset_limits: Default::default(),
             notify_keyspace_events: 0,
             users: Vec::new(),
@@ -1306,8 +1317,14 @@ impl Config {
     }
 
     /// Reads redis.conf syntax: one directive per line, `#` comments, values
-    /// possibly quoted. Errors name the line.
+    /// possibly quoted, `include <path>` (read in place, nested; a relative
+    /// path is relative to the working directory, as in Redis). Errors name
+    /// the line.
     pub fn load_file_text(&mut self, text: &str) -> Result<(), String> {
+        self.load_text_nested(text, 0)
+    }
+
+    fn load_text_nested(&mut self, text: &str, depth: usize) -> Result<(), String> {
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -1326,9 +1343,60 @@ impl Config {
             let Some((name, rest)) = args.split_first() else {
                 continue;
             };
+            if name.eq_ignore_ascii_case("rename-command") {
+                self.rename_command(rest)
+                    .map_err(|e| format!("line {}: {e}", i + 1))?;
+                continue;
+            }
+            if name.eq_ignore_ascii_case("include") {
+                let [path] = rest else {
+                    return Err(format!(
+                        "line {}: Bad directive or wrong number of arguments: 'include'",
+                        i + 1
+                    ));
+                };
+                if depth >= INCLUDE_DEPTH_MAX {
+                    return Err(format!(
+                        "line {}: too many nested includes (at most {INCLUDE_DEPTH_MAX})",
+                        i + 1
+                    ));
+                }
+                let inner = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "line {}: Fatal error, can't open config file '{path}': {e}",
+                        i + 1
+                    )
+                })?;
+                self.load_text_nested(&inner, depth + 1)
+                    .map_err(|e| format!("{path}: {e}"))?;
+                continue;
+            }
             self.set_startup(name, &rest.join(" "))
                 .map_err(|e| format!("line {}: {e}", i + 1))?;
         }
+        Ok(())
+    }
+
+    /// `rename-command <old> <new>`, with Redis's checks: the command
+    /// exists, the new name does not; `""` removes the command.
+    fn rename_command(&mut self, args: &[String]) -> Result<(), String> {
+        let [old, new] = args else {
+            return Err("Bad directive or wrong number of arguments: 'rename-command'".into());
+        };
+        let (old, new) = (old.to_ascii_lowercase(), new.to_ascii_lowercase());
+        let table = crate::commands::table();
+        let exists = |n: &str| {
+            let renamed_away = self.renamed_commands.iter().any(|(o, _)| o == n);
+            let renamed_to = self.renamed_commands.iter().any(|(_, w)| w == n);
+            renamed_to || (!renamed_away && table.lookup(n.as_bytes()).is_some())
+        };
+        if !exists(&old) {
+            return Err("No such command in rename-command".into());
+        }
+        if !new.is_empty() && exists(&new) {
+            return Err("Target command name already exists".into());
+        }
+        self.renamed_commands.push((old, new));
         Ok(())
     }
 
@@ -1342,7 +1410,13 @@ impl Config {
                 let text = std::fs::read_to_string(first)
                     .map_err(|e| format!("can't open config file '{first}': {e}"))?;
                 cfg.load_file_text(&text)?;
-                cfg.config_file = Some(first.clone());
+                // Absolute, as Redis's `getAbsolutePath` (INFO config_file,
+                // CONFIG REWRITE).
+                cfg.config_file = Some(
+                    std::path::absolute(first)
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_else(|_| first.clone()),
+                );
                 rest = &rest[1..];
             }
         }
@@ -1354,6 +1428,11 @@ impl Config {
             let mut j = i + 1;
             while j < rest.len() && !rest[j].starts_with("--") {
                 j += 1;
+            }
+            if name.eq_ignore_ascii_case("rename-command") {
+                cfg.rename_command(&rest[i + 1..j])?;
+                i = j;
+                continue;
             }
             let value = rest[i + 1..j].join(" ");
             if name.eq_ignore_ascii_case("user") && j > i + 1 {
@@ -1438,6 +1517,55 @@ mod tests {
             .unwrap_err();
         assert_eq!(e, "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'.");
         assert_eq!(c.get("notify-keyspace-events"), Some("AKE"));
+    }
+
+    #[test]
+    fn rename_command_is_checked_as_redis() {
+        let mut c = Config::default();
+        c.load_file_text("rename-command GET \"\"\nrename-command set myset\n")
+            .unwrap();
+        assert_eq!(
+            c.renamed_commands,
+            vec![
+                ("get".to_string(), String::new()),
+                ("set".to_string(), "myset".to_string())
+            ]
+        );
+        let e = Config::default()
+            .load_file_text("rename-command nope x\n")
+            .unwrap_err();
+        assert_eq!(e, "line 1: No such command in rename-command");
+        let e = Config::default()
+            .load_file_text("rename-command get set\n")
+            .unwrap_err();
+        assert_eq!(e, "line 1: Target command name already exists");
+        let c = Config::from_args(&args("--rename-command flushall wipe")).unwrap();
+        assert_eq!(c.renamed_commands, vec![("flushall".into(), "wipe".into())]);
+    }
+
+    #[test]
+    fn include_nests_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.conf");
+        let b = dir.path().join("b.conf");
+        std::fs::write(&b, "timeout 9\n").unwrap();
+        std::fs::write(&a, format!("hz 20\ninclude {}\n", b.display())).unwrap();
+        let mut c = Config::default();
+        c.load_file_text(&format!("port 7001\ninclude {}\nhz 30\n", a.display()))
+            .unwrap();
+        assert_eq!((c.port, c.hz, c.timeout_s), (7001, 30, 9));
+        std::fs::write(&b, format!("include {}\n", b.display())).unwrap();
+        let e = Config::default()
+            .load_file_text(&format!("include {}\n", b.display()))
+            .unwrap_err();
+        assert!(e.contains("too many nested includes"), "{e}");
+        let e = Config::default()
+            .load_file_text("include /nonexistent/x.conf\n")
+            .unwrap_err();
+        assert!(
+            e.contains("can't open config file '/nonexistent/x.conf'"),
+            "{e}"
+        );
     }
 
     #[test]

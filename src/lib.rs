@@ -17,6 +17,7 @@
 //! - `config`: the parameter table behind the command line, config file and
 //!   CONFIG GET/SET.
 //! - `fdlimit`: the open-file limit behind `maxclients`.
+//! - `supervise`: `supervised systemd|upstart` readiness notifications.
 //! - `glob`: Redis's glob patterns (KEYS, SCAN MATCH, CONFIG GET).
 //! - `storage`: the only module that does file I/O: record framing,
 //!   segmented logs with sparse mmap indexes, fsync policies and group
@@ -48,6 +49,7 @@ pub mod scripting;
 pub mod server;
 pub mod storage;
 pub mod stream;
+pub mod supervise;
 
 /// Version reported by `--version`, INFO and HELLO.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -346,6 +346,8 @@ fn main() -> ExitCode {
         );
     }
     let _pidfile = PidFile::create(&config);
+    let supervision = redlog::supervise::mode(&config);
+    redlog::supervise::starting(supervision);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.io_threads)
         .enable_all()
@@ -407,6 +409,12 @@ fn main() -> ExitCode {
             }
         }
         let _ = up_tx.send(server.shared().clone());
+        redlog::supervise::ready(supervision);
+        let shared = server.shared().clone();
+        tokio::spawn(async move {
+            shared.shutdown_requested().await;
+            redlog::supervise::stopping(supervision);
+        });
         server.wait().await;
         tracing::warn!("redlog is now ready to exit, bye bye...");
         ExitCode::SUCCESS

@@ -402,3 +402,41 @@ fn every_redis_7_directive_is_accepted() {
         );
     }
 }
+
+/// `supervised systemd`: sd_notify datagrams to `$NOTIFY_SOCKET` as
+/// redis-server sends them: loading, ready (after the server answers),
+/// stopping.
+#[test]
+fn supervised_systemd_notifies_readiness() {
+    let dir = temp_dir();
+    let sock_path = dir.join("notify.sock");
+    let rx = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redlog"))
+        .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap()])
+        .args(["--supervised", "systemd"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start redlog");
+    let next = || {
+        let mut buf = [0u8; 256];
+        let n = rx.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(next(), "STATUS=Redis is loading...\n");
+    assert_eq!(next(), "STATUS=Ready to accept connections\n");
+    assert_eq!(next(), "READY=1\n");
+    // Ready means served.
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"PING\r\n").unwrap();
+    let mut r = [0u8; 7];
+    c.read_exact(&mut r).unwrap();
+    assert_eq!(&r, b"+PONG\r\n");
+    c.write_all(b"SHUTDOWN NOSAVE\r\n").unwrap();
+    assert_eq!(next(), "STOPPING=1\n");
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    assert!(stderr_text(&mut child).contains("Supervised by systemd."));
+}

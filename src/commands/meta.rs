@@ -738,6 +738,12 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "config|rewrite",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "config|set",
         CommandMeta {
             tips: &[

@@ -175,6 +175,19 @@ static CONFIG_SUBCOMMANDS: &[Command] = &[
         ..Command::DEFAULT
     },
     Command {
+        name: "rewrite",
+        arity: 2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: ACL_ADMIN,
+        doc: server_doc(
+            "Rewrite the configuration file with the in memory configuration",
+            "2.8.0",
+            "O(1)",
+        ),
+        handler: Some(config_rewrite),
+        ..Command::DEFAULT
+    },
+    Command {
         name: "help",
         arity: 2,
         flags: LOADING | STALE,
@@ -913,6 +926,44 @@ fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// CONFIG REWRITE
+///
+/// Rewrites the config file the server started with (see
+/// `config::rewrite`); the file is replaced atomically.
+fn config_rewrite(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let (path, text) = {
+        let c = ctx.shared.config.read();
+        let Some(path) = c.config_file.clone() else {
+            return Err(CmdError::new(
+                "ERR The server is running without a config file",
+            ));
+        };
+        let old = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                tracing::warn!("CONFIG REWRITE failed: {e}");
+                return Err(CmdError::new(format!("ERR Rewriting config file: {e}")));
+            }
+        };
+        let dir = std::fs::canonicalize(&c.dir)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| c.dir.clone());
+        (path, c.rewrite_text(&old, &dir))
+    };
+    match crate::config::overwrite_file(&path, &text) {
+        Ok(()) => {
+            tracing::info!("CONFIG REWRITE executed with success.");
+            ctx.out.ok();
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!("CONFIG REWRITE failed: {e}");
+            Err(CmdError::new(format!("ERR Rewriting config file: {e}")))
+        }
+    }
+}
+
 /// CONFIG HELP
 fn config_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     super::connection::help_reply(
@@ -925,6 +976,8 @@ fn config_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
             "    Set the configuration <directive> to <value>.",
             "RESETSTAT",
             "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
         ],
     );
     Ok(())

@@ -795,6 +795,26 @@ fn acl_reject(
     Some(denied.error(full_name))
 }
 
+/// `rename-command`: a new name becomes the command's own; an old one (or
+/// a removed command) is unknown, with Redis's error.
+fn apply_renames(renames: &[(Bytes, Bytes)], args: &mut [Bytes]) -> Result<(), CmdError> {
+    let name = &args[0];
+    if let Some((old, _)) = renames
+        .iter()
+        .find(|(_, new)| !new.is_empty() && new.eq_ignore_ascii_case(name))
+    {
+        args[0] = old.clone();
+        return Ok(());
+    }
+    if renames
+        .iter()
+        .any(|(old, _)| old.eq_ignore_ascii_case(name))
+    {
+        return Err(commands::unknown_command(args));
+    }
+    Ok(())
+}
+
 /// Names of the commands that run immediately even inside MULTI.
 fn runs_inside_multi(name: &str) -> bool {
     matches!(
@@ -810,13 +830,22 @@ pub fn execute(
     ks: &mut Keyspace,
     client: &mut Client,
     out: &mut Out,
-    args: Vec<Bytes>,
+    mut args: Vec<Bytes>,
 ) {
     let t = table();
     // Under the keyspace lock: one writer at a time.
     commands::bump(&shared.stats.total_commands_processed, 1);
     let reply_start = out.buf.len();
-    let result = match t.resolve(&args) {
+    let renamed = if shared.renames.is_empty() {
+        Ok(())
+    } else {
+        apply_renames(&shared.renames, &mut args)
+    };
+    let resolved = match renamed {
+        Ok(()) => t.resolve(&args),
+        Err(e) => Err(e),
+    };
+    let result = match resolved {
         Err(e) => {
             let known = t.lookup(&args[0]);
             if let Some(idx) = known {

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::db::expire::{active_expire_cycle, CycleKind};
 use crate::db::{now_ms, Keyspace};
 use crate::storage::{Fs, RealFs};
+use bytes::Bytes;
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 use persist::{FsyncPolicy, Persistence};
@@ -70,6 +71,9 @@ pub struct Shared {
     pub unix_path: Option<String>,
     /// The TLS context TLS listeners accept with (rebuilt by CONFIG SET).
     pub tls: tls::TlsState,
+    /// `rename-command`s, fixed at start: `(old, new)` lowercase, `new`
+    /// empty for a removed command.
+    pub renames: Vec<(Bytes, Bytes)>,
     /// The WAL and its state; None with `appendonly no`.
     pub persist: Option<Arc<Persistence>>,
     /// Open streams (their directories under `<dir>/streams/`).
@@ -328,7 +332,8 @@ impl Shared {
         self.shutdown.load(Ordering::SeqCst)
     }
 
-    async fn shutdown_requested(&self) {
+    /// Resolves once a shutdown was requested.
+    pub async fn shutdown_requested(&self) {
         loop {
             let notified = self.shutdown_notify.notified();
             if self.is_shutting_down() {
@@ -511,6 +516,11 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
     } else {
         None
     };
+    let renames = config
+        .renamed_commands
+        .iter()
+        .map(|(o, n)| (Bytes::from(o.clone()), Bytes::from(n.clone())))
+        .collect();
     let tls = tls::TlsState::default();
     if tls::enabled(&config) {
         if let Err(e) = tls.configure(&config) {
@@ -604,6 +614,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         tls_addrs,
         unix_path,
         tls,
+        renames,
         persist,
         streams,
         flusher_stop: Arc::new(AtomicBool::new(false)),
