@@ -315,9 +315,7 @@ pub fn authenticate(
         Some(u) if u.password_ok(pass) => {
             client.authenticated = true;
             client.handle.meta.lock().user = String::from_utf8_lossy(&u.name).into_owned();
-            client.acl_version = shared
-                .acl_version
-                .load(std::sync::atomic::Ordering::SeqCst);
+            client.acl_version = shared.acl_version.load(std::sync::atomic::Ordering::SeqCst);
             client.user = Some(u);
             true
         }

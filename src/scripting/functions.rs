@@ -15,8 +15,8 @@
 //! replay loads the code again.
 
 use super::{
-    busy, c_function, convert, lua_tostring, raise_table, script_error, script_flags, LuaResult, Run,
-    RunGuard, RUN,
+    busy, c_function, convert, lua_tostring, raise_table, script_error, script_flags, LuaResult,
+    Run, RunGuard, RUN,
 };
 use crate::commands::{CmdError, Ctx};
 use crate::server::{Client, ClientHandle, Shared};
