@@ -1127,6 +1127,16 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "function|kill",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_shards",
+                "response_policy:one_succeeded",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "function|list",
         CommandMeta {
             tips: &[
