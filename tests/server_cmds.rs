@@ -350,7 +350,7 @@ async fn config_get_and_set() {
     );
     assert_eq!(s.shared().config.read().hz, 500);
     let help = cmd(&mut c, &["CONFIG", "HELP"]).await;
-    assert!(help.starts_with("*9\r\n+CONFIG <subcommand>"), "{help}");
+    assert!(help.starts_with("*11\r\n+CONFIG <subcommand>"), "{help}");
 
     // RESP3: a map.
     let mut c3 = client3(s.local_addr()).await;
