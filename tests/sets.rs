@@ -391,9 +391,13 @@ fn kill_9_loses_no_acknowledged_set_or_hash_operation() {
     let mut child = KillOnDrop(spawn());
     wait_ping(port);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Writers that had a reply: the kill waits for all three (a loaded
+    // machine may take long to serve the first transaction).
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writers: Vec<_> = (0..3)
         .map(|t| {
             let stop = stop.clone();
+            let started = started.clone();
             std::thread::spawn(move || {
                 let mut c = wait_ping(port);
                 let mut acked = 0u64;
@@ -419,6 +423,9 @@ fn kill_9_loses_no_acknowledged_set_or_hash_operation() {
                     match r {
                         Ok(n) => {
                             assert_eq!(n as u64, i);
+                            if acked == 0 {
+                                started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
                             acked = i;
                         }
                         Err(_) => break,
@@ -428,6 +435,12 @@ fn kill_9_loses_no_acknowledged_set_or_hash_operation() {
             })
         })
         .collect();
+    for _ in 0..3000 {
+        if started.load(std::sync::atomic::Ordering::SeqCst) == 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

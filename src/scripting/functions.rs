@@ -475,35 +475,35 @@ fn read_flags(t: &Table) -> Option<u32> {
 
 /// What a FUNCTION RESTORE payload holds: the library codes in order.
 pub fn parse_payload(payload: &[u8]) -> Result<Vec<Bytes>, String> {
-    use super::payload;
-    if payload::open(payload).is_none() {
+    if crate::rdb::check_envelope(payload).is_none() {
         return Err("DUMP payload version or checksum are wrong".into());
     }
     // As Redis, reads go on while more than the 10-byte footer is left,
     // and a read may run into the footer.
-    let mut r = payload::Reader { buf: payload };
+    let mut r = crate::rdb::Reader::new(payload);
     let mut codes = Vec::new();
-    while r.buf.len() > 10 {
+    while r.remaining() > 10 {
         match r.u8() {
-            None => return Err("can not read data type".into()),
-            Some(246) => {
+            Err(_) => return Err("can not read data type".into()),
+            Ok(246) => {
                 // The 7.0 release candidates' format: name, engine,
                 // optional description, code.
-                r.string().ok_or("Failed loading library name")?;
-                r.string().ok_or("Failed loading engine name")?;
+                r.string().map_err(|_| "Failed loading library name")?;
+                r.string().map_err(|_| "Failed loading engine name")?;
                 let has_desc = r
-                    .length()
-                    .ok_or("Failed loading library description indicator")?;
+                    .len()
+                    .map_err(|_| "Failed loading library description indicator")?;
                 if has_desc != 0 {
-                    r.string().ok_or("Failed loading library description")?;
+                    r.string()
+                        .map_err(|_| "Failed loading library description")?;
                 }
-                r.string().ok_or("Failed loading library payload")?;
+                r.string().map_err(|_| "Failed loading library payload")?;
                 return Err("Pre-GA function format not supported".into());
             }
-            Some(245) => {}
-            Some(_) => return Err("given type is not a function".into()),
+            Ok(245) => {}
+            Ok(_) => return Err("given type is not a function".into()),
         }
-        let Some(code) = r.string() else {
+        let Ok(code) = r.string() else {
             return Err("Failed loading library payload".into());
         };
         codes.push(Bytes::from(code));
@@ -638,14 +638,12 @@ impl Functions {
 
     /// FUNCTION DUMP's payload.
     pub fn dump(&self) -> Vec<u8> {
-        use super::payload;
-        let mut out = Vec::new();
+        let mut w = crate::rdb::Writer::new();
         for lib in self.set.libs.values() {
-            out.push(245);
-            payload::put_string(&mut out, &lib.code);
+            w.u8(245);
+            w.string(&lib.code);
         }
-        payload::seal(&mut out);
-        out
+        crate::rdb::dump_envelope(w.buf)
     }
 
     /// FUNCTION RESTORE of the library `codes` (Redis's
@@ -810,6 +808,46 @@ fn new_client(shared: &Shared) -> Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `FUNCTION DUMP` of redis-server 7.0.15 with one library, the code
+    /// stored as it is (LZF would not save 4 bytes).
+    const REDIS_DUMP: &[u8] = b"\xf5\x40\x4c#!lua name=mylib\nredis.register_function('myfunc', function() return 1 end)\n\n\x00\xf9\x8d\xf5\x17\xd0\x1a\x40\xa5";
+
+    /// The same with a longer library, whose code Redis stores LZF-compressed.
+    const REDIS_DUMP_LZF: &[u8] = b"\xf5\xc3\x40\x57\x40\xeb\x1f\x23\x21\x6c\x75\x61\x20\x6e\x61\x6d\x65\x3d\x62\x69\x67\x0a\x72\x65\x64\x69\x73\x2e\x72\x65\x67\x69\x73\x74\x65\x72\x5f\x66\x75\x0c\x6e\x63\x74\x69\x6f\x6e\x28\x27\x66\x31\x27\x2c\x20\xe0\x00\x0e\x0e\x29\x20\x72\x65\x74\x75\x72\x6e\x20\x31\x20\x65\x6e\x64\x29\xe0\x12\x36\x00\x32\xe0\x2d\x36\x00\x33\xe0\x2d\x36\x00\x34\xe0\x11\x36\x01\x29\x0a\x0a\x00\xb7\x5b\xa3\xab\xb3\x97\xb6\x43";
+
+    /// A payload's one library, checked to re-encode to the same bytes.
+    fn library(p: &[u8]) -> Vec<u8> {
+        let codes = parse_payload(p).expect("valid payload");
+        assert_eq!(codes.len(), 1);
+        let mut w = crate::rdb::Writer::new();
+        w.u8(245);
+        w.string(&codes[0]);
+        assert_eq!(
+            crate::rdb::dump_envelope(w.buf),
+            p,
+            "re-encoded as Redis does"
+        );
+        codes[0].to_vec()
+    }
+
+    #[test]
+    fn redis_payloads_open_and_round_trip() {
+        assert_eq!(
+            library(REDIS_DUMP),
+            b"#!lua name=mylib\nredis.register_function('myfunc', function() return 1 end)\n"
+        );
+        let code = library(REDIS_DUMP_LZF);
+        assert!(code.starts_with(b"#!lua name=big\n"));
+        assert!(code.ends_with(b"redis.register_function('f4', function() return 1 end)\n"));
+        let mut bad = REDIS_DUMP.to_vec();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert_eq!(
+            parse_payload(&bad).unwrap_err(),
+            "DUMP payload version or checksum are wrong"
+        );
+    }
 
     fn code(s: &str) -> Bytes {
         Bytes::from(s.to_string())

@@ -25,7 +25,6 @@ pub mod busy;
 pub mod convert;
 pub mod functions;
 mod libs;
-pub mod payload;
 
 use crate::commands::{self, flags, table, CmdError, Ctx};
 use crate::db::Keyspace;
