@@ -14,10 +14,7 @@
 //! as a WAL effect (tags 80-83, `db::effect`) with the library code, and
 //! replay loads the code again.
 
-use super::{
-    busy, c_function, convert, lua_tostring, raise_table, script_error, script_flags, LuaResult,
-    Run, RunGuard, RUN,
-};
+use super::{busy, c_function, lua_tostring, raise_table, script_flags, LuaResult};
 use crate::commands::{CmdError, Ctx};
 use crate::server::{Client, ClientHandle, Shared};
 use bytes::Bytes;
@@ -735,63 +732,16 @@ impl Functions {
         };
         let keys_t = mk(keys).map_err(internal)?;
         let args_t = mk(args).map_err(internal)?;
-        client.db = ctx.client.db;
-        client.no_touch = ctx.client.no_touch;
-        // Redis's `scriptPrepareForRun`: the function runs as its caller.
-        client.user = ctx.client.user.clone();
-        client.script_caller = Some(ctx.client.handle.clone());
-        let pre_oom = ctx.ks.pre_command_oom;
-        let mut run = Run {
-            ks: &mut *ctx.ks,
-            shared: ctx.shared,
-            client,
-            now_ms: ctx.now_ms,
+        let spec = super::RunSpec {
+            kind: busy::Kind::Function,
+            name: &fname,
             read_only,
-            write_dirty: false,
             allow_oom,
-            pre_oom,
-            resp3: false,
         };
-        let running = ctx.shared.busy.begin(busy::Kind::Function, &lua);
-        let result = {
-            let p: *mut Run<'_> = &mut run;
-            RUN.with(|c| c.set(p.cast()));
-            let _guard = RunGuard;
-            engine.invoke.call::<MultiValue>((func, keys_t, args_t))
-        };
-        let script_resp3 = run.resp3;
-        if running.finish() == busy::Ended::Shutdown {
-            // SHUTDOWN NOSAVE stopped the function: nothing of it is
-            // logged and its client gets no reply (as for EVAL).
-            drop(ctx.ks.take_unit());
-            ctx.client.close_after_reply = true;
-            return Ok(());
-        }
-        engine.gc_count += 1;
-        if engine.gc_count == 50 {
-            engine.gc_count = 0;
-            // SAFETY: one incremental GC step, as Redis's LUA_GC_CYCLE_PERIOD.
-            let _ = unsafe {
-                engine.lua.exec_raw::<()>((), |l| {
-                    mlua::ffi::lua_gc(l, mlua::ffi::LUA_GCSTEP, 50);
-                })
-            };
-        }
-        let mut vals = match result {
-            Ok(v) => v.into_iter(),
-            Err(e) => {
-                return Err(CmdError::new(format!(
-                    "ERR Error running script {fname}, {e}"
-                )))
-            }
-        };
-        let ok = matches!(vals.next(), Some(Value::Boolean(true)));
-        let v = vals.next().unwrap_or(Value::Nil);
-        if ok {
-            convert::lua_to_resp(ctx.out, &v, script_resp3, 0);
-            return Ok(());
-        }
-        Err(script_error(&v, &fname))
+        let invoke = engine.invoke.clone();
+        super::run_script(ctx, client, &lua, &mut engine.gc_count, spec, || {
+            invoke.call::<MultiValue>((func, keys_t, args_t))
+        })
     }
 }
 

@@ -479,66 +479,21 @@ impl Scripting {
             .raw_set("ARGV", mk(args).map_err(internal)?)
             .map_err(internal)?;
 
-        self.client.db = ctx.client.db;
-        self.client.no_touch = ctx.client.no_touch;
-        // Redis's `scriptPrepareForRun`: the script runs as its caller.
-        self.client.user = ctx.client.user.clone();
-        self.client.script_caller = Some(ctx.client.handle.clone());
-        let pre_oom = ctx.ks.pre_command_oom;
-        let mut run = Run {
-            ks: &mut *ctx.ks,
-            shared: ctx.shared,
-            client: &mut self.client,
-            now_ms: ctx.now_ms,
+        let spec = RunSpec {
+            kind: busy::Kind::Eval,
+            name: sha,
             read_only,
-            write_dirty: false,
             allow_oom,
-            pre_oom,
-            resp3: false,
         };
-        let running = ctx.shared.busy.begin(busy::Kind::Eval, &self.lua);
-        let result = {
-            let p: *mut Run<'_> = &mut run;
-            RUN.with(|c| c.set(p.cast()));
-            let _guard = RunGuard;
-            self.xpcall.call::<MultiValue>((func, self.handler.clone()))
-        };
-        let script_resp3 = run.resp3;
-        if running.finish() == busy::Ended::Shutdown {
-            // SHUTDOWN NOSAVE stopped the script: as Redis exits in the
-            // middle of it, nothing of it is logged and its client gets
-            // no reply.
-            drop(ctx.ks.take_unit());
-            ctx.client.close_after_reply = true;
-            return Ok(());
-        }
-
-        self.gc_count += 1;
-        if self.gc_count == 50 {
-            self.gc_count = 0;
-            // SAFETY: one incremental GC step, as Redis's LUA_GC_CYCLE_PERIOD.
-            let _ = unsafe {
-                self.lua.exec_raw::<()>((), |l| {
-                    mlua::ffi::lua_gc(l, mlua::ffi::LUA_GCSTEP, 50);
-                })
-            };
-        }
-
-        let mut vals = match result {
-            Ok(v) => v.into_iter(),
-            Err(e) => {
-                return Err(CmdError::new(format!(
-                    "ERR Error running script {sha}, {e}"
-                )))
-            }
-        };
-        let ok = matches!(vals.next(), Some(Value::Boolean(true)));
-        let v = vals.next().unwrap_or(Value::Nil);
-        if ok {
-            convert::lua_to_resp(ctx.out, &v, script_resp3, 0);
-            return Ok(());
-        }
-        Err(script_error(&v, sha))
+        let (xpcall, handler) = (self.xpcall.clone(), self.handler.clone());
+        run_script(
+            ctx,
+            &mut self.client,
+            &lua,
+            &mut self.gc_count,
+            spec,
+            || xpcall.call::<MultiValue>((func, handler)),
+        )
     }
 
     /// SCRIPT FLUSH: a new VM, an empty cache.
@@ -546,6 +501,90 @@ impl Scripting {
         *self = Scripting::new(shared)?;
         Ok(())
     }
+}
+
+/// What a script or function run is, for [`run_script`].
+pub(crate) struct RunSpec<'a> {
+    pub kind: busy::Kind,
+    /// The sha (`f_<sha>`-style name in errors) or the function's name.
+    pub name: &'a str,
+    pub read_only: bool,
+    pub allow_oom: bool,
+}
+
+/// Runs `call` (the script's Lua call on `lua`) as the script of the
+/// command in `ctx`, on the script client `client` (Redis's
+/// `scriptPrepareForRun`, `scriptCall` and `scriptResetRun`): the client
+/// takes the caller's database and ACL user, the run is timed by the busy
+/// machinery, every 50 runs make one incremental GC step, and the reply
+/// (or the error) is the caller's.
+pub(crate) fn run_script(
+    ctx: &mut Ctx,
+    client: &mut Client,
+    lua: &Lua,
+    gc_count: &mut u32,
+    spec: RunSpec<'_>,
+    call: impl FnOnce() -> mlua::Result<MultiValue>,
+) -> Result<(), CmdError> {
+    client.db = ctx.client.db;
+    client.no_touch = ctx.client.no_touch;
+    // Redis's `scriptPrepareForRun`: the script runs as its caller.
+    client.user = ctx.client.user.clone();
+    client.script_caller = Some(ctx.client.handle.clone());
+    let pre_oom = ctx.ks.pre_command_oom;
+    let mut run = Run {
+        ks: &mut *ctx.ks,
+        shared: ctx.shared,
+        client,
+        now_ms: ctx.now_ms,
+        read_only: spec.read_only,
+        write_dirty: false,
+        allow_oom: spec.allow_oom,
+        pre_oom,
+        resp3: false,
+    };
+    let running = ctx.shared.busy.begin(spec.kind, lua);
+    let result = {
+        let p: *mut Run<'_> = &mut run;
+        RUN.with(|c| c.set(p.cast()));
+        let _guard = RunGuard;
+        call()
+    };
+    let script_resp3 = run.resp3;
+    if running.finish() == busy::Ended::Shutdown {
+        // SHUTDOWN NOSAVE stopped the script: as Redis exits in the
+        // middle of it, nothing of it is logged and its client gets
+        // no reply.
+        drop(ctx.ks.take_unit());
+        ctx.client.close_after_reply = true;
+        return Ok(());
+    }
+    *gc_count += 1;
+    if *gc_count == 50 {
+        *gc_count = 0;
+        // SAFETY: one incremental GC step, as Redis's LUA_GC_CYCLE_PERIOD.
+        let _ = unsafe {
+            lua.exec_raw::<()>((), |l| {
+                mlua::ffi::lua_gc(l, mlua::ffi::LUA_GCSTEP, 50);
+            })
+        };
+    }
+    let mut vals = match result {
+        Ok(v) => v.into_iter(),
+        Err(e) => {
+            return Err(CmdError::new(format!(
+                "ERR Error running script {}, {e}",
+                spec.name
+            )))
+        }
+    };
+    let ok = matches!(vals.next(), Some(Value::Boolean(true)));
+    let v = vals.next().unwrap_or(Value::Nil);
+    if ok {
+        convert::lua_to_resp(ctx.out, &v, script_resp3, 0);
+        return Ok(());
+    }
+    Err(script_error(&v, spec.name))
 }
 
 /// The error reply of a failed script (Redis's `luaCallFunction`).
