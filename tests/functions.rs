@@ -244,3 +244,51 @@ fn kill_9_keeps_libraries_and_whole_fcall_units() {
     child.0.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Over `maxmemory`, an FCALL is refused at once unless its function is
+/// declared `allow-oom` or `no-writes` (Redis's `fcallGetCommandFlags`);
+/// the texts were compared with redis-server 7.0.15.
+#[tokio::test]
+async fn fcall_over_maxmemory_follows_the_function_flags() {
+    let s = start().await;
+    let mut c = client(s.local_addr()).await;
+    let lib = "#!lua name=oom\n\
+        redis.register_function('w', function(k) return redis.call('set', k[1], 'v') end)\n\
+        redis.register_function{function_name='ao', callback=function(k) return redis.call('get', k[1]) end, flags={'allow-oom'}}\n\
+        redis.register_function{function_name='nw', callback=function(k) return redis.call('get', k[1]) end, flags={'no-writes'}}";
+    q(&mut c, &["FUNCTION", "LOAD", lib]).await;
+    q(&mut c, &["CONFIG", "SET", "maxmemory", "1"]).await;
+    let e = redis::cmd("FCALL")
+        .arg("w")
+        .arg(1)
+        .arg("a")
+        .query_async::<redis::Value>(&mut c)
+        .await
+        .unwrap_err();
+    // Refused before the function runs (not by its SET, which would add
+    // the script's name and line).
+    assert_eq!(e.code(), Some("OOM"), "{e}");
+    assert_eq!(
+        e.detail(),
+        Some("command not allowed when used memory > 'maxmemory'."),
+        "{e}"
+    );
+    assert_eq!(
+        q(&mut c, &["FCALL", "ao", "1", "a"]).await,
+        redis::Value::Nil
+    );
+    assert_eq!(
+        q(&mut c, &["FCALL", "nw", "1", "a"]).await,
+        redis::Value::Nil
+    );
+    assert_eq!(
+        q(&mut c, &["FCALL_RO", "nw", "1", "a"]).await,
+        redis::Value::Nil
+    );
+    q(&mut c, &["CONFIG", "SET", "maxmemory", "0"]).await;
+    assert_eq!(
+        q(&mut c, &["FCALL", "w", "1", "a"]).await,
+        redis::Value::Okay
+    );
+    s.shutdown().await;
+}

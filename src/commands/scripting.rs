@@ -160,11 +160,19 @@ pub fn is_eval(cmd: &Command) -> bool {
 }
 
 /// The command's flags as `processCommand` checks them (Redis's
-/// `getCommandFlags` / `evalGetCommandFlags`): for an EVAL of a script
-/// with a shebang, the script's flags replace EVAL's: `write` unless
-/// `no-writes`, `denyoom` unless `allow-oom` or `no-writes`, `stale` with
-/// `allow-stale`. Other commands keep their own.
+/// `getCommandFlags`, `evalGetCommandFlags`, `fcallGetCommandFlags`): for
+/// an EVAL of a script with a shebang, and for every FCALL, the script's or
+/// function's flags replace the command's: `write` unless `no-writes`,
+/// `denyoom` unless `allow-oom` or `no-writes`, `stale` with `allow-stale`.
+/// Other commands keep their own.
 pub fn effective_flags(ks: &Keyspace, cmd: &Command, args: &[Bytes]) -> u32 {
+    if matches!(cmd.name, "fcall" | "fcall_ro") {
+        // Redis's `fcallGetCommandFlags`: the function's declared flags.
+        return match ks.functions.flags_of(&args[1]) {
+            Some(f) => script_cmd_flags(cmd.flags, f),
+            None => cmd.flags,
+        };
+    }
     if !is_eval(cmd) {
         return cmd.flags;
     }
@@ -189,7 +197,13 @@ pub fn effective_flags(ks: &Keyspace, cmd: &Command, args: &[Bytes]) -> u32 {
     if script_flags & script_flags::EVAL_COMPAT_MODE != 0 {
         return cmd.flags;
     }
-    let mut f = cmd.flags & !(STALE | DENYOOM | WRITE);
+    script_cmd_flags(cmd.flags, script_flags)
+}
+
+/// Redis's `scriptFlagsToCmdFlags`: a script declaring its flags writes
+/// (and needs memory) unless it says otherwise.
+fn script_cmd_flags(cmd_flags: u32, script_flags: u32) -> u32 {
+    let mut f = cmd_flags & !(STALE | DENYOOM | WRITE);
     if script_flags & (script_flags::ALLOW_OOM | script_flags::NO_WRITES) == 0 {
         f |= DENYOOM;
     }
