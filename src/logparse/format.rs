@@ -165,6 +165,11 @@ impl FormatSpec {
         let mut f = [0u8; 8];
         f.copy_from_slice(take(buf, 8)?);
         let similarity = f64::from_bits(u64::from_le_bytes(f));
+        // The server logs only specs that compiled (0..=1; never NaN, which
+        // would also not compare equal to itself after a round trip).
+        if !(0.0..=1.0).contains(&similarity) {
+            return Err("similarity out of range in format spec");
+        }
         let depth = u32_(buf)?;
         let time = if flag(buf)? {
             Some((s(buf)?, s(buf)?))
@@ -836,10 +841,22 @@ mod tests {
         let mut buf = Vec::new();
         s.encode(&mut buf);
         let mut r = &buf[..];
-        assert_eq!(FormatSpec::decode(&mut r), Ok(s));
+        assert_eq!(FormatSpec::decode(&mut r), Ok(s.clone()));
         assert!(r.is_empty());
         for cut in 0..buf.len() {
             assert!(FormatSpec::decode(&mut &buf[..cut]).is_err());
+        }
+        // A damaged similarity (NaN, out of 0..=1) is refused: the server
+        // logs only specs that compiled (found by wal_unit_mutated).
+        for bad in [f64::NAN, -0.5, 1.5, f64::INFINITY] {
+            let mut b = s.clone();
+            b.similarity = bad;
+            let mut buf = Vec::new();
+            b.encode(&mut buf);
+            assert_eq!(
+                FormatSpec::decode(&mut &buf[..]),
+                Err("similarity out of range in format spec")
+            );
         }
     }
 }
