@@ -292,3 +292,35 @@ async fn fcall_over_maxmemory_follows_the_function_flags() {
     );
     s.shutdown().await;
 }
+
+/// PFCOUNT is `may_replicate` in Redis (it may rewrite the cached
+/// cardinality), so read-only scripts and functions may not call it
+/// (found by difffuzz seed 4; texts from redis-server 7.0.15).
+#[tokio::test]
+async fn read_only_scripts_refuse_pfcount() {
+    let s = start().await;
+    let mut c = client(s.local_addr()).await;
+    let lib = "#!lua name=ro\nredis.register_function{function_name='r', callback=function(k, a) return redis.pcall(unpack(a)) end, flags={'no-writes'}}";
+    q(&mut c, &["FUNCTION", "LOAD", lib]).await;
+    for call in [
+        &["FCALL_RO", "r", "0", "PFCOUNT", "h"][..],
+        &[
+            "EVAL_RO",
+            "return redis.pcall('PFCOUNT', KEYS[1])",
+            "1",
+            "h",
+        ],
+    ] {
+        let mut k = redis::cmd(call[0]);
+        for a in &call[1..] {
+            k.arg(*a);
+        }
+        let e = k.query_async::<redis::Value>(&mut c).await.unwrap_err();
+        assert_eq!(
+            e.detail(),
+            Some("Write commands are not allowed from read-only scripts."),
+            "{call:?}: {e}"
+        );
+    }
+    s.shutdown().await;
+}

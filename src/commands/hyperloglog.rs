@@ -50,7 +50,9 @@ const fn cmd(
 
 pub static COMMANDS: &[Command] = &[
     cmd("pfadd", -2, WRITE | DENYOOM | FAST, (1, 1, 1), &["@write", "@hyperloglog", "@fast"], "Adds the specified elements to the specified HyperLogLog.", "O(1) to add every element.", pfadd),
-    cmd("pfcount", -2, READONLY, (1, -1, 1), &["@read", "@hyperloglog", "@slow"], "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).", "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", pfcount),
+    // MAY_REPLICATE as in Redis (it may rewrite the cached cardinality):
+    // refused in read-only scripts, paused by CLIENT PAUSE WRITE.
+    cmd("pfcount", -2, READONLY | MAY_REPLICATE, (1, -1, 1), &["@read", "@hyperloglog", "@slow"], "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).", "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", pfcount),
     cmd("pfmerge", -2, WRITE | DENYOOM, (1, -1, 1), &["@write", "@hyperloglog", "@slow"], "Merge N different HyperLogLogs into a single one.", "O(N) to merge N HyperLogLogs, but with high constant times.", pfmerge),
     cmd("pfdebug", 3, WRITE | DENYOOM | ADMIN, (2, 2, 1), &["@write", "@hyperloglog", "@admin", "@slow", "@dangerous"], "Internal commands for debugging HyperLogLog values", "N/A", pfdebug),
     cmd("pfselftest", 1, ADMIN, (0, 0, 0), &["@hyperloglog", "@admin", "@slow", "@dangerous"], "An internal command for testing HyperLogLog values", "N/A", pfselftest),
