@@ -53,7 +53,7 @@ fn atoi(a: &[u8]) -> i64 {
     let a = super::c_str(a);
     let mut i = a
         .iter()
-        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+        .position(|&c| !crate::protocol::parse::is_c_space(c))
         .unwrap_or(a.len());
     let neg = match a.get(i) {
         Some(b'-') => {

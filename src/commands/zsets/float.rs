@@ -8,6 +8,8 @@
 //! overflowed or underflowed to zero. Decimal conversion itself is
 //! delegated to `str::parse`, which is correctly rounded like glibc.
 
+use crate::protocol::parse::is_c_space;
+
 /// What `strtod` did with a C string.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Strtod {
@@ -16,10 +18,6 @@ pub struct Strtod {
     pub consumed: usize,
     /// `errno == ERANGE` with a result of ±HUGE_VAL or zero.
     pub range_error: bool,
-}
-
-fn is_c_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 fn starts_with_ci(s: &[u8], p: &str) -> bool {
