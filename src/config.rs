@@ -145,7 +145,6 @@ pub const NO_EFFECT: &[&str] = &[
     "syslog-enabled",
     "syslog-facility",
     "syslog-ident",
-    "tracking-table-max-keys",
     "enable-protected-configs",
     "enable-module-command",
     "server_cpulist",

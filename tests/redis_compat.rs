@@ -109,6 +109,11 @@ enum StepKind {
     Sleep(u64),
     /// `@closed`: the current connection must be closed by the server.
     Closed,
+    /// `@read`: the next frame the current connection received without
+    /// sending anything (a push: CLIENT TRACKING invalidations, messages),
+    /// or none within `NO_REPLY_WAIT`; compared as the marker says
+    /// (`@read ~MARKER`).
+    Read(Check),
 }
 
 #[derive(Debug)]
@@ -129,7 +134,7 @@ struct Scenario {
 
 /// Grammar, one item per line:
 ///   `# comment` | empty
-///   `@client N` | `@sleep MS` | `@closed` | `@pending REASON`
+///   `@client N` | `@sleep MS` | `@closed` | `@read` | `@pending REASON`
 ///   `@inline TEXT`                     (TEXT sent verbatim + "\r\n")
 ///   `[=NAME] [~MARKER] ARGS...`         (ARGS in redis-cli quoting)
 fn parse_scenario(name: &str, text: &str) -> Result<Scenario, String> {
@@ -161,6 +166,20 @@ fn parse_scenario(name: &str, text: &str) -> Result<Scenario, String> {
                 "client" => StepKind::Client(arg.parse().map_err(|_| err("bad client"))?),
                 "sleep" => StepKind::Sleep(arg.parse().map_err(|_| err("bad sleep"))?),
                 "closed" => StepKind::Closed,
+                "read" if arg.is_empty() => StepKind::Read(Check::Exact),
+                "read" => {
+                    let m = arg
+                        .strip_prefix('~')
+                        .ok_or_else(|| err("bad @read marker"))?;
+                    if !was_comment {
+                        return Err(err(
+                            "a ~marker needs a # comment on the line above saying why",
+                        ));
+                    }
+                    StepKind::Read(
+                        parse_marker(m.as_bytes()).ok_or_else(|| err("unknown ~marker"))?,
+                    )
+                }
                 "pending" => {
                     pending = Some(arg.to_string());
                     continue;
@@ -791,6 +810,13 @@ async fn run(sc: &Scenario, addr: SocketAddr, resp3: bool) -> Result<Run, String
         match &step.kind {
             StepKind::Client(n) => current = *n,
             StepKind::Sleep(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
+            StepKind::Read(_) => {
+                let o = match conns.get_mut(&current) {
+                    Some(c) => c.read_frame(NO_REPLY_WAIT).await,
+                    None => Obs::Closed,
+                };
+                obs.push(o);
+            }
             StepKind::Closed => {
                 let o = match conns.get_mut(&current) {
                     Some(c) => c.read_frame(CLOSE_WAIT).await,
@@ -859,13 +885,18 @@ fn golden_path(name: &str, resp3: bool) -> PathBuf {
 fn observed_steps(sc: &Scenario) -> Vec<&Step> {
     sc.steps
         .iter()
-        .filter(|s| matches!(s.kind, StepKind::Command { .. } | StepKind::Closed))
+        .filter(|s| {
+            matches!(
+                s.kind,
+                StepKind::Command { .. } | StepKind::Closed | StepKind::Read(_)
+            )
+        })
         .collect()
 }
 
 fn check_of(step: &Step) -> &Check {
     match &step.kind {
-        StepKind::Command { check, .. } => check,
+        StepKind::Command { check, .. } | StepKind::Read(check) => check,
         _ => &Check::Exact,
     }
 }

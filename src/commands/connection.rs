@@ -226,6 +226,58 @@ static CLIENT_SUBCOMMANDS: &[Command] = &[
         ..Command::DEFAULT
     },
     Command {
+        name: "tracking",
+        arity: -3,
+        flags: CLIENT_FLAGS,
+        acl: ACL_CONN,
+        doc: conn_doc(
+            "Enable or disable server assisted client side caching support",
+            "6.0.0",
+            "O(1). Some options may introduce additional complexity.",
+        ),
+        handler: Some(super::tracking::client_tracking),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "caching",
+        arity: 3,
+        flags: CLIENT_FLAGS,
+        acl: ACL_CONN,
+        doc: conn_doc(
+            "Instruct the server about tracking or not keys in the next request",
+            "6.0.0",
+            "O(1)",
+        ),
+        handler: Some(super::tracking::client_caching),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "getredir",
+        arity: 2,
+        flags: CLIENT_FLAGS,
+        acl: ACL_CONN,
+        doc: conn_doc(
+            "Get tracking notifications redirection client ID if any",
+            "6.0.0",
+            "O(1)",
+        ),
+        handler: Some(super::tracking::client_getredir),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "trackinginfo",
+        arity: 2,
+        flags: CLIENT_FLAGS,
+        acl: ACL_CONN,
+        doc: conn_doc(
+            "Return information about server assisted client side caching for the current connection",
+            "6.2.0",
+            "O(1)",
+        ),
+        handler: Some(super::tracking::client_trackinginfo),
+        ..Command::DEFAULT
+    },
+    Command {
         name: "no-evict",
         arity: 3,
         flags: ADMIN | CLIENT_FLAGS,
@@ -481,6 +533,9 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     }
     ctx.client.multi = None;
     super::transactions::unwatch_all(ctx);
+    if crate::server::tracking::is_on(&ctx.client.handle) {
+        crate::server::tracking::disable(ctx.ks, &ctx.client.handle);
+    }
     super::pubsub::unsubscribe_all_quietly(ctx);
     ctx.client.db = 0;
     ctx.client.reply_mode = ReplyMode::On;
@@ -523,6 +578,10 @@ fn client_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         ctx,
         "CLIENT",
         &[
+            "CACHING (YES|NO)",
+            "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
             "GETNAME",
             "    Return the name of the current connection.",
             "ID",
@@ -561,6 +620,11 @@ fn client_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
             "    Set client meta attr. Options are:",
             "    * LIB-NAME: the client lib name.",
             "    * LIB-VER: the client lib version.",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+            "         [OPTIN] [OPTOUT] [NOLOOP]",
+            "    Control server assisted client side caching.",
+            "TRACKINGINFO",
+            "    Report tracking status for the current connection.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
             "NO-TOUCH (ON|OFF)",

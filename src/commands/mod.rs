@@ -36,6 +36,7 @@ pub mod stream_groups;
 pub mod stream_pending;
 pub mod streams;
 pub mod strings;
+pub mod tracking;
 pub mod transactions;
 pub mod zsets;
 
@@ -803,6 +804,7 @@ pub fn call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) -> CmdResult {
         // given exactly one argument, which resolve() rejects.
         return Err(CmdError::wrong_args(&e.full_name));
     };
+    crate::server::tracking::before_call(ctx);
     // From the mark (the batch start or the previous command's end) to
     // now: the command's duration with one clock read per command.
     let start = ctx.ks.clock_mark();
@@ -815,6 +817,7 @@ pub fn call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) -> CmdResult {
     let r = handler(ctx, args);
     ctx.ks.end_command();
     ctx.publish_notifications(reply_start);
+    crate::server::tracking::after_call(ctx, idx, args);
     let usec = ctx
         .ks
         .mark_now()

@@ -407,7 +407,7 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("client_recent_max_input_buffer:0");
             line!("client_recent_max_output_buffer:0");
             line!("blocked_clients:{}", ctx.ks.blocked_clients());
-            line!("tracking_clients:0");
+            line!("tracking_clients:{}", ctx.ks.tracking.client_count());
             line!("clients_in_timeout_table:0");
         }
         "memory" => {
@@ -659,9 +659,10 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("active_defrag_key_misses:0");
             line!("total_active_defrag_time:0");
             line!("current_active_defrag_time:0");
-            line!("tracking_total_keys:0");
-            line!("tracking_total_items:0");
-            line!("tracking_total_prefixes:0");
+            let (keys, items, prefixes) = ctx.ks.tracking.totals();
+            line!("tracking_total_keys:{keys}");
+            line!("tracking_total_items:{items}");
+            line!("tracking_total_prefixes:{prefixes}");
             line!("unexpected_error_replies:0");
             line!("total_error_replies:{}", ld(&st.total_error_replies));
             line!("dump_payload_sanitizations:0");

@@ -491,7 +491,7 @@ impl Keyspace {
         let freed =
             before.wrapping_sub(memory::thread_net()) as i64 + queued.map_or(0, |b| b as i64);
         let d = &mut self.dbs[db];
-        d.signal_watchers(key);
+        d.signal_evicted(key);
         if d.capture {
             // Logged at once, ahead of the effects of the command about to
             // run (as an expired key's deletion, `expire_if_needed`).

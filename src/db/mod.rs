@@ -27,6 +27,7 @@ pub mod notify;
 pub mod scanmap;
 pub mod set;
 pub mod slab;
+pub mod tracking;
 mod value;
 mod varint;
 pub mod zset;
@@ -129,6 +130,12 @@ pub struct Db {
     ready: Vec<Bytes>,
     /// The keyspace's lazy-free queue (overwritten values, async flushes).
     pub(crate) lazy: lazyfree::LazyFree,
+    /// Some client tracks keys (CLIENT TRACKING): modified keys are noted
+    /// in `modified` for `Keyspace::take_tracking_events`.
+    track: bool,
+    modified: Vec<tracking::Modified>,
+    /// Emptied (FLUSHDB/FLUSHALL) while `track` was on.
+    flushed: bool,
 }
 
 impl Db {
@@ -344,6 +351,9 @@ impl Db {
     }
 
     fn signal_watchers(&mut self, key: &[u8]) {
+        if self.track {
+            self.note_tracked(key, true);
+        }
         if self.watchers.is_empty() {
             return;
         }
@@ -356,6 +366,9 @@ impl Db {
     /// when it was already expired sees no change (Redis 7.0's
     /// `touchWatchedKey`); the others do.
     fn signal_expired_deleted(&mut self, key: &[u8]) {
+        if self.track {
+            self.note_tracked(key, false);
+        }
         if let Some(ids) = self.watchers.get_mut(key) {
             for (c, expired_at_watch) in ids.iter_mut() {
                 if *expired_at_watch {
@@ -365,6 +378,27 @@ impl Db {
                 }
             }
         }
+    }
+
+    /// Signals the deletion of an evicted key: WATCHers, and tracking
+    /// clients as a change made by no client (Redis's
+    /// `signalModifiedKey(NULL, ...)`).
+    pub(crate) fn signal_evicted(&mut self, key: &[u8]) {
+        if self.track {
+            self.note_tracked(key, false);
+        }
+        if let Some(ids) = self.watchers.get(key) {
+            self.dirty.extend(ids.iter().map(|(c, _)| *c));
+        }
+    }
+
+    /// Notes a modified key for CLIENT TRACKING (Redis's
+    /// `trackingInvalidateKey` from `signalModifiedKey`).
+    fn note_tracked(&mut self, key: &[u8], by_client: bool) {
+        self.modified.push(tracking::Modified {
+            key: Bytes::copy_from_slice(key),
+            by_client,
+        });
     }
 
     /// Marks every watcher of an existing key dirty (FLUSHDB, SWAPDB).
@@ -425,6 +459,9 @@ impl Db {
     /// keys and values on the lazy-free thread.
     pub fn clear_as(&mut self, lazy: bool) {
         self.signal_all_existing(None);
+        if self.track {
+            self.flushed = true;
+        }
         let gone: Vec<Bytes> = self
             .blocked
             .keys()
@@ -681,6 +718,9 @@ pub struct Keyspace {
     pub lazyfree: lazyfree::LazyFree,
     /// `lazyfree.done()` when the memory gauge last refreshed for it.
     pub(crate) lazy_done_seen: u64,
+    /// CLIENT TRACKING state (`tracking`); keep `Db::track` in step with
+    /// `sync_tracking`.
+    pub tracking: tracking::Tracking,
 }
 
 impl Default for Keyspace {
@@ -716,6 +756,7 @@ impl Keyspace {
             mem: memory::MemGauge::default(),
             lazyfree: lazyfree::LazyFree::default(),
             lazy_done_seen: 0,
+            tracking: tracking::Tracking::default(),
         };
         for db in &mut ks.dbs {
             db.lazy = ks.lazyfree.clone();
@@ -1117,6 +1158,36 @@ impl Keyspace {
         if !self.stream_writes.iter().any(|x| x == s) {
             self.stream_writes.push(s.clone());
         }
+    }
+
+    /// Turns the noting of modified keys on while some client tracks
+    /// (after CLIENT TRACKING ON/OFF and a tracking client's departure).
+    pub fn sync_tracking(&mut self) {
+        let on = self.tracking.active();
+        for db in &mut self.dbs {
+            db.track = on;
+            if !on {
+                db.modified.clear();
+                db.flushed = false;
+            }
+        }
+    }
+
+    /// True when a database noted a modified key or a flush since the
+    /// last `take_tracking_events`.
+    pub fn has_tracking_events(&self) -> bool {
+        self.dbs[0].track && self.dbs.iter().any(|d| d.flushed || !d.modified.is_empty())
+    }
+
+    /// The keys noted modified since the last call, in order per
+    /// database, and whether a database was emptied.
+    pub fn take_tracking_events(&mut self, into: &mut Vec<tracking::Modified>) -> bool {
+        let mut flushed = false;
+        for db in &mut self.dbs {
+            flushed |= std::mem::take(&mut db.flushed);
+            into.append(&mut db.modified);
+        }
+        flushed
     }
 
     /// Removes a client's WATCH registrations.

@@ -86,6 +86,16 @@ pub struct ClientHandle {
     pub obuf: Arc<AtomicUsize>,
     killed: AtomicBool,
     pub kill_notify: Notify,
+    /// The sending side of the connection's push queue (set by
+    /// `ClientPubSub::new`), for frames sent by client id: CLIENT TRACKING
+    /// invalidations (`push`).
+    pub(crate) push_tx: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Bytes>>,
+    /// `expect_pushes` was called: the connection loop must watch its
+    /// queue even when not subscribed.
+    pushed: AtomicBool,
+    /// CLIENT TRACKING as CLIENT LIST shows it: flag letters `t`, `R`,
+    /// `B` and `redir` (-1 when off). Kept by `server::tracking`.
+    pub tracking: Mutex<(&'static str, i64)>,
 }
 
 impl ClientHandle {
@@ -108,7 +118,35 @@ impl ClientHandle {
             obuf: Arc::new(AtomicUsize::new(0)),
             killed: AtomicBool::new(false),
             kill_notify: Notify::new(),
+            push_tx: std::sync::OnceLock::new(),
+            pushed: AtomicBool::new(false),
+            tracking: Mutex::new(("", -1)),
         }
+    }
+
+    /// Queues a frame on the connection's push queue, written as Pub/Sub
+    /// messages are (unlimited, as Redis's `normal` class).
+    pub fn push(&self, frame: Bytes) {
+        if self.is_killed() {
+            return;
+        }
+        if let Some(tx) = self.push_tx.get() {
+            self.obuf.fetch_add(frame.len(), Ordering::Relaxed);
+            // Nobody to deliver to once the connection closed.
+            let _ = tx.send(frame);
+        }
+    }
+
+    /// Marks the client as one `push` may send to (a tracking client, a
+    /// redirection target): its connection loop watches its queue from
+    /// its next turn on.
+    pub fn expect_pushes(&self) {
+        self.pushed.store(true, Ordering::Relaxed);
+    }
+
+    /// True once `expect_pushes` was called.
+    pub fn receives_pushes(&self) -> bool {
+        self.pushed.load(Ordering::Relaxed)
     }
 
     /// Asks the connection to close (CLIENT KILL); it closes after its
@@ -164,6 +202,8 @@ impl ClientHandle {
         if m.blocked {
             flags.push('b');
         }
+        let (tflags, redir) = *self.tracking.lock();
+        flags.push_str(tflags);
         if self.addr.is_unix() {
             flags.push('U');
         }
@@ -192,7 +232,7 @@ impl ClientHandle {
             .map(|n| String::from_utf8_lossy(n).into_owned())
             .unwrap_or_default();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -212,6 +252,7 @@ impl ClientHandle {
                 .get(self.last_cmd.load(Ordering::Relaxed))
                 .map_or("NULL", |e| e.full_name.as_str()),
             m.user,
+            redir,
             m.resp,
             lib_name,
             lib_ver

@@ -101,8 +101,10 @@ pub(super) async fn serve<S: ClientStream>(
                 stream.read_buf(&mut inbuf).await
             }
         };
-        // MONITOR lines come through the same queue.
-        let subscribed = client.pubsub.active() || client.monitor;
+        // MONITOR lines and tracking invalidations come through the same
+        // queue.
+        let subscribed =
+            client.pubsub.active() || client.monitor || client.handle.receives_pushes();
         let n = tokio::select! {
             biased;
             r = read => match r {
@@ -154,6 +156,9 @@ pub(super) async fn serve<S: ClientStream>(
     }
     if client.blocked.take().is_some() {
         shared.lock_ks().remove_waiter(id);
+    }
+    if super::tracking::is_on(&client.handle) {
+        super::tracking::disable(&mut shared.lock_ks(), &client.handle);
     }
     shared.clients.remove(&id);
 }
@@ -836,6 +841,11 @@ pub fn execute(
     // Under the keyspace lock: one writer at a time.
     commands::bump(&shared.stats.total_commands_processed, 1);
     let reply_start = out.buf.len();
+    // CLIENT CACHING's one-command life (see `tracking::command_processed`).
+    let tracking_client_cmd = ks
+        .tracking
+        .active()
+        .then(|| args[0].eq_ignore_ascii_case(b"client"));
     let renamed = if shared.renames.is_empty() {
         Ok(())
     } else {
@@ -1011,6 +1021,9 @@ pub fn execute(
     };
     if let Err(e) = result {
         out.error_bytes(&e.0);
+    }
+    if let Some(is_client) = tracking_client_cmd {
+        super::tracking::command_processed(ks, client.id, client.multi.is_some(), is_client);
     }
     // Every error reply the command wrote, its own or nested ones.
     shared.count_errors(out);

@@ -13,6 +13,7 @@ pub mod persist;
 pub mod pubsub;
 pub mod rdb_io;
 pub mod tls;
+pub mod tracking;
 
 pub use clients::{Client, ClientHandle, ClientMeta, MultiState, PendingOp, ReplyMode};
 pub use connection::execute;
@@ -211,11 +212,16 @@ impl Shared {
         }
     }
 
-    /// Applies `notify-keyspace-events` to the keyspace (at startup and
-    /// after CONFIG SET, which runs under the keyspace lock and so passes
-    /// it in).
+    /// Applies `notify-keyspace-events` and `tracking-table-max-keys` to
+    /// the keyspace (at startup and after CONFIG SET, which runs under the
+    /// keyspace lock and so passes it in).
     pub fn apply_notify_config(&self, ks: &mut Keyspace) {
-        ks.notify_flags = self.config.read().notify_keyspace_events;
+        let c = self.config.read();
+        ks.notify_flags = c.notify_keyspace_events;
+        ks.tracking.max_keys = c
+            .get("tracking-table-max-keys")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
     }
 
     /// Applies the memory limit's parameters to the keyspace (at startup
@@ -253,6 +259,7 @@ impl Shared {
     pub fn publish_pending_notifications(&self, ks: &mut Keyspace) {
         let notes = ks.take_notifications();
         self.pubsub.publish_notifications(notes, None);
+        tracking::background(self, ks);
     }
 
     /// True while the WAL is being replayed (INFO `loading:1`).
@@ -1066,6 +1073,7 @@ async fn cron(shared: Arc<Shared>) {
                 });
             }
             let ticket = shared.log_pending_effects(&mut ks);
+            tracking::cron(&shared, &mut ks);
             shared.publish_pending_notifications(&mut ks);
             ticket
         };

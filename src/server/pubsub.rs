@@ -165,6 +165,7 @@ pub struct ClientPubSub {
 impl ClientPubSub {
     pub fn new(handle: Arc<ClientHandle>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let _ = handle.push_tx.set(tx.clone());
         ClientPubSub {
             mailbox: Mailbox {
                 tx,
