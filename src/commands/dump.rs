@@ -68,12 +68,17 @@ fn dump(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.out.null();
         return Ok(());
     };
-    let payload = match &e.value {
-        Value::Stream(s) => rdb::stream::dump(s).map_err(|e| CmdError::new(format!("ERR {e}")))?,
-        v => rdb::value::dump_value(v).ok_or_else(|| CmdError::new("ERR cannot dump value"))?,
-    };
+    let payload = payload(&e.value)?;
     ctx.out.bulk(&payload);
     Ok(())
+}
+
+/// A value's DUMP payload (Redis's `createDumpPayload`), also MIGRATE's.
+pub fn payload(v: &Value) -> Result<Vec<u8>, CmdError> {
+    match v {
+        Value::Stream(s) => rdb::stream::dump(s).map_err(|e| CmdError::new(format!("ERR {e}"))),
+        v => rdb::value::dump_value(v).ok_or_else(|| CmdError::new("ERR cannot dump value")),
+    }
 }
 
 fn bad_format() -> CmdError {

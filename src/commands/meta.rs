@@ -2486,6 +2486,45 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "migrate",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            key_specs: &[
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE, begin_search: BeginSearch::Index(3), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+                KeySpec { notes: None, flags: K_RW | K_ACCESS | K_DELETE | K_INCOMPLETE, begin_search: BeginSearch::Keyword { keyword: "KEYS", startfrom: -2 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("3.0.0", "Added the `COPY` and `REPLACE` options."),
+                ("3.0.6", "Added the `KEYS` option."),
+                ("4.0.7", "Added the `AUTH` option."),
+                ("6.0.0", "Added the `AUTH2` option."),
+            ],
+            args: &[
+                arg("host", T::String),
+                arg("port", T::Integer),
+                arg("key_or_empty_string", T::Oneof).args(&[
+                    arg("key", T::Key).key_spec(0),
+                    arg("empty_string", T::PureToken).token(""),
+                ]),
+                arg("destination-db", T::Integer),
+                arg("timeout", T::Integer),
+                arg("copy", T::PureToken).token("COPY").since("3.0.0").flags(OPTIONAL),
+                arg("replace", T::PureToken).token("REPLACE").since("3.0.0").flags(OPTIONAL),
+                arg("authentication", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("password", T::String).token("AUTH").since("4.0.7").flags(OPTIONAL),
+                    arg("username_password", T::Block).token("AUTH2").since("6.0.0").flags(OPTIONAL).args(&[
+                        arg("username", T::String),
+                        arg("password", T::String),
+                    ]),
+                ]),
+                arg("key", T::Key).key_spec(1).token("KEYS").since("3.0.6").flags(OPTIONAL | MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "monitor",
         CommandMeta {
             ..CommandMeta::EMPTY

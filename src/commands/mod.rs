@@ -25,6 +25,7 @@ pub mod logingest;
 pub mod logparse;
 pub mod memory;
 pub mod meta;
+pub mod migrate;
 pub mod observe;
 pub mod persistence;
 pub mod pubsub;
@@ -522,6 +523,7 @@ static FAMILIES: &[&[Command]] = &[
     sort::COMMANDS,
     keys::COMMANDS,
     dump::COMMANDS,
+    migrate::COMMANDS,
     transactions::COMMANDS,
     zsets::COMMANDS,
     geo::COMMANDS,
@@ -680,6 +682,11 @@ impl Table {
         // key specs are "unknown".
         if matches!(self.entries[idx].full_name.as_str(), "sort" | "sort_ro") {
             return sort::get_keys(args).into_iter().map(|i| &args[i]).collect();
+        }
+        // MIGRATE's keys: argument 3, or those after KEYS when it is
+        // empty (Redis's `migrateGetKeys`).
+        if self.entries[idx].full_name == "migrate" {
+            return migrate::get_keys(args).iter().collect();
         }
         keys_from_specs(&self.key_specs(idx), args)
     }

@@ -29,6 +29,9 @@ pub enum PendingOp {
     /// LOGPARSE INGEST: parse and mine off the keyspace lock, append
     /// chunk by chunk (`connection::run_ingest`).
     Ingest(Box<crate::commands::logingest::IngestJob>),
+    /// MIGRATE: the exchange with the target off the lock, then the
+    /// deletions under it (`connection::run_migrate`).
+    Migrate(Box<crate::commands::migrate::MigrateJob>),
 }
 
 /// A MULTI block being queued.

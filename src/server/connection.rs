@@ -198,6 +198,7 @@ async fn run_batch<S: ClientStream>(
                     return false;
                 }
             }
+            PendingOp::Migrate(job) => run_migrate(shared, client, out, job).await,
         }
         *resume = !inbuf.is_empty();
     }
@@ -489,6 +490,63 @@ async fn run_ingest<S: ClientStream>(
         }
     }
     true
+}
+
+/// Performs a MIGRATE (`commands::migrate`): the exchange with the target
+/// on a blocking thread, without the keyspace lock; then, under the lock,
+/// the deletions of the keys the target acknowledged, logged and committed
+/// as one command's unit, and the reply.
+async fn run_migrate(
+    shared: &Arc<Shared>,
+    client: &mut Client,
+    out: &mut Out,
+    mut job: Box<crate::commands::migrate::MigrateJob>,
+) {
+    let transfer = std::mem::take(&mut job.transfer);
+    let outcome = tokio::task::spawn_blocking(move || transfer.run())
+        .await
+        .unwrap_or_else(|_| crate::commands::migrate::Outcome::failed());
+    let logging = shared.persist.is_some();
+    let mut batch = Batch::default();
+    {
+        let mut ks = shared.lock_ks();
+        ks.refresh_clock();
+        super::pubsub::drain_before_batch(client, out);
+        let now_ms = ks.cached_now_ms();
+        let start = out.buf.len();
+        let reply = job.reply();
+        let error = {
+            let mut ctx = Ctx {
+                ks: &mut ks,
+                shared,
+                client: &mut *client,
+                out: &mut *out,
+                now_ms,
+            };
+            job.finish(&mut ctx, outcome)
+        };
+        if let Some(e) = error {
+            // Redis counts a failed MIGRATE in its commandstats.
+            let idx = client.handle.last_cmd.load(Ordering::Relaxed);
+            if let Some(e) = table().entries.get(idx) {
+                e.stat.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            if reply {
+                shared.error_reply(out, e.as_bytes());
+            }
+        }
+        blocking::after_command(shared, &mut ks, client, out.resp3, &mut batch.wakes);
+        let units: Vec<Vec<u8>> = if logging {
+            ks.take_unit().into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        if !units.is_empty() {
+            batch.spans.push((start, out.buf.len()));
+        }
+        end_batch(shared, &mut ks, units, &mut batch, out);
+    }
+    commit(shared, &mut batch, out).await;
 }
 
 /// What a batch wrote to the WAL.

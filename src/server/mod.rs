@@ -1063,6 +1063,7 @@ async fn cron(shared: Arc<Shared>) {
             let mut ks = shared.lock_ks();
             ks.refresh_clock();
             evict_clients(&shared);
+            crate::commands::migrate::close_idle();
             if !shared.pause.writes_paused() {
                 let lat = &shared.observe.latency;
                 lat.timed("expire-cycle", || {
