@@ -192,8 +192,16 @@ struct Overhead {
     rss: u64,
 }
 
+/// INFO memory's `used_memory_overhead`, `used_memory_dataset` and
+/// `used_memory_dataset_perc`: MEMORY STATS's `overhead.total`,
+/// `dataset.bytes` and `dataset.percentage`, as Redis shares them.
+pub(crate) fn info_overhead(ctx: &Ctx) -> (u64, u64, f32) {
+    let m = Overhead::measure(ctx);
+    (m.overhead_total, m.dataset, m.dataset_perc)
+}
+
 impl Overhead {
-    fn measure(ctx: &mut Ctx) -> Overhead {
+    fn measure(ctx: &Ctx) -> Overhead {
         let total = memory::allocated_now();
         let peak = crate::commands::server::note_peak_memory(total);
         let startup = ctx.shared.startup_allocated;
