@@ -397,6 +397,14 @@ async fn debug_reload_compacts_and_replays() {
         b"-ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.\r\n",
     )
     .await;
+    // Inside EXEC it is refused (its reply would follow EXEC's array).
+    c.check(&resp(&[b"MULTI"]), b"+OK\r\n").await;
+    c.check(&resp(&[b"DEBUG", b"RELOAD"]), b"+QUEUED\r\n").await;
+    c.check(
+        &resp(&[b"EXEC"]),
+        b"*1\r\n-ERR DEBUG RELOAD cannot run inside MULTI/EXEC in redlog\r\n",
+    )
+    .await;
     assert_eq!(dump_all(&s), before);
     // Writes after a reload are logged as usual.
     c.check(&resp(&[b"SET", b"after", b"1"]), b"+OK\r\n").await;

@@ -133,6 +133,13 @@ fn reload(ctx: &mut Ctx, opts: &[Bytes]) -> CmdResult {
     if ctx.shared.persist.is_none() {
         return Err(CmdError::new("ERR persistence is disabled (appendonly no)"));
     }
+    // The reload runs after the batch, off the keyspace lock: inside EXEC
+    // its reply would land after EXEC's array (Redis reloads in place).
+    if ctx.client.in_exec {
+        return Err(CmdError::new(
+            "ERR DEBUG RELOAD cannot run inside MULTI/EXEC in redlog",
+        ));
+    }
     ctx.client.pending = Some(crate::server::PendingOp::Reload { save, flush, merge });
     Ok(())
 }
