@@ -457,12 +457,11 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                     used as f64 * 100.0 / peak as f64
                 }
             );
-            let (overhead, dataset, dataset_perc) = super::memory::info_overhead(ctx);
+            let startup = sh.observe.startup_memory.load(Ordering::Relaxed);
+            let (overhead, dataset, dataset_perc) =
+                super::memory::info_overhead(ctx, startup, used);
             line!("used_memory_overhead:{overhead}");
-            line!(
-                "used_memory_startup:{}",
-                sh.observe.startup_memory.load(Ordering::Relaxed)
-            );
+            line!("used_memory_startup:{startup}");
             line!("used_memory_dataset:{dataset}");
             line!("used_memory_dataset_perc:{dataset_perc:.2}%");
             line!("allocator_allocated:{used}");
