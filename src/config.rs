@@ -111,7 +111,6 @@ const SHUTDOWN_FLAGS: &[&str] = &["default", "save", "nosave", "now", "force"];
 /// on; a config file or command line that sets one to anything but its
 /// default gets them listed once, as a warning, at start.
 pub const NO_EFFECT: &[&str] = &[
-    "always-show-logo",
     "aof-disable-auto-gc",
     "aof-load-truncated",
     "aof-rewrite-incremental-fsync",
@@ -128,8 +127,6 @@ pub const NO_EFFECT: &[&str] = &[
     "io-threads-do-reads",
     "jemalloc-bg-thread",
     "no-appendfsync-on-rewrite",
-    "oom-score-adj",
-    "oom-score-adj-values",
     "proc-title-template",
     "rdb-del-sync-files",
     "rdb-save-incremental-fsync",
@@ -142,10 +139,6 @@ pub const NO_EFFECT: &[&str] = &[
     "shutdown-timeout",
     "socket-mark-id",
     "stop-writes-on-bgsave-error",
-    "syslog-enabled",
-    "syslog-facility",
-    "syslog-ident",
-    "enable-protected-configs",
     "enable-module-command",
     "server_cpulist",
     "bio_cpulist",
@@ -1112,6 +1105,11 @@ impl Config {
         }
     }
 
+    /// Whether the config file or command line set `name`.
+    pub fn is_given(&self, name: &str) -> bool {
+        find_param(name).is_some_and(|p| self.given.contains(p.name))
+    }
+
     /// The parameters the config file or command line set that redlog
     /// accepts but does not act on (`NO_EFFECT`), in table order.
     pub fn no_effect_settings(&self) -> Vec<&'static str> {
@@ -1124,6 +1122,24 @@ impl Config {
 
     /// Validates a value and returns its canonical form.
     fn canonical(p: &Param, value: &str) -> Result<String, String> {
+        // Redis's `isValidDBfilename` / `isValidAOFfilename` /
+        // `isValidAOFdirname`: a file name, not a path.
+        let is_path = value.contains('/') || value.contains('\\');
+        match p.name {
+            "dbfilename" if is_path => {
+                return Err("dbfilename can't be a path, just a filename".into())
+            }
+            "appendfilename" if is_path => {
+                return Err("appendfilename can't be a path, just a filename".into())
+            }
+            "appenddirname" if is_path => {
+                return Err("appenddirname can't be a path, just a dirname".into())
+            }
+            // `yes` and `relative` are one value in Redis's enum, which
+            // prints its first name.
+            "oom-score-adj" if value.eq_ignore_ascii_case("relative") => return Ok("yes".into()),
+            _ => {}
+        }
         if p.name == "activedefrag" && value.eq_ignore_ascii_case("yes") {
             return Err("Active defragmentation cannot be enabled: it requires a Redis server compiled with a modified Jemalloc like the one shipped by default with the Redis source distribution".into());
         }
@@ -1196,13 +1212,22 @@ impl Config {
                     .ok_or_else(|| "argument must be a memory or percent value".to_string()),
             },
             Kind::OomValues => {
-                let parts: Vec<&str> = value.split_whitespace().collect();
+                // Split on single spaces, as Redis's sdssplitlen: two
+                // spaces make an empty (wrong) count.
+                let parts: Vec<&str> = value.split(' ').collect();
                 if parts.len() != 3 {
                     return Err("wrong number of arguments".into());
                 }
                 let mut out = Vec::new();
                 for x in parts {
-                    match x.parse::<i64>() {
+                    // strtoll with an end check, as Redis: `+5`, `007`
+                    // and the empty string (0) pass.
+                    let n = if x.is_empty() {
+                        Ok(0)
+                    } else {
+                        x.parse::<i64>()
+                    };
+                    match n {
                         Ok(n) if (-2000..=2000).contains(&n) => out.push(n.to_string()),
                         _ => {
                             return Err("Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into())
@@ -1271,6 +1296,23 @@ impl Config {
     /// every name is checked (unknown, immutable, protected, given twice)
     /// before any value, and the first problem found is reported.
     pub fn set_runtime(&mut self, pairs: &[(String, String)]) -> Result<(), String> {
+        self.set_runtime_from(pairs, false)
+    }
+
+    /// `set_runtime` for a client: `local` (loopback or Unix socket) is
+    /// what `enable-protected-configs local` asks of it (Redis's
+    /// `allowProtectedAction`), for the PROTECTED_CONFIG parameters (`dir`,
+    /// `dbfilename`).
+    pub fn set_runtime_from(
+        &mut self,
+        pairs: &[(String, String)],
+        local: bool,
+    ) -> Result<(), String> {
+        let protected_ok = match self.get("enable-protected-configs") {
+            Some("yes") => true,
+            Some("local") => local,
+            _ => false,
+        };
         let failed = |name: &str, why: &str| {
             format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
         };
@@ -1284,7 +1326,10 @@ impl Config {
             match p.mutable {
                 Mutability::Mutable => {}
                 Mutability::Immutable => return Err(failed(name, "can't set immutable config")),
-                Mutability::Protected => return Err(failed(name, "can't set protected config")),
+                Mutability::Protected if !protected_ok => {
+                    return Err(failed(name, "can't set protected config"))
+                }
+                Mutability::Protected => {}
             }
             // Redis 7.0 compares the names as given: an alias and its
             // parameter in one call are not a duplicate (the last wins).

@@ -43,6 +43,7 @@ pub mod fdlimit;
 pub mod fuzz;
 pub mod glob;
 pub mod logparse;
+pub mod oom;
 pub mod protocol;
 pub mod rdb;
 pub mod scripting;
@@ -50,6 +51,7 @@ pub mod server;
 pub mod storage;
 pub mod stream;
 pub mod supervise;
+pub mod syslog;
 
 /// Version reported by `--version`, INFO and HELLO.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

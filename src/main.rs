@@ -17,7 +17,10 @@ Options are redis.conf directives, e.g.:
 
 Defaults: bind 127.0.0.1, port 6379, dir ./redlog-data.";
 
-fn init_tracing(level: &str, logfile: &str) -> Result<(), String> {
+/// The log: stderr or `logfile`, in redis-server's line format, and the
+/// system log too with `syslog-enabled yes`.
+fn init_tracing(level: &str, logfile: &str, syslog: Option<(&str, &str)>) -> Result<(), String> {
+    use tracing_subscriber::layer::SubscriberExt;
     let filter = match level {
         "debug" => "debug",
         "verbose" => "debug",
@@ -29,8 +32,21 @@ fn init_tracing(level: &str, logfile: &str) -> Result<(), String> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .event_format(RedisLogFormat);
+    let syslog_layer = syslog.map(|(ident, facility)| {
+        redlog::syslog::open(
+            ident,
+            redlog::syslog::facility(facility).unwrap_or(libc::LOG_LOCAL0),
+        );
+        redlog::syslog::Layer {
+            sink: redlog::syslog::send,
+        }
+    });
     if logfile.is_empty() {
-        let _ = builder.with_writer(std::io::stderr).try_init();
+        let sub = builder
+            .with_writer(std::io::stderr)
+            .finish()
+            .with(syslog_layer);
+        let _ = tracing::subscriber::set_global_default(sub);
     } else {
         // `logfile <path>`: appended to, as redis-server does.
         let file = std::fs::OpenOptions::new()
@@ -38,9 +54,66 @@ fn init_tracing(level: &str, logfile: &str) -> Result<(), String> {
             .append(true)
             .open(logfile)
             .map_err(|e| format!("Can't open the log file: {e}"))?;
-        let _ = builder.with_writer(std::sync::Mutex::new(file)).try_init();
+        let sub = builder
+            .with_writer(std::sync::Mutex::new(file))
+            .finish()
+            .with(syslog_layer);
+        let _ = tracing::subscriber::set_global_default(sub);
     }
     Ok(())
+}
+
+/// Events with this target are written raw, without the line prefix
+/// (Redis's LL_RAW: the ASCII logo).
+const RAW_TARGET: &str = "redlog::raw";
+
+/// Redis's `redisAsciiArt`: the logo when the log is a terminal's (no
+/// syslog, no log file, stdout a tty) or `always-show-logo yes`, else one
+/// `Running mode=..., port=...` line.
+fn ascii_art(config: &Config) {
+    let port = if config.port != 0 {
+        config.port.to_string()
+    } else {
+        config.get("tls-port").unwrap_or("0").to_string()
+    };
+    // SAFETY: isatty on a standard descriptor.
+    let tty = unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1;
+    let show = (config.get("syslog-enabled") != Some("yes")
+        && config.get("logfile").unwrap_or("").is_empty()
+        && tty)
+        || config.get("always-show-logo") == Some("yes");
+    if !show {
+        tracing::info!("Running mode=standalone, port={port}.");
+        return;
+    }
+    let version = format!(
+        "redlog {} (Redis {} compatible) {} bit",
+        redlog::VERSION,
+        redlog::REDIS_COMPAT_VERSION,
+        usize::BITS
+    );
+    let logo = format!(
+        r#"                _._                                                  
+           _.-``__ ''-._                                             
+      _.-``    `.  `_.  ''-._           {version}
+  .-`` .-```.  ```\/    _.,_ ''-._                                  
+ (    '      ,       .-`  | `,    )     Running in standalone mode
+ |`-._`-...-` __...-.``-._|'` _.-'|     Port: {port}
+ |    `-._   `._    /     _.-'    |     PID: {pid}
+  `-._    `-._  `-./  _.-'    _.-'                                   
+ |`-._`-._    `-.__.-'    _.-'_.-'|                                  
+ |    `-._`-._        _.-'_.-'    |                                  
+  `-._    `-._`-.__.-'_.-'    _.-'                                   
+ |`-._`-._    `-.__.-'    _.-'_.-'|                                  
+ |    `-._`-._        _.-'_.-'    |                                  
+  `-._    `-._`-.__.-'_.-'    _.-'                                   
+      `-._    `-.__.-'    _.-'                                       
+          `-._        _.-'                                           
+              `-.__.-'                                               
+"#,
+        pid = std::process::id()
+    );
+    tracing::info!(target: RAW_TARGET, "{logo}");
 }
 
 /// redis-server's log line: `pid:M dd Mon yyyy hh:mm:ss.mmm <c> message`
@@ -60,6 +133,10 @@ where
         mut writer: tracing_subscriber::fmt::format::Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
+        if event.metadata().target() == RAW_TARGET {
+            ctx.field_format().format_fields(writer.by_ref(), event)?;
+            return writeln!(writer);
+        }
         let mark = match *event.metadata().level() {
             tracing::Level::ERROR | tracing::Level::WARN => '#',
             tracing::Level::INFO => '*',
@@ -241,7 +318,7 @@ fn import_rdb(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _ = init_tracing("notice", "");
+    let _ = init_tracing("notice", "", None);
     let data = match std::fs::read(file) {
         Ok(d) => d,
         Err(e) => {
@@ -281,7 +358,7 @@ fn export_rdb(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _ = init_tracing("warning", "");
+    let _ = init_tracing("warning", "", None);
     let r = with_local_server(config, redlog::server::rdb_io::export).and_then(|(bytes, keys)| {
         let tmp = format!("{file}.tmp");
         std::fs::write(&tmp, &bytes)
@@ -334,16 +411,41 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if let Err(e) = init_tracing(&config.loglevel, config.get("logfile").unwrap_or("")) {
+    let syslog = (config.get("syslog-enabled") == Some("yes")).then(|| {
+        (
+            config.get("syslog-ident").unwrap_or("redis"),
+            config.get("syslog-facility").unwrap_or("local0"),
+        )
+    });
+    if let Err(e) = init_tracing(
+        &config.loglevel,
+        config.get("logfile").unwrap_or(""),
+        syslog,
+    ) {
         eprintln!("redlog: {e}");
         return ExitCode::FAILURE;
     }
+    tracing::warn!("oO0OoO0OoO0Oo redlog is starting oO0OoO0OoO0Oo");
+    tracing::warn!(
+        "redlog version={}, bits={}, pid={}, just started",
+        redlog::VERSION,
+        usize::BITS,
+        std::process::id()
+    );
+    match &config.config_file {
+        Some(_) => tracing::warn!("Configuration loaded"),
+        None => tracing::warn!("Warning: no config file specified, using the default config. In order to specify a config file use redlog /path/to/redlog.conf"),
+    }
+    ascii_art(&config);
     let ignored = config.no_effect_settings();
     if !ignored.is_empty() {
         tracing::warn!(
             "These settings are accepted for compatibility with redis-server but have no effect in redlog: {}",
             ignored.join(", ")
         );
+    }
+    if config.is_given("oom-score-adj-values") {
+        redlog::oom::warn_if_unordered(&config);
     }
     let _pidfile = PidFile::create(&config);
     let supervision = redlog::supervise::mode(&config);
@@ -410,6 +512,9 @@ fn main() -> ExitCode {
         }
         let _ = up_tx.send(server.shared().clone());
         redlog::supervise::ready(supervision);
+        // Redis's setOOMScoreAdj(-1) before its event loop; a failure is
+        // logged and the server serves on.
+        let _ = redlog::oom::apply(&server.shared().config.read());
         let shared = server.shared().clone();
         tokio::spawn(async move {
             shared.shutdown_requested().await;

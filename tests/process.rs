@@ -374,7 +374,7 @@ fn debians_stock_redis_conf_loads() {
     .unwrap();
     assert!(ready.is_match(&log), "{log}");
     assert!(
-        log.contains("have no effect in redlog: ") && log.contains("always-show-logo"),
+        log.contains("have no effect in redlog: ") && log.contains("rdbcompression"),
         "{log}"
     );
     assert!(log.contains("ready to exit, bye bye"), "{log}");

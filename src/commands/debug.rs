@@ -1,5 +1,5 @@
 //! DEBUG (Redis's debug.c), the subcommands that mean something in redlog:
-//! SLEEP, OBJECT, SET-ACTIVE-EXPIRE, ERROR, LOG, HELP. Everything else
+//! SLEEP, OBJECT, SET-ACTIVE-EXPIRE, RELOAD, ERROR, LOG, HELP. Everything else
 //! (crash helpers, RDB/AOF, ziplist/listpack internals redlog does not
 //! have) answers Redis's unknown-subcommand error.
 //!
@@ -100,12 +100,47 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else if n == 3 && is_kw(sub, "error") {
         // The argument verbatim as the error (newlines become spaces).
         return Err(CmdError::from_bytes(args[2].to_vec()));
+    } else if is_kw(sub, "reload") {
+        reload(ctx, &args[2..])?;
     } else if n == 3 && is_kw(sub, "log") {
         tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
         ctx.out.ok();
     } else {
         return Err(unknown(sub));
     }
+    Ok(())
+}
+
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: compact (write a base) and
+/// rebuild the keyspace from disk, after the keyspace lock is released
+/// (the connection performs `PendingOp::Reload`, see
+/// `Shared::debug_reload`).
+fn reload(ctx: &mut Ctx, opts: &[Bytes]) -> CmdResult {
+    let (mut save, mut flush, mut merge) = (true, true, false);
+    for o in opts {
+        if is_kw(o, "merge") {
+            merge = true;
+        } else if is_kw(o, "noflush") {
+            flush = false;
+        } else if is_kw(o, "nosave") {
+            save = false;
+        } else {
+            return Err(CmdError::new(
+                "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+            ));
+        }
+    }
+    if ctx.shared.persist.is_none() {
+        return Err(CmdError::new("ERR persistence is disabled (appendonly no)"));
+    }
+    // The reload runs after the batch, off the keyspace lock: inside EXEC
+    // its reply would land after EXEC's array (Redis reloads in place).
+    if ctx.client.in_exec {
+        return Err(CmdError::new(
+            "ERR DEBUG RELOAD cannot run inside MULTI/EXEC in redlog",
+        ));
+    }
+    ctx.client.pending = Some(crate::server::PendingOp::Reload { save, flush, merge });
     Ok(())
 }
 
@@ -161,6 +196,19 @@ fn help(ctx: &mut Ctx) {
             "    Write <message> to the server log.",
             "OBJECT <key>",
             "    Show low level info about `key` and associated value.",
+            "RELOAD [option ...]",
+            "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
+            "    * MERGE: conflicting keys will be loaded from RDB.",
+            "    * NOFLUSH: the existing database will not be removed before load, but",
+            "      conflicting keys make the reload fail (the dataset is left as it was).",
+            "    * NOSAVE: the database will be loaded from an existing RDB file.",
+            "    Examples:",
+            "    * DEBUG RELOAD: verify that the server is able to persist, flush and reload",
+            "      the database.",
+            "    * DEBUG RELOAD NOSAVE: replace the current database with the contents of an",
+            "      existing RDB file.",
+            "    * DEBUG RELOAD NOSAVE NOFLUSH MERGE: add the contents of an existing RDB",
+            "      file to the database.",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Setting it to 0 disables expiring keys in background when they are not",
             "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",

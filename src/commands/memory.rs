@@ -192,8 +192,22 @@ struct Overhead {
     rss: u64,
 }
 
+/// INFO memory's `used_memory_overhead`, `used_memory_dataset` and
+/// `used_memory_dataset_perc`: MEMORY STATS's `overhead.total`,
+/// `dataset.bytes` and `dataset.percentage` (Redis computes both from
+/// one `getMemoryOverheadData`), counted from INFO's own
+/// `used_memory_startup` (`startup`) and `used_memory` (`used`) so the
+/// section adds up.
+pub(crate) fn info_overhead(ctx: &Ctx, startup: u64, used: u64) -> (u64, u64, f32) {
+    let m = Overhead::measure(ctx);
+    let overhead = m.overhead_total - m.startup + startup;
+    let dataset = used.saturating_sub(overhead);
+    let net = used.saturating_sub(startup).max(1);
+    (overhead, dataset, dataset as f32 * 100.0 / net as f32)
+}
+
 impl Overhead {
-    fn measure(ctx: &mut Ctx) -> Overhead {
+    fn measure(ctx: &Ctx) -> Overhead {
         let total = memory::allocated_now();
         let peak = crate::commands::server::note_peak_memory(total);
         let startup = ctx.shared.startup_allocated;

@@ -314,6 +314,21 @@ fn cpu_times() -> (f64, f64) {
     (tick(11) / TICKS_PER_S, tick(12) / TICKS_PER_S)
 }
 
+/// User and system CPU seconds of the calling thread (RUSAGE_THREAD, as
+/// Redis's `used_cpu_*_main_thread`).
+fn thread_cpu_times() -> (f64, f64) {
+    // SAFETY: getrusage writes only into the struct we pass.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_THREAD, &mut ru) != 0 {
+            return (0.0, 0.0);
+        }
+        ru
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(ru.ru_utime), secs(ru.ru_stime))
+}
+
 fn os_name() -> String {
     let read = |p: &str| {
         std::fs::read_to_string(p)
@@ -442,10 +457,13 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                     used as f64 * 100.0 / peak as f64
                 }
             );
-            line!(
-                "used_memory_startup:{}",
-                sh.observe.startup_memory.load(Ordering::Relaxed)
-            );
+            let startup = sh.observe.startup_memory.load(Ordering::Relaxed);
+            let (overhead, dataset, dataset_perc) =
+                super::memory::info_overhead(ctx, startup, used);
+            line!("used_memory_overhead:{overhead}");
+            line!("used_memory_startup:{startup}");
+            line!("used_memory_dataset:{dataset}");
+            line!("used_memory_dataset_perc:{dataset_perc:.2}%");
             line!("allocator_allocated:{used}");
             // jemalloc's active and resident bytes (the epoch was advanced
             // by `allocated_now` above).
@@ -681,6 +699,14 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                 "io_threaded_writes_processed:{}",
                 if threaded { writes } else { 0 }
             );
+            line!(
+                "reply_buffer_shrinks:{}",
+                ld(&sh.observe.reply_buffer_shrinks)
+            );
+            line!(
+                "reply_buffer_expands:{}",
+                ld(&sh.observe.reply_buffer_expands)
+            );
         }
         "replication" => {
             line!("# Replication");
@@ -703,6 +729,11 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("used_cpu_user:{user:.6}");
             line!("used_cpu_sys_children:0.000000");
             line!("used_cpu_user_children:0.000000");
+            // The thread running this command: the one that runs every
+            // command with io-threads 1 (Redis's main thread).
+            let (user, sys) = thread_cpu_times();
+            line!("used_cpu_sys_main_thread:{sys:.6}");
+            line!("used_cpu_user_main_thread:{user:.6}");
         }
         "modules" => {
             line!("# Modules");
@@ -841,11 +872,16 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     {
         let mut cfg = ctx.shared.config.write();
         let before = cfg.clone();
-        cfg.set_runtime(&pairs).map_err(CmdError::new)?;
+        cfg.set_runtime_from(&pairs, ctx.client.handle.addr.is_local())
+            .map_err(CmdError::new)?;
         // Applying: a failure restores every value set by this call (Redis's
         // restoreBackupConfig), so the call is all or nothing.
-        if let Err((name, why)) = apply_config(ctx.shared, &cfg, &pairs) {
+        if let Err((name, why)) = apply_config(ctx.shared, &cfg, &pairs, &before.dir) {
             *cfg = before;
+            if pairs.iter().any(|(n, _)| is_oom_param(n)) {
+                // Logged inside; the old score is what Redis restores too.
+                let _ = crate::oom::apply(&cfg);
+            }
             return Err(CmdError::new(format!(
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
             )));
@@ -870,8 +906,49 @@ fn apply_config(
     shared: &crate::server::Shared,
     cfg: &crate::config::Config,
     pairs: &[(String, String)],
+    old_dir: &str,
 ) -> Result<(), (String, String)> {
     use crate::server::tls;
+    // `dir` (settable with `enable-protected-configs`): Redis chdirs into
+    // it. redlog's WAL and stream logs stay open in their directory, so
+    // only the directory it already uses is accepted; another is refused
+    // rather than shown while the data stays where it was.
+    if let Some((name, value)) = pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case("dir")) {
+        let meta = std::fs::metadata(value).map_err(|e| {
+            let s = e.to_string();
+            let s = s
+                .find(" (os error")
+                .map_or(s.clone(), |i| s[..i].to_string());
+            (name.clone(), s)
+        })?;
+        if !meta.is_dir() {
+            return Err((name.clone(), "Not a directory".into()));
+        }
+        let same = |a: &str, b: &str| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if !same(value, old_dir) {
+            return Err((
+                name.clone(),
+                "redlog cannot move its data directory while running: set dir in the config file and restart".into(),
+            ));
+        }
+    }
+    if pairs
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("oom-score-adj-values"))
+    {
+        crate::oom::warn_if_unordered(cfg);
+    }
+    if let Some((name, _)) = pairs.iter().find(|(n, _)| is_oom_param(n)) {
+        if crate::oom::apply(cfg).is_err() {
+            return Err((
+                name.clone(),
+                "Failed to set current oom_score_adj. Check server logs.".into(),
+            ));
+        }
+    }
     let tls_arg = pairs
         .iter()
         .find(|(n, _)| tls::TLS_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(n)));
@@ -888,6 +965,10 @@ fn apply_config(
         }
     }
     Ok(())
+}
+
+fn is_oom_param(name: &str) -> bool {
+    name.eq_ignore_ascii_case("oom-score-adj") || name.eq_ignore_ascii_case("oom-score-adj-values")
 }
 
 /// CONFIG RESETSTAT

@@ -26,6 +26,12 @@ pub enum ReplyMode {
 pub enum PendingOp {
     /// SAVE: write a base now, then reply.
     Save,
+    /// DEBUG RELOAD: `Shared::debug_reload(save, flush, merge)`, then reply.
+    Reload {
+        save: bool,
+        flush: bool,
+        merge: bool,
+    },
     /// LOGPARSE INGEST: parse and mine off the keyspace lock, append
     /// chunk by chunk (`connection::run_ingest`).
     Ingest(Box<crate::commands::logingest::IngestJob>),

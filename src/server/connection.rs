@@ -174,6 +174,7 @@ async fn run_batch<S: ClientStream>(
     out: &mut Out,
     resume: &mut bool,
 ) -> bool {
+    let capacity_before = out.buf.capacity();
     {
         let mut batch = process_input(shared, client, inbuf, out);
         commit(shared, &mut batch, out).await;
@@ -190,6 +191,19 @@ async fn run_batch<S: ClientStream>(
                     Err(e) => {
                         tracing::warn!("SAVE failed: {e}");
                         out.error("ERR");
+                    }
+                }
+            }
+            PendingOp::Reload { save, flush, merge } => {
+                let sh = shared.clone();
+                let r = tokio::task::spawn_blocking(move || sh.debug_reload(save, flush, merge))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                match r {
+                    Ok(()) => out.ok(),
+                    Err(e) => {
+                        tracing::warn!("DEBUG RELOAD failed: {e}");
+                        out.error("ERR Error trying to load the RDB dump");
                     }
                 }
             }
@@ -218,8 +232,18 @@ async fn run_batch<S: ClientStream>(
         if !net::send(stream, &out.buf).await {
             return false;
         }
+        if out.buf.capacity() > capacity_before {
+            shared
+                .observe
+                .reply_buffer_expands
+                .fetch_add(1, Ordering::Relaxed);
+        }
         if out.buf.capacity() > 1 << 20 {
             out.buf = Vec::with_capacity(256);
+            shared
+                .observe
+                .reply_buffer_shrinks
+                .fetch_add(1, Ordering::Relaxed);
         } else {
             out.buf.clear();
         }

@@ -335,6 +335,72 @@ impl Shared {
         Ok(())
     }
 
+    /// DEBUG RELOAD: writes a base (unless `nosave`), then rebuilds the
+    /// databases from what is on disk (the base and the WAL units after
+    /// it, as at startup), replacing every key's value with its replayed
+    /// copy: `flush` first drops the keys the disk does not have, `merge`
+    /// lets replayed keys replace existing ones when not flushing. Streams
+    /// keep their live values (their entries are in their own logs, which
+    /// replay does not reopen). The keyspace lock is held from the write
+    /// of the queued units to the end, so no command lands in between;
+    /// nothing is logged (the result is the disk's state).
+    pub fn debug_reload(&self, save: bool, flush: bool, merge: bool) -> Result<(), String> {
+        let Some(p) = &self.persist else {
+            return Err("persistence is disabled (appendonly no)".into());
+        };
+        if save {
+            self.rewrite_now()?;
+        }
+        let mut ks = self.lock_ks();
+        p.write_queued(&self.streams)?;
+        let (disk, _) = persist::replay(&p.wal)?;
+        if !flush && !merge {
+            // Redis panics on a duplicate key here; redlog refuses.
+            for (db, d) in disk.dbs.iter().enumerate() {
+                if let Some((k, _)) = d.iter().find(|(k, _)| ks.dbs[db].contains(k)) {
+                    tracing::warn!(
+                        "RDB has duplicated key '{}' in DB {db}",
+                        String::from_utf8_lossy(k)
+                    );
+                    return Err("duplicated key".into());
+                }
+            }
+        }
+        ks.set_capture(false);
+        let lru = ks.evict.initial_lru(ks.clock_s(), ks.cached_now_ms());
+        for (db, d) in disk.dbs.iter().enumerate() {
+            let live = &mut ks.dbs[db];
+            if flush {
+                let gone: Vec<Bytes> = live
+                    .iter()
+                    .filter(|(k, e)| {
+                        !matches!(e.value, crate::db::Value::Stream(_)) && !d.contains(k)
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in gone {
+                    live.remove(&k);
+                }
+            }
+            for (k, e) in d.iter() {
+                if matches!(e.value, crate::db::Value::Stream(_)) {
+                    continue;
+                }
+                live.insert(
+                    k.clone(),
+                    crate::db::Entry {
+                        value: e.value.clone(),
+                        expires_at_ms: e.expires_at_ms,
+                        lru,
+                    },
+                );
+            }
+        }
+        ks.set_capture(true);
+        tracing::warn!("DB reloaded by DEBUG RELOAD");
+        Ok(())
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::SeqCst)
     }

@@ -26,10 +26,15 @@ impl PeerAddr {
         matches!(self, PeerAddr::Unix(_))
     }
 
-    /// Redis's `islocalClient`: a Unix socket or a loopback address.
+    /// Redis's `islocalClient`: a Unix socket, or a peer whose address
+    /// prints as `127.0.0.1` or `::1` (not the rest of 127/8, not
+    /// `::ffff:127.0.0.1`).
     pub fn is_local(&self) -> bool {
         match self {
-            PeerAddr::Tcp(a) => a.ip().is_loopback(),
+            PeerAddr::Tcp(a) => match a.ip() {
+                std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+                std::net::IpAddr::V6(ip) => ip == std::net::Ipv6Addr::LOCALHOST,
+            },
             PeerAddr::Unix(_) => true,
         }
     }

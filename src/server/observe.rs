@@ -396,6 +396,11 @@ pub struct Observe {
     /// Socket reads and writes (INFO `total_reads_processed`, ...).
     pub reads: AtomicU64,
     pub writes: AtomicU64,
+    /// Reply buffers grown by a batch's replies, and released back to a
+    /// small one after a large reply (INFO `reply_buffer_expands`,
+    /// `reply_buffer_shrinks`).
+    pub reply_buffer_expands: AtomicU64,
+    pub reply_buffer_shrinks: AtomicU64,
 }
 
 impl Observe {
@@ -440,6 +445,8 @@ impl Observe {
         self.errors.lock().clear();
         self.reads.store(0, Ordering::Relaxed);
         self.writes.store(0, Ordering::Relaxed);
+        self.reply_buffer_expands.store(0, Ordering::Relaxed);
+        self.reply_buffer_shrinks.store(0, Ordering::Relaxed);
         *self.instant.lock() = Instant3::default();
     }
 

@@ -182,6 +182,11 @@ impl Persistence {
             .map_err(|_: super::commit::Failed| self.failure_text())
     }
 
+    /// Writes every unit queued so far (DEBUG RELOAD, before it replays).
+    pub fn write_queued(&self, streams: &crate::stream::Registry) -> Result<(), String> {
+        self.write_upto(self.commit.next_seq(), streams)
+    }
+
     /// Waits until the units up to `ticket` (written) are fdatasynced
     /// (see `commit`). Err: the failure text.
     pub async fn wait_durable(
