@@ -313,8 +313,71 @@ def gen_geo():
         lambda: ["ZRANGE", K("z"), "0", "-1", "WITHSCORES"],
     ])()
 
+def crc64(data):
+    """Redis's CRC-64/Jones (the DUMP footer), reflected."""
+    crc = 0
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x95AC9329AC4BC9B5 if crc & 1 else 0)
+    return crc
+
+RESTORE_TTL = lambda: R.choice([["0"], ["0"], ["100000"], ["-1"], ["x"], ["1", "ABSTTL"], ["4102444800000", "ABSTTL"]])
+RESTORE_OPTS = lambda: R.choice([[], [], ["REPLACE"], ["REPLACE"], ["IDLETIME", R.choice(["0", "100", "-1", "x"])],
+                                 ["FREQ", R.choice(["0", "5", "255", "256", "-1"])], ["IDLETIME", "1", "FREQ", "1"],
+                                 ["REPLACE", "FREQ", "3"], ["REPLACE", "IDLETIME", "1000"], ["IDLETIME"], ["FOO"]])
+
+def gen_dump():
+    """DUMP, and RESTORE of a DUMP (this script's DUMPRESTORE: the payload
+    one server DUMPed, RESTOREd on both) or of a damaged payload
+    (RESTOREBAD)."""
+    return R.choice([
+        lambda: ["DUMP", ANY()],
+        lambda: (lambda ttl: ["DUMPRESTORE", R.choice("ab"), ANY(), ANY(), ttl[0]] + RESTORE_OPTS() + ttl[1:])(RESTORE_TTL()),
+        lambda: ["DUMPRESTORE", R.choice("ab"), ANY(), K(R.choice("slhtzq")), "0", "REPLACE"],
+        lambda: ["DUMPRESTORE", R.choice("ab"), ANY(), K(R.choice("slhtzq")), "0", "REPLACE"],
+        lambda: ["DUMPRESTORE", R.choice("ab"), ANY(), K(R.choice("slhtzq")), "0", "REPLACE"],
+        lambda: ["RESTOREBAD", R.choice(["trunc", "version", "crc", "type", "body", "empty", "tail"]), ANY(), K("s")],
+        lambda: ["OBJECT", "FREQ", ANY()],
+    ])()
+
+def dump_deterministic(redis, key):
+    """A DUMP both servers must produce byte for byte: not a stream
+    (delivery times, Redis's node history), not a hash table (dict
+    order), not a list (quicklist node boundaries depend on history)."""
+    t = redis.call(["TYPE", key])
+    if t in (b"+stream", b"+list"):
+        return False
+    return redis.call(["OBJECT", "ENCODING", key]) != b"$9|hashtable"
+
+def bulk_of(r):
+    return r.split(b"|", 1)[1] if r[:1] == b"$" and b"|" in r else None
+
+def damage(kind, p):
+    """A damaged DUMP payload: caught by the footer checks, or with a
+    valid footer and a body the decoder must refuse."""
+    if kind == "empty":
+        return b""
+    if kind == "trunc":
+        return p[:-1]
+    if kind == "version":
+        return p[:-10] + bytes([11, 0]) + p[-8:]
+    if kind == "crc":
+        return p[:-1] + bytes([p[-1] ^ 1])
+    if kind == "tail":
+        return p + b"x"
+    body = p[:-10]
+    if kind == "type":
+        body = bytes([99]) + body[1:]
+    else:
+        body = body[:-1]
+    body += p[-10:-8]
+    return body + crc64(body).to_bytes(8, "little")
+
 def gen():
     r = R.random()
+    if R.random() < 0.04:
+        return gen_dump()
     if r < 0.03:
         return gen_sort()
     if r < 0.05:
@@ -428,7 +491,7 @@ def library():
 
 # SORT stays out of scripts: main resets Redis's stale errno before it
 # (see there), which a script around it would defeat.
-NOT_IN_SCRIPTS = {"SCANALL", "KEYS", "MULTI", "EXEC", "DISCARD", "SORT", "SORT_RO"}
+NOT_IN_SCRIPTS = {"SCANALL", "KEYS", "MULTI", "EXEC", "DISCARD", "SORT", "SORT_RO", "DUMPRESTORE", "RESTOREBAD", "DUMP"}
 RS = random.Random()
 
 # Replies whose order Redis 7.0 leaves to its hash tables (random seed).
@@ -558,6 +621,8 @@ def main():
                 "zset-max-listpack-entries", "128", "zset-max-listpack-value", "64",
                 "set-max-intset-entries", "512"])
         c.call(["FUNCTION", "FLUSH"])
+        # RESTORE checks payloads deeply, as redlog always does.
+        c.call(["CONFIG", "SET", "sanitize-dump-payload", "yes"])
         assert c.call(["FUNCTION", "LOAD", library()]) == b"$8|difffuzz"
     hist = []
     in_multi = False
@@ -565,7 +630,7 @@ def main():
         cmd = gen()
         # Inside MULTI a reply comes back within EXEC's, where the
         # comparison cannot sort or skip it.
-        while in_multi and cmd[0] in UNORDERED | LEX | {"SCANALL", "KEYS", "SORT", "SORT_RO"}:
+        while in_multi and cmd[0] in UNORDERED | LEX | {"SCANALL", "KEYS", "SORT", "SORT_RO", "DUMPRESTORE", "RESTOREBAD", "DUMP"}:
             cmd = gen()
         # A generator of its own, so the command sequence of a seed is the
         # same with or without scripts.
@@ -589,6 +654,27 @@ def main():
             continue
         if cmd[0] == "SCANALL":
             ra, rb = scanall(a, cmd[1:]), scanall(b, cmd[1:])
+        elif cmd[0] == "DUMP":
+            ra, rb = a.call(cmd), b.call(cmd)
+            if not dump_deterministic(a, cmd[1]):
+                ra, rb = ra[:1], rb[:1]
+        elif cmd[0] == "DUMPRESTORE":
+            # Both DUMPs (compared where Redis's bytes are deterministic),
+            # then one of them RESTOREd on both servers: Redis's payload
+            # read by redlog, redlog's by Redis.
+            det = dump_deterministic(a, cmd[2])
+            da, db_ = a.call(["DUMP", cmd[2]]), b.call(["DUMP", cmd[2]])
+            payload = bulk_of(da if cmd[1] == "a" else db_)
+            if payload is None:
+                payload = b"nothing"
+            restore = ["RESTORE", cmd[3], cmd[4], payload] + cmd[5:]
+            ra, rb = a.call(restore), b.call(restore)
+            if det:
+                ra, rb = da + b" " + ra, db_ + b" " + rb
+        elif cmd[0] == "RESTOREBAD":
+            payload = bulk_of(a.call(["DUMP", cmd[2]])) or b"\x00\x01x\x0a\x00" + bytes(8)
+            restore = ["RESTORE", cmd[3], "0", damage(cmd[1], payload), "REPLACE"]
+            ra, rb = a.call(restore), b.call(restore)
         elif cmd[0] in ("SORT", "SORT_RO") and "STORE" not in cmd:
             # Redis 7.0's SORT reads errno after strtod without clearing
             # it, so an earlier ERANGE (a subnormal score, say) can make it

@@ -35,8 +35,17 @@ pub enum RdbValue {
         members: Vec<Vec<u8>>,
         intset: bool,
     },
-    ZSet(Vec<(Vec<u8>, f64)>),
-    Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    /// Members and scores; `packed` when the payload was a listpack or a
+    /// ziplist (Redis then keeps it packed whatever its elements' sizes).
+    ZSet {
+        members: Vec<(Vec<u8>, f64)>,
+        packed: bool,
+    },
+    /// Fields and values; `packed` as for `ZSet`.
+    Hash {
+        fields: Vec<(Vec<u8>, Vec<u8>)>,
+        packed: bool,
+    },
     Stream(Box<StreamValue>),
 }
 
@@ -126,7 +135,10 @@ pub fn read_object(t: u8, r: &mut Reader<'_>) -> Result<RdbValue> {
                 }
                 v.push((m, s));
             }
-            RdbValue::ZSet(v)
+            RdbValue::ZSet {
+                members: v,
+                packed: false,
+            }
         }
         types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
             let s = r.string()?;
@@ -151,7 +163,10 @@ pub fn read_object(t: u8, r: &mut Reader<'_>) -> Result<RdbValue> {
                 };
                 v.push((m.into_bytes(), score));
             }
-            RdbValue::ZSet(v)
+            RdbValue::ZSet {
+                members: v,
+                packed: true,
+            }
         }
         types::HASH => {
             let n = r.count(2)?;
@@ -160,9 +175,16 @@ pub fn read_object(t: u8, r: &mut Reader<'_>) -> Result<RdbValue> {
                 let f = r.string()?;
                 v.push((f, r.string()?));
             }
-            RdbValue::Hash(v)
+            RdbValue::Hash {
+                fields: v,
+                packed: false,
+            }
         }
-        types::HASH_ZIPMAP => RdbValue::Hash(packed::zipmap_decode(&r.string()?)?),
+        // Redis converts a zipmap by its element sizes too: as a plain hash.
+        types::HASH_ZIPMAP => RdbValue::Hash {
+            fields: packed::zipmap_decode(&r.string()?)?,
+            packed: false,
+        },
         types::HASH_ZIPLIST | types::HASH_LISTPACK => {
             let s = r.string()?;
             let elems = if t == types::HASH_LISTPACK {
@@ -178,7 +200,10 @@ pub fn read_object(t: u8, r: &mut Reader<'_>) -> Result<RdbValue> {
             while let (Some(f), Some(val)) = (it.next(), it.next()) {
                 v.push((f.into_bytes(), val.into_bytes()));
             }
-            RdbValue::Hash(v)
+            RdbValue::Hash {
+                fields: v,
+                packed: true,
+            }
         }
         types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 => {
             RdbValue::Stream(Box::new(super::stream::read(t, r)?))
@@ -209,8 +234,8 @@ impl RdbValue {
             RdbValue::Str(_) => false,
             RdbValue::List(v) => v.is_empty(),
             RdbValue::Set { members, .. } => members.is_empty(),
-            RdbValue::ZSet(v) => v.is_empty(),
-            RdbValue::Hash(v) => v.is_empty(),
+            RdbValue::ZSet { members, .. } => members.is_empty(),
+            RdbValue::Hash { fields, .. } => fields.is_empty(),
             RdbValue::Stream(_) => false,
         }
     }
@@ -243,23 +268,34 @@ impl RdbValue {
                 }
                 Value::Set(s)
             }
-            RdbValue::ZSet(v) => {
+            RdbValue::ZSet { members, packed } => {
+                // A packed payload stays packed unless it has too many
+                // members (Redis's loader does not look at their sizes);
+                // a plain one is packed only if it fits both limits.
+                let mut zl = lim.zset;
+                if packed {
+                    zl.value = usize::MAX;
+                }
                 let mut z = ZSet::new_listpack();
-                for (m, score) in v {
+                for (m, score) in members {
                     if z.score(&m).is_some() {
                         return Err(Error::Bad("duplicate zset member"));
                     }
-                    z.insert_new(Bytes::from(m), score, lim.zset);
+                    z.insert_new(Bytes::from(m), score, zl);
                 }
                 Value::ZSet(z)
             }
-            RdbValue::Hash(v) => {
+            RdbValue::Hash { fields, packed } => {
+                let mut hl = lim.hash;
+                if packed {
+                    hl.max_value = usize::MAX;
+                }
                 let mut h = Hash::Listpack(Default::default());
-                if v.len() > lim.hash.max_entries {
+                if fields.len() > hl.max_entries {
                     h.convert_to_table();
                 }
-                for (f, val) in &v {
-                    if !h.set(f, val, lim.hash) {
+                for (f, val) in &fields {
+                    if !h.set(f, val, hl) {
                         return Err(Error::Bad("duplicate hash field"));
                     }
                 }
@@ -412,6 +448,83 @@ mod tests {
         let (body, _) = super::super::check_envelope(&d).unwrap();
         let rv = read_value(&mut Reader::new(body)).unwrap();
         rv.into_value(&Limits::default()).unwrap()
+    }
+
+    /// As Redis 7.0's loader: a listpack payload stays a listpack whatever
+    /// its elements' sizes (only the count is checked); a plain one is
+    /// packed only when it fits both limits.
+    #[test]
+    fn packed_payloads_keep_their_encoding_under_small_value_limits() {
+        let long = vec![b'x'; 100];
+        let mut z = ZSet::new_listpack();
+        z.insert_new(
+            Bytes::from(long.clone()),
+            1.0,
+            ZsetLimits {
+                entries: 128,
+                value: 1000,
+            },
+        );
+        let mut h = Hash::Listpack(Default::default());
+        h.set(
+            &long,
+            b"v",
+            HashLimits {
+                max_entries: 512,
+                max_value: 1000,
+            },
+        );
+        let small = Limits {
+            hash: HashLimits {
+                max_entries: 512,
+                max_value: 10,
+            },
+            zset: ZsetLimits {
+                entries: 128,
+                value: 10,
+            },
+            set_max_intset: 512,
+        };
+        let load = |v: Value| {
+            let d = dump_value(&v).unwrap();
+            let (body, _) = super::super::check_envelope(&d).unwrap();
+            read_value(&mut Reader::new(body))
+                .unwrap()
+                .into_value(&small)
+                .unwrap()
+        };
+        let Value::ZSet(gz) = load(Value::ZSet(z)) else {
+            panic!()
+        };
+        assert_eq!(gz.encoding(), "listpack");
+        let Value::Hash(gh) = load(Value::Hash(h)) else {
+            panic!()
+        };
+        assert_eq!(gh.encoding(), "listpack");
+        // Too many members: converted.
+        let few = Limits {
+            zset: ZsetLimits {
+                entries: 1,
+                value: 1000,
+            },
+            hash: HashLimits {
+                max_entries: 1,
+                max_value: 1000,
+            },
+            ..small
+        };
+        let mut z = ZSet::new_listpack();
+        for m in ["a", "b"] {
+            z.insert_new(Bytes::from(m), 1.0, ZsetLimits::default());
+        }
+        let d = dump_value(&Value::ZSet(z)).unwrap();
+        let (body, _) = super::super::check_envelope(&d).unwrap();
+        let v = read_value(&mut Reader::new(body))
+            .unwrap()
+            .into_value(&few)
+            .unwrap();
+        let Value::ZSet(gz) = v else { panic!() };
+        assert_eq!(gz.encoding(), "skiplist");
     }
 
     #[test]
