@@ -22,26 +22,14 @@
 
 use super::mask::FastMask;
 use super::pattern::{split_notation, Pattern};
+use super::syntax::{compile_regex, is_ws};
+pub use super::syntax::{Keys, FIELDS_MAX};
 use super::time::{TimeParser, Timestamp, Zone};
 use regex::bytes::{NoExpand, Regex};
 use std::borrow::Cow;
 
 /// Masks per format: each runs over every line's content.
 pub const MASKS_MAX: usize = 32;
-/// Fields per pattern.
-pub const FIELDS_MAX: usize = 64;
-/// Compiled size limit of user regexes (masks, patterns): 1 MiB keeps a
-/// hostile pattern from taking the server's memory.
-const REGEX_SIZE_LIMIT_BYTES: usize = 1 << 20;
-
-/// Keys or fields that hold the time, level, message and component.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Keys {
-    pub time: Option<String>,
-    pub level: Option<String>,
-    pub message: Option<String>,
-    pub component: Option<String>,
-}
 
 /// A format definition as `LOGPARSE FORMAT SET` gives it.
 #[derive(Clone, Debug, PartialEq)]
@@ -257,22 +245,6 @@ pub struct Format {
     masks: Vec<(Regex, Option<FastMask>)>,
     time: TimeSource,
     zone: Option<Zone>,
-}
-
-pub(super) fn compile_regex(re: &str) -> Result<Regex, String> {
-    regex::bytes::RegexBuilder::new(re)
-        .size_limit(REGEX_SIZE_LIMIT_BYTES)
-        .build()
-        .map_err(|e| {
-            // regex's message ends with a line `error: <what>`.
-            let text = e.to_string();
-            let last = text.lines().last().unwrap_or("").trim();
-            last.strip_prefix("error: ").unwrap_or(last).to_string()
-        })
-}
-
-pub(super) fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
 const SEVERITIES: [&str; 8] = [

@@ -42,6 +42,7 @@ pub mod format;
 mod mask;
 pub mod miner;
 mod pattern;
+mod syntax;
 pub mod time;
 
 pub use format::{Format, FormatSpec, Keys, ParseError, Record};

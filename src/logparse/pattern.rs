@@ -6,7 +6,7 @@
 //! fields; it spends a work budget proportional to the line and hands
 //! pathological lines to the regex crate's linear-time engine.
 
-use super::format::{compile_regex, is_ws, Keys, FIELDS_MAX};
+use super::syntax::{compile_regex, is_ws, Keys, FIELDS_MAX};
 use memchr::memmem;
 use regex::bytes::Regex;
 

@@ -16,20 +16,27 @@
 //!   A reader sees the records present when it reaches them; a `truncate_after`
 //!   concurrent with a reader of the truncated range is the caller's to
 //!   serialise (the reader restarts from its next key if it notices).
+//!
+//! Children: `iter` (the lazy readers) and `recovery` (open-time recovery
+//! of a directory into this log's segments); both use the log's private
+//! segment structures, so they live under it.
+
+pub mod iter;
+pub mod recovery;
 
 use super::error::{Error, Result};
 use super::fs::{read_full_at, Fs, OpenMode, RealFs, StorageFile};
 use super::index::{
     encode_entry, encode_index, lookup_by, wants_entry, IndexData, IndexEntry, INDEX_ENTRY_BYTES,
 };
-use super::iter::{Iter, RevIter};
 use super::record::{
     decode_record, encode_file_header, encode_record, record_bytes, Decoded, Record,
     FILE_HEADER_BYTES, LOG_MAGIC, RECORD_VALUE_BYTES_MAX,
 };
-use super::recovery::{recover, RecoveryReport};
 use super::segment::{segment_paths, Scanned, Scanner};
 use super::sync::{GroupCommit, Sticky, SyncPolicy};
+use iter::{Iter, RevIter};
+use recovery::{recover, RecoveryReport};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,9 +86,9 @@ pub struct LogOptions {
     /// (`StorageFile::preallocate`, not changing the file's size) and the
     /// reserve past the end released when the segment is sealed; 0: off.
     /// An fdatasync after an append into reserved space does not have to
-    /// allocate blocks: the WAL sets it (p50 fdatasync 128-138 us instead
-    /// of 149-192 us on this machine's ext4); a log per stream does not
-    /// (thousands of small streams would reserve that much each).
+    /// allocate blocks, which shortens it on ext4: the WAL sets it; a log
+    /// per stream does not (thousands of small streams would reserve that
+    /// much each).
     pub preallocate: u64,
 }
 

@@ -8,9 +8,12 @@
 //! sequence number `hi` is 0. Fixed width, so lexical order is key order, and
 //! every `u128` fits.
 
-use super::fs::StorageFile;
+use super::atomic::TMP_SUFFIX;
+use super::error::Result;
+use super::fs::{Fs, StorageFile};
 use super::index::{wants_entry, IndexEntry};
 use super::record::{decode_record, BadRecord, Decoded, FILE_HEADER_BYTES, RECORD_HEADER_BYTES};
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -307,6 +310,44 @@ pub fn valid_record_after(
         }
     }
     Ok(false)
+}
+
+/// Bases of the segments in `dir` (sorted); removes stale temp files and
+/// orphan indexes when `removed` is given (and lists them there).
+pub(crate) fn list_segments(
+    fs: &dyn Fs,
+    dir: &Path,
+    removed: Option<&mut Vec<PathBuf>>,
+) -> Result<Vec<u128>> {
+    let mut logs = BTreeSet::new();
+    let mut indexes = BTreeSet::new();
+    let mut stale = Vec::new();
+    for e in fs.list_dir(dir)? {
+        if e.is_dir {
+            continue;
+        }
+        match parse_segment_name(&e.name) {
+            Some((b, LOG_EXT)) => {
+                logs.insert(b);
+            }
+            Some((b, INDEX_EXT)) => {
+                indexes.insert(b);
+            }
+            Some((_, ext)) if ext.ends_with(TMP_SUFFIX) => stale.push(dir.join(&e.name)),
+            _ => {}
+        }
+    }
+    if let Some(removed) = removed {
+        for b in indexes.difference(&logs) {
+            stale.push(segment_paths(dir, *b).1);
+        }
+        for p in stale {
+            tracing::warn!(file = %p.display(), "removing stale file");
+            fs.remove_file(&p)?;
+            removed.push(p);
+        }
+    }
+    Ok(logs.into_iter().collect())
 }
 
 #[cfg(test)]

@@ -34,12 +34,12 @@
 //! (`wal_check`).
 
 use super::fs::{read_full_at, Fs, OpenMode, RealFs, StorageFile};
+use super::log::recovery::RecoveryReport;
 use super::log::{LogOptions, RecoveryMode, SegmentedLog};
 use super::record::{
     decode_file_header, decode_record, encode_file_header, encode_record, Decoded,
     FILE_HEADER_BYTES,
 };
-use super::recovery::RecoveryReport;
 use super::sync::SyncPolicy;
 use super::{Error, Result, RECORD_VALUE_BYTES_MAX};
 use std::path::{Path, PathBuf};

@@ -31,7 +31,6 @@
 //! whose content the chosen recovery still has is listed as covered.
 
 use super::atomic::atomic_write_with;
-use super::check::{check_index, compare_index, problem, Dropped, LogCheck, UnitKeys};
 use super::error::Result;
 use super::fs::{read_full_at, Fs, OpenMode};
 use super::index::encode_index;
@@ -39,13 +38,18 @@ use super::record::{
     decode_file_header, decode_record, encode_file_header, encode_record, Decoded,
     FILE_HEADER_BYTES, LOG_MAGIC, RECORD_HEADER_BYTES,
 };
-use super::recovery::list_segments;
 use super::salvage::{scan_file, Damage, Piece};
-use super::segment::{scan_whole, segment_paths, Scanned, Scanner};
+use super::segment::{list_segments, scan_whole, segment_paths, Scanned, Scanner};
+use super::verify::{check_index, compare_index, drop_line, problem, Dropped, LogCheck};
 use super::wal::{footer_bytes, parse_base_name, BASE_FOOTER_BYTES, BASE_MAGIC, FOOTER_MAGIC};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// Decodes a WAL unit (or base chunk) into the `(db, key)` pairs it
+/// touches; None when the bytes do not decode. Supplied by the caller
+/// (`server::persist::unit_keys`): storage itself only stores bytes.
+pub type UnitKeys<'a> = &'a dyn Fn(&[u8]) -> Option<Vec<(u8, Vec<u8>)>>;
 
 struct SegScan {
     base: u128,
@@ -596,7 +600,7 @@ fn report_region(
             g.covered_records, g.covered_bytes
         ));
     }
-    super::check::drop_line(
+    drop_line(
         out,
         c,
         Dropped {
@@ -810,7 +814,7 @@ pub(crate) fn check_wal(
                     lost_keys.map_or("an unknown number of".into(), |n| n.to_string()),
                     b.readable_keys().map_or(String::new(), |k| format!(", {k} keys"))
                 );
-                super::check::drop_line(
+                drop_line(
                     out,
                     &mut c,
                     Dropped {
@@ -845,7 +849,7 @@ pub(crate) fn check_wal(
                     .map_or("an uncounted number of".into(), |k| k.to_string()),
                 b.damage.iter().map(|d| d.bytes).sum::<u64>()
             );
-            super::check::drop_line(
+            drop_line(
                 out,
                 &mut c,
                 Dropped {

@@ -11,10 +11,10 @@
 //! the entry's key; otherwise the reader warns and scans the segment from its
 //! first record (the index is derived data).
 
-use super::error::{Error, Result};
-use super::log::{Located, Shared};
-use super::record::{Record, FILE_HEADER_BYTES};
-use super::segment::{Scanned, Scanner};
+use super::{Located, Shared};
+use crate::storage::error::{Error, Result};
+use crate::storage::record::{Record, FILE_HEADER_BYTES};
+use crate::storage::segment::{Scanned, Scanner};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -171,7 +171,7 @@ pub struct RevIter {
 struct RevSeg {
     base: u128,
     path: PathBuf,
-    file: Arc<dyn super::fs::StorageFile>,
+    file: Arc<dyn crate::storage::fs::StorageFile>,
     /// End of the part of the segment not yet read.
     stop: u64,
     /// Next block to read.

@@ -19,18 +19,16 @@
 //! - Stale `*.tmp` files of interrupted atomic writes and index files without
 //!   a log are removed.
 
-use super::atomic::{atomic_write_with, TMP_SUFFIX};
-use super::check::{verify_log, Dropped};
-use super::error::{Error, Result};
-use super::fs::{read_full_at, Fs, OpenMode};
-use super::index::{encode_index, valid_prefix, IndexEntry};
-use super::log::{entry_matches, load_index, Active, RecoveryMode, Sealed};
-use super::record::{decode_file_header, FILE_HEADER_BYTES, LOG_MAGIC};
-use super::segment::{
-    parse_segment_name, scan_segment, scan_whole, segment_paths, valid_record_after, INDEX_EXT,
-    LOG_EXT,
+use super::{entry_matches, load_index, Active, RecoveryMode, Sealed};
+use crate::storage::atomic::atomic_write_with;
+use crate::storage::error::{Error, Result};
+use crate::storage::fs::{read_full_at, Fs, OpenMode};
+use crate::storage::index::{encode_index, valid_prefix, IndexEntry};
+use crate::storage::record::{decode_file_header, FILE_HEADER_BYTES, LOG_MAGIC};
+use crate::storage::segment::{
+    list_segments, scan_segment, scan_whole, segment_paths, valid_record_after,
 };
-use std::collections::BTreeSet;
+use crate::storage::verify::{verify_log, Dropped};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -67,44 +65,6 @@ pub(crate) struct Recovered {
     pub report: RecoveryReport,
 }
 
-/// Bases of the segments in `dir` (sorted); removes stale temp files and
-/// orphan indexes.
-pub(crate) fn list_segments(
-    fs: &dyn Fs,
-    dir: &Path,
-    report: Option<&mut RecoveryReport>,
-) -> Result<Vec<u128>> {
-    let mut logs = BTreeSet::new();
-    let mut indexes = BTreeSet::new();
-    let mut stale = Vec::new();
-    for e in fs.list_dir(dir)? {
-        if e.is_dir {
-            continue;
-        }
-        match parse_segment_name(&e.name) {
-            Some((b, LOG_EXT)) => {
-                logs.insert(b);
-            }
-            Some((b, INDEX_EXT)) => {
-                indexes.insert(b);
-            }
-            Some((_, ext)) if ext.ends_with(TMP_SUFFIX) => stale.push(dir.join(&e.name)),
-            _ => {}
-        }
-    }
-    if let Some(report) = report {
-        for b in indexes.difference(&logs) {
-            stale.push(segment_paths(dir, *b).1);
-        }
-        for p in stale {
-            tracing::warn!(file = %p.display(), "removing stale file");
-            fs.remove_file(&p)?;
-            report.removed_files.push(p);
-        }
-    }
-    Ok(logs.into_iter().collect())
-}
-
 pub(crate) fn recover(fs: &dyn Fs, dir: &Path, mode: RecoveryMode) -> Result<Recovered> {
     let mut report = RecoveryReport::default();
     if !fs.exists(dir) {
@@ -119,7 +79,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, mode: RecoveryMode) -> Result<Rec
         report.records_scanned = check.records;
         report.repaired = check.dropped;
     }
-    let mut bases = list_segments(fs, dir, Some(&mut report))?;
+    let mut bases = list_segments(fs, dir, Some(&mut report.removed_files))?;
     let mut dir_dirty = !report.removed_files.is_empty();
 
     // The newest segment, scanned; older ones become empty newest segments'
@@ -156,7 +116,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, mode: RecoveryMode) -> Result<Rec
     })
 }
 
-fn read_header(path: &Path, file: &dyn super::fs::StorageFile, base: u128) -> Result<()> {
+fn read_header(path: &Path, file: &dyn crate::storage::fs::StorageFile, base: u128) -> Result<()> {
     let mut h = [0u8; FILE_HEADER_BYTES as usize];
     let n = read_full_at(file, &mut h, 0)?;
     match decode_file_header(&h[..n], LOG_MAGIC) {
