@@ -456,7 +456,25 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "client|caching",
+        CommandMeta {
+            args: &[
+                arg("mode", T::Oneof).args(&[
+                    arg("yes", T::PureToken).token("YES"),
+                    arg("no", T::PureToken).token("NO"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "client|getname",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "client|getredir",
         CommandMeta {
             ..CommandMeta::EMPTY
         },
@@ -613,6 +631,30 @@ pub static META: &[(&str, CommandMeta)] = &[
             args: &[
                 arg("connection-name", T::String),
             ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "client|tracking",
+        CommandMeta {
+            args: &[
+                arg("status", T::Oneof).args(&[
+                    arg("on", T::PureToken).token("ON"),
+                    arg("off", T::PureToken).token("OFF"),
+                ]),
+                arg("client-id", T::Integer).token("REDIRECT").flags(OPTIONAL),
+                arg("prefix", T::String).token("PREFIX").flags(OPTIONAL | MULTIPLE | MULTIPLE_TOKEN),
+                arg("bcast", T::PureToken).token("BCAST").flags(OPTIONAL),
+                arg("optin", T::PureToken).token("OPTIN").flags(OPTIONAL),
+                arg("optout", T::PureToken).token("OPTOUT").flags(OPTIONAL),
+                arg("noloop", T::PureToken).token("NOLOOP").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "client|trackinginfo",
+        CommandMeta {
             ..CommandMeta::EMPTY
         },
     ),
