@@ -269,6 +269,8 @@ static PARAMS: &[Param] = &[
         true,
     ),
     p("client-query-buffer-limit", MEMORY, "1073741824", true),
+    // Also the Lua heap bound of each script VM (at least 32 MiB; 1 GiB
+    // when 0): `scripting::lua_memory_limit`.
     p("maxmemory", MEMORY, "0", true),
     p("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
     p(

@@ -169,6 +169,197 @@ async fn lua_time_limit_is_the_threshold_alias() {
     s.shutdown().await;
 }
 
+/// Commands served during a busy script go through the ACL check first
+/// (Redis's `processCommand` order): a user without +script|kill gets
+/// NOPERM, logged in ACL LOG; one with it stops the script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_commands_are_checked_against_acl() {
+    let s = start_with(&[("busy-reply-threshold", "100")]).await;
+    let addr = s.local_addr();
+    let mut admin = Raw::connect(addr).await;
+    assert_eq!(
+        ask(
+            &mut admin,
+            &[
+                "ACL",
+                "SETUSER",
+                "u",
+                "on",
+                "nopass",
+                "+@all",
+                "~*",
+                "-script|kill"
+            ]
+        )
+        .await,
+        "+OK\r\n"
+    );
+    let mut limited = Raw::connect(addr).await;
+    assert_eq!(ask(&mut limited, &["AUTH", "u", "x"]).await, "+OK\r\n");
+    let (mut runner, mut other) = start_busy(addr, LOOP).await;
+    assert_eq!(
+        ask(&mut limited, &["SCRIPT", "KILL"]).await,
+        "-NOPERM this user has no permissions to run the 'script|kill' command\r\n"
+    );
+    // Allowed commands still get BUSY.
+    assert_eq!(ask(&mut limited, &["GET", "k"]).await, BUSY);
+    assert_eq!(ask(&mut other, &["SCRIPT", "KILL"]).await, "+OK\r\n");
+    assert!(line(&mut runner).await.starts_with("-ERR Script killed"));
+    // The refusal is in ACL LOG, as any NOPERM.
+    send(&mut admin, &["ACL", "LOG"]).await;
+    assert_eq!(line(&mut admin).await, "*1\r\n");
+    s.shutdown().await;
+}
+
+/// WATCH, UNWATCH and RESET are `allow-busy`: answered while the script
+/// runs (here it runs until SCRIPT KILL, so a reply that waited for the
+/// script's end would never come before the kill), with their effect on
+/// the WATCH registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_unwatch_reset_are_served_during_a_busy_script() {
+    let s = start_with(&[("busy-reply-threshold", "100")]).await;
+    let addr = s.local_addr();
+    let mut unwatcher = Raw::connect(addr).await;
+    assert_eq!(ask(&mut unwatcher, &["WATCH", "k2"]).await, "+OK\r\n");
+    let mut resetter = Raw::connect(addr).await;
+    assert_eq!(ask(&mut resetter, &["WATCH", "k3"]).await, "+OK\r\n");
+    let mut watcher = Raw::connect(addr).await;
+    let (mut runner, mut other) = start_busy(addr, LOOP).await;
+    assert_eq!(ask(&mut watcher, &["WATCH", "k"]).await, "+OK\r\n");
+    assert_eq!(ask(&mut unwatcher, &["UNWATCH"]).await, "+OK\r\n");
+    assert_eq!(ask(&mut resetter, &["RESET"]).await, "+RESET\r\n");
+    // MULTI then WATCH: Redis's error, and DISCARD of a client with
+    // WATCHes is served too.
+    assert_eq!(ask(&mut unwatcher, &["MULTI"]).await, "+OK\r\n");
+    assert_eq!(
+        ask(&mut unwatcher, &["WATCH", "x"]).await,
+        "-ERR WATCH inside MULTI is not allowed\r\n"
+    );
+    assert_eq!(ask(&mut unwatcher, &["DISCARD"]).await, "+OK\r\n");
+    // FUNCTION STATS during an EVAL script: BUSY, as Redis.
+    assert_eq!(ask(&mut other, &["FUNCTION", "STATS"]).await, BUSY);
+    assert_eq!(ask(&mut other, &["SCRIPT", "KILL"]).await, "+OK\r\n");
+    assert!(line(&mut runner).await.starts_with("-ERR Script killed"));
+    // The WATCH taken during the script holds; the dropped ones do not.
+    for k in ["k", "k2", "k3"] {
+        assert_eq!(ask(&mut other, &["SET", k, "v"]).await, "+OK\r\n");
+    }
+    for (c, want) in [
+        (&mut watcher, "*-1\r\n"),
+        (&mut unwatcher, "*1\r\n"),
+        (&mut resetter, "*1\r\n"),
+    ] {
+        assert_eq!(ask(c, &["MULTI"]).await, "+OK\r\n");
+        assert_eq!(ask(c, &["PING"]).await, "+QUEUED\r\n");
+        assert_eq!(ask(c, &["EXEC"]).await, want);
+        if want == "*1\r\n" {
+            assert_eq!(line(c).await, "+PONG\r\n");
+        }
+    }
+    s.shutdown().await;
+}
+
+/// EXEC refused during a busy script drops the client's WATCHes (Redis's
+/// `execCommandAbort`) at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_abort_during_a_busy_script_unwatches() {
+    let s = start_with(&[("busy-reply-threshold", "100")]).await;
+    let addr = s.local_addr();
+    let mut c = Raw::connect(addr).await;
+    assert_eq!(ask(&mut c, &["WATCH", "k"]).await, "+OK\r\n");
+    assert_eq!(ask(&mut c, &["MULTI"]).await, "+OK\r\n");
+    let (mut runner, mut other) = start_busy(addr, LOOP).await;
+    assert_eq!(
+        ask(&mut c, &["EXEC"]).await,
+        format!(
+            "-EXECABORT Transaction discarded because of: {}",
+            &BUSY[1..]
+        )
+    );
+    assert_eq!(ask(&mut other, &["SCRIPT", "KILL"]).await, "+OK\r\n");
+    assert!(line(&mut runner).await.starts_with("-ERR Script killed"));
+    // No WATCH left: a write to k does not abort the next transaction.
+    assert_eq!(ask(&mut other, &["SET", "k", "v"]).await, "+OK\r\n");
+    assert_eq!(ask(&mut c, &["MULTI"]).await, "+OK\r\n");
+    assert_eq!(ask(&mut c, &["PING"]).await, "+QUEUED\r\n");
+    assert_eq!(ask(&mut c, &["EXEC"]).await, "*1\r\n");
+    s.shutdown().await;
+}
+
+/// FUNCTION STATS while a function is busy: its name, the FCALL that runs
+/// it and how long it has run (Redis's `functionStatsCommand`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_stats_shows_the_running_function() {
+    let s = start_with(&[("busy-reply-threshold", "100")]).await;
+    let addr = s.local_addr();
+    let mut c = Raw::connect(addr).await;
+    let lib = "#!lua name=spinlib\nredis.register_function('spin', function() local i = 0 while true do i = i + 1 end end)";
+    assert_eq!(ask(&mut c, &["FUNCTION", "LOAD", lib]).await, "$7\r\n");
+    assert_eq!(line(&mut c).await, "spinlib\r\n");
+    let mut runner = Raw::connect(addr).await;
+    send(&mut runner, &["fcall", "spin", "0"]).await;
+    let busy_fn =
+        "-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n";
+    loop {
+        let r = ask(&mut c, &["GET", "k"]).await;
+        if r == busy_fn {
+            break;
+        }
+        assert_eq!(r, "$-1\r\n");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    send(&mut c, &["FUNCTION", "STATS"]).await;
+    let mut lines = Vec::new();
+    for _ in 0..25 {
+        lines.push(line(&mut c).await);
+    }
+    let want = [
+        "*4",
+        "$14",
+        "running_script",
+        "*6",
+        "$4",
+        "name",
+        "$4",
+        "spin",
+        "$7",
+        "command",
+        "*3",
+        "$5",
+        "fcall",
+        "$4",
+        "spin",
+        "$1",
+        "0",
+        "$11",
+        "duration_ms",
+    ];
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(lines[i], format!("{w}\r\n"), "line {i}");
+    }
+    assert!(lines[19].starts_with(':'), "duration: {}", lines[19]);
+    let ms: u64 = lines[19][1..].trim().parse().unwrap();
+    assert!(ms >= 100, "past the threshold: {ms}");
+    assert_eq!(lines[20..].concat(), "$7\r\nengines\r\n*2\r\n$3\r\nLUA\r\n");
+    let mut rest = String::new();
+    for _ in 0..7 {
+        rest.push_str(&line(&mut c).await);
+    }
+    assert_eq!(
+        rest,
+        "*4\r\n$15\r\nlibraries_count\r\n:1\r\n$15\r\nfunctions_count\r\n:1\r\n"
+    );
+    assert_eq!(ask(&mut c, &["FUNCTION", "KILL"]).await, "+OK\r\n");
+    assert!(line(&mut runner).await.starts_with("-ERR Script killed"));
+    // Not running: nil.
+    send(&mut c, &["FUNCTION", "STATS"]).await;
+    assert_eq!(line(&mut c).await, "*4\r\n");
+    line(&mut c).await;
+    line(&mut c).await;
+    assert_eq!(line(&mut c).await, "$-1\r\n");
+    s.shutdown().await;
+}
+
 /// INFO memory's scripting fields, in Redis 7.0's order, with the totals
 /// over the EVAL and function engines.
 #[tokio::test]

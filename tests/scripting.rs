@@ -145,3 +145,91 @@ async fn redis_crate_script_uses_evalsha_then_eval() {
     assert_eq!(exists, [1]);
     s.shutdown().await;
 }
+
+/// A runaway script cannot take the server's memory: the Lua heap is
+/// bounded (`maxmemory`, at least 32 MiB, here 1mb gives 32 MiB), the script
+/// fails with Lua's "not enough memory", and the VM goes on: its garbage is
+/// collected and the next scripts run. Functions have the same bound.
+#[tokio::test]
+async fn runaway_script_hits_the_lua_memory_limit_and_the_vm_survives() {
+    let s = start().await;
+    let mut c = client(s.local_addr()).await;
+    // A read-only function (FCALL of a writing one is refused over
+    // maxmemory), loaded before the limit is set.
+    cmd(
+        &mut c,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=big\nredis.register_function{function_name='grow', callback=function() local t = {} for i = 1, 1e8 do t[i] = i end return #t end, flags={'no-writes'}}",
+        ],
+    )
+    .await
+    .unwrap();
+    // CONFIG SET applies the bound to the VMs at their next run.
+    cmd(&mut c, &["CONFIG", "SET", "maxmemory", "1mb"])
+        .await
+        .unwrap();
+    let body = "local t = {} for i = 1, 1e8 do t[i] = i end return #t";
+    let sha = redlog::scripting::sha1hex(body.as_bytes());
+    let e = cmd(&mut c, &["EVAL", body, "0"]).await.unwrap_err();
+    assert_eq!(
+        e.detail(),
+        // Redis's form for a non-table error (`luaCallFunction`): the
+        // sha, the message, and the newline it appends made a space.
+        Some(format!("Error running script {sha}, not enough memory ").as_str()),
+        "{e:?}"
+    );
+    // Growing a string is bounded too.
+    let e = cmd(
+        &mut c,
+        &["EVAL", "local s = 'x' while true do s = s .. s end", "0"],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.detail()
+            .is_some_and(|d| d.ends_with("not enough memory ")),
+        "{e:?}"
+    );
+    // The VM is usable, and its heap is back under the bound.
+    assert_eq!(
+        cmd(
+            &mut c,
+            &[
+                "EVAL",
+                "local t = {} for i = 1, 1000 do t[i] = i end return #t",
+                "0"
+            ]
+        )
+        .await
+        .unwrap(),
+        redis::Value::Int(1000)
+    );
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let lua: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory_vm_eval:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(lua < 8 << 20, "used_memory_vm_eval {lua}");
+    // FCALL: the functions VM has the same bound.
+    let e = cmd(&mut c, &["FCALL", "grow", "0"]).await.unwrap_err();
+    assert!(
+        e.detail()
+            .is_some_and(|d| d.ends_with("not enough memory ")),
+        "{e:?}"
+    );
+    assert_eq!(
+        cmd(&mut c, &["EVAL", "return 7", "0"]).await.unwrap(),
+        redis::Value::Int(7)
+    );
+    cmd(&mut c, &["CONFIG", "SET", "maxmemory", "0"])
+        .await
+        .unwrap();
+    s.shutdown().await;
+}

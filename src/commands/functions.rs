@@ -356,9 +356,9 @@ fn function_kill(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// FUNCTION STATS: served with the keyspace lock, so no function runs
-/// (a busy one keeps the lock: `server::busy` holds this command until it
-/// ends) and `running_script` is nil.
+/// FUNCTION STATS with the keyspace lock: no function runs, so
+/// `running_script` is nil (during a busy function `server::busy` answers
+/// it without the lock, with the running function).
 fn function_stats(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let st = ctx.ks.function_stats;
     let out = &mut *ctx.out;
@@ -465,7 +465,7 @@ fn fcall_generic(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> CmdResult {
     // borrow the keyspace); FUNCTION commands are `noscript`, so nothing
     // looks for it meanwhile but INFO, which reads `function_stats`.
     let mut f = std::mem::take(&mut ctx.ks.functions);
-    let r = f.call(ctx, &args[1], &args[3..3 + nk], &args[3 + nk..], read_only);
+    let r = f.call(ctx, args, &args[3..3 + nk], &args[3 + nk..], read_only);
     ctx.ks.functions = f;
     ctx.ks.function_stats = ctx.ks.functions.stats();
     r

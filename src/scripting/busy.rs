@@ -23,10 +23,40 @@
 //!   effects unlogged and closes, as Redis exits in the middle of it.
 
 use crate::commands::CmdError;
+use crate::db::Keyspace;
+use bytes::Bytes;
 use mlua::ffi;
+use parking_lot::Mutex;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::time::Instant;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// FUNCTION STATS of a busy function: what runs, and the library counts
+/// (they cannot change while it runs). Taken by the hook when the run
+/// becomes busy, so a run that stays short pays nothing for it.
+#[derive(Clone, Debug, Default)]
+pub struct RunInfo {
+    /// The function's name.
+    pub name: String,
+    /// The FCALL that runs it.
+    pub command: Vec<Bytes>,
+    pub libraries: usize,
+    pub functions: usize,
+}
+
+/// Work another connection needs the keyspace for while a script is busy
+/// (WATCH, UNWATCH, RESET, DISCARD and EXEC's abort drop or add WATCHes):
+/// the script's hook runs it on the script's thread, with the keyspace the
+/// script holds, between two Lua instructions.
+pub type JobFn = Box<dyn FnOnce(&mut Keyspace) + Send>;
+
+struct Job {
+    id: u64,
+    run: JobFn,
+    /// Signalled once `run` ran; dropped unsignalled if it never will.
+    done: mpsc::Sender<()>,
+}
 
 /// Lua instructions between two checks of the clock and the kill flag
 /// (Redis's `lua_sethook(..., LUA_MASKCOUNT, 100000)`: well under a
@@ -69,7 +99,6 @@ pub const BUSY_FUNCTION: &str =
     "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 
 /// The running script, if any. One per server (`Shared::busy`).
-#[derive(Debug)]
 pub struct ScriptBusy {
     /// `NONE`, `EVAL` or `FUNCTION`.
     kind: AtomicU8,
@@ -84,6 +113,13 @@ pub struct ScriptBusy {
     /// Microseconds from `epoch` to the script's start.
     start_us: AtomicU64,
     epoch: Instant,
+    /// The Lua heap limit of every VM (`scripting::lua_memory_limit`).
+    lua_limit: AtomicU64,
+    /// Set when the run becomes busy (FUNCTION STATS).
+    info: Mutex<Option<RunInfo>>,
+    /// Jobs of other connections for the busy script's hook (`run_job`).
+    jobs: Mutex<Vec<Job>>,
+    next_job: AtomicU64,
 }
 
 impl Default for ScriptBusy {
@@ -96,7 +132,20 @@ impl Default for ScriptBusy {
             threshold_ms: AtomicU64::new(5000),
             start_us: AtomicU64::new(0),
             epoch: Instant::now(),
+            lua_limit: AtomicU64::new(super::lua_memory_limit(0) as u64),
+            info: Mutex::new(None),
+            jobs: Mutex::new(Vec::new()),
+            next_job: AtomicU64::new(0),
         }
+    }
+}
+
+impl std::fmt::Debug for ScriptBusy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptBusy")
+            .field("running", &self.running())
+            .field("timed_out", &self.timed_out.load(Ordering::Relaxed))
+            .finish()
     }
 }
 
@@ -170,6 +219,70 @@ impl ScriptBusy {
         Some(now.saturating_sub(self.start_us.load(Ordering::Relaxed)) / 1000)
     }
 
+    /// Sets the Lua heap limit from `maxmemory` (startup, CONFIG SET).
+    pub fn set_maxmemory(&self, maxmemory: u64) {
+        self.lua_limit
+            .store(super::lua_memory_limit(maxmemory) as u64, Ordering::Relaxed);
+    }
+
+    /// The Lua heap limit VMs apply at their next run.
+    pub fn lua_limit(&self) -> usize {
+        self.lua_limit.load(Ordering::Relaxed) as usize
+    }
+
+    /// FUNCTION STATS' view of the busy run (None before it is busy).
+    pub fn run_info(&self) -> Option<RunInfo> {
+        self.info.lock().clone()
+    }
+
+    /// Runs `f` with the keyspace on the busy script's thread (its hook
+    /// serves the queue between two Lua instructions). True once `f` ran;
+    /// false when the script ended first (or is not busy): `f` did not
+    /// run, the caller takes the keyspace lock instead.
+    pub fn run_job(&self, f: JobFn) -> bool {
+        if !self.is_timed_out() {
+            return false;
+        }
+        let (tx, rx) = mpsc::channel();
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        self.jobs.lock().push(Job {
+            id,
+            run: f,
+            done: tx,
+        });
+        loop {
+            match rx.recv_timeout(Duration::from_millis(10)) {
+                Ok(()) => return true,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.is_timed_out() {
+                        continue;
+                    }
+                    // The script ended (or is ending): take the job back
+                    // unless the hook has it already.
+                    let mut q = self.jobs.lock();
+                    if let Some(pos) = q.iter().position(|j| j.id == id) {
+                        q.remove(pos);
+                        return false;
+                    }
+                    drop(q);
+                    return rx.recv().is_ok();
+                }
+            }
+        }
+    }
+
+    /// The hook's side of `run_job`.
+    fn serve_jobs(&self) {
+        let jobs = std::mem::take(&mut *self.jobs.lock());
+        for job in jobs {
+            let ran = super::with_run(|r| (job.run)(r.ks)).is_some();
+            if ran {
+                let _ = job.done.send(());
+            }
+        }
+    }
+
     /// The running script ran a write command (`SCRIPT_WRITE_DIRTY`).
     pub fn mark_write(&self) {
         self.write_dirty.store(true, Ordering::Relaxed);
@@ -219,6 +332,7 @@ impl ScriptBusy {
                 }
             }
             if threshold != 0 || kill {
+                *self.info.lock() = super::with_run(|r| r.info());
                 self.timed_out.store(true, Ordering::Release);
                 tracing::warn!(
                     "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {} command.",
@@ -228,6 +342,7 @@ impl ScriptBusy {
             }
         }
         hand_off_worker();
+        self.serve_jobs();
         match self.kill.load(Ordering::Acquire) {
             KILL_NONE => false,
             KILL_USER => {
@@ -266,6 +381,9 @@ impl Drop for Running<'_> {
         CURRENT.with(|c| c.set(std::ptr::null()));
         self.busy.timed_out.store(false, Ordering::Release);
         self.busy.kind.store(NONE, Ordering::Release);
+        *self.busy.info.lock() = None;
+        // Jobs the hook did not serve: their connections take the lock.
+        drop(std::mem::take(&mut *self.busy.jobs.lock()));
         // A kill that arrived after the script's last hook is dropped
         // here, as `scriptResetRun` does.
         if self.busy.kill.load(Ordering::Relaxed) != KILL_SHUTDOWN {

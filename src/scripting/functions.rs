@@ -112,6 +112,8 @@ struct Engine {
     /// `load(chunk)`: pcall of the chunk, errors as they were raised.
     load: Function,
     gc_count: u32,
+    /// The heap limit applied to `lua` (`lua_memory_limit`).
+    mem_limit: usize,
 }
 
 /// A function registered while a library loads.
@@ -276,6 +278,7 @@ impl Engine {
             invoke,
             load,
             gc_count: 0,
+            mem_limit: usize::MAX,
         })
     }
 
@@ -529,7 +532,10 @@ impl Functions {
             }
         }
         FunctionStats {
-            vm_memory: self.engine.as_ref().map_or(0, |e| e.lua.used_memory()),
+            vm_memory: self
+                .engine
+                .as_ref()
+                .map_or(0, |e| e.lua.used_memory() / 1024 * 1024),
             memory,
             functions: self.set.funcs.len(),
             libraries: self.set.libs.len(),
@@ -706,11 +712,12 @@ impl Functions {
     pub fn call(
         &mut self,
         ctx: &mut Ctx,
-        name: &[u8],
+        command: &[Bytes],
         keys: &[Bytes],
         args: &[Bytes],
         read_only: bool,
     ) -> Result<(), CmdError> {
+        let name: &[u8] = &command[1];
         let Some(f) = self.find(name) else {
             return Err(CmdError::new("ERR Function not found"));
         };
@@ -734,14 +741,21 @@ impl Functions {
         let args_t = mk(args).map_err(internal)?;
         let spec = super::RunSpec {
             kind: busy::Kind::Function,
+            command,
             name: &fname,
             read_only,
             allow_oom,
         };
         let invoke = engine.invoke.clone();
-        super::run_script(ctx, client, &lua, &mut engine.gc_count, spec, || {
-            invoke.call::<MultiValue>((func, keys_t, args_t))
-        })
+        super::run_script(
+            ctx,
+            client,
+            &lua,
+            &mut engine.gc_count,
+            &mut engine.mem_limit,
+            spec,
+            || invoke.call::<MultiValue>((func, keys_t, args_t)),
+        )
     }
 }
 

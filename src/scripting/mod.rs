@@ -22,6 +22,7 @@
 //! `return redis.call(...)` keeps the script's frame.
 
 pub mod busy;
+mod cjson;
 pub mod convert;
 pub mod functions;
 mod libs;
@@ -40,6 +41,26 @@ use std::sync::Arc;
 /// The version scripts see in `redis.REDIS_VERSION` (the reference server's).
 pub const REDIS_VERSION: &str = "7.0.15";
 pub const REDIS_VERSION_NUM: i64 = 0x0007_000f;
+
+/// The Lua heap limit without `maxmemory` (see [`lua_memory_limit`]).
+pub const DEFAULT_LUA_MEMORY_LIMIT: usize = 1 << 30;
+/// The least limit `maxmemory` gives (a small `maxmemory` still lets
+/// ordinary scripts build their tables).
+pub const MIN_LUA_MEMORY_LIMIT: usize = 32 << 20;
+
+/// The heap limit of each Lua VM (the EVAL VM, the functions VM): Redis has
+/// none (a runaway script grows until the allocator fails and the server
+/// aborts); here an allocation past it fails, the script gets Lua's "not
+/// enough memory" error and the VM collects its garbage and goes on. It is
+/// `maxmemory` when set (at least `MIN_LUA_MEMORY_LIMIT`): the dataset's
+/// own budget; 1 GiB otherwise.
+pub fn lua_memory_limit(maxmemory: u64) -> usize {
+    if maxmemory == 0 {
+        DEFAULT_LUA_MEMORY_LIMIT
+    } else {
+        (maxmemory.min(usize::MAX as u64) as usize).max(MIN_LUA_MEMORY_LIMIT)
+    }
+}
 
 /// Script flags (`#!lua flags=...`), Redis's `SCRIPT_FLAG_*`.
 pub mod script_flags {
@@ -93,6 +114,8 @@ pub struct Scripting {
     xpcall: Function,
     /// Runs since the last incremental GC step.
     gc_count: u32,
+    /// The heap limit applied to `lua` (`lua_memory_limit`).
+    mem_limit: usize,
 }
 
 impl std::fmt::Debug for Scripting {
@@ -138,6 +161,23 @@ pub(crate) struct Run<'a> {
     pre_oom: bool,
     /// `redis.setresp`: the protocol of the replies `redis.call` converts.
     pub(crate) resp3: bool,
+    /// The function's name (or the script's `f_<sha>`) and the command
+    /// that runs it, for FUNCTION STATS once the run is busy.
+    name: &'a str,
+    command: &'a [Bytes],
+}
+
+impl Run<'_> {
+    /// FUNCTION STATS' `running_script` and `engines` of this run.
+    pub(crate) fn info(&self) -> busy::RunInfo {
+        let st = self.ks.function_stats;
+        busy::RunInfo {
+            name: self.name.to_string(),
+            command: self.command.to_vec(),
+            libraries: st.libraries,
+            functions: st.functions,
+        }
+    }
 }
 
 thread_local! {
@@ -182,6 +222,13 @@ unsafe extern "C-unwind" fn raise_tramp(l: *mut mlua::ffi::lua_State) -> std::os
     ffi::lua_call(l, n, ffi::LUA_MULTRET);
     let nres = ffi::lua_gettop(l);
     if nres >= 2 && ffi::lua_rawequal(l, 1, ffi::lua_upvalueindex(2)) != 0 {
+        if nres >= 3 && ffi::lua_type(l, 3) == ffi::LUA_TNUMBER {
+            // `Raise::Arg`: luaL_argerror names the function as the
+            // caller's code called it (`f` for `local f = cjson.encode`).
+            let narg = ffi::lua_tointeger(l, 3) as std::os::raw::c_int;
+            let msg = ffi::lua_tolstring(l, 2, std::ptr::null_mut());
+            ffi::luaL_argerror(l, narg, msg);
+        }
         if ffi::lua_type(l, 2) == ffi::LUA_TSTRING {
             ffi::luaL_where(l, 1);
             ffi::lua_pushvalue(l, 2);
@@ -200,6 +247,9 @@ pub enum Raise {
     Msg(String),
     /// Any value, raised as it is (Redis's error tables).
     Value(Value),
+    /// `luaL_argerror(n, msg)`: "bad argument #n to 'name' (msg)", the
+    /// name taken from the calling code as Lua does.
+    Arg(i32, String),
 }
 
 pub type LuaResult = Result<MultiValue, Raise>;
@@ -219,6 +269,11 @@ where
             Value::String(lua.create_string(s)?),
         ])),
         Err(Raise::Value(v)) => Ok(MultiValue::from_iter([Value::Table(m2.clone()), v])),
+        Err(Raise::Arg(n, s)) => Ok(MultiValue::from_iter([
+            Value::Table(m2.clone()),
+            Value::String(lua.create_string(s)?),
+            Value::Integer(n as mlua::Integer),
+        ])),
     })?;
     // SAFETY: pushes a C closure over the two values exec_raw pushed.
     unsafe {
@@ -374,6 +429,7 @@ impl Scripting {
             handler,
             xpcall,
             gc_count: 0,
+            mem_limit: usize::MAX,
         })
     }
 
@@ -389,9 +445,10 @@ impl Scripting {
         self.scripts.len()
     }
 
-    /// INFO `used_memory_vm_eval`: the Lua heap (Redis: `lua_gc(COUNT)`).
+    /// INFO `used_memory_vm_eval`: the Lua heap in whole KiB, as Redis
+    /// reports it (`lua_gc(LUA_GCCOUNT) * 1024`).
     pub fn vm_memory(&self) -> usize {
-        self.lua.used_memory()
+        self.lua.used_memory() / 1024 * 1024
     }
 
     /// INFO `used_memory_scripts_eval`.
@@ -481,6 +538,7 @@ impl Scripting {
 
         let spec = RunSpec {
             kind: busy::Kind::Eval,
+            command: &[],
             name: sha,
             read_only,
             allow_oom,
@@ -491,6 +549,7 @@ impl Scripting {
             &mut self.client,
             &lua,
             &mut self.gc_count,
+            &mut self.mem_limit,
             spec,
             || xpcall.call::<MultiValue>((func, handler)),
         )
@@ -506,6 +565,8 @@ impl Scripting {
 /// What a script or function run is, for [`run_script`].
 pub(crate) struct RunSpec<'a> {
     pub kind: busy::Kind,
+    /// The command that runs it (FUNCTION STATS' `command`).
+    pub command: &'a [Bytes],
     /// The sha (`f_<sha>`-style name in errors) or the function's name.
     pub name: &'a str,
     pub read_only: bool,
@@ -523,6 +584,7 @@ pub(crate) fn run_script(
     client: &mut Client,
     lua: &Lua,
     gc_count: &mut u32,
+    mem_limit: &mut usize,
     spec: RunSpec<'_>,
     call: impl FnOnce() -> mlua::Result<MultiValue>,
 ) -> Result<(), CmdError> {
@@ -542,7 +604,14 @@ pub(crate) fn run_script(
         allow_oom: spec.allow_oom,
         pre_oom,
         resp3: false,
+        name: spec.name,
+        command: spec.command,
     };
+    let limit = ctx.shared.busy.lua_limit();
+    if *mem_limit != limit {
+        *mem_limit = limit;
+        let _ = lua.set_memory_limit(limit);
+    }
     let running = ctx.shared.busy.begin(spec.kind, lua);
     let result = {
         let p: *mut Run<'_> = &mut run;
@@ -583,6 +652,11 @@ pub(crate) fn run_script(
     if ok {
         convert::lua_to_resp(ctx.out, &v, script_resp3, 0);
         return Ok(());
+    }
+    if matches!(&v, Value::String(s) if s.as_bytes().as_ref() == b"not enough memory") {
+        // The heap limit stopped it (Lua 5.1 has no emergency collection):
+        // free its garbage now, so the next script starts with room.
+        let _ = lua.gc_collect();
     }
     Err(script_error(&v, spec.name))
 }

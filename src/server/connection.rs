@@ -858,7 +858,7 @@ pub fn refresh_acl_user(shared: &Shared, client: &mut Client) {
 
 /// The ACL check of a command about to run or be queued: None when the
 /// client's user may run it, else the NOPERM error, logged in ACL LOG.
-fn acl_reject(
+pub(super) fn acl_reject(
     shared: &Shared,
     client: &mut Client,
     idx: usize,

@@ -233,6 +233,7 @@ impl Shared {
             .set_settings(self.config.read().lazyfree_settings());
         let cfg = self.config.read().evict_config();
         let old = ks.evict.cfg.maxmemory;
+        self.busy.set_maxmemory(cfg.maxmemory);
         ks.set_evict_config(cfg);
         if cfg.maxmemory != 0 && cfg.maxmemory != old {
             let used = ks.mem.refresh(std::time::Instant::now());
