@@ -329,14 +329,15 @@ RESTORE_OPTS = lambda: R.choice([[], [], ["REPLACE"], ["REPLACE"], ["IDLETIME", 
 
 def gen_dump():
     """DUMP, and RESTORE of a DUMP (this script's DUMPRESTORE: the payload
-    one server DUMPed, RESTOREd on both) or of a damaged payload
+    one server DUMPed, RESTOREd on both, to a key of the same family, so
+    the SORT grammar's lists stay lists) or of a damaged payload
     (RESTOREBAD)."""
     return R.choice([
         lambda: ["DUMP", ANY()],
-        lambda: (lambda ttl: ["DUMPRESTORE", R.choice("ab"), ANY(), ANY(), ttl[0]] + RESTORE_OPTS() + ttl[1:])(RESTORE_TTL()),
-        lambda: ["DUMPRESTORE", R.choice("ab"), ANY(), K(R.choice("slhtzq")), "0", "REPLACE"],
-        lambda: ["DUMPRESTORE", R.choice("ab"), ANY(), K(R.choice("slhtzq")), "0", "REPLACE"],
-        lambda: ["DUMPRESTORE", R.choice("ab"), ANY(), K(R.choice("slhtzq")), "0", "REPLACE"],
+        lambda: (lambda ttl, p: ["DUMPRESTORE", R.choice("ab"), K(p), K(p), ttl[0]] + RESTORE_OPTS() + ttl[1:])(RESTORE_TTL(), R.choice("slhtzq")),
+        lambda: (lambda p: ["DUMPRESTORE", R.choice("ab"), K(p), K(p), "0", "REPLACE"])(R.choice("slhtzq")),
+        lambda: (lambda p: ["DUMPRESTORE", R.choice("ab"), K(p), K(p), "0", "REPLACE"])(R.choice("slhtzq")),
+        lambda: (lambda p: ["DUMPRESTORE", R.choice("ab"), K(p), K(p), "0", "REPLACE"])(R.choice("slhtzq")),
         lambda: ["RESTOREBAD", R.choice(["trunc", "version", "crc", "type", "body", "empty", "tail"]), ANY(), K("s")],
         lambda: ["OBJECT", "FREQ", ANY()],
     ])()

@@ -354,9 +354,15 @@ fn from_decimal(neg: bool, d: &Big, e10: i64) -> Ld {
     }
     let mut den = Big::from_u128(1);
     den.mul_pow10((-e10) as u32);
-    // Enough quotient bits that the 64-bit mantissa plus rounding bits are exact.
-    let s = (68 + den.bit_len() as i64 - d.bit_len() as i64).max(0) as u32;
-    let (q, sticky) = d.shl(s).div_u128(&den);
+    // Enough quotient bits that the 64-bit mantissa plus rounding bits are
+    // exact, and no more (the quotient must fit in 127 bits): a numerator
+    // with many more digits than the denominator shifts the denominator.
+    let s = 68 + den.bit_len() as i64 - d.bit_len() as i64;
+    let (q, sticky) = if s >= 0 {
+        d.shl(s as u32).div_u128(&den)
+    } else {
+        d.div_u128(&den.shl((-s) as u32))
+    };
     round(neg, q, -(s as i32), sticky)
 }
 
@@ -652,6 +658,18 @@ mod tests {
             ("0", "1.000003814697265625", "1.00000381469726562"),
             ("0", "0.000011444091796875", "0.00001144409179688"),
             ("0", "1e-4940", "0"),
+            // A numerator of many more digits than its denominator (the
+            // quotient's bits are bounded; this overflowed a shift once).
+            (
+                "123456789012345678901234567890123456789012345678901234567890.5",
+                "1",
+                "123456789012345678904212663537885431876092564888614510526464",
+            ),
+            (
+                "0.123456789012345678901234567890123456789012345678901234567890",
+                "1",
+                "1.12345678901234568",
+            ),
             ("6.5", "0x1p-2", "6.75"),
             ("0", "9223372036854775807", "9223372036854775807"),
             ("9223372036854775807", "1", "9223372036854775808"),
