@@ -10,7 +10,8 @@
 //! offline checker behind `redlog check [--repair]` (`check`; the keyspace
 //! WAL's bases and log judged together in `wal_check`; reading past damage
 //! in `salvage`), and the file-system seam with its fault-injecting twin
-//! (`fs`). No other module opens files in the data dir.
+//! (`fs`). No other module opens files in the data dir. `bytes` is the one
+//! reader of redlog's binary encodings (no I/O).
 //!
 //! Import order inside the module (checked by `redis-tests/modgraph.py`):
 //! `check` -> `wal_check` -> `wal` -> `log` (-> `log::recovery`) ->
@@ -36,6 +37,7 @@
 //! the grammar comments of `record.rs` and `index.rs`.
 
 pub mod atomic;
+pub mod bytes;
 pub mod check;
 pub mod dirlock;
 pub mod error;
