@@ -27,6 +27,7 @@ pub mod notify;
 pub mod scanmap;
 pub mod set;
 pub mod slab;
+mod streams;
 mod value;
 mod varint;
 pub mod zset;
