@@ -42,6 +42,7 @@ pub mod check;
 pub mod dirlock;
 pub mod error;
 pub mod fs;
+#[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
 pub mod fuzz;
 pub mod index;
@@ -61,7 +62,9 @@ pub use check::{
     REPAIR_REPORT_SEEN,
 };
 pub use error::{Error, Result};
-pub use fs::{FaultyFs, Fs, RealFs, StorageFile};
+#[cfg(any(test, feature = "test-support"))]
+pub use fs::FaultyFs;
+pub use fs::{Fs, RealFs, StorageFile};
 pub use index::INDEX_INTERVAL_BYTES;
 pub use log::iter::{self, Iter, RevIter};
 pub use log::recovery::{self, RecoveryReport, TornTail};
