@@ -25,7 +25,7 @@ Two graphs are checked:
 Output: the cycles (each as a strongly connected component, with one edge
 per pair and the file and line it comes from), then the upward imports.
 Exit status 1 under --strict when anything is reported other than the
-known exceptions in ALLOWED (to be fixed later; listed in the output).
+known exceptions in ALLOWED_* (to be fixed later; marked in the output).
 --dot prints the top-level graph in Graphviz form instead.
 """
 import os
@@ -36,25 +36,32 @@ from collections import defaultdict
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
 # Higher number = higher layer. An import must go to the same or a lower
-# layer; inside one layer, only the order given by SAME_LAYER is allowed
-# (checked as part of "no cycle"). Modules not listed are checked for cycles
-# only.
+# layer (inside one layer, the cycle check keeps one direction). Modules
+# not listed (acl, config, glob, fuzz, ...) are checked for cycles only.
 LAYERS = {
-    "main": 6,
-    "server": 5,
-    "commands": 4,
-    "scripting": 4,
+    "main": 7,
+    "server": 6,
+    "commands": 5,
+    "scripting": 5,
+    "rdb": 4,
     "db": 3,
     "stream": 2,
     "logparse": 2,
-    "rdb": 2,
     "storage": 1,
     "protocol": 1,
 }
 
-# Cycles and upward edges known and left for later (reported, not failed).
-ALLOWED_CYCLES = [{"commands", "server", "scripting"}, {"commands", "server"}]
-ALLOWED_UP = {("commands", "server"), ("scripting", "server")}
+# Known and left for later (issue 18's commands <-> server part and what
+# hangs on it): reported with "(known, left for later)" and not failed by
+# --strict. A cycle is known when its modules are a subset of a set below,
+# so removing part of one never makes the check fail.
+ALLOWED_CYCLES = [{"acl", "commands", "config", "db", "rdb", "scripting", "server"}]
+ALLOWED_UP = {("commands", "server"), ("scripting", "server"), ("db", "scripting")}
+ALLOWED_SUB_CYCLES = [
+    {"commands::acl", "commands::connection", "commands::pubsub", "commands::transactions"},
+    {"commands::streams", "commands::stream_groups", "commands::stream_pending"},
+    {"server::busy", "server::connection"},
+]
 
 
 def module_of(path):
@@ -275,7 +282,7 @@ def main():
     found = False
     for comp in sccs(nodes, adj):
         found = True
-        known = comp in ALLOWED_CYCLES
+        known = any(comp <= a for a in ALLOWED_CYCLES)
         failures += not known
         print(f"cycle {{{', '.join(sorted(comp))}}}{' (known, left for later)' if known else ''}")
         for (a, b), where in sorted(top.items()):
@@ -313,9 +320,10 @@ def main():
     found = False
     for comp in sccs(snodes, sadj):
         found = True
-        failures += 1
         names = sorted("::".join(c) for c in comp)
-        print(f"cycle {{{', '.join(names)}}}")
+        known = any(set(names) <= a for a in ALLOWED_SUB_CYCLES)
+        failures += not known
+        print(f"cycle {{{', '.join(names)}}}{' (known, left for later)' if known else ''}")
         for (a, b), where in sorted(sub.items()):
             if a in comp and b in comp:
                 f, line = where[0]

@@ -229,10 +229,11 @@ pub fn logparse(data: &[u8]) -> bool {
     };
     match kind % 3 {
         0 => {
-            let mut rest = body;
-            let Ok(spec) = FormatSpec::decode(&mut rest) else {
+            let mut r = crate::storage::bytes::Reader::new(body);
+            let Ok(spec) = FormatSpec::decode(&mut r) else {
                 return false;
             };
+            let rest = r.rest();
             let used = &body[..body.len() - rest.len()];
             let mut again = Vec::new();
             spec.encode(&mut again);

@@ -109,7 +109,7 @@ pub(super) fn invalid_id() -> CmdError {
     CmdError::new("ERR Invalid stream ID specified as stream command argument")
 }
 
-pub(super) fn storage_err(e: String) -> CmdError {
+pub(super) fn storage_err(e: impl std::fmt::Display) -> CmdError {
     CmdError::new(format!("ERR {e}"))
 }
 

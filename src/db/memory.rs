@@ -2,8 +2,8 @@
 //! less what its thread caches hold), as Redis's `zmalloc_used_memory`.
 //!
 //! Reading `stats.allocated` needs an epoch advance, which merges every
-//! arena's statistics under jemalloc's control lock: about 35 us here with
-//! a few threads (Redis's counter costs an atomic load). So the gauge
+//! arena's statistics under jemalloc's control lock: tens of microseconds
+//! with a few threads (Redis's counter costs an atomic load). So the gauge
 //! advances the epoch at most every `REFRESH` and, in between, adds what
 //! the threads that ask allocated and freed since they last asked, read
 //! from jemalloc's per-thread `thread.allocated` / `thread.deallocated`

@@ -27,6 +27,7 @@ pub mod notify;
 pub mod scanmap;
 pub mod set;
 pub mod slab;
+mod streams;
 pub mod tracking;
 mod value;
 mod varint;

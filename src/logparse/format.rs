@@ -25,6 +25,7 @@ use super::pattern::{split_notation, Pattern};
 use super::syntax::{compile_regex, is_ws};
 pub use super::syntax::{Keys, FIELDS_MAX};
 use super::time::{TimeParser, Timestamp, Zone};
+use crate::storage::bytes::{Malformed, Reader};
 use regex::bytes::{NoExpand, Regex};
 use std::borrow::Cow;
 
@@ -110,57 +111,40 @@ impl FormatSpec {
         opt(out, &self.keys.component);
     }
 
-    /// Decodes `encode`'s output, consuming it from `buf`.
-    pub fn decode(buf: &mut &[u8]) -> Result<FormatSpec, &'static str> {
-        fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], &'static str> {
-            if buf.len() < n {
-                return Err("truncated format spec");
-            }
-            let (a, b) = buf.split_at(n);
-            *buf = b;
-            Ok(a)
+    /// Decodes `encode`'s output, consuming it from `r`.
+    pub fn decode(r: &mut Reader<'_>) -> Result<FormatSpec, Malformed> {
+        fn s(r: &mut Reader<'_>) -> Result<String, Malformed> {
+            String::from_utf8(r.slice()?.to_vec())
+                .map_err(|_| Malformed("format spec text not UTF-8"))
         }
-        fn u32_(buf: &mut &[u8]) -> Result<u32, &'static str> {
-            let b = take(buf, 4)?;
-            Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        fn opt(r: &mut Reader<'_>) -> Result<Option<String>, Malformed> {
+            Ok(if r.flag("bad option flag in format spec")? {
+                Some(s(r)?)
+            } else {
+                None
+            })
         }
-        fn s(buf: &mut &[u8]) -> Result<String, &'static str> {
-            let n = u32_(buf)? as usize;
-            String::from_utf8(take(buf, n)?.to_vec()).map_err(|_| "format spec text not UTF-8")
+        if r.u8()? != 1 {
+            return Err(Malformed("unknown format spec version"));
         }
-        fn flag(buf: &mut &[u8]) -> Result<bool, &'static str> {
-            match take(buf, 1)?[0] {
-                0 => Ok(false),
-                1 => Ok(true),
-                _ => Err("bad option flag in format spec"),
-            }
-        }
-        fn opt(buf: &mut &[u8]) -> Result<Option<String>, &'static str> {
-            Ok(if flag(buf)? { Some(s(buf)?) } else { None })
-        }
-        if take(buf, 1)?[0] != 1 {
-            return Err("unknown format spec version");
-        }
-        let log_format = s(buf)?;
-        let n = u32_(buf)? as usize;
+        let log_format = s(r)?;
+        let n = r.u32()? as usize;
         if n > MASKS_MAX {
-            return Err("too many masks in format spec");
+            return Err(Malformed("too many masks in format spec"));
         }
         let mut masks = Vec::with_capacity(n);
         for _ in 0..n {
-            masks.push(s(buf)?);
+            masks.push(s(r)?);
         }
-        let mut f = [0u8; 8];
-        f.copy_from_slice(take(buf, 8)?);
-        let similarity = f64::from_bits(u64::from_le_bytes(f));
+        let similarity = f64::from_bits(r.u64()?);
         // The server logs only specs that compiled (0..=1; never NaN, which
         // would also not compare equal to itself after a round trip).
         if !(0.0..=1.0).contains(&similarity) {
-            return Err("similarity out of range in format spec");
+            return Err(Malformed("similarity out of range in format spec"));
         }
-        let depth = u32_(buf)?;
-        let time = if flag(buf)? {
-            Some((s(buf)?, s(buf)?))
+        let depth = r.u32()?;
+        let time = if r.flag("bad option flag in format spec")? {
+            Some((s(r)?, s(r)?))
         } else {
             None
         };
@@ -170,12 +154,12 @@ impl FormatSpec {
             similarity,
             depth,
             time,
-            tz: opt(buf)?,
+            tz: opt(r)?,
             keys: Keys {
-                time: opt(buf)?,
-                level: opt(buf)?,
-                message: opt(buf)?,
-                component: opt(buf)?,
+                time: opt(r)?,
+                level: opt(r)?,
+                message: opt(r)?,
+                component: opt(r)?,
             },
         })
     }
@@ -812,11 +796,11 @@ mod tests {
         s.keys.level = Some("A".into());
         let mut buf = Vec::new();
         s.encode(&mut buf);
-        let mut r = &buf[..];
+        let mut r = Reader::new(&buf);
         assert_eq!(FormatSpec::decode(&mut r), Ok(s.clone()));
         assert!(r.is_empty());
         for cut in 0..buf.len() {
-            assert!(FormatSpec::decode(&mut &buf[..cut]).is_err());
+            assert!(FormatSpec::decode(&mut Reader::new(&buf[..cut])).is_err());
         }
         // A damaged similarity (NaN, out of 0..=1) is refused: the server
         // logs only specs that compiled (found by wal_unit_mutated).
@@ -826,8 +810,8 @@ mod tests {
             let mut buf = Vec::new();
             b.encode(&mut buf);
             assert_eq!(
-                FormatSpec::decode(&mut &buf[..]),
-                Err("similarity out of range in format spec")
+                FormatSpec::decode(&mut Reader::new(&buf)),
+                Err(Malformed("similarity out of range in format spec"))
             );
         }
     }

@@ -43,6 +43,8 @@
 //! Loghub 2k samples of the benchmark formats have at most 3 clusters a
 //! leaf), so their grouping is Drain's exactly.
 
+use crate::storage::bytes::{Malformed, Reader};
+
 /// Maps with foldhash: tree lookups hash a token per layer for every
 /// line, and SipHash's DoS resistance buys nothing here (a node's
 /// children are capped at `children_max`).
@@ -536,7 +538,7 @@ impl Miner {
     /// generation, is read too: its clusters are placed as version 2 places
     /// them, over the cap where a leaf was fuller).
     pub fn decode(buf: &[u8]) -> Result<Miner, StateError> {
-        let mut r = Reader { buf };
+        let mut r = Reader::new(buf);
         let version = r.u8()?;
         if version != 1 && version != STATE_VERSION {
             return Err(StateError("unknown version"));
@@ -563,8 +565,8 @@ impl Miner {
         m.generation = generation;
         for i in 0..count {
             let size = r.u64()?;
-            let first = r.tokens()?;
-            let template = r.tokens()?;
+            let first = tokens(&mut r)?;
+            let template = tokens(&mut r)?;
             if first.len() != template.len() {
                 return Err(StateError("template length differs"));
             }
@@ -581,48 +583,28 @@ impl Miner {
                 size,
             });
         }
-        if !r.buf.is_empty() {
+        if !r.is_empty() {
             return Err(StateError("trailing bytes"));
         }
         Ok(m)
     }
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
+impl From<Malformed> for StateError {
+    fn from(e: Malformed) -> StateError {
+        StateError(e.0)
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StateError> {
-        if self.buf.len() < n {
-            return Err(StateError("truncated"));
-        }
-        let (a, b) = self.buf.split_at(n);
-        self.buf = b;
-        Ok(a)
+/// A miner state's token lists, read with the shared byte reader.
+fn tokens(r: &mut Reader<'_>) -> Result<Vec<Box<[u8]>>, StateError> {
+    let n = r.u32()? as usize;
+    // Each token takes at least 4 bytes: bound the allocation by the input.
+    let mut v = Vec::with_capacity(n.min(r.remaining() / 4));
+    for _ in 0..n {
+        v.push(r.slice()?.to_vec().into_boxed_slice());
     }
-    fn u8(&mut self) -> Result<u8, StateError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, StateError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Result<u64, StateError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(a))
-    }
-    fn tokens(&mut self) -> Result<Vec<Box<[u8]>>, StateError> {
-        let n = self.u32()? as usize;
-        // Each token takes at least 4 bytes: bound the allocation by the input.
-        let mut v = Vec::with_capacity(n.min(self.buf.len() / 4));
-        for _ in 0..n {
-            let len = self.u32()? as usize;
-            v.push(self.take(len)?.to_vec().into_boxed_slice());
-        }
-        Ok(v)
-    }
+    Ok(v)
 }
 
 /// Splits masked content into tokens on ASCII whitespace (Python's

@@ -16,8 +16,10 @@
 //! versus durable bytes per file and per directory entry and injects faults,
 //! for crash-consistency tests.
 
+#[cfg(any(test, feature = "test-support"))]
 mod faulty;
 
+#[cfg(any(test, feature = "test-support"))]
 pub use faulty::{CrashMode, FaultyFs};
 
 use std::fmt;

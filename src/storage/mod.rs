@@ -10,7 +10,8 @@
 //! offline checker behind `redlog check [--repair]` (`check`; the keyspace
 //! WAL's bases and log judged together in `wal_check`; reading past damage
 //! in `salvage`), and the file-system seam with its fault-injecting twin
-//! (`fs`). No other module opens files in the data dir.
+//! (`fs`). No other module opens files in the data dir. `bytes` is the one
+//! reader of redlog's binary encodings (no I/O).
 //!
 //! Import order inside the module (checked by `redis-tests/modgraph.py`):
 //! `check` -> `wal_check` -> `wal` -> `log` (-> `log::recovery`) ->
@@ -36,10 +37,12 @@
 //! the grammar comments of `record.rs` and `index.rs`.
 
 pub mod atomic;
+pub mod bytes;
 pub mod check;
 pub mod dirlock;
 pub mod error;
 pub mod fs;
+#[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
 pub mod fuzz;
 pub mod index;
@@ -59,7 +62,9 @@ pub use check::{
     REPAIR_REPORT_SEEN,
 };
 pub use error::{Error, Result};
-pub use fs::{FaultyFs, Fs, RealFs, StorageFile};
+#[cfg(any(test, feature = "test-support"))]
+pub use fs::FaultyFs;
+pub use fs::{Fs, RealFs, StorageFile};
 pub use index::INDEX_INTERVAL_BYTES;
 pub use log::iter::{self, Iter, RevIter};
 pub use log::recovery::{self, RecoveryReport, TornTail};

@@ -21,6 +21,7 @@
 //! ```
 
 use super::groups::{self, GroupOp, Groups};
+use crate::storage::bytes::Reader;
 use bytes::Bytes;
 
 /// A stream's metadata, as in Redis's `stream` struct (plus the trim mark).
@@ -84,72 +85,29 @@ pub const CHECKPOINT_MAGIC: &[u8; 8] = b"RDLGSCP\0";
 const CHECKPOINT_VERSION: u32 = 2;
 
 /// What a bad record or checkpoint was.
-#[derive(Debug, PartialEq, Eq)]
-pub struct BadBytes(pub &'static str);
+pub use crate::storage::bytes::Malformed as BadBytes;
 
-/// A little-endian reader over a record or checkpoint body (also used by
-/// `groups` for its op and checkpoint sections).
-pub struct Rd<'a>(pub &'a [u8]);
+fn opt(r: &mut Reader<'_>) -> Result<Option<u64>, BadBytes> {
+    let v = r.u64()?;
+    Ok((v != u64::MAX).then_some(v))
+}
 
-impl<'a> Rd<'a> {
-    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], BadBytes> {
-        if self.0.len() < n {
-            return Err(BadBytes("truncated"));
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
-    }
-    pub(super) fn u8(&mut self) -> Result<u8, BadBytes> {
-        Ok(self.take(1)?[0])
-    }
-    pub(super) fn u32(&mut self) -> Result<u32, BadBytes> {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.take(4)?);
-        Ok(u32::from_le_bytes(a))
-    }
-    pub(super) fn u64(&mut self) -> Result<u64, BadBytes> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(a))
-    }
-    pub(super) fn i64(&mut self) -> Result<i64, BadBytes> {
-        Ok(self.u64()? as i64)
-    }
-    pub(super) fn u128(&mut self) -> Result<u128, BadBytes> {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(self.take(16)?);
-        Ok(u128::from_le_bytes(a))
-    }
-    /// A u32-length-prefixed name.
-    pub(super) fn name(&mut self) -> Result<Bytes, BadBytes> {
-        let n = self.u32()? as usize;
-        Ok(Bytes::copy_from_slice(self.take(n)?))
-    }
-    /// Bytes not read yet.
-    pub fn rest(&self) -> usize {
-        self.0.len()
-    }
-    fn opt(&mut self) -> Result<Option<u64>, BadBytes> {
-        let v = self.u64()?;
-        Ok((v != u64::MAX).then_some(v))
-    }
-    fn meta(&mut self) -> Result<Meta, BadBytes> {
-        Ok(Meta {
-            length: self.u64()?,
-            first: self.u128()?,
-            last_id: self.u128()?,
-            max_deleted: self.u128()?,
-            entries_added: self.u64()?,
-            trimmed_through: self.u128()?,
-        })
-    }
-    fn end(&self) -> Result<(), BadBytes> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(BadBytes("trailing bytes"))
-        }
+fn meta(r: &mut Reader<'_>) -> Result<Meta, BadBytes> {
+    Ok(Meta {
+        length: r.u64()?,
+        first: r.u128()?,
+        last_id: r.u128()?,
+        max_deleted: r.u128()?,
+        entries_added: r.u64()?,
+        trimmed_through: r.u128()?,
+    })
+}
+
+fn end(r: &Reader<'_>) -> Result<(), BadBytes> {
+    if r.is_empty() {
+        Ok(())
+    } else {
+        Err(BadBytes("trailing bytes"))
     }
 }
 
@@ -180,17 +138,17 @@ pub fn encode_entry(out: &mut Vec<u8>, pairs: &[Bytes]) {
 /// record's buffer and one `Vec`, not one allocation per field.
 pub fn decode_entry(buf: impl Into<Bytes>) -> Result<Vec<Bytes>, BadBytes> {
     let buf: Bytes = buf.into();
-    let mut r = Rd(&buf);
+    let mut r = Reader::new(&buf);
     let n = r.u32()? as usize;
     // Each element takes at least 4 bytes: bound the allocation by the input.
     let mut out = Vec::with_capacity((n * 2).min(buf.len() / 4));
     for _ in 0..n * 2 {
         let len = r.u32()? as usize;
-        let at = buf.len() - r.0.len();
+        let at = buf.len() - r.remaining();
         r.take(len)?;
         out.push(buf.slice(at..at + len));
     }
-    r.end()?;
+    end(&r)?;
     Ok(out)
 }
 
@@ -227,10 +185,10 @@ pub fn encode_op(op: &Op) -> Vec<u8> {
 }
 
 pub fn decode_op(buf: &[u8]) -> Result<Op, BadBytes> {
-    let mut r = Rd(buf);
+    let mut r = Reader::new(buf);
     let kind = r.u8()?;
     let at = r.u128()?;
-    let meta = r.meta()?;
+    let meta = meta(&mut r)?;
     let kind = match kind {
         1 => {
             let n = r.u32()? as usize;
@@ -243,13 +201,13 @@ pub fn decode_op(buf: &[u8]) -> Result<Op, BadBytes> {
         2 => OpKind::Trim { removed: r.u64()? },
         3 => OpKind::SetId,
         4 => OpKind::Config {
-            retention_ms: r.opt()?,
-            retention_bytes: r.opt()?,
+            retention_ms: opt(&mut r)?,
+            retention_bytes: opt(&mut r)?,
         },
         5 => OpKind::Group(groups::decode_op(&mut r)?),
         _ => return Err(BadBytes("unknown op kind")),
     };
-    r.end()?;
+    end(&r)?;
     Ok(Op { at, meta, kind })
 }
 
@@ -279,7 +237,7 @@ pub fn encode_checkpoint(c: &Checkpoint) -> Vec<u8> {
 }
 
 pub fn decode_checkpoint(buf: &[u8]) -> Result<Checkpoint, BadBytes> {
-    let mut r = Rd(buf);
+    let mut r = Reader::new(buf);
     if r.take(8)? != CHECKPOINT_MAGIC {
         return Err(BadBytes("bad checkpoint magic"));
     }
@@ -288,14 +246,14 @@ pub fn decode_checkpoint(buf: &[u8]) -> Result<Checkpoint, BadBytes> {
         return Err(BadBytes("unknown checkpoint version"));
     }
     let crc = r.u32()?;
-    if crc32c::crc32c(r.0) != crc {
+    if crc32c::crc32c(r.rest()) != crc {
         return Err(BadBytes("checkpoint checksum mismatch"));
     }
     let log_at = r.u128()?;
     let op_seq = r.u128()?;
-    let meta = r.meta()?;
-    let retention_ms = r.opt()?;
-    let retention_bytes = r.opt()?;
+    let meta = meta(&mut r)?;
+    let retention_ms = opt(&mut r)?;
+    let retention_bytes = opt(&mut r)?;
     let nsegs = r.u32()? as usize;
     let mut segs = Vec::with_capacity(nsegs.min(buf.len() / 24));
     for _ in 0..nsegs {
@@ -314,7 +272,7 @@ pub fn decode_checkpoint(buf: &[u8]) -> Result<Checkpoint, BadBytes> {
     } else {
         Groups::new()
     };
-    r.end()?;
+    end(&r)?;
     Ok(Checkpoint {
         log_at,
         op_seq,

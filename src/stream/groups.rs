@@ -23,8 +23,8 @@
 //!             | u64 npel | { u128 id | u64 time | u64 count | u32 consumer_index } }
 //! ```
 
-use super::codec::{BadBytes, Rd};
 use super::idmap::IdMap;
+use crate::storage::bytes::{Malformed, Reader};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 
@@ -395,9 +395,9 @@ pub fn encode_op(out: &mut Vec<u8>, op: &GroupOp) {
     }
 }
 
-pub fn decode_op(r: &mut Rd) -> Result<GroupOp, BadBytes> {
+pub fn decode_op(r: &mut Reader<'_>) -> Result<GroupOp, Malformed> {
     let sub = r.u8()?;
-    let group = r.name()?;
+    let group = r.bytes()?;
     Ok(match sub {
         1 | 2 => {
             let last_id = r.u128()?;
@@ -419,23 +419,23 @@ pub fn decode_op(r: &mut Rd) -> Result<GroupOp, BadBytes> {
         3 => GroupOp::Destroy { group },
         4 => GroupOp::Consumer {
             group,
-            consumer: r.name()?,
+            consumer: r.bytes()?,
             seen: r.u64()?,
         },
         5 => GroupOp::DelConsumer {
             group,
-            consumer: r.name()?,
+            consumer: r.bytes()?,
         },
         6 => {
-            let consumer = r.name()?;
+            let consumer = r.bytes()?;
             let seen = r.u64()?;
             let last = match r.u8()? {
                 0 => None,
                 1 => Some((r.u128()?, r.i64()?)),
-                _ => return Err(BadBytes("bad deliver flag")),
+                _ => return Err(Malformed("bad deliver flag")),
             };
             let n = r.u32()? as usize;
-            let mut nacks = Vec::with_capacity(n.min(r.rest() / 32));
+            let mut nacks = Vec::with_capacity(n.min(r.remaining() / 32));
             for _ in 0..n {
                 nacks.push((r.u128()?, r.u64()?, r.u64()?));
             }
@@ -449,13 +449,13 @@ pub fn decode_op(r: &mut Rd) -> Result<GroupOp, BadBytes> {
         }
         7 => {
             let n = r.u32()? as usize;
-            let mut ids = Vec::with_capacity(n.min(r.rest() / 16));
+            let mut ids = Vec::with_capacity(n.min(r.remaining() / 16));
             for _ in 0..n {
                 ids.push(r.u128()?);
             }
             GroupOp::Ack { group, ids }
         }
-        _ => return Err(BadBytes("unknown group op")),
+        _ => return Err(Malformed("unknown group op")),
     })
 }
 
@@ -487,16 +487,16 @@ pub fn encode_groups(out: &mut Vec<u8>, groups: &Groups) {
     }
 }
 
-pub fn decode_groups(r: &mut Rd) -> Result<Groups, BadBytes> {
+pub fn decode_groups(r: &mut Reader<'_>) -> Result<Groups, Malformed> {
     let mut groups = Groups::new();
     let ng = r.u32()?;
     for _ in 0..ng {
-        let name = r.name()?;
+        let name = r.bytes()?;
         let mut g = Group::new(r.u128()?, r.i64()?);
         let nc = r.u32()? as usize;
-        let mut slots = Vec::with_capacity(nc.min(r.rest() / 12));
+        let mut slots = Vec::with_capacity(nc.min(r.remaining() / 12));
         for _ in 0..nc {
-            let cname = r.name()?;
+            let cname = r.bytes()?;
             let seen = r.u64()?;
             let slot = g.slot_of(&cname);
             if let Some(c) = g.slot_mut(slot) {
@@ -510,7 +510,7 @@ pub fn decode_groups(r: &mut Rd) -> Result<Groups, BadBytes> {
             let delivery_time = r.u64()?;
             let delivery_count = r.u64()?;
             let ci = r.u32()? as usize;
-            let slot = *slots.get(ci).ok_or(BadBytes("bad consumer index"))?;
+            let slot = *slots.get(ci).ok_or(Malformed("bad consumer index"))?;
             g.deliver(id, slot, delivery_time, delivery_count);
         }
         groups.insert(name, g);
@@ -577,11 +577,11 @@ mod tests {
         for op in ops {
             let mut buf = Vec::new();
             encode_op(&mut buf, &op);
-            let mut r = Rd(&buf);
+            let mut r = Reader::new(&buf);
             assert_eq!(decode_op(&mut r), Ok(op.clone()));
-            assert_eq!(r.rest(), 0);
+            assert_eq!(r.remaining(), 0);
             for cut in 0..buf.len() {
-                assert!(decode_op(&mut Rd(&buf[..cut])).is_err());
+                assert!(decode_op(&mut Reader::new(&buf[..cut])).is_err());
             }
             apply(&mut groups, op);
         }
@@ -596,8 +596,8 @@ mod tests {
         assert!(!groups.contains_key(&b("h")));
         let mut buf = Vec::new();
         encode_groups(&mut buf, &groups);
-        let mut r = Rd(&buf);
+        let mut r = Reader::new(&buf);
         assert_eq!(decode_groups(&mut r), Ok(groups));
-        assert_eq!(r.rest(), 0);
+        assert_eq!(r.remaining(), 0);
     }
 }

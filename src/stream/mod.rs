@@ -23,11 +23,15 @@
 //! of the logs (storage), and the ids deleted by XDEL that no trim has
 //! passed yet. No entry is kept in memory.
 //!
-//! Durability: records are written (to the OS) under the keyspace lock by
-//! the command; the WAL holds only the key -> stream-id mapping (value type
-//! 6). Streams written during a batch are collected in
-//! `Keyspace::stream_writes`; under `appendfsync always` the connection
-//! fsyncs them with the WAL before replying; under `everysec` the WAL's
+//! Durability: an XADD encodes its entry under the keyspace lock and
+//! leaves it pending in the stream (`state::Inner`'s pending buffer); ops
+//! (XDEL, trims, XSETID, group changes) append their op record at once.
+//! Streams written during a batch are collected in
+//! `Keyspace::stream_writes`; once the keyspace lock is released, the
+//! server writes each one's pending entries in one call
+//! (`StreamRef::flush`) with the batch's WAL units and, under `appendfsync
+//! always`, fsyncs them before replying; a command that reads the stream
+//! (`StreamRef::lock`) writes them first. Under `everysec` the WAL's
 //! flusher syncs every open stream (`Registry::sync_all`) once a second.
 //!
 //! Deletion: dropping the last handle of an open stream moves its logs to
@@ -37,20 +41,22 @@
 //! startup (`Registry::attach`).
 
 pub mod codec;
+mod error;
 pub mod groups;
 pub mod id;
 pub mod idmap;
 mod state;
 
 pub use codec::{Meta, SegStat};
+pub use error::StreamError;
 pub use id::{fmt_id, id_ms, id_seq, make_id};
 pub use state::{Inner, TrimSpec, TrimStrategy};
 
-use crate::db::{Keyspace, Value};
 use crate::storage::streams::{
     copy_stream_dir, ensure_root, list_stream_ids, remove_stream_dir, stream_dir,
 };
 use crate::storage::{Fs, SegmentedLog, SEGMENT_BYTES_DEFAULT};
+use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -128,7 +134,7 @@ impl StreamRef {
     /// The open stream's state, with the entries pending from earlier
     /// commands of the batch written first. Errors when the stream could
     /// not be opened or the pending entries not written.
-    pub fn lock(&self) -> Result<MappedInner<'_>, String> {
+    pub fn lock(&self) -> Result<MappedInner<'_>, StreamError> {
         let mut g = self.lock_pending()?;
         g.flush()?;
         Ok(g)
@@ -136,20 +142,21 @@ impl StreamRef {
 
     /// The open stream's state, pending entries left pending: for XADD,
     /// whose appends the end of the batch writes together (`flush`).
-    pub fn lock_pending(&self) -> Result<MappedInner<'_>, String> {
+    pub fn lock_pending(&self) -> Result<MappedInner<'_>, StreamError> {
         let g = self.0.inner.lock();
         if g.is_none() {
-            return Err(format!("stream {} is not open", self.0.id));
+            return Err(StreamError::NotOpen(self.0.id));
         }
         Ok(MappedInner(g))
     }
 
     /// Writes the entries appended by the batch's commands (see
-    /// `state::Inner::flush`). Called at the end of every batch that wrote
-    /// the stream, under the keyspace lock, before any reply leaves.
+    /// `state::Inner::flush`). Called for every stream a batch wrote, after
+    /// the keyspace lock is released and before any of its replies leaves.
+    /// The error is the text the server's refusals and MISCONF carry.
     pub fn flush(&self) -> Result<(), String> {
         match self.0.inner.lock().as_mut() {
-            Some(i) => i.flush(),
+            Some(i) => Ok(i.flush()?),
             None => Ok(()),
         }
     }
@@ -248,13 +255,13 @@ impl Registry {
     }
 
     /// Creates a new, empty stream with a fresh id.
-    pub fn create(self: &Arc<Self>) -> Result<StreamRef, String> {
-        ensure_root(&*self.fs, &self.root).map_err(|e| e.to_string())?;
+    pub fn create(self: &Arc<Self>) -> Result<StreamRef, StreamError> {
+        ensure_root(&*self.fs, &self.root)?;
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let dir = stream_dir(&self.root, id);
         // A leftover directory with this id (never referenced) is removed.
-        remove_stream_dir(&*self.fs, &dir).map_err(|e| e.to_string())?;
-        let inner = Inner::open(self, &dir).map_err(|e| e.to_string())?;
+        remove_stream_dir(&*self.fs, &dir)?;
+        let inner = Inner::open(self, &dir)?;
         let s = Arc::new(Stream {
             id,
             registry: Mutex::new(Weak::new()),
@@ -267,17 +274,16 @@ impl Registry {
 
     /// COPY: a new stream with the same entries and metadata (files copied
     /// after syncing the source and writing its checkpoint).
-    pub fn copy(self: &Arc<Self>, src: &StreamRef) -> Result<StreamRef, String> {
+    pub fn copy(self: &Arc<Self>, src: &StreamRef) -> Result<StreamRef, StreamError> {
         {
             let mut g = src.lock()?;
-            g.write_checkpoint_now().map_err(|e| e.to_string())?;
+            g.write_checkpoint_now()?;
         }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let dir = stream_dir(&self.root, id);
-        remove_stream_dir(&*self.fs, &dir).map_err(|e| e.to_string())?;
-        copy_stream_dir(&*self.fs, &stream_dir(&self.root, src.0.id), &dir)
-            .map_err(|e| e.to_string())?;
-        let inner = Inner::open(self, &dir).map_err(|e| e.to_string())?;
+        remove_stream_dir(&*self.fs, &dir)?;
+        copy_stream_dir(&*self.fs, &stream_dir(&self.root, src.0.id), &dir)?;
+        let inner = Inner::open(self, &dir)?;
         let s = Arc::new(Stream {
             id,
             registry: Mutex::new(Weak::new()),
@@ -293,41 +299,35 @@ impl Registry {
         Ok(StreamRef(s))
     }
 
-    /// After WAL replay: opens every stream a key references, removes the
-    /// directories no key references, and starts ids after the largest one
-    /// seen. A referenced stream that cannot be opened fails the start.
-    pub fn attach(self: &Arc<Self>, ks: &mut Keyspace) -> Result<(), String> {
-        let on_disk = list_stream_ids(&*self.fs, &self.root).map_err(|e| e.to_string())?;
+    /// After WAL replay: opens the streams of `refs` (the database index,
+    /// key and stream of every key holding one), removes the directories
+    /// none of them references, and starts ids after the largest one seen.
+    /// A referenced stream that cannot be opened fails the start. Returns
+    /// the keys whose stream has no directory (possible only after a power
+    /// loss lost the WAL unit deleting them, under everysec): the caller
+    /// removes them. The keyspace side is `db`'s `Registry::attach`.
+    pub fn attach_refs(
+        self: &Arc<Self>,
+        refs: Vec<(usize, Bytes, StreamRef)>,
+    ) -> Result<Vec<(usize, Bytes)>, StreamError> {
+        let on_disk = list_stream_ids(&*self.fs, &self.root)?;
         let mut referenced = HashSet::new();
         let mut missing = Vec::new();
         let mut max_id = on_disk.last().copied().unwrap_or(0);
-        for (dbi, db) in ks.dbs.iter().enumerate() {
-            for (key, e) in db.iter() {
-                if let Value::Stream(s) = &e.value {
-                    max_id = max_id.max(s.0.id);
-                    if !referenced.insert(s.0.id) {
-                        return Err(format!("stream {} is referenced by two keys", s.0.id));
-                    }
-                    let dir = stream_dir(&self.root, s.0.id);
-                    if !self.fs.exists(&dir) {
-                        // Only possible after a power loss that lost the WAL
-                        // unit deleting this key (everysec): the key goes.
-                        missing.push((dbi, key.clone()));
-                        continue;
-                    }
-                    let inner = Inner::open(self, &dir)
-                        .map_err(|e| format!("cannot open stream {}: {e}", s.0.id))?;
-                    *s.0.inner.lock() = Some(inner);
-                    self.register(&s.0);
-                }
+        for (dbi, key, s) in refs {
+            max_id = max_id.max(s.0.id);
+            if !referenced.insert(s.0.id) {
+                return Err(StreamError::ReferencedTwice(s.0.id));
             }
-        }
-        for (dbi, key) in missing {
-            tracing::warn!(
-                "stream of key {:?} (db {dbi}) has no directory: key removed",
-                String::from_utf8_lossy(&key)
-            );
-            ks.dbs[dbi].remove(&key);
+            let dir = stream_dir(&self.root, s.0.id);
+            if !self.fs.exists(&dir) {
+                missing.push((dbi, key));
+                continue;
+            }
+            let inner = Inner::open(self, &dir)
+                .map_err(|source| StreamError::Open { id: s.0.id, source })?;
+            *s.0.inner.lock() = Some(inner);
+            self.register(&s.0);
         }
         for id in on_disk {
             if !referenced.contains(&id) {
@@ -336,11 +336,11 @@ impl Registry {
                     "removing stream directory {} that no key references",
                     dir.display()
                 );
-                remove_stream_dir(&*self.fs, &dir).map_err(|e| e.to_string())?;
+                remove_stream_dir(&*self.fs, &dir)?;
             }
         }
         self.next_id.store(max_id + 1, Ordering::SeqCst);
-        Ok(())
+        Ok(missing)
     }
 
     /// Removes the directories of streams whose last handle was dropped.
@@ -400,7 +400,7 @@ impl Registry {
     pub fn maintain(&self) {
         let global_ms = self.retention_ms.load(Ordering::Relaxed);
         let global_bytes = self.retention_bytes.load(Ordering::Relaxed);
-        let now = crate::db::now_ms();
+        let now = now_ms();
         for s in self.live() {
             let r = StreamRef(s);
             let job = match r.0.inner.lock().as_mut() {
@@ -459,6 +459,7 @@ impl Registry {
 impl StreamRef {
     /// fdatasync of both logs (group-committed in storage); runs without
     /// holding the stream's lock.
+    /// The error is text, for the server's MISCONF (as `flush`).
     pub fn sync(&self) -> Result<(), String> {
         let logs = self.0.inner.lock().as_ref().map(|i| i.logs());
         if let Some((log, ops)) = logs {
@@ -471,3 +472,11 @@ impl StreamRef {
 
 /// Both logs of a stream, for syncing off its lock.
 pub type Logs = (Arc<SegmentedLog>, Arc<SegmentedLog>);
+
+/// Wall-clock milliseconds (the retention clock; as `db::now_ms`).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -5,6 +5,7 @@ use super::codec::{
     decode_checkpoint, decode_entry, decode_op, encode_checkpoint, encode_entry, encode_op,
     Checkpoint, Meta, Op, OpKind, SegStat,
 };
+use super::error::StreamError;
 use super::Registry;
 use crate::storage::streams::read_small_file;
 use crate::storage::{atomic_write_with, Error, LogOptions, SegmentedLog, SyncPolicy};
@@ -75,11 +76,6 @@ pub struct Inner {
     pending_meta: Option<Meta>,
 }
 
-/// A storage failure during a stream command, as the reply shows it.
-fn storage(e: Error) -> String {
-    format!("stream storage error: {e}")
-}
-
 /// A checkpoint ready to be written off the stream's lock.
 pub struct CheckpointJob {
     ck: Checkpoint,
@@ -93,19 +89,20 @@ impl CheckpointJob {
     /// Syncs both logs (the checkpoint must never claim records the disk
     /// may lose), writes the checkpoint atomically, then deletes entry
     /// segments wholly below the trim mark and op segments it covers.
-    pub fn run(self) -> Result<(), String> {
-        self.log.sync().map_err(storage)?;
-        self.ops.sync().map_err(storage)?;
-        atomic_write_with(&*self.fs, &self.path, &encode_checkpoint(&self.ck)).map_err(storage)?;
+    pub fn run(self) -> Result<(), StreamError> {
+        self.log.sync().map_err(StreamError::Storage)?;
+        self.ops.sync().map_err(StreamError::Storage)?;
+        atomic_write_with(&*self.fs, &self.path, &encode_checkpoint(&self.ck))
+            .map_err(StreamError::Storage)?;
         if self.ck.meta.trimmed_through > 0 {
             self.log
                 .delete_segments_before(self.ck.meta.trimmed_through.saturating_add(1))
-                .map_err(storage)?;
+                .map_err(StreamError::Storage)?;
         }
         if self.ck.op_seq > 0 {
             self.ops
                 .delete_segments_before(self.ck.op_seq.saturating_add(1))
-                .map_err(storage)?;
+                .map_err(StreamError::Storage)?;
         }
         Ok(())
     }
@@ -301,12 +298,12 @@ impl Inner {
     /// Writes the pending entries (see `pending`) in one call. On failure
     /// they are dropped and the metadata restored: the commands that
     /// appended them must not be acknowledged (the log's failure is sticky).
-    pub fn flush(&mut self) -> Result<(), String> {
+    pub fn flush(&mut self) -> Result<(), StreamError> {
         if self.pending.is_empty() {
             // A failed write by another flusher (the background thread)
             // may have dropped entries of the running batch: say so.
             return match self.log.failure() {
-                Some(e) => Err(storage(Error::PreviousIo(e))),
+                Some(e) => Err(StreamError::Storage(Error::PreviousIo(e))),
                 None => Ok(()),
             };
         }
@@ -315,7 +312,10 @@ impl Inner {
             .iter()
             .map(|&(id, a, b)| (id, &self.pending_buf[a..b]))
             .collect();
-        let written = self.log.append_batch(&records).map_err(storage);
+        let written = self
+            .log
+            .append_batch(&records)
+            .map_err(StreamError::Storage);
         drop(records);
         let pending = std::mem::take(&mut self.pending);
         self.pending_buf.clear();
@@ -338,11 +338,6 @@ impl Inner {
                 Err(e)
             }
         }
-    }
-
-    /// Whether entries wait for `flush`.
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
     }
 
     fn apply_op(&mut self, seq: u128, op: Op) {
@@ -382,13 +377,13 @@ impl Inner {
     }
 
     /// Writes a group-state op and applies it.
-    pub fn group_op(&mut self, op: super::groups::GroupOp) -> Result<(), String> {
+    pub fn group_op(&mut self, op: super::groups::GroupOp) -> Result<(), StreamError> {
         let meta = self.meta;
         self.write_op(OpKind::Group(op), meta)
     }
 
     /// Writes an op record (its `at` and metadata taken now) and applies it.
-    fn write_op(&mut self, kind: OpKind, meta: Meta) -> Result<(), String> {
+    fn write_op(&mut self, kind: OpKind, meta: Meta) -> Result<(), StreamError> {
         self.flush()?;
         let op = Op {
             at: self.log.last_key().unwrap_or(0),
@@ -396,7 +391,9 @@ impl Inner {
             kind,
         };
         let seq = self.op_seq + 1;
-        self.ops.append(seq, &encode_op(&op)).map_err(storage)?;
+        self.ops
+            .append(seq, &encode_op(&op))
+            .map_err(StreamError::Storage)?;
         self.apply_op(seq, op);
         self.since_checkpoint += 1;
         Ok(())
@@ -427,7 +424,7 @@ impl Inner {
     /// Appends an entry whose id the caller checked is above `last_id`.
     /// The entry is pending until `flush` (the end of the batch): the
     /// caller must note the stream with `Keyspace::stream_written`.
-    pub fn append(&mut self, id: u128, pairs: &[Bytes]) -> Result<(), String> {
+    pub fn append(&mut self, id: u128, pairs: &[Bytes]) -> Result<(), StreamError> {
         if self.pending.is_empty() {
             self.drop_dead_tail(id)?;
             self.pending_meta = Some(self.meta);
@@ -441,11 +438,11 @@ impl Inner {
 
     /// Before appending `first`: drops the dead entries an XSETID that
     /// lowered the last id left in the log at or above it.
-    fn drop_dead_tail(&mut self, first: u128) -> Result<(), String> {
+    fn drop_dead_tail(&mut self, first: u128) -> Result<(), StreamError> {
         if self.log.last_key().is_some_and(|l| l >= first) {
             self.log
                 .truncate_after(self.meta.last_id)
-                .map_err(storage)?;
+                .map_err(StreamError::Storage)?;
             self.segs.retain(|x| x.base <= self.meta.last_id);
         }
         Ok(())
@@ -453,13 +450,16 @@ impl Inner {
 
     /// Appends entries already encoded (`codec::encode_entry`), ids
     /// increasing and the first above `last_id`, in one write.
-    pub fn append_encoded(&mut self, entries: &[(u128, &[u8])]) -> Result<(), String> {
+    pub fn append_encoded(&mut self, entries: &[(u128, &[u8])]) -> Result<(), StreamError> {
         self.flush()?;
         let Some(&(first, _)) = entries.first() else {
             return Ok(());
         };
         self.drop_dead_tail(first)?;
-        let pos = self.log.append_batch(entries).map_err(storage)?;
+        let pos = self
+            .log
+            .append_batch(entries)
+            .map_err(StreamError::Storage)?;
         for &(id, _) in entries {
             self.count_entry(id, pos.segment_base);
         }
@@ -468,12 +468,12 @@ impl Inner {
     }
 
     /// The entry `id` if it is live.
-    pub fn get(&self, id: u128) -> Result<Option<Vec<Bytes>>, String> {
+    pub fn get(&self, id: u128) -> Result<Option<Vec<Bytes>>, StreamError> {
         if !self.is_live(id) || id > self.meta.last_id {
             return Ok(None);
         }
-        match self.log.get(id).map_err(storage)? {
-            Some(r) => Ok(Some(decode_entry(r.value).map_err(|e| e.0.to_string())?)),
+        match self.log.get(id).map_err(StreamError::Storage)? {
+            Some(r) => Ok(Some(decode_entry(r.value)?)),
             None => Ok(None),
         }
     }
@@ -486,28 +486,28 @@ impl Inner {
         end: u128,
         count: usize,
         rev: bool,
-    ) -> Result<Vec<(u128, Vec<Bytes>)>, String> {
+    ) -> Result<Vec<(u128, Vec<Bytes>)>, StreamError> {
         let mut out = Vec::new();
         let lo = start.max(self.meta.trimmed_through.saturating_add(1));
         if count == 0 || lo > end || self.meta.length == 0 {
             return Ok(out);
         }
-        let mut push = |r: crate::storage::Record| -> Result<bool, String> {
+        let mut push = |r: crate::storage::Record| -> Result<bool, StreamError> {
             if self.is_live(r.key) && r.key <= self.meta.last_id {
-                out.push((r.key, decode_entry(r.value).map_err(|e| e.0.to_string())?));
+                out.push((r.key, decode_entry(r.value)?));
             }
             Ok(out.len() < count)
         };
         if rev {
             for r in self.log.iter_rev_from(end) {
-                let r = r.map_err(storage)?;
+                let r = r.map_err(StreamError::Storage)?;
                 if r.key < lo || !push(r)? {
                     break;
                 }
             }
         } else {
             for r in self.log.iter_from(lo) {
-                let r = r.map_err(storage)?;
+                let r = r.map_err(StreamError::Storage)?;
                 if r.key > end || !push(r)? {
                     break;
                 }
@@ -517,12 +517,12 @@ impl Inner {
     }
 
     /// First live id >= `from`.
-    fn first_live_from(&self, from: u128) -> Result<Option<u128>, String> {
+    fn first_live_from(&self, from: u128) -> Result<Option<u128>, StreamError> {
         Ok(self.range(from, u128::MAX, 1, false)?.first().map(|e| e.0))
     }
 
     /// Last live id (Redis's `streamLastValidID`), 0 when empty.
-    pub fn last_live(&self) -> Result<u128, String> {
+    pub fn last_live(&self) -> Result<u128, StreamError> {
         // The common case without a read: the log's last record is the
         // last id and it is live.
         let last = self.meta.last_id;
@@ -536,7 +536,7 @@ impl Inner {
     }
 
     /// XDEL: deletes the live ids among `ids`; returns how many.
-    pub fn delete(&mut self, ids: &[u128]) -> Result<u64, String> {
+    pub fn delete(&mut self, ids: &[u128]) -> Result<u64, StreamError> {
         self.flush()?;
         let mut done = Vec::new();
         for &id in ids {
@@ -575,7 +575,7 @@ impl Inner {
 
     /// Redis's `streamTrim` over segments instead of listpack nodes.
     /// Returns the number of entries removed.
-    pub fn trim(&mut self, spec: TrimSpec) -> Result<u64, String> {
+    pub fn trim(&mut self, spec: TrimSpec) -> Result<u64, StreamError> {
         self.flush()?;
         let m = self.meta;
         let mut removed = 0u64;
@@ -618,7 +618,7 @@ impl Inner {
             partial = true;
             let end = next_base.map_or(u128::MAX, |b| b - 1);
             for r in self.log.iter_from(through.saturating_add(1)) {
-                let r = r.map_err(storage)?;
+                let r = r.map_err(StreamError::Storage)?;
                 if r.key > end {
                     break;
                 }
@@ -662,7 +662,7 @@ impl Inner {
         last_id: u128,
         entries_added: Option<u64>,
         max_deleted: Option<u128>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StreamError> {
         self.flush()?;
         let mut meta = self.meta;
         meta.last_id = last_id;
@@ -683,7 +683,9 @@ impl Inner {
             // last live entry): drop them so later appends stay ordered,
             // and checkpoint now so the tail read at startup starts below
             // the entries appended next.
-            self.log.truncate_after(last_id).map_err(storage)?;
+            self.log
+                .truncate_after(last_id)
+                .map_err(StreamError::Storage)?;
             self.segs.retain(|x| x.base <= last_id);
             self.write_checkpoint_now()?;
         }
@@ -691,7 +693,11 @@ impl Inner {
     }
 
     /// XCONFIG: per-stream retention.
-    pub fn set_retention(&mut self, ms: Option<u64>, bytes: Option<u64>) -> Result<(), String> {
+    pub fn set_retention(
+        &mut self,
+        ms: Option<u64>,
+        bytes: Option<u64>,
+    ) -> Result<(), StreamError> {
         let meta = self.meta;
         self.write_op(
             OpKind::Config {
@@ -712,7 +718,7 @@ impl Inner {
         ms: Option<u64>,
         bytes: Option<u64>,
         now_ms: u64,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, StreamError> {
         self.flush()?;
         let mut removed = 0;
         if let Some(ms) = ms {
@@ -792,7 +798,7 @@ impl Inner {
     }
 
     /// Writes a checkpoint synchronously (XSETID truncation, COPY).
-    pub fn write_checkpoint_now(&mut self) -> Result<(), String> {
+    pub fn write_checkpoint_now(&mut self) -> Result<(), StreamError> {
         self.flush()?;
         self.job().run()
     }

@@ -3,7 +3,7 @@
 //! values (types 2-5). Tags and layouts are in the grammar of
 //! `super` (and docs/format.md).
 
-use super::{put_bytes, put_db_key, put_list, DecodeError, Effect, Reader};
+use super::{put_bytes, put_db_key, put_list, tag, value_type, DecodeError, Effect, Reader};
 use crate::db::hash::{Hash, HashLimits};
 use crate::db::list::List;
 use crate::db::set::Set;
@@ -21,7 +21,7 @@ const UNBOUNDED: ZsetLimits = ZsetLimits {
 pub(super) fn put_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::ZSet(z) => {
-            out.push(5);
+            out.push(value_type::ZSET);
             out.push(u8::from(z.is_skiplist()));
             out.extend_from_slice(&(z.len() as u32).to_le_bytes());
             for (m, sc) in z.iter_from(0, false) {
@@ -30,7 +30,7 @@ pub(super) fn put_value(out: &mut Vec<u8>, v: &Value) {
             }
         }
         Value::Hash(h) => {
-            out.push(3);
+            out.push(value_type::HASH);
             out.push(u8::from(h.is_table()));
             out.extend_from_slice(&(h.len() as u32).to_le_bytes());
             for (f, v) in h.iter() {
@@ -39,7 +39,7 @@ pub(super) fn put_value(out: &mut Vec<u8>, v: &Value) {
             }
         }
         Value::Set(s) => {
-            out.push(4);
+            out.push(value_type::SET);
             match s {
                 Set::Intset(v) => {
                     out.push(0);
@@ -58,7 +58,7 @@ pub(super) fn put_value(out: &mut Vec<u8>, v: &Value) {
             }
         }
         Value::List(l) => {
-            out.push(2);
+            out.push(value_type::LIST);
             out.extend_from_slice(&(l.len() as u32).to_le_bytes());
             for item in l.iter() {
                 put_bytes(out, item);
@@ -77,7 +77,7 @@ pub(super) fn encode(e: &Effect, out: &mut Vec<u8>) {
             skiplist,
             pairs,
         } => {
-            out.push(50);
+            out.push(tag::ZADD);
             out.push(*db);
             put_bytes(out, key);
             out.push(u8::from(*skiplist));
@@ -88,7 +88,7 @@ pub(super) fn encode(e: &Effect, out: &mut Vec<u8>) {
             }
         }
         Effect::ZRem { db, key, members } => {
-            out.push(51);
+            out.push(tag::ZREM);
             out.push(*db);
             put_bytes(out, key);
             out.extend_from_slice(&(members.len() as u32).to_le_bytes());
@@ -102,7 +102,7 @@ pub(super) fn encode(e: &Effect, out: &mut Vec<u8>) {
             table,
             pairs,
         } => {
-            out.push(30);
+            out.push(tag::HSET);
             out.push(*db);
             put_bytes(out, key);
             out.push(u8::from(*table));
@@ -113,7 +113,7 @@ pub(super) fn encode(e: &Effect, out: &mut Vec<u8>) {
             }
         }
         Effect::HashDel { db, key, fields } => {
-            out.push(31);
+            out.push(tag::HDEL);
             out.push(*db);
             put_bytes(out, key);
             put_list(out, fields);
@@ -124,14 +124,14 @@ pub(super) fn encode(e: &Effect, out: &mut Vec<u8>) {
             table,
             members,
         } => {
-            out.push(40);
+            out.push(tag::SADD);
             out.push(*db);
             put_bytes(out, key);
             out.push(u8::from(*table));
             put_list(out, members);
         }
         Effect::SetRem { db, key, members } => {
-            out.push(41);
+            out.push(tag::SREM);
             out.push(*db);
             put_bytes(out, key);
             put_list(out, members);
@@ -142,7 +142,7 @@ pub(super) fn encode(e: &Effect, out: &mut Vec<u8>) {
             left,
             items,
         } => {
-            put_db_key(out, 20, *db, key);
+            put_db_key(out, tag::LPUSH, *db, key);
             out.push(u8::from(*left));
             out.extend_from_slice(&(items.len() as u32).to_le_bytes());
             for i in items {
@@ -155,7 +155,7 @@ pub(super) fn encode(e: &Effect, out: &mut Vec<u8>) {
             left,
             count,
         } => {
-            put_db_key(out, 21, *db, key);
+            put_db_key(out, tag::LPOP, *db, key);
             out.push(u8::from(*left));
             out.extend_from_slice(&count.to_le_bytes());
         }
@@ -165,7 +165,7 @@ pub(super) fn encode(e: &Effect, out: &mut Vec<u8>) {
             index,
             value,
         } => {
-            put_db_key(out, 22, *db, key);
+            put_db_key(out, tag::LSET, *db, key);
             out.extend_from_slice(&index.to_le_bytes());
             put_bytes(out, value);
         }
@@ -175,7 +175,7 @@ pub(super) fn encode(e: &Effect, out: &mut Vec<u8>) {
             index,
             value,
         } => {
-            put_db_key(out, 23, *db, key);
+            put_db_key(out, tag::LINSERT, *db, key);
             out.extend_from_slice(&index.to_le_bytes());
             put_bytes(out, value);
         }
@@ -185,7 +185,7 @@ pub(super) fn encode(e: &Effect, out: &mut Vec<u8>) {
             count,
             value,
         } => {
-            put_db_key(out, 24, *db, key);
+            put_db_key(out, tag::LREM, *db, key);
             out.extend_from_slice(&count.to_le_bytes());
             put_bytes(out, value);
         }
@@ -195,7 +195,7 @@ pub(super) fn encode(e: &Effect, out: &mut Vec<u8>) {
             start,
             end,
         } => {
-            put_db_key(out, 25, *db, key);
+            put_db_key(out, tag::LTRIM, *db, key);
             out.extend_from_slice(&start.to_le_bytes());
             out.extend_from_slice(&end.to_le_bytes());
         }
@@ -206,7 +206,7 @@ pub(super) fn encode(e: &Effect, out: &mut Vec<u8>) {
 /// Decodes a collection value of type `t` (2-5).
 pub(super) fn value(r: &mut Reader<'_>, t: u8) -> Result<Value, DecodeError> {
     match t {
-        5 => {
+        value_type::ZSET => {
             let skiplist = r.zenc()?;
             let mut z = if skiplist {
                 ZSet::new_skiplist()
@@ -221,7 +221,7 @@ pub(super) fn value(r: &mut Reader<'_>, t: u8) -> Result<Value, DecodeError> {
             }
             Ok(Value::ZSet(z))
         }
-        3 => {
+        value_type::HASH => {
             let table = r.flag()?;
             let n = r.count(8)?;
             let mut h = Hash::default();
@@ -235,7 +235,7 @@ pub(super) fn value(r: &mut Reader<'_>, t: u8) -> Result<Value, DecodeError> {
             }
             Ok(Value::Hash(h))
         }
-        4 => match r.u8()? {
+        value_type::SET => match r.u8()? {
             0 => {
                 let n = r.count(8)?;
                 let mut v = Vec::with_capacity(n);
@@ -257,9 +257,9 @@ pub(super) fn value(r: &mut Reader<'_>, t: u8) -> Result<Value, DecodeError> {
             }
             _ => Err(DecodeError("unknown set encoding")),
         },
-        2 => {
+        value_type::LIST => {
             let n = r.u32()? as usize;
-            let mut items = Vec::with_capacity(n.min(r.buf.len() / 4));
+            let mut items = Vec::with_capacity(n.min(r.remaining() / 4));
             for _ in 0..n {
                 items.push(r.bytes()?);
             }
@@ -271,11 +271,7 @@ pub(super) fn value(r: &mut Reader<'_>, t: u8) -> Result<Value, DecodeError> {
 
 impl Reader<'_> {
     fn zenc(&mut self) -> Result<bool, DecodeError> {
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(DecodeError("unknown zset encoding")),
-        }
+        Ok(self.0.flag("unknown zset encoding")?)
     }
     fn score_pairs(&mut self) -> Result<Vec<(Bytes, f64)>, DecodeError> {
         let n = self.count(12)?;
@@ -294,13 +290,13 @@ impl Reader<'_> {
 /// Decodes the body of a collection effect with tag `t`.
 pub(super) fn decode(t: u8, r: &mut Reader<'_>) -> Result<Effect, DecodeError> {
     Ok(match t {
-        50 => Effect::ZAdd {
+        tag::ZADD => Effect::ZAdd {
             db: r.db()?,
             key: r.bytes()?,
             skiplist: r.zenc()?,
             pairs: r.score_pairs()?,
         },
-        51 => {
+        tag::ZREM => {
             let db = r.db()?;
             let key = r.bytes()?;
             let n = r.count(4)?;
@@ -310,7 +306,7 @@ pub(super) fn decode(t: u8, r: &mut Reader<'_>) -> Result<Effect, DecodeError> {
             }
             Effect::ZRem { db, key, members }
         }
-        30 => {
+        tag::HSET => {
             let db = r.db()?;
             let key = r.bytes()?;
             let table = r.flag()?;
@@ -326,26 +322,26 @@ pub(super) fn decode(t: u8, r: &mut Reader<'_>) -> Result<Effect, DecodeError> {
                 pairs,
             }
         }
-        31 => Effect::HashDel {
+        tag::HDEL => Effect::HashDel {
             db: r.db()?,
             key: r.bytes()?,
             fields: r.list()?,
         },
-        40 => Effect::SetAdd {
+        tag::SADD => Effect::SetAdd {
             db: r.db()?,
             key: r.bytes()?,
             table: r.flag()?,
             members: r.list()?,
         },
-        41 => Effect::SetRem {
+        tag::SREM => Effect::SetRem {
             db: r.db()?,
             key: r.bytes()?,
             members: r.list()?,
         },
-        20 => {
+        tag::LPUSH => {
             let (db, key, left) = (r.db()?, r.bytes()?, r.left()?);
             let n = r.u32()? as usize;
-            let mut items = Vec::with_capacity(n.min(r.buf.len() / 4));
+            let mut items = Vec::with_capacity(n.min(r.remaining() / 4));
             for _ in 0..n {
                 items.push(r.bytes()?);
             }
@@ -356,31 +352,31 @@ pub(super) fn decode(t: u8, r: &mut Reader<'_>) -> Result<Effect, DecodeError> {
                 items,
             }
         }
-        21 => Effect::ListPop {
+        tag::LPOP => Effect::ListPop {
             db: r.db()?,
             key: r.bytes()?,
             left: r.left()?,
             count: r.u64()?,
         },
-        22 => Effect::ListSet {
+        tag::LSET => Effect::ListSet {
             db: r.db()?,
             key: r.bytes()?,
             index: r.u64()?,
             value: r.bytes()?,
         },
-        23 => Effect::ListInsert {
+        tag::LINSERT => Effect::ListInsert {
             db: r.db()?,
             key: r.bytes()?,
             index: r.u64()?,
             value: r.bytes()?,
         },
-        24 => Effect::ListRem {
+        tag::LREM => Effect::ListRem {
             db: r.db()?,
             key: r.bytes()?,
             count: r.u64()? as i64,
             value: r.bytes()?,
         },
-        25 => Effect::ListTrim {
+        tag::LTRIM => Effect::ListTrim {
             db: r.db()?,
             key: r.bytes()?,
             start: r.u64()?,

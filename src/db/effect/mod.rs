@@ -7,67 +7,26 @@
 //! and SWAPDB. So `EXPIRE k 10` logs the key with an absolute expiry,
 //! `INCRBYFLOAT` a `Set` of the resulting string, RENAME a `Del` and a `Set`,
 //! a key removed by lazy or active expiry a `Del`. Final states are
-//! idempotent, which the fuzzy base snapshot relies on (ARCHITECTURE.md). One WAL record holds the effects of one command or of one
-//! whole EXEC block, so recovery applies a transaction whole or not at all.
+//! idempotent, which the fuzzy base snapshot relies on (ARCHITECTURE.md).
+//! One WAL record holds the effects of one command or of one whole EXEC
+//! block, so recovery applies a transaction whole or not at all.
 //!
-//! The collection effects and values (tags 20-25, 30-31, 40-41, 50-51;
-//! types 2-5) are encoded, decoded and applied in `collections.rs`.
+//! The collection effects and values (`tag::LPUSH` ... `tag::ZREM`;
+//! `value_type::LIST` ... `value_type::ZSET`) are encoded, decoded and
+//! applied in `collections.rs`.
 //!
-//! Encoding (little-endian, explicit sizes; the same grammar is in
-//! docs/format.md):
-//!
-//! ```text
-//! unit     = u8 version(=1) | u32 count | effect{count}
-//! effect   = u8 tag | body
-//!   tag 1 SET      = u8 db | bytes key | u64 expires_at_ms(0 = none) | value
-//!   tag 2 DEL      = u8 db | bytes key
-//!   tag 3 EXPIRE   = u8 db | bytes key | u64 at_ms(0 = persist)
-//!   tag 4 FLUSHDB  = u8 db
-//!   tag 5 FLUSHALL = (empty)
-//!   tag 6 SWAPDB   = u8 db_a | u8 db_b
-//!   tag 7 APPEND   = u8 db | bytes key | bytes data
-//!   tag 8 SETRANGE = u8 db | bytes key | u64 offset | bytes data
-//!   tag 50 ZADD    = u8 db | bytes key | u8 zenc | u32 count | (f64 score | bytes member){count}
-//!   tag 51 ZREM    = u8 db | bytes key | u32 count | bytes member{count}
-//!   tag 20 LPUSH   = u8 db | bytes key | u8 left(1)/right(0) | u32 n | bytes{n}
-//!                    (creates the list when the key is missing)
-//!   tag 21 LPOP    = u8 db | bytes key | u8 left(1)/right(0) | u64 count
-//!   tag 22 LSET    = u8 db | bytes key | u64 index | bytes value
-//!   tag 23 LINSERT = u8 db | bytes key | u64 index (insert before; = len appends) | bytes value
-//!   tag 24 LREM    = u8 db | bytes key | i64 count | bytes value
-//!   tag 25 LTRIM   = u8 db | bytes key | u64 start | u64 end (kept: start..end)
-//!   tag 70 LOGFORMAT_SET  = bytes name | spec (logparse::FormatSpec::encode)
-//!   tag 71 LOGFORMAT_DEL  = bytes name
-//!   tag 72 LOGMINER_LEARN = bytes name | u32 n | bytes token{n}
-//!   tag 73 LOGMINER_STATE = bytes name | bytes state (logparse::Miner::encode)
-//!   tag 80 FUNCTION_LOAD    = u8 replace | bytes code (the library's whole code)
-//!   tag 81 FUNCTION_DELETE  = bytes library_name
-//!   tag 82 FUNCTION_FLUSH   = (empty)
-//!   tag 83 FUNCTION_RESTORE = u8 policy(0 flush, 1 append, 2 replace) | u32 n | bytes code{n}
-//!   tag 74 STREAM_INGEST_LEARN = u8 db | bytes key | bytes format_name | spec
-//!                    | u32 n | (u32 m | bytes token{m}){n} | u32 h | (u64 id | u64 lines){h}
-//!   tag 30 HSET    = u8 db | bytes key | u8 table | u32 n | (bytes field | bytes value){n}
-//!   tag 31 HDEL    = u8 db | bytes key | u32 n | bytes field{n}
-//!   tag 40 SADD    = u8 db | bytes key | u8 table | u32 n | bytes member{n}
-//!   tag 41 SREM    = u8 db | bytes key | u32 n | bytes member{n}
-//! value    = u8 type | body
-//!   type 1 string  = u8 form(0 encoded, 1 plain, 2 raw, 3 int copy) | bytes data
-//!   type 2 list    = u32 n | bytes{n} (head to tail)
-//!   type 3 hash    = u8 enc(0 listpack, 1 hashtable) | u32 n | (bytes field | bytes value){n}
-//!   type 4 set     = u8 enc(0 intset, 1 hashtable) | u32 n
-//!                    | (intset: i64 member{n} ascending | hashtable: bytes member{n})
-//!   type 5 zset    = u8 zenc | u32 count | (f64 score | bytes member){count}, ascending
-//! zenc     = u8 (0 listpack, 1 skiplist): the encoding after the change
-//! f64      = IEEE 754 bits as u64
-//!   type 6 stream  = u64 stream_id   (entries and metadata live in
-//!                    streams/<stream_id:020>/, see src/stream)
-//! bytes    = u32 len | u8{len}
-//! ```
+//! Encoding: little-endian, explicit sizes, the tags and value types named
+//! in `tags.rs`; the grammar of every effect and value is in
+//! docs/format.md ("Unit"), which a test checks against `tags.rs`.
 
 mod collections;
+pub mod tags;
+
+pub use tags::{tag, value_type};
 
 use super::{Keyspace, StrForm, StrValue, Value, DATABASES};
 use crate::logparse::FormatSpec;
+use crate::storage::bytes::{Malformed, Reader as ByteReader};
 use bytes::Bytes;
 
 const UNIT_VERSION: u8 = 1;
@@ -338,7 +297,7 @@ pub fn serialized_len(v: &Value) -> usize {
 fn put_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Str(s) => {
-            out.push(1);
+            out.push(value_type::STRING);
             out.push(match s.form {
                 StrForm::Encoded => 0,
                 StrForm::Plain => 1,
@@ -352,11 +311,11 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
         }
         Value::Stream(s) => match s.0.ingest.lock().as_deref() {
             None => {
-                out.push(6);
+                out.push(value_type::STREAM);
                 out.extend_from_slice(&s.0.id.to_le_bytes());
             }
             Some(ing) => {
-                out.push(7);
+                out.push(value_type::STREAM_INGEST);
                 out.extend_from_slice(&s.0.id.to_le_bytes());
                 put_bytes(out, &ing.name);
                 ing.ingestor.format().spec().encode(out);
@@ -393,35 +352,35 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 value,
                 expires_at_ms,
             } => {
-                out.push(1);
+                out.push(tag::SET);
                 out.push(*db);
                 put_bytes(out, key);
                 out.extend_from_slice(&expires_at_ms.to_le_bytes());
                 put_value(out, value);
             }
             Effect::Del { db, key } => {
-                out.push(2);
+                out.push(tag::DEL);
                 out.push(*db);
                 put_bytes(out, key);
             }
             Effect::Expire { db, key, at_ms } => {
-                out.push(3);
+                out.push(tag::EXPIRE);
                 out.push(*db);
                 put_bytes(out, key);
                 out.extend_from_slice(&at_ms.to_le_bytes());
             }
             Effect::FlushDb { db } => {
-                out.push(4);
+                out.push(tag::FLUSHDB);
                 out.push(*db);
             }
-            Effect::FlushAll => out.push(5),
+            Effect::FlushAll => out.push(tag::FLUSHALL),
             Effect::SwapDb { a, b } => {
-                out.push(6);
+                out.push(tag::SWAPDB);
                 out.push(*a);
                 out.push(*b);
             }
             Effect::Append { db, key, data } => {
-                out.push(7);
+                out.push(tag::APPEND);
                 out.push(*db);
                 put_bytes(out, key);
                 put_bytes(out, data);
@@ -432,7 +391,7 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 offset,
                 data,
             } => {
-                out.push(8);
+                out.push(tag::SETRANGE);
                 out.push(*db);
                 put_bytes(out, key);
                 out.extend_from_slice(&offset.to_le_bytes());
@@ -451,16 +410,16 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
             | Effect::ListRem { .. }
             | Effect::ListTrim { .. } => collections::encode(e, out),
             Effect::LogFormatSet { name, spec } => {
-                out.push(70);
+                out.push(tag::LOGFORMAT_SET);
                 put_bytes(out, name);
                 spec.encode(out);
             }
             Effect::LogFormatDel { name } => {
-                out.push(71);
+                out.push(tag::LOGFORMAT_DEL);
                 put_bytes(out, name);
             }
             Effect::LogMinerLearn { name, tokens } => {
-                out.push(72);
+                out.push(tag::LOGMINER_LEARN);
                 put_bytes(out, name);
                 out.extend_from_slice(&(tokens.len() as u32).to_le_bytes());
                 for t in tokens {
@@ -468,22 +427,22 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 }
             }
             Effect::LogMinerState { name, state } => {
-                out.push(73);
+                out.push(tag::LOGMINER_STATE);
                 put_bytes(out, name);
                 put_bytes(out, state);
             }
             Effect::FunctionLoad { replace, code } => {
-                out.push(80);
+                out.push(tag::FUNCTION_LOAD);
                 out.push(u8::from(*replace));
                 put_bytes(out, code);
             }
             Effect::FunctionDelete { name } => {
-                out.push(81);
+                out.push(tag::FUNCTION_DELETE);
                 put_bytes(out, name);
             }
-            Effect::FunctionFlush => out.push(82),
+            Effect::FunctionFlush => out.push(tag::FUNCTION_FLUSH),
             Effect::FunctionRestore { policy, codes } => {
-                out.push(83);
+                out.push(tag::FUNCTION_RESTORE);
                 out.push(*policy);
                 out.extend_from_slice(&(codes.len() as u32).to_le_bytes());
                 for c in codes {
@@ -499,7 +458,7 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 hits,
                 gen,
             } => {
-                put_db_key(out, 75, *db, key);
+                put_db_key(out, tag::STREAM_INGEST_LEARN, *db, key);
                 put_bytes(out, name);
                 spec.encode(out);
                 out.extend_from_slice(&(learned.len() as u32).to_le_bytes());
@@ -517,32 +476,30 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
     }
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
+/// The WAL's reader: the shared byte reader plus the unit grammar's own
+/// items (database index, list side, values, bounded counts).
+struct Reader<'a>(ByteReader<'a>);
+
+impl<'a> std::ops::Deref for Reader<'a> {
+    type Target = ByteReader<'a>;
+    fn deref(&self) -> &ByteReader<'a> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<Malformed> for DecodeError {
+    fn from(e: Malformed) -> DecodeError {
+        DecodeError(e.0)
+    }
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(DecodeError("truncated"));
-        }
-        let (a, b) = self.buf.split_at(n);
-        self.buf = b;
-        Ok(a)
-    }
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
     fn db(&mut self) -> Result<u8, DecodeError> {
         let d = self.u8()?;
         if usize::from(d) >= DATABASES {
@@ -551,19 +508,11 @@ impl<'a> Reader<'a> {
         Ok(d)
     }
     fn left(&mut self) -> Result<bool, DecodeError> {
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(DecodeError("bad list side")),
-        }
-    }
-    fn bytes(&mut self) -> Result<Bytes, DecodeError> {
-        let n = self.u32()? as usize;
-        Ok(Bytes::copy_from_slice(self.take(n)?))
+        Ok(self.0.flag("bad list side")?)
     }
     fn value(&mut self) -> Result<Value, DecodeError> {
         match self.u8()? {
-            1 => {
+            value_type::STRING => {
                 let form = match self.u8()? {
                     0 => StrForm::Encoded,
                     1 => StrForm::Plain,
@@ -577,14 +526,14 @@ impl<'a> Reader<'a> {
                     form,
                 }))
             }
-            t @ (2..=5) => collections::value(self, t),
-            6 => Ok(Value::Stream(crate::stream::StreamRef::unopened(
+            t @ (value_type::LIST..=value_type::ZSET) => collections::value(self, t),
+            value_type::STREAM => Ok(Value::Stream(crate::stream::StreamRef::unopened(
                 self.u64()?,
             ))),
-            7 => {
+            value_type::STREAM_INGEST => {
                 let s = crate::stream::StreamRef::unopened(self.u64()?);
                 let name = self.bytes()?;
-                let spec = FormatSpec::decode(&mut self.buf).map_err(DecodeError)?;
+                let spec = FormatSpec::decode(&mut self.0)?;
                 let state = self.bytes()?;
                 let format = crate::logparse::Format::compile(spec)
                     .map_err(|_| DecodeError("stream ingest format does not compile"))?;
@@ -602,27 +551,23 @@ impl<'a> Reader<'a> {
     /// `min_item` bytes), so a bad count cannot cause a huge allocation.
     fn count(&mut self, min_item: usize) -> Result<usize, DecodeError> {
         let n = self.u32()? as usize;
-        if n > self.buf.len() / min_item {
+        if n > self.remaining() / min_item {
             return Err(DecodeError("truncated"));
         }
         Ok(n)
     }
     fn flag(&mut self) -> Result<bool, DecodeError> {
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(DecodeError("bad flag byte")),
-        }
+        Ok(self.0.flag("bad flag byte")?)
     }
     fn list(&mut self) -> Result<Vec<Bytes>, DecodeError> {
         let n = self.count(4)?;
-        (0..n).map(|_| self.bytes()).collect()
+        (0..n).map(|_| Ok(self.bytes()?)).collect()
     }
 }
 
 /// Decodes one unit written by `encode_unit`.
 pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
-    let mut r = Reader { buf };
+    let mut r = Reader(ByteReader::new(buf));
     if r.u8()? != UNIT_VERSION {
         return Err(DecodeError("unknown unit version"));
     }
@@ -631,7 +576,7 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
     let mut effects = Vec::with_capacity(count.min(buf.len() / 2));
     for _ in 0..count {
         let e = match r.u8()? {
-            1 => {
+            tag::SET => {
                 let db = r.db()?;
                 let key = r.bytes()?;
                 let expires_at_ms = r.u64()?;
@@ -643,69 +588,79 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                     expires_at_ms,
                 }
             }
-            2 => Effect::Del {
+            tag::DEL => Effect::Del {
                 db: r.db()?,
                 key: r.bytes()?,
             },
-            3 => Effect::Expire {
+            tag::EXPIRE => Effect::Expire {
                 db: r.db()?,
                 key: r.bytes()?,
                 at_ms: r.u64()?,
             },
-            4 => Effect::FlushDb { db: r.db()? },
-            5 => Effect::FlushAll,
-            7 => Effect::Append {
+            tag::FLUSHDB => Effect::FlushDb { db: r.db()? },
+            tag::FLUSHALL => Effect::FlushAll,
+            tag::APPEND => Effect::Append {
                 db: r.db()?,
                 key: r.bytes()?,
                 data: r.bytes()?,
             },
-            8 => Effect::SetRange {
+            tag::SETRANGE => Effect::SetRange {
                 db: r.db()?,
                 key: r.bytes()?,
                 offset: r.u64()?,
                 data: r.bytes()?,
             },
-            6 => Effect::SwapDb {
+            tag::SWAPDB => Effect::SwapDb {
                 a: r.db()?,
                 b: r.db()?,
             },
-            t @ (20..=25 | 30 | 31 | 40 | 41 | 50 | 51) => collections::decode(t, &mut r)?,
-            70 => Effect::LogFormatSet {
+            t @ (tag::LPUSH..=tag::LTRIM
+            | tag::HSET
+            | tag::HDEL
+            | tag::SADD
+            | tag::SREM
+            | tag::ZADD
+            | tag::ZREM) => collections::decode(t, &mut r)?,
+            tag::LOGFORMAT_SET => Effect::LogFormatSet {
                 name: r.bytes()?,
-                spec: FormatSpec::decode(&mut r.buf).map_err(DecodeError)?,
+                spec: FormatSpec::decode(&mut r.0)?,
             },
-            71 => Effect::LogFormatDel { name: r.bytes()? },
-            72 => {
+            tag::LOGFORMAT_DEL => Effect::LogFormatDel { name: r.bytes()? },
+            tag::LOGMINER_LEARN => {
                 let name = r.bytes()?;
                 let n = r.u32()? as usize;
                 // Each token takes at least 4 bytes: bound the allocation.
-                let mut tokens = Vec::with_capacity(n.min(r.buf.len() / 4));
+                let mut tokens = Vec::with_capacity(n.min(r.remaining() / 4));
                 for _ in 0..n {
                     tokens.push(r.bytes()?);
                 }
                 Effect::LogMinerLearn { name, tokens }
             }
-            tag @ (74 | 75) => {
+            t @ (tag::STREAM_INGEST_LEARN_V1 | tag::STREAM_INGEST_LEARN) => {
                 let db = r.db()?;
                 let key = r.bytes()?;
                 let name = r.bytes()?;
-                let spec = FormatSpec::decode(&mut r.buf).map_err(DecodeError)?;
+                let spec = FormatSpec::decode(&mut r.0)?;
                 let n = r.u32()? as usize;
-                let mut learned = Vec::with_capacity(n.min(r.buf.len() / 4));
+                let mut learned = Vec::with_capacity(n.min(r.remaining() / 4));
                 for _ in 0..n {
                     let m = r.u32()? as usize;
-                    let mut toks = Vec::with_capacity(m.min(r.buf.len() / 4));
+                    let mut toks = Vec::with_capacity(m.min(r.remaining() / 4));
                     for _ in 0..m {
                         toks.push(r.bytes()?);
                     }
                     learned.push(toks);
                 }
                 let h = r.u32()? as usize;
-                let mut hits = Vec::with_capacity(h.min(r.buf.len() / 16));
+                let mut hits = Vec::with_capacity(h.min(r.remaining() / 16));
                 for _ in 0..h {
                     hits.push((r.u64()?, r.u64()?));
                 }
-                let gen = if tag == 75 { r.u64()? } else { 0 };
+                let gen = if t == tag::STREAM_INGEST_LEARN {
+                    r.u64()?
+                } else {
+                    0
+                };
                 Effect::StreamIngestLearn {
                     db,
                     key,
@@ -716,11 +671,11 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                     gen,
                 }
             }
-            73 => Effect::LogMinerState {
+            tag::LOGMINER_STATE => Effect::LogMinerState {
                 name: r.bytes()?,
                 state: r.bytes()?,
             },
-            80 => Effect::FunctionLoad {
+            tag::FUNCTION_LOAD => Effect::FunctionLoad {
                 replace: match r.u8()? {
                     0 => false,
                     1 => true,
@@ -728,15 +683,15 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                 },
                 code: r.bytes()?,
             },
-            81 => Effect::FunctionDelete { name: r.bytes()? },
-            82 => Effect::FunctionFlush,
-            83 => {
+            tag::FUNCTION_DELETE => Effect::FunctionDelete { name: r.bytes()? },
+            tag::FUNCTION_FLUSH => Effect::FunctionFlush,
+            tag::FUNCTION_RESTORE => {
                 let policy = r.u8()?;
                 if crate::scripting::functions::RestorePolicy::from_code(policy).is_none() {
                     return Err(DecodeError("bad FUNCTION RESTORE policy"));
                 }
                 let n = r.u32()? as usize;
-                let mut codes = Vec::with_capacity(n.min(r.buf.len() / 4));
+                let mut codes = Vec::with_capacity(n.min(r.remaining() / 4));
                 for _ in 0..n {
                     codes.push(r.bytes()?);
                 }
@@ -746,7 +701,7 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
         };
         effects.push(e);
     }
-    if !r.buf.is_empty() {
+    if !r.is_empty() {
         return Err(DecodeError("trailing bytes"));
     }
     Ok(effects)
