@@ -4,7 +4,7 @@
 //! and `stream::Registry::attach_refs` does the opening.
 
 use super::{Keyspace, Value};
-use crate::stream::Registry;
+use crate::stream::{Registry, StreamError};
 use std::sync::Arc;
 
 impl Registry {
@@ -13,7 +13,7 @@ impl Registry {
     /// seen. A referenced stream that cannot be opened fails the start; a
     /// key whose stream has no directory (only after a power loss that lost
     /// the WAL unit deleting it, under everysec) is removed with a warning.
-    pub fn attach(self: &Arc<Self>, ks: &mut Keyspace) -> Result<(), String> {
+    pub fn attach(self: &Arc<Self>, ks: &mut Keyspace) -> Result<(), StreamError> {
         let mut refs = Vec::new();
         for (dbi, db) in ks.dbs.iter().enumerate() {
             for (key, e) in db.iter() {

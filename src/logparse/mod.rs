@@ -275,26 +275,44 @@ pub struct Registry {
     builtin: HashMap<Vec<u8>, Named>,
 }
 
+/// Why the format registry refused a change. The texts are LOGPARSE's
+/// error replies (after `ERR `).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegistryError {
+    #[error("'{}' is a built-in format and cannot be redefined", String::from_utf8_lossy(.0))]
+    BuiltinRedefined(Vec<u8>),
+    #[error("'{}' is a built-in format and cannot be deleted", String::from_utf8_lossy(.0))]
+    BuiltinDeleted(Vec<u8>),
+    #[error("format names are 1 to {NAME_BYTES_MAX} bytes")]
+    NameLength,
+    #[error("at most {USER_FORMATS_MAX} formats")]
+    TooMany,
+    /// The spec does not compile: `Format::compile`'s message.
+    #[error("{0}")]
+    Compile(String),
+    #[error("no format '{}'", String::from_utf8_lossy(.0))]
+    NoFormat(Vec<u8>),
+    #[error(transparent)]
+    BadState(#[from] StateError),
+}
+
 impl Registry {
     pub fn new() -> Registry {
         Registry::default()
     }
 
     /// Defines or replaces user format `name` (its shared miner starts empty).
-    pub fn define(&mut self, name: &[u8], spec: FormatSpec) -> Result<(), String> {
+    pub fn define(&mut self, name: &[u8], spec: FormatSpec) -> Result<(), RegistryError> {
         if builtin::get(name).is_some() {
-            return Err(format!(
-                "'{}' is a built-in format and cannot be redefined",
-                String::from_utf8_lossy(name)
-            ));
+            return Err(RegistryError::BuiltinRedefined(name.to_vec()));
         }
         if name.is_empty() || name.len() > NAME_BYTES_MAX {
-            return Err(format!("format names are 1 to {NAME_BYTES_MAX} bytes"));
+            return Err(RegistryError::NameLength);
         }
         if !self.user.contains_key(name) && self.user.len() >= USER_FORMATS_MAX {
-            return Err(format!("at most {USER_FORMATS_MAX} formats"));
+            return Err(RegistryError::TooMany);
         }
-        let format = Arc::new(Format::compile(spec)?);
+        let format = Arc::new(Format::compile(spec).map_err(RegistryError::Compile)?);
         self.user.insert(
             name.to_vec(),
             Named {
@@ -306,12 +324,9 @@ impl Registry {
     }
 
     /// Deletes user format `name`: Ok(true) when it existed.
-    pub fn remove(&mut self, name: &[u8]) -> Result<bool, String> {
+    pub fn remove(&mut self, name: &[u8]) -> Result<bool, RegistryError> {
         if builtin::get(name).is_some() {
-            return Err(format!(
-                "'{}' is a built-in format and cannot be deleted",
-                String::from_utf8_lossy(name)
-            ));
+            return Err(RegistryError::BuiltinDeleted(name.to_vec()));
         }
         Ok(self.user.remove(name).is_some())
     }
@@ -380,20 +395,19 @@ impl Registry {
     }
 
     /// Replaces the shared miner of `name` with a persisted state.
-    pub fn restore_miner(&mut self, name: &[u8], state: &[u8]) -> Result<(), String> {
+    pub fn restore_miner(&mut self, name: &[u8], state: &[u8]) -> Result<(), RegistryError> {
         let n = self
             .named_mut(name)
-            .ok_or_else(|| format!("no format '{}'", String::from_utf8_lossy(name)))?;
-        n.ingestor =
-            Ingestor::restore(n.ingestor.format.clone(), state).map_err(|e| e.to_string())?;
+            .ok_or_else(|| RegistryError::NoFormat(name.to_vec()))?;
+        n.ingestor = Ingestor::restore(n.ingestor.format.clone(), state)?;
         Ok(())
     }
 
     /// Replays a PARSE that changed the shared miner of `name`.
-    pub fn learn_tokens(&mut self, name: &[u8], tokens: &[&[u8]]) -> Result<(), String> {
+    pub fn learn_tokens(&mut self, name: &[u8], tokens: &[&[u8]]) -> Result<(), RegistryError> {
         let n = self
             .named_mut(name)
-            .ok_or_else(|| format!("no format '{}'", String::from_utf8_lossy(name)))?;
+            .ok_or_else(|| RegistryError::NoFormat(name.to_vec()))?;
         n.ingestor.learn_tokens(tokens);
         Ok(())
     }
