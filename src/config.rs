@@ -210,6 +210,41 @@ pub const NO_EFFECT: &[&str] = &[
 /// Redis 7.0's levels, in its error message order.
 const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 const FSYNC: &[&str] = &["everysec", "always", "no"];
+
+/// `appendfsync`: when the WAL is fdatasynced (the one policy enum; the
+/// durability stage, `server::durability`, applies it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Appendfsync {
+    /// No reply before an fdatasync covering its effects (group commit).
+    Always = 0,
+    /// A background thread fdatasyncs once a second.
+    #[default]
+    EverySec = 1,
+    /// The OS writes back when it likes.
+    No = 2,
+}
+
+impl Appendfsync {
+    /// The policy named by a config value (`FSYNC`'s names).
+    pub fn parse(s: &str) -> Option<Appendfsync> {
+        match s {
+            "always" => Some(Appendfsync::Always),
+            "everysec" => Some(Appendfsync::EverySec),
+            "no" => Some(Appendfsync::No),
+            _ => None,
+        }
+    }
+
+    /// The config value naming this policy.
+    pub fn name(self) -> &'static str {
+        match self {
+            Appendfsync::Always => "always",
+            Appendfsync::EverySec => "everysec",
+            Appendfsync::No => "no",
+        }
+    }
+}
 const POLICIES: &[&str] = &[
     "volatile-lru",
     "volatile-lfu",
@@ -831,8 +866,8 @@ pub struct Config {
     pub timeout_s: u64,
     /// `appendonly yes`: the keyspace is durable through the WAL.
     pub appendonly: bool,
-    /// `appendfsync`: always, everysec or no.
-    pub appendfsync: String,
+    /// `appendfsync`.
+    pub appendfsync: Appendfsync,
     pub auto_aof_rewrite_percentage: u64,
     pub auto_aof_rewrite_min_size: u64,
     /// Entry-log segment size of streams (`stream-segment-bytes`).
@@ -888,7 +923,7 @@ impl Default for Config {
             protected_mode: true,
             timeout_s: 0,
             appendonly: true,
-            appendfsync: String::new(),
+            appendfsync: Appendfsync::EverySec,
             auto_aof_rewrite_percentage: 0,
             auto_aof_rewrite_min_size: 0,
             stream_segment_bytes: 0,
@@ -1004,7 +1039,9 @@ impl Config {
         self.protected_mode = get("protected-mode") == "yes";
         self.timeout_s = int("timeout") as u64;
         self.appendonly = get("appendonly") == "yes";
-        self.appendfsync = get("appendfsync");
+        // The table accepts only FSYNC's names, so the fallback is never
+        // taken.
+        self.appendfsync = Appendfsync::parse(&get("appendfsync")).unwrap_or_default();
         self.auto_aof_rewrite_percentage = int("auto-aof-rewrite-percentage") as u64;
         self.auto_aof_rewrite_min_size = int("auto-aof-rewrite-min-size") as u64;
         self.zset_limits = crate::db::zset::ZsetLimits {
@@ -1520,9 +1557,22 @@ mod tests {
         assert_eq!(c.port, 6380);
         assert_eq!(c.dir, "/tmp/x");
         assert_eq!(c.get("appendfsync"), Some("always"));
+        assert_eq!(c.appendfsync, Appendfsync::Always);
         assert!(Config::from_args(&args("--nope 1")).is_err());
         assert!(Config::from_args(&args("--port abc")).is_err());
         assert!(Config::from_args(&args("--port")).is_err());
+    }
+
+    #[test]
+    fn appendfsync_names_are_the_tables() {
+        for name in FSYNC {
+            let p = Appendfsync::parse(name).unwrap();
+            assert_eq!(p.name(), *name);
+        }
+        assert_eq!(Appendfsync::parse("sometimes"), None);
+        let c = Config::from_args(&args("--appendfsync NO")).unwrap();
+        assert_eq!(c.appendfsync, Appendfsync::No);
+        assert_eq!(Config::default().appendfsync, Appendfsync::EverySec);
     }
 
     #[test]

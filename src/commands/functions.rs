@@ -449,7 +449,7 @@ fn fcall_generic(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> CmdResult {
     }
     let nk = numkeys as usize;
     if flags & script_flags::NO_WRITES == 0 {
-        if let Some(text) = ctx.shared.persist.as_ref().and_then(|p| p.failure()) {
+        if let Some(text) = ctx.shared.durability.failure() {
             return Err(CmdError::new(format!(
                 "MISCONF Redis is configured to persist data to AOF, but it's currently unable to persist to disk. Writable scripts are blocked. Use 'no-writes' flag for read only scripts. AOF error: {text}"
             )));

@@ -536,7 +536,7 @@ fn latency_doctor(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
                 .and_then(|v| v.parse::<i64>().ok())
                 .unwrap_or(0),
             c.hz,
-            c.appendfsync == "always",
+            c.appendfsync == crate::config::Appendfsync::Always,
         )
     };
     let lat = &ctx.shared.observe.latency;

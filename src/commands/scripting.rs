@@ -284,7 +284,7 @@ fn eval_generic(ctx: &mut Ctx, args: &[Bytes], evalsha: bool, ro: bool) -> CmdRe
         let flags = sc.flags_of(&sha).unwrap_or(script_flags::EVAL_COMPAT_MODE);
         let compat = flags & script_flags::EVAL_COMPAT_MODE != 0;
         if !compat && flags & script_flags::NO_WRITES == 0 {
-            if let Some(text) = ctx.shared.persist.as_ref().and_then(|p| p.failure()) {
+            if let Some(text) = ctx.shared.durability.failure() {
                 return Err(CmdError::new(format!(
                     "MISCONF Redis is configured to persist data to AOF, but it's currently unable to persist to disk. Writable scripts are blocked. Use 'no-writes' flag for read only scripts. AOF error: {text}"
                 )));

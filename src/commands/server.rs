@@ -537,10 +537,7 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
                     .sum::<u64>()
             );
             line!("mem_cluster_links:0");
-            line!(
-                "mem_aof_buffer:{}",
-                sh.persist.as_ref().map_or(0, |p| p.commit.queued_bytes())
-            );
+            line!("mem_aof_buffer:{}", sh.durability.queued_bytes());
             line!("mem_allocator:{}", crate::MEM_ALLOCATOR);
             line!("active_defrag_running:0");
             line!("lazyfree_pending_objects:{}", ctx.ks.lazyfree.pending());
@@ -607,7 +604,7 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             );
             line!(
                 "aof_last_write_status:{}",
-                ok(p.is_none_or(|p| p.failure().is_none()))
+                ok(sh.durability.failure().is_none())
             );
             line!("aof_last_cow_size:0");
             line!("module_fork_in_progress:0");
@@ -1182,7 +1179,7 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         tracing::warn!("SHUTDOWN SAVE refused: persistence is disabled (appendonly no)");
         return Err(CmdError::new("ERR Errors trying to SHUTDOWN. Check logs."));
     }
-    if let Some(text) = ctx.shared.persist.as_ref().and_then(|p| p.failure()) {
+    if let Some(text) = ctx.shared.durability.failure() {
         if !force {
             tracing::warn!(
                 "SHUTDOWN refused: the WAL cannot be written ({text}); use SHUTDOWN FORCE"

@@ -1080,8 +1080,8 @@ fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, String>, 
         return refuse("-OOM command not allowed when used memory > 'maxmemory'.");
     }
     if cmd.has(flags::WRITE) && !run.write_dirty {
-        if let Some(text) = run.shared.persist.as_ref().and_then(|p| p.failure()) {
-            let m = crate::server::persist::Persistence::misconf(&text);
+        if let Some(reason) = run.shared.durability.failure() {
+            let m = crate::server::durability::Misconf { reason };
             return (Err(format!("-{m}")), resp3);
         }
     }

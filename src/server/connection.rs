@@ -2,8 +2,8 @@
 //! buffer, execute them under one keyspace lock, write all replies at once.
 
 use super::blocking::{self, Wake};
+use super::durability::{Misconf, Ticket};
 use super::net::{self, ClientStream, PeerAddr};
-use super::persist::{FsyncPolicy, Persistence};
 use super::{off_worker, Client, ClientHandle, PendingOp, ReplyMode, Shared};
 use crate::commands::logingest::{Applied, IngestJob};
 use crate::commands::{self, flags, table, CmdError, Ctx};
@@ -275,53 +275,16 @@ async fn run_batch<S: ClientStream>(
     !client.close_after_reply
 }
 
-/// Makes a batch's units (and the stream entries it left pending) durable
-/// as `appendfsync` asks, turning its replies into MISCONF when they could
-/// not be, then hands the clients it served their replies.
+/// Settles the batch's ticket (`server::durability`: no reply leaves
+/// before it), turning the replies of its writes into MISCONF when their
+/// effects could not be made durable, then hands the clients it served
+/// their replies.
 async fn commit(shared: &Arc<Shared>, batch: &mut Batch, out: &mut Out) {
-    if let Some(p) = &shared.persist {
-        let progress = p.commit.progress();
-        let always = p.policy() == FsyncPolicy::Always;
-        let mut result = Ok(());
-        if batch.queued || !batch.streams.is_empty() {
-            // Let the other ready connections run and queue their units
-            // and stream entries first, so one write carries them all
-            // (Redis writes its AOF buffer once per event-loop pass).
-            tokio::task::yield_now().await;
-            if always {
-                // One fdatasync for every connection still queuing.
-                p.commit.gather(batch.ticket).await;
-            }
-        }
-        // The entries the batch's XADDs left pending in their streams
-        // (written by whoever comes first: this batch, a later one, or
-        // a reader of the stream).
-        if let Some(e) = batch.streams.iter().find_map(|s| s.flush().err()) {
-            tracing::error!("writing a stream log failed: {e}");
-            result = Err(e);
-        }
-        if result.is_ok() && batch.ticket > progress.written {
-            result = p.write_upto(batch.ticket, &shared.streams);
-        }
-        if result.is_ok() && always && batch.ticket > p.commit.progress().durable {
-            // appendfsync always: no reply before an fdatasync covering
-            // this batch's units (and those it may have read).
-            result = p.wait_durable(batch.ticket, &shared.streams).await;
-        }
-        if result.is_ok() && always && !batch.streams.is_empty() {
-            // The stream logs this batch wrote (group-committed per log
-            // with concurrent batches).
-            let streams = std::mem::take(&mut batch.streams);
-            let lat = p.latency.clone();
-            result = tokio::task::spawn_blocking(move || {
-                lat.timed("stream-fsync", || streams.iter().try_for_each(|s| s.sync()))
-            })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-        }
-        if let (Err(text), None) = (result, &batch.failed) {
+    if let Some(ticket) = batch.ticket.take() {
+        if let Err(m) = shared.durability.settle(ticket).await {
+            let text = m.to_string();
             refuse_spans(out, &batch.spans, &text);
-            batch.failed = Some(Persistence::misconf(&text));
+            batch.failed = Some(text);
         }
     }
     // Clients served by this batch's commands get their replies now
@@ -434,7 +397,7 @@ async fn run_ingest<S: ClientStream>(
             } else {
                 Vec::new()
             };
-            end_batch(shared, &mut ks, units, &mut batch, out);
+            end_batch(shared, &mut ks, units, &mut batch);
             r
         };
         commit(shared, &mut batch, out).await;
@@ -568,7 +531,7 @@ async fn run_migrate(
         if !units.is_empty() {
             batch.spans.push((start, out.buf.len()));
         }
-        end_batch(shared, &mut ks, units, &mut batch, out);
+        end_batch(shared, &mut ks, units, &mut batch);
     }
     commit(shared, &mut batch, out).await;
 }
@@ -579,21 +542,17 @@ struct Batch {
     /// Reply byte ranges of the commands that changed the keyspace: replaced
     /// by a MISCONF error when their units could not be made durable.
     spans: Vec<(usize, usize)>,
-    /// The WAL ticket the replies wait for: the queue's end when the batch
-    /// released the keyspace lock (see `commit`).
-    ticket: u64,
-    /// The batch queued units of its own.
-    queued: bool,
-    /// Streams whose logs the batch wrote.
-    streams: Vec<crate::stream::StreamRef>,
+    /// What the replies wait for (`server::durability`), taken at the end
+    /// of the batch under the keyspace lock.
+    ticket: Option<Ticket>,
     /// Replies for the blocked clients this batch served.
     wakes: Vec<Wake>,
-    /// The MISCONF text when the batch's effects could not be made durable.
+    /// The MISCONF error when the batch's effects could not be made durable.
     failed: Option<String>,
 }
 
-/// Replaces the replies in `spans` with the MISCONF error: their effects
-/// were not made durable, so they must not be acknowledged.
+/// Replaces the replies in `spans` with the MISCONF error `text`: their
+/// effects were not made durable, so they must not be acknowledged.
 fn refuse_spans(out: &mut Out, spans: &[(usize, usize)], text: &str) {
     if spans.is_empty() {
         return;
@@ -602,7 +561,7 @@ fn refuse_spans(out: &mut Out, spans: &[(usize, usize)], text: &str) {
     let mut at = 0;
     for &(start, end) in spans {
         out.buf.extend_from_slice(&old[at..start]);
-        out.error(&Persistence::misconf(text));
+        out.error(text);
         at = end;
     }
     out.buf.extend_from_slice(&old[at..]);
@@ -695,22 +654,16 @@ fn process_input(
         }
     }
     if let Some(mut ks) = guard {
-        end_batch(shared, &mut ks, units, &mut batch, out);
+        end_batch(shared, &mut ks, units, &mut batch);
     }
     client.handle.qbuf.store(inbuf.len(), Ordering::Relaxed);
     batch
 }
 
 /// The end of a batch, still under the keyspace lock: a fast expiry
-/// cycle, pending notifications, and the batch's units queued for the WAL
-/// (or, without persistence, its stream entries written).
-fn end_batch(
-    shared: &Shared,
-    ks: &mut Keyspace,
-    mut units: Vec<Vec<u8>>,
-    batch: &mut Batch,
-    out: &mut Out,
-) {
+/// cycle, pending notifications, and the batch handed to the durability
+/// stage for its ticket.
+fn end_batch(shared: &Shared, ks: &mut Keyspace, units: Vec<Vec<u8>>, batch: &mut Batch) {
     let (hz, effort) = {
         let c = shared.config.read();
         (c.hz, c.active_expire_effort)
@@ -725,33 +678,7 @@ fn end_batch(
         });
     }
     shared.publish_pending_notifications(ks);
-    if let Some(p) = &shared.persist {
-        // The entries the batch's XADDs left pending are written after
-        // the lock is released, with the WAL units (`run_batch`).
-        units.extend(ks.take_unit());
-        batch.streams = std::mem::take(&mut ks.stream_writes);
-        // Directories of streams deleted by this batch go only after
-        // the units recording the deletions are written.
-        let doomed = shared.streams.take_doomed();
-        batch.queued = !units.is_empty();
-        batch.ticket = if units.is_empty() && doomed.is_empty() {
-            p.commit.next_seq()
-        } else {
-            p.commit.enqueue(units, doomed)
-        };
-    } else {
-        // Entries the batch's XADDs left pending go to their logs now,
-        // one write per stream, before any reply.
-        if let Some(e) = ks.stream_writes.iter().find_map(|s| s.flush().err()) {
-            tracing::error!("writing a stream log failed: {e}");
-            refuse_spans(out, &batch.spans, &e);
-            batch.failed = Some(Persistence::misconf(&e));
-        }
-        ks.stream_writes.clear();
-        if shared.streams.has_doomed() {
-            shared.streams.reap();
-        }
-    }
+    batch.ticket = Some(shared.durability.enqueue(ks, units));
 }
 
 /// A rejected EXEC discards the transaction and answers EXECABORT with the
@@ -962,13 +889,13 @@ pub fn execute(
             let auth_required =
                 !client.authenticated && !shared.default_nopass.load(Ordering::Relaxed);
             let persist_failure = match &shared.persist {
-                Some(p)
+                Some(_)
                     if cmd.has(flags::WRITE)
                         || commands::scripting::is_eval(cmd)
                         || top_name == "ping"
                         || (top_name == "exec" && multi_writes(client)) =>
                 {
-                    p.failure().filter(|_| {
+                    shared.durability.failure().filter(|_| {
                         !commands::scripting::is_eval(cmd)
                             || commands::scripting::effective_flags(ks, cmd, &args) & flags::WRITE
                                 != 0
@@ -1042,7 +969,7 @@ pub fn execute(
                 if let Some(m) = client.multi.as_mut() {
                     m.aborted = true;
                 }
-                let e = CmdError::new(Persistence::misconf(&text));
+                let e = CmdError::new(Misconf { reason: text }.to_string());
                 if top_name == "exec" {
                     Err(exec_abort(shared, client, ks, e, &args))
                 } else {

@@ -4,8 +4,8 @@
 pub mod blocking;
 mod busy;
 mod clients;
-pub mod commit;
 mod connection;
+pub mod durability;
 pub mod net;
 pub mod observe;
 pub mod pause;
@@ -24,8 +24,9 @@ use crate::db::{now_ms, Keyspace};
 use crate::storage::{Fs, RealFs};
 use bytes::Bytes;
 use dashmap::DashMap;
+use durability::Durability;
 use parking_lot::{Mutex, RwLock};
-use persist::{FsyncPolicy, Persistence};
+use persist::Persistence;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -75,8 +76,11 @@ pub struct Shared {
     /// `rename-command`s, fixed at start: `(old, new)` lowercase, `new`
     /// empty for a removed command.
     pub renames: Vec<(Bytes, Bytes)>,
-    /// The WAL and its state; None with `appendonly no`.
+    /// The WAL and its compaction state; None with `appendonly no`.
     pub persist: Option<Arc<Persistence>>,
+    /// Between the keyspace lock and the replies: the one place that says
+    /// when a reply may leave (`server::durability`).
+    pub durability: Arc<Durability>,
     /// Open streams (their directories under `<dir>/streams/`).
     pub streams: Arc<crate::stream::Registry>,
     /// Stops the background fsync thread.
@@ -205,11 +209,7 @@ impl Shared {
             o.tracking
                 .store(c.get("latency-tracking") == Some("yes"), Ordering::Relaxed);
         }
-        if let Some(p) = &self.persist {
-            if let Some(policy) = FsyncPolicy::parse(&self.config.read().appendfsync) {
-                p.set_policy(policy);
-            }
-        }
+        self.durability.set_policy(self.config.read().appendfsync);
     }
 
     /// Applies `notify-keyspace-events` and `tracking-table-max-keys` to
@@ -250,9 +250,7 @@ impl Shared {
     /// the WAL units queued and not yet written. INFO
     /// `mem_not_counted_for_evict`.
     pub fn mem_not_counted_for_evict(&self) -> u64 {
-        self.persist
-            .as_ref()
-            .map_or(0, |p| p.commit.queued_bytes() as u64)
+        self.durability.queued_bytes() as u64
     }
 
     /// Publishes keyspace notifications queued outside a command (the
@@ -268,34 +266,6 @@ impl Shared {
         self.persist
             .as_ref()
             .is_some_and(|p| p.loading.load(Ordering::Relaxed))
-    }
-
-    /// Queues the keyspace's pending effects (from the cron's expiry cycle)
-    /// as one unit and the streams dropped with them; returns the ticket to
-    /// write (`wal_write_upto`) once the lock is released. Call with the
-    /// keyspace lock held.
-    pub fn log_pending_effects(&self, ks: &mut Keyspace) -> Option<u64> {
-        let Some(p) = &self.persist else {
-            if self.streams.has_doomed() {
-                self.streams.reap();
-            }
-            return None;
-        };
-        let unit = ks.take_unit();
-        let doomed = self.streams.take_doomed();
-        if unit.is_none() && doomed.is_empty() {
-            return None;
-        }
-        Some(p.commit.enqueue(unit.into_iter().collect(), doomed))
-    }
-
-    /// Writes the queued WAL units up to `ticket` (see `commit`). Err: the
-    /// MISCONF reason.
-    pub fn wal_write_upto(&self, ticket: u64) -> Result<(), String> {
-        match &self.persist {
-            Some(p) => p.write_upto(ticket, &self.streams),
-            None => Ok(()),
-        }
     }
 
     /// Starts a compaction on its own thread unless one is running.
@@ -328,7 +298,10 @@ impl Shared {
         let dirty_before = self.lock_ks().stats.dirty;
         self.observe
             .latency
-            .timed("compaction", || persist::run_rewrite(&self.ks, p))?;
+            .timed("compaction", || {
+                persist::run_rewrite(&self.ks, p, &self.durability)
+            })
+            .map_err(|e| e.to_string())?;
         let mut ks = self.lock_ks();
         ks.stats.dirty = ks.stats.dirty.saturating_sub(dirty_before);
         self.last_save_unix
@@ -353,8 +326,8 @@ impl Shared {
             self.rewrite_now()?;
         }
         let mut ks = self.lock_ks();
-        p.write_queued(&self.streams)?;
-        let (disk, _) = persist::replay(&p.wal)?;
+        self.durability.write_queued().map_err(|m| m.reason)?;
+        let (disk, _) = persist::replay(&p.wal).map_err(|e| e.to_string())?;
         if !flush && !merge {
             // Redis panics on a duplicate key here; redlog refuses.
             for (db, d) in disk.dbs.iter().enumerate() {
@@ -547,17 +520,20 @@ impl ServerHandle {
         }
         if let Some(p) = self.shared.persist.clone() {
             let streams = self.shared.streams.clone();
+            let stage = self.shared.durability.clone();
             let r = tokio::task::spawn_blocking(move || {
                 // Checkpoints make the next start read no stream tail.
                 streams.checkpoint_all();
                 if let Err(e) = streams.sync_all() {
                     tracing::error!("final stream fsync failed: {e}");
                 }
-                p.close(&streams)
+                let r = stage.close();
+                p.release();
+                r
             })
             .await;
             if let Ok(Err(e)) = r {
-                tracing::error!("final WAL fsync failed: {e}");
+                tracing::error!("final WAL fsync failed: {}", e.reason);
             }
         }
     }
@@ -579,9 +555,8 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
     let config = fit_maxclients(config)?;
     let fs_for_streams = fs.clone();
     let persist = if config.appendonly {
-        let policy = FsyncPolicy::parse(&config.appendfsync).unwrap_or(FsyncPolicy::EverySec);
         let dir = std::path::PathBuf::from(&config.dir);
-        let p = tokio::task::spawn_blocking(move || Persistence::open(&dir, policy, fs))
+        let p = tokio::task::spawn_blocking(move || Persistence::open(&dir, fs))
             .await
             .map_err(io_other)?
             .map_err(io_other)?;
@@ -660,10 +635,17 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         .store(config.stream_retention_bytes, Ordering::Relaxed);
     let acl = initial_acl(&config)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    // The WAL records its write and fsync latencies in the same monitor.
-    let latency = persist
-        .as_ref()
-        .map_or_else(Default::default, |p| p.latency.clone());
+    // The WAL's write and fsync latencies go to the same monitor.
+    let latency: Arc<observe::LatencyMonitor> = Arc::default();
+    let durability = Arc::new(Durability::new(
+        persist
+            .as_ref()
+            .map(|p| Box::new(persist::WalSink(p.clone())) as Box<dyn durability::Sink>),
+        persist.as_ref().map_or(0, |p| p.opened_at_seq),
+        config.appendfsync,
+        streams.clone(),
+        latency.clone(),
+    ));
     let shared = Arc::new(Shared {
         acl: RwLock::new(acl),
         acl_version: AtomicU64::new(0),
@@ -690,6 +672,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         tls,
         renames,
         persist,
+        durability,
         streams,
         flusher_stop: Arc::new(AtomicBool::new(false)),
         me: std::sync::OnceLock::new(),
@@ -769,7 +752,10 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
             keys,
             stats.seconds
         );
-        persist::spawn_flusher(p, shared.streams.clone(), shared.flusher_stop.clone());
+        drop(p);
+        shared
+            .durability
+            .spawn_flusher(shared.flusher_stop.clone())?;
     } else {
         // No WAL, so no key survives a restart: every stream dir is stale.
         let reg = shared.streams.clone();
@@ -1140,15 +1126,13 @@ async fn cron(shared: Arc<Shared>) {
                     ks.continue_evictions(&|| shared.mem_not_counted_for_evict())
                 });
             }
-            let ticket = shared.log_pending_effects(&mut ks);
+            let ticket = shared.durability.enqueue(&mut ks, Vec::new());
             tracking::cron(&shared, &mut ks);
             shared.publish_pending_notifications(&mut ks);
             ticket
         };
-        if let Some(t) = ticket {
-            if let Err(e) = shared.wal_write_upto(t) {
-                tracing::error!("cannot log expired keys: {e}");
-            }
+        if let Err(e) = shared.durability.write(ticket) {
+            tracing::error!("cannot log expired keys: {}", e.reason);
         }
         if let Some(p) = &shared.persist {
             let (pct, min) = {

@@ -1,15 +1,9 @@
 //! Durability of the keyspace: the WAL append after each batch, the fsync
 //! policy, replay at startup, and compaction (the AOF-rewrite analogue).
 //!
-//! Write path (`server::commit`): commands run under the keyspace lock;
-//! each command's effects (`Keyspace::take_unit`) become one encoded
-//! unit, queued at the end of the batch under the lock, so unit seqs follow
-//! execution order. Before any reply leaves, the queue up to the batch's
-//! ticket is written to the WAL (one write for every batch queued so far:
-//! group write); under `appendfsync always` the connection then waits for
-//! an fdatasync covering it (one syncer on a blocking thread, shared by all
-//! waiters: group commit). Under `everysec` a background thread fdatasyncs
-//! once a second.
+//! Write path: `server::durability`, the stage between the keyspace lock
+//! and the replies (group write, group commit, the everysec flusher, the
+//! sticky failure); this module gives it the WAL to write ([`WalSink`]).
 //!
 //! Compaction writes a base snapshot without stopping clients: it reads the
 //! keyspace in chunks of at most `CHUNK_KEYS_MAX` keys (one short lock hold
@@ -19,7 +13,7 @@
 //! capture. A SWAPDB during a compaction makes the capture inconsistent; the
 //! compaction is abandoned and retried.
 
-use super::commit::{Commit, Sink};
+use super::durability::{Durability, Sink};
 use crate::db::effect::{apply, decode_unit, encode_unit, Effect};
 use crate::db::{Keyspace, DATABASES};
 use crate::storage::dirlock::{lock_dir, DirLock};
@@ -29,9 +23,10 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Keys per base chunk: bounds how long one capture holds the keyspace lock.
 pub const CHUNK_KEYS_MAX: usize = 1000;
@@ -39,24 +34,28 @@ pub const CHUNK_KEYS_MAX: usize = 1000;
 /// stays a bounded record.
 pub const CHUNK_BYTES_MAX: usize = 4 << 20;
 
-/// `appendfsync`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum FsyncPolicy {
-    Always = 0,
-    EverySec = 1,
-    No = 2,
-}
-
-impl FsyncPolicy {
-    pub fn parse(s: &str) -> Option<FsyncPolicy> {
-        match s {
-            "always" => Some(FsyncPolicy::Always),
-            "everysec" => Some(FsyncPolicy::EverySec),
-            "no" => Some(FsyncPolicy::No),
-            _ => None,
-        }
-    }
+/// Why opening, replaying or compacting the WAL failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("cannot lock {}: {source}", .dir.display())]
+    Lock {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] crate::storage::Error),
+    #[error("WAL sequence numbers past 2^64")]
+    SeqOverflow,
+    #[error("WAL {what} {seq} cannot be decoded: {reason} (run `redlog check` on the data dir)")]
+    Corrupt {
+        what: &'static str,
+        seq: u128,
+        reason: String,
+    },
+    #[error("WAL unit {0}: SWAPDB inside a base capture window")]
+    SwapInCaptureWindow(u128),
+    #[error("SWAPDB ran during the rewrite; it will be retried")]
+    SwapDuringRewrite,
 }
 
 /// Text of an I/O error as C's strerror prints it (Redis's MISCONF text
@@ -79,16 +78,14 @@ fn io_cause(e: &crate::storage::Error) -> String {
     }
 }
 
-/// The durability state shared by the server.
+/// The WAL and its compaction state, shared by the server (the write path
+/// is `server::durability`).
 #[derive(Debug)]
 pub struct Persistence {
     pub wal: Wal,
-    policy: AtomicU8,
-    /// strerror of the failed write or fsync: set once, sticky until
-    /// restart (read on every write command, without a lock).
-    failed: OnceLock<String>,
-    /// The queue of units between the keyspace and the WAL.
-    pub commit: Commit,
+    /// Seq of the WAL's next unit when it was opened (where the durability
+    /// stage starts).
+    pub opened_at_seq: u64,
     pub loading: AtomicBool,
     pub rewrite_in_progress: AtomicBool,
     pub rewrite_scheduled: AtomicBool,
@@ -100,11 +97,8 @@ pub struct Persistence {
     pub base_size: AtomicU64,
     /// Unix seconds of the last completed base (LASTSAVE).
     pub last_save_unix: AtomicU64,
-    /// Held while the server runs; released by `close`.
+    /// Held while the server runs; released by `release`.
     lock: Mutex<Option<DirLock>>,
-    /// The server's latency monitor: WAL writes (`aof-write`) and fsyncs
-    /// (`wal-fsync`, and `aof-fsync-always` under `always`) report to it.
-    pub latency: Arc<super::observe::LatencyMonitor>,
 }
 
 /// What replay did, for the startup log line.
@@ -118,14 +112,17 @@ pub struct ReplayStats {
 
 impl Persistence {
     /// Locks `<dir>`, opens `<dir>/wal` with recovery.
-    pub fn open(dir: &Path, policy: FsyncPolicy, fs: Arc<dyn Fs>) -> Result<Persistence, String> {
-        let lock = lock_dir(dir).map_err(|e| format!("cannot lock {}: {e}", dir.display()))?;
+    pub fn open(dir: &Path, fs: Arc<dyn Fs>) -> Result<Persistence, PersistError> {
+        let lock = lock_dir(dir).map_err(|source| PersistError::Lock {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         let opts = WalOptions {
             fs,
             ..WalOptions::default()
         };
         log_repair_report(&*opts.fs, dir);
-        let (wal, report) = Wal::open(dir.join("wal"), opts).map_err(|e| e.to_string())?;
+        let (wal, report) = Wal::open(dir.join("wal"), opts)?;
         if let Some(t) = &report.torn_tail {
             tracing::warn!(
                 "WAL had a torn tail (an incomplete write at a crash): truncated {} at offset {}, {} bytes dropped",
@@ -135,13 +132,10 @@ impl Persistence {
             );
         }
         let size = wal.log_bytes() + wal.base_bytes();
-        let next_seq = u64::try_from(wal.next_seq())
-            .map_err(|_| "WAL sequence numbers past 2^64".to_string())?;
+        let opened_at_seq = u64::try_from(wal.next_seq()).map_err(|_| PersistError::SeqOverflow)?;
         Ok(Persistence {
             wal,
-            policy: AtomicU8::new(policy as u8),
-            failed: OnceLock::new(),
-            commit: Commit::new(next_seq),
+            opened_at_seq,
             loading: AtomicBool::new(false),
             rewrite_in_progress: AtomicBool::new(false),
             rewrite_scheduled: AtomicBool::new(false),
@@ -151,155 +145,42 @@ impl Persistence {
             base_size: AtomicU64::new(size),
             last_save_unix: AtomicU64::new(crate::db::now_ms() / 1000),
             lock: Mutex::new(Some(lock)),
-            latency: Arc::default(),
         })
     }
 
-    /// Writes what is queued and fdatasyncs at shutdown, then releases the
-    /// data directory: later appends fail, so nothing is written once
-    /// another server may own it.
-    pub fn close(&self, streams: &crate::stream::Registry) -> Result<(), String> {
-        let r = self
-            .write_upto(self.commit.next_seq(), streams)
-            .and_then(|()| self.sync());
-        let _ = self.failed.set("server is shut down".into());
-        self.commit.fail();
+    /// Releases the data directory at shutdown, after the durability
+    /// stage's `close` (which refuses later writes).
+    pub fn release(&self) {
         self.lock.lock().take();
-        r
-    }
-
-    /// Writes the queued units up to `ticket` (see `commit`); the streams
-    /// they drop are reaped once written. Err: the failure text.
-    pub fn write_upto(&self, ticket: u64, streams: &crate::stream::Registry) -> Result<(), String> {
-        self.commit
-            .write_upto(
-                ticket,
-                &WalSink {
-                    persist: self,
-                    streams,
-                },
-            )
-            .map_err(|_: super::commit::Failed| self.failure_text())
-    }
-
-    /// Writes every unit queued so far (DEBUG RELOAD, before it replays).
-    pub fn write_queued(&self, streams: &crate::stream::Registry) -> Result<(), String> {
-        self.write_upto(self.commit.next_seq(), streams)
-    }
-
-    /// Waits until the units up to `ticket` (written) are fdatasynced
-    /// (see `commit`). Err: the failure text.
-    pub async fn wait_durable(
-        &self,
-        ticket: u64,
-        streams: &crate::stream::Registry,
-    ) -> Result<(), String> {
-        self.commit
-            .wait_durable(
-                ticket,
-                &WalSink {
-                    persist: self,
-                    streams,
-                },
-            )
-            .await
-            .map_err(|_: super::commit::Failed| self.failure_text())
-    }
-
-    /// The sticky failure's text once the commit queue reported one.
-    pub fn failure_text(&self) -> String {
-        self.failure().unwrap_or_else(|| "WAL write failed".into())
-    }
-
-    pub fn policy(&self) -> FsyncPolicy {
-        match self.policy.load(Ordering::Relaxed) {
-            0 => FsyncPolicy::Always,
-            1 => FsyncPolicy::EverySec,
-            _ => FsyncPolicy::No,
-        }
-    }
-
-    pub fn set_policy(&self, p: FsyncPolicy) {
-        self.policy.store(p as u8, Ordering::Relaxed);
-    }
-
-    /// The sticky failure, as the MISCONF reply shows it.
-    pub fn failure(&self) -> Option<String> {
-        self.failed.get().cloned()
-    }
-
-    fn fail(&self, e: &dyn std::fmt::Display) -> String {
-        let text = strerror(e);
-        if self.failed.set(text.clone()).is_ok() {
-            tracing::error!("writing the WAL failed: {e}; refusing writes until restart");
-        }
-        self.commit.fail();
-        self.failed.get().cloned().unwrap_or(text)
-    }
-
-    /// The reply text for writes refused after a failure.
-    pub fn misconf(text: &str) -> String {
-        format!("MISCONF Errors writing to the AOF file: {text}")
-    }
-
-    /// fdatasync of everything appended (group-committed).
-    pub fn sync(&self) -> Result<(), String> {
-        if let Some(f) = self.failure() {
-            return Err(f);
-        }
-        let start = Instant::now();
-        let r = self.wal.sync().map_err(|e| self.fail(&io_cause(&e)));
-        let ms = start.elapsed().as_millis() as u64;
-        self.latency.sample("wal-fsync", ms);
-        if self.policy() == FsyncPolicy::Always {
-            self.latency.sample("aof-fsync-always", ms);
-        }
-        r
     }
 
     /// `aof_current_size`: base plus log bytes.
     pub fn current_size(&self) -> u64 {
         self.wal.log_bytes() + self.wal.base_bytes()
     }
-
-    /// The seq the next queued unit gets, as the WAL counts (capture seqs).
-    fn next_seq(&self) -> u128 {
-        u128::from(self.commit.next_seq())
-    }
 }
 
-/// The WAL as the commit queue writes it, with the stream registry whose
-/// dropped directories go once their drops are written.
-pub struct WalSink<'a> {
-    pub persist: &'a Persistence,
-    pub streams: &'a crate::stream::Registry,
-}
+/// The WAL as the durability stage writes it.
+#[derive(Debug)]
+pub struct WalSink(pub Arc<Persistence>);
 
-impl Sink for WalSink<'_> {
+impl Sink for WalSink {
     fn write(&self, first: u64, units: &[Vec<u8>]) -> Result<(), String> {
-        let p = self.persist;
-        if let Some(f) = p.failure() {
-            return Err(f);
-        }
-        let next = p.wal.next_seq();
+        let next = self.0.wal.next_seq();
         if next != u128::from(first) {
             // Cannot happen while every queued unit is written in order.
-            return Err(p.fail(&format!(
+            return Err(format!(
                 "queued units start at seq {first} but the WAL is at {next}"
-            )));
+            ));
         }
-        let start = Instant::now();
-        let r = p.wal.append(units).map_err(|e| p.fail(&io_cause(&e)));
-        p.latency.sample_since("aof-write", start);
-        r
+        self.0
+            .wal
+            .append(units)
+            .map_err(|e| strerror(&io_cause(&e)))
     }
 
     fn sync(&self) -> Result<(), String> {
-        self.persist.sync()
-    }
-
-    fn reap(&self, doomed: Vec<crate::stream::Doomed>) {
-        self.streams.reap_these(doomed);
+        self.0.wal.sync().map_err(|e| strerror(&io_cause(&e)))
     }
 }
 
@@ -374,13 +255,17 @@ impl CaptureFilter {
     }
 }
 
-fn corrupt(what: &str, seq: u128, e: impl std::fmt::Display) -> String {
-    format!("WAL {what} {seq} cannot be decoded: {e} (run `redlog check` on the data dir)")
+fn corrupt(what: &'static str, seq: u128, e: impl std::fmt::Display) -> PersistError {
+    PersistError::Corrupt {
+        what,
+        seq,
+        reason: e.to_string(),
+    }
 }
 
 /// Rebuilds the keyspace from the base and the units after it. Never reads
 /// the clock and never expires keys.
-pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), String> {
+pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), PersistError> {
     let start = Instant::now();
     let mut stats = ReplayStats::default();
     let mut ks = Keyspace::new();
@@ -396,7 +281,7 @@ pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), String> {
             captured: HashMap::new(),
         };
         for u in wal.units() {
-            let (seq, bytes) = u.map_err(|e| e.to_string())?;
+            let (seq, bytes) = u?;
             if seq >= b.max_captured_seq {
                 break;
             }
@@ -419,8 +304,8 @@ pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), String> {
     // The library set in the base, with the seq it was captured at:
     // FUNCTION effects of older units are already in it.
     let mut functions_captured: Option<u128> = None;
-    if let Some(mut reader) = wal.base_reader().map_err(|e| e.to_string())? {
-        while let Some((captured, unit)) = reader.next_chunk().map_err(|e| e.to_string())? {
+    if let Some(mut reader) = wal.base_reader()? {
+        while let Some((captured, unit)) = reader.next_chunk()? {
             stats.base_chunks += 1;
             stats.bytes += unit.len() as u64;
             for e in decode_unit(&unit).map_err(|e| corrupt("base chunk", captured, e))? {
@@ -440,7 +325,7 @@ pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), String> {
         }
     }
     for u in wal.units() {
-        let (seq, bytes) = u.map_err(|e| e.to_string())?;
+        let (seq, bytes) = u?;
         stats.units += 1;
         stats.bytes += bytes.len() as u64;
         let mut effects = decode_unit(&bytes).map_err(|e| corrupt("unit", seq, e))?;
@@ -464,9 +349,7 @@ pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), String> {
                             (0..DATABASES as u8).for_each(|db| flush_before(&mut ks, f, seq, db))
                         }
                         Effect::SwapDb { .. } => {
-                            return Err(format!(
-                                "WAL unit {seq}: SWAPDB inside a base capture window"
-                            ));
+                            return Err(PersistError::SwapInCaptureWindow(seq));
                         }
                         _ => {
                             if let Some((db, key)) = effect_key(&e) {
@@ -506,13 +389,16 @@ fn flush_before(ks: &mut Keyspace, f: &CaptureFilter, seq: u128, db: u8) {
 
 /// Writes a new base from the live keyspace, holding the lock only while
 /// capturing each chunk. Returns the base size.
-pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, String> {
+pub fn rewrite(
+    ks_lock: &Mutex<Keyspace>,
+    persist: &Persistence,
+    stage: &Durability,
+) -> Result<u64, PersistError> {
+    // The seq the next queued unit gets, as the WAL counts (capture seqs).
+    let next_seq = || u128::from(stage.next_seq());
     let (mut writer, swaps) = {
         let ks = ks_lock.lock();
-        let w = persist
-            .wal
-            .begin_base_at(persist.next_seq())
-            .map_err(|e| e.to_string())?;
+        let w = persist.wal.begin_base_at(next_seq())?;
         (w, ks.swaps)
     };
     let mut unit = Vec::new();
@@ -527,14 +413,14 @@ pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, 
             policy: 0,
             codes: ks.functions.libraries().map(|l| l.code.clone()).collect(),
         }]);
-        (chunks, persist.next_seq())
+        (chunks, next_seq())
     };
     for effects in formats {
         unit.clear();
         encode_unit(&effects, &mut unit);
         if let Err(e) = writer.write_chunk(captured, 0, &unit) {
             persist.wal.abort_base(writer);
-            return Err(e.to_string());
+            return Err(e.into());
         }
     }
     let mut db = 0usize;
@@ -545,9 +431,9 @@ pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, 
             if ks.swaps != swaps {
                 drop(ks);
                 persist.wal.abort_base(writer);
-                return Err("SWAPDB ran during the rewrite; it will be retried".into());
+                return Err(PersistError::SwapDuringRewrite);
             }
-            let captured = persist.next_seq();
+            let captured = next_seq();
             let mut effects = Vec::new();
             let mut bytes = 0usize;
             let d = &ks.dbs[db];
@@ -573,16 +459,13 @@ pub fn rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<u64, 
         encode_unit(&effects, &mut unit);
         if let Err(e) = writer.write_chunk(captured, effects.len() as u64, &unit) {
             persist.wal.abort_base(writer);
-            return Err(e.to_string());
+            return Err(e.into());
         }
         // Let the connections run between chunks: on a busy machine this
         // thread would otherwise keep its core for a whole time slice.
         std::thread::yield_now();
     }
-    let info = persist
-        .wal
-        .install_base(writer)
-        .map_err(|e| e.to_string())?;
+    let info = persist.wal.install_base(writer)?;
     Ok(info.bytes)
 }
 
@@ -624,12 +507,16 @@ fn value_bytes(v: &crate::db::Value) -> usize {
 }
 
 /// Runs a compaction now, on the calling thread, updating the INFO fields.
-pub fn run_rewrite(ks_lock: &Mutex<Keyspace>, persist: &Persistence) -> Result<(), String> {
+pub fn run_rewrite(
+    ks_lock: &Mutex<Keyspace>,
+    persist: &Persistence,
+    stage: &Durability,
+) -> Result<(), PersistError> {
     let started = Instant::now();
     persist.rewrite_in_progress.store(true, Ordering::SeqCst);
     let _running = ClearOnDrop(&persist.rewrite_in_progress);
     persist.rewrite_scheduled.store(false, Ordering::SeqCst);
-    let r = rewrite(ks_lock, persist);
+    let r = rewrite(ks_lock, persist, stage);
     persist.rewrite_in_progress.store(false, Ordering::SeqCst);
     persist
         .last_rewrite_time_sec
@@ -665,48 +552,6 @@ impl Drop for ClearOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::SeqCst);
     }
-}
-
-/// The `everysec` flusher: fdatasyncs once a second while the policy is
-/// everysec. Runs on its own thread until `stop` is set.
-pub fn spawn_flusher(
-    persist: Arc<Persistence>,
-    streams: Arc<crate::stream::Registry>,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    // The thread holds the Persistence only weakly, so it never keeps the
-    // data directory alive after the server is gone.
-    let persist = Arc::downgrade(&persist);
-    std::thread::Builder::new()
-        .name("redlog-fsync".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-                let Some(persist) = persist.upgrade() else {
-                    return;
-                };
-                // Stream checkpoints and trimmed-segment deletion run here
-                // too, off the keyspace lock, under every policy.
-                streams.maintain();
-                if persist.policy() != FsyncPolicy::EverySec {
-                    continue;
-                }
-                let now = Instant::now();
-                if let Err(e) = persist.sync() {
-                    tracing::error!("background fsync failed: {e}");
-                }
-                let synced = persist.latency.timed("stream-fsync", || streams.sync_all());
-                if let Err(e) = synced {
-                    tracing::error!("background fsync of a stream failed: {e}");
-                }
-                drop(persist);
-                let spent = now.elapsed();
-                if spent < Duration::from_millis(900) {
-                    std::thread::sleep(Duration::from_millis(900) - spent);
-                }
-            }
-        })
-        .expect("spawn the fsync thread")
 }
 
 /// True when the WAL grew enough since the last compaction

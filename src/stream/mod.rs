@@ -23,16 +23,16 @@
 //! of the logs (storage), and the ids deleted by XDEL that no trim has
 //! passed yet. No entry is kept in memory.
 //!
-//! Durability: an XADD encodes its entry under the keyspace lock and
-//! leaves it pending in the stream (`state::Inner`'s pending buffer); ops
-//! (XDEL, trims, XSETID, group changes) append their op record at once.
-//! Streams written during a batch are collected in
-//! `Keyspace::stream_writes`; once the keyspace lock is released, the
-//! server writes each one's pending entries in one call
-//! (`StreamRef::flush`) with the batch's WAL units and, under `appendfsync
-//! always`, fsyncs them before replying; a command that reads the stream
-//! (`StreamRef::lock`) writes them first. Under `everysec` the WAL's
-//! flusher syncs every open stream (`Registry::sync_all`) once a second.
+//! Durability: XADD leaves its entry pending in the stream; op records are
+//! written (to the OS) by their command. The WAL holds only the key ->
+//! stream-id mapping (value type 6). Streams written during a batch are
+//! collected in `Keyspace::stream_writes` and handed to the durability
+//! stage (`server::durability`) with the batch's WAL units: it writes their
+//! pending entries after the keyspace lock is released and before the
+//! replies (without a WAL, at the end of the batch under the lock); under
+//! `appendfsync always` it fsyncs them with the WAL before replying; under
+//! `everysec` its flusher syncs every open stream (`Registry::sync_all`)
+//! once a second.
 //!
 //! Deletion: dropping the last handle of an open stream moves its logs to
 //! the registry's doomed list; `Registry::reap` removes the directories,
