@@ -22,6 +22,9 @@ CLIENT_CPU=${CLIENT_CPU:-0}
 if [ -z "${REDLOG_BIN:-}" ]; then
     cargo build --release --quiet
     REDLOG_BIN=target/release/redlog
+    REDLOG_LABEL="redlog $(git describe --always --dirty 2>/dev/null || echo '?')"
+else
+    REDLOG_LABEL="redlog $REDLOG_BIN"
 fi
 
 . benches/lib.sh
@@ -110,7 +113,7 @@ run() { # label
     done
 }
 
-echo "redis-benchmark -q -n $N (x10 at -P 16) -c $CLIENTS; servers on CPU $SERVER_CPU, client on CPU $CLIENT_CPU; $ROUNDS rounds, medians ($(redis-server --version | cut -d' ' -f3) vs redlog $(git describe --always --dirty 2>/dev/null || echo '?'))"
+echo "redis-benchmark -q -n $N (x10 at -P 16) -c $CLIENTS; servers on CPU $SERVER_CPU, client on CPU $CLIENT_CPU; $ROUNDS rounds, medians ($(redis-server --version | cut -d' ' -f3) vs $REDLOG_LABEL)"
 printf '%-4s %-4s %-4s %14s %14s %7s  %s\n' mode -P test "redis rps" "redlog rps" ratio "per-round ratios"
 
 start_pair acl
