@@ -17,7 +17,9 @@
 # run; GEOSEARCH and SORT, each hundreds of times the work of a SETBIT, get
 # N/10; the -P 16 runs send 10 times as many)
 # env ROUNDS (default 3), PIPELINES (default "1 16"), TESTS (a comma list
-# of the names below) narrow the run.
+# of the names below) narrow the run. With PIN=1 (the default when
+# `taskset` exists and there are 2 CPUs or more) both servers run on CPU 1
+# and redis-benchmark on CPU 0, so client and server do not compete.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100000}
@@ -33,11 +35,19 @@ REDIS_PORT=$(free_port)
 REDLOG_PORT=$(free_port)
 while [ "$REDLOG_PORT" = "$REDIS_PORT" ]; do REDLOG_PORT=$(free_port); done
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+PIN=${PIN:-$([ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null && echo 1 || echo 0)}
+SERVER_CPU=()
+CLIENT_CPU=()
+if [ "$PIN" = 1 ]; then
+    SERVER_CPU=(taskset -c 1)
+    CLIENT_CPU=(taskset -c 0)
+fi
+
+"${SERVER_CPU[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$WORK" --logfile "$WORK/redis.log" &
 REDIS_PID=$!
 # No persistence on either side.
-target/release/redlog --port "$REDLOG_PORT" ${REDLOG_ARGS:-} --appendonly no --dir "$WORK/redlog-data" >"$WORK/redlog.log" 2>&1 &
+"${SERVER_CPU[@]}" target/release/redlog --port "$REDLOG_PORT" ${REDLOG_ARGS:-} --appendonly no --dir "$WORK/redlog-data" >"$WORK/redlog.log" 2>&1 &
 REDLOG_PID=$!
 cleanup() {
     kill "$REDIS_PID" "$REDLOG_PID" 2>/dev/null || true
@@ -86,7 +96,7 @@ bench() {
     n=$((N / div))
     [ "$2" = 1 ] || n=$((n * 10))
     # shellcheck disable=SC2086
-    redis-benchmark -h 127.0.0.1 -p "$1" -q -n "$n" -c "$CLIENTS" -P "$2" -r 100000 $cmdline 2>&1 |
+    "${CLIENT_CPU[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -q -n "$n" -c "$CLIENTS" -P "$2" -r 100000 $cmdline 2>&1 |
         tr '\r' '\n' | grep 'requests per second' | tail -1 |
         sed -E 's/.*: ([0-9.]+) requests per second.*/\1/'
 }
