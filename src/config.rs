@@ -8,6 +8,7 @@
 
 use crate::glob::glob_match;
 
+pub mod oom;
 mod rewrite;
 pub use rewrite::overwrite_file;
 use std::collections::BTreeMap;

@@ -57,7 +57,6 @@ pub mod fdlimit;
 pub mod fuzz;
 pub mod glob;
 pub mod logparse;
-pub mod oom;
 pub mod protocol;
 pub mod rdb;
 pub mod scripting;

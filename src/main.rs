@@ -445,7 +445,7 @@ fn main() -> ExitCode {
         );
     }
     if config.is_given("oom-score-adj-values") {
-        redlog::oom::warn_if_unordered(&config);
+        redlog::config::oom::warn_if_unordered(&config);
     }
     let _pidfile = PidFile::create(&config);
     let supervision = redlog::supervise::mode(&config);
@@ -514,7 +514,7 @@ fn main() -> ExitCode {
         redlog::supervise::ready(supervision);
         // Redis's setOOMScoreAdj(-1) before its event loop; a failure is
         // logged and the server serves on.
-        let _ = redlog::oom::apply(&server.shared().config.read());
+        let _ = redlog::config::oom::apply(&server.shared().config.read());
         let shared = server.shared().clone();
         tokio::spawn(async move {
             shared.shutdown_requested().await;

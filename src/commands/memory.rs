@@ -209,7 +209,7 @@ pub(crate) fn info_overhead(ctx: &Ctx, startup: u64, used: u64) -> (u64, u64, f3
 impl Overhead {
     fn measure(ctx: &Ctx) -> Overhead {
         let total = memory::allocated_now();
-        let peak = crate::commands::server::note_peak_memory(total);
+        let peak = crate::db::memory::note_peak_memory(total);
         let startup = ctx.shared.startup_allocated;
         let (mut clients_normal, mut clients) = (0u64, 0u64);
         for c in ctx.shared.clients.iter() {
@@ -255,7 +255,7 @@ impl Overhead {
             allocator_allocated: je_stat("allocated"),
             allocator_active: je_stat("active"),
             allocator_resident: je_stat("resident"),
-            rss: crate::commands::server::rss_bytes(),
+            rss: crate::db::memory::rss_bytes(),
         }
     }
 

@@ -269,24 +269,6 @@ fn bytes_to_human(n: u64) -> String {
     }
 }
 
-/// Resident set size of this process in bytes (second field of
-/// /proc/self/statm, in pages); 0 where /proc is unavailable.
-pub(crate) fn rss_bytes() -> u64 {
-    const PAGE_BYTES: u64 = 4096; // Linux x86-64 / aarch64 default page size
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * PAGE_BYTES)
-}
-
-/// Highest `used_memory` INFO has seen (Redis's `used_memory_peak`).
-static PEAK_MEMORY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Records `used` in the peak and returns the peak (INFO, MEMORY STATS).
-pub(crate) fn note_peak_memory(used: u64) -> u64 {
-    PEAK_MEMORY.fetch_max(used, Ordering::Relaxed).max(used)
-}
-
 fn total_system_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -426,10 +408,10 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("clients_in_timeout_table:0");
         }
         "memory" => {
-            let rss = rss_bytes();
+            let rss = crate::db::memory::rss_bytes();
             // jemalloc's allocated bytes, read afresh.
             let used = crate::db::memory::allocated_now();
-            let peak = note_peak_memory(used);
+            let peak = crate::db::memory::note_peak_memory(used);
             let total = total_system_memory();
             let (maxmemory, policy) = {
                 let c = sh.config.read();
@@ -877,7 +859,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             *cfg = before;
             if pairs.iter().any(|(n, _)| is_oom_param(n)) {
                 // Logged inside; the old score is what Redis restores too.
-                let _ = crate::oom::apply(&cfg);
+                let _ = crate::config::oom::apply(&cfg);
             }
             return Err(CmdError::new(format!(
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
@@ -936,10 +918,10 @@ fn apply_config(
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("oom-score-adj-values"))
     {
-        crate::oom::warn_if_unordered(cfg);
+        crate::config::oom::warn_if_unordered(cfg);
     }
     if let Some((name, _)) = pairs.iter().find(|(n, _)| is_oom_param(n)) {
-        if crate::oom::apply(cfg).is_err() {
+        if crate::config::oom::apply(cfg).is_err() {
             return Err((
                 name.clone(),
                 "Failed to set current oom_score_adj. Check server logs.".into(),

@@ -180,6 +180,26 @@ pub fn extrapolate(sum: usize, sampled: usize, n: usize) -> usize {
     }
 }
 
+/// Resident set size of this process in bytes (second field of
+/// /proc/self/statm, in pages); 0 where /proc is unavailable.
+pub(crate) fn rss_bytes() -> u64 {
+    const PAGE_BYTES: u64 = 4096; // Linux x86-64 / aarch64 default page size
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * PAGE_BYTES)
+}
+
+/// Highest `used_memory` INFO has seen (Redis's `used_memory_peak`).
+static PEAK_MEMORY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Records `used` in the peak and returns the peak (INFO, MEMORY STATS).
+pub(crate) fn note_peak_memory(used: u64) -> u64 {
+    PEAK_MEMORY
+        .fetch_max(used, std::sync::atomic::Ordering::Relaxed)
+        .max(used)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

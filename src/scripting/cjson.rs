@@ -15,7 +15,7 @@
 //! counted the same way, so the errors come at the same depth.
 
 use super::convert::fmt_g;
-use super::libs::{null, type_name};
+use super::convert::{null, type_name};
 use super::{c_function, LuaResult, Raise};
 use crate::commands::zsets::float::strtod;
 use mlua::{ffi, Lua, MultiValue, Table, Value};

@@ -3,7 +3,7 @@
 //! `luaReplyToRedisReply` (a script's result).
 
 use crate::protocol::Out;
-use mlua::{Lua, Table, Value};
+use mlua::{LightUserData, Lua, Table, Value};
 
 /// Deepest table nesting converted to a reply (Redis stops at the Lua C
 /// stack limit with the same error).
@@ -333,6 +333,25 @@ fn table_to_resp(out: &mut Out, t: &Table, script_resp3: bool, depth: usize) {
     out.array(items.len());
     for v in &items {
         lua_to_resp(out, v, script_resp3, depth + 1);
+    }
+}
+
+/// cjson.null: lua-cjson's NULL light userdata.
+pub(super) fn null() -> Value {
+    Value::LightUserData(LightUserData(std::ptr::null_mut()))
+}
+
+pub(super) fn type_name(v: Option<&Value>) -> &'static str {
+    match v {
+        None => "no value",
+        Some(Value::Nil) => "nil",
+        Some(Value::Boolean(_)) => "boolean",
+        Some(Value::Integer(_)) | Some(Value::Number(_)) => "number",
+        Some(Value::String(_)) => "string",
+        Some(Value::Table(_)) => "table",
+        Some(Value::Function(_)) => "function",
+        Some(Value::Thread(_)) => "thread",
+        _ => "userdata",
     }
 }
 

@@ -1,14 +1,10 @@
 //! The libraries Redis loads into its Lua, written in Rust with the
-//! behaviour of the C versions Redis vendors: `cjson` (lua-cjson 2.1:
-//! encode, decode, null) and `bit` (LuaBitOp 1.0).
+//! behaviour of the C versions Redis vendors: `bit` (LuaBitOp 1.0),
+//! `cmsgpack` and `struct`; `cjson` is in `cjson.rs`.
 
-use super::{c_function, convert::fmt_g14, LuaResult, Raise};
-use mlua::{LightUserData, Lua, MultiValue, Table, Value};
-
-/// cjson.null: lua-cjson's NULL light userdata.
-pub(super) fn null() -> Value {
-    Value::LightUserData(LightUserData(std::ptr::null_mut()))
-}
+use super::convert::{fmt_g14, type_name};
+use super::{c_function, LuaResult, Raise};
+use mlua::{Lua, MultiValue, Table, Value};
 
 pub fn register(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     globals.raw_set("cjson", super::cjson::new_module(lua)?)?;
@@ -62,20 +58,6 @@ pub fn register(lua: &Lua, globals: &Table) -> mlua::Result<()> {
 }
 
 // ---- bit (LuaBitOp) ----
-
-pub(super) fn type_name(v: Option<&Value>) -> &'static str {
-    match v {
-        None => "no value",
-        Some(Value::Nil) => "nil",
-        Some(Value::Boolean(_)) => "boolean",
-        Some(Value::Integer(_)) | Some(Value::Number(_)) => "number",
-        Some(Value::String(_)) => "string",
-        Some(Value::Table(_)) => "table",
-        Some(Value::Function(_)) => "function",
-        Some(Value::Thread(_)) => "thread",
-        _ => "userdata",
-    }
-}
 
 /// LuaBitOp's `barg`: a number (or numeric string) normalised to 32 bits
 /// the way its `tobit` does (round to nearest, keep the low 32 bits).

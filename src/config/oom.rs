@@ -6,7 +6,7 @@
 //! score if redlog had changed it. redlog is always a master, so the
 //! first of the three values applies.
 
-use crate::config::Config;
+use super::Config;
 
 const PATH: &str = "/proc/self/oom_score_adj";
 
