@@ -161,6 +161,40 @@ fn bit_offset(ctx: &Ctx, a: &[u8], bits: Option<u32>) -> Result<u64, CmdError> {
     Ok(n as u64)
 }
 
+/// The error of a string that cannot be made as long as a bit command needs.
+fn too_big() -> CmdError {
+    CmdError::new("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+}
+
+/// Grows `data` with zeros to `need` bytes (more than it has).
+fn grow_zeroed(data: &mut Vec<u8>, need: usize) -> Result<(), CmdError> {
+    if data.try_reserve_exact(need - data.len()).is_err() {
+        return Err(too_big());
+    }
+    data.resize(need, 0);
+    Ok(())
+}
+
+/// `n` zero bytes, or None when the allocator refuses them. Allocated
+/// zeroed (`calloc`), so the pages of a fresh allocation that the command
+/// never writes are never touched: a SETBIT at a high offset of a new key
+/// writes one page, not all of them (Redis's `sdsnewlen` memsets them all).
+fn zeroed(n: usize) -> Option<Vec<u8>> {
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<u8>(n).ok()?;
+    // SAFETY: `layout` has a non-zero size (n > 0).
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` comes from the global allocator with the layout of `n`
+    // bytes of alignment 1 (a `Vec<u8>` of capacity `n`), and all `n` bytes
+    // are initialised (zeroed).
+    Some(unsafe { Vec::from_raw_parts(p, n, n) })
+}
+
 /// Redis's `lookupStringForBitCommand`: the string under `key`, created
 /// (zeroed) or grown with zeros to hold bit `maxbit`, made `raw`. Returns
 /// whether it was created, and its length before.
@@ -171,24 +205,13 @@ fn string_for_bits(ctx: &mut Ctx, key: &Bytes, maxbit: u64) -> Result<(bool, usi
         Some(s) => {
             let old = s.data.len();
             if need > old {
-                if s.data.try_reserve_exact(need - old).is_err() {
-                    return Err(CmdError::new(
-                        "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
-                    ));
-                }
-                s.data.resize(need, 0);
+                grow_zeroed(&mut s.data, need)?;
             }
             s.form = StrForm::Raw;
             Ok((false, old))
         }
         None => {
-            let mut data = Vec::new();
-            if data.try_reserve_exact(need).is_err() {
-                return Err(CmdError::new(
-                    "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
-                ));
-            }
-            data.resize(need, 0);
+            let data = zeroed(need).ok_or_else(too_big)?;
             ctx.ks.set(
                 db,
                 key.clone(),
@@ -214,8 +237,13 @@ fn bytes_mut<'a>(ctx: &'a mut Ctx, key: &[u8]) -> &'a mut Vec<u8> {
 /// Records a change of bytes `from..to` of an existing string: WATCH
 /// signal, dirty, and the span as a SETRANGE effect.
 fn log_span(ctx: &mut Ctx, key: &Bytes, from: usize, to: usize, dirty: u64) {
-    let db = ctx.db();
     let data = Bytes::copy_from_slice(&bytes_mut(ctx, key)[from..to]);
+    log_bytes(ctx, key, from, data, dirty);
+}
+
+/// `log_span` with the changed bytes already in hand (`data`, at `from`).
+fn log_bytes(ctx: &mut Ctx, key: &Bytes, from: usize, data: Bytes, dirty: u64) {
+    let db = ctx.db();
     ctx.ks.dbs[db].signal_modified(key);
     ctx.ks.stats.dirty += dirty;
     ctx.ks.log_op(
@@ -231,24 +259,51 @@ fn log_span(ctx: &mut Ctx, key: &Bytes, from: usize, to: usize, dirty: u64) {
 }
 
 /// SETBIT key offset value
+///
+/// One keyspace lookup (the hot path of a bitmap workload): the string is
+/// created with the bit already set, or changed in place and the changed
+/// byte logged as a one-byte SETRANGE effect.
 fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let offset = bit_offset(ctx, &args[2], None)?;
     let on = crate::protocol::parse::parse_i64(&args[3])
         .filter(|v| *v == 0 || *v == 1)
         .ok_or_else(|| CmdError::new("ERR bit is not an integer or out of range"))?;
     let key = &args[1];
-    let (created, old_len) = string_for_bits(ctx, key, offset)?;
     let byte = (offset >> 3) as usize;
     let shift = 7 - (offset & 7) as u32;
-    let data = bytes_mut(ctx, key);
-    let old = (data[byte] >> shift) & 1;
-    let grown = data.len() != old_len;
-    if created || grown || i64::from(old) != on {
-        data[byte] = (data[byte] & !(1 << shift)) | ((on as u8) << shift);
-        if !created {
-            log_span(ctx, key, byte, byte + 1, 1);
+    let bit = (on as u8) << shift;
+    let (db, now) = (ctx.db(), ctx.now_ms);
+    let (old, changed) = match write_typed(ctx.ks, db, key, now, as_str)? {
+        Some(s) => {
+            let grown = byte >= s.data.len();
+            if grown {
+                grow_zeroed(&mut s.data, byte + 1)?;
+            }
+            s.form = StrForm::Raw;
+            let b = s.data[byte];
+            let old = (b >> shift) & 1;
+            let changed = grown || i64::from(old) != on;
+            if changed {
+                s.data[byte] = (b & !(1 << shift)) | bit;
+            }
+            (old, changed.then_some(s.data[byte]))
         }
-        let db = ctx.db();
+        None => {
+            let mut data = zeroed(byte + 1).ok_or_else(too_big)?;
+            data[byte] = bit;
+            ctx.ks.set(
+                db,
+                key.clone(),
+                Value::Str(StrValue::with_form(data, StrForm::Raw)),
+                0,
+            );
+            ctx.notify(NEW, "new", db, key);
+            ctx.notify(STRING, "setbit", db, key);
+            (0, None)
+        }
+    };
+    if let Some(b) = changed {
+        log_bytes(ctx, key, byte, Bytes::copy_from_slice(&[b]), 1);
         ctx.notify(STRING, "setbit", db, key);
     }
     ctx.out.int(i64::from(old));
