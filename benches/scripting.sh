@@ -6,13 +6,18 @@
 # ROUNDS (default 3) rounds alternating which server goes first, median
 # requests/s and the redlog/redis ratio.
 # Usage: benches/scripting.sh [N]   (N defaults to 200000)
-# env REDIS_PORT / REDLOG_PORT pick the ports (default: free ones).
+# env REDIS_PORT / REDLOG_PORT pick the ports (default: free ones);
+# REDLOG_BIN runs that redlog binary instead of building target/release
+# (to measure an older build in the same conditions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
 ROUNDS=${ROUNDS:-3}
 
-cargo build --release --quiet
+if [ -z "${REDLOG_BIN:-}" ]; then
+    cargo build --release --quiet
+    REDLOG_BIN=target/release/redlog
+fi
 
 . benches/lib.sh
 WORK=$(mktemp -d)
@@ -21,7 +26,7 @@ REDLOG_PORT=${REDLOG_PORT:-$(free_port)}
 taskset -c 1 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$WORK" --logfile "$WORK/redis.log" &
 REDIS_PID=$!
-taskset -c 1 target/release/redlog --port "$REDLOG_PORT" --appendonly no \
+taskset -c 1 "$REDLOG_BIN" --port "$REDLOG_PORT" --appendonly no \
     --dir "$WORK/redlog-data" >"$WORK/redlog.log" 2>&1 &
 REDLOG_PID=$!
 cleanup() {
@@ -56,7 +61,7 @@ bench() {
         sed -E 's/^[^:]+: ([0-9.]+) requests per second.*/\1/'
 }
 
-echo "redis-benchmark -n $N -c 50 (INCR, EXPIRE, GET; servers on cpu 1, client on cpu 0): $ROUNDS rounds, median rps ($(redis-server --version | cut -d' ' -f3) vs redlog $(git describe --always --dirty 2>/dev/null || echo '?'))"
+echo "redis-benchmark -n $N -c 50 (INCR, EXPIRE, GET; servers on cpu 1, client on cpu 0): $ROUNDS rounds, median rps ($(redis-server --version | cut -d' ' -f3) vs redlog ${REDLOG_BIN}, $(git describe --always --dirty 2>/dev/null || echo "?"))"
 printf '%-8s %-4s %14s %14s %7s  %s\n' "command" "-P" "redis rps" "redlog rps" "ratio" "per-round ratios"
 for what in EVALSHA FCALL; do
     for pipeline in 1 16; do

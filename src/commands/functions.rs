@@ -467,6 +467,8 @@ fn fcall_generic(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> CmdResult {
     let mut f = std::mem::take(&mut ctx.ks.functions);
     let r = f.call(ctx, args, &args[3..3 + nk], &args[3 + nk..], read_only);
     ctx.ks.functions = f;
-    ctx.ks.function_stats = ctx.ks.functions.stats();
+    // Only the VM's heap changed: the library set cannot change inside a
+    // function (FUNCTION is `noscript`).
+    ctx.ks.function_stats.vm_memory = ctx.ks.functions.vm_memory();
     r
 }

@@ -26,6 +26,17 @@ impl Out {
         }
     }
 
+    /// An empty `Out` writing into `buf` (cleared), to reuse its capacity.
+    pub fn new_with_buf(mut buf: Vec<u8>, resp3: bool) -> Self {
+        buf.clear();
+        Out {
+            buf,
+            resp3,
+            pushes: Vec::new(),
+            error_codes: Vec::new(),
+        }
+    }
+
     /// Records `range` of the buffer as Pub/Sub frames (see `pushes`).
     pub fn mark_push(&mut self, range: std::ops::Range<usize>) {
         if !range.is_empty() {

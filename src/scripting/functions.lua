@@ -37,11 +37,22 @@ end
 local env_mt = {__index = globals, __newindex = readonly, __metatable = false}
 local env = setmetatable({}, env_mt)
 
--- f(keys, args) under Redis's error handler (Lua 5.1's xpcall passes no
--- arguments: the closure does, with a tail call so the function's own
--- frame is the one errors report).
+-- f(keys, args) under Redis's error handler. Lua 5.1's xpcall passes no
+-- arguments: `run` takes them from upvalues set just before (one function
+-- made once, not a closure per call; FCALL is `noscript`, so runs never
+-- nest) and clears them, so the run's KEYS and ARGV tables are garbage
+-- once it ends; then a tail call, so the function's own frame is the one
+-- errors report. No Lua line may run after xpcall returns: a killed
+-- script's line hook would raise again there.
+local cur_f, cur_keys, cur_args
+local function run()
+    local f, keys, args = cur_f, cur_keys, cur_args
+    cur_f, cur_keys, cur_args = nil, nil, nil
+    return f(keys, args)
+end
 local function invoke(f, keys, args)
-    return xpcall(function() return f(keys, args) end, handler)
+    cur_f, cur_keys, cur_args = f, keys, args
+    return xpcall(run, handler)
 end
 
 -- The library's top level, errors as raised (Redis's lua_pcall without a

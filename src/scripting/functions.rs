@@ -53,6 +53,8 @@ pub struct FuncInfo {
     /// `script_flags::*`.
     pub flags: u32,
     func: Function,
+    /// The name as the run's errors and FUNCTION STATS show it.
+    display_name: String,
 }
 
 /// A loaded library.
@@ -74,6 +76,27 @@ struct LibSet {
 }
 
 impl LibSet {
+    /// Function `name` (any case), if it exists.
+    fn find(&self, name: &[u8]) -> Option<&FuncInfo> {
+        // Lower-cased on the stack for the usual short names (no
+        // allocation per FCALL).
+        let mut buf = [0u8; 64];
+        let lib_name = if name.len() <= buf.len() {
+            let lower = &mut buf[..name.len()];
+            lower.copy_from_slice(name);
+            lower.make_ascii_lowercase();
+            self.funcs.get(&*lower)?
+        } else {
+            self.funcs.get(&name.to_ascii_lowercase())?
+        };
+        let lib = self.libs.get(lib_name)?;
+        lib.functions.get(name).or_else(|| {
+            lib.functions
+                .values()
+                .find(|f| f.name.eq_ignore_ascii_case(name))
+        })
+    }
+
     fn link(&mut self, lib: Library) {
         for f in lib.functions.keys() {
             self.funcs.insert(f.to_ascii_lowercase(), lib.name.clone());
@@ -532,14 +555,18 @@ impl Functions {
             }
         }
         FunctionStats {
-            vm_memory: self
-                .engine
-                .as_ref()
-                .map_or(0, |e| e.lua.used_memory() / 1024 * 1024),
+            vm_memory: self.vm_memory(),
             memory,
             functions: self.set.funcs.len(),
             libraries: self.set.libs.len(),
         }
+    }
+
+    /// `used_memory_vm_functions`: the functions VM's heap in whole KiB.
+    pub fn vm_memory(&self) -> usize {
+        self.engine
+            .as_ref()
+            .map_or(0, |e| e.lua.used_memory() / 1024 * 1024)
     }
 
     pub fn libraries(&self) -> impl Iterator<Item = &Library> {
@@ -566,6 +593,7 @@ impl Functions {
                 (
                     r.name.clone(),
                     FuncInfo {
+                        display_name: c_lossy(&r.name),
                         name: r.name,
                         desc: r.desc,
                         flags: r.flags,
@@ -691,15 +719,7 @@ impl Functions {
 
     /// Function `name` (any case), if it exists.
     fn find(&self, name: &[u8]) -> Option<&FuncInfo> {
-        let lib = self
-            .set
-            .libs
-            .get(self.set.funcs.get(&name.to_ascii_lowercase())?)?;
-        lib.functions.get(name).or_else(|| {
-            lib.functions
-                .values()
-                .find(|f| f.name.eq_ignore_ascii_case(name))
-        })
+        self.set.find(name)
     }
 
     /// The flags of function `name` (any case), if it exists.
@@ -718,12 +738,12 @@ impl Functions {
         read_only: bool,
     ) -> Result<(), CmdError> {
         let name: &[u8] = &command[1];
-        let Some(f) = self.find(name) else {
+        // Borrowed, not cloned: the set is not changed while it runs.
+        let Some(f) = self.set.find(name) else {
             return Err(CmdError::new("ERR Function not found"));
         };
-        let func = f.func.clone();
+        let func = &f.func;
         let allow_oom = f.flags & script_flags::ALLOW_OOM != 0;
-        let fname = c_lossy(&f.name);
         let client = self.client.get_or_insert_with(|| new_client(ctx.shared));
         let Some(engine) = self.engine.as_mut() else {
             return Err(CmdError::new("ERR Function not found"));
@@ -742,11 +762,11 @@ impl Functions {
         let spec = super::RunSpec {
             kind: busy::Kind::Function,
             command,
-            name: &fname,
+            name: &f.display_name,
             read_only,
             allow_oom,
         };
-        let invoke = engine.invoke.clone();
+        let invoke = &engine.invoke;
         super::run_script(
             ctx,
             client,

@@ -518,7 +518,7 @@ impl Scripting {
                 "NOSCRIPT No matching script. Please use EVAL.",
             ));
         };
-        let func = script.func.clone();
+        let func = &script.func;
         let allow_oom = script.flags & script_flags::ALLOW_OOM != 0;
         let lua = self.lua.clone();
         let mk = |items: &[Bytes]| -> mlua::Result<Table> {
@@ -543,7 +543,7 @@ impl Scripting {
             read_only,
             allow_oom,
         };
-        let (xpcall, handler) = (self.xpcall.clone(), self.handler.clone());
+        let (xpcall, handler) = (&self.xpcall, &self.handler);
         run_script(
             ctx,
             &mut self.client,
@@ -1028,11 +1028,38 @@ fn redis_call(lua: &Lua, a: MultiValue, raise: bool) -> LuaResult {
         Ok(r) => r,
     };
     let _ = resp3;
-    let v = convert::resp_to_lua(lua, &reply).map_err(lua_err)?;
-    if raise && reply.first() == Some(&b'-') {
+    let converted = convert::resp_to_lua(lua, &reply);
+    let is_err = reply.first() == Some(&b'-');
+    give_back_reply_buf(reply);
+    let v = converted.map_err(lua_err)?;
+    if raise && is_err {
         return Err(Raise::Value(v));
     }
     Ok(MultiValue::from_iter([v]))
+}
+
+thread_local! {
+    /// The reply buffer `redis.call` reuses from one call to the next (one
+    /// allocation per thread, not one per call).
+    static REPLY_BUF: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A reply buffer larger than this is freed, not kept for the next call.
+const REPLY_BUF_KEEP: usize = 16 * 1024;
+
+fn take_reply_buf() -> Vec<u8> {
+    let mut buf = REPLY_BUF.with(|b| b.take());
+    buf.clear();
+    if buf.capacity() == 0 {
+        buf.reserve(256);
+    }
+    buf
+}
+
+fn give_back_reply_buf(buf: Vec<u8>) {
+    if buf.capacity() <= REPLY_BUF_KEEP {
+        REPLY_BUF.with(|b| b.set(buf));
+    }
 }
 
 /// Redis's `scriptCall`: the checks, then the command on the script's
@@ -1090,7 +1117,7 @@ fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, String>, 
         run.shared.busy.mark_write();
     }
     commands::bump(&run.shared.stats.total_commands_processed, 1);
-    let mut out = Out::new(resp3);
+    let mut out = Out::new_with_buf(take_reply_buf(), resp3);
     let mut ctx = Ctx {
         ks: &mut *run.ks,
         shared: run.shared,
