@@ -48,36 +48,6 @@ fn unknown(sub: &[u8]) -> CmdError {
     ))
 }
 
-/// C's `atoi`: optional spaces and sign, then digits (0 when none).
-fn atoi(a: &[u8]) -> i64 {
-    let a = super::c_str(a);
-    let mut i = a
-        .iter()
-        .position(|&c| !crate::protocol::parse::is_c_space(c))
-        .unwrap_or(a.len());
-    let neg = match a.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let mut n: i64 = 0;
-    while let Some(d) = a.get(i).filter(|c| c.is_ascii_digit()) {
-        n = n.wrapping_mul(10).wrapping_add(i64::from(d - b'0'));
-        i += 1;
-    }
-    if neg {
-        n.wrapping_neg()
-    } else {
-        n
-    }
-}
-
 /// DEBUG <subcommand> [<arg> ...]
 fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
@@ -95,7 +65,7 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else if n == 3 && is_kw(sub, "object") {
         object(ctx, &args[2])?;
     } else if n == 3 && is_kw(sub, "set-active-expire") {
-        ctx.ks.expire.disabled = atoi(&args[2]) == 0;
+        ctx.ks.expire.disabled = super::atoi(&args[2]) == 0;
         ctx.out.ok();
     } else if n == 3 && is_kw(sub, "error") {
         // The argument verbatim as the error (newlines become spaces).
@@ -222,15 +192,6 @@ fn help(ctx: &mut Ctx) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn atoi_is_c_atoi() {
-        assert_eq!(atoi(b"0"), 0);
-        assert_eq!(atoi(b"x"), 0);
-        assert_eq!(atoi(b" 12abc"), 12);
-        assert_eq!(atoi(b"-3"), -3);
-        assert_eq!(atoi(b"1\x002"), 1);
-    }
 
     #[test]
     fn local_means_loopback() {

@@ -140,35 +140,6 @@ fn put_count(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// C's `atoi`: leading blanks, a sign, digits; 0 when there are none.
-fn atoi(s: &[u8]) -> i64 {
-    let mut i = 0;
-    while i < s.len() && crate::protocol::parse::is_c_space(s[i]) {
-        i += 1;
-    }
-    let neg = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let mut n: i64 = 0;
-    while let Some(d) = s.get(i).filter(|c| c.is_ascii_digit()) {
-        n = n.saturating_mul(10).saturating_add(i64::from(d - b'0'));
-        i += 1;
-    }
-    if neg {
-        -n
-    } else {
-        n
-    }
-}
-
 /// MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE]
 /// [AUTH password | AUTH2 username password] [KEYS key [key ...]]
 fn migrate(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -368,7 +339,7 @@ impl Transfer {
             }
         }
         drop(cache);
-        let port = u16::try_from(atoi(&self.port)).map_err(|_| SocketErr::Connect)?;
+        let port = u16::try_from(super::atoi(&self.port)).map_err(|_| SocketErr::Connect)?;
         let addrs: Vec<_> = (self.host.as_str(), port)
             .to_socket_addrs()
             .map_err(|_| SocketErr::Connect)?

@@ -933,9 +933,56 @@ pub fn c_str_lossy(a: &[u8]) -> String {
     String::from_utf8_lossy(c_str(a)).into_owned()
 }
 
+/// C's `atoi` (glibc: `strtol` base 10) on an argument read as a C string:
+/// leading blanks, a sign, digits up to the first other byte or NUL; 0
+/// when there are none; out-of-range values saturate as `strtol` does.
+pub fn atoi(a: &[u8]) -> i64 {
+    let a = c_str(a);
+    let mut i = a
+        .iter()
+        .position(|&c| !crate::protocol::parse::is_c_space(c))
+        .unwrap_or(a.len());
+    let neg = match a.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let mut n: i64 = 0;
+    while let Some(d) = a.get(i).filter(|c| c.is_ascii_digit()) {
+        n = n.saturating_mul(10).saturating_add(i64::from(d - b'0'));
+        i += 1;
+    }
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atoi_is_c_atoi() {
+        assert_eq!(atoi(b"0"), 0);
+        assert_eq!(atoi(b"x"), 0);
+        assert_eq!(atoi(b" 12abc"), 12);
+        assert_eq!(atoi(b"-3"), -3);
+        assert_eq!(atoi(b"1\x002"), 1);
+    }
+
+    #[test]
+    fn atoi_saturates_as_strtol() {
+        assert_eq!(atoi(b"18446744073709551616"), i64::MAX);
+        assert_eq!(atoi(b"-99999999999999999999"), -i64::MAX);
+    }
 
     #[test]
     fn every_command_has_metadata() {
