@@ -326,22 +326,6 @@ fn os_name() -> String {
     }
 }
 
-/// The replication ID: random per process, as a master's at startup.
-fn master_replid() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        let mut s = String::with_capacity(40);
-        while s.len() < 40 {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_usize(s.len());
-            let _ = write!(s, "{:016x}", h.finish());
-        }
-        s.truncate(40);
-        s
-    })
-}
-
 fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
     let sh = ctx.shared;
     let st = &sh.stats;
@@ -689,17 +673,7 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
         }
         "replication" => {
             line!("# Replication");
-            line!("role:master");
-            line!("connected_slaves:0");
-            line!("master_failover_state:no-failover");
-            line!("master_replid:{}", master_replid());
-            line!("master_replid2:0000000000000000000000000000000000000000");
-            line!("master_repl_offset:0");
-            line!("second_repl_offset:-1");
-            line!("repl_backlog_active:0");
-            line!("repl_backlog_size:1048576");
-            line!("repl_backlog_first_byte_offset:0");
-            line!("repl_backlog_histlen:0");
+            sh.repl.info(out);
         }
         "cpu" => {
             let (user, sys) = cpu_times();

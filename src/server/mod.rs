@@ -12,6 +12,7 @@ pub mod pause;
 pub mod persist;
 pub mod pubsub;
 pub mod rdb_io;
+pub mod replication;
 pub mod tls;
 pub mod tracking;
 
@@ -107,6 +108,8 @@ pub struct Shared {
     pub startup_allocated: u64,
     /// CLIENT PAUSE state.
     pub pause: pause::Pause,
+    /// Replication ids, offset, backlog, role (`server::replication`).
+    pub repl: replication::Replication,
 }
 
 impl Shared {
@@ -681,6 +684,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         busy: Default::default(),
         startup_allocated: crate::db::memory::allocated_now(),
         pause: pause::Pause::default(),
+        repl: replication::Replication::new(),
     });
     let _ = shared.me.set(Arc::downgrade(&shared));
     shared.acl_changed();

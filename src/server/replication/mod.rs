@@ -1,0 +1,199 @@
+//! Replication with Redis 7.0's protocol, both ways.
+//!
+//! This module holds what both sides share: the replication ids, the
+//! stream offset, the backlog ([`Backlog`]) and the role. The primary side
+//! (`primary`: REPLCONF, PSYNC/SYNC, full resynchronization, the command
+//! stream, WAIT) lists its replicas in [`ReplState::replicas`]; the replica
+//! side (`replica`: REPLICAOF, loading, applying the stream) keeps its link
+//! in [`ReplState::master`]. A replica feeds the bytes it applies from its
+//! primary into its own backlog unchanged, so its offset is the primary's
+//! and its own replicas (and, after a promotion, its former siblings) can
+//! resynchronize partially (PSYNC2).
+
+mod backlog;
+mod link;
+mod replicas;
+
+pub use backlog::Backlog;
+pub use link::MasterLink;
+pub use replicas::ReplicaInfo;
+
+use parking_lot::{Mutex, MutexGuard};
+use std::fmt::Write;
+
+/// `repl-backlog-size`'s default.
+pub const BACKLOG_SIZE_DEFAULT: usize = 1 << 20;
+
+/// Forty zeros: `master_replid2` when there is no previous id.
+pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
+
+/// See the module doc.
+#[derive(Debug)]
+pub struct Replication {
+    state: Mutex<ReplState>,
+}
+
+/// The shared replication state (one lock; never held across an await or
+/// while taking the keyspace lock — take the keyspace lock first).
+#[derive(Debug)]
+pub struct ReplState {
+    /// `master_replid`: 40 hex characters.
+    pub replid: String,
+    /// `master_replid2`: the id before the last promotion, or [`NO_REPLID`].
+    pub replid2: String,
+    /// `second_repl_offset`: up to where `replid2` is valid, or -1.
+    pub second_repl_offset: i64,
+    /// `master_repl_offset`: offset of the last byte of the stream.
+    pub offset: u64,
+    /// The backlog; None until a replica first attaches (or this server
+    /// becomes a replica), as Redis's `createReplicationBacklog`.
+    pub backlog: Option<Backlog>,
+    /// `repl-backlog-size`.
+    pub backlog_size: usize,
+    /// The primary this server replicates, if it is a replica.
+    pub master: Option<MasterLink>,
+    /// Replicas attached to this server.
+    pub replicas: Vec<ReplicaInfo>,
+    /// `master_failover_state` (FAILOVER).
+    pub failover_state: &'static str,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication::new()
+    }
+}
+
+impl Replication {
+    pub fn new() -> Replication {
+        Replication {
+            state: Mutex::new(ReplState {
+                replid: random_replid(),
+                replid2: NO_REPLID.to_string(),
+                second_repl_offset: -1,
+                offset: 0,
+                backlog: None,
+                backlog_size: BACKLOG_SIZE_DEFAULT,
+                master: None,
+                replicas: Vec::new(),
+                failover_state: "no-failover",
+            }),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, ReplState> {
+        self.state.lock()
+    }
+
+    /// The INFO `replication` section's lines after `# Replication`, as
+    /// Redis 7.0's `genRedisInfoString`.
+    pub fn info(&self, out: &mut String) {
+        let st = self.state.lock();
+        match &st.master {
+            None => out.push_str("role:master\r\n"),
+            Some(m) => {
+                out.push_str("role:slave\r\n");
+                m.info_lines(st.offset, out);
+            }
+        }
+        let _ = write!(out, "connected_slaves:{}\r\n", st.replicas.len());
+        for (i, r) in st.replicas.iter().enumerate() {
+            r.info_line(i, out);
+        }
+        let _ = write!(out, "master_failover_state:{}\r\n", st.failover_state);
+        let _ = write!(out, "master_replid:{}\r\n", st.replid);
+        let _ = write!(out, "master_replid2:{}\r\n", st.replid2);
+        let _ = write!(out, "master_repl_offset:{}\r\n", st.offset);
+        let _ = write!(out, "second_repl_offset:{}\r\n", st.second_repl_offset);
+        let (active, first, histlen) = match &st.backlog {
+            Some(b) => (1, b.first_byte_offset(), b.histlen()),
+            None => (0, 0, 0),
+        };
+        let _ = write!(out, "repl_backlog_active:{active}\r\n");
+        let _ = write!(out, "repl_backlog_size:{}\r\n", st.backlog_size);
+        let _ = write!(out, "repl_backlog_first_byte_offset:{first}\r\n");
+        let _ = write!(out, "repl_backlog_histlen:{histlen}\r\n");
+    }
+}
+
+impl ReplState {
+    /// Appends bytes of the replication stream: the offset moves and the
+    /// backlog (if any) keeps them.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.offset += bytes.len() as u64;
+        if let Some(b) = &mut self.backlog {
+            b.append(bytes);
+        }
+    }
+
+    /// Creates the backlog if there is none (Redis's
+    /// `createReplicationBacklog`): it starts at the next byte.
+    pub fn ensure_backlog(&mut self) {
+        if self.backlog.is_none() {
+            self.backlog = Some(Backlog::new(self.backlog_size, self.offset + 1));
+        }
+    }
+
+    /// Redis's `shiftReplicationId`: on promotion the current id becomes
+    /// the second one, valid up to the current offset, and a new id starts.
+    pub fn shift_replid(&mut self) {
+        self.replid2 = std::mem::replace(&mut self.replid, random_replid());
+        self.second_repl_offset = self.offset as i64 + 1;
+    }
+}
+
+/// 40 random hex characters (Redis's `changeReplicationId`).
+pub fn random_replid() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut s = String::with_capacity(40);
+    while s.len() < 40 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(s.len());
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        let _ = write!(s, "{:016x}", h.finish());
+    }
+    s.truncate(40);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_of_a_master_without_replicas() {
+        let r = Replication::new();
+        r.lock().feed(b"ignored: no backlog yet");
+        let mut out = String::new();
+        r.info(&mut out);
+        let id = r.lock().replid.clone();
+        assert_eq!(id.len(), 40);
+        assert_eq!(
+            out,
+            format!(
+                "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\n\
+                 master_replid:{id}\r\nmaster_replid2:{NO_REPLID}\r\nmaster_repl_offset:23\r\n\
+                 second_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\n\
+                 repl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n"
+            )
+        );
+    }
+
+    #[test]
+    fn shift_keeps_the_old_id_valid_up_to_the_offset() {
+        let r = Replication::new();
+        let mut st = r.lock();
+        st.ensure_backlog();
+        st.feed(b"*1\r\n$4\r\nPING\r\n");
+        let old = st.replid.clone();
+        st.shift_replid();
+        assert_eq!(st.replid2, old);
+        assert_ne!(st.replid, old);
+        assert_eq!(st.second_repl_offset, 15);
+        assert_eq!(st.backlog.as_ref().map(|b| b.first_byte_offset()), Some(1));
+    }
+}
