@@ -135,10 +135,20 @@ impl State {
         let header = self.header(kind);
         let mut gossip = Vec::new();
         let myself = self.myself;
-        for n in self.nodes.values_mut() {
-            if freshnodes == 0 || gossip.len() >= wanted {
-                break;
-            }
+        // Random picks among the nodes, at most 3 tries per wanted entry
+        // (Redis's `dictGetRandomKey` loop).
+        let names: Vec<Name> = self.nodes.keys().copied().collect();
+        let mut rng = (now ^ stamp.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (link << 32)) | 1;
+        let mut tries = wanted * 3;
+        while freshnodes > 0 && gossip.len() < wanted && tries > 0 && !names.is_empty() {
+            tries -= 1;
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let name = names[(rng % names.len() as u64) as usize];
+            let Some(n) = self.nodes.get_mut(&name) else {
+                continue;
+            };
             if n.name == myself || n.has(flags::PFAIL) {
                 continue;
             }
