@@ -79,7 +79,7 @@ impl Cluster {
                     "No cluster configuration found, I'm {}",
                     nodes::name_str(&st.myself)
                 );
-                st.save_config().map_err(|e| {
+                st.save_config_as(true).map_err(|e| {
                     format!(
                         "Fatal: can't update cluster config file {}: {e}",
                         path.display()

@@ -1,7 +1,7 @@
 //! The cluster's nodes and slot table (Redis's `clusterState` /
 //! `clusterNode`), the operations on them that commands and the bus share,
 //! and the `nodes.conf` format (the CLUSTER NODES lines plus a `vars`
-//! line), written atomically and fsynced by `State::save_config`.
+//! line), written atomically (and fsynced when Redis fsyncs) by `State::save_config`.
 //!
 //! Only primaries are built here: the `slave` flag and the primary field
 //! are parsed, kept, gossiped and printed, so replicas can be added later,
@@ -564,12 +564,25 @@ impl State {
         s
     }
 
-    /// Writes nodes.conf (atomically: temporary file, fsync, rename).
+    /// Writes nodes.conf, atomically (a temporary file renamed over it) and,
+    /// when the change asked for it (`todo::FSYNC_CONFIG`: epochs, slots
+    /// taken over from another node, CLUSTER SAVECONFIG), fsynced, as
+    /// Redis's `clusterSaveConfig(do_fsync)`.
     pub fn save_config(&mut self) -> Result<(), String> {
+        let fsync = self.todo & todo::FSYNC_CONFIG != 0;
+        self.save_config_as(fsync)
+    }
+
+    pub fn save_config_as(&mut self, fsync: bool) -> Result<(), String> {
         self.todo &= !(todo::SAVE_CONFIG | todo::FSYNC_CONFIG);
         let text = self.config_text();
-        crate::storage::atomic::atomic_write(&self.settings.config_file, text.as_bytes())
-            .map_err(|e| e.to_string())
+        let path = &self.settings.config_file;
+        if fsync {
+            crate::storage::atomic::atomic_write(path, text.as_bytes())
+        } else {
+            crate::storage::atomic::replace_unsynced(path, text.as_bytes())
+        }
+        .map_err(|e| e.to_string())
     }
 
     /// Loads nodes.conf (`clusterLoadConfig`); Ok(None) when the file is

@@ -505,7 +505,7 @@ fn saveconfig(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let c = cluster(ctx)?;
     c.state
         .lock()
-        .save_config()
+        .save_config_as(true)
         .map_err(|e| CmdError::new(format!("ERR error saving the cluster node config: {e}")))?;
     ctx.out.ok();
     Ok(())
