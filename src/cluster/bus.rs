@@ -378,7 +378,7 @@ pub fn decode(buf: &[u8]) -> Result<Message, BusError> {
             if mflags[0] & FLAG0_EXT_DATA != 0 {
                 for _ in 0..extensions {
                     let len = r.u32()? as usize;
-                    if len % 8 != 0 || len < 8 || len - 4 > totlen - r.at {
+                    if !len.is_multiple_of(8) || len < 8 || len - 4 > totlen - r.at {
                         return Err(BusError::BadExtension);
                     }
                     let t = r.u16()?;

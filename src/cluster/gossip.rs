@@ -320,10 +320,12 @@ impl State {
         let Some(n) = self.nodes.get_mut(&name) else {
             return;
         };
-        if n.is_slave() || n.numslots == 0 {
-            n.flags &= !flags::FAIL;
-            self.todo |= todo::UPDATE_STATE | todo::SAVE_CONFIG;
-        } else if n.is_master() && now.saturating_sub(n.fail_time) > timeout * 2 {
+        // A replica or a slotless primary at once; a primary still owning
+        // slots after twice the node timeout (nobody failed it over).
+        if n.is_slave()
+            || n.numslots == 0
+            || (n.is_master() && now.saturating_sub(n.fail_time) > timeout * 2)
+        {
             n.flags &= !flags::FAIL;
             self.todo |= todo::UPDATE_STATE | todo::SAVE_CONFIG;
         }
@@ -695,9 +697,9 @@ impl State {
             return true;
         }
         match body {
-            Body::Fail { about } => {
-                if sender.is_some() {
-                    if let Some(n) = self.nodes.get_mut(&about) {
+            Body::Fail { about } if sender.is_some() => {
+                if let Some(n) = self.nodes.get_mut(&about) {
+                    {
                         if n.flags & (flags::FAIL | flags::MYSELF) == 0 {
                             tracing::info!(
                                 "FAIL message received from {} about {}",
@@ -807,7 +809,7 @@ impl State {
                 connects.push(Connect { id, ip, cport, rx });
             }
         }
-        if self.iteration % 10 == 0 {
+        if self.iteration.is_multiple_of(10) {
             // Ping the node with the oldest pong among a few.
             let mut best: Option<(u64, u64)> = None;
             for n in self.nodes.values().take(5) {

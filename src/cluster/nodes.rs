@@ -437,13 +437,24 @@ impl State {
         }
         let mut new_ok = true;
         if self.settings.require_full_coverage {
+            // Owners come in runs: one node lookup per run.
+            let mut last: Option<(Name, bool)> = None;
             for s in &self.slots {
-                match s.and_then(|n| self.nodes.get(&n)) {
-                    Some(n) if !n.failed() => {}
+                let Some(owner) = s else {
+                    new_ok = false;
+                    break;
+                };
+                let failed = match last {
+                    Some((n, f)) if n == *owner => f,
                     _ => {
-                        new_ok = false;
-                        break;
+                        let f = self.nodes.get(owner).is_none_or(|n| n.failed());
+                        last = Some((*owner, f));
+                        f
                     }
+                };
+                if failed {
+                    new_ok = false;
+                    break;
                 }
             }
         }
@@ -605,7 +616,7 @@ impl State {
                 continue;
             }
             if argv[0].eq_ignore_ascii_case("vars") {
-                if argv.len() % 2 == 0 {
+                if argv.len().is_multiple_of(2) {
                     return Err(err("vars line with an odd number of fields"));
                 }
                 for kv in argv[1..].chunks(2) {

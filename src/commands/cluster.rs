@@ -19,6 +19,7 @@ const ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous"];
 const SLOW: &[&str] = &["@slow"];
 const ADM: u32 = ADMIN | STALE | NO_ASYNC_LOADING;
 
+#[allow(clippy::too_many_arguments)]
 const fn sub(
     name: &'static str,
     arity: i32,
@@ -259,10 +260,10 @@ fn slot_arg(a: &[u8]) -> Result<usize, CmdError> {
 
 /// `checkSlotAssignmentsOrReply`.
 fn check_slots(st: &State, seen: &mut [u8], del: bool, start: usize, end: usize) -> CmdResult {
-    for s in start..=end {
-        if del && st.slots[s].is_none() {
+    for (s, owner) in st.slots.iter().enumerate().take(end + 1).skip(start) {
+        if del && owner.is_none() {
             return Err(CmdError::new(format!("ERR Slot {s} is already unassigned")));
-        } else if !del && st.slots[s].is_some() {
+        } else if !del && owner.is_some() {
             return Err(CmdError::new(format!("ERR Slot {s} is already busy")));
         }
         seen[s] += 1;
@@ -831,7 +832,7 @@ fn links(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 /// The keys (or, for sharded Pub/Sub, channels) a command names, as
 /// Redis's `getKeysFromCommand`.
-fn command_keys<'a>(idx: usize, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+fn command_keys(idx: usize, args: &[Bytes]) -> Vec<&Bytes> {
     let t = super::table();
     match t.entries[idx].full_name.as_str() {
         "spublish" => args.get(1).into_iter().collect(),
