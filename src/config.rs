@@ -167,22 +167,11 @@ pub const NO_EFFECT: &[&str] = &[
     "min-replicas-to-write",
     "min-replicas-max-lag",
     "propagation-error-behavior",
-    "cluster-config-file",
-    "cluster-port",
-    "cluster-node-timeout",
-    "cluster-announce-ip",
-    "cluster-announce-hostname",
-    "cluster-announce-port",
-    "cluster-announce-bus-port",
     "cluster-announce-tls-port",
-    "cluster-require-full-coverage",
-    "cluster-allow-reads-when-down",
-    "cluster-allow-pubsubshard-when-down",
     "cluster-allow-replica-migration",
     "cluster-migration-barrier",
     "cluster-replica-validity-factor",
     "cluster-replica-no-failover",
-    "cluster-preferred-endpoint-type",
     "cluster-link-sendbuf-limit",
     "tls-client-cert-file",
     "tls-client-key-file",
@@ -205,7 +194,6 @@ pub const NO_EFFECT: &[&str] = &[
     "tcp-backlog",
     "tcp-keepalive",
     "replica-read-only",
-    "cluster-enabled",
 ];
 
 /// Redis 7.0's levels, in its error message order.
@@ -733,7 +721,7 @@ static PARAMS: &[Param] = &[
         "ignore",
         true,
     ),
-    // Cluster (its own issue): accepted and shown.
+    // Cluster (`crate::cluster`; the replica settings are shown only).
     p("cluster-config-file", Kind::Str, "nodes.conf", false),
     p("cluster-port", Kind::Int { min: 0, max: 65535 }, "0", false),
     p(

@@ -305,3 +305,20 @@ pub fn rdb_value(data: &[u8]) -> bool {
     }
     true
 }
+
+/// The cluster bus decoder (`cluster::bus::decode`) on arbitrary bytes: a
+/// message that decodes must encode to bytes that decode to the same
+/// message (the extension-data flag aside, which the encoder derives).
+/// Returns true when the bytes decoded.
+pub fn cluster_bus(data: &[u8]) -> bool {
+    use crate::cluster::bus;
+    let Ok(mut m) = bus::decode(data) else {
+        return false;
+    };
+    let again = bus::encode(&m);
+    let mut back = bus::decode(&again).expect("own encoding decodes");
+    m.header.mflags[0] &= !bus::FLAG0_EXT_DATA;
+    back.header.mflags[0] &= !bus::FLAG0_EXT_DATA;
+    assert_eq!(back, m, "re-encoded bus message decodes differently");
+    true
+}

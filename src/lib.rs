@@ -49,6 +49,7 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub const MEM_ALLOCATOR: &str = "jemalloc-5.3.0";
 
 pub mod acl;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod db;

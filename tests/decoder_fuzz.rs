@@ -1053,3 +1053,108 @@ fn rdb_values_undamaged_decode() {
     let d = redlog::rdb::value::dump_value(&Value::str(&b"hello"[..])).unwrap();
     assert!(fuzz::rdb_value(&d));
 }
+
+// ------------------------------------------------------------ cluster bus
+
+/// Valid bus messages of every type, encoded by `cluster::bus::encode`.
+fn bus_message() -> impl Strategy<Value = Vec<u8>> {
+    use redlog::cluster::bus::{self, Body, Ext, Gossip, Header, Message};
+    let gossip =
+        (any::<u8>(), any::<u32>(), any::<u16>(), any::<u16>()).prop_map(|(c, t, p, f)| Gossip {
+            name: [b'a' + c % 26; 40],
+            ping_sent: t,
+            pong_received: t / 2,
+            ip: bus::fixed(b"127.0.0.1"),
+            port: p,
+            cport: p.wrapping_add(10000),
+            flags: f,
+            pport: 0,
+        });
+    let body = prop_oneof![
+        (
+            prop::collection::vec(gossip, 0..4),
+            prop::option::of(small_bytes(20))
+        )
+            .prop_map(|(g, h)| {
+                let exts = h
+                    .map(|h| {
+                        vec![Ext::Hostname(
+                            h.iter().map(|b| b.max(&1)).copied().collect(),
+                        )]
+                    })
+                    .unwrap_or_default();
+                (bus::PING, Body::Ping { gossip: g, exts })
+            }),
+        any::<u8>().prop_map(|c| (bus::FAIL, Body::Fail { about: [c; 40] })),
+        (small_bytes(20), small_bytes(40)).prop_map(|(c, m)| (
+            bus::PUBLISH,
+            Body::Publish {
+                channel: c.to_vec(),
+                message: m.to_vec()
+            }
+        )),
+        any::<u64>().prop_map(|e| (
+            bus::UPDATE,
+            Body::Update {
+                config_epoch: e,
+                name: [b'u'; 40],
+                slots: Box::new([0x5a; bus::SLOT_BYTES])
+            }
+        )),
+        Just((bus::MFSTART, Body::Empty)),
+    ];
+    (body, any::<u64>()).prop_map(|((kind, body), epoch)| {
+        let mut header = Header::new(kind);
+        header.current_epoch = epoch;
+        header.sender = [b's'; 40];
+        bus::encode(&Message { header, body })
+    })
+}
+
+fn check_bus(data: &[u8]) -> Result<(), TestCaseError> {
+    let (_, used) = run("cluster_bus", data, fuzz::cluster_bus);
+    prop_assert!(
+        used <= bound(MIB, data) + 4 * data.len() as u64,
+        "allocated {used} bytes for {} input bytes",
+        data.len()
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(1500))]
+
+    #[test]
+    fn cluster_bus_arbitrary_bytes(kind in 0u8..12, count in 0u8..3, body in prop::collection::vec(any::<u8>(), 0..400)) {
+        // A plausible header (signature, version, type, count) over random
+        // bytes, so the type-specific checks are reached.
+        let mut data = vec![0u8; 2256];
+        data[..4].copy_from_slice(b"RCmb");
+        data[9] = 1;
+        data[13] = kind;
+        data[15] = count;
+        data.extend_from_slice(&body);
+        let n = data.len() as u32;
+        data[4..8].copy_from_slice(&n.to_be_bytes());
+        check_bus(&data)?;
+        check_bus(&body)?;
+    }
+
+    #[test]
+    fn cluster_bus_mutated(data in bus_message(), muts in mutations()) {
+        check_bus(&damage(data, 0, &muts))?;
+    }
+}
+
+#[test]
+fn cluster_bus_undamaged_round_trips() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::default();
+    for _ in 0..50 {
+        let data = bus_message()
+            .new_tree(&mut runner)
+            .expect("strategy")
+            .current();
+        assert!(fuzz::cluster_bus(&data));
+    }
+}

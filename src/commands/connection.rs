@@ -391,6 +391,9 @@ pub fn quit_cmd(
 /// SELECT index
 fn select(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let n = arg_i64(&args[1])?;
+    if ctx.shared.cluster.is_some() && n != 0 {
+        return Err(CmdError::new("ERR SELECT is not allowed in cluster mode"));
+    }
     if n < 0 || n >= DATABASES as i64 {
         return Err(CmdError::new("ERR DB index is out of range"));
     }

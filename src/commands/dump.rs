@@ -45,6 +45,16 @@ const fn cmd(
 pub static COMMANDS: &[Command] = &[
     cmd("dump", 2, READONLY, &["@keyspace", "@read", "@slow"], "Return a serialized version of the value stored at the specified key.", "O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1).", dump),
     cmd("restore", -4, WRITE | DENYOOM, &["@keyspace", "@write", "@slow", "@dangerous"], "Create a key using the provided serialized value, previously obtained using DUMP.", "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).", restore),
+    Command {
+        name: "restore-asking",
+        doc: Doc {
+            summary: "An internal command for migrating keys in a cluster",
+            since: "3.0.0",
+            group: "server",
+            complexity: "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).",
+        },
+        ..cmd("restore-asking", -4, WRITE | DENYOOM | ASKING, &["@keyspace", "@write", "@slow", "@dangerous"], "", "", restore)
+    },
 ];
 
 /// The thresholds loaded values are converted by (the live config).

@@ -436,6 +436,9 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
 
 /// MOVE key db
 fn move_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.shared.cluster.is_some() {
+        return Err(CmdError::new("ERR MOVE is not allowed in cluster mode"));
+    }
     let (src_db, now, key) = (ctx.db(), ctx.now_ms, &args[1]);
     let dst_db = arg_db(&args[2])?;
     if dst_db == src_db {
@@ -483,6 +486,11 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::syntax());
         }
         j += 1;
+    }
+    if ctx.shared.cluster.is_some() && (src_db != 0 || dst_db != 0) {
+        return Err(CmdError::new(
+            "ERR Copying to another database is not allowed in cluster mode",
+        ));
     }
     let (src, dst) = (&args[1], &args[2]);
     if src_db == dst_db && src == dst {

@@ -154,6 +154,12 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "asking",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "auth",
         CommandMeta {
             history: &[
@@ -674,6 +680,272 @@ pub static META: &[(&str, CommandMeta)] = &[
     (
         "client|unpause",
         CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|addslots",
+        CommandMeta {
+            args: &[
+                arg("slot", T::Integer).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|addslotsrange",
+        CommandMeta {
+            args: &[
+                arg("start-slot_end-slot", T::Block).flags(MULTIPLE).args(&[
+                    arg("start-slot", T::Integer),
+                    arg("end-slot", T::Integer),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|bumpepoch",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|count-failure-reports",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            args: &[
+                arg("node-id", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|countkeysinslot",
+        CommandMeta {
+            args: &[
+                arg("slot", T::Integer),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|delslots",
+        CommandMeta {
+            args: &[
+                arg("slot", T::Integer).flags(MULTIPLE),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|delslotsrange",
+        CommandMeta {
+            args: &[
+                arg("start-slot_end-slot", T::Block).flags(MULTIPLE).args(&[
+                    arg("start-slot", T::Integer),
+                    arg("end-slot", T::Integer),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|flushslots",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|forget",
+        CommandMeta {
+            args: &[
+                arg("node-id", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|getkeysinslot",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            args: &[
+                arg("slot", T::Integer),
+                arg("count", T::Integer),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|help",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|info",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|keyslot",
+        CommandMeta {
+            args: &[
+                arg("key", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|links",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|meet",
+        CommandMeta {
+            history: &[
+                ("4.0.0", "Added the optional `cluster_bus_port` argument."),
+            ],
+            args: &[
+                arg("ip", T::String),
+                arg("port", T::Integer),
+                arg("cluster_bus_port", T::Integer).since("4.0.0").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|myid",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|nodes",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|replicas",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            args: &[
+                arg("node-id", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|reset",
+        CommandMeta {
+            args: &[
+                arg("hard_soft", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("hard", T::PureToken).token("HARD"),
+                    arg("soft", T::PureToken).token("SOFT"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|saveconfig",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|set-config-epoch",
+        CommandMeta {
+            args: &[
+                arg("config-epoch", T::Integer),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|setslot",
+        CommandMeta {
+            args: &[
+                arg("slot", T::Integer),
+                arg("subcommand", T::Oneof).args(&[
+                    arg("node-id", T::String).token("IMPORTING"),
+                    arg("node-id", T::String).token("MIGRATING"),
+                    arg("node-id", T::String).token("NODE"),
+                    arg("stable", T::PureToken).token("STABLE"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|shards",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|slaves",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("5.0.0"),
+            replaced_by: Some("`CLUSTER REPLICAS`"),
+            args: &[
+                arg("node-id", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "cluster|slots",
+        CommandMeta {
+            tips: &[
+                "nondeterministic_output",
+            ],
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("7.0.0"),
+            replaced_by: Some("`CLUSTER SHARDS`"),
+            history: &[
+                ("4.0.0", "Added node IDs."),
+                ("7.0.0", "Added additional networking metadata field."),
+            ],
             ..CommandMeta::EMPTY
         },
     ),
@@ -3020,6 +3292,32 @@ pub static META: &[(&str, CommandMeta)] = &[
         CommandMeta {
             key_specs: &[
                 KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            history: &[
+                ("3.0.0", "Added the `REPLACE` modifier."),
+                ("5.0.0", "Added the `ABSTTL` modifier."),
+                ("5.0.0", "Added the `IDLETIME` and `FREQ` options."),
+            ],
+            args: &[
+                arg("key", T::Key).key_spec(0),
+                arg("ttl", T::Integer),
+                arg("serialized-value", T::String),
+                arg("replace", T::PureToken).token("REPLACE").since("3.0.0").flags(OPTIONAL),
+                arg("absttl", T::PureToken).token("ABSTTL").since("5.0.0").flags(OPTIONAL),
+                arg("seconds", T::Integer).token("IDLETIME").since("5.0.0").flags(OPTIONAL),
+                arg("frequency", T::Integer).token("FREQ").since("5.0.0").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "restore-asking",
+        CommandMeta {
+            key_specs: &[
+                KeySpec { notes: None, flags: K_OW | K_UPDATE, begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } },
+            ],
+            doc_flags: &[
+                "syscmd",
             ],
             history: &[
                 ("3.0.0", "Added the `REPLACE` modifier."),

@@ -203,7 +203,16 @@ fn migrate(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         let payload = super::dump::payload(&e.value)?;
         put_count(&mut restores, if replace { 5 } else { 4 });
-        put_bulk(&mut restores, b"RESTORE");
+        // In cluster mode the target may only be importing the slot
+        // (Redis's migrateCommand).
+        put_bulk(
+            &mut restores,
+            if ctx.shared.cluster.is_some() {
+                &b"RESTORE-ASKING"[..]
+            } else {
+                &b"RESTORE"[..]
+            },
+        );
         put_bulk(&mut restores, key);
         put_bulk(&mut restores, itoa::Buffer::new().format(ttl).as_bytes());
         put_bulk(&mut restores, &payload);

@@ -11,6 +11,7 @@
 
 pub mod acl;
 pub mod bitmaps;
+pub mod cluster;
 pub mod connection;
 pub mod debug;
 pub mod dump;
@@ -76,6 +77,8 @@ pub mod flags {
     pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
     /// Hidden in COMMAND INFO (as in Redis); scripts treat it as a write.
     pub const MAY_REPLICATE: u32 = 1 << 18;
+    /// Served for an importing slot without ASKING (RESTORE-ASKING).
+    pub const ASKING: u32 = 1 << 19;
 
     /// Flag names in Redis's COMMAND INFO order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -90,6 +93,7 @@ pub mod flags {
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
         (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
@@ -537,6 +541,7 @@ static FAMILIES: &[&[Command]] = &[
     scripting::COMMANDS,
     debug::COMMANDS,
     functions::COMMANDS,
+    cluster::COMMANDS,
 ];
 
 pub fn table() -> &'static Table {

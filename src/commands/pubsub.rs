@@ -244,6 +244,11 @@ fn publish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         buf: &mut ctx.out.buf,
     };
     let n = ctx.shared.pubsub.publish(&args[1], &args[2], Some(sink));
+    // Cluster mode: every other node delivers it too
+    // (`clusterPropagatePublish`).
+    if let Some(c) = &ctx.shared.cluster {
+        c.propagate_publish(false, &args[1], &args[2]);
+    }
     // Messages to itself are pushes (kept under CLIENT REPLY OFF).
     let end = ctx.out.buf.len();
     ctx.out.mark_push(start..end);

@@ -352,7 +352,14 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("redis_git_sha1:00000000");
             line!("redis_git_dirty:0");
             line!("redis_build_id:0");
-            line!("redis_mode:standalone");
+            line!(
+                "redis_mode:{}",
+                if sh.cluster.is_some() {
+                    "cluster"
+                } else {
+                    "standalone"
+                }
+            );
             line!("os:{}", os_name());
             line!("arch_bits:{}", usize::BITS);
             line!("monotonic_clock:POSIX clock_gettime");
@@ -743,7 +750,7 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
         }
         "cluster" => {
             line!("# Cluster");
-            line!("cluster_enabled:0");
+            line!("cluster_enabled:{}", u8::from(sh.cluster.is_some()));
         }
         "keyspace" => {
             line!("# Keyspace");
@@ -1154,6 +1161,9 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// SWAPDB index1 index2
 fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.shared.cluster.is_some() {
+        return Err(CmdError::new("ERR SWAPDB is not allowed in cluster mode"));
+    }
     let parse = |a: &[u8], msg: &'static str| {
         crate::protocol::parse::parse_i64(a)
             .filter(|n| i32::try_from(*n).is_ok())

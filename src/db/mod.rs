@@ -137,6 +137,8 @@ pub struct Db {
     modified: Vec<tracking::Modified>,
     /// Emptied (FLUSHDB/FLUSHALL) while `track` was on.
     flushed: bool,
+    /// Cluster mode (database 0): the keys of each hash slot.
+    pub slot_index: Option<Box<crate::cluster::slots::SlotIndex>>,
 }
 
 impl Db {
@@ -249,6 +251,9 @@ impl Db {
                 // A key of its own: the caller's may be a slice of a request
                 // buffer, which it would keep alive (Redis copies too).
                 let key = Bytes::copy_from_slice(&key);
+                if let Some(ix) = &mut self.slot_index {
+                    ix.add(&key);
+                }
                 let i = self.order.insert(Slot {
                     key,
                     entry,
@@ -309,6 +314,9 @@ impl Db {
         let found = self.index.find_entry(h, holds(&self.order, key));
         let (i, _) = found.ok()?.remove();
         let s = self.order.take(i)?;
+        if let Some(ix) = &mut self.slot_index {
+            ix.remove(key);
+        }
         // A deleted key may end a wait (blocked XREADGROUP).
         self.mark_ready(key);
         if s.exp_slot != NO_SLOT {
@@ -484,6 +492,9 @@ impl Db {
             self.op_logged.clear();
         }
         let n = self.order.len() as u64;
+        if let Some(ix) = &mut self.slot_index {
+            ix.clear();
+        }
         let data = (
             std::mem::take(&mut self.index),
             std::mem::take(&mut self.order),
@@ -508,6 +519,16 @@ impl Db {
         std::mem::swap(&mut a.order, &mut b.order);
         std::mem::swap(&mut a.expires, &mut b.expires);
         std::mem::swap(&mut a.expire_cursor, &mut b.expire_cursor);
+    }
+
+    /// Turns the per-slot key index on (cluster mode), indexing the keys
+    /// already present.
+    pub fn enable_slot_index(&mut self) {
+        let mut ix = crate::cluster::slots::SlotIndex::new();
+        for (_, s) in self.order.iter_from(0) {
+            ix.add(&s.key);
+        }
+        self.slot_index = Some(Box::new(ix));
     }
 
     /// Keys in SCAN order starting at slot `cursor`: calls `f` for each key

@@ -323,6 +323,8 @@ pub struct Client {
     /// When the replies first went over the normal class's soft output
     /// buffer limit (`PubSub::reply_over_limit`).
     pub obuf_soft_since: Option<Instant>,
+    /// ASKING was sent: the next command may use an importing slot.
+    pub asking: bool,
 }
 
 impl Client {
@@ -352,6 +354,7 @@ impl Client {
             script_caller: None,
             postponed: None,
             obuf_soft_since: None,
+            asking: false,
         }
     }
 }

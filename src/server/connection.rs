@@ -850,6 +850,7 @@ pub fn execute(
     // Under the keyspace lock: one writer at a time.
     commands::bump(&shared.stats.total_commands_processed, 1);
     let reply_start = out.buf.len();
+    let asking_cmd = shared.cluster.is_some() && args[0].eq_ignore_ascii_case(b"asking");
     // CLIENT CACHING's one-command life (see `tracking::command_processed`).
     let tracking_client_cmd = ks
         .tracking
@@ -944,6 +945,21 @@ pub fn execute(
                 } else {
                     Err(e)
                 }
+            } else if let Some((e, discard)) = cluster_reject(shared, ks, client, idx, &args) {
+                // Redis's redirection in `processCommand`: EXEC discards
+                // the transaction, a queued command flags it.
+                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
+                if discard {
+                    if let Some(m) = client.multi.take() {
+                        drop(m);
+                        client.handle.meta.lock().multi = -1;
+                    }
+                    let watched = std::mem::take(&mut client.watched);
+                    ks.unwatch_all(client.id, &watched);
+                } else if let Some(m) = client.multi.as_mut() {
+                    m.aborted = true;
+                }
+                Err(e)
             } else if let Some(e) = oom_reject(shared, ks, client, cmd, top_name, &args) {
                 entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
                 if let Some(m) = client.multi.as_mut() {
@@ -1031,12 +1047,39 @@ pub fn execute(
     if let Err(e) = result {
         out.error_bytes(&e.0);
     }
+    // Redis's `resetClient`: ASKING lasts one command (outside MULTI).
+    if client.asking && client.multi.is_none() && !asking_cmd {
+        client.asking = false;
+    }
     if let Some(is_client) = tracking_client_cmd {
         super::tracking::command_processed(ks, client.id, client.multi.is_some(), is_client);
     }
     // Every error reply the command wrote, its own or nested ones.
     shared.count_errors(out);
     apply_reply_mode(client, out, reply_start);
+}
+
+/// Cluster mode: the redirection or CLUSTERDOWN / CROSSSLOT / TRYAGAIN
+/// error the command gets (`commands::cluster::redirect`), and whether it
+/// ends the transaction (EXEC). Clients run in-process on behalf of the
+/// server (no user: scripts' callers are checked themselves) obey.
+fn cluster_reject(
+    shared: &Shared,
+    ks: &mut Keyspace,
+    client: &Client,
+    idx: usize,
+    args: &[Bytes],
+) -> Option<(CmdError, bool)> {
+    let c = shared.cluster.as_ref()?;
+    let cmd = table().entries[idx].cmd;
+    let flags = if commands::scripting::is_eval(cmd) {
+        commands::scripting::effective_flags(ks, cmd, args)
+    } else {
+        cmd.flags
+    };
+    let now = ks.cached_now_ms();
+    let e = commands::cluster::redirect(c, ks, client, idx, args, flags, now)?;
+    Some((e, cmd.name == "exec"))
 }
 
 /// CLIENT REPLY OFF / SKIP: drops the reply the command wrote from

@@ -110,6 +110,8 @@ pub struct Shared {
     pub pause: pause::Pause,
     /// Replication ids, offset, backlog, role (`server::replication`).
     pub repl: replication::Replication,
+    /// Cluster mode (`cluster-enabled yes`): the node table and the bus.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {
@@ -213,6 +215,18 @@ impl Shared {
                 .store(c.get("latency-tracking") == Some("yes"), Ordering::Relaxed);
         }
         self.durability.set_policy(self.config.read().appendfsync);
+        if let Some(cl) = &self.cluster {
+            let new = cluster_runtime_settings(&self.config.read());
+            cl.apply_settings(|s| {
+                s.node_timeout = new.node_timeout;
+                s.require_full_coverage = new.require_full_coverage;
+                s.allow_reads_when_down = new.allow_reads_when_down;
+                s.allow_pubsubshard_when_down = new.allow_pubsubshard_when_down;
+                s.announce_ip = new.announce_ip;
+                s.announce_hostname = new.announce_hostname;
+                s.endpoint_type = new.endpoint_type;
+            });
+        }
     }
 
     /// Applies `notify-keyspace-events` and `tracking-table-max-keys` to
@@ -623,6 +637,20 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         })?;
         listeners.push(net::Listener::Unix(l, path.as_str().into()));
     }
+    let (cluster, bus_listeners) = match cluster_settings(&config, &listen_addrs) {
+        Some(settings) => {
+            let cport = settings.bind_cport;
+            let c = crate::cluster::Cluster::open(settings).map_err(io_other)?;
+            let bus = bind_tcp(&config.bind, cport).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("Failed listening on port {cport} (cluster), aborting: {e}"),
+                )
+            })?;
+            (Some(c), bus)
+        }
+        None => (None, Vec::new()),
+    };
     let streams = Arc::new(crate::stream::Registry::new(
         std::path::Path::new(&config.dir),
         fs_for_streams,
@@ -685,6 +713,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         startup_allocated: crate::db::memory::allocated_now(),
         pause: pause::Pause::default(),
         repl: replication::Replication::new(),
+        cluster,
     });
     let _ = shared.me.set(Arc::downgrade(&shared));
     shared.acl_changed();
@@ -782,8 +811,107 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
     if let Some(p) = &shared.unix_path {
         tracing::info!("Ready to accept connections unix on {p}");
     }
+    if let Some(c) = &shared.cluster {
+        shared.ks.lock().dbs[0].enable_slot_index();
+        let weak = Arc::downgrade(&shared);
+        c.set_publish_sink(Box::new(move |sharded, channel, message| {
+            if let Some(sh) = weak.upgrade() {
+                sh.pubsub.publish_from_cluster(sharded, channel, message);
+            }
+        }));
+        for a in &bus_listeners {
+            if let Ok(a) = a.local_addr() {
+                tracing::info!("Cluster bus listening on {a}");
+            }
+        }
+        let handles = c.start(bus_listeners);
+        let (sh, c) = (shared.clone(), c.clone());
+        tasks.push(tokio::spawn(async move {
+            sh.shutdown_requested().await;
+            c.stop();
+            for h in handles {
+                h.abort();
+            }
+        }));
+    }
     tasks.push(tokio::spawn(cron(shared.clone())));
     Ok(ServerHandle { shared, tasks })
+}
+
+/// Deletes the keys of the slots this node lost to another node's newer
+/// configuration (Redis's `delKeysInSlot` in `clusterUpdateSlotsConfigWith`).
+fn delete_lost_slots(c: &crate::cluster::Cluster, ks: &mut Keyspace) {
+    let dirty = std::mem::take(&mut c.state.lock().dirty_slots);
+    let now = ks.cached_now_ms();
+    for slot in dirty {
+        let keys = ks.dbs[0]
+            .slot_index
+            .as_ref()
+            .map_or_else(Vec::new, |ix| ix.keys(slot, usize::MAX));
+        for k in keys {
+            ks.delete(0, &k, now);
+        }
+    }
+}
+
+/// The cluster's settings from the configuration; None without
+/// `cluster-enabled yes`. The client port is the one bound (a `port 0`
+/// test server's real port), the bus port `cluster-port` or that plus
+/// 10000, as Redis's `clusterInit`.
+pub fn cluster_settings(config: &Config, bound: &[SocketAddr]) -> Option<crate::cluster::Settings> {
+    if config.get("cluster-enabled") != Some("yes") {
+        return None;
+    }
+    let num = |k: &str| {
+        config
+            .get(k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let port = bound.first().map_or(config.port, |a| a.port());
+    let announced_port = match num("cluster-announce-port") {
+        0 => port,
+        p => p as u16,
+    };
+    let cport = match num("cluster-port") {
+        0 => port.wrapping_add(10000),
+        p => p as u16,
+    };
+    let announced_cport = match num("cluster-announce-bus-port") {
+        0 => cport,
+        p => p as u16,
+    };
+    let mut settings = cluster_runtime_settings(config);
+    settings.port = announced_port;
+    settings.cport = announced_cport;
+    settings.bind_cport = cport;
+    settings.config_file = std::path::Path::new(&config.dir)
+        .join(config.get("cluster-config-file").unwrap_or("nodes.conf"));
+    Some(settings)
+}
+
+/// The cluster settings CONFIG SET may change.
+pub fn cluster_runtime_settings(config: &Config) -> crate::cluster::Settings {
+    let yes = |k: &str| config.get(k) == Some("yes");
+    crate::cluster::Settings {
+        node_timeout: config
+            .get("cluster-node-timeout")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(15000),
+        require_full_coverage: yes("cluster-require-full-coverage"),
+        allow_reads_when_down: yes("cluster-allow-reads-when-down"),
+        allow_pubsubshard_when_down: yes("cluster-allow-pubsubshard-when-down"),
+        announce_ip: config.get("cluster-announce-ip").unwrap_or("").to_string(),
+        announce_hostname: config
+            .get("cluster-announce-hostname")
+            .unwrap_or("")
+            .to_string(),
+        endpoint_type: config
+            .get("cluster-preferred-endpoint-type")
+            .unwrap_or("ip")
+            .to_string(),
+        ..Default::default()
+    }
 }
 
 /// Makes the open-file limit hold `maxclients` (Redis's
@@ -1129,6 +1257,9 @@ async fn cron(shared: Arc<Shared>) {
                 lat.timed("eviction-cycle", || {
                     ks.continue_evictions(&|| shared.mem_not_counted_for_evict())
                 });
+            }
+            if let Some(c) = &shared.cluster {
+                delete_lost_slots(c, &mut ks);
             }
             let ticket = shared.durability.enqueue(&mut ks, Vec::new());
             tracking::cron(&shared, &mut ks);

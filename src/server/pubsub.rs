@@ -638,6 +638,16 @@ impl PubSub {
 
     /// Publishes `message` on the shard channel `channel` (SPUBLISH: no
     /// patterns). Returns the number of receivers.
+    /// A PUBLISH / PUBLISHSHARD received on the cluster bus, delivered to
+    /// this node's subscribers.
+    pub fn publish_from_cluster(&self, sharded: bool, channel: &[u8], message: &[u8]) {
+        if sharded {
+            self.spublish(channel, message, None);
+        } else {
+            self.publish(channel, message, None);
+        }
+    }
+
     pub fn spublish(&self, channel: &[u8], message: &[u8], mut sink: Option<Sink<'_>>) -> usize {
         let reg = self.reg.lock();
         let Some(ids) = reg.shards.get(channel) else {

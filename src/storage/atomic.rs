@@ -23,6 +23,19 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     atomic_write_with(&RealFs, path, bytes)
 }
 
+/// Replaces `path` with `bytes` by a rename, without waiting for the disk:
+/// a crash leaves the old file or the new one, but the new one may be lost
+/// (nodes.conf changes Redis saves without fsync).
+pub fn replace_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let fs = RealFs;
+    let tmp = tmp_path(path);
+    let f = fs.open(&tmp, OpenMode::CreateTruncate)?;
+    f.write_all_at(bytes, 0)?;
+    drop(f);
+    fs.rename(&tmp, path)?;
+    Ok(())
+}
+
 /// Atomically replaces `path` with `bytes` through `fs`.
 pub fn atomic_write_with(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
