@@ -1053,3 +1053,426 @@ async fn chunked_learning_survives_restart() {
     );
     s.shutdown().await;
 }
+
+/// A later HDFS line (2008-11-09T20:40:00), for TAIL FOLLOW.
+const L4: &str = "081109 204000 7 INFO dfs.DataNode$PacketResponder: PacketResponder 2 for block blk_1 terminating";
+
+fn ids_of(v: redis::Value) -> Vec<String> {
+    entries(v).into_iter().map(|e| e.0).collect()
+}
+
+fn counts(pairs: &[(&str, i64)]) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", pairs.len() * 2).into_bytes();
+    for (k, n) in pairs {
+        v.extend(bulk(k.as_bytes()));
+        v.extend(format!(":{n}\r\n").into_bytes());
+    }
+    v
+}
+
+/// GREP and STATS over time ranges (ISO-8601 or ms, ids still read as
+/// XRANGE does), GREP's TEMPLATE and FIELD filters, STATS BY / BUCKET.
+#[tokio::test]
+async fn time_ranges_and_buckets() {
+    let s = start_with(&[]).await;
+    let mut r = Raw::connect(s.local_addr()).await;
+    let mut c = client(s.local_addr()).await;
+    // Ids: L1 1226262975000-0 (20:36:15), L2 1226263087000-0 (20:38:07),
+    // L3 1226263087000-1 (its time, 20:37:00, went back).
+    let lines = format!("{L1}\n{L2}\n{L3}\n");
+    r.check(
+        &resp(&[b"LOGPARSE", b"INGEST", b"h", b"hdfs", lines.as_bytes()]),
+        &ingest_reply(false, 3, 0, "1226262975000-0", "1226263087000-1"),
+    )
+    .await;
+    let grep = |opts: &[&str]| {
+        let mut a: Vec<&[u8]> = vec![b"LOGPARSE", b"GREP", b"h", b""];
+        a.extend(opts.iter().map(|o| o.as_bytes()));
+        a.into_iter().map(|x| x.to_vec()).collect::<Vec<_>>()
+    };
+    let c2 = c.clone();
+    let run = |opts: &'static [&'static str]| {
+        let a = grep(opts);
+        let mut c = c2.clone();
+        async move {
+            let refs: Vec<&[u8]> = a.iter().map(|x| &x[..]).collect();
+            ids_of(cmd(&mut c, &refs).await.unwrap())
+        }
+    };
+    let (i1, i2, i3) = ("1226262975000-0", "1226263087000-0", "1226263087000-1");
+    assert_eq!(run(&["FROM", "2008-11-09T20:38:00"]).await, [i2, i3]);
+    assert_eq!(run(&["TO", "2008-11-09T20:37"]).await, [i1]);
+    assert_eq!(
+        run(&[
+            "FROM",
+            "2008-11-09 20:38:07",
+            "TO",
+            "2008-11-09T20:38:07.000Z"
+        ])
+        .await,
+        [i2, i3]
+    );
+    assert_eq!(run(&["FROM", "2008-11-09T21:38:07+01:00"]).await, [i2, i3]);
+    assert_eq!(
+        run(&["FROM", "(2008-11-09T20:38:07"]).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(run(&["TO", "(2008-11-09T20:38:07"]).await, [i1]);
+    assert_eq!(
+        run(&["FROM", "2008-11-09", "TO", "2008-11-10"]).await,
+        [i1, i2, i3]
+    );
+    assert_eq!(run(&["FROM", "2008-11-10"]).await, Vec::<String>::new());
+    // Milliseconds and ids as before.
+    assert_eq!(run(&["FROM", "1226263087000"]).await, [i2, i3]);
+    assert_eq!(run(&["FROM", "(1226263087000-0"]).await, [i3]);
+    // TEMPLATE and FIELD filters (exact values).
+    let all = entries(cmd(&mut c, &[b"XRANGE", b"h", b"-", b"+"]).await.unwrap());
+    let t1 = get(&all[0].1, "template_id").to_string();
+    let same: Vec<String> = all
+        .iter()
+        .filter(|e| get(&e.1, "template_id") == t1)
+        .map(|e| e.0.clone())
+        .collect();
+    assert_eq!(same, [i1, i2]);
+    let g = cmd(
+        &mut c,
+        &[b"LOGPARSE", b"GREP", b"h", b"", b"TEMPLATE", t1.as_bytes()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids_of(g), same);
+    assert_eq!(run(&["FIELD", "Pid", "222"]).await, [i2]);
+    assert_eq!(
+        run(&["FIELD", "level", "INFO", "FIELD", "Pid", "35"]).await,
+        [i3]
+    );
+    assert_eq!(run(&["FIELD", "level", "info"]).await, Vec::<String>::new());
+    // Errors.
+    let bad_time: &[u8] =
+        b"-ERR FROM and TO must be stream IDs, milliseconds or ISO-8601 times\r\n";
+    r.check(
+        &resp(&[b"LOGPARSE", b"GREP", b"h", b"", b"FROM", b"yesterday"]),
+        bad_time,
+    )
+    .await;
+    r.check(
+        &resp(&[b"LOGPARSE", b"STATS", b"h", b"TO", b"1969-12-31T00:00:00"]),
+        bad_time,
+    )
+    .await;
+    r.check(
+        &resp(&[b"LOGPARSE", b"GREP", b"h", b"", b"FROM", b"12-3-4"]),
+        b"-ERR Invalid stream ID specified as stream command argument\r\n",
+    )
+    .await;
+    r.check(
+        &resp(&[b"LOGPARSE", b"GREP", b"h", b"", b"TEMPLATE", b"x"]),
+        b"-ERR TEMPLATE must be a template id\r\n",
+    )
+    .await;
+    r.check(
+        &resp(&[b"LOGPARSE", b"GREP", b"h", b"", b"FIELD", b"Pid"]),
+        b"-ERR syntax error\r\n",
+    )
+    .await;
+    // STATS over a time range, BY a field.
+    let v = cmd(
+        &mut c,
+        &[b"LOGPARSE", b"STATS", b"h", b"FROM", b"2008-11-09T20:38"],
+    )
+    .await
+    .unwrap();
+    let redis::Value::Array(m) = v else { panic!() };
+    assert_eq!(text(&m[0]), "entries");
+    assert_eq!(text(&m[1]), "2");
+    r.check(
+        &resp(&[b"LOGPARSE", b"STATS", b"h", b"BY", b"level"]),
+        &counts(&[("INFO", 2), ("WARN", 1)]),
+    )
+    .await;
+    r.check(
+        &resp(&[
+            b"LOGPARSE",
+            b"STATS",
+            b"h",
+            b"BY",
+            b"Pid",
+            b"TO",
+            b"2008-11-09T20:37",
+        ]),
+        &counts(&[("148", 1)]),
+    )
+    .await;
+    let t3 = get(&all[2].1, "template_id").to_string();
+    let mut by_t = vec![(t1.as_str(), 2), (t3.as_str(), 1)];
+    by_t.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    r.check(
+        &resp(&[b"LOGPARSE", b"STATS", b"h", b"BY", b"template"]),
+        &counts(&by_t),
+    )
+    .await;
+    // Buckets: one per minute from the first entry's to the last one's,
+    // the empty one between included.
+    let b0 = 1226262975000i64 - 1226262975000 % 60000;
+    r.check(
+        &resp(&[b"LOGPARSE", b"STATS", b"h", b"BUCKET", b"60000"]),
+        format!(
+            "*3\r\n*2\r\n:{}\r\n:1\r\n*2\r\n:{}\r\n:0\r\n*2\r\n:{}\r\n:2\r\n",
+            b0,
+            b0 + 60000,
+            b0 + 120000
+        )
+        .as_bytes(),
+    )
+    .await;
+    let mut want = format!("*3\r\n*3\r\n:{b0}\r\n:1\r\n").into_bytes();
+    want.extend(counts(&[("INFO", 1)]));
+    want.extend(format!("*3\r\n:{}\r\n:0\r\n*0\r\n", b0 + 60000).into_bytes());
+    want.extend(format!("*3\r\n:{}\r\n:2\r\n", b0 + 120000).into_bytes());
+    want.extend(counts(&[("INFO", 1), ("WARN", 1)]));
+    r.check(
+        &resp(&[
+            b"LOGPARSE",
+            b"STATS",
+            b"h",
+            b"BUCKET",
+            b"60000",
+            b"BY",
+            b"level",
+        ]),
+        &want,
+    )
+    .await;
+    // RESP3: the counts are maps.
+    resp3(
+        &s,
+        &[
+            b"LOGPARSE",
+            b"STATS",
+            b"h",
+            b"BUCKET",
+            b"3600000",
+            b"BY",
+            b"level",
+        ],
+        format!(
+            "*1\r\n*3\r\n:{}\r\n:3\r\n%2\r\n$4\r\nINFO\r\n:2\r\n$4\r\nWARN\r\n:1\r\n",
+            1226262975000i64 - 1226262975000 % 3600000
+        )
+        .as_bytes(),
+    );
+    r.check(
+        &resp(&[b"LOGPARSE", b"STATS", b"nokey", b"BUCKET", b"10"]),
+        b"*0\r\n",
+    )
+    .await;
+    r.check(
+        &resp(&[b"LOGPARSE", b"STATS", b"nokey", b"BY", b"level"]),
+        b"*0\r\n",
+    )
+    .await;
+    for bad in [&b"0"[..], b"-5", b"x"] {
+        r.check(
+            &resp(&[b"LOGPARSE", b"STATS", b"h", b"BUCKET", bad]),
+            b"-ERR BUCKET must be a positive integer\r\n",
+        )
+        .await;
+    }
+    // 112 s at 1 ms a bucket: too many.
+    r.check(
+        &resp(&[b"LOGPARSE", b"STATS", b"h", b"BUCKET", b"1"]),
+        b"-ERR more than 100000 buckets, use a larger BUCKET or a shorter range\r\n",
+    )
+    .await;
+    s.shutdown().await;
+}
+
+/// TAIL AFTER reads after an id; TAIL FOLLOW blocks as XREAD BLOCK does
+/// until INGEST (or XADD) adds entries; INGEST wakes XREAD BLOCK too.
+#[tokio::test]
+async fn tail_after_and_follow() {
+    let s = start_with(&[]).await;
+    let mut r = Raw::connect(s.local_addr()).await;
+    let mut c = client(s.local_addr()).await;
+    let text = format!("{L1}\n{L2}\n{L3}\n");
+    cmd(
+        &mut c,
+        &[b"LOGPARSE", b"INGEST", b"h", b"hdfs", text.as_bytes()],
+    )
+    .await
+    .unwrap();
+    let (i1, i2, i3) = ("1226262975000-0", "1226263087000-0", "1226263087000-1");
+    let c2 = c.clone();
+    let t = |a: &'static [&'static [u8]]| {
+        let mut c = c2.clone();
+        async move { ids_of(cmd(&mut c, a).await.unwrap()) }
+    };
+    assert_eq!(t(&[b"LOGPARSE", b"TAIL", b"h", b"2"]).await, [i2, i3]);
+    assert_eq!(
+        t(&[
+            b"LOGPARSE",
+            b"TAIL",
+            b"h",
+            b"1",
+            b"AFTER",
+            b"1226262975000-0"
+        ])
+        .await,
+        [i2]
+    );
+    assert_eq!(
+        t(&[b"LOGPARSE", b"TAIL", b"h", b"9", b"AFTER", b"0"]).await,
+        [i1, i2, i3]
+    );
+    assert_eq!(
+        t(&[b"LOGPARSE", b"TAIL", b"h", b"9", b"AFTER", b"$"]).await,
+        Vec::<String>::new()
+    );
+    // FOLLOW with something after the id answers at once.
+    assert_eq!(
+        t(&[
+            b"LOGPARSE",
+            b"TAIL",
+            b"h",
+            b"9",
+            b"AFTER",
+            b"1226263087000",
+            b"FOLLOW"
+        ])
+        .await,
+        [i3]
+    );
+    // Timeout: a null array.
+    r.check(
+        &resp(&[b"LOGPARSE", b"TAIL", b"h", b"9", b"FOLLOW", b"BLOCK", b"20"]),
+        b"*-1\r\n",
+    )
+    .await;
+    // Errors.
+    r.check(
+        &resp(&[b"LOGPARSE", b"TAIL", b"h", b"9", b"BLOCK", b"20"]),
+        b"-ERR syntax error\r\n",
+    )
+    .await;
+    r.check(
+        &resp(&[b"LOGPARSE", b"TAIL", b"h", b"9", b"AFTER", b"x"]),
+        b"-ERR Invalid stream ID specified as stream command argument\r\n",
+    )
+    .await;
+    r.check(
+        &resp(&[b"LOGPARSE", b"TAIL", b"h", b"9", b"FOLLOW", b"BLOCK", b"-1"]),
+        b"-ERR timeout is negative\r\n",
+    )
+    .await;
+    // Inside MULTI it does not block.
+    r.check(&resp(&[b"MULTI"]), b"+OK\r\n").await;
+    r.check(
+        &resp(&[b"LOGPARSE", b"TAIL", b"h", b"9", b"FOLLOW"]),
+        b"+QUEUED\r\n",
+    )
+    .await;
+    r.check(&resp(&[b"EXEC"]), b"*1\r\n*-1\r\n").await;
+    // Blocked followers: one on `$`, one on a key that does not exist yet,
+    // and an XREAD BLOCK; INGEST wakes all of them.
+    let mut f = common::blocked(
+        &s,
+        &[b"LOGPARSE", b"TAIL", b"h", b"10", b"FOLLOW", b"BLOCK", b"0"],
+        1,
+    )
+    .await;
+    let mut x = common::blocked(&s, &[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"h", b"$"], 2).await;
+    let mut n = common::blocked(&s, &[b"LOGPARSE", b"TAIL", b"new", b"10", b"FOLLOW"], 3).await;
+    cmd(
+        &mut c,
+        &[b"LOGPARSE", b"INGEST", b"h", b"hdfs", L4.as_bytes()],
+    )
+    .await
+    .unwrap();
+    let e4 = l4_entry();
+    let want = cat(&[b"*1\r\n", &e4]);
+    assert_eq!(
+        String::from_utf8_lossy(&f.read_exact_len(want.len()).await),
+        String::from_utf8_lossy(&want)
+    );
+    let want_x = cat(&[b"*1\r\n*2\r\n", &bulk(b"h"), b"*1\r\n", &e4]);
+    assert_eq!(
+        String::from_utf8_lossy(&x.read_exact_len(want_x.len()).await),
+        String::from_utf8_lossy(&want_x)
+    );
+    // The follower goes on from its last id; an XADD serves it too.
+    f.send(&resp(&[
+        b"LOGPARSE",
+        b"TAIL",
+        b"h",
+        b"10",
+        b"AFTER",
+        b"1226263200000-0",
+        b"FOLLOW",
+    ]))
+    .await;
+    common::wait_blocked(&s, 2).await;
+    cmd(
+        &mut c,
+        &[b"XADD", b"h", b"1226263300000-0", b"content", b"x"],
+    )
+    .await
+    .unwrap();
+    let want = cat(&[
+        b"*1\r\n*2\r\n",
+        &bulk(b"1226263300000-0"),
+        b"*2\r\n",
+        &bulk(b"content"),
+        &bulk(b"x"),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&f.read_exact_len(want.len()).await),
+        String::from_utf8_lossy(&want)
+    );
+    // A stream created by INGEST serves the follower of its key.
+    cmd(
+        &mut c,
+        &[b"LOGPARSE", b"INGEST", b"new", b"hdfs", L4.as_bytes()],
+    )
+    .await
+    .unwrap();
+    let want = cat(&[b"*1\r\n", &e4]);
+    assert_eq!(
+        String::from_utf8_lossy(&n.read_exact_len(want.len()).await),
+        String::from_utf8_lossy(&want)
+    );
+    common::wait_blocked(&s, 0).await;
+    s.shutdown().await;
+}
+
+fn l4_entry() -> Vec<u8> {
+    let f: &[&str] = &[
+        "ts",
+        "2008-11-09T20:40:00",
+        "level",
+        "INFO",
+        "component",
+        "dfs.DataNode$PacketResponder",
+        "content",
+        "PacketResponder 2 for block blk_1 terminating",
+        "template_id",
+        "1",
+        "Date",
+        "081109",
+        "Time",
+        "204000",
+        "Pid",
+        "7",
+        "Level",
+        "INFO",
+        "Component",
+        "dfs.DataNode$PacketResponder",
+    ];
+    let mut v = b"*2\r\n".to_vec();
+    v.extend(bulk(b"1226263200000-0"));
+    v.extend(format!("*{}\r\n", f.len()).into_bytes());
+    for x in f {
+        v.extend(bulk(x.as_bytes()));
+    }
+    v
+}

@@ -454,7 +454,7 @@ async fn format_set_get_list_del() {
     let got = r.read_exact_len(80).await;
     assert!(
         got.starts_with(
-            b"*32\r\n+LOGPARSE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"
+            b"*42\r\n+LOGPARSE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"
         ),
         "{}",
         String::from_utf8_lossy(&got)

@@ -1,5 +1,6 @@
-//! LOGPARSE INGEST, STATS, GREP, TAIL and TEMPLATES: log lines stored as
-//! stream entries (see `commands::logparse` for formats and PARSE).
+//! LOGPARSE INGEST: log lines stored as stream entries (see
+//! `commands::logparse` for formats and PARSE, `commands::logquery` for
+//! the queries over them).
 //!
 //! INGEST parses each line with a format and appends one entry per line
 //! to a stream, as XADD does (the stream's own logs, under the keyspace
@@ -11,10 +12,8 @@
 //! miner (`Effect::StreamIngestLearn`), so after a restart the same lines
 //! get the same template ids.
 
-use super::streams::{
-    interval_id, next_auto_id, read_stream, reply_entries, storage_err, touched, write_stream,
-};
-use super::{arg_i64, is_kw, CmdError, CmdResult, Ctx};
+use super::streams::{next_auto_id, storage_err, touched, write_stream};
+use super::{is_kw, CmdError, CmdResult, Ctx};
 use crate::db::effect::Effect;
 use crate::db::Keyspace;
 use crate::db::{notify, Value};
@@ -22,15 +21,7 @@ use crate::logparse::{self, Format, Ingestor, LINE_BYTES_MAX};
 use crate::server::{PendingOp, ReplyMode};
 use crate::stream::{fmt_id, id_ms, IngestState, PendingLearn, StreamRef};
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Entries read per step of a scan (GREP, STATS).
-const SCAN_CHUNK: usize = 512;
-/// Components listed by STATS.
-const TOP_COMPONENTS: usize = 10;
-/// Largest compiled GREP regex, bytes.
-const REGEX_SIZE_MAX: usize = 1 << 20;
 
 fn no_format(name: &[u8]) -> CmdError {
     CmdError::new(format!(
@@ -196,6 +187,9 @@ impl Target {
             ctx.ks.stream_written(s);
         } else {
             touched(ctx, &self.key, s, self.count);
+            // Blocked XREAD, XREADGROUP and TAIL FOLLOW clients (a new
+            // key signals itself).
+            ctx.ks.signal_key_ready(db, &self.key);
         }
         ctx.ks.notify(notify::STREAM, "xadd", db, &self.key);
     }
@@ -756,307 +750,10 @@ impl IngestJob {
     }
 }
 
-/// A FROM / TO bound as XRANGE reads it (`-`, `+`, `(` exclusive).
-fn bound(a: &[u8], start: bool) -> Result<u128, CmdError> {
-    let (id, ex) = interval_id(a, if start { 0 } else { u64::MAX })?;
-    match (ex, start) {
-        (false, _) => Ok(id),
-        (true, true) => id
-            .checked_add(1)
-            .ok_or_else(|| CmdError::new("ERR invalid start ID for the interval")),
-        (true, false) => id
-            .checked_sub(1)
-            .ok_or_else(|| CmdError::new("ERR invalid end ID for the interval")),
-    }
-}
-
-fn count_arg(a: &[u8]) -> Result<usize, CmdError> {
-    let n = arg_i64(a)?;
-    usize::try_from(n).map_err(|_| CmdError::new("ERR COUNT must be positive"))
-}
-
-/// Calls `f` on every live entry with `from <= id <= to`, ascending, until
-/// it returns false. The start is found through the log's sparse index.
-fn scan(
-    s: &StreamRef,
-    from: u128,
-    to: u128,
-    mut f: impl FnMut(u128, &[Bytes]) -> bool,
-) -> Result<(), CmdError> {
-    let g = s.lock().map_err(storage_err)?;
-    let mut at = from;
-    loop {
-        let chunk = g.range(at, to, SCAN_CHUNK, false).map_err(storage_err)?;
-        let Some(&(last, _)) = chunk.last() else {
-            return Ok(());
-        };
-        for (id, fields) in &chunk {
-            if !f(*id, fields) {
-                return Ok(());
-            }
-        }
-        if chunk.len() < SCAN_CHUNK || last == u128::MAX {
-            return Ok(());
-        }
-        at = last + 1;
-    }
-}
-
-fn field<'a>(fields: &'a [Bytes], name: &[u8]) -> Option<&'a Bytes> {
-    fields
-        .chunks_exact(2)
-        .find(|p| p[0].as_ref() == name)
-        .map(|p| &p[1])
-}
-
-/// LOGPARSE GREP <key> <regex> [LEVEL <l>] [COMPONENT <c>] [FROM <id>] [TO <id>] [COUNT <n>]
-///
-/// Entries whose `content` matches the regex (and whose level and
-/// component equal the given ones, ASCII case-insensitively), in id order.
-pub(super) fn grep(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let pattern =
-        std::str::from_utf8(&args[3]).map_err(|_| CmdError::new("ERR regex is not valid UTF-8"))?;
-    let re = regex::bytes::RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_MAX)
-        .build()
-        .map_err(|e| CmdError::new(format!("ERR invalid regex: {}", one_line(&e.to_string()))))?;
-    let (mut level, mut component, mut from, mut to, mut count) =
-        (None, None, 0u128, u128::MAX, usize::MAX);
-    let mut i = 4;
-    while i < args.len() {
-        let val = args.get(i + 1).ok_or_else(CmdError::syntax)?;
-        let opt = &args[i];
-        if is_kw(opt, "level") {
-            level = Some(val.clone());
-        } else if is_kw(opt, "component") {
-            component = Some(val.clone());
-        } else if is_kw(opt, "from") {
-            from = bound(val, true)?;
-        } else if is_kw(opt, "to") {
-            to = bound(val, false)?;
-        } else if is_kw(opt, "count") {
-            count = count_arg(val)?;
-        } else {
-            return Err(CmdError::syntax());
-        }
-        i += 2;
-    }
-    let Some(s) = read_stream(ctx, &args[2])? else {
-        ctx.out.array(0);
-        return Ok(());
-    };
-    let eq = |want: &Option<Bytes>, got: Option<&Bytes>| match want {
-        None => true,
-        Some(w) => got.is_some_and(|g| g.eq_ignore_ascii_case(w)),
-    };
-    let mut out = Vec::new();
-    if count > 0 && from <= to {
-        scan(&s, from, to, |id, fields| {
-            let hit = eq(&level, field(fields, b"level"))
-                && eq(&component, field(fields, b"component"))
-                && field(fields, b"content").is_some_and(|c| re.is_match(c));
-            if hit {
-                out.push((id, fields.to_vec()));
-            }
-            out.len() < count
-        })?;
-    }
-    reply_entries(ctx, &out);
-    Ok(())
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Milliseconds since the epoch of an INGEST `ts` (ISO-8601 as
-/// `Timestamp::iso` writes it; without an offset it counts as UTC).
-fn ts_ms(ts: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(ts).ok()?;
-    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Some(d.timestamp_millis());
-    }
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|d| d.and_utc().timestamp_millis())
-}
-
-/// Counts sorted by count descending, then name.
-fn ranked(m: HashMap<Bytes, u64>) -> Vec<(Bytes, u64)> {
-    let mut v: Vec<_> = m.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v
-}
-
-/// LOGPARSE STATS <key> [FROM <id>] [TO <id>]
-///
-/// A map: `entries`, `first_ts`, `last_ts` (earliest and latest event
-/// time, null when no entry has one), `duration_ms`, `events_per_sec`
-/// (entries over the duration; null when it is 0), `levels` (count per
-/// level, most frequent first), `top_components` (the 10 most frequent),
-/// `templates` (distinct template ids).
-pub(super) fn stats(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let (mut from, mut to) = (0u128, u128::MAX);
-    let mut i = 3;
-    while i < args.len() {
-        let val = args.get(i + 1).ok_or_else(CmdError::syntax)?;
-        if is_kw(&args[i], "from") {
-            from = bound(val, true)?;
-        } else if is_kw(&args[i], "to") {
-            to = bound(val, false)?;
-        } else {
-            return Err(CmdError::syntax());
-        }
-        i += 2;
-    }
-    let s = read_stream(ctx, &args[2])?;
-    let mut entries = 0u64;
-    // Earliest and latest event time: (ms, ts as stored).
-    let mut first: Option<(i64, Bytes)> = None;
-    let mut last: Option<(i64, Bytes)> = None;
-    let mut levels: HashMap<Bytes, u64> = HashMap::new();
-    let mut comps: HashMap<Bytes, u64> = HashMap::new();
-    let mut templates = std::collections::HashSet::new();
-    if let (Some(s), true) = (&s, from <= to) {
-        scan(s, from, to, |_, fields| {
-            entries += 1;
-            if let Some(ts) = field(fields, b"ts") {
-                if let Some(ms) = ts_ms(ts) {
-                    if first.as_ref().is_none_or(|f| ms < f.0) {
-                        first = Some((ms, ts.clone()));
-                    }
-                    if last.as_ref().is_none_or(|l| ms > l.0) {
-                        last = Some((ms, ts.clone()));
-                    }
-                }
-            }
-            if let Some(l) = field(fields, b"level") {
-                *levels.entry(l.clone()).or_default() += 1;
-            }
-            if let Some(c) = field(fields, b"component") {
-                *comps.entry(c.clone()).or_default() += 1;
-            }
-            if let Some(t) = field(fields, b"template_id") {
-                templates.insert(t.clone());
-            }
-            true
-        })?;
-    }
-    let duration = match (&first, &last) {
-        (Some(f), Some(l)) => Some(l.0 - f.0),
-        _ => None,
-    };
-    let levels = ranked(levels);
-    let mut comps = ranked(comps);
-    comps.truncate(TOP_COMPONENTS);
-    let out = &mut *ctx.out;
-    out.map(8);
-    out.bulk(b"entries");
-    out.int(entries as i64);
-    for (k, v) in [(&b"first_ts"[..], &first), (b"last_ts", &last)] {
-        out.bulk(k);
-        match v {
-            Some((_, ts)) => out.bulk(ts),
-            None => out.null(),
-        }
-    }
-    out.bulk(b"duration_ms");
-    match duration {
-        Some(d) => out.int(d),
-        None => out.null(),
-    }
-    out.bulk(b"events_per_sec");
-    match duration {
-        Some(d) if d > 0 => out.double(entries as f64 * 1000.0 / d as f64),
-        _ => out.null(),
-    }
-    for (k, v) in [(&b"levels"[..], &levels), (b"top_components", &comps)] {
-        out.bulk(k);
-        out.map(v.len());
-        for (name, n) in v {
-            out.bulk(name);
-            out.int(*n as i64);
-        }
-    }
-    out.bulk(b"templates");
-    out.int(templates.len() as i64);
-    Ok(())
-}
-
-/// LOGPARSE TAIL <key> <n>
-///
-/// The last n entries, oldest first (as XRANGE replies).
-pub(super) fn tail(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let n = count_arg(&args[3])?;
-    let Some(s) = read_stream(ctx, &args[2])? else {
-        ctx.out.array(0);
-        return Ok(());
-    };
-    let mut v = {
-        let g = s.lock().map_err(storage_err)?;
-        g.range(0, u128::MAX, n, true).map_err(storage_err)?
-    };
-    v.reverse();
-    reply_entries(ctx, &v);
-    Ok(())
-}
-
-/// LOGPARSE TEMPLATES <key> [COUNT <n>]
-///
-/// The stream's mined templates, most frequent first (ties by id): each a
-/// map of `id`, `template` (`<*>` for variables) and `count`.
-pub(super) fn templates(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let mut count = usize::MAX;
-    let mut i = 3;
-    while i < args.len() {
-        let val = args.get(i + 1).ok_or_else(CmdError::syntax)?;
-        if is_kw(&args[i], "count") {
-            count = count_arg(val)?;
-        } else {
-            return Err(CmdError::syntax());
-        }
-        i += 2;
-    }
-    let Some(s) = read_stream(ctx, &args[2])? else {
-        ctx.out.array(0);
-        return Ok(());
-    };
-    let mut list: Vec<(u64, Vec<u8>, u64)> = match s.0.ingest.lock().as_deref() {
-        Some(st) => st
-            .ingestor
-            .miner()
-            .clusters()
-            .map(|(id, c)| (id, c.template(), c.size))
-            .collect(),
-        None => Vec::new(),
-    };
-    list.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
-    list.truncate(count);
-    let out = &mut *ctx.out;
-    out.array(list.len());
-    for (id, t, n) in list {
-        out.map(3);
-        out.bulk(b"id");
-        out.int(id as i64);
-        out.bulk(b"template");
-        out.bulk(&t);
-        out.bulk(b"count");
-        out.int(n as i64);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::stream::make_id;
-
-    #[test]
-    fn ts_ms_reads_iso() {
-        assert_eq!(ts_ms(b"1970-01-01T00:00:01.5"), Some(1500));
-        assert_eq!(ts_ms(b"1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(ts_ms(b"garbage"), None);
-    }
 
     #[test]
     fn ids_increase_when_time_goes_back() {

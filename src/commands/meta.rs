@@ -2515,6 +2515,11 @@ pub static META: &[(&str, CommandMeta)] = &[
                 arg("regex", T::String),
                 arg("level", T::String).token("LEVEL").flags(OPTIONAL),
                 arg("component", T::String).token("COMPONENT").flags(OPTIONAL),
+                arg("template", T::Integer).token("TEMPLATE").flags(OPTIONAL),
+                arg("field", T::Block).token("FIELD").flags(OPTIONAL | MULTIPLE | MULTIPLE_TOKEN).args(&[
+                    arg("name", T::String),
+                    arg("value", T::String),
+                ]),
                 arg("from", T::String).token("FROM").flags(OPTIONAL),
                 arg("to", T::String).token("TO").flags(OPTIONAL),
                 arg("count", T::Integer).token("COUNT").flags(OPTIONAL),
@@ -2566,6 +2571,8 @@ pub static META: &[(&str, CommandMeta)] = &[
                 arg("key", T::Key).key_spec(0),
                 arg("from", T::String).token("FROM").flags(OPTIONAL),
                 arg("to", T::String).token("TO").flags(OPTIONAL),
+                arg("by", T::String).token("BY").flags(OPTIONAL),
+                arg("bucket", T::Integer).token("BUCKET").flags(OPTIONAL),
             ],
             ..CommandMeta::EMPTY
         },
@@ -2579,6 +2586,11 @@ pub static META: &[(&str, CommandMeta)] = &[
             args: &[
                 arg("key", T::Key).key_spec(0),
                 arg("n", T::Integer),
+                arg("after", T::String).token("AFTER").flags(OPTIONAL),
+                arg("follow", T::Block).flags(OPTIONAL).args(&[
+                    arg("follow", T::PureToken).token("FOLLOW"),
+                    arg("milliseconds", T::Integer).token("BLOCK").flags(OPTIONAL),
+                ]),
             ],
             ..CommandMeta::EMPTY
         },

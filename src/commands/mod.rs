@@ -24,6 +24,7 @@ pub mod keys;
 pub mod lists;
 pub mod logingest;
 pub mod logparse;
+pub mod logquery;
 pub mod memory;
 pub mod meta;
 pub mod migrate;

@@ -269,8 +269,11 @@ pub fn serve_ready(shared: &Shared, ks: &mut Keyspace, wakes: &mut Vec<Wake>) {
             client.db = w.db;
             client.no_touch = w.no_touch;
             let mut out = Out::new(resp3);
+            // `resolve`: a blocking subcommand (LOGPARSE TAIL FOLLOW) runs
+            // its own handler.
             let Some(handler) = table()
-                .lookup(&args[0])
+                .resolve(&args)
+                .ok()
                 .and_then(|idx| table().entries[idx].cmd.handler)
             else {
                 ks.remove_waiter(id);

@@ -45,6 +45,7 @@ mod error;
 pub mod groups;
 pub mod id;
 pub mod idmap;
+pub mod logblock;
 mod state;
 
 pub use codec::{Meta, SegStat};
