@@ -16,6 +16,9 @@
 //! its constant shape; only a sign right before a `<*>` (not after a word)
 //! goes with it (`index:-5` and `index:7` are one event).
 //!
+//! URLs (`mask_urls`, run before `key=value` masking): a token holding
+//! `://` is one variable.
+//!
 //! Dates: a run of day or month names next to a `<*>` token (`Sun Jul
 //! <*>`, the numbers of the date masked already) becomes `<*>`s.
 //!
@@ -182,6 +185,45 @@ fn mask_date_names(s: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// `s` with each URL (a whitespace-separated token holding `://`) turned
+/// into `<*>`, the brackets or quotes before it and the punctuation after
+/// it kept (`(http://a/b?x=1),` → `(<*>),`); None when there is none.
+/// Runs before `key=value` masking, which would cut a URL at its `:`.
+pub fn mask_urls(s: &[u8]) -> Option<Vec<u8>> {
+    memchr::memmem::find(s, b"://")?;
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if is_sep(s[i]) {
+            out.push(s[i]);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < s.len() && !is_sep(s[i]) {
+            i += 1;
+        }
+        let tok = &s[start..i];
+        if memchr::memmem::find(tok, b"://").is_none() {
+            out.extend_from_slice(tok);
+            continue;
+        }
+        let lead = tok
+            .iter()
+            .take_while(|&&b| matches!(b, b'(' | b'[' | b'"' | b'\''))
+            .count();
+        let trail = tok[lead..]
+            .iter()
+            .rev()
+            .take_while(|&&b| matches!(b, b':' | b',' | b';' | b'.' | b')' | b']' | b'"' | b'\''))
+            .count();
+        out.extend_from_slice(&tok[..lead]);
+        out.extend_from_slice(WILDCARD);
+        out.extend_from_slice(&tok[tok.len() - trail..]);
+    }
+    Some(out)
+}
+
 /// `s` without the `-` / `+` right before each `<*>` that does not follow
 /// a word byte; None when there is none.
 fn absorb_signs(s: &[u8]) -> Option<Vec<u8>> {
@@ -278,5 +320,16 @@ mod tests {
         );
         assert_eq!(m("on Monday, <*> ok"), "on <*> <*> ok");
         assert_eq!(m("Sun Jul"), "Sun Jul");
+    }
+
+    #[test]
+    fn urls() {
+        let u = |s: &str| super::mask_urls(s.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(u("no url: a/b"), None);
+        assert_eq!(
+            u("get (http://a.b/c?x=1), then x-coredata://DB05/p11: ok"),
+            Some("get (<*>), then <*>: ok".into())
+        );
+        assert_eq!(u("\"https://x\"."), Some("\"<*>\".".into()));
     }
 }

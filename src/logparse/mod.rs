@@ -24,7 +24,8 @@
 //!
 //! ```text
 //! line ─► Format::parse ─► Record { fields, ts, level, component, content }
-//!      ─► Format::mask(content) ─► mask_assigned_values
+//!      ─► Format::mask(content) ─► classify::mask_urls (typed miner only)
+//!      ─► mask_assigned_values
 //!      ─► classify::mask_variables (typed miner only) ─► miner::tokenize
 //!      ─► runs of `<*>` tokens collapsed ─► Miner::learn ─► template id
 //! ```
@@ -229,12 +230,17 @@ impl Ingestor {
             Cow::Borrowed(c) => format.mask(c),
             Cow::Owned(c) => Cow::Owned(format.mask(c).into_owned()),
         };
+        // The miner's kind, not the format's: a persisted state keeps the
+        // miner it was made with.
+        let typed = self.miner.config().kind == MinerKind::Typed;
+        let masked = match typed.then(|| classify::mask_urls(&masked)).flatten() {
+            Some(v) => Cow::Owned(v),
+            None => masked,
+        };
         let masked = match mask_assigned_values(&masked) {
             Some(v) => Cow::Owned(v),
             None => masked,
         };
-        // The miner's kind, not the format's: a persisted state keeps the
-        // miner it was made with.
         let masked = match self.miner.config().kind {
             MinerKind::Drain => masked,
             MinerKind::Typed => match classify::mask_variables(&masked) {
