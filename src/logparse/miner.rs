@@ -304,13 +304,69 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// A boolean word (`true`, `No`, `enabled`, ...) once the brackets,
+/// quotes and punctuation around it are cut, lower-cased.
+fn boolean_word(t: &[u8]) -> Option<Vec<u8>> {
+    let edge = |b: &u8| b"'\"(),.;:[]{}".contains(b);
+    let start = t.iter().position(|b| !edge(b))?;
+    let end = t.len() - t.iter().rev().position(|b| !edge(b))?;
+    let w = t[start..end].to_ascii_lowercase();
+    const BOOLEANS: [&[u8]; 10] = [
+        b"true",
+        b"false",
+        b"yes",
+        b"no",
+        b"on",
+        b"off",
+        b"enabled",
+        b"disabled",
+        b"enable",
+        b"disable",
+    ];
+    BOOLEANS.contains(&w.as_slice()).then_some(w)
+}
+
+/// `key=value` with an alphabetic value (`user=root`, `state=idle`), as
+/// (key, value); trailing `,` / `;` ignored.
+fn keyword_setting(t: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = t.len()
+        - t.iter()
+            .rev()
+            .take_while(|&&b| b == b',' || b == b';')
+            .count();
+    let t = &t[..end];
+    let eq = t.iter().position(|&b| b == b'=')?;
+    let (key, value) = (&t[..eq], &t[eq + 1..]);
+    let key_ok = key
+        .first()
+        .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_')
+        && key
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    let value_ok = !value.is_empty() && value.iter().all(u8::is_ascii_alphabetic);
+    (key_ok && value_ok).then_some((key, value))
+}
+
 /// Whether template constant `a` and token `b` name two different
-/// constants of an enumeration: both upper-case words (`is_enum_word`), or
-/// the same qualified name but for a last part in upper snake case
-/// (`android.intent.action.SCREEN_ON` / `...TIME_TICK`, Java's constants).
+/// constants, which the typed miner never merges into one `<*>`: two
+/// upper-case words (`is_enum_word`); the same qualified name but for a
+/// last part in upper snake case (`android.intent.action.SCREEN_ON` /
+/// `...TIME_TICK`, Java's constants); two different booleans (`true` /
+/// `false`, `On` / `Off`); or the same key set to two different words
+/// (`user=root` / `user=guest`: a setting, not a measurement).
 fn enum_conflict(a: &[u8], b: &[u8]) -> bool {
     if is_enum_word(a) && is_enum_word(b) {
         return true;
+    }
+    if let (Some(x), Some(y)) = (boolean_word(a), boolean_word(b)) {
+        if x != y {
+            return true;
+        }
+    }
+    if let (Some((ka, va)), Some((kb, vb))) = (keyword_setting(a), keyword_setting(b)) {
+        if ka == kb && va != vb {
+            return true;
+        }
     }
     let n = a.len().min(b.len());
     // The common prefix and suffix, cut back to whole words.
@@ -1051,6 +1107,14 @@ mod tests {
         assert_eq!(learn(&mut t, "got x.y.TIME_TICK, ok").id, 4);
         assert_eq!(learn(&mut t, "got x.y.Other, ok").id, 3);
         assert_eq!(learn(&mut t, "got x.z.TIME_TICK, ok").id, 3);
+        // Booleans and key=word settings are constants too.
+        assert_eq!(learn(&mut t, "down true canceled false").id, 5);
+        assert_eq!(learn(&mut t, "down (False) canceled false").id, 6);
+        assert_eq!(learn(&mut t, "down TRUE, canceled false").id, 5);
+        assert_eq!(learn(&mut t, "login user=root, from x").id, 7);
+        assert_eq!(learn(&mut t, "login user=guest, from x").id, 8);
+        assert_eq!(learn(&mut t, "login uid=guest, from x").id, 7);
+        assert_eq!(learn(&mut t, "login user=<*>, from x").id, 7);
         assert_eq!(m.cluster(1).unwrap().template(), b"a <*>: <*> <*>");
         assert_eq!(t.cluster(1).unwrap().template(), b"state a b c <*>");
     }
