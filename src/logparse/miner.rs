@@ -304,13 +304,9 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// A boolean word (`true`, `No`, `enabled`, ...) once the brackets,
-/// quotes and punctuation around it are cut, lower-cased.
-fn boolean_word(t: &[u8]) -> Option<Vec<u8>> {
-    let edge = |b: &u8| b"'\"(),.;:[]{}".contains(b);
-    let start = t.iter().position(|b| !edge(b))?;
-    let end = t.len() - t.iter().rev().position(|b| !edge(b))?;
-    let w = t[start..end].to_ascii_lowercase();
+/// Which boolean word (`true`, `No`, `enabled`, ...) `t` is once the
+/// brackets, quotes and punctuation around it are cut, in any case.
+fn boolean_word(t: &[u8]) -> Option<usize> {
     const BOOLEANS: [&[u8]; 10] = [
         b"true",
         b"false",
@@ -323,7 +319,11 @@ fn boolean_word(t: &[u8]) -> Option<Vec<u8>> {
         b"enable",
         b"disable",
     ];
-    BOOLEANS.contains(&w.as_slice()).then_some(w)
+    let edge = |b: &u8| b"'\"(),.;:[]{}".contains(b);
+    let start = t.iter().position(|b| !edge(b))?;
+    let end = t.len() - t.iter().rev().position(|b| !edge(b))?;
+    let w = &t[start..end];
+    BOOLEANS.iter().position(|b| b.eq_ignore_ascii_case(w))
 }
 
 /// `key=value` with an alphabetic value (`user=root`, `state=idle`), as
