@@ -494,6 +494,7 @@ fn miner_state(cfg: (f64, u32, u32), lines: &[String]) -> Vec<u8> {
         similarity: cfg.0,
         depth: cfg.1,
         children_max: cfg.2,
+        ..MinerConfig::default()
     });
     let mut toks = Vec::new();
     for l in lines {

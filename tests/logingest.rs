@@ -208,7 +208,9 @@ async fn ingest_and_queries_resp2_resp3() {
             &bulk(b"id"),
             b":2\r\n",
             &bulk(b"template"),
-            &bulk(b"BLOCK* NameSystem.addStoredBlock: blockMap updated: <*> is added to <*> size 67108864"),
+            &bulk(
+                b"BLOCK* NameSystem.addStoredBlock: blockMap updated: <*> is added to <*> size <*>",
+            ),
             &bulk(b"count"),
             b":1\r\n",
         ]),

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::loghub::{csv_rows, grouping_accuracy, loghub};
+use common::loghub::{csv_rows, grouping_accuracy, loghub, mine, SYSTEMS};
 use common::{bulk, client, resp, resp3, start_in, start_with, temp_dir, Raw};
-use redlog::logparse::{lines, Ingestor, Registry};
+use redlog::logparse::{lines, Ingestor, MinerKind, Registry};
 use std::time::Duration;
 
 const HDFS_LINE: &str = "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating";
@@ -42,7 +42,8 @@ fn hdfs_reply(resp3: bool) -> Vec<u8> {
                 "PacketResponder 1 for block blk_38865049064139660 terminating",
             ),
             ("template_id", "1"),
-            ("template", "PacketResponder 1 for block <*> terminating"),
+            // The default (typed) miner masks number-like words itself.
+            ("template", "PacketResponder <*> for block <*> terminating"),
         ],
     )
 }
@@ -62,7 +63,7 @@ async fn parse_builtin_resp2_and_resp3() {
         &[b"logparse", b"parse", b"hdfs", HDFS_LINE.as_bytes()],
         &hdfs_reply(true),
     );
-    // A second line of the same event generalises the template.
+    // A second line of the same event joins its template.
     let line2 = "081109 203807 222 INFO dfs.DataNode$PacketResponder: PacketResponder 0 for block blk_-6952295868487656571 terminating\r\n";
     let mut expected = pairs(
         false,
@@ -129,7 +130,7 @@ async fn parse_builtin_resp2_and_resp3() {
             ("ts", "2015-05-17T08:05:32+02:00"),
             ("content", "GET /downloads/product_1 HTTP/1.1"),
             ("template_id", "1"),
-            ("template", "GET /downloads/product_1 HTTP/<*>.<*>"),
+            ("template", "GET /<*> HTTP/<*>.<*>"),
         ],
     );
     r.check(
@@ -301,7 +302,7 @@ async fn format_set_get_list_del() {
         b"+OK\r\n",
     )
     .await;
-    let mut expected = b"*18\r\n".to_vec();
+    let mut expected = b"*20\r\n".to_vec();
     for part in [
         &bulk(b"name")[..],
         &bulk(b"apache_err"),
@@ -317,6 +318,8 @@ async fn format_set_get_list_del() {
         &bulk(b"0.59999999999999998"),
         &bulk(b"depth"),
         b":5\r\n",
+        &bulk(b"miner"),
+        &bulk(b"typed"),
         &bulk(b"time"),
         b"*2\r\n",
         &bulk(b"<Time>"),
@@ -395,6 +398,11 @@ async fn format_set_get_list_del() {
             b"-ERR SIMILARITY must be a number between 0 and 1\r\n",
         ),
         (set(&[b"MASK"]), b"-ERR syntax error\r\n"),
+        (set(&[b"MINER"]), b"-ERR syntax error\r\n"),
+        (
+            set(&[b"MINER", b"brain"]),
+            b"-ERR MINER must be DRAIN or TYPED\r\n",
+        ),
         (set(&[b"BOGUS", b"1"]), b"-ERR syntax error\r\n"),
         (
             set(&[b"TZ", b"Mars/Base"]),
@@ -449,12 +457,54 @@ async fn format_set_get_list_del() {
         b":0\r\n",
     )
     .await;
+    // MINER DRAIN mines as logparser's Drain: a number stays in the
+    // template until a line differs there; the default (typed) miner masks
+    // it from the first line.
+    let line = "PacketResponder 1 for block x terminating";
+    for (name, miner, template) in [
+        (
+            &b"d"[..],
+            &b"DRAIN"[..],
+            "PacketResponder 1 for block x terminating",
+        ),
+        (
+            b"t",
+            b"typed",
+            "PacketResponder <*> for block x terminating",
+        ),
+    ] {
+        r.check(
+            &resp(&[
+                b"LOGPARSE",
+                b"FORMAT",
+                b"SET",
+                name,
+                b"<Content>",
+                b"MINER",
+                miner,
+            ]),
+            b"+OK\r\n",
+        )
+        .await;
+        r.check(
+            &resp(&[b"LOGPARSE", b"PARSE", name, line.as_bytes()]),
+            &pairs(
+                false,
+                &[
+                    ("content", line),
+                    ("template_id", "1"),
+                    ("template", template),
+                ],
+            ),
+        )
+        .await;
+    }
     // HELP: status lines, first and last as Redis's addReplyHelp writes them.
     r.send(&resp(&[b"LOGPARSE", b"HELP"])).await;
     let got = r.read_exact_len(80).await;
     assert!(
         got.starts_with(
-            b"*42\r\n+LOGPARSE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"
+            b"*44\r\n+LOGPARSE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"
         ),
         "{}",
         String::from_utf8_lossy(&got)
@@ -549,6 +599,22 @@ async fn formats_and_template_ids_survive_restart_and_base() {
     .unwrap();
     cmd(
         &mut c,
+        &[
+            b"LOGPARSE",
+            b"FORMAT",
+            b"SET",
+            b"drained",
+            b"<Date> <Time> <Pid> <Level> <Component>: <Content>",
+            b"MASK",
+            br"blk_-?\d+",
+            b"MINER",
+            b"drain",
+        ],
+    )
+    .await
+    .unwrap();
+    cmd(
+        &mut c,
         &[b"LOGPARSE", b"FORMAT", b"SET", b"gone", b"<A> <Content>"],
     )
     .await
@@ -557,6 +623,11 @@ async fn formats_and_template_ids_survive_restart_and_base() {
         .await
         .unwrap();
     let mine_before = parse_ids(&mut c, "mine", &sample[..100]).await;
+    let drained_before = parse_ids(&mut c, "drained", &sample[..100]).await;
+    let drained_get = cmd(&mut c, &[b"LOGPARSE", b"FORMAT", b"GET", b"drained"])
+        .await
+        .unwrap();
+    assert!(format!("{drained_get:?}").contains("drain"));
     assert_eq!(
         parse_ids(&mut c, "hdfs", &sample[..100]).await,
         reference[..100]
@@ -585,6 +656,16 @@ async fn formats_and_template_ids_survive_restart_and_base() {
     );
     // The same lines get the same ids after a restart.
     assert_eq!(parse_ids(&mut c, "mine", &sample[..100]).await, mine_before);
+    assert_eq!(
+        cmd(&mut c, &[b"LOGPARSE", b"FORMAT", b"GET", b"drained"])
+            .await
+            .unwrap(),
+        drained_get
+    );
+    assert_eq!(
+        parse_ids(&mut c, "drained", &sample[..100]).await,
+        drained_before
+    );
     // A base snapshot (compaction) carries formats and miner states.
     let r: String = redis::cmd("SAVE").query_async(&mut c).await.unwrap();
     assert_eq!(r, "OK");
@@ -608,6 +689,16 @@ async fn formats_and_template_ids_survive_restart_and_base() {
         reference[250..300]
     );
     assert_eq!(parse_ids(&mut c, "mine", &sample[..100]).await, mine_before);
+    assert_eq!(
+        cmd(&mut c, &[b"LOGPARSE", b"FORMAT", b"GET", b"drained"])
+            .await
+            .unwrap(),
+        drained_get
+    );
+    assert_eq!(
+        parse_ids(&mut c, "drained", &sample[..100]).await,
+        drained_before
+    );
     // FLUSHALL removes keys, not formats.
     let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
     assert!(cmd(&mut c, &[b"LOGPARSE", b"FORMAT", b"GET", b"mine"])
@@ -712,22 +803,11 @@ async fn bad_input_is_parsed_or_refused() {
 
 // ---- grouping accuracy on Loghub 2k (GA, as logparser's evaluator) ----
 
-fn ga(dataset: &str, format: &str) -> f64 {
-    let log = loghub(&format!("{dataset}_2k.log"));
+fn ga(dataset: &str, format: &str, kind: MinerKind) -> f64 {
+    let (truth, ids, ing) = mine(dataset, format, kind);
     let rows = csv_rows(&loghub(&format!("{dataset}_2k.log_structured.csv")));
     let header = &rows[0];
     let col = header.iter().position(|h| h == "EventId").unwrap();
-    let truth: Vec<String> = rows[1..].iter().map(|r| r[col].clone()).collect();
-    let (f, _) = Registry::new().format(format.as_bytes()).unwrap();
-    let mut ing = Ingestor::new(f);
-    let mut ids = Vec::new();
-    for line in lines(&log) {
-        let p = ing
-            .parse(line, 2024)
-            .unwrap_or_else(|e| panic!("{dataset}: {e}: {line:?}"));
-        ids.push(p.learned.unwrap().id);
-    }
-    assert_eq!(ids.len(), truth.len(), "{dataset} line count");
     let a = grouping_accuracy(&truth, &ids);
     if std::env::var_os("LOGPARSE_GA_DEBUG").is_some() {
         use std::collections::BTreeMap;
@@ -767,21 +847,61 @@ fn ga(dataset: &str, format: &str) -> f64 {
             }
         }
     }
-    eprintln!("GA {dataset}: {a:.4} ({} templates)", ing.miner().len());
+    eprintln!(
+        "GA {dataset} {}: {a:.4} ({} templates)",
+        kind.name(),
+        ing.miner().len()
+    );
     a
+}
+
+/// MINER DRAIN with Loghub's published Drain settings gives Drain's
+/// grouping accuracy (logparser's benchmark, and above it on HDFS, Hadoop,
+/// BGL and HealthApp: the `key=value` masking and `<*>` runs; see
+/// `logparse`'s module doc); the default (typed) miner gives exactly these
+/// figures (deterministic), at least Drain's on every system.
+#[test]
+fn grouping_accuracy_drain_and_typed() {
+    let expected: [(&str, f64, f64); 11] = [
+        ("HDFS", 1.0, 1.0),
+        ("Hadoop", 0.963, 0.9915),
+        ("Spark", 0.92, 0.92),
+        ("Zookeeper", 0.9665, 0.9725),
+        ("BGL", 0.965, 0.9685),
+        ("HPC", 0.887, 0.932),
+        ("Thunderbird", 0.955, 0.958),
+        ("Linux", 0.69, 0.876),
+        ("Android", 0.911, 0.9415),
+        ("HealthApp", 0.9005, 0.998),
+        ("Mac", 0.7985, 0.906),
+    ];
+    let mut got = Vec::new();
+    for ((dataset, format), (name, _, _)) in SYSTEMS.iter().zip(&expected) {
+        assert_eq!(dataset, name);
+        let drain = ga(dataset, format, MinerKind::Drain);
+        let typed = ga(dataset, format, MinerKind::Typed);
+        assert!(typed >= drain, "{dataset}: typed {typed} < Drain {drain}");
+        got.push((*dataset, drain, typed));
+    }
+    let round = |v: f64| (v * 10_000.0).round() / 10_000.0;
+    let got: Vec<_> = got
+        .into_iter()
+        .map(|(d, a, b)| (d, round(a), round(b)))
+        .collect();
+    assert_eq!(got, expected);
 }
 
 #[test]
 fn grouping_accuracy_hdfs() {
-    assert!(ga("HDFS", "hdfs") >= 0.998);
+    assert!(ga("HDFS", "hdfs", MinerKind::Drain) >= 0.998);
 }
 
 #[test]
 fn grouping_accuracy_bgl() {
-    assert!(ga("BGL", "bgl") >= 0.963);
+    assert!(ga("BGL", "bgl", MinerKind::Drain) >= 0.963);
 }
 
 #[test]
 fn grouping_accuracy_hadoop() {
-    assert!(ga("Hadoop", "hadoop") >= 0.948);
+    assert!(ga("Hadoop", "hadoop", MinerKind::Drain) >= 0.948);
 }

@@ -157,12 +157,14 @@ fn help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         "LOGPARSE",
         &[
             "FORMAT SET <name> <log_format> [MASK <regex>]... [SIMILARITY <0..1>] [DEPTH <n>]",
-            "           [TIME <field-template> <strftime>] [TZ <zone>]",
+            "           [MINER TYPED|DRAIN] [TIME <field-template> <strftime>] [TZ <zone>]",
             "           [TIMEKEY|LEVELKEY|MESSAGEKEY|COMPONENTKEY <key>]",
             "    Define a format in logparser notation, e.g. '<Date> <Time> <Level> <Component>: <Content>'",
             "    (<Field> is a field, <Content> the rest of the line, a space matches one or more",
             "    spaces), or 'syslog', 'logfmt' or 'json'. MASK regexes mark variables before",
-            "    template mining; SIMILARITY and DEPTH tune the miner; TIME builds the timestamp,",
+            "    template mining; SIMILARITY and DEPTH tune the miner; MINER DRAIN mines as",
+            "    logparser's Drain (the default, TYPED, also masks number-like words first);",
+            "    TIME builds the timestamp,",
             "    e.g. TIME \"<Date> <Time>\" \"%y%m%d %H%M%S\"; TZ is an IANA zone, UTC or +hh:mm.",
             "FORMAT GET <name>",
             "    Show a format's definition.",
@@ -257,7 +259,7 @@ fn format(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// LOGPARSE FORMAT SET <name> <log_format> [MASK <regex>]... [SIMILARITY <0..1>]
-/// [DEPTH <n>] [TIME <field-template> <strftime>] [TZ <zone>]
+/// [DEPTH <n>] [MINER TYPED|DRAIN] [TIME <field-template> <strftime>] [TZ <zone>]
 /// [TIMEKEY|LEVELKEY|MESSAGEKEY|COMPONENTKEY <key>]
 fn format_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() < 5 {
@@ -291,6 +293,10 @@ fn format_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                         logparse::miner::DEPTH_MAX
                     ))
                 })?;
+            i += 2;
+        } else if is_kw(opt, "miner") {
+            spec.miner = logparse::MinerKind::from_name(val(1)?)
+                .ok_or_else(|| CmdError::new("ERR MINER must be DRAIN or TYPED"))?;
             i += 2;
         } else if is_kw(opt, "time") {
             spec.time = Some((text_arg(val(1)?, "TIME")?, text_arg(val(2)?, "TIME")?));
@@ -339,7 +345,7 @@ fn format_get(ctx: &mut Ctx, name: &[u8]) -> CmdResult {
     ];
     let set_keys = keys.iter().filter(|(_, v)| v.is_some()).count();
     let out = &mut *ctx.out;
-    out.map(9 + set_keys);
+    out.map(10 + set_keys);
     out.bulk(b"name");
     out.bulk(name);
     out.bulk(b"builtin");
@@ -355,6 +361,8 @@ fn format_get(ctx: &mut Ctx, name: &[u8]) -> CmdResult {
     out.bulk(crate::protocol::format_double(s.similarity).as_bytes());
     out.bulk(b"depth");
     out.int(i64::from(s.depth));
+    out.bulk(b"miner");
+    out.bulk(s.miner.name().as_bytes());
     out.bulk(b"time");
     match &s.time {
         Some((t, f)) => {

@@ -21,6 +21,7 @@
 //! stall the server. Patterns with real regex syntax always use `regex`.
 
 use super::mask::FastMask;
+use super::miner::MinerKind;
 use super::pattern::{split_notation, Pattern};
 use super::syntax::{compile_regex, is_ws};
 pub use super::syntax::{Keys, FIELDS_MAX};
@@ -47,6 +48,10 @@ pub struct FormatSpec {
     pub time: Option<(String, String)>,
     pub tz: Option<String>,
     pub keys: Keys,
+    /// The template miner: the typed miner unless `MINER DRAIN` asks for
+    /// logparser's Drain. Specs persisted before miners had a kind decode
+    /// as Drain, the miner they were mined with.
+    pub miner: MinerKind,
 }
 
 impl FormatSpec {
@@ -60,20 +65,25 @@ impl FormatSpec {
             time: None,
             tz: None,
             keys: Keys::default(),
+            miner: MinerKind::default(),
         }
     }
 
     /// Encodes the spec (the WAL's `LOGFORMAT_SET` body):
     ///
     /// ```text
-    /// spec = u8 version(=1) | str log_format | u32 n | str mask{n}
+    /// spec = u8 version(=1 Drain, 2 otherwise) | str log_format | u32 n | str mask{n}
     ///        | u64 similarity(f64 bits) | u32 depth
     ///        | opt(str template | str strftime) | opt(str tz)
     ///        | opt(str) time_key | opt(str) level_key | opt(str) message_key
     ///        | opt(str) component_key
+    ///        | [u8 miner, version 2 only: 1 typed]
     /// opt(x) = u8 0 | u8 1 x
     /// str  = u32 len | u8{len} (UTF-8)
     /// ```
+    ///
+    /// A `MINER DRAIN` spec is version 1, byte for byte what servers wrote
+    /// before miners had a kind; version 1 decodes as Drain.
     pub fn encode(&self, out: &mut Vec<u8>) {
         fn s(out: &mut Vec<u8>, v: &str) {
             out.extend_from_slice(&(v.len() as u32).to_le_bytes());
@@ -88,7 +98,8 @@ impl FormatSpec {
                 }
             }
         }
-        out.push(1);
+        let drain = self.miner == MinerKind::Drain;
+        out.push(if drain { 1 } else { 2 });
         s(out, &self.log_format);
         out.extend_from_slice(&(self.masks.len() as u32).to_le_bytes());
         for m in &self.masks {
@@ -109,6 +120,9 @@ impl FormatSpec {
         opt(out, &self.keys.level);
         opt(out, &self.keys.message);
         opt(out, &self.keys.component);
+        if !drain {
+            out.push(self.miner.code());
+        }
     }
 
     /// Decodes `encode`'s output, consuming it from `r`.
@@ -124,7 +138,8 @@ impl FormatSpec {
                 None
             })
         }
-        if r.u8()? != 1 {
+        let version = r.u8()?;
+        if version != 1 && version != 2 {
             return Err(Malformed("unknown format spec version"));
         }
         let log_format = s(r)?;
@@ -148,19 +163,30 @@ impl FormatSpec {
         } else {
             None
         };
+        let tz = opt(r)?;
+        let keys = Keys {
+            time: opt(r)?,
+            level: opt(r)?,
+            message: opt(r)?,
+            component: opt(r)?,
+        };
+        let miner = if version == 1 {
+            MinerKind::Drain
+        } else {
+            match MinerKind::from_code(r.u8()?) {
+                Some(k) if k != MinerKind::Drain => k,
+                _ => return Err(Malformed("bad miner in format spec")),
+            }
+        };
         Ok(FormatSpec {
             log_format,
             masks,
             similarity,
             depth,
             time,
-            tz: opt(r)?,
-            keys: Keys {
-                time: opt(r)?,
-                level: opt(r)?,
-                message: opt(r)?,
-                component: opt(r)?,
-            },
+            tz,
+            keys,
+            miner,
         })
     }
 }
@@ -802,6 +828,21 @@ mod tests {
         for cut in 0..buf.len() {
             assert!(FormatSpec::decode(&mut Reader::new(&buf[..cut])).is_err());
         }
+        // The typed miner (the default) is version 2 with the miner byte
+        // last; MINER DRAIN is version 1 without it, as specs were before
+        // miners had a kind, and version 1 decodes as Drain.
+        assert_eq!(s.miner, MinerKind::Typed);
+        assert_eq!((buf[0], buf[buf.len() - 1]), (2, 1));
+        let mut d = s.clone();
+        d.miner = MinerKind::Drain;
+        let mut v1 = Vec::new();
+        d.encode(&mut v1);
+        assert_eq!(v1[0], 1);
+        assert_eq!(&v1[1..], &buf[1..buf.len() - 1]);
+        assert_eq!(FormatSpec::decode(&mut Reader::new(&v1)), Ok(d));
+        let mut bad = buf.clone();
+        *bad.last_mut().unwrap() = 0;
+        assert!(FormatSpec::decode(&mut Reader::new(&bad)).is_err());
         // A damaged similarity (NaN, out of 0..=1) is refused: the server
         // logs only specs that compiled (found by wal_unit_mutated).
         for bad in [f64::NAN, -0.5, 1.5, f64::INFINITY] {

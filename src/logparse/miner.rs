@@ -2,6 +2,10 @@
 //! Online Log Parsing Approach with Fixed Depth Tree", ICWS 2017), with the
 //! exact decisions of logparser's reference implementation, so the
 //! Loghub benchmark settings (similarity `st`, `depth`) mean the same here.
+//! That is `MinerKind::Drain`; `MinerKind::Typed` (the default) is the same
+//! tree with another similarity (`typed_dist`: positions that carry no
+//! information left out, different enumeration constants never merged),
+//! mining tokens its preprocessing classified (`logparse::classify`).
 //!
 //! A message is a sequence of tokens (its masked content split on
 //! whitespace). The prefix tree routes it in fixed depth: first by its token
@@ -86,9 +90,53 @@ pub const TEMPLATE_BYTES_MAX: usize = 64 << 20;
 pub const DEPTH_MIN: u32 = 3;
 pub const DEPTH_MAX: u32 = 16;
 
-/// State layout written by `encode`; `decode` also reads version 1 (no
-/// generation).
+/// State layout written by `encode` for a Drain miner; `decode` also
+/// reads version 1 (no generation).
 const STATE_VERSION: u8 = 2;
+/// State layout of a typed miner: version 2 with the kind byte.
+const STATE_VERSION_KIND: u8 = 3;
+
+/// Which miner: `Drain` is logparser's Drain exactly (what formats defined
+/// before miners had a kind use); `Typed` is the default (module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MinerKind {
+    Drain,
+    #[default]
+    Typed,
+}
+
+impl MinerKind {
+    /// The name `LOGPARSE FORMAT SET ... MINER` takes and `FORMAT GET` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            MinerKind::Drain => "drain",
+            MinerKind::Typed => "typed",
+        }
+    }
+
+    /// The kind named `name` (case-insensitive).
+    pub fn from_name(name: &[u8]) -> Option<MinerKind> {
+        [MinerKind::Drain, MinerKind::Typed]
+            .into_iter()
+            .find(|k| name.eq_ignore_ascii_case(k.name().as_bytes()))
+    }
+
+    /// The byte persisted states and specs use.
+    pub fn code(self) -> u8 {
+        match self {
+            MinerKind::Drain => 0,
+            MinerKind::Typed => 1,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<MinerKind> {
+        match c {
+            0 => Some(MinerKind::Drain),
+            1 => Some(MinerKind::Typed),
+            _ => None,
+        }
+    }
+}
 
 /// Miner settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -98,6 +146,7 @@ pub struct MinerConfig {
     /// Tree depth as logparser counts it (root and leaf included).
     pub depth: u32,
     pub children_max: u32,
+    pub kind: MinerKind,
 }
 
 impl Default for MinerConfig {
@@ -107,6 +156,7 @@ impl Default for MinerConfig {
             similarity: 0.4,
             depth: 4,
             children_max: CHILDREN_MAX_DEFAULT,
+            kind: MinerKind::Drain,
         }
     }
 }
@@ -177,13 +227,19 @@ fn has_digit(t: &[u8]) -> bool {
     t.iter().any(u8::is_ascii_digit)
 }
 
-/// A token's hash for `seq_dist`: 0 for the wildcard, odd otherwise.
+/// A token's hash for `seq_dist`: 0 for the wildcard, even for a token
+/// holding a wildcard (`<*>:`, `AirPort_<*>`), odd otherwise.
 fn token_hash(t: &[u8]) -> u64 {
     use std::hash::BuildHasher;
     if t == WILDCARD {
         return 0;
     }
-    foldhash::fast::FixedState::with_seed(0x5eed).hash_one(t) | 1
+    let h = foldhash::fast::FixedState::with_seed(0x5eed).hash_one(t);
+    if memchr::memmem::find(t, WILDCARD).is_some() {
+        (h & !1).max(2)
+    } else {
+        h | 1
+    }
 }
 
 /// Fewest positions equal out of `len` whose share reaches `floor`,
@@ -226,6 +282,147 @@ fn seq_dist(c: &Cluster, tokens: &[&[u8]], hashes: &[u64], need: usize) -> Optio
         }
     }
     Some((same as f64 / len as f64, params))
+}
+
+/// An upper-case word (`LOOKING`, `TIME_WAIT`, `YES`): an enumeration's
+/// value (a state, a level, a flag), which the typed miner takes for a
+/// constant.
+fn is_enum_word(t: &[u8]) -> bool {
+    t.len() >= 2
+        && t[0].is_ascii_uppercase()
+        && t[1..].iter().all(|&b| b.is_ascii_uppercase() || b == b'_')
+}
+
+/// A constant's name in upper snake case (`SCREEN_ON`, `TIME_TICK`).
+fn is_snake_constant(t: &[u8]) -> bool {
+    t.contains(&b'_')
+        && t.split(|&b| b == b'_')
+            .all(|w| !w.is_empty() && w.iter().all(u8::is_ascii_uppercase))
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Which boolean word (`true`, `No`, `enabled`, ...) `t` is once the
+/// brackets, quotes and punctuation around it are cut, in any case.
+fn boolean_word(t: &[u8]) -> Option<usize> {
+    const BOOLEANS: [&[u8]; 10] = [
+        b"true",
+        b"false",
+        b"yes",
+        b"no",
+        b"on",
+        b"off",
+        b"enabled",
+        b"disabled",
+        b"enable",
+        b"disable",
+    ];
+    let edge = |b: &u8| b"'\"(),.;:[]{}".contains(b);
+    let start = t.iter().position(|b| !edge(b))?;
+    let end = t.len() - t.iter().rev().position(|b| !edge(b))?;
+    let w = &t[start..end];
+    BOOLEANS.iter().position(|b| b.eq_ignore_ascii_case(w))
+}
+
+/// `key=value` with an alphabetic value (`user=root`, `state=idle`), as
+/// (key, value); trailing `,` / `;` ignored.
+fn keyword_setting(t: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = t.len()
+        - t.iter()
+            .rev()
+            .take_while(|&&b| b == b',' || b == b';')
+            .count();
+    let t = &t[..end];
+    let eq = t.iter().position(|&b| b == b'=')?;
+    let (key, value) = (&t[..eq], &t[eq + 1..]);
+    let key_ok = key
+        .first()
+        .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_')
+        && key
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    let value_ok = !value.is_empty() && value.iter().all(u8::is_ascii_alphabetic);
+    (key_ok && value_ok).then_some((key, value))
+}
+
+/// Whether template constant `a` and token `b` name two different
+/// constants, which the typed miner never merges into one `<*>`: two
+/// upper-case words (`is_enum_word`); the same qualified name but for a
+/// last part in upper snake case (`android.intent.action.SCREEN_ON` /
+/// `...TIME_TICK`, Java's constants); two different booleans (`true` /
+/// `false`, `On` / `Off`); or the same key set to two different words
+/// (`user=root` / `user=guest`: a setting, not a measurement).
+fn enum_conflict(a: &[u8], b: &[u8]) -> bool {
+    if is_enum_word(a) && is_enum_word(b) {
+        return true;
+    }
+    if let (Some(x), Some(y)) = (boolean_word(a), boolean_word(b)) {
+        if x != y {
+            return true;
+        }
+    }
+    if let (Some((ka, va)), Some((kb, vb))) = (keyword_setting(a), keyword_setting(b)) {
+        if ka == kb && va != vb {
+            return true;
+        }
+    }
+    let n = a.len().min(b.len());
+    // The common prefix and suffix, cut back to whole words.
+    let mut p = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    while p > 0 && is_word_byte(a[p - 1]) {
+        p -= 1;
+    }
+    if p == 0 || a[p - 1] != b'.' {
+        return false;
+    }
+    let mut s = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take(n - p)
+        .take_while(|(x, y)| x == y)
+        .count();
+    while s > 0 && is_word_byte(a[a.len() - s]) {
+        s -= 1;
+    }
+    is_snake_constant(&a[p..a.len() - s]) && is_snake_constant(&b[p..b.len() - s])
+}
+
+/// The typed miner's similarity: the share of the template's positions
+/// equal to the message, over the positions that hold information: a
+/// wildcard in both, or the same token holding a wildcard (`<*>:`), says
+/// nothing about whether two lines are one event, so it counts on neither
+/// side (in Drain, the variables the masks turned into `<*>` would have
+/// differed, so each counted as a mismatch). A template wildcard facing a
+/// constant counts as a mismatch, as in Drain. Second: the number of
+/// template wildcards (ties go to more). None when a template constant and
+/// the message's token name different constants (`enum_conflict`:
+/// `LOOKING` and `LEADING` are two events, never one `<*>`).
+fn typed_dist(c: &Cluster, tokens: &[&[u8]], hashes: &[u64]) -> Option<(f64, usize)> {
+    let mut same = 0usize;
+    let mut params = 0usize;
+    let mut void = 0usize;
+    for (i, (&th, &mh)) in c.hashes.iter().zip(hashes).enumerate() {
+        if th == 0 {
+            params += 1;
+            void += usize::from(mh == 0);
+        } else if th == mh && *c.template[i] == *tokens[i] {
+            if th & 1 == 0 {
+                void += 1;
+            } else {
+                same += 1;
+            }
+        } else if enum_conflict(&c.template[i], tokens[i]) {
+            return None;
+        }
+    }
+    let informative = c.template.len() - void;
+    if informative == 0 {
+        return Some((1.0, params));
+    }
+    Some((same as f64 / informative as f64, params))
 }
 
 impl Miner {
@@ -341,9 +538,12 @@ impl Miner {
             let n = &self.nodes[node as usize];
             for &c in &n.clusters {
                 compared += 1;
-                let Some((sim, params)) =
-                    seq_dist(&self.clusters[c as usize], tokens, hashes, need)
-                else {
+                let cl = &self.clusters[c as usize];
+                let found = match self.config.kind {
+                    MinerKind::Drain => seq_dist(cl, tokens, hashes, need),
+                    MinerKind::Typed => typed_dist(cl, tokens, hashes),
+                };
+                let Some((sim, params)) = found else {
                     continue;
                 };
                 if sim > best_sim || (sim == best_sim && params as i64 > best_params) {
@@ -508,16 +708,29 @@ impl Miner {
     /// Serialises the state:
     ///
     /// ```text
-    /// state   = u8 version(=2) | u32 depth | u64 similarity(f64 bits) | u32 children_max
+    /// state   = u8 version(=2 Drain, 3 otherwise) | u32 depth
+    ///           | u64 similarity(f64 bits) | u32 children_max
+    ///           | [u8 kind, version 3 only: 1 typed]
     ///           | u64 generation | u32 count | cluster{count}
     /// cluster = u64 size | tokens first | tokens template
     /// tokens  = u32 n | (u32 len | u8{len}){n}
     /// ```
+    ///
+    /// A Drain miner's state is version 2, byte for byte what miners
+    /// wrote before they had a kind (and what those states decode to).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(STATE_VERSION);
+        let kind = self.config.kind;
+        out.push(if kind == MinerKind::Drain {
+            STATE_VERSION
+        } else {
+            STATE_VERSION_KIND
+        });
         out.extend_from_slice(&self.config.depth.to_le_bytes());
         out.extend_from_slice(&self.config.similarity.to_bits().to_le_bytes());
         out.extend_from_slice(&self.config.children_max.to_le_bytes());
+        if kind != MinerKind::Drain {
+            out.push(kind.code());
+        }
         out.extend_from_slice(&self.generation.to_le_bytes());
         out.extend_from_slice(&(self.clusters.len() as u32).to_le_bytes());
         let put_tokens = |out: &mut Vec<u8>, toks: &[Box<[u8]>]| {
@@ -540,12 +753,20 @@ impl Miner {
     pub fn decode(buf: &[u8]) -> Result<Miner, StateError> {
         let mut r = Reader::new(buf);
         let version = r.u8()?;
-        if version != 1 && version != STATE_VERSION {
+        if !(1..=STATE_VERSION_KIND).contains(&version) {
             return Err(StateError("unknown version"));
         }
         let depth = r.u32()?;
         let similarity = f64::from_bits(r.u64()?);
         let children_max = r.u32()?;
+        let kind = if version == STATE_VERSION_KIND {
+            match MinerKind::from_code(r.u8()?) {
+                Some(k) if k != MinerKind::Drain => k,
+                _ => return Err(StateError("bad miner kind")),
+            }
+        } else {
+            MinerKind::Drain
+        };
         let generation = if version >= 2 { r.u64()? } else { 0 };
         if !(DEPTH_MIN..=DEPTH_MAX).contains(&depth)
             || !(0.0..=1.0).contains(&similarity)
@@ -561,6 +782,7 @@ impl Miner {
             similarity,
             depth,
             children_max,
+            kind,
         });
         m.generation = generation;
         for i in 0..count {
@@ -634,6 +856,7 @@ mod tests {
             similarity: 0.5,
             depth: 4,
             children_max: 100,
+            ..MinerConfig::default()
         });
         let a = learn(&mut m, "Receiving block <*> src: <*> dest: <*>");
         assert_eq!(
@@ -688,6 +911,7 @@ mod tests {
             similarity: 0.5,
             depth: 4,
             children_max: 10,
+            ..MinerConfig::default()
         });
         for l in &lines[..150] {
             learn(&mut m, l);
@@ -738,6 +962,7 @@ mod tests {
             similarity: 0.4,
             depth: 4,
             children_max: 100,
+            ..MinerConfig::default()
         });
         let lines = random_lines(20_000, 7);
         let mut worst = 0;
@@ -807,5 +1032,90 @@ mod tests {
         let mut r = Miner::decode(&v1).unwrap();
         assert_eq!(r.generation(), 0);
         assert_eq!(learn(&mut r, "open file b").id, 1);
+    }
+
+    /// A typed miner's state is version 3 with its kind; it decodes to a
+    /// typed miner that continues as the original. A Drain miner's state
+    /// stays version 2 (what states were before miners had a kind).
+    #[test]
+    fn typed_state_round_trips() {
+        let typed = MinerConfig {
+            kind: MinerKind::Typed,
+            ..MinerConfig::default()
+        };
+        let mut m = Miner::new(typed.clone());
+        learn(&mut m, "open <*>: file a");
+        learn(&mut m, "open <*>: file b");
+        let mut buf = Vec::new();
+        m.encode(&mut buf);
+        assert_eq!((buf[0], buf[17]), (3, 1));
+        let mut r = Miner::decode(&buf).unwrap();
+        assert_eq!(r.config(), &typed);
+        assert_eq!(
+            learn(&mut r, "open <*>: file c"),
+            learn(&mut m, "open <*>: file c")
+        );
+        for cut in 0..buf.len() {
+            assert!(Miner::decode(&buf[..cut]).is_err());
+        }
+        let mut bad = buf.clone();
+        bad[17] = 0;
+        assert!(Miner::decode(&bad).is_err());
+        let mut d = Vec::new();
+        Miner::new(MinerConfig::default()).encode(&mut d);
+        assert_eq!(d[0], 2);
+    }
+
+    /// The typed similarity leaves out positions that say nothing (both
+    /// `<*>`, or the same token holding `<*>`): "a <*>: <*> x" and
+    /// "a <*>: <*> y" agree on 1 of 2 informative positions.
+    #[test]
+    fn typed_similarity() {
+        let mut m = Miner::new(MinerConfig {
+            similarity: 0.5,
+            kind: MinerKind::Typed,
+            ..MinerConfig::default()
+        });
+        assert_eq!(learn(&mut m, "a <*>: <*> x").id, 1);
+        assert_eq!(learn(&mut m, "a <*>: <*> y").id, 1);
+        assert_eq!(m.cluster(1).unwrap().template(), b"a <*>: <*> <*>");
+        // Drain counts all four: 2 of 4 (the wildcard is no match).
+        let mut d = Miner::new(MinerConfig {
+            similarity: 0.6,
+            ..MinerConfig::default()
+        });
+        learn(&mut d, "a <*>: <*> x");
+        assert_eq!(learn(&mut d, "a <*>: <*> y").id, 2);
+        let mut t = Miner::new(MinerConfig {
+            similarity: 0.6,
+            kind: MinerKind::Typed,
+            ..MinerConfig::default()
+        });
+        learn(&mut t, "a <*>: <*> x");
+        assert_eq!(learn(&mut t, "a <*>: <*> y").id, 2);
+        assert_eq!(learn(&mut t, "a <*>: <*> x").id, 1);
+        // Upper-case words are constants: never one template.
+        let mut t = Miner::new(MinerConfig {
+            similarity: 0.1,
+            kind: MinerKind::Typed,
+            ..MinerConfig::default()
+        });
+        assert_eq!(learn(&mut t, "state a b c LOOKING").id, 1);
+        assert_eq!(learn(&mut t, "state a b c LEADING").id, 2);
+        assert_eq!(learn(&mut t, "state a b c Leading").id, 1);
+        assert_eq!(learn(&mut t, "got x.y.SCREEN_ON, ok").id, 3);
+        assert_eq!(learn(&mut t, "got x.y.TIME_TICK, ok").id, 4);
+        assert_eq!(learn(&mut t, "got x.y.Other, ok").id, 3);
+        assert_eq!(learn(&mut t, "got x.z.TIME_TICK, ok").id, 3);
+        // Booleans and key=word settings are constants too.
+        assert_eq!(learn(&mut t, "down true canceled false").id, 5);
+        assert_eq!(learn(&mut t, "down (False) canceled false").id, 6);
+        assert_eq!(learn(&mut t, "down TRUE, canceled false").id, 5);
+        assert_eq!(learn(&mut t, "login user=root, from x").id, 7);
+        assert_eq!(learn(&mut t, "login user=guest, from x").id, 8);
+        assert_eq!(learn(&mut t, "login uid=guest, from x").id, 7);
+        assert_eq!(learn(&mut t, "login user=<*>, from x").id, 7);
+        assert_eq!(m.cluster(1).unwrap().template(), b"a <*>: <*> <*>");
+        assert_eq!(t.cluster(1).unwrap().template(), b"state a b c <*>");
     }
 }

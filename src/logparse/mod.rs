@@ -11,7 +11,9 @@
 //! - `mask`: a fast matcher for simple mask regexes (same matches as the
 //!   `regex` crate, which takes the rest and any text past its bounds).
 //! - `time`: strftime-based timestamp normalisation to ISO-8601, time zones.
-//! - `miner`: the Drain template miner, with a serialisable state.
+//! - `miner`: the template miner (Drain, and the typed default's
+//!   similarity), with a serialisable state.
+//! - `classify`: the typed miner's token classes.
 //! - `builtin`: the built-in formats (Loghub benchmark settings for `hdfs`,
 //!   `bgl`, `hadoop`).
 //! - here: `Ingestor` (a format plus its own miner: what a stream uses to
@@ -22,9 +24,17 @@
 //!
 //! ```text
 //! line ─► Format::parse ─► Record { fields, ts, level, component, content }
-//!      ─► Format::mask(content) ─► mask_assigned_values ─► miner::tokenize
+//!      ─► Format::mask(content) ─► classify::mask_urls (typed miner only)
+//!      ─► mask_assigned_values
+//!      ─► classify::mask_variables (typed miner only) ─► miner::tokenize
 //!      ─► runs of `<*>` tokens collapsed ─► Miner::learn ─► template id
 //! ```
+//!
+//! The miner is the typed one unless the spec says `MINER DRAIN`
+//! (`MinerKind`; ARCHITECTURE.md, "Miners"): it masks number-like word
+//! chains before mining (`classify`) and leaves uninformative positions
+//! out of its similarity (`miner::typed_dist`). Drain is the miner of specs
+//! and states written before miners had a kind.
 //!
 //! Two steps go beyond logparser's Drain, both because a variable is a
 //! variable whatever the format's masks say: the value of a `key=value` /
@@ -38,6 +48,7 @@
 //! miner of the same format number templates independently.
 
 pub mod builtin;
+mod classify;
 pub mod format;
 mod mask;
 pub mod miner;
@@ -46,7 +57,7 @@ mod syntax;
 pub mod time;
 
 pub use format::{Format, FormatSpec, Keys, ParseError, Record};
-pub use miner::{Cluster, Learned, Miner, MinerConfig, StateError};
+pub use miner::{Cluster, Learned, Miner, MinerConfig, MinerKind, StateError};
 pub use time::{Timestamp, Zone};
 
 use std::borrow::Cow;
@@ -168,6 +179,7 @@ fn miner_config(spec: &FormatSpec) -> MinerConfig {
         similarity: spec.similarity,
         depth: spec.depth,
         children_max: miner::CHILDREN_MAX_DEFAULT,
+        kind: spec.miner,
     }
 }
 
@@ -218,9 +230,23 @@ impl Ingestor {
             Cow::Borrowed(c) => format.mask(c),
             Cow::Owned(c) => Cow::Owned(format.mask(c).into_owned()),
         };
+        // The miner's kind, not the format's: a persisted state keeps the
+        // miner it was made with.
+        let typed = self.miner.config().kind == MinerKind::Typed;
+        let masked = match typed.then(|| classify::mask_urls(&masked)).flatten() {
+            Some(v) => Cow::Owned(v),
+            None => masked,
+        };
         let masked = match mask_assigned_values(&masked) {
             Some(v) => Cow::Owned(v),
             None => masked,
+        };
+        let masked = match self.miner.config().kind {
+            MinerKind::Drain => masked,
+            MinerKind::Typed => match classify::mask_variables(&masked) {
+                Some(v) => Cow::Owned(v),
+                None => masked,
+            },
         };
         // Sized for typical messages: one allocation, no regrowth.
         let mut toks = Vec::with_capacity(64);
@@ -429,7 +455,8 @@ mod tests {
         let p = n.ingestor.parse(b"INFO open file 1\r\n", 2024).unwrap();
         assert_eq!(p.learned.unwrap().id, 1);
         assert_eq!(p.record.level.as_deref(), Some(&b"INFO"[..]));
-        assert_eq!(p.masked.as_ref(), b"open file 1");
+        // The default (typed) miner masks the number before mining.
+        assert_eq!(p.masked.as_ref(), b"open file <*>");
         assert_eq!(r.templates(b"mine"), 1);
         let states = r.miner_states();
         let mut r2 = Registry::new();
@@ -439,6 +466,32 @@ mod tests {
         assert_eq!(r2.templates(b"mine"), 1);
         assert_eq!(r.remove(b"mine"), Ok(true));
         assert_eq!(r.remove(b"mine"), Ok(false));
+    }
+
+    /// An ingestor mines by its miner's kind, which a restored state
+    /// keeps: a Drain state (what every state was before miners had a
+    /// kind) restored under a typed format goes on as Drain.
+    #[test]
+    fn restored_state_keeps_its_miner() {
+        let mut spec = FormatSpec::new("<Level> <Content>");
+        spec.miner = MinerKind::Drain;
+        let mut drain = Ingestor::new(Arc::new(Format::compile(spec).unwrap()));
+        let p = drain.parse(b"INFO open file 1", 2024).unwrap();
+        assert_eq!(p.masked.as_ref(), b"open file 1");
+        let mut state = Vec::new();
+        drain.encode_state(&mut state);
+        let typed = Arc::new(Format::compile(FormatSpec::new("<Level> <Content>")).unwrap());
+        assert_eq!(typed.spec().miner, MinerKind::Typed);
+        let mut r = Ingestor::restore(typed.clone(), &state).unwrap();
+        assert_eq!(r.miner().config().kind, MinerKind::Drain);
+        let p = r.parse(b"INFO open file 2", 2024).unwrap();
+        assert_eq!(p.masked.as_ref(), b"open file 2");
+        assert_eq!(p.cluster.unwrap().template(), b"open file <*>");
+        let mut t = Ingestor::new(typed);
+        assert_eq!(
+            t.parse(b"INFO open file 2", 2024).unwrap().masked.as_ref(),
+            b"open file <*>"
+        );
     }
 
     #[test]

@@ -74,3 +74,47 @@ pub fn grouping_accuracy<P: Eq + Hash>(truth: &[String], predicted: &[P]) -> f64
     }
     accurate as f64 / truth.len() as f64
 }
+
+/// The eleven Loghub systems of tests/data/loghub with their built-in
+/// format.
+pub const SYSTEMS: [(&str, &str); 11] = [
+    ("HDFS", "hdfs"),
+    ("Hadoop", "hadoop"),
+    ("Spark", "spark"),
+    ("Zookeeper", "zookeeper"),
+    ("BGL", "bgl"),
+    ("HPC", "hpc"),
+    ("Thunderbird", "thunderbird"),
+    ("Linux", "linux"),
+    ("Android", "android"),
+    ("HealthApp", "healthapp"),
+    ("Mac", "mac"),
+];
+
+/// The ground truth of `dataset`'s 2k sample, and the template ids a
+/// fresh ingestor of built-in format `format` (its Loghub settings) with
+/// miner `kind` gives its lines, with that ingestor.
+pub fn mine(
+    dataset: &str,
+    format: &str,
+    kind: redlog::logparse::MinerKind,
+) -> (Vec<String>, Vec<u64>, redlog::logparse::Ingestor) {
+    use redlog::logparse::{builtin, lines, Format, Ingestor};
+    let log = loghub(&format!("{dataset}_2k.log"));
+    let truth = truth_ids(&loghub(&format!("{dataset}_2k.log_structured.csv")));
+    let (_, mut spec) = builtin::specs()
+        .into_iter()
+        .find(|(n, _)| *n == format)
+        .unwrap_or_else(|| panic!("no built-in {format}"));
+    spec.miner = kind;
+    let mut ing = Ingestor::new(std::sync::Arc::new(Format::compile(spec).unwrap()));
+    let mut ids = Vec::new();
+    for line in lines(&log) {
+        let p = ing
+            .parse(line, 2024)
+            .unwrap_or_else(|e| panic!("{dataset}: {e}: {line:?}"));
+        ids.push(p.learned.unwrap().id);
+    }
+    assert_eq!(ids.len(), truth.len(), "{dataset} line count");
+    (truth, ids, ing)
+}
