@@ -949,7 +949,7 @@ mod tests {
     fn packed_scores_round_trip_in_their_shortest_form() {
         let two53 = (1u64 << 53) as f64;
         let cases = [
-            (0.0, 1 + 0),
+            (0.0, 1),
             (-0.0, 1 + 8),
             (1.0, 1 + 1),
             (-1.0, 1 + 1),
