@@ -411,6 +411,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    // After the fork: jemalloc's purging thread gives freed pages back to
+    // the OS while the server idles (Redis's `jemalloc-bg-thread yes`).
+    redlog::db::memory::start_background_purge();
     let syslog = (config.get("syslog-enabled") == Some("yes")).then(|| {
         (
             config.get("syslog-ident").unwrap_or("redis"),

@@ -79,11 +79,11 @@ impl SlotIndex {
     }
 
     /// Notes a new key.
-    pub fn add(&mut self, key: &Bytes) {
+    pub fn add(&mut self, key: &[u8]) {
         let s = usize::from(key_slot(key));
         self.by_slot[s]
             .get_or_insert_with(Default::default)
-            .insert(key.clone());
+            .insert(Bytes::copy_from_slice(key));
     }
 
     /// Forgets a removed key.

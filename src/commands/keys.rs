@@ -256,7 +256,7 @@ fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ctx.ks.dbs[db].scan(0, |k, e| {
         let live = e.expires_at_ms == 0 || e.expires_at_ms > now;
         if live && (all || glob_match(pat, k, false)) {
-            found.push(k.clone());
+            found.push(Bytes::copy_from_slice(k));
         }
         true
     });
@@ -330,7 +330,7 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let matches = pattern.is_none_or(|p| glob_match(p, k, false))
             && type_name.is_none_or(|t| is_opt(t, e.value.type_name()));
         if matches {
-            batch.push(k.clone());
+            batch.push(Bytes::copy_from_slice(k));
         }
         // Counts visited keys, as Redis counts visited buckets.
         count = count.saturating_sub(1);
@@ -377,7 +377,10 @@ pub(crate) fn random_u64() -> u64 {
 fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now_ms);
     loop {
-        let Some(key) = ctx.ks.dbs[db].key_at_or_after(random_u64()).cloned() else {
+        let Some(key) = ctx.ks.dbs[db]
+            .key_at_or_after(random_u64())
+            .map(Bytes::copy_from_slice)
+        else {
             ctx.out.null();
             return Ok(());
         };

@@ -435,7 +435,9 @@ impl Keyspace {
             while let Some(c) = self.evict.pool.pop() {
                 let db = usize::from(c.db);
                 let live = match self.dbs.get(db).and_then(|d| d.get_key_value(&c.key)) {
-                    Some((k, e)) if allkeys || e.expires_at_ms != 0 => Some(k.clone()),
+                    Some((k, e)) if allkeys || e.expires_at_ms != 0 => {
+                        Some(Bytes::copy_from_slice(k))
+                    }
                     _ => None,
                 };
                 if let Some(k) = live {

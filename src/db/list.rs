@@ -31,6 +31,8 @@ use std::fmt;
 /// -2 is 8 KiB; half of that keeps front inserts cheap). Small in unit
 /// tests so that they cross node boundaries.
 const NODE_BYTES: usize = if cfg!(test) { 48 } else { 4096 };
+/// Nodes up to this size grow to exactly their size class.
+const SMALL_NODE_BYTES: usize = 256;
 
 /// One node: entries in `buf[start..]`.
 #[derive(Clone, Default)]
@@ -140,11 +142,17 @@ impl Node {
         let size = entry_size(v.len());
         if self.buf.len() + size > self.buf.capacity() {
             self.compact();
-            // Grow by doubling, but never past the node budget: a full
-            // node has no slack.
-            let want = (self.buf.len() + size).max((self.buf.capacity() * 2).min(NODE_BYTES))
-                - self.buf.len();
-            self.buf.reserve_exact(want);
+            // A small node grows to the allocator's size class of what it
+            // needs (a listpack's exact realloc: small lists carry no
+            // doubling slack); a larger one by doubling, but never past
+            // the node budget: a full node has no slack.
+            let need = self.buf.len() + size;
+            let cap = if need <= SMALL_NODE_BYTES {
+                super::memory::size_class(need)
+            } else {
+                need.max((self.buf.capacity() * 2).min(NODE_BYTES))
+            };
+            self.buf.reserve_exact(cap - self.buf.len());
         }
         put_entry(&mut self.buf, v);
         self.count += 1;

@@ -75,6 +75,19 @@ thread_local! {
     static MARK: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
+/// Starts jemalloc's background threads, which purge dirty pages after
+/// `dirty_decay_ms` (10 s) even while no thread allocates: without them
+/// freed pages go back to the OS only when some thread allocates again, so
+/// an idle server that just expired or flushed its keys would keep its
+/// peak RSS (Redis ships with `jemalloc-bg-thread yes` for the same
+/// reason). A jemalloc without the support keeps its default; the server
+/// runs either way.
+pub fn start_background_purge() {
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::debug!("jemalloc background purging unavailable: {e}");
+    }
+}
+
 /// Bytes allocated minus bytes freed by the calling thread since it
 /// started (wrapping: only differences are meaningful). One load each.
 pub fn thread_net() -> u64 {

@@ -20,6 +20,7 @@ pub mod evict;
 pub mod expire;
 pub mod hash;
 pub mod hll;
+mod key;
 pub mod lazyfree;
 pub mod list;
 pub mod memory;
@@ -36,6 +37,7 @@ pub mod zset;
 pub use value::{StrForm, StrValue, Value, SHARED_REFCOUNT};
 
 use bytes::Bytes;
+use key::KeyBuf;
 use slab::{Slab, NO_SLOT};
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -75,15 +77,30 @@ pub struct Entry {
     /// origin (OBJECT IDLETIME); under an LFU policy the minute of the last
     /// decrement << 8 | the logarithmic counter (OBJECT FREQ). See `evict`.
     pub lru: u32,
+    /// The key's slot in its database's expires slab, or NO_SLOT without a
+    /// TTL: kept by `Db` (in what would be the entry's padding), meaningless
+    /// in an entry taken out of a database.
+    exp_slot: u32,
 }
 
-/// A key with its entry, in its slot of `Db::order`.
+impl Entry {
+    pub fn new(value: Value, expires_at_ms: u64, lru: u32) -> Entry {
+        Entry {
+            value,
+            expires_at_ms,
+            lru,
+            exp_slot: NO_SLOT,
+        }
+    }
+}
+
+/// A key with its entry, in its slot of `Db::order`: the name inline up to
+/// 22 bytes (`key::KeyBuf`), shared with nothing (the expires slab names
+/// keys by slot, not by a second handle).
 #[derive(Debug)]
 struct Slot {
-    key: Bytes,
+    key: KeyBuf,
     entry: Entry,
-    /// Slot in `expires`, or NO_SLOT when the key has no expiry.
-    exp_slot: u32,
 }
 
 /// The index's equality test: slot `i` of `order` holds `key`.
@@ -102,8 +119,9 @@ pub struct Db {
     /// a 24-byte entry per key).
     index: hashbrown::HashTable<u32>,
     hasher: KeyHasher,
-    /// Keys with an expiry (walked by the active cycle).
-    expires: Slab,
+    /// The `order` slots of the keys with an expiry (walked by the active
+    /// cycle): 8 bytes per key with a TTL.
+    expires: Slab<u32>,
     /// Where the active expiry cycle resumes in `expires`.
     pub(crate) expire_cursor: u64,
     /// WATCHed key -> (client id, whether the key was already expired when
@@ -183,8 +201,8 @@ impl Db {
     }
 
     /// The stored key equal to `key` with its entry.
-    pub fn get_key_value(&self, key: &[u8]) -> Option<(&Bytes, &Entry)> {
-        self.slot(key).map(|s| (&s.key, &s.entry))
+    pub fn get_key_value(&self, key: &[u8]) -> Option<(&[u8], &Entry)> {
+        self.slot(key).map(|s| (&s.key[..], &s.entry))
     }
 
     /// The entry regardless of expiry (no lazy deletion).
@@ -223,17 +241,19 @@ impl Db {
                 let Some(old) = self.order.get_mut(i as usize) else {
                     return;
                 };
-                let had_ttl = old.exp_slot != NO_SLOT;
+                let exp_slot = old.entry.exp_slot;
+                let had_ttl = exp_slot != NO_SLOT;
                 let lru = old.entry.lru;
                 let replaced = std::mem::replace(&mut old.entry, entry);
+                old.entry.exp_slot = exp_slot;
                 if self.lfu {
                     old.entry.lru = lru;
                 }
                 if had_ttl && !has_ttl {
-                    self.expires.remove(old.exp_slot);
-                    old.exp_slot = NO_SLOT;
+                    self.expires.remove(exp_slot);
+                    old.entry.exp_slot = NO_SLOT;
                 } else if !had_ttl && has_ttl {
-                    old.exp_slot = self.expires.insert(key);
+                    old.entry.exp_slot = self.expires.insert(i);
                 }
                 // An overwrite is a server-side deletion (Redis's
                 // dbOverwrite under lazyfree-lazy-server-del).
@@ -241,24 +261,25 @@ impl Db {
                     .dispose(replaced.value, lazyfree::Reason::ServerDel);
             }
             None => {
-                let exp_slot = if has_ttl {
-                    self.expires.insert(key.clone())
-                } else {
-                    NO_SLOT
-                };
                 // A new key may serve blocked clients (Redis's dbAdd).
                 self.mark_ready(&key);
                 // A key of its own: the caller's may be a slice of a request
                 // buffer, which it would keep alive (Redis copies too).
-                let key = Bytes::copy_from_slice(&key);
                 if let Some(ix) = &mut self.slot_index {
                     ix.add(&key);
                 }
+                let mut entry = entry;
+                entry.exp_slot = NO_SLOT;
                 let i = self.order.insert(Slot {
-                    key,
+                    key: KeyBuf::new(&key),
                     entry,
-                    exp_slot,
                 });
+                if has_ttl {
+                    let e = self.expires.insert(i);
+                    if let Some(s) = self.order.get_mut(i as usize) {
+                        s.entry.exp_slot = e;
+                    }
+                }
                 let (order, hasher) = (&self.order, &self.hasher);
                 self.index.insert_unique(h, i, |&j| {
                     order
@@ -278,11 +299,11 @@ impl Db {
         let slot = self.order.get(i as usize)?;
         let mut n = std::mem::size_of::<Option<Slot>>()
             + 5 * 8 / 7
-            + memory::size_class(slot.key.len())
+            + slot.key.heap_bytes()
             + slot.entry.value.mem_usage(samples);
-        if slot.exp_slot != NO_SLOT {
-            // A slot holding a second handle of the name (its shared header).
-            n += std::mem::size_of::<Option<Bytes>>() + memory::size_class(24);
+        if slot.entry.exp_slot != NO_SLOT {
+            // Its slot in the expires slab (the `order` slot's number).
+            n += std::mem::size_of::<Option<u32>>();
         }
         Some(n)
     }
@@ -301,6 +322,21 @@ impl Db {
         )
     }
 
+    /// Below 10% fill the index shrinks to fit its keys (Redis's
+    /// `htNeedsResize`, HASHTABLE_MIN_FILL), so mass deletions and expiry
+    /// give its buckets back; an empty index frees them all.
+    fn shrink_index(&mut self) {
+        let (len, cap) = (self.index.len(), self.index.capacity());
+        if (cap > 64 && len * 10 < cap) || (len == 0 && cap > 0) {
+            let (order, hasher) = (&self.order, &self.hasher);
+            self.index.shrink_to(len, |&j| {
+                order
+                    .get(j as usize)
+                    .map_or(0, |s| hasher.hash_one(&s.key[..]))
+            });
+        }
+    }
+
     /// Removes a key, returning its entry; signals WATCHers.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let e = self.remove_quiet(key)?;
@@ -317,10 +353,11 @@ impl Db {
         if let Some(ix) = &mut self.slot_index {
             ix.remove(key);
         }
+        self.shrink_index();
         // A deleted key may end a wait (blocked XREADGROUP).
         self.mark_ready(key);
-        if s.exp_slot != NO_SLOT {
-            self.expires.remove(s.exp_slot);
+        if s.entry.exp_slot != NO_SLOT {
+            self.expires.remove(s.entry.exp_slot);
         }
         Some(s.entry)
     }
@@ -333,19 +370,18 @@ impl Db {
         let Some(s) = self.order.get_mut(i as usize) else {
             return false;
         };
-        let k = s.key.clone();
-        let had = s.exp_slot != NO_SLOT;
+        let had = s.entry.exp_slot != NO_SLOT;
         if had && expires_at_ms == 0 {
-            self.expires.remove(s.exp_slot);
-            s.exp_slot = NO_SLOT;
+            self.expires.remove(s.entry.exp_slot);
+            s.entry.exp_slot = NO_SLOT;
         } else if !had && expires_at_ms != 0 {
-            s.exp_slot = self.expires.insert(k.clone());
+            s.entry.exp_slot = self.expires.insert(i);
         }
         s.entry.expires_at_ms = expires_at_ms;
-        if self.capture && self.expiry_touched.last().is_none_or(|x| *x != k) {
-            self.expiry_touched.push(k.clone());
+        if self.capture && self.expiry_touched.last().is_none_or(|x| x[..] != *key) {
+            self.expiry_touched.push(Bytes::copy_from_slice(key));
         }
-        self.signal_watchers(&k);
+        self.signal_watchers(key);
         true
     }
 
@@ -526,7 +562,7 @@ impl Db {
     pub fn enable_slot_index(&mut self) {
         let mut ix = crate::cluster::slots::SlotIndex::new();
         for (_, s) in self.order.iter_from(0) {
-            ix.add(&s.key);
+            ix.add(&s.key[..]);
         }
         self.slot_index = Some(Box::new(ix));
     }
@@ -534,7 +570,7 @@ impl Db {
     /// Keys in SCAN order starting at slot `cursor`: calls `f` for each key
     /// until it returns false. Returns the next cursor (0 when the end was
     /// reached).
-    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&Bytes, &Entry) -> bool) -> u64 {
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], &Entry) -> bool) -> u64 {
         let start = usize::try_from(cursor).unwrap_or(usize::MAX);
         for (i, s) in self.order.iter_from(start) {
             if !f(&s.key, &s.entry) {
@@ -551,7 +587,7 @@ impl Db {
 
     /// The key in the first occupied slot at or after `from` (taken modulo
     /// the slot count), wrapping around: RANDOMKEY with a random `from`.
-    pub fn key_at_or_after(&self, from: u64) -> Option<&Bytes> {
+    pub fn key_at_or_after(&self, from: u64) -> Option<&[u8]> {
         let n = self.order.slots();
         if n == 0 {
             return None;
@@ -561,7 +597,7 @@ impl Db {
             .iter_from(start)
             .next()
             .or_else(|| self.order.iter_from(0).next())
-            .map(|(_, s)| &s.key)
+            .map(|(_, s)| &s.key[..])
     }
 
     /// Up to `n` keys with an expiry, starting at the active-expiry cursor
@@ -575,21 +611,27 @@ impl Db {
         }
         let start = (self.expire_cursor as usize).min(slots);
         let mut next = 0usize;
-        for (i, k) in self.expires.iter_from(start) {
+        let order = &self.order;
+        let key_of = |&j: &u32| {
+            order
+                .get(j as usize)
+                .map(|s| Bytes::copy_from_slice(&s.key))
+        };
+        for (i, j) in self.expires.iter_from(start) {
             if out.len() == n {
                 next = i;
                 break;
             }
-            out.push(k.clone());
+            out.extend(key_of(j));
             next = i + 1;
         }
         if out.len() < n {
             // Wrapped: continue from the start, stopping before the keys taken.
-            for (i, k) in self.expires.iter_from(0) {
+            for (i, j) in self.expires.iter_from(0) {
                 if i >= start || out.len() == n {
                     break;
                 }
-                out.push(k.clone());
+                out.extend(key_of(j));
                 next = i + 1;
             }
         }
@@ -601,13 +643,13 @@ impl Db {
     /// random number in `picks` (the first occupied slot from that
     /// position, wrapping), or for every such key when there are no more
     /// of them than picks.
-    pub(crate) fn sample(&self, volatile: bool, picks: &[u64], mut f: impl FnMut(&Bytes, &Entry)) {
+    pub(crate) fn sample(&self, volatile: bool, picks: &[u64], mut f: impl FnMut(&[u8], &Entry)) {
         let mut visit = |i: usize| {
             if volatile {
                 let s = self
                     .expires
                     .get(i)
-                    .and_then(|k| self.order.get(self.find(k)? as usize));
+                    .and_then(|&j| self.order.get(j as usize));
                 if let Some(s) = s {
                     f(&s.key, &s.entry);
                 }
@@ -650,27 +692,27 @@ impl Db {
     /// random number `r`: the random eviction policies.
     pub(crate) fn random_key(&self, volatile: bool, r: u64) -> Option<Bytes> {
         if !volatile {
-            return self.key_at_or_after(r).cloned();
+            return self.key_at_or_after(r).map(Bytes::copy_from_slice);
         }
         let n = self.expires.slots();
         if n == 0 {
             return None;
         }
         let start = (r % n as u64) as usize;
-        let k = self
+        let j = self
             .expires
             .iter_from(start)
             .next()
             .or_else(|| self.expires.iter_from(0).next())?
             .1;
-        // The stored key (not the expires slab's clone, whose refcount
-        // would keep it shared).
-        self.get_key_value(k).map(|(k, _)| k.clone())
+        self.order
+            .get(*j as usize)
+            .map(|s| Bytes::copy_from_slice(&s.key))
     }
 
     /// Iterates every live entry (expired-but-not-deleted included).
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.order.iter_from(0).map(|(_, s)| (&s.key, &s.entry))
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.order.iter_from(0).map(|(_, s)| (&s.key[..], &s.entry))
     }
 }
 
@@ -830,7 +872,7 @@ impl Keyspace {
             return false;
         }
         if let Some((k, _)) = self.dbs[db].get_key_value(key) {
-            let k = k.clone();
+            let k = Bytes::copy_from_slice(k);
             if let Some(e) = self.dbs[db].remove_quiet(&k) {
                 self.lazyfree.dispose(e.value, lazyfree::Reason::Expire);
             }
@@ -928,11 +970,11 @@ impl Keyspace {
 
     /// A new entry with the current access time (or LFU counter).
     pub fn entry(&self, value: Value, expires_at_ms: u64) -> Entry {
-        Entry {
+        Entry::new(
             value,
             expires_at_ms,
-            lru: self.evict.initial_lru(self.clock_s(), self.clock_cached_ms),
-        }
+            self.evict.initial_lru(self.clock_s(), self.clock_cached_ms),
+        )
     }
 
     /// Gives every key the access information of a new key under the
@@ -1225,5 +1267,85 @@ impl Keyspace {
         for db in &mut self.dbs {
             db.dirty.remove(&client);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-key budget ARCHITECTURE.md's Memory section states.
+    #[test]
+    fn slot_layout() {
+        assert_eq!(std::mem::size_of::<Value>(), 40);
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
+        assert_eq!(std::mem::size_of::<Option<Slot>>(), 80);
+        assert_eq!(std::mem::size_of::<Option<u32>>(), 8);
+    }
+
+    fn fill(db: &mut Db, n: usize, ttl: bool) {
+        for i in 0..n {
+            let e = Entry::new(Value::str(&b"0123456789abcdef"[..]), u64::from(ttl), 0);
+            db.insert(Bytes::from(format!("key:{i}")), e);
+        }
+    }
+
+    #[test]
+    fn deletions_give_the_tables_back() {
+        let mut db = Db::default();
+        fill(&mut db, 50_000, true);
+        let (main, exp) = db.overhead();
+        assert!(main > 50_000 * 80 && exp > 50_000 * 8, "{main} {exp}");
+        // The oldest 95% gone: the index shrinks to fit (below 10% fill)
+        // and the emptied chunks of both slabs are freed, though live keys
+        // remain in slots above them.
+        for i in 0..47_500 {
+            assert!(db.remove(format!("key:{i}").as_bytes()).is_some());
+        }
+        let (m2, e2) = db.overhead();
+        // (The free lists keep 4 bytes per freed slot: half of what the
+        // expires slab's slots took.)
+        assert!(m2 * 4 < main && e2 < exp, "{m2} of {main}, {e2} of {exp}");
+        assert!(db.index.capacity() < 10_000, "{}", db.index.capacity());
+        for i in 47_500..50_000 {
+            let k = format!("key:{i}");
+            assert!(db.peek(k.as_bytes()).is_some(), "{k}");
+        }
+        assert_eq!((db.len(), db.expires_len()), (2_500, 2_500));
+        // Everything gone: nothing left allocated.
+        for i in 47_500..50_000 {
+            db.remove(format!("key:{i}").as_bytes());
+        }
+        assert_eq!(db.overhead(), (0, 0));
+        assert_eq!(db.index.capacity(), 0);
+    }
+
+    #[test]
+    fn expiry_changes_keep_the_expires_slab_in_step() {
+        let mut db = Db::default();
+        fill(&mut db, 100, false);
+        assert_eq!(db.expires_len(), 0);
+        assert!(db.set_expiry(b"key:7", 5));
+        assert!(db.set_expiry(b"key:9", 6));
+        assert_eq!(db.expires_len(), 2);
+        let mut out = Vec::new();
+        db.sample_expires(10, &mut out);
+        out.sort();
+        assert_eq!(out, vec![Bytes::from("key:7"), Bytes::from("key:9")]);
+        // Overwrite without a TTL drops it; with one keeps one slot.
+        db.insert(Bytes::from("key:7"), Entry::new(Value::str("x"), 0, 0));
+        db.insert(Bytes::from("key:9"), Entry::new(Value::str("y"), 9, 0));
+        assert_eq!(db.expires_len(), 1);
+        assert_eq!(db.random_key(true, 12345), Some(Bytes::from("key:9")));
+        assert!(db.set_expiry(b"key:9", 0));
+        assert_eq!((db.expires_len(), db.random_key(true, 1)), (0, None));
+        // A removed key takes its expires slot with it.
+        assert!(db.set_expiry(b"key:3", 5));
+        db.remove(b"key:3");
+        assert_eq!(db.expires_len(), 0);
+        // Long names are boxed, short ones inline: same bytes either way.
+        let long = Bytes::from(vec![b'k'; 100]);
+        db.insert(long.clone(), Entry::new(Value::str("z"), 0, 0));
+        assert_eq!(db.get_key_value(&long).map(|(k, _)| k), Some(&long[..]));
     }
 }

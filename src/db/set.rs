@@ -124,6 +124,13 @@ impl Set {
                     let Err(i) = v.binary_search(&n) else {
                         return false;
                     };
+                    if v.len() == v.capacity() {
+                        // Grown to the allocator's size class of what it
+                        // needs, as Redis's intset is realloc'ed per add:
+                        // no doubling slack in small sets.
+                        let cap = super::memory::size_class((v.len() + 1) * 8) / 8;
+                        v.reserve_exact(cap - v.len());
+                    }
                     v.insert(i, n);
                     if v.len() > max_intset {
                         self.convert_to_table();

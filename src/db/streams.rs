@@ -18,7 +18,7 @@ impl Registry {
         for (dbi, db) in ks.dbs.iter().enumerate() {
             for (key, e) in db.iter() {
                 if let Value::Stream(s) = &e.value {
-                    refs.push((dbi, key.clone(), s.clone()));
+                    refs.push((dbi, bytes::Bytes::copy_from_slice(key), s.clone()));
                 }
             }
         }

@@ -73,9 +73,13 @@ enum Repr {
     Skip(Box<SkipSet>),
 }
 
-/// The listpack form: `varint len | member | f64 score | backlen` per
-/// element (backlen: the varint reversed, so entries read from their end),
-/// in (score, member) order, in one buffer. Sets are small here (at most
+/// The listpack form: `varint head | member | score | backlen` per element,
+/// `head` being `member length << 4 | score length` and backlen the same
+/// varint reversed (so entries read from their end), in (score, member)
+/// order, in one buffer. A score that is an integer of magnitude below
+/// 2^53 (so exactly an f64) is stored as its zigzag value in the fewest
+/// little-endian bytes (0 to 7; Redis's listpack stores integers compactly
+/// too); any other score as its 8 f64 bytes. Sets are small here (at most
 /// `zset-max-listpack-entries`): lookups walk it, as Redis's do.
 #[derive(Clone, Debug, Default)]
 pub struct Packed {
@@ -83,21 +87,47 @@ pub struct Packed {
     len: usize,
 }
 
+/// Score length of a raw f64.
+const SCORE_F64: usize = 8;
+
+/// The stored bytes of a score: (little-endian buffer, length).
+fn score_bytes(score: f64) -> ([u8; 8], usize) {
+    // -0.0 keeps its sign bit: stored raw.
+    let int = score == score.trunc()
+        && score.abs() < (1u64 << 53) as f64
+        && !(score == 0.0 && score.is_sign_negative());
+    if int {
+        let n = score as i64;
+        let z = ((n << 1) ^ (n >> 63)) as u64;
+        let len = (64 - z.leading_zeros() as usize).div_ceil(8);
+        (z.to_le_bytes(), len)
+    } else {
+        (score.to_bits().to_le_bytes(), SCORE_F64)
+    }
+}
+
 fn entry(member: &[u8], score: f64) -> Vec<u8> {
-    let mut e = Vec::with_capacity(member.len() + 8 + 2 * varint_len(member.len()));
-    put_varint(&mut e, member.len());
+    let (sb, sl) = score_bytes(score);
+    let head = member.len() << 4 | sl;
+    let mut e = Vec::with_capacity(member.len() + sl + 2 * varint_len(head));
+    put_varint(&mut e, head);
     e.extend_from_slice(member);
-    e.extend_from_slice(&score.to_bits().to_le_bytes());
+    e.extend_from_slice(&sb[..sl]);
     let at = e.len();
-    put_varint(&mut e, member.len());
+    put_varint(&mut e, head);
     e[at..].reverse();
     e
 }
 
-fn score_at(buf: &[u8], at: usize) -> f64 {
+fn score_at(buf: &[u8], at: usize, len: usize) -> f64 {
     let mut b = [0u8; 8];
-    b.copy_from_slice(&buf[at..at + 8]);
-    f64::from_bits(u64::from_le_bytes(b))
+    b[..len].copy_from_slice(&buf[at..at + len]);
+    let v = u64::from_le_bytes(b);
+    if len == SCORE_F64 {
+        f64::from_bits(v)
+    } else {
+        (((v >> 1) as i64) ^ -((v & 1) as i64)) as f64
+    }
 }
 
 impl Packed {
@@ -113,8 +143,10 @@ impl Packed {
             }
             shift += 7;
         }
-        let sc = score_at(&self.buf, i + n);
-        (&self.buf[i..i + n], sc, i + n + 8 + varint_len(n))
+        let head = n;
+        let (n, sl) = (head >> 4, head & 15);
+        let sc = score_at(&self.buf, i + n, sl);
+        (&self.buf[i..i + n], sc, i + n + sl + varint_len(head))
     }
 
     /// The entry ending at `end`: (start offset, member, score).
@@ -129,12 +161,14 @@ impl Packed {
             }
             shift += 7;
         }
-        let sc_at = i - 8;
+        let head = n;
+        let (n, sl) = (head >> 4, head & 15);
+        let sc_at = i - sl;
         let m_at = sc_at - n;
         (
-            m_at - varint_len(n),
+            m_at - varint_len(head),
             &self.buf[m_at..sc_at],
-            score_at(&self.buf, sc_at),
+            score_at(&self.buf, sc_at, sl),
         )
     }
 
@@ -909,6 +943,46 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::from(s.to_string())
+    }
+
+    #[test]
+    fn packed_scores_round_trip_in_their_shortest_form() {
+        let two53 = (1u64 << 53) as f64;
+        let cases = [
+            (0.0, 1),
+            (-0.0, 1 + 8),
+            (1.0, 1 + 1),
+            (-1.0, 1 + 1),
+            (127.0, 1 + 1),
+            (128.0, 1 + 2),
+            (100_000.0, 1 + 3),
+            (two53 - 1.0, 1 + 7),
+            (-(two53 - 1.0), 1 + 7),
+            (two53, 1 + 8),
+            (0.5, 1 + 8),
+            (f64::INFINITY, 1 + 8),
+            (f64::NEG_INFINITY, 1 + 8),
+            (f64::MIN_POSITIVE, 1 + 8),
+            (-1e300, 1 + 8),
+        ];
+        for (score, len) in cases {
+            let e = entry(b"m", score);
+            assert_eq!(e.len(), len + 2, "{score}");
+            let p = Packed { buf: e, len: 1 };
+            let (m, sc, next) = p.read_at(0);
+            assert_eq!(
+                (m, sc.to_bits(), next),
+                (&b"m"[..], score.to_bits(), p.buf.len())
+            );
+            let (start, m, sc) = p.read_before(p.buf.len());
+            assert_eq!((start, m, sc.to_bits()), (0, &b"m"[..], score.to_bits()));
+        }
+        // A long member: the head takes two bytes each side.
+        let long = vec![b'x'; 300];
+        let e = entry(&long, 7.25);
+        assert_eq!(e.len(), 300 + 8 + 2 * 2);
+        let p = Packed { buf: e, len: 1 };
+        assert_eq!(p.read_before(p.buf.len()).2, 7.25);
     }
 
     /// Random operations on both encodings against a sorted Vec model.

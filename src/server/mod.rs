@@ -367,7 +367,7 @@ impl Shared {
                     .filter(|(k, e)| {
                         !matches!(e.value, crate::db::Value::Stream(_)) && !d.contains(k)
                     })
-                    .map(|(k, _)| k.clone())
+                    .map(|(k, _)| Bytes::copy_from_slice(k))
                     .collect();
                 for k in gone {
                     live.remove(&k);
@@ -378,12 +378,8 @@ impl Shared {
                     continue;
                 }
                 live.insert(
-                    k.clone(),
-                    crate::db::Entry {
-                        value: e.value.clone(),
-                        expires_at_ms: e.expires_at_ms,
-                        lru,
-                    },
+                    Bytes::copy_from_slice(k),
+                    crate::db::Entry::new(e.value.clone(), e.expires_at_ms, lru),
                 );
             }
         }

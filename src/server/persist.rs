@@ -377,10 +377,10 @@ fn flush_before(ks: &mut Keyspace, f: &CaptureFilter, seq: u128, db: u8) {
         .iter()
         .filter(|(k, _)| {
             f.captured
-                .get(&(db, (*k).clone()))
+                .get(&(db, Bytes::copy_from_slice(k)))
                 .is_none_or(|&c| c <= seq)
         })
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| Bytes::copy_from_slice(k))
         .collect();
     for k in doomed {
         ks.dbs[usize::from(db)].remove(&k);
@@ -441,7 +441,7 @@ pub fn rewrite(
                 bytes += k.len() + value_bytes(&e.value);
                 effects.push(Effect::Set {
                     db: db as u8,
-                    key: k.clone(),
+                    key: Bytes::copy_from_slice(k),
                     value: e.value.clone(),
                     expires_at_ms: e.expires_at_ms,
                 });

@@ -1130,8 +1130,10 @@ mod tests {
             .iter()
             .enumerate()
             .flat_map(|(i, d)| {
-                d.iter()
-                    .map(move |(k, e)| (i, k.clone(), e.value.clone(), e.expires_at_ms))
+                d.iter().map(move |(k, e)| {
+                    let k = Bytes::copy_from_slice(k);
+                    (i, k, e.value.clone(), e.expires_at_ms)
+                })
             })
             .collect();
         v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
