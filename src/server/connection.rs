@@ -888,7 +888,7 @@ pub fn execute_argv(
         apply_renames(&shared.renames, args)
     };
     let resolved = match renamed {
-        Ok(()) => t.resolve(&args),
+        Ok(()) => t.resolve(args),
         Err(e) => Err(e),
     };
     let result = match resolved {
@@ -901,7 +901,7 @@ pub fn execute_argv(
                 m.aborted = true;
             }
             if known.is_some_and(|i| t.entries[i].cmd.name == "exec") {
-                Err(exec_abort(shared, client, ks, e, &args))
+                Err(exec_abort(shared, client, ks, e, args))
             } else {
                 Err(e)
             }
@@ -924,7 +924,7 @@ pub fn execute_argv(
                 {
                     shared.durability.failure().filter(|_| {
                         !commands::scripting::is_eval(cmd)
-                            || commands::scripting::effective_flags(ks, cmd, &args) & flags::WRITE
+                            || commands::scripting::effective_flags(ks, cmd, args) & flags::WRITE
                                 != 0
                     })
                 }
@@ -953,12 +953,12 @@ pub fn execute_argv(
                 }
                 let e = CmdError::new("NOAUTH Authentication required.");
                 if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, &args))
+                    Err(exec_abort(shared, client, ks, e, args))
                 } else {
                     Err(e)
                 }
             } else if let Some(e) = (!(client.multi.is_some() && cmd.has(flags::NO_MULTI)))
-                .then(|| acl_reject(shared, client, idx, &args))
+                .then(|| acl_reject(shared, client, idx, args))
                 .flatten()
             {
                 // Redis's `ACLCheckAllPerm` in `processCommand`.
@@ -967,17 +967,17 @@ pub fn execute_argv(
                     m.aborted = true;
                 }
                 if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, &args))
+                    Err(exec_abort(shared, client, ks, e, args))
                 } else {
                     Err(e)
                 }
-            } else if let Some(e) = oom_reject(shared, ks, client, cmd, top_name, &args) {
+            } else if let Some(e) = oom_reject(shared, ks, client, cmd, top_name, args) {
                 entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
                 if let Some(m) = client.multi.as_mut() {
                     m.aborted = true;
                 }
                 if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, &args))
+                    Err(exec_abort(shared, client, ks, e, args))
                 } else {
                     Err(e)
                 }
@@ -998,7 +998,7 @@ pub fn execute_argv(
                 }
                 let e = CmdError::new(Misconf { reason: text }.to_string());
                 if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, &args))
+                    Err(exec_abort(shared, client, ks, e, args))
                 } else {
                     Err(e)
                 }
@@ -1015,7 +1015,7 @@ pub fn execute_argv(
                     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                     entry.full_name
                 )))
-            } else if super::pause::covers(shared, ks, client, cmd, top_name, &args) {
+            } else if super::pause::covers(shared, ks, client, cmd, top_name, args) {
                 // CLIENT PAUSE: the command waits (see `server::pause`).
                 // Counted when it runs.
                 shared
@@ -1051,7 +1051,7 @@ pub fn execute_argv(
                     out,
                     now_ms,
                 };
-                commands::call(&mut ctx, idx, &args)
+                commands::call(&mut ctx, idx, args)
             }
         }
     };
