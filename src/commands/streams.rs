@@ -362,11 +362,41 @@ pub(super) fn reply_entries(ctx: &mut Ctx, entries: &[(u128, Vec<Bytes>)]) {
 
 pub(super) fn reply_entry(ctx: &mut Ctx, id: u128, fields: &[Bytes]) {
     ctx.out.array(2);
-    ctx.out.bulk(fmt_id(id).as_bytes());
+    bulk_id(ctx.out, id);
     ctx.out.array(fields.len());
     for f in fields {
         ctx.out.bulk(f);
     }
+}
+
+/// An entry id as a bulk string (`fmt_id`), formatted on the stack.
+fn bulk_id(out: &mut crate::protocol::Out, id: u128) {
+    let mut b = itoa::Buffer::new();
+    let mut s = [0u8; 41];
+    let ms = b.format(id_ms(id)).as_bytes();
+    s[..ms.len()].copy_from_slice(ms);
+    s[ms.len()] = b'-';
+    let at = ms.len() + 1;
+    let seq = b.format(id_seq(id)).as_bytes();
+    s[at..at + seq.len()].copy_from_slice(seq);
+    out.bulk(&s[..at + seq.len()]);
+}
+
+/// An entry's reply (`reply_entry`) encoded straight from its record's
+/// value, without decoding it into owned fields first.
+fn reply_entry_encoded(
+    out: &mut crate::protocol::Out,
+    id: u128,
+    value: &[u8],
+) -> Result<(), crate::stream::StreamError> {
+    let fields = crate::stream::codec::entry_fields(value)?;
+    out.array(2);
+    bulk_id(out, id);
+    out.array(fields.len());
+    for f in fields {
+        out.bulk(f);
+    }
+    Ok(())
 }
 
 /// XRANGE key start end [COUNT count]
@@ -423,11 +453,34 @@ fn range_generic(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> CmdResult {
     } else {
         count as usize
     };
-    let entries = {
-        let g = s.lock().map_err(storage_err)?;
-        g.range(start, end, limit, rev).map_err(storage_err)?
+    // The entries are encoded as they are read, the array header (their
+    // count) put in front of them at the end; a damaged entry discards
+    // the partial reply for the error.
+    let reply_start = ctx.out.buf.len();
+    let mut n = 0usize;
+    let walked = {
+        let out = &mut *ctx.out;
+        s.lock().and_then(|g| {
+            g.range_each(start, end, limit, rev, |id, value| {
+                n += 1;
+                reply_entry_encoded(out, id, &value)
+            })
+        })
     };
-    reply_entries(ctx, &entries);
+    if let Err(e) = walked {
+        ctx.out.buf.truncate(reply_start);
+        return Err(storage_err(e));
+    }
+    let mut header = itoa::Buffer::new();
+    let count = header.format(n).as_bytes();
+    let mut line = [0u8; 24];
+    line[0] = b'*';
+    line[1..1 + count.len()].copy_from_slice(count);
+    line[1 + count.len()..3 + count.len()].copy_from_slice(b"\r\n");
+    ctx.out.buf.splice(
+        reply_start..reply_start,
+        line[..3 + count.len()].iter().copied(),
+    );
     Ok(())
 }
 

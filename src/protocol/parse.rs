@@ -39,10 +39,6 @@ pub enum Parsed {
     Incomplete,
 }
 
-fn find(buf: &[u8], byte: u8) -> Option<usize> {
-    buf.iter().position(|&b| b == byte)
-}
-
 /// Redis's `string2ll`: a strict base-10 integer without leading `+`,
 /// leading zeros or spaces.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
@@ -97,10 +93,21 @@ pub fn parse_request(buf: &mut BytesMut, limits: ParseLimits) -> Result<Parsed, 
 /// caller passes the same buffer, with bytes only appended, until `parse`
 /// returns something other than `Incomplete` (a request consumed, or an
 /// error, after which the decoder starts afresh).
+///
+/// A connection decodes with [`Decoder::parse_into`], which fills an
+/// argument vector the connection reuses from command to command; the
+/// decoder likewise keeps its span vector between requests, so decoding a
+/// request allocates nothing once the connection has warmed up.
 #[derive(Debug, Default)]
 pub struct Decoder {
     partial: Option<Partial>,
+    /// The span vector of the last request, empty, kept for its capacity.
+    spare: Vec<(usize, usize)>,
 }
+
+/// Span vectors longer than this are not kept between requests (a huge
+/// MSET should not pin its memory for the connection's life).
+const SPARE_SPANS_MAX: usize = 1024;
 
 /// A multibulk request whose first `spans.len()` arguments are complete.
 #[derive(Debug)]
@@ -119,16 +126,33 @@ impl Decoder {
         buf: &mut BytesMut,
         limits: ParseLimits,
     ) -> Result<Parsed, ProtocolError> {
+        let mut args = Vec::new();
+        Ok(match self.parse_into(buf, limits, &mut args)? {
+            Parsed::Command { inline, .. } => Parsed::Command { args, inline },
+            other => other,
+        })
+    }
+
+    /// `parse`, with a complete request's arguments put into `args`
+    /// (cleared first) instead of a new vector: the `Parsed::Command`
+    /// returned then has an empty `args`. `args` is left untouched unless
+    /// a command is returned.
+    pub fn parse_into(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: ParseLimits,
+        args: &mut Vec<Bytes>,
+    ) -> Result<Parsed, ProtocolError> {
         if let Some(p) = self.partial.take() {
-            return self.resume(buf, limits, p);
+            return self.resume(buf, limits, p, args);
         }
         if buf.is_empty() {
             return Ok(Parsed::Incomplete);
         }
         if buf[0] == b'*' {
-            self.parse_multibulk(buf, limits)
+            self.parse_multibulk(buf, limits, args)
         } else {
-            parse_inline(buf)
+            parse_inline(buf, args)
         }
     }
 
@@ -136,6 +160,7 @@ impl Decoder {
         &mut self,
         buf: &mut BytesMut,
         limits: ParseLimits,
+        args: &mut Vec<Bytes>,
     ) -> Result<Parsed, ProtocolError> {
         let Some((cr, pos)) = header_line(buf, 0) else {
             if buf.len() > PROTO_INLINE_MAX_BYTES {
@@ -156,12 +181,14 @@ impl Decoder {
             let _ = buf.split_to(pos);
             return Ok(Parsed::Empty);
         }
+        let mut spans = std::mem::take(&mut self.spare);
+        spans.reserve((count as usize).min(1024));
         let p = Partial {
             count: count as usize,
-            spans: Vec::with_capacity((count as usize).min(1024)),
+            spans,
             pos,
         };
-        self.resume(buf, limits, p)
+        self.resume(buf, limits, p, args)
     }
 
     /// Validates the argument headers after `p.pos` and finds the request's
@@ -171,6 +198,7 @@ impl Decoder {
         buf: &mut BytesMut,
         limits: ParseLimits,
         mut p: Partial,
+        args: &mut Vec<Bytes>,
     ) -> Result<Parsed, ProtocolError> {
         while p.spans.len() < p.count {
             let pos = p.pos;
@@ -209,19 +237,24 @@ impl Decoder {
             p.pos = end;
         }
         let frame = buf.split_to(p.pos).freeze();
-        let args = p
-            .spans
-            .into_iter()
-            .map(|(start, len)| frame.slice(start..start + len))
-            .collect();
+        args.clear();
+        args.extend(
+            p.spans
+                .iter()
+                .map(|&(start, len)| frame.slice(start..start + len)),
+        );
+        if p.spans.capacity() <= SPARE_SPANS_MAX {
+            p.spans.clear();
+            self.spare = p.spans;
+        }
         Ok(Parsed::Command {
-            args,
+            args: Vec::new(),
             inline: false,
         })
     }
 }
 
-fn parse_inline(buf: &mut BytesMut) -> Result<Parsed, ProtocolError> {
+fn parse_inline(buf: &mut BytesMut, out: &mut Vec<Bytes>) -> Result<Parsed, ProtocolError> {
     // Redis finds the line end with `strchr`, which stops at a NUL byte: a
     // NUL before the first newline leaves the request incomplete (more input
     // cannot complete it, so the buffer grows to the inline limit and the
@@ -246,8 +279,10 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Parsed, ProtocolError> {
     if args.is_empty() {
         return Ok(Parsed::Empty);
     }
+    out.clear();
+    out.extend(args.into_iter().map(Bytes::from));
     Ok(Parsed::Command {
-        args: args.into_iter().map(Bytes::from).collect(),
+        args: Vec::new(),
         inline: true,
     })
 }
@@ -255,7 +290,7 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Parsed, ProtocolError> {
 /// Reads a `<prefix><integer>\r\n` header at `pos`; returns the value and the
 /// position after the line, or None when the line is not complete yet.
 fn header_line(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
-    let cr = find(&buf[pos..], b'\r')? + pos;
+    let cr = memchr::memchr(b'\r', &buf[pos..])? + pos;
     // Redis waits until the byte after '\r' is there, without checking it is '\n'.
     if cr + 1 >= buf.len() {
         return None;
@@ -501,6 +536,53 @@ mod tests {
             split_args(b"\x0bECHO\x0bx \x0b\"y\"\x0b"),
             Some(vec![b"ECHO\x0bx".to_vec(), b"y".to_vec()])
         );
+    }
+
+    #[test]
+    fn parse_into_reuses_the_argument_vector() {
+        let mut d = Decoder::default();
+        let mut b = BytesMut::from(
+            &b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING x\r\n*1\r\n$4\r\nPI"[..],
+        );
+        let mut args = Vec::new();
+        let r = d.parse_into(&mut b, OPEN, &mut args);
+        assert_eq!(
+            r,
+            Ok(Parsed::Command {
+                args: vec![],
+                inline: false
+            })
+        );
+        assert_eq!(args, [&b"SET"[..], &b"k"[..], &b"v"[..]]);
+        let cap = args.capacity();
+        // The next request replaces the arguments in the same vector.
+        assert!(matches!(
+            d.parse_into(&mut b, OPEN, &mut args),
+            Ok(Parsed::Command { inline: false, .. })
+        ));
+        assert_eq!(args, [&b"GET"[..], &b"k"[..]]);
+        assert_eq!(args.capacity(), cap);
+        assert!(matches!(
+            d.parse_into(&mut b, OPEN, &mut args),
+            Ok(Parsed::Command { inline: true, .. })
+        ));
+        assert_eq!(args, [&b"PING"[..], &b"x"[..]]);
+        // Incomplete: nothing consumed, the vector left alone.
+        assert_eq!(
+            d.parse_into(&mut b, OPEN, &mut args),
+            Ok(Parsed::Incomplete)
+        );
+        assert_eq!(args, [&b"PING"[..], &b"x"[..]]);
+        b.extend_from_slice(b"NG\r\n");
+        assert!(matches!(
+            d.parse_into(&mut b, OPEN, &mut args),
+            Ok(Parsed::Command { inline: false, .. })
+        ));
+        assert_eq!(args, [&b"PING"[..]]);
+        assert!(b.is_empty());
+        // `parse` gives the same requests in vectors of their own.
+        let mut b = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"[..]);
+        assert_eq!(d.parse(&mut b, OPEN), Ok(cmd(&["GET", "k"])));
     }
 
     #[test]

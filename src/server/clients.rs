@@ -181,8 +181,16 @@ impl ClientHandle {
     }
 
     pub fn touch(&self) {
-        self.last_interaction_ms
-            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.touch_at(std::time::Instant::now());
+    }
+
+    /// `touch` with a clock reading the caller already has (the batch's,
+    /// `Keyspace::clock_mark`): no clock read of its own.
+    pub fn touch_at(&self, now: std::time::Instant) {
+        self.last_interaction_ms.store(
+            now.saturating_duration_since(self.created).as_millis() as u64,
+            Ordering::Relaxed,
+        );
     }
 
     /// Seconds since the last command (CLIENT LIST `idle`).

@@ -585,6 +585,9 @@ fn process_input(
     let bulk_max = shared.config.read().proto_max_bulk_len;
     // A command CLIENT PAUSE postponed runs first, once the pause is over.
     let mut retry = client.postponed.take();
+    // The argument vector, reused by every command of the batch (the
+    // decoder fills it; `execute_argv` takes it only to keep it).
+    let mut argv: Vec<Bytes> = Vec::new();
     while !client.close_after_reply
         && client.pending.is_none()
         && client.blocked.is_none()
@@ -595,31 +598,35 @@ fn process_input(
             authenticated: client.authenticated,
         };
         let parsed = match retry.take() {
-            Some(args) => Ok(Some(args)),
-            None => match client.decoder.parse(inbuf, limits) {
-                Ok(Parsed::Command { args, .. }) => Ok(Some(args)),
+            Some(args) => {
+                argv = args;
+                Ok(true)
+            }
+            None => match client.decoder.parse_into(inbuf, limits, &mut argv) {
+                Ok(Parsed::Command { .. }) => Ok(true),
                 Ok(Parsed::Empty) => continue,
-                Ok(Parsed::Incomplete) => Ok(None),
+                Ok(Parsed::Incomplete) => Ok(false),
                 Err(e) => Err(e),
             },
         };
         match parsed {
-            Ok(Some(mut args)) => {
+            Ok(true) => {
                 if guard.is_none() {
-                    client.handle.touch();
                     let ks = match shared.lock_unless_busy() {
                         Some(ks) => ks,
                         None => {
+                            client.handle.touch();
                             // A script holds the lock past its threshold:
                             // answer without it (`server::busy`).
                             let busy_error = shared
                                 .busy
                                 .busy_error()
                                 .unwrap_or(crate::scripting::busy::BUSY_EVAL);
+                            let args = std::mem::take(&mut argv);
                             match super::busy::execute(shared, client, out, args, busy_error) {
                                 super::busy::Step::Served => continue,
                                 super::busy::Step::NeedsLock(a) => {
-                                    args = a;
+                                    argv = a;
                                     shared.lock_ks()
                                 }
                             }
@@ -627,6 +634,9 @@ fn process_input(
                     };
                     let mut ks = ks;
                     ks.refresh_clock();
+                    // The client's last interaction: the batch's clock
+                    // reading, not one more.
+                    client.handle.touch_at(ks.clock_mark());
                     guard = Some(ks);
                     // Messages published before this batch took the lock
                     // go before its replies (see `server::pubsub`).
@@ -637,7 +647,10 @@ fn process_input(
                 };
                 let start = out.buf.len();
                 let stream_writes = ks.stream_write_count;
-                execute(shared, ks, client, out, args);
+                execute_argv(shared, ks, client, out, &mut argv);
+                // Drops the arguments (the request's buffer is released
+                // with them), keeps the vector's capacity.
+                argv.clear();
                 blocking::after_command(shared, ks, client, out.resp3, &mut batch.wakes);
                 let unit = if logging { ks.take_unit() } else { None };
                 if unit.is_some() || ks.stream_write_count != stream_writes {
@@ -645,7 +658,7 @@ fn process_input(
                 }
                 units.extend(unit);
             }
-            Ok(None) => break,
+            Ok(false) => break,
             Err(e) => {
                 shared.error_reply(out, format!("ERR {}", e.0).as_bytes());
                 client.close_after_reply = true;
@@ -846,6 +859,20 @@ pub fn execute(
     out: &mut Out,
     mut args: Vec<Bytes>,
 ) {
+    execute_argv(shared, ks, client, out, &mut args);
+}
+
+/// `execute` on a borrowed argument vector, which the caller reuses for
+/// the next command: it is taken (left empty) only when the command is
+/// kept (queued in MULTI, postponed by CLIENT PAUSE), otherwise left as
+/// it was (`rename-command` may have replaced the name).
+pub fn execute_argv(
+    shared: &Shared,
+    ks: &mut Keyspace,
+    client: &mut Client,
+    out: &mut Out,
+    args: &mut Vec<Bytes>,
+) {
     let t = table();
     // Under the keyspace lock: one writer at a time.
     commands::bump(&shared.stats.total_commands_processed, 1);
@@ -859,10 +886,10 @@ pub fn execute(
     let renamed = if shared.renames.is_empty() {
         Ok(())
     } else {
-        apply_renames(&shared.renames, &mut args)
+        apply_renames(&shared.renames, args)
     };
     let resolved = match renamed {
-        Ok(()) => t.resolve(&args),
+        Ok(()) => t.resolve(args),
         Err(e) => Err(e),
     };
     let result = match resolved {
@@ -875,7 +902,7 @@ pub fn execute(
                 m.aborted = true;
             }
             if known.is_some_and(|i| t.entries[i].cmd.name == "exec") {
-                Err(exec_abort(shared, client, ks, e, &args))
+                Err(exec_abort(shared, client, ks, e, args))
             } else {
                 Err(e)
             }
@@ -898,7 +925,7 @@ pub fn execute(
                 {
                     shared.durability.failure().filter(|_| {
                         !commands::scripting::is_eval(cmd)
-                            || commands::scripting::effective_flags(ks, cmd, &args) & flags::WRITE
+                            || commands::scripting::effective_flags(ks, cmd, args) & flags::WRITE
                                 != 0
                     })
                 }
@@ -927,12 +954,12 @@ pub fn execute(
                 }
                 let e = CmdError::new("NOAUTH Authentication required.");
                 if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, &args))
+                    Err(exec_abort(shared, client, ks, e, args))
                 } else {
                     Err(e)
                 }
             } else if let Some(e) = (!(client.multi.is_some() && cmd.has(flags::NO_MULTI)))
-                .then(|| acl_reject(shared, client, idx, &args))
+                .then(|| acl_reject(shared, client, idx, args))
                 .flatten()
             {
                 // Redis's `ACLCheckAllPerm` in `processCommand`.
@@ -941,11 +968,11 @@ pub fn execute(
                     m.aborted = true;
                 }
                 if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, &args))
+                    Err(exec_abort(shared, client, ks, e, args))
                 } else {
                     Err(e)
                 }
-            } else if let Some((e, discard)) = cluster_reject(shared, ks, client, idx, &args) {
+            } else if let Some((e, discard)) = cluster_reject(shared, ks, client, idx, args) {
                 // Redis's redirection in `processCommand`: EXEC discards
                 // the transaction, a queued command flags it.
                 entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
@@ -960,13 +987,13 @@ pub fn execute(
                     m.aborted = true;
                 }
                 Err(e)
-            } else if let Some(e) = oom_reject(shared, ks, client, cmd, top_name, &args) {
+            } else if let Some(e) = oom_reject(shared, ks, client, cmd, top_name, args) {
                 entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
                 if let Some(m) = client.multi.as_mut() {
                     m.aborted = true;
                 }
                 if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, &args))
+                    Err(exec_abort(shared, client, ks, e, args))
                 } else {
                     Err(e)
                 }
@@ -987,7 +1014,7 @@ pub fn execute(
                 }
                 let e = CmdError::new(Misconf { reason: text }.to_string());
                 if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, &args))
+                    Err(exec_abort(shared, client, ks, e, args))
                 } else {
                     Err(e)
                 }
@@ -1004,14 +1031,14 @@ pub fn execute(
                     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                     entry.full_name
                 )))
-            } else if super::pause::covers(shared, ks, client, cmd, top_name, &args) {
+            } else if super::pause::covers(shared, ks, client, cmd, top_name, args) {
                 // CLIENT PAUSE: the command waits (see `server::pause`).
                 // Counted when it runs.
                 shared
                     .stats
                     .total_commands_processed
                     .fetch_sub(1, Ordering::Relaxed);
-                client.postponed = Some(args);
+                client.postponed = Some(std::mem::take(args));
                 return;
             } else if client.multi.is_some() && !runs_inside_multi(top_name) {
                 if cmd.has(flags::NO_MULTI) {
@@ -1024,7 +1051,7 @@ pub fn execute(
                     ))
                 } else {
                     if let Some(m) = client.multi.as_mut() {
-                        m.queue.push((idx, args));
+                        m.queue.push((idx, std::mem::take(args)));
                         client.handle.meta.lock().multi = m.queue.len() as i64;
                     }
                     out.simple("QUEUED");
@@ -1040,7 +1067,7 @@ pub fn execute(
                     out,
                     now_ms,
                 };
-                commands::call(&mut ctx, idx, &args)
+                commands::call(&mut ctx, idx, args)
             }
         }
     };

@@ -16,6 +16,7 @@
 //! and eviction stop (Redis's `checkClientPauseTimeoutAndReturnIfPaused`).
 
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -30,6 +31,10 @@ pub enum PauseKind {
 #[derive(Debug, Default)]
 pub struct Pause {
     state: Mutex<Option<(PauseKind, Instant)>>,
+    /// True while `state` may hold a pause (set with it, cleared with
+    /// it): every command asks `current`, which takes neither the mutex
+    /// nor a clock reading while no pause was set.
+    set: AtomicBool,
     notify: Notify,
 }
 
@@ -47,23 +52,32 @@ impl Pause {
                 Some((k, e)) if e > now => (k.max(kind), e.max(end)),
                 _ => (kind, end),
             });
+            self.set.store(true, Ordering::Release);
         }
         self.notify.notify_waiters();
     }
 
     /// CLIENT UNPAUSE: ends the pause now.
     pub fn unpause(&self) {
-        *self.state.lock() = None;
+        {
+            let mut st = self.state.lock();
+            *st = None;
+            self.set.store(false, Ordering::Release);
+        }
         self.notify.notify_waiters();
     }
 
     /// The pause in effect now, if any.
     pub fn current(&self) -> Option<PauseKind> {
+        if !self.set.load(Ordering::Acquire) {
+            return None;
+        }
         let mut st = self.state.lock();
         match *st {
             Some((k, end)) if end > Instant::now() => Some(k),
             Some(_) => {
                 *st = None;
+                self.set.store(false, Ordering::Release);
                 None
             }
             None => None,

@@ -152,6 +152,59 @@ pub fn decode_entry(buf: impl Into<Bytes>) -> Result<Vec<Bytes>, BadBytes> {
     Ok(out)
 }
 
+/// An entry's field-value pairs (flattened) as slices of the record's
+/// bytes, checked whole before the first is handed out: a damaged record
+/// is an error, never a partial entry. XRANGE encodes its reply from these
+/// without building owned values (`decode_entry`).
+pub fn entry_fields(buf: &[u8]) -> Result<EntryFields<'_>, BadBytes> {
+    let mut r = Reader::new(buf);
+    let n = r.u32()? as usize;
+    for _ in 0..n * 2 {
+        let len = r.u32()? as usize;
+        r.take(len)?;
+    }
+    end(&r)?;
+    Ok(EntryFields {
+        rest: &buf[4..],
+        left: n * 2,
+    })
+}
+
+/// The fields and values of one checked entry (`entry_fields`).
+#[derive(Clone, Debug)]
+pub struct EntryFields<'a> {
+    rest: &'a [u8],
+    left: usize,
+}
+
+impl<'a> EntryFields<'a> {
+    /// Fields plus values (twice the pair count).
+    pub fn len(&self) -> usize {
+        self.left
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+}
+
+impl<'a> Iterator for EntryFields<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        // `entry_fields` checked every length against the buffer.
+        let (len, rest) = self.rest.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let (field, rest) = rest.split_at_checked(len)?;
+        self.rest = rest;
+        self.left -= 1;
+        Some(field)
+    }
+}
+
 pub fn encode_op(op: &Op) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     out.push(match op.kind {
@@ -349,5 +402,34 @@ mod tests {
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert!(decode_checkpoint(&bad).is_err());
+    }
+
+    #[test]
+    fn entry_fields_borrow_what_decode_entry_owns() {
+        let pairs: Vec<Bytes> = [&b"temp"[..], &b"21"[..], &b""[..], &b"x\0y"[..]]
+            .iter()
+            .map(|p| Bytes::copy_from_slice(p))
+            .collect();
+        let mut e = Vec::new();
+        encode_entry(&mut e, &pairs);
+        let fields = entry_fields(&e).unwrap();
+        assert_eq!(fields.len(), 4);
+        assert!(!fields.is_empty());
+        let got: Vec<&[u8]> = fields.collect();
+        let want: Vec<&[u8]> = pairs.iter().map(|p| &p[..]).collect();
+        assert_eq!(got, want);
+        // Damage is found before the first field is handed out: a cut or
+        // trailing bytes are errors, as for decode_entry.
+        for cut in 0..e.len() {
+            assert!(entry_fields(&e[..cut]).is_err(), "cut {cut}");
+        }
+        let mut long = e.clone();
+        long.push(0);
+        assert!(entry_fields(&long).is_err());
+        // A field length past the end (a huge count) is refused, not
+        // trusted.
+        let mut huge = e.clone();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(entry_fields(&huge).is_err());
     }
 }

@@ -488,15 +488,37 @@ impl Inner {
         rev: bool,
     ) -> Result<Vec<(u128, Vec<Bytes>)>, StreamError> {
         let mut out = Vec::new();
+        self.range_each(start, end, count, rev, |id, value| {
+            out.push((id, decode_entry(value)?));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// `range` handing each entry to `f` as its id and its encoded value
+    /// (the entry grammar of `codec`; `codec::entry_fields` reads it
+    /// without copying) instead of decoding it: XRANGE encodes its reply
+    /// from these bytes.
+    /// An error from `f` stops the walk and is returned.
+    pub fn range_each(
+        &self,
+        start: u128,
+        end: u128,
+        count: usize,
+        rev: bool,
+        mut f: impl FnMut(u128, Vec<u8>) -> Result<(), StreamError>,
+    ) -> Result<(), StreamError> {
         let lo = start.max(self.meta.trimmed_through.saturating_add(1));
         if count == 0 || lo > end || self.meta.length == 0 {
-            return Ok(out);
+            return Ok(());
         }
+        let mut seen = 0;
         let mut push = |r: crate::storage::Record| -> Result<bool, StreamError> {
             if self.is_live(r.key) && r.key <= self.meta.last_id {
-                out.push((r.key, decode_entry(r.value)?));
+                f(r.key, r.value)?;
+                seen += 1;
             }
-            Ok(out.len() < count)
+            Ok(seen < count)
         };
         if rev {
             for r in self.log.iter_rev_from(end) {
@@ -513,7 +535,7 @@ impl Inner {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// First live id >= `from`.
