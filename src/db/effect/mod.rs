@@ -923,7 +923,7 @@ mod tests {
         assert_eq!(&st.name[..], b"hdfs");
         let m = st.ingestor.miner();
         assert_eq!(m.len(), 2);
-        assert_eq!(m.cluster(1).unwrap().template(), b"open file 1");
+        assert_eq!(m.cluster(1).unwrap().template(), b"open file <*>");
         assert_eq!(m.cluster(1).unwrap().size, 5);
         assert_eq!(m.cluster(2).unwrap().template(), b"close <*>");
     }
@@ -981,7 +981,7 @@ mod tests {
         let g = s.0.ingest.lock();
         let ing = &g.as_ref().unwrap().ingestor;
         let templates: Vec<Vec<u8>> = ing.miner().clusters().map(|(_, c)| c.template()).collect();
-        assert_eq!(templates, [&b"open file 1"[..], b"c", b"d"]);
+        assert_eq!(templates, [&b"open file <*>"[..], b"c", b"d"]);
         // One line in the state, one hit each from generations 3 and 0.
         assert_eq!(ing.miner().cluster(1).unwrap().size, 3);
         assert_eq!(ing.generation(), 3);
