@@ -26,7 +26,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # Writes the RESP load for type $1 to stdout.
 gen() {

@@ -41,8 +41,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-used_memory() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: '$1 == "used_memory" {print $2}'; }
 
 # gen SHAPE TTL: writes the RESP load to $WORK/SHAPE-TTL.resp (once) and
 # prints its path.

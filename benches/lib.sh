@@ -47,3 +47,9 @@ round_ratios() {
 
 # median VALUES...: the median (the lower middle one of an even count).
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# rss_kb PID: the process's resident set size in KiB.
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# used_memory PORT: INFO memory's used_memory of the server on PORT.
+used_memory() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: '$1 == "used_memory" {print $2}'; }

@@ -36,8 +36,6 @@ cleanup() {
 trap cleanup EXIT
 
 . benches/lib.sh
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-used_memory() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }'; }
 start_redlog() {
     "$REDLOG_BIN" --port "$REDLOG_PORT" --appendonly yes --appendfsync everysec \
         --dir "$WORK/redlog-data" >>"$WORK/redlog.log" 2>&1 &
