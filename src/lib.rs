@@ -59,6 +59,7 @@ pub mod fuzz;
 pub mod glob;
 pub mod logparse;
 pub mod protocol;
+pub mod random;
 pub mod rdb;
 pub mod scripting;
 pub mod server;

@@ -48,28 +48,12 @@ pub mod todo {
     pub const FSYNC_CONFIG: u8 = 1 << 3;
 }
 
+/// A new node name: 40 random hex characters, as Redis's
+/// `getRandomHexChars`.
 pub fn random_name() -> Name {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = [0u8; NAMELEN];
-    let mut i = 0;
-    while i < NAMELEN {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        h.write_usize(i);
-        for b in h.finish().to_le_bytes() {
-            for nib in [b >> 4, b & 15] {
-                if i < NAMELEN {
-                    out[i] = b"0123456789abcdef"[usize::from(nib)];
-                    i += 1;
-                }
-            }
-        }
-    }
+    let mut out = [b'0'; NAMELEN];
+    let hex = crate::random::random_hex(NAMELEN);
+    out.copy_from_slice(hex.as_bytes());
     out
 }
 

@@ -676,7 +676,7 @@ fn acl_genpass(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::new("ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096"));
     }
     let chars = ((bits + 3) / 4) as usize;
-    ctx.out.bulk(acl::random_hex(chars).as_bytes());
+    ctx.out.bulk(crate::random::random_hex(chars).as_bytes());
     Ok(())
 }
 

@@ -456,23 +456,6 @@ pub(crate) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-fn new_run_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut s = String::with_capacity(40);
-    while s.len() < 40 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        s.push_str(&format!("{:016x}", h.finish()));
-    }
-    s.truncate(40);
-    s
-}
-
 /// A running server.
 pub struct ServerHandle {
     shared: Arc<Shared>,
@@ -689,7 +672,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         stats: ServerStats::default(),
         started: Instant::now(),
         started_unix_ms: now_ms(),
-        run_id: new_run_id(),
+        run_id: crate::random::random_hex(40),
         last_save_unix: AtomicU64::new(now_ms() / 1000),
         shutdown: AtomicBool::new(false),
         shutdown_notify: Notify::new(),

@@ -142,22 +142,9 @@ impl ReplState {
     }
 }
 
-/// 40 random hex characters (Redis's `changeReplicationId`).
+/// A new replication id (Redis's `changeReplicationId`).
 pub fn random_replid() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut s = String::with_capacity(40);
-    while s.len() < 40 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_usize(s.len());
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        let _ = write!(s, "{:016x}", h.finish());
-    }
-    s.truncate(40);
-    s
+    crate::random::random_hex(40)
 }
 
 #[cfg(test)]
