@@ -28,6 +28,7 @@ pub mod logquery;
 pub mod memory;
 pub mod meta;
 pub mod migrate;
+mod names;
 pub mod observe;
 pub mod persistence;
 pub mod pubsub;
@@ -47,12 +48,8 @@ use crate::db::Keyspace;
 use crate::protocol::Out;
 use crate::server::{Client, Shared};
 use bytes::Bytes;
+use names::NameMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
-
-/// Command names to table indexes (looked up once per command: foldhash,
-/// not SipHash).
-type NameMap = HashMap<&'static str, usize, foldhash::fast::RandomState>;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -589,32 +586,15 @@ pub fn table() -> &'static Table {
     })
 }
 
-/// Lower-cases a command name for lookup; None when it is too long to be one.
-fn lower_name(name: &[u8], buf: &mut [u8; 32]) -> Option<usize> {
-    if name.len() > buf.len() {
-        return None;
-    }
-    for (d, s) in buf.iter_mut().zip(name) {
-        *d = s.to_ascii_lowercase();
-    }
-    Some(name.len())
-}
-
 impl Table {
     /// Finds a top-level command by name, ignoring case.
     pub fn lookup(&self, name: &[u8]) -> Option<usize> {
-        let mut buf = [0u8; 32];
-        let n = lower_name(name, &mut buf)?;
-        let s = std::str::from_utf8(&buf[..n]).ok()?;
-        self.by_name.get(s).copied()
+        self.by_name.get(name)
     }
 
     /// Finds a subcommand of entry `parent`, ignoring case.
     pub fn lookup_sub(&self, parent: usize, name: &[u8]) -> Option<usize> {
-        let mut buf = [0u8; 32];
-        let n = lower_name(name, &mut buf)?;
-        let s = std::str::from_utf8(&buf[..n]).ok()?;
-        self.entries[parent].subs.get(s).copied()
+        self.entries[parent].subs.get(name)
     }
 
     /// Resolves `args` to a table entry, checking existence and arity exactly

@@ -57,6 +57,7 @@ impl Db {
             && !self.ready.iter().any(|k| k == key)
         {
             self.ready.push(Bytes::copy_from_slice(key));
+            self.pending.ready();
         }
     }
 
@@ -94,10 +95,21 @@ impl Keyspace {
 
     /// The next ready key, in database order and signal order.
     pub fn take_ready_key(&mut self) -> Option<(usize, Bytes)> {
-        for (i, d) in self.dbs.iter_mut().enumerate() {
-            if !d.ready.is_empty() {
-                return Some((i, d.ready.remove(0)));
+        // Only the databases the summary names (usually none).
+        let mut dbs = self.pending.ready();
+        while dbs != 0 {
+            let i = dbs.trailing_zeros() as usize;
+            dbs &= dbs - 1;
+            let d = self.dbs.get_mut(i)?;
+            if d.ready.is_empty() {
+                self.pending.clear_ready(i);
+                continue;
             }
+            let key = d.ready.remove(0);
+            if d.ready.is_empty() {
+                self.pending.clear_ready(i);
+            }
+            return Some((i, key));
         }
         None
     }

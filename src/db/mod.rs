@@ -25,6 +25,7 @@ pub mod lazyfree;
 pub mod list;
 pub mod memory;
 pub mod notify;
+mod pending;
 pub mod scanmap;
 pub mod set;
 pub mod slab;
@@ -157,6 +158,10 @@ pub struct Db {
     flushed: bool,
     /// Cluster mode (database 0): the keys of each hash slot.
     pub slot_index: Option<Box<crate::cluster::slots::SlotIndex>>,
+    /// This database's bit in the keyspace's summary of pending work
+    /// (`pending`): set whenever `touched`, `expiry_touched`, `cleared`
+    /// or `ready` gets something.
+    pending: pending::PendingBit,
 }
 
 impl Db {
@@ -380,6 +385,7 @@ impl Db {
         s.entry.expires_at_ms = expires_at_ms;
         if self.capture && self.expiry_touched.last().is_none_or(|x| x[..] != *key) {
             self.expiry_touched.push(Bytes::copy_from_slice(key));
+            self.pending.touched();
         }
         self.signal_watchers(key);
         true
@@ -497,6 +503,7 @@ impl Db {
     fn note_touched(&mut self, key: &[u8]) {
         if self.capture && self.touched.last().is_none_or(|k| k != key) {
             self.touched.push(Bytes::copy_from_slice(key));
+            self.pending.touched();
         }
     }
 
@@ -523,6 +530,7 @@ impl Db {
         }
         if self.capture {
             self.cleared = true;
+            self.pending.touched();
             self.touched.clear();
             self.expiry_touched.clear();
             self.op_logged.clear();
@@ -790,6 +798,9 @@ pub struct Keyspace {
     /// CLIENT TRACKING state (`tracking`); keep `Db::track` in step with
     /// `sync_tracking`.
     pub tracking: tracking::Tracking,
+    /// Which databases have changes to materialise or ready keys
+    /// (`pending`): a command that did neither ends in O(1).
+    pending: std::sync::Arc<pending::Pending>,
 }
 
 impl Default for Keyspace {
@@ -826,9 +837,11 @@ impl Keyspace {
             lazyfree: lazyfree::LazyFree::default(),
             lazy_done_seen: 0,
             tracking: tracking::Tracking::default(),
+            pending: Default::default(),
         };
-        for db in &mut ks.dbs {
+        for (i, db) in ks.dbs.iter_mut().enumerate() {
             db.lazy = ks.lazyfree.clone();
+            db.pending = ks.pending.handle(i);
         }
         ks.set_capture(true);
         ks
@@ -1090,10 +1103,17 @@ impl Keyspace {
     fn materialize(&mut self) {
         // Capture is on for every database or for none (`set_capture`);
         // off (no persistence), nothing is ever touched.
-        if !self.dbs[0].capture {
+        let mut todo = self.pending.take_touched();
+        if todo == 0 || !self.dbs[0].capture {
             return;
         }
-        for (i, db) in self.dbs.iter_mut().enumerate() {
+        // In database order, as the effects must be.
+        while todo != 0 {
+            let i = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            let Some(db) = self.dbs.get_mut(i) else {
+                break;
+            };
             if !db.cleared && db.touched.is_empty() && db.expiry_touched.is_empty() {
                 continue;
             }
@@ -1288,6 +1308,40 @@ mod tests {
             let e = Entry::new(Value::str(&b"0123456789abcdef"[..]), u64::from(ttl), 0);
             db.insert(Bytes::from(format!("key:{i}")), e);
         }
+    }
+
+    /// The pending-work summary: effects come out in database order from
+    /// the databases it names, and a command that changed nothing leaves
+    /// nothing in it.
+    #[test]
+    fn pending_summary_follows_the_changes() {
+        let mut ks = Keyspace::new();
+        ks.set(9, Bytes::from_static(b"a"), Value::str("1"), 0);
+        ks.set(2, Bytes::from_static(b"b"), Value::str("2"), 0);
+        assert!(ks.dbs[2].set_expiry(b"b", 99_999_999_999_999));
+        let dbs: Vec<u8> = ks
+            .take_effects()
+            .iter()
+            .map(|e| match e {
+                effect::Effect::Set { db, .. } | effect::Effect::Expire { db, .. } => *db,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(dbs, vec![2, 9]);
+        assert_eq!(ks.pending.take_touched(), 0);
+        assert!(ks.lookup(9, b"a", 0, true).is_some());
+        ks.end_command();
+        assert_eq!((ks.pending.take_touched(), ks.pending.ready()), (0, 0));
+        // A flush is pending work too.
+        ks.dbs[4].clear();
+        assert!(matches!(
+            ks.take_effects()[..],
+            [effect::Effect::FlushDb { db: 4 }]
+        ));
+        // Without capture nothing is noted.
+        ks.set_capture(false);
+        ks.set(3, Bytes::from_static(b"c"), Value::str("3"), 0);
+        assert_eq!(ks.pending.take_touched(), 0);
     }
 
     #[test]
