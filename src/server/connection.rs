@@ -611,39 +611,39 @@ fn process_input(
         };
         match parsed {
             Ok(true) => {
-                if guard.is_none() {
-                    let ks = match shared.lock_unless_busy() {
-                        Some(ks) => ks,
-                        None => {
-                            client.handle.touch();
-                            // A script holds the lock past its threshold:
-                            // answer without it (`server::busy`).
-                            let busy_error = shared
-                                .busy
-                                .busy_error()
-                                .unwrap_or(crate::scripting::busy::BUSY_EVAL);
-                            let args = std::mem::take(&mut argv);
-                            match super::busy::execute(shared, client, out, args, busy_error) {
-                                super::busy::Step::Served => continue,
-                                super::busy::Step::NeedsLock(a) => {
-                                    argv = a;
-                                    shared.lock_ks()
+                let ks = match guard {
+                    Some(ref mut ks) => ks,
+                    None => {
+                        let ks = match shared.lock_unless_busy() {
+                            Some(ks) => ks,
+                            None => {
+                                client.handle.touch();
+                                // A script holds the lock past its threshold:
+                                // answer without it (`server::busy`).
+                                let busy_error = shared
+                                    .busy
+                                    .busy_error()
+                                    .unwrap_or(crate::scripting::busy::BUSY_EVAL);
+                                let args = std::mem::take(&mut argv);
+                                match super::busy::execute(shared, client, out, args, busy_error) {
+                                    super::busy::Step::Served => continue,
+                                    super::busy::Step::NeedsLock(a) => {
+                                        argv = a;
+                                        shared.lock_ks()
+                                    }
                                 }
                             }
-                        }
-                    };
-                    let mut ks = ks;
-                    ks.refresh_clock();
-                    // The client's last interaction: the batch's clock
-                    // reading, not one more.
-                    client.handle.touch_at(ks.clock_mark());
-                    guard = Some(ks);
-                    // Messages published before this batch took the lock
-                    // go before its replies (see `server::pubsub`).
-                    super::pubsub::drain_before_batch(client, out);
-                }
-                let Some(ks) = guard.as_mut() else {
-                    break;
+                        };
+                        let mut ks = ks;
+                        ks.refresh_clock();
+                        // The client's last interaction: the batch's clock
+                        // reading, not one more.
+                        client.handle.touch_at(ks.clock_mark());
+                        // Messages published before this batch took the lock
+                        // go before its replies (see `server::pubsub`).
+                        super::pubsub::drain_before_batch(client, out);
+                        guard.insert(ks)
+                    }
                 };
                 let start = out.buf.len();
                 let stream_writes = ks.stream_write_count;

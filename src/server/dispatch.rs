@@ -43,6 +43,34 @@ fn exec_abort(
     CmdError::from_bytes(msg)
 }
 
+/// Redis's `rejectCommand`, for a command found in the table (`idx`)
+/// but refused before it runs: counted as rejected, a MULTI being queued
+/// is flagged (its EXEC will fail), and a refused EXEC discards the
+/// transaction with EXECABORT (`exec_abort`).
+fn reject(
+    shared: &Shared,
+    ks: &mut Keyspace,
+    client: &mut Client,
+    idx: usize,
+    e: CmdError,
+    args: &[Bytes],
+) -> Result<(), CmdError> {
+    let t = table();
+    let entry = &t.entries[idx];
+    entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
+    if let Some(m) = client.multi.as_mut() {
+        m.aborted = true;
+    }
+    let top_name = entry
+        .parent
+        .map_or(entry.cmd.name, |p| t.entries[p].cmd.name);
+    if top_name == "exec" {
+        Err(exec_abort(shared, client, ks, e, args))
+    } else {
+        Err(e)
+    }
+}
+
 /// True when the client's queued MULTI block holds a write command.
 fn multi_writes(client: &Client) -> bool {
     let t = table();
@@ -214,20 +242,17 @@ pub fn execute_argv(
         Err(e) => Err(e),
     };
     let result = match resolved {
-        Err(e) => {
-            let known = t.lookup(&args[0]);
-            if let Some(idx) = known {
-                t.entries[idx].stat.rejected.fetch_add(1, Ordering::Relaxed);
-            }
-            if let Some(m) = client.multi.as_mut() {
-                m.aborted = true;
-            }
-            if known.is_some_and(|i| t.entries[i].cmd.name == "exec") {
-                Err(exec_abort(shared, client, ks, e, args))
-            } else {
+        // A known command with a wrong arity (or unknown subcommand) is
+        // counted as rejected; an unknown one only flags the MULTI.
+        Err(e) => match t.lookup(&args[0]) {
+            Some(idx) => reject(shared, ks, client, idx, e, args),
+            None => {
+                if let Some(m) = client.multi.as_mut() {
+                    m.aborted = true;
+                }
                 Err(e)
             }
-        }
+        },
         Ok(idx) => {
             let entry = &t.entries[idx];
             let cmd = entry.cmd;
@@ -263,36 +288,17 @@ pub fn execute_argv(
                 )
             {
                 // Redis's CMD_PROTECTED check comes before authentication.
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                Err(CmdError::new(commands::debug::NOT_ALLOWED))
+                let e = CmdError::new(commands::debug::NOT_ALLOWED);
+                reject(shared, ks, client, idx, e, args)
             } else if auth_required && !cmd.has(flags::NO_AUTH) {
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
                 let e = CmdError::new("NOAUTH Authentication required.");
-                if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, args))
-                } else {
-                    Err(e)
-                }
+                reject(shared, ks, client, idx, e, args)
             } else if let Some(e) = (!(client.multi.is_some() && cmd.has(flags::NO_MULTI)))
                 .then(|| acl_reject(shared, client, idx, args))
                 .flatten()
             {
                 // Redis's `ACLCheckAllPerm` in `processCommand`.
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, args))
-                } else {
-                    Err(e)
-                }
+                reject(shared, ks, client, idx, e, args)
             } else if let Some((e, discard)) = cluster_reject(shared, ks, client, idx, args) {
                 // Redis's redirection in `processCommand`: EXEC discards
                 // the transaction, a queued command flags it.
@@ -309,49 +315,26 @@ pub fn execute_argv(
                 }
                 Err(e)
             } else if let Some(e) = oom_reject(shared, ks, client, cmd, top_name, args) {
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, args))
-                } else {
-                    Err(e)
-                }
+                reject(shared, ks, client, idx, e, args)
             } else if shared.is_loading() && !cmd.has(flags::LOADING) {
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                Err(CmdError::new(
-                    "LOADING Redis is loading the dataset in memory",
-                ))
+                let e = CmdError::new("LOADING Redis is loading the dataset in memory");
+                reject(shared, ks, client, idx, e, args)
             } else if let Some(text) = persist_failure {
                 // Redis refuses writes (and PING) once the AOF could not be
                 // written, so a client never believes a write is safe.
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
                 let e = CmdError::new(Misconf { reason: text }.to_string());
-                if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, args))
-                } else {
-                    Err(e)
-                }
+                reject(shared, ks, client, idx, e, args)
             } else if client.pubsub.active()
                 && !out.resp3
                 && !super::pubsub::allowed_in_subscribed_mode(top_name)
             {
-                // Redis's `rejectCommand`: also aborts a MULTI being queued.
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                Err(CmdError::new(format!(
+                // Redis's `rejectCommandFormat`: EXEC here is refused
+                // with EXECABORT too.
+                let e = CmdError::new(format!(
                     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                     entry.full_name
-                )))
+                ));
+                reject(shared, ks, client, idx, e, args)
             } else if super::pause::covers(shared, ks, client, cmd, top_name, args) {
                 // CLIENT PAUSE: the command waits (see `server::pause`).
                 // Counted when it runs.
@@ -363,13 +346,8 @@ pub fn execute_argv(
                 return;
             } else if client.multi.is_some() && !runs_inside_multi(top_name) {
                 if cmd.has(flags::NO_MULTI) {
-                    entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                    if let Some(m) = client.multi.as_mut() {
-                        m.aborted = true;
-                    }
-                    Err(CmdError::new(
-                        "ERR Command not allowed inside a transaction",
-                    ))
+                    let e = CmdError::new("ERR Command not allowed inside a transaction");
+                    reject(shared, ks, client, idx, e, args)
                 } else {
                     if let Some(m) = client.multi.as_mut() {
                         m.queue.push((idx, std::mem::take(args)));
