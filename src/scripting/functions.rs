@@ -153,32 +153,7 @@ thread_local! {
     static LOADING: RefCell<Option<Vec<Reg>>> = const { RefCell::new(None) };
 }
 
-/// How FUNCTION RESTORE treats the existing libraries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestorePolicy {
-    Flush,
-    Append,
-    Replace,
-}
-
-impl RestorePolicy {
-    pub fn code(self) -> u8 {
-        match self {
-            RestorePolicy::Flush => 0,
-            RestorePolicy::Append => 1,
-            RestorePolicy::Replace => 2,
-        }
-    }
-
-    pub fn from_code(c: u8) -> Option<Self> {
-        Some(match c {
-            0 => RestorePolicy::Flush,
-            1 => RestorePolicy::Append,
-            2 => RestorePolicy::Replace,
-            _ => return None,
-        })
-    }
-}
+pub use crate::db::effect::RestorePolicy;
 
 /// The libraries and their VM (`Keyspace::functions`).
 #[derive(Default)]
