@@ -33,18 +33,7 @@ const LOAD_TIMEOUT_MSG: &str = "FUNCTION LOAD timeout";
 
 const NAME_RULES: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
 
-/// INFO's view of the functions.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FunctionStats {
-    /// `used_memory_vm_functions`.
-    pub vm_memory: usize,
-    /// `used_memory_functions`.
-    pub memory: usize,
-    /// `number_of_functions`.
-    pub functions: usize,
-    /// `number_of_libraries`.
-    pub libraries: usize,
-}
+pub use crate::db::engine_stats::FunctionStats;
 
 /// A registered function.
 pub struct FuncInfo {
