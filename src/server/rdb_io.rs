@@ -52,9 +52,11 @@ pub enum RdbIoError {
     Refused(String),
     #[error("the server did not finish loading")]
     NotLoaded,
-    /// The RDB file could not be read, or a stream not snapshotted.
     #[error("{0}")]
-    Rdb(String),
+    File(#[from] rdb::file::FileError),
+    /// A stream could not be read for export.
+    #[error("{0}")]
+    Stream(String),
 }
 
 /// A pipelined connection whose replies are single lines (+OK / -ERR).
@@ -132,19 +134,11 @@ pub fn import(addr: SocketAddr, data: &[u8]) -> Result<u64, RdbIoError> {
     let mut p = Pipe::connect(addr)?;
     let mut db = u64::MAX;
     let mut keys = 0u64;
-    // The pipe's error, kept typed across `read_file` (whose callback
-    // errors are strings).
-    let mut pipe_err = None;
     let summary = file::read_file(data, |item| {
-        restore_item(&mut p, &mut db, &item).map_err(|e| {
-            let text = e.to_string();
-            pipe_err = Some(e);
-            text
-        })?;
+        restore_item(&mut p, &mut db, &item)?;
         keys += 1;
-        Ok(())
-    })
-    .map_err(|e| pipe_err.take().unwrap_or(RdbIoError::Rdb(e)))?;
+        Ok::<(), RdbIoError>(())
+    })?;
     p.sync()?;
     if summary.functions_skipped > 0 {
         tracing::warn!(
@@ -199,7 +193,7 @@ pub fn export(shared: &Arc<Shared>, addr: SocketAddr) -> Result<(Vec<u8>, u64), 
             let mut v = rdb::Writer::new();
             match &e.value {
                 Value::Stream(s) => {
-                    let sv = rdb::stream::snapshot(s).map_err(RdbIoError::Rdb)?;
+                    let sv = rdb::stream::snapshot(s).map_err(RdbIoError::Stream)?;
                     rdb::stream::write(&mut v, &sv);
                 }
                 other => {
