@@ -57,11 +57,7 @@ LAYERS = {
 # so removing part of one never makes the check fail.
 ALLOWED_CYCLES = [{"acl", "commands", "config", "db", "rdb", "scripting", "server"}]
 ALLOWED_UP = {("commands", "server"), ("scripting", "server"), ("db", "scripting")}
-ALLOWED_SUB_CYCLES = [
-    {"commands::acl", "commands::connection", "commands::pubsub", "commands::transactions"},
-    {"commands::streams", "commands::stream_groups", "commands::stream_pending"},
-    {"server::busy", "server::connection"},
-]
+ALLOWED_SUB_CYCLES = []
 
 
 def module_of(path):

@@ -328,7 +328,7 @@ fn import_rdb(args: &[String]) -> ExitCode {
     };
     let started = std::time::Instant::now();
     match with_local_server(config, move |_, addr| {
-        redlog::server::rdb_io::import(addr, &data)
+        redlog::server::rdb_io::import(addr, &data).map_err(|e| e.to_string())
     }) {
         Ok(keys) => {
             println!(
@@ -359,7 +359,10 @@ fn export_rdb(args: &[String]) -> ExitCode {
         }
     };
     let _ = init_tracing("warning", "", None);
-    let r = with_local_server(config, redlog::server::rdb_io::export).and_then(|(bytes, keys)| {
+    let r = with_local_server(config, |shared, addr| {
+        redlog::server::rdb_io::export(shared, addr).map_err(|e| e.to_string())
+    })
+    .and_then(|(bytes, keys)| {
         let tmp = format!("{file}.tmp");
         std::fs::write(&tmp, &bytes)
             .and_then(|_| std::fs::rename(&tmp, file))
@@ -496,7 +499,7 @@ fn main() -> ExitCode {
             let started = std::time::Instant::now();
             let r = tokio::task::spawn_blocking(move || {
                 let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                redlog::server::rdb_io::import(addr, &data)
+                redlog::server::rdb_io::import(addr, &data).map_err(|e| e.to_string())
             })
             .await
             .map_err(|e| e.to_string())

@@ -179,6 +179,13 @@ async fn resp2_subscribed_mode_allows_only_pubsub_ping_quit_reset() {
         b"-ERR Can't execute 'multi': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
     )
     .await;
+    // A refused EXEC answers EXECABORT, as Redis's `rejectCommandFormat`
+    // (redis-server 7.0 replies the same).
+    a.check(
+        &resp(&[b"EXEC"]),
+        b"-EXECABORT Transaction discarded because of: Can't execute 'exec': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
+    )
+    .await;
     a.check(
         &resp(&[b"UNSUBSCRIBE"]),
         &confirm(false, "unsubscribe", Some("x"), 0),

@@ -789,7 +789,7 @@ fn acl_dryrun(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// ACL HELP
 fn acl_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    super::connection::help_reply(
+    super::args::help_reply(
         ctx,
         "ACL",
         &[

@@ -140,7 +140,7 @@ fn asking(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 fn help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     cluster(ctx)?;
-    super::connection::help_reply(
+    super::args::help_reply(
         ctx,
         "CLUSTER",
         &[

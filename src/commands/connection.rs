@@ -6,6 +6,7 @@
 //! Users and their passwords are the ACL's (`crate::acl`, the ACL command
 //! in `commands::acl`); `requirepass` is the default user's password.
 
+use super::args::help_reply;
 use super::{arg_i64, flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
 use crate::db::DATABASES;
 use crate::protocol::Out;
@@ -559,20 +560,6 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     }
     ctx.out.simple("RESET");
     Ok(())
-}
-
-/// Writes a help reply: the first line then the others, as simple strings
-/// (Redis's `addReplyHelp`).
-pub fn help_reply(ctx: &mut Ctx, container: &str, lines: &[&str]) {
-    ctx.out.array(lines.len() + 3);
-    ctx.out.simple(&format!(
-        "{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
-    ));
-    for l in lines {
-        ctx.out.simple(l);
-    }
-    ctx.out.simple("HELP");
-    ctx.out.simple("    Prints this help.");
 }
 
 /// CLIENT HELP

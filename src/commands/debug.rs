@@ -155,7 +155,7 @@ fn object(ctx: &mut Ctx, key: &[u8]) -> CmdResult {
 
 /// DEBUG HELP: Redis's text for the subcommands redlog has.
 fn help(ctx: &mut Ctx) {
-    super::connection::help_reply(
+    super::args::help_reply(
         ctx,
         "DEBUG",
         &[

@@ -378,7 +378,7 @@ fn function_stats(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 /// FUNCTION HELP
 fn function_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    super::connection::help_reply(
+    super::args::help_reply(
         ctx,
         "FUNCTION",
         &[

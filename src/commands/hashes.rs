@@ -12,7 +12,8 @@
 //! created is logged by its final state (it holds only what the command
 //! wrote), and a hash left empty is deleted, which logs a Del.
 
-use super::keys::{parse_cursor, random_u64, SCAN_COUNT_DEFAULT};
+use super::args::{arg_count, empty_scan, invalid_cursor, parse_scan_opts};
+use super::keys::{parse_cursor, random_u64};
 use super::strings::ldouble;
 use super::{
     arg_i64, flags::*, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Command, Ctx,
@@ -437,18 +438,6 @@ fn getall(ctx: &mut Ctx, args: &[Bytes], fields: bool, values: bool) -> CmdResul
 
 // ---- HRANDFIELD ----
 
-/// A count argument bounded as Redis's `getRangeLongFromObjectOrReply`
-/// with -LONG_MAX..LONG_MAX.
-pub(super) fn arg_count(a: &[u8]) -> Result<i64, CmdError> {
-    let n = arg_i64(a)?;
-    if n == i64::MIN {
-        return Err(CmdError::new(
-            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-        ));
-    }
-    Ok(n)
-}
-
 /// Distinct random positions `0..size`, `count < size` of them, in random
 /// order: a partial Fisher-Yates shuffle when the sample is a large part
 /// of the whole (Redis's CASE 3), rejection sampling otherwise (CASE 4).
@@ -576,48 +565,6 @@ fn hrandfield_count(ctx: &mut Ctx, args: &[Bytes], l: i64, withvalues: bool) -> 
 }
 
 // ---- HSCAN ----
-
-/// SCAN options of HSCAN / SSCAN (Redis's `scanGenericCommand` on a
-/// collection: COUNT and MATCH; TYPE is a syntax error).
-pub(super) struct ScanOpts<'a> {
-    pub count: usize,
-    pub pattern: Option<&'a Bytes>,
-}
-
-pub(super) fn parse_scan_opts(args: &[Bytes], start: usize) -> Result<ScanOpts<'_>, CmdError> {
-    let mut o = ScanOpts {
-        count: SCAN_COUNT_DEFAULT,
-        pattern: None,
-    };
-    let mut i = start;
-    while i < args.len() {
-        let more = args.len() - i >= 2;
-        if is_opt(&args[i], "count") && more {
-            let n = arg_i64(&args[i + 1])?;
-            if n < 1 {
-                return Err(CmdError::syntax());
-            }
-            o.count = usize::try_from(n).unwrap_or(usize::MAX);
-        } else if is_opt(&args[i], "match") && more {
-            o.pattern = Some(&args[i + 1]).filter(|p| p.as_ref() != b"*");
-        } else {
-            return Err(CmdError::syntax());
-        }
-        i += 2;
-    }
-    Ok(o)
-}
-
-/// The reply of a scan with nothing to iterate (`shared.emptyscan`).
-pub(super) fn empty_scan(ctx: &mut Ctx) {
-    ctx.out.array(2);
-    ctx.out.bulk(b"0");
-    ctx.out.array(0);
-}
-
-pub(super) fn invalid_cursor() -> CmdError {
-    CmdError::new("ERR invalid cursor")
-}
 
 /// HSCAN key cursor [MATCH pattern] [COUNT count]
 ///

@@ -513,7 +513,7 @@ fn command_getkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// COMMAND HELP
 fn command_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    super::connection::help_reply(
+    super::args::help_reply(
         ctx,
         "COMMAND",
         &[

@@ -12,7 +12,7 @@
 //! miner (`Effect::StreamIngestLearn`), so after a restart the same lines
 //! get the same template ids.
 
-use super::streams::{next_auto_id, storage_err, touched, write_stream};
+use super::stream_common::{next_auto_id, storage_err, touched, write_stream};
 use super::{is_kw, CmdError, CmdResult, Ctx};
 use crate::db::effect::Effect;
 use crate::db::Keyspace;

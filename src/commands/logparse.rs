@@ -9,7 +9,7 @@
 //! restart the same lines get the same template ids. Base snapshots carry
 //! the specs and miner states (`server::persist::rewrite`).
 
-use super::connection::help_reply;
+use super::args::help_reply;
 use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
 use crate::db::effect::Effect;
 use crate::logparse::{self, FormatSpec};

@@ -9,7 +9,7 @@
 //! range of its millisecond, so every range is served through the entry
 //! log's sparse index (`Inner::range`) and nothing outside it is read.
 
-use super::streams::{interval_id, read_stream, reply_entries, storage_err, strict_id};
+use super::stream_common::{interval_id, read_stream, reply_entries, storage_err, strict_id};
 use super::{arg_i64, is_kw, CmdError, CmdResult, Ctx};
 use crate::stream::{fmt_id, id_ms, make_id, StreamRef};
 use bytes::Bytes;

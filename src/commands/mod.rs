@@ -10,6 +10,7 @@
 //! 7.0 into `meta.rs` and joined to the table by full name.
 
 pub mod acl;
+pub mod args;
 pub mod bitmaps;
 pub mod cluster;
 pub mod connection;
@@ -36,6 +37,7 @@ pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
+pub mod stream_common;
 pub mod stream_groups;
 pub mod stream_pending;
 pub mod streams;

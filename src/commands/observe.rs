@@ -285,7 +285,7 @@ fn slowlog_reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 /// SLOWLOG HELP
 fn slowlog_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    super::connection::help_reply(
+    super::args::help_reply(
         ctx,
         "SLOWLOG",
         &[
@@ -369,7 +369,7 @@ fn latency_reset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// LATENCY HELP
 fn latency_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    super::connection::help_reply(
+    super::args::help_reply(
         ctx,
         "LATENCY",
         &[

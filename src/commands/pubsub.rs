@@ -291,7 +291,7 @@ fn pubsub_numpat(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 /// PUBSUB HELP
 fn pubsub_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    super::connection::help_reply(
+    super::args::help_reply(
         ctx,
         "PUBSUB",
         &[

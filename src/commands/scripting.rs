@@ -354,7 +354,7 @@ fn script_load(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// SCRIPT HELP
 fn script_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    super::connection::help_reply(
+    super::args::help_reply(
         ctx,
         "SCRIPT",
         &[

@@ -1008,7 +1008,7 @@ fn config_rewrite(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 /// CONFIG HELP
 fn config_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    super::connection::help_reply(
+    super::args::help_reply(
         ctx,
         "CONFIG",
         &[

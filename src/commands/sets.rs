@@ -12,7 +12,8 @@
 //! of a *STORE command, are logged by their final state; a set left empty
 //! is deleted, which logs a Del.
 
-use super::hashes::{arg_count, distinct_sample, empty_scan, invalid_cursor, parse_scan_opts};
+use super::args::{arg_count, empty_scan, invalid_cursor, parse_scan_opts};
+use super::hashes::distinct_sample;
 use super::keys::{parse_cursor, random_u64};
 use super::{
     arg_i64, flags::*, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Command, Ctx,

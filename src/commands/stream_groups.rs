@@ -1,57 +1,26 @@
 //! Consumer-group commands (Redis 7.0's t_stream.c): XGROUP, XREADGROUP
-//! (with BLOCK) and XACK, the command table of the family and the helpers
-//! shared with `stream_pending` (XPENDING, XCLAIM, XAUTOCLAIM, XINFO
-//! GROUPS / CONSUMERS).
+//! (with BLOCK) and XACK, and the command table of the family (with
+//! `stream_pending`'s XPENDING, XCLAIM, XAUTOCLAIM). Helpers shared with
+//! `stream_pending` and `streams` are in `stream_common`.
 //!
 //! Every change of group state goes through `Inner::group_op`, which
 //! writes it to the stream's op log (replayed at startup) before applying
 //! it; times recorded are the command's clock (`ctx.now_ms`).
 
-use super::stream_pending::{xautoclaim, xclaim, xpending};
-use super::streams::{
-    invalid_id, parse_xread_args, read_stream, reply_entry, storage_err, strict_id,
-    touched_unwatched, write_stream, XreadArgs,
+use super::stream_common::{
+    cmd, estimate_distance, has_tombstones_from, invalid_id, nogroup_for_key, nogroup_key_or_group,
+    read_stream, reply_entry, storage_err, strict_id, touched_unwatched, write_stream, GKEY,
 };
+use super::stream_pending::{xautoclaim, xclaim, xpending};
+use super::streams::{parse_xread_args, XreadArgs};
 use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc};
 use crate::db::{notify, Value};
 use crate::server::blocking::{self, Null};
-use crate::stream::groups::{Group, GroupOp, INVALID_ENTRIES_READ};
+use crate::stream::groups::{GroupOp, INVALID_ENTRIES_READ};
 use crate::stream::id::parse_id;
-use crate::stream::{fmt_id, Inner, Meta, StreamRef};
+use crate::stream::{fmt_id, Inner, StreamRef};
 use bytes::Bytes;
 
-#[allow(clippy::too_many_arguments)]
-pub(super) const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    acl: &'static [&'static str],
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    handler: super::Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        key_step: keys.2,
-        acl,
-        doc: Doc {
-            summary,
-            since,
-            group: "stream",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-pub(super) const GKEY: (i32, i32, i32) = (2, 2, 1);
 const WSS: &[&str] = &["@write", "@stream", "@slow"];
 
 static XGROUP_SUBCOMMANDS: &[Command] = &[
@@ -145,31 +114,6 @@ pub static COMMANDS: &[Command] = &[
     cmd("xautoclaim", -6, WRITE | FAST, (1, 1, 1), &["@write", "@stream", "@fast"], "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer.", "6.2.0", "O(1) if COUNT is small.", xautoclaim),
 ];
 
-pub(super) fn err_parts(parts: &[&[u8]]) -> CmdError {
-    CmdError::from_bytes(parts.concat())
-}
-
-pub(super) fn nogroup_for_key(group: &[u8], key: &[u8]) -> CmdError {
-    err_parts(&[
-        b"NOGROUP No such consumer group '",
-        super::c_str(group),
-        b"' for key name '",
-        super::c_str(key),
-        b"'",
-    ])
-}
-
-pub(super) fn nogroup_key_or_group(key: &[u8], group: &[u8], suffix: &[u8]) -> CmdError {
-    err_parts(&[
-        b"NOGROUP No such key '",
-        super::c_str(key),
-        b"' or consumer group '",
-        super::c_str(group),
-        b"'",
-        suffix,
-    ])
-}
-
 fn sub_syntax(args: &[Bytes], container: &str) -> CmdError {
     let mut m = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
     m.extend_from_slice(&args[1][..args[1].len().min(128)]);
@@ -177,72 +121,9 @@ fn sub_syntax(args: &[Bytes], container: &str) -> CmdError {
     CmdError::from_bytes(m)
 }
 
-/// Redis's `streamRangeHasTombstones(s, start, NULL)`.
-fn has_tombstones_from(m: &Meta, start: u128) -> bool {
-    if m.length == 0 || m.max_deleted == 0 || m.first > m.max_deleted {
-        return false;
-    }
-    start <= m.max_deleted
-}
-
-/// Redis's `streamEstimateDistanceFromFirstEverEntry`.
-fn estimate_distance(m: &Meta, id: u128) -> i64 {
-    if m.entries_added == 0 {
-        return 0;
-    }
-    if m.length == 0 && id <= m.last_id {
-        return m.entries_added as i64;
-    }
-    if id == m.last_id {
-        return m.entries_added as i64;
-    } else if id > m.last_id {
-        return INVALID_ENTRIES_READ;
-    }
-    if m.max_deleted == 0 || m.max_deleted < m.first {
-        if id < m.first {
-            return (m.entries_added - m.length) as i64;
-        } else if id == m.first {
-            return (m.entries_added - m.length + 1) as i64;
-        }
-    }
-    INVALID_ENTRIES_READ
-}
-
-/// Redis's `streamReplyWithCGLag`.
-pub(super) fn reply_lag(ctx: &mut Ctx, m: &Meta, g: &Group) {
-    let lag = if m.entries_added == 0 {
-        Some(0)
-    } else if g.entries_read != INVALID_ENTRIES_READ && !has_tombstones_from(m, g.last_id) {
-        Some(m.entries_added as i64 - g.entries_read)
-    } else {
-        let er = estimate_distance(m, g.last_id);
-        (er != INVALID_ENTRIES_READ).then(|| m.entries_added as i64 - er)
-    };
-    match lag {
-        Some(l) => ctx.out.int(l),
-        None => ctx.out.null(),
-    }
-}
-
-pub(super) fn reply_entries_read(ctx: &mut Ctx, g: &Group) {
-    if g.entries_read != INVALID_ENTRIES_READ {
-        ctx.out.int(g.entries_read);
-    } else {
-        ctx.out.null();
-    }
-}
-
-pub(super) fn map_or_array(ctx: &mut Ctx, pairs: usize) {
-    if ctx.out.resp3 {
-        ctx.out.map(pairs);
-    } else {
-        ctx.out.array(pairs * 2);
-    }
-}
-
 /// XGROUP HELP
 fn xgroup_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    super::connection::help_reply(
+    super::args::help_reply(
         ctx,
         "XGROUP",
         &[

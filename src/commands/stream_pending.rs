@@ -3,12 +3,10 @@
 //! HELP and the groups part of XINFO STREAM FULL. XGROUP, XREADGROUP and
 //! XACK are in `stream_groups`.
 
-use super::stream_groups::{
-    cmd, err_parts, map_or_array, nogroup_for_key, nogroup_key_or_group, reply_entries_read,
-    reply_lag, GKEY,
-};
-use super::streams::{
-    field, interval_id, read_stream, reply_entry, storage_err, strict_id, touched_unwatched,
+use super::stream_common::{
+    cmd, err_parts, field, interval_id, map_or_array, nogroup_for_key, nogroup_key_or_group,
+    read_stream, reply_entries_read, reply_entry, reply_lag, storage_err, strict_id,
+    touched_unwatched, GKEY,
 };
 use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx};
 use crate::db::notify;
@@ -54,7 +52,7 @@ pub const XINFO_HELP: Command = cmd(
 
 /// XINFO HELP
 fn xinfo_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    super::connection::help_reply(
+    super::args::help_reply(
         ctx,
         "XINFO",
         &[

@@ -6,10 +6,14 @@
 //! Argument checks follow Redis's order and error texts; the data lives in
 //! `crate::stream` (metadata in memory, entries in the stream's logs).
 
+use super::stream_common::{
+    bulk_id, field, interval_id, next_auto_id, read_stream, reply_entries, reply_entry,
+    storage_err, strict_id, touched, touched_unwatched, write_stream, StreamEntry,
+};
 use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
 use crate::db::{notify, Value};
-use crate::stream::id::{parse_id, ParsedId};
-use crate::stream::{fmt_id, id_ms, id_seq, make_id, Inner, StreamRef, TrimSpec, TrimStrategy};
+use crate::stream::id::ParsedId;
+use crate::stream::{fmt_id, id_ms, id_seq, Inner, TrimSpec, TrimStrategy};
 use bytes::Bytes;
 
 #[allow(clippy::too_many_arguments)]
@@ -102,63 +106,6 @@ pub static COMMANDS: &[Command] = &[
     },
 ];
 
-/// An entry as read: id and flattened field-value pairs.
-pub(super) type StreamEntry = (u128, Vec<Bytes>);
-
-pub(super) fn invalid_id() -> CmdError {
-    CmdError::new("ERR Invalid stream ID specified as stream command argument")
-}
-
-pub(super) fn storage_err(e: impl std::fmt::Display) -> CmdError {
-    CmdError::new(format!("ERR {e}"))
-}
-
-/// `streamParseStrictIDOrReply`.
-pub(super) fn strict_id(a: &[u8], allow_star_seq: bool) -> Result<ParsedId, CmdError> {
-    parse_id(a, true, 0, allow_star_seq).ok_or_else(invalid_id)
-}
-
-/// The stream at `key` for reading (hit/miss counted), or WRONGTYPE.
-pub(super) fn read_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError> {
-    let (db, now, touch) = (ctx.db(), ctx.now_ms, !ctx.client.no_touch);
-    match ctx.ks.lookup(db, key, now, touch) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Stream(s) => Ok(Some(s.clone())),
-            _ => Err(CmdError::wrong_type()),
-        },
-    }
-}
-
-/// The stream at `key` for writing, or WRONGTYPE.
-pub(super) fn write_stream(ctx: &mut Ctx, key: &[u8]) -> Result<Option<StreamRef>, CmdError> {
-    let (db, now) = (ctx.db(), ctx.now_ms);
-    match ctx.ks.lookup_write(db, key, now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Stream(s) => Ok(Some(s.clone())),
-            _ => Err(CmdError::wrong_type()),
-        },
-    }
-}
-
-/// Records a change of the stream at `key`: WATCH signal, dirty count,
-/// and the logs to sync. The WAL gets nothing: the stream's own logs hold
-/// the change, and the key -> stream mapping did not change.
-pub(super) fn touched(ctx: &mut Ctx, key: &[u8], s: &StreamRef, dirty: u64) {
-    let db = ctx.db();
-    ctx.ks.dbs[db].signal_watchers_only(key);
-    touched_unwatched(ctx, s, dirty);
-}
-
-/// A change of the stream's groups, PEL or last id that Redis 7.0 does not
-/// signal to WATCH (no `signalModifiedKey` in XGROUP, XREADGROUP, XACK,
-/// XCLAIM, XAUTOCLAIM, XSETID): dirty count and the logs to sync only.
-pub(super) fn touched_unwatched(ctx: &mut Ctx, s: &StreamRef, dirty: u64) {
-    ctx.ks.stats.dirty += dirty;
-    ctx.ks.stream_written(s);
-}
-
 /// Parsed XADD / XTRIM options (Redis's `streamAddTrimArgs`).
 #[derive(Default)]
 struct AddTrimArgs {
@@ -249,21 +196,6 @@ fn parse_add_trim(args: &[Bytes], xadd: bool) -> Result<(AddTrimArgs, usize), Cm
     Ok((a, i))
 }
 
-/// Redis's `streamNextID`: the id `*` generates.
-pub(super) fn next_auto_id(last: u128, now_ms: u64) -> Option<u128> {
-    let (ms, seq) = (id_ms(last), id_seq(last));
-    if now_ms > ms {
-        return Some(make_id(now_ms, 0));
-    }
-    if seq == u64::MAX {
-        if ms == u64::MAX {
-            return None;
-        }
-        return Some(make_id(ms + 1, 0));
-    }
-    Some(make_id(ms, seq + 1))
-}
-
 /// XADD key [NOMKSTREAM] [<MAXLEN | MINID> [= | ~] threshold [LIMIT count]]
 ///   <* | id> field value [field value ...]
 fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -340,46 +272,6 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.ks.notify(notify::STREAM, "xtrim", db, key);
     }
     Ok(())
-}
-
-/// `streamParseIntervalIDOrReply`: `(` makes the bound exclusive.
-pub(super) fn interval_id(a: &[u8], missing_seq: u64) -> Result<(u128, bool), CmdError> {
-    if a.len() > 1 && a[0] == b'(' {
-        let p = parse_id(&a[1..], true, missing_seq, false).ok_or_else(invalid_id)?;
-        return Ok((p.id, true));
-    }
-    let p = parse_id(a, false, missing_seq, false).ok_or_else(invalid_id)?;
-    Ok((p.id, false))
-}
-
-/// Writes entries as Redis's `streamReplyWithRange` does.
-pub(super) fn reply_entries(ctx: &mut Ctx, entries: &[(u128, Vec<Bytes>)]) {
-    ctx.out.array(entries.len());
-    for (id, fields) in entries {
-        reply_entry(ctx, *id, fields);
-    }
-}
-
-pub(super) fn reply_entry(ctx: &mut Ctx, id: u128, fields: &[Bytes]) {
-    ctx.out.array(2);
-    bulk_id(ctx.out, id);
-    ctx.out.array(fields.len());
-    for f in fields {
-        ctx.out.bulk(f);
-    }
-}
-
-/// An entry id as a bulk string (`fmt_id`), formatted on the stack.
-fn bulk_id(out: &mut crate::protocol::Out, id: u128) {
-    let mut b = itoa::Buffer::new();
-    let mut s = [0u8; 41];
-    let ms = b.format(id_ms(id)).as_bytes();
-    s[..ms.len()].copy_from_slice(ms);
-    s[ms.len()] = b'-';
-    let at = ms.len() + 1;
-    let seq = b.format(id_seq(id)).as_bytes();
-    s[at..at + seq.len()].copy_from_slice(seq);
-    out.bulk(&s[..at + seq.len()]);
 }
 
 /// An entry's reply (`reply_entry`) encoded straight from its record's
@@ -769,11 +661,6 @@ fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let db = ctx.db();
     ctx.ks.notify(notify::STREAM, "xsetid", db, &args[1]);
     Ok(())
-}
-
-/// Writes a field name (status in RESP2 would be wrong: Redis uses bulk).
-pub(super) fn field(ctx: &mut Ctx, name: &str) {
-    ctx.out.bulk(name.as_bytes());
 }
 
 /// The entry `id` or a null (XINFO first-entry / last-entry).

@@ -7,7 +7,7 @@
 //! Redis's AOF buffer) with the limit, and deletes keys chosen by
 //! `maxmemory-policy` until the excess is freed, measuring what each
 //! deletion freed. When nothing can be deleted, commands flagged `denyoom`
-//! get `-OOM` (`server::connection::execute`).
+//! get `-OOM` (`server::dispatch::execute`).
 //!
 //! Choice of keys, with Redis's approximations:
 //! - LRU, LFU and TTL policies sample `maxmemory-samples` keys of every

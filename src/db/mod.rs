@@ -16,6 +16,7 @@
 
 pub mod blocking;
 pub mod effect;
+pub mod engine_stats;
 pub mod evict;
 pub mod expire;
 pub mod hash;
@@ -776,13 +777,13 @@ pub struct Keyspace {
     /// out while a script runs.
     pub scripting: Option<Box<crate::scripting::Scripting>>,
     /// Its memory and cache size as of the last script (INFO).
-    pub script_stats: crate::scripting::ScriptStats,
+    pub script_stats: engine_stats::ScriptStats,
     /// The function libraries (FUNCTION LOAD, FCALL); taken out while a
     /// function runs. Not keys: FLUSHALL keeps them; their changes are
     /// logged with `log_global`.
     pub functions: Box<crate::scripting::functions::Functions>,
     /// Their INFO figures as of the last change or call.
-    pub function_stats: crate::scripting::functions::FunctionStats,
+    pub function_stats: engine_stats::FunctionStats,
     /// Memory was over `maxmemory` when the running top-level command
     /// started (Redis's `pre_command_oom_state`): a script's first write
     /// of a `denyoom` command is refused then.

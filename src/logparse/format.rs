@@ -314,7 +314,7 @@ impl Format {
         };
         let time = match (&spec.time, &layout) {
             (Some((template, strftime)), _) => {
-                let parser = TimeParser::new(strftime, zone.clone())?;
+                let parser = TimeParser::new(strftime, zone.clone()).map_err(|e| e.to_string())?;
                 let mut pieces = Vec::new();
                 for (is_field, text) in split_notation(template) {
                     if is_field {
@@ -335,9 +335,9 @@ impl Format {
                 }
                 TimeSource::Template(pieces, parser)
             }
-            (None, Layout::Syslog { .. }) => {
-                TimeSource::Syslog(TimeParser::new("%b %e %H:%M:%S", zone.clone())?)
-            }
+            (None, Layout::Syslog { .. }) => TimeSource::Syslog(
+                TimeParser::new("%b %e %H:%M:%S", zone.clone()).map_err(|e| e.to_string())?,
+            ),
             (None, Layout::Json | Layout::Logfmt) => TimeSource::Auto,
             (None, Layout::Pattern(_)) => TimeSource::None,
         };
@@ -477,7 +477,7 @@ impl Format {
                 };
                 match parser.parse(text, default_year) {
                     Ok(t) => r.ts = Some(t),
-                    Err(e) => r.ts_error = Some(e),
+                    Err(e) => r.ts_error = Some(e.to_string()),
                 }
             }
             TimeSource::Auto => {
@@ -506,7 +506,7 @@ impl Format {
                     TimeParser::parse_auto(v, self.zone.as_ref())
                         .ok_or_else(|| format!("bad RFC 5424 timestamp '{v}'"))
                 } else {
-                    p3164.parse(v, default_year)
+                    p3164.parse(v, default_year).map_err(|e| e.to_string())
                 };
                 match res {
                     Ok(t) => r.ts = Some(t),

@@ -23,6 +23,30 @@ use chrono::{
 };
 use std::fmt::Write;
 
+/// Why a strftime pattern does not compile or a timestamp does not read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TimeError {
+    #[error("invalid strftime pattern '{0}'")]
+    BadPattern(String),
+    /// The text (at most 64 characters of it) does not have the
+    /// pattern's shape.
+    #[error("timestamp '{text}' does not fit the pattern: {source}")]
+    Mismatch {
+        text: String,
+        source: chrono::format::ParseError,
+    },
+    #[error("bad epoch timestamp: {0}")]
+    BadEpoch(chrono::format::ParseError),
+    /// The fields read do not make a date and time.
+    #[error("bad timestamp '{text}': {source}")]
+    Bad {
+        text: String,
+        source: chrono::format::ParseError,
+    },
+    #[error("local time {0} does not exist in the zone")]
+    NoSuchLocalTime(NaiveDateTime),
+}
+
 /// A zone for naive timestamps.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Zone {
@@ -279,10 +303,10 @@ fn fast_program(items: &[Item<'static>]) -> Option<Vec<FastItem>> {
 
 impl TimeParser {
     /// Compiles `strftime`; the error names what is wrong.
-    pub fn new(strftime: &str, zone: Option<Zone>) -> Result<TimeParser, String> {
+    pub fn new(strftime: &str, zone: Option<Zone>) -> Result<TimeParser, TimeError> {
         let items = StrftimeItems::new(strftime)
             .parse_to_owned()
-            .map_err(|_| format!("invalid strftime pattern '{strftime}'"))?;
+            .map_err(|_| TimeError::BadPattern(strftime.to_string()))?;
         let fast = fast_program(&items);
         Ok(TimeParser { items, fast, zone })
     }
@@ -335,7 +359,7 @@ impl TimeParser {
     }
 
     /// Reads `text`; `default_year` fills a pattern without a year.
-    pub fn parse(&self, text: &str, default_year: i32) -> Result<Timestamp, String> {
+    pub fn parse(&self, text: &str, default_year: i32) -> Result<Timestamp, TimeError> {
         if let Some(local) = self.parse_fast(text.as_bytes(), default_year) {
             return self.place(local);
         }
@@ -343,23 +367,25 @@ impl TimeParser {
     }
 
     /// `parse` through chrono's parser.
-    fn parse_chrono(&self, text: &str, default_year: i32) -> Result<Timestamp, String> {
+    fn parse_chrono(&self, text: &str, default_year: i32) -> Result<Timestamp, TimeError> {
         let mut p = Parsed::new();
-        chrono::format::parse(&mut p, text, self.items.iter())
-            .map_err(|e| format!("timestamp '{}' does not fit the pattern: {e}", clip(text)))?;
+        chrono::format::parse(&mut p, text, self.items.iter()).map_err(|source| {
+            TimeError::Mismatch {
+                text: clip(text).to_string(),
+                source,
+            }
+        })?;
         if p.timestamp().is_some() {
             let d = p
                 .to_datetime_with_timezone(&chrono::Utc)
-                .map_err(|e| format!("bad epoch timestamp: {e}"))?;
+                .map_err(TimeError::BadEpoch)?;
             return Ok(self.absolute(&d));
         }
         if p.year().is_none() && p.year_mod_100().is_none() && p.isoyear().is_none() {
             let _ = p.set_year(i64::from(default_year));
         }
         if p.offset().is_some() {
-            let d = p
-                .to_datetime()
-                .map_err(|e| format!("bad timestamp '{}': {e}", clip(text)))?;
+            let d = p.to_datetime().map_err(|source| bad(text, source))?;
             return Ok(Timestamp {
                 local: d.naive_local(),
                 offset_s: Some(d.offset().local_minus_utc()),
@@ -367,7 +393,7 @@ impl TimeParser {
         }
         let local = p
             .to_naive_datetime_with_offset(0)
-            .map_err(|e| format!("bad timestamp '{}': {e}", clip(text)))?;
+            .map_err(|source| bad(text, source))?;
         self.place(local)
     }
 
@@ -387,7 +413,7 @@ impl TimeParser {
         }
     }
 
-    fn place(&self, local: NaiveDateTime) -> Result<Timestamp, String> {
+    fn place(&self, local: NaiveDateTime) -> Result<Timestamp, TimeError> {
         match &self.zone {
             None => Ok(Timestamp {
                 local,
@@ -398,7 +424,7 @@ impl TimeParser {
                     local,
                     offset_s: Some(off),
                 }),
-                None => Err(format!("local time {local} does not exist in the zone")),
+                None => Err(TimeError::NoSuchLocalTime(local)),
             },
         }
     }
@@ -435,6 +461,14 @@ impl TimeParser {
     }
 }
 
+/// `TimeError::Bad` for `text`, clipped.
+fn bad(text: &str, source: chrono::format::ParseError) -> TimeError {
+    TimeError::Bad {
+        text: clip(text).to_string(),
+        source,
+    }
+}
+
 /// At most 64 characters of a value, for error messages.
 fn clip(s: &str) -> &str {
     match s.char_indices().nth(64) {
@@ -446,6 +480,18 @@ fn clip(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_texts() {
+        let e = TimeParser::new("%Q", None).err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("invalid strftime pattern '%Q'"));
+        let p = TimeParser::new("%y%m%d", None).unwrap();
+        let e = p.parse("08x109", 2024).err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("timestamp '08x109' does not fit the pattern: input contains invalid characters")
+        );
+    }
 
     fn check(pattern: &str, tz: Option<&str>, text: &str, iso: &str) {
         let p = TimeParser::new(pattern, tz.map(|z| Zone::parse(z).unwrap())).unwrap();

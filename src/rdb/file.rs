@@ -42,21 +42,43 @@ pub struct Summary {
     pub functions_skipped: u64,
 }
 
+/// Why an RDB file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    #[error("not an RDB file (no REDIS magic)")]
+    NoMagic,
+    #[error("bad RDB version field")]
+    BadVersionField,
+    #[error("unsupported RDB version {0}")]
+    UnsupportedVersion(u16),
+    #[error("RDB checksum mismatch")]
+    ChecksumMismatch,
+    #[error("unsupported RDB opcode {op} at offset {offset}")]
+    UnsupportedOpcode { op: u8, offset: usize },
+    /// A key's value does not decode.
+    #[error("key at offset {offset}: {source}")]
+    Value { offset: usize, source: Error },
+    /// The file's framing (opcodes, strings, lengths) does not decode.
+    #[error("{0}")]
+    Data(#[from] Error),
+}
+
 /// Reads an RDB file, calling `f` for every key (values checked by
-/// decoding them). The file's checksum is verified first.
-pub fn read_file(
+/// decoding them); an error of `f` ends the read and is returned. The
+/// file's checksum is verified at its end.
+pub fn read_file<E: From<FileError>>(
     data: &[u8],
-    mut f: impl FnMut(Item<'_>) -> std::result::Result<(), String>,
-) -> std::result::Result<Summary, String> {
+    mut f: impl FnMut(Item<'_>) -> std::result::Result<(), E>,
+) -> std::result::Result<Summary, E> {
     if data.len() < 9 || &data[..5] != b"REDIS" {
-        return Err("not an RDB file (no REDIS magic)".into());
+        return Err(FileError::NoMagic.into());
     }
     let version: u16 = std::str::from_utf8(&data[5..9])
         .ok()
         .and_then(|s| s.parse().ok())
-        .ok_or("bad RDB version field")?;
+        .ok_or(FileError::BadVersionField)?;
     if !(1..=RDB_VERSION).contains(&version) {
-        return Err(format!("unsupported RDB version {version}"));
+        return Err(FileError::UnsupportedVersion(version).into());
     }
     let mut s = Summary {
         version,
@@ -74,7 +96,7 @@ pub fn read_file(
                     let body = &data[..r.pos()];
                     let crc = r.u64_le().map_err(err)?;
                     if crc != 0 && crc != crc64(body) {
-                        return Err("RDB checksum mismatch".into());
+                        return Err(FileError::ChecksumMismatch.into());
                     }
                 }
                 return Ok(s);
@@ -102,13 +124,15 @@ pub fn read_file(
                 s.functions_skipped += 1;
             }
             opcodes::FUNCTION | opcodes::MODULE_AUX => {
-                return Err(format!("unsupported RDB opcode {op} at offset {start}"));
+                return Err(FileError::UnsupportedOpcode { op, offset: start }.into());
             }
             t => {
                 let key = r.string().map_err(err)?;
                 let at = r.pos();
-                super::value::read_object(t, &mut r)
-                    .map_err(|e| format!("key at offset {start}: {e}"))?;
+                super::value::read_object(t, &mut r).map_err(|source| FileError::Value {
+                    offset: start,
+                    source,
+                })?;
                 let item = Item {
                     db,
                     key,
@@ -123,8 +147,8 @@ pub fn read_file(
     }
 }
 
-fn err(e: Error) -> String {
-    e.to_string()
+fn err(e: Error) -> FileError {
+    FileError::Data(e)
 }
 
 /// Writes an RDB file, as redis-server 7.0's SAVE lays it out.
@@ -197,7 +221,7 @@ mod tests {
         put_value(&mut f.w, b"k", &v.buf);
         let bytes = f.finish();
         let mut seen = Vec::new();
-        let s = read_file(&bytes, |i| {
+        let s = read_file::<FileError>(&bytes, |i| {
             let mut v = vec![i.rdb_type];
             v.extend_from_slice(i.object);
             seen.push((i.db, i.key.clone(), i.expires_at_ms, v));
@@ -209,6 +233,15 @@ mod tests {
         let mut bad = bytes.clone();
         let n = bad.len();
         bad[n - 12] ^= 1;
-        assert!(read_file(&bad, |_| Ok(())).is_err());
+        assert!(matches!(
+            read_file::<FileError>(&bad, |_| Ok(())),
+            Err(FileError::ChecksumMismatch)
+        ));
+        assert_eq!(
+            read_file::<FileError>(b"RDXS0010", |_| Ok(()))
+                .unwrap_err()
+                .to_string(),
+            "not an RDB file (no REDIS magic)"
+        );
     }
 }

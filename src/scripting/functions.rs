@@ -33,18 +33,7 @@ const LOAD_TIMEOUT_MSG: &str = "FUNCTION LOAD timeout";
 
 const NAME_RULES: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
 
-/// INFO's view of the functions.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FunctionStats {
-    /// `used_memory_vm_functions`.
-    pub vm_memory: usize,
-    /// `used_memory_functions`.
-    pub memory: usize,
-    /// `number_of_functions`.
-    pub functions: usize,
-    /// `number_of_libraries`.
-    pub libraries: usize,
-}
+pub use crate::db::engine_stats::FunctionStats;
 
 /// A registered function.
 pub struct FuncInfo {
@@ -153,32 +142,7 @@ thread_local! {
     static LOADING: RefCell<Option<Vec<Reg>>> = const { RefCell::new(None) };
 }
 
-/// How FUNCTION RESTORE treats the existing libraries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestorePolicy {
-    Flush,
-    Append,
-    Replace,
-}
-
-impl RestorePolicy {
-    pub fn code(self) -> u8 {
-        match self {
-            RestorePolicy::Flush => 0,
-            RestorePolicy::Append => 1,
-            RestorePolicy::Replace => 2,
-        }
-    }
-
-    pub fn from_code(c: u8) -> Option<Self> {
-        Some(match c {
-            0 => RestorePolicy::Flush,
-            1 => RestorePolicy::Append,
-            2 => RestorePolicy::Replace,
-            _ => return None,
-        })
-    }
-}
+pub use crate::db::effect::RestorePolicy;
 
 /// The libraries and their VM (`Keyspace::functions`).
 #[derive(Default)]

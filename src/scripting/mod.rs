@@ -81,16 +81,7 @@ pub mod script_flags {
     ];
 }
 
-/// INFO's view of the EVAL engine.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ScriptStats {
-    /// `used_memory_vm_eval`.
-    pub vm_memory: usize,
-    /// `used_memory_scripts_eval`.
-    pub scripts_memory: usize,
-    /// `number_of_cached_scripts`.
-    pub scripts: usize,
-}
+pub use crate::db::engine_stats::ScriptStats;
 
 /// A cached EVAL script.
 struct Script {

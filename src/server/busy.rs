@@ -56,7 +56,7 @@ pub(super) fn execute(
                 e
             };
             reply_error(shared, out, e);
-            super::connection::apply_reply_mode(client, out, reply_start);
+            super::dispatch::apply_reply_mode(client, out, reply_start);
             return Step::Served;
         }
     };
@@ -67,7 +67,7 @@ pub(super) fn execute(
     let rejection = if auth_required && !cmd.has(flags::NO_AUTH) {
         Some(CmdError::new("NOAUTH Authentication required."))
     } else if let Some(e) = (!(client.multi.is_some() && cmd.has(flags::NO_MULTI)))
-        .then(|| super::connection::acl_reject(shared, client, idx, &args))
+        .then(|| super::dispatch::acl_reject(shared, client, idx, &args))
         .flatten()
     {
         // Redis's `ACLCheckAllPerm`, before the BUSY check: a user
@@ -101,7 +101,7 @@ pub(super) fn execute(
             e
         };
         reply_error(shared, out, e);
-        super::connection::apply_reply_mode(client, out, reply_start);
+        super::dispatch::apply_reply_mode(client, out, reply_start);
         return Step::Served;
     }
     let queue = client.multi.is_some()
@@ -171,7 +171,7 @@ pub(super) fn execute(
     if let Err(e) = r {
         reply_error(shared, out, e);
     }
-    super::connection::apply_reply_mode(client, out, reply_start);
+    super::dispatch::apply_reply_mode(client, out, reply_start);
     Step::Served
 }
 
@@ -246,7 +246,7 @@ unsafe impl Send for Borrowed {}
 
 /// WATCH, UNWATCH, RESET and DISCARD with WATCHes during a busy script:
 /// Redis answers them at once (`allow-busy`); they run through
-/// `connection::execute` with the script's keyspace, on its thread.
+/// `dispatch::execute` with the script's keyspace, on its thread.
 fn run_on_script_thread(
     shared: &Shared,
     client: &mut Client,
@@ -263,7 +263,7 @@ fn run_on_script_thread(
         let p = p;
         // SAFETY: see `Borrowed`.
         let (shared, client, out) = unsafe { (&*p.shared, &mut *p.client, &mut *p.out) };
-        super::connection::execute(shared, ks, client, out, a);
+        super::dispatch::execute(shared, ks, client, out, a);
     });
     if shared.busy.run_job(job) {
         Step::Served

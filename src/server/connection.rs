@@ -2,12 +2,12 @@
 //! buffer, execute them under one keyspace lock, write all replies at once.
 
 use super::blocking::{self, Wake};
-use super::durability::{Misconf, Ticket};
+use super::dispatch::execute_argv;
+use super::durability::Ticket;
 use super::net::{self, ClientStream, PeerAddr};
-use super::{off_worker, Client, ClientHandle, PendingOp, ReplyMode, Shared};
+use super::{off_worker, Client, ClientHandle, PendingOp, Shared};
 use crate::commands::logingest::{Applied, IngestJob};
-use crate::commands::{self, flags, table, CmdError, Ctx};
-use crate::db::evict::EvictResult;
+use crate::commands::{table, CmdError, Ctx};
 use crate::db::expire::{active_expire_cycle, CycleKind};
 use crate::db::{now_ms, Keyspace};
 use crate::protocol::{Out, ParseLimits, Parsed};
@@ -611,39 +611,39 @@ fn process_input(
         };
         match parsed {
             Ok(true) => {
-                if guard.is_none() {
-                    let ks = match shared.lock_unless_busy() {
-                        Some(ks) => ks,
-                        None => {
-                            client.handle.touch();
-                            // A script holds the lock past its threshold:
-                            // answer without it (`server::busy`).
-                            let busy_error = shared
-                                .busy
-                                .busy_error()
-                                .unwrap_or(crate::scripting::busy::BUSY_EVAL);
-                            let args = std::mem::take(&mut argv);
-                            match super::busy::execute(shared, client, out, args, busy_error) {
-                                super::busy::Step::Served => continue,
-                                super::busy::Step::NeedsLock(a) => {
-                                    argv = a;
-                                    shared.lock_ks()
+                let ks = match guard {
+                    Some(ref mut ks) => ks,
+                    None => {
+                        let ks = match shared.lock_unless_busy() {
+                            Some(ks) => ks,
+                            None => {
+                                client.handle.touch();
+                                // A script holds the lock past its threshold:
+                                // answer without it (`server::busy`).
+                                let busy_error = shared
+                                    .busy
+                                    .busy_error()
+                                    .unwrap_or(crate::scripting::busy::BUSY_EVAL);
+                                let args = std::mem::take(&mut argv);
+                                match super::busy::execute(shared, client, out, args, busy_error) {
+                                    super::busy::Step::Served => continue,
+                                    super::busy::Step::NeedsLock(a) => {
+                                        argv = a;
+                                        shared.lock_ks()
+                                    }
                                 }
                             }
-                        }
-                    };
-                    let mut ks = ks;
-                    ks.refresh_clock();
-                    // The client's last interaction: the batch's clock
-                    // reading, not one more.
-                    client.handle.touch_at(ks.clock_mark());
-                    guard = Some(ks);
-                    // Messages published before this batch took the lock
-                    // go before its replies (see `server::pubsub`).
-                    super::pubsub::drain_before_batch(client, out);
-                }
-                let Some(ks) = guard.as_mut() else {
-                    break;
+                        };
+                        let mut ks = ks;
+                        ks.refresh_clock();
+                        // The client's last interaction: the batch's clock
+                        // reading, not one more.
+                        client.handle.touch_at(ks.clock_mark());
+                        // Messages published before this batch took the lock
+                        // go before its replies (see `server::pubsub`).
+                        super::pubsub::drain_before_batch(client, out);
+                        guard.insert(ks)
+                    }
                 };
                 let start = out.buf.len();
                 let stream_writes = ks.stream_write_count;
@@ -692,438 +692,4 @@ fn end_batch(shared: &Shared, ks: &mut Keyspace, units: Vec<Vec<u8>>, batch: &mu
     }
     shared.publish_pending_notifications(ks);
     batch.ticket = Some(shared.durability.enqueue(ks, units));
-}
-
-/// A rejected EXEC discards the transaction and answers EXECABORT with the
-/// reason (Redis's `execCommandAbort`): the rejection text without its
-/// `ERR ` prefix, other codes kept.
-/// MONITOR clients see the EXEC (they saw the MULTI).
-fn exec_abort(
-    shared: &Shared,
-    client: &mut Client,
-    ks: &mut Keyspace,
-    e: CmdError,
-    args: &[Bytes],
-) -> CmdError {
-    if shared.observe.has_monitors() {
-        let who = client.handle.addr.to_string();
-        shared.observe.feed_monitors(client.db, &who, args, &[]);
-    }
-    if client.multi.take().is_some() {
-        client.handle.meta.lock().multi = -1;
-    }
-    if !client.watched.is_empty() {
-        let watched = std::mem::take(&mut client.watched);
-        ks.unwatch_all(client.id, &watched);
-    }
-    let reason = e.0.strip_prefix(b"ERR ").unwrap_or(&e.0);
-    let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
-    msg.extend_from_slice(reason);
-    CmdError::from_bytes(msg)
-}
-
-/// True when the client's queued MULTI block holds a write command.
-fn multi_writes(client: &Client) -> bool {
-    let t = table();
-    client.multi.as_ref().is_some_and(|m| {
-        m.queue
-            .iter()
-            .any(|(idx, _)| t.entries[*idx].cmd.has(flags::WRITE))
-    })
-}
-
-/// True when the client's queued MULTI block holds a `denyoom` command.
-fn multi_denyoom(client: &Client) -> bool {
-    let t = table();
-    client.multi.as_ref().is_some_and(|m| {
-        m.queue
-            .iter()
-            .any(|(idx, _)| t.entries[*idx].cmd.has(flags::DENYOOM))
-    })
-}
-
-/// The memory limit before a command, as Redis's `processCommand`: while
-/// `maxmemory` is set every command first evicts what the policy allows
-/// (`Keyspace::perform_evictions`); if memory is still over the limit,
-/// `denyoom` commands (EXEC of a block holding one, and anything queued
-/// inside MULTI) are refused with Redis's OOM error.
-fn oom_reject(
-    shared: &Shared,
-    ks: &mut Keyspace,
-    client: &Client,
-    cmd: &commands::Command,
-    top_name: &str,
-    args: &[Bytes],
-) -> Option<CmdError> {
-    ks.pre_command_oom = false;
-    // Redis's `isSafeToPerformEvictions`: not while loading, nor paused.
-    if ks.evict.cfg.maxmemory == 0 || shared.is_loading() || shared.pause.writes_paused() {
-        return None;
-    }
-    let result = shared.observe.latency.timed("eviction-cycle", || {
-        ks.perform_evictions(&|| shared.mem_not_counted_for_evict())
-    });
-    if result != EvictResult::Fail {
-        return None;
-    }
-    ks.pre_command_oom = true;
-    let reject = commands::scripting::effective_flags(ks, cmd, args) & flags::DENYOOM != 0
-        || (top_name == "exec" && multi_denyoom(client))
-        || (client.multi.is_some()
-            && !matches!(top_name, "exec" | "discard" | "quit" | "reset")
-            // Checked before the memory limit in Redis.
-            && !cmd.has(flags::NO_MULTI));
-    reject.then(|| CmdError::new("OOM command not allowed when used memory > 'maxmemory'."))
-}
-
-/// Re-reads the client's user after a change of the users: a deleted
-/// user leaves the client unauthenticated as the default user (its
-/// connection is being closed, as Redis's `ACLFreeUserAndKillClients`).
-pub fn refresh_acl_user(shared: &Shared, client: &mut Client) {
-    let v = shared.acl_version.load(Ordering::SeqCst);
-    if v == client.acl_version {
-        return;
-    }
-    client.acl_version = v;
-    let Some(u) = &client.user else { return };
-    let acl = shared.acl.read();
-    match acl.users.get(&u.name) {
-        Some(n) => client.user = Some(n.clone()),
-        None => {
-            client.user = Some(acl.default_user());
-            client.authenticated = false;
-        }
-    }
-}
-
-/// The ACL check of a command about to run or be queued: None when the
-/// client's user may run it, else the NOPERM error, logged in ACL LOG.
-pub(super) fn acl_reject(
-    shared: &Shared,
-    client: &mut Client,
-    idx: usize,
-    args: &[Bytes],
-) -> Option<CmdError> {
-    if shared.acl_version.load(Ordering::Relaxed) != client.acl_version {
-        refresh_acl_user(shared, client);
-    }
-    let user = client.user.as_ref()?;
-    if user.unrestricted {
-        return None;
-    }
-    let denied = user.check(idx, args, &mut client.acl_keys).err()?;
-    let context = if client.multi.is_some() {
-        crate::acl::LogContext::Multi
-    } else {
-        crate::acl::LogContext::Toplevel
-    };
-    let full_name = &table().entries[idx].full_name;
-    commands::acl::log_denied(shared, client, denied, context, full_name, args);
-    Some(denied.error(full_name))
-}
-
-/// `rename-command`: a new name becomes the command's own; an old one (or
-/// a removed command) is unknown, with Redis's error.
-fn apply_renames(renames: &[(Bytes, Bytes)], args: &mut [Bytes]) -> Result<(), CmdError> {
-    let name = &args[0];
-    if let Some((old, _)) = renames
-        .iter()
-        .find(|(_, new)| !new.is_empty() && new.eq_ignore_ascii_case(name))
-    {
-        args[0] = old.clone();
-        return Ok(());
-    }
-    if renames
-        .iter()
-        .any(|(old, _)| old.eq_ignore_ascii_case(name))
-    {
-        return Err(commands::unknown_command(args));
-    }
-    Ok(())
-}
-
-/// Names of the commands that run immediately even inside MULTI.
-fn runs_inside_multi(name: &str) -> bool {
-    matches!(
-        name,
-        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
-    )
-}
-
-/// Executes one command for `client`, as Redis's `processCommand`: lookup,
-/// arity, authentication, MULTI queueing, then the handler.
-pub fn execute(
-    shared: &Shared,
-    ks: &mut Keyspace,
-    client: &mut Client,
-    out: &mut Out,
-    mut args: Vec<Bytes>,
-) {
-    execute_argv(shared, ks, client, out, &mut args);
-}
-
-/// `execute` on a borrowed argument vector, which the caller reuses for
-/// the next command: it is taken (left empty) only when the command is
-/// kept (queued in MULTI, postponed by CLIENT PAUSE), otherwise left as
-/// it was (`rename-command` may have replaced the name).
-pub fn execute_argv(
-    shared: &Shared,
-    ks: &mut Keyspace,
-    client: &mut Client,
-    out: &mut Out,
-    args: &mut Vec<Bytes>,
-) {
-    let t = table();
-    // Under the keyspace lock: one writer at a time.
-    commands::bump(&shared.stats.total_commands_processed, 1);
-    let reply_start = out.buf.len();
-    let asking_cmd = shared.cluster.is_some() && args[0].eq_ignore_ascii_case(b"asking");
-    // CLIENT CACHING's one-command life (see `tracking::command_processed`).
-    let tracking_client_cmd = ks
-        .tracking
-        .active()
-        .then(|| args[0].eq_ignore_ascii_case(b"client"));
-    let renamed = if shared.renames.is_empty() {
-        Ok(())
-    } else {
-        apply_renames(&shared.renames, args)
-    };
-    let resolved = match renamed {
-        Ok(()) => t.resolve(args),
-        Err(e) => Err(e),
-    };
-    let result = match resolved {
-        Err(e) => {
-            let known = t.lookup(&args[0]);
-            if let Some(idx) = known {
-                t.entries[idx].stat.rejected.fetch_add(1, Ordering::Relaxed);
-            }
-            if let Some(m) = client.multi.as_mut() {
-                m.aborted = true;
-            }
-            if known.is_some_and(|i| t.entries[i].cmd.name == "exec") {
-                Err(exec_abort(shared, client, ks, e, args))
-            } else {
-                Err(e)
-            }
-        }
-        Ok(idx) => {
-            let entry = &t.entries[idx];
-            let cmd = entry.cmd;
-            let top_name = entry.parent.map_or(cmd.name, |p| t.entries[p].cmd.name);
-            client.handle.last_cmd.store(idx, Ordering::Relaxed);
-            // Redis's `authRequired`: a password is configured now (it may
-            // have been cleared by CONFIG SET since the client connected).
-            let auth_required =
-                !client.authenticated && !shared.default_nopass.load(Ordering::Relaxed);
-            let persist_failure = match &shared.persist {
-                Some(_)
-                    if cmd.has(flags::WRITE)
-                        || commands::scripting::is_eval(cmd)
-                        || top_name == "ping"
-                        || (top_name == "exec" && multi_writes(client)) =>
-                {
-                    shared.durability.failure().filter(|_| {
-                        !commands::scripting::is_eval(cmd)
-                            || commands::scripting::effective_flags(ks, cmd, args) & flags::WRITE
-                                != 0
-                    })
-                }
-                _ => None,
-            };
-            if top_name == "debug"
-                && !commands::debug::allowed(
-                    shared
-                        .config
-                        .read()
-                        .get("enable-debug-command")
-                        .unwrap_or("no"),
-                    client.handle.addr.is_local(),
-                )
-            {
-                // Redis's CMD_PROTECTED check comes before authentication.
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                Err(CmdError::new(commands::debug::NOT_ALLOWED))
-            } else if auth_required && !cmd.has(flags::NO_AUTH) {
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                let e = CmdError::new("NOAUTH Authentication required.");
-                if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, args))
-                } else {
-                    Err(e)
-                }
-            } else if let Some(e) = (!(client.multi.is_some() && cmd.has(flags::NO_MULTI)))
-                .then(|| acl_reject(shared, client, idx, args))
-                .flatten()
-            {
-                // Redis's `ACLCheckAllPerm` in `processCommand`.
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, args))
-                } else {
-                    Err(e)
-                }
-            } else if let Some((e, discard)) = cluster_reject(shared, ks, client, idx, args) {
-                // Redis's redirection in `processCommand`: EXEC discards
-                // the transaction, a queued command flags it.
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if discard {
-                    if let Some(m) = client.multi.take() {
-                        drop(m);
-                        client.handle.meta.lock().multi = -1;
-                    }
-                    let watched = std::mem::take(&mut client.watched);
-                    ks.unwatch_all(client.id, &watched);
-                } else if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                Err(e)
-            } else if let Some(e) = oom_reject(shared, ks, client, cmd, top_name, args) {
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, args))
-                } else {
-                    Err(e)
-                }
-            } else if shared.is_loading() && !cmd.has(flags::LOADING) {
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                Err(CmdError::new(
-                    "LOADING Redis is loading the dataset in memory",
-                ))
-            } else if let Some(text) = persist_failure {
-                // Redis refuses writes (and PING) once the AOF could not be
-                // written, so a client never believes a write is safe.
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                let e = CmdError::new(Misconf { reason: text }.to_string());
-                if top_name == "exec" {
-                    Err(exec_abort(shared, client, ks, e, args))
-                } else {
-                    Err(e)
-                }
-            } else if client.pubsub.active()
-                && !out.resp3
-                && !super::pubsub::allowed_in_subscribed_mode(top_name)
-            {
-                // Redis's `rejectCommand`: also aborts a MULTI being queued.
-                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                Err(CmdError::new(format!(
-                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                    entry.full_name
-                )))
-            } else if super::pause::covers(shared, ks, client, cmd, top_name, args) {
-                // CLIENT PAUSE: the command waits (see `server::pause`).
-                // Counted when it runs.
-                shared
-                    .stats
-                    .total_commands_processed
-                    .fetch_sub(1, Ordering::Relaxed);
-                client.postponed = Some(std::mem::take(args));
-                return;
-            } else if client.multi.is_some() && !runs_inside_multi(top_name) {
-                if cmd.has(flags::NO_MULTI) {
-                    entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
-                    if let Some(m) = client.multi.as_mut() {
-                        m.aborted = true;
-                    }
-                    Err(CmdError::new(
-                        "ERR Command not allowed inside a transaction",
-                    ))
-                } else {
-                    if let Some(m) = client.multi.as_mut() {
-                        m.queue.push((idx, std::mem::take(args)));
-                        client.handle.meta.lock().multi = m.queue.len() as i64;
-                    }
-                    out.simple("QUEUED");
-                    Ok(())
-                }
-            } else {
-                // The batch's time, read when it took the lock.
-                let now_ms = ks.cached_now_ms();
-                let mut ctx = Ctx {
-                    ks,
-                    shared,
-                    client,
-                    out,
-                    now_ms,
-                };
-                commands::call(&mut ctx, idx, args)
-            }
-        }
-    };
-    if let Err(e) = result {
-        out.error_bytes(&e.0);
-    }
-    // Redis's `resetClient`: ASKING lasts one command (outside MULTI).
-    if client.asking && client.multi.is_none() && !asking_cmd {
-        client.asking = false;
-    }
-    if let Some(is_client) = tracking_client_cmd {
-        super::tracking::command_processed(ks, client.id, client.multi.is_some(), is_client);
-    }
-    // Every error reply the command wrote, its own or nested ones.
-    shared.count_errors(out);
-    apply_reply_mode(client, out, reply_start);
-}
-
-/// Cluster mode: the redirection or CLUSTERDOWN / CROSSSLOT / TRYAGAIN
-/// error the command gets (`commands::cluster::redirect`), and whether it
-/// ends the transaction (EXEC). Clients run in-process on behalf of the
-/// server (no user: scripts' callers are checked themselves) obey.
-fn cluster_reject(
-    shared: &Shared,
-    ks: &mut Keyspace,
-    client: &Client,
-    idx: usize,
-    args: &[Bytes],
-) -> Option<(CmdError, bool)> {
-    let c = shared.cluster.as_ref()?;
-    let cmd = table().entries[idx].cmd;
-    let flags = if commands::scripting::is_eval(cmd) {
-        commands::scripting::effective_flags(ks, cmd, args)
-    } else {
-        cmd.flags
-    };
-    let now = ks.cached_now_ms();
-    let e = commands::cluster::redirect(c, ks, client, idx, args, flags, now)?;
-    Some((e, cmd.name == "exec"))
-}
-
-/// CLIENT REPLY OFF / SKIP: drops the reply the command wrote from
-/// `reply_start`.
-pub(super) fn apply_reply_mode(client: &mut Client, out: &mut Out, reply_start: usize) {
-    match client.reply_mode {
-        ReplyMode::On => {}
-        ReplyMode::Off => out.suppress_reply(reply_start),
-        // CLIENT REPLY SKIP itself replies nothing; the next command is skipped.
-        ReplyMode::Skip => {
-            out.suppress_reply(reply_start);
-            client.reply_mode = ReplyMode::SkipNext;
-        }
-        ReplyMode::SkipNext => {
-            out.suppress_reply(reply_start);
-            client.reply_mode = ReplyMode::On;
-        }
-    }
-    out.pushes.clear();
 }

@@ -5,6 +5,7 @@ pub mod blocking;
 mod busy;
 mod clients;
 mod connection;
+mod dispatch;
 pub mod durability;
 pub mod net;
 pub mod observe;
@@ -17,7 +18,7 @@ pub mod tls;
 pub mod tracking;
 
 pub use clients::{Client, ClientHandle, ClientMeta, MultiState, PendingOp, ReplyMode};
-pub use connection::execute;
+pub use dispatch::execute;
 
 use crate::config::Config;
 use crate::db::expire::{active_expire_cycle, CycleKind};

@@ -37,6 +37,28 @@ fn put_cmd(out: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
+/// Why an import or export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RdbIoError {
+    #[error("connect {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A reply other than `+...`, without its line end.
+    #[error("server replied {0}")]
+    Refused(String),
+    #[error("the server did not finish loading")]
+    NotLoaded,
+    #[error("{0}")]
+    File(#[from] rdb::file::FileError),
+    /// A stream could not be read for export.
+    #[error("{0}")]
+    Stream(String),
+}
+
 /// A pipelined connection whose replies are single lines (+OK / -ERR).
 struct Pipe {
     w: TcpStream,
@@ -47,10 +69,10 @@ struct Pipe {
 }
 
 impl Pipe {
-    fn connect(addr: SocketAddr) -> Result<Pipe, String> {
-        let w = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    fn connect(addr: SocketAddr) -> Result<Pipe, RdbIoError> {
+        let w = TcpStream::connect(addr).map_err(|source| RdbIoError::Connect { addr, source })?;
         let _ = w.set_nodelay(true);
-        let r = BufReader::new(w.try_clone().map_err(|e| e.to_string())?);
+        let r = BufReader::new(w.try_clone()?);
         Ok(Pipe {
             w,
             r,
@@ -60,7 +82,7 @@ impl Pipe {
         })
     }
 
-    fn send(&mut self, args: &[&[u8]]) -> Result<(), String> {
+    fn send(&mut self, args: &[&[u8]]) -> Result<(), RdbIoError> {
         put_cmd(&mut self.buf, args);
         self.queued += 1;
         if self.queued >= PIPELINE_COMMANDS {
@@ -70,18 +92,15 @@ impl Pipe {
     }
 
     /// Writes the queued commands and checks every reply.
-    fn sync(&mut self) -> Result<(), String> {
-        self.w.write_all(&self.buf).map_err(|e| e.to_string())?;
+    fn sync(&mut self) -> Result<(), RdbIoError> {
+        self.w.write_all(&self.buf)?;
         self.buf.clear();
         for _ in 0..self.queued {
             self.line.clear();
-            self.r
-                .read_until(b'\n', &mut self.line)
-                .map_err(|e| e.to_string())?;
+            self.r.read_until(b'\n', &mut self.line)?;
             if self.line.first() != Some(&b'+') {
-                return Err(format!(
-                    "server replied {}",
-                    String::from_utf8_lossy(&self.line).trim_end()
+                return Err(RdbIoError::Refused(
+                    String::from_utf8_lossy(&self.line).trim_end().to_string(),
                 ));
             }
         }
@@ -92,46 +111,33 @@ impl Pipe {
 
 /// Waits until the server has replayed its WAL (PING is refused with
 /// -LOADING until then).
-fn wait_loaded(addr: SocketAddr) -> Result<(), String> {
+fn wait_loaded(addr: SocketAddr) -> Result<(), RdbIoError> {
     for _ in 0..60_000 {
         let mut p = Pipe::connect(addr)?;
         p.buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
         p.queued = 1;
         match p.sync() {
             Ok(()) => return Ok(()),
-            Err(e) if e.contains("LOADING") => {
+            Err(RdbIoError::Refused(line)) if line.starts_with("-LOADING") => {
                 std::thread::sleep(std::time::Duration::from_millis(10))
             }
             Err(e) => return Err(e),
         }
     }
-    Err("the server did not finish loading".into())
+    Err(RdbIoError::NotLoaded)
 }
 
 /// Imports the RDB file `data` into the server at `addr`; returns the
 /// number of keys read from the file.
-pub fn import(addr: SocketAddr, data: &[u8]) -> Result<u64, String> {
+pub fn import(addr: SocketAddr, data: &[u8]) -> Result<u64, RdbIoError> {
     wait_loaded(addr)?;
     let mut p = Pipe::connect(addr)?;
     let mut db = u64::MAX;
     let mut keys = 0u64;
     let summary = file::read_file(data, |item| {
-        if item.db != db {
-            db = item.db;
-            p.send(&[b"SELECT", itoa::Buffer::new().format(db).as_bytes()])?;
-        }
-        let ttl = itoa::Buffer::new().format(item.expires_at_ms).to_owned();
-        let payload = item.dump_payload();
-        p.send(&[
-            b"RESTORE",
-            &item.key,
-            ttl.as_bytes(),
-            &payload,
-            b"ABSTTL",
-            b"REPLACE",
-        ])?;
+        restore_item(&mut p, &mut db, &item)?;
         keys += 1;
-        Ok(())
+        Ok::<(), RdbIoError>(())
     })?;
     p.sync()?;
     if summary.functions_skipped > 0 {
@@ -143,9 +149,28 @@ pub fn import(addr: SocketAddr, data: &[u8]) -> Result<u64, String> {
     Ok(keys)
 }
 
+/// Sends one key of the file as RESTORE (after a SELECT when its
+/// database differs from the last key's).
+fn restore_item(p: &mut Pipe, db: &mut u64, item: &file::Item<'_>) -> Result<(), RdbIoError> {
+    if item.db != *db {
+        *db = item.db;
+        p.send(&[b"SELECT", itoa::Buffer::new().format(*db).as_bytes()])?;
+    }
+    let ttl = itoa::Buffer::new().format(item.expires_at_ms).to_owned();
+    let payload = item.dump_payload();
+    p.send(&[
+        b"RESTORE",
+        &item.key,
+        ttl.as_bytes(),
+        &payload,
+        b"ABSTTL",
+        b"REPLACE",
+    ])
+}
+
 /// Writes the keyspace of a running (loaded) server as an RDB file's
 /// bytes; returns them with the number of keys.
-pub fn export(shared: &Arc<Shared>, addr: SocketAddr) -> Result<(Vec<u8>, u64), String> {
+pub fn export(shared: &Arc<Shared>, addr: SocketAddr) -> Result<(Vec<u8>, u64), RdbIoError> {
     wait_loaded(addr)?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -168,7 +193,7 @@ pub fn export(shared: &Arc<Shared>, addr: SocketAddr) -> Result<(Vec<u8>, u64), 
             let mut v = rdb::Writer::new();
             match &e.value {
                 Value::Stream(s) => {
-                    let sv = rdb::stream::snapshot(s)?;
+                    let sv = rdb::stream::snapshot(s).map_err(RdbIoError::Stream)?;
                     rdb::stream::write(&mut v, &sv);
                 }
                 other => {

@@ -31,7 +31,7 @@
 use crate::config::Config;
 use parking_lot::{Mutex, RwLock};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{StoresServerSessions, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite};
@@ -80,7 +80,7 @@ impl TlsState {
     /// Builds the context from `config` and installs it; on error the
     /// previous one stays (Redis keeps its old SSL_CTX when `tlsConfigure`
     /// fails).
-    pub fn configure(&self, config: &Config) -> Result<(), String> {
+    pub fn configure(&self, config: &Config) -> Result<(), TlsError> {
         let sc = server_config(config)?;
         *self.acceptor.write() = Some(TlsAcceptor::from(Arc::new(sc)));
         Ok(())
@@ -93,36 +93,108 @@ pub fn enabled(config: &Config) -> bool {
     config.get("tls-port").is_some_and(|p| p != "0")
 }
 
+/// Why the TLS context could not be built. The texts are the log lines
+/// Redis writes for the same problems (they are logged, never replied).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("No tls-cert-file configured!")]
+    NoCertFile,
+    #[error("No tls-key-file configured!")]
+    NoKeyFile,
+    #[error("Either tls-ca-cert-file or tls-ca-cert-dir must be specified when tls-cluster, tls-replication or tls-auth-clients are enabled!")]
+    NoCa,
+    #[error("Failed to load certificate: {path}: {cause}")]
+    Cert { path: String, cause: FileError },
+    #[error("Failed to load private key: {path}: {cause}")]
+    Key { path: String, cause: FileError },
+    #[error("Failed to configure CA certificate(s) file/directory: {path}: {cause}")]
+    Ca { path: String, cause: FileError },
+    #[error("Failed to configure TLS: {0}")]
+    Versions(rustls::Error),
+    #[error("Failed to configure TLS client verification: {0}")]
+    Verifier(rustls::server::VerifierBuilderError),
+    #[error("Invalid tls-protocols specified. Use a combination of 'TLSv1', 'TLSv1.1', 'TLSv1.2' and 'TLSv1.3'. ({0})")]
+    BadProtocol(String),
+    #[error("Failed to configure TLS: none of the protocols in tls-protocols (TLSv1.2, TLSv1.3) is supported")]
+    NoProtocol,
+    #[error("Failed to configure ciphers: {0}")]
+    Ciphers(String),
+    #[error("Failed to configure ciphersuites: {0}")]
+    Ciphersuites(String),
+}
+
+/// Why a certificate, CA or key file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("{0:?}")]
+    Pem(pem::Error),
+    #[error("no certificate found")]
+    NoCertificate,
+    #[error("legacy encrypted PEM keys are not supported; convert the key with `openssl pkcs8 -topk8 -v2 aes-256-cbc`")]
+    LegacyEncrypted,
+    #[error("{0}")]
+    Der(pkcs8::der::Error),
+    #[error("{0}")]
+    Pkcs8(pkcs8::Error),
+    #[error("unexpected PEM label {0}")]
+    Label(String),
+    #[error("bad decrypt (wrong tls-key-file-pass?)")]
+    BadDecrypt,
+    #[error("{0}")]
+    Rustls(rustls::Error),
+}
+
+impl From<std::io::Error> for FileError {
+    fn from(e: std::io::Error) -> Self {
+        FileError::Io(e)
+    }
+}
+
+impl From<pem::Error> for FileError {
+    fn from(e: pem::Error) -> Self {
+        match e {
+            pem::Error::Io(e) => FileError::Io(e),
+            e => FileError::Pem(e),
+        }
+    }
+}
+
 fn param<'a>(config: &'a Config, name: &str) -> &'a str {
     config.get(name).unwrap_or("")
 }
 
 /// Builds the rustls server configuration from the `tls-*` parameters.
 /// Errors are the log lines Redis writes for the same problems.
-pub fn server_config(config: &Config) -> Result<ServerConfig, String> {
+pub fn server_config(config: &Config) -> Result<ServerConfig, TlsError> {
     let cert_file = param(config, "tls-cert-file");
     let key_file = param(config, "tls-key-file");
     if cert_file.is_empty() {
-        return Err("No tls-cert-file configured!".into());
+        return Err(TlsError::NoCertFile);
     }
     if key_file.is_empty() {
-        return Err("No tls-key-file configured!".into());
+        return Err(TlsError::NoKeyFile);
     }
+    let cert_err = |cause| TlsError::Cert {
+        path: cert_file.to_string(),
+        cause,
+    };
+    let key_err = |cause| TlsError::Key {
+        path: key_file.to_string(),
+        cause,
+    };
     let auth = param(config, "tls-auth-clients");
     let ca_file = param(config, "tls-ca-cert-file");
     let ca_dir = param(config, "tls-ca-cert-dir");
     if auth != "no" && ca_file.is_empty() && ca_dir.is_empty() {
-        return Err("Either tls-ca-cert-file or tls-ca-cert-dir must be specified when tls-cluster, tls-replication or tls-auth-clients are enabled!".into());
+        return Err(TlsError::NoCa);
     }
-    let certs = load_certs(cert_file)
-        .map_err(|e| format!("Failed to load certificate: {cert_file}: {e}"))?;
+    let certs = load_certs(cert_file).map_err(cert_err)?;
     if certs.is_empty() {
-        return Err(format!(
-            "Failed to load certificate: {cert_file}: no certificate found"
-        ));
+        return Err(cert_err(FileError::NoCertificate));
     }
-    let key = load_key(key_file, param(config, "tls-key-file-pass"))
-        .map_err(|e| format!("Failed to load private key: {key_file}: {e}"))?;
+    let key = load_key(key_file, param(config, "tls-key-file-pass")).map_err(key_err)?;
 
     let provider = Arc::new(provider(
         param(config, "tls-ciphers"),
@@ -131,23 +203,26 @@ pub fn server_config(config: &Config) -> Result<ServerConfig, String> {
     let versions = protocol_versions(param(config, "tls-protocols"))?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| format!("Failed to configure TLS: {e}"))?;
+        .map_err(TlsError::Versions)?;
     let builder = if auth == "no" {
         builder.with_no_client_auth()
     } else {
         let mut roots = RootCertStore::empty();
         if !ca_file.is_empty() {
-            let cas = load_certs(ca_file).map_err(|e| {
-                format!("Failed to configure CA certificate(s) file/directory: {ca_file}: {e}")
-            })?;
+            let ca_err = |cause| TlsError::Ca {
+                path: ca_file.to_string(),
+                cause,
+            };
+            let cas = load_certs(ca_file).map_err(ca_err)?;
             let (ok, _) = roots.add_parsable_certificates(cas);
             if ok == 0 {
-                return Err(format!("Failed to configure CA certificate(s) file/directory: {ca_file}: no certificate found"));
+                return Err(ca_err(FileError::NoCertificate));
             }
         }
         if !ca_dir.is_empty() {
-            load_ca_dir(&mut roots, ca_dir).map_err(|e| {
-                format!("Failed to configure CA certificate(s) file/directory: {ca_dir}: {e}")
+            load_ca_dir(&mut roots, ca_dir).map_err(|cause| TlsError::Ca {
+                path: ca_dir.to_string(),
+                cause,
             })?;
         }
         let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
@@ -156,14 +231,12 @@ pub fn server_config(config: &Config) -> Result<ServerConfig, String> {
         } else {
             v
         };
-        let v = v
-            .build()
-            .map_err(|e| format!("Failed to configure TLS client verification: {e}"))?;
+        let v = v.build().map_err(TlsError::Verifier)?;
         builder.with_client_cert_verifier(v)
     };
     let mut sc = builder
         .with_single_cert(certs, key)
-        .map_err(|e| format!("Failed to load private key: {key_file}: {e}"))?;
+        .map_err(|e| key_err(FileError::Rustls(e)))?;
     sc.ignore_client_order = param(config, "tls-prefer-server-ciphers") == "yes";
     if param(config, "tls-session-caching") == "yes" {
         let size = param(config, "tls-session-cache-size")
@@ -180,26 +253,16 @@ pub fn server_config(config: &Config) -> Result<ServerConfig, String> {
     Ok(sc)
 }
 
-fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_file_iter(path)
-        .map_err(|e| pem_error(&e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(&e))
-}
-
-fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
-    match e {
-        rustls::pki_types::pem::Error::Io(e) => e.to_string(),
-        e => format!("{e:?}"),
-    }
+fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, FileError> {
+    Ok(CertificateDer::pem_file_iter(path)?.collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Every PEM certificate in the files of `dir` (OpenSSL's CApath wants
 /// hashed names; any file name works here).
-fn load_ca_dir(roots: &mut RootCertStore, dir: &str) -> Result<(), String> {
+fn load_ca_dir(roots: &mut RootCertStore, dir: &str) -> Result<(), FileError> {
     let mut found = 0;
-    for e in std::fs::read_dir(dir).map_err(|e| e.to_string())? {
-        let path = e.map_err(|e| e.to_string())?.path();
+    for e in std::fs::read_dir(dir)? {
+        let path = e?.path();
         if !path.is_file() {
             continue;
         }
@@ -210,44 +273,46 @@ fn load_ca_dir(roots: &mut RootCertStore, dir: &str) -> Result<(), String> {
         found += ok;
     }
     if found == 0 {
-        return Err("no certificate found".into());
+        return Err(FileError::NoCertificate);
     }
     Ok(())
 }
 
 /// The private key of `tls-key-file`, decrypted with `tls-key-file-pass`
 /// when it is an encrypted PKCS#8 key.
-fn load_key(path: &str, pass: &str) -> Result<PrivateKeyDer<'static>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+fn load_key(path: &str, pass: &str) -> Result<PrivateKeyDer<'static>, FileError> {
+    let text = std::fs::read_to_string(path)?;
     if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         return decrypt_pkcs8(&text, pass);
     }
     if text.contains("Proc-Type: 4,ENCRYPTED") {
-        return Err("legacy encrypted PEM keys are not supported; convert the key with `openssl pkcs8 -topk8 -v2 aes-256-cbc`".into());
+        return Err(FileError::LegacyEncrypted);
     }
-    PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|e| pem_error(&e))
+    Ok(PrivateKeyDer::from_pem_slice(text.as_bytes())?)
 }
 
-fn decrypt_pkcs8(text: &str, pass: &str) -> Result<PrivateKeyDer<'static>, String> {
+fn decrypt_pkcs8(text: &str, pass: &str) -> Result<PrivateKeyDer<'static>, FileError> {
     use pkcs8::der::Document;
     use pkcs8::EncryptedPrivateKeyInfoRef;
     let begin = text
         .find("-----BEGIN ENCRYPTED PRIVATE KEY-----")
         .unwrap_or(0);
-    let (label, doc) = Document::from_pem(&text[begin..]).map_err(|e| e.to_string())?;
+    let (label, doc) = Document::from_pem(&text[begin..]).map_err(FileError::Der)?;
     if label != "ENCRYPTED PRIVATE KEY" {
-        return Err(format!("unexpected PEM label {label}"));
+        return Err(FileError::Label(label.to_string()));
     }
-    let info = EncryptedPrivateKeyInfoRef::try_from(doc.as_bytes()).map_err(|e| e.to_string())?;
+    let info = EncryptedPrivateKeyInfoRef::try_from(doc.as_bytes()).map_err(FileError::Pkcs8)?;
     let plain = info
         .decrypt(pass.as_bytes())
-        .map_err(|_| "bad decrypt (wrong tls-key-file-pass?)".to_string())?;
+        .map_err(|_| FileError::BadDecrypt)?;
     Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
         plain.as_bytes().to_vec(),
     )))
 }
 
-fn protocol_versions(list: &str) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+fn protocol_versions(
+    list: &str,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
     if list.trim().is_empty() {
         return Ok(vec![&rustls::version::TLS12, &rustls::version::TLS13]);
     }
@@ -258,11 +323,11 @@ fn protocol_versions(list: &str) -> Result<Vec<&'static rustls::SupportedProtoco
             "tlsv1.3" => out.push(&rustls::version::TLS13),
             // Known to Redis, not implemented by rustls: never offered.
             "tlsv1" | "tlsv1.1" => {}
-            _ => return Err(format!("Invalid tls-protocols specified. Use a combination of 'TLSv1', 'TLSv1.1', 'TLSv1.2' and 'TLSv1.3'. ({p})")),
+            _ => return Err(TlsError::BadProtocol(p.to_string())),
         }
     }
     if out.is_empty() {
-        return Err("Failed to configure TLS: none of the protocols in tls-protocols (TLSv1.2, TLSv1.3) is supported".into());
+        return Err(TlsError::NoProtocol);
     }
     Ok(out)
 }
@@ -297,7 +362,7 @@ const OPENSSL_TLS12_NAMES: &[(&str, rustls::CipherSuite)] = &[
 
 /// The ring provider with the suites `tls-ciphers` (TLS 1.2) and
 /// `tls-ciphersuites` (TLS 1.3) allow, in the lists' order.
-fn provider(ciphers: &str, ciphersuites: &str) -> Result<CryptoProvider, String> {
+fn provider(ciphers: &str, ciphersuites: &str) -> Result<CryptoProvider, TlsError> {
     let base = rustls::crypto::ring::default_provider();
     let all = base.cipher_suites.clone();
     let tls12: Vec<SupportedCipherSuite> = if ciphers.trim().is_empty() {
@@ -358,10 +423,10 @@ fn provider(ciphers: &str, ciphersuites: &str) -> Result<CryptoProvider, String>
         v
     };
     if !ciphers.trim().is_empty() && tls12.is_empty() {
-        return Err(format!("Failed to configure ciphers: {ciphers}"));
+        return Err(TlsError::Ciphers(ciphers.to_string()));
     }
     if !ciphersuites.trim().is_empty() && tls13.is_empty() {
-        return Err(format!("Failed to configure ciphersuites: {ciphersuites}"));
+        return Err(TlsError::Ciphersuites(ciphersuites.to_string()));
     }
     Ok(CryptoProvider {
         cipher_suites: tls13.into_iter().chain(tls12).collect(),
@@ -462,6 +527,39 @@ mod tests {
         assert_eq!(tls13.len(), 1);
         assert!(provider("NOPE", "").is_err());
         assert!(provider("", "TLS_NOPE").is_err());
+    }
+
+    #[test]
+    fn error_texts_are_redis_log_lines() {
+        let Err(e) = protocol_versions("SSLv3") else {
+            panic!("SSLv3 accepted")
+        };
+        assert_eq!(e.to_string(), "Invalid tls-protocols specified. Use a combination of 'TLSv1', 'TLSv1.1', 'TLSv1.2' and 'TLSv1.3'. (SSLv3)");
+        let Err(e) = protocol_versions("TLSv1") else {
+            panic!("TLSv1 alone accepted")
+        };
+        assert_eq!(e.to_string(), "Failed to configure TLS: none of the protocols in tls-protocols (TLSv1.2, TLSv1.3) is supported");
+        let Err(e) = provider("NOPE", "") else {
+            panic!("no cipher accepted")
+        };
+        assert_eq!(e.to_string(), "Failed to configure ciphers: NOPE");
+        let cause = load_certs("/nonexistent/cert.pem").unwrap_err();
+        let e = TlsError::Cert {
+            path: "/nonexistent/cert.pem".into(),
+            cause,
+        };
+        assert_eq!(
+            e.to_string(),
+            "Failed to load certificate: /nonexistent/cert.pem: No such file or directory (os error 2)"
+        );
+        let e = TlsError::Ca {
+            path: "/d".into(),
+            cause: FileError::NoCertificate,
+        };
+        assert_eq!(
+            e.to_string(),
+            "Failed to configure CA certificate(s) file/directory: /d: no certificate found"
+        );
     }
 
     #[test]

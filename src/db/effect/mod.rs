@@ -687,7 +687,7 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
             tag::FUNCTION_FLUSH => Effect::FunctionFlush,
             tag::FUNCTION_RESTORE => {
                 let policy = r.u8()?;
-                if crate::scripting::functions::RestorePolicy::from_code(policy).is_none() {
+                if RestorePolicy::from_code(policy).is_none() {
                     return Err(DecodeError("bad FUNCTION RESTORE policy"));
                 }
                 let n = r.u32()? as usize;
@@ -757,8 +757,7 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
             ks.function_stats = ks.functions.stats();
         }
         Effect::FunctionRestore { policy, codes } => {
-            let policy = crate::scripting::functions::RestorePolicy::from_code(policy)
-                .unwrap_or(crate::scripting::functions::RestorePolicy::Replace);
+            let policy = RestorePolicy::from_code(policy).unwrap_or(RestorePolicy::Replace);
             if let Err(e) = ks.functions.restore(&codes, policy) {
                 tracing::warn!("replay: FUNCTION RESTORE no longer loads, dropped: {e}");
             }
@@ -865,6 +864,34 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
         | Effect::ListInsert { .. }
         | Effect::ListRem { .. }
         | Effect::ListTrim { .. }) => collections::apply(ks, e),
+    }
+}
+
+/// How FUNCTION RESTORE treats the existing libraries (logged by code in
+/// `Effect::FunctionRestore`; `scripting::functions` re-exports it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestorePolicy {
+    Flush,
+    Append,
+    Replace,
+}
+
+impl RestorePolicy {
+    pub fn code(self) -> u8 {
+        match self {
+            RestorePolicy::Flush => 0,
+            RestorePolicy::Append => 1,
+            RestorePolicy::Replace => 2,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<Self> {
+        Some(match c {
+            0 => RestorePolicy::Flush,
+            1 => RestorePolicy::Append,
+            2 => RestorePolicy::Replace,
+            _ => return None,
+        })
     }
 }
 
