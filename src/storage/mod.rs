@@ -39,6 +39,7 @@
 pub mod atomic;
 pub mod bytes;
 pub mod check;
+pub mod clog;
 pub mod dirlock;
 pub mod error;
 pub mod fs;
@@ -47,6 +48,7 @@ pub mod fs;
 pub mod fuzz;
 pub mod index;
 pub mod log;
+pub mod logblock;
 pub mod record;
 mod salvage;
 pub mod segment;

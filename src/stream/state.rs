@@ -449,13 +449,21 @@ impl Inner {
     }
 
     /// Appends entries already encoded (`codec::encode_entry`), ids
-    /// increasing and the first above `last_id`, in one write.
+    /// increasing and the first above `last_id`, in one write (LOGPARSE
+    /// INGEST: marks the entry log for compressed sealed segments).
     pub fn append_encoded(&mut self, entries: &[(u128, &[u8])]) -> Result<(), StreamError> {
         self.flush()?;
         let Some(&(first, _)) = entries.first() else {
             return Ok(());
         };
         self.drop_dead_tail(first)?;
+        if !self.log.compresses_sealed() {
+            // Streams LOGPARSE INGEST writes get template-compressed sealed
+            // segments (`storage::log::compact`; the marker persists it).
+            self.log
+                .set_compress_sealed()
+                .map_err(StreamError::Storage)?;
+        }
         let pos = self
             .log
             .append_batch(entries)
@@ -465,6 +473,12 @@ impl Inner {
         }
         self.since_checkpoint += entries.len() as u64;
         Ok(())
+    }
+
+    /// Keeps the entry log's segment files still (no background
+    /// compression swap) while the guard lives (COPY copies them).
+    pub fn hold_files(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.log.hold_files()
     }
 
     /// The entry `id` if it is live.
