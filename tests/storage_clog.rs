@@ -113,7 +113,8 @@ fn files(fs: &FaultyFs, ext: &str) -> usize {
 fn reads_equal_plain_copy() {
     let fs = FaultyFs::new();
     let log = compressed_log(&fs);
-    let (segs, blocks, _) = log.compressed_stats();
+    let st = log.compressed_stats();
+    let (segs, blocks) = (st.segments, st.blocks);
     assert!(segs >= 3, "sealed segments compressed: {segs}");
     assert!(blocks >= segs);
     assert_eq!(files(&fs, ".log"), 1, "only the active segment stays plain");
@@ -149,10 +150,10 @@ fn reads_equal_plain_copy() {
         .collect();
     assert_eq!(rev, want.iter().rev().cloned().collect::<Vec<_>>());
     // A range read decodes only the blocks it covers.
-    let (_, _, before) = log.compressed_stats();
+    let before = log.compressed_stats().decoded;
     log.read_range(key(3000), key(3005), usize::MAX)
         .expect("range");
-    let (_, _, after) = log.compressed_stats();
+    let after = log.compressed_stats().decoded;
     assert!(after - before <= 1, "decoded {} blocks", after - before);
     // Appends continue; reopening serves the same records.
     drop(log);
@@ -171,8 +172,9 @@ fn filter_skips_blocks_that_cannot_match() {
     let mut it = log.iter().with_filter(f);
     let got: Vec<Record> = it.by_ref().map(|r| r.expect("read")).collect();
     // Only the active (plain) segment's records come back; every block skipped.
-    let (_, blocks, _) = log.compressed_stats();
-    assert_eq!(it.blocks_skipped(), blocks as u64);
+    let blocks = log.compressed_stats().blocks;
+    assert_eq!(it.blocks_skipped(), blocks);
+    assert_eq!(log.compressed_stats().skipped, blocks);
     assert!(got.len() < N as usize / 3);
     let f = BlockFilter {
         conds: vec![(b"level".to_vec(), b"warn".to_vec(), true)],

@@ -116,6 +116,16 @@ pub struct Position {
     pub offset: u64,
 }
 
+/// [`SegmentedLog::compressed_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompressStats {
+    pub segments: u64,
+    pub blocks: u64,
+    pub bytes: u64,
+    pub decoded: u64,
+    pub skipped: u64,
+}
+
 /// Description of one segment, for stats and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
@@ -931,17 +941,21 @@ impl SegmentedLog {
         self.shared.compact.wait_idle();
     }
 
-    /// (compressed segments, their blocks, blocks decoded so far).
-    pub fn compressed_stats(&self) -> (usize, usize, u64) {
+    /// Compressed segments, their blocks and bytes, blocks decoded (cache
+    /// misses) and blocks skipped by filtered readers since open.
+    pub fn compressed_stats(&self) -> CompressStats {
         let inner = self.shared.lock();
-        let c = inner.sealed.iter().filter_map(|s| s.clog.as_ref());
-        c.fold((0, 0, 0), |(n, b, d), c| {
-            (
-                n + 1,
-                b + c.blocks.len(),
-                d + c.decoded.load(Ordering::Relaxed),
-            )
-        })
+        let mut st = CompressStats {
+            skipped: self.shared.compact.skipped.load(Ordering::Relaxed),
+            ..CompressStats::default()
+        };
+        for c in inner.sealed.iter().filter_map(|s| s.clog.as_ref()) {
+            st.segments += 1;
+            st.blocks += c.blocks.len() as u64;
+            st.bytes += c.len;
+            st.decoded += c.decoded.load(Ordering::Relaxed);
+        }
+        st
     }
 
     /// Holds the segment files still (no compression swap, deletion or

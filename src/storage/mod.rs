@@ -71,8 +71,8 @@ pub use index::INDEX_INTERVAL_BYTES;
 pub use log::iter::{self, Iter, RevIter};
 pub use log::recovery::{self, RecoveryReport, TornTail};
 pub use log::{
-    LogOptions, Position, RecoveryMode, SegmentInfo, SegmentedLog, EVERYSEC_INTERVAL,
-    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN,
+    CompressStats, LogOptions, Position, RecoveryMode, SegmentInfo, SegmentedLog,
+    EVERYSEC_INTERVAL, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN,
 };
 pub use record::{Record, RECORD_PAYLOAD_BYTES_MAX, RECORD_VALUE_BYTES_MAX};
 pub use sync::SyncPolicy;

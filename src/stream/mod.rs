@@ -46,6 +46,7 @@ pub mod groups;
 pub mod id;
 pub mod idmap;
 /// The block codec lives in `storage` (compressed segments decode it).
+pub use crate::storage::clog::BlockFilter;
 pub use crate::storage::logblock;
 mod state;
 

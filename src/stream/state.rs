@@ -552,6 +552,43 @@ impl Inner {
         Ok(())
     }
 
+    /// `range_each` forwards, skipping the blocks of compressed segments
+    /// whose summary proves no entry matches `filter` (LOGPARSE GREP; the
+    /// caller filters the entries it gets the same way); `f` returns false
+    /// to stop.
+    pub fn range_filtered(
+        &self,
+        start: u128,
+        end: u128,
+        count: usize,
+        filter: &crate::storage::clog::BlockFilter,
+        mut f: impl FnMut(u128, Vec<u8>) -> Result<bool, StreamError>,
+    ) -> Result<(), StreamError> {
+        let lo = start.max(self.meta.trimmed_through.saturating_add(1));
+        if count == 0 || lo > end || self.meta.length == 0 {
+            return Ok(());
+        }
+        let mut seen = 0;
+        for r in self.log.iter_from(lo).with_filter(filter.clone()) {
+            let r = r.map_err(StreamError::Storage)?;
+            if r.key > end {
+                break;
+            }
+            if self.is_live(r.key) && r.key <= self.meta.last_id {
+                seen += 1;
+                if !f(r.key, r.value)? || seen >= count {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The entry log's compressed segments (DEBUG LOGBLOCKS).
+    pub fn compress_stats(&self) -> crate::storage::CompressStats {
+        self.log.compressed_stats()
+    }
+
     /// First live id >= `from`.
     fn first_live_from(&self, from: u128) -> Result<Option<u128>, StreamError> {
         Ok(self.range(from, u128::MAX, 1, false)?.first().map(|e| e.0))

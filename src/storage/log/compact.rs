@@ -68,6 +68,8 @@ pub(crate) struct Compactor {
     pub swap: Mutex<()>,
     /// Segments compressed since open.
     pub compressed: AtomicU64,
+    /// Blocks filtered readers skipped (`Iter::with_filter`) since open.
+    pub skipped: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

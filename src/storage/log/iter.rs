@@ -195,7 +195,13 @@ impl Iterator for Iter {
                 return None;
             }
             if let Some(b) = self.blk.as_mut() {
-                match b.next(self.next_key, self.filter.as_deref(), &mut self.skipped) {
+                let before = self.skipped;
+                let got = b.next(self.next_key, self.filter.as_deref(), &mut self.skipped);
+                if self.skipped > before {
+                    let n = self.skipped - before;
+                    self.shared.compact.skipped.fetch_add(n, Ordering::Relaxed);
+                }
+                match got {
                     Err(e) => {
                         self.done = true;
                         return Some(Err(e));
