@@ -10,7 +10,9 @@
 //! offline checker behind `redlog check [--repair]` (`check`; the keyspace
 //! WAL's bases and log judged together in `wal_check`; reading past damage
 //! in `salvage`), and the file-system seam with its fault-injecting twin
-//! (`fs`). No other module opens files in the data dir. `bytes` is the one
+//! (`fs`), and compressed sealed segments (`clog`, the block codec
+//! `logblock`, the background swap `log::compact`). No other module opens
+//! files in the data dir. `bytes` is the one
 //! reader of redlog's binary encodings (no I/O).
 //!
 //! Import order inside the module (checked by `redis-tests/modgraph.py`):
