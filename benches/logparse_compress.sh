@@ -2,16 +2,17 @@
 # Size of each Loghub 2k sample (tests/data/loghub/*_2k.log) stored as a
 # LOGPARSE stream, against the raw file, `gzip -9` and `zstd -19` of it.
 #
-# For each system: a release redlog on a temporary dir, with
-# `stream-segment-bytes 4096`, ingests the sample (`redis-cli -x LOGPARSE
-# INGEST s <format>`, the format named after the system: one log write per
-# 1024 lines, so the sample fills two segments) and then its last line once
-# more (a third, active segment: the first two are sealed and compressed in
-# the background); the script waits for the compression and shuts the
-# server down cleanly. Columns:
-#   sealed: the data files the server wrote (`.clog` compressed sealed
-#           segments and the one-line active `.log`) of the main stream
-#           and `s:malformed`: what a LOGPARSE stream of the sample costs;
+# For each system: a release redlog on a temporary dir ingests the sample
+# (`redis-cli -x LOGPARSE INGEST s <format>`, the format named after the
+# system) to learn the size of its plain segment; a second one, with
+# `stream-segment-bytes` that size, ingests the sample (one segment) and
+# then its last line once more (a second, active segment: the first is
+# sealed and compressed in the background); the script waits for the
+# compression and shuts the server down cleanly. Columns:
+#   sealed: the data files the second server wrote (the `.clog` of the
+#           sealed segment and the one-line active `.log`) of the main
+#           stream and `s:malformed`: what a LOGPARSE stream of the sample
+#           costs on disk;
 #   plain:  the same records as plain segments (`examples/logblock_size`
 #           reads the stopped dir through the log, so the records are
 #           the sample's plus the repeated line);
@@ -57,32 +58,45 @@ for f in tests/data/loghub/*_2k.log; do
     raw=$(stat -c %s "$f")
     gz=$(gzip -9 -c "$f" | wc -c)
     zs=$(zstd -19 -q -c "$f" | wc -c)
-    dir="$WORK/$sys"
-    mkdir -p "$dir"
-    port=$(free_port)
-    "$BIN" --port "$port" --dir "$dir" --appendonly yes --stream-segment-bytes 4096 \
-        >"$WORK/$sys.log" 2>&1 &
-    PID=$!
-    wait_up "$port"
-    redis-cli -p "$port" -x LOGPARSE INGEST s "$fmt" <"$f" >/dev/null
-    tail -n 1 "$f" | redis-cli -p "$port" -x LOGPARSE INGEST s "$fmt" >/dev/null
-    # Compression done: each marked log has only its active segment plain.
-    for _ in $(seq 600); do
-        busy=0
-        for d in "$dir"/streams/*/; do
-            [ -e "$d/compress-sealed" ] || continue
-            n=$(find "$d" -maxdepth 1 -name '*.log' | wc -l)
-            t=$(find "$d" -maxdepth 1 -name '*.tmp' | wc -l)
-            [ "$n" -le 1 ] && [ "$t" -eq 0 ] || busy=1
-        done
-        [ "$busy" -eq 0 ] && break
-        sleep 0.1
+    # Run 1 (default segments): the main stream's plain segment size.
+    # Run 2: segments of exactly that size, so the whole sample is one
+    # sealed segment (one block) once the repeated last line rolls it.
+    seg=0
+    for run in 1 2; do
+        dir="$WORK/$sys.$run"
+        mkdir -p "$dir"
+        port=$(free_port)
+        segopt=()
+        [ "$run" -eq 2 ] && segopt=(--stream-segment-bytes "$seg")
+        "$BIN" --port "$port" --dir "$dir" --appendonly yes "${segopt[@]}" \
+            >"$WORK/$sys.$run.log" 2>&1 &
+        PID=$!
+        wait_up "$port"
+        redis-cli -p "$port" -x LOGPARSE INGEST s "$fmt" <"$f" >/dev/null
+        if [ "$run" -eq 1 ]; then
+            seg=$(find "$dir"/streams/*/ -maxdepth 1 -name '*.log' -printf '%s\n' | sort -n | tail -1)
+            [ "$seg" -ge 4096 ] || seg=4096
+        else
+            tail -n 1 "$f" | redis-cli -p "$port" -x LOGPARSE INGEST s "$fmt" >/dev/null
+            # Compression done: each marked log has only its active segment plain.
+            for _ in $(seq 600); do
+                busy=0
+                for d in "$dir"/streams/*/; do
+                    [ -e "$d/compress-sealed" ] || continue
+                    n=$(find "$d" -maxdepth 1 -name '*.log' | wc -l)
+                    t=$(find "$d" -maxdepth 1 -name '*.tmp' | wc -l)
+                    [ "$n" -le 1 ] && [ "$t" -eq 0 ] || busy=1
+                done
+                [ "$busy" -eq 0 ] && break
+                sleep 0.1
+            done
+            sealed=$(find "$dir"/streams/*/ -maxdepth 1 \( -name '*.clog' -o -name '*.log' \) \
+                -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+        fi
+        redis-cli -p "$port" shutdown >/dev/null 2>&1 || true
+        wait "$PID" 2>/dev/null || true
+        PID=
     done
-    sealed=$(find "$dir"/streams/*/ -maxdepth 1 \( -name '*.clog' -o -name '*.log' \) -printf '%s\n' |
-        awk '{s += $1} END {print s + 0}')
-    redis-cli -p "$port" shutdown >/dev/null 2>&1 || true
-    wait "$PID" 2>/dev/null || true
-    PID=
     read -r plain block lines < <("$SIZE" "$dir")
     printf '%-12s %9d %9d %9d %9d %9d %9d %7s %7s %7d\n' "$sys" "$raw" "$gz" "$zs" "$plain" "$block" \
         "$sealed" "$(ratio "$raw" "$sealed")" "$(ratio "$zs" "$sealed")" "$lines"

@@ -7,7 +7,7 @@
 //! clog file = file_header block* index footer
 //!   file_header = as record.rs, magic "RDLGCLG\0", the segment's base key
 //!   block       = a logblock block (its own magic, CRC32C, lengths)
-//!   index       = index_entry*   (one per block, in file order)
+//!   index       = zstd(index_entry*)   (one per block, in file order)
 //!   index_entry = { u128 first key | u128 last key | u64 block offset |
 //!                   u32 block bytes | u32 records | u32 summary bytes | summary }
 //!   summary     = u32 fields, per field: u32 name length, name,
@@ -16,7 +16,8 @@
 //!                 SUMMARY_VALUES_MAX of them in the block; a field not
 //!                 listed may hold anything)
 //!   footer      = { u64 index offset | u32 blocks | u32 CRC32C of index |
-//!                   u64 records | "RDLGCEND" }     (32 bytes)
+//!                   u32 index bytes before zstd | u64 records | "RDLGCEND" }
+//!                 (36 bytes)
 //! ```
 //! All integers little-endian. Blocks are contiguous from offset 32; the
 //! first block's first key is the base key; keys strictly increase.
@@ -42,12 +43,13 @@ pub const CLOG_END_MAGIC: &[u8; 8] = b"RDLGCEND";
 /// Extension of compressed segment files.
 pub const CLOG_EXT: &str = "clog";
 /// Bytes of the footer.
-pub const FOOTER_BYTES: u64 = 32;
+pub const FOOTER_BYTES: u64 = 36;
 /// A field's values go into a block summary while it has at most this many
 /// distinct values in the block.
 pub const SUMMARY_VALUES_MAX: usize = 64;
-/// Largest index a file may declare (bounds the allocation on open).
-const INDEX_BYTES_MAX: u64 = 1 << 30;
+/// Largest index a file may declare, compressed or not (bounds the
+/// allocation on open).
+const INDEX_BYTES_MAX: u64 = 64 << 20;
 
 /// One block as the index describes it.
 #[derive(Debug, Clone)]
@@ -175,7 +177,7 @@ impl Clog {
         if read_full_at(&*file, &mut f, foot_at)? < f.len() {
             return Err(corrupt(path, foot_at, "footer truncated"));
         }
-        if &f[24..32] != CLOG_END_MAGIC {
+        if &f[28..36] != CLOG_END_MAGIC {
             return Err(corrupt(path, foot_at, "bad footer magic"));
         }
         let mut r = Reader::new(&f);
@@ -183,7 +185,11 @@ impl Clog {
         let index_at = r.u64().map_err(bad_footer)?;
         let nblocks = r.u32().map_err(bad_footer)?;
         let crc = r.u32().map_err(bad_footer)?;
+        let raw_len = r.u32().map_err(bad_footer)?;
         let records = r.u64().map_err(bad_footer)?;
+        if u64::from(raw_len) > INDEX_BYTES_MAX {
+            return Err(corrupt(path, foot_at, "index too large"));
+        }
         if index_at < FILE_HEADER_BYTES
             || index_at > foot_at
             || foot_at - index_at > INDEX_BYTES_MAX
@@ -197,6 +203,10 @@ impl Clog {
         if crc32c::crc32c(&ib) != crc {
             return Err(corrupt(path, index_at, "index CRC mismatch"));
         }
+        let ib = zstd::bulk::decompress(&ib, raw_len as usize)
+            .ok()
+            .filter(|b| b.len() == raw_len as usize)
+            .ok_or_else(|| corrupt(path, index_at, "index does not decompress"))?;
         let blocks = parse_index(&ib, nblocks).map_err(|why| corrupt(path, index_at, why))?;
         check_shape(&blocks, base, index_at, records)
             .map_err(|why| corrupt(path, index_at, why))?;
@@ -452,11 +462,16 @@ impl ClogWriter {
 
     /// Writes index and footer and fdatasyncs the file.
     pub fn finish(self) -> io::Result<Arc<dyn StorageFile>> {
-        let mut tail = self.index;
+        let raw_len = u32::try_from(self.index.len())
+            .ok()
+            .filter(|&n| u64::from(n) <= INDEX_BYTES_MAX)
+            .ok_or_else(|| io::Error::other("compressed segment index too large"))?;
+        let mut tail = zstd::bulk::compress(&self.index, logblock::ZSTD_LEVEL)?;
         let crc = crc32c::crc32c(&tail);
         tail.extend_from_slice(&self.pos.to_le_bytes());
         tail.extend_from_slice(&self.blocks.to_le_bytes());
         tail.extend_from_slice(&crc.to_le_bytes());
+        tail.extend_from_slice(&raw_len.to_le_bytes());
         tail.extend_from_slice(&self.records.to_le_bytes());
         tail.extend_from_slice(CLOG_END_MAGIC);
         self.file.write_all_at(&tail, self.pos)?;
