@@ -26,9 +26,11 @@
 #        REDLOG_BIN / BLOCK_BIN override them (sizes do not depend on the
 #        build profile: target/debug/... gives the same table). Installs the
 #        zstd CLI with apt-get when it is missing.
-# Last run (2026-12-02, codec as committed): block < zstd -19 on Hadoop,
-# HealthApp, Spark, Thunderbird; not on Android, BGL, HDFS, HPC, Linux,
-# Mac, Zookeeper (zstd/blk 0.64 .. 0.98): the goal is not met yet.
+# Last run (2026-12-03, sealed segments as the server writes them, loaded
+# 2-core machine; sizes do not depend on load): sealed < zstd -19 on Spark
+# (1.04) and Thunderbird (1.09) only; zstd/sealed 0.62 (HPC) .. 0.98
+# (HealthApp) on the other nine; raw/sealed 4.75 (HPC) .. 27.74 (Hadoop).
+# The issue's goal (smaller than zstd -19 everywhere) is not met yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${REDLOG_BIN:-target/release/redlog}
