@@ -1,5 +1,5 @@
 //! DEBUG (Redis's debug.c), the subcommands that mean something in redlog:
-//! SLEEP, OBJECT, SET-ACTIVE-EXPIRE, RELOAD, ERROR, LOG, HELP. Everything else
+//! SLEEP, OBJECT, SET-ACTIVE-EXPIRE, RELOAD, ERROR, LOG, HELP (and redlog's LOGBLOCKS). Everything else
 //! (crash helpers, RDB/AOF, ziplist/listpack internals redlog does not
 //! have) answers Redis's unknown-subcommand error.
 //!
@@ -72,6 +72,8 @@ fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::from_bytes(args[2].to_vec()));
     } else if is_kw(sub, "reload") {
         reload(ctx, &args[2..])?;
+    } else if n == 3 && is_kw(sub, "logblocks") {
+        logblocks(ctx, &args[2])?;
     } else if n == 3 && is_kw(sub, "log") {
         tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
         ctx.out.ok();
@@ -150,6 +152,32 @@ fn object(ctx: &mut Ctx, key: &[u8]) -> CmdResult {
         ));
     }
     ctx.out.simple(&line);
+    Ok(())
+}
+
+/// DEBUG LOGBLOCKS <key> (redlog's own, not in DEBUG HELP): the compressed
+/// sealed segments of a stream's entry log (LOGPARSE streams): segments,
+/// blocks, bytes, blocks decoded and blocks GREP skipped since the stream
+/// was opened.
+fn logblocks(ctx: &mut Ctx, key: &[u8]) -> CmdResult {
+    let Some(s) = super::stream_common::read_stream(ctx, key)? else {
+        return Err(CmdError::new("ERR no such key"));
+    };
+    let st = s
+        .lock()
+        .map_err(super::stream_common::storage_err)?
+        .compress_stats();
+    ctx.out.map(5);
+    for (name, v) in [
+        ("segments", st.segments),
+        ("blocks", st.blocks),
+        ("bytes", st.bytes),
+        ("blocks_decoded", st.decoded),
+        ("blocks_skipped", st.skipped),
+    ] {
+        ctx.out.bulk(name.as_bytes());
+        ctx.out.int(v as i64);
+    }
     Ok(())
 }
 

@@ -11,7 +11,7 @@
 
 use super::stream_common::{interval_id, read_stream, reply_entries, storage_err, strict_id};
 use super::{arg_i64, is_kw, CmdError, CmdResult, Ctx};
-use crate::stream::{fmt_id, id_ms, make_id, StreamRef};
+use crate::stream::{fmt_id, id_ms, make_id, BlockFilter, StreamRef};
 use bytes::Bytes;
 use std::collections::HashMap;
 
@@ -112,13 +112,24 @@ fn count_arg(a: &[u8]) -> Result<usize, CmdError> {
 
 /// Calls `f` on every live entry with `from <= id <= to`, ascending, until
 /// it returns false. The start is found through the log's sparse index.
+/// With a filter (which `f` applies too), blocks of compressed segments that
+/// cannot match are skipped unread.
 fn scan(
     s: &StreamRef,
     from: u128,
     to: u128,
+    filter: Option<&BlockFilter>,
     mut f: impl FnMut(u128, &[Bytes]) -> bool,
 ) -> Result<(), CmdError> {
     let g = s.lock().map_err(storage_err)?;
+    if let Some(flt) = filter {
+        return g
+            .range_filtered(from, to, usize::MAX, flt, |id, v| {
+                let fields = crate::stream::codec::decode_entry(v)?;
+                Ok(f(id, &fields))
+            })
+            .map_err(storage_err);
+    }
     let mut at = from;
     loop {
         let chunk = g.range(at, to, SCAN_CHUNK, false).map_err(storage_err)?;
@@ -211,9 +222,20 @@ pub(super) fn grep(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         None => true,
         Some(w) => got.is_some_and(|g| g.eq_ignore_ascii_case(w)),
     };
+    // What block summaries can rule out: exact fields, level and component.
+    let mut flt = BlockFilter::default();
+    for (k, v) in &exact {
+        flt.conds.push((k.to_vec(), v.to_vec(), false));
+    }
+    for (k, v) in [(&b"level"[..], &level), (b"component", &component)] {
+        if let Some(v) = v {
+            flt.conds.push((k.to_vec(), v.to_vec(), true));
+        }
+    }
+    let flt = (!flt.conds.is_empty()).then_some(flt);
     let mut out = Vec::new();
     if count > 0 && from <= to {
-        scan(&s, from, to, |id, fields| {
+        scan(&s, from, to, flt.as_ref(), |id, fields| {
             let hit = eq(&level, field(fields, b"level"))
                 && eq(&component, field(fields, b"component"))
                 && exact
@@ -307,7 +329,7 @@ pub(super) fn stats(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut comps: HashMap<Bytes, u64> = HashMap::new();
     let mut templates = std::collections::HashSet::new();
     if let (Some(s), true) = (&s, from <= to) {
-        scan(s, from, to, |_, fields| {
+        scan(s, from, to, None, |_, fields| {
             entries += 1;
             if let Some(ts) = field(fields, b"ts") {
                 if let Some(ms) = ts_ms(ts) {
@@ -381,7 +403,7 @@ fn stats_by(
     let mut buckets: Vec<(u64, u64, HashMap<Bytes, u64>)> = Vec::new();
     let mut too_many = false;
     if let (Some(s), true) = (s, from <= to) {
-        scan(s, from, to, |id, fields| {
+        scan(s, from, to, None, |id, fields| {
             let start = bucket.map_or(0, |b| id_ms(id) - id_ms(id) % b);
             if buckets.last().is_none_or(|l| l.0 != start) {
                 // Ids ascend, so buckets do: the gap is filled with empty ones.

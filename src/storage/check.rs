@@ -1,7 +1,8 @@
 //! `redlog check [--repair] <dir>`: verify every segmented log under a data
 //! dir, and optionally repair.
 //!
-//! A log is any directory holding `<hi:020>-<lo:020>.log` files (`wal/`,
+//! A log is any directory holding `<hi:020>-<lo:020>.log` (or compressed
+//! `.clog`) files (`wal/`,
 //! `streams/<id>/`, ...), found recursively. For each log, every segment is
 //! read in full: header, framing, CRC, keys strictly increasing across the
 //! log, base key = first key; the index is compared with the one rebuilt from
@@ -111,8 +112,10 @@ pub fn check_dir_opts(
         for e in fs.list_dir(&d)? {
             if e.is_dir {
                 stack.push(d.join(&e.name));
-            } else if matches!(parse_segment_name(&e.name), Some((_, LOG_EXT)))
-                || is_base_file(&e.name)
+            } else if matches!(
+                parse_segment_name(&e.name),
+                Some((_, LOG_EXT | super::clog::CLOG_EXT))
+            ) || is_base_file(&e.name)
             {
                 has_log = true;
             }

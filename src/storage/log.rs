@@ -21,9 +21,11 @@
 //! of a directory into this log's segments); both use the log's private
 //! segment structures, so they live under it.
 
+pub mod compact;
 pub mod iter;
 pub mod recovery;
 
+use super::clog::Clog;
 use super::error::{Error, Result};
 use super::fs::{read_full_at, Fs, OpenMode, RealFs, StorageFile};
 use super::index::{
@@ -114,6 +116,16 @@ pub struct Position {
     pub offset: u64,
 }
 
+/// [`SegmentedLog::compressed_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompressStats {
+    pub segments: u64,
+    pub blocks: u64,
+    pub bytes: u64,
+    pub decoded: u64,
+    pub skipped: u64,
+}
+
 /// Description of one segment, for stats and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
@@ -132,11 +144,17 @@ pub(crate) struct Sealed {
     pub len: u64,
     pub index: IndexData,
     pub last_key: OnceLock<u128>,
+    /// A compressed segment (`log_path` is its `.clog` file, `file` that
+    /// file, `len` its size, `index` empty).
+    pub clog: Option<Arc<Clog>>,
 }
 
 impl Sealed {
     /// Key of the last record (scans from the last index entry once).
     pub fn last_key(&self) -> Result<u128> {
+        if let Some(c) = &self.clog {
+            return Ok(c.last_key());
+        }
         if let Some(k) = self.last_key.get() {
             return Ok(*k);
         }
@@ -210,6 +228,8 @@ pub(crate) struct Located {
     /// Position of the index entry after `start`'s, if any: a lookup's
     /// record lies before it, so a first read of about this much suffices.
     pub block_end: Option<u64>,
+    /// The segment is compressed: read it block by block.
+    pub clog: Option<Arc<Clog>>,
 }
 
 #[derive(Debug)]
@@ -222,6 +242,8 @@ pub(crate) struct Shared {
     /// Bumped by every truncation, so readers can tell a vanished tail from
     /// corruption.
     pub truncations: AtomicU64,
+    /// Background compression of sealed segments (`compact`).
+    pub compact: compact::Compactor,
     stop: Mutex<bool>,
     stop_cv: Condvar,
 }
@@ -246,7 +268,7 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn fs(&self) -> &dyn Fs {
+    pub(crate) fn fs(&self) -> &dyn Fs {
         &*self.opts.fs
     }
 
@@ -312,7 +334,7 @@ impl Shared {
         }
         let s = inner.sealed.binary_search_by(|s| s.base.cmp(&base)).ok()?;
         let s = &inner.sealed[s];
-        (i < s.index.len()).then(|| s.index.get(i))
+        (s.clog.is_none() && i < s.index.len()).then(|| s.index.get(i))
     }
 
     /// Current end of segment `base` if it is still the active segment.
@@ -328,6 +350,21 @@ impl Shared {
 
 /// Start of a forward read of keys >= `key` in segment `i`.
 fn locate_in(inner: &Inner, i: usize, key: u128) -> Located {
+    if let Some(c) = inner.sealed.get(i).and_then(|s| s.clog.as_ref()) {
+        return Located {
+            base: c.base,
+            log_path: c.path.clone(),
+            file: c.file.clone(),
+            end: c.len,
+            start: IndexEntry {
+                key: c.base,
+                pos: FILE_HEADER_BYTES,
+            },
+            entry: None,
+            block_end: None,
+            clog: Some(c.clone()),
+        };
+    }
     let (base, log_path, file, end, entry, block_end) = match inner.sealed.get(i) {
         Some(s) => {
             let e = s.index.lookup(key).map(|j| (j, s.index.get(j)));
@@ -361,6 +398,7 @@ fn locate_in(inner: &Inner, i: usize, key: u128) -> Located {
         ),
         entry: entry.map(|(j, _)| j),
         block_end,
+        clog: None,
     }
 }
 
@@ -448,6 +486,7 @@ impl SegmentedLog {
             commit: GroupCommit::default(),
             sticky: Sticky::default(),
             truncations: AtomicU64::new(0),
+            compact: compact::Compactor::default(),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
             opts: options,
@@ -462,6 +501,9 @@ impl SegmentedLog {
         } else {
             None
         };
+        if compact::marked(shared.fs(), &shared.dir) {
+            compact::enable(&shared)?;
+        }
         Ok((
             SegmentedLog {
                 shared,
@@ -609,6 +651,7 @@ impl SegmentedLog {
             let _ = last.set(k);
         }
         inner.sealed_bytes += a.len;
+        let base = a.base;
         inner.sealed.push(Arc::new(Sealed {
             base: a.base,
             log_path: a.log_path,
@@ -617,7 +660,9 @@ impl SegmentedLog {
             len: a.len,
             index,
             last_key: last,
+            clog: None,
         }));
+        compact::enqueue(&self.shared, base);
         Ok(())
     }
 
@@ -689,6 +734,7 @@ impl SegmentedLog {
     /// log bytes removed.
     pub fn truncate_after(&self, key: u128) -> Result<u64> {
         let s = &*self.shared;
+        let _files = s.compact.swap_lock();
         let mut inner = s.lock();
         s.sticky.check()?;
         if inner.last_key.is_none_or(|l| l <= key) {
@@ -712,6 +758,29 @@ impl SegmentedLog {
             s.fs().sync_dir(&s.dir).map_err(&fail)?;
         }
         if inner.active.is_none() {
+            if let Some(c) = inner.sealed.last().and_then(|x| x.clog.clone()) {
+                // The active segment is always plain.
+                compact::to_plain(s.fs(), &s.dir, &c).map_err(|e| match e {
+                    Error::Io(e) => s.sticky.fail(e),
+                    e => e,
+                })?;
+                let (log_path, index_path) = super::segment::segment_paths(&s.dir, c.base);
+                let file = s.fs().open(&log_path, OpenMode::ReadWrite).map_err(&fail)?;
+                let len = file.size().map_err(&fail)?;
+                let index = load_index(s.fs(), &index_path).map_err(&fail)?;
+                let n = inner.sealed.len() - 1;
+                inner.sealed_bytes = inner.sealed_bytes - c.len + len;
+                inner.sealed[n] = Arc::new(Sealed {
+                    base: c.base,
+                    log_path,
+                    index_path,
+                    file,
+                    len,
+                    index,
+                    last_key: OnceLock::new(),
+                    clog: None,
+                });
+            }
             if let Some(x) = inner.sealed.pop() {
                 inner.sealed_bytes -= x.len;
                 inner.active = Some(reactivate(s.fs(), &x).map_err(|e| match e {
@@ -765,6 +834,7 @@ impl SegmentedLog {
     /// appends ordered). Returns the number of segments deleted.
     pub fn delete_segments_before(&self, key: u128) -> Result<usize> {
         let s = &*self.shared;
+        let _files = s.compact.swap_lock();
         let gone = {
             let mut inner = s.lock();
             s.sticky.check()?;
@@ -854,8 +924,55 @@ impl SegmentedLog {
         self.shared.sticky.get()
     }
 
+    /// Compresses this log's sealed segments from now on, in the
+    /// background, and the ones already sealed (`compact`); persisted by a
+    /// marker file in the log's directory.
+    pub fn set_compress_sealed(&self) -> Result<()> {
+        compact::enable(&self.shared)
+    }
+
+    /// Whether sealed segments are compressed.
+    pub fn compresses_sealed(&self) -> bool {
+        self.shared.compact.enabled()
+    }
+
+    /// Waits until every queued segment was compressed (tests, benches).
+    pub fn wait_compressed(&self) {
+        self.shared.compact.wait_idle();
+    }
+
+    /// Compressed segments, their blocks and bytes, blocks decoded (cache
+    /// misses) and blocks skipped by filtered readers since open.
+    pub fn compressed_stats(&self) -> CompressStats {
+        let inner = self.shared.lock();
+        let mut st = CompressStats {
+            skipped: self.shared.compact.skipped.load(Ordering::Relaxed),
+            ..CompressStats::default()
+        };
+        for c in inner.sealed.iter().filter_map(|s| s.clog.as_ref()) {
+            st.segments += 1;
+            st.blocks += c.blocks.len() as u64;
+            st.bytes += c.len;
+            st.decoded += c.decoded.load(Ordering::Relaxed);
+        }
+        st
+    }
+
+    /// Holds the segment files still (no compression swap, deletion or
+    /// truncation) while the caller copies them.
+    pub fn hold_files(&self) -> MutexGuard<'_, ()> {
+        self.shared.compact.swap_lock()
+    }
+
+    /// Test hook: the compressor stops at `k` as if the process died there.
+    #[doc(hidden)]
+    pub fn set_compress_kill_point(&self, k: Option<compact::KillPoint>) {
+        self.shared.compact.set_kill(k);
+    }
+
     /// Closes the log and deletes its directory with everything in it.
     pub fn destroy(mut self) -> Result<()> {
+        self.shared.compact.stop();
         self.stop_flusher();
         self.destroyed = true;
         let fs = self.shared.opts.fs.clone();
@@ -886,6 +1003,7 @@ impl Drop for SegmentedLog {
     /// Stops the fsync thread and, on a healthy log, syncs what was written
     /// (a clean shutdown loses nothing under any policy).
     fn drop(&mut self) {
+        self.shared.compact.stop();
         self.stop_flusher();
         if !self.destroyed && !self.is_failed() {
             if let Err(e) = self.sync() {

@@ -10,7 +10,9 @@
 //! offline checker behind `redlog check [--repair]` (`check`; the keyspace
 //! WAL's bases and log judged together in `wal_check`; reading past damage
 //! in `salvage`), and the file-system seam with its fault-injecting twin
-//! (`fs`). No other module opens files in the data dir. `bytes` is the one
+//! (`fs`), and compressed sealed segments (`clog`, the block codec
+//! `logblock`, the background swap `log::compact`). No other module opens
+//! files in the data dir. `bytes` is the one
 //! reader of redlog's binary encodings (no I/O).
 //!
 //! Import order inside the module (checked by `redis-tests/modgraph.py`):
@@ -39,6 +41,7 @@
 pub mod atomic;
 pub mod bytes;
 pub mod check;
+pub mod clog;
 pub mod dirlock;
 pub mod error;
 pub mod fs;
@@ -47,6 +50,7 @@ pub mod fs;
 pub mod fuzz;
 pub mod index;
 pub mod log;
+pub mod logblock;
 pub mod record;
 mod salvage;
 pub mod segment;
@@ -69,8 +73,8 @@ pub use index::INDEX_INTERVAL_BYTES;
 pub use log::iter::{self, Iter, RevIter};
 pub use log::recovery::{self, RecoveryReport, TornTail};
 pub use log::{
-    LogOptions, Position, RecoveryMode, SegmentInfo, SegmentedLog, EVERYSEC_INTERVAL,
-    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN,
+    CompressStats, LogOptions, Position, RecoveryMode, SegmentInfo, SegmentedLog,
+    EVERYSEC_INTERVAL, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN,
 };
 pub use record::{Record, RECORD_PAYLOAD_BYTES_MAX, RECORD_VALUE_BYTES_MAX};
 pub use sync::SyncPolicy;

@@ -5,11 +5,19 @@
 //! the log is truncated at the first bad record and every later segment is
 //! deleted, each drop reported with the readable records it held.
 //!
+//! A compressed segment (`<stem>.clog`, one without a plain segment of the
+//! same base: that one would win on open) is checked whole with
+//! `clog::verify`: header, footer, index CRC and shape, and every block
+//! (CRC, decoding, count and keys against the index); its damage is a
+//! problem like a bad record's, and a repair drops the whole file (a
+//! compressed segment is not cut inside) and every later segment.
+//!
 //! Below `recovery` (which runs it in Repair mode) and `check` (which runs
 //! it on every log of a data dir that is not the keyspace WAL): neither is
 //! imported here.
 
 use super::atomic::atomic_write_with;
+use super::clog::{clog_path, list_clogs};
 use super::error::Result;
 use super::fs::{read_full_at, Fs, OpenMode};
 use super::index::encode_index;
@@ -101,7 +109,14 @@ pub(crate) fn drop_line(out: &mut dyn Write, c: &mut LogCheck, d: Dropped) -> Re
 /// Verifies one log directory; with `repair`, fixes it (see the module doc).
 pub fn verify_log(fs: &dyn Fs, dir: &Path, repair: bool, out: &mut dyn Write) -> Result<LogCheck> {
     let mut c = LogCheck::default();
-    let bases = list_segments(fs, dir, None)?;
+    let plain = list_segments(fs, dir, None)?;
+    let mut clogs = list_clogs(fs, dir)?;
+    for b in &plain {
+        clogs.remove(b);
+    }
+    let mut bases = plain.clone();
+    bases.extend(clogs.iter().copied());
+    bases.sort_unstable();
     let mode = if repair {
         OpenMode::ReadWrite
     } else {
@@ -111,6 +126,32 @@ pub fn verify_log(fs: &dyn Fs, dir: &Path, repair: bool, out: &mut dyn Write) ->
     // (segment index, cut offset, kept records' index entries)
     let mut bad_at = None;
     for (i, &base) in bases.iter().enumerate() {
+        if clogs.contains(&base) {
+            let path = clog_path(dir, base);
+            c.files += 1;
+            c.segments += 1;
+            c.bytes += fs.open(&path, OpenMode::Read)?.size()?;
+            match super::clog::verify(fs, &path, base) {
+                Ok((records, last)) => {
+                    c.records += records;
+                    if prev_last.is_some_and(|p| base <= p) {
+                        let reason =
+                            "segment base key not above the previous segment's last key".into();
+                        problem(out, &mut c, &path, FILE_HEADER_BYTES, reason, true)?;
+                        bad_at = Some((i, 0, Vec::new()));
+                        break;
+                    }
+                    prev_last = Some(last);
+                }
+                Err((offset, reason, records)) => {
+                    c.records += records;
+                    problem(out, &mut c, &path, offset, reason, true)?;
+                    bad_at = Some((i, 0, Vec::new()));
+                    break;
+                }
+            }
+            continue;
+        }
         let (log_path, index_path) = segment_paths(dir, base);
         let file = fs.open(&log_path, mode)?;
         let len = file.size()?;
@@ -187,6 +228,30 @@ pub fn verify_log(fs: &dyn Fs, dir: &Path, repair: bool, out: &mut dyn Write) ->
         return Ok(c);
     };
     for (j, &base) in bases.iter().enumerate().skip(i) {
+        if clogs.contains(&base) {
+            let path = clog_path(dir, base);
+            let len = fs.open(&path, OpenMode::Read)?.size()?;
+            let records = match super::clog::verify(fs, &path, base) {
+                Ok((n, _)) => n,
+                Err((_, _, n)) => n,
+            };
+            fs.remove_file(&path)?;
+            let detail = format!("compressed segment: {records} readable records");
+            drop_line(
+                out,
+                &mut c,
+                Dropped {
+                    file: path,
+                    offset: 0,
+                    bytes: len,
+                    records: Some(records),
+                    unreadable_bytes: 0,
+                    keys: None,
+                    detail,
+                },
+            )?;
+            continue;
+        }
         let (log_path, index_path) = segment_paths(dir, base);
         let file = fs.open(&log_path, OpenMode::ReadWrite)?;
         let len = file.size()?;

@@ -45,7 +45,9 @@ mod error;
 pub mod groups;
 pub mod id;
 pub mod idmap;
-pub mod logblock;
+/// The block codec lives in `storage` (compressed segments decode it).
+pub use crate::storage::clog::BlockFilter;
+pub use crate::storage::logblock;
 mod state;
 
 pub use codec::{Meta, SegStat};
@@ -276,14 +278,16 @@ impl Registry {
     /// COPY: a new stream with the same entries and metadata (files copied
     /// after syncing the source and writing its checkpoint).
     pub fn copy(self: &Arc<Self>, src: &StreamRef) -> Result<StreamRef, StreamError> {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let dir = stream_dir(&self.root, id);
         {
             let mut g = src.lock()?;
             g.write_checkpoint_now()?;
+            remove_stream_dir(&*self.fs, &dir)?;
+            // The source's files stay still while they are copied.
+            let _files = g.hold_files();
+            copy_stream_dir(&*self.fs, &stream_dir(&self.root, src.0.id), &dir)?;
         }
-        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        let dir = stream_dir(&self.root, id);
-        remove_stream_dir(&*self.fs, &dir)?;
-        copy_stream_dir(&*self.fs, &stream_dir(&self.root, src.0.id), &dir)?;
         let inner = Inner::open(self, &dir)?;
         let s = Arc::new(Stream {
             id,

@@ -449,13 +449,21 @@ impl Inner {
     }
 
     /// Appends entries already encoded (`codec::encode_entry`), ids
-    /// increasing and the first above `last_id`, in one write.
+    /// increasing and the first above `last_id`, in one write (LOGPARSE
+    /// INGEST: marks the entry log for compressed sealed segments).
     pub fn append_encoded(&mut self, entries: &[(u128, &[u8])]) -> Result<(), StreamError> {
         self.flush()?;
         let Some(&(first, _)) = entries.first() else {
             return Ok(());
         };
         self.drop_dead_tail(first)?;
+        if !self.log.compresses_sealed() {
+            // Streams LOGPARSE INGEST writes get template-compressed sealed
+            // segments (`storage::log::compact`; the marker persists it).
+            self.log
+                .set_compress_sealed()
+                .map_err(StreamError::Storage)?;
+        }
         let pos = self
             .log
             .append_batch(entries)
@@ -465,6 +473,12 @@ impl Inner {
         }
         self.since_checkpoint += entries.len() as u64;
         Ok(())
+    }
+
+    /// Keeps the entry log's segment files still (no background
+    /// compression swap) while the guard lives (COPY copies them).
+    pub fn hold_files(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.log.hold_files()
     }
 
     /// The entry `id` if it is live.
@@ -536,6 +550,43 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// `range_each` forwards, skipping the blocks of compressed segments
+    /// whose summary proves no entry matches `filter` (LOGPARSE GREP; the
+    /// caller filters the entries it gets the same way); `f` returns false
+    /// to stop.
+    pub fn range_filtered(
+        &self,
+        start: u128,
+        end: u128,
+        count: usize,
+        filter: &crate::storage::clog::BlockFilter,
+        mut f: impl FnMut(u128, Vec<u8>) -> Result<bool, StreamError>,
+    ) -> Result<(), StreamError> {
+        let lo = start.max(self.meta.trimmed_through.saturating_add(1));
+        if count == 0 || lo > end || self.meta.length == 0 {
+            return Ok(());
+        }
+        let mut seen = 0;
+        for r in self.log.iter_from(lo).with_filter(filter.clone()) {
+            let r = r.map_err(StreamError::Storage)?;
+            if r.key > end {
+                break;
+            }
+            if self.is_live(r.key) && r.key <= self.meta.last_id {
+                seen += 1;
+                if !f(r.key, r.value)? || seen >= count {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The entry log's compressed segments (DEBUG LOGBLOCKS).
+    pub fn compress_stats(&self) -> crate::storage::CompressStats {
+        self.log.compressed_stats()
     }
 
     /// First live id >= `from`.

@@ -10,8 +10,16 @@
 //! An index entry is trusted only after the record it points to decodes with
 //! the entry's key; otherwise the reader warns and scans the segment from its
 //! first record (the index is derived data).
+//!
+//! A compressed segment (`storage::clog`) is read block by block: the
+//! block index gives the first block that can hold the start key (forward)
+//! or the last one (reverse), so a range read decodes only the blocks it
+//! covers; the segment caches its last decoded block. A forward reader may
+//! carry a `BlockFilter`: blocks whose summary proves no entry matches are
+//! skipped without being read (LOGPARSE GREP; counted in `blocks_skipped`).
 
 use super::{Located, Shared};
+use crate::storage::clog::{BlockFilter, Clog};
 use crate::storage::error::{Error, Result};
 use crate::storage::record::{Record, FILE_HEADER_BYTES};
 use crate::storage::segment::{Scanned, Scanner};
@@ -28,6 +36,10 @@ const BLOCK_SLACK_BYTES: usize = 1024;
 pub struct Iter {
     shared: Arc<Shared>,
     cur: Option<Cur>,
+    /// Reading a compressed segment (then `cur` is None).
+    blk: Option<BlockCur>,
+    filter: Option<Arc<BlockFilter>>,
+    skipped: u64,
     /// Smallest key that may still be returned.
     next_key: u128,
     done: bool,
@@ -70,16 +82,106 @@ impl Cur {
     }
 }
 
+/// A forward reader's place in a compressed segment.
+#[derive(Debug)]
+struct BlockCur {
+    clog: Arc<Clog>,
+    block: usize,
+    recs: Option<Arc<Vec<Record>>>,
+    i: usize,
+}
+
+impl BlockCur {
+    fn next(
+        &mut self,
+        from: u128,
+        filter: Option<&BlockFilter>,
+        skipped: &mut u64,
+    ) -> Result<Option<Record>> {
+        loop {
+            let recs = match &self.recs {
+                Some(r) => r,
+                None => {
+                    let Some(m) = self.clog.blocks.get(self.block) else {
+                        return Ok(None);
+                    };
+                    if m.last < from {
+                        self.block += 1;
+                        continue;
+                    }
+                    if filter.is_some_and(|f| !m.may_match(f)) {
+                        *skipped += 1;
+                        self.block += 1;
+                        continue;
+                    }
+                    let r = self.clog.read_block(self.block)?;
+                    self.i = r.partition_point(|x| x.key < from);
+                    self.recs.insert(r)
+                }
+            };
+            if let Some(r) = recs.get(self.i) {
+                self.i += 1;
+                return Ok(Some(r.clone()));
+            }
+            self.recs = None;
+            self.block += 1;
+        }
+    }
+}
+
 impl Iter {
     pub(crate) fn new(shared: Arc<Shared>, from: u128) -> Self {
         let truncations = shared.truncations.load(Ordering::SeqCst);
-        let cur = shared.locate(from, None).map(Cur::new);
-        Iter {
+        let mut it = Iter {
             shared,
-            cur,
+            cur: None,
+            blk: None,
+            filter: None,
+            skipped: 0,
             next_key: from,
             done: false,
             truncations,
+        };
+        let l = it.shared.locate(from, None);
+        it.set(l);
+        it
+    }
+
+    /// Skips the blocks of compressed segments that cannot hold an entry
+    /// matching `f` (the caller filters the entries it gets anyway).
+    pub fn with_filter(mut self, f: BlockFilter) -> Self {
+        self.filter = Some(Arc::new(f));
+        self
+    }
+
+    /// Blocks of compressed segments skipped through the filter.
+    pub fn blocks_skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    fn set(&mut self, l: Option<Located>) {
+        self.cur = None;
+        self.blk = None;
+        match l {
+            Some(Located {
+                clog: Some(clog), ..
+            }) => {
+                self.blk = Some(BlockCur {
+                    block: clog.block_from(self.next_key).unwrap_or(clog.blocks.len()),
+                    clog,
+                    recs: None,
+                    i: 0,
+                })
+            }
+            Some(l) => self.cur = Some(Cur::new(l)),
+            None => {}
+        }
+    }
+
+    fn advance(&mut self, key: u128) {
+        match key.checked_add(1) {
+            Some(k) => self.next_key = k,
+            None => self.done = true,
         }
     }
 }
@@ -91,6 +193,30 @@ impl Iterator for Iter {
         loop {
             if self.done {
                 return None;
+            }
+            if let Some(b) = self.blk.as_mut() {
+                let before = self.skipped;
+                let got = b.next(self.next_key, self.filter.as_deref(), &mut self.skipped);
+                if self.skipped > before {
+                    let n = self.skipped - before;
+                    self.shared.compact.skipped.fetch_add(n, Ordering::Relaxed);
+                }
+                match got {
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                    Ok(Some(r)) => {
+                        self.advance(r.key);
+                        return Some(Ok(r));
+                    }
+                    Ok(None) => {
+                        let base = b.clog.base;
+                        let l = self.shared.locate(self.next_key, Some(base));
+                        self.set(l);
+                        continue;
+                    }
+                }
             }
             let Some(cur) = self.cur.as_mut() else {
                 self.done = true;
@@ -111,14 +237,12 @@ impl Iterator for Iter {
                     if key < self.next_key {
                         continue;
                     }
-                    match key.checked_add(1) {
-                        Some(k) => self.next_key = k,
-                        None => self.done = true,
-                    }
-                    return Some(Ok(Record {
+                    let r = Record {
                         key,
                         value: value.to_vec(),
-                    }));
+                    };
+                    self.advance(key);
+                    return Some(Ok(r));
                 }
                 Ok(Scanned::Bad { pos, kind }) => {
                     if cur.expect.is_some() {
@@ -128,7 +252,8 @@ impl Iterator for Iter {
                     let t = self.shared.truncations.load(Ordering::SeqCst);
                     if t != self.truncations {
                         self.truncations = t;
-                        self.cur = self.shared.locate(self.next_key, None).map(Cur::new);
+                        let l = self.shared.locate(self.next_key, None);
+                        self.set(l);
                         continue;
                     }
                     self.done = true;
@@ -148,7 +273,8 @@ impl Iterator for Iter {
                         continue;
                     }
                     let base = cur.base;
-                    self.cur = self.shared.locate(self.next_key, Some(base)).map(Cur::new);
+                    let l = self.shared.locate(self.next_key, Some(base));
+                    self.set(l);
                 }
             }
         }
@@ -176,6 +302,8 @@ struct RevSeg {
     stop: u64,
     /// Next block to read.
     block: Block,
+    /// A compressed segment and its next block to decode.
+    clog: Option<(Arc<Clog>, Option<usize>)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -188,17 +316,22 @@ enum Block {
 }
 
 impl RevSeg {
-    fn new(l: Located) -> Self {
+    fn new(l: Located, hi: u128) -> Self {
         let (stop, block) = match l.entry {
             Some(j) => (l.end, Block::Entry(j)),
             None => (l.end, Block::Whole),
         };
+        let clog = l.clog.map(|c| {
+            let j = c.block_upto(hi);
+            (c, j)
+        });
         RevSeg {
             base: l.base,
             path: l.log_path,
             file: l.file,
             stop,
             block,
+            clog,
         }
     }
 }
@@ -206,7 +339,7 @@ impl RevSeg {
 impl RevIter {
     pub(crate) fn new(shared: Arc<Shared>, hi: u128) -> Self {
         let seg = shared.locate_rev(hi, None).map(|l| {
-            let mut s = RevSeg::new(l);
+            let mut s = RevSeg::new(l, hi);
             // The block of `hi` ends where the next entry starts.
             if let Block::Entry(j) = s.block {
                 if let Some(next) = shared.entry_at(s.base, j + 1) {
@@ -230,11 +363,25 @@ impl RevIter {
             self.done = true;
             return Ok(());
         };
+        if let Some((c, next)) = seg.clog.as_mut() {
+            match *next {
+                Some(j) => {
+                    let recs = c.read_block(j)?;
+                    let hi = self.hi;
+                    self.pending
+                        .extend(recs.iter().filter(|r| r.key <= hi).cloned());
+                    *next = j.checked_sub(1);
+                    return Ok(());
+                }
+                None => seg.block = Block::Done,
+            }
+        }
         let (start, expect) = match seg.block {
             Block::Done => {
                 let base = seg.base;
-                self.seg = self.shared.locate_rev(self.hi, Some(base)).map(|l| {
-                    let mut s = RevSeg::new(l);
+                let hi = self.hi;
+                self.seg = self.shared.locate_rev(hi, Some(base)).map(|l| {
+                    let mut s = RevSeg::new(l, hi);
                     if let Block::Entry(j) = s.block {
                         if let Some(next) = self.shared.entry_at(s.base, j + 1) {
                             s.stop = s.stop.min(next.pos);

@@ -18,9 +18,16 @@
 //!   (truncate at the first bad record anywhere, drop what follows).
 //! - Stale `*.tmp` files of interrupted atomic writes and index files without
 //!   a log are removed.
+//! - Compressed segments (`<stem>.clog`, `compact`): a `.clog` beside a
+//!   plain `.log` of the same base is removed (the plain segment wins: the
+//!   crash came between the rename and the plain file's deletion); a lone
+//!   `.clog` is a sealed segment (header, footer and index checked on open,
+//!   blocks when read). When the newest segment is compressed the log has
+//!   no active segment; the next append creates one.
 
-use super::{entry_matches, load_index, Active, RecoveryMode, Sealed};
+use super::{compact, entry_matches, load_index, Active, RecoveryMode, Sealed};
 use crate::storage::atomic::atomic_write_with;
+use crate::storage::clog::{clog_path, list_clogs, Clog};
 use crate::storage::error::{Error, Result};
 use crate::storage::fs::{read_full_at, Fs, OpenMode};
 use crate::storage::index::{encode_index, valid_prefix, IndexEntry};
@@ -79,18 +86,35 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, mode: RecoveryMode) -> Result<Rec
         report.records_scanned = check.records;
         report.repaired = check.dropped;
     }
-    let mut bases = list_segments(fs, dir, Some(&mut report.removed_files))?;
+    let plain = list_segments(fs, dir, Some(&mut report.removed_files))?;
+    let mut clogs = list_clogs(fs, dir)?;
+    for b in &plain {
+        if clogs.remove(b) {
+            let p = clog_path(dir, *b);
+            tracing::warn!(file = %p.display(), "removing compressed segment whose plain segment is still there (crash during the swap)");
+            fs.remove_file(&p)?;
+            report.removed_files.push(p);
+        }
+    }
     let mut dir_dirty = !report.removed_files.is_empty();
+    // (base, compressed), ascending.
+    let mut bases: Vec<(u128, bool)> = plain.iter().map(|&b| (b, false)).collect();
+    bases.extend(clogs.iter().map(|&b| (b, true)));
+    bases.sort_unstable();
 
     // The newest segment, scanned; older ones become empty newest segments'
     // predecessors if the newest turns out to hold nothing.
     let mut active = None;
     let mut last_key = None;
-    while let Some(&base) = bases.last() {
+    while let Some(&(base, compressed)) = bases.last() {
+        if compressed {
+            break;
+        }
         match recover_newest(fs, dir, base, mode, &mut report)? {
             Some((a, k)) => {
                 active = Some(a);
                 last_key = Some(k);
+                bases.pop();
                 break;
             }
             None => {
@@ -99,10 +123,19 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, mode: RecoveryMode) -> Result<Rec
             }
         }
     }
-    let n_sealed = if active.is_some() { bases.len() - 1 } else { 0 };
-    let mut sealed = Vec::with_capacity(n_sealed);
-    for &base in &bases[..n_sealed] {
-        sealed.push(Arc::new(open_sealed(fs, dir, base, &mut report)?));
+    let mut sealed = Vec::with_capacity(bases.len());
+    for &(base, compressed) in &bases {
+        sealed.push(Arc::new(if compressed {
+            let c = Clog::open(fs, &clog_path(dir, base), base)?;
+            compact::sealed_of(Arc::new(c), segment_paths(dir, base).1)
+        } else {
+            open_sealed(fs, dir, base, &mut report)?
+        }));
+    }
+    if active.is_none() {
+        if let Some(s) = sealed.last() {
+            last_key = Some(s.last_key()?);
+        }
     }
     if dir_dirty {
         fs.sync_dir(dir)?;
@@ -172,6 +205,7 @@ fn open_sealed(fs: &dyn Fs, dir: &Path, base: u128, report: &mut RecoveryReport)
         len,
         index,
         last_key: OnceLock::new(),
+        clog: None,
     })
 }
 

@@ -1,5 +1,5 @@
-//! Template-compressed blocks of log entries: the codec for the sealed
-//! segments of streams LOGPARSE INGEST writes (layout byte by byte in
+//! Template-compressed blocks of log entries: the codec of the compressed
+//! sealed segments (`clog`) of streams LOGPARSE INGEST writes (layout byte by byte in
 //! docs/format.md, "Template-compressed entry blocks").
 //!
 //! A block holds a run of entry-log records (`(id, entry value)`, the value
@@ -21,6 +21,20 @@
 
 use crate::storage::bytes::Malformed;
 use std::collections::HashMap;
+
+// A record key is a stream id, `ms << 64 | seq` (as `stream::id` builds it;
+// `storage` does not import `stream`).
+fn make_id(ms: u64, seq: u64) -> u128 {
+    (u128::from(ms) << 64) | u128::from(seq)
+}
+
+fn id_ms(id: u128) -> u64 {
+    (id >> 64) as u64
+}
+
+fn id_seq(id: u128) -> u64 {
+    id as u64
+}
 
 /// First bytes of a block.
 pub const BLOCK_MAGIC: &[u8; 4] = b"RLB1";
@@ -115,10 +129,10 @@ impl<'a> Cur<'a> {
 }
 
 /// An entry's field names and values, borrowed from its encoding.
-type Fields<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>);
+pub(crate) type Fields<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>);
 
 /// The field names and values of an entry value (`codec::encode_entry`).
-fn split_entry(v: &[u8]) -> Option<Fields<'_>> {
+pub(crate) fn split_entry(v: &[u8]) -> Option<Fields<'_>> {
     let mut r = crate::storage::bytes::Reader::new(v);
     let n = r.u32().ok()? as usize;
     if n > v.len() / 8 {
@@ -469,9 +483,9 @@ pub fn encode(records: &[(u128, &[u8])]) -> Option<Vec<u8>> {
     let mut prev_ms = 0u64;
     let mut ms = Vec::with_capacity(records.len());
     for &(id, _) in records {
-        let m = crate::stream::id_ms(id);
+        let m = id_ms(id);
         put_uv(&mut p, m.checked_sub(prev_ms)?);
-        put_uv(&mut p, crate::stream::id_seq(id));
+        put_uv(&mut p, id_seq(id));
         prev_ms = m;
         ms.push(m);
     }
@@ -572,7 +586,7 @@ pub fn decode(b: &[u8]) -> Result<Vec<(u128, Vec<u8>)>, Malformed> {
             .checked_add(c.uv()?)
             .ok_or(Malformed("id out of range in block"))?;
         let seq = c.uv()?;
-        let id = crate::stream::make_id(m, seq);
+        let id = make_id(m, seq);
         if ids.last().is_some_and(|&l| l >= id) {
             return Err(Malformed("ids out of order in block"));
         }
@@ -632,7 +646,6 @@ pub fn decode(b: &[u8]) -> Result<Vec<(u128, Vec<u8>)>, Malformed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::make_id;
 
     fn entry(pairs: &[&[u8]]) -> Vec<u8> {
         let mut v = ((pairs.len() / 2) as u32).to_le_bytes().to_vec();
