@@ -151,6 +151,16 @@ pub fn export(shared: &Arc<Shared>, addr: SocketAddr) -> Result<(Vec<u8>, u64), 
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let ks = shared.ks.lock();
+    snapshot_counted(&ks, now_ms)
+}
+
+/// The keyspace as an RDB file's bytes (replication's full resync: taken
+/// under the keyspace lock, so consistent with the stream's offset).
+pub fn snapshot(ks: &crate::db::Keyspace, now_ms: u64) -> Result<Vec<u8>, String> {
+    snapshot_counted(ks, now_ms).map(|(b, _)| b)
+}
+
+fn snapshot_counted(ks: &crate::db::Keyspace, now_ms: u64) -> Result<(Vec<u8>, u64), String> {
     let mut f = file::FileWriter::new(now_ms / 1000, 0);
     let mut keys = 0u64;
     for (i, db) in ks.dbs.iter().enumerate() {
