@@ -76,7 +76,7 @@ fn parse_i64(b: &[u8]) -> Option<i64> {
 /// REPLCONF <option> <value> [<option> <value> ...] (Redis's
 /// `replconfCommand`): ACK and GETACK are answered with nothing.
 fn replconf(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::new("ERR syntax error"));
     }
     for pair in args[1..].chunks(2) {
