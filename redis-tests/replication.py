@@ -236,6 +236,7 @@ def run(work):
     pr = redis.Redis(port=pport)
     write_all_types(pr, "before")
     write_stream(pr, "before")
+    pr.function_load("#!lua name=libbefore\nredis.register_function('fb', function() return 1 end)")
 
     _, rlog = start_replica("redis-server", rport, pport, work)
     rr = redis.Redis(port=rport)
@@ -253,6 +254,7 @@ def run(work):
     pr.get("after:short")
     pr.flushdb()  # db 0 only: db 3 keeps its keys
     write_all_types(pr, "again")
+    pr.function_load("#!lua name=libafter\nredis.register_function('fa', function() return 2 end)")
 
     n = pr.execute_command("WAIT", 1, 5000)
     check("WAIT 1 5000 answers 1 once the replica acknowledged", n == 1, repr(n))
@@ -260,6 +262,11 @@ def run(work):
     diffs = compare(keyspace(pr), keyspace(rr))
     check(f"keyspaces equal key by key ({len(keyspace(pr))} keys)", same and not diffs,
           "\n".join(diffs[:15]))
+    # FUNCTION LIST entries are flat [name, value, ...] lists in RESP2.
+    libs = sorted(dict(zip(lib[::2], lib[1::2]))[b"library_name"]
+                  for lib in rr.function_list())
+    check("FUNCTION libraries replicated (RDB and stream)", libs == [b"libafter", b"libbefore"],
+          repr(libs))
     pi, ri = pr.info("replication"), rr.info("replication")
     check("offsets agree (master_repl_offset)",
           wait_for(lambda: rr.info("replication")["master_repl_offset"]

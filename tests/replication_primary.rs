@@ -44,7 +44,7 @@ async fn info_repl(c: &mut redis::aio::MultiplexedConnection) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_sync_stream_ack_wait_and_partial_resync() {
     let s = start().await;
-    let mut c = client(s.addr).await;
+    let mut c = client(s.local_addr()).await;
     let _: () = redis::cmd("SET")
         .arg("before")
         .arg("v1")
@@ -52,9 +52,12 @@ async fn full_sync_stream_ack_wait_and_partial_resync() {
         .await
         .unwrap();
 
-    let mut r = Raw::connect(s.addr).await;
-    r.check(&resp(&[b"REPLCONF", b"listening-port", b"7777"]), b"+OK\r\n")
-        .await;
+    let mut r = Raw::connect(s.local_addr()).await;
+    r.check(
+        &resp(&[b"REPLCONF", b"listening-port", b"7777"]),
+        b"+OK\r\n",
+    )
+    .await;
     r.check(
         &resp(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]),
         b"+OK\r\n",
@@ -151,7 +154,7 @@ async fn full_sync_stream_ack_wait_and_partial_resync() {
     // The link drops; the replica continues from the byte after its ack.
     drop(r);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut r = Raw::connect(s.addr).await;
+    let mut r = Raw::connect(s.local_addr()).await;
     r.check(&resp(&[b"REPLCONF", b"capa", b"psync2"]), b"+OK\r\n")
         .await;
     let from = (acked_upto + 1).to_string();
@@ -165,11 +168,11 @@ async fn full_sync_stream_ack_wait_and_partial_resync() {
     );
 
     // Another history, or an offset the backlog no longer holds: full.
-    let mut r2 = Raw::connect(s.addr).await;
+    let mut r2 = Raw::connect(s.local_addr()).await;
     let other = "0123456789012345678901234567890123456789";
     let got = raw_cmd(&mut r2, &["PSYNC", other, "5"]).await;
     assert!(got.starts_with("+FULLRESYNC "), "{got}");
-    let mut r3 = Raw::connect(s.addr).await;
+    let mut r3 = Raw::connect(s.local_addr()).await;
     let got = raw_cmd(&mut r3, &["PSYNC", &replid, "999999"]).await;
     assert!(got.starts_with("+FULLRESYNC "), "{got}");
 }
@@ -177,7 +180,7 @@ async fn full_sync_stream_ack_wait_and_partial_resync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_replicas_to_write_and_wait_errors() {
     let s = start().await;
-    let mut r = Raw::connect(s.addr).await;
+    let mut r = Raw::connect(s.local_addr()).await;
     r.check(
         &resp(&[b"CONFIG", b"SET", b"min-replicas-to-write", b"1"]),
         b"+OK\r\n",
