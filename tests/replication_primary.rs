@@ -218,3 +218,47 @@ async fn min_replicas_to_write_and_wait_errors() {
     )
     .await;
 }
+
+/// With `appendonly no` nothing captures effects until a replica attaches:
+/// the PSYNC turns capture on, and the writes after it are streamed, one
+/// command each (a pipelined batch too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_without_a_wal() {
+    let s = common::start_with(&[("appendonly", "no")]).await;
+    let mut c = Raw::connect(s.local_addr()).await;
+    c.check(&resp(&[b"SET", b"a", b"1"]), b"+OK\r\n").await;
+    let mut r = Raw::connect(s.local_addr()).await;
+    r.check(&resp(&[b"REPLCONF", b"capa", b"psync2"]), b"+OK\r\n")
+        .await;
+    r.send(&resp(&[b"PSYNC", b"?", b"-1"])).await;
+    let got = read_bytes(&mut r).await;
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(text.starts_with("+FULLRESYNC "), "{text}");
+    // No `capa eof`: `$<len>\r\n` and the RDB.
+    let after = text.split("\r\n").nth(1).unwrap_or_default().to_string();
+    assert!(after.starts_with('$'), "{text}");
+    let len: usize = after[1..].parse().unwrap();
+    let head = text.split("\r\n").next().unwrap().len() + 2 + after.len() + 2;
+    assert_eq!(got.len(), head + len, "{text}");
+    assert!(got[head..].starts_with(b"REDIS0010"));
+
+    let mut batch = resp(&[b"INCR", b"a"]);
+    batch.extend(resp(&[b"SELECT", b"2"]));
+    batch.extend(resp(&[b"SADD", b"s", b"x", b"y"]));
+    batch.extend(resp(&[b"EXPIRE", b"s", b"100"]));
+    c.check(&batch, b":2\r\n+OK\r\n:2\r\n:1\r\n").await;
+    let stream = String::from_utf8_lossy(&read_bytes(&mut r).await).into_owned();
+    let set = "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n2\r\n\
+*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n";
+    assert!(stream.starts_with(set), "{stream}");
+    let rest = &stream[set.len()..];
+    // The new set as a RESTORE of its value, then its expiry.
+    assert!(
+        rest.starts_with("*5\r\n$7\r\nRESTORE\r\n$1\r\ns\r\n$1\r\n0\r\n"),
+        "{stream}"
+    );
+    assert!(
+        rest.contains("*3\r\n$9\r\nPEXPIREAT\r\n$1\r\ns\r\n$13\r\n"),
+        "{stream}"
+    );
+}
