@@ -476,8 +476,7 @@ pub async fn wait(shared: &Shared, num: u64, timeout_ms: u64) -> i64 {
 pub fn enough_good_replicas(shared: &Shared) -> bool {
     let (min, lag) = {
         let c = shared.config.read();
-        let int = |n: &str| c.get(n).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        (int("min-replicas-to-write"), int("min-replicas-max-lag"))
+        (c.min_replicas_to_write, c.min_replicas_max_lag)
     };
     if min == 0 || lag == 0 {
         return true;

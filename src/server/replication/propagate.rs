@@ -170,7 +170,9 @@ fn effect_commands(e: &Effect, cmds: &mut Vec<Cmd>) -> Result<(), String> {
             count,
         } => {
             let cmd: &[u8] = if *left { b"LPOP" } else { b"RPOP" };
-            push(Some(*db), with_keys(cmd, key, [num(count)]));
+            // One element: the bytes Redis propagates for LPOP / BLPOP.
+            let n = (*count != 1).then(|| num(count));
+            push(Some(*db), with_keys(cmd, key, n));
         }
         Effect::ListSet {
             db,
@@ -340,6 +342,20 @@ mod tests {
         assert_eq!(sel, 0);
         let del = Effect::Del { db: 0, key: b("k") };
         assert_eq!(stream(&[del], &mut sel), "*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n");
+        let pop = |count| Effect::ListPop {
+            db: 0,
+            key: b("l"),
+            left: true,
+            count,
+        };
+        assert_eq!(
+            stream(&[pop(1)], &mut sel),
+            "*2\r\n$4\r\nLPOP\r\n$1\r\nl\r\n"
+        );
+        assert_eq!(
+            stream(&[pop(3)], &mut sel),
+            "*3\r\n$4\r\nLPOP\r\n$1\r\nl\r\n$1\r\n3\r\n"
+        );
     }
 
     #[test]
