@@ -221,20 +221,24 @@ async fn min_replicas_to_write_and_wait_errors() {
 
 /// With `appendonly no` nothing captures effects until a replica attaches:
 /// the PSYNC turns capture on, and the writes after it are streamed, one
-/// command each (a pipelined batch too).
+/// command each (a pipelined batch too). `repl-diskless-sync no`: the RDB
+/// goes as `$<len>`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_without_a_wal() {
-    let s = common::start_with(&[("appendonly", "no")]).await;
+    let s = common::start_with(&[("appendonly", "no"), ("repl-diskless-sync", "no")]).await;
     let mut c = Raw::connect(s.local_addr()).await;
     c.check(&resp(&[b"SET", b"a", b"1"]), b"+OK\r\n").await;
     let mut r = Raw::connect(s.local_addr()).await;
-    r.check(&resp(&[b"REPLCONF", b"capa", b"psync2"]), b"+OK\r\n")
-        .await;
+    r.check(
+        &resp(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]),
+        b"+OK\r\n",
+    )
+    .await;
     r.send(&resp(&[b"PSYNC", b"?", b"-1"])).await;
     let got = read_bytes(&mut r).await;
     let text = String::from_utf8_lossy(&got).into_owned();
     assert!(text.starts_with("+FULLRESYNC "), "{text}");
-    // No `capa eof`: `$<len>\r\n` and the RDB.
+    // `repl-diskless-sync no`: `$<len>\r\n` and the RDB even with `capa eof`.
     let after = text.split("\r\n").nth(1).unwrap_or_default().to_string();
     assert!(after.starts_with('$'), "{text}");
     let len: usize = after[1..].parse().unwrap();

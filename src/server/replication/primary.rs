@@ -255,12 +255,16 @@ pub fn on_units(shared: &Shared, ks: &mut crate::db::Keyspace, units: &[Vec<u8>]
         }
     }
     if st.replicas.iter().any(|r| r.state == WAIT_BGSAVE) {
-        full_sync(&mut st, ks);
+        let eof = shared.config.read().get("repl-diskless-sync") != Some("no");
+        full_sync(&mut st, ks, eof);
     }
 }
 
 /// Encodes the snapshot and queues it for every replica waiting for one.
-fn full_sync(st: &mut ReplState, ks: &crate::db::Keyspace) {
+/// `eof`: `repl-diskless-sync yes`, the EOF-mark form for replicas that
+/// support it (`no`: the `$<len>` form Redis uses for an RDB from disk;
+/// the snapshot is always encoded in memory).
+fn full_sync(st: &mut ReplState, ks: &crate::db::Keyspace, eof: bool) {
     let rdb = crate::server::rdb_io::snapshot(ks, unix_ms());
     for r in st.replicas.iter_mut().filter(|r| r.state == WAIT_BGSAVE) {
         let rdb = match &rdb {
@@ -278,7 +282,7 @@ fn full_sync(st: &mut ReplState, ks: &crate::db::Keyspace) {
             );
         }
         let mut tail = Vec::new();
-        if r.capa_eof {
+        if r.capa_eof && eof {
             let mark = crate::random::random_hex(40);
             head.extend_from_slice(format!("$EOF:{mark}\r\n").as_bytes());
             tail.extend_from_slice(mark.as_bytes());
@@ -291,7 +295,7 @@ fn full_sync(st: &mut ReplState, ks: &crate::db::Keyspace) {
             r.handle.push(Bytes::from(tail));
         }
         tracing::info!(
-            "Synchronization with replica {}:{} started (disk-less, {} bytes)",
+            "Synchronization with replica {}:{} started ({} bytes)",
             r.ip,
             r.port,
             rdb.len()
