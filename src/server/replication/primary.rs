@@ -179,6 +179,10 @@ pub fn psync(
     };
     handle.expect_pushes();
     handle.meta.lock().replica = true;
+    // From now on `detach`, `cron` and the tap look at the replicas (a
+    // replica whose backlog the replica side made may serve +CONTINUE
+    // before anything set this).
+    shared.repl.set_active(true);
     if psync {
         if let Some(bytes) = try_partial(&st, replid, offset, conf.capa_psync2) {
             info.state = ONLINE;
@@ -198,7 +202,6 @@ pub fn psync(
         st.second_repl_offset = -1;
         st.ensure_backlog();
     }
-    shared.repl.set_active(true);
     // Effects of later commands are needed for the stream (with
     // `appendonly no` nothing captured them).
     if !ks.capturing() {
