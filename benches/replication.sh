@@ -42,12 +42,13 @@ start_redis() { # PORT [replicaof PORT]
     PIDS+=($!)
     wait_up "$1"
 }
-link_up() { # REPLICA_PORT
-    for _ in $(seq 600); do
+link_up() { # REPLICA_PORT (2 minutes at most: the machine is shared)
+    for _ in $(seq 2400); do
         redis-cli -p "$1" info replication | grep -q 'master_link_status:up' && return 0
         sleep 0.05
     done
-    echo "replica on $1 did not link" >&2
+    echo "replica on $1 did not link (redlog on $L, redis-server on $R)" >&2
+    tail -5 "$WORK/r$1.log" >&2
     return 1
 }
 rps() { # PORT
