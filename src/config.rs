@@ -147,15 +147,10 @@ pub const NO_EFFECT: &[&str] = &[
     "bgsave_cpulist",
     "masterauth",
     "masteruser",
-    "repl-backlog-size",
-    "repl-backlog-ttl",
     "repl-disable-tcp-nodelay",
     "repl-diskless-load",
-    "repl-diskless-sync",
     "repl-diskless-sync-delay",
     "repl-diskless-sync-max-replicas",
-    "repl-ping-replica-period",
-    "repl-timeout",
     "replica-announce-ip",
     "replica-announce-port",
     "replica-announced",
@@ -164,8 +159,6 @@ pub const NO_EFFECT: &[&str] = &[
     "replica-lazy-flush",
     "replica-priority",
     "replica-serve-stale-data",
-    "min-replicas-to-write",
-    "min-replicas-max-lag",
     "propagation-error-behavior",
     "cluster-announce-tls-port",
     "cluster-allow-replica-migration",
@@ -852,6 +845,10 @@ pub struct Config {
     /// `protected-mode`: refuse non-loopback clients while the default
     /// user has no password.
     pub protected_mode: bool,
+    /// `min-replicas-to-write` / `min-replicas-max-lag` (checked before
+    /// every write command: typed here, not parsed per command).
+    pub min_replicas_to_write: u64,
+    pub min_replicas_max_lag: u64,
     pub timeout_s: u64,
     /// `appendonly yes`: the keyspace is durable through the WAL.
     pub appendonly: bool,
@@ -911,6 +908,8 @@ impl Default for Config {
             maxclients: 0,
             protected_mode: true,
             timeout_s: 0,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
             appendonly: true,
             appendfsync: Appendfsync::EverySec,
             auto_aof_rewrite_percentage: 0,
@@ -1027,6 +1026,8 @@ impl Config {
         self.maxclients = int("maxclients") as usize;
         self.protected_mode = get("protected-mode") == "yes";
         self.timeout_s = int("timeout") as u64;
+        self.min_replicas_to_write = int("min-replicas-to-write").max(0) as u64;
+        self.min_replicas_max_lag = int("min-replicas-max-lag").max(0) as u64;
         self.appendonly = get("appendonly") == "yes";
         // The table accepts only FSYNC's names, so the fallback is never
         // taken.

@@ -710,7 +710,9 @@ fn client_type(name: &[u8]) -> Result<ClientType, CmdError> {
 /// anything is pubsub; there is no replication yet, so the rest are normal.
 fn type_of(h: &ClientHandle) -> ClientType {
     let m = h.meta.lock();
-    if m.sub + m.psub + m.ssub > 0 {
+    if m.replica && !m.monitor {
+        ClientType::Replica
+    } else if m.sub + m.psub + m.ssub > 0 {
         ClientType::PubSub
     } else {
         ClientType::Normal

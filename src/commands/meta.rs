@@ -3156,6 +3156,16 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "psync",
+        CommandMeta {
+            args: &[
+                arg("replicationid", T::String),
+                arg("offset", T::Integer),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "pttl",
         CommandMeta {
             tips: &[
@@ -3289,6 +3299,15 @@ pub static META: &[(&str, CommandMeta)] = &[
             args: &[
                 arg("key", T::Key).key_spec(0),
                 arg("newkey", T::Key).key_spec(1),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "replconf",
+        CommandMeta {
+            doc_flags: &[
+                "syscmd",
             ],
             ..CommandMeta::EMPTY
         },
@@ -4064,6 +4083,12 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "sync",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "time",
         CommandMeta {
             tips: &[
@@ -4146,6 +4171,20 @@ pub static META: &[(&str, CommandMeta)] = &[
     (
         "unwatch",
         CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "wait",
+        CommandMeta {
+            tips: &[
+                "request_policy:all_shards",
+                "response_policy:agg_min",
+            ],
+            args: &[
+                arg("numreplicas", T::Integer),
+                arg("timeout", T::Integer),
+            ],
             ..CommandMeta::EMPTY
         },
     ),

@@ -33,6 +33,7 @@ mod names;
 pub mod observe;
 pub mod persistence;
 pub mod pubsub;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod sets;
@@ -542,6 +543,7 @@ static FAMILIES: &[&[Command]] = &[
     debug::COMMANDS,
     functions::COMMANDS,
     cluster::COMMANDS,
+    replication::COMMANDS,
 ];
 
 pub fn table() -> &'static Table {

@@ -1051,6 +1051,11 @@ impl Keyspace {
         self.dbs.iter().map(|d| d.len()).sum()
     }
 
+    /// Whether effect capture is on.
+    pub fn capturing(&self) -> bool {
+        self.dbs[0].capture
+    }
+
     /// Turns effect capture on or off (off while replaying the WAL, so
     /// replay logs nothing).
     pub fn set_capture(&mut self, on: bool) {

@@ -38,6 +38,9 @@ pub enum PendingOp {
     /// MIGRATE: the exchange with the target off the lock, then the
     /// deletions under it (`connection::run_migrate`).
     Migrate(Box<crate::commands::migrate::MigrateJob>),
+    /// WAIT numreplicas timeout: acknowledgements of the stream's offset
+    /// after the batch awaited off the lock (`replication::primary::wait`).
+    Wait { num: u64, timeout_ms: u64 },
 }
 
 /// A MULTI block being queued.
@@ -71,6 +74,8 @@ pub struct ClientMeta {
     pub blocked: bool,
     /// In MONITOR mode (CLIENT LIST flag `O`).
     pub monitor: bool,
+    /// A replica attached to this server (CLIENT LIST flag `S`).
+    pub replica: bool,
 }
 
 /// What the registry holds for each connection.
@@ -209,6 +214,8 @@ impl ClientHandle {
         let mut flags = String::new();
         if m.monitor {
             flags.push('O');
+        } else if m.replica {
+            flags.push('S');
         }
         if m.sub + m.psub + m.ssub > 0 {
             flags.push('P');

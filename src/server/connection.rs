@@ -160,6 +160,7 @@ pub(super) async fn serve<S: ClientStream>(
     if super::tracking::is_on(&client.handle) {
         super::tracking::disable(&mut shared.lock_ks(), &client.handle);
     }
+    super::replication::primary::detach(&shared, id);
     shared.clients.remove(&id);
 }
 
@@ -213,6 +214,10 @@ async fn run_batch<S: ClientStream>(
                 }
             }
             PendingOp::Migrate(job) => run_migrate(shared, client, out, job).await,
+            PendingOp::Wait { num, timeout_ms } => {
+                let n = super::replication::primary::wait(shared, num, timeout_ms).await;
+                out.int(n);
+            }
         }
         *resume = !inbuf.is_empty();
     }
@@ -314,7 +319,7 @@ async fn run_ingest<S: ClientStream>(
     out: &mut Out,
     mut job: Box<IngestJob>,
 ) -> bool {
-    let logging = shared.persist.is_some();
+    let logging = shared.persist.is_some() || shared.repl.is_active();
     // INGEST's time in INFO commandstats: its chunks' work (the handler
     // counted the call).
     let mut busy = std::time::Duration::ZERO;
@@ -493,7 +498,7 @@ async fn run_migrate(
     let outcome = tokio::task::spawn_blocking(move || transfer.run())
         .await
         .unwrap_or_else(|_| crate::commands::migrate::Outcome::failed());
-    let logging = shared.persist.is_some();
+    let logging = shared.persist.is_some() || shared.repl.is_active();
     let mut batch = Batch::default();
     {
         let mut ks = shared.lock_ks();
@@ -580,7 +585,7 @@ fn process_input(
 ) -> Batch {
     let mut batch = Batch::default();
     let mut units: Vec<Vec<u8>> = Vec::new();
-    let logging = shared.persist.is_some();
+    let logging = shared.persist.is_some() || shared.repl.is_active();
     let mut guard: Option<parking_lot::MutexGuard<'_, Keyspace>> = None;
     let bulk_max = shared.config.read().proto_max_bulk_len;
     // A command CLIENT PAUSE postponed runs first, once the pause is over.

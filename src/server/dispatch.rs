@@ -324,6 +324,12 @@ pub fn execute_argv(
                 // written, so a client never believes a write is safe.
                 let e = CmdError::new(Misconf { reason: text }.to_string());
                 reject(shared, ks, client, idx, e, args)
+            } else if (cmd.has(flags::WRITE) || (top_name == "exec" && multi_writes(client)))
+                && !super::replication::primary::enough_good_replicas(shared)
+            {
+                // `min-replicas-to-write` (Redis's `checkGoodReplicasStatus`).
+                let e = CmdError::new("NOREPLICAS Not enough good replicas to write.");
+                reject(shared, ks, client, idx, e, args)
             } else if client.pubsub.active()
                 && !out.resp3
                 && !super::pubsub::allowed_in_subscribed_mode(top_name)

@@ -165,6 +165,10 @@ struct Backlog {
     bytes: usize,
 }
 
+/// Sees every batch's units under the keyspace lock, in WAL order, with or
+/// without a WAL (`Durability::set_tap`): replication's stream.
+pub type Tap = Box<dyn Fn(&mut Keyspace, &[Vec<u8>]) + Send + Sync>;
+
 /// See the module doc.
 pub struct Durability {
     /// The WAL; None with `appendonly no`.
@@ -186,6 +190,8 @@ pub struct Durability {
     backlog: Mutex<Backlog>,
     /// Feeds alive: the backlog is kept only while there are some.
     feeds: AtomicUsize,
+    /// Replication's view of every batch's units (`set_tap`).
+    tap: OnceLock<Tap>,
 }
 
 impl std::fmt::Debug for Durability {
@@ -228,7 +234,14 @@ impl Durability {
             syncing: AtomicBool::new(false),
             backlog: Mutex::new(Backlog::default()),
             feeds: AtomicUsize::new(0),
+            tap: OnceLock::new(),
         }
+    }
+
+    /// Installs the tap `enqueue` hands every batch's units to, under the
+    /// keyspace lock, before queuing them (once; replication's stream).
+    pub fn set_tap(&self, tap: Tap) {
+        let _ = self.tap.set(tap);
     }
 
     pub fn policy(&self) -> Appendfsync {
@@ -302,6 +315,12 @@ impl Durability {
     pub fn enqueue(&self, ks: &mut Keyspace, mut units: Vec<Vec<u8>>) -> Ticket {
         let streams = std::mem::take(&mut ks.stream_writes);
         if self.sink.is_none() {
+            if let Some(tap) = self.tap.get() {
+                // No WAL: the units exist only while replication captures
+                // effects (`Keyspace::capturing`).
+                units.extend(ks.take_unit());
+                tap(ks, &units);
+            }
             // One write per stream, before any reply.
             let failed = streams.iter().find_map(|s| s.flush().err()).map(|e| {
                 tracing::error!("writing a stream log failed: {e}");
@@ -319,6 +338,9 @@ impl Durability {
             };
         }
         units.extend(ks.take_unit());
+        if let Some(tap) = self.tap.get() {
+            tap(ks, &units);
+        }
         // Directories of streams the batch deleted go only after the units
         // recording the deletions are written.
         let doomed = self.streams.take_doomed();

@@ -696,6 +696,15 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         cluster,
     });
     let _ = shared.me.set(Arc::downgrade(&shared));
+    {
+        // Replication's stream: every batch's units (`replication::primary`).
+        let me = Arc::downgrade(&shared);
+        shared.durability.set_tap(Box::new(move |ks, units| {
+            if let Some(s) = me.upgrade() {
+                replication::primary::on_units(&s, ks, units);
+            }
+        }));
+    }
     shared.acl_changed();
     {
         let mut ks = shared.ks.lock();
@@ -1215,6 +1224,7 @@ async fn cron(shared: Arc<Shared>) {
         if shared.is_loading() {
             continue;
         }
+        replication::primary::cron(&shared);
         {
             let st = &shared.stats;
             shared.observe.track_metrics(

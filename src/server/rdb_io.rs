@@ -176,7 +176,29 @@ pub fn export(shared: &Arc<Shared>, addr: SocketAddr) -> Result<(Vec<u8>, u64), 
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let ks = shared.ks.lock();
+    snapshot_counted(&ks, now_ms, false)
+}
+
+/// The keyspace and the FUNCTION libraries as an RDB file's bytes
+/// (replication's full resync: taken under the keyspace lock, so
+/// consistent with the stream's offset).
+pub fn snapshot(ks: &crate::db::Keyspace, now_ms: u64) -> Result<Vec<u8>, RdbIoError> {
+    snapshot_counted(ks, now_ms, true).map(|(b, _)| b)
+}
+
+fn snapshot_counted(
+    ks: &crate::db::Keyspace,
+    now_ms: u64,
+    functions: bool,
+) -> Result<(Vec<u8>, u64), RdbIoError> {
     let mut f = file::FileWriter::new(now_ms / 1000, 0);
+    if functions {
+        // Redis writes the libraries after the aux fields (`rdbSaveFunctions`).
+        for lib in ks.functions.libraries() {
+            f.w.u8(rdb::opcodes::FUNCTION2);
+            f.w.string(&lib.code);
+        }
+    }
     let mut keys = 0u64;
     for (i, db) in ks.dbs.iter().enumerate() {
         let live: Vec<_> = db

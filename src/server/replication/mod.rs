@@ -12,6 +12,8 @@
 
 mod backlog;
 mod link;
+pub mod primary;
+pub mod propagate;
 mod replicas;
 
 pub use backlog::Backlog;
@@ -20,6 +22,7 @@ pub use replicas::ReplicaInfo;
 
 use parking_lot::{Mutex, MutexGuard};
 use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `repl-backlog-size`'s default.
 pub const BACKLOG_SIZE_DEFAULT: usize = 1 << 20;
@@ -31,6 +34,9 @@ pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
 #[derive(Debug)]
 pub struct Replication {
     state: Mutex<ReplState>,
+    /// A backlog or replicas exist (primary side): the durability tap
+    /// checks this before taking the lock (`primary::on_units`).
+    active: AtomicBool,
 }
 
 /// The shared replication state (one lock; never held across an await or
@@ -56,6 +62,8 @@ pub struct ReplState {
     pub replicas: Vec<ReplicaInfo>,
     /// `master_failover_state` (FAILOVER).
     pub failover_state: &'static str,
+    /// The primary side's state (`primary`).
+    pub primary: primary::Primary,
 }
 
 impl Default for Replication {
@@ -77,8 +85,19 @@ impl Replication {
                 master: None,
                 replicas: Vec::new(),
                 failover_state: "no-failover",
+                primary: primary::Primary::default(),
             }),
+            active: AtomicBool::new(false),
         }
+    }
+
+    /// See [`Replication::active`]'s field.
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    pub fn set_active(&self, on: bool) {
+        self.active.store(on, Ordering::Relaxed);
     }
 
     pub fn lock(&self) -> MutexGuard<'_, ReplState> {
@@ -117,12 +136,15 @@ impl Replication {
 }
 
 impl ReplState {
-    /// Appends bytes of the replication stream: the offset moves and the
-    /// backlog (if any) keeps them.
+    /// Appends bytes of the replication stream: the offset moves, the
+    /// backlog (if any) keeps them and every attached replica gets them.
     pub fn feed(&mut self, bytes: &[u8]) {
         self.offset += bytes.len() as u64;
         if let Some(b) = &mut self.backlog {
             b.append(bytes);
+        }
+        for r in &self.replicas {
+            r.send(bytes);
         }
     }
 

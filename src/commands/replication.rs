@@ -1,0 +1,166 @@
+//! Replication commands of the primary side: REPLCONF, PSYNC, SYNC, WAIT
+//! (the work is in `server::replication::primary`).
+
+use super::{flags::*, CmdError, CmdResult, Command, Ctx, Doc};
+use crate::server::replication::primary::{self, Psync};
+use crate::server::PendingOp;
+use bytes::Bytes;
+
+const ACL_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
+
+const fn server_doc(summary: &'static str, since: &'static str, complexity: &'static str) -> Doc {
+    Doc {
+        summary,
+        since,
+        group: "server",
+        complexity,
+    }
+}
+
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "replconf",
+        arity: -1,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY,
+        acl: ACL_ADMIN,
+        doc: server_doc(
+            "An internal command for configuring the replication stream",
+            "3.0.0",
+            "O(1)",
+        ),
+        handler: Some(replconf),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "psync",
+        arity: -3,
+        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
+        acl: ACL_ADMIN,
+        doc: server_doc("Internal command used for replication", "2.8.0", ""),
+        handler: Some(psync),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "sync",
+        arity: 1,
+        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
+        acl: ACL_ADMIN,
+        doc: server_doc("Internal command used for replication", "1.0.0", ""),
+        handler: Some(sync),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "wait",
+        arity: 3,
+        flags: NOSCRIPT,
+        acl: &["@slow", "@connection"],
+        doc: Doc {
+            summary: "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
+            since: "3.0.0",
+            group: "generic",
+            complexity: "O(1)",
+        },
+        handler: Some(wait),
+        ..Command::DEFAULT
+    },
+];
+
+fn not_int() -> CmdError {
+    CmdError::new("ERR value is not an integer or out of range")
+}
+
+fn parse_i64(b: &[u8]) -> Option<i64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// REPLCONF <option> <value> [<option> <value> ...] (Redis's
+/// `replconfCommand`): ACK and GETACK are answered with nothing.
+fn replconf(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len().is_multiple_of(2) {
+        return Err(CmdError::new("ERR syntax error"));
+    }
+    for pair in args[1..].chunks(2) {
+        let (opt, val) = (&pair[0], &pair[1]);
+        if opt.eq_ignore_ascii_case(b"ack") {
+            // Only from a replica; no reply in any case.
+            if ctx.client.handle.meta.lock().replica {
+                if let Some(o) = parse_i64(val).and_then(|o| u64::try_from(o).ok()) {
+                    primary::ack(ctx.shared, ctx.client.id, o);
+                }
+            }
+            return Ok(());
+        }
+        if opt.eq_ignore_ascii_case(b"getack") {
+            // A primary asks its replica; this side answers nothing.
+            return Ok(());
+        }
+        primary::replconf(ctx.shared, ctx.client.id, opt, val).map_err(CmdError::new)?;
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Refusals common to PSYNC and SYNC; Ok(false): already a replica (ignored).
+fn may_sync(ctx: &mut Ctx) -> Result<bool, CmdError> {
+    if ctx.client.handle.meta.lock().replica {
+        return Ok(false);
+    }
+    let st = ctx.shared.repl.lock();
+    if st.master.as_ref().is_some_and(|m| !m.up) {
+        return Err(CmdError::new(
+            "NOMASTERLINK Can't SYNC while not connected with my master",
+        ));
+    }
+    Ok(true)
+}
+
+/// PSYNC <replid> <offset>
+fn psync(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if !may_sync(ctx)? {
+        return Ok(());
+    }
+    let offset = parse_i64(&args[2]).ok_or_else(not_int)?;
+    let handle = ctx.client.handle.clone();
+    match primary::psync(ctx.shared, ctx.ks, &handle, &args[1], offset, true) {
+        Psync::Continue(bytes) => ctx.out.buf.extend_from_slice(&bytes),
+        // `+FULLRESYNC` and the RDB follow at the end of the batch.
+        Psync::Full => {}
+    }
+    Ok(())
+}
+
+/// SYNC: a full resync without the `+FULLRESYNC` line.
+fn sync(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    if !may_sync(ctx)? {
+        return Ok(());
+    }
+    let handle = ctx.client.handle.clone();
+    primary::psync(ctx.shared, ctx.ks, &handle, b"?", -1, false);
+    Ok(())
+}
+
+/// WAIT numreplicas timeout
+fn wait(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.shared.repl.lock().master.is_some() {
+        return Err(CmdError::new("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated."));
+    }
+    let num = parse_i64(&args[1]).ok_or_else(not_int)?;
+    let timeout = parse_i64(&args[2])
+        .ok_or_else(|| CmdError::new("ERR timeout is not an integer or out of range"))?;
+    if timeout < 0 {
+        return Err(CmdError::new("ERR timeout is negative"));
+    }
+    if ctx.client.multi.is_some() || ctx.client.in_exec || num <= 0 {
+        // Inside a transaction WAIT cannot block: the count now.
+        let st = ctx.shared.repl.lock();
+        let n = primary::acked_count(&st, st.offset);
+        ctx.out.int(n as i64);
+        return Ok(());
+    }
+    // Off the lock, after this batch's writes were fed to the stream.
+    ctx.client.pending = Some(PendingOp::Wait {
+        num: num as u64,
+        timeout_ms: timeout as u64,
+    });
+    Ok(())
+}

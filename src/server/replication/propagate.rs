@@ -1,0 +1,447 @@
+//! A committed unit's effects as the Redis commands a replica applies: the
+//! replication stream's content (see ARCHITECTURE.md "Replication").
+//!
+//! Every effect (`db::effect::Effect`) maps to commands redis-server 7.0
+//! executes to the same state: a whole value as `SET k v [PXAT ms]`
+//! (strings) or `RESTORE k ttl payload REPLACE [ABSTTL]` (collections, the
+//! DUMP payload of the final value); operation effects as their commands
+//! (RPUSH, LPOP k n, LSET, LREM, LTRIM, HSET, HDEL, SADD, SREM, ZADD with
+//! the resulting scores, ZREM, APPEND, SETRANGE); LINSERT, which the
+//! effect records as an absolute position, as a short EVAL that re-inserts
+//! the list's tail (Redis has no LINSERT by index); expiries as PEXPIREAT
+//! or PERSIST; FLUSHDB / FLUSHALL / SWAPDB; FUNCTION LOAD / DELETE / FLUSH
+//! (a FUNCTION RESTORE as FLUSH and LOADs). A unit of more than one
+//! command goes inside MULTI/EXEC; SELECT precedes a command whose database
+//! is not the stream's current one.
+//!
+//! redlog-only effects (LOGPARSE formats and miners, a stream's ingest
+//! state) have no Redis command: they are not propagated (see
+//! ARCHITECTURE.md "Replication", not done).
+
+use crate::db::effect::Effect;
+use crate::db::Value;
+
+/// Appends one command in RESP (`*n $len arg ...`).
+pub fn put_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.push(b'*');
+    out.extend_from_slice(args.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for a in args {
+        out.push(b'$');
+        out.extend_from_slice(a.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// One command of a unit: its database (None: any) and arguments.
+type Cmd = (Option<u8>, Vec<Vec<u8>>);
+
+/// The EVAL that inserts `ARGV[2]` at absolute position `ARGV[1]` of the
+/// list `KEYS[1]`: pops the tail from that position, pushes the element,
+/// pushes the tail back (deterministic, exact with duplicates).
+const LINSERT_AT: &str = "local k=KEYS[1] local n=redis.call('llen',k)-tonumber(ARGV[1]) \
+local t={} if n>0 then t=redis.call('rpop',k,n) end redis.call('rpush',k,ARGV[2]) \
+for j=#t,1,-1 do redis.call('rpush',k,t[j]) end return 1";
+
+fn num(n: impl ToString) -> Vec<u8> {
+    n.to_string().into_bytes()
+}
+
+/// A score as text a replica parses back to the same double (Rust's
+/// shortest round-trip form; infinities as Redis spells them).
+fn score(f: f64) -> Vec<u8> {
+    if f == f64::INFINITY {
+        b"inf".to_vec()
+    } else if f == f64::NEG_INFINITY {
+        b"-inf".to_vec()
+    } else {
+        format!("{f}").into_bytes()
+    }
+}
+
+/// The DUMP payload of a value (streams read their entries from their log).
+fn payload(v: &Value) -> Result<Vec<u8>, String> {
+    match v {
+        Value::Stream(s) => crate::rdb::stream::dump(s),
+        v => crate::rdb::value::dump_value(v).ok_or_else(|| "cannot dump value".to_string()),
+    }
+}
+
+fn with_keys(cmd: &[u8], key: &[u8], rest: impl IntoIterator<Item = Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut v = vec![cmd.to_vec(), key.to_vec()];
+    v.extend(rest);
+    v
+}
+
+/// The commands of one effect, appended to `cmds`.
+fn effect_commands(e: &Effect, cmds: &mut Vec<Cmd>) -> Result<(), String> {
+    let mut push = |db: Option<u8>, args: Vec<Vec<u8>>| cmds.push((db, args));
+    match e {
+        Effect::Set {
+            db,
+            key,
+            value,
+            expires_at_ms,
+        } => match value {
+            Value::Str(s) => {
+                let mut a = with_keys(b"SET", key, [s.data.clone()]);
+                if *expires_at_ms != 0 {
+                    a.push(b"PXAT".to_vec());
+                    a.push(num(expires_at_ms));
+                }
+                push(Some(*db), a);
+            }
+            v => {
+                let mut a = with_keys(b"RESTORE", key, [num(expires_at_ms), payload(v)?]);
+                a.push(b"REPLACE".to_vec());
+                if *expires_at_ms != 0 {
+                    a.push(b"ABSTTL".to_vec());
+                }
+                push(Some(*db), a);
+            }
+        },
+        Effect::Del { db, key } => push(Some(*db), with_keys(b"DEL", key, [])),
+        Effect::Expire { db, key, at_ms } => {
+            if *at_ms == 0 {
+                push(Some(*db), with_keys(b"PERSIST", key, []));
+            } else {
+                push(Some(*db), with_keys(b"PEXPIREAT", key, [num(at_ms)]));
+            }
+        }
+        Effect::FlushDb { db } => push(Some(*db), vec![b"FLUSHDB".to_vec()]),
+        Effect::FlushAll => push(None, vec![b"FLUSHALL".to_vec()]),
+        Effect::SwapDb { a, b } => push(None, vec![b"SWAPDB".to_vec(), num(a), num(b)]),
+        Effect::Append { db, key, data } => {
+            push(Some(*db), with_keys(b"APPEND", key, [data.to_vec()]))
+        }
+        Effect::SetRange {
+            db,
+            key,
+            offset,
+            data,
+        } => push(
+            Some(*db),
+            with_keys(b"SETRANGE", key, [num(offset), data.to_vec()]),
+        ),
+        Effect::ZAdd { db, key, pairs, .. } => {
+            let rest = pairs.iter().flat_map(|(m, s)| [score(*s), m.to_vec()]);
+            push(Some(*db), with_keys(b"ZADD", key, rest));
+        }
+        Effect::ZRem { db, key, members } => push(
+            Some(*db),
+            with_keys(b"ZREM", key, members.iter().map(|m| m.to_vec())),
+        ),
+        Effect::HashSet { db, key, pairs, .. } => {
+            let rest = pairs.iter().flat_map(|(f, v)| [f.to_vec(), v.to_vec()]);
+            push(Some(*db), with_keys(b"HSET", key, rest));
+        }
+        Effect::HashDel { db, key, fields } => push(
+            Some(*db),
+            with_keys(b"HDEL", key, fields.iter().map(|f| f.to_vec())),
+        ),
+        Effect::SetAdd {
+            db, key, members, ..
+        } => push(
+            Some(*db),
+            with_keys(b"SADD", key, members.iter().map(|m| m.to_vec())),
+        ),
+        Effect::SetRem { db, key, members } => push(
+            Some(*db),
+            with_keys(b"SREM", key, members.iter().map(|m| m.to_vec())),
+        ),
+        Effect::ListPush {
+            db,
+            key,
+            left,
+            items,
+        } => {
+            let cmd: &[u8] = if *left { b"LPUSH" } else { b"RPUSH" };
+            push(
+                Some(*db),
+                with_keys(cmd, key, items.iter().map(|i| i.to_vec())),
+            );
+        }
+        Effect::ListPop {
+            db,
+            key,
+            left,
+            count,
+        } => {
+            let cmd: &[u8] = if *left { b"LPOP" } else { b"RPOP" };
+            // One element: the bytes Redis propagates for LPOP / BLPOP.
+            let n = (*count != 1).then(|| num(count));
+            push(Some(*db), with_keys(cmd, key, n));
+        }
+        Effect::ListSet {
+            db,
+            key,
+            index,
+            value,
+        } => push(
+            Some(*db),
+            with_keys(b"LSET", key, [num(index), value.to_vec()]),
+        ),
+        Effect::ListInsert {
+            db,
+            key,
+            index,
+            value,
+        } => push(
+            Some(*db),
+            vec![
+                b"EVAL".to_vec(),
+                LINSERT_AT.as_bytes().to_vec(),
+                b"1".to_vec(),
+                key.to_vec(),
+                num(index),
+                value.to_vec(),
+            ],
+        ),
+        Effect::ListRem {
+            db,
+            key,
+            count,
+            value,
+        } => push(
+            Some(*db),
+            with_keys(b"LREM", key, [num(count), value.to_vec()]),
+        ),
+        Effect::ListTrim {
+            db,
+            key,
+            start,
+            end,
+        } => {
+            // The kept range `start..end` (end exclusive); an empty range
+            // deletes the key, which a Del effect follows anyway.
+            let stop = if end > start {
+                num(end - 1)
+            } else {
+                b"-1".to_vec()
+            };
+            let start = if end > start {
+                num(start)
+            } else {
+                b"1".to_vec()
+            };
+            push(Some(*db), with_keys(b"LTRIM", key, [start, stop]));
+        }
+        Effect::FunctionLoad { replace, code } => {
+            let mut a = vec![b"FUNCTION".to_vec(), b"LOAD".to_vec()];
+            if *replace {
+                a.push(b"REPLACE".to_vec());
+            }
+            a.push(code.to_vec());
+            push(None, a);
+        }
+        Effect::FunctionDelete { name } => push(
+            None,
+            vec![b"FUNCTION".to_vec(), b"DELETE".to_vec(), name.to_vec()],
+        ),
+        Effect::FunctionFlush => push(None, vec![b"FUNCTION".to_vec(), b"FLUSH".to_vec()]),
+        Effect::FunctionRestore { policy, codes } => {
+            // Policies as `scripting::functions::RestorePolicy`: 0 FLUSH,
+            // 1 APPEND, 2 REPLACE.
+            if *policy == 0 {
+                push(None, vec![b"FUNCTION".to_vec(), b"FLUSH".to_vec()]);
+            }
+            for code in codes {
+                let mut a = vec![b"FUNCTION".to_vec(), b"LOAD".to_vec()];
+                if *policy == 2 {
+                    a.push(b"REPLACE".to_vec());
+                }
+                a.push(code.to_vec());
+                push(None, a);
+            }
+        }
+        // redlog-only state: no Redis command (module doc).
+        Effect::LogFormatSet { .. }
+        | Effect::LogFormatDel { .. }
+        | Effect::LogMinerLearn { .. }
+        | Effect::LogMinerState { .. }
+        | Effect::StreamIngestLearn { .. } => {}
+    }
+    Ok(())
+}
+
+/// Appends the replication stream bytes of one unit's effects. `seldb` is
+/// the database the stream last SELECTed (-1: none yet, as Redis's
+/// `slaveseldb` after a full sync); it is updated. An effect that cannot
+/// be expressed is left out and its error returned after the others are
+/// appended.
+pub fn unit_commands(effects: &[Effect], seldb: &mut i32, out: &mut Vec<u8>) -> Result<(), String> {
+    let mut cmds: Vec<Cmd> = Vec::new();
+    let mut failed = None;
+    for e in effects {
+        // One effect that cannot be expressed (a stream whose log cannot
+        // be read) does not hold back the others; the caller logs it.
+        if let Err(err) = effect_commands(e, &mut cmds) {
+            failed.get_or_insert(err);
+        }
+    }
+    if cmds.is_empty() {
+        return failed.map_or(Ok(()), Err);
+    }
+    let multi = cmds.len() > 1;
+    let select = |db: Option<u8>, seldb: &mut i32, out: &mut Vec<u8>| {
+        if let Some(db) = db {
+            if i32::from(db) != *seldb {
+                put_command(out, &[b"SELECT", db.to_string().as_bytes()]);
+                *seldb = i32::from(db);
+            }
+        }
+    };
+    if multi {
+        // Redis selects the MULTI's database first.
+        let first = cmds.iter().find_map(|c| c.0);
+        select(first, seldb, out);
+        put_command(out, &[b"MULTI"]);
+    }
+    for (db, args) in &cmds {
+        select(*db, seldb, out);
+        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        put_command(out, &refs);
+    }
+    if multi {
+        put_command(out, &[b"EXEC"]);
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn stream(effects: &[Effect], seldb: &mut i32) -> String {
+        let mut out = Vec::new();
+        unit_commands(effects, seldb, &mut out).expect("encodes");
+        String::from_utf8(out).expect("text")
+    }
+
+    #[test]
+    fn one_command_without_multi_and_select_once() {
+        let mut sel = -1;
+        let set = Effect::Set {
+            db: 0,
+            key: b("k"),
+            value: Value::Str(crate::db::StrValue::new(b"v".to_vec())),
+            expires_at_ms: 1700000000000,
+        };
+        assert_eq!(
+            stream(std::slice::from_ref(&set), &mut sel),
+            "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n\
+             $4\r\nPXAT\r\n$13\r\n1700000000000\r\n"
+        );
+        assert_eq!(sel, 0);
+        let del = Effect::Del { db: 0, key: b("k") };
+        assert_eq!(stream(&[del], &mut sel), "*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n");
+        let pop = |count| Effect::ListPop {
+            db: 0,
+            key: b("l"),
+            left: true,
+            count,
+        };
+        assert_eq!(
+            stream(&[pop(1)], &mut sel),
+            "*2\r\n$4\r\nLPOP\r\n$1\r\nl\r\n"
+        );
+        assert_eq!(
+            stream(&[pop(3)], &mut sel),
+            "*3\r\n$4\r\nLPOP\r\n$1\r\nl\r\n$1\r\n3\r\n"
+        );
+    }
+
+    #[test]
+    fn several_commands_in_multi_with_selects() {
+        let mut sel = 0;
+        let effects = [
+            Effect::ListPush {
+                db: 1,
+                key: b("l"),
+                left: false,
+                items: vec![b("a"), b("b")],
+            },
+            Effect::Expire {
+                db: 1,
+                key: b("l"),
+                at_ms: 0,
+            },
+            Effect::ZAdd {
+                db: 2,
+                key: b("z"),
+                skiplist: false,
+                pairs: vec![(b("m"), 1.5), (b("n"), f64::NEG_INFINITY)],
+            },
+        ];
+        assert_eq!(
+            stream(&effects, &mut sel),
+            "*2\r\n$6\r\nSELECT\r\n$1\r\n1\r\n*1\r\n$5\r\nMULTI\r\n\
+             *4\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$1\r\na\r\n$1\r\nb\r\n\
+             *2\r\n$7\r\nPERSIST\r\n$1\r\nl\r\n\
+             *2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n\
+             *6\r\n$4\r\nZADD\r\n$1\r\nz\r\n$3\r\n1.5\r\n$1\r\nm\r\n$4\r\n-inf\r\n$1\r\nn\r\n\
+             *1\r\n$4\r\nEXEC\r\n"
+        );
+        assert_eq!(sel, 2);
+    }
+
+    #[test]
+    fn collections_as_restore_and_redlog_only_effects_skipped() {
+        let mut sel = 0;
+        let mut l = crate::db::list::List::new();
+        l.push(false, b"v");
+        let payload = crate::rdb::value::dump_value(&Value::List(l.clone())).expect("dump");
+        let set = Effect::Set {
+            db: 0,
+            key: b("h"),
+            value: Value::List(l),
+            expires_at_ms: 0,
+        };
+        let mut want = Vec::new();
+        put_command(&mut want, &[b"RESTORE", b"h", b"0", &payload, b"REPLACE"]);
+        let mut out = Vec::new();
+        unit_commands(&[set], &mut sel, &mut out).expect("encodes");
+        assert_eq!(out, want);
+        let fmt = Effect::LogFormatDel { name: b("f") };
+        assert_eq!(stream(&[fmt], &mut sel), "");
+    }
+
+    #[test]
+    fn ltrim_to_nothing_and_linsert_by_position() {
+        let mut sel = 0;
+        let t = Effect::ListTrim {
+            db: 0,
+            key: b("l"),
+            start: 3,
+            end: 3,
+        };
+        assert_eq!(
+            stream(&[t], &mut sel),
+            "*4\r\n$5\r\nLTRIM\r\n$1\r\nl\r\n$1\r\n1\r\n$2\r\n-1\r\n"
+        );
+        let t = Effect::ListTrim {
+            db: 0,
+            key: b("l"),
+            start: 1,
+            end: 3,
+        };
+        assert_eq!(
+            stream(&[t], &mut sel),
+            "*4\r\n$5\r\nLTRIM\r\n$1\r\nl\r\n$1\r\n1\r\n$1\r\n2\r\n"
+        );
+        let i = Effect::ListInsert {
+            db: 0,
+            key: b("l"),
+            index: 2,
+            value: b("x"),
+        };
+        assert!(stream(&[i], &mut sel).starts_with("*6\r\n$4\r\nEVAL\r\n"));
+    }
+}
