@@ -31,6 +31,7 @@ pub mod migrate;
 pub mod observe;
 pub mod persistence;
 pub mod pubsub;
+pub mod replica;
 pub mod scripting;
 pub mod server;
 pub mod sets;
@@ -543,6 +544,7 @@ static FAMILIES: &[&[Command]] = &[
     debug::COMMANDS,
     functions::COMMANDS,
     cluster::COMMANDS,
+    replica::COMMANDS,
 ];
 
 pub fn table() -> &'static Table {

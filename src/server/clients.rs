@@ -71,6 +71,9 @@ pub struct ClientMeta {
     pub blocked: bool,
     /// In MONITOR mode (CLIENT LIST flag `O`).
     pub monitor: bool,
+    /// The replication link's master client (CLIENT LIST flag `M`, CLIENT
+    /// KILL TYPE master).
+    pub master: bool,
 }
 
 /// What the registry holds for each connection.
@@ -210,6 +213,9 @@ impl ClientHandle {
         if m.monitor {
             flags.push('O');
         }
+        if m.master {
+            flags.push('M');
+        }
         if m.sub + m.psub + m.ssub > 0 {
             flags.push('P');
         }
@@ -333,6 +339,10 @@ pub struct Client {
     pub obuf_soft_since: Option<Instant>,
     /// ASKING was sent: the next command may use an importing slot.
     pub asking: bool,
+    /// The replication link's client applying the primary's stream
+    /// (Redis's CLIENT_MASTER): obeyed on a read-only replica, never
+    /// blocked, paused or refused for memory.
+    pub master: bool,
 }
 
 impl Client {
@@ -363,6 +373,7 @@ impl Client {
             postponed: None,
             obuf_soft_since: None,
             asking: false,
+            master: false,
         }
     }
 }

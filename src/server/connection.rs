@@ -536,6 +536,63 @@ async fn run_migrate(
     commit(shared, &mut batch, out).await;
 }
 
+/// A batch run for an in-process client driven by the server itself
+/// (the replication link's master client, `replication::replica`): its
+/// commands run as a connection's batch does (`process_input`), under the
+/// keyspace lock the caller holds, their effects logged and committed like
+/// any client's; the replies are left in `out` for the caller to drop.
+#[derive(Default)]
+pub(super) struct LinkBatch {
+    batch: Batch,
+    units: Vec<Vec<u8>>,
+}
+
+impl LinkBatch {
+    /// Runs one command (the arguments are consumed).
+    pub(super) fn run(
+        &mut self,
+        shared: &Shared,
+        ks: &mut Keyspace,
+        client: &mut Client,
+        out: &mut Out,
+        argv: &mut Vec<Bytes>,
+    ) {
+        let start = out.buf.len();
+        let stream_writes = ks.stream_write_count;
+        execute_argv(shared, ks, client, out, argv);
+        argv.clear();
+        blocking::after_command(shared, ks, client, out.resp3, &mut self.batch.wakes);
+        let unit = if shared.persist.is_some() {
+            ks.take_unit()
+        } else {
+            None
+        };
+        if unit.is_some() || ks.stream_write_count != stream_writes {
+            self.batch.spans.push((start, out.buf.len()));
+        }
+        self.units.extend(unit);
+    }
+
+    /// Ends the batch under the lock (`end_batch`), then, once the caller
+    /// released the lock, `LinkTicket::commit` waits for durability.
+    pub(super) fn end(mut self, shared: &Shared, ks: &mut Keyspace) -> LinkTicket {
+        end_batch(shared, ks, self.units, &mut self.batch);
+        LinkTicket(self.batch)
+    }
+}
+
+/// A `LinkBatch` ended under the lock, to commit without it.
+pub(super) struct LinkTicket(Batch);
+
+impl LinkTicket {
+    /// Waits until the batch's effects are durable; the MISCONF text when
+    /// they could not be made so.
+    pub(super) async fn commit(mut self, shared: &Arc<Shared>, out: &mut Out) -> Option<String> {
+        commit(shared, &mut self.0, out).await;
+        self.0.failed.take()
+    }
+}
+
 /// What a batch wrote to the WAL.
 #[derive(Default)]
 struct Batch {
@@ -742,6 +799,58 @@ fn multi_denyoom(client: &Client) -> bool {
     })
 }
 
+/// A replica's refusals (Redis's `processCommand`): writes while
+/// `replica-read-only yes` (READONLY), and, while the link to the primary
+/// is down with `replica-serve-stale-data no`, commands not flagged `stale`
+/// (MASTERDOWN). The primary's own link (the master client) is obeyed.
+fn replica_reject(
+    shared: &Shared,
+    ks: &Keyspace,
+    client: &Client,
+    cmd: &commands::Command,
+    top_name: &str,
+    args: &[Bytes],
+) -> Option<CmdError> {
+    if !shared.repl.is_replica() || client.master {
+        return None;
+    }
+    let write = if commands::scripting::is_eval(cmd) {
+        commands::scripting::effective_flags(ks, cmd, args) & flags::WRITE != 0
+    } else {
+        cmd.has(flags::WRITE) || (top_name == "exec" && multi_writes(client))
+    };
+    let (read_only, serve_stale) = {
+        let c = shared.config.read();
+        (
+            c.get("replica-read-only") != Some("no"),
+            c.get("replica-serve-stale-data") != Some("no"),
+        )
+    };
+    if write && read_only {
+        return Some(CmdError::new(
+            "READONLY You can't write against a read only replica.",
+        ));
+    }
+    if !serve_stale && !shared.repl.link_up() {
+        let stale_ok = if top_name == "exec" {
+            let t = table();
+            client.multi.as_ref().map_or(true, |m| {
+                m.queue
+                    .iter()
+                    .all(|(idx, _)| t.entries[*idx].cmd.has(flags::STALE))
+            })
+        } else {
+            cmd.has(flags::STALE)
+        };
+        if !stale_ok {
+            return Some(CmdError::new(
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            ));
+        }
+    }
+    None
+}
+
 /// The memory limit before a command, as Redis's `processCommand`: while
 /// `maxmemory` is set every command first evicts what the policy allows
 /// (`Keyspace::perform_evictions`); if memory is still over the limit,
@@ -756,8 +865,14 @@ fn oom_reject(
     args: &[Bytes],
 ) -> Option<CmdError> {
     ks.pre_command_oom = false;
-    // Redis's `isSafeToPerformEvictions`: not while loading, nor paused.
-    if ks.evict.cfg.maxmemory == 0 || shared.is_loading() || shared.pause.writes_paused() {
+    // Redis's `isSafeToPerformEvictions`: not while loading, nor paused;
+    // the primary's stream is always applied (a replica leaves eviction to
+    // its primary, `replica-ignore-maxmemory yes`).
+    if ks.evict.cfg.maxmemory == 0
+        || shared.is_loading()
+        || shared.pause.writes_paused()
+        || client.master
+    {
         return None;
     }
     let result = shared.observe.latency.timed("eviction-cycle", || {
@@ -1013,6 +1128,19 @@ pub fn execute_argv(
                     m.aborted = true;
                 }
                 let e = CmdError::new(Misconf { reason: text }.to_string());
+                if top_name == "exec" {
+                    Err(exec_abort(shared, client, ks, e, args))
+                } else {
+                    Err(e)
+                }
+            } else if let Some(e) = replica_reject(shared, ks, client, cmd, top_name, args) {
+                // Redis's READONLY / MASTERDOWN checks in `processCommand`
+                // (MASTERDOWN comes after the Pub/Sub context check there;
+                // a subscribed client's commands all carry `stale` anyway).
+                entry.stat.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = client.multi.as_mut() {
+                    m.aborted = true;
+                }
                 if top_name == "exec" {
                     Err(exec_abort(shared, client, ks, e, args))
                 } else {

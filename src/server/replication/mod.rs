@@ -12,14 +12,16 @@
 
 mod backlog;
 mod link;
+pub mod replica;
 mod replicas;
 
 pub use backlog::Backlog;
-pub use link::MasterLink;
+pub use link::{LinkCtl, LinkState, MasterLink};
 pub use replicas::ReplicaInfo;
 
 use parking_lot::{Mutex, MutexGuard};
 use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `repl-backlog-size`'s default.
 pub const BACKLOG_SIZE_DEFAULT: usize = 1 << 20;
@@ -31,6 +33,12 @@ pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
 #[derive(Debug)]
 pub struct Replication {
     state: Mutex<ReplState>,
+    /// `ReplState::master.is_some()`, readable without the lock (the
+    /// READONLY check runs for every write command). Kept by `replica`.
+    is_replica: AtomicBool,
+    /// The link to the primary is up (`master_link_status:up`), for the
+    /// MASTERDOWN check. Kept by `replica`.
+    link_up: AtomicBool,
 }
 
 /// The shared replication state (one lock; never held across an await or
@@ -78,7 +86,19 @@ impl Replication {
                 replicas: Vec::new(),
                 failover_state: "no-failover",
             }),
+            is_replica: AtomicBool::new(false),
+            link_up: AtomicBool::new(false),
         }
+    }
+
+    /// True while the link to the primary is up (a replica only).
+    pub fn link_up(&self) -> bool {
+        self.link_up.load(Ordering::Relaxed)
+    }
+
+    /// True while this server replicates a primary (REPLICAOF host port).
+    pub fn is_replica(&self) -> bool {
+        self.is_replica.load(Ordering::Relaxed)
     }
 
     pub fn lock(&self) -> MutexGuard<'_, ReplState> {
@@ -86,14 +106,16 @@ impl Replication {
     }
 
     /// The INFO `replication` section's lines after `# Replication`, as
-    /// Redis 7.0's `genRedisInfoString`.
-    pub fn info(&self, out: &mut String) {
+    /// Redis 7.0's `genRedisInfoString`. `replica_cfg` is
+    /// (`replica-priority`, `replica-read-only`, `replica-announced`),
+    /// shown by a replica.
+    pub fn info(&self, replica_cfg: (i64, bool, bool), out: &mut String) {
         let st = self.state.lock();
         match &st.master {
             None => out.push_str("role:master\r\n"),
             Some(m) => {
                 out.push_str("role:slave\r\n");
-                m.info_lines(st.offset, out);
+                m.info_lines(st.offset, replica_cfg, crate::db::now_ms() / 1000, out);
             }
         }
         let _ = write!(out, "connected_slaves:{}\r\n", st.replicas.len());
@@ -156,7 +178,7 @@ mod tests {
         let r = Replication::new();
         r.lock().feed(b"ignored: no backlog yet");
         let mut out = String::new();
-        r.info(&mut out);
+        r.info((100, true, true), &mut out);
         let id = r.lock().replid.clone();
         assert_eq!(id.len(), 40);
         assert_eq!(
