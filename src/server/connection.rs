@@ -834,7 +834,7 @@ fn replica_reject(
     if !serve_stale && !shared.repl.link_up() {
         let stale_ok = if top_name == "exec" {
             let t = table();
-            client.multi.as_ref().map_or(true, |m| {
+            client.multi.as_ref().is_none_or(|m| {
                 m.queue
                     .iter()
                     .all(|(idx, _)| t.entries[*idx].cmd.has(flags::STALE))

@@ -167,3 +167,47 @@ impl MasterLink {
         let _ = write!(out, "replica_announced:{}\r\n", u8::from(announced));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_lines_of_a_link_never_up_and_of_an_up_link() {
+        let mut m = MasterLink::new("127.0.0.1".into(), 6380);
+        let mut out = String::new();
+        m.info_lines(0, (100, true, true), 1000, &mut out);
+        assert_eq!(
+            out,
+            "master_host:127.0.0.1\r\nmaster_port:6380\r\nmaster_link_status:down\r\n\
+             master_last_io_seconds_ago:-1\r\nmaster_sync_in_progress:0\r\n\
+             slave_read_repl_offset:0\r\nslave_repl_offset:0\r\n\
+             master_link_down_since_seconds:-1\r\nslave_priority:100\r\n\
+             slave_read_only:1\r\nreplica_announced:1\r\n"
+        );
+        m.state = LinkState::Connected;
+        m.last_io = Some(Instant::now());
+        m.read_offset = 20;
+        out.clear();
+        m.info_lines(14, (7, false, true), 1000, &mut out);
+        assert_eq!(
+            out,
+            "master_host:127.0.0.1\r\nmaster_port:6380\r\nmaster_link_status:up\r\n\
+             master_last_io_seconds_ago:0\r\nmaster_sync_in_progress:0\r\n\
+             slave_read_repl_offset:20\r\nslave_repl_offset:14\r\n\
+             slave_priority:7\r\nslave_read_only:0\r\nreplica_announced:1\r\n"
+        );
+        m.state = LinkState::Transfer;
+        m.down_since = 990;
+        m.transfer_size = 200;
+        m.transfer_read = 50;
+        out.clear();
+        m.info_lines(14, (100, true, true), 1000, &mut out);
+        assert!(out.contains(
+            "master_sync_in_progress:1\r\nslave_read_repl_offset:14\r\nslave_repl_offset:14\r\n\
+             master_sync_total_bytes:200\r\nmaster_sync_read_bytes:50\r\n\
+             master_sync_left_bytes:150\r\nmaster_sync_perc:25.00\r\n\
+             master_sync_last_io_seconds_ago:0\r\nmaster_link_down_since_seconds:10\r\n"
+        ));
+    }
+}

@@ -272,3 +272,47 @@ impl Applier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rdb::{file, types, Writer};
+
+    fn rdb() -> Vec<u8> {
+        let mut f = file::FileWriter::new(1, 0);
+        f.select_db(2, 1, 1);
+        f.expiry(1234);
+        let mut v = Writer::new();
+        v.u8(types::STRING);
+        v.string(b"value");
+        file::put_value(&mut f.w, b"k", &v.buf);
+        f.finish()
+    }
+
+    #[test]
+    fn a_valid_rdb_becomes_flushall_select_restore() {
+        let cmds = verify_rdb(&rdb()).unwrap();
+        let names: Vec<&[u8]> = cmds.iter().map(|c| &c[0][..]).collect();
+        assert_eq!(
+            names,
+            vec![&b"FLUSHALL"[..], b"SELECT", b"RESTORE", b"SELECT"]
+        );
+        assert_eq!(&cmds[1][1][..], b"2");
+        assert_eq!(&cmds[2][1][..], b"k");
+        assert_eq!(&cmds[2][2][..], b"1234");
+        assert_eq!(&cmds[2][4][..], b"ABSTTL");
+        assert_eq!(&cmds[3][1][..], b"0");
+    }
+
+    #[test]
+    fn corrupt_or_truncated_rdbs_give_no_commands() {
+        let good = rdb();
+        let mut flipped = good.clone();
+        let n = flipped.len();
+        flipped[n - 12] ^= 1;
+        assert!(verify_rdb(&flipped).is_err());
+        for cut in [0, 5, 9, good.len() / 2, good.len() - 1] {
+            assert!(verify_rdb(&good[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+}

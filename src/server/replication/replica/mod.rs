@@ -267,3 +267,20 @@ pub fn load_position(shared: &Shared) -> bool {
     tracing::info!("Replication position {id}:{off} restored");
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicaof_values() {
+        assert_eq!(
+            parse_replicaof("10.0.0.1 6380"),
+            Some(("10.0.0.1".to_string(), 6380))
+        );
+        assert_eq!(parse_replicaof(""), None);
+        assert_eq!(parse_replicaof("host"), None);
+        assert_eq!(parse_replicaof("host 70000"), None);
+        assert_eq!(parse_replicaof("host 1 2"), None);
+    }
+}
