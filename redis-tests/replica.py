@@ -439,6 +439,21 @@ def run(work):
               r.get("keep") == b"old data" and r.get("s:refill") == b"v-appended")
         r.execute_command("REPLICAOF", "NO", "ONE")
         srv.close()
+    # replica-serve-stale-data no while the link is down.
+    r.execute_command("REPLICAOF", "127.0.0.1", free_port())
+    r.config_set("replica-serve-stale-data", "no")
+    try:
+        r.get("keep")
+        check("MASTERDOWN while the link is down", False, "served")
+    except redis.exceptions.ResponseError as e:
+        check("MASTERDOWN while the link is down",
+              isinstance(e, redis.exceptions.MasterDownError)
+              and str(e) == "Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+              str(e))
+    check("stale commands still served (INFO)", info(r)["master_link_status"] == "down")
+    r.config_set("replica-serve-stale-data", "yes")
+    check("replica-serve-stale-data yes: served", r.get("keep") == b"old data")
+    r.execute_command("REPLICAOF", "NO", "ONE")
     check("redlog still running", rproc.poll() is None)
 
 

@@ -27,6 +27,11 @@ use std::time::Duration;
 
 pub use apply::verify_rdb;
 
+/// The log lines' role character is `S` while this process replicates a
+/// primary (redis-server's `serverLogRaw`); the log formatter reads it.
+pub static LOG_AS_REPLICA: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Pause between two connection attempts (Redis retries from its
 /// once-a-second `replicationCron`).
 const RETRY: Duration = Duration::from_secs(1);
@@ -53,6 +58,7 @@ pub fn start(shared: &Shared, host: String, port: u16, cached: bool) {
     }
     shared.repl.is_replica.store(true, Ordering::SeqCst);
     shared.repl.link_up.store(false, Ordering::SeqCst);
+    LOG_AS_REPLICA.store(true, Ordering::Relaxed);
     set_replicaof_config(shared, &format!("{host} {port}"));
     let sh = shared.clone();
     let task = async move { run(sh, ctl, host, port, cached).await };
@@ -94,6 +100,7 @@ pub fn stop(shared: &Shared) -> bool {
     }
     shared.repl.is_replica.store(false, Ordering::SeqCst);
     shared.repl.link_up.store(false, Ordering::SeqCst);
+    LOG_AS_REPLICA.store(false, Ordering::Relaxed);
     set_replicaof_config(shared, "");
     true
 }
