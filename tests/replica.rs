@@ -277,3 +277,33 @@ async fn a_corrupt_rdb_is_refused_and_the_old_data_kept() {
     assert_eq!(cmd(&mut c, &["GET", "new"]).await, "$1\r\nv\r\n");
     assert_eq!(cmd(&mut c, &["EXISTS", "keep"]).await, ":0\r\n");
 }
+
+#[tokio::test]
+async fn a_silent_primary_is_dropped_after_repl_timeout() {
+    let s = start_with(&[("repl-timeout", "1")]).await;
+    let port = s.local_addr().port();
+    let mut c = Raw::connect(s.local_addr()).await;
+    let fake = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fport = fake.local_addr().unwrap().port().to_string();
+    assert_eq!(
+        cmd(&mut c, &["REPLICAOF", "127.0.0.1", &fport]).await,
+        "+OK\r\n"
+    );
+    let mut link = Link::accept(&fake).await;
+    link.handshake(port).await;
+    link.send(format!("+FULLRESYNC {ID} 0\r\n").as_bytes())
+        .await;
+    let good = rdb_with(b"k", b"v");
+    let mut payload = format!("${}\r\n", good.len()).into_bytes();
+    payload.extend_from_slice(&good);
+    link.send(&payload).await;
+    link.wait_ack(0).await;
+    // Nothing more is sent (not even PINGs): the replica gives up on the
+    // link and connects again, asking to continue.
+    let mut again = Link::accept(&fake).await;
+    assert_eq!(again.handshake(port).await, ["PSYNC", ID, "1"]);
+    let info = cmd(&mut c, &["INFO", "replication"]).await;
+    assert_eq!(info_field(&info, "master_link_status"), "down");
+    assert_ne!(info_field(&info, "master_link_down_since_seconds"), "-1");
+    drop(link);
+}

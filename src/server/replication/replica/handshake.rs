@@ -78,7 +78,7 @@ impl Conn {
             Ok(Ok(0)) => Err("connection lost".into()),
             Ok(Ok(n)) => Ok(n),
             Ok(Err(e)) => Err(format!("error reading from MASTER: {e}")),
-            Err(_) => Err("timeout connecting to the MASTER...".into()),
+            Err(_) => Err("Timeout reading from the MASTER (repl-timeout)".into()),
         }
     }
 
@@ -425,6 +425,9 @@ async fn stream_loop(
     killed.as_mut().enable();
     let mut tick = tokio::time::interval(ACK_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The read below restarts with every tick, so `repl-timeout` is
+    // checked against the last byte received.
+    let mut last_read = Instant::now();
     loop {
         if handle.is_killed() {
             return Err("the master client was killed".into());
@@ -443,6 +446,7 @@ async fn stream_loop(
         };
         match read {
             Some(n) => {
+                last_read = Instant::now();
                 let bytes = conn.buf.split();
                 applier.push(&bytes);
                 let pending = applier.pending_bytes() as u64;
@@ -456,6 +460,9 @@ async fn stream_loop(
                     .fetch_add(n as u64, Ordering::Relaxed);
             }
             None => {
+                if last_read.elapsed() > conn.timeout {
+                    return Err("MASTER timeout: no data nor PING received...".into());
+                }
                 let offset = shared.repl.lock().offset;
                 send_ack(conn, offset).await?;
             }
