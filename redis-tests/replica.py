@@ -381,16 +381,24 @@ def run(work):
     d = compare(pport, rport)
     check("keyspaces equal after partial resyncs", not d, "\n".join(d[:10]))
 
-    # 4. A clean restart: partial resync from redlog's own data.
+    # 4. A clean restart: partial resync from redlog's own data. The
+    # stream's last SELECT (db 3) is not repeated after a partial resync.
+    p3 = redis.Redis(port=pport, db=3)
+    p3.set("db3-before-restart", 1)
+    check("db 3 write applied", wait_sync(p, r), str(info(r)))
     try:
         r.execute_command("SHUTDOWN")
     except redis.exceptions.ConnectionError:
         pass
     rproc.wait(timeout=20)
-    p.set("while-down", "y")
+    p3.set("db3-while-down", "y")
     rproc = start("redlog", rport, work, ["--replicaof", "127.0.0.1", str(pport)])
     r = redis.Redis(port=rport)
     check("restarted replica in sync", wait_sync(p, r), str(info(r)))
+    p3.set("db3-after-restart", "z")
+    check("restarted replica in sync after a db 3 write", wait_sync(p, r), str(info(r)))
+    check("db 3 writes land in db 3", redis.Redis(port=rport, db=3).get("db3-after-restart") == b"z"
+          and r.get("db3-after-restart") is None)
     check("restart resynced partially", info(p, "stats")["sync_partial_ok"] == 3
           and info(p, "stats")["sync_full"] == 1, str(info(p, "stats")))
     d = compare(pport, rport)

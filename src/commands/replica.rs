@@ -101,7 +101,7 @@ fn replicaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.out.simple("OK Already connected to specified master");
         return Ok(());
     }
-    replica::start(ctx.shared, host.clone(), port, true);
+    replica::start(ctx.shared, host.clone(), port, Some(0));
     tracing::info!("REPLICAOF {host}:{port} enabled (user request from '{who}')");
     ctx.out.ok();
     Ok(())

@@ -824,6 +824,11 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         }));
     }
     tasks.push(tokio::spawn(cron(shared.clone())));
+    // The replication position of the last clean shutdown is taken (and
+    // its file removed) whatever the role, so a stale one is never used
+    // after a later crash; a primary keeps its id and offset as Redis does
+    // from its RDB's aux fields.
+    let cached = replication::replica::load_position(&shared);
     // `replicaof host port` in the config: replicate from the start.
     let replicaof = shared
         .config
@@ -832,7 +837,6 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         .unwrap_or("")
         .to_string();
     if let Some((host, port)) = replication::replica::parse_replicaof(&replicaof) {
-        let cached = replication::replica::load_position(&shared);
         replication::replica::start(&shared, host, port, cached);
     }
     Ok(ServerHandle { shared, tasks })

@@ -92,6 +92,11 @@ pub struct MasterLink {
     /// The master client's id while the link is up (CLIENT KILL TYPE
     /// master ends it).
     pub client_id: Option<u64>,
+    /// The database the primary's stream has selected (the master
+    /// client's), saved with the replication position (Redis's
+    /// `repl-stream-db` aux field): a partial resync does not repeat the
+    /// SELECT.
+    pub stream_db: usize,
 }
 
 impl MasterLink {
@@ -108,6 +113,7 @@ impl MasterLink {
             transfer_read: 0,
             transfer_last_io: None,
             client_id: None,
+            stream_db: 0,
         }
     }
 

@@ -251,7 +251,11 @@ impl Applier {
                 }
             }
             if !counted.is_empty() {
-                shared.repl.lock().feed(&counted);
+                let mut st = shared.repl.lock();
+                st.feed(&counted);
+                if let Some(m) = st.master.as_mut() {
+                    m.stream_db = self.client.db;
+                }
             }
             self.client
                 .handle

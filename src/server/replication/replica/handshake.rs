@@ -27,10 +27,11 @@ pub(in crate::server::replication) struct Session {
 }
 
 impl Session {
-    pub fn new(cached: bool) -> Session {
+    /// `cached`: the selected database of a position to continue from.
+    pub fn new(cached: Option<usize>) -> Session {
         Session {
-            cached,
-            db: 0,
+            cached: cached.is_some(),
+            db: cached.unwrap_or(0),
             client_id: None,
         }
     }
@@ -226,6 +227,7 @@ pub(super) async fn run_session(
         m.client_id = Some(id);
         m.last_io = Some(Instant::now());
         m.read_offset = offset;
+        m.stream_db = client.db;
     });
     shared.repl.link_up.store(true, Ordering::SeqCst);
     let leftover = std::mem::take(&mut conn.buf);

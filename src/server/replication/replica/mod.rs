@@ -43,9 +43,9 @@ const ACK_PERIOD: Duration = Duration::from_secs(1);
 /// config). A link already running is stopped first; this server keeps its
 /// data and replication id and asks the new primary for a partial resync
 /// from its own offset (Redis's `replicationCacheMasterUsingMyself`) when
-/// `cached` (false at a startup without a saved replication position:
-/// `PSYNC ? -1`).
-pub fn start(shared: &Shared, host: String, port: u16, cached: bool) {
+/// `cached` holds the stream's selected database (None at a startup
+/// without a saved replication position: `PSYNC ? -1`).
+pub fn start(shared: &Shared, host: String, port: u16, cached: Option<usize>) {
     let Some(shared) = shared.me.get().and_then(std::sync::Weak::upgrade) else {
         return;
     };
@@ -153,7 +153,13 @@ fn unix_now() -> u64 {
 
 /// The link task: sessions until REPLICAOF NO ONE, another REPLICAOF or
 /// the server's shutdown.
-async fn run(shared: Arc<Shared>, ctl: Arc<LinkCtl>, host: String, port: u16, cached: bool) {
+async fn run(
+    shared: Arc<Shared>,
+    ctl: Arc<LinkCtl>,
+    host: String,
+    port: u16,
+    cached: Option<usize>,
+) {
     tracing::info!("Connecting to MASTER {host}:{port}");
     // The master client's selected database survives a partial resync
     // (Redis keeps the cached master client).
@@ -208,8 +214,9 @@ pub fn parse_replicaof(value: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port))
 }
 
-/// The file in `dir` holding `<replid> <offset>\n` after a clean shutdown:
-/// the position the WAL and stream logs were made durable at. Read (and
+/// The file in `dir` holding `<replid> <offset> <db>\n` after a clean
+/// shutdown: the position the WAL and stream logs were made durable at,
+/// and the database the primary's stream had selected. Read (and
 /// removed) at the next start, so after a crash it is absent and the
 /// replica resynchronizes in full.
 pub const POSITION_FILE: &str = "replication-position";
@@ -225,16 +232,17 @@ pub fn save_position(shared: &Shared) {
     if shared.persist.is_none() {
         return;
     }
-    let (id, off) = {
+    let (id, off, db) = {
         let st = shared.repl.lock();
-        (st.replid.clone(), st.offset)
+        let db = st.master.as_ref().map_or(0, |m| m.stream_db);
+        (st.replid.clone(), st.offset, db)
     };
     let path = position_path(shared);
     let tmp = path.with_extension("tmp");
     let r = (|| -> std::io::Result<()> {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(format!("{id} {off}\n").as_bytes())?;
+        f.write_all(format!("{id} {off} {db}\n").as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path)
     })();
@@ -243,36 +251,35 @@ pub fn save_position(shared: &Shared) {
     }
 }
 
-/// At startup as a replica: takes the position saved by the last clean
-/// shutdown (then removes the file); true when there was one, so the
-/// first PSYNC asks to continue from it.
-pub fn load_position(shared: &Shared) -> bool {
-    if shared.persist.is_none() {
-        return false;
-    }
+/// At startup: takes the position saved by the last clean shutdown (then
+/// removes the file); the stream's selected database when there was one,
+/// so a replica's first PSYNC asks to continue from it.
+pub fn load_position(shared: &Shared) -> Option<usize> {
+    shared.persist.as_ref()?;
     let path = position_path(shared);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return false;
-    };
+    let text = std::fs::read_to_string(&path).ok()?;
     if let Err(e) = std::fs::remove_file(&path) {
         tracing::warn!("cannot remove {}: {e}", path.display());
-        return false;
+        return None;
     }
     let mut it = text.split_whitespace();
-    let (Some(id), Some(off)) = (it.next(), it.next().and_then(|s| s.parse::<u64>().ok())) else {
+    let id = it.next();
+    let off = it.next().and_then(|s| s.parse::<u64>().ok());
+    let db = it.next().and_then(|s| s.parse::<usize>().ok());
+    let (Some(id), Some(off), Some(db)) = (id, off, db) else {
         tracing::warn!("ignoring a malformed {}", path.display());
-        return false;
+        return None;
     };
-    if id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || it.next().is_some() {
         tracing::warn!("ignoring a malformed {}", path.display());
-        return false;
+        return None;
     }
     let mut st = shared.repl.lock();
     st.replid = id.to_string();
     st.offset = off;
     st.backlog = Some(super::Backlog::new(st.backlog_size, off + 1));
     tracing::info!("Replication position {id}:{off} restored");
-    true
+    Some(db)
 }
 
 #[cfg(test)]
