@@ -19,7 +19,7 @@ REDLOG=target/release/redlog
 T=$(mktemp -d /tmp/redlog-replsync.XXXXXX)
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -27,7 +27,7 @@ trap cleanup EXIT
 P=$(free_port)
 mkdir -p "$T/p"
 redis-server --port "$P" --dir "$T/p" --save '' --appendonly no \
-    --repl-diskless-sync yes --repl-diskless-sync-delay 0 >"$T/p.log" 2>&1 &
+    --repl-diskless-sync yes --repl-diskless-sync-delay 0 --enable-debug-command yes >"$T/p.log" 2>&1 &
 PIDS+=("$!")
 wait_up "$P"
 redis-cli -p "$P" debug populate "$KEYS" key 16 >/dev/null
