@@ -145,20 +145,14 @@ pub const NO_EFFECT: &[&str] = &[
     "bio_cpulist",
     "aof_rewrite_cpulist",
     "bgsave_cpulist",
-    "masterauth",
-    "masteruser",
     "repl-disable-tcp-nodelay",
     "repl-diskless-load",
     "repl-diskless-sync-delay",
     "repl-diskless-sync-max-replicas",
-    "replica-announce-ip",
-    "replica-announce-port",
     "replica-announced",
     "replica-ignore-disk-write-errors",
     "replica-ignore-maxmemory",
     "replica-lazy-flush",
-    "replica-priority",
-    "replica-serve-stale-data",
     "propagation-error-behavior",
     "cluster-announce-tls-port",
     "cluster-allow-replica-migration",
@@ -186,7 +180,6 @@ pub const NO_EFFECT: &[&str] = &[
     "list-compress-depth",
     "tcp-backlog",
     "tcp-keepalive",
-    "replica-read-only",
 ];
 
 /// Redis 7.0's levels, in its error message order.
@@ -608,7 +601,15 @@ static PARAMS: &[Param] = &[
     // Client eviction (operations issue): a byte count or a percentage of
     // maxmemory, as Redis.
     p("maxmemory-clients", Kind::MemoryOrPercent, "0", true),
-    // Replication (its own issue): accepted and shown.
+    // Replication (`server::replication`). `replicaof host port` starts
+    // the replica side at startup; REPLICAOF keeps it current.
+    Param {
+        name: "replicaof",
+        alias: Some("slaveof"),
+        kind: Kind::Str,
+        default: "",
+        mutable: Mutability::Immutable,
+    },
     p("masterauth", Kind::Str, "", true),
     p("masteruser", Kind::Str, "", true),
     p(
@@ -1302,6 +1303,14 @@ impl Config {
     fn set_bits(&mut self, p: &Param, value: &str) {
         if let Kind::KeyspaceEvents = p.kind {
             self.notify_keyspace_events = crate::db::notify::parse_flags(value).unwrap_or(0);
+        }
+    }
+
+    /// Sets a value the server itself changed (REPLICAOF sets
+    /// `replicaof`), bypassing mutability; unknown names are ignored.
+    pub fn set_internal(&mut self, name: &str, value: &str) {
+        if let Some(p) = find_param(name) {
+            self.values.insert(p.name, value.to_string());
         }
     }
 

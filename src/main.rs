@@ -117,6 +117,7 @@ fn ascii_art(config: &Config) {
 }
 
 /// redis-server's log line: `pid:M dd Mon yyyy hh:mm:ss.mmm <c> message`
+/// (`S` instead of `M` on a replica)
 /// in local time, where `<c>` is `.` debug, `-` verbose, `*` notice, `#`
 /// warning, so tools that read Redis logs (or wait for `Ready to accept
 /// connections`) read redlog's. Fields of an event follow its message.
@@ -143,9 +144,17 @@ where
             tracing::Level::DEBUG => '-',
             tracing::Level::TRACE => '.',
         };
+        // `M` for a primary, `S` for a replica, as redis-server.
+        let role = if redlog::server::replication::replica::LOG_AS_REPLICA
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            'S'
+        } else {
+            'M'
+        };
         write!(
             writer,
-            "{}:M {} {} ",
+            "{}:{role} {} {} ",
             std::process::id(),
             local_timestamp(),
             mark

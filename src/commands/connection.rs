@@ -707,10 +707,12 @@ fn client_type(name: &[u8]) -> Result<ClientType, CmdError> {
 }
 
 /// The type of a connection (Redis's `getClientType`): subscribed to
-/// anything is pubsub; there is no replication yet, so the rest are normal.
+/// anything is pubsub; the replication link's client is master.
 fn type_of(h: &ClientHandle) -> ClientType {
     let m = h.meta.lock();
-    if m.replica && !m.monitor {
+    if m.master {
+        ClientType::Master
+    } else if m.replica && !m.monitor {
         ClientType::Replica
     } else if m.sub + m.psub + m.ssub > 0 {
         ClientType::PubSub

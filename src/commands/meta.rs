@@ -3313,6 +3313,24 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "replicaof",
+        CommandMeta {
+            args: &[
+                arg("args", T::Oneof).args(&[
+                    arg("host-port", T::Block).args(&[
+                        arg("host", T::String),
+                        arg("port", T::Integer),
+                    ]),
+                    arg("no-one", T::Block).args(&[
+                        arg("no", T::PureToken).token("NO"),
+                        arg("one", T::PureToken).token("ONE"),
+                    ]),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "reset",
         CommandMeta {
             ..CommandMeta::EMPTY
@@ -3364,6 +3382,12 @@ pub static META: &[(&str, CommandMeta)] = &[
                 arg("seconds", T::Integer).token("IDLETIME").since("5.0.0").flags(OPTIONAL),
                 arg("frequency", T::Integer).token("FREQ").since("5.0.0").flags(OPTIONAL),
             ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "role",
+        CommandMeta {
             ..CommandMeta::EMPTY
         },
     ),
@@ -3748,6 +3772,29 @@ pub static META: &[(&str, CommandMeta)] = &[
             args: &[
                 arg("key", T::Key).key_spec(0),
                 arg("member", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "slaveof",
+        CommandMeta {
+            doc_flags: &[
+                "deprecated",
+            ],
+            deprecated_since: Some("5.0.0"),
+            replaced_by: Some("`REPLICAOF`"),
+            args: &[
+                arg("args", T::Oneof).args(&[
+                    arg("host-port", T::Block).args(&[
+                        arg("host", T::String),
+                        arg("port", T::Integer),
+                    ]),
+                    arg("no-one", T::Block).args(&[
+                        arg("no", T::PureToken).token("NO"),
+                        arg("one", T::PureToken).token("ONE"),
+                    ]),
+                ]),
             ],
             ..CommandMeta::EMPTY
         },

@@ -33,6 +33,7 @@ mod names;
 pub mod observe;
 pub mod persistence;
 pub mod pubsub;
+pub mod replica;
 pub mod replication;
 pub mod scripting;
 pub mod server;
@@ -544,6 +545,7 @@ static FAMILIES: &[&[Command]] = &[
     functions::COMMANDS,
     cluster::COMMANDS,
     replication::COMMANDS,
+    replica::COMMANDS,
 ];
 
 pub fn table() -> &'static Table {

@@ -105,8 +105,7 @@ fn may_sync(ctx: &mut Ctx) -> Result<bool, CmdError> {
     if ctx.client.handle.meta.lock().replica {
         return Ok(false);
     }
-    let st = ctx.shared.repl.lock();
-    if st.master.as_ref().is_some_and(|m| !m.up) {
+    if ctx.shared.repl.is_replica() && !ctx.shared.repl.link_up() {
         return Err(CmdError::new(
             "NOMASTERLINK Can't SYNC while not connected with my master",
         ));

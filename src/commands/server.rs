@@ -606,7 +606,10 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("instantaneous_ops_per_sec:{ops}");
             line!("total_net_input_bytes:{}", ld(&st.total_net_input_bytes));
             line!("total_net_output_bytes:{}", ld(&st.total_net_output_bytes));
-            line!("total_net_repl_input_bytes:0");
+            line!(
+                "total_net_repl_input_bytes:{}",
+                ld(&st.total_net_repl_input_bytes)
+            );
             line!("total_net_repl_output_bytes:0");
             line!("instantaneous_input_kbps:{:.2}", input as f64 / 1024.0);
             line!("instantaneous_output_kbps:{:.2}", output as f64 / 1024.0);
@@ -680,7 +683,8 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
         }
         "replication" => {
             line!("# Replication");
-            sh.repl.info(out);
+            let replica_cfg = crate::server::replication::replica::info_config(sh);
+            sh.repl.info(replica_cfg, out);
         }
         "cpu" => {
             let (user, sys) = cpu_times();
@@ -939,6 +943,7 @@ fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         &st.total_commands_processed,
         &st.rejected_connections,
         &st.total_net_input_bytes,
+        &st.total_net_repl_input_bytes,
         &st.total_net_output_bytes,
         &st.total_error_replies,
     ] {

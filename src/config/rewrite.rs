@@ -176,6 +176,15 @@ impl Config {
             let default = p.default;
             match (name, p.kind) {
                 ("dir", _) => st.rewrite(name, format!("dir {}", repr(dir)), true),
+                // Redis's `rewriteConfigReplicaOfOption`: `replicaof host
+                // port` while a replica, old lines removed once a primary.
+                ("replicaof", _) => {
+                    if value.is_empty() {
+                        st.processed(name);
+                    } else {
+                        st.rewrite(name, format!("replicaof {value}"), true);
+                    }
+                }
                 ("bind", _) => {
                     if value == default {
                         st.processed(name);

@@ -1098,6 +1098,21 @@ fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, String>, 
         return refuse("-OOM command not allowed when used memory > 'maxmemory'.");
     }
     if cmd.has(flags::WRITE) && !run.write_dirty {
+        // Redis's `scriptVerifyWriteCommandAllow`: a read-only replica
+        // refuses writes unless the script came from its primary.
+        if run.shared.repl.is_replica()
+            && !run
+                .client
+                .script_caller
+                .as_ref()
+                .is_some_and(|h| h.meta.lock().master)
+            && run.shared.config.read().get("replica-read-only") != Some("no")
+        {
+            return (
+                Err("-READONLY You can't write against a read only replica.".to_string()),
+                resp3,
+            );
+        }
         if let Some(reason) = run.shared.durability.failure() {
             let m = crate::server::durability::Misconf { reason };
             return (Err(format!("-{m}")), resp3);

@@ -161,10 +161,10 @@ pub fn parse_timeout(arg: &[u8], unit: Unit, now_ms: u64) -> Result<u64, CmdErro
     Ok(now_ms.saturating_add(ms as u64))
 }
 
-/// True when the command must not block (inside EXEC): the handler then
-/// answers as on timeout.
+/// True when the command must not block (inside EXEC, or from the
+/// primary's link): the handler then answers as on timeout.
 pub fn denied(ctx: &Ctx) -> bool {
-    ctx.client.in_exec
+    ctx.client.in_exec || ctx.client.master
 }
 
 /// Asks to block `ctx.client` on `keys` until one holds a `wants` value

@@ -76,6 +76,9 @@ pub struct ClientMeta {
     pub monitor: bool,
     /// A replica attached to this server (CLIENT LIST flag `S`).
     pub replica: bool,
+    /// The replication link's master client (CLIENT LIST flag `M`, CLIENT
+    /// KILL TYPE master).
+    pub master: bool,
 }
 
 /// What the registry holds for each connection.
@@ -217,6 +220,9 @@ impl ClientHandle {
         } else if m.replica {
             flags.push('S');
         }
+        if m.master {
+            flags.push('M');
+        }
         if m.sub + m.psub + m.ssub > 0 {
             flags.push('P');
         }
@@ -340,6 +346,10 @@ pub struct Client {
     pub obuf_soft_since: Option<Instant>,
     /// ASKING was sent: the next command may use an importing slot.
     pub asking: bool,
+    /// The replication link's client applying the primary's stream
+    /// (Redis's CLIENT_MASTER): obeyed on a read-only replica, never
+    /// blocked, paused or refused for memory.
+    pub master: bool,
 }
 
 impl Client {
@@ -370,6 +380,7 @@ impl Client {
             postponed: None,
             obuf_soft_since: None,
             asking: false,
+            master: false,
         }
     }
 }

@@ -541,6 +541,63 @@ async fn run_migrate(
     commit(shared, &mut batch, out).await;
 }
 
+/// A batch run for an in-process client driven by the server itself
+/// (the replication link's master client, `replication::replica`): its
+/// commands run as a connection's batch does (`process_input`), under the
+/// keyspace lock the caller holds, their effects logged and committed like
+/// any client's; the replies are left in `out` for the caller to drop.
+#[derive(Default)]
+pub(super) struct LinkBatch {
+    batch: Batch,
+    units: Vec<Vec<u8>>,
+}
+
+impl LinkBatch {
+    /// Runs one command (the arguments are consumed).
+    pub(super) fn run(
+        &mut self,
+        shared: &Shared,
+        ks: &mut Keyspace,
+        client: &mut Client,
+        out: &mut Out,
+        argv: &mut Vec<Bytes>,
+    ) {
+        let start = out.buf.len();
+        let stream_writes = ks.stream_write_count;
+        execute_argv(shared, ks, client, out, argv);
+        argv.clear();
+        blocking::after_command(shared, ks, client, out.resp3, &mut self.batch.wakes);
+        let unit = if shared.persist.is_some() || shared.repl.is_active() {
+            ks.take_unit()
+        } else {
+            None
+        };
+        if unit.is_some() || ks.stream_write_count != stream_writes {
+            self.batch.spans.push((start, out.buf.len()));
+        }
+        self.units.extend(unit);
+    }
+
+    /// Ends the batch under the lock (`end_batch`), then, once the caller
+    /// released the lock, `LinkTicket::commit` waits for durability.
+    pub(super) fn end(mut self, shared: &Shared, ks: &mut Keyspace) -> LinkTicket {
+        end_batch(shared, ks, self.units, &mut self.batch);
+        LinkTicket(self.batch)
+    }
+}
+
+/// A `LinkBatch` ended under the lock, to commit without it.
+pub(super) struct LinkTicket(Batch);
+
+impl LinkTicket {
+    /// Waits until the batch's effects are durable; the MISCONF text when
+    /// they could not be made so.
+    pub(super) async fn commit(mut self, shared: &Arc<Shared>, out: &mut Out) -> Option<String> {
+        commit(shared, &mut self.0, out).await;
+        self.0.failed.take()
+    }
+}
+
 /// What a batch wrote to the WAL.
 #[derive(Default)]
 struct Batch {

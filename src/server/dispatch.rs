@@ -91,6 +91,58 @@ fn multi_denyoom(client: &Client) -> bool {
     })
 }
 
+/// A replica's refusals (Redis's `processCommand`): writes while
+/// `replica-read-only yes` (READONLY), and, while the link to the primary
+/// is down with `replica-serve-stale-data no`, commands not flagged `stale`
+/// (MASTERDOWN). The primary's own link (the master client) is obeyed.
+fn replica_reject(
+    shared: &Shared,
+    ks: &Keyspace,
+    client: &Client,
+    cmd: &commands::Command,
+    top_name: &str,
+    args: &[Bytes],
+) -> Option<CmdError> {
+    if !shared.repl.is_replica() || client.master {
+        return None;
+    }
+    let write = if commands::scripting::is_eval(cmd) {
+        commands::scripting::effective_flags(ks, cmd, args) & flags::WRITE != 0
+    } else {
+        cmd.has(flags::WRITE) || (top_name == "exec" && multi_writes(client))
+    };
+    let (read_only, serve_stale) = {
+        let c = shared.config.read();
+        (
+            c.get("replica-read-only") != Some("no"),
+            c.get("replica-serve-stale-data") != Some("no"),
+        )
+    };
+    if write && read_only {
+        return Some(CmdError::new(
+            "READONLY You can't write against a read only replica.",
+        ));
+    }
+    if !serve_stale && !shared.repl.link_up() {
+        let stale_ok = if top_name == "exec" {
+            let t = table();
+            client.multi.as_ref().is_none_or(|m| {
+                m.queue
+                    .iter()
+                    .all(|(idx, _)| t.entries[*idx].cmd.has(flags::STALE))
+            })
+        } else {
+            cmd.has(flags::STALE)
+        };
+        if !stale_ok {
+            return Some(CmdError::new(
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            ));
+        }
+    }
+    None
+}
+
 /// The memory limit before a command, as Redis's `processCommand`: while
 /// `maxmemory` is set every command first evicts what the policy allows
 /// (`Keyspace::perform_evictions`); if memory is still over the limit,
@@ -105,8 +157,14 @@ fn oom_reject(
     args: &[Bytes],
 ) -> Option<CmdError> {
     ks.pre_command_oom = false;
-    // Redis's `isSafeToPerformEvictions`: not while loading, nor paused.
-    if ks.evict.cfg.maxmemory == 0 || shared.is_loading() || shared.pause.writes_paused() {
+    // Redis's `isSafeToPerformEvictions`: not while loading, nor paused;
+    // the primary's stream is always applied (a replica leaves eviction to
+    // its primary, `replica-ignore-maxmemory yes`).
+    if ks.evict.cfg.maxmemory == 0
+        || shared.is_loading()
+        || shared.pause.writes_paused()
+        || client.master
+    {
         return None;
     }
     let result = shared.observe.latency.timed("eviction-cycle", || {
@@ -329,6 +387,11 @@ pub fn execute_argv(
             {
                 // `min-replicas-to-write` (Redis's `checkGoodReplicasStatus`).
                 let e = CmdError::new("NOREPLICAS Not enough good replicas to write.");
+                reject(shared, ks, client, idx, e, args)
+            } else if let Some(e) = replica_reject(shared, ks, client, cmd, top_name, args) {
+                // Redis's READONLY / MASTERDOWN checks in `processCommand`
+                // (MASTERDOWN comes after the Pub/Sub context check there;
+                // a subscribed client's commands all carry `stale` anyway).
                 reject(shared, ks, client, idx, e, args)
             } else if client.pubsub.active()
                 && !out.resp3

@@ -47,6 +47,9 @@ pub struct ServerStats {
     pub total_net_input_bytes: AtomicU64,
     pub total_net_output_bytes: AtomicU64,
     pub total_error_replies: AtomicU64,
+    /// Bytes read from the primary's link (INFO
+    /// `total_net_repl_input_bytes`).
+    pub total_net_repl_input_bytes: AtomicU64,
 }
 
 /// State shared by every connection and task.
@@ -518,13 +521,20 @@ impl ServerHandle {
         if let Some(p) = self.shared.persist.clone() {
             let streams = self.shared.streams.clone();
             let stage = self.shared.durability.clone();
+            let shared = self.shared.clone();
             let r = tokio::task::spawn_blocking(move || {
                 // Checkpoints make the next start read no stream tail.
                 streams.checkpoint_all();
-                if let Err(e) = streams.sync_all() {
+                let synced = streams.sync_all();
+                if let Err(e) = &synced {
                     tracing::error!("final stream fsync failed: {e}");
                 }
                 let r = stage.close();
+                // Everything applied is durable: a replica restarted
+                // from here resyncs partially.
+                if r.is_ok() && synced.is_ok() {
+                    replication::replica::save_position(&shared);
+                }
                 p.release();
                 r
             })
@@ -824,6 +834,21 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         }));
     }
     tasks.push(tokio::spawn(cron(shared.clone())));
+    // The replication position of the last clean shutdown is taken (and
+    // its file removed) whatever the role, so a stale one is never used
+    // after a later crash; a primary keeps its id and offset as Redis does
+    // from its RDB's aux fields.
+    let cached = replication::replica::load_position(&shared);
+    // `replicaof host port` in the config: replicate from the start.
+    let replicaof = shared
+        .config
+        .read()
+        .get("replicaof")
+        .unwrap_or("")
+        .to_string();
+    if let Some((host, port)) = replication::replica::parse_replicaof(&replicaof) {
+        replication::replica::start(&shared, host, port, cached);
+    }
     Ok(ServerHandle { shared, tasks })
 }
 

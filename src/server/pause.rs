@@ -120,7 +120,9 @@ pub fn covers(
     args: &[bytes::Bytes],
 ) -> bool {
     use crate::commands::{flags, table};
-    if client.in_exec || client.in_script {
+    // The primary's stream is applied during a pause (redlog's choice:
+    // Redis postpones it; see ARCHITECTURE.md "Replication").
+    if client.in_exec || client.in_script || client.master {
         return false;
     }
     let kind = match shared.pause.current() {

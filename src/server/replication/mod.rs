@@ -14,10 +14,11 @@ mod backlog;
 mod link;
 pub mod primary;
 pub mod propagate;
+pub mod replica;
 mod replicas;
 
 pub use backlog::Backlog;
-pub use link::MasterLink;
+pub use link::{LinkCtl, LinkState, MasterLink};
 pub use replicas::ReplicaInfo;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -37,6 +38,12 @@ pub struct Replication {
     /// A backlog or replicas exist (primary side): the durability tap
     /// checks this before taking the lock (`primary::on_units`).
     active: AtomicBool,
+    /// `ReplState::master.is_some()`, readable without the lock (the
+    /// READONLY check runs for every write command). Kept by `replica`.
+    is_replica: AtomicBool,
+    /// The link to the primary is up (`master_link_status:up`), for the
+    /// MASTERDOWN check. Kept by `replica`.
+    link_up: AtomicBool,
 }
 
 /// The shared replication state (one lock; never held across an await or
@@ -88,6 +95,8 @@ impl Replication {
                 primary: primary::Primary::default(),
             }),
             active: AtomicBool::new(false),
+            is_replica: AtomicBool::new(false),
+            link_up: AtomicBool::new(false),
         }
     }
 
@@ -100,19 +109,31 @@ impl Replication {
         self.active.store(on, Ordering::Relaxed);
     }
 
+    /// True while the link to the primary is up (a replica only).
+    pub fn link_up(&self) -> bool {
+        self.link_up.load(Ordering::Relaxed)
+    }
+
+    /// True while this server replicates a primary (REPLICAOF host port).
+    pub fn is_replica(&self) -> bool {
+        self.is_replica.load(Ordering::Relaxed)
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, ReplState> {
         self.state.lock()
     }
 
     /// The INFO `replication` section's lines after `# Replication`, as
-    /// Redis 7.0's `genRedisInfoString`.
-    pub fn info(&self, out: &mut String) {
+    /// Redis 7.0's `genRedisInfoString`. `replica_cfg` is
+    /// (`replica-priority`, `replica-read-only`, `replica-announced`),
+    /// shown by a replica.
+    pub fn info(&self, replica_cfg: (i64, bool, bool), out: &mut String) {
         let st = self.state.lock();
         match &st.master {
             None => out.push_str("role:master\r\n"),
             Some(m) => {
                 out.push_str("role:slave\r\n");
-                m.info_lines(st.offset, out);
+                m.info_lines(st.offset, replica_cfg, crate::db::now_ms() / 1000, out);
             }
         }
         let _ = write!(out, "connected_slaves:{}\r\n", st.replicas.len());
@@ -178,7 +199,7 @@ mod tests {
         let r = Replication::new();
         r.lock().feed(b"ignored: no backlog yet");
         let mut out = String::new();
-        r.info(&mut out);
+        r.info((100, true, true), &mut out);
         let id = r.lock().replid.clone();
         assert_eq!(id.len(), 40);
         assert_eq!(

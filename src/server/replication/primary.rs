@@ -505,13 +505,13 @@ pub fn enough_good_replicas(shared: &Shared) -> bool {
 /// gone): the history continues under a new id (`ReplState::shift_replid`
 /// is the replica side's), and this server serves PSYNCs and propagates
 /// its own writes from now on.
-pub fn on_promoted(shared: &Shared) {
+/// Runs under the keyspace lock (`ks`), as REPLICAOF NO ONE does.
+pub fn on_promoted(shared: &Shared, ks: &mut crate::db::Keyspace) {
     let mut st = shared.repl.lock();
     st.ensure_backlog();
     st.primary.seldb = -1;
     drop(st);
     shared.repl.set_active(true);
-    let mut ks = shared.lock_ks();
     if !ks.capturing() {
         ks.set_capture(true);
     }

@@ -1,0 +1,143 @@
+//! The replica side's commands (`server::replication::replica`):
+//! REPLICAOF / SLAVEOF and ROLE.
+
+use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
+use crate::server::replication::replica;
+use bytes::Bytes;
+
+const fn doc(summary: &'static str, since: &'static str, complexity: &'static str) -> Doc {
+    Doc {
+        summary,
+        since,
+        group: "server",
+        complexity,
+    }
+}
+
+const ACL_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
+
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "replicaof",
+        arity: 3,
+        flags: ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
+        acl: ACL_ADMIN,
+        doc: doc(
+            "Make the server a replica of another instance, or promote it as master.",
+            "5.0.0",
+            "O(1)",
+        ),
+        handler: Some(replicaof),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "slaveof",
+        arity: 3,
+        flags: ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
+        acl: ACL_ADMIN,
+        doc: doc(
+            "Make the server a replica of another instance, or promote it as master.",
+            "1.0.0",
+            "O(1)",
+        ),
+        handler: Some(replicaof),
+        ..Command::DEFAULT
+    },
+    Command {
+        name: "role",
+        arity: 1,
+        flags: NOSCRIPT | LOADING | STALE | FAST,
+        acl: &["@admin", "@fast", "@dangerous"],
+        doc: doc(
+            "Return the role of the instance in the context of replication",
+            "2.8.12",
+            "O(1)",
+        ),
+        handler: Some(role),
+        ..Command::DEFAULT
+    },
+];
+
+/// REPLICAOF host port | REPLICAOF NO ONE (Redis's `replicaofCommand`).
+fn replicaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let name = if is_kw(&args[0], "slaveof") {
+        "SLAVEOF"
+    } else {
+        "REPLICAOF"
+    };
+    if ctx.shared.cluster.is_some() {
+        return Err(CmdError::new(format!(
+            "ERR {name} not allowed in cluster mode."
+        )));
+    }
+    if ctx.shared.repl.lock().failover_state != "no-failover" {
+        return Err(CmdError::new(format!(
+            "ERR {name} not allowed while failing over."
+        )));
+    }
+    let who = ctx.client.handle.info_line();
+    if is_kw(&args[1], "no") && is_kw(&args[2], "one") {
+        if replica::stop(ctx.shared, ctx.ks) {
+            tracing::info!("MASTER MODE enabled (user request from '{who}')");
+        }
+        ctx.out.ok();
+        return Ok(());
+    }
+    let port = std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|s| crate::protocol::parse::parse_i64(s.as_bytes()))
+        .filter(|p| (0..=65535).contains(p))
+        .ok_or_else(|| CmdError::new("ERR Invalid master port"))? as u16;
+    let host = String::from_utf8_lossy(&args[1]).into_owned();
+    let same = ctx
+        .shared
+        .repl
+        .lock()
+        .master
+        .as_ref()
+        .is_some_and(|m| m.host.eq_ignore_ascii_case(&host) && m.port == port);
+    if same {
+        tracing::info!("REPLICAOF would result into synchronization with the master we are already connected with. No operation performed.");
+        ctx.out.simple("OK Already connected to specified master");
+        return Ok(());
+    }
+    replica::start(ctx.shared, host.clone(), port, Some(0));
+    tracing::info!("REPLICAOF {host}:{port} enabled (user request from '{who}')");
+    ctx.out.ok();
+    Ok(())
+}
+
+/// ROLE (Redis's `roleCommand`): `master offset [[ip port offset] ...]` or
+/// `slave host port state offset`.
+fn role(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let st = ctx.shared.repl.lock();
+    match &st.master {
+        None => {
+            let online: Vec<_> = st.replicas.iter().filter(|r| r.state == "online").collect();
+            ctx.out.array(3);
+            ctx.out.bulk(b"master");
+            ctx.out.int(st.offset as i64);
+            ctx.out.array(online.len());
+            for r in online {
+                ctx.out.array(3);
+                ctx.out.bulk(r.ip.as_bytes());
+                ctx.out.bulk(r.port.to_string().as_bytes());
+                ctx.out.bulk(r.ack_offset.to_string().as_bytes());
+            }
+        }
+        Some(m) => {
+            ctx.out.array(5);
+            ctx.out.bulk(b"slave");
+            ctx.out.bulk(m.host.as_bytes());
+            ctx.out.int(i64::from(m.port));
+            ctx.out.bulk(m.state.role_name().as_bytes());
+            let off = if m.client_id.is_some() {
+                st.offset as i64
+            } else {
+                -1
+            };
+            ctx.out.int(off);
+        }
+    }
+    Ok(())
+}
