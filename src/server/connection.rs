@@ -1,14 +1,13 @@
 //! One client connection: read, decode every complete request in the
 //! buffer, execute them under one keyspace lock, write all replies at once.
 
-use super::blocking::{self, Wake};
+use super::batch::{commit, end_batch, Batch};
+use super::blocking;
 use super::dispatch::execute_argv;
-use super::durability::Ticket;
 use super::net::{self, ClientStream, PeerAddr};
 use super::{off_worker, Client, ClientHandle, PendingOp, Shared};
 use crate::commands::logingest::{Applied, IngestJob};
 use crate::commands::{table, CmdError, Ctx};
-use crate::db::expire::{active_expire_cycle, CycleKind};
 use crate::db::{now_ms, Keyspace};
 use crate::protocol::{Out, ParseLimits, Parsed};
 use bytes::{Bytes, BytesMut};
@@ -280,25 +279,6 @@ async fn run_batch<S: ClientStream>(
     !client.close_after_reply
 }
 
-/// Settles the batch's ticket (`server::durability`: no reply leaves
-/// before it), turning the replies of its writes into MISCONF when their
-/// effects could not be made durable, then hands the clients it served
-/// their replies.
-async fn commit(shared: &Arc<Shared>, batch: &mut Batch, out: &mut Out) {
-    if let Some(ticket) = batch.ticket.take() {
-        if let Err(m) = shared.durability.settle(ticket).await {
-            let text = m.to_string();
-            refuse_spans(out, &batch.spans, &text);
-            batch.failed = Some(text);
-        }
-    }
-    // Clients served by this batch's commands get their replies now
-    // that the effects are durable (see `blocking`).
-    for w in batch.wakes.drain(..) {
-        w.send(batch.failed.as_deref());
-    }
-}
-
 /// Times a chunk is mined again because the key changed meanwhile, before
 /// INGEST gives up.
 const INGEST_RETRIES_MAX: usize = 16;
@@ -541,94 +521,6 @@ async fn run_migrate(
     commit(shared, &mut batch, out).await;
 }
 
-/// A batch run for an in-process client driven by the server itself
-/// (the replication link's master client, `replication::replica`): its
-/// commands run as a connection's batch does (`process_input`), under the
-/// keyspace lock the caller holds, their effects logged and committed like
-/// any client's; the replies are left in `out` for the caller to drop.
-#[derive(Default)]
-pub(super) struct LinkBatch {
-    batch: Batch,
-    units: Vec<Vec<u8>>,
-}
-
-impl LinkBatch {
-    /// Runs one command (the arguments are consumed).
-    pub(super) fn run(
-        &mut self,
-        shared: &Shared,
-        ks: &mut Keyspace,
-        client: &mut Client,
-        out: &mut Out,
-        argv: &mut Vec<Bytes>,
-    ) {
-        let start = out.buf.len();
-        let stream_writes = ks.stream_write_count;
-        execute_argv(shared, ks, client, out, argv);
-        argv.clear();
-        blocking::after_command(shared, ks, client, out.resp3, &mut self.batch.wakes);
-        let unit = if shared.persist.is_some() || shared.repl.is_active() {
-            ks.take_unit()
-        } else {
-            None
-        };
-        if unit.is_some() || ks.stream_write_count != stream_writes {
-            self.batch.spans.push((start, out.buf.len()));
-        }
-        self.units.extend(unit);
-    }
-
-    /// Ends the batch under the lock (`end_batch`), then, once the caller
-    /// released the lock, `LinkTicket::commit` waits for durability.
-    pub(super) fn end(mut self, shared: &Shared, ks: &mut Keyspace) -> LinkTicket {
-        end_batch(shared, ks, self.units, &mut self.batch);
-        LinkTicket(self.batch)
-    }
-}
-
-/// A `LinkBatch` ended under the lock, to commit without it.
-pub(super) struct LinkTicket(Batch);
-
-impl LinkTicket {
-    /// Waits until the batch's effects are durable; the MISCONF text when
-    /// they could not be made so.
-    pub(super) async fn commit(mut self, shared: &Arc<Shared>, out: &mut Out) -> Option<String> {
-        commit(shared, &mut self.0, out).await;
-        self.0.failed.take()
-    }
-}
-
-/// What a batch wrote to the WAL.
-#[derive(Default)]
-struct Batch {
-    /// Reply byte ranges of the commands that changed the keyspace: replaced
-    /// by a MISCONF error when their units could not be made durable.
-    spans: Vec<(usize, usize)>,
-    /// What the replies wait for (`server::durability`), taken at the end
-    /// of the batch under the keyspace lock.
-    ticket: Option<Ticket>,
-    /// Replies for the blocked clients this batch served.
-    wakes: Vec<Wake>,
-    /// The MISCONF error when the batch's effects could not be made durable.
-    failed: Option<String>,
-}
-
-/// Replaces the replies in `spans` with the MISCONF error `text`: their
-/// effects were not made durable, so they must not be acknowledged.
-fn refuse_spans(out: &mut Out, spans: &[(usize, usize)], text: &str) {
-    if spans.is_empty() {
-        return;
-    }
-    let old = std::mem::take(&mut out.buf);
-    let mut at = 0;
-    for &(start, end) in spans {
-        out.buf.extend_from_slice(&old[at..start]);
-        out.error(text);
-        at = end;
-    }
-    out.buf.extend_from_slice(&old[at..]);
-}
-
 /// Decodes and executes every complete request in `inbuf`. The keyspace
 /// lock is taken at the first command and held for the rest of the batch:
 /// Redis too runs a client's whole buffered batch before serving another.
@@ -733,25 +625,4 @@ fn process_input(
     }
     client.handle.qbuf.store(inbuf.len(), Ordering::Relaxed);
     batch
-}
-
-/// The end of a batch, still under the keyspace lock: a fast expiry
-/// cycle, pending notifications, and the batch handed to the durability
-/// stage for its ticket.
-fn end_batch(shared: &Shared, ks: &mut Keyspace, units: Vec<Vec<u8>>, batch: &mut Batch) {
-    let (hz, effort) = {
-        let c = shared.config.read();
-        (c.hz, c.active_expire_effort)
-    };
-    if !shared.pause.writes_paused() {
-        let lat = &shared.observe.latency;
-        lat.timed("expire-cycle", || {
-            active_expire_cycle(ks, CycleKind::Fast, hz, effort, now_ms)
-        });
-        lat.timed("eviction-cycle", || {
-            ks.continue_evictions(&|| shared.mem_not_counted_for_evict())
-        });
-    }
-    shared.publish_pending_notifications(ks);
-    batch.ticket = Some(shared.durability.enqueue(ks, units));
 }

@@ -91,6 +91,16 @@ fn multi_denyoom(client: &Client) -> bool {
     })
 }
 
+/// `min-replicas-to-write` with `min-replicas-max-lag` (Redis's
+/// `checkGoodReplicasStatus`).
+fn enough_good_replicas(shared: &Shared) -> bool {
+    let (min, lag) = {
+        let c = shared.config.read();
+        (c.min_replicas_to_write, c.min_replicas_max_lag)
+    };
+    shared.repl.enough_good_replicas(min, lag)
+}
+
 /// A replica's refusals (Redis's `processCommand`): writes while
 /// `replica-read-only yes` (READONLY), and, while the link to the primary
 /// is down with `replica-serve-stale-data no`, commands not flagged `stale`
@@ -383,7 +393,7 @@ pub fn execute_argv(
                 let e = CmdError::new(Misconf { reason: text }.to_string());
                 reject(shared, ks, client, idx, e, args)
             } else if (cmd.has(flags::WRITE) || (top_name == "exec" && multi_writes(client)))
-                && !super::replication::primary::enough_good_replicas(shared)
+                && !enough_good_replicas(shared)
             {
                 // `min-replicas-to-write` (Redis's `checkGoodReplicasStatus`).
                 let e = CmdError::new("NOREPLICAS Not enough good replicas to write.");

@@ -1,6 +1,7 @@
 //! The network server: listeners, the client registry, shared state and the
 //! periodic tasks (active expiry). Connections live in `connection`.
 
+mod batch;
 pub mod blocking;
 mod busy;
 mod clients;

@@ -478,27 +478,27 @@ pub async fn wait(shared: &Shared, num: u64, timeout_ms: u64) -> i64 {
     }
 }
 
-/// `min-replicas-to-write` / `min-replicas-max-lag`: whether a write may
-/// run (Redis's `checkGoodReplicasStatus`); None when the setting is off.
-pub fn enough_good_replicas(shared: &Shared) -> bool {
-    let (min, lag) = {
-        let c = shared.config.read();
-        (c.min_replicas_to_write, c.min_replicas_max_lag)
-    };
-    if min == 0 || lag == 0 {
-        return true;
+impl super::Replication {
+    /// `min-replicas-to-write` / `min-replicas-max-lag`: whether a write
+    /// may run (Redis's `checkGoodReplicasStatus`); always on a replica or
+    /// when either setting is 0. A method of the state `Shared` holds, so
+    /// the command path needs no import of this module.
+    pub fn enough_good_replicas(&self, min: u64, lag: u64) -> bool {
+        if min == 0 || lag == 0 {
+            return true;
+        }
+        let st = self.lock();
+        if st.master.is_some() {
+            return true;
+        }
+        let now = unix_s();
+        let good = st
+            .replicas
+            .iter()
+            .filter(|r| r.state == ONLINE && now.saturating_sub(r.ack_unix) <= lag)
+            .count();
+        good as u64 >= min
     }
-    let st = shared.repl.lock();
-    if st.master.is_some() {
-        return true;
-    }
-    let now = unix_s();
-    let good = st
-        .replicas
-        .iter()
-        .filter(|r| r.state == ONLINE && now.saturating_sub(r.ack_unix) <= lag)
-        .count();
-    good as u64 >= min
 }
 
 /// After REPLICAOF NO ONE (the replica side calls it once the link is

@@ -1,11 +1,11 @@
 //! Loading the primary's RDB and applying its command stream, both as the
-//! master client through the normal command path (`connection::LinkBatch`):
+//! master client through the normal command path (`batch::LinkBatch`):
 //! effects are logged to this server's WAL and stream logs, keyspace
 //! notifications fire, blocked clients are served, and replies are dropped.
 
 use super::LinkCtl;
 use crate::protocol::{Out, ParseLimits, Parsed};
-use crate::server::connection::LinkBatch;
+use crate::server::batch::LinkBatch;
 use crate::server::replication::{Backlog, NO_REPLID};
 use crate::server::{Client, Shared};
 use bytes::{Bytes, BytesMut};
