@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Replication with a real redis-server 7.0 on the other end (issue 20).
 
-    python3 redis-tests/replication.py path/to/redlog
+    python3 redis-tests/replication.py path/to/redlog [redis-server|redlog]
 
 redlog is the primary, redis-server 7.0 its replica (`--replicaof`):
 
@@ -35,6 +35,8 @@ import time
 import redis
 
 REDLOG = sys.argv[1] if len(sys.argv) > 1 else "target/release/redlog"
+# The replica's kind: redis-server (default) or redlog.
+REPLICA = sys.argv[2] if len(sys.argv) > 2 else "redis-server"
 PASSED = 0
 FAILED = 0
 PROCS = []
@@ -238,9 +240,9 @@ def run(work):
     write_stream(pr, "before")
     pr.function_load("#!lua name=libbefore\nredis.register_function('fb', function() return 1 end)")
 
-    _, rlog = start_replica("redis-server", rport, pport, work)
+    _, rlog = start_replica(REPLICA, rport, pport, work)
     rr = redis.Redis(port=rport)
-    check("redis-server replica: link up after a full resync", wait_for(lambda: link_up(rr)),
+    check(f"{REPLICA} replica: link up after a full resync", wait_for(lambda: link_up(rr)),
           open(rlog).read()[-2000:])
     log = open(rlog).read()
     check("full resync is disk-less with the EOF mark",

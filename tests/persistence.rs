@@ -546,9 +546,35 @@ async fn assert_restart_restores(s: ServerHandle, dir: &Path, before: &Dump) {
     let seen = streams_seen(&s, before).await;
     s.shutdown().await;
     let s = start_in(dir, &[]).await;
-    assert_eq!(&dump(&s), before);
+    assert_eq!(dump(&s), expected_after_restart(before, &dump(&s)));
     assert_eq!(streams_seen(&s, before).await, seen);
     s.shutdown().await;
+}
+
+/// `before` as a restart must restore it. One difference is Redis's own:
+/// SETBIT on an `int` string makes it `raw` in place, and when no bit
+/// changes nothing is logged (Redis 7.0 propagates nothing then either),
+/// so the replay keeps the form of the last logged write. Only that case
+/// (a live `raw` string coming back with the same bytes as `Encoded`) is
+/// taken from `after`; everything else must be identical.
+fn expected_after_restart(before: &Dump, after: &Dump) -> Dump {
+    use redlog::db::StrForm;
+    before
+        .iter()
+        .map(|b| {
+            let replayed = after.iter().find(|a| a.0 == b.0 && a.1 == b.1);
+            match (&b.2, replayed.map(|a| &a.2)) {
+                (Value::Str(live), Some(Value::Str(back)))
+                    if live.form == StrForm::Raw
+                        && back.form == StrForm::Encoded
+                        && live.data == back.data =>
+                {
+                    (b.0, b.1.clone(), Value::Str(back.clone()), b.3)
+                }
+                _ => b.clone(),
+            }
+        })
+        .collect()
 }
 
 proptest! {

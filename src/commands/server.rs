@@ -616,9 +616,14 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("instantaneous_input_repl_kbps:0.00");
             line!("instantaneous_output_repl_kbps:0.00");
             line!("rejected_connections:{}", ld(&st.rejected_connections));
-            line!("sync_full:0");
-            line!("sync_partial_ok:0");
-            line!("sync_partial_err:0");
+            let (full, ok, err) = {
+                let r = ctx.shared.repl.lock();
+                let p = &r.primary;
+                (p.sync_full, p.sync_partial_ok, p.sync_partial_err)
+            };
+            line!("sync_full:{full}");
+            line!("sync_partial_ok:{ok}");
+            line!("sync_partial_err:{err}");
             line!("expired_keys:{}", ks.stats.expired_keys);
             line!("expired_stale_perc:{:.2}", ks.expire.stale_perc * 100.0);
             line!(
@@ -961,6 +966,12 @@ fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         *e.stat.histogram.lock() = None;
     }
     ctx.shared.observe.reset_stats();
+    {
+        let mut r = ctx.shared.repl.lock();
+        r.primary.sync_full = 0;
+        r.primary.sync_partial_ok = 0;
+        r.primary.sync_partial_err = 0;
+    }
     let ks = &mut ctx.ks;
     ks.stats.expired_keys = 0;
     ks.stats.keyspace_hits = 0;

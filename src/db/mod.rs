@@ -725,6 +725,17 @@ impl Db {
     }
 }
 
+/// A replica's replication position (`Keyspace::repl_position`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplPosition {
+    /// The primary's replication id, 40 hex characters.
+    pub replid: String,
+    /// The offset of the last byte applied.
+    pub offset: u64,
+    /// The database the primary's stream had selected.
+    pub db: u8,
+}
+
 /// Counters kept under the keyspace lock.
 #[derive(Default, Debug)]
 pub struct KeyspaceStats {
@@ -788,6 +799,12 @@ pub struct Keyspace {
     /// started (Redis's `pre_command_oom_state`): a script's first write
     /// of a `denyoom` command is refused then.
     pub pre_command_oom: bool,
+    /// A replica's replication position as replay left it: set by a
+    /// `ReplPosition` effect, cleared by every unit after it that is not
+    /// one (a torn link batch, the replica's own writes after a promotion
+    /// or its expiries), so it is only ever the position of exactly the
+    /// data replayed (`replication::replica::load_position`).
+    pub repl_position: Option<ReplPosition>,
     /// The memory limit: its parameters, candidate pool and statistics.
     pub evict: evict::EvictState,
     /// Used memory (jemalloc's allocated bytes).
@@ -833,6 +850,7 @@ impl Keyspace {
             functions: Default::default(),
             function_stats: Default::default(),
             pre_command_oom: false,
+            repl_position: None,
             evict: evict::EvictState::default(),
             mem: memory::MemGauge::default(),
             lazyfree: lazyfree::LazyFree::default(),

@@ -38,8 +38,9 @@ impl Item<'_> {
 pub struct Summary {
     pub version: u16,
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
-    /// FUNCTION2 records (libraries), skipped: redlog has no functions.
-    pub functions_skipped: u64,
+    /// FUNCTION2 records: each library's code, in file order (read, not
+    /// compiled: loading them is the caller's).
+    pub functions: Vec<Vec<u8>>,
 }
 
 /// Why an RDB file could not be read.
@@ -120,8 +121,7 @@ pub fn read_file<E: From<FileError>>(
                 r.u8().map_err(err)?;
             }
             opcodes::FUNCTION2 => {
-                r.string().map_err(err)?;
-                s.functions_skipped += 1;
+                s.functions.push(r.string().map_err(err)?);
             }
             opcodes::FUNCTION | opcodes::MODULE_AUX => {
                 return Err(FileError::UnsupportedOpcode { op, offset: start }.into());

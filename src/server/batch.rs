@@ -11,7 +11,7 @@ use super::dispatch::execute_argv;
 use super::durability::Ticket;
 use super::{Client, Shared};
 use crate::db::expire::{active_expire_cycle, CycleKind};
-use crate::db::{now_ms, Keyspace};
+use crate::db::{now_ms, Keyspace, ReplPosition};
 use crate::protocol::Out;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -70,6 +70,33 @@ impl LinkBatch {
             self.batch.spans.push((start, out.buf.len()));
         }
         self.units.extend(unit);
+    }
+
+    /// Ends the batch's units with the replication position they bring
+    /// the replica to, as a unit of its own (`Effect::ReplPosition`), so
+    /// a restart after a crash resumes the stream exactly there (replay
+    /// keeps a position only while it is the last unit: a torn batch has
+    /// none). Only with a WAL.
+    pub(super) fn record_position(
+        &mut self,
+        shared: &Shared,
+        ks: &mut Keyspace,
+        pos: ReplPosition,
+    ) {
+        if shared.persist.is_none() {
+            return;
+        }
+        let mut unit = Vec::with_capacity(64);
+        crate::db::effect::encode_unit(
+            &[crate::db::effect::Effect::ReplPosition {
+                replid: Bytes::copy_from_slice(pos.replid.as_bytes()),
+                offset: pos.offset,
+                db: pos.db,
+            }],
+            &mut unit,
+        );
+        self.units.push(unit);
+        ks.repl_position = Some(pos);
     }
 
     /// Ends the batch under the lock (`end_batch`), then, once the caller

@@ -329,6 +329,9 @@ pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), PersistError> {
         stats.units += 1;
         stats.bytes += bytes.len() as u64;
         let mut effects = decode_unit(&bytes).map_err(|e| corrupt("unit", seq, e))?;
+        // A replica's position holds only while nothing follows it (see
+        // `Keyspace::repl_position`); its own unit sets it again.
+        ks.repl_position = None;
         if functions_captured.is_some_and(|c| seq < c) {
             effects.retain(|e| !e.is_function());
         }

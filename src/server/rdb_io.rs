@@ -139,13 +139,11 @@ pub fn import(addr: SocketAddr, data: &[u8]) -> Result<u64, RdbIoError> {
         keys += 1;
         Ok::<(), RdbIoError>(())
     })?;
-    p.sync()?;
-    if summary.functions_skipped > 0 {
-        tracing::warn!(
-            "{} function libraries in the RDB file were skipped (redlog has no FUNCTION support)",
-            summary.functions_skipped
-        );
+    // The file's FUNCTION libraries, as redis-server loads them with it.
+    for code in &summary.functions {
+        p.send(&[b"FUNCTION", b"LOAD", b"REPLACE", code])?;
     }
+    p.sync()?;
     Ok(keys)
 }
 

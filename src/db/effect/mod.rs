@@ -24,7 +24,7 @@ pub mod tags;
 
 pub use tags::{tag, value_type};
 
-use super::{Keyspace, StrForm, StrValue, Value, DATABASES};
+use super::{Keyspace, ReplPosition, StrForm, StrValue, Value, DATABASES};
 use crate::logparse::FormatSpec;
 use crate::storage::bytes::{Malformed, Reader as ByteReader};
 use bytes::Bytes;
@@ -213,6 +213,17 @@ pub enum Effect {
         /// always applied.
         gen: u64,
     },
+    /// A replica's replication position after the link batch the units
+    /// before it belong to (`replication::replica`): the primary's id,
+    /// the offset of the batch's last byte, the database its stream had
+    /// selected. Written as a unit of its own at the end of the batch;
+    /// replay keeps it only while it is the last unit (see
+    /// `Keyspace::repl_position`).
+    ReplPosition {
+        replid: Bytes,
+        offset: u64,
+        db: u8,
+    },
 }
 
 impl Effect {
@@ -271,6 +282,7 @@ impl Effect {
             | Effect::FunctionDelete { .. }
             | Effect::FunctionFlush
             | Effect::FunctionRestore { .. } => None,
+            Effect::ReplPosition { .. } => None,
         }
     }
 }
@@ -441,6 +453,12 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 put_bytes(out, name);
             }
             Effect::FunctionFlush => out.push(tag::FUNCTION_FLUSH),
+            Effect::ReplPosition { replid, offset, db } => {
+                out.push(tag::REPL_POSITION);
+                put_bytes(out, replid);
+                out.extend_from_slice(&offset.to_le_bytes());
+                out.push(*db);
+            }
             Effect::FunctionRestore { policy, codes } => {
                 out.push(tag::FUNCTION_RESTORE);
                 out.push(*policy);
@@ -697,6 +715,17 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                 }
                 Effect::FunctionRestore { policy, codes }
             }
+            tag::REPL_POSITION => {
+                let replid = r.bytes()?;
+                if replid.len() != 40 || !replid.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(DecodeError("bad replication id"));
+                }
+                Effect::ReplPosition {
+                    replid,
+                    offset: r.u64()?,
+                    db: r.db()?,
+                }
+            }
             _ => return Err(DecodeError("unknown effect tag")),
         };
         effects.push(e);
@@ -755,6 +784,13 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
         Effect::FunctionFlush => {
             ks.functions.flush();
             ks.function_stats = ks.functions.stats();
+        }
+        Effect::ReplPosition { replid, offset, db } => {
+            ks.repl_position = Some(ReplPosition {
+                replid: String::from_utf8_lossy(&replid).into_owned(),
+                offset,
+                db,
+            });
         }
         Effect::FunctionRestore { policy, codes } => {
             let policy = RestorePolicy::from_code(policy).unwrap_or(RestorePolicy::Replace);
@@ -1069,6 +1105,11 @@ mod tests {
             Effect::FunctionRestore {
                 policy: 2,
                 codes: vec![k("a"), k("b")],
+            },
+            Effect::ReplPosition {
+                replid: k("0123456789abcdef0123456789abcdef01234567"),
+                offset: 1 << 40,
+                db: 15,
             },
             Effect::Append {
                 db: 1,

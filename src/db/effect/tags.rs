@@ -36,6 +36,7 @@ pub mod tag {
     pub const FUNCTION_DELETE: u8 = 81;
     pub const FUNCTION_FLUSH: u8 = 82;
     pub const FUNCTION_RESTORE: u8 = 83;
+    pub const REPL_POSITION: u8 = 90;
 }
 
 /// Value types (`value = u8 type | body`).
@@ -84,6 +85,7 @@ pub const TAGS: &[(u8, &str)] = &[
     (tag::FUNCTION_DELETE, "FUNCTION_DELETE"),
     (tag::FUNCTION_FLUSH, "FUNCTION_FLUSH"),
     (tag::FUNCTION_RESTORE, "FUNCTION_RESTORE"),
+    (tag::REPL_POSITION, "REPL_POSITION"),
 ];
 
 /// Every value type with its name in `docs/format.md`.

@@ -55,6 +55,12 @@ pub struct Primary {
     pub no_replicas_since: Option<Instant>,
     /// When the last PING was fed.
     pub last_ping: Instant,
+    /// INFO stats `sync_full`, `sync_partial_ok`, `sync_partial_err`
+    /// (Redis's `stat_sync_*`: full resyncs served, PSYNCs answered
+    /// +CONTINUE, PSYNCs for a history other than `?` refused).
+    pub sync_full: u64,
+    pub sync_partial_ok: u64,
+    pub sync_partial_err: u64,
 }
 
 impl Default for Primary {
@@ -65,6 +71,9 @@ impl Default for Primary {
             acked: Arc::new(tokio::sync::Notify::new()),
             no_replicas_since: None,
             last_ping: Instant::now(),
+            sync_full: 0,
+            sync_partial_ok: 0,
+            sync_partial_err: 0,
         }
     }
 }
@@ -188,7 +197,11 @@ pub fn psync(
             info.state = ONLINE;
             st.replicas.push(info);
             st.primary.no_replicas_since = None;
+            st.primary.sync_partial_ok += 1;
             return Psync::Continue(bytes);
+        }
+        if replid.first() != Some(&b'?') {
+            st.primary.sync_partial_err += 1;
         }
     } else {
         info.psync = false;
@@ -209,6 +222,7 @@ pub fn psync(
     }
     st.replicas.push(info);
     st.primary.no_replicas_since = None;
+    st.primary.sync_full += 1;
     Psync::Full
 }
 

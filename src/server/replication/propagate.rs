@@ -262,6 +262,8 @@ fn effect_commands(e: &Effect, cmds: &mut Vec<Cmd>) -> Result<(), String> {
         | Effect::LogMinerLearn { .. }
         | Effect::LogMinerState { .. }
         | Effect::StreamIngestLearn { .. } => {}
+        // A replica's own bookkeeping of its primary's stream.
+        Effect::ReplPosition { .. } => {}
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! notifications fire, blocked clients are served, and replies are dropped.
 
 use super::LinkCtl;
+use crate::db::ReplPosition;
 use crate::protocol::{Out, ParseLimits, Parsed};
 use crate::server::batch::LinkBatch;
 use crate::server::replication::{Backlog, NO_REPLID};
@@ -39,12 +40,20 @@ pub fn verify_rdb(data: &[u8]) -> Result<Vec<Vec<Bytes>>, String> {
         Ok::<(), crate::rdb::file::FileError>(())
     })
     .map_err(|e| e.to_string())?;
-    if summary.functions_skipped > 0 {
-        tracing::warn!(
-            "the MASTER's RDB holds {} function libraries: not loaded",
-            summary.functions_skipped
-        );
-    }
+    // The replica's libraries are replaced by the primary's, as Redis's
+    // `emptyData` (with functions) before loading the primary's RDB.
+    let mut functions = vec![vec![
+        Bytes::from_static(b"FUNCTION"),
+        Bytes::from_static(b"FLUSH"),
+    ]];
+    functions.extend(summary.functions.into_iter().map(|code| {
+        vec![
+            Bytes::from_static(b"FUNCTION"),
+            Bytes::from_static(b"LOAD"),
+            Bytes::from(code),
+        ]
+    }));
+    cmds.splice(1..1, functions);
     cmds.push(vec![
         Bytes::from_static(b"SELECT"),
         Bytes::from_static(b"0"),
@@ -84,11 +93,11 @@ pub(super) async fn load_rdb(
             }
         }
         if failed.is_some() {
-            for cmd in [&b"FLUSHALL"[..], &b"SELECT"[..]] {
-                let mut argv = vec![Bytes::from_static(cmd)];
-                if cmd == b"SELECT" {
-                    argv.push(Bytes::from_static(b"0"));
-                }
+            for cmd in [&b"FLUSHALL"[..], b"FUNCTION FLUSH", b"SELECT 0"] {
+                let mut argv: Vec<Bytes> = cmd
+                    .split(|&b| b == b' ')
+                    .map(Bytes::copy_from_slice)
+                    .collect();
                 batch.run(shared, &mut ks, client, &mut out, &mut argv);
             }
         } else {
@@ -98,6 +107,13 @@ pub(super) async fn load_rdb(
             st.second_repl_offset = -1;
             st.offset = offset;
             st.backlog = Some(Backlog::new(st.backlog_size, offset + 1));
+            drop(st);
+            let pos = ReplPosition {
+                replid: replid.to_string(),
+                offset,
+                db: client.db as u8,
+            };
+            batch.record_position(shared, &mut ks, pos);
         }
         (batch.end(shared, &mut ks), failed)
     };
@@ -257,6 +273,13 @@ impl Applier {
                 if let Some(m) = st.master.as_mut() {
                     m.stream_db = self.client.db;
                 }
+                let pos = ReplPosition {
+                    replid: st.replid.clone(),
+                    offset: st.offset,
+                    db: self.client.db as u8,
+                };
+                drop(st);
+                batch.record_position(shared, &mut ks, pos);
             }
             self.client
                 .handle
@@ -283,8 +306,12 @@ mod tests {
     use super::*;
     use crate::rdb::{file, types, Writer};
 
+    const LIB: &[u8] = b"#!lua name=l\nredis.register_function('f', function() return 1 end)";
+
     fn rdb() -> Vec<u8> {
         let mut f = file::FileWriter::new(1, 0);
+        f.w.u8(crate::rdb::opcodes::FUNCTION2);
+        f.w.string(LIB);
         f.select_db(2, 1, 1);
         f.expiry(1234);
         let mut v = Writer::new();
@@ -295,18 +322,28 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_rdb_becomes_flushall_select_restore() {
+    fn a_valid_rdb_becomes_flushall_functions_select_restore() {
         let cmds = verify_rdb(&rdb()).unwrap();
         let names: Vec<&[u8]> = cmds.iter().map(|c| &c[0][..]).collect();
         assert_eq!(
             names,
-            vec![&b"FLUSHALL"[..], b"SELECT", b"RESTORE", b"SELECT"]
+            vec![
+                &b"FLUSHALL"[..],
+                b"FUNCTION",
+                b"FUNCTION",
+                b"SELECT",
+                b"RESTORE",
+                b"SELECT"
+            ]
         );
-        assert_eq!(&cmds[1][1][..], b"2");
-        assert_eq!(&cmds[2][1][..], b"k");
-        assert_eq!(&cmds[2][2][..], b"1234");
-        assert_eq!(&cmds[2][4][..], b"ABSTTL");
-        assert_eq!(&cmds[3][1][..], b"0");
+        assert_eq!(&cmds[1][1][..], b"FLUSH");
+        assert_eq!(&cmds[2][1][..], b"LOAD");
+        assert_eq!(&cmds[2][2][..], LIB);
+        assert_eq!(&cmds[3][1][..], b"2");
+        assert_eq!(&cmds[4][1][..], b"k");
+        assert_eq!(&cmds[4][2][..], b"1234");
+        assert_eq!(&cmds[4][4][..], b"ABSTTL");
+        assert_eq!(&cmds[5][1][..], b"0");
     }
 
     #[test]

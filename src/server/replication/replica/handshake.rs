@@ -382,6 +382,11 @@ async fn receive_rdb(
         if mark.len() != 40 {
             return Err(format!("Bad EOF mark from MASTER: '{line}'"));
         }
+        // Redis's line, with where the bytes go: memory, then verified
+        // whole before anything is loaded.
+        tracing::info!(
+            "MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to memory"
+        );
         let mut data = conn.buf.split().to_vec();
         loop {
             if data.len() >= mark.len() && data.ends_with(&mark) {
@@ -397,6 +402,7 @@ async fn receive_rdb(
     let len: usize = rest
         .parse()
         .map_err(|_| format!("Bad RDB length from MASTER: '{line}'"))?;
+    tracing::info!("MASTER <-> REPLICA sync: receiving {len} bytes from master to memory");
     let mut data = Vec::with_capacity(len.min(1 << 30));
     loop {
         let want = len - data.len();

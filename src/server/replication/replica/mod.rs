@@ -253,12 +253,16 @@ pub fn save_position(shared: &Shared) {
 }
 
 /// At startup: takes the position saved by the last clean shutdown (then
-/// removes the file); the stream's selected database when there was one,
-/// so a replica's first PSYNC asks to continue from it.
+/// removes the file), or else the one the WAL's replay ended on (a
+/// replica's last link batch, when nothing followed it: after a crash);
+/// the stream's selected database when there was one, so a replica's
+/// first PSYNC asks to continue from it.
 pub fn load_position(shared: &Shared) -> Option<usize> {
     shared.persist.as_ref()?;
     let path = position_path(shared);
-    let text = std::fs::read_to_string(&path).ok()?;
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return replayed_position(shared);
+    };
     if let Err(e) = std::fs::remove_file(&path) {
         tracing::warn!("cannot remove {}: {e}", path.display());
         return None;
@@ -281,6 +285,22 @@ pub fn load_position(shared: &Shared) -> Option<usize> {
     st.backlog = Some(super::Backlog::new(st.backlog_size, off + 1));
     tracing::info!("Replication position {id}:{off} restored");
     Some(db)
+}
+
+/// The position replay left (`Keyspace::repl_position`), taken as the
+/// replication id and offset.
+fn replayed_position(shared: &Shared) -> Option<usize> {
+    let pos = shared.lock_ks().repl_position.clone()?;
+    let mut st = shared.repl.lock();
+    st.replid = pos.replid.clone();
+    st.offset = pos.offset;
+    st.backlog = Some(super::Backlog::new(st.backlog_size, pos.offset + 1));
+    tracing::info!(
+        "Replication position {}:{} restored from the WAL",
+        pos.replid,
+        pos.offset
+    );
+    Some(usize::from(pos.db))
 }
 
 #[cfg(test)]
