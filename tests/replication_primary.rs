@@ -107,6 +107,12 @@ async fn full_sync_stream_ack_wait_and_partial_resync() {
         .query_async(&mut c)
         .await
         .unwrap();
+    // Held until the replica's first ACK: a replica reading an EOF-marked
+    // RDB looks for the mark at the end of what it read, so nothing may
+    // follow the mark before it acks (Redis's `repl_start_cmd_stream_on_ack`).
+    assert!(read_bytes(&mut r).await.is_empty());
+    r.send(&resp(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()]))
+        .await;
     let stream = read_bytes(&mut r).await;
     let want = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n\
 *4\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$1\r\na\r\n$1\r\nb\r\n";

@@ -164,7 +164,7 @@ impl ReplState {
         if let Some(b) = &mut self.backlog {
             b.append(bytes);
         }
-        for r in &self.replicas {
+        for r in &mut self.replicas {
             r.send(bytes);
         }
     }

@@ -143,6 +143,7 @@ pub fn ack(shared: &Shared, client_id: u64, offset: u64) {
         if r.state == SEND_BULK {
             r.state = ONLINE;
         }
+        r.release_held();
         woke = true;
     }
     if woke {
@@ -185,6 +186,7 @@ pub fn psync(
         capa_eof: conf.capa_eof,
         psync: true,
         soft_since: None,
+        held: None,
     };
     handle.expect_pushes();
     handle.meta.lock().replica = true;
@@ -303,6 +305,9 @@ fn full_sync(st: &mut ReplState, ks: &crate::db::Keyspace, eof: bool) {
             let mark = crate::random::random_hex(40);
             head.extend_from_slice(format!("$EOF:{mark}\r\n").as_bytes());
             tail.extend_from_slice(mark.as_bytes());
+            if r.psync {
+                r.held = Some(Vec::new());
+            }
         } else {
             head.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
         }
@@ -403,7 +408,7 @@ pub fn cron(shared: &Shared) {
             r.handle.kill();
         }
         // `client-output-buffer-limit replica`: bytes queued and unsent.
-        let queued = r.handle.obuf.load(std::sync::atomic::Ordering::Relaxed) as u64;
+        let queued = r.queued_bytes();
         let over_soft = soft > 0 && queued > soft;
         let soft_expired = if over_soft {
             now.saturating_sub(*r.soft_since.get_or_insert(now)) >= soft_s
