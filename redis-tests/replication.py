@@ -187,6 +187,9 @@ def write_streams_live(r, port):
     r.xadd(k, {"x": 2}, maxlen=240)
     r.xtrim(k, maxlen=100, approximate=True)
     r.xtrim(k, maxlen=90)
+    # LIMIT stays in the rewritten command: the replica ignores it.
+    r.execute_command("XADD", k, "MAXLEN", "~", 80, "LIMIT", 5, "*", "y", 1)
+    r.execute_command("XTRIM", k, "MAXLEN", "~", 85, "LIMIT", 3)
     first = r.xrange(k, count=3)
     r.xadd(k, {"x": 3}, minid=first[2][0], approximate=True)
     r.xtrim(k, minid=r.xrange(k, count=5)[4][0])
