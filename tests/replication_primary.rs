@@ -273,7 +273,8 @@ async fn stream_without_a_wal() {
 /// XREADGROUP deliveries as XCLAIM ... LASTID, NOACK as XGROUP SETID.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_commands_as_redis_propagates_them() {
-    let s = start().await;
+    let dir = common::temp_dir();
+    let s = common::start_in(&dir, &[]).await;
     let mut c = Raw::connect(s.local_addr()).await;
     let mut r = Raw::connect(s.local_addr()).await;
     r.check(
@@ -335,4 +336,20 @@ MULTI XGROUP CREATECONSUMER s n d XGROUP SETID s n 2-0 ENTRIESREAD 2 EXEC \
 XACK s g 1-1 9-9",
         "{text}"
     );
+    // The WAL's Command effects (tag 91) replay as nothing: the stream's
+    // logs hold the state.
+    let before = (
+        raw_cmd(&mut c, &["XRANGE", "s", "-", "+"]).await,
+        raw_cmd(&mut c, &["XINFO", "GROUPS", "s"]).await,
+    );
+    drop((c, r));
+    s.shutdown().await;
+    let s = common::start_in(&dir, &[]).await;
+    let mut c = Raw::connect(s.local_addr()).await;
+    let after = (
+        raw_cmd(&mut c, &["XRANGE", "s", "-", "+"]).await,
+        raw_cmd(&mut c, &["XINFO", "GROUPS", "s"]).await,
+    );
+    assert_eq!(before, after);
+    assert!(before.0.contains("2-0"), "{before:?}");
 }
