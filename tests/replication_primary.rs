@@ -272,3 +272,90 @@ async fn stream_without_a_wal() {
         "{stream}"
     );
 }
+
+/// Stream changes after the full resync reach the replica as Redis 7.0
+/// propagates them (its `t_stream.c`): XADD as given or with the
+/// generated id (a created stream is not also sent as RESTORE),
+/// XREADGROUP deliveries as XCLAIM ... LASTID, NOACK as XGROUP SETID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_commands_as_redis_propagates_them() {
+    let dir = common::temp_dir();
+    let s = common::start_in(&dir, &[]).await;
+    let mut c = Raw::connect(s.local_addr()).await;
+    let mut r = Raw::connect(s.local_addr()).await;
+    r.check(
+        &resp(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]),
+        b"+OK\r\n",
+    )
+    .await;
+    r.send(&resp(&[b"PSYNC", b"?", b"-1"])).await;
+    let got = read_bytes(&mut r).await;
+    assert!(got.starts_with(b"+FULLRESYNC "));
+
+    let mut batch = resp(&[b"XADD", b"s", b"1-1", b"f", b"v"]);
+    batch.extend(resp(&[
+        b"XADD", b"s", b"MAXLEN", b"~", b"1", b"2-*", b"g", b"w",
+    ]));
+    batch.extend(resp(&[b"XGROUP", b"CREATE", b"s", b"g", b"0"]));
+    batch.extend(resp(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"g",
+        b"c",
+        b"COUNT",
+        b"1",
+        b"STREAMS",
+        b"s",
+        b">",
+    ]));
+    batch.extend(resp(&[b"XGROUP", b"CREATE", b"s", b"n", b"0"]));
+    batch.extend(resp(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"n",
+        b"d",
+        b"NOACK",
+        b"STREAMS",
+        b"s",
+        b">",
+    ]));
+    batch.extend(resp(&[b"XACK", b"s", b"g", b"1-1", b"9-9"]));
+    c.send(&batch).await;
+    let _ = read_bytes(&mut c).await;
+    let got = String::from_utf8_lossy(&read_bytes(&mut r).await).into_owned();
+    let lines: Vec<String> = got
+        .split("\r\n")
+        .filter(|l| !l.starts_with('*') && !l.starts_with('$') && !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let text = lines.join(" ");
+    assert!(!text.contains("RESTORE"), "{text}");
+    let want_prefix = "SELECT 0 XADD s 1-1 f v XADD s MAXLEN = 2 2-0 g w XGROUP CREATE s g 0 \
+XCLAIM s g c 0 1-1 TIME ";
+    assert!(text.starts_with(want_prefix), "{text}");
+    let rest = &text[want_prefix.len()..];
+    let rest = rest.split_once(' ').map(|x| x.1).unwrap_or_default();
+    assert_eq!(
+        rest,
+        "RETRYCOUNT 1 FORCE JUSTID LASTID 1-1 XGROUP CREATE s n 0 \
+MULTI XGROUP CREATECONSUMER s n d XGROUP SETID s n 2-0 ENTRIESREAD 2 EXEC \
+XACK s g 1-1 9-9",
+        "{text}"
+    );
+    // The WAL's Command effects (tag 91) replay as nothing: the stream's
+    // logs hold the state.
+    let before = (
+        raw_cmd(&mut c, &["XRANGE", "s", "-", "+"]).await,
+        raw_cmd(&mut c, &["XINFO", "GROUPS", "s"]).await,
+    );
+    drop((c, r));
+    s.shutdown().await;
+    let s = common::start_in(&dir, &[]).await;
+    let mut c = Raw::connect(s.local_addr()).await;
+    let after = (
+        raw_cmd(&mut c, &["XRANGE", "s", "-", "+"]).await,
+        raw_cmd(&mut c, &["XINFO", "GROUPS", "s"]).await,
+    );
+    assert_eq!(before, after);
+    assert!(before.0.contains("2-0"), "{before:?}");
+}

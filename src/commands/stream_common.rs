@@ -249,3 +249,84 @@ pub(super) fn map_or_array(ctx: &mut Ctx, pairs: usize) {
         ctx.out.array(pairs * 2);
     }
 }
+
+/// Logs what Redis 7.0 propagates for a stream change, in order, for the
+/// replication stream (`Keyspace::log_command`; nothing unless a primary
+/// propagates). The stream's logs hold the change itself.
+pub(super) fn propagate(ctx: &mut Ctx, argv: Vec<Bytes>) {
+    let db = ctx.db();
+    ctx.ks.log_command(db, argv);
+}
+
+/// Whether `propagate` logs anything (to skip building arguments).
+pub(super) fn propagating(ctx: &Ctx) -> bool {
+    ctx.ks.logs_commands()
+}
+
+fn word(s: &'static str) -> Bytes {
+    Bytes::from_static(s.as_bytes())
+}
+
+pub(super) fn id_arg(id: u128) -> Bytes {
+    Bytes::from(crate::stream::fmt_id(id))
+}
+
+/// Redis's `streamPropagateXCLAIM`: `XCLAIM key group consumer 0 id TIME
+/// ms RETRYCOUNT n FORCE JUSTID LASTID last` (the PEL entry's state after
+/// the change, the group's last id).
+pub(super) fn xclaim_argv(
+    key: &Bytes,
+    group: &Bytes,
+    consumer: &Bytes,
+    id: Bytes,
+    time: u64,
+    count: u64,
+    last_id: u128,
+) -> Vec<Bytes> {
+    vec![
+        word("XCLAIM"),
+        key.clone(),
+        group.clone(),
+        consumer.clone(),
+        word("0"),
+        id,
+        word("TIME"),
+        Bytes::from(time.to_string()),
+        word("RETRYCOUNT"),
+        Bytes::from(count.to_string()),
+        word("FORCE"),
+        word("JUSTID"),
+        word("LASTID"),
+        id_arg(last_id),
+    ]
+}
+
+/// Redis's `streamPropagateGroupID`: `XGROUP SETID key group last
+/// ENTRIESREAD n`.
+pub(super) fn setid_argv(
+    key: &Bytes,
+    group: &Bytes,
+    last_id: u128,
+    entries_read: i64,
+) -> Vec<Bytes> {
+    vec![
+        word("XGROUP"),
+        word("SETID"),
+        key.clone(),
+        group.clone(),
+        id_arg(last_id),
+        word("ENTRIESREAD"),
+        Bytes::from(entries_read.to_string()),
+    ]
+}
+
+/// Redis's `streamPropagateConsumerCreation`.
+pub(super) fn createconsumer_argv(key: &Bytes, group: &Bytes, consumer: &Bytes) -> Vec<Bytes> {
+    vec![
+        word("XGROUP"),
+        word("CREATECONSUMER"),
+        key.clone(),
+        group.clone(),
+        consumer.clone(),
+    ]
+}

@@ -8,8 +8,9 @@
 //! it; times recorded are the command's clock (`ctx.now_ms`).
 
 use super::stream_common::{
-    cmd, estimate_distance, has_tombstones_from, invalid_id, nogroup_for_key, nogroup_key_or_group,
-    read_stream, reply_entry, storage_err, strict_id, touched_unwatched, write_stream, GKEY,
+    cmd, createconsumer_argv, estimate_distance, has_tombstones_from, id_arg, invalid_id,
+    nogroup_for_key, nogroup_key_or_group, propagate, propagating, read_stream, reply_entry,
+    setid_argv, storage_err, strict_id, touched_unwatched, write_stream, xclaim_argv, GKEY,
 };
 use super::stream_pending::{xautoclaim, xclaim, xpending};
 use super::streams::{parse_xread_args, XreadArgs};
@@ -222,6 +223,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             })
             .map_err(storage_err)?;
         ctx.out.ok();
+        propagate(ctx, args.to_vec());
         touched_unwatched(ctx, &s, 1);
         ctx.notify(notify::STREAM, "xgroup-create", db, key);
         return Ok(());
@@ -246,6 +248,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             })
             .map_err(storage_err)?;
         ctx.out.ok();
+        propagate(ctx, args.to_vec());
         touched_unwatched(ctx, &s, 1);
         ctx.notify(notify::STREAM, "xgroup-setid", db, key);
     } else if is("destroy") && args.len() == 4 {
@@ -257,6 +260,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 })
                 .map_err(storage_err)?;
             ctx.out.int(1);
+            propagate(ctx, args.to_vec());
             touched_unwatched(ctx, &s, 1);
             ctx.notify(notify::STREAM, "xgroup-destroy", db, key);
             // Blocked XREADGROUP clients of the group get NOGROUP.
@@ -283,6 +287,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         };
         ctx.out.int(created as i64);
         if created {
+            propagate(ctx, args.to_vec());
             touched_unwatched(ctx, &s, 1);
             ctx.notify(notify::STREAM, "xgroup-createconsumer", db, key);
         }
@@ -305,6 +310,7 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         };
         ctx.out.int(pending.unwrap_or(0) as i64);
         if pending.is_some() {
+            propagate(ctx, args.to_vec());
             touched_unwatched(ctx, &s, 1);
             ctx.notify(notify::STREAM, "xgroup-delconsumer", db, key);
         }
@@ -394,6 +400,43 @@ pub(super) fn serve_group(
     Ok(Some(out))
 }
 
+/// What Redis 7.0 propagates for one stream an XREADGROUP served: a
+/// consumer it created with NOACK as XGROUP CREATECONSUMER; for `>`, an
+/// XCLAIM per delivered entry (its PEL entry: time, count 1, the entry as
+/// the group's last id), or with NOACK the group's new last id as XGROUP
+/// SETID. A history read propagates nothing else (Redis does not
+/// propagate its delivery count and time updates).
+#[allow(clippy::too_many_arguments)]
+fn propagate_delivery(
+    ctx: &mut Ctx,
+    key: &Bytes,
+    group: &Bytes,
+    consumer: &Bytes,
+    served: &Served,
+    history: Option<u128>,
+    noack: bool,
+    created: bool,
+    group_last: Option<(u128, i64)>,
+) {
+    if created && noack {
+        propagate(ctx, createconsumer_argv(key, group, consumer));
+    }
+    if history.is_some() || served.is_empty() {
+        return;
+    }
+    if noack {
+        if let Some((last, er)) = group_last {
+            propagate(ctx, setid_argv(key, group, last, er));
+        }
+        return;
+    }
+    let now = ctx.now_ms;
+    for (id, _) in served {
+        let argv = xclaim_argv(key, group, consumer, id_arg(*id), now, 1, *id);
+        propagate(ctx, argv);
+    }
+}
+
 /// Writes one stream's part of an XREAD / XREADGROUP reply.
 pub(super) fn reply_served(ctx: &mut Ctx, key: &[u8], served: &Served) {
     if !ctx.out.resp3 {
@@ -463,7 +506,7 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut served: Vec<(usize, Served)> = Vec::new();
     for (k, (s, history)) in plan.iter().enumerate() {
         let key = &args[streams_arg + k];
-        let (created, res) = {
+        let (created, res, group_last) = {
             let mut g = s.lock().map_err(storage_err)?;
             let absent = g
                 .groups
@@ -479,13 +522,20 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 ctx.now_ms,
             )
             .map_err(storage_err)?;
-            (res.is_some() && absent, res)
+            let last = g.groups.get(&gname).map(|gr| (gr.last_id, gr.entries_read));
+            (res.is_some() && absent, res, last)
         };
         if created {
             ctx.notify(notify::STREAM, "xgroup-createconsumer", db, key);
         }
         if res.is_some() {
             touched_unwatched(ctx, s, created as u64 + 1);
+        }
+        if let (Some(r), true) = (&res, propagating(ctx)) {
+            let key = key.clone();
+            propagate_delivery(
+                ctx, &key, &gname, &cname, r, *history, noack, created, group_last,
+            );
         }
         if let Some(r) = res {
             served.push((k, r));
@@ -546,6 +596,7 @@ fn xack(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         acked.len()
     };
     if acked > 0 {
+        propagate(ctx, args.to_vec());
         touched_unwatched(ctx, &s, acked as u64);
     }
     ctx.out.int(acked as i64);

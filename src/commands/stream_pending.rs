@@ -4,9 +4,9 @@
 //! XACK are in `stream_groups`.
 
 use super::stream_common::{
-    cmd, err_parts, field, interval_id, map_or_array, nogroup_for_key, nogroup_key_or_group,
-    read_stream, reply_entries_read, reply_entry, reply_lag, storage_err, strict_id,
-    touched_unwatched, GKEY,
+    cmd, err_parts, field, id_arg, interval_id, map_or_array, nogroup_for_key,
+    nogroup_key_or_group, propagate, propagating, read_stream, reply_entries_read, reply_entry,
+    reply_lag, setid_argv, storage_err, strict_id, touched_unwatched, xclaim_argv, GKEY,
 };
 use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx};
 use crate::db::notify;
@@ -200,7 +200,7 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut ids = Vec::new();
     while j < args.len() {
         match parse_id(&args[j], true, 0, false) {
-            Some(p) => ids.push(p.id),
+            Some(p) => ids.push((p.id, j)),
             None => break,
         }
         j += 1;
@@ -252,6 +252,7 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(nogroup_key_or_group(&args[1], &args[2], b""));
     };
     let mut ops = Vec::new();
+    let last_before = gr.last_id;
     if last_id > gr.last_id {
         ops.push(GroupOp::SetId {
             group: gname.clone(),
@@ -260,12 +261,16 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         });
     }
     let consumer_existed = gr.has_consumer(cname);
+    let group_last = last_id.max(gr.last_id);
+    // What Redis propagates, in order (`streamPropagateXCLAIM`): per
+    // claimed or removed PEL entry its owner, id argument, time, count.
+    let mut props: Vec<(Bytes, usize, u64, u64)> = Vec::new();
     // The state as it evolves over the ids (duplicates see earlier claims).
     let mut pel: std::collections::BTreeMap<u128, (Bytes, u64)> = std::collections::BTreeMap::new();
     let mut gone = Vec::new();
     let mut nacks: Vec<(u128, u64, u64)> = Vec::new();
     let mut reply: Vec<(u128, Option<Vec<Bytes>>)> = Vec::new();
-    for id in ids {
+    for (id, arg) in ids {
         let cur = match pel.get(&id) {
             Some((c, dc)) => Some((c.clone(), *dc, deliverytime as u64)),
             None if gone.contains(&id) => None,
@@ -276,7 +281,8 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         };
         let entry = g.get(id).map_err(storage_err)?;
         let Some(fields) = entry else {
-            if cur.is_some() {
+            if let Some((c, dc, t)) = &cur {
+                props.push((c.clone(), arg, *t, *dc));
                 pel.remove(&id);
                 nacks.retain(|n| n.0 != id);
                 gone.push(id);
@@ -299,6 +305,7 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             dc
         };
         pel.insert(id, (cname.clone(), dc));
+        props.push((cname.clone(), arg, deliverytime as u64, dc));
         nacks.retain(|n| n.0 != id);
         nacks.push((id, deliverytime as u64, dc));
         reply.push((id, (!justid).then_some(fields)));
@@ -320,10 +327,31 @@ pub(super) fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         });
     }
     let changed = !ops.is_empty();
+    let entries_read = gr.entries_read;
     for op in ops {
         g.group_op(op).map_err(storage_err)?;
     }
     drop(g);
+    if propagating(ctx) {
+        let (key, group) = (&args[1], &args[2]);
+        if props.is_empty() && group_last > last_before {
+            // LASTID alone moved the group (Redis's
+            // `streamPropagateGroupID`); an XCLAIM carries it otherwise.
+            propagate(ctx, setid_argv(key, group, group_last, entries_read));
+        }
+        for (owner, arg, time, count) in props {
+            let argv = xclaim_argv(
+                key,
+                group,
+                &owner,
+                args[arg].clone(),
+                time,
+                count,
+                group_last,
+            );
+            propagate(ctx, argv);
+        }
+    }
     if changed {
         touched_unwatched(ctx, &s, 1);
     }
@@ -386,20 +414,24 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(nogroup_key_or_group(&args[1], &args[2], b""));
     };
     let consumer_existed = gr.has_consumer(cname);
-    let cands: Vec<(u128, u64, u64)> = gr
+    let group_last = gr.last_id;
+    let cands: Vec<(u128, u64, u64, Bytes)> = gr
         .pel
         .range_from(start)
-        .map(|(id, n)| (id, n.delivery_time, n.delivery_count))
+        .map(|(id, n)| (id, n.delivery_time, n.delivery_count, gr.owner(n).clone()))
         .collect();
+    // What Redis propagates, in PEL order: (owner, id, time, count).
+    let mut props: Vec<(Bytes, u128, u64, u64)> = Vec::new();
     let mut deleted = Vec::new();
     let mut nacks = Vec::new();
     let mut reply: Vec<(u128, Option<Vec<Bytes>>)> = Vec::new();
     let mut next = 0;
     while attempts > 0 && count > 0 && next < cands.len() {
         attempts -= 1;
-        let (id, dtime, dc) = cands[next];
+        let (id, dtime, dc) = (cands[next].0, cands[next].1, cands[next].2);
         next += 1;
         let Some(fields) = g.get(id).map_err(storage_err)? else {
+            props.push((cands[next - 1].3.clone(), id, dtime, dc));
             deleted.push(id);
             count -= 1;
             continue;
@@ -408,6 +440,7 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             continue;
         }
         let dc = if justid { dc } else { dc + 1 };
+        props.push((cname.clone(), id, now, dc));
         nacks.push((id, now, dc));
         reply.push((id, (!justid).then_some(fields)));
         count -= 1;
@@ -433,6 +466,12 @@ pub(super) fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .map_err(storage_err)?;
     }
     drop(g);
+    if propagating(ctx) {
+        for (owner, id, time, count) in props {
+            let argv = xclaim_argv(&args[1], gname, &owner, id_arg(id), time, count, group_last);
+            propagate(ctx, argv);
+        }
+    }
     if changed {
         touched_unwatched(ctx, &s, 1);
     }

@@ -7,8 +7,9 @@
 //! `crate::stream` (metadata in memory, entries in the stream's logs).
 
 use super::stream_common::{
-    bulk_id, field, interval_id, next_auto_id, read_stream, reply_entries, reply_entry,
-    storage_err, strict_id, touched, touched_unwatched, write_stream, StreamEntry,
+    bulk_id, field, id_arg, interval_id, next_auto_id, propagate, propagating, read_stream,
+    reply_entries, reply_entry, storage_err, strict_id, touched, touched_unwatched, write_stream,
+    StreamEntry,
 };
 use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
 use crate::db::{notify, Value};
@@ -114,11 +115,22 @@ struct AddTrimArgs {
     limit: u64,
     nomkstream: bool,
     id: Option<ParsedId>,
+    /// Index of the MAXLEN / MINID threshold argument (rewritten for the
+    /// replication stream after an approximate trim).
+    trim_idx: usize,
 }
 
 /// `streamParseAddOrTrimArgsOrReply`: returns the options and the index of
 /// the id argument (XADD) or of the end (XTRIM).
-fn parse_add_trim(args: &[Bytes], xadd: bool) -> Result<(AddTrimArgs, usize), CmdError> {
+///
+/// From the primary (`master`), as Redis from its master or AOF: LIMIT is
+/// not enforced (the threshold was rewritten exact) and not refused
+/// without `~`.
+fn parse_add_trim(
+    args: &[Bytes],
+    xadd: bool,
+    master: bool,
+) -> Result<(AddTrimArgs, usize), CmdError> {
     let mut a = AddTrimArgs::default();
     let mut limit_given = false;
     let mut i = 2;
@@ -152,6 +164,7 @@ fn parse_add_trim(args: &[Bytes], xadd: bool) -> Result<(AddTrimArgs, usize), Cm
             } else {
                 a.trim = Some(TrimStrategy::MinId(strict_id(&args[i + 1], false)?.id));
             }
+            a.trim_idx = i + 1;
             i += 1;
         } else if is_opt(opt, "limit") && moreargs > 0 {
             let n = arg_i64(&args[i + 1])?;
@@ -181,7 +194,9 @@ fn parse_add_trim(args: &[Bytes], xadd: bool) -> Result<(AddTrimArgs, usize), Cm
             "ERR syntax error, XTRIM must be called with a trimming strategy",
         ));
     }
-    if limit_given {
+    if master {
+        a.limit = 0;
+    } else if limit_given {
         if !a.approx {
             return Err(CmdError::new(
                 "ERR syntax error, LIMIT cannot be used without the special ~ option",
@@ -199,7 +214,7 @@ fn parse_add_trim(args: &[Bytes], xadd: bool) -> Result<(AddTrimArgs, usize), Cm
 /// XADD key [NOMKSTREAM] [<MAXLEN | MINID> [= | ~] threshold [LIMIT count]]
 ///   <* | id> field value [field value ...]
 fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let (a, idpos) = parse_add_trim(args, true)?;
+    let (a, idpos) = parse_add_trim(args, true, ctx.client.master)?;
     let field_pos = idpos + 1;
     if field_pos > args.len() || args.len() - field_pos < 2 || (args.len() - field_pos) % 2 == 1 {
         return Err(CmdError::wrong_args("xadd"));
@@ -254,6 +269,16 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .map_err(storage_err)?,
         None => 0,
     };
+    if propagating(ctx) {
+        // The generated id, and an approximate trim as the exact one it
+        // did (Redis's XADD argument rewriting).
+        let mut argv = args.to_vec();
+        if a.id.is_none_or(|p| !p.seq_given) {
+            argv[idpos] = id_arg(id);
+        }
+        rewrite_approx_trim(&mut argv, &a, &g);
+        propagate(ctx, argv);
+    }
     drop(g);
     if created {
         let e = ctx.ks.entry(Value::Stream(s.clone()), 0);
@@ -385,6 +410,22 @@ fn xlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// Redis's `streamRewriteApproxSpecifier` and `streamRewriteTrimArgument`:
+/// after an approximate trim, `~` becomes `=` and the threshold what the
+/// trim left (the length, or the first id; the last possible id when the
+/// stream is empty), so the replica trims exactly as much.
+fn rewrite_approx_trim(argv: &mut [Bytes], a: &AddTrimArgs, g: &Inner) {
+    if !a.approx || a.trim_idx == 0 {
+        return;
+    }
+    argv[a.trim_idx - 1] = Bytes::from_static(b"=");
+    argv[a.trim_idx] = match a.trim {
+        Some(TrimStrategy::MaxLen(_)) => Bytes::from(g.meta.length.to_string()),
+        _ if g.meta.length == 0 => id_arg(u128::MAX),
+        _ => id_arg(g.meta.first),
+    };
+}
+
 /// XDEL key id [id ...]
 fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(s) = write_stream(ctx, &args[1])? else {
@@ -401,6 +442,7 @@ fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .delete(&ids)
         .map_err(storage_err)?;
     if deleted > 0 {
+        propagate(ctx, args.to_vec());
         touched(ctx, &args[1], &s, deleted);
         let db = ctx.db();
         ctx.ks.notify(notify::STREAM, "xdel", db, &args[1]);
@@ -415,19 +457,24 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     };
-    let (a, _) = parse_add_trim(args, false)?;
+    let (a, _) = parse_add_trim(args, false, ctx.client.master)?;
     let Some(strategy) = a.trim else {
         return Err(CmdError::syntax());
     };
-    let removed = s
-        .lock()
-        .map_err(storage_err)?
+    let mut g = s.lock().map_err(storage_err)?;
+    let removed = g
         .trim(TrimSpec {
             strategy,
             approx: a.approx,
             limit: a.limit,
         })
         .map_err(storage_err)?;
+    if removed > 0 && propagating(ctx) {
+        let mut argv = args.to_vec();
+        rewrite_approx_trim(&mut argv, &a, &g);
+        propagate(ctx, argv);
+    }
+    drop(g);
     if removed > 0 {
         let db = ctx.db();
         ctx.ks.notify(notify::STREAM, "xtrim", db, &args[1]);
@@ -657,6 +704,7 @@ fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .map_err(storage_err)?;
     }
     ctx.out.ok();
+    propagate(ctx, args.to_vec());
     touched_unwatched(ctx, &s, 1);
     let db = ctx.db();
     ctx.ks.notify(notify::STREAM, "xsetid", db, &args[1]);

@@ -805,6 +805,12 @@ pub struct Keyspace {
     /// or its expiries), so it is only ever the position of exactly the
     /// data replayed (`replication::replica::load_position`).
     pub repl_position: Option<ReplPosition>,
+    /// A primary propagates: stream commands log what Redis 7.0
+    /// propagates for them as `Command` effects (`log_command`). Set by
+    /// the primary side when it turns capture on for replication (a
+    /// replica's PSYNC, a promotion), never cleared; off, nothing extra
+    /// reaches the WAL.
+    pub propagate_streams: bool,
     /// The memory limit: its parameters, candidate pool and statistics.
     pub evict: evict::EvictState,
     /// Used memory (jemalloc's allocated bytes).
@@ -833,6 +839,7 @@ impl Keyspace {
             dbs: (0..DATABASES).map(|_| Db::default()).collect(),
             stats: KeyspaceStats::default(),
             effects: Vec::new(),
+            propagate_streams: false,
             expire: expire::ExpireState::default(),
             clock_origin: std::time::Instant::now(),
             clock_cached_s: 0,
@@ -1110,6 +1117,25 @@ impl Keyspace {
         }
         self.materialize();
         self.effects.push(effect);
+    }
+
+    /// Logs a command for the replication stream (`Effect::Command`) when
+    /// capturing for a primary that propagates (`propagate_streams`).
+    /// Not materialised first: a key the running command created gets its
+    /// `Set` after this (which the stream then does not send as RESTORE,
+    /// see `replication::propagate`).
+    pub fn log_command(&mut self, db: usize, argv: Vec<Bytes>) {
+        if !self.propagate_streams || !self.dbs[0].capture {
+            return;
+        }
+        self.effects
+            .push(effect::Effect::Command { db: db as u8, argv });
+    }
+
+    /// Whether `log_command` logs anything (lets callers skip building
+    /// the arguments).
+    pub fn logs_commands(&self) -> bool {
+        self.propagate_streams && self.dbs[0].capture
     }
 
     /// Ends a command: converts what it touched into effects (called by

@@ -290,7 +290,11 @@ pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), PersistError> {
                     Some((db, key)) => {
                         f.wanted.insert((db, key.clone()));
                     }
-                    None if e.log_format().is_some() || e.is_function() => {}
+                    // Not keys (a Command is for the replication stream
+                    // only): no reason to keep every key's capture seq.
+                    None if e.log_format().is_some()
+                        || e.is_function()
+                        || matches!(e, Effect::Command { .. }) => {}
                     None => f.all_keys = true,
                 }
             }

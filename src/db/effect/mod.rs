@@ -224,6 +224,16 @@ pub enum Effect {
         offset: u64,
         db: u8,
     },
+    /// A command for the replication stream only, verbatim: what Redis
+    /// 7.0 propagates for a stream command (XADD with its generated id,
+    /// XCLAIM for an XREADGROUP delivery, ...; `commands::stream_common::
+    /// propagate`). The stream's own logs hold the state: replay ignores
+    /// it. Logged only while a primary propagates
+    /// (`Keyspace::propagate_streams`).
+    Command {
+        db: u8,
+        argv: Vec<Bytes>,
+    },
 }
 
 impl Effect {
@@ -282,8 +292,22 @@ impl Effect {
             | Effect::FunctionDelete { .. }
             | Effect::FunctionFlush
             | Effect::FunctionRestore { .. } => None,
-            Effect::ReplPosition { .. } => None,
+            Effect::ReplPosition { .. } | Effect::Command { .. } => None,
         }
+    }
+
+    /// The key a `Command` effect is about: the first key of its command
+    /// (XGROUP's is its third argument), None for any other effect.
+    pub fn command_key(&self) -> Option<(u8, &Bytes)> {
+        let Effect::Command { db, argv } = self else {
+            return None;
+        };
+        let i = if argv.first()?.eq_ignore_ascii_case(b"xgroup") {
+            2
+        } else {
+            1
+        };
+        Some((*db, argv.get(i)?))
     }
 }
 
@@ -458,6 +482,14 @@ pub fn encode_unit(effects: &[Effect], out: &mut Vec<u8>) {
                 put_bytes(out, replid);
                 out.extend_from_slice(&offset.to_le_bytes());
                 out.push(*db);
+            }
+            Effect::Command { db, argv } => {
+                out.push(tag::COMMAND);
+                out.push(*db);
+                out.extend_from_slice(&(argv.len() as u32).to_le_bytes());
+                for a in argv {
+                    put_bytes(out, a);
+                }
             }
             Effect::FunctionRestore { policy, codes } => {
                 out.push(tag::FUNCTION_RESTORE);
@@ -726,6 +758,18 @@ pub fn decode_unit(buf: &[u8]) -> Result<Vec<Effect>, DecodeError> {
                     db: r.db()?,
                 }
             }
+            tag::COMMAND => {
+                let db = r.db()?;
+                let n = r.u32()? as usize;
+                if n == 0 {
+                    return Err(DecodeError("empty replicated command"));
+                }
+                let mut argv = Vec::with_capacity(n.min(r.remaining() / 4));
+                for _ in 0..n {
+                    argv.push(r.bytes()?);
+                }
+                Effect::Command { db, argv }
+            }
             _ => return Err(DecodeError("unknown effect tag")),
         };
         effects.push(e);
@@ -785,6 +829,9 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
             ks.functions.flush();
             ks.function_stats = ks.functions.stats();
         }
+        // The replication stream's copy of a stream change: the stream's
+        // logs hold the state.
+        Effect::Command { .. } => {}
         Effect::ReplPosition { replid, offset, db } => {
             ks.repl_position = Some(ReplPosition {
                 replid: String::from_utf8_lossy(&replid).into_owned(),
@@ -1110,6 +1157,10 @@ mod tests {
                 replid: k("0123456789abcdef0123456789abcdef01234567"),
                 offset: 1 << 40,
                 db: 15,
+            },
+            Effect::Command {
+                db: 3,
+                argv: vec![k("XADD"), k("s"), k("1-1"), k("f"), k(""), k("v")],
             },
             Effect::Append {
                 db: 1,

@@ -37,6 +37,7 @@ pub mod tag {
     pub const FUNCTION_FLUSH: u8 = 82;
     pub const FUNCTION_RESTORE: u8 = 83;
     pub const REPL_POSITION: u8 = 90;
+    pub const COMMAND: u8 = 91;
 }
 
 /// Value types (`value = u8 type | body`).
@@ -86,6 +87,7 @@ pub const TAGS: &[(u8, &str)] = &[
     (tag::FUNCTION_FLUSH, "FUNCTION_FLUSH"),
     (tag::FUNCTION_RESTORE, "FUNCTION_RESTORE"),
     (tag::REPL_POSITION, "REPL_POSITION"),
+    (tag::COMMAND, "COMMAND"),
 ];
 
 /// Every value type with its name in `docs/format.md`.

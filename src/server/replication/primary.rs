@@ -222,6 +222,8 @@ pub fn psync(
     if !ks.capturing() {
         ks.set_capture(true);
     }
+    // Stream commands log what the stream needs (`Effect::Command`).
+    ks.propagate_streams = true;
     st.replicas.push(info);
     st.primary.no_replicas_since = None;
     st.primary.sync_full += 1;
@@ -534,4 +536,6 @@ pub fn on_promoted(shared: &Shared, ks: &mut crate::db::Keyspace) {
     if !ks.capturing() {
         ks.set_capture(true);
     }
+    // Stream commands log what the stream needs (`Effect::Command`).
+    ks.propagate_streams = true;
 }

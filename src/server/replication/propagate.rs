@@ -14,6 +14,11 @@
 //! command goes inside MULTI/EXEC; SELECT precedes a command whose database
 //! is not the stream's current one.
 //!
+//! Stream changes are `Command` effects, sent verbatim: what Redis 7.0
+//! propagates for the stream command (logged by the command itself,
+//! `commands::stream_common::propagate`); the `Set` of a stream such a
+//! command created is not sent as RESTORE (`created_by_command`).
+//!
 //! redlog-only effects (LOGPARSE formats and miners, a stream's ingest
 //! state) have no Redis command: they are not propagated (see
 //! ARCHITECTURE.md "Replication", not done).
@@ -264,8 +269,42 @@ fn effect_commands(e: &Effect, cmds: &mut Vec<Cmd>) -> Result<(), String> {
         | Effect::StreamIngestLearn { .. } => {}
         // A replica's own bookkeeping of its primary's stream.
         Effect::ReplPosition { .. } => {}
+        // What a stream command propagates, verbatim.
+        Effect::Command { db, argv } => push(Some(*db), argv.iter().map(|a| a.to_vec()).collect()),
     }
     Ok(())
+}
+
+/// Whether `effects[i]` is the `Set` of a stream a stream command of the
+/// same unit created (XADD, XGROUP CREATE ... MKSTREAM): the last effect
+/// before it about that key is a `Command`. That command creates the
+/// stream on the replica; a RESTORE of its snapshot (read now, at the end
+/// of the batch) would also hold what later commands add.
+fn created_by_command(effects: &[Effect], i: usize) -> bool {
+    let Some(Effect::Set {
+        db,
+        key,
+        value: Value::Stream(_),
+        ..
+    }) = effects.get(i)
+    else {
+        return false;
+    };
+    let same = |t: Option<(u8, &bytes::Bytes)>| t.is_some_and(|(d, k)| d == *db && k == key);
+    for e in effects[..i].iter().rev() {
+        if same(e.command_key()) {
+            return true;
+        }
+        let whole_db = matches!(
+            e,
+            Effect::FlushDb { .. } | Effect::FlushAll | Effect::SwapDb { .. }
+        );
+        if same(e.target()) || whole_db {
+            // Another change of the key, or a whole-database one.
+            return false;
+        }
+    }
+    false
 }
 
 /// Appends the replication stream bytes of one unit's effects. `seldb` is
@@ -276,9 +315,10 @@ fn effect_commands(e: &Effect, cmds: &mut Vec<Cmd>) -> Result<(), String> {
 pub fn unit_commands(effects: &[Effect], seldb: &mut i32, out: &mut Vec<u8>) -> Result<(), String> {
     let mut cmds: Vec<Cmd> = Vec::new();
     let mut failed = None;
-    for e in effects {
-        // One effect that cannot be expressed (a stream whose log cannot
-        // be read) does not hold back the others; the caller logs it.
+    for (i, e) in effects.iter().enumerate() {
+        if created_by_command(effects, i) {
+            continue;
+        }
         if let Err(err) = effect_commands(e, &mut cmds) {
             failed.get_or_insert(err);
         }
@@ -445,5 +485,80 @@ mod tests {
             value: b("x"),
         };
         assert!(stream(&[i], &mut sel).starts_with("*6\r\n$4\r\nEVAL\r\n"));
+    }
+
+    fn cmd(db: u8, argv: &[&str]) -> Effect {
+        Effect::Command {
+            db,
+            argv: argv.iter().map(|a| b(a)).collect(),
+        }
+    }
+
+    fn stream_set(db: u8, key: &str) -> Effect {
+        Effect::Set {
+            db,
+            key: b(key),
+            value: Value::Stream(crate::stream::StreamRef::unopened(9)),
+            expires_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn stream_commands_verbatim_and_created_stream_not_restored() {
+        let mut sel = 0;
+        // XADD creating the stream: the command, not a RESTORE of the
+        // stream (whose log an unopened ref cannot even read).
+        let xadd = cmd(0, &["XADD", "s", "1-1", "f", "v"]);
+        assert_eq!(
+            stream(&[xadd.clone(), stream_set(0, "s")], &mut sel),
+            "*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n$3\r\n1-1\r\n$1\r\nf\r\n$1\r\nv\r\n"
+        );
+        // XGROUP CREATE ... MKSTREAM: its key is the third argument.
+        let mk = cmd(1, &["XGROUP", "CREATE", "m", "g", "$", "MKSTREAM"]);
+        assert_eq!(
+            stream(&[mk, stream_set(1, "m")], &mut sel),
+            "*2\r\n$6\r\nSELECT\r\n$1\r\n1\r\n\
+             *6\r\n$6\r\nXGROUP\r\n$6\r\nCREATE\r\n$1\r\nm\r\n$1\r\ng\r\n$1\r\n$\r\n\
+             $8\r\nMKSTREAM\r\n"
+        );
+        // Inside MULTI, with the creation in the middle.
+        let unit = [
+            xadd.clone(),
+            stream_set(0, "s"),
+            cmd(0, &["XDEL", "s", "1-1"]),
+        ];
+        let text = stream(&unit, &mut sel);
+        assert!(text.starts_with("*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*1\r\n$5\r\nMULTI\r\n"));
+        assert!(text.ends_with("*3\r\n$4\r\nXDEL\r\n$1\r\ns\r\n$3\r\n1-1\r\n*1\r\n$4\r\nEXEC\r\n"));
+        assert!(!text.contains("RESTORE"));
+    }
+
+    #[test]
+    fn stream_set_after_another_change_is_restored() {
+        // A command on the key, then the key replaced (DEL, RENAME onto
+        // it): the later Set is not the command's creation.
+        for between in [
+            Effect::Del { db: 0, key: b("s") },
+            Effect::FlushDb { db: 0 },
+        ] {
+            let unit = [
+                cmd(0, &["XADD", "s", "1-1", "f", "v"]),
+                between,
+                stream_set(0, "s"),
+            ];
+            assert!(!created_by_command(&unit, 2));
+        }
+        // A command on another key or database does not count.
+        let unit = [cmd(0, &["XADD", "t", "1-1", "f", "v"]), stream_set(0, "s")];
+        assert!(!created_by_command(&unit, 1));
+        let unit = [cmd(1, &["XADD", "s", "1-1", "f", "v"]), stream_set(0, "s")];
+        assert!(!created_by_command(&unit, 1));
+        // Other commands' effects of other keys in between do not matter.
+        let unit = [
+            cmd(0, &["XADD", "s", "1-1", "f", "v"]),
+            Effect::Del { db: 0, key: b("x") },
+            stream_set(0, "s"),
+        ];
+        assert!(created_by_command(&unit, 2));
     }
 }
