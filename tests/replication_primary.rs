@@ -291,6 +291,8 @@ async fn stream_commands_as_redis_propagates_them() {
     r.send(&resp(&[b"PSYNC", b"?", b"-1"])).await;
     let got = read_bytes(&mut r).await;
     assert!(got.starts_with(b"+FULLRESYNC "));
+    // The replica loaded the RDB: its first ACK starts the stream.
+    r.send(&resp(&[b"REPLCONF", b"ACK", b"0"])).await;
 
     let mut batch = resp(&[b"XADD", b"s", b"1-1", b"f", b"v"]);
     batch.extend(resp(&[
