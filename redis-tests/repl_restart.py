@@ -19,51 +19,18 @@ Prints one line per check and "N passed, M failed"; exit status 1 on any
 failure.
 """
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import redis
 
+import harness
+from harness import check, free_port, wait_for
+
 REDLOG = sys.argv[1] if len(sys.argv) > 1 else "target/release/redlog"
-PASSED = 0
-FAILED = 0
-PROCS = []
-
-
-def check(name, ok, detail=""):
-    global PASSED, FAILED
-    if ok:
-        PASSED += 1
-        print(f"ok    {name}")
-    else:
-        FAILED += 1
-        print(f"FAIL  {name}: {detail}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_for(pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if pred():
-                return True
-        except (redis.exceptions.RedisError, OSError):
-            pass
-        time.sleep(0.1)
-    return False
 
 
 def start_redlog(d, port, primary_port=None):
@@ -73,24 +40,14 @@ def start_redlog(d, port, primary_port=None):
         cmd += ["--replicaof", "127.0.0.1", str(primary_port)]
     log = open(os.path.join(d, "log"), "a")
     p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    PROCS.append(p)
+    harness.PROCS.append(p)
     if not wait_for(lambda: redis.Redis(port=port).ping(), 30):
         raise SystemExit(f"redlog on port {port} did not start")
     return p
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="redlog-repl-restart-")
-    try:
-        run(work)
-    finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"{PASSED} passed, {FAILED} failed")
-    sys.exit(1 if FAILED else 0)
+    harness.main("redlog-repl-restart-", run)
 
 
 def run(work):

@@ -24,38 +24,18 @@ Prints one line per check and "N passed, M failed"; exit status 1 on any
 failure.
 """
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import redis
 
+import harness
+from harness import check, free_port, wait_for
+
 REDLOG = sys.argv[1] if len(sys.argv) > 1 else "target/release/redlog"
-PASSED = 0
-FAILED = 0
-PROCS = []
-
-
-def check(name, ok, detail=""):
-    global PASSED, FAILED
-    if ok:
-        PASSED += 1
-        print(f"ok    {name}")
-    else:
-        FAILED += 1
-        print(f"FAIL  {name}: {detail}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def start(kind, port, work, extra=()):
@@ -69,7 +49,7 @@ def start(kind, port, work, extra=()):
                "--appendonly", "no", "--repl-diskless-sync", "yes",
                "--repl-diskless-sync-delay", "0"]
     p = subprocess.Popen(cmd + list(extra), stdout=log, stderr=subprocess.STDOUT)
-    PROCS.append(p)
+    harness.PROCS.append(p)
     for _ in range(300):
         try:
             if redis.Redis(port=port).ping():
@@ -92,18 +72,6 @@ def start_replica(kind, work, extra=()):
 
 def info(r, section="replication"):
     return r.info(section)
-
-
-def wait_for(pred, timeout=20.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if pred():
-                return True
-        except redis.exceptions.ConnectionError:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 def in_sync(p, r):
@@ -288,20 +256,7 @@ def fake_primary(rdb_payloads, seen):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="redlog-replica-")
-    try:
-        run(work)
-    finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        if FAILED == 0:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"(work directory kept: {work})")
-    print(f"{PASSED} passed, {FAILED} failed")
-    sys.exit(1 if FAILED else 0)
+    harness.main("redlog-replica-", run, keep_on_failure=True)
 
 
 def run(work):

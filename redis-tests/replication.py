@@ -32,40 +32,19 @@ Prints one line per check and "N passed, M failed"; exit status 1 on any
 failure.
 """
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import redis
 
+import harness
+from harness import check, free_port, wait_for
+
 REDLOG = sys.argv[1] if len(sys.argv) > 1 else "target/release/redlog"
 # The replica's kind: redis-server (default) or redlog.
 REPLICA = sys.argv[2] if len(sys.argv) > 2 else "redis-server"
-PASSED = 0
-FAILED = 0
-PROCS = []
-
-
-def check(name, ok, detail=""):
-    global PASSED, FAILED
-    if ok:
-        PASSED += 1
-        print(f"ok    {name}")
-    else:
-        FAILED += 1
-        print(f"FAIL  {name}: {detail}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def start(kind, port, work, extra=()):
@@ -79,7 +58,7 @@ def start(kind, port, work, extra=()):
         cmd = ["redis-server", "--port", str(port), "--dir", d, "--save", "",
                "--appendonly", "no", *extra]
     p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    PROCS.append(p)
+    harness.PROCS.append(p)
     for _ in range(200):
         try:
             if redis.Redis(port=port).ping():
@@ -96,18 +75,6 @@ def start_primary(kind, port, work, extra=()):
 
 def start_replica(kind, port, primary_port, work, extra=()):
     return start(kind, port, work, ["--replicaof", "127.0.0.1", str(primary_port), *extra])
-
-
-def wait_for(cond, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if cond():
-                return True
-        except redis.exceptions.RedisError:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 def link_up(r):
@@ -332,16 +299,7 @@ def compare(a, b):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="redlog-repl-")
-    try:
-        run(work)
-    finally:
-        for p in PROCS:
-            p.kill()
-            p.wait()
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"{PASSED} passed, {FAILED} failed")
-    sys.exit(1 if FAILED else 0)
+    harness.main("redlog-repl-", run)
 
 
 def run(work):

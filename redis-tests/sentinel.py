@@ -21,52 +21,19 @@ Prints one line per check and "N passed, M failed"; exit status 1 on any
 failure.
 """
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import redis
+
+import harness
+from harness import check, free_port, wait_for
 from redis.sentinel import Sentinel
 
 REDLOG = sys.argv[1] if len(sys.argv) > 1 else "target/release/redlog"
-PASSED = 0
-FAILED = 0
-PROCS = []
-
-
-def check(name, ok, detail=""):
-    global PASSED, FAILED
-    if ok:
-        PASSED += 1
-        print(f"ok    {name}")
-    else:
-        FAILED += 1
-        print(f"FAIL  {name}: {detail}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_for(pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if pred():
-                return True
-        except (redis.exceptions.RedisError, OSError):
-            pass
-        time.sleep(0.1)
-    return False
 
 
 def start_redlog(work, port, primary_port=None):
@@ -79,7 +46,7 @@ def start_redlog(work, port, primary_port=None):
             f.write(f"replicaof 127.0.0.1 {primary_port}\n")
     log = open(os.path.join(d, "log"), "w")
     p = subprocess.Popen([REDLOG, conf], stdout=log, stderr=subprocess.STDOUT)
-    PROCS.append(p)
+    harness.PROCS.append(p)
     if not wait_for(lambda: redis.Redis(port=port).ping(), 20):
         raise SystemExit(f"redlog on port {port} did not start")
     return p, conf
@@ -90,17 +57,7 @@ def info(port, section="replication"):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="redlog-sentinel-")
-    try:
-        run(work)
-    finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"{PASSED} passed, {FAILED} failed")
-    sys.exit(1 if FAILED else 0)
+    harness.main("redlog-sentinel-", run)
 
 
 def run(work):
@@ -122,7 +79,7 @@ def run(work):
                 "sentinel failover-timeout mymaster 10000\n"
                 "sentinel parallel-syncs mymaster 2\n")
     slog = open(os.path.join(work, "sentinel.log"), "w")
-    PROCS.append(subprocess.Popen(["redis-sentinel", sconf], stdout=slog,
+    harness.PROCS.append(subprocess.Popen(["redis-sentinel", sconf], stdout=slog,
                                   stderr=subprocess.STDOUT))
     sent = redis.Redis(port=sp, decode_responses=True)
     check("sentinel discovers both replicas",
