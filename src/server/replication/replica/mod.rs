@@ -279,11 +279,7 @@ pub fn load_position(shared: &Shared) -> Option<usize> {
         tracing::warn!("ignoring a malformed {}", path.display());
         return None;
     }
-    let mut st = shared.repl.lock();
-    st.replid = id.to_string();
-    st.offset = off;
-    st.backlog = Some(super::Backlog::new(st.backlog_size, off + 1));
-    tracing::info!("Replication position {id}:{off} restored");
+    restore_position(shared, id, off, "");
     Some(db)
 }
 
@@ -291,16 +287,18 @@ pub fn load_position(shared: &Shared) -> Option<usize> {
 /// replication id and offset.
 fn replayed_position(shared: &Shared) -> Option<usize> {
     let pos = shared.lock_ks().repl_position.clone()?;
-    let mut st = shared.repl.lock();
-    st.replid = pos.replid.clone();
-    st.offset = pos.offset;
-    st.backlog = Some(super::Backlog::new(st.backlog_size, pos.offset + 1));
-    tracing::info!(
-        "Replication position {}:{} restored from the WAL",
-        pos.replid,
-        pos.offset
-    );
+    restore_position(shared, &pos.replid, pos.offset, " from the WAL");
     Some(usize::from(pos.db))
+}
+
+/// Takes `replid` and `offset` as this server's, with a backlog starting
+/// after the offset, so the first PSYNC continues from there.
+fn restore_position(shared: &Shared, replid: &str, offset: u64, source: &str) {
+    let mut st = shared.repl.lock();
+    st.replid = replid.to_string();
+    st.offset = offset;
+    st.backlog = Some(super::Backlog::new(st.backlog_size, offset + 1));
+    tracing::info!("Replication position {replid}:{offset} restored{source}");
 }
 
 #[cfg(test)]
