@@ -1324,6 +1324,21 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "failover",
+        CommandMeta {
+            args: &[
+                arg("target", T::Block).token("TO").flags(OPTIONAL).args(&[
+                    arg("host", T::String),
+                    arg("port", T::Integer),
+                    arg("force", T::PureToken).token("FORCE").flags(OPTIONAL),
+                ]),
+                arg("abort", T::PureToken).token("ABORT").flags(OPTIONAL),
+                arg("milliseconds", T::Integer).token("TIMEOUT").flags(OPTIONAL),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "fcall",
         CommandMeta {
             key_specs: &[

@@ -1,7 +1,8 @@
 //! The replica side's commands (`server::replication::replica`):
-//! REPLICAOF / SLAVEOF and ROLE.
+//! REPLICAOF / SLAVEOF, ROLE, and FAILOVER (`server::replication::failover`).
 
 use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
+use crate::server::replication::failover::{self, FailoverState};
 use crate::server::replication::replica;
 use bytes::Bytes;
 
@@ -44,6 +45,19 @@ pub static COMMANDS: &[Command] = &[
         ..Command::DEFAULT
     },
     Command {
+        name: "failover",
+        arity: -1,
+        flags: ADMIN | NOSCRIPT | STALE,
+        acl: ACL_ADMIN,
+        doc: doc(
+            "Start a coordinated failover between this server and one of its replicas.",
+            "6.2.0",
+            "O(1)",
+        ),
+        handler: Some(failover_cmd),
+        ..Command::DEFAULT
+    },
+    Command {
         name: "role",
         arity: 1,
         flags: NOSCRIPT | LOADING | STALE | FAST,
@@ -70,7 +84,7 @@ fn replicaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "ERR {name} not allowed in cluster mode."
         )));
     }
-    if ctx.shared.repl.lock().failover_state != "no-failover" {
+    if ctx.shared.repl.lock().failover.state != FailoverState::None {
         return Err(CmdError::new(format!(
             "ERR {name} not allowed while failing over."
         )));
@@ -103,6 +117,53 @@ fn replicaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     replica::start(ctx.shared, host.clone(), port, Some(0));
     tracing::info!("REPLICAOF {host}:{port} enabled (user request from '{who}')");
+    ctx.out.ok();
+    Ok(())
+}
+
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms] (Redis's
+/// `failoverCommand`).
+fn failover_cmd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.shared.cluster.is_some() {
+        return Err(CmdError::new(
+            "ERR FAILOVER not allowed in cluster mode. Use CLUSTER FAILOVER command instead.",
+        ));
+    }
+    if args.len() == 2 && is_kw(&args[1], "abort") {
+        if ctx.shared.repl.lock().failover.state == FailoverState::None {
+            return Err(CmdError::new("ERR No failover in progress."));
+        }
+        failover::abort(ctx.shared, ctx.ks, "Failover manually aborted");
+        ctx.out.ok();
+        return Ok(());
+    }
+    let int = |b: &Bytes| {
+        crate::protocol::parse::parse_i64(b)
+            .ok_or_else(|| CmdError::new("ERR value is not an integer or out of range"))
+    };
+    let mut req = failover::Request::default();
+    let mut j = 1;
+    while j < args.len() {
+        let a = &args[j];
+        if is_kw(a, "timeout") && j + 1 < args.len() && req.timeout_ms.is_none() {
+            let ms = int(&args[j + 1])?;
+            if ms <= 0 {
+                return Err(CmdError::new("ERR FAILOVER timeout must be greater than 0"));
+            }
+            req.timeout_ms = Some(ms as u64);
+            j += 2;
+        } else if is_kw(a, "to") && j + 2 < args.len() && req.target.is_none() {
+            let port = int(&args[j + 2])?;
+            req.target = Some((String::from_utf8_lossy(&args[j + 1]).into_owned(), port));
+            j += 3;
+        } else if is_kw(a, "force") && !req.force {
+            req.force = true;
+            j += 1;
+        } else {
+            return Err(CmdError::new("ERR syntax error"));
+        }
+    }
+    failover::start(ctx.shared, req).map_err(|e| CmdError::new(e.to_string()))?;
     ctx.out.ok();
     Ok(())
 }

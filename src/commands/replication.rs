@@ -1,8 +1,10 @@
 //! Replication commands of the primary side: REPLCONF, PSYNC, SYNC, WAIT
 //! (the work is in `server::replication::primary`).
 
-use super::{flags::*, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
+use crate::server::replication::failover::FailoverState;
 use crate::server::replication::primary::{self, Psync};
+use crate::server::replication::replica;
 use crate::server::PendingOp;
 use bytes::Bytes;
 
@@ -101,9 +103,34 @@ fn replconf(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// Refusals common to PSYNC and SYNC; Ok(false): already a replica (ignored).
-fn may_sync(ctx: &mut Ctx) -> Result<bool, CmdError> {
+/// `PSYNC <replid> <offset> FAILOVER` from this replica's primary first
+/// promotes it (Redis's `syncCommand`; the primary runs FAILOVER).
+fn may_sync(ctx: &mut Ctx, args: &[Bytes]) -> Result<bool, CmdError> {
     if ctx.client.handle.meta.lock().replica {
         return Ok(false);
+    }
+    if args.len() > 3 && is_kw(&args[0], "psync") && is_kw(&args[3], "failover") {
+        tracing::warn!(
+            "Failover request received for replid {}.",
+            String::from_utf8_lossy(&args[1])
+        );
+        if !ctx.shared.repl.is_replica() {
+            return Err(CmdError::new(
+                "ERR PSYNC FAILOVER can't be sent to a master.",
+            ));
+        }
+        let ours = ctx.shared.repl.lock().replid.as_bytes() == args[1].as_ref();
+        if !ours {
+            return Err(CmdError::new(
+                "ERR PSYNC FAILOVER replid must match my replid.",
+            ));
+        }
+        replica::stop(ctx.shared, ctx.ks);
+        let who = ctx.client.handle.info_line();
+        tracing::info!("MASTER MODE enabled (failover request from '{who}')");
+    }
+    if ctx.shared.repl.lock().failover.state != FailoverState::None {
+        return Err(CmdError::new("NOMASTERLINK Can't SYNC while failing over"));
     }
     if ctx.shared.repl.is_replica() && !ctx.shared.repl.link_up() {
         return Err(CmdError::new(
@@ -115,7 +142,7 @@ fn may_sync(ctx: &mut Ctx) -> Result<bool, CmdError> {
 
 /// PSYNC <replid> <offset>
 fn psync(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if !may_sync(ctx)? {
+    if !may_sync(ctx, args)? {
         return Ok(());
     }
     let offset = parse_i64(&args[2]).ok_or_else(not_int)?;
@@ -129,8 +156,8 @@ fn psync(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// SYNC: a full resync without the `+FULLRESYNC` line.
-fn sync(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    if !may_sync(ctx)? {
+fn sync(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if !may_sync(ctx, args)? {
         return Ok(());
     }
     let handle = ctx.client.handle.clone();

@@ -1,9 +1,12 @@
-//! CLIENT PAUSE / UNPAUSE (Redis 7.0's `pauseClients` for
-//! PAUSE_BY_CLIENT_COMMAND).
+//! CLIENT PAUSE / UNPAUSE and FAILOVER's pause (Redis 7.0's
+//! `pauseClients` for PAUSE_BY_CLIENT_COMMAND and PAUSE_DURING_FAILOVER).
 //!
-//! A pause has a kind (WRITE or ALL) and an end time; a new pause while
-//! one is active keeps the stricter kind and the later end (nested pauses
-//! extend). While paused, `execute` postpones the commands the pause
+//! Each purpose ([`PausePurpose`]) has its own pause: a kind (WRITE or
+//! ALL) and an end time; a new pause of a purpose while one is active
+//! keeps the stricter kind and the later end (nested pauses extend). The
+//! pause in effect is the strictest of the purposes' active ones; ending
+//! one purpose's pause (CLIENT UNPAUSE, a failover's end) leaves the
+//! others'. While paused, `execute` postpones the commands the pause
 //! covers: the command is kept in `Client::postponed`, nothing is replied,
 //! the connection waits (`Pause::changed`) and runs it again once the pause
 //! is over, then goes on with its input: commands wait, they are never
@@ -12,7 +15,7 @@
 //! EXEC of a block holding one, and such commands queued inside MULTI, as
 //! Redis checks before queueing); ALL covers every command, CLIENT UNPAUSE
 //! included (only the timeout ends it, as in Redis). Replicas are never
-//! paused (redlog has none yet). During any pause the active expiry cycle
+//! paused (their connections run no commands once attached). During any pause the active expiry cycle
 //! and eviction stop (Redis's `checkClientPauseTimeoutAndReturnIfPaused`).
 
 use parking_lot::Mutex;
@@ -27,10 +30,22 @@ pub enum PauseKind {
     All,
 }
 
+/// Why clients are paused; each purpose's pause is kept apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PausePurpose {
+    /// CLIENT PAUSE (ended by CLIENT UNPAUSE or its timeout).
+    Client = 0,
+    /// FAILOVER: writes wait until the failover ends or is aborted.
+    Failover = 1,
+}
+
+/// One purpose's pause: its kind and end.
+type Slot = Option<(PauseKind, Instant)>;
+
 /// The server's pause state (`Shared::pause`).
 #[derive(Debug, Default)]
 pub struct Pause {
-    state: Mutex<Option<(PauseKind, Instant)>>,
+    state: Mutex<[Slot; 2]>,
     /// True while `state` may hold a pause (set with it, cleared with
     /// it): every command asks `current`, which takes neither the mutex
     /// nor a clock reading while no pause was set.
@@ -41,6 +56,11 @@ pub struct Pause {
 impl Pause {
     /// CLIENT PAUSE: pauses `kind` for `dur` (or extends the pause).
     pub fn pause(&self, kind: PauseKind, dur: Duration) {
+        self.pause_for(PausePurpose::Client, kind, dur);
+    }
+
+    /// Pauses `kind` for `dur` for `purpose` (or extends its pause).
+    pub fn pause_for(&self, purpose: PausePurpose, kind: PauseKind, dur: Duration) {
         let now = Instant::now();
         // A timeout past what Instant can hold: a century is forever here.
         let end = now
@@ -48,7 +68,8 @@ impl Pause {
             .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
         {
             let mut st = self.state.lock();
-            *st = Some(match *st {
+            let slot = &mut st[purpose as usize];
+            *slot = Some(match *slot {
                 Some((k, e)) if e > now => (k.max(kind), e.max(end)),
                 _ => (kind, end),
             });
@@ -57,12 +78,18 @@ impl Pause {
         self.notify.notify_waiters();
     }
 
-    /// CLIENT UNPAUSE: ends the pause now.
+    /// CLIENT UNPAUSE: ends CLIENT PAUSE's pause now.
     pub fn unpause(&self) {
+        self.unpause_for(PausePurpose::Client);
+    }
+
+    /// Ends `purpose`'s pause now (others' stay).
+    pub fn unpause_for(&self, purpose: PausePurpose) {
         {
             let mut st = self.state.lock();
-            *st = None;
-            self.set.store(false, Ordering::Release);
+            st[purpose as usize] = None;
+            self.set
+                .store(st.iter().any(Option::is_some), Ordering::Release);
         }
         self.notify.notify_waiters();
     }
@@ -73,15 +100,19 @@ impl Pause {
             return None;
         }
         let mut st = self.state.lock();
-        match *st {
-            Some((k, end)) if end > Instant::now() => Some(k),
-            Some(_) => {
-                *st = None;
-                self.set.store(false, Ordering::Release);
-                None
+        let now = Instant::now();
+        let mut kind = None;
+        for slot in st.iter_mut() {
+            match *slot {
+                Some((k, end)) if end > now => kind = kind.max(Some(k)),
+                Some(_) => *slot = None,
+                None => {}
             }
-            None => None,
         }
+        if kind.is_none() {
+            self.set.store(false, Ordering::Release);
+        }
+        kind
     }
 
     /// True while writes are paused (WRITE or ALL): no active expiry, no
@@ -95,9 +126,8 @@ impl Pause {
         let notified = self.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let end = match *self.state.lock() {
-            Some((_, end)) => end,
-            None => return,
+        let Some(end) = self.state.lock().iter().flatten().map(|(_, e)| *e).min() else {
+            return;
         };
         tokio::select! {
             _ = tokio::time::sleep_until(end.into()) => {}
@@ -168,7 +198,7 @@ mod tests {
         p.pause(PauseKind::All, Duration::from_secs(100));
         p.pause(PauseKind::Write, Duration::from_secs(1000));
         assert_eq!(p.current(), Some(PauseKind::All));
-        let end = p.state.lock().map(|(_, e)| e).unwrap();
+        let end = p.state.lock()[0].map(|(_, e)| e).unwrap();
         assert!(end > Instant::now() + Duration::from_secs(500));
         p.unpause();
         assert_eq!(p.current(), None);
@@ -176,5 +206,21 @@ mod tests {
         assert_eq!(p.current(), None);
         p.pause(PauseKind::Write, Duration::MAX);
         assert!(p.writes_paused());
+    }
+
+    #[test]
+    fn purposes_are_kept_apart() {
+        let p = Pause::default();
+        p.pause_for(PausePurpose::Failover, PauseKind::Write, Duration::MAX);
+        p.pause(PauseKind::All, Duration::from_secs(100));
+        assert_eq!(p.current(), Some(PauseKind::All));
+        // CLIENT UNPAUSE leaves the failover's pause.
+        p.unpause();
+        assert_eq!(p.current(), Some(PauseKind::Write));
+        p.pause(PauseKind::Write, Duration::from_secs(100));
+        p.unpause_for(PausePurpose::Failover);
+        assert_eq!(p.current(), Some(PauseKind::Write));
+        p.unpause();
+        assert_eq!(p.current(), None);
     }
 }

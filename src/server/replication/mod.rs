@@ -11,6 +11,7 @@
 //! resynchronize partially (PSYNC2).
 
 mod backlog;
+pub mod failover;
 mod link;
 pub mod primary;
 pub mod propagate;
@@ -67,8 +68,8 @@ pub struct ReplState {
     pub master: Option<MasterLink>,
     /// Replicas attached to this server.
     pub replicas: Vec<ReplicaInfo>,
-    /// `master_failover_state` (FAILOVER).
-    pub failover_state: &'static str,
+    /// FAILOVER's state (`master_failover_state`).
+    pub failover: failover::Failover,
     /// The primary side's state (`primary`).
     pub primary: primary::Primary,
 }
@@ -91,7 +92,7 @@ impl Replication {
                 backlog_size: BACKLOG_SIZE_DEFAULT,
                 master: None,
                 replicas: Vec::new(),
-                failover_state: "no-failover",
+                failover: failover::Failover::default(),
                 primary: primary::Primary::default(),
             }),
             active: AtomicBool::new(false),
@@ -140,7 +141,11 @@ impl Replication {
         for (i, r) in st.replicas.iter().enumerate() {
             r.info_line(i, out);
         }
-        let _ = write!(out, "master_failover_state:{}\r\n", st.failover_state);
+        let _ = write!(
+            out,
+            "master_failover_state:{}\r\n",
+            st.failover.state.name()
+        );
         let _ = write!(out, "master_replid:{}\r\n", st.replid);
         let _ = write!(out, "master_replid2:{}\r\n", st.replid2);
         let _ = write!(out, "master_repl_offset:{}\r\n", st.offset);
@@ -174,6 +179,14 @@ impl ReplState {
     pub fn ensure_backlog(&mut self) {
         if self.backlog.is_none() {
             self.backlog = Some(Backlog::new(self.backlog_size, self.offset + 1));
+        }
+    }
+
+    /// Redis's `disconnectSlaves`: closes every attached replica's
+    /// connection (each reconnects and asks PSYNC again).
+    pub fn disconnect_replicas(&mut self) {
+        for r in &self.replicas {
+            r.handle.kill();
         }
     }
 

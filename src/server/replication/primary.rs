@@ -393,8 +393,11 @@ pub fn cron(shared: &Shared) {
         )
     };
     let mut st = shared.repl.lock();
+    // No PING while a failover waits for a replica to reach the offset
+    // (Redis skips it during a failover with a timeout: it would move it).
     if st.master.is_none()
         && !st.replicas.is_empty()
+        && st.failover.state == super::failover::FailoverState::None
         && st.primary.last_ping.elapsed() >= Duration::from_secs(period)
     {
         st.primary.last_ping = Instant::now();

@@ -6,6 +6,7 @@
 use super::apply::{self, Applier};
 use super::{set_state, with_link, LinkCtl, LinkState, ACK_PERIOD};
 use crate::server::net::PeerAddr;
+use crate::server::replication::failover;
 use crate::server::Shared;
 use crate::server::{Client, ClientHandle};
 use bytes::BytesMut;
@@ -211,6 +212,9 @@ pub(super) async fn run_session(
                     let old = std::mem::replace(&mut st.replid, new);
                     st.replid2 = old;
                     st.second_repl_offset = st.offset as i64 + 1;
+                    tracing::warn!("Master replication ID changed to {}", st.replid);
+                    // Its own replicas must learn of the new id.
+                    st.disconnect_replicas();
                 }
             }
             st.ensure_backlog();
@@ -307,8 +311,39 @@ async fn handshake(shared: &Shared, conn: &mut Conn, session: &Session) -> Resul
         ("?".to_string(), "-1".to_string())
     };
     tracing::info!("Trying a partial resynchronization (request {id}:{off}).");
-    conn.send(&[b"PSYNC", id.as_bytes(), off.as_bytes()])
-        .await?;
+    // A primary failing over asks its target to take over (FAILOVER).
+    let failing_over = failover::in_progress(shared);
+    let mut psync: Vec<&[u8]> = vec![b"PSYNC", id.as_bytes(), off.as_bytes()];
+    if failing_over {
+        psync.push(b"FAILOVER");
+    }
+    if let Err(e) = conn.send(&psync).await {
+        if failing_over {
+            failover::abort(
+                shared,
+                &mut shared.lock_ks(),
+                "Write error to failover target",
+            );
+        }
+        return Err(e);
+    }
+    let r = psync_reply(conn).await?;
+    if failing_over {
+        if r.is_ok() {
+            failover::finish(shared);
+        } else {
+            failover::abort(
+                shared,
+                &mut shared.lock_ks(),
+                "Failover target rejected psync request",
+            );
+        }
+    }
+    r
+}
+
+/// The primary's answer to PSYNC: Err(why) when it refused.
+async fn psync_reply(conn: &mut Conn) -> Result<Result<Psync, String>, String> {
     // The primary may send newlines to keep the link alive meanwhile.
     let r = loop {
         let l = conn.read_line().await?;
@@ -320,7 +355,7 @@ async fn handshake(shared: &Shared, conn: &mut Conn, session: &Session) -> Resul
         let mut it = rest.split_whitespace();
         let replid = it.next().filter(|s| s.len() == 40);
         let offset = it.next().and_then(|s| s.parse::<u64>().ok());
-        return match (replid, offset) {
+        return Ok(match (replid, offset) {
             (Some(id), Some(off)) => Ok(Psync::Full {
                 replid: id.to_string(),
                 offset: off,
@@ -328,23 +363,25 @@ async fn handshake(shared: &Shared, conn: &mut Conn, session: &Session) -> Resul
             _ => Err(format!(
                 "Master replied with wrong +FULLRESYNC syntax: '{r}'"
             )),
-        };
+        });
     }
     if let Some(rest) = r.strip_prefix("+CONTINUE") {
         let id = rest.trim();
         if !id.is_empty() && id.len() != 40 {
-            return Err(format!("Master replied with wrong +CONTINUE syntax: '{r}'"));
+            return Ok(Err(format!(
+                "Master replied with wrong +CONTINUE syntax: '{r}'"
+            )));
         }
-        return Ok(Psync::Continue {
+        return Ok(Ok(Psync::Continue {
             replid: (!id.is_empty()).then(|| id.to_string()),
-        });
+        }));
     }
     if r.starts_with("-NOMASTERLINK") || r.starts_with("-LOADING") {
-        return Err(format!(
+        return Ok(Err(format!(
             "Master is currently unable to PSYNC but should be in the future: {r}"
-        ));
+        )));
     }
-    Err(format!("Unexpected reply to PSYNC from master: {r}"))
+    Ok(Err(format!("Unexpected reply to PSYNC from master: {r}")))
 }
 
 /// The RDB of a full resynchronization, whole: `$<len>\r\n<bytes>`, or

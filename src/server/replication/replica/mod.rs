@@ -52,7 +52,13 @@ pub fn start(shared: &Shared, host: String, port: u16, cached: Option<usize>) {
     let shared = &shared;
     let link = MasterLink::new(host.clone(), port);
     let ctl = link.ctl.clone();
-    let old = shared.repl.lock().master.replace(link);
+    let old = {
+        let mut st = shared.repl.lock();
+        // Redis's `disconnectSlaves`: this server's replicas reconnect and
+        // learn of the new history.
+        st.disconnect_replicas();
+        st.master.replace(link)
+    };
     if let Some(o) = old {
         o.ctl.cancel();
     }
