@@ -842,7 +842,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let mut cfg = ctx.shared.config.write();
         let before = cfg.clone();
         cfg.set_runtime_from(&pairs, ctx.client.handle.addr.is_local())
-            .map_err(CmdError::new)?;
+            .map_err(|e| CmdError::new(e.to_string()))?;
         // Applying: a failure restores every value set by this call (Redis's
         // restoreBackupConfig), so the call is all or nothing.
         if let Err((name, why)) = apply_config(ctx.shared, &cfg, &pairs, &before.dir) {
