@@ -8,8 +8,13 @@
 
 use crate::glob::glob_match;
 
+mod error;
 pub mod oom;
 mod rewrite;
+pub use error::{
+    ArgsError, ConfigSetError, FileError, LineError, RenameError, SetFailure, StartupError,
+    ValueError,
+};
 pub use rewrite::overwrite_file;
 use std::collections::BTreeMap;
 
@@ -57,6 +62,48 @@ struct Param {
     kind: Kind,
     default: &'static str,
     mutable: Mutability,
+    /// The typed `Config` field the value is decoded into, if any.
+    field: Option<Field>,
+}
+
+/// How a parameter's validated value reaches its typed `Config` field:
+/// `Int` for the integer and memory kinds, `Bool` for `Kind::Bool`, `Text`
+/// for the others (the canonical text).
+#[derive(Clone, Copy)]
+enum Field {
+    Int(fn(&mut Config, i64)),
+    Bool(fn(&mut Config, bool)),
+    Text(fn(&mut Config, &str)),
+}
+
+impl std::fmt::Debug for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Field::Int(_) => "Field::Int",
+            Field::Bool(_) => "Field::Bool",
+            Field::Text(_) => "Field::Text",
+        })
+    }
+}
+
+/// A validated value: what `Config::canonical` returns. Integers and
+/// booleans stay typed for their fields; `text` is what CONFIG GET prints.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Int(i64),
+    Bool(bool),
+    Text(String),
+}
+
+impl Value {
+    fn text(&self) -> String {
+        match self {
+            Value::Int(n) => n.to_string(),
+            Value::Bool(true) => "yes".into(),
+            Value::Bool(false) => "no".into(),
+            Value::Text(t) => t.clone(),
+        }
+    }
 }
 
 /// Whether CONFIG SET may change a parameter.
@@ -81,6 +128,17 @@ const fn p(name: &'static str, kind: Kind, default: &'static str, mutable: bool)
         } else {
             Mutability::Immutable
         },
+        field: None,
+    }
+}
+
+impl Param {
+    /// The parameter with its typed field.
+    const fn sets(self, field: Field) -> Param {
+        Param {
+            field: Some(field),
+            ..self
+        }
     }
 }
 
@@ -233,20 +291,26 @@ const POLICIES: &[&str] = &[
 
 /// The parameter table, in CONFIG GET order for `*`.
 static PARAMS: &[Param] = &[
-    p("bind", Kind::Str, "127.0.0.1", false),
-    p("port", Kind::Int { min: 0, max: 65535 }, "6379", false),
+    p("bind", Kind::Str, "127.0.0.1", false).sets(Field::Text(|c, v| c.bind = v.to_string())),
+    p("port", Kind::Int { min: 0, max: 65535 }, "6379", false)
+        .sets(Field::Int(|c, n| c.port = n as u16)),
     Param {
         name: "dir",
         alias: None,
         kind: Kind::Str,
         default: "./redlog-data",
         mutable: Mutability::Protected,
-    },
-    p("loglevel", Kind::Enum(LOGLEVELS), "notice", true),
+        field: None,
+    }
+    .sets(Field::Text(|c, v| c.dir = v.to_string())),
+    p("loglevel", Kind::Enum(LOGLEVELS), "notice", true)
+        .sets(Field::Text(|c, v| c.loglevel = v.to_string())),
     p("logfile", Kind::Str, "", false),
     p("databases", Kind::Int { min: 16, max: 16 }, "16", false),
-    p("requirepass", Kind::Str, "", true),
-    p("timeout", INT, "0", true),
+    p("requirepass", Kind::Str, "", true).sets(Field::Text(|c, v| {
+        c.requirepass = (!v.is_empty()).then(|| v.as_bytes().to_vec())
+    })),
+    p("timeout", INT, "0", true).sets(Field::Int(|c, n| c.timeout_s = n as u64)),
     p("tcp-keepalive", INT, "300", true),
     p("tcp-backlog", INT, "511", false),
     p(
@@ -257,18 +321,21 @@ static PARAMS: &[Param] = &[
         },
         "10000",
         true,
-    ),
+    )
+    .sets(Field::Int(|c, n| c.maxclients = n as usize)),
     // Redis accepts any non-negative int and clamps it to 1..=500 (see `clamp`).
-    p("hz", INT, "10", true),
+    p("hz", INT, "10", true).sets(Field::Int(|c, n| c.hz = n as u32)),
     // Threads serving client I/O and commands (tokio workers). Redis's
     // `io-threads`: 1 by default, only settable at startup.
-    p("io-threads", Kind::Int { min: 1, max: 128 }, "1", false),
+    p("io-threads", Kind::Int { min: 1, max: 128 }, "1", false)
+        .sets(Field::Int(|c, n| c.io_threads = n.max(1) as usize)),
     p(
         "active-expire-effort",
         Kind::Int { min: 1, max: 10 },
         "1",
         true,
-    ),
+    )
+    .sets(Field::Int(|c, n| c.active_expire_effort = n as u32)),
     p(
         "proto-max-bulk-len",
         Kind::Memory {
@@ -277,8 +344,10 @@ static PARAMS: &[Param] = &[
         },
         "536870912",
         true,
-    ),
-    p("client-query-buffer-limit", MEMORY, "1073741824", true),
+    )
+    .sets(Field::Int(|c, n| c.proto_max_bulk_len = n)),
+    p("client-query-buffer-limit", MEMORY, "1073741824", true)
+        .sets(Field::Int(|c, n| c.client_query_buffer_limit = n as usize)),
     // Also the Lua heap bound of each script VM (at least 32 MiB; 1 GiB
     // when 0): `scripting::lua_memory_limit`.
     p("maxmemory", MEMORY, "0", true),
@@ -300,16 +369,24 @@ static PARAMS: &[Param] = &[
     ),
     p("lfu-log-factor", INT, "10", true),
     p("lfu-decay-time", INT, "1", true),
-    p("appendonly", Kind::Bool, "yes", false),
-    p("appendfsync", Kind::Enum(FSYNC), "everysec", true),
+    p("appendonly", Kind::Bool, "yes", false).sets(Field::Bool(|c, b| c.appendonly = b)),
+    p("appendfsync", Kind::Enum(FSYNC), "everysec", true).sets(Field::Text(|c, v| {
+        // The table accepts only FSYNC's names, which all parse (see the
+        // test appendfsync_names_are_the_tables).
+        if let Some(policy) = Appendfsync::parse(v) {
+            c.appendfsync = policy;
+        }
+    })),
     p("save", Kind::Save, "", true),
-    p("auto-aof-rewrite-percentage", INT, "100", true),
-    p("auto-aof-rewrite-min-size", MEMORY, "67108864", true),
+    p("auto-aof-rewrite-percentage", INT, "100", true)
+        .sets(Field::Int(|c, n| c.auto_aof_rewrite_percentage = n as u64)),
+    p("auto-aof-rewrite-min-size", MEMORY, "67108864", true)
+        .sets(Field::Int(|c, n| c.auto_aof_rewrite_min_size = n as u64)),
     p("notify-keyspace-events", Kind::KeyspaceEvents, "", true),
     p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
     p("cluster-enabled", Kind::Bool, "no", false),
     p("daemonize", Kind::Bool, "no", false),
-    p("protected-mode", Kind::Bool, "yes", true),
+    p("protected-mode", Kind::Bool, "yes", true).sets(Field::Bool(|c, b| c.protected_mode = b)),
     p(
         "slowlog-log-slower-than",
         Kind::Int {
@@ -329,10 +406,13 @@ static PARAMS: &[Param] = &[
         },
         "67108864",
         false,
-    ),
+    )
+    .sets(Field::Int(|c, n| c.stream_segment_bytes = n as u64)),
     // The same 64-bit range as XCONFIG's RETENTION-MS.
-    p("stream-retention-ms", SIZE, "0", true),
-    p("stream-retention-bytes", MEMORY, "0", true),
+    p("stream-retention-ms", SIZE, "0", true)
+        .sets(Field::Int(|c, n| c.stream_retention_ms = n as u64)),
+    p("stream-retention-bytes", MEMORY, "0", true)
+        .sets(Field::Int(|c, n| c.stream_retention_bytes = n as u64)),
     Param {
         name: "zset-max-listpack-entries",
         alias: Some("zset-max-ziplist-entries"),
@@ -342,14 +422,22 @@ static PARAMS: &[Param] = &[
         },
         default: "128",
         mutable: Mutability::Mutable,
-    },
+        field: None,
+    }
+    .sets(Field::Int(|c, n| {
+        c.zset_limits.entries = usize::try_from(n).unwrap_or(usize::MAX)
+    })),
     Param {
         name: "zset-max-listpack-value",
         alias: Some("zset-max-ziplist-value"),
         kind: MEMORY,
         default: "64",
         mutable: Mutability::Mutable,
-    },
+        field: None,
+    }
+    .sets(Field::Int(|c, n| {
+        c.zset_limits.value = usize::try_from(n).unwrap_or(usize::MAX)
+    })),
     // Redis 7.0's compiled-in defaults (config.c), which differ from the
     // 128 of the sample redis.conf: a server started without a config file
     // reports 512.
@@ -359,16 +447,23 @@ static PARAMS: &[Param] = &[
         kind: SIZE,
         default: "512",
         mutable: Mutability::Mutable,
-    },
+        field: None,
+    }
+    .sets(Field::Int(|c, n| c.hash_max_listpack_entries = n as usize)),
     Param {
         name: "hash-max-listpack-value",
         alias: Some("hash-max-ziplist-value"),
         kind: SIZE,
         default: "64",
         mutable: Mutability::Mutable,
-    },
-    p("set-max-intset-entries", SIZE, "512", true),
-    p("hll-sparse-max-bytes", MEMORY, "3000", true),
+        field: None,
+    }
+    .sets(Field::Int(|c, n| c.hash_max_listpack_value = n as usize)),
+    p("set-max-intset-entries", SIZE, "512", true)
+        .sets(Field::Int(|c, n| c.set_max_intset_entries = n as usize)),
+    p("hll-sparse-max-bytes", MEMORY, "3000", true).sets(Field::Int(|c, n| {
+        c.hll_sparse_max_bytes = usize::try_from(n).unwrap_or(usize::MAX)
+    })),
     // Sizes quicklist nodes in Redis 7.0; redlog's lists have no nodes, so
     // these are accepted and shown only (OBJECT ENCODING is always
     // quicklist in 7.0 whatever they say).
@@ -381,6 +476,7 @@ static PARAMS: &[Param] = &[
         },
         default: "-2",
         mutable: Mutability::Mutable,
+        field: None,
     },
     p(
         "list-compress-depth",
@@ -468,6 +564,7 @@ static PARAMS: &[Param] = &[
         kind: Kind::Str,
         default: "dump.rdb",
         mutable: Mutability::Protected,
+        field: None,
     },
     p("disable-thp", Kind::Bool, "yes", false),
     p("dynamic-hz", Kind::Bool, "yes", true),
@@ -596,7 +693,11 @@ static PARAMS: &[Param] = &[
         },
         default: "5000",
         mutable: Mutability::Mutable,
-    },
+        field: None,
+    }
+    .sets(Field::Int(|c, n| {
+        c.busy_reply_threshold_ms = n.max(0) as u64
+    })),
     p("bind-source-addr", Kind::Str, "", true),
     // Client eviction (operations issue): a byte count or a percentage of
     // maxmemory, as Redis.
@@ -609,6 +710,7 @@ static PARAMS: &[Param] = &[
         kind: Kind::Str,
         default: "",
         mutable: Mutability::Immutable,
+        field: None,
     },
     p("masterauth", Kind::Str, "", true),
     p("masteruser", Kind::Str, "", true),
@@ -641,6 +743,7 @@ static PARAMS: &[Param] = &[
         },
         default: "10",
         mutable: Mutability::Mutable,
+        field: None,
     },
     p(
         "repl-timeout",
@@ -657,6 +760,7 @@ static PARAMS: &[Param] = &[
         kind: Kind::Str,
         default: "",
         mutable: Mutability::Mutable,
+        field: None,
     },
     Param {
         name: "replica-announce-port",
@@ -664,6 +768,7 @@ static PARAMS: &[Param] = &[
         kind: Kind::Int { min: 0, max: 65535 },
         default: "0",
         mutable: Mutability::Mutable,
+        field: None,
     },
     p("replica-announced", Kind::Bool, "yes", true),
     p("replica-ignore-disk-write-errors", Kind::Bool, "no", true),
@@ -673,6 +778,7 @@ static PARAMS: &[Param] = &[
         kind: Kind::Bool,
         default: "yes",
         mutable: Mutability::Mutable,
+        field: None,
     },
     Param {
         name: "replica-lazy-flush",
@@ -680,6 +786,7 @@ static PARAMS: &[Param] = &[
         kind: Kind::Bool,
         default: "no",
         mutable: Mutability::Mutable,
+        field: None,
     },
     Param {
         name: "replica-priority",
@@ -687,6 +794,7 @@ static PARAMS: &[Param] = &[
         kind: INT,
         default: "100",
         mutable: Mutability::Mutable,
+        field: None,
     },
     Param {
         name: "replica-serve-stale-data",
@@ -694,6 +802,7 @@ static PARAMS: &[Param] = &[
         kind: Kind::Bool,
         default: "yes",
         mutable: Mutability::Mutable,
+        field: None,
     },
     Param {
         name: "min-replicas-to-write",
@@ -701,14 +810,18 @@ static PARAMS: &[Param] = &[
         kind: INT,
         default: "0",
         mutable: Mutability::Mutable,
-    },
+        field: None,
+    }
+    .sets(Field::Int(|c, n| c.min_replicas_to_write = n.max(0) as u64)),
     Param {
         name: "min-replicas-max-lag",
         alias: Some("min-slaves-max-lag"),
         kind: INT,
         default: "10",
         mutable: Mutability::Mutable,
-    },
+        field: None,
+    }
+    .sets(Field::Int(|c, n| c.min_replicas_max_lag = n.max(0) as u64)),
     p(
         "propagation-error-behavior",
         Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
@@ -763,6 +876,7 @@ static PARAMS: &[Param] = &[
         kind: INT,
         default: "10",
         mutable: Mutability::Mutable,
+        field: None,
     },
     Param {
         name: "cluster-replica-no-failover",
@@ -770,6 +884,7 @@ static PARAMS: &[Param] = &[
         kind: Kind::Bool,
         default: "no",
         mutable: Mutability::Mutable,
+        field: None,
     },
     p(
         "cluster-preferred-endpoint-type",
@@ -819,6 +934,7 @@ static PARAMS: &[Param] = &[
         kind: Kind::Bool,
         default: "yes",
         mutable: Mutability::Mutable,
+        field: None,
     },
 ];
 
@@ -928,7 +1044,11 @@ impl Default for Config {
             notify_keyspace_events: 0,
             users: Vec::new(),
         };
-        c.refresh();
+        for p in PARAMS.iter().filter(|p| p.field.is_some()) {
+            let v = Self::canonical(p, p.default)
+                .unwrap_or_else(|e| panic!("{}'s default: {e}", p.name));
+            c.store(p, v);
+        }
         c
     }
 }
@@ -963,7 +1083,7 @@ pub fn parse_memory(s: &str) -> Option<i64> {
 /// `client-output-buffer-limit`: groups of `<class> <hard> <soft>
 /// <seconds>` replace their class in `current`; the result lists normal,
 /// slave and pubsub, as CONFIG GET prints it. Errors are Redis's.
-fn merge_obuf_limits(current: &str, value: &str) -> Result<String, String> {
+fn merge_obuf_limits(current: &str, value: &str) -> Result<String, ValueError> {
     let mut classes: Vec<(String, [i64; 3])> = Vec::new();
     let cur: Vec<&str> = current.split_whitespace().collect();
     for g in cur.chunks(4) {
@@ -974,7 +1094,7 @@ fn merge_obuf_limits(current: &str, value: &str) -> Result<String, String> {
     }
     let args: Vec<&str> = value.split_whitespace().collect();
     if !args.len().is_multiple_of(4) {
-        return Err("Wrong number of arguments in buffer limit configuration.".into());
+        return Err(ValueError::ObufArity);
     }
     let mut updates = Vec::new();
     for g in args.chunks(4) {
@@ -982,17 +1102,13 @@ fn merge_obuf_limits(current: &str, value: &str) -> Result<String, String> {
             "normal" => "normal",
             "slave" | "replica" => "slave",
             "pubsub" => "pubsub",
-            _ => {
-                return Err("Invalid client class specified in buffer limit configuration.".into())
-            }
+            _ => return Err(ValueError::ObufClass),
         };
         let hard = parse_memory(g[1]).filter(|n| *n >= 0);
         let soft = parse_memory(g[2]).filter(|n| *n >= 0);
         let secs = crate::protocol::parse::parse_i64(g[3].as_bytes()).filter(|n| *n >= 0);
         let (Some(hard), Some(soft), Some(secs)) = (hard, soft, secs) else {
-            return Err(
-                "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
-            );
+            return Err(ValueError::ObufValue);
         };
         updates.push((class, [hard, soft, secs]));
     }
@@ -1009,44 +1125,20 @@ fn merge_obuf_limits(current: &str, value: &str) -> Result<String, String> {
 }
 
 impl Config {
-    fn refresh(&mut self) {
-        let get = |n: &str| self.values.get(n).cloned().unwrap_or_default();
-        let int = |n: &str| get(n).parse::<i64>().unwrap_or(0);
-        self.bind = get("bind");
-        self.port = int("port") as u16;
-        self.dir = get("dir");
-        self.loglevel = get("loglevel");
-        let pass = get("requirepass");
-        self.requirepass = (!pass.is_empty()).then(|| pass.into_bytes());
-        self.hz = int("hz") as u32;
-        self.busy_reply_threshold_ms = int("busy-reply-threshold").max(0) as u64;
-        self.io_threads = int("io-threads").max(1) as usize;
-        self.active_expire_effort = int("active-expire-effort") as u32;
-        self.proto_max_bulk_len = int("proto-max-bulk-len");
-        self.client_query_buffer_limit = int("client-query-buffer-limit") as usize;
-        self.maxclients = int("maxclients") as usize;
-        self.protected_mode = get("protected-mode") == "yes";
-        self.timeout_s = int("timeout") as u64;
-        self.min_replicas_to_write = int("min-replicas-to-write").max(0) as u64;
-        self.min_replicas_max_lag = int("min-replicas-max-lag").max(0) as u64;
-        self.appendonly = get("appendonly") == "yes";
-        // The table accepts only FSYNC's names, so the fallback is never
-        // taken.
-        self.appendfsync = Appendfsync::parse(&get("appendfsync")).unwrap_or_default();
-        self.auto_aof_rewrite_percentage = int("auto-aof-rewrite-percentage") as u64;
-        self.auto_aof_rewrite_min_size = int("auto-aof-rewrite-min-size") as u64;
-        self.zset_limits = crate::db::zset::ZsetLimits {
-            entries: usize::try_from(int("zset-max-listpack-entries")).unwrap_or(usize::MAX),
-            value: usize::try_from(int("zset-max-listpack-value")).unwrap_or(usize::MAX),
-        };
-        self.stream_segment_bytes = int("stream-segment-bytes") as u64;
-        self.stream_retention_ms = int("stream-retention-ms") as u64;
-        self.stream_retention_bytes = int("stream-retention-bytes") as u64;
-        self.hash_max_listpack_entries = int("hash-max-listpack-entries") as usize;
-        self.hash_max_listpack_value = int("hash-max-listpack-value") as usize;
-        self.set_max_intset_entries = int("set-max-intset-entries") as usize;
-        self.hll_sparse_max_bytes =
-            usize::try_from(int("hll-sparse-max-bytes")).unwrap_or(usize::MAX);
+    /// Stores a validated value: its text for CONFIG GET, and its typed
+    /// field if it has one.
+    fn store(&mut self, p: &Param, v: Value) {
+        if let Some(field) = p.field {
+            match (field, &v) {
+                (Field::Int(set), Value::Int(n)) => set(self, *n),
+                (Field::Bool(set), Value::Bool(b)) => set(self, *b),
+                (Field::Text(set), v) => set(self, &v.text()),
+                // A field whose kind does not match its parameter's is a
+                // table bug: `every_field_fits_its_kind` rules it out.
+                (field, v) => debug_assert!(false, "{}: {field:?} for {v:?}", p.name),
+            }
+        }
+        self.values.insert(p.name, v.text());
     }
 
     /// `client-output-buffer-limit`'s pubsub class: hard and soft limits in
@@ -1125,11 +1217,11 @@ impl Config {
 
     /// `canonical`, except that buffer limits merge into the current value
     /// (one class per directive, as Redis).
-    fn canonical_for(&self, p: &Param, value: &str) -> Result<String, String> {
+    fn canonical_for(&self, p: &Param, value: &str) -> Result<Value, ValueError> {
         match p.kind {
             Kind::ObufLimits => {
                 let current = self.values.get(p.name).map_or(p.default, |s| s.as_str());
-                merge_obuf_limits(current, value)
+                merge_obuf_limits(current, value).map(Value::Text)
             }
             _ => Self::canonical(p, value),
         }
@@ -1151,102 +1243,99 @@ impl Config {
     }
 
     /// Validates a value and returns its canonical form.
-    fn canonical(p: &Param, value: &str) -> Result<String, String> {
+    fn canonical(p: &Param, value: &str) -> Result<Value, ValueError> {
         // Redis's `isValidDBfilename` / `isValidAOFfilename` /
         // `isValidAOFdirname`: a file name, not a path.
         let is_path = value.contains('/') || value.contains('\\');
         match p.name {
-            "dbfilename" if is_path => {
-                return Err("dbfilename can't be a path, just a filename".into())
-            }
-            "appendfilename" if is_path => {
-                return Err("appendfilename can't be a path, just a filename".into())
+            "dbfilename" | "appendfilename" if is_path => {
+                return Err(ValueError::IsAPath {
+                    param: p.name,
+                    what: "filename",
+                })
             }
             "appenddirname" if is_path => {
-                return Err("appenddirname can't be a path, just a dirname".into())
+                return Err(ValueError::IsAPath {
+                    param: p.name,
+                    what: "dirname",
+                })
             }
             // `yes` and `relative` are one value in Redis's enum, which
             // prints its first name.
-            "oom-score-adj" if value.eq_ignore_ascii_case("relative") => return Ok("yes".into()),
+            "oom-score-adj" if value.eq_ignore_ascii_case("relative") => {
+                return Ok(Value::Text("yes".into()))
+            }
             _ => {}
         }
         if p.name == "activedefrag" && value.eq_ignore_ascii_case("yes") {
-            return Err("Active defragmentation cannot be enabled: it requires a Redis server compiled with a modified Jemalloc like the one shipped by default with the Redis source distribution".into());
+            return Err(ValueError::ActiveDefrag);
         }
         match p.kind {
             Kind::Bool => match value.to_ascii_lowercase().as_str() {
-                "yes" => Ok("yes".into()),
-                "no" => Ok("no".into()),
-                _ => Err("argument must be 'yes' or 'no'".into()),
+                "yes" => Ok(Value::Bool(true)),
+                "no" => Ok(Value::Bool(false)),
+                _ => Err(ValueError::NotBool),
             },
             Kind::Int { min, max } => {
                 let n = crate::protocol::parse::parse_i64(value.as_bytes())
-                    .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
+                    .ok_or(ValueError::NotInteger)?;
                 if n < min || n > max {
-                    return Err(format!(
-                        "argument must be between {min} and {max} inclusive"
-                    ));
+                    return Err(ValueError::OutOfRange(min, max));
                 }
                 // Redis clamps hz to CONFIG_MIN_HZ..=CONFIG_MAX_HZ.
                 let n = if p.name == "hz" { n.clamp(1, 500) } else { n };
-                Ok(n.to_string())
+                Ok(Value::Int(n))
             }
             Kind::Memory { min, max } => {
                 let n = parse_memory(value)
                     .filter(|n| *n >= 0)
-                    .ok_or_else(|| "argument must be a memory value".to_string())?;
+                    .ok_or(ValueError::NotMemory)?;
                 if n < min || n > max {
-                    return Err(format!(
-                        "argument must be between {min} and {max} inclusive"
-                    ));
+                    return Err(ValueError::OutOfRange(min, max));
                 }
-                Ok(n.to_string())
+                Ok(Value::Int(n))
             }
             Kind::Enum(names) => {
                 let v = value.to_ascii_lowercase();
                 if names.contains(&v.as_str()) {
-                    Ok(v)
+                    Ok(Value::Text(v))
                 } else {
-                    Err("argument(s) must be one of the following: ".to_string()
-                        + &names.join(", "))
+                    Err(ValueError::NotOneOf(names))
                 }
             }
-            Kind::Str => Ok(value.to_string()),
+            Kind::Str => Ok(Value::Text(value.to_string())),
             Kind::KeyspaceEvents => crate::db::notify::parse_flags(value)
-                .map(crate::db::notify::flags_to_string)
-                .ok_or_else(|| crate::db::notify::INVALID_FLAGS.to_string()),
+                .map(|f| Value::Text(crate::db::notify::flags_to_string(f)))
+                .ok_or(ValueError::KeyspaceEvents),
             Kind::Flags(names) => {
                 let mut out = Vec::new();
                 for f in value.split_whitespace() {
                     let f = f.to_ascii_lowercase();
                     if !names.contains(&f.as_str()) {
-                        return Err("argument(s) must be one of the following: ".to_string()
-                            + &names.join(", "));
+                        return Err(ValueError::NotOneOf(names));
                     }
                     out.push(f);
                 }
-                Ok(out.join(" "))
+                Ok(Value::Text(out.join(" ")))
             }
-            Kind::ObufLimits => merge_obuf_limits(p.default, value),
+            Kind::ObufLimits => merge_obuf_limits(p.default, value).map(Value::Text),
             Kind::MemoryOrPercent => match value.strip_suffix('%') {
                 Some(pct) => match crate::protocol::parse::parse_i64(pct.as_bytes()) {
-                    Some(n) if (0..=100).contains(&n) => Ok(format!("{n}%")),
-                    Some(n) if n > 100 => {
-                        Err("percentage argument must be less or equal to 100".into())
-                    }
-                    _ => Err("argument must be a memory or percent value".into()),
+                    Some(n) if (0..=100).contains(&n) => Ok(Value::Text(format!("{n}%"))),
+                    Some(n) if n > 100 => Err(ValueError::PercentAbove100),
+                    _ => Err(ValueError::NotMemoryOrPercent),
                 },
                 None => parse_memory(value)
                     .filter(|n| *n >= 0)
-                    .map(|n| n.to_string())
-                    .ok_or_else(|| "argument must be a memory or percent value".to_string()),
+                    .map(|n| Value::Text(n.to_string()))
+                    .ok_or(ValueError::NotMemoryOrPercent),
             },
             Kind::OomValues => {
                 // Split on single spaces, as Redis's sdssplitlen: two
                 // spaces make an empty (wrong) count.
                 let parts: Vec<&str> = value.split(' ').collect();
                 if parts.len() != 3 {
-                    return Err("wrong number of arguments".into());
+                    return Err(ValueError::OomArity);
                 }
                 let mut out = Vec::new();
                 for x in parts {
@@ -1259,42 +1348,35 @@ impl Config {
                     };
                     match n {
                         Ok(n) if (-2000..=2000).contains(&n) => out.push(n.to_string()),
-                        _ => {
-                            return Err("Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into())
-                        }
+                        _ => return Err(ValueError::OomValue),
                     }
                 }
-                Ok(out.join(" "))
+                Ok(Value::Text(out.join(" ")))
             }
             Kind::Octal { max } => {
-                let n = i64::from_str_radix(value, 8)
-                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+                let n = i64::from_str_radix(value, 8).map_err(|_| ValueError::NotInteger)?;
                 if !(0..=max).contains(&n) {
-                    return Err(format!("argument must be between 0 and {max} inclusive"));
+                    return Err(ValueError::OutOfRange(0, max));
                 }
-                Ok(format!("{n:o}"))
+                Ok(Value::Text(format!("{n:o}")))
             }
             Kind::Percentiles => {
                 let mut out = Vec::new();
                 for x in value.split_whitespace() {
                     match x.parse::<f64>() {
-                        Ok(n) if (0.0..=100.0).contains(&n) => {
-                            out.push(n.to_string())
-                        }
-                        _ => {
-                            return Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".into())
-                        }
+                        Ok(n) if (0.0..=100.0).contains(&n) => out.push(n.to_string()),
+                        _ => return Err(ValueError::Percentile),
                     }
                 }
-                Ok(out.join(" "))
+                Ok(Value::Text(out.join(" ")))
             }
             Kind::Save => {
                 let parts: Vec<&str> = value.split_whitespace().collect();
                 if !parts.len().is_multiple_of(2) || parts.iter().any(|x| x.parse::<u64>().is_err())
                 {
-                    return Err("Invalid save parameters".into());
+                    return Err(ValueError::Save);
                 }
-                Ok(parts.join(" "))
+                Ok(Value::Text(parts.join(" ")))
             }
         }
     }
@@ -1316,16 +1398,18 @@ impl Config {
 
     /// Sets a parameter at startup (command line or config file): every
     /// parameter is settable.
-    pub fn set_startup(&mut self, name: &str, value: &str) -> Result<(), String> {
-        let p = find_param(name)
-            .ok_or_else(|| format!("Bad directive or wrong number of arguments: '{name}'"))?;
+    pub fn set_startup(&mut self, name: &str, value: &str) -> Result<(), StartupError> {
+        let p = find_param(name).ok_or_else(|| StartupError::BadDirective(name.to_string()))?;
         let v = self
             .canonical_for(p, value)
-            .map_err(|e| format!("'{name} {value}': {e}"))?;
+            .map_err(|source| StartupError::Value {
+                name: name.to_string(),
+                value: value.to_string(),
+                source,
+            })?;
         self.given.insert(p.name);
-        self.values.insert(p.name, v);
+        self.store(p, v);
         self.set_bits(p, value);
-        self.refresh();
         Ok(())
     }
 
@@ -1333,7 +1417,7 @@ impl Config {
     /// Errors are CONFIG SET's reply texts. As Redis's `configSetCommand`,
     /// every name is checked (unknown, immutable, protected, given twice)
     /// before any value, and the first problem found is reported.
-    pub fn set_runtime(&mut self, pairs: &[(String, String)]) -> Result<(), String> {
+    pub fn set_runtime(&mut self, pairs: &[(String, String)]) -> Result<(), ConfigSetError> {
         self.set_runtime_from(pairs, false)
     }
 
@@ -1345,56 +1429,56 @@ impl Config {
         &mut self,
         pairs: &[(String, String)],
         local: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), ConfigSetError> {
         let protected_ok = match self.get("enable-protected-configs") {
             Some("yes") => true,
             Some("local") => local,
             _ => false,
         };
-        let failed = |name: &str, why: &str| {
-            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+        let failed = |name: &str, why: SetFailure| ConfigSetError::Failed {
+            name: name.to_string(),
+            why,
         };
         let mut params = Vec::with_capacity(pairs.len());
         for (i, (name, _)) in pairs.iter().enumerate() {
             let Some(p) = find_param(name) else {
-                return Err(format!(
-                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-                ));
+                return Err(ConfigSetError::Unknown(name.clone()));
             };
             match p.mutable {
                 Mutability::Mutable => {}
-                Mutability::Immutable => return Err(failed(name, "can't set immutable config")),
+                Mutability::Immutable => return Err(failed(name, SetFailure::Immutable)),
                 Mutability::Protected if !protected_ok => {
-                    return Err(failed(name, "can't set protected config"))
+                    return Err(failed(name, SetFailure::Protected))
                 }
                 Mutability::Protected => {}
             }
             // Redis 7.0 compares the names as given: an alias and its
             // parameter in one call are not a duplicate (the last wins).
             if pairs[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                return Err(failed(name, "duplicate parameter"));
+                return Err(failed(name, SetFailure::Duplicate));
             }
             params.push(p);
         }
         let mut staged = Vec::with_capacity(pairs.len());
         for (p, (name, value)) in params.into_iter().zip(pairs) {
-            let v = self.canonical_for(p, value).map_err(|e| failed(name, &e))?;
+            let v = self
+                .canonical_for(p, value)
+                .map_err(|e| failed(name, e.into()))?;
             staged.push((p, v, value));
         }
         // Redis's `updateMaxclients`: more clients need more descriptors.
         for (p, v, _) in &staged {
-            if p.name == "maxclients" {
-                let n = v.parse::<u64>().unwrap_or(u64::MAX);
+            if let (&"maxclients", Value::Int(n)) = (&p.name, v) {
+                let n = u64::try_from(*n).unwrap_or(u64::MAX);
                 if n > self.maxclients as u64 {
-                    crate::fdlimit::check_runtime(n).map_err(|e| failed("maxclients", &e))?;
+                    crate::fdlimit::check_runtime(n).map_err(|e| failed("maxclients", e.into()))?;
                 }
             }
         }
         for (p, v, value) in staged {
-            self.values.insert(p.name, v);
+            self.store(p, v);
             self.set_bits(p, value);
         }
-        self.refresh();
         Ok(())
     }
 
@@ -1402,18 +1486,22 @@ impl Config {
     /// possibly quoted, `include <path>` (read in place, nested; a relative
     /// path is relative to the working directory, as in Redis). Errors name
     /// the line.
-    pub fn load_file_text(&mut self, text: &str) -> Result<(), String> {
+    pub fn load_file_text(&mut self, text: &str) -> Result<(), FileError> {
         self.load_text_nested(text, 0)
     }
 
-    fn load_text_nested(&mut self, text: &str, depth: usize) -> Result<(), String> {
+    fn load_text_nested(&mut self, text: &str, depth: usize) -> Result<(), FileError> {
         for (i, line) in text.lines().enumerate() {
+            let at = |source: LineError| FileError::Line {
+                line: i + 1,
+                source,
+            };
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let args = crate::protocol::split_args(line.as_bytes())
-                .ok_or_else(|| format!("line {}: unbalanced quotes", i + 1))?;
+                .ok_or_else(|| at(LineError::Quotes))?;
             if args.len() >= 2 && args[0].eq_ignore_ascii_case(b"user") {
                 self.users.push(args[1..].to_vec());
                 continue;
@@ -1426,44 +1514,40 @@ impl Config {
                 continue;
             };
             if name.eq_ignore_ascii_case("rename-command") {
-                self.rename_command(rest)
-                    .map_err(|e| format!("line {}: {e}", i + 1))?;
+                self.rename_command(rest).map_err(|e| at(e.into()))?;
                 continue;
             }
             if name.eq_ignore_ascii_case("include") {
                 let [path] = rest else {
-                    return Err(format!(
-                        "line {}: Bad directive or wrong number of arguments: 'include'",
-                        i + 1
-                    ));
+                    return Err(at(LineError::IncludeArity));
                 };
                 if depth >= INCLUDE_DEPTH_MAX {
-                    return Err(format!(
-                        "line {}: too many nested includes (at most {INCLUDE_DEPTH_MAX})",
-                        i + 1
-                    ));
+                    return Err(at(LineError::IncludeDepth(INCLUDE_DEPTH_MAX)));
                 }
                 let inner = std::fs::read_to_string(path).map_err(|e| {
-                    format!(
-                        "line {}: Fatal error, can't open config file '{path}': {e}",
-                        i + 1
-                    )
+                    at(LineError::IncludeOpen {
+                        path: path.clone(),
+                        cause: e.to_string(),
+                    })
                 })?;
                 self.load_text_nested(&inner, depth + 1)
-                    .map_err(|e| format!("{path}: {e}"))?;
+                    .map_err(|e| FileError::Included {
+                        path: path.clone(),
+                        source: Box::new(e),
+                    })?;
                 continue;
             }
             self.set_startup(name, &rest.join(" "))
-                .map_err(|e| format!("line {}: {e}", i + 1))?;
+                .map_err(|e| at(e.into()))?;
         }
         Ok(())
     }
 
     /// `rename-command <old> <new>`, with Redis's checks: the command
     /// exists, the new name does not; `""` removes the command.
-    fn rename_command(&mut self, args: &[String]) -> Result<(), String> {
+    fn rename_command(&mut self, args: &[String]) -> Result<(), RenameError> {
         let [old, new] = args else {
-            return Err("Bad directive or wrong number of arguments: 'rename-command'".into());
+            return Err(RenameError::Arity);
         };
         let (old, new) = (old.to_ascii_lowercase(), new.to_ascii_lowercase());
         let table = crate::commands::table();
@@ -1473,10 +1557,10 @@ impl Config {
             renamed_to || (!renamed_away && table.lookup(n.as_bytes()).is_some())
         };
         if !exists(&old) {
-            return Err("No such command in rename-command".into());
+            return Err(RenameError::NoSuchCommand);
         }
         if !new.is_empty() && exists(&new) {
-            return Err("Target command name already exists".into());
+            return Err(RenameError::TargetExists);
         }
         self.renamed_commands.push((old, new));
         Ok(())
@@ -1484,13 +1568,15 @@ impl Config {
 
     /// Parses `redlog [config-file] [--option value ...]`, as redis-server.
     /// A `--name` takes every following argument up to the next `--name`.
-    pub fn from_args(args: &[String]) -> Result<Config, String> {
+    pub fn from_args(args: &[String]) -> Result<Config, ArgsError> {
         let mut cfg = Config::default();
         let mut rest = args;
         if let Some(first) = rest.first() {
             if !first.starts_with("--") {
-                let text = std::fs::read_to_string(first)
-                    .map_err(|e| format!("can't open config file '{first}': {e}"))?;
+                let text = std::fs::read_to_string(first).map_err(|e| ArgsError::Open {
+                    path: first.clone(),
+                    cause: e.to_string(),
+                })?;
                 cfg.load_file_text(&text)?;
                 // Absolute, as Redis's `getAbsolutePath` (INFO config_file,
                 // CONFIG REWRITE).
@@ -1505,7 +1591,7 @@ impl Config {
         let mut i = 0;
         while i < rest.len() {
             let Some(name) = rest[i].strip_prefix("--") else {
-                return Err(format!("unexpected argument '{}'", rest[i]));
+                return Err(ArgsError::Unexpected(rest[i].clone()));
             };
             let mut j = i + 1;
             while j < rest.len() && !rest[j].starts_with("--") {
@@ -1533,7 +1619,7 @@ impl Config {
                     Some(Kind::Save | Kind::Str | Kind::KeyspaceEvents | Kind::Flags(_))
                 )
             {
-                return Err(format!("option '--{name}' needs a value"));
+                return Err(ArgsError::NeedsValue(name.to_string()));
             }
             cfg.set_startup(name, &value)?;
             i = j;
@@ -1575,6 +1661,45 @@ mod tests {
     }
 
     #[test]
+    fn every_field_fits_its_kind() {
+        for p in PARAMS {
+            let Some(field) = p.field else { continue };
+            let fits = matches!(
+                (field, p.kind),
+                (Field::Int(_), Kind::Int { .. } | Kind::Memory { .. })
+                    | (Field::Bool(_), Kind::Bool)
+                    | (Field::Text(_), Kind::Str | Kind::Enum(_))
+            );
+            assert!(fits, "{}: {field:?} for {:?}", p.name, p.kind);
+        }
+        // The typed fields start at their parameters' defaults.
+        let c = Config::default();
+        assert_eq!((c.port, c.hz, c.maxclients), (6379, 10, 10000));
+        assert_eq!((c.dir.as_str(), c.protected_mode), ("./redlog-data", true));
+        assert_eq!(c.zset_limits.entries, 128);
+        assert_eq!(c.hll_sparse_max_bytes, 3000);
+    }
+
+    #[test]
+    fn typed_fields_follow_config_set() {
+        let mut c = Config::default();
+        c.set_runtime(&[
+            ("hz".into(), "1000".into()),
+            ("appendfsync".into(), "always".into()),
+            ("protected-mode".into(), "no".into()),
+            ("zset-max-ziplist-entries".into(), "7".into()),
+            ("client-query-buffer-limit".into(), "2mb".into()),
+        ])
+        .unwrap();
+        assert_eq!(c.hz, 500);
+        assert_eq!(c.get("hz"), Some("500"));
+        assert_eq!(c.appendfsync, Appendfsync::Always);
+        assert!(!c.protected_mode);
+        assert_eq!(c.zset_limits.entries, 7);
+        assert_eq!(c.client_query_buffer_limit, 2 << 20);
+    }
+
+    #[test]
     fn memory_units() {
         let mut c = Config::default();
         c.set_startup("proto-max-bulk-len", "1mb").unwrap();
@@ -1594,6 +1719,7 @@ mod tests {
         assert!(c
             .load_file_text("bogus 1\n")
             .unwrap_err()
+            .to_string()
             .contains("line 1"));
     }
 
@@ -1610,7 +1736,7 @@ mod tests {
         let e = c
             .set_runtime(&[("notify-keyspace-events".into(), "E$ x".into())])
             .unwrap_err();
-        assert_eq!(e, "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'.");
+        assert_eq!(e.to_string(), "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'.");
         assert_eq!(c.get("notify-keyspace-events"), Some("AKE"));
     }
 
@@ -1629,11 +1755,11 @@ mod tests {
         let e = Config::default()
             .load_file_text("rename-command nope x\n")
             .unwrap_err();
-        assert_eq!(e, "line 1: No such command in rename-command");
+        assert_eq!(e.to_string(), "line 1: No such command in rename-command");
         let e = Config::default()
             .load_file_text("rename-command get set\n")
             .unwrap_err();
-        assert_eq!(e, "line 1: Target command name already exists");
+        assert_eq!(e.to_string(), "line 1: Target command name already exists");
         let c = Config::from_args(&args("--rename-command flushall wipe")).unwrap();
         assert_eq!(c.renamed_commands, vec![("flushall".into(), "wipe".into())]);
     }
@@ -1652,11 +1778,13 @@ mod tests {
         std::fs::write(&b, format!("include {}\n", b.display())).unwrap();
         let e = Config::default()
             .load_file_text(&format!("include {}\n", b.display()))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("too many nested includes"), "{e}");
         let e = Config::default()
             .load_file_text("include /nonexistent/x.conf\n")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("can't open config file '/nonexistent/x.conf'"),
             "{e}"
@@ -1669,7 +1797,7 @@ mod tests {
         let e = c
             .set_runtime(&[("hz".into(), "20".into()), ("port".into(), "1".into())])
             .unwrap_err();
-        assert!(e.contains("immutable"));
+        assert_eq!(e.to_string(), "ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config");
         assert_eq!(c.hz, 10);
     }
 }

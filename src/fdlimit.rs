@@ -98,19 +98,19 @@ fn reduced_or_too_low(limit: u64, wanted: u64, error: std::io::Error) -> Adjuste
     }
 }
 
+/// CONFIG SET maxclients asked for more clients than the descriptor limit
+/// allows: Redis's text, with the highest value that fits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("The operating system is not able to handle the specified number of clients, try with {0}")]
+pub struct TooManyClients(pub u64);
+
 /// For CONFIG SET maxclients: `Ok` when the limit holds `maxclients` (after
-/// raising it if needed), else Redis's error text with the highest value
-/// that fits.
-pub fn check_runtime(maxclients: u64) -> Result<(), String> {
+/// raising it if needed), else the highest value that fits.
+pub fn check_runtime(maxclients: u64) -> Result<(), TooManyClients> {
     match adjust(maxclients) {
         Adjusted::Enough | Adjusted::Raised { .. } => Ok(()),
-        Adjusted::Reduced { maxclients, .. } => Err(format!(
-            "The operating system is not able to handle the specified number of clients, try with {maxclients}"
-        )),
-        Adjusted::TooLow { .. } => Err(
-            "The operating system is not able to handle the specified number of clients, try with 1"
-                .into(),
-        ),
+        Adjusted::Reduced { maxclients, .. } => Err(TooManyClients(maxclients)),
+        Adjusted::TooLow { .. } => Err(TooManyClients(1)),
     }
 }
 

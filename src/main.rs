@@ -17,9 +17,18 @@ Options are redis.conf directives, e.g.:
 
 Defaults: bind 127.0.0.1, port 6379, dir ./redlog-data.";
 
+/// `logfile` could not be opened (Redis's text).
+#[derive(Debug, thiserror::Error)]
+#[error("Can't open the log file: {0}")]
+struct LogFileError(std::io::Error);
+
 /// The log: stderr or `logfile`, in redis-server's line format, and the
 /// system log too with `syslog-enabled yes`.
-fn init_tracing(level: &str, logfile: &str, syslog: Option<(&str, &str)>) -> Result<(), String> {
+fn init_tracing(
+    level: &str,
+    logfile: &str,
+    syslog: Option<(&str, &str)>,
+) -> Result<(), LogFileError> {
     use tracing_subscriber::layer::SubscriberExt;
     let filter = match level {
         "debug" => "debug",
@@ -53,7 +62,7 @@ fn init_tracing(level: &str, logfile: &str, syslog: Option<(&str, &str)>) -> Res
             .create(true)
             .append(true)
             .open(logfile)
-            .map_err(|e| format!("Can't open the log file: {e}"))?;
+            .map_err(LogFileError)?;
         let sub = builder
             .with_writer(std::sync::Mutex::new(file))
             .finish()
@@ -195,12 +204,12 @@ fn local_timestamp() -> String {
 /// `daemonize yes`: fork, the parent exits 0, the child leaves the
 /// terminal's session and its standard streams point at /dev/null (as
 /// redis-server's `daemonize`). Must run before any thread starts.
-fn daemonize() -> Result<(), String> {
+fn daemonize() -> std::io::Result<()> {
     // SAFETY: called from main before the runtime or any other thread
     // exists; the child only continues the single-threaded program.
     unsafe {
         match libc::fork() {
-            -1 => return Err(std::io::Error::last_os_error().to_string()),
+            -1 => return Err(std::io::Error::last_os_error()),
             0 => {}
             _ => libc::_exit(0),
         }
@@ -284,32 +293,55 @@ fn startup_rdb(config: &Config) -> Option<std::path::PathBuf> {
     (config.appendonly && !dir.join("wal").exists() && file.is_file()).then_some(file)
 }
 
+/// Why `import-rdb` or `export-rdb` failed.
+#[derive(Debug, thiserror::Error)]
+enum ToolError {
+    #[error("config: {0}")]
+    Config(redlog::config::StartupError),
+    /// The tokio runtime could not be built.
+    #[error("{0}")]
+    Runtime(std::io::Error),
+    #[error("cannot start: {0}")]
+    Start(std::io::Error),
+    /// The blocking task running the transfer panicked.
+    #[error("{0}")]
+    Task(tokio::task::JoinError),
+    #[error("{0}")]
+    Transfer(#[from] redlog::server::rdb_io::RdbIoError),
+    /// Writing the exported file (or renaming it into place) failed.
+    #[error("{0}")]
+    Write(std::io::Error),
+}
+
 /// Runs `f` against an in-process server on `config` (listening on a
 /// free local port only), then shuts it down, making the WAL durable.
 fn with_local_server<T: Send + 'static>(
     mut config: Config,
-    f: impl FnOnce(&std::sync::Arc<redlog::server::Shared>, std::net::SocketAddr) -> Result<T, String>
+    f: impl FnOnce(
+            &std::sync::Arc<redlog::server::Shared>,
+            std::net::SocketAddr,
+        ) -> Result<T, redlog::server::rdb_io::RdbIoError>
         + Send
         + 'static,
-) -> Result<T, String> {
+) -> Result<T, ToolError> {
     config
         .set_startup("port", "0")
         .and_then(|_| config.set_startup("bind", "127.0.0.1"))
-        .map_err(|e| format!("config: {e}"))?;
+        .map_err(ToolError::Config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(ToolError::Runtime)?;
     runtime.block_on(async move {
         let server = redlog::server::spawn(config)
             .await
-            .map_err(|e| format!("cannot start: {e}"))?;
+            .map_err(ToolError::Start)?;
         let (shared, addr) = (server.shared().clone(), server.local_addr());
         let r = tokio::task::spawn_blocking(move || f(&shared, addr))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(ToolError::Task)?;
         server.shutdown().await;
-        r
+        Ok(r?)
     })
 }
 
@@ -337,7 +369,7 @@ fn import_rdb(args: &[String]) -> ExitCode {
     };
     let started = std::time::Instant::now();
     match with_local_server(config, move |_, addr| {
-        redlog::server::rdb_io::import(addr, &data).map_err(|e| e.to_string())
+        redlog::server::rdb_io::import(addr, &data)
     }) {
         Ok(keys) => {
             println!(
@@ -369,13 +401,13 @@ fn export_rdb(args: &[String]) -> ExitCode {
     };
     let _ = init_tracing("warning", "", None);
     let r = with_local_server(config, |shared, addr| {
-        redlog::server::rdb_io::export(shared, addr).map_err(|e| e.to_string())
+        redlog::server::rdb_io::export(shared, addr)
     })
     .and_then(|(bytes, keys)| {
         let tmp = format!("{file}.tmp");
         std::fs::write(&tmp, &bytes)
             .and_then(|_| std::fs::rename(&tmp, file))
-            .map_err(|e| e.to_string())?;
+            .map_err(ToolError::Write)?;
         Ok(keys)
     });
     match r {

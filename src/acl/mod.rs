@@ -15,9 +15,11 @@
 //! before each command and re-reads its user when it moved, so the check
 //! itself takes no lock and allocates nothing.
 
+mod error;
 use crate::commands::{self, key_flags, table, KeySpec};
 use crate::glob::glob_match;
 use bytes::Bytes;
+pub use error::{AclFileError, AclFileProblem, ConfigUserError, SetUserError};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 
@@ -1188,12 +1190,9 @@ impl Acl {
         name: &[u8],
         rules: &[Vec<u8>],
         pubsub_all: bool,
-    ) -> Result<(Arc<User>, Option<Arc<User>>), String> {
+    ) -> Result<(Arc<User>, Option<Arc<User>>), SetUserError> {
         let merged = merge_selector_args(rules).map_err(|j| {
-            format!(
-                "Unmatched parenthesis in acl selector starting at '{}'.",
-                String::from_utf8_lossy(&rules[j])
-            )
+            SetUserError::UnmatchedParen(String::from_utf8_lossy(&rules[j]).into_owned())
         })?;
         let old = self.users.get(name).cloned();
         let mut u = match &old {
@@ -1201,12 +1200,9 @@ impl Acl {
             None => User::new(name, pubsub_all),
         };
         for op in &merged {
-            u.apply(op, pubsub_all).map_err(|e| {
-                format!(
-                    "Error in ACL SETUSER modifier '{}': {}",
-                    String::from_utf8_lossy(crate::commands::c_str(op)),
-                    e.message()
-                )
+            u.apply(op, pubsub_all).map_err(|why| SetUserError::Rule {
+                op: String::from_utf8_lossy(crate::commands::c_str(op)).into_owned(),
+                why,
             })?;
         }
         let u = Arc::new(u);
@@ -1228,16 +1224,16 @@ impl Acl {
     }
 }
 
-/// Redis's `ACLLoadFromFile` on the file's text: the new users, or the
-/// one-line description of every problem found. `filename` is for the
-/// messages.
+/// Redis's `ACLLoadFromFile` on the file's text: the new users, or every
+/// problem found. `filename` is for the messages.
 pub fn parse_acl_file(
     text: &[u8],
     filename: &str,
     pubsub_all: bool,
-) -> Result<BTreeMap<Vec<u8>, Arc<User>>, String> {
+) -> Result<BTreeMap<Vec<u8>, Arc<User>>, AclFileError> {
     let mut users: BTreeMap<Vec<u8>, User> = BTreeMap::new();
-    let mut errors = String::new();
+    let mut errors = Vec::new();
+    let file = || filename.to_string();
     for (i, line) in text.split(|&c| c == b'\n').enumerate() {
         let linenum = i + 1;
         let line = trim(line, b" \t\r\n");
@@ -1253,32 +1249,35 @@ pub fn parse_acl_file(
             continue;
         }
         if argv[0] != b"user" || argv.len() < 2 {
-            errors.push_str(&format!(
-                "{filename}:{linenum} should start with user keyword followed by the username. "
-            ));
+            errors.push(AclFileProblem::NoUserKeyword {
+                file: file(),
+                line: linenum,
+            });
             continue;
         }
         if has_spaces(&argv[1]) {
-            errors.push_str(&format!(
-                "'{filename}:{linenum}: username '{}' contains invalid characters. ",
-                String::from_utf8_lossy(&argv[1])
-            ));
+            errors.push(AclFileProblem::BadUsername {
+                file: file(),
+                line: linenum,
+                name: String::from_utf8_lossy(&argv[1]).into_owned(),
+            });
             continue;
         }
         if users.contains_key(&argv[1]) {
-            errors.push_str(&format!(
-                "WARNING: Duplicate user '{}' found on line {linenum}. ",
-                String::from_utf8_lossy(&argv[1])
-            ));
+            errors.push(AclFileProblem::Duplicate {
+                name: String::from_utf8_lossy(&argv[1]).into_owned(),
+                line: linenum,
+            });
             continue;
         }
         let mut u = User::new(&argv[1], pubsub_all);
         let merged = match merge_selector_args(&argv[2..]) {
             Ok(m) => m,
             Err(_) => {
-                errors.push_str(&format!(
-                    "{filename}:{linenum}: Unmatched parenthesis in selector definition."
-                ));
+                errors.push(AclFileProblem::UnmatchedParen {
+                    file: file(),
+                    line: linenum,
+                });
                 Vec::new()
             }
         };
@@ -1287,13 +1286,18 @@ pub fn parse_acl_file(
             let op = trim(op, b"\t\r\n");
             if let Err(e) = u.apply(op, pubsub_all) {
                 if e == RuleError::UnknownCommand {
-                    errors.push_str(&format!(
-                        "{filename}:{linenum}: Error in applying operation '{}': {}. ",
-                        String::from_utf8_lossy(op),
-                        e.message()
-                    ));
+                    errors.push(AclFileProblem::Operation {
+                        file: file(),
+                        line: linenum,
+                        op: String::from_utf8_lossy(op).into_owned(),
+                        why: e,
+                    });
                 } else if !syntax_error {
-                    errors.push_str(&format!("{filename}:{linenum}: {}. ", e.message()));
+                    errors.push(AclFileProblem::Rule {
+                        file: file(),
+                        line: linenum,
+                        why: e,
+                    });
                     syntax_error = true;
                 }
             }
@@ -1301,10 +1305,7 @@ pub fn parse_acl_file(
         users.insert(argv[1].clone(), u);
     }
     if !errors.is_empty() {
-        errors.push_str(
-            "WARNING: ACL errors detected, no change to the previously active ACL rules was performed",
-        );
-        return Err(errors);
+        return Err(AclFileError { problems: errors });
     }
     let mut out: BTreeMap<Vec<u8>, Arc<User>> =
         users.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
@@ -1329,27 +1330,23 @@ pub fn load_config_users(
     acl: &mut Acl,
     lines: &[Vec<Vec<u8>>],
     pubsub_all: bool,
-) -> Result<(), String> {
+) -> Result<(), ConfigUserError> {
     let mut seen: Vec<&[u8]> = Vec::new();
     for line in lines {
         let Some((name, rules)) = line.split_first() else {
             continue;
         };
         if seen.contains(&name.as_slice()) {
-            return Err(format!(
-                "Error in user declaration '{}': Duplicate user found. A user can only be defined once in config files",
-                String::from_utf8_lossy(name)
+            return Err(ConfigUserError::Duplicate(
+                String::from_utf8_lossy(name).into_owned(),
             ));
         }
         seen.push(name);
         if has_spaces(name) {
-            return Err("Spaces not allowed in ACL usernames".into());
+            return Err(ConfigUserError::Spaces);
         }
         let merged = merge_selector_args(rules).map_err(|_| {
-            format!(
-                "Error in user declaration '{}': Unmatched parenthesis in acl selector",
-                String::from_utf8_lossy(name)
-            )
+            ConfigUserError::UnmatchedParen(String::from_utf8_lossy(name).into_owned())
         })?;
         let mut u = if name == b"default" {
             let mut d = (*acl.default_user()).clone();
@@ -1359,14 +1356,12 @@ pub fn load_config_users(
             User::new(name, pubsub_all)
         };
         for op in &merged {
-            u.apply(op, pubsub_all).map_err(|e| {
-                format!(
-                    "Error loading ACL rule '{}' for the user named '{}': {}",
-                    String::from_utf8_lossy(op),
-                    String::from_utf8_lossy(name),
-                    e.message()
-                )
-            })?;
+            u.apply(op, pubsub_all)
+                .map_err(|why| ConfigUserError::Rule {
+                    op: String::from_utf8_lossy(op).into_owned(),
+                    user: String::from_utf8_lossy(name).into_owned(),
+                    why,
+                })?;
         }
         if !u.enabled {
             tracing::info!(

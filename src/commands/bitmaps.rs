@@ -132,7 +132,6 @@ pub static COMMANDS: &[Command] = &[
 fn as_str(v: &mut Value) -> Result<&mut StrValue, CmdError> {
     match v {
         Value::Str(s) => Ok(s),
-        #[allow(unreachable_patterns)]
         _ => Err(CmdError::wrong_type()),
     }
 }
@@ -803,7 +802,6 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> CmdResult {
         let data: &mut Vec<u8> = match ctx.ks.lookup_write(db, key, now) {
             Some(e) => match &mut e.value {
                 Value::Str(s) => &mut s.data,
-                #[allow(unreachable_patterns)]
                 _ => &mut empty,
             },
             None => &mut empty,

@@ -64,7 +64,6 @@ fn as_hll(v: &mut Value) -> Result<&mut StrValue, CmdError> {
     match v {
         Value::Str(s) if s.form != StrForm::IntCopy && hll::is_valid(&s.data) => Ok(s),
         Value::Str(_) => Err(CmdError::new(hll::NOT_HLL)),
-        #[allow(unreachable_patterns)]
         _ => Err(CmdError::wrong_type()),
     }
 }

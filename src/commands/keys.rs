@@ -468,7 +468,6 @@ fn move_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn duplicate(v: &Value) -> Value {
     match v {
         Value::Str(s) => Value::Str(s.duplicate()),
-        #[allow(unreachable_patterns)]
         other => other.clone(),
     }
 }
@@ -558,7 +557,6 @@ fn object_encoding(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn object_refcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let n = object_lookup(ctx, &args[2]).map(|e| match &e.value {
         Value::Str(s) => s.refcount(),
-        #[allow(unreachable_patterns)]
         _ => 1,
     });
     match n {

@@ -20,6 +20,7 @@ pub mod functions;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
+mod info;
 pub mod introspection;
 pub mod keys;
 pub mod lists;

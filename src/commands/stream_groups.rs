@@ -337,7 +337,7 @@ pub(super) fn serve_group(
     count: usize,
     noack: bool,
     now: u64,
-) -> Result<Option<Served>, String> {
+) -> Result<Option<Served>, crate::stream::StreamError> {
     let Some(gr) = g.groups.get(group) else {
         return Ok(None);
     };

@@ -86,7 +86,6 @@ pub static COMMANDS: &[Command] = &[
 fn as_str(v: &mut Value) -> Result<&mut StrValue, CmdError> {
     match v {
         Value::Str(s) => Ok(s),
-        #[allow(unreachable_patterns)]
         _ => Err(CmdError::wrong_type()),
     }
 }
@@ -95,7 +94,6 @@ fn as_str(v: &mut Value) -> Result<&mut StrValue, CmdError> {
 fn str_ref(v: &Value) -> Option<&StrValue> {
     match v {
         Value::Str(s) => Some(s),
-        #[allow(unreachable_patterns)]
         _ => None,
     }
 }

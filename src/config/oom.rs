@@ -49,9 +49,19 @@ pub fn warn_if_unordered(cfg: &Config) {
     }
 }
 
+/// Why the score could not be applied (Redis's log texts; the cause is
+/// `strerror`'s).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OomError {
+    #[error("Unable to read oom_score_adj: {0}")]
+    Read(String),
+    #[error("Unable to write oom_score_adj: {0}")]
+    Write(String),
+}
+
 /// Applies the settings (Redis's `setOOMScoreAdj(-1)`); errors are logged
 /// with Redis's texts and returned.
-pub fn apply(cfg: &Config) -> Result<(), String> {
+pub fn apply(cfg: &Config) -> Result<(), OomError> {
     let mode = cfg.get("oom-score-adj").unwrap_or("no");
     let mut st = STATE.lock();
     let val = if mode != "no" {
@@ -59,9 +69,9 @@ pub fn apply(cfg: &Config) -> Result<(), String> {
             // Marked first, as Redis (a failed read leaves base 0).
             st.adjusted = true;
             let text = std::fs::read_to_string(PATH).map_err(|e| {
-                let m = format!("Unable to read oom_score_adj: {}", strerror(&e));
-                tracing::warn!("{m}");
-                m
+                let e = OomError::Read(strerror(&e));
+                tracing::warn!("{e}");
+                e
             })?;
             // atoi
             st.base = text.trim().parse().unwrap_or(0);
@@ -82,8 +92,8 @@ pub fn apply(cfg: &Config) -> Result<(), String> {
         .open(PATH)
         .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{val}\n").as_bytes()))
         .map_err(|e| {
-            let m = format!("Unable to write oom_score_adj: {}", strerror(&e));
-            tracing::warn!("{m}");
-            m
+            let e = OomError::Write(strerror(&e));
+            tracing::warn!("{e}");
+            e
         })
 }

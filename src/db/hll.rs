@@ -463,13 +463,28 @@ pub fn decode_sparse(v: &[u8]) -> String {
     out.join(" ")
 }
 
+/// A failed PFSELFTEST check (the text after `TESTFAILED `).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelfTestError {
+    #[error("Register {index} should be {expected} but is {got}")]
+    Register { index: usize, expected: u8, got: u8 },
+    #[error("sparse encoding corrupted")]
+    SparseCorrupted,
+    #[error("sparse encoding not used")]
+    SparseNotUsed,
+    #[error("dense/sparse disagree")]
+    Disagree,
+    #[error("Too big error. card:{card} abserr:{abserr}")]
+    TooBigError { card: u64, abserr: u64 },
+}
+
 /// PFSELFTEST: Redis's two checks. Register packing: random values set
 /// and read back (1000 rounds for PFSELFTEST). Estimation: `elements`
 /// distinct elements (ten million for PFSELFTEST)
 /// added to a dense and a sparse value side by side, which must agree at
 /// every power of ten and stay within six standard errors of the truth
 /// (and sparse while small).
-pub fn self_test(sparse_max: usize, seed: u64, elements: u64) -> Result<(), String> {
+pub fn self_test(sparse_max: usize, seed: u64, elements: u64) -> Result<(), SelfTestError> {
     // xorshift64*: any fast generator does for random register values.
     let mut state = seed | 1;
     let mut rand = move || {
@@ -489,7 +504,11 @@ pub fn self_test(sparse_max: usize, seed: u64, elements: u64) -> Result<(), Stri
         for (i, e) in expect.iter().enumerate() {
             let got = dense_get(&dense[HDR_SIZE..], i);
             if got != *e {
-                return Err(format!("Register {i} should be {e} but is {got}"));
+                return Err(SelfTestError::Register {
+                    index: i,
+                    expected: *e,
+                    got,
+                });
             }
         }
     }
@@ -503,17 +522,17 @@ pub fn self_test(sparse_max: usize, seed: u64, elements: u64) -> Result<(), Stri
         let (index, run) = pat_len(&ele);
         dense_raise(&mut dense, index, run);
         if set_register(&mut sparse, index, run, sparse_max) == Set::Corrupted {
-            return Err("sparse encoding corrupted".into());
+            return Err(SelfTestError::SparseCorrupted);
         }
         if j != checkpoint {
             continue;
         }
         if (j as usize) < sparse_max / 2 && encoding(&sparse) != SPARSE {
-            return Err("sparse encoding not used".into());
+            return Err(SelfTestError::SparseNotUsed);
         }
         let d = count(&dense).unwrap_or(0);
         if Some(d) != count(&sparse) {
-            return Err("dense/sparse disagree".into());
+            return Err(SelfTestError::Disagree);
         }
         let maxerr = if j == 10 {
             1
@@ -522,7 +541,10 @@ pub fn self_test(sparse_max: usize, seed: u64, elements: u64) -> Result<(), Stri
         };
         let abserr = checkpoint.abs_diff(d);
         if abserr > maxerr {
-            return Err(format!("Too big error. card:{checkpoint} abserr:{abserr}"));
+            return Err(SelfTestError::TooBigError {
+                card: checkpoint,
+                abserr,
+            });
         }
         checkpoint *= 10;
     }

@@ -22,8 +22,8 @@
 
 use super::mask::FastMask;
 use super::miner::MinerKind;
-use super::pattern::{split_notation, Pattern};
-use super::syntax::{compile_regex, is_ws};
+use super::pattern::{split_notation, Pattern, PatternError};
+use super::syntax::{compile_regex, is_ws, RegexError};
 pub use super::syntax::{Keys, FIELDS_MAX};
 use super::time::{TimeParser, Timestamp, Zone};
 use crate::storage::bytes::{Malformed, Reader};
@@ -266,21 +266,47 @@ const LEVEL_KEYS: &[&str] = &["level", "lvl", "severity", "loglevel"];
 const MESSAGE_KEYS: &[&str] = &["msg", "message", "@message"];
 const COMPONENT_KEYS: &[&str] = &["component", "logger", "module"];
 
+/// Why a format spec does not compile (the reply's text after `ERR `).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("SIMILARITY must be between 0 and 1")]
+    Similarity,
+    #[error(
+        "DEPTH must be between {} and {}",
+        super::miner::DEPTH_MIN,
+        super::miner::DEPTH_MAX
+    )]
+    Depth,
+    #[error("at most {MASKS_MAX} MASK options")]
+    TooManyMasks,
+    #[error("invalid MASK '{mask}': {source}")]
+    Mask { mask: String, source: RegexError },
+    #[error("unknown time zone '{0}'")]
+    Zone(String),
+    /// A built-in layout's own regex (a bug if it fails).
+    #[error(transparent)]
+    Builtin(RegexError),
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    #[error("{0}")]
+    Strftime(String),
+    #[error("TIME refers to <{0}>, not a field of the format")]
+    TimeField(String),
+    #[error("TIME template has no <field>")]
+    TimeNoField,
+}
+
 impl Format {
     /// Compiles a spec; the error names what is wrong.
-    pub fn compile(spec: FormatSpec) -> Result<Format, String> {
+    pub fn compile(spec: FormatSpec) -> Result<Format, FormatError> {
         if !(0.0..=1.0).contains(&spec.similarity) {
-            return Err("SIMILARITY must be between 0 and 1".into());
+            return Err(FormatError::Similarity);
         }
         if !(super::miner::DEPTH_MIN..=super::miner::DEPTH_MAX).contains(&spec.depth) {
-            return Err(format!(
-                "DEPTH must be between {} and {}",
-                super::miner::DEPTH_MIN,
-                super::miner::DEPTH_MAX
-            ));
+            return Err(FormatError::Depth);
         }
         if spec.masks.len() > MASKS_MAX {
-            return Err(format!("at most {MASKS_MAX} MASK options"));
+            return Err(FormatError::TooManyMasks);
         }
         let masks = spec
             .masks
@@ -288,11 +314,14 @@ impl Format {
             .map(|m| {
                 compile_regex(m)
                     .map(|re| (re, FastMask::compile(m)))
-                    .map_err(|e| format!("invalid MASK '{m}': {e}"))
+                    .map_err(|source| FormatError::Mask {
+                        mask: m.clone(),
+                        source,
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let zone = match &spec.tz {
-            Some(z) => Some(Zone::parse(z).ok_or_else(|| format!("unknown time zone '{z}'"))?),
+            Some(z) => Some(Zone::parse(z).ok_or_else(|| FormatError::Zone(z.clone()))?),
             None => None,
         };
         let kw = spec.log_format.trim();
@@ -300,10 +329,12 @@ impl Format {
             Layout::Syslog {
                 rfc5424: compile_regex(
                     r"(?s-u)^<(\d{1,3})>([1-9]\d{0,2}) (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (.*))?$",
-                )?,
+                )
+                .map_err(FormatError::Builtin)?,
                 rfc3164: compile_regex(
                     r"(?s-u)^(?:<(\d{1,3})>)?([A-Z][a-z]{2} [ 0-9]\d \d{2}:\d{2}:\d{2}) (\S+) (?:([^\s:\[]+)(?:\[([^\]]*)\])?: ?)?(.*)$",
-                )?,
+                )
+                .map_err(FormatError::Builtin)?,
             }
         } else if kw.eq_ignore_ascii_case("logfmt") {
             Layout::Logfmt
@@ -314,15 +345,14 @@ impl Format {
         };
         let time = match (&spec.time, &layout) {
             (Some((template, strftime)), _) => {
-                let parser = TimeParser::new(strftime, zone.clone()).map_err(|e| e.to_string())?;
+                let parser = TimeParser::new(strftime, zone.clone())
+                    .map_err(|e| FormatError::Strftime(e.to_string()))?;
                 let mut pieces = Vec::new();
                 for (is_field, text) in split_notation(template) {
                     if is_field {
                         if let Layout::Pattern(p) = &layout {
                             if !p.names.iter().any(|n| n == text) {
-                                return Err(format!(
-                                    "TIME refers to <{text}>, not a field of the format"
-                                ));
+                                return Err(FormatError::TimeField(text.to_string()));
                             }
                         }
                         pieces.push(TimePiece::Field(text.to_string()));
@@ -331,12 +361,13 @@ impl Format {
                     }
                 }
                 if !pieces.iter().any(|p| matches!(p, TimePiece::Field(_))) {
-                    return Err("TIME template has no <field>".into());
+                    return Err(FormatError::TimeNoField);
                 }
                 TimeSource::Template(pieces, parser)
             }
             (None, Layout::Syslog { .. }) => TimeSource::Syslog(
-                TimeParser::new("%b %e %H:%M:%S", zone.clone()).map_err(|e| e.to_string())?,
+                TimeParser::new("%b %e %H:%M:%S", zone.clone())
+                    .map_err(|e| FormatError::Strftime(e.to_string()))?,
             ),
             (None, Layout::Json | Layout::Logfmt) => TimeSource::Auto,
             (None, Layout::Pattern(_)) => TimeSource::None,
@@ -378,7 +409,7 @@ impl Format {
         p: &'a Pattern,
         line: &'a [u8],
     ) -> Result<Record<'a>, ParseError> {
-        let spans = p.spans(line).map_err(ParseError)?;
+        let spans = p.spans(line).map_err(|e| ParseError(e.to_string()))?;
         let val = |i: usize| Cow::Borrowed(&line[spans[i].0..spans[i].1]);
         let mut fields = Vec::with_capacity(p.names.len());
         for (i, n) in p.names.iter().enumerate() {

@@ -56,7 +56,7 @@ mod pattern;
 mod syntax;
 pub mod time;
 
-pub use format::{Format, FormatSpec, Keys, ParseError, Record};
+pub use format::{Format, FormatError, FormatSpec, Keys, ParseError, Record};
 pub use miner::{Cluster, Learned, Miner, MinerConfig, MinerKind, StateError};
 pub use time::{Timestamp, Zone};
 
@@ -313,9 +313,9 @@ pub enum RegistryError {
     NameLength,
     #[error("at most {USER_FORMATS_MAX} formats")]
     TooMany,
-    /// The spec does not compile: `Format::compile`'s message.
-    #[error("{0}")]
-    Compile(String),
+    /// The spec does not compile.
+    #[error(transparent)]
+    Compile(#[from] FormatError),
     #[error("no format '{}'", String::from_utf8_lossy(.0))]
     NoFormat(Vec<u8>),
     #[error(transparent)]
@@ -338,7 +338,7 @@ impl Registry {
         if !self.user.contains_key(name) && self.user.len() >= USER_FORMATS_MAX {
             return Err(RegistryError::TooMany);
         }
-        let format = Arc::new(Format::compile(spec).map_err(RegistryError::Compile)?);
+        let format = Arc::new(Format::compile(spec)?);
         self.user.insert(
             name.to_vec(),
             Named {

@@ -6,7 +6,7 @@
 //! fields; it spends a work budget proportional to the line and hands
 //! pathological lines to the regex crate's linear-time engine.
 
-use super::syntax::{compile_regex, is_ws, Keys, FIELDS_MAX};
+use super::syntax::{compile_regex, is_ws, Keys, RegexError, FIELDS_MAX};
 use memchr::memmem;
 use regex::bytes::Regex;
 
@@ -112,8 +112,40 @@ fn plain_pieces(lit: &str, out: &mut Vec<Piece>) -> Option<()> {
     Some(())
 }
 
+/// Why a `<Field>` log_format does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("duplicate field <{0}>")]
+    DuplicateField(String),
+    #[error("log_format has no <field>")]
+    NoField,
+    #[error("log_format has more than {FIELDS_MAX} fields")]
+    TooManyFields,
+    #[error("invalid log_format: {0}")]
+    Regex(RegexError),
+    /// A MESSAGE/LEVEL/COMPONENT key naming no field.
+    #[error("no field <{0}> in log_format")]
+    NoSuchField(String),
+}
+
+/// Why a line does not match a pattern: the furthest point the match
+/// reached, or no detail when only the regex was tried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatchError {
+    #[error("expected '{}' at byte {at}", .lit.escape_debug())]
+    Expected { lit: String, at: usize },
+    #[error("expected whitespace at byte {0}")]
+    Whitespace(usize),
+    #[error("field <{field}> cannot span a line break (byte {at})")]
+    LineBreak { field: String, at: usize },
+    #[error("unexpected text after the last field at byte {0}")]
+    Trailing(usize),
+    #[error("line does not match the log_format")]
+    NoMatch,
+}
+
 impl Pattern {
-    pub(super) fn compile(f: &str, keys: &Keys) -> Result<Pattern, String> {
+    pub(super) fn compile(f: &str, keys: &Keys) -> Result<Pattern, PatternError> {
         let parts = split_notation(f);
         let mut names: Vec<String> = Vec::new();
         let mut re = String::from("^");
@@ -121,7 +153,7 @@ impl Pattern {
         for (is_field, text) in &parts {
             if *is_field {
                 if names.iter().any(|n| n == text) {
-                    return Err(format!("duplicate field <{text}>"));
+                    return Err(PatternError::DuplicateField(text.to_string()));
                 }
                 if let Some(p) = pieces.as_mut() {
                     p.push(Piece::Field(names.len()));
@@ -155,12 +187,12 @@ impl Pattern {
         }
         re.push('$');
         if names.is_empty() {
-            return Err("log_format has no <field>".into());
+            return Err(PatternError::NoField);
         }
         if names.len() > FIELDS_MAX {
-            return Err(format!("log_format has more than {FIELDS_MAX} fields"));
+            return Err(PatternError::TooManyFields);
         }
-        let regex = compile_regex(&re).map_err(|e| format!("invalid log_format: {e}"))?;
+        let regex = compile_regex(&re).map_err(PatternError::Regex)?;
         // Every field's group (the notation's `<name>` cannot spell a named
         // group of its own, so the prefix is never the format's).
         let mut groups = vec![0; names.len()];
@@ -172,13 +204,13 @@ impl Pattern {
                 groups[f] = i;
             }
         }
-        let find = |key: &Option<String>, default: &str| -> Result<Option<usize>, String> {
+        let find = |key: &Option<String>, default: &str| -> Result<Option<usize>, PatternError> {
             match key {
                 Some(k) => names
                     .iter()
                     .position(|n| n == k)
                     .map(Some)
-                    .ok_or_else(|| format!("no field <{k}> in log_format")),
+                    .ok_or_else(|| PatternError::NoSuchField(k.clone())),
                 None => Ok(names.iter().position(|n| n.eq_ignore_ascii_case(default))),
             }
         };
@@ -194,7 +226,7 @@ impl Pattern {
     }
 
     /// Field spans, or the reason the line does not match.
-    pub(super) fn spans(&self, line: &[u8]) -> Result<Vec<(usize, usize)>, String> {
+    pub(super) fn spans(&self, line: &[u8]) -> Result<Vec<(usize, usize)>, MatchError> {
         let mut far = Far::default();
         if let Some(pieces) = &self.pieces {
             let mut m = Matcher {
@@ -221,7 +253,7 @@ impl Pattern {
                 .collect()),
             None => Err(match &self.pieces {
                 Some(p) => far.reason(p, &self.names),
-                None => "line does not match the log_format".into(),
+                None => MatchError::NoMatch,
             }),
         }
     }
@@ -246,18 +278,19 @@ impl Far {
         }
     }
 
-    fn reason(&self, pieces: &[Piece], names: &[String]) -> String {
+    fn reason(&self, pieces: &[Piece], names: &[String]) -> MatchError {
         let at = self.pos;
         match pieces.get(self.piece) {
-            Some(Piece::Lit(l, _)) => format!(
-                "expected '{}' at byte {at}",
-                String::from_utf8_lossy(l).escape_debug()
-            ),
-            Some(Piece::Space) => format!("expected whitespace at byte {at}"),
-            Some(Piece::Field(f)) => {
-                format!("field <{}> cannot span a line break (byte {at})", names[*f])
-            }
-            None => format!("unexpected text after the last field at byte {at}"),
+            Some(Piece::Lit(l, _)) => MatchError::Expected {
+                lit: String::from_utf8_lossy(l).into_owned(),
+                at,
+            },
+            Some(Piece::Space) => MatchError::Whitespace(at),
+            Some(Piece::Field(f)) => MatchError::LineBreak {
+                field: names[*f].clone(),
+                at,
+            },
+            None => MatchError::Trailing(at),
         }
     }
 }

@@ -19,9 +19,14 @@ pub struct Keys {
     pub component: Option<String>,
 }
 
-/// Compiles a user regex with the size limit; the error is regex's own
-/// last line (`error: ...` without the prefix).
-pub(crate) fn compile_regex(re: &str) -> Result<Regex, String> {
+/// A user regex that does not compile: regex's own last line (`error:
+/// ...` without the prefix).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RegexError(String);
+
+/// Compiles a user regex with the size limit.
+pub(crate) fn compile_regex(re: &str) -> Result<Regex, RegexError> {
     regex::bytes::RegexBuilder::new(re)
         .size_limit(REGEX_SIZE_LIMIT_BYTES)
         .build()
@@ -29,7 +34,7 @@ pub(crate) fn compile_regex(re: &str) -> Result<Regex, String> {
             // regex's message ends with a line `error: <what>`.
             let text = e.to_string();
             let last = text.lines().last().unwrap_or("").trim();
-            last.strip_prefix("error: ").unwrap_or(last).to_string()
+            RegexError(last.strip_prefix("error: ").unwrap_or(last).to_string())
         })
 }
 

@@ -405,7 +405,9 @@ fn listpack_count(lp: &[u8]) -> usize {
 }
 
 /// The stream value of an open stream (entries read from its log).
-pub fn snapshot(s: &crate::stream::StreamRef) -> std::result::Result<StreamValue, String> {
+pub fn snapshot(
+    s: &crate::stream::StreamRef,
+) -> std::result::Result<StreamValue, crate::stream::StreamError> {
     let g = s.lock()?;
     let entries = g
         .range(0, u128::MAX, usize::MAX, false)?
@@ -445,9 +447,10 @@ pub fn snapshot(s: &crate::stream::StreamRef) -> std::result::Result<StreamValue
     })
 }
 
-/// The DUMP payload of a stream.
+/// The DUMP payload of a stream. The error is text because replication's
+/// `payload` (src/server/replication) returns text for every value type.
 pub fn dump(s: &crate::stream::StreamRef) -> std::result::Result<Vec<u8>, String> {
-    let v = snapshot(s)?;
+    let v = snapshot(s).map_err(|e| e.to_string())?;
     let mut w = Writer::new();
     write(&mut w, &v);
     Ok(super::dump_envelope(w.buf))
@@ -459,7 +462,7 @@ pub fn dump(s: &crate::stream::StreamRef) -> std::result::Result<Vec<u8>, String
 pub fn create(
     reg: &std::sync::Arc<crate::stream::Registry>,
     v: &StreamValue,
-) -> std::result::Result<crate::stream::StreamRef, String> {
+) -> std::result::Result<crate::stream::StreamRef, crate::stream::StreamError> {
     let s = reg.create()?;
     {
         let mut g = s.lock()?;

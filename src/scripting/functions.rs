@@ -171,37 +171,88 @@ fn c_lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..z]).into_owned()
 }
 
+/// Why FUNCTION LOAD or RESTORE refused a library: the reply's text
+/// after `ERR ` (Redis's).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FunctionError {
+    #[error("Missing library metadata")]
+    MissingMetadata,
+    #[error("Invalid library metadata")]
+    InvalidMetadata,
+    #[error("Invalid metadata value, name argument was given multiple times")]
+    NameTwice,
+    #[error("Invalid metadata value given: {0}")]
+    MetadataValue(String),
+    #[error("Library name was not given")]
+    NoName,
+    #[error("{NAME_RULES}")]
+    BadName,
+    #[error("Engine '{0}' not found")]
+    NoEngine(String),
+    /// FUNCTION LOAD without REPLACE.
+    #[error("Library '{0}' already exists")]
+    LibraryExists(String),
+    /// FUNCTION RESTORE APPEND (Redis quotes the name only in LOAD's).
+    #[error("Library {0} already exists")]
+    RestoredLibraryExists(String),
+    #[error("Function {0} already exists")]
+    FunctionExists(String),
+    #[error("No functions registered")]
+    NoFunctions,
+    #[error("Error compiling function: {0}")]
+    Compile(String),
+    /// The library's top level failed (the message has its `ERR `).
+    #[error("Error registering functions: {0}")]
+    Register(String),
+    #[error("Lua initialisation failed: {0}")]
+    LuaInit(String),
+}
+
+/// Why a FUNCTION RESTORE payload cannot be read (Redis's texts).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("DUMP payload version or checksum are wrong")]
+    Envelope,
+    #[error("can not read data type")]
+    DataType,
+    /// A field of a library record, named (`library name`, ...).
+    #[error("Failed loading {0}")]
+    Field(&'static str),
+    #[error("Pre-GA function format not supported")]
+    PreGa,
+    #[error("given type is not a function")]
+    NotAFunction,
+}
+
 /// Redis's `functionExtractLibMetaData`: (engine, name, offset of the code
 /// after the shebang line, its `\n` included).
-fn metadata(code: &[u8]) -> Result<(Vec<u8>, Vec<u8>, usize), String> {
+fn metadata(code: &[u8]) -> Result<(Vec<u8>, Vec<u8>, usize), FunctionError> {
     if !code.starts_with(b"#!") {
-        return Err("Missing library metadata".into());
+        return Err(FunctionError::MissingMetadata);
     }
     // strchr on the C string: a NUL ends the search.
     let z = code.iter().position(|&b| b == 0).unwrap_or(code.len());
     let Some(end) = code[..z].iter().position(|&b| b == b'\n') else {
-        return Err("Invalid library metadata".into());
+        return Err(FunctionError::InvalidMetadata);
     };
     let parts = match crate::protocol::parse::split_args(&code[..end]) {
         Some(p) if !p.is_empty() => p,
-        _ => return Err("Invalid library metadata".into()),
+        _ => return Err(FunctionError::InvalidMetadata),
     };
     let engine = parts[0].get(2..).unwrap_or_default().to_vec();
     let mut name: Option<Vec<u8>> = None;
     for p in &parts[1..] {
         if p.len() >= 5 && p[..5].eq_ignore_ascii_case(b"name=") {
             if name.is_some() {
-                return Err(
-                    "Invalid metadata value, name argument was given multiple times".into(),
-                );
+                return Err(FunctionError::NameTwice);
             }
             name = Some(p[5..].to_vec());
             continue;
         }
-        return Err(format!("Invalid metadata value given: {}", c_lossy(p)));
+        return Err(FunctionError::MetadataValue(c_lossy(p)));
     }
     let Some(name) = name else {
-        return Err("Library name was not given".into());
+        return Err(FunctionError::NoName);
     };
     Ok((engine, name, end))
 }
@@ -271,7 +322,7 @@ impl Engine {
 
     /// Compiles `code` and runs its top level with the load-time API;
     /// the functions it registered.
-    fn create(&mut self, code: &[u8]) -> Result<Vec<Reg>, String> {
+    fn create(&mut self, code: &[u8]) -> Result<Vec<Reg>, FunctionError> {
         let func = self
             .lua
             .load(code)
@@ -284,9 +335,9 @@ impl Engine {
                     mlua::Error::SyntaxError { message, .. } => message.clone(),
                     other => other.to_string(),
                 };
-                format!("Error compiling function: {msg}")
+                FunctionError::Compile(msg)
             })?;
-        let internal = |e: mlua::Error| format!("Error registering functions: ERR {e}");
+        let internal = |e: mlua::Error| FunctionError::Register(format!("ERR {e}"));
         self.env_mt
             .raw_set("__index", self.load_index.clone())
             .map_err(internal)?;
@@ -331,7 +382,7 @@ impl Engine {
                 lua_tostring(other).map(|m| c_lossy(&m)).unwrap_or_default()
             ),
         };
-        Err(format!("Error registering functions: {msg}"))
+        Err(FunctionError::Register(msg))
     }
 }
 
@@ -461,9 +512,9 @@ fn read_flags(t: &Table) -> Option<u32> {
 }
 
 /// What a FUNCTION RESTORE payload holds: the library codes in order.
-pub fn parse_payload(payload: &[u8]) -> Result<Vec<Bytes>, String> {
+pub fn parse_payload(payload: &[u8]) -> Result<Vec<Bytes>, PayloadError> {
     if crate::rdb::check_envelope(payload).is_none() {
-        return Err("DUMP payload version or checksum are wrong".into());
+        return Err(PayloadError::Envelope);
     }
     // As Redis, reads go on while more than the 10-byte footer is left,
     // and a read may run into the footer.
@@ -471,27 +522,25 @@ pub fn parse_payload(payload: &[u8]) -> Result<Vec<Bytes>, String> {
     let mut codes = Vec::new();
     while r.remaining() > 10 {
         match r.u8() {
-            Err(_) => return Err("can not read data type".into()),
+            Err(_) => return Err(PayloadError::DataType),
             Ok(246) => {
                 // The 7.0 release candidates' format: name, engine,
                 // optional description, code.
-                r.string().map_err(|_| "Failed loading library name")?;
-                r.string().map_err(|_| "Failed loading engine name")?;
-                let has_desc = r
-                    .len()
-                    .map_err(|_| "Failed loading library description indicator")?;
+                let failed = |field| move |_| PayloadError::Field(field);
+                r.string().map_err(failed("library name"))?;
+                r.string().map_err(failed("engine name"))?;
+                let has_desc = r.len().map_err(failed("library description indicator"))?;
                 if has_desc != 0 {
-                    r.string()
-                        .map_err(|_| "Failed loading library description")?;
+                    r.string().map_err(failed("library description"))?;
                 }
-                r.string().map_err(|_| "Failed loading library payload")?;
-                return Err("Pre-GA function format not supported".into());
+                r.string().map_err(failed("library payload"))?;
+                return Err(PayloadError::PreGa);
             }
             Ok(245) => {}
-            Ok(_) => return Err("given type is not a function".into()),
+            Ok(_) => return Err(PayloadError::NotAFunction),
         }
         let Ok(code) = r.string() else {
-            return Err("Failed loading library payload".into());
+            return Err(PayloadError::Field("library payload"));
         };
         codes.push(Bytes::from(code));
     }
@@ -499,15 +548,12 @@ pub fn parse_payload(payload: &[u8]) -> Result<Vec<Bytes>, String> {
 }
 
 impl Functions {
-    fn engine(&mut self) -> Result<&mut Engine, String> {
-        if self.engine.is_none() {
-            self.engine =
-                Some(Engine::new().map_err(|e| format!("Lua initialisation failed: {e}"))?);
-        }
-        // The branch above filled it.
-        self.engine
-            .as_mut()
-            .ok_or_else(|| "Lua initialisation failed".to_string())
+    fn engine(&mut self) -> Result<&mut Engine, FunctionError> {
+        let engine = match self.engine.take() {
+            Some(e) => e,
+            None => Engine::new().map_err(|e| FunctionError::LuaInit(e.to_string()))?,
+        };
+        Ok(self.engine.insert(engine))
     }
 
     pub fn stats(&self) -> FunctionStats {
@@ -539,17 +585,17 @@ impl Functions {
 
     /// The library `code` in a new `Library` (not linked): Redis's
     /// `functionsCreateWithLibraryCtx` up to the checks against `set`.
-    fn compile(&mut self, code: &Bytes) -> Result<Library, String> {
+    fn compile(&mut self, code: &Bytes) -> Result<Library, FunctionError> {
         let (engine, name, end) = metadata(code)?;
         if !valid_name(&name) {
-            return Err(NAME_RULES.into());
+            return Err(FunctionError::BadName);
         }
         if !engine.eq_ignore_ascii_case(b"lua") {
-            return Err(format!("Engine '{}' not found", c_lossy(&engine)));
+            return Err(FunctionError::NoEngine(c_lossy(&engine)));
         }
         let regs = self.engine()?.create(&code[end..])?;
         if regs.is_empty() {
-            return Err("No functions registered".into());
+            return Err(FunctionError::NoFunctions);
         }
         let functions = regs
             .into_iter()
@@ -575,7 +621,7 @@ impl Functions {
 
     /// FUNCTION LOAD [REPLACE]: the library's name, or the error text
     /// (without the ERR code).
-    pub fn load(&mut self, code: &Bytes, replace: bool) -> Result<Bytes, String> {
+    pub fn load(&mut self, code: &Bytes, replace: bool) -> Result<Bytes, FunctionError> {
         let mut set = std::mem::take(&mut self.set);
         let r = self.load_into(&mut set, code, replace);
         self.set = set;
@@ -587,17 +633,17 @@ impl Functions {
         set: &mut LibSet,
         code: &Bytes,
         replace: bool,
-    ) -> Result<Bytes, String> {
+    ) -> Result<Bytes, FunctionError> {
         // The checks before compiling, in Redis's order.
         let (engine, name, _) = metadata(code)?;
         if !valid_name(&name) {
-            return Err(NAME_RULES.into());
+            return Err(FunctionError::BadName);
         }
         if !engine.eq_ignore_ascii_case(b"lua") {
-            return Err(format!("Engine '{}' not found", c_lossy(&engine)));
+            return Err(FunctionError::NoEngine(c_lossy(&engine)));
         }
         if set.libs.contains_key(name.as_slice()) && !replace {
-            return Err(format!("Library '{}' already exists", c_lossy(&name)));
+            return Err(FunctionError::LibraryExists(c_lossy(&name)));
         }
         let old = set.unlink(&name);
         let lib = match self.compile(code) {
@@ -613,7 +659,7 @@ impl Functions {
             if let Some(o) = old {
                 set.link(o);
             }
-            return Err(format!("Function {} already exists", c_lossy(&f)));
+            return Err(FunctionError::FunctionExists(c_lossy(&f)));
         }
         let name = lib.name.clone();
         set.link(lib);
@@ -643,7 +689,7 @@ impl Functions {
 
     /// FUNCTION RESTORE of the library `codes` (Redis's
     /// `functionRestoreCommand` after the payload is read).
-    pub fn restore(&mut self, codes: &[Bytes], policy: RestorePolicy) -> Result<(), String> {
+    pub fn restore(&mut self, codes: &[Bytes], policy: RestorePolicy) -> Result<(), FunctionError> {
         let mut fresh = LibSet::default();
         for code in codes {
             self.load_into(&mut fresh, code, false)?;
@@ -663,7 +709,7 @@ impl Functions {
             if self.set.libs.contains_key(name) {
                 if policy == RestorePolicy::Append {
                     revert(&mut self.set, old);
-                    return Err(format!("Library {} already exists", c_lossy(name)));
+                    return Err(FunctionError::RestoredLibraryExists(c_lossy(name)));
                 }
                 if let Some(o) = self.set.unlink(name) {
                     old.push(o);
@@ -671,9 +717,8 @@ impl Functions {
             }
         }
         if let Some(f) = fresh.libs.values().find_map(|l| self.set.collision(l)) {
-            let msg = format!("Function {} already exists", c_lossy(&f));
             revert(&mut self.set, old);
-            return Err(msg);
+            return Err(FunctionError::FunctionExists(c_lossy(&f)));
         }
         for (_, lib) in std::mem::take(&mut fresh.libs) {
             self.set.link(lib);
@@ -792,7 +837,7 @@ mod tests {
         let n = bad.len();
         bad[n - 1] ^= 1;
         assert_eq!(
-            parse_payload(&bad).unwrap_err(),
+            parse_payload(&bad).unwrap_err().to_string(),
             "DUMP payload version or checksum are wrong"
         );
     }
@@ -803,18 +848,24 @@ mod tests {
 
     #[test]
     fn metadata_errors_as_redis() {
-        assert_eq!(metadata(b"x").unwrap_err(), "Missing library metadata");
-        assert_eq!(metadata(b"#!lua").unwrap_err(), "Invalid library metadata");
         assert_eq!(
-            metadata(b"#!lua\nx").unwrap_err(),
+            metadata(b"x").unwrap_err().to_string(),
+            "Missing library metadata"
+        );
+        assert_eq!(
+            metadata(b"#!lua").unwrap_err().to_string(),
+            "Invalid library metadata"
+        );
+        assert_eq!(
+            metadata(b"#!lua\nx").unwrap_err().to_string(),
             "Library name was not given"
         );
         assert_eq!(
-            metadata(b"#!lua name=a foo=b\n").unwrap_err(),
+            metadata(b"#!lua name=a foo=b\n").unwrap_err().to_string(),
             "Invalid metadata value given: foo=b"
         );
         assert_eq!(
-            metadata(b"#!lua name=a NAME=b\n").unwrap_err(),
+            metadata(b"#!lua name=a NAME=b\n").unwrap_err().to_string(),
             "Invalid metadata value, name argument was given multiple times"
         );
         assert_eq!(
@@ -829,7 +880,7 @@ mod tests {
         let lib = "#!lua name=lib1\nredis.register_function('f1', function(k, a) return 1 end)\nredis.register_function{function_name='f2', callback=function() end, flags={'no-writes', 'ALLOW-OOM'}, description='d'}";
         assert_eq!(f.load(&code(lib), false).unwrap(), "lib1");
         assert_eq!(
-            f.load(&code(lib), false).unwrap_err(),
+            f.load(&code(lib), false).unwrap_err().to_string(),
             "Library 'lib1' already exists"
         );
         assert_eq!(f.load(&code(lib), true).unwrap(), "lib1");
@@ -842,7 +893,8 @@ mod tests {
                 &code("#!lua name=lib2\nredis.register_function('f1', function() end)"),
                 false
             )
-            .unwrap_err(),
+            .unwrap_err()
+            .to_string(),
             "Function f1 already exists"
         );
         for (body, err) in [
@@ -858,7 +910,7 @@ mod tests {
             ("while true do end", "Error registering functions: ERR FUNCTION LOAD timeout"),
         ] {
             let c = format!("#!lua name=bad\n{body}");
-            assert_eq!(f.load(&code(&c), false).unwrap_err(), err, "{body}");
+            assert_eq!(f.load(&code(&c), false).unwrap_err().to_string(), err, "{body}");
         }
         assert_eq!(f.stats().libraries, 1);
         assert_eq!(f.stats().functions, 2);
@@ -869,7 +921,9 @@ mod tests {
         g.restore(&codes, RestorePolicy::Append).unwrap();
         assert_eq!(g.stats().functions, 2);
         assert_eq!(
-            g.restore(&codes, RestorePolicy::Append).unwrap_err(),
+            g.restore(&codes, RestorePolicy::Append)
+                .unwrap_err()
+                .to_string(),
             "Library lib1 already exists"
         );
         g.restore(&codes, RestorePolicy::Replace).unwrap();

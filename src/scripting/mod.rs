@@ -333,28 +333,40 @@ pub fn sha1hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
 }
 
+/// A script's shebang line refused (Redis's texts, after `ERR `).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShebangError {
+    #[error("Invalid script shebang")]
+    NoNewline,
+    #[error("Invalid engine in script shebang")]
+    InvalidEngine,
+    #[error("Unexpected engine in script shebang: {0}")]
+    UnexpectedEngine(String),
+    #[error("Unexpected flag in script shebang: {0}")]
+    UnexpectedFlag(String),
+    #[error("Unknown lua shebang option: {0}")]
+    UnknownOption(String),
+}
+
 /// Redis's `evalExtractShebangFlags`: the flags and the shebang's length
 /// (the line without its `\n`, which stays for the line numbers).
-pub fn shebang_flags(body: &[u8]) -> Result<(u32, usize), String> {
+pub fn shebang_flags(body: &[u8]) -> Result<(u32, usize), ShebangError> {
     if !body.starts_with(b"#!") {
         return Ok((script_flags::EVAL_COMPAT_MODE, 0));
     }
     let Some(end) = body.iter().position(|&b| b == b'\n') else {
-        return Err("Invalid script shebang".into());
+        return Err(ShebangError::NoNewline);
     };
     let parts = match crate::protocol::parse::split_args(&body[..end]) {
         Some(p) if !p.is_empty() => p,
-        _ => return Err("Invalid engine in script shebang".into()),
+        _ => return Err(ShebangError::InvalidEngine),
     };
     let c = |b: &[u8]| {
         let z = b.iter().position(|&x| x == 0).unwrap_or(b.len());
         String::from_utf8_lossy(&b[..z]).into_owned()
     };
     if c(&parts[0]) != "#!lua" || parts[0].contains(&0) {
-        return Err(format!(
-            "Unexpected engine in script shebang: {}",
-            c(&parts[0])
-        ));
+        return Err(ShebangError::UnexpectedEngine(c(&parts[0])));
     }
     let mut flags = 0;
     for p in &parts[1..] {
@@ -367,12 +379,12 @@ pub fn shebang_flags(body: &[u8]) -> Result<(u32, usize), String> {
                 match script_flags::NAMES.iter().find(|(_, n)| n.as_bytes() == f) {
                     Some((bit, _)) => flags |= bit,
                     None => {
-                        return Err(format!("Unexpected flag in script shebang: {}", c(f)));
+                        return Err(ShebangError::UnexpectedFlag(c(f)));
                     }
                 }
             }
         } else {
-            return Err(format!("Unknown lua shebang option: {}", c(p)));
+            return Err(ShebangError::UnknownOption(c(p)));
         }
     }
     Ok((flags, end))
@@ -1008,8 +1020,8 @@ fn redis_call(lua: &Lua, a: MultiValue, raise: bool) -> LuaResult {
         ));
     };
     let reply = match reply {
-        Err(msg) => {
-            let t = error_table(lua, msg.as_bytes(), true).map_err(lua_err)?;
+        Err(why) => {
+            let t = error_table(lua, why.to_string().as_bytes(), true).map_err(lua_err)?;
             return if raise {
                 Err(Raise::Value(Value::Table(t)))
             } else {
@@ -1053,29 +1065,53 @@ fn give_back_reply_buf(buf: Vec<u8>) {
     }
 }
 
+/// Why `redis.call` refused a command before running it: the error
+/// table's text (Redis's `scriptCall`; without code, or with the `-CODE`
+/// Redis gives it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum CallRefused {
+    #[error("Unknown Redis command called from script")]
+    Unknown,
+    #[error("Wrong number of args calling Redis command from script")]
+    Arity,
+    #[error("This Redis command is not allowed from script")]
+    NoScript,
+    /// The ACL's denial, as `AclDenied::script_message` words it.
+    #[error("The user executing the script {0}")]
+    Acl(&'static str),
+    #[error("Write commands are not allowed from read-only scripts.")]
+    ReadOnlyScript,
+    #[error("-OOM command not allowed when used memory > 'maxmemory'.")]
+    Oom,
+    #[error("-READONLY You can't write against a read only replica.")]
+    ReadOnlyReplica,
+    #[error("-{0}")]
+    Misconf(crate::server::durability::Misconf),
+}
+
 /// Redis's `scriptCall`: the checks, then the command on the script's
-/// client; the reply's RESP bytes, or the refusal text (without code).
-fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, String>, bool) {
+/// client; the reply's RESP bytes, or the refusal.
+fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, CallRefused>, bool) {
     let t = table();
     let resp3 = run.resp3;
-    let refuse = |m: &str| (Err(m.to_string()), resp3);
+    let refuse = |why: CallRefused| (Err(why), resp3);
     let Some(mut idx) = t.lookup(&argv[0]) else {
-        return refuse("Unknown Redis command called from script");
+        return refuse(CallRefused::Unknown);
     };
     if !t.entries[idx].cmd.subcommands.is_empty() && argv.len() >= 2 {
         match t.lookup_sub(idx, &argv[1]) {
             Some(s) => idx = s,
-            None => return refuse("Unknown Redis command called from script"),
+            None => return refuse(CallRefused::Unknown),
         }
     }
     let e = &t.entries[idx];
     let cmd = e.cmd;
     let argc = argv.len() as i32;
     if (cmd.arity > 0 && argc != cmd.arity) || argc < -cmd.arity {
-        return refuse("Wrong number of args calling Redis command from script");
+        return refuse(CallRefused::Arity);
     }
     if cmd.has(flags::NOSCRIPT) {
-        return refuse("This Redis command is not allowed from script");
+        return refuse(CallRefused::NoScript);
     }
     if let Err(d) = commands::acl::check_logged(
         run.shared,
@@ -1084,18 +1120,15 @@ fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, String>, 
         argv,
         crate::acl::LogContext::Lua,
     ) {
-        return refuse(&format!(
-            "The user executing the script {}",
-            d.script_message()
-        ));
+        return refuse(CallRefused::Acl(d.script_message()));
     }
     if run.read_only && cmd.has(flags::WRITE | flags::MAY_REPLICATE) {
-        return refuse("Write commands are not allowed from read-only scripts.");
+        return refuse(CallRefused::ReadOnlyScript);
     }
     // Redis's `scriptVerifyOOM`: over the limit at the script's start, its
     // first write, if it may grow memory, is refused.
     if !run.allow_oom && !run.write_dirty && run.pre_oom && cmd.has(flags::DENYOOM) {
-        return refuse("-OOM command not allowed when used memory > 'maxmemory'.");
+        return refuse(CallRefused::Oom);
     }
     if cmd.has(flags::WRITE) && !run.write_dirty {
         // Redis's `scriptVerifyWriteCommandAllow`: a read-only replica
@@ -1108,14 +1141,12 @@ fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, String>, 
                 .is_some_and(|h| h.meta.lock().master)
             && run.shared.config.read().get("replica-read-only") != Some("no")
         {
-            return (
-                Err("-READONLY You can't write against a read only replica.".to_string()),
-                resp3,
-            );
+            return refuse(CallRefused::ReadOnlyReplica);
         }
         if let Some(reason) = run.shared.durability.failure() {
-            let m = crate::server::durability::Misconf { reason };
-            return (Err(format!("-{m}")), resp3);
+            return refuse(CallRefused::Misconf(crate::server::durability::Misconf {
+                reason,
+            }));
         }
     }
     if cmd.has(flags::WRITE) {
@@ -1190,13 +1221,10 @@ mod tests {
             shebang_flags(b"#!lua flags=no-writes,allow-oom\nreturn 1"),
             Ok((script_flags::NO_WRITES | script_flags::ALLOW_OOM, 31))
         );
-        assert_eq!(
-            shebang_flags(b"#!lua"),
-            Err("Invalid script shebang".into())
-        );
+        assert_eq!(shebang_flags(b"#!lua"), Err(ShebangError::NoNewline));
         assert_eq!(
             shebang_flags(b"#!lua x=1\n"),
-            Err("Unknown lua shebang option: x=1".into())
+            Err(ShebangError::UnknownOption("x=1".into()))
         );
     }
 }

@@ -185,7 +185,7 @@ async fn run_batch<S: ClientStream>(
                 let sh = shared.clone();
                 let r = tokio::task::spawn_blocking(move || sh.rewrite_now())
                     .await
-                    .unwrap_or_else(|e| Err(e.to_string()));
+                    .unwrap_or_else(|e| Err(e.into()));
                 match r {
                     Ok(()) => out.ok(),
                     Err(e) => {
@@ -198,7 +198,7 @@ async fn run_batch<S: ClientStream>(
                 let sh = shared.clone();
                 let r = tokio::task::spawn_blocking(move || sh.debug_reload(save, flush, merge))
                     .await
-                    .unwrap_or_else(|e| Err(e.to_string()));
+                    .unwrap_or_else(|e| Err(e.into()));
                 match r {
                     Ok(()) => out.ok(),
                     Err(e) => {

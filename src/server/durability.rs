@@ -87,13 +87,24 @@ pub struct Misconf {
     pub reason: String,
 }
 
+/// Why a [`Sink`] could not write or sync: the reason MISCONF carries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// The operating system's error, as strerror prints it.
+    #[error("{0}")]
+    Io(String),
+    /// The queued units do not continue the log (a bug: every queued unit
+    /// is written in order).
+    #[error("queued units start at seq {first} but the WAL is at {log}")]
+    OutOfOrder { first: u64, log: u128 },
+}
+
 /// Writes and syncs units: the WAL (`persist::WalSink`), or a test double.
 pub trait Sink: Send + Sync {
-    /// Writes `units`, whose first seq is `first`, in one call. Err: the
-    /// reason, as strerror prints it.
-    fn write(&self, first: u64, units: &[Vec<u8>]) -> Result<(), String>;
+    /// Writes `units`, whose first seq is `first`, in one call.
+    fn write(&self, first: u64, units: &[Vec<u8>]) -> Result<(), SinkError>;
     /// fdatasyncs everything written so far.
-    fn sync(&self) -> Result<(), String>;
+    fn sync(&self) -> Result<(), SinkError>;
 }
 
 /// Units queued under the keyspace lock, not yet written.
@@ -324,7 +335,9 @@ impl Durability {
             // One write per stream, before any reply.
             let failed = streams.iter().find_map(|s| s.flush().err()).map(|e| {
                 tracing::error!("writing a stream log failed: {e}");
-                Misconf { reason: e }
+                Misconf {
+                    reason: e.to_string(),
+                }
             });
             if self.streams.has_doomed() {
                 self.streams.reap();
@@ -408,12 +421,18 @@ impl Durability {
             // with concurrent batches).
             let streams = std::mem::take(&mut t.streams);
             let lat = self.latency.clone();
-            tokio::task::spawn_blocking(move || {
+            let synced = tokio::task::spawn_blocking(move || {
                 lat.timed("stream-fsync", || streams.iter().try_for_each(|s| s.sync()))
             })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()))
-            .map_err(|reason| Misconf { reason })?;
+            .await;
+            let reason = match synced {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(reason) = reason {
+                return Err(Misconf { reason });
+            }
         }
         Ok(())
     }
@@ -443,7 +462,9 @@ impl Durability {
         match streams.iter().find_map(|s| s.flush().err()) {
             Some(e) => {
                 tracing::error!("writing a stream log failed: {e}");
-                Err(Misconf { reason: e })
+                Err(Misconf {
+                    reason: e.to_string(),
+                })
             }
             None => Ok(()),
         }
@@ -483,7 +504,7 @@ impl Durability {
         if let Err(e) = written {
             // The streams stay on disk: their drops are not in the WAL.
             drop(doomed);
-            return Err(self.fail(e));
+            return Err(self.fail(e.to_string()));
         }
         if self.feeds.load(Ordering::SeqCst) > 0 {
             self.keep(first, units);
@@ -573,7 +594,7 @@ impl Durability {
             return Err(self.misconf());
         }
         let start = Instant::now();
-        let r = sink.sync().map_err(|e| self.fail(e));
+        let r = sink.sync().map_err(|e| self.fail(e.to_string()));
         let ms = start.elapsed().as_millis() as u64;
         self.latency.sample("wal-fsync", ms);
         if self.policy() == Appendfsync::Always {
@@ -734,9 +755,9 @@ mod tests {
     }
 
     impl Sink for Arc<Mem> {
-        fn write(&self, first: u64, units: &[Vec<u8>]) -> Result<(), String> {
+        fn write(&self, first: u64, units: &[Vec<u8>]) -> Result<(), SinkError> {
             if self.fail_writes.load(Ordering::SeqCst) {
-                return Err("No space left on device".into());
+                return Err(SinkError::Io("No space left on device".into()));
             }
             let mut log = self.log.lock();
             for (i, u) in units.iter().enumerate() {
@@ -744,9 +765,9 @@ mod tests {
             }
             Ok(())
         }
-        fn sync(&self) -> Result<(), String> {
+        fn sync(&self) -> Result<(), SinkError> {
             if self.fail_syncs.load(Ordering::SeqCst) {
-                return Err("Input/output error".into());
+                return Err(SinkError::Io("Input/output error".into()));
             }
             // As slow as a disk: the other writers queue up meanwhile.
             std::thread::sleep(Duration::from_millis(2));

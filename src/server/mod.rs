@@ -292,12 +292,12 @@ impl Shared {
 
     /// Starts a compaction on its own thread unless one is running.
     /// Returns false when one was already in progress.
-    pub fn start_rewrite(&self) -> Result<bool, String> {
+    pub fn start_rewrite(&self) -> Result<bool, RewriteError> {
         let Some(p) = self.persist.clone() else {
-            return Err("persistence is disabled (appendonly no)".into());
+            return Err(RewriteError::Disabled);
         };
         let Some(shared) = self.me.get().and_then(|w| w.upgrade()) else {
-            return Err("server is stopping".into());
+            return Err(RewriteError::Stopping);
         };
         if p.rewrite_in_progress.swap(true, Ordering::SeqCst) {
             return Ok(false);
@@ -307,23 +307,20 @@ impl Shared {
             .spawn(move || {
                 let _ = shared.rewrite_now();
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(RewriteError::Thread)?;
         Ok(true)
     }
 
     /// Writes a base on the calling thread (SAVE, and the rewrite thread);
     /// on success resets the changes-since-save counter and LASTSAVE.
-    pub fn rewrite_now(&self) -> Result<(), String> {
+    pub fn rewrite_now(&self) -> Result<(), RewriteError> {
         let Some(p) = &self.persist else {
-            return Err("persistence is disabled (appendonly no)".into());
+            return Err(RewriteError::Disabled);
         };
         let dirty_before = self.lock_ks().stats.dirty;
-        self.observe
-            .latency
-            .timed("compaction", || {
-                persist::run_rewrite(&self.ks, p, &self.durability)
-            })
-            .map_err(|e| e.to_string())?;
+        self.observe.latency.timed("compaction", || {
+            persist::run_rewrite(&self.ks, p, &self.durability)
+        })?;
         let mut ks = self.lock_ks();
         ks.stats.dirty = ks.stats.dirty.saturating_sub(dirty_before);
         self.last_save_unix
@@ -340,16 +337,18 @@ impl Shared {
     /// replay does not reopen). The keyspace lock is held from the write
     /// of the queued units to the end, so no command lands in between;
     /// nothing is logged (the result is the disk's state).
-    pub fn debug_reload(&self, save: bool, flush: bool, merge: bool) -> Result<(), String> {
+    pub fn debug_reload(&self, save: bool, flush: bool, merge: bool) -> Result<(), RewriteError> {
         let Some(p) = &self.persist else {
-            return Err("persistence is disabled (appendonly no)".into());
+            return Err(RewriteError::Disabled);
         };
         if save {
             self.rewrite_now()?;
         }
         let mut ks = self.lock_ks();
-        self.durability.write_queued().map_err(|m| m.reason)?;
-        let (disk, _) = persist::replay(&p.wal).map_err(|e| e.to_string())?;
+        self.durability
+            .write_queued()
+            .map_err(RewriteError::Queued)?;
+        let (disk, _) = persist::replay(&p.wal)?;
         if !flush && !merge {
             // Redis panics on a duplicate key here; redlog refuses.
             for (db, d) in disk.dbs.iter().enumerate() {
@@ -358,7 +357,7 @@ impl Shared {
                         "RDB has duplicated key '{}' in DB {db}",
                         String::from_utf8_lossy(k)
                     );
-                    return Err("duplicated key".into());
+                    return Err(RewriteError::DuplicatedKey);
                 }
             }
         }
@@ -409,11 +408,24 @@ impl Shared {
     }
 }
 
+/// Why the users could not be set up at startup (Redis's texts).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupAclError {
+    #[error("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.")]
+    Both,
+    #[error(transparent)]
+    ConfigUser(#[from] crate::acl::ConfigUserError),
+    #[error("Aborting Redis startup because of ACL errors: Error loading ACLs, opening file '{file}': {cause}")]
+    Open { file: String, cause: std::io::Error },
+    #[error("Aborting Redis startup because of ACL errors: {0}")]
+    File(#[from] crate::acl::AclFileError),
+}
+
 /// The users at startup, as Redis's `ACLUpdateDefaultUserPassword` then
 /// `ACLLoadUsersAtStartup`: `requirepass` sets the default user's
 /// password, then the config file's `user` directives or the ACL file
 /// (not both).
-fn initial_acl(config: &Config) -> Result<crate::acl::Acl, String> {
+fn initial_acl(config: &Config) -> Result<crate::acl::Acl, StartupAclError> {
     let pubsub_all = config.get("acl-pubsub-default") == Some("allchannels");
     let mut acl = crate::acl::Acl::default();
     if pubsub_all {
@@ -432,19 +444,45 @@ fn initial_acl(config: &Config) -> Result<crate::acl::Acl, String> {
     }
     let aclfile = config.get("aclfile").unwrap_or("").to_string();
     if !aclfile.is_empty() && !config.users.is_empty() {
-        return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+        return Err(StartupAclError::Both);
     }
     crate::acl::load_config_users(&mut acl, &config.users, pubsub_all)?;
     if !aclfile.is_empty() {
-        let text = std::fs::read(&aclfile).map_err(|e| {
-            format!("Aborting Redis startup because of ACL errors: Error loading ACLs, opening file '{aclfile}': {e}")
+        let text = std::fs::read(&aclfile).map_err(|cause| StartupAclError::Open {
+            file: aclfile.clone(),
+            cause,
         })?;
-        let users = crate::acl::parse_acl_file(&text, &aclfile, pubsub_all)
-            .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
+        let users = crate::acl::parse_acl_file(&text, &aclfile, pubsub_all)?;
         // The file's default user replaces the one requirepass made.
         acl.users = users;
     }
     Ok(acl)
+}
+
+/// Why SAVE, BGREWRITEAOF, a scheduled rewrite or DEBUG RELOAD could not
+/// run (logged, or after `ERR ` in BGREWRITEAOF's reply).
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    #[error("persistence is disabled (appendonly no)")]
+    Disabled,
+    #[error("server is stopping")]
+    Stopping,
+    /// The rewrite thread could not be started.
+    #[error(transparent)]
+    Thread(std::io::Error),
+    #[error(transparent)]
+    Persist(#[from] persist::PersistError),
+    /// Writing the queued units before a reload failed (the sticky
+    /// failure's cause).
+    #[error("{}", .0.reason)]
+    Queued(durability::Misconf),
+    /// DEBUG RELOAD without FLUSH or MERGE found a key on disk that is
+    /// also live.
+    #[error("duplicated key")]
+    DuplicatedKey,
+    /// The blocking task running it panicked or was cancelled.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// How often a task waiting for the keyspace lock looks whether a script

@@ -13,7 +13,7 @@
 //! capture. A SWAPDB during a compaction makes the capture inconsistent; the
 //! compaction is abandoned and retried.
 
-use super::durability::{Durability, Sink};
+use super::durability::{Durability, Sink, SinkError};
 use crate::db::effect::{apply, decode_unit, encode_unit, Effect};
 use crate::db::{Keyspace, DATABASES};
 use crate::storage::dirlock::{lock_dir, DirLock};
@@ -165,22 +165,23 @@ impl Persistence {
 pub struct WalSink(pub Arc<Persistence>);
 
 impl Sink for WalSink {
-    fn write(&self, first: u64, units: &[Vec<u8>]) -> Result<(), String> {
+    fn write(&self, first: u64, units: &[Vec<u8>]) -> Result<(), SinkError> {
         let next = self.0.wal.next_seq();
         if next != u128::from(first) {
             // Cannot happen while every queued unit is written in order.
-            return Err(format!(
-                "queued units start at seq {first} but the WAL is at {next}"
-            ));
+            return Err(SinkError::OutOfOrder { first, log: next });
         }
         self.0
             .wal
             .append(units)
-            .map_err(|e| strerror(&io_cause(&e)))
+            .map_err(|e| SinkError::Io(strerror(&io_cause(&e))))
     }
 
-    fn sync(&self) -> Result<(), String> {
-        self.0.wal.sync().map_err(|e| strerror(&io_cause(&e)))
+    fn sync(&self) -> Result<(), SinkError> {
+        self.0
+            .wal
+            .sync()
+            .map_err(|e| SinkError::Io(strerror(&io_cause(&e))))
     }
 }
 

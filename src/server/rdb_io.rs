@@ -56,7 +56,7 @@ pub enum RdbIoError {
     File(#[from] rdb::file::FileError),
     /// A stream could not be read for export.
     #[error("{0}")]
-    Stream(String),
+    Stream(crate::stream::StreamError),
 }
 
 /// A pipelined connection whose replies are single lines (+OK / -ERR).

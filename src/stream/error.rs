@@ -29,10 +29,3 @@ pub enum StreamError {
         source: StorageError,
     },
 }
-
-/// For callers that report errors as text (command replies, startup).
-impl From<StreamError> for String {
-    fn from(e: StreamError) -> String {
-        e.to_string()
-    }
-}

@@ -156,10 +156,10 @@ impl StreamRef {
     /// Writes the entries appended by the batch's commands (see
     /// `state::Inner::flush`). Called for every stream a batch wrote, after
     /// the keyspace lock is released and before any of its replies leaves.
-    /// The error is the text the server's refusals and MISCONF carry.
-    pub fn flush(&self) -> Result<(), String> {
+    /// The error's text is what the server's refusals and MISCONF carry.
+    pub fn flush(&self) -> Result<(), StreamError> {
         match self.0.inner.lock().as_mut() {
-            Some(i) => Ok(i.flush()?),
+            Some(i) => i.flush(),
             None => Ok(()),
         }
     }
@@ -384,7 +384,7 @@ impl Registry {
     }
 
     /// fdatasyncs every open stream's logs (everysec flusher, shutdown).
-    pub fn sync_all(&self) -> Result<(), String> {
+    pub fn sync_all(&self) -> Result<(), crate::storage::Error> {
         let mut first_err = None;
         for s in self.live() {
             if let Err(e) = StreamRef(s).sync() {
@@ -464,12 +464,12 @@ impl Registry {
 impl StreamRef {
     /// fdatasync of both logs (group-committed in storage); runs without
     /// holding the stream's lock.
-    /// The error is text, for the server's MISCONF (as `flush`).
-    pub fn sync(&self) -> Result<(), String> {
+    /// The error's text is the server's MISCONF reason (as `flush`).
+    pub fn sync(&self) -> Result<(), crate::storage::Error> {
         let logs = self.0.inner.lock().as_ref().map(|i| i.logs());
         if let Some((log, ops)) = logs {
-            log.sync().map_err(|e| e.to_string())?;
-            ops.sync().map_err(|e| e.to_string())?;
+            log.sync()?;
+            ops.sync()?;
         }
         Ok(())
     }
