@@ -3,11 +3,11 @@
 //! published Drain settings (the built-in formats) against the default
 //! (typed) miner with the same settings, per system and on average.
 //!
-//! Run: `cargo bench --bench logparse_ga`. `tests/logparse.rs`
+//! Run: `cargo bench --bench logparse_ga`. `tests/it/logparse.rs`
 //! (`grouping_accuracy_drain_and_typed`) asserts the same figures.
 
 #[allow(dead_code)]
-#[path = "../tests/common/loghub.rs"]
+#[path = "../tests/it/common/loghub.rs"]
 mod loghub;
 
 use loghub::{grouping_accuracy, mine, SYSTEMS};

@@ -1,5 +1,5 @@
 //! Entry points shared by the cargo-fuzz targets in `fuzz/fuzz_targets/`
-//! and the stable proptests of `tests/decoder_fuzz.rs`: one per decoder of
+//! and the stable proptests of `tests/it/decoder_fuzz.rs`: one per decoder of
 //! untrusted bytes (client requests, WAL units and their effects, stream
 //! entry / op / checkpoint records, LOGPARSE format specs and miner
 //! states). Each decodes arbitrary bytes and panics only when an invariant

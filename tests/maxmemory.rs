@@ -3,10 +3,13 @@
 //! in the WAL and notified, OBJECT FREQ / IDLETIME, INFO and CONFIG.
 //! Replies checked against redis-server 7.0.15.
 //!
-//! `used_memory` is the process's (jemalloc's allocated bytes), so the tests
-//! of this file run one at a time (`SERIAL`) and set limits relative to the
-//! memory in use when they start, with margins of hundreds of KB.
+//! `used_memory` is the process's (jemalloc's allocated bytes), so this file
+//! is a test binary of its own, not a module of `tests/it/` (the servers of
+//! the tests running there in parallel would move the gauge), its tests run
+//! one at a time (`SERIAL`) and set limits relative to the memory in use
+//! when they start, with margins of hundreds of KB.
 
+#[path = "it/common/mod.rs"]
 mod common;
 use common::*;
 use redis::aio::MultiplexedConnection;

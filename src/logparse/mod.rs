@@ -42,7 +42,7 @@
 //! of masked tokens counts as one (a list of block ids of any length). With
 //! them the Loghub 2k grouping accuracy rises from Drain's published
 //! 0.998 / 0.963 / 0.948 (HDFS / BGL / Hadoop, which this miner reproduces
-//! without them) to 1.000 / 0.965 / 0.963 (tests/logparse.rs).
+//! without them) to 1.000 / 0.965 / 0.963 (tests/it/logparse.rs).
 //!
 //! Template ids are per miner: a stream's ingestor and the shared PARSE
 //! miner of the same format number templates independently.

@@ -1,5 +1,5 @@
 //! Entry point shared by the cargo-fuzz target `fuzz/fuzz_targets/open_segment.rs`
-//! and the stable proptest `tests/storage_fuzz.rs`: open a log whose segment
+//! and the stable proptest `tests/it/storage_fuzz.rs`: open a log whose segment
 //! and index bytes are arbitrary, read it every way, and panic only if an
 //! invariant breaks (never on bad input).
 //!
