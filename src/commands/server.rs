@@ -647,7 +647,7 @@ fn section_text(ctx: &Ctx, name: &str, out: &mut String) {
             line!("latest_fork_usec:0");
             line!("total_forks:0");
             line!("migrate_cached_sockets:0");
-            line!("slave_expires_tracked_keys:0");
+            line!("slave_expires_tracked_keys:{}", ks.replica_ttl_names());
             // activedefrag is refused (see config.rs): it never ran.
             line!("active_defrag_hits:0");
             line!("active_defrag_misses:0");

@@ -291,6 +291,7 @@ pub fn execute_argv(
     args: &mut Vec<Bytes>,
 ) {
     let t = table();
+    super::batch::sync_expire_role(shared, ks, client.master);
     // Under the keyspace lock: one writer at a time.
     commands::bump(&shared.stats.total_commands_processed, 1);
     let reply_start = out.buf.len();

@@ -260,10 +260,14 @@ pub fn on_units(shared: &Shared, ks: &mut crate::db::Keyspace, units: &[Vec<u8>]
     if st.master.is_none() && st.backlog.is_some() && !units.is_empty() {
         let mut buf = Vec::new();
         let mut seldb = st.primary.seldb;
+        // Streams sent whole hold the batch's later changes (`StreamCover`).
+        let mut cover = propagate::StreamCover::default();
         for u in units {
             match crate::db::effect::decode_unit(u) {
                 Ok(effects) => {
-                    if let Err(e) = propagate::unit_commands(&effects, &mut seldb, &mut buf) {
+                    if let Err(e) =
+                        propagate::unit_commands_in(&effects, &mut seldb, &mut cover, &mut buf)
+                    {
                         tracing::error!("replication: cannot propagate a unit: {e}");
                     }
                 }
