@@ -150,22 +150,6 @@ fn refuse_spans(out: &mut Out, spans: &[(usize, usize)], text: &str) {
     out.buf.extend_from_slice(&old[at..]);
 }
 
-/// Tells the keyspace's expiry which role the next lookups run under
-/// (`db::expire::ExpireState::set_role`): a replica hides expired keys
-/// instead of deleting them, except for the master client, which sees
-/// them, and for a writable replica's write lookups; during CLIENT PAUSE
-/// even a primary only hides them. Two atomic loads on a primary; the
-/// configuration is read only on a replica.
-pub(super) fn sync_expire_role(shared: &Shared, ks: &mut Keyspace, from_master: bool) {
-    ks.expire.paused = shared.pause.writes_paused();
-    let replica = shared.repl.is_replica();
-    if !replica && !ks.expire.replica {
-        return;
-    }
-    let writable = replica && shared.config.read().get("replica-read-only") == Some("no");
-    ks.set_expire_role(replica, from_master, writable);
-}
-
 /// The end of a batch, still under the keyspace lock: a fast expiry
 /// cycle, pending notifications, and the batch handed to the durability
 /// stage for its ticket.
@@ -179,7 +163,7 @@ pub(super) fn end_batch(
         let c = shared.config.read();
         (c.hz, c.active_expire_effort)
     };
-    sync_expire_role(shared, ks, false);
+    super::dispatch::sync_expire_role(shared, ks, false);
     if !shared.pause.writes_paused() {
         let lat = &shared.observe.latency;
         lat.timed("expire-cycle", || {

@@ -188,7 +188,8 @@ impl Applier {
         self.raw.extend_from_slice(bytes);
     }
 
-    /// True when unparsed bytes are buffered.
+    /// True when unparsed bytes are buffered, or a command CLIENT PAUSE
+    /// postponed waits to be tried again.
     pub fn has_input(&self) -> bool {
         !self.inbuf.is_empty() || self.postponed.is_some()
     }
