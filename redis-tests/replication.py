@@ -234,7 +234,7 @@ def write_streams_live(r, port):
     p = r.pipeline(transaction=True)
     p.copy(k, "live:copy")
     p.xadd("live:copy", {"after": "copy"})
-    p.xgroup_create("live:copy", "g2", id="0")
+    p.xgroup_create("live:copy", "copied", id="0")
     p.execute()
     r.eval("redis.call('COPY', KEYS[1], KEYS[2]) "
            "redis.call('XADD', KEYS[2], '*', 'b', 1) "

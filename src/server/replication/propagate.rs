@@ -98,6 +98,10 @@ fn effect_commands(e: &Effect, cmds: &mut Vec<Cmd>) -> Result<(), String> {
                 }
                 push(Some(*db), a);
             }
+            // A stream no key holds any more (`primary::on_units` found
+            // no live handle): a later Del or Set of the batch replaces
+            // it, and its commands after this are covered (`StreamCover`).
+            Value::Stream(s) if !s.is_open() => {}
             v => {
                 let mut a = with_keys(b"RESTORE", key, [num(expires_at_ms), payload(v)?]);
                 a.push(b"REPLACE".to_vec());
