@@ -13,7 +13,8 @@ redlog is the primary, redis-server 7.0 its replica (`--replicaof`):
    that changes a stream: XADD with * and explicit ids, approximate and
    MINID trimming, XDEL, XTRIM, XSETID, XGROUP's subcommands, XREADGROUP
    with and without NOACK and blocked, XACK, XCLAIM, XAUTOCLAIM, inside
-   MULTI and EVAL too): both keyspaces are compared key by key (DUMP
+   MULTI and EVAL too, and streams copied or renamed (sent whole) then
+   changed in the same transaction, script or pipelined batch): both keyspaces are compared key by key (DUMP
    payloads where the encodings match, else values and TTLs; streams by
    XRANGE and XINFO STREAM FULL but for consumers' seen-time, a wall
    clock, the radix tree's node and key counts, each server's own layout,
@@ -227,6 +228,28 @@ def write_streams_live(r, port):
            "redis.call('XADD', KEYS[1], '*', 'a', 2) "
            "redis.call('XREADGROUP', 'GROUP', 'g', 'f', 'STREAMS', KEYS[1], '>') "
            "return 1", 1, "live:eval")
+    # A stream sent whole (COPY, RENAME: a RESTORE of the stream as it is
+    # at the end of the batch) then changed in the same transaction,
+    # script or pipelined batch: the change reaches the replica once.
+    p = r.pipeline(transaction=True)
+    p.copy(k, "live:copy")
+    p.xadd("live:copy", {"after": "copy"})
+    p.xgroup_create("live:copy", "copied", id="0")
+    p.execute()
+    r.eval("redis.call('COPY', KEYS[1], KEYS[2]) "
+           "redis.call('XADD', KEYS[2], '*', 'b', 1) "
+           "redis.call('RENAME', KEYS[2], KEYS[3]) "
+           "redis.call('XADD', KEYS[3], '*', 'c', 1) "
+           "redis.call('COPY', KEYS[3], KEYS[4]) "
+           "redis.call('XADD', KEYS[4], '*', 'd', 1) "
+           "redis.call('DEL', KEYS[4]) "
+           "redis.call('XADD', KEYS[4], '*', 'e', 1) return 1",
+           4, k, "live:copy2", "live:copy3", "live:copy4")
+    p = r.pipeline(transaction=False)
+    p.copy(k, "live:copy5")
+    p.xadd("live:copy5", {"p": 1})
+    p.xtrim("live:copy5", maxlen=10)
+    p.execute()
     # Another database.
     redis.Redis(port=port, db=2).xadd("live:db2", {"a": 1})
 

@@ -155,9 +155,9 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if ttl != 0 && !absttl {
         expires_at_ms = ttl.wrapping_add(now as i64);
     }
-    if ttl != 0 && expires_at_ms < now as i64 {
-        // Already expired (Redis's `checkAlreadyExpired`): not created; a
-        // replaced key stays deleted.
+    if ttl != 0 && expires_at_ms < now as i64 && !ctx.ks.expire.replica {
+        // Already expired (Redis's `checkAlreadyExpired`, never on a
+        // replica): not created; a replaced key stays deleted.
         if deleted {
             ctx.ks.stats.dirty += 1;
             ctx.notify(GENERIC, "del", db, key);
@@ -165,7 +165,13 @@ fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.out.ok();
         return Ok(());
     }
-    let mut entry = ctx.ks.entry(value, expires_at_ms as u64);
+    // A replica keeps a past expiry (0 would mean none).
+    let at = if ttl == 0 {
+        0
+    } else {
+        expires_at_ms.max(1) as u64
+    };
+    let mut entry = ctx.ks.entry(value, at);
     if ctx.ks.evict.cfg.policy.is_lfu() {
         if freq >= 0 {
             entry.lru = (entry.lru & !0xff) | freq as u32;

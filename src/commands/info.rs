@@ -537,7 +537,7 @@ fn stats(ctx: &Ctx, out: &mut String) {
     line!(out, "latest_fork_usec:0");
     line!(out, "total_forks:0");
     line!(out, "migrate_cached_sockets:0");
-    line!(out, "slave_expires_tracked_keys:0");
+    line!(out, "slave_expires_tracked_keys:{}", ks.replica_ttl_names());
     // activedefrag is refused (see config.rs): it never ran.
     line!(out, "active_defrag_hits:0");
     line!(out, "active_defrag_misses:0");

@@ -373,9 +373,12 @@ pub(crate) fn random_u64() -> u64 {
 ///
 /// Takes the first key at or after a random hash. An expired key found
 /// this way is deleted and another one drawn, so the loop ends: each turn
-/// either replies or removes a key.
+/// either replies or removes a key. A replica only hides expired keys, so
+/// when every key has a TTL it gives up after 100 expired draws and
+/// answers the last one (Redis's `dbRandomKey`).
 fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let mut tries = 100;
     loop {
         let Some(key) = ctx.ks.dbs[db]
             .key_at_or_after(random_u64())
@@ -384,6 +387,14 @@ fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
             ctx.out.null();
             return Ok(());
         };
+        let d = &ctx.ks.dbs[db];
+        if ctx.ks.expire.replica && d.len() == d.expires_len() {
+            tries -= 1;
+            if tries == 0 {
+                ctx.out.bulk(&key);
+                return Ok(());
+            }
+        }
         if !ctx.ks.expire_if_needed(db, &key, now) {
             ctx.out.bulk(&key);
             return Ok(());
@@ -713,12 +724,13 @@ fn expire_generic(
         ctx.out.int(0);
         return Ok(());
     }
-    if when <= now as i64 {
+    if when <= now as i64 && !ctx.ks.expire.replica {
         ctx.ks.delete(db, key, now);
         ctx.notify(GENERIC, "del", db, key);
         ctx.out.int(1);
     } else {
-        ctx.ks.dbs[db].set_expiry(key, when as u64);
+        // A replica keeps a past expiry (0 would mean none).
+        ctx.ks.dbs[db].set_expiry(key, when.max(1) as u64);
         ctx.ks.stats.dirty += 1;
         // Redis replies before this event.
         ctx.out.int(1);

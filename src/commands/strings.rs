@@ -400,7 +400,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ctx.out.bulk(&s.data);
     }
     match expiry {
-        Some((at, kind)) if !kind.relative() && at <= now => {
+        Some((at, kind)) if !kind.relative() && ctx.ks.expire.already_expired(at, now) => {
             ctx.ks.delete(db, key, now);
             ctx.notify(GENERIC, "del", db, key);
         }

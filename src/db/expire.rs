@@ -20,6 +20,8 @@
 //! and -1% acceptable staleness per step above 1.
 
 use super::Keyspace;
+use bytes::Bytes;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 const KEYS_PER_LOOP: usize = 20;
@@ -53,6 +55,38 @@ pub struct ExpireState {
     pub cpu_ms: u64,
     /// DEBUG SET-ACTIVE-EXPIRE 0: no active cycles (lazy expiry only).
     pub disabled: bool,
+    /// This server replicates a primary (Redis's `server.masterhost`): keys
+    /// are deleted by the primary's DELs, not here. A logically expired key
+    /// is hidden from lookups but kept, and no active cycle runs.
+    pub replica: bool,
+    /// On a replica, the running command comes from the master client:
+    /// no key is expired for it (Redis's `current_client == master`).
+    pub from_master: bool,
+    /// On a replica, `replica-read-only no`: a normal client's write lookup
+    /// deletes an expired key (Redis's `EXPIRE_FORCE_DELETE_EXPIRED`).
+    pub writable: bool,
+    /// CLIENT PAUSE is in effect: an expired key is hidden but kept, even
+    /// on a primary (Redis's `checkClientPauseTimeoutAndReturnIfPaused`:
+    /// the dataset stays constant during a pause).
+    pub paused: bool,
+}
+
+impl ExpireState {
+    /// Sets the role the next lookups run under (see the fields); the
+    /// keyspace's `set_expire_role` also tells the databases.
+    pub fn set_role(&mut self, replica: bool, from_master: bool, writable: bool) {
+        self.replica = replica;
+        self.from_master = replica && from_master;
+        self.writable = replica && writable;
+    }
+
+    /// Whether an expiry at `at_ms` has already passed for a command
+    /// setting it (Redis's `checkAlreadyExpired`): never on a replica,
+    /// where the key is stored with its past expiry and the primary's DEL
+    /// removes it.
+    pub fn already_expired(&self, at_ms: u64, now_ms: u64) -> bool {
+        at_ms <= now_ms && !self.replica
+    }
 }
 
 /// Runs one cycle. `effort` is `active-expire-effort` (1..=10), `hz` the
@@ -66,6 +100,16 @@ pub fn active_expire_cycle(
 ) -> u64 {
     if ks.expire.disabled {
         return 0;
+    }
+    if ks.expire.replica {
+        // Redis runs `activeExpireCycle` only on a primary; a replica's
+        // keys go when the primary's DEL arrives, but for those its own
+        // clients gave a TTL (a writable replica), checked by the slow
+        // cycle's slot (Redis's `expireSlaveKeys` in `databasesCron`).
+        return match kind {
+            CycleKind::Slow => expire_replica_keys(ks, now_ms()),
+            CycleKind::Fast => 0,
+        };
     }
     let effort = u64::from(effort.clamp(1, 10) - 1);
     let keys_per_loop = KEYS_PER_LOOP + KEYS_PER_LOOP / 4 * effort as usize;
@@ -148,6 +192,86 @@ pub fn active_expire_cycle(
         0.0
     };
     ks.expire.stale_perc = current * 0.05 + ks.expire.stale_perc * 0.95;
+    deleted
+}
+
+/// The keys of one database a client of a writable replica gave a TTL
+/// (Redis's `slaveKeysWithExpire`): the primary knows nothing of them, so
+/// the replica expires them itself (`expire_replica_keys`). Names in the
+/// order they were added, walked from a cursor.
+#[derive(Debug, Default)]
+pub struct ReplicaTtlKeys {
+    keys: Vec<Bytes>,
+    names: HashSet<Bytes>,
+    cursor: usize,
+}
+
+impl ReplicaTtlKeys {
+    pub fn add(&mut self, key: &[u8]) {
+        if !self.names.contains(key) {
+            let k = Bytes::copy_from_slice(key);
+            self.names.insert(k.clone());
+            self.keys.push(k);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        *self = ReplicaTtlKeys::default();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &Bytes> {
+        self.keys.iter()
+    }
+
+    /// The key at the cursor (wrapping).
+    fn current(&mut self) -> Option<Bytes> {
+        if self.cursor >= self.keys.len() {
+            self.cursor = 0;
+        }
+        self.keys.get(self.cursor).cloned()
+    }
+
+    /// Forgets the key at the cursor.
+    fn drop_current(&mut self) {
+        if self.cursor < self.keys.len() {
+            let k = self.keys.swap_remove(self.cursor);
+            self.names.remove(&k);
+        }
+    }
+}
+
+/// Redis's `expireSlaveKeys`: deletes the expired keys among those the
+/// writable replica's own clients gave a TTL, forgetting the ones gone or
+/// without a TTL; stops after more than 3 keys not yet expired or after a
+/// millisecond. Returns the number of keys deleted.
+fn expire_replica_keys(ks: &mut Keyspace, now_ms: u64) -> u64 {
+    let start = Instant::now();
+    let mut deleted = 0;
+    let (mut cycles, mut noexpire) = (0u64, 0u32);
+    for db in 0..ks.dbs.len() {
+        while let Some(key) = ks.dbs[db].replica_ttl.current() {
+            match ks.dbs[db].peek(&key).map(|e| e.expires_at_ms) {
+                Some(at) if at != 0 && at <= now_ms => {
+                    ks.delete_expired(db, &key);
+                    ks.dbs[db].replica_ttl.drop_current();
+                    deleted += 1;
+                }
+                Some(at) if at != 0 => {
+                    noexpire += 1;
+                    ks.dbs[db].replica_ttl.cursor += 1;
+                }
+                _ => ks.dbs[db].replica_ttl.drop_current(),
+            }
+            cycles += 1;
+            if noexpire > 3 || cycles.is_multiple_of(64) && start.elapsed().as_millis() > 1 {
+                return deleted;
+            }
+        }
+    }
     deleted
 }
 

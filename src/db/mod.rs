@@ -159,6 +159,11 @@ pub struct Db {
     flushed: bool,
     /// Cluster mode (database 0): the keys of each hash slot.
     pub slot_index: Option<Box<crate::cluster::slots::SlotIndex>>,
+    /// A client of a writable replica is running: keys given a TTL go
+    /// into `replica_ttl` (`Keyspace::set_expire_role`).
+    track_replica_ttl: bool,
+    /// Keys a writable replica's clients gave a TTL (`expire`).
+    pub(crate) replica_ttl: expire::ReplicaTtlKeys,
     /// This database's bit in the keyspace's summary of pending work
     /// (`pending`): set whenever `touched`, `expiry_touched`, `cleared`
     /// or `ready` gets something.
@@ -237,6 +242,9 @@ impl Db {
     /// expires set in step, and signals WATCHers.
     pub fn insert(&mut self, key: Bytes, entry: Entry) {
         let has_ttl = entry.expires_at_ms != 0;
+        if has_ttl && self.track_replica_ttl {
+            self.replica_ttl.add(&key);
+        }
         self.signal_modified(&key);
         let h = self.hash(&key);
         match self.find_hashed(h, &key) {
@@ -373,6 +381,9 @@ impl Db {
         let Some(i) = self.find(key) else {
             return false;
         };
+        if expires_at_ms != 0 && self.track_replica_ttl {
+            self.replica_ttl.add(key);
+        }
         let Some(s) = self.order.get_mut(i as usize) else {
             return false;
         };
@@ -517,6 +528,9 @@ impl Db {
     /// keys and values on the lazy-free thread.
     pub fn clear_as(&mut self, lazy: bool) {
         self.signal_all_existing(None);
+        // Keys of the same names the primary sends later are its own
+        // (Redis's `flushSlaveKeysWithExpireList`).
+        self.replica_ttl.clear();
         if self.track {
             self.flushed = true;
         }
@@ -905,11 +919,62 @@ impl Keyspace {
         self.clock_mark
     }
 
-    /// Deletes `key` if its TTL passed; returns true if it did.
+    /// Sets the role the next lookups and expiry cycles run under
+    /// (`expire::ExpireState::set_role`); on a writable replica a normal
+    /// client's TTLs are noted for the replica to expire them itself.
+    pub fn set_expire_role(&mut self, replica: bool, from_master: bool, writable: bool) {
+        self.expire.set_role(replica, from_master, writable);
+        let track = self.expire.writable && !self.expire.from_master;
+        if self.dbs[0].track_replica_ttl != track {
+            for d in &mut self.dbs {
+                d.track_replica_ttl = track;
+            }
+        }
+    }
+
+    /// How many key names a writable replica expires itself (INFO's
+    /// `slave_expires_tracked_keys`: a name counts once whatever the
+    /// number of databases holding it, as Redis's one table of names).
+    pub fn replica_ttl_names(&self) -> usize {
+        let mut names: HashSet<&Bytes> = HashSet::new();
+        for d in &self.dbs {
+            names.extend(d.replica_ttl.names());
+        }
+        names.len()
+    }
+
+    /// Redis's `expireIfNeeded`: true when `key` is logically expired for
+    /// the running command. On a primary the key is then deleted (logged
+    /// as a DEL, counted in `expired_keys`); on a replica it is only
+    /// hidden (kept until the primary's DEL arrives), and for the master
+    /// client it is not expired at all.
     pub fn expire_if_needed(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        self.expire_lookup(db, key, now_ms, false)
+    }
+
+    /// `expire_if_needed` for a write lookup: a writable replica
+    /// (`replica-read-only no`) deletes the expired key as a primary does
+    /// (Redis's `LOOKUP_WRITE` on a replica that is not read-only).
+    pub fn expire_if_needed_write(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        self.expire_lookup(db, key, now_ms, self.expire.writable)
+    }
+
+    fn expire_lookup(&mut self, db: usize, key: &[u8], now_ms: u64, force: bool) -> bool {
         if !self.dbs[db].is_expired(key, now_ms) {
             return false;
         }
+        if self.expire.replica && !force {
+            return !self.expire.from_master;
+        }
+        if self.expire.paused {
+            return true;
+        }
+        self.delete_expired(db, key);
+        true
+    }
+
+    /// Deletes the expired `key` (lazy or active expiry).
+    fn delete_expired(&mut self, db: usize, key: &[u8]) {
         if let Some((k, _)) = self.dbs[db].get_key_value(key) {
             let k = Bytes::copy_from_slice(k);
             if let Some(e) = self.dbs[db].remove_quiet(&k) {
@@ -935,7 +1000,6 @@ impl Keyspace {
             self.stats.expired_keys += 1;
             self.notify(notify::EXPIRED, "expired", db, &k);
         }
-        true
     }
 
     /// Looks a key up for reading: lazily expires it, counts a hit or miss
@@ -965,10 +1029,10 @@ impl Keyspace {
         now_ms: u64,
         touch: bool,
     ) -> Option<&mut Entry> {
-        self.expire_if_needed(db, key, now_ms);
+        let expired = self.expire_if_needed(db, key, now_ms);
         let clock = self.clock_s();
         let batch_ms = self.clock_cached_ms;
-        match self.dbs[db].peek_mut(key) {
+        match self.dbs[db].peek_mut(key).filter(|_| !expired) {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
                 if touch {
@@ -985,7 +1049,9 @@ impl Keyspace {
 
     /// Looks a key up for writing: lazily expires it; no hit/miss counting.
     pub fn lookup_write(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
-        self.expire_if_needed(db, key, now_ms);
+        if self.expire_if_needed_write(db, key, now_ms) {
+            return None;
+        }
         let clock = self.clock_s();
         let batch_ms = self.clock_cached_ms;
         let e = self.dbs[db].peek_mut(key)?;
@@ -997,14 +1063,15 @@ impl Keyspace {
     /// look at a key it already looked up (one access for LRU/LFU, as in
     /// Redis, where a command looks a key up once).
     pub fn relookup_write(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
-        self.expire_if_needed(db, key, now_ms);
+        if self.expire_if_needed_write(db, key, now_ms) {
+            return None;
+        }
         self.dbs[db].peek_mut(key)
     }
 
     /// True when the key exists and is not expired (no side effects on stats).
     pub fn exists(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
-        self.expire_if_needed(db, key, now_ms);
-        self.dbs[db].contains(key)
+        !self.expire_if_needed(db, key, now_ms) && self.dbs[db].contains(key)
     }
 
     /// A new entry with the current access time (or LFU counter).
@@ -1060,7 +1127,9 @@ impl Keyspace {
         now_ms: u64,
         reason: lazyfree::Reason,
     ) -> bool {
-        if self.expire_if_needed(db, key, now_ms) {
+        // A replica only hides an expired key, and then deletes it anyway
+        // (Redis's DEL: `expireIfNeeded` without forcing, then `dbDelete`).
+        if self.expire_if_needed(db, key, now_ms) && !self.expire.replica {
             return false;
         }
         let Some(e) = self.dbs[db].remove(key) else {

@@ -163,6 +163,7 @@ pub(super) fn end_batch(
         let c = shared.config.read();
         (c.hz, c.active_expire_effort)
     };
+    super::dispatch::sync_expire_role(shared, ks, false);
     if !shared.pause.writes_paused() {
         let lat = &shared.observe.latency;
         lat.timed("expire-cycle", || {

@@ -341,6 +341,9 @@ pub struct Client {
     /// A command CLIENT PAUSE postponed: run again when the pause ends
     /// (`server::pause`).
     pub postponed: Option<Vec<Bytes>>,
+    /// Never postponed by CLIENT PAUSE: the master client while it loads
+    /// the primary's RDB (which Redis loads without running commands).
+    pub unpausable: bool,
     /// When the replies first went over the normal class's soft output
     /// buffer limit (`PubSub::reply_over_limit`).
     pub obuf_soft_since: Option<Instant>,
@@ -378,6 +381,7 @@ impl Client {
             acl_keys: Vec::new(),
             script_caller: None,
             postponed: None,
+            unpausable: false,
             obuf_soft_since: None,
             asking: false,
             master: false,

@@ -267,6 +267,22 @@ fn runs_inside_multi(name: &str) -> bool {
     )
 }
 
+/// Tells the keyspace's expiry which role the next lookups run under
+/// (`db::expire::ExpireState::set_role`): a replica hides expired keys
+/// instead of deleting them, except for the master client, which sees
+/// them, and for a writable replica's write lookups; during CLIENT PAUSE
+/// even a primary only hides them. Two atomic loads on a primary; the
+/// configuration is read only on a replica.
+pub(super) fn sync_expire_role(shared: &Shared, ks: &mut Keyspace, from_master: bool) {
+    ks.expire.paused = shared.pause.writes_paused();
+    let replica = shared.repl.is_replica();
+    if !replica && !ks.expire.replica {
+        return;
+    }
+    let writable = replica && shared.config.read().get("replica-read-only") == Some("no");
+    ks.set_expire_role(replica, from_master, writable);
+}
+
 /// Executes one command for `client`, as Redis's `processCommand`: lookup,
 /// arity, authentication, MULTI queueing, then the handler.
 pub fn execute(
@@ -291,6 +307,7 @@ pub fn execute_argv(
     args: &mut Vec<Bytes>,
 ) {
     let t = table();
+    sync_expire_role(shared, ks, client.master);
     // Under the keyspace lock: one writer at a time.
     commands::bump(&shared.stats.total_commands_processed, 1);
     let reply_start = out.buf.len();

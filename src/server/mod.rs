@@ -1303,6 +1303,7 @@ async fn cron(shared: Arc<Shared>) {
             ks.refresh_clock();
             evict_clients(&shared);
             crate::commands::migrate::close_idle();
+            dispatch::sync_expire_role(&shared, &mut ks, false);
             if !shared.pause.writes_paused() {
                 let lat = &shared.observe.latency;
                 lat.timed("expire-cycle", || {

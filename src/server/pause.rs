@@ -15,7 +15,9 @@
 //! EXEC of a block holding one, and such commands queued inside MULTI, as
 //! Redis checks before queueing); ALL covers every command, CLIENT UNPAUSE
 //! included (only the timeout ends it, as in Redis). Replicas are never
-//! paused (their connections run no commands once attached). During any pause the active expiry cycle
+//! paused; on a replica the master client is, as Redis 7.0 (it is no
+//! `CLIENT_SLAVE`): the primary's stream stops at a command the pause
+//! covers until it ends (`replication::replica::apply`). During any pause the active expiry cycle
 //! and eviction stop (Redis's `checkClientPauseTimeoutAndReturnIfPaused`).
 
 use parking_lot::Mutex;
@@ -150,9 +152,9 @@ pub fn covers(
     args: &[bytes::Bytes],
 ) -> bool {
     use crate::commands::{flags, table};
-    // The primary's stream is applied during a pause (redlog's choice:
-    // Redis postpones it; see ARCHITECTURE.md "Replication").
-    if client.in_exec || client.in_script || client.master {
+    // The master client is postponed too (Redis 7.0's processCommand
+    // spares only replicas), but for the RDB load.
+    if client.in_exec || client.in_script || client.unpausable {
         return false;
     }
     let kind = match shared.pause.current() {

@@ -134,6 +134,12 @@ impl StreamRef {
         }))
     }
 
+    /// Whether the stream's files are open (false for a handle decoded
+    /// from a WAL unit and not resolved: `Registry::find_open`).
+    pub fn is_open(&self) -> bool {
+        self.0.inner.lock().is_some()
+    }
+
     /// The open stream's state, with the entries pending from earlier
     /// commands of the batch written first. Errors when the stream could
     /// not be opened or the pending entries not written.
@@ -255,6 +261,17 @@ impl Registry {
             open.retain(|w| w.strong_count() > 0);
         }
         open.push(Arc::downgrade(s));
+    }
+
+    /// The open stream `id`, while a handle to it is alive (the
+    /// replication stream resolves the streams a WAL unit names).
+    pub fn find_open(&self, id: u64) -> Option<StreamRef> {
+        self.open
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|s| s.id == id)
+            .map(StreamRef)
     }
 
     /// Creates a new, empty stream with a fresh id.

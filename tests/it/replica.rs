@@ -307,3 +307,166 @@ async fn a_silent_primary_is_dropped_after_repl_timeout() {
     assert_ne!(info_field(&info, "master_link_down_since_seconds"), "-1");
     drop(link);
 }
+
+/// Redis 7.0's replica-side expiry: a replica never deletes a key for its
+/// TTL; clients no longer see a logically expired key (reads, EXISTS,
+/// TTL, KEYS, SCAN) while DBSIZE still counts it, the master client still
+/// acts on it, and only the primary's DEL removes it. After REPLICAOF NO
+/// ONE the server expires keys itself again.
+#[tokio::test]
+async fn a_replica_keeps_expired_keys_until_the_primary_deletes_them() {
+    let s = start().await;
+    let port = s.local_addr().port();
+    let mut c = Raw::connect(s.local_addr()).await;
+    let fake = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fport = fake.local_addr().unwrap().port().to_string();
+    assert_eq!(
+        cmd(&mut c, &["REPLICAOF", "127.0.0.1", &fport]).await,
+        "+OK\r\n"
+    );
+    let mut link = Link::accept(&fake).await;
+    link.handshake(port).await;
+    link.send(format!("+FULLRESYNC {ID} 0\r\n").as_bytes())
+        .await;
+    let good = rdb_with(b"keep", b"v");
+    let mut payload = format!("${}\r\n", good.len()).into_bytes();
+    payload.extend_from_slice(&good);
+    link.send(&payload).await;
+    link.wait_ack(0).await;
+
+    // A key whose expiry has passed, then changed by the primary: the
+    // master client sees it (APPEND appends to "v").
+    let mut stream = resp(&[b"SELECT", b"0"]);
+    stream.extend(resp(&[b"SET", b"k", b"v", b"PXAT", b"1"]));
+    stream.extend(resp(&[b"APPEND", b"k", b"x"]));
+    stream.extend(resp(&[b"PEXPIREAT", b"t", b"1"]));
+    stream.extend(resp(&[b"SET", b"mark", b"1"]));
+    link.send(&stream).await;
+    wait_for(&mut c, &["DBSIZE"], ":3\r\n").await;
+    assert_eq!(cmd(&mut c, &["GET", "k"]).await, "$-1\r\n");
+    assert_eq!(cmd(&mut c, &["EXISTS", "k"]).await, ":0\r\n");
+    assert_eq!(cmd(&mut c, &["TTL", "k"]).await, ":-2\r\n");
+    assert_eq!(cmd(&mut c, &["TYPE", "k"]).await, "+none\r\n");
+    assert_eq!(
+        cmd(&mut c, &["KEYS", "k*"]).await,
+        "*1\r\n$4\r\nkeep\r\n",
+        "KEYS skips it"
+    );
+    let scan = cmd(&mut c, &["SCAN", "0", "MATCH", "k*", "COUNT", "100"]).await;
+    assert!(scan.ends_with("*1\r\n$4\r\nkeep\r\n"), "{scan}");
+    // Still stored: counted by DBSIZE and INFO keyspace, not expired.
+    assert_eq!(cmd(&mut c, &["DBSIZE"]).await, ":3\r\n");
+    let info = cmd(&mut c, &["INFO"]).await;
+    assert_eq!(info_field(&info, "db0"), "keys=3,expires=1,avg_ttl=0");
+    assert_eq!(info_field(&info, "expired_keys"), "0");
+    // The cron's active cycle leaves it too.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cmd(&mut c, &["DBSIZE"]).await, ":3\r\n");
+
+    // The primary takes the TTL away: the value APPEND made is there.
+    let mut more = resp(&[b"PERSIST", b"k"]);
+    more.extend(resp(&[b"SET", b"mark", b"2"]));
+    link.send(&more).await;
+    wait_for(&mut c, &["GET", "mark"], "$1\r\n2\r\n").await;
+    assert_eq!(cmd(&mut c, &["GET", "k"]).await, "$2\r\nvx\r\n");
+    // Expired again, then the primary's DEL removes it.
+    link.send(&resp(&[b"PEXPIREAT", b"k", b"1"])).await;
+    wait_for(&mut c, &["GET", "k"], "$-1\r\n").await;
+    assert_eq!(cmd(&mut c, &["DBSIZE"]).await, ":3\r\n");
+    link.send(&resp(&[b"DEL", b"k"])).await;
+    wait_for(&mut c, &["DBSIZE"], ":2\r\n").await;
+    // Every key with a TTL logically expired: RANDOMKEY gives up after
+    // its tries and names one anyway (Redis's `dbRandomKey`).
+    let mut vol = resp(&[b"FLUSHALL"]);
+    vol.extend(resp(&[b"SET", b"gone", b"v", b"PXAT", b"1"]));
+    link.send(&vol).await;
+    wait_for(&mut c, &["DBSIZE"], ":1\r\n").await;
+    assert_eq!(cmd(&mut c, &["RANDOMKEY"]).await, "$4\r\ngone\r\n");
+    assert_eq!(
+        info_field(&cmd(&mut c, &["INFO"]).await, "expired_keys"),
+        "0"
+    );
+
+    // A writable replica expires the keys its own clients gave a TTL
+    // (Redis's `slaveKeysWithExpire`), not the primary's.
+    let set = |k, v| ["CONFIG", "SET", k, v];
+    assert_eq!(
+        cmd(&mut c, &set("replica-read-only", "no")).await,
+        "+OK\r\n"
+    );
+    assert_eq!(
+        cmd(&mut c, &["SET", "mine", "v", "PX", "400"]).await,
+        "+OK\r\n"
+    );
+    let info = cmd(&mut c, &["INFO", "stats"]).await;
+    assert_eq!(info_field(&info, "slave_expires_tracked_keys"), "1");
+    wait_for(&mut c, &["DBSIZE"], ":1\r\n").await;
+    let info = cmd(&mut c, &["INFO", "stats"]).await;
+    assert_eq!(info_field(&info, "expired_keys"), "1");
+    assert_eq!(info_field(&info, "slave_expires_tracked_keys"), "0");
+    assert_eq!(
+        cmd(&mut c, &set("replica-read-only", "yes")).await,
+        "+OK\r\n"
+    );
+
+    // Promoted: the expired key goes at the first lookup.
+    assert_eq!(cmd(&mut c, &["REPLICAOF", "NO", "ONE"]).await, "+OK\r\n");
+    assert_eq!(cmd(&mut c, &["GET", "gone"]).await, "$-1\r\n");
+    assert_eq!(cmd(&mut c, &["DBSIZE"]).await, ":0\r\n");
+    assert_eq!(
+        info_field(&cmd(&mut c, &["INFO"]).await, "expired_keys"),
+        "2"
+    );
+    drop(link);
+}
+
+/// CLIENT PAUSE on a replica holds its master client as Redis 7.0 does (it
+/// spares only replicas): a write from the primary waits, with nothing
+/// after it applied or acknowledged, until the pause ends.
+#[tokio::test]
+async fn client_pause_holds_the_primary_stream_at_a_write() {
+    let s = start().await;
+    let port = s.local_addr().port();
+    let mut c = Raw::connect(s.local_addr()).await;
+    let fake = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fport = fake.local_addr().unwrap().port().to_string();
+    assert_eq!(
+        cmd(&mut c, &["REPLICAOF", "127.0.0.1", &fport]).await,
+        "+OK\r\n"
+    );
+    let mut link = Link::accept(&fake).await;
+    link.handshake(port).await;
+    link.send(format!("+FULLRESYNC {ID} 0\r\n").as_bytes())
+        .await;
+    let good = rdb_with(b"k", b"v");
+    let mut payload = format!("${}\r\n", good.len()).into_bytes();
+    payload.extend_from_slice(&good);
+    link.send(&payload).await;
+    link.wait_ack(0).await;
+
+    assert_eq!(
+        cmd(&mut c, &["CLIENT", "PAUSE", "100000", "WRITE"]).await,
+        "+OK\r\n"
+    );
+    // PING is no write: applied. SET waits, and the GETACK behind it.
+    let ping = resp(&[b"PING"]);
+    let set = resp(&[b"SET", b"p", b"1"]);
+    let mut stream = ping.clone();
+    stream.extend(set.clone());
+    stream.extend(resp(&[b"REPLCONF", b"GETACK", b"*"]));
+    link.send(&stream).await;
+    let after_ping = ping.len() as u64;
+    link.wait_ack(after_ping).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cmd(&mut c, &["GET", "p"]).await, "$-1\r\n");
+    let info = cmd(&mut c, &["INFO", "replication"]).await;
+    assert_eq!(
+        info_field(&info, "master_repl_offset"),
+        after_ping.to_string()
+    );
+    assert_eq!(cmd(&mut c, &["CLIENT", "UNPAUSE"]).await, "+OK\r\n");
+    // The GETACK is answered with the offset after the SET.
+    link.wait_ack(after_ping + set.len() as u64).await;
+    assert_eq!(cmd(&mut c, &["GET", "p"]).await, "$1\r\n1\r\n");
+    drop(link);
+}

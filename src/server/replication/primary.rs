@@ -260,10 +260,26 @@ pub fn on_units(shared: &Shared, ks: &mut crate::db::Keyspace, units: &[Vec<u8>]
     if st.master.is_none() && st.backlog.is_some() && !units.is_empty() {
         let mut buf = Vec::new();
         let mut seldb = st.primary.seldb;
+        // Streams sent whole hold the batch's later changes (`StreamCover`).
+        let mut cover = propagate::StreamCover::default();
         for u in units {
             match crate::db::effect::decode_unit(u) {
-                Ok(effects) => {
-                    if let Err(e) = propagate::unit_commands(&effects, &mut seldb, &mut buf) {
+                Ok(mut effects) => {
+                    // A unit names a stream by id: the live one is sent.
+                    for e in &mut effects {
+                        if let crate::db::effect::Effect::Set {
+                            value: crate::db::Value::Stream(s),
+                            ..
+                        } = e
+                        {
+                            if let Some(live) = shared.streams.find_open(s.0.id) {
+                                *s = live;
+                            }
+                        }
+                    }
+                    if let Err(e) =
+                        propagate::unit_commands_in(&effects, &mut seldb, &mut cover, &mut buf)
+                    {
                         tracing::error!("replication: cannot propagate a unit: {e}");
                     }
                 }

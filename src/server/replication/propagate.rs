@@ -98,6 +98,10 @@ fn effect_commands(e: &Effect, cmds: &mut Vec<Cmd>) -> Result<(), String> {
                 }
                 push(Some(*db), a);
             }
+            // A stream no key holds any more (`primary::on_units` found
+            // no live handle): a later Del or Set of the batch replaces
+            // it, and its commands after this are covered (`StreamCover`).
+            Value::Stream(s) if !s.is_open() => {}
             v => {
                 let mut a = with_keys(b"RESTORE", key, [num(expires_at_ms), payload(v)?]);
                 a.push(b"REPLACE".to_vec());
@@ -307,16 +311,84 @@ fn created_by_command(effects: &[Effect], i: usize) -> bool {
     false
 }
 
+/// The streams of a batch sent whole (`Set` as RESTORE) so far: (db, key).
+///
+/// A stream's RESTORE payload is read when the batch is propagated, so it
+/// already holds every later change of the same batch to that stream: the
+/// `Command` effects on the key after its `Set` are covered by it and not
+/// sent (the replica would apply them twice). The cover of a key ends with
+/// a `Del` (DEL, a RENAME away, expiry) or a `Set` of another value (a
+/// stream a command created included), and with FLUSHDB / FLUSHALL; an
+/// expiry change keeps it; SWAPDB moves it with its database. One per batch (`primary::on_units`), across its units.
+#[derive(Default)]
+pub struct StreamCover(std::collections::HashSet<(u8, bytes::Bytes)>);
+
+impl StreamCover {
+    /// Whether `effects[i]` is to be sent, updating the cover with it.
+    /// (`created` tells the effect is a `Set` not sent because a command
+    /// of its unit created the stream.)
+    fn admit(&mut self, e: &Effect, created: bool) -> bool {
+        if let Some((db, key)) = e.command_key() {
+            return !self.0.contains(&(db, key.clone()));
+        }
+        match e {
+            Effect::Set {
+                db,
+                key,
+                value: Value::Stream(_),
+                ..
+            } if !created => {
+                self.0.insert((*db, key.clone()));
+            }
+            Effect::FlushDb { db } => self.0.retain(|(d, _)| d != db),
+            Effect::FlushAll => self.0.clear(),
+            Effect::SwapDb { a, b } => {
+                let (a, b) = (*a, *b);
+                self.0 = self
+                    .0
+                    .drain()
+                    .map(|(d, k)| match d {
+                        d if d == a => (b, k),
+                        d if d == b => (a, k),
+                        d => (d, k),
+                    })
+                    .collect();
+            }
+            Effect::Expire { .. } | Effect::StreamIngestLearn { .. } => {}
+            e => {
+                if let Some((db, key)) = e.target() {
+                    if !self.0.is_empty() {
+                        self.0.remove(&(db, key.clone()));
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
 /// Appends the replication stream bytes of one unit's effects. `seldb` is
 /// the database the stream last SELECTed (-1: none yet, as Redis's
 /// `slaveseldb` after a full sync); it is updated. An effect that cannot
 /// be expressed is left out and its error returned after the others are
-/// appended.
+/// appended. A unit alone: `unit_commands_in` for the units of a batch.
 pub fn unit_commands(effects: &[Effect], seldb: &mut i32, out: &mut Vec<u8>) -> Result<(), String> {
+    unit_commands_in(effects, seldb, &mut StreamCover::default(), out)
+}
+
+/// `unit_commands` for one of the units of a batch, whose streams sent
+/// whole so far are in `cover` (see `StreamCover`).
+pub fn unit_commands_in(
+    effects: &[Effect],
+    seldb: &mut i32,
+    cover: &mut StreamCover,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     let mut cmds: Vec<Cmd> = Vec::new();
     let mut failed = None;
     for (i, e) in effects.iter().enumerate() {
-        if created_by_command(effects, i) {
+        let created = created_by_command(effects, i);
+        if !cover.admit(e, created) || created {
             continue;
         }
         if let Err(err) = effect_commands(e, &mut cmds) {
@@ -560,5 +632,91 @@ mod tests {
             stream_set(0, "s"),
         ];
         assert!(created_by_command(&unit, 2));
+    }
+
+    /// Which effects of a batch's units are sent, as `unit_commands_in`
+    /// decides (without encoding: an unopened stream cannot be dumped).
+    fn sent(units: &[&[Effect]]) -> Vec<Vec<bool>> {
+        let mut cover = StreamCover::default();
+        units
+            .iter()
+            .map(|u| {
+                (0..u.len())
+                    .map(|i| {
+                        let created = created_by_command(u, i);
+                        cover.admit(&u[i], created) && !created
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn commands_after_a_stream_sent_whole_are_covered() {
+        let xadd = |db, k: &str| cmd(db, &["XADD", k, "5-1", "f", "v"]);
+        // MULTI; COPY s t; XADD t; EXEC: the RESTORE of t holds the entry.
+        let copy = [stream_set(0, "t"), xadd(0, "t")];
+        assert_eq!(sent(&[&copy]), [vec![true, false]]);
+        // The same as two units of one batch (pipelined), and a command on
+        // the source is still sent.
+        assert_eq!(
+            sent(&[&[stream_set(0, "t")], &[xadd(0, "t"), xadd(0, "s")]]),
+            [vec![true], vec![false, true]]
+        );
+        // A command before the Set concerns the value it replaced.
+        assert_eq!(
+            sent(&[&[
+                xadd(0, "t"),
+                Effect::Del { db: 0, key: b("t") },
+                stream_set(0, "t")
+            ]]),
+            [vec![true, true, true]]
+        );
+        // Set, Command, DEL, then a new stream made by XADD: its commands
+        // are sent, its Set not.
+        let unit = [
+            stream_set(0, "t"),
+            xadd(0, "t"),
+            Effect::Del { db: 0, key: b("t") },
+            xadd(0, "t"),
+            stream_set(0, "t"),
+            xadd(0, "t"),
+        ];
+        assert_eq!(sent(&[&unit]), [vec![true, false, true, true, false, true]]);
+        // Set, Command, RENAME t u (Del t, Set u), Command on u: both Sets
+        // are RESTOREs of the final stream; neither command is sent.
+        let unit = [
+            stream_set(0, "t"),
+            xadd(0, "t"),
+            Effect::Del { db: 0, key: b("t") },
+            stream_set(0, "u"),
+            xadd(0, "u"),
+        ];
+        assert_eq!(sent(&[&unit]), [vec![true, false, true, true, false]]);
+        // An expiry keeps the cover; FLUSHDB ends it; SWAPDB moves it.
+        let unit = [
+            stream_set(0, "t"),
+            Effect::Expire {
+                db: 0,
+                key: b("t"),
+                at_ms: 1,
+            },
+            xadd(0, "t"),
+            Effect::SwapDb { a: 0, b: 2 },
+            xadd(2, "t"),
+            xadd(0, "t"),
+            Effect::FlushDb { db: 2 },
+            xadd(2, "t"),
+        ];
+        assert_eq!(
+            sent(&[&unit]),
+            [vec![true, true, false, true, false, true, true, true]]
+        );
+        // XGROUP names its key third.
+        let unit = [
+            stream_set(1, "t"),
+            cmd(1, &["XGROUP", "CREATE", "t", "g", "$"]),
+        ];
+        assert_eq!(sent(&[&unit]), [vec![true, false]]);
     }
 }

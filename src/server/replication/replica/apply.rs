@@ -83,6 +83,7 @@ pub(super) async fn load_rdb(
         ks.refresh_clock();
         let mut batch = LinkBatch::default();
         let mut failed = None;
+        client.unpausable = true;
         for mut argv in cmds {
             let start = out.buf.len();
             batch.run(shared, &mut ks, client, &mut out, &mut argv);
@@ -92,7 +93,9 @@ pub(super) async fn load_rdb(
                 break;
             }
         }
+        client.unpausable = false;
         if failed.is_some() {
+            client.unpausable = true;
             for cmd in [&b"FLUSHALL"[..], b"FUNCTION FLUSH", b"SELECT 0"] {
                 let mut argv: Vec<Bytes> = cmd
                     .split(|&b| b == b' ')
@@ -100,6 +103,7 @@ pub(super) async fn load_rdb(
                     .collect();
                 batch.run(shared, &mut ks, client, &mut out, &mut argv);
             }
+            client.unpausable = false;
         } else {
             let mut st = shared.repl.lock();
             st.replid = replid.to_string();
@@ -131,6 +135,16 @@ pub(super) async fn load_rdb(
     Ok(())
 }
 
+/// What `Applier::apply_one` works on, under the keyspace lock.
+struct Step<'a> {
+    ks: &'a mut crate::db::Keyspace,
+    batch: &'a mut LinkBatch,
+    /// Bytes processed by this run (offset `base` before them).
+    counted: &'a mut BytesMut,
+    acks: &'a mut Vec<u64>,
+    base: u64,
+}
+
 /// Applies the primary's command stream as its master client.
 pub(super) struct Applier {
     pub client: Client,
@@ -145,6 +159,10 @@ pub(super) struct Applier {
     held: BytesMut,
     out: Out,
     argv: Vec<Bytes>,
+    /// The raw bytes of the command CLIENT PAUSE postponed (its arguments
+    /// in `client.postponed`): nothing after it is applied, and its bytes
+    /// are counted, once it ran (Redis 7.0 blocks its master client so).
+    postponed: Option<BytesMut>,
 }
 
 impl Applier {
@@ -156,7 +174,13 @@ impl Applier {
             held: BytesMut::new(),
             out: Out::new(false),
             argv: Vec::new(),
+            postponed: None,
         }
+    }
+
+    /// True while a command waits for CLIENT PAUSE to end.
+    pub fn is_postponed(&self) -> bool {
+        self.postponed.is_some()
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
@@ -164,21 +188,75 @@ impl Applier {
         self.raw.extend_from_slice(bytes);
     }
 
-    /// True when unparsed bytes are buffered.
+    /// True when unparsed bytes are buffered, or a command CLIENT PAUSE
+    /// postponed waits to be tried again.
     pub fn has_input(&self) -> bool {
-        !self.inbuf.is_empty()
+        !self.inbuf.is_empty() || self.postponed.is_some()
     }
 
     /// Bytes read but not yet counted in the offset.
     pub fn pending_bytes(&self) -> usize {
-        self.inbuf.len() + self.held.len()
+        self.inbuf.len() + self.held.len() + self.postponed.as_ref().map_or(0, |b| b.len())
     }
 
     /// The link dropped: a half-received transaction is forgotten.
     pub fn discard(&mut self) {
+        self.postponed = None;
+        self.client.postponed = None;
         if self.client.multi.take().is_some() {
             self.client.handle.meta.lock().multi = -1;
         }
+    }
+
+    /// Runs one parsed command (in `self.argv`, its raw `bytes`) as the
+    /// master client; false when CLIENT PAUSE postponed it (kept with its
+    /// bytes in `postponed`).
+    fn apply_one(&mut self, shared: &Arc<Shared>, step: &mut Step<'_>, bytes: BytesMut) -> bool {
+        if self.argv[0].eq_ignore_ascii_case(b"replconf") {
+            // A pause of everything holds REPLCONF too (Redis runs it
+            // through processCommand).
+            if shared.pause.current() == Some(crate::server::pause::PauseKind::All) {
+                self.client.postponed = Some(std::mem::take(&mut self.argv));
+                self.postponed = Some(bytes);
+                return false;
+            }
+            // REPLCONF GETACK: answered with what was processed before
+            // it; other REPLCONFs from a primary carry nothing to apply.
+            if self.argv.len() >= 2 && self.argv[1].eq_ignore_ascii_case(b"getack") {
+                step.acks.push(step.base + step.counted.len() as u64);
+            }
+            self.argv.clear();
+            step.counted.extend_from_slice(&bytes);
+            return true;
+        }
+        let start = self.out.buf.len();
+        step.batch.run(
+            shared,
+            step.ks,
+            &mut self.client,
+            &mut self.out,
+            &mut self.argv,
+        );
+        if self.client.postponed.is_some() {
+            self.postponed = Some(bytes);
+            return false;
+        }
+        if self.out.buf.get(start) == Some(&b'-') {
+            tracing::warn!(
+                "== CRITICAL == This replica is sending an error to its master: '{}'",
+                String::from_utf8_lossy(&self.out.buf[start..]).trim_end()
+            );
+        }
+        // Work a command asked for after the lock (SAVE, DEBUG RELOAD
+        // ...) is not done for the primary.
+        self.client.pending = None;
+        if self.client.multi.is_some() {
+            self.held.extend_from_slice(&bytes);
+        } else {
+            step.counted.extend_from_slice(&self.held.split());
+            step.counted.extend_from_slice(&bytes);
+        }
+        true
     }
 
     /// Runs every complete command buffered, in one keyspace-lock hold;
@@ -206,7 +284,23 @@ impl Applier {
             let mut counted = BytesMut::new();
             let mut batch = LinkBatch::default();
             let mut error = None;
-            loop {
+            // A command a pause postponed runs first; while it still
+            // waits, nothing after it is applied.
+            let mut stalled = false;
+            // (The two are set and cleared together.)
+            if let (Some(bytes), Some(argv)) = (self.postponed.take(), self.client.postponed.take())
+            {
+                self.argv = argv;
+                let mut step = Step {
+                    ks: &mut ks,
+                    batch: &mut batch,
+                    counted: &mut counted,
+                    acks: &mut acks,
+                    base,
+                };
+                stalled = !self.apply_one(shared, &mut step, bytes);
+            }
+            while !stalled {
                 let before = self.inbuf.len();
                 let parsed =
                     self.client
@@ -216,41 +310,14 @@ impl Applier {
                 match parsed {
                     Ok(Parsed::Command { .. }) => {
                         let bytes = self.raw.split_to(n);
-                        if self.argv[0].eq_ignore_ascii_case(b"replconf") {
-                            // REPLCONF GETACK: answered with what was
-                            // processed before it; other REPLCONFs from a
-                            // primary carry nothing to apply.
-                            if self.argv.len() >= 2 && self.argv[1].eq_ignore_ascii_case(b"getack")
-                            {
-                                acks.push(base + counted.len() as u64);
-                            }
-                            self.argv.clear();
-                            counted.extend_from_slice(&bytes);
-                            continue;
-                        }
-                        let start = self.out.buf.len();
-                        batch.run(
-                            shared,
-                            &mut ks,
-                            &mut self.client,
-                            &mut self.out,
-                            &mut self.argv,
-                        );
-                        if self.out.buf.get(start) == Some(&b'-') {
-                            tracing::warn!(
-                                "== CRITICAL == This replica is sending an error to its master: '{}'",
-                                String::from_utf8_lossy(&self.out.buf[start..]).trim_end()
-                            );
-                        }
-                        // Work a command asked for after the lock (SAVE,
-                        // DEBUG RELOAD ...) is not done for the primary.
-                        self.client.pending = None;
-                        if self.client.multi.is_some() {
-                            self.held.extend_from_slice(&bytes);
-                        } else {
-                            counted.extend_from_slice(&self.held.split());
-                            counted.extend_from_slice(&bytes);
-                        }
+                        let mut step = Step {
+                            ks: &mut ks,
+                            batch: &mut batch,
+                            counted: &mut counted,
+                            acks: &mut acks,
+                            base,
+                        };
+                        stalled = !self.apply_one(shared, &mut step, bytes);
                     }
                     Ok(Parsed::Empty) => {
                         let bytes = self.raw.split_to(n);

@@ -488,6 +488,8 @@ async fn stream_loop(
             r = conn.fill() => Some(r?),
             _ = tick.tick() => None,
             _ = &mut killed => return Err("the master client was killed".into()),
+            // A command CLIENT PAUSE postponed: try again once it changed.
+            _ = shared.pause.changed(), if applier.is_postponed() => continue,
         };
         match read {
             Some(n) => {
