@@ -551,12 +551,17 @@ async fn assert_restart_restores(s: ServerHandle, dir: &Path, before: &Dump) {
     s.shutdown().await;
 }
 
-/// `before` as a restart must restore it. One difference is Redis's own:
-/// SETBIT on an `int` string makes it `raw` in place, and when no bit
-/// changes nothing is logged (Redis 7.0 propagates nothing then either),
-/// so the replay keeps the form of the last logged write. Only that case
-/// (a live `raw` string coming back with the same bytes as `Encoded`) is
-/// taken from `after`; everything else must be identical.
+/// `before` as a restart must restore it. Two differences are Redis's own,
+/// encodings changed in place by a command that logs no change of the key:
+/// SETBIT on an `int` or short string makes it `raw`, and when no bit changes
+/// nothing is logged (Redis 7.0 propagates nothing then either), so the
+/// replay keeps the form of the last logged write (Redis's AOF load
+/// likewise: `int` or `embstr` from the SET); SORT ... BY nosort
+/// LIMIT on a small zset converts it to a skiplist (Redis's
+/// `sortCommand` does too), and a restart brings it back as a listpack
+/// (as Redis's RDB and AOF loading do). Only those cases (same bytes, or
+/// same members and scores) are taken from `after`; everything else must
+/// be identical.
 fn expected_after_restart(before: &Dump, after: &Dump) -> Dump {
     use redlog::db::StrForm;
     before
@@ -566,15 +571,28 @@ fn expected_after_restart(before: &Dump, after: &Dump) -> Dump {
             match (&b.2, replayed.map(|a| &a.2)) {
                 (Value::Str(live), Some(Value::Str(back)))
                     if live.form == StrForm::Raw
-                        && back.form == StrForm::Encoded
+                        && back.form != StrForm::Raw
                         && live.data == back.data =>
                 {
                     (b.0, b.1.clone(), Value::Str(back.clone()), b.3)
+                }
+                (Value::ZSet(live), Some(Value::ZSet(back)))
+                    if live.is_skiplist() && !back.is_skiplist() && same_members(live, back) =>
+                {
+                    (b.0, b.1.clone(), Value::ZSet(back.clone()), b.3)
                 }
                 _ => b.clone(),
             }
         })
         .collect()
+}
+
+/// Same members with the same scores, in order, whatever the encodings.
+fn same_members(a: &redlog::db::zset::ZSet, b: &redlog::db::zset::ZSet) -> bool {
+    a.len() == b.len()
+        && a.iter_from(0, false)
+            .zip(b.iter_from(0, false))
+            .all(|((m1, s1), (m2, s2))| m1 == m2 && s1.to_bits() == s2.to_bits())
 }
 
 proptest! {
