@@ -1,7 +1,7 @@
-//! Redis Cluster (primaries): the node table and slot map (`nodes`), the
+//! Redis Cluster: the node table and slot map (`nodes`), the
 //! bus's wire format (`bus`), what the node does with bus messages and on
 //! its cron (`gossip`), the bus sockets (`net`), hash slots and the
-//! per-slot key index (`slots`).
+//! per-slot key index (`slots`), replica elections (`failover`).
 //!
 //! The state sits behind one mutex (`Cluster::state`), taken by the bus
 //! tasks and by commands. Lock order: the keyspace lock, then this one;
@@ -11,6 +11,7 @@
 //! but `storage` (nodes.conf's atomic write).
 
 pub mod bus;
+pub mod failover;
 pub mod gossip;
 pub mod net;
 pub mod nodes;
