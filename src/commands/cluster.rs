@@ -602,10 +602,18 @@ fn setslot(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if keys_in_slot == 0 && st.migrating[slot].is_some() {
                 st.migrating[slot] = None;
             }
+            let was_mine = st.slots[slot] == Some(me);
             st.del_slot(slot);
             st.add_slot(n, slot);
-            // A primary left without slots stays a primary here (Redis
-            // turns it into a replica of `n`; replication is not built).
+            // A primary left without slots turns into a replica of `n`.
+            if was_mine && n != me && st.me().numslots == 0 && st.settings.allow_replica_migration {
+                tracing::warn!(
+                    "Configuration change detected. Reconfiguring myself as a replica of {}",
+                    nodes::name_str(&n)
+                );
+                st.set_master(n);
+                st.todo |= todo::FSYNC_CONFIG;
+            }
             if n == me && st.importing[slot].is_some() {
                 if st.bump_epoch_without_consensus() {
                     tracing::warn!("configEpoch updated after importing slot {slot}");
