@@ -162,8 +162,10 @@ def redlog_six(work):
             got)
     keys = write_keys(ports[0], "k", 600)
     C.check("six redlog: replicas catch up", wait_for(lambda: all(caught_up(p, r) for p, r in pairs.items()), 20))
-    slots = redis.Redis(port=ports[1]).execute_command("CLUSTER", "SLOTS")
-    C.check("six redlog: CLUSTER SLOTS lists a replica per range", all(len(s) == 4 for s in slots), slots)
+    # Replicas appear once their offset was gossiped (a ping or two).
+    C.check("six redlog: CLUSTER SLOTS lists a replica per range", wait_for(
+        lambda: all(len(s) == 4 for s in redis.Redis(port=ports[1]).execute_command("CLUSTER", "SLOTS")), 10),
+        redis.Redis(port=ports[1]).execute_command("CLUSTER", "SLOTS"))
     # A key of p0's, read on its replica.
     key = next(k for k in keys if C.raw(p0, "GET", k).startswith("$"))
     got = C.raw(r0, "GET", key)
