@@ -152,7 +152,7 @@ def redlog_six(work):
     primaries = [p for p in ports if role_of(ports[0], p) == "master"]
     replicas = [p for p in ports if role_of(ports[0], p) == "slave"]
     C.check("six redlog: three primaries, three replicas", len(primaries) == 3 and len(replicas) == 3,
-            nodes(ports[0]))
+            f"{nodes(ports[0])}\n--cluster create said:\n{out[-3000:]}")
     pairs = {master_of(r): r for r in replicas}
     C.check("six redlog: every primary has a replica", sorted(pairs) == sorted(primaries), pairs)
     p0 = primaries[0]
@@ -180,6 +180,20 @@ def redlog_six(work):
     except redis.exceptions.ResponseError as e:
         C.check("six redlog: READONLY client's write is redirected",
                 isinstance(e, redis.exceptions.MovedError) and str(e).endswith(f":{p0}"), repr(e))
+    # Sharded Pub/Sub: SPUBLISH on the primary reaches the replica's
+    # subscribers (PUBLISHSHARD to the shard).
+    chan = key
+    ps = redis.Redis(port=r0).pubsub()
+    ps.ssubscribe(chan)
+    ps.get_sharded_message(timeout=1)
+    redis.Redis(port=p0).execute_command("SPUBLISH", chan, "hello")
+    msg = None
+    end = time.time() + 5
+    while msg is None and time.time() < end:
+        msg = ps.get_sharded_message(timeout=0.5)
+    ps.close()
+    C.check("six redlog: SPUBLISH on a primary reaches its replica's subscribers",
+            msg is not None and msg.get("data") == b"hello", msg)
     r.execute_command("READWRITE")
     got = C.raw(r0, "GET", key)
     C.check("six redlog: READWRITE", got.startswith("-MOVED "), got)
