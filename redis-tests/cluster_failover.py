@@ -149,6 +149,8 @@ def redlog_six(work):
             out[-2000:])
     C.check("six redlog: cluster_state:ok", C.wait_ok(ports))
     C.cluster_check(ports[0], "six redlog")
+    # Every node learns the replicas' role from their pings.
+    wait_for(lambda: all(sum(1 for v in nodes(q).values() if "slave" in v[1]) == 3 for q in ports), 10)
     primaries = [p for p in ports if role_of(ports[0], p) == "master"]
     replicas = [p for p in ports if role_of(ports[0], p) == "slave"]
     C.check("six redlog: three primaries, three replicas", len(primaries) == 3 and len(replicas) == 3,
