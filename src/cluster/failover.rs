@@ -301,3 +301,91 @@ impl State {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::bus::NAMELEN;
+    use crate::cluster::nodes::{Node, Settings};
+
+    /// This node a primary with slot 0; `f` a primary with slot 1 and a
+    /// replica `r`.
+    fn cluster() -> (State, Name, Name) {
+        let settings = Settings {
+            node_timeout: 2000,
+            ..Settings::default()
+        };
+        let mut st = State::new(settings, 1);
+        let me = st.myself;
+        st.add_slot(me, 0);
+        let (f, r) = ([b'f'; NAMELEN], [b'r'; NAMELEN]);
+        st.nodes.insert(f, Node::new(f, flags::MASTER, 1));
+        st.add_slot(f, 1);
+        let mut rn = Node::new(r, flags::SLAVE, 1);
+        rn.replicaof = Some(f);
+        st.nodes.insert(r, rn);
+        st.current_epoch = 5;
+        (st, f, r)
+    }
+
+    fn request(st: &State, r: Name, epoch: u64) -> Header {
+        let mut h = Header::new(bus::FAILOVER_AUTH_REQUEST);
+        h.sender = r;
+        h.current_epoch = epoch;
+        h.config_epoch = 0;
+        *h.myslots = *st.nodes[&st.nodes[&r].replicaof.unwrap()].slots;
+        h
+    }
+
+    #[test]
+    fn votes_once_per_epoch_for_a_replica_of_a_failed_primary() {
+        let (mut st, f, r) = cluster();
+        let h = request(&st, r, 5);
+        // Its primary is up: no vote.
+        st.vote_if_needed(r, &h, 100_000);
+        assert_eq!(st.last_vote_epoch, 0);
+        st.nodes.get_mut(&f).unwrap().flags |= flags::FAIL;
+        // An older epoch than ours: no vote.
+        st.vote_if_needed(r, &request(&st, r, 4), 100_000);
+        assert_eq!(st.last_vote_epoch, 0);
+        st.vote_if_needed(r, &h, 100_000);
+        assert_eq!(st.last_vote_epoch, 5);
+        assert_eq!(st.nodes[&f].voted_time, 100_000);
+        // Not again for that primary within twice the node timeout, even
+        // in a new epoch.
+        st.current_epoch = 6;
+        st.vote_if_needed(r, &request(&st, r, 6), 102_000);
+        assert_eq!(st.last_vote_epoch, 5);
+        st.vote_if_needed(r, &request(&st, r, 6), 104_001);
+        assert_eq!(st.last_vote_epoch, 6);
+    }
+
+    #[test]
+    fn a_replica_claiming_slots_of_a_newer_owner_gets_no_vote() {
+        let (mut st, f, r) = cluster();
+        st.nodes.get_mut(&f).unwrap().flags |= flags::FAIL;
+        st.nodes.get_mut(&f).unwrap().config_epoch = 3;
+        let mut h = request(&st, r, 5);
+        h.config_epoch = 2;
+        st.vote_if_needed(r, &h, 100_000);
+        assert_eq!(st.last_vote_epoch, 0);
+        h.config_epoch = 3;
+        st.vote_if_needed(r, &h, 100_000);
+        assert_eq!(st.last_vote_epoch, 5);
+    }
+
+    #[test]
+    fn the_winner_takes_its_primarys_slots() {
+        let (mut st, f, _) = cluster();
+        st.set_master(f);
+        assert!(st.me().is_slave());
+        let me = st.myself;
+        // A replica holds no slots of its own (CLUSTER REPLICATE checks).
+        st.del_slot(0);
+        st.replace_master(f, 1000);
+        assert!(st.me().is_master());
+        assert_eq!(st.me().replicaof, None);
+        assert_eq!(st.slots[1], Some(me));
+        assert_eq!(st.nodes[&f].numslots, 0);
+    }
+}
