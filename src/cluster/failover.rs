@@ -313,6 +313,12 @@ mod tests {
     fn cluster() -> (State, Name, Name) {
         let settings = Settings {
             node_timeout: 2000,
+            // `replace_master` saves nodes.conf.
+            config_file: std::env::temp_dir().join(format!(
+                "redlog-failover-test-{}-{}.conf",
+                std::process::id(),
+                crate::random::random_hex(8)
+            )),
             ..Settings::default()
         };
         let mut st = State::new(settings, 1);
@@ -387,5 +393,6 @@ mod tests {
         assert_eq!(st.me().replicaof, None);
         assert_eq!(st.slots[1], Some(me));
         assert_eq!(st.nodes[&f].numslots, 0);
+        let _ = std::fs::remove_file(&st.settings.config_file);
     }
 }
