@@ -52,7 +52,7 @@ impl State {
         (id, rx)
     }
 
-    fn send_raw(&mut self, link: u64, kind: u16, bytes: Vec<u8>) {
+    pub(super) fn send_raw(&mut self, link: u64, kind: u16, bytes: Vec<u8>) {
         if let Some(l) = self.links.get(&link) {
             if let Some(tx) = &l.tx {
                 if tx.send(bytes).is_ok() {
@@ -65,7 +65,7 @@ impl State {
     }
 
     /// To every node's outbound link (`clusterBroadcastMessage`).
-    fn broadcast(&mut self, kind: u16, bytes: &[u8]) {
+    pub(super) fn broadcast(&mut self, kind: u16, bytes: &[u8]) {
         let links: Vec<u64> = self
             .nodes
             .values()
@@ -98,6 +98,7 @@ impl State {
         h.cport = self.settings.cport;
         h.flags = me.flags;
         h.state = if self.ok { 0 } else { 1 };
+        h.offset = self.my_repl_offset;
         h.current_epoch = self.current_epoch;
         h.config_epoch = master.config_epoch;
         h
@@ -331,7 +332,7 @@ impl State {
         }
     }
 
-    fn set_node_as_master(&mut self, name: Name) {
+    pub(super) fn set_node_as_master(&mut self, name: Name) {
         let myself = self.myself;
         if let Some(n) = self.nodes.get_mut(&name) {
             if n.is_master() {
@@ -347,8 +348,9 @@ impl State {
         }
     }
 
-    /// `clusterUpdateSlotsConfigWith` (primaries only: a node left without
-    /// slots stays an empty primary, it does not turn into a replica).
+    /// `clusterUpdateSlotsConfigWith`: a primary left without slots (it
+    /// was failed over) becomes a replica of the new owner, as does a
+    /// replica whose primary lost its last slots.
     fn update_slots_config_with(
         &mut self,
         sender: Name,
@@ -359,8 +361,17 @@ impl State {
             tracing::warn!("Discarding UPDATE message about myself.");
             return;
         }
+        let me = self.me();
+        let curmaster = if me.is_master() {
+            Some(self.myself)
+        } else {
+            me.replicaof
+        };
+        let (mut newmaster, mut sender_slots, mut migrated) = (false, 0, 0);
+        let mut dirty = Vec::new();
         for j in 0..SLOTS {
             if bit(slots, j) {
+                sender_slots += 1;
                 if self.slots[j] == Some(sender) {
                     self.owner_not_claiming[j / 8] &= !(1 << (j & 7));
                     continue;
@@ -374,7 +385,11 @@ impl State {
                     .is_some_and(|o| o.config_epoch < epoch);
                 if unclaimed || older {
                     if self.slots[j] == Some(self.myself) {
-                        self.dirty_slots.push(j as u16);
+                        dirty.push(j as u16);
+                    }
+                    if self.slots[j].is_some() && self.slots[j] == curmaster {
+                        newmaster = true;
+                        migrated += 1;
                     }
                     self.del_slot(j);
                     self.add_slot(sender, j);
@@ -385,10 +400,39 @@ impl State {
                 self.owner_not_claiming[j / 8] |= 1 << (j & 7);
             }
         }
+        let cur_empty = curmaster
+            .and_then(|m| self.nodes.get(&m))
+            .is_some_and(|m| m.numslots == 0);
+        let grandmaster = self
+            .me()
+            .replicaof
+            .and_then(|m| self.nodes.get(&m))
+            .and_then(|m| m.replicaof)
+            .filter(|g| *g != self.myself);
+        if newmaster
+            && cur_empty
+            && (self.settings.allow_replica_migration || sender_slots == migrated)
+        {
+            tracing::warn!(
+                "Configuration change detected. Reconfiguring myself as a replica of {}",
+                super::nodes::name_str(&sender)
+            );
+            self.set_master(sender);
+            self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE | todo::FSYNC_CONFIG;
+        } else if let Some(g) = grandmaster {
+            tracing::warn!(
+                "I'm a sub-replica! Reconfiguring myself as a replica of grandmaster {}",
+                super::nodes::name_str(&g)
+            );
+            self.set_master(g);
+            self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE | todo::FSYNC_CONFIG;
+        } else {
+            self.dirty_slots.extend(dirty);
+        }
     }
 
     /// `isSlotUnclaimed`.
-    fn slot_unclaimed(&self, j: usize) -> bool {
+    pub(super) fn slot_unclaimed(&self, j: usize) -> bool {
         self.slots[j].is_none() || self.owner_not_claiming[j / 8] & (1 << (j & 7)) != 0
     }
 
@@ -737,8 +781,17 @@ impl State {
                 self.todo |= todo::SAVE_CONFIG | todo::FSYNC_CONFIG;
                 self.update_slots_config_with(name, config_epoch, &slots);
             }
+            Body::Empty if kind == bus::FAILOVER_AUTH_REQUEST => {
+                if let Some(s) = sender {
+                    self.vote_if_needed(s, h, now);
+                }
+            }
+            Body::Empty if kind == bus::FAILOVER_AUTH_ACK => {
+                if let Some(s) = sender {
+                    self.on_failover_ack(s, h.current_epoch);
+                }
+            }
             // PUBLISH is delivered by `net` (it needs the server's Pub/Sub);
-            // failover messages need replicas, which this node does not have;
             // modules do not exist here.
             _ => {}
         }
@@ -870,6 +923,9 @@ impl State {
                 update = true;
             }
         }
+        if self.me().is_slave() {
+            self.handle_replica_failover(now);
+        }
         if update || !self.ok {
             self.update_state(now);
         }
@@ -878,6 +934,9 @@ impl State {
 
     /// Work deferred to the end of an event (`clusterBeforeSleep`).
     pub fn before_sleep(&mut self, now: u64) {
+        if self.todo & todo::HANDLE_FAILOVER != 0 {
+            self.handle_replica_failover(now);
+        }
         if self.todo & todo::UPDATE_STATE != 0 {
             self.update_state(now);
         }

@@ -1,7 +1,7 @@
-//! Redis Cluster (primaries): the node table and slot map (`nodes`), the
+//! Redis Cluster: the node table and slot map (`nodes`), the
 //! bus's wire format (`bus`), what the node does with bus messages and on
 //! its cron (`gossip`), the bus sockets (`net`), hash slots and the
-//! per-slot key index (`slots`).
+//! per-slot key index (`slots`), replica elections (`failover`).
 //!
 //! The state sits behind one mutex (`Cluster::state`), taken by the bus
 //! tasks and by commands. Lock order: the keyspace lock, then this one;
@@ -11,6 +11,7 @@
 //! but `storage` (nodes.conf's atomic write).
 
 pub mod bus;
+pub mod failover;
 pub mod gossip;
 pub mod net;
 pub mod nodes;
@@ -134,8 +135,9 @@ impl Cluster {
         }
     }
 
-    /// Sends a PUBLISH (or PUBLISHSHARD to `shard_of`'s... every node
-    /// here: no replicas) to the other nodes (`clusterPropagatePublish`).
+    /// Sends a PUBLISH to the other nodes (`clusterPropagatePublish`), or
+    /// a PUBLISHSHARD to the other nodes of this node's shard: its
+    /// primary and that primary's replicas (`clusterPropagatePublishShard`).
     pub fn propagate_publish(&self, shard: bool, channel: &[u8], message: &[u8]) {
         let mut st = self.state.lock();
         let kind = if shard {
@@ -143,11 +145,11 @@ impl Cluster {
         } else {
             bus::PUBLISH
         };
-        if shard {
-            // Sharded messages go to the nodes of this shard: with
-            // primaries only, nobody.
-            return;
-        }
+        let me = st.me();
+        let master = match me.replicaof {
+            Some(m) if me.is_slave() => m,
+            _ => st.myself,
+        };
         let bytes = bus::encode(&bus::Message {
             header: st.header(kind),
             body: bus::Body::Publish {
@@ -159,6 +161,7 @@ impl Cluster {
             .nodes
             .values()
             .filter(|n| n.flags & (nodes::flags::MYSELF | nodes::flags::HANDSHAKE) == 0)
+            .filter(|n| !shard || n.name == master || (n.is_slave() && n.replicaof == Some(master)))
             .filter_map(|n| n.link)
             .collect();
         for l in links {

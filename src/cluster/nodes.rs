@@ -3,9 +3,10 @@
 //! and the `nodes.conf` format (the CLUSTER NODES lines plus a `vars`
 //! line), written atomically (and fsynced when Redis fsyncs) by `State::save_config`.
 //!
-//! Only primaries are built here: the `slave` flag and the primary field
-//! are parsed, kept, gossiped and printed, so replicas can be added later,
-//! but this node never becomes a replica.
+//! A node is a primary or a replica of a primary (`Node::replicaof`,
+//! the `slave` flag); this node becomes one by `State::set_master`
+//! (CLUSTER REPLICATE, or losing its slots to a newer owner). The server
+//! keeps the replication link in step with that role (`server::cluster_repl`).
 
 use super::bus::{cstr, NAMELEN, SLOT_BYTES};
 use super::slots::SLOTS;
@@ -46,6 +47,7 @@ pub mod todo {
     pub const UPDATE_STATE: u8 = 1 << 1;
     pub const SAVE_CONFIG: u8 = 1 << 2;
     pub const FSYNC_CONFIG: u8 = 1 << 3;
+    pub const HANDLE_FAILOVER: u8 = 1 << 0;
 }
 
 /// A new node name: 40 random hex characters, as Redis's
@@ -105,6 +107,9 @@ pub struct Node {
     /// Inbound link (accepted from it).
     pub inbound_link: Option<u64>,
     pub last_in_ping_gossip: u64,
+    /// When this node (a primary) last got our vote for one of its
+    /// replicas (`voted_time`).
+    pub voted_time: u64,
 }
 
 impl Node {
@@ -131,6 +136,7 @@ impl Node {
             link: None,
             inbound_link: None,
             last_in_ping_gossip: 0,
+            voted_time: 0,
         }
     }
     pub fn has(&self, f: u16) -> bool {
@@ -182,6 +188,38 @@ pub struct Settings {
     pub config_file: std::path::PathBuf,
     /// `cluster-preferred-endpoint-type`: "ip", "hostname", "unknown-endpoint".
     pub endpoint_type: String,
+    /// `cluster-replica-validity-factor`.
+    pub replica_validity_factor: u64,
+    /// `cluster-replica-no-failover`.
+    pub replica_no_failover: bool,
+    /// `cluster-allow-replica-migration`.
+    pub allow_replica_migration: bool,
+    /// `repl-ping-replica-period` (seconds).
+    pub repl_ping_period: u64,
+}
+
+/// Why the replica cannot fail over now (`CLUSTER_CANT_FAILOVER_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CantFailover {
+    #[default]
+    None,
+    DataAge,
+    WaitingDelay,
+    Expired,
+    WaitingVotes,
+}
+
+/// The election state (`failover_auth_*`, `cant_failover_reason`).
+#[derive(Debug, Default, Clone)]
+pub struct Election {
+    /// When the election starts (or started), ms.
+    pub auth_time: u64,
+    pub auth_count: usize,
+    pub auth_sent: bool,
+    pub auth_rank: usize,
+    pub auth_epoch: u64,
+    pub cant_reason: CantFailover,
+    pub last_log: u64,
 }
 
 /// The cluster state of this node.
@@ -216,6 +254,15 @@ pub struct State {
     pub iteration: u64,
     /// The last failure to write nodes.conf (logged once per change).
     pub save_error: Option<String>,
+    /// This node's replication offset (a primary's `master_repl_offset`,
+    /// a replica's processed offset), sent in every header; kept by the
+    /// server (`server::cluster_repl`).
+    pub my_repl_offset: u64,
+    /// A replica: milliseconds since its primary last sent data (or since
+    /// the link went down), for `cluster-replica-validity-factor`.
+    pub repl_data_age: u64,
+    /// The election of a replica whose primary failed (`failover_auth_*`).
+    pub failover: Election,
 }
 
 impl State {
@@ -260,6 +307,9 @@ impl State {
             pings_sent: 0,
             iteration: 0,
             save_error: None,
+            my_repl_offset: 0,
+            repl_data_age: 0,
+            failover: Default::default(),
         }
     }
 
@@ -312,6 +362,24 @@ impl State {
             }
         }
         n
+    }
+
+    /// Makes this node a replica of `master` (`clusterSetMaster`): a
+    /// primary drops its open slots (it holds no slots: callers check);
+    /// the server starts the replication link when it sees the new role.
+    pub fn set_master(&mut self, master: Name) {
+        let me = self.me_mut();
+        if me.is_master() {
+            me.flags &= !(flags::MASTER | flags::MIGRATE_TO);
+            me.flags |= flags::SLAVE;
+            for j in 0..SLOTS {
+                self.migrating[j] = None;
+                self.importing[j] = None;
+            }
+        }
+        self.me_mut().replicaof = Some(master);
+        self.failover = Default::default();
+        self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE;
     }
 
     /// Removes a node: its slots, open slot states, failure reports it
@@ -765,6 +833,12 @@ impl State {
 
     /// Resets the node (`clusterReset`).
     pub fn reset(&mut self, hard: bool) {
+        let me = self.me_mut();
+        if me.is_slave() {
+            me.flags &= !flags::SLAVE;
+            me.flags |= flags::MASTER;
+            me.replicaof = None;
+        }
         for j in 0..SLOTS {
             self.migrating[j] = None;
             self.importing[j] = None;

@@ -2,8 +2,7 @@
 //! `redirect`: the check `server::execute` runs before a keyed command in
 //! cluster mode (Redis's `getNodeByQuery` + `clusterRedirectClient`).
 //!
-//! Not here yet (they need replication): CLUSTER REPLICATE, FAILOVER,
-//! READONLY / READWRITE.
+//! CLUSTER REPLICATE, READONLY and READWRITE are in `cluster_repl`.
 
 use super::flags::*;
 use super::{arg_i64, c_str_lossy, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
@@ -71,6 +70,7 @@ static SUBCOMMANDS: &[Command] = &[
     sub("links", 2, STALE, SLOW, "Returns a list of all TCP links to and from peer nodes in cluster", "7.0.0", "O(N) where N is the total number of Cluster nodes", links),
     sub("setslot", -4, ADM, ADMIN_ACL, "Bind a hash slot to a specific node", "3.0.0", "O(1)", setslot),
     sub("shards", 2, STALE, SLOW, "Get array of cluster slots to node mappings", "7.0.0", "O(N) where N is the total number of cluster nodes", shards),
+    sub("replicate", 3, ADM, ADMIN_ACL, "Reconfigure a node as a replica of the specified master node", "3.0.0", "O(1)", super::cluster_repl::replicate),
     sub("nodes", 2, STALE, SLOW, "Get Cluster config for the node", "3.0.0", "O(N) where N is the total number of Cluster nodes", nodes_cmd),
 ];
 
@@ -175,6 +175,8 @@ fn help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
             "NODES",
             "    Return cluster configuration seen by node. Output format:",
             "    <id> <ip:port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+            "REPLICATE <node-id>",
+            "    Configure current node as replica to <node-id>.",
             "RESET [HARD|SOFT]",
             "    Reset current node (default: soft).",
             "SET-CONFIG-EPOCH <epoch>",
@@ -523,11 +525,13 @@ fn reset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(a) if is_opt(a, "soft") => false,
         Some(_) => return Err(CmdError::syntax()),
     };
-    if !ctx.ks.dbs[ctx.client.db].is_empty() {
+    let master = c.state.lock().me().is_master();
+    if master && !ctx.ks.dbs[ctx.client.db].is_empty() {
         return Err(CmdError::new(
             "ERR CLUSTER RESET can't be called with master nodes containing keys",
         ));
     }
+    super::cluster_repl::reset_replica(ctx);
     with_state(c, |st| st.reset(hard));
     ctx.out.ok();
     Ok(())
@@ -598,10 +602,18 @@ fn setslot(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if keys_in_slot == 0 && st.migrating[slot].is_some() {
                 st.migrating[slot] = None;
             }
+            let was_mine = st.slots[slot] == Some(me);
             st.del_slot(slot);
             st.add_slot(n, slot);
-            // A primary left without slots stays a primary here (Redis
-            // turns it into a replica of `n`; replication is not built).
+            // A primary left without slots turns into a replica of `n`.
+            if was_mine && n != me && st.me().numslots == 0 && st.settings.allow_replica_migration {
+                tracing::warn!(
+                    "Configuration change detected. Reconfiguring myself as a replica of {}",
+                    nodes::name_str(&n)
+                );
+                st.set_master(n);
+                st.todo |= todo::FSYNC_CONFIG;
+            }
             if n == me && st.importing[slot].is_some() {
                 if st.bump_epoch_without_consensus() {
                     tracing::warn!("configEpoch updated after importing slot {slot}");
@@ -723,14 +735,33 @@ fn slots(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let rs = ranges(&st);
     ctx.out.array(rs.len());
     for (s, e, n) in rs {
-        ctx.out.array(3);
+        // Replicas that are not failed and have some data
+        // (`isReplicaAvailable`).
+        let reps = replicas_of(&st, n, true);
+        ctx.out.array(3 + reps.len());
         ctx.out.int(s as i64);
         ctx.out.int(e as i64);
         if let Some(node) = st.nodes.get(&n) {
             node_reply(ctx, &st, node);
         }
+        for r in reps {
+            node_reply(ctx, &st, r);
+        }
     }
     Ok(())
+}
+
+/// The replicas of `master` in name order (Redis: the order they were
+/// added); `available`: only those not failed with a non-zero offset.
+fn replicas_of(st: &State, master: Name, available: bool) -> Vec<&nodes::Node> {
+    let mut v: Vec<&nodes::Node> = st
+        .nodes
+        .values()
+        .filter(|r| r.is_slave() && r.replicaof == Some(master))
+        .filter(|r| !available || (!r.failed() && r.repl_offset != 0))
+        .collect();
+    v.sort_by_key(|r| r.name);
+    v
 }
 
 fn shards(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
@@ -751,11 +782,7 @@ fn shards(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         }
         ctx.out.bulk(b"nodes");
         let mut members: Vec<&nodes::Node> = vec![m];
-        members.extend(
-            st.nodes
-                .values()
-                .filter(|r| r.is_slave() && r.replicaof == Some(m.name)),
-        );
+        members.extend(replicas_of(&st, m.name, false));
         ctx.out.array(members.len());
         for n in members {
             let host = !n.hostname.is_empty();
@@ -966,6 +993,19 @@ pub fn redirect(
         return None;
     }
     if owner != st.myself {
+        // A replica serves reads about its primary's slots to READONLY
+        // clients (and sharded Pub/Sub to anyone).
+        let me = st.me();
+        let write = if name == "exec" {
+            commands
+                .iter()
+                .any(|(i, _)| t.entries[*i].cmd.flags & WRITE != 0)
+        } else {
+            cmd_flags & WRITE != 0
+        };
+        if (client.readonly || is_shard) && !write && me.is_slave() && me.replicaof == Some(owner) {
+            return None;
+        }
         return to(&owner, "MOVED");
     }
     None

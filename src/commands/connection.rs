@@ -544,6 +544,8 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ctx.client.db = 0;
     ctx.client.reply_mode = ReplyMode::On;
     ctx.client.no_touch = false;
+    ctx.client.asking = false;
+    ctx.client.readonly = false;
     if ctx.client.user.is_some() {
         super::acl::reset_to_default(ctx);
     }
@@ -556,6 +558,7 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         m.resp = 2;
         m.no_evict = false;
         m.no_touch = false;
+        m.readonly = false;
         m.name = None;
     }
     ctx.out.simple("RESET");

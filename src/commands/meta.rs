@@ -864,6 +864,15 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "cluster|replicate",
+        CommandMeta {
+            args: &[
+                arg("node-id", T::String),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "cluster|reset",
         CommandMeta {
             args: &[
@@ -3284,6 +3293,18 @@ pub static META: &[(&str, CommandMeta)] = &[
                 "request_policy:all_shards",
                 "nondeterministic_output",
             ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "readonly",
+        CommandMeta {
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
+        "readwrite",
+        CommandMeta {
             ..CommandMeta::EMPTY
         },
     ),

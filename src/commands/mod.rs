@@ -13,6 +13,7 @@ pub mod acl;
 pub mod args;
 pub mod bitmaps;
 pub mod cluster;
+pub mod cluster_repl;
 pub mod connection;
 pub mod debug;
 pub mod dump;
@@ -545,6 +546,7 @@ static FAMILIES: &[&[Command]] = &[
     debug::COMMANDS,
     functions::COMMANDS,
     cluster::COMMANDS,
+    cluster_repl::COMMANDS,
     replication::COMMANDS,
     replica::COMMANDS,
 ];

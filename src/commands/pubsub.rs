@@ -191,6 +191,11 @@ fn spublish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         buf: &mut ctx.out.buf,
     };
     let n = ctx.shared.pubsub.spublish(&args[1], &args[2], Some(sink));
+    // Cluster mode: the other nodes of this shard deliver it too
+    // (`clusterPropagatePublishShard`).
+    if let Some(c) = &ctx.shared.cluster {
+        c.propagate_publish(true, &args[1], &args[2]);
+    }
     let end = ctx.out.buf.len();
     ctx.out.mark_push(start..end);
     ctx.out.int(n as i64);

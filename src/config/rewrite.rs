@@ -177,9 +177,15 @@ impl Config {
             match (name, p.kind) {
                 ("dir", _) => st.rewrite(name, format!("dir {}", repr(dir)), true),
                 // Redis's `rewriteConfigReplicaOfOption`: `replicaof host
-                // port` while a replica, old lines removed once a primary.
+                // port` while a replica, old lines removed once a primary
+                // or in cluster mode (the role is in nodes.conf).
                 ("replicaof", _) => {
-                    if value.is_empty() {
+                    if value.is_empty()
+                        || self
+                            .values
+                            .get("cluster-enabled")
+                            .is_some_and(|v| v == "yes")
+                    {
                         st.processed(name);
                     } else {
                         st.rewrite(name, format!("replicaof {value}"), true);

@@ -79,6 +79,8 @@ pub struct ClientMeta {
     /// The replication link's master client (CLIENT LIST flag `M`, CLIENT
     /// KILL TYPE master).
     pub master: bool,
+    /// READONLY (CLIENT LIST flag `r`).
+    pub readonly: bool,
 }
 
 /// What the registry holds for each connection.
@@ -237,6 +239,9 @@ impl ClientHandle {
         if self.addr.is_unix() {
             flags.push('U');
         }
+        if m.readonly {
+            flags.push('r');
+        }
         if m.no_evict {
             flags.push('e');
         }
@@ -349,6 +354,9 @@ pub struct Client {
     pub obuf_soft_since: Option<Instant>,
     /// ASKING was sent: the next command may use an importing slot.
     pub asking: bool,
+    /// READONLY: read commands about our primary's slots are served by
+    /// this replica instead of redirected (cluster mode).
+    pub readonly: bool,
     /// The replication link's client applying the primary's stream
     /// (Redis's CLIENT_MASTER): obeyed on a read-only replica, never
     /// blocked, paused or refused for memory.
@@ -384,6 +392,7 @@ impl Client {
             unpausable: false,
             obuf_soft_since: None,
             asking: false,
+            readonly: false,
             master: false,
         }
     }

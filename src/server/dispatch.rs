@@ -493,6 +493,10 @@ fn cluster_reject(
     args: &[Bytes],
 ) -> Option<(CmdError, bool)> {
     let c = shared.cluster.as_ref()?;
+    // Redis's `mustObeyClient`: the primary's stream is never redirected.
+    if client.master {
+        return None;
+    }
     let cmd = table().entries[idx].cmd;
     let flags = if commands::scripting::is_eval(cmd) {
         commands::scripting::effective_flags(ks, cmd, args)

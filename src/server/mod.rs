@@ -5,6 +5,7 @@ mod batch;
 pub mod blocking;
 mod busy;
 mod clients;
+mod cluster_repl;
 mod connection;
 mod dispatch;
 pub mod durability;
@@ -230,6 +231,10 @@ impl Shared {
                 s.announce_ip = new.announce_ip;
                 s.announce_hostname = new.announce_hostname;
                 s.endpoint_type = new.endpoint_type;
+                s.replica_validity_factor = new.replica_validity_factor;
+                s.replica_no_failover = new.replica_no_failover;
+                s.allow_replica_migration = new.allow_replica_migration;
+                s.repl_ping_period = new.repl_ping_period;
             });
         }
     }
@@ -885,7 +890,11 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         .get("replicaof")
         .unwrap_or("")
         .to_string();
-    if let Some((host, port)) = replication::replica::parse_replicaof(&replicaof) {
+    if let Some(c) = &shared.cluster {
+        // A replica in nodes.conf replicates its primary from the start.
+        let mut ks = shared.ks.lock();
+        cluster_repl::sync(&shared, c, &mut ks, Some(cached));
+    } else if let Some((host, port)) = replication::replica::parse_replicaof(&replicaof) {
         replication::replica::start(&shared, host, port, cached);
     }
     Ok(ServerHandle { shared, tasks })
@@ -946,6 +955,12 @@ pub fn cluster_settings(config: &Config, bound: &[SocketAddr]) -> Option<crate::
 /// The cluster settings CONFIG SET may change.
 pub fn cluster_runtime_settings(config: &Config) -> crate::cluster::Settings {
     let yes = |k: &str| config.get(k) == Some("yes");
+    let num = |k: &str, default: u64| {
+        config
+            .get(k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(default)
+    };
     crate::cluster::Settings {
         node_timeout: config
             .get("cluster-node-timeout")
@@ -963,6 +978,10 @@ pub fn cluster_runtime_settings(config: &Config) -> crate::cluster::Settings {
             .get("cluster-preferred-endpoint-type")
             .unwrap_or("ip")
             .to_string(),
+        replica_validity_factor: num("cluster-replica-validity-factor", 10),
+        replica_no_failover: yes("cluster-replica-no-failover"),
+        allow_replica_migration: yes("cluster-allow-replica-migration"),
+        repl_ping_period: num("repl-ping-replica-period", 10),
         ..Default::default()
     }
 }
@@ -1315,6 +1334,7 @@ async fn cron(shared: Arc<Shared>) {
             }
             if let Some(c) = &shared.cluster {
                 delete_lost_slots(c, &mut ks);
+                cluster_repl::sync(&shared, c, &mut ks, None);
             }
             let ticket = shared.durability.enqueue(&mut ks, Vec::new());
             tracking::cron(&shared, &mut ks);

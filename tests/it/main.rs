@@ -22,6 +22,7 @@ mod cli;
 mod client_limits;
 mod client_pause;
 mod cluster;
+mod cluster_replica;
 mod connection;
 mod debug_cmd;
 mod decoder_fuzz;

@@ -1,0 +1,114 @@
+//! The replica side of cluster mode's commands: CLUSTER REPLICATE,
+//! READONLY and READWRITE (Redis 7.0's `clusterCommand` "replicate",
+//! `readonlyCommand`, `readwriteCommand`). The replication link itself is
+//! started by the server when it sees the new role
+//! (`server::cluster_repl`).
+
+use super::flags::*;
+use super::{c_str_lossy, CmdError, CmdResult, Command, Ctx, Doc};
+use crate::cluster::nodes::todo;
+use bytes::Bytes;
+
+const fn conn_cmd(name: &'static str, summary: &'static str, handler: super::Handler) -> Command {
+    Command {
+        name,
+        arity: 1,
+        flags: LOADING | STALE | FAST,
+        acl: &["@fast", "@connection"],
+        doc: Doc {
+            summary,
+            since: "3.0.0",
+            group: "cluster",
+            complexity: "O(1)",
+        },
+        handler: Some(handler),
+        ..Command::DEFAULT
+    }
+}
+
+pub static COMMANDS: &[Command] = &[
+    conn_cmd(
+        "readonly",
+        "Enables read queries for a connection to a cluster replica node",
+        readonly,
+    ),
+    conn_cmd(
+        "readwrite",
+        "Disables read queries for a connection to a cluster replica node",
+        readwrite,
+    ),
+];
+
+fn disabled() -> CmdError {
+    CmdError::new("ERR This instance has cluster support disabled")
+}
+
+/// READONLY
+fn readonly(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    set_readonly(ctx, true)
+}
+
+/// READWRITE
+fn readwrite(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    set_readonly(ctx, false)
+}
+
+fn set_readonly(ctx: &mut Ctx, on: bool) -> CmdResult {
+    if ctx.shared.cluster.is_none() {
+        return Err(disabled());
+    }
+    ctx.client.readonly = on;
+    ctx.client.handle.meta.lock().readonly = on;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLUSTER REPLICATE <node-id>
+pub fn replicate(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let c = ctx.shared.cluster.as_ref().ok_or_else(disabled)?;
+    let has_keys = !ctx.ks.dbs[0].is_empty();
+    let mut st = c.state.lock();
+    let Some(n) = st.lookup(&args[2]) else {
+        return Err(CmdError::new(format!(
+            "ERR Unknown node {}",
+            c_str_lossy(&args[2])
+        )));
+    };
+    let name = n.name;
+    if name == st.myself {
+        return Err(CmdError::new("ERR Can't replicate myself"));
+    }
+    if n.is_slave() {
+        return Err(CmdError::new(
+            "ERR I can only replicate a master, not a replica.",
+        ));
+    }
+    let me = st.me();
+    if me.is_master() && (me.numslots != 0 || has_keys) {
+        return Err(CmdError::new(
+            "ERR To set a master the node must be empty and without assigned slots.",
+        ));
+    }
+    st.set_master(name);
+    st.todo |= todo::UPDATE_STATE | todo::SAVE_CONFIG;
+    st.before_sleep(crate::cluster::now_ms());
+    drop(st);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLUSTER RESET's replica part (`clusterReset`): a replica stops
+/// replicating and empties its dataset before the reset makes it a
+/// primary.
+pub fn reset_replica(ctx: &mut Ctx) {
+    let is_replica = ctx
+        .shared
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.state.lock().me().is_slave());
+    if is_replica {
+        crate::server::replication::replica::stop(ctx.shared, ctx.ks);
+        let removed = ctx.ks.flush_all();
+        ctx.ks.stats.dirty += removed;
+    }
+}
