@@ -941,7 +941,7 @@ impl State {
             self.update_state(now);
         }
         if self.todo & todo::SAVE_CONFIG != 0 {
-            if let Err(e) = self.save_config() {
+            if let Err(e) = self.save_config().map_err(|e| e.to_string()) {
                 // Redis exits here ("Fatal: can't update cluster config
                 // file."); redlog logs and keeps serving.
                 if self.save_error.as_deref() != Some(&e) {

@@ -47,23 +47,39 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// Why the cluster state could not be opened at startup (Redis's
+/// `clusterInit` / `clusterLoadConfig` messages).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("Unrecoverable error: corrupted cluster config file (not UTF-8).")]
+    NotUtf8,
+    #[error("Loading the cluster node config from {}: {err}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        err: std::io::Error,
+    },
+    #[error("Fatal: can't update cluster config file {}: {err}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        err: crate::storage::Error,
+    },
+    #[error("Unrecoverable error: corrupted cluster config file {}: {err}", path.display())]
+    Corrupt {
+        path: std::path::PathBuf,
+        err: nodes::BadConfig,
+    },
+}
+
 impl Cluster {
     /// Loads `settings.config_file` (or starts a new node and writes it),
     /// as Redis's `clusterInit`.
-    pub fn open(settings: Settings) -> Result<Arc<Cluster>, String> {
+    pub fn open(settings: Settings) -> Result<Arc<Cluster>, OpenError> {
         let now = now_ms();
         let path = settings.config_file.clone();
         let text = match std::fs::read(&path) {
-            Ok(b) => String::from_utf8(b).map_err(|_| {
-                "Unrecoverable error: corrupted cluster config file (not UTF-8).".to_string()
-            })?,
+            Ok(b) => String::from_utf8(b).map_err(|_| OpenError::NotUtf8)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => {
-                return Err(format!(
-                    "Loading the cluster node config from {}: {e}",
-                    path.display()
-                ))
-            }
+            Err(err) => return Err(OpenError::Read { path, err }),
         };
         let timeout = settings.node_timeout;
         let mut st = match State::load_config(&text, settings.clone(), now) {
@@ -80,20 +96,13 @@ impl Cluster {
                     "No cluster configuration found, I'm {}",
                     nodes::name_str(&st.myself)
                 );
-                st.save_config_as(true).map_err(|e| {
-                    format!(
-                        "Fatal: can't update cluster config file {}: {e}",
-                        path.display()
-                    )
+                st.save_config_as(true).map_err(|err| OpenError::Write {
+                    path: path.clone(),
+                    err,
                 })?;
                 st
             }
-            Err(e) => {
-                return Err(format!(
-                    "Unrecoverable error: corrupted cluster config file {}: {e}",
-                    path.display()
-                ))
-            }
+            Err(err) => return Err(OpenError::Corrupt { path, err }),
         };
         st.first_update_call = 0;
         Ok(Arc::new(Cluster {

@@ -265,6 +265,15 @@ pub struct State {
     pub failover: Election,
 }
 
+/// Why nodes.conf cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum BadConfig {
+    #[error("line {line}: {what}")]
+    Line { line: usize, what: &'static str },
+    #[error("no node is flagged myself")]
+    NoMyself,
+}
+
 impl State {
     /// A fresh state with a new random name (no nodes.conf yet).
     pub fn new(settings: Settings, now: u64) -> State {
@@ -631,12 +640,12 @@ impl State {
     /// when the change asked for it (`todo::FSYNC_CONFIG`: epochs, slots
     /// taken over from another node, CLUSTER SAVECONFIG), fsynced, as
     /// Redis's `clusterSaveConfig(do_fsync)`.
-    pub fn save_config(&mut self) -> Result<(), String> {
+    pub fn save_config(&mut self) -> Result<(), crate::storage::Error> {
         let fsync = self.todo & todo::FSYNC_CONFIG != 0;
         self.save_config_as(fsync)
     }
 
-    pub fn save_config_as(&mut self, fsync: bool) -> Result<(), String> {
+    pub fn save_config_as(&mut self, fsync: bool) -> Result<(), crate::storage::Error> {
         self.todo &= !(todo::SAVE_CONFIG | todo::FSYNC_CONFIG);
         let text = self.config_text();
         let path = &self.settings.config_file;
@@ -645,12 +654,15 @@ impl State {
         } else {
             crate::storage::atomic::replace_unsynced(path, text.as_bytes())
         }
-        .map_err(|e| e.to_string())
     }
 
     /// Loads nodes.conf (`clusterLoadConfig`); Ok(None) when the file is
     /// missing or empty.
-    pub fn load_config(text: &str, settings: Settings, now: u64) -> Result<Option<State>, String> {
+    pub fn load_config(
+        text: &str,
+        settings: Settings,
+        now: u64,
+    ) -> Result<Option<State>, BadConfig> {
         if text.is_empty() {
             return Ok(None);
         }
@@ -662,7 +674,10 @@ impl State {
                 .or_insert_with(|| Node::new(name, 0, now));
         };
         for (lineno, line) in text.lines().enumerate() {
-            let err = |what: &str| format!("line {}: {what}", lineno + 1);
+            let err = |what: &'static str| BadConfig::Line {
+                line: lineno + 1,
+                what,
+            };
             let argv: Vec<&str> = line.split_ascii_whitespace().collect();
             if argv.is_empty() {
                 continue;
@@ -798,7 +813,7 @@ impl State {
             }
         }
         let Some(me) = myself else {
-            return Err("no node is flagged myself".into());
+            return Err(BadConfig::NoMyself);
         };
         st.myself = me;
         let max = st.max_epoch();

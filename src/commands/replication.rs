@@ -96,7 +96,8 @@ fn replconf(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             // A primary asks its replica; this side answers nothing.
             return Ok(());
         }
-        primary::replconf(ctx.shared, ctx.client.id, opt, val).map_err(CmdError::new)?;
+        primary::replconf(ctx.shared, ctx.client.id, opt, val)
+            .map_err(|e| CmdError::new(e.to_string()))?;
     }
     ctx.out.ok();
     Ok(())

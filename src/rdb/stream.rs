@@ -447,10 +447,11 @@ pub fn snapshot(
     })
 }
 
-/// The DUMP payload of a stream. The error is text because replication's
-/// `payload` (src/server/replication) returns text for every value type.
-pub fn dump(s: &crate::stream::StreamRef) -> std::result::Result<Vec<u8>, String> {
-    let v = snapshot(s).map_err(|e| e.to_string())?;
+/// The DUMP payload of a stream.
+pub fn dump(
+    s: &crate::stream::StreamRef,
+) -> std::result::Result<Vec<u8>, crate::stream::StreamError> {
+    let v = snapshot(s)?;
     let mut w = Writer::new();
     write(&mut w, &v);
     Ok(super::dump_envelope(w.buf))

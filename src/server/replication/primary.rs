@@ -94,10 +94,24 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// REPLCONF's refusals (the reply's text, as Redis's `replconfCommand`).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplconfError {
+    #[error("ERR value is not an integer or out of range")]
+    NotAnInteger,
+    #[error("ERR Unrecognized REPLCONF option: {0}")]
+    Unknown(String),
+}
+
 /// REPLCONF of a connection that is not a replica yet (or is: `ack`,
-/// `getack` are handled by [`ack`]). Returns an error text for an unknown
-/// option, as Redis's `replconfCommand`.
-pub fn replconf(shared: &Shared, client_id: u64, opt: &[u8], val: &[u8]) -> Result<(), String> {
+/// `getack` are handled by [`ack`]). Refuses an unknown option, as Redis's
+/// `replconfCommand`.
+pub fn replconf(
+    shared: &Shared,
+    client_id: u64,
+    opt: &[u8],
+    val: &[u8],
+) -> Result<(), ReplconfError> {
     let mut st = shared.repl.lock();
     let conf = st.primary.confs.entry(client_id).or_default();
     let o = String::from_utf8_lossy(opt).to_ascii_lowercase();
@@ -106,7 +120,7 @@ pub fn replconf(shared: &Shared, client_id: u64, opt: &[u8], val: &[u8]) -> Resu
             let p: i64 = std::str::from_utf8(val)
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .ok_or_else(|| "ERR value is not an integer or out of range".to_string())?;
+                .ok_or(ReplconfError::NotAnInteger)?;
             conf.port = u16::try_from(p).unwrap_or(0);
         }
         "ip-address" => conf.ip = Some(String::from_utf8_lossy(val).into_owned()),
@@ -120,9 +134,8 @@ pub fn replconf(shared: &Shared, client_id: u64, opt: &[u8], val: &[u8]) -> Resu
         // Redis accepts and ignores these from a replica.
         "rdb-only" | "rdb-filter-only" => {}
         _ => {
-            return Err(format!(
-                "ERR Unrecognized REPLCONF option: {}",
-                String::from_utf8_lossy(opt)
+            return Err(ReplconfError::Unknown(
+                String::from_utf8_lossy(opt).into_owned(),
             ))
         }
     }

@@ -66,11 +66,20 @@ fn score(f: f64) -> Vec<u8> {
     }
 }
 
+/// Why an effect has no command: its value cannot be dumped.
+#[derive(Debug, thiserror::Error)]
+pub enum PropagateError {
+    #[error("cannot dump a stream: {0}")]
+    Stream(#[from] crate::stream::StreamError),
+    #[error("cannot dump value")]
+    Value,
+}
+
 /// The DUMP payload of a value (streams read their entries from their log).
-fn payload(v: &Value) -> Result<Vec<u8>, String> {
+fn payload(v: &Value) -> Result<Vec<u8>, PropagateError> {
     match v {
-        Value::Stream(s) => crate::rdb::stream::dump(s),
-        v => crate::rdb::value::dump_value(v).ok_or_else(|| "cannot dump value".to_string()),
+        Value::Stream(s) => Ok(crate::rdb::stream::dump(s)?),
+        v => crate::rdb::value::dump_value(v).ok_or(PropagateError::Value),
     }
 }
 
@@ -81,7 +90,7 @@ fn with_keys(cmd: &[u8], key: &[u8], rest: impl IntoIterator<Item = Vec<u8>>) ->
 }
 
 /// The commands of one effect, appended to `cmds`.
-fn effect_commands(e: &Effect, cmds: &mut Vec<Cmd>) -> Result<(), String> {
+fn effect_commands(e: &Effect, cmds: &mut Vec<Cmd>) -> Result<(), PropagateError> {
     let mut push = |db: Option<u8>, args: Vec<Vec<u8>>| cmds.push((db, args));
     match e {
         Effect::Set {
@@ -372,7 +381,11 @@ impl StreamCover {
 /// `slaveseldb` after a full sync); it is updated. An effect that cannot
 /// be expressed is left out and its error returned after the others are
 /// appended. A unit alone: `unit_commands_in` for the units of a batch.
-pub fn unit_commands(effects: &[Effect], seldb: &mut i32, out: &mut Vec<u8>) -> Result<(), String> {
+pub fn unit_commands(
+    effects: &[Effect],
+    seldb: &mut i32,
+    out: &mut Vec<u8>,
+) -> Result<(), PropagateError> {
     unit_commands_in(effects, seldb, &mut StreamCover::default(), out)
 }
 
@@ -383,7 +396,7 @@ pub fn unit_commands_in(
     seldb: &mut i32,
     cover: &mut StreamCover,
     out: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), PropagateError> {
     let mut cmds: Vec<Cmd> = Vec::new();
     let mut failed = None;
     for (i, e) in effects.iter().enumerate() {

@@ -3,7 +3,7 @@
 //! effects are logged to this server's WAL and stream logs, keyspace
 //! notifications fire, blocked clients are served, and replies are dropped.
 
-use super::LinkCtl;
+use super::{LinkCtl, LinkError};
 use crate::db::ReplPosition;
 use crate::protocol::{Out, ParseLimits, Parsed};
 use crate::server::batch::LinkBatch;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// ABSTTL REPLACE`, then `SELECT 0`. Nothing is returned for a file
 /// that is not entirely valid, so a corrupt or truncated transfer never
 /// touches the dataset.
-pub fn verify_rdb(data: &[u8]) -> Result<Vec<Vec<Bytes>>, String> {
+pub fn verify_rdb(data: &[u8]) -> Result<Vec<Vec<Bytes>>, crate::rdb::file::FileError> {
     let mut cmds = vec![vec![Bytes::from_static(b"FLUSHALL")]];
     let mut db = None;
     let summary = crate::rdb::file::read_file(data, |item| {
@@ -38,8 +38,7 @@ pub fn verify_rdb(data: &[u8]) -> Result<Vec<Vec<Bytes>>, String> {
             Bytes::from_static(b"REPLACE"),
         ]);
         Ok::<(), crate::rdb::file::FileError>(())
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     // The replica's libraries are replaced by the primary's, as Redis's
     // `emptyData` (with functions) before loading the primary's RDB.
     let mut functions = vec![vec![
@@ -73,12 +72,12 @@ pub(super) async fn load_rdb(
     cmds: Vec<Vec<Bytes>>,
     replid: &str,
     offset: u64,
-) -> Result<(), String> {
+) -> Result<(), LinkError> {
     let mut out = Out::new(false);
     let (ticket, failed) = {
         let mut ks = shared.lock_ks();
         if ctl.is_cancelled() {
-            return Err("the link was stopped".into());
+            return Err(LinkError::Stopped);
         }
         ks.refresh_clock();
         let mut batch = LinkBatch::default();
@@ -123,14 +122,10 @@ pub(super) async fn load_rdb(
     };
     let misconf = ticket.commit(shared, &mut out).await;
     if let Some(e) = failed {
-        return Err(format!(
-            "Failed trying to load the MASTER synchronization DB: {e}"
-        ));
+        return Err(LinkError::Load(e));
     }
     if let Some(e) = misconf {
-        return Err(format!(
-            "the MASTER synchronization DB could not be logged: {e}"
-        ));
+        return Err(LinkError::NotLogged(e));
     }
     Ok(())
 }
@@ -266,7 +261,7 @@ impl Applier {
         &mut self,
         shared: &Arc<Shared>,
         ctl: &Arc<LinkCtl>,
-    ) -> Result<Vec<u64>, String> {
+    ) -> Result<Vec<u64>, LinkError> {
         let mut acks = Vec::new();
         let bulk_max = shared.config.read().proto_max_bulk_len;
         let limits = ParseLimits {
@@ -276,7 +271,7 @@ impl Applier {
         let ticket = {
             let mut ks = shared.lock_ks();
             if ctl.is_cancelled() {
-                return Err("the link was stopped".into());
+                return Err(LinkError::Stopped);
             }
             ks.refresh_clock();
             self.client.handle.touch_at(ks.clock_mark());
@@ -329,7 +324,7 @@ impl Applier {
                     }
                     Ok(Parsed::Incomplete) => break,
                     Err(e) => {
-                        error = Some(format!("Protocol error from MASTER: {}", e.0));
+                        error = Some(LinkError::Protocol(e.0.to_string()));
                         break;
                     }
                 }

@@ -4,6 +4,7 @@
 //! `slaveTryPartialResynchronization` and `readSyncBulkPayload`.
 
 use super::apply::{self, Applier};
+use super::LinkError;
 use super::{set_state, with_link, LinkCtl, LinkState, ACK_PERIOD};
 use crate::server::net::PeerAddr;
 use crate::server::replication::failover;
@@ -52,7 +53,7 @@ struct Conn {
 }
 
 impl Conn {
-    async fn send(&mut self, args: &[&[u8]]) -> Result<(), String> {
+    async fn send(&mut self, args: &[&[u8]]) -> Result<(), LinkError> {
         let mut b = format!("*{}\r\n", args.len()).into_bytes();
         for a in args {
             b.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
@@ -62,30 +63,30 @@ impl Conn {
         self.write(&b).await
     }
 
-    async fn write(&mut self, b: &[u8]) -> Result<(), String> {
+    async fn write(&mut self, b: &[u8]) -> Result<(), LinkError> {
         match tokio::time::timeout(self.timeout, self.stream.write_all(b)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("error writing to MASTER: {e}")),
-            Err(_) => Err("timeout writing to MASTER".into()),
+            Ok(Err(e)) => Err(LinkError::Write(e)),
+            Err(_) => Err(LinkError::WriteTimeout),
         }
     }
 
     /// Reads more bytes into `buf`; an error when the primary closed the
     /// connection or said nothing for `repl-timeout`.
-    async fn fill(&mut self) -> Result<usize, String> {
+    async fn fill(&mut self) -> Result<usize, LinkError> {
         if self.buf.capacity() - self.buf.len() < 16 * 1024 {
             self.buf.reserve(64 * 1024);
         }
         match tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf)).await {
-            Ok(Ok(0)) => Err("connection lost".into()),
+            Ok(Ok(0)) => Err(LinkError::Lost),
             Ok(Ok(n)) => Ok(n),
-            Ok(Err(e)) => Err(format!("error reading from MASTER: {e}")),
-            Err(_) => Err("Timeout reading from the MASTER (repl-timeout)".into()),
+            Ok(Err(e)) => Err(LinkError::Read(e)),
+            Err(_) => Err(LinkError::ReadTimeout),
         }
     }
 
     /// One line without its `\r\n` (or `\n`).
-    async fn read_line(&mut self) -> Result<String, String> {
+    async fn read_line(&mut self) -> Result<String, LinkError> {
         loop {
             if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
                 let line = self.buf.split_to(i + 1);
@@ -94,14 +95,14 @@ impl Conn {
                 return Ok(String::from_utf8_lossy(line).into_owned());
             }
             if self.buf.len() > 64 * 1024 {
-                return Err("MASTER sent a line too long".into());
+                return Err(LinkError::LineTooLong);
             }
             self.fill().await?;
         }
     }
 
     /// A command's one-line reply.
-    async fn command(&mut self, args: &[&[u8]]) -> Result<String, String> {
+    async fn command(&mut self, args: &[&[u8]]) -> Result<String, LinkError> {
         self.send(args).await?;
         self.read_line().await
     }
@@ -139,13 +140,13 @@ pub(super) async fn run_session(
     host: &str,
     port: u16,
     session: &mut Session,
-) -> Result<(), String> {
+) -> Result<(), LinkError> {
     set_state(shared, ctl, LinkState::Connecting);
     let timeout = repl_timeout(shared);
     let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("Error condition on socket for SYNC: {e}")),
-        Err(_) => return Err("Timeout connecting to the MASTER...".into()),
+        Ok(Err(e)) => return Err(LinkError::Connect(e)),
+        Err(_) => return Err(LinkError::ConnectTimeout),
     };
     let _ = stream.set_nodelay(true);
     tracing::info!("MASTER <-> REPLICA sync started");
@@ -190,8 +191,8 @@ pub(super) async fn run_session(
             );
             let cmds = tokio::task::spawn_blocking(move || apply::verify_rdb(&data))
                 .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("the MASTER's RDB was refused: {e}"))?;
+                .map_err(LinkError::Task)?
+                .map_err(LinkError::RdbRefused)?;
             apply::load_rdb(shared, ctl, &mut client, cmds, &replid, offset).await?;
             session.cached = true;
             tracing::info!("MASTER <-> REPLICA sync: Finished with success");
@@ -202,7 +203,7 @@ pub(super) async fn run_session(
             handle.meta.lock().db = session.db;
             let mut ks = shared.lock_ks();
             if ctl.is_cancelled() {
-                return Err("the link was stopped".into());
+                return Err(LinkError::Stopped);
             }
             let mut st = shared.repl.lock();
             if let Some(new) = replid {
@@ -254,7 +255,11 @@ fn raw_fd(_: &TcpStream) -> i32 {
 }
 
 /// PING, AUTH, REPLCONF, PSYNC (Redis's `syncWithMaster` states).
-async fn handshake(shared: &Shared, conn: &mut Conn, session: &Session) -> Result<Psync, String> {
+async fn handshake(
+    shared: &Shared,
+    conn: &mut Conn,
+    session: &Session,
+) -> Result<Psync, LinkError> {
     let r = conn.command(&[b"PING"]).await?;
     // Redis accepts an authentication error here: AUTH follows.
     if r.starts_with('-')
@@ -262,7 +267,7 @@ async fn handshake(shared: &Shared, conn: &mut Conn, session: &Session) -> Resul
         && !r.starts_with("-NOPERM")
         && !r.starts_with("-ERR operation not permitted")
     {
-        return Err(format!("Error reply to PING from master: '{r}'"));
+        return Err(LinkError::Ping(r));
     }
     let (user, pass, announce_ip) = {
         let c = shared.config.read();
@@ -280,7 +285,7 @@ async fn handshake(shared: &Shared, conn: &mut Conn, session: &Session) -> Resul
                 .await?
         };
         if r.starts_with('-') {
-            return Err(format!("Unable to AUTH to MASTER: {r}"));
+            return Err(LinkError::Auth(r));
         }
     }
     let port = listening_port(shared).to_string();
@@ -343,7 +348,7 @@ async fn handshake(shared: &Shared, conn: &mut Conn, session: &Session) -> Resul
 }
 
 /// The primary's answer to PSYNC: Err(why) when it refused.
-async fn psync_reply(conn: &mut Conn) -> Result<Result<Psync, String>, String> {
+async fn psync_reply(conn: &mut Conn) -> Result<Result<Psync, LinkError>, LinkError> {
     // The primary may send newlines to keep the link alive meanwhile.
     let r = loop {
         let l = conn.read_line().await?;
@@ -360,28 +365,22 @@ async fn psync_reply(conn: &mut Conn) -> Result<Result<Psync, String>, String> {
                 replid: id.to_string(),
                 offset: off,
             }),
-            _ => Err(format!(
-                "Master replied with wrong +FULLRESYNC syntax: '{r}'"
-            )),
+            _ => Err(LinkError::BadFullResync(r.clone())),
         });
     }
     if let Some(rest) = r.strip_prefix("+CONTINUE") {
         let id = rest.trim();
         if !id.is_empty() && id.len() != 40 {
-            return Ok(Err(format!(
-                "Master replied with wrong +CONTINUE syntax: '{r}'"
-            )));
+            return Ok(Err(LinkError::BadContinue(r.clone())));
         }
         return Ok(Ok(Psync::Continue {
             replid: (!id.is_empty()).then(|| id.to_string()),
         }));
     }
     if r.starts_with("-NOMASTERLINK") || r.starts_with("-LOADING") {
-        return Ok(Err(format!(
-            "Master is currently unable to PSYNC but should be in the future: {r}"
-        )));
+        return Ok(Err(LinkError::TryLater(r)));
     }
-    Ok(Err(format!("Unexpected reply to PSYNC from master: {r}")))
+    Ok(Err(LinkError::PsyncRefused(r)))
 }
 
 /// The RDB of a full resynchronization, whole: `$<len>\r\n<bytes>`, or
@@ -391,7 +390,7 @@ async fn receive_rdb(
     shared: &Shared,
     ctl: &Arc<LinkCtl>,
     conn: &mut Conn,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, LinkError> {
     let line = loop {
         let l = conn.read_line().await?;
         // Newlines keep the link alive while the primary prepares the RDB.
@@ -400,12 +399,10 @@ async fn receive_rdb(
         }
     };
     if line.starts_with('-') {
-        return Err(format!("MASTER aborted replication with an error: {line}"));
+        return Err(LinkError::Aborted(line));
     }
     let Some(rest) = line.strip_prefix('$') else {
-        return Err(format!(
-            "Bad protocol from MASTER, the first byte is not '$' (we received '{line}'), are you sure the host and port are right?"
-        ));
+        return Err(LinkError::NotBulk(line));
     };
     let progress = |read: usize, total: i64| {
         with_link(shared, ctl, |m, _| {
@@ -417,7 +414,7 @@ async fn receive_rdb(
     if let Some(mark) = rest.strip_prefix("EOF:") {
         let mark = mark.as_bytes().to_vec();
         if mark.len() != 40 {
-            return Err(format!("Bad EOF mark from MASTER: '{line}'"));
+            return Err(LinkError::BadEofMark(line));
         }
         // Redis's line, with where the bytes go: memory, then verified
         // whole before anything is loaded.
@@ -438,7 +435,7 @@ async fn receive_rdb(
     }
     let len: usize = rest
         .parse()
-        .map_err(|_| format!("Bad RDB length from MASTER: '{line}'"))?;
+        .map_err(|_| LinkError::BadRdbLength(line.clone()))?;
     tracing::info!("MASTER <-> REPLICA sync: receiving {len} bytes from master to memory");
     let mut data = Vec::with_capacity(len.min(1 << 30));
     loop {
@@ -459,7 +456,7 @@ async fn stream_loop(
     ctl: &Arc<LinkCtl>,
     conn: &mut Conn,
     applier: &mut Applier,
-) -> Result<(), String> {
+) -> Result<(), LinkError> {
     // The first ACK at once: a disk-less primary puts the replica online
     // on it.
     let offset = shared.repl.lock().offset;
@@ -475,7 +472,7 @@ async fn stream_loop(
     let mut last_read = Instant::now();
     loop {
         if handle.is_killed() {
-            return Err("the master client was killed".into());
+            return Err(LinkError::Killed);
         }
         // Whatever came with the last read (or after the RDB) first.
         if applier.has_input() {
@@ -487,7 +484,7 @@ async fn stream_loop(
         let read = tokio::select! {
             r = conn.fill() => Some(r?),
             _ = tick.tick() => None,
-            _ = &mut killed => return Err("the master client was killed".into()),
+            _ = &mut killed => return Err(LinkError::Killed),
             // A command CLIENT PAUSE postponed: try again once it changed.
             _ = shared.pause.changed(), if applier.is_postponed() => continue,
         };
@@ -508,7 +505,7 @@ async fn stream_loop(
             }
             None => {
                 if last_read.elapsed() > conn.timeout {
-                    return Err("MASTER timeout: no data nor PING received...".into());
+                    return Err(LinkError::MasterTimeout);
                 }
                 let offset = shared.repl.lock().offset;
                 send_ack(conn, offset).await?;
@@ -517,7 +514,7 @@ async fn stream_loop(
     }
 }
 
-async fn send_ack(conn: &mut Conn, offset: u64) -> Result<(), String> {
+async fn send_ack(conn: &mut Conn, offset: u64) -> Result<(), LinkError> {
     let off = offset.to_string();
     conn.send(&[b"REPLCONF", b"ACK", off.as_bytes()]).await
 }

@@ -17,6 +17,7 @@
 //! successor's.
 
 mod apply;
+mod error;
 mod handshake;
 
 use super::{LinkCtl, LinkState, MasterLink, ReplState};
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use apply::verify_rdb;
+pub use error::LinkError;
 
 /// The log lines' role character is `S` while this process replicates a
 /// primary (redis-server's `serverLogRaw`); the log formatter reads it.
@@ -177,8 +179,8 @@ async fn run(
         }
         let r = tokio::select! {
             r = handshake::run_session(&shared, &ctl, &host, port, &mut session) => r,
-            _ = ctl.cancelled() => Err("the link was stopped".to_string()),
-            _ = shared.shutdown_requested() => Err("shutting down".to_string()),
+            _ = ctl.cancelled() => Err(LinkError::Stopped),
+            _ = shared.shutdown_requested() => Err(LinkError::ShuttingDown),
         };
         let was_up = session.client_id.take();
         if let Some(id) = was_up {
