@@ -261,9 +261,25 @@ async fn run_batch<S: ClientStream>(
         if client.handle.is_killed() {
             return false;
         }
-        tokio::select! {
-            _ = shared.pause.changed() => {}
-            _ = killed => return false,
+        // The input is still read meanwhile, so a client that leaves is
+        // seen and its connection closed (Redis reads paused clients too).
+        loop {
+            tokio::select! {
+                _ = shared.pause.changed() => break,
+                _ = &mut killed => return false,
+                r = stream.read_buf(inbuf) => match r {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => {
+                        shared
+                            .stats
+                            .total_net_input_bytes
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                        if inbuf.len() > shared.config.read().client_query_buffer_limit {
+                            return false;
+                        }
+                    }
+                },
+            }
         }
         *resume = true;
         return true;

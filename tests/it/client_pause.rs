@@ -168,3 +168,47 @@ async fn active_expiry_stops_while_paused() {
     assert!(gone, "the active cycle never removed the key after UNPAUSE");
     s.shutdown().await;
 }
+
+/// A client whose command a pause postponed and that then goes away is
+/// closed at once (its input is still read), not kept until the pause ends.
+#[tokio::test]
+async fn a_postponed_client_that_leaves_is_closed() {
+    let s = common::start().await;
+    let mut c = common::client(s.local_addr()).await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(100_000)
+        .arg("WRITE")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut w = Raw::connect(s.local_addr()).await;
+    w.send(&resp(&[b"SET", b"k", b"v"])).await;
+    wait_last_cmd(s.local_addr(), "set").await;
+    drop(w);
+    let mut count = 0;
+    for _ in 0..400 {
+        let info: String = redis::cmd("INFO")
+            .arg("clients")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        count = info
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        if count == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // This connection only (wait_last_cmd's own was dropped too).
+    assert_eq!(count, 1, "the postponed client is still connected");
+    let v: Option<String> = redis::cmd("GET")
+        .arg("k")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(v, None);
+}
