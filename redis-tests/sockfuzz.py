@@ -515,6 +515,10 @@ def main():
             for line in (info or b"").split(b"\r\n"):
                 if line.startswith(b"total_commands_processed:"):
                     processed = int(line.split(b":")[1])
+            # A FAILOVER the fuzz started (a fuzz connection that sent
+            # SYNC is a replica) pauses writes until it ends, as in Redis:
+            # end it before the writes below.
+            c.call("FAILOVER", "ABORT")
             for p, v in saved.items():
                 c.call("CONFIG", "SET", p, v)
             c.call("FLUSHALL")
