@@ -10,15 +10,9 @@ use common::*;
 use redlog::server::ServerHandle;
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn node(dir: &std::path::Path) -> (ServerHandle, u16) {
+/// A cluster-mode node in `dir` and its bus port (shared with
+/// `cluster_replica`).
+pub(crate) async fn node(dir: &std::path::Path) -> (ServerHandle, u16) {
     let cport = free_port();
     let s = start_in(
         dir,
@@ -34,7 +28,7 @@ async fn node(dir: &std::path::Path) -> (ServerHandle, u16) {
 
 /// Polls `args` until the reply contains `want` (at most a minute: the
 /// cluster needs a couple of seconds to turn ok, gossip a few pings).
-async fn wait_for(c: &mut Raw, args: &[&str], want: &str) {
+pub(crate) async fn wait_for(c: &mut Raw, args: &[&str], want: &str) {
     for _ in 0..600 {
         if raw_cmd(c, args).await.contains(want) {
             return;
@@ -44,7 +38,7 @@ async fn wait_for(c: &mut Raw, args: &[&str], want: &str) {
     panic!("{args:?} never replied with {want}");
 }
 
-fn bulk_text(reply: &str) -> String {
+pub(crate) fn bulk_text(reply: &str) -> String {
     reply.lines().nth(1).unwrap_or("").to_string()
 }
 

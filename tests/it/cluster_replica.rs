@@ -6,45 +6,8 @@
 
 use crate::common;
 
+use super::cluster::{bulk_text, node, wait_for};
 use common::*;
-use redlog::server::ServerHandle;
-use std::time::Duration;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn node(dir: &std::path::Path) -> (ServerHandle, u16) {
-    let cport = free_port();
-    let s = start_in(
-        dir,
-        &[
-            ("cluster-enabled", "yes"),
-            ("cluster-port", &cport.to_string()),
-            ("cluster-node-timeout", "5000"),
-        ],
-    )
-    .await;
-    (s, cport)
-}
-
-async fn wait_for(c: &mut Raw, args: &[&str], want: &str) {
-    for _ in 0..600 {
-        if raw_cmd(c, args).await.contains(want) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{args:?} never replied with {want}");
-}
-
-fn bulk_text(reply: &str) -> String {
-    reply.lines().nth(1).unwrap_or("").to_string()
-}
 
 #[tokio::test]
 async fn readonly_needs_cluster_mode() {
