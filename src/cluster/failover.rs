@@ -50,7 +50,7 @@ impl State {
     }
 
     /// Sends a message with no body (`FAILOVER_AUTH_*`, MFSTART).
-    fn empty_message(&self, kind: u16, mflags0: u8) -> Vec<u8> {
+    pub(super) fn empty_message(&self, kind: u16, mflags0: u8) -> Vec<u8> {
         let mut header: Header = self.header(kind);
         header.mflags[0] |= mflags0;
         bus::encode(&Message {
@@ -107,12 +107,16 @@ impl State {
         let timeout = self.settings.node_timeout;
         let auth_age = now.saturating_sub(self.failover.auth_time);
         let needed = self.size / 2 + 1;
+        let manual = self.mf.end != 0 && self.mf.can_start;
         let auth_timeout = (timeout * 2).max(2000);
         let auth_retry = auth_timeout * 2;
         let me = self.me();
         let master = me.replicaof.and_then(|m| self.nodes.get(&m));
         let Some(master) = master.filter(|m| {
-            me.is_slave() && m.failed() && !self.settings.replica_no_failover && m.numslots > 0
+            me.is_slave()
+                && (m.failed() || manual)
+                && (!self.settings.replica_no_failover || manual)
+                && m.numslots > 0
         }) else {
             self.failover.cant_reason = CantFailover::None;
             return;
@@ -123,7 +127,10 @@ impl State {
             data_age -= timeout;
         }
         let factor = self.settings.replica_validity_factor;
-        if factor != 0 && data_age > self.settings.repl_ping_period * 1000 + timeout * factor {
+        if factor != 0
+            && data_age > self.settings.repl_ping_period * 1000 + timeout * factor
+            && !manual
+        {
             self.log_cant_failover(CantFailover::DataAge, now);
             return;
         }
@@ -133,15 +140,22 @@ impl State {
             self.failover.auth_count = 0;
             self.failover.auth_sent = false;
             self.failover.auth_rank = rank;
+            // A manual failover needs no delay.
+            if self.mf.end != 0 {
+                self.failover.auth_time = now;
+                self.failover.auth_rank = 0;
+                self.todo |= todo::HANDLE_FAILOVER;
+            }
             tracing::warn!(
-                "Start of election delayed for {} milliseconds (rank #{rank}, offset {}).",
+                "Start of election delayed for {} milliseconds (rank #{}, offset {}).",
                 self.failover.auth_time - now,
+                self.failover.auth_rank,
                 self.my_repl_offset
             );
             self.pong_local_replicas(now);
             return;
         }
-        if !self.failover.auth_sent {
+        if !self.failover.auth_sent && self.mf.end == 0 {
             let rank = self.replica_rank();
             if rank > self.failover.auth_rank {
                 let added = (rank - self.failover.auth_rank) as u64 * 1000;
@@ -167,7 +181,14 @@ impl State {
                 "Starting a failover election for epoch {}.",
                 self.current_epoch
             );
-            let bytes = self.empty_message(bus::FAILOVER_AUTH_REQUEST, 0);
+            // A manual failover asks primaries to vote though its primary
+            // is up.
+            let force_ack = if self.mf.end != 0 {
+                bus::FLAG0_FORCEACK
+            } else {
+                0
+            };
+            let bytes = self.empty_message(bus::FAILOVER_AUTH_REQUEST, force_ack);
             self.broadcast(bus::FAILOVER_AUTH_REQUEST, &bytes);
             self.failover.auth_sent = true;
             self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE | todo::FSYNC_CONFIG;
@@ -206,6 +227,7 @@ impl State {
         }
         self.broadcast_pong(now);
         self.failover = Election::default();
+        self.reset_manual_failover();
     }
 
     /// An ACK from a primary (counted if it serves slots and answers the

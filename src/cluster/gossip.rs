@@ -101,6 +101,9 @@ impl State {
         h.offset = self.my_repl_offset;
         h.current_epoch = self.current_epoch;
         h.config_epoch = master.config_epoch;
+        if self.mf_paused_flag() {
+            h.mflags[0] |= bus::FLAG0_PAUSED;
+        }
         h
     }
 
@@ -551,6 +554,7 @@ impl State {
                     n.repl_offset = h.offset;
                 }
             }
+            self.note_paused_offset(s, h.mflags[0], h.offset);
         }
         let is_ping = matches!(kind, bus::PING | bus::PONG | bus::MEET);
         if kind == bus::PING || kind == bus::MEET {
@@ -791,6 +795,7 @@ impl State {
                     self.on_failover_ack(s, h.current_epoch);
                 }
             }
+            Body::Empty if kind == bus::MFSTART => self.on_mfstart(sender, link, now),
             // PUBLISH is delivered by `net` (it needs the server's Pub/Sub);
             // modules do not exist here.
             _ => {}
@@ -912,6 +917,13 @@ impl State {
                     continue;
                 }
             }
+            // A primary in a manual failover PINGs its replica every tick.
+            if self.mf_ping_replica(*name, now) {
+                continue;
+            }
+            let Some(n) = self.nodes.get(name) else {
+                continue;
+            };
             if n.ping_sent == 0 {
                 continue;
             }
@@ -923,7 +935,9 @@ impl State {
                 update = true;
             }
         }
+        self.manual_failover_check_timeout(now);
         if self.me().is_slave() {
+            self.handle_manual_failover();
             self.handle_replica_failover(now);
         }
         if update || !self.ok {
@@ -934,8 +948,21 @@ impl State {
 
     /// Work deferred to the end of an event (`clusterBeforeSleep`).
     pub fn before_sleep(&mut self, now: u64) {
-        if self.todo & todo::HANDLE_FAILOVER != 0 {
-            self.handle_replica_failover(now);
+        // A manual failover goes from the paused offset to the election
+        // request in three steps Redis takes in consecutive event loop
+        // iterations; here in one go.
+        for _ in 0..3 {
+            if self.todo & todo::HANDLE_MANUAL_FAILOVER != 0 {
+                self.todo &= !todo::HANDLE_MANUAL_FAILOVER;
+                if self.me().is_slave() {
+                    self.handle_manual_failover();
+                    self.handle_replica_failover(now);
+                }
+            } else if self.todo & todo::HANDLE_FAILOVER != 0 {
+                self.handle_replica_failover(now);
+            } else {
+                break;
+            }
         }
         if self.todo & todo::UPDATE_STATE != 0 {
             self.update_state(now);

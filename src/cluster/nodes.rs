@@ -48,6 +48,8 @@ pub mod todo {
     pub const SAVE_CONFIG: u8 = 1 << 2;
     pub const FSYNC_CONFIG: u8 = 1 << 3;
     pub const HANDLE_FAILOVER: u8 = 1 << 0;
+    /// `CLUSTER_TODO_HANDLE_MANUALFAILOVER`.
+    pub const HANDLE_MANUAL_FAILOVER: u8 = 1 << 4;
 }
 
 /// A new node name: 40 random hex characters, as Redis's
@@ -222,6 +224,28 @@ pub struct Election {
     pub last_log: u64,
 }
 
+/// A manual failover in progress (Redis's `mf_*` fields; the logic is in
+/// `cluster::manual`). Both roles: a replica that was sent CLUSTER
+/// FAILOVER, a primary one of whose replicas sent MFSTART.
+#[derive(Debug, Default, Clone)]
+pub struct ManualFailover {
+    /// `mf_end`: when it is aborted (ms); 0: none in progress.
+    pub end: u64,
+    /// `mf_can_start`: a replica may run its election.
+    pub can_start: bool,
+    /// `mf_slave`: a primary, the replica that sent MFSTART.
+    pub replica: Option<Name>,
+    /// `mf_master_offset`: a replica, its primary's offset announced
+    /// while paused (None: Redis's -1).
+    pub master_offset: Option<u64>,
+    /// A primary: the write pause the server is to hold, until this time
+    /// (ms); None once the failover ends (the server lifts the pause).
+    pub pause_until: Option<u64>,
+    /// A primary: the server paused writes and handed the state the
+    /// offset at that moment; only then do headers carry PAUSED.
+    pub paused: bool,
+}
+
 /// The cluster state of this node.
 #[derive(Debug)]
 pub struct State {
@@ -263,6 +287,8 @@ pub struct State {
     pub repl_data_age: u64,
     /// The election of a replica whose primary failed (`failover_auth_*`).
     pub failover: Election,
+    /// The manual failover in progress (CLUSTER FAILOVER, MFSTART).
+    pub mf: ManualFailover,
 }
 
 /// Why nodes.conf cannot be loaded.
@@ -319,6 +345,7 @@ impl State {
             my_repl_offset: 0,
             repl_data_age: 0,
             failover: Default::default(),
+            mf: Default::default(),
         }
     }
 
@@ -388,6 +415,7 @@ impl State {
         }
         self.me_mut().replicaof = Some(master);
         self.failover = Default::default();
+        self.mf = Default::default();
         self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE;
     }
 
@@ -854,6 +882,7 @@ impl State {
             me.flags |= flags::MASTER;
             me.replicaof = None;
         }
+        self.mf = Default::default();
         for j in 0..SLOTS {
             self.migrating[j] = None;
             self.importing[j] = None;

@@ -2,7 +2,7 @@
 //! `redirect`: the check `server::execute` runs before a keyed command in
 //! cluster mode (Redis's `getNodeByQuery` + `clusterRedirectClient`).
 //!
-//! CLUSTER REPLICATE, READONLY and READWRITE are in `cluster_repl`.
+//! CLUSTER REPLICATE, FAILOVER, READONLY and READWRITE are in `cluster_repl`.
 
 use super::flags::*;
 use super::{arg_i64, c_str_lossy, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
@@ -70,6 +70,7 @@ static SUBCOMMANDS: &[Command] = &[
     sub("links", 2, STALE, SLOW, "Returns a list of all TCP links to and from peer nodes in cluster", "7.0.0", "O(N) where N is the total number of Cluster nodes", links),
     sub("setslot", -4, ADM, ADMIN_ACL, "Bind a hash slot to a specific node", "3.0.0", "O(1)", setslot),
     sub("shards", 2, STALE, SLOW, "Get array of cluster slots to node mappings", "7.0.0", "O(N) where N is the total number of cluster nodes", shards),
+    sub("failover", -2, ADM, ADMIN_ACL, "Forces a replica to perform a manual failover of its master.", "3.0.0", "O(1)", super::cluster_repl::failover),
     sub("replicate", 3, ADM, ADMIN_ACL, "Reconfigure a node as a replica of the specified master node", "3.0.0", "O(1)", super::cluster_repl::replicate),
     sub("nodes", 2, STALE, SLOW, "Get Cluster config for the node", "3.0.0", "O(N) where N is the total number of Cluster nodes", nodes_cmd),
 ];
@@ -113,7 +114,7 @@ fn cluster<'a>(ctx: &Ctx<'a>) -> Result<&'a Arc<Cluster>, CmdError> {
     ctx.shared.cluster.as_ref().ok_or_else(disabled)
 }
 
-fn syntax_sub(args: &[Bytes]) -> CmdError {
+pub(super) fn syntax_sub(args: &[Bytes]) -> CmdError {
     let mut m = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
     m.extend_from_slice(&super::c_str(&args[1])[..super::c_str(&args[1]).len().min(128)]);
     m.extend_from_slice(b"'. Try CLUSTER HELP.");
@@ -158,6 +159,8 @@ fn help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
             "    Delete slots information from current node.",
             "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
             "    Delete slots information which are between <start-slot> and <end-slot> from current node.",
+            "FAILOVER [FORCE|TAKEOVER]",
+            "    Promote current replica node to being a master.",
             "FORGET <node-id>",
             "    Remove a node from the cluster.",
             "GETKEYSINSLOT <slot> <count>",

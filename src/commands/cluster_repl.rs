@@ -1,11 +1,12 @@
 //! The replica side of cluster mode's commands: CLUSTER REPLICATE,
-//! READONLY and READWRITE (Redis 7.0's `clusterCommand` "replicate",
-//! `readonlyCommand`, `readwriteCommand`). The replication link itself is
+//! CLUSTER FAILOVER, READONLY and READWRITE (Redis 7.0's `clusterCommand`
+//! "replicate" and "failover", `readonlyCommand`, `readwriteCommand`). The replication link itself is
 //! started by the server when it sees the new role
 //! (`server::cluster_repl`).
 
 use super::flags::*;
-use super::{c_str_lossy, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{c_str_lossy, is_opt, CmdError, CmdResult, Command, Ctx, Doc};
+use crate::cluster::manual::Mode;
 use crate::cluster::nodes::todo;
 use bytes::Bytes;
 
@@ -93,6 +94,29 @@ pub fn replicate(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     st.todo |= todo::UPDATE_STATE | todo::SAVE_CONFIG;
     st.before_sleep(crate::cluster::now_ms());
     drop(st);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLUSTER FAILOVER [FORCE|TAKEOVER] (the manual failover itself is in
+/// `cluster::manual`).
+pub fn failover(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let c = ctx.shared.cluster.as_ref().ok_or_else(disabled)?;
+    if args.len() > 3 {
+        return Err(super::cluster::syntax_sub(args));
+    }
+    let mode = match args.get(2) {
+        None => Mode::Default,
+        Some(a) if is_opt(a, "force") => Mode::Force,
+        Some(a) if is_opt(a, "takeover") => Mode::Takeover,
+        Some(_) => return Err(CmdError::syntax()),
+    };
+    let now = crate::cluster::now_ms();
+    let mut st = c.state.lock();
+    let res = st.manual_failover(mode, now);
+    st.before_sleep(now);
+    drop(st);
+    res.map_err(|e| CmdError::new(e.to_string()))?;
     ctx.out.ok();
     Ok(())
 }

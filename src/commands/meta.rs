@@ -762,6 +762,18 @@ pub static META: &[(&str, CommandMeta)] = &[
         },
     ),
     (
+        "cluster|failover",
+        CommandMeta {
+            args: &[
+                arg("options", T::Oneof).flags(OPTIONAL).args(&[
+                    arg("force", T::PureToken).token("FORCE"),
+                    arg("takeover", T::PureToken).token("TAKEOVER"),
+                ]),
+            ],
+            ..CommandMeta::EMPTY
+        },
+    ),
+    (
         "cluster|flushslots",
         CommandMeta {
             ..CommandMeta::EMPTY

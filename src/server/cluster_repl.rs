@@ -5,10 +5,18 @@
 //! the cluster state the replication offset and data age it gossips and
 //! elects with.
 //!
+//! A primary in a manual failover (`cluster::manual`) gets its write
+//! pause here too: the state asks for it (`ManualFailover::pause_until`),
+//! the server pauses writes (`PausePurpose::ClusterFailover`) and hands
+//! back the replication offset read under the keyspace lock, so every
+//! write that passed the pause check before is in it; when the state no
+//! longer asks (the failover ended or timed out), the pause is lifted.
+//!
 //! Run by the server cron under the keyspace lock (the lock
 //! `replica::stop` wants); takes the cluster lock, then `repl`, never
 //! both at once.
 
+use super::pause::{PauseKind, PausePurpose};
 use super::replication::{replica, LinkState};
 use super::Shared;
 use crate::cluster::Cluster;
@@ -75,5 +83,30 @@ pub fn sync(shared: &Shared, c: &Cluster, ks: &mut Keyspace, cached: Option<Opti
     let me = st.myself;
     if let Some(n) = st.nodes.get_mut(&me) {
         n.repl_offset = offset;
+    }
+    let wanted = (st.mf.pause_until, st.mf.paused);
+    drop(st);
+    manual_failover_pause(shared, c, wanted);
+}
+
+/// Holds or lifts a manual failover's write pause (see the module doc).
+/// Under the keyspace lock.
+fn manual_failover_pause(shared: &Shared, c: &Cluster, wanted: (Option<u64>, bool)) {
+    match wanted {
+        (Some(until), false) => {
+            let now = crate::cluster::now_ms();
+            let left = std::time::Duration::from_millis(until.saturating_sub(now));
+            shared
+                .pause
+                .pause_for(PausePurpose::ClusterFailover, PauseKind::Write, left);
+            let offset = shared.repl.lock().offset;
+            let mut st = c.state.lock();
+            st.manual_failover_paused(until, offset, now);
+            st.before_sleep(now);
+        }
+        (None, _) if shared.pause.is_active(PausePurpose::ClusterFailover) => {
+            shared.pause.unpause_for(PausePurpose::ClusterFailover);
+        }
+        _ => {}
     }
 }

@@ -1,5 +1,6 @@
 //! CLIENT PAUSE / UNPAUSE and FAILOVER's pause (Redis 7.0's
-//! `pauseClients` for PAUSE_BY_CLIENT_COMMAND and PAUSE_DURING_FAILOVER).
+//! `pauseClients` for PAUSE_BY_CLIENT_COMMAND and PAUSE_DURING_FAILOVER,
+//! the latter for FAILOVER and for a cluster manual failover).
 //!
 //! Each purpose ([`PausePurpose`]) has its own pause: a kind (WRITE or
 //! ALL) and an end time; a new pause of a purpose while one is active
@@ -39,6 +40,9 @@ pub enum PausePurpose {
     Client = 0,
     /// FAILOVER: writes wait until the failover ends or is aborted.
     Failover = 1,
+    /// A cluster primary in a manual failover (CLUSTER FAILOVER on one of
+    /// its replicas, `server::cluster_repl`): writes wait until it ends.
+    ClusterFailover = 2,
 }
 
 /// One purpose's pause: its kind and end.
@@ -47,7 +51,7 @@ type Slot = Option<(PauseKind, Instant)>;
 /// The server's pause state (`Shared::pause`).
 #[derive(Debug, Default)]
 pub struct Pause {
-    state: Mutex<[Slot; 2]>,
+    state: Mutex<[Slot; 3]>,
     /// True while `state` may hold a pause (set with it, cleared with
     /// it): every command asks `current`, which takes neither the mutex
     /// nor a clock reading while no pause was set.
@@ -94,6 +98,12 @@ impl Pause {
                 .store(st.iter().any(Option::is_some), Ordering::Release);
         }
         self.notify.notify_waiters();
+    }
+
+    /// True while `purpose`'s pause is active.
+    pub fn is_active(&self, purpose: PausePurpose) -> bool {
+        self.set.load(Ordering::Acquire)
+            && self.state.lock()[purpose as usize].is_some_and(|(_, end)| end > Instant::now())
     }
 
     /// The pause in effect now, if any.

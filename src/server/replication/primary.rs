@@ -423,10 +423,13 @@ pub fn cron(shared: &Shared) {
     };
     let mut st = shared.repl.lock();
     // No PING while a failover waits for a replica to reach the offset
-    // (Redis skips it during a failover with a timeout: it would move it).
+    // (Redis skips it during a failover with a timeout: it would move it),
+    // nor while a cluster manual failover pauses writes (the offset the
+    // primary announced must stay).
     if st.master.is_none()
         && !st.replicas.is_empty()
         && st.failover.state == super::failover::FailoverState::None
+        && !shared.pause.is_active(crate::server::pause::PausePurpose::ClusterFailover)
         && st.primary.last_ping.elapsed() >= Duration::from_secs(period)
     {
         st.primary.last_ping = Instant::now();
@@ -507,7 +510,12 @@ pub async fn wait(shared: &Shared, num: u64, timeout_ms: u64) -> i64 {
         if n as u64 >= num {
             return n as i64;
         }
-        request_acks(&mut st);
+        // Not while clients are paused (Redis's beforeSleep): GETACK
+        // would move the offset a paused primary announced; the replicas'
+        // periodic REPLCONF ACK answers then.
+        if !shared.pause.writes_paused() {
+            request_acks(&mut st);
+        }
         (st.primary.acked.clone(), offset)
     };
     loop {
