@@ -84,9 +84,7 @@ impl State {
         };
         if offset == self.my_repl_offset {
             self.mf.can_start = true;
-            tracing::warn!(
-                "All master replication stream processed, manual failover can start."
-            );
+            tracing::warn!("All master replication stream processed, manual failover can start.");
             self.todo |= todo::HANDLE_FAILOVER;
             return;
         }

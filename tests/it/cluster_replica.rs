@@ -204,7 +204,12 @@ async fn cluster_failover_swaps_the_roles() {
         &cport2.to_string(),
     ];
     assert_eq!(raw_cmd(&mut a, &meet).await, "+OK\r\n");
-    wait_for(&mut b, &["CLUSTER", "NODES"], &format!("{id1} 127.0.0.1:{p1}")).await;
+    wait_for(
+        &mut b,
+        &["CLUSTER", "NODES"],
+        &format!("{id1} 127.0.0.1:{p1}"),
+    )
+    .await;
     assert_eq!(
         raw_cmd(&mut b, &["CLUSTER", "REPLICATE", &id1]).await,
         "+OK\r\n"
@@ -253,7 +258,10 @@ async fn cluster_failover_swaps_the_roles() {
         format!("-MOVED 16287 127.0.0.1:{p2}\r\n")
     );
     let info = raw_cmd(&mut b, &["CLUSTER", "INFO"]).await;
-    assert!(info.contains("cluster_stats_messages_mfstart_sent:1\r\n"), "{info}");
+    assert!(
+        info.contains("cluster_stats_messages_mfstart_sent:1\r\n"),
+        "{info}"
+    );
     let info = raw_cmd(&mut a, &["CLUSTER", "INFO"]).await;
     assert!(
         info.contains("cluster_stats_messages_mfstart_received:1\r\n"),

@@ -429,7 +429,9 @@ pub fn cron(shared: &Shared) {
     if st.master.is_none()
         && !st.replicas.is_empty()
         && st.failover.state == super::failover::FailoverState::None
-        && !shared.pause.is_active(crate::server::pause::PausePurpose::ClusterFailover)
+        && !shared
+            .pause
+            .is_active(crate::server::pause::PausePurpose::ClusterFailover)
         && st.primary.last_ping.elapsed() >= Duration::from_secs(period)
     {
         st.primary.last_ping = Instant::now();
