@@ -4,6 +4,7 @@
 //!
 //! CLUSTER REPLICATE, FAILOVER, READONLY and READWRITE are in `cluster_repl`.
 
+use super::cluster_repl::syntax_sub;
 use super::flags::*;
 use super::{arg_i64, c_str_lossy, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
 use crate::cluster::bus;
@@ -112,13 +113,6 @@ fn disabled() -> CmdError {
 
 fn cluster<'a>(ctx: &Ctx<'a>) -> Result<&'a Arc<Cluster>, CmdError> {
     ctx.shared.cluster.as_ref().ok_or_else(disabled)
-}
-
-pub(super) fn syntax_sub(args: &[Bytes]) -> CmdError {
-    let mut m = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
-    m.extend_from_slice(&super::c_str(&args[1])[..super::c_str(&args[1]).len().min(128)]);
-    m.extend_from_slice(b"'. Try CLUSTER HELP.");
-    CmdError::from_bytes(m)
 }
 
 /// Runs `f` on the locked state, then the deferred work (`before_sleep`).

@@ -40,6 +40,15 @@ pub static COMMANDS: &[Command] = &[
     ),
 ];
 
+/// CLUSTER's "unknown subcommand or wrong number of arguments" error
+/// (used by `cluster` too).
+pub(super) fn syntax_sub(args: &[Bytes]) -> CmdError {
+    let mut m = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+    m.extend_from_slice(&super::c_str(&args[1])[..super::c_str(&args[1]).len().min(128)]);
+    m.extend_from_slice(b"'. Try CLUSTER HELP.");
+    CmdError::from_bytes(m)
+}
+
 fn disabled() -> CmdError {
     CmdError::new("ERR This instance has cluster support disabled")
 }
@@ -103,7 +112,7 @@ pub fn replicate(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn failover(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let c = ctx.shared.cluster.as_ref().ok_or_else(disabled)?;
     if args.len() > 3 {
-        return Err(super::cluster::syntax_sub(args));
+        return Err(syntax_sub(args));
     }
     let mode = match args.get(2) {
         None => Mode::Default,
