@@ -224,6 +224,14 @@ mod tests {
     fn purposes_are_kept_apart() {
         let p = Pause::default();
         p.pause_for(PausePurpose::Failover, PauseKind::Write, Duration::MAX);
+        assert!(p.is_active(PausePurpose::Failover));
+        assert!(!p.is_active(PausePurpose::ClusterFailover));
+        p.pause_for(
+            PausePurpose::ClusterFailover,
+            PauseKind::Write,
+            Duration::ZERO,
+        );
+        assert!(!p.is_active(PausePurpose::ClusterFailover));
         p.pause(PauseKind::All, Duration::from_secs(100));
         assert_eq!(p.current(), Some(PauseKind::All));
         // CLIENT UNPAUSE leaves the failover's pause.
