@@ -1,7 +1,8 @@
 //! Redis Cluster: the node table and slot map (`nodes`), the
 //! bus's wire format (`bus`), what the node does with bus messages and on
 //! its cron (`gossip`), the bus sockets (`net`), hash slots and the
-//! per-slot key index (`slots`), replica elections (`failover`).
+//! per-slot key index (`slots`), replica elections (`failover`), replica
+//! order and replica migration (`migration`).
 //!
 //! The state sits behind one mutex (`Cluster::state`), taken by the bus
 //! tasks and by commands. Lock order: the keyspace lock, then this one;
@@ -13,6 +14,7 @@
 pub mod bus;
 pub mod failover;
 pub mod gossip;
+pub mod migration;
 pub mod net;
 pub mod nodes;
 pub mod slots;
