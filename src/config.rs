@@ -213,7 +213,6 @@ pub const NO_EFFECT: &[&str] = &[
     "replica-lazy-flush",
     "propagation-error-behavior",
     "cluster-announce-tls-port",
-    "cluster-migration-barrier",
     "cluster-link-sendbuf-limit",
     "tls-client-cert-file",
     "tls-client-key-file",

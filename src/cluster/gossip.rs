@@ -346,7 +346,7 @@ impl State {
             }
             n.flags &= !flags::SLAVE;
             n.flags |= flags::MASTER;
-            n.replicaof = None;
+            self.set_replicaof(name, None);
             self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE;
         }
     }
@@ -671,13 +671,13 @@ impl State {
                         }
                         self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE;
                     }
-                    if self.nodes.contains_key(&h.replicaof) {
-                        if let Some(n) = self.nodes.get_mut(&s) {
-                            if n.replicaof != Some(h.replicaof) {
-                                n.replicaof = Some(h.replicaof);
-                                self.todo |= todo::SAVE_CONFIG;
-                            }
-                        }
+                    let changed = self
+                        .nodes
+                        .get(&s)
+                        .is_some_and(|n| n.replicaof != Some(h.replicaof));
+                    if changed && self.nodes.contains_key(&h.replicaof) {
+                        self.set_replicaof(s, Some(h.replicaof));
+                        self.todo |= todo::SAVE_CONFIG;
                     }
                 }
                 let sender_master = match self.nodes.get(&s) {
@@ -939,6 +939,7 @@ impl State {
         if self.me().is_slave() {
             self.handle_manual_failover();
             self.handle_replica_failover(now);
+            self.replica_migration_cron(now);
         }
         if update || !self.ok {
             self.update_state(now);

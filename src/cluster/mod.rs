@@ -2,7 +2,7 @@
 //! bus's wire format (`bus`), what the node does with bus messages and on
 //! its cron (`gossip`), the bus sockets (`net`), hash slots and the
 //! per-slot key index (`slots`), replica elections (`failover`), manual
-//! failover (`manual`).
+//! failover (`manual`), replica order and replica migration (`migration`).
 //!
 //! The state sits behind one mutex (`Cluster::state`), taken by the bus
 //! tasks and by commands. Lock order: the keyspace lock, then this one;
@@ -15,6 +15,7 @@ pub mod bus;
 pub mod failover;
 pub mod gossip;
 pub mod manual;
+pub mod migration;
 pub mod net;
 pub mod nodes;
 pub mod slots;

@@ -112,6 +112,12 @@ pub struct Node {
     /// When this node (a primary) last got our vote for one of its
     /// replicas (`voted_time`).
     pub voted_time: u64,
+    /// When this replica was added to its primary's replicas (a
+    /// `State::replica_seq` value): replicas are listed in this order, as
+    /// Redis keeps `master->slaves` (`migration`).
+    pub replica_seq: u64,
+    /// Since when this primary is an orphan (`orphaned_time`, `migration`).
+    pub orphaned_time: u64,
 }
 
 impl Node {
@@ -139,6 +145,8 @@ impl Node {
             inbound_link: None,
             last_in_ping_gossip: 0,
             voted_time: 0,
+            replica_seq: 0,
+            orphaned_time: 0,
         }
     }
     pub fn has(&self, f: u16) -> bool {
@@ -196,6 +204,8 @@ pub struct Settings {
     pub replica_no_failover: bool,
     /// `cluster-allow-replica-migration`.
     pub allow_replica_migration: bool,
+    /// `cluster-migration-barrier`.
+    pub migration_barrier: u64,
     /// `repl-ping-replica-period` (seconds).
     pub repl_ping_period: u64,
 }
@@ -289,6 +299,8 @@ pub struct State {
     pub failover: Election,
     /// The manual failover in progress (CLUSTER FAILOVER, MFSTART).
     pub mf: ManualFailover,
+    /// The last `Node::replica_seq` given out.
+    pub replica_seq: u64,
 }
 
 /// Why nodes.conf cannot be loaded.
@@ -346,6 +358,7 @@ impl State {
             repl_data_age: 0,
             failover: Default::default(),
             mf: Default::default(),
+            replica_seq: 0,
         }
     }
 
@@ -366,10 +379,19 @@ impl State {
         if self.slots[slot].is_some() {
             return false;
         }
+        let mut first = false;
         if let Some(n) = self.nodes.get_mut(&node) {
             if !bit(&n.slots, slot) {
                 set_bit(&mut n.slots, slot, true);
                 n.numslots += 1;
+                first = n.numslots == 1;
+            }
+        }
+        // `clusterNodeSetSlotBit`: a primary getting its first slot is a
+        // migration target when some primary has replicas.
+        if first && self.masters_have_replicas() {
+            if let Some(n) = self.nodes.get_mut(&node) {
+                n.flags |= flags::MIGRATE_TO;
             }
         }
         self.slots[slot] = Some(node);
@@ -413,7 +435,8 @@ impl State {
                 self.importing[j] = None;
             }
         }
-        self.me_mut().replicaof = Some(master);
+        let me = self.myself;
+        self.set_replicaof(me, Some(master));
         self.failover = Default::default();
         self.mf = Default::default();
         self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE;
@@ -422,6 +445,18 @@ impl State {
     /// Removes a node: its slots, open slot states, failure reports it
     /// sent, its links (`clusterDelNode`).
     pub fn del_node(&mut self, name: Name) {
+        // `freeClusterNode`: its replicas forget their primary, it leaves
+        // its primary's replicas.
+        let orphans: Vec<Name> = self
+            .nodes
+            .values()
+            .filter(|n| n.replicaof == Some(name) && n.name != self.myself)
+            .map(|n| n.name)
+            .collect();
+        for r in orphans {
+            self.set_replicaof(r, None);
+        }
+        self.set_replicaof(name, None);
         for j in 0..SLOTS {
             if self.importing[j] == Some(name) {
                 self.importing[j] = None;
@@ -794,13 +829,13 @@ impl State {
                 if argv[5].parse::<i64>().unwrap_or(0) != 0 {
                     n.pong_received = now;
                 }
-                n.replicaof = replicaof;
                 n.config_epoch = if n.is_slave() && replicaof.is_some() {
                     0
                 } else {
                     epoch
                 };
             }
+            st.set_replicaof(name, replicaof);
             for a in &argv[8..] {
                 if let Some(rest) = a.strip_prefix('[') {
                     let (slot, rest) = rest.split_once('-').ok_or_else(|| err("bad open slot"))?;
@@ -880,7 +915,8 @@ impl State {
         if me.is_slave() {
             me.flags &= !flags::SLAVE;
             me.flags |= flags::MASTER;
-            me.replicaof = None;
+            let me = self.myself;
+            self.set_replicaof(me, None);
         }
         self.mf = Default::default();
         for j in 0..SLOTS {

@@ -430,16 +430,11 @@ fn replicas(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if n.is_slave() {
             return Err(CmdError::new("ERR The specified node is not a master"));
         }
-        let name = n.name;
         let mut lines = Vec::new();
-        let mut all: Vec<&nodes::Node> = st.nodes.values().collect();
-        all.sort_by_key(|n| n.name);
-        for r in all {
-            if r.is_slave() && r.replicaof == Some(name) {
-                let mut s = String::new();
-                st.describe_node(r, &[], &mut s);
-                lines.push(s);
-            }
+        for r in replicas_of(&st, n.name, false) {
+            let mut s = String::new();
+            st.describe_node(r, &[], &mut s);
+            lines.push(s);
         }
         lines
     };
@@ -748,17 +743,15 @@ fn slots(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// The replicas of `master` in name order (Redis: the order they were
-/// added); `available`: only those not failed with a non-zero offset.
+/// The replicas of `master` in the order they were added, as Redis's
+/// `master->slaves`; `available`: only those not failed with a non-zero
+/// offset.
 fn replicas_of(st: &State, master: Name, available: bool) -> Vec<&nodes::Node> {
-    let mut v: Vec<&nodes::Node> = st
-        .nodes
-        .values()
-        .filter(|r| r.is_slave() && r.replicaof == Some(master))
+    st.replicas(master)
+        .into_iter()
+        .filter(|r| r.is_slave())
         .filter(|r| !available || (!r.failed() && r.repl_offset != 0))
-        .collect();
-    v.sort_by_key(|r| r.name);
-    v
+        .collect()
 }
 
 fn shards(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {

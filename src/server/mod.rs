@@ -234,6 +234,7 @@ impl Shared {
                 s.replica_validity_factor = new.replica_validity_factor;
                 s.replica_no_failover = new.replica_no_failover;
                 s.allow_replica_migration = new.allow_replica_migration;
+                s.migration_barrier = new.migration_barrier;
                 s.repl_ping_period = new.repl_ping_period;
             });
         }
@@ -981,6 +982,7 @@ pub fn cluster_runtime_settings(config: &Config) -> crate::cluster::Settings {
         replica_validity_factor: num("cluster-replica-validity-factor", 10),
         replica_no_failover: yes("cluster-replica-no-failover"),
         allow_replica_migration: yes("cluster-allow-replica-migration"),
+        migration_barrier: num("cluster-migration-barrier", 1),
         repl_ping_period: num("repl-ping-replica-period", 10),
         ..Default::default()
     }
