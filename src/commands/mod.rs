@@ -34,6 +34,7 @@ pub mod migrate;
 mod names;
 pub mod observe;
 pub mod persistence;
+mod redlog_record;
 pub mod pubsub;
 pub mod replica;
 pub mod replication;

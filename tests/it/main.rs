@@ -45,6 +45,7 @@ mod pubsub;
 mod redis_compat;
 mod repair;
 mod replica;
+mod repl_records;
 mod replication_primary;
 mod scripting;
 mod server_cmds;
