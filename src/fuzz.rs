@@ -150,7 +150,9 @@ pub fn redlog_record(data: &[u8]) -> usize {
             assert!(effects.iter().all(record::is_redlog_only));
             let again = record::encode_effects(&effects);
             match record::decode(&again) {
-                Ok(Record::Effects(back)) => assert!(back == effects, "record re-encodes differently"),
+                Ok(Record::Effects(back)) => {
+                    assert!(back == effects, "record re-encodes differently")
+                }
                 other => panic!("re-encoded record does not decode: {other:?}"),
             }
             let mut ks = Keyspace::new();

@@ -65,10 +65,7 @@ fn apply_one(ctx: &mut Ctx, e: Effect) -> CmdResult {
     }
     match e {
         Effect::LogFormatSet { name, spec } => {
-            ctx.ks
-                .logparse
-                .define(&name, spec.clone())
-                .map_err(err)?;
+            ctx.ks.logparse.define(&name, spec.clone()).map_err(err)?;
             ctx.ks.stats.dirty += 1;
             ctx.ks.log_global(Effect::LogFormatSet { name, spec });
         }

@@ -173,7 +173,7 @@ mod tests {
     use super::*;
     use crate::db::Value;
 
-    fn waiter(id: u64, keys: &[&str]) -> (Waiter, oneshot::Receiver<Vec<u8>>) {
+    fn waiter(id: u64, keys: &[&str]) -> (Waiter, oneshot::Receiver<WaiterReply>) {
         let (tx, rx) = oneshot::channel();
         (
             Waiter {

@@ -342,12 +342,12 @@ pub const UNBLOCKED_ROLE_CHANGE: &str =
 /// after that reply. Clients a pause postponed are not blocked here
 /// (they run their command again when the pause ends); WAIT is answered
 /// the same by its own wait (`replication::primary::wait`). Run under the
-/// keyspace lock.
-pub fn disconnect_all(ks: &mut Keyspace) {
+/// keyspace lock. The errors count in INFO errorstats, as Redis's.
+pub fn disconnect_all(shared: &Shared, ks: &mut Keyspace) {
     for id in ks.waiter_ids() {
         if let Some(w) = ks.remove_waiter(id) {
             let mut o = Out::new(w.resp3);
-            o.error(UNBLOCKED_ROLE_CHANGE);
+            shared.error_reply(&mut o, UNBLOCKED_ROLE_CHANGE.as_bytes());
             let _ = w.tx.send(WaiterReply {
                 bytes: o.buf,
                 close: true,

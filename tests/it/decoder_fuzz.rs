@@ -700,13 +700,19 @@ fn redlog_record_undamaged_applies() {
     let e = Effect::LogFormatDel {
         name: Bytes::from_static(b"f"),
     };
-    assert_eq!(fuzz::redlog_record(&effect::record::encode_effects(&[e])), 1);
+    assert_eq!(
+        fuzz::redlog_record(&effect::record::encode_effects(&[e])),
+        1
+    );
     // A key's effect is refused: not a record's.
     let del = Effect::Del {
         db: 0,
         key: Bytes::from_static(b"k"),
     };
-    assert_eq!(fuzz::redlog_record(&effect::record::encode_effects(&[del])), 0);
+    assert_eq!(
+        fuzz::redlog_record(&effect::record::encode_effects(&[del])),
+        0
+    );
 }
 
 #[test]

@@ -49,7 +49,13 @@ async fn formats_miners_and_ingested_streams_reach_a_redlog_replica() {
         cmd(&mut pc, &["LOGPARSE", "FORMAT", "SET", "app", FMT]).await,
         "+OK\r\n"
     );
-    cmd(&mut pc, &["LOGPARSE", "INGEST", "a", "app", &lines("one", 40)]).await;
+    cmd(
+        &mut pc,
+        &["LOGPARSE", "INGEST", "a", "app", &lines("one", 40)],
+    )
+    .await;
+    // LOGPARSE is a write command: read formats on a writable replica.
+    cmd(&mut rc, &["CONFIG", "SET", "replica-read-only", "no"]).await;
     // A format of the replica's own is dropped by the full resync.
     cmd(&mut rc, &["LOGPARSE", "FORMAT", "SET", "mine", FMT]).await;
 
@@ -58,13 +64,39 @@ async fn formats_miners_and_ingested_streams_reach_a_redlog_replica() {
         cmd(&mut rc, &["REPLICAOF", "127.0.0.1", &port]).await,
         "+OK\r\n"
     );
-    until(&mut rc, &["LOGPARSE", "FORMAT", "LIST"], &cmd(&mut pc, &["LOGPARSE", "FORMAT", "LIST"]).await).await;
+    until(
+        &mut rc,
+        &["LOGPARSE", "FORMAT", "LIST"],
+        &cmd(&mut pc, &["LOGPARSE", "FORMAT", "LIST"]).await,
+    )
+    .await;
 
     // Through the stream.
-    cmd(&mut pc, &["LOGPARSE", "FORMAT", "SET", "later", FMT, "MINER", "DRAIN"]).await;
-    cmd(&mut pc, &["LOGPARSE", "INGEST", "a", "app", &lines("two", 30)]).await;
-    cmd(&mut pc, &["LOGPARSE", "INGEST", "b", "later", &lines("three", 30)]).await;
-    cmd(&mut pc, &["LOGPARSE", "PARSE", "app", "2024-01-01 10:00:00 INFO x: shared 1"]).await;
+    cmd(
+        &mut pc,
+        &["LOGPARSE", "FORMAT", "SET", "later", FMT, "MINER", "DRAIN"],
+    )
+    .await;
+    cmd(
+        &mut pc,
+        &["LOGPARSE", "INGEST", "a", "app", &lines("two", 30)],
+    )
+    .await;
+    cmd(
+        &mut pc,
+        &["LOGPARSE", "INGEST", "b", "later", &lines("three", 30)],
+    )
+    .await;
+    cmd(
+        &mut pc,
+        &[
+            "LOGPARSE",
+            "PARSE",
+            "app",
+            "2024-01-01 10:00:00 INFO x: shared 1",
+        ],
+    )
+    .await;
     assert_eq!(cmd(&mut pc, &["WAIT", "1", "5000"]).await, ":1\r\n");
     for q in [
         &["LOGPARSE", "FORMAT", "LIST"][..],
@@ -107,7 +139,11 @@ async fn blocked_clients_get_unblocked_and_are_closed_when_turning_replica() {
         "+OK\r\n"
     );
     let want = "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n";
-    for (name, conn) in [("BLPOP", &mut blpop), ("XREAD", &mut xread), ("WAIT", &mut wait)] {
+    for (name, conn) in [
+        ("BLPOP", &mut blpop),
+        ("XREAD", &mut xread),
+        ("WAIT", &mut wait),
+    ] {
         assert_eq!(read_all(conn).await, want, "{name}");
         assert!(conn.closed().await, "{name}: closed after the reply");
     }

@@ -112,9 +112,7 @@ pub fn encode_reset() -> Vec<u8> {
 
 /// Decodes a payload; every effect must be redlog-only.
 pub fn decode(payload: &[u8]) -> Result<Record, RecordError> {
-    let rest = payload
-        .strip_prefix(PREFIX)
-        .ok_or(RecordError::NoPrefix)?;
+    let rest = payload.strip_prefix(PREFIX).ok_or(RecordError::NoPrefix)?;
     let (&version, rest) = rest.split_first().ok_or(RecordError::Truncated)?;
     if version != VERSION {
         return Err(RecordError::Version(version));
@@ -150,10 +148,7 @@ mod tests {
             Ok(Record::Effects(v)) => assert_eq!(v, vec![e]),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            decode(&encode_reset()),
-            Ok(Record::ResetFormats)
-        ));
+        assert!(matches!(decode(&encode_reset()), Ok(Record::ResetFormats)));
         assert_eq!(decode(b"hello").unwrap_err(), RecordError::NoPrefix);
         assert_eq!(decode(PREFIX).unwrap_err(), RecordError::Truncated);
         let mut v = PREFIX.to_vec();

@@ -74,7 +74,11 @@ pub fn sync_records(ks: &crate::db::Keyspace) -> Vec<Vec<u8>> {
     // The reset always: a replica's own formats the primary lacks go.
     let mut out = Vec::new();
     out.push(record::encode_reset());
-    out.extend(effects.iter().map(|e| record::encode_effects(std::slice::from_ref(e))));
+    out.extend(
+        effects
+            .iter()
+            .map(|e| record::encode_effects(std::slice::from_ref(e))),
+    );
     out
 }
 
