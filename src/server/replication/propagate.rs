@@ -588,7 +588,7 @@ mod tests {
     }
 
     #[test]
-    fn collections_as_restore_and_redlog_only_effects_skipped() {
+    fn collections_as_restore_and_redlog_only_effects_as_ping_records() {
         let mut sel = 0;
         let mut l = crate::db::list::List::new();
         l.push(false, b"v");
@@ -604,8 +604,14 @@ mod tests {
         let mut out = Vec::new();
         unit_commands(&[set], &mut sel, &mut out).expect("encodes");
         assert_eq!(out, want);
+        // A redlog-only effect: `PING <record>`, no SELECT, no MULTI.
         let fmt = Effect::LogFormatDel { name: b("f") };
-        assert_eq!(stream(&[fmt], &mut sel), "");
+        let rec = record::encode_effects(std::slice::from_ref(&fmt));
+        let mut want = Vec::new();
+        put_command(&mut want, &[b"PING", &rec]);
+        let mut out = Vec::new();
+        unit_commands(&[fmt], &mut sel, &mut out).expect("encodes");
+        assert_eq!(out, want);
     }
 
     #[test]
