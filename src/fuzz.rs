@@ -138,6 +138,36 @@ pub fn wal_unit(data: &[u8]) -> usize {
     n
 }
 
+/// `db::effect::record::decode` on arbitrary bytes (a replication
+/// stream's `PING <record>` argument, an RDB aux field: a peer's bytes).
+/// A decoded record's effects are all redlog-only, re-encode to the same
+/// effects and apply to an empty keyspace twice without a panic. Returns
+/// the number of effects decoded (0 for a reset or an error).
+pub fn redlog_record(data: &[u8]) -> usize {
+    use effect::record::{self, Record};
+    match record::decode(data) {
+        Ok(Record::Effects(effects)) => {
+            assert!(effects.iter().all(record::is_redlog_only));
+            let again = record::encode_effects(&effects);
+            match record::decode(&again) {
+                Ok(Record::Effects(back)) => {
+                    assert!(back == effects, "record re-encodes differently")
+                }
+                other => panic!("re-encoded record does not decode: {other:?}"),
+            }
+            let mut ks = Keyspace::new();
+            ks.set_capture(false);
+            for _ in 0..2 {
+                for e in effects.iter().cloned() {
+                    effect::apply(&mut ks, e);
+                }
+            }
+            effects.len()
+        }
+        Ok(Record::ResetFormats) | Err(_) => 0,
+    }
+}
+
 fn check_unit_round_trip(effects: &[Effect]) {
     let mut again = Vec::new();
     effect::encode_unit(effects, &mut again);

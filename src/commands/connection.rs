@@ -352,6 +352,11 @@ fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() > 2 {
         return Err(CmdError::wrong_args("ping"));
     }
+    // A redlog record from this replica's primary (ARCHITECTURE.md
+    // "Replication"); from anyone else a PING like any other.
+    if ctx.client.master && args.len() == 2 && crate::db::effect::record::is_record(&args[1]) {
+        return super::redlog_record::apply(ctx, &args[1]);
+    }
     if ctx.client.pubsub.active() && !ctx.out.resp3 {
         ctx.out.array(2);
         ctx.out.bulk(b"pong");

@@ -164,6 +164,10 @@ impl Target {
         let r = g.append_encoded(&recs).map_err(storage_err);
         let n = recs.len() as u64;
         drop(recs);
+        drop(g);
+        if r.is_ok() && ctx.ks.logs_commands() {
+            self.propagate(ctx);
+        }
         self.pending.clear();
         self.buf.clear();
         r?;
@@ -171,6 +175,33 @@ impl Target {
         self.last = Some(last);
         self.count += n;
         Ok(())
+    }
+
+    /// Logs the buffered entries for the replication stream as the XADDs
+    /// with explicit ids a pipeline of XADDs would propagate (Redis 7.0's
+    /// `XADD key <id> field value ...`), in order, before the key's `Set`
+    /// when this INGEST creates the stream (so the first XADD creates it
+    /// on the replica, as `replication::propagate` expects).
+    fn propagate(&self, ctx: &mut Ctx) {
+        let db = ctx.db();
+        for &(id, a, b) in &self.pending {
+            let mut argv = Vec::with_capacity(3 + 2 * 8);
+            argv.push(Bytes::from_static(b"XADD"));
+            argv.push(self.key.clone());
+            argv.push(Bytes::from(fmt_id(id)));
+            // Our own encoding (`encode_parsed`, the malformed layout):
+            // a pair count, then length-prefixed names and values.
+            let mut rest = self.buf.get(a + 4..b).unwrap_or_default();
+            while let Some(len) = rest.get(..4) {
+                let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+                let Some(f) = rest.get(4..4 + len) else {
+                    break;
+                };
+                argv.push(Bytes::copy_from_slice(f));
+                rest = &rest[4 + len..];
+            }
+            ctx.ks.log_command(db, argv);
+        }
     }
 
     /// Registers the writes: the key (created or touched), notifications.

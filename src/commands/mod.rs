@@ -35,6 +35,7 @@ mod names;
 pub mod observe;
 pub mod persistence;
 pub mod pubsub;
+mod redlog_record;
 pub mod replica;
 pub mod replication;
 pub mod scripting;

@@ -40,7 +40,16 @@ pub struct Waiter {
     /// Reply on timeout and on CLIENT UNBLOCK ... TIMEOUT.
     pub timeout_reply: Vec<u8>,
     /// Where the reply goes; the connection task awaits the other end.
-    pub tx: oneshot::Sender<Vec<u8>>,
+    pub tx: oneshot::Sender<WaiterReply>,
+}
+
+/// What a blocked client gets: its reply, and whether its connection is
+/// closed after it (Redis's `CLIENT_CLOSE_AFTER_REPLY`, set with the
+/// UNBLOCKED error of a role change: `server::blocking::disconnect_all`).
+#[derive(Debug)]
+pub struct WaiterReply {
+    pub bytes: Vec<u8>,
+    pub close: bool,
 }
 
 /// Every waiter, by client id.
@@ -144,6 +153,11 @@ impl Keyspace {
         Some(w)
     }
 
+    /// The ids of every blocked client.
+    pub fn waiter_ids(&self) -> Vec<u64> {
+        self.waiters.by_client.keys().copied().collect()
+    }
+
     pub fn waiter(&self, client_id: u64) -> Option<&Waiter> {
         self.waiters.by_client.get(&client_id)
     }
@@ -159,7 +173,7 @@ mod tests {
     use super::*;
     use crate::db::Value;
 
-    fn waiter(id: u64, keys: &[&str]) -> (Waiter, oneshot::Receiver<Vec<u8>>) {
+    fn waiter(id: u64, keys: &[&str]) -> (Waiter, oneshot::Receiver<WaiterReply>) {
         let (tx, rx) = oneshot::channel();
         (
             Waiter {

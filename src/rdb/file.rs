@@ -62,6 +62,10 @@ pub enum FileError {
     /// The file's framing (opcodes, strings, lengths) does not decode.
     #[error("{0}")]
     Data(#[from] Error),
+    /// An aux field the reader understands does not decode (a redlog
+    /// record: `db::effect::record`).
+    #[error("aux field: {0}")]
+    Aux(String),
 }
 
 /// Reads an RDB file, calling `f` for every key (values checked by

@@ -59,7 +59,7 @@
 
 use super::{Client, Shared};
 use crate::commands::{table, CmdError, Ctx};
-use crate::db::blocking::Waiter;
+use crate::db::blocking::{Waiter, WaiterReply};
 use crate::db::{now_ms, Keyspace};
 use crate::protocol::Out;
 use bytes::{Bytes, BytesMut};
@@ -103,14 +103,14 @@ pub struct BlockRequest {
 /// A blocked connection's side of its registration.
 #[derive(Debug)]
 pub struct Blocked {
-    rx: oneshot::Receiver<Vec<u8>>,
+    rx: oneshot::Receiver<WaiterReply>,
     deadline_ms: u64,
 }
 
 /// A served waiter's reply, sent once the batch is durable.
 #[derive(Debug)]
 pub struct Wake {
-    tx: oneshot::Sender<Vec<u8>>,
+    tx: oneshot::Sender<WaiterReply>,
     reply: Vec<u8>,
 }
 
@@ -126,7 +126,10 @@ impl Wake {
                 o.buf
             }
         };
-        let _ = self.tx.send(reply);
+        let _ = self.tx.send(WaiterReply {
+            bytes: reply,
+            close: false,
+        });
     }
 }
 
@@ -321,13 +324,41 @@ pub fn unblock(ks: &mut Keyspace, id: u64, error: bool) -> bool {
     } else {
         w.timeout_reply
     };
-    let _ = w.tx.send(reply);
+    let _ = w.tx.send(WaiterReply {
+        bytes: reply,
+        close: false,
+    });
     true
+}
+
+/// The error Redis 7.0's `disconnectAllBlockedClients` answers.
+pub const UNBLOCKED_ROLE_CHANGE: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+
+/// Redis 7.0's `disconnectAllBlockedClients` (this server becomes a
+/// replica: REPLICAOF, FAILOVER's switch, a cluster role change): every
+/// client blocked in BLPOP & co., XREAD / XREADGROUP BLOCK, LOGPARSE TAIL
+/// FOLLOW, gets [`UNBLOCKED_ROLE_CHANGE`] and its connection is closed
+/// after that reply. Clients a pause postponed are not blocked here
+/// (they run their command again when the pause ends); WAIT is answered
+/// the same by its own wait (`replication::primary::wait`). Run under the
+/// keyspace lock. The errors count in INFO errorstats, as Redis's.
+pub fn disconnect_all(shared: &Shared, ks: &mut Keyspace) {
+    for id in ks.waiter_ids() {
+        if let Some(w) = ks.remove_waiter(id) {
+            let mut o = Out::new(w.resp3);
+            shared.error_reply(&mut o, UNBLOCKED_ROLE_CHANGE.as_bytes());
+            let _ = w.tx.send(WaiterReply {
+                bytes: o.buf,
+                close: true,
+            });
+        }
+    }
 }
 
 /// How a wait ended.
 enum Outcome {
-    Reply(Vec<u8>),
+    Reply(WaiterReply),
     Close,
 }
 
@@ -374,7 +405,10 @@ pub async fn wait<S: super::net::ClientStream>(
             } => {
                 let w = shared.lock_ks().remove_waiter(id);
                 match w {
-                    Some(w) => break Outcome::Reply(w.timeout_reply),
+                    Some(w) => break Outcome::Reply(WaiterReply {
+                        bytes: w.timeout_reply,
+                        close: false,
+                    }),
                     // Served meanwhile: the reply is on its way.
                     None => break match (&mut rx).await {
                         Ok(reply) => Outcome::Reply(reply),
@@ -403,8 +437,8 @@ pub async fn wait<S: super::net::ClientStream>(
             shared
                 .stats
                 .total_net_output_bytes
-                .fetch_add(reply.len() as u64, Ordering::Relaxed);
-            super::net::send(stream, &reply).await
+                .fetch_add(reply.bytes.len() as u64, Ordering::Relaxed);
+            super::net::send(stream, &reply.bytes).await && !reply.close
         }
         Outcome::Close => {
             shared.lock_ks().remove_waiter(id);

@@ -214,8 +214,13 @@ async fn run_batch<S: ClientStream>(
             }
             PendingOp::Migrate(job) => run_migrate(shared, client, out, job).await,
             PendingOp::Wait { num, timeout_ms } => {
-                let n = super::replication::primary::wait(shared, num, timeout_ms).await;
-                out.int(n);
+                match super::replication::primary::wait(shared, num, timeout_ms).await {
+                    Some(n) => out.int(n),
+                    None => {
+                        out.error(super::blocking::UNBLOCKED_ROLE_CHANGE);
+                        client.close_after_reply = true;
+                    }
+                }
             }
         }
         *resume = !inbuf.is_empty();

@@ -1338,6 +1338,7 @@ async fn cron(shared: Arc<Shared>) {
                 delete_lost_slots(c, &mut ks);
                 cluster_repl::sync(&shared, c, &mut ks, None);
             }
+            replication::primary::propagate_retention(&shared, &mut ks);
             let ticket = shared.durability.enqueue(&mut ks, Vec::new());
             tracking::cron(&shared, &mut ks);
             shared.publish_pending_notifications(&mut ks);

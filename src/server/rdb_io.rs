@@ -174,23 +174,33 @@ pub fn export(shared: &Arc<Shared>, addr: SocketAddr) -> Result<(Vec<u8>, u64), 
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let ks = shared.ks.lock();
-    snapshot_counted(&ks, now_ms, false)
+    snapshot_counted(&ks, now_ms, None)
 }
 
 /// The keyspace and the FUNCTION libraries as an RDB file's bytes
 /// (replication's full resync: taken under the keyspace lock, so
-/// consistent with the stream's offset).
-pub fn snapshot(ks: &crate::db::Keyspace, now_ms: u64) -> Result<Vec<u8>, RdbIoError> {
-    snapshot_counted(ks, now_ms, true).map(|(b, _)| b)
+/// consistent with the stream's offset), with `records` (redlog-only
+/// state, `db::effect::record`) as aux fields redis-server skips.
+pub fn snapshot(
+    ks: &crate::db::Keyspace,
+    now_ms: u64,
+    records: &[Vec<u8>],
+) -> Result<Vec<u8>, RdbIoError> {
+    snapshot_counted(ks, now_ms, Some(records)).map(|(b, _)| b)
 }
 
 fn snapshot_counted(
     ks: &crate::db::Keyspace,
     now_ms: u64,
-    functions: bool,
+    replication: Option<&[Vec<u8>]>,
 ) -> Result<(Vec<u8>, u64), RdbIoError> {
     let mut f = file::FileWriter::new(now_ms / 1000, 0);
-    if functions {
+    if let Some(records) = replication {
+        for r in records {
+            f.w.u8(rdb::opcodes::AUX);
+            f.w.string(crate::db::effect::record::AUX_NAME);
+            f.w.string(r);
+        }
         // Redis writes the libraries after the aux fields (`rdbSaveFunctions`).
         for lib in ks.functions.libraries() {
             f.w.u8(rdb::opcodes::FUNCTION2);

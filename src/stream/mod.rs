@@ -238,6 +238,13 @@ pub struct Registry {
     next_id: AtomicU64,
     open: Mutex<Vec<Weak<Stream>>>,
     doomed: Mutex<Vec<Doomed>>,
+    /// Set while a primary propagates stream changes: `maintain` then
+    /// notes its retention trims in `retention_trims`.
+    pub note_trims: std::sync::atomic::AtomicBool,
+    /// Retention trims not yet propagated: (stream id, the MINID that
+    /// trims a replica's copy the same), taken by the server cron
+    /// (`replication::primary::propagate_retention`).
+    retention_trims: Mutex<Vec<(u64, u128)>>,
 }
 
 impl Registry {
@@ -251,7 +258,15 @@ impl Registry {
             next_id: AtomicU64::new(1),
             open: Mutex::new(Vec::new()),
             doomed: Mutex::new(Vec::new()),
+            note_trims: std::sync::atomic::AtomicBool::new(false),
+            retention_trims: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The retention trims noted since the last call (see
+    /// `retention_trims`).
+    pub fn take_retention_trims(&self) -> Vec<(u64, u128)> {
+        std::mem::take(&mut *self.retention_trims.lock())
     }
 
     fn register(self: &Arc<Self>, s: &Arc<Stream>) {
@@ -439,8 +454,22 @@ impl Registry {
                         .retention_bytes
                         .or((global_bytes > 0).then_some(global_bytes));
                     if ms.is_some() || bytes.is_some() {
-                        if let Err(e) = i.apply_retention(ms, bytes, now) {
-                            tracing::warn!("stream {} retention failed: {e}", r.0.id);
+                        match i.apply_retention(ms, bytes, now) {
+                            Ok(n) if n > 0 && self.note_trims.load(Ordering::Relaxed) => {
+                                // Every entry below the first live one is
+                                // gone (none live: below the next id).
+                                let m = i.meta;
+                                let min = if m.length > 0 {
+                                    m.first
+                                } else {
+                                    m.last_id.saturating_add(1)
+                                };
+                                self.retention_trims.lock().push((r.0.id, min));
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!("stream {} retention failed: {e}", r.0.id)
+                            }
                         }
                     }
                     i.checkpoint_job(false)

@@ -663,6 +663,58 @@ proptest! {
     }
 }
 
+fn check_record(data: &[u8]) -> Result<(), TestCaseError> {
+    let (_, used) = run("redlog_record", data, fuzz::redlog_record);
+    prop_assert!(
+        used <= bound(FORMAT_COMPILE, data),
+        "allocated {used} bytes for {} input bytes",
+        data.len()
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    /// A replication stream's redlog record (`PING <record>`), damaged:
+    /// an error or a record, never a panic or a huge allocation.
+    #[test]
+    fn redlog_record_mutated(effects in prop::collection::vec(effect(), 1..4), muts in mutations()) {
+        let data = effect::record::encode_effects(&effects);
+        // Past the prefix, so mutations reach the version, kind and unit.
+        check_record(&damage(data, effect::record::PREFIX.len(), &muts))?;
+    }
+
+    #[test]
+    fn redlog_record_arbitrary_bytes(kind in any::<u8>(), body in prop::collection::vec(any::<u8>(), 0..300)) {
+        let mut data = effect::record::PREFIX.to_vec();
+        data.extend_from_slice(&[effect::record::VERSION, [b'R', b'U', kind][kind as usize % 3], 1, 1, 0, 0, 0]);
+        data.extend_from_slice(&body);
+        check_record(&data)?;
+        check_record(&body)?;
+    }
+}
+
+#[test]
+fn redlog_record_undamaged_applies() {
+    let e = Effect::LogFormatDel {
+        name: Bytes::from_static(b"f"),
+    };
+    assert_eq!(
+        fuzz::redlog_record(&effect::record::encode_effects(&[e])),
+        1
+    );
+    // A key's effect is refused: not a record's.
+    let del = Effect::Del {
+        db: 0,
+        key: Bytes::from_static(b"k"),
+    };
+    assert_eq!(
+        fuzz::redlog_record(&effect::record::encode_effects(&[del])),
+        0
+    );
+}
+
 #[test]
 fn wal_unit_undamaged_round_trips() {
     let runner_effects = vec![

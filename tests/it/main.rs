@@ -44,6 +44,7 @@ mod protocol;
 mod pubsub;
 mod redis_compat;
 mod repair;
+mod repl_records;
 mod replica;
 mod replication_primary;
 mod scripting;

@@ -20,6 +20,7 @@
 //! docs/format.md ("Unit"), which a test checks against `tags.rs`.
 
 mod collections;
+pub mod record;
 pub mod tags;
 
 pub use tags::{tag, value_type};

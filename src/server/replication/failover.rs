@@ -217,7 +217,10 @@ async fn drive(shared: Arc<Shared>) {
             }
             Step::Switch(host, port) => {
                 // Redis's `replicationSetMaster`: this server's own id and
-                // offset are what it asks the target to continue.
+                // offset are what it asks the target to continue. Its
+                // blocked clients get UNBLOCKED (`disconnectAllBlockedClients`).
+                let mut ks = shared.lock_ks();
+                crate::server::blocking::disconnect_all(&shared, &mut ks);
                 replica::start(&shared, host, port, Some(0));
                 return;
             }

@@ -235,8 +235,13 @@ pub fn psync(
     if !ks.capturing() {
         ks.set_capture(true);
     }
-    // Stream commands log what the stream needs (`Effect::Command`).
+    // Stream commands log what the stream needs (`Effect::Command`), and
+    // so do retention trims (`propagate_retention`).
     ks.propagate_streams = true;
+    shared
+        .streams
+        .note_trims
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     st.replicas.push(info);
     st.primary.no_replicas_since = None;
     st.primary.sync_full += 1;
@@ -315,7 +320,8 @@ pub fn on_units(shared: &Shared, ks: &mut crate::db::Keyspace, units: &[Vec<u8>]
 /// support it (`no`: the `$<len>` form Redis uses for an RDB from disk;
 /// the snapshot is always encoded in memory).
 fn full_sync(st: &mut ReplState, ks: &crate::db::Keyspace, eof: bool) {
-    let rdb = crate::server::rdb_io::snapshot(ks, unix_ms());
+    let records = propagate::sync_records(ks);
+    let rdb = crate::server::rdb_io::snapshot(ks, unix_ms(), &records);
     for r in st.replicas.iter_mut().filter(|r| r.state == WAIT_BGSAVE) {
         let rdb = match &rdb {
             Ok(b) => b,
@@ -358,6 +364,39 @@ fn full_sync(st: &mut ReplState, ks: &crate::db::Keyspace, eof: bool) {
     }
     // The next command selects its database again (Redis's `slaveseldb`).
     st.primary.seldb = -1;
+}
+
+/// The server cron, under the keyspace lock: the retention trims the
+/// streams' background maintenance made (`stream::Registry::maintain`,
+/// off the keyspace lock) as `XTRIM key MINID <first kept id>`, one per
+/// key holding the trimmed stream, logged like a stream command's
+/// (`Keyspace::log_command`), so replicas drop the same entries, at most a
+/// cron tick later. Finding the key costs a scan of the keys, paid only
+/// for a stream that retention trimmed while replication is on.
+pub fn propagate_retention(shared: &Shared, ks: &mut crate::db::Keyspace) {
+    let trims = shared.streams.take_retention_trims();
+    if trims.is_empty() || !ks.logs_commands() {
+        return;
+    }
+    let mut found = Vec::new();
+    for (i, db) in ks.dbs.iter().enumerate() {
+        for (key, e) in db.iter() {
+            if let crate::db::Value::Stream(s) = &e.value {
+                if let Some((_, min)) = trims.iter().find(|(id, _)| *id == s.0.id) {
+                    found.push((i, Bytes::copy_from_slice(key), *min));
+                }
+            }
+        }
+    }
+    for (db, key, min) in found {
+        let argv = vec![
+            Bytes::from_static(b"XTRIM"),
+            key,
+            Bytes::from_static(b"MINID"),
+            Bytes::from(crate::stream::fmt_id(min)),
+        ];
+        ks.log_command(db, argv);
+    }
 }
 
 /// A connection closed: forget it as a replica.
@@ -503,14 +542,18 @@ pub fn request_acks(st: &mut ReplState) {
 /// after its batch: the number of replicas that acknowledged the stream's
 /// offset at that moment (covering the client's writes, as Redis's
 /// `c->woff`), once `num` did or the timeout (0: none) passed.
-pub async fn wait(shared: &Shared, num: u64, timeout_ms: u64) -> i64 {
+///
+/// None: this server became a replica meanwhile (REPLICAOF, FAILOVER, a
+/// cluster role change): the client gets `-UNBLOCKED` and is closed, as
+/// Redis's `disconnectAllBlockedClients` does to a blocked WAIT.
+pub async fn wait(shared: &Shared, num: u64, timeout_ms: u64) -> Option<i64> {
     let deadline = (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(timeout_ms));
     let (acked, offset) = {
         let mut st = shared.repl.lock();
         let offset = st.offset;
         let n = acked_count(&st, offset);
         if n as u64 >= num {
-            return n as i64;
+            return Some(n as i64);
         }
         // Not while clients are paused (Redis's beforeSleep): GETACK
         // would move the offset a paused primary announced; the replicas'
@@ -524,15 +567,18 @@ pub async fn wait(shared: &Shared, num: u64, timeout_ms: u64) -> i64 {
         let notified = acked.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        if shared.repl.is_replica() {
+            return None;
+        }
         let n = acked_count(&shared.repl.lock(), offset);
         if n as u64 >= num {
-            return n as i64;
+            return Some(n as i64);
         }
         match deadline {
             Some(d) => {
                 let now = Instant::now();
                 if now >= d {
-                    return n as i64;
+                    return Some(n as i64);
                 }
                 let _ = tokio::time::timeout(d - now, notified).await;
             }
@@ -578,6 +624,11 @@ pub fn on_promoted(shared: &Shared, ks: &mut crate::db::Keyspace) {
     if !ks.capturing() {
         ks.set_capture(true);
     }
-    // Stream commands log what the stream needs (`Effect::Command`).
+    // Stream commands log what the stream needs (`Effect::Command`), and
+    // so do retention trims.
     ks.propagate_streams = true;
+    shared
+        .streams
+        .note_trims
+        .store(true, std::sync::atomic::Ordering::Relaxed);
 }

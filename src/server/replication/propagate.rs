@@ -20,11 +20,67 @@
 //! command created is not sent as RESTORE (`created_by_command`).
 //!
 //! redlog-only effects (LOGPARSE formats and miners, a stream's ingest
-//! state) have no Redis command: they are not propagated (see
-//! ARCHITECTURE.md "Replication", not done).
+//! state: `db::effect::record::is_redlog_only`) have no Redis command:
+//! each goes as `PING <record>` (`db::effect::record`), which a
+//! redis-server replica runs as a no-op and a redlog replica applies; a
+//! stream with an ingest state sent whole (RESTORE, or the XADDs of the
+//! INGEST that created it) is followed by a record of its `Set`, which
+//! carries the format and the miner. [`sync_records`] is the same state
+//! for a full resync (RDB aux fields).
 
-use crate::db::effect::Effect;
+use crate::db::effect::{record, Effect};
 use crate::db::Value;
+
+/// `PING <record>` of one redlog-only effect.
+fn record_ping(e: &Effect) -> Vec<Vec<u8>> {
+    vec![
+        b"PING".to_vec(),
+        record::encode_effects(std::slice::from_ref(e)),
+    ]
+}
+
+/// The redlog-only state of a whole dataset as record payloads, for a
+/// full resync (RDB aux fields, `rdb_io::snapshot`): a reset, then per
+/// format its spec (user formats) and its shared miner (when it learned
+/// anything), then per stream with an ingest state its `Set`.
+pub fn sync_records(ks: &crate::db::Keyspace) -> Vec<Vec<u8>> {
+    let mut effects = Vec::new();
+    for (name, spec) in ks.logparse.user_specs() {
+        effects.push(Effect::LogFormatSet {
+            name: name.into(),
+            spec,
+        });
+    }
+    for (name, state) in ks.logparse.miner_states() {
+        effects.push(Effect::LogMinerState {
+            name: name.into(),
+            state: state.into(),
+        });
+    }
+    for (i, db) in ks.dbs.iter().enumerate() {
+        for (key, e) in db.iter() {
+            if let Value::Stream(s) = &e.value {
+                if s.0.ingest.lock().is_some() {
+                    effects.push(Effect::Set {
+                        db: i as u8,
+                        key: bytes::Bytes::copy_from_slice(key),
+                        value: Value::Stream(s.clone()),
+                        expires_at_ms: 0,
+                    });
+                }
+            }
+        }
+    }
+    // The reset always: a replica's own formats the primary lacks go.
+    let mut out = Vec::new();
+    out.push(record::encode_reset());
+    out.extend(
+        effects
+            .iter()
+            .map(|e| record::encode_effects(std::slice::from_ref(e))),
+    );
+    out
+}
 
 /// Appends one command in RESP (`*n $len arg ...`).
 pub fn put_command(out: &mut Vec<u8>, args: &[&[u8]]) {
@@ -118,6 +174,10 @@ fn effect_commands(e: &Effect, cmds: &mut Vec<Cmd>) -> Result<(), PropagateError
                     a.push(b"ABSTTL".to_vec());
                 }
                 push(Some(*db), a);
+                if record::is_redlog_only(e) {
+                    // Its ingest state, which the DUMP payload lacks.
+                    push(None, record_ping(e));
+                }
             }
         },
         Effect::Del { db, key } => push(Some(*db), with_keys(b"DEL", key, [])),
@@ -274,12 +334,12 @@ fn effect_commands(e: &Effect, cmds: &mut Vec<Cmd>) -> Result<(), PropagateError
                 push(None, a);
             }
         }
-        // redlog-only state: no Redis command (module doc).
+        // redlog-only state: a record (module doc).
         Effect::LogFormatSet { .. }
         | Effect::LogFormatDel { .. }
         | Effect::LogMinerLearn { .. }
         | Effect::LogMinerState { .. }
-        | Effect::StreamIngestLearn { .. } => {}
+        | Effect::StreamIngestLearn { .. } => push(None, record_ping(e)),
         // A replica's own bookkeeping of its primary's stream.
         Effect::ReplPosition { .. } => {}
         // What a stream command propagates, verbatim.
@@ -401,7 +461,15 @@ pub fn unit_commands_in(
     let mut failed = None;
     for (i, e) in effects.iter().enumerate() {
         let created = created_by_command(effects, i);
-        if !cover.admit(e, created) || created {
+        if !cover.admit(e, created) {
+            continue;
+        }
+        if created {
+            // The stream's XADDs created it; its ingest state (INGEST's)
+            // still has to reach a redlog replica.
+            if record::is_redlog_only(e) {
+                cmds.push((None, record_ping(e)));
+            }
             continue;
         }
         if let Err(err) = effect_commands(e, &mut cmds) {
@@ -520,7 +588,7 @@ mod tests {
     }
 
     #[test]
-    fn collections_as_restore_and_redlog_only_effects_skipped() {
+    fn collections_as_restore_and_redlog_only_effects_as_ping_records() {
         let mut sel = 0;
         let mut l = crate::db::list::List::new();
         l.push(false, b"v");
@@ -536,8 +604,14 @@ mod tests {
         let mut out = Vec::new();
         unit_commands(&[set], &mut sel, &mut out).expect("encodes");
         assert_eq!(out, want);
+        // A redlog-only effect: `PING <record>`, no SELECT, no MULTI.
         let fmt = Effect::LogFormatDel { name: b("f") };
-        assert_eq!(stream(&[fmt], &mut sel), "");
+        let rec = record::encode_effects(std::slice::from_ref(&fmt));
+        let mut want = Vec::new();
+        put_command(&mut want, &[b"PING", &rec]);
+        let mut out = Vec::new();
+        unit_commands(&[fmt], &mut sel, &mut out).expect("encodes");
+        assert_eq!(out, want);
     }
 
     #[test]

@@ -53,6 +53,17 @@ pub fn verify_rdb(data: &[u8]) -> Result<Vec<Vec<Bytes>>, crate::rdb::file::File
         ]
     }));
     cmds.splice(1..1, functions);
+    // redlog-only state (LOGPARSE formats, streams' ingest states) as the
+    // records the stream would carry, applied after the keys (a stream's
+    // ingest state attaches to its stream). Checked now, so a bad one
+    // leaves the dataset untouched.
+    use crate::db::effect::record;
+    for (k, v) in summary.aux {
+        if k == record::AUX_NAME {
+            record::decode(&v).map_err(|e| crate::rdb::file::FileError::Aux(e.to_string()))?;
+            cmds.push(vec![Bytes::from_static(b"PING"), Bytes::from(v)]);
+        }
+    }
     cmds.push(vec![
         Bytes::from_static(b"SELECT"),
         Bytes::from_static(b"0"),

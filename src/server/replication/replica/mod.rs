@@ -65,6 +65,8 @@ pub fn start(shared: &Shared, host: String, port: u16, cached: Option<usize>) {
         o.ctl.cancel();
     }
     shared.repl.is_replica.store(true, Ordering::SeqCst);
+    // WAITs answer UNBLOCKED (`primary::wait`).
+    shared.repl.lock().primary.acked.notify_waiters();
     shared.repl.link_up.store(false, Ordering::SeqCst);
     LOG_AS_REPLICA.store(true, Ordering::Relaxed);
     set_replicaof_config(shared, &format!("{host} {port}"));
