@@ -4,218 +4,28 @@
 //! or of subscribers whose channels were revoked. The engine is
 //! `crate::acl`.
 
-use super::flags::*;
-use super::{arg_i64, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{arg_i64, CmdError, CmdResult, Ctx, Handler};
 use crate::acl::{self, Denied, LogContext, LogEntry, LogReason, User};
 use crate::server::{Client, Shared};
 use bytes::Bytes;
 use std::sync::Arc;
 
-const ADMIN_FLAGS: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
-const PLAIN_FLAGS: u32 = NOSCRIPT | LOADING | STALE;
-const ACL_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
-const ACL_SLOW: &[&str] = &["@slow"];
-
-const fn doc(summary: &'static str, since: &'static str, complexity: &'static str) -> Doc {
-    Doc {
-        summary,
-        since,
-        group: "server",
-        complexity,
-    }
-}
-
-const fn sub(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    acl: &'static [&'static str],
-    doc: Doc,
-    handler: super::Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        acl,
-        doc,
-        handler: Some(handler),
-        ..Command::DEFAULT
-    }
-}
-
-pub static COMMANDS: &[Command] = &[Command {
-    name: "acl",
-    arity: -2,
-    flags: 0,
-    acl: ACL_SLOW,
-    doc: doc(
-        "A container for Access List Control commands ",
-        "6.0.0",
-        "Depends on subcommand.",
-    ),
-    handler: None,
-    subcommands: SUBCOMMANDS,
-    ..Command::DEFAULT
-}];
-
-static SUBCOMMANDS: &[Command] = &[
-    sub(
-        "cat",
-        -2,
-        PLAIN_FLAGS,
-        ACL_SLOW,
-        doc(
-            "List the ACL categories or the commands inside a category",
-            "6.0.0",
-            "O(1) since the categories and commands are a fixed set.",
-        ),
-        acl_cat,
-    ),
-    sub(
-        "deluser",
-        -3,
-        ADMIN_FLAGS,
-        ACL_ADMIN,
-        doc(
-            "Remove the specified ACL users and the associated rules",
-            "6.0.0",
-            "O(1) amortized time considering the typical user.",
-        ),
-        acl_deluser,
-    ),
-    sub(
-        "dryrun",
-        -4,
-        ADMIN_FLAGS,
-        ACL_ADMIN,
-        doc(
-            "Returns whether the user can execute the given command without executing the command.",
-            "7.0.0",
-            "O(1).",
-        ),
-        acl_dryrun,
-    ),
-    sub(
-        "genpass",
-        -2,
-        PLAIN_FLAGS,
-        ACL_SLOW,
-        doc(
-            "Generate a pseudorandom secure password to use for ACL users",
-            "6.0.0",
-            "O(1)",
-        ),
-        acl_genpass,
-    ),
-    sub(
-        "getuser",
-        3,
-        ADMIN_FLAGS,
-        ACL_ADMIN,
-        doc(
-            "Get the rules for a specific ACL user",
-            "6.0.0",
-            "O(N). Where N is the number of password, command and pattern rules that the user has.",
-        ),
-        acl_getuser,
-    ),
-    sub(
-        "help",
-        2,
-        LOADING | STALE,
-        ACL_SLOW,
-        doc(
-            "Show helpful text about the different subcommands",
-            "6.0.0",
-            "O(1)",
-        ),
-        acl_help,
-    ),
-    sub(
-        "list",
-        2,
-        ADMIN_FLAGS,
-        ACL_ADMIN,
-        doc(
-            "List the current ACL rules in ACL config file format",
-            "6.0.0",
-            "O(N). Where N is the number of configured users.",
-        ),
-        acl_list,
-    ),
-    sub(
-        "load",
-        2,
-        ADMIN_FLAGS,
-        ACL_ADMIN,
-        doc(
-            "Reload the ACLs from the configured ACL file",
-            "6.0.0",
-            "O(N). Where N is the number of configured users.",
-        ),
-        acl_load,
-    ),
-    sub(
-        "log",
-        -2,
-        ADMIN_FLAGS,
-        ACL_ADMIN,
-        doc(
-            "List latest events denied because of ACLs in place",
-            "6.0.0",
-            "O(N) with N being the number of entries shown.",
-        ),
-        acl_log,
-    ),
-    sub(
-        "save",
-        2,
-        ADMIN_FLAGS,
-        ACL_ADMIN,
-        doc(
-            "Save the current ACL rules in the configured ACL file",
-            "6.0.0",
-            "O(N). Where N is the number of configured users.",
-        ),
-        acl_save,
-    ),
-    sub(
-        "setuser",
-        -3,
-        ADMIN_FLAGS,
-        ACL_ADMIN,
-        doc(
-            "Modify or create the rules for a specific ACL user",
-            "6.0.0",
-            "O(N). Where N is the number of rules provided.",
-        ),
-        acl_setuser,
-    ),
-    sub(
-        "users",
-        2,
-        ADMIN_FLAGS,
-        ACL_ADMIN,
-        doc(
-            "List the username of all the configured ACL rules",
-            "6.0.0",
-            "O(N). Where N is the number of configured users.",
-        ),
-        acl_users,
-    ),
-    sub(
-        "whoami",
-        2,
-        PLAIN_FLAGS,
-        ACL_SLOW,
-        doc(
-            "Return the name of the user associated to the current connection",
-            "6.0.0",
-            "O(1)",
-        ),
-        acl_whoami,
-    ),
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("acl|cat", acl_cat),
+    ("acl|deluser", acl_deluser),
+    ("acl|dryrun", acl_dryrun),
+    ("acl|genpass", acl_genpass),
+    ("acl|getuser", acl_getuser),
+    ("acl|help", acl_help),
+    ("acl|list", acl_list),
+    ("acl|load", acl_load),
+    ("acl|log", acl_log),
+    ("acl|save", acl_save),
+    ("acl|setuser", acl_setuser),
+    ("acl|users", acl_users),
+    ("acl|whoami", acl_whoami),
 ];
 
 // ---- shared with AUTH / HELLO / the command path ----

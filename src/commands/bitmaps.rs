@@ -7,126 +7,23 @@
 //! they changed (a SETRANGE effect), not as the whole value.
 
 use super::{
-    arg_i64, c_str, flags::*, is_opt, read_typed, reader, write_typed, CmdError, CmdResult,
-    Command, Ctx, Doc, Handler,
+    arg_i64, c_str, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Ctx, Handler,
 };
 use crate::db::effect::Effect;
 use crate::db::notify::{GENERIC, NEW, STRING};
 use crate::db::{StrForm, StrValue, Value};
 use bytes::Bytes;
 
-/// A table entry of the bitmap group.
-#[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    acl: &'static [&'static str],
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        key_step: keys.2,
-        acl,
-        doc: Doc {
-            summary,
-            since,
-            group: "bitmap",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
-
-pub static COMMANDS: &[Command] = &[
-    cmd(
-        "setbit",
-        4,
-        WRITE | DENYOOM,
-        ONE_KEY,
-        &["@write", "@bitmap", "@slow"],
-        "Sets or clears the bit at offset in the string value stored at key",
-        "2.2.0",
-        "O(1)",
-        setbit,
-    ),
-    cmd(
-        "getbit",
-        3,
-        READONLY | FAST,
-        ONE_KEY,
-        &["@read", "@bitmap", "@fast"],
-        "Returns the bit value at offset in the string value stored at key",
-        "2.2.0",
-        "O(1)",
-        getbit,
-    ),
-    cmd(
-        "bitcount",
-        -2,
-        READONLY,
-        ONE_KEY,
-        &["@read", "@bitmap", "@slow"],
-        "Count set bits in a string",
-        "2.6.0",
-        "O(N)",
-        bitcount,
-    ),
-    cmd(
-        "bitpos",
-        -3,
-        READONLY,
-        ONE_KEY,
-        &["@read", "@bitmap", "@slow"],
-        "Find first bit set or clear in a string",
-        "2.8.7",
-        "O(N)",
-        bitpos,
-    ),
-    cmd(
-        "bitop",
-        -4,
-        WRITE | DENYOOM,
-        (2, -1, 1),
-        &["@write", "@bitmap", "@slow"],
-        "Perform bitwise operations between strings",
-        "2.6.0",
-        "O(N)",
-        bitop,
-    ),
-    cmd(
-        "bitfield",
-        -2,
-        WRITE | DENYOOM,
-        ONE_KEY,
-        &["@write", "@bitmap", "@slow"],
-        "Perform arbitrary bitfield integer operations on strings",
-        "3.2.0",
-        "O(1) for each subcommand specified",
-        bitfield,
-    ),
-    cmd(
-        "bitfield_ro",
-        -2,
-        READONLY | FAST,
-        ONE_KEY,
-        &["@read", "@bitmap", "@fast"],
-        "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD",
-        "6.0.0",
-        "O(1) for each subcommand specified",
-        bitfield_ro,
-    ),
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("setbit", setbit),
+    ("getbit", getbit),
+    ("bitcount", bitcount),
+    ("bitpos", bitpos),
+    ("bitop", bitop),
+    ("bitfield", bitfield),
+    ("bitfield_ro", bitfield_ro),
 ];
 
 fn as_str(v: &mut Value) -> Result<&mut StrValue, CmdError> {

@@ -6,7 +6,7 @@
 
 use super::cluster_repl::syntax_sub;
 use super::flags::*;
-use super::{arg_i64, c_str_lossy, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
+use super::{arg_i64, c_str_lossy, is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::cluster::bus;
 use crate::cluster::gossip::HandshakeError;
 use crate::cluster::nodes::{self, flags as nf, todo, Name, State};
@@ -15,96 +15,37 @@ use crate::cluster::Cluster;
 use bytes::Bytes;
 use std::sync::Arc;
 
-const ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous"];
-const SLOW: &[&str] = &["@slow"];
-const ADM: u32 = ADMIN | STALE | NO_ASYNC_LOADING;
-
-#[allow(clippy::too_many_arguments)]
-const fn sub(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    acl: &'static [&'static str],
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        acl,
-        doc: Doc {
-            summary,
-            since,
-            group: "cluster",
-            complexity,
-        },
-        handler: Some(handler),
-        ..Command::DEFAULT
-    }
-}
-
-static SUBCOMMANDS: &[Command] = &[
-    sub("count-failure-reports", 3, ADMIN | STALE, ADMIN_ACL, "Return the number of failure reports active for a given node", "3.0.0", "O(N) where N is the number of failure reports", count_failure_reports),
-    sub("slots", 2, STALE, SLOW, "Get array of Cluster slot to node mappings", "3.0.0", "O(N) where N is the total number of Cluster nodes", slots),
-    sub("replicas", 3, ADMIN | STALE, ADMIN_ACL, "List replica nodes of the specified master node", "5.0.0", "O(1)", replicas),
-    sub("slaves", 3, ADMIN | STALE, ADMIN_ACL, "List replica nodes of the specified master node", "3.0.0", "O(1)", replicas),
-    sub("myid", 2, STALE, SLOW, "Return the node id", "3.0.0", "O(1)", myid),
-    sub("forget", 3, ADM, ADMIN_ACL, "Remove a node from the nodes table", "3.0.0", "O(1)", forget),
-    sub("delslots", -3, ADM, ADMIN_ACL, "Set hash slots as unbound in receiving node", "3.0.0", "O(N) where N is the total number of hash slot arguments", addslots),
-    sub("getkeysinslot", 4, STALE, SLOW, "Return local key names in the specified hash slot", "3.0.0", "O(log(N)) where N is the number of requested keys", getkeysinslot),
-    sub("addslots", -3, ADM, ADMIN_ACL, "Assign new hash slots to receiving node", "3.0.0", "O(N) where N is the total number of hash slot arguments", addslots),
-    sub("delslotsrange", -4, ADM, ADMIN_ACL, "Set hash slots as unbound in receiving node", "7.0.0", "O(N) where N is the total number of the slots between the start slot and end slot arguments.", addslotsrange),
-    sub("meet", -4, ADM, ADMIN_ACL, "Force a node cluster to handshake with another node", "3.0.0", "O(1)", meet),
-    sub("reset", -2, ADMIN | NOSCRIPT | STALE, ADMIN_ACL, "Reset a Redis Cluster node", "3.0.0", "O(N) where N is the number of known nodes. The command may execute a FLUSHALL as a side effect.", reset),
-    sub("flushslots", 2, ADM, ADMIN_ACL, "Delete a node's own slots information", "3.0.0", "O(1)", flushslots),
-    sub("addslotsrange", -4, ADM, ADMIN_ACL, "Assign new hash slots to receiving node", "7.0.0", "O(N) where N is the total number of the slots between the start slot and end slot arguments.", addslotsrange),
-    sub("countkeysinslot", 3, STALE, SLOW, "Return the number of local keys in the specified hash slot", "3.0.0", "O(1)", countkeysinslot),
-    sub("set-config-epoch", 3, ADM, ADMIN_ACL, "Set the configuration epoch in a new node", "3.0.0", "O(1)", set_config_epoch),
-    sub("keyslot", 3, STALE, SLOW, "Returns the hash slot of the specified key", "3.0.0", "O(N) where N is the number of bytes in the key", keyslot),
-    sub("saveconfig", 2, ADM, ADMIN_ACL, "Forces the node to save cluster state on disk", "3.0.0", "O(1)", saveconfig),
-    sub("help", 2, LOADING | STALE, SLOW, "Show helpful text about the different subcommands", "5.0.0", "O(1)", help),
-    sub("bumpepoch", 2, ADM, ADMIN_ACL, "Advance the cluster config epoch", "3.0.0", "O(1)", bumpepoch),
-    sub("info", 2, STALE, SLOW, "Provides info about Redis Cluster node state", "3.0.0", "O(1)", info),
-    sub("links", 2, STALE, SLOW, "Returns a list of all TCP links to and from peer nodes in cluster", "7.0.0", "O(N) where N is the total number of Cluster nodes", links),
-    sub("setslot", -4, ADM, ADMIN_ACL, "Bind a hash slot to a specific node", "3.0.0", "O(1)", setslot),
-    sub("shards", 2, STALE, SLOW, "Get array of cluster slots to node mappings", "7.0.0", "O(N) where N is the total number of cluster nodes", shards),
-    sub("failover", -2, ADM, ADMIN_ACL, "Forces a replica to perform a manual failover of its master.", "3.0.0", "O(1)", super::cluster_repl::failover),
-    sub("replicate", 3, ADM, ADMIN_ACL, "Reconfigure a node as a replica of the specified master node", "3.0.0", "O(1)", super::cluster_repl::replicate),
-    sub("nodes", 2, STALE, SLOW, "Get Cluster config for the node", "3.0.0", "O(N) where N is the total number of Cluster nodes", nodes_cmd),
-];
-
-pub static COMMANDS: &[Command] = &[
-    Command {
-        name: "asking",
-        arity: 1,
-        flags: FAST,
-        acl: &["@fast", "@connection"],
-        doc: Doc {
-            summary: "Sent by cluster clients after an -ASK redirect",
-            since: "3.0.0",
-            group: "cluster",
-            complexity: "O(1)",
-        },
-        handler: Some(asking),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "cluster",
-        arity: -2,
-        flags: 0,
-        acl: SLOW,
-        doc: Doc {
-            summary: "A container for cluster commands",
-            since: "3.0.0",
-            group: "cluster",
-            complexity: "Depends on subcommand.",
-        },
-        subcommands: SUBCOMMANDS,
-        ..Command::DEFAULT
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("asking", asking),
+    ("cluster|count-failure-reports", count_failure_reports),
+    ("cluster|slots", slots),
+    ("cluster|replicas", replicas),
+    ("cluster|slaves", replicas),
+    ("cluster|myid", myid),
+    ("cluster|forget", forget),
+    ("cluster|delslots", addslots),
+    ("cluster|getkeysinslot", getkeysinslot),
+    ("cluster|addslots", addslots),
+    ("cluster|delslotsrange", addslotsrange),
+    ("cluster|meet", meet),
+    ("cluster|reset", reset),
+    ("cluster|flushslots", flushslots),
+    ("cluster|addslotsrange", addslotsrange),
+    ("cluster|countkeysinslot", countkeysinslot),
+    ("cluster|set-config-epoch", set_config_epoch),
+    ("cluster|keyslot", keyslot),
+    ("cluster|saveconfig", saveconfig),
+    ("cluster|help", help),
+    ("cluster|bumpepoch", bumpepoch),
+    ("cluster|info", info),
+    ("cluster|links", links),
+    ("cluster|setslot", setslot),
+    ("cluster|shards", shards),
+    ("cluster|failover", super::cluster_repl::failover),
+    ("cluster|replicate", super::cluster_repl::replicate),
+    ("cluster|nodes", nodes_cmd),
 ];
 
 fn disabled() -> CmdError {

@@ -4,41 +4,14 @@
 //! started by the server when it sees the new role
 //! (`server::cluster_repl`).
 
-use super::flags::*;
-use super::{c_str_lossy, is_opt, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{c_str_lossy, is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::cluster::manual::Mode;
 use crate::cluster::nodes::todo;
 use bytes::Bytes;
 
-const fn conn_cmd(name: &'static str, summary: &'static str, handler: super::Handler) -> Command {
-    Command {
-        name,
-        arity: 1,
-        flags: LOADING | STALE | FAST,
-        acl: &["@fast", "@connection"],
-        doc: Doc {
-            summary,
-            since: "3.0.0",
-            group: "cluster",
-            complexity: "O(1)",
-        },
-        handler: Some(handler),
-        ..Command::DEFAULT
-    }
-}
-
-pub static COMMANDS: &[Command] = &[
-    conn_cmd(
-        "readonly",
-        "Enables read queries for a connection to a cluster replica node",
-        readonly,
-    ),
-    conn_cmd(
-        "readwrite",
-        "Disables read queries for a connection to a cluster replica node",
-        readwrite,
-    ),
-];
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[("readonly", readonly), ("readwrite", readwrite)];
 
 /// CLUSTER's "unknown subcommand or wrong number of arguments" error
 /// (used by `cluster` too).

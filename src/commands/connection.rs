@@ -7,342 +7,41 @@
 //! in `commands::acl`); `requirepass` is the default user's password.
 
 use super::args::help_reply;
-use super::{arg_i64, flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{arg_i64, is_kw, CmdError, CmdResult, Ctx, Handler};
 use crate::db::DATABASES;
 use crate::protocol::Out;
 use crate::server::{Client, ClientHandle, ReplyMode, Shared};
 use bytes::Bytes;
 use std::sync::Arc;
 
-/// Flags shared by most CLIENT subcommands.
-const CLIENT_FLAGS: u32 = NOSCRIPT | LOADING | STALE;
-const ACL_CONN: &[&str] = &["@slow", "@connection"];
-const ACL_CONN_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous", "@connection"];
-
-const fn conn_doc(summary: &'static str, since: &'static str, complexity: &'static str) -> Doc {
-    Doc {
-        summary,
-        since,
-        group: "connection",
-        complexity,
-    }
-}
-
-pub static COMMANDS: &[Command] = &[
-    Command {
-        name: "ping",
-        arity: -1,
-        flags: FAST,
-        acl: &["@fast", "@connection"],
-        doc: conn_doc("Ping the server", "1.0.0", "O(1)"),
-        handler: Some(ping),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "echo",
-        arity: 2,
-        flags: LOADING | STALE | FAST,
-        acl: &["@fast", "@connection"],
-        doc: conn_doc("Echo the given string", "1.0.0", "O(1)"),
-        handler: Some(echo),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "quit",
-        arity: -1,
-        flags: ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
-        acl: &["@fast", "@connection"],
-        doc: conn_doc("Close the connection", "1.0.0", "O(1)"),
-        handler: Some(quit),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "select",
-        arity: 2,
-        flags: LOADING | STALE | FAST,
-        acl: &["@fast", "@connection"],
-        doc: conn_doc(
-            "Change the selected database for the current connection",
-            "1.0.0",
-            "O(1)",
-        ),
-        handler: Some(select),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "auth",
-        arity: -2,
-        flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
-        acl: &["@fast", "@connection"],
-        doc: conn_doc(
-            "Authenticate to the server",
-            "1.0.0",
-            "O(N) where N is the number of passwords defined for the user",
-        ),
-        handler: Some(auth),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "hello",
-        arity: -1,
-        flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
-        acl: &["@fast", "@connection"],
-        doc: conn_doc("Handshake with Redis", "6.0.0", "O(1)"),
-        handler: Some(hello),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "reset",
-        arity: 1,
-        flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
-        acl: &["@fast", "@connection"],
-        doc: conn_doc("Reset the connection", "6.2.0", "O(1)"),
-        handler: Some(reset),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "client",
-        arity: -2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: conn_doc(
-            "A container for client connection commands",
-            "2.4.0",
-            "Depends on subcommand.",
-        ),
-        handler: None,
-        subcommands: CLIENT_SUBCOMMANDS,
-        ..Command::DEFAULT
-    },
-];
-
-static CLIENT_SUBCOMMANDS: &[Command] = &[
-    Command {
-        name: "help",
-        arity: 2,
-        flags: LOADING | STALE,
-        acl: ACL_CONN,
-        doc: conn_doc(
-            "Show helpful text about the different subcommands",
-            "5.0.0",
-            "O(1)",
-        ),
-        handler: Some(client_help),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "id",
-        arity: 2,
-        flags: CLIENT_FLAGS,
-        acl: ACL_CONN,
-        doc: conn_doc(
-            "Returns the client ID for the current connection",
-            "5.0.0",
-            "O(1)",
-        ),
-        handler: Some(client_id),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "setname",
-        arity: 3,
-        flags: CLIENT_FLAGS,
-        acl: ACL_CONN,
-        doc: conn_doc("Set the current connection name", "2.6.9", "O(1)"),
-        handler: Some(client_setname),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "getname",
-        arity: 2,
-        flags: CLIENT_FLAGS,
-        acl: ACL_CONN,
-        doc: conn_doc("Get the current connection name", "2.6.9", "O(1)"),
-        handler: Some(client_getname),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "setinfo",
-        arity: 4,
-        flags: CLIENT_FLAGS,
-        acl: ACL_CONN,
-        doc: conn_doc(
-            "Set client or connection specific info",
-            "7.2.0",
-            "O(1)",
-        ),
-        handler: Some(client_setinfo),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "list",
-        arity: -2,
-        flags: ADMIN | CLIENT_FLAGS,
-        acl: ACL_CONN_ADMIN,
-        doc: conn_doc(
-            "Get the list of client connections",
-            "2.4.0",
-            "O(N) where N is the number of client connections",
-        ),
-        handler: Some(client_list),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "info",
-        arity: 2,
-        flags: CLIENT_FLAGS,
-        acl: ACL_CONN,
-        doc: conn_doc(
-            "Returns information about the current client connection.",
-            "6.2.0",
-            "O(1)",
-        ),
-        handler: Some(client_info),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "kill",
-        arity: -3,
-        flags: ADMIN | CLIENT_FLAGS,
-        acl: ACL_CONN_ADMIN,
-        doc: conn_doc(
-            "Kill the connection of a client",
-            "2.4.0",
-            "O(N) where N is the number of client connections",
-        ),
-        handler: Some(client_kill),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "unblock",
-        arity: -3,
-        flags: ADMIN | CLIENT_FLAGS,
-        acl: ACL_CONN_ADMIN,
-        doc: conn_doc(
-            "Unblock a client blocked in a blocking command from a different connection",
-            "5.0.0",
-            "O(log N) where N is the number of client connections",
-        ),
-        handler: Some(client_unblock),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "tracking",
-        arity: -3,
-        flags: CLIENT_FLAGS,
-        acl: ACL_CONN,
-        doc: conn_doc(
-            "Enable or disable server assisted client side caching support",
-            "6.0.0",
-            "O(1). Some options may introduce additional complexity.",
-        ),
-        handler: Some(super::tracking::client_tracking),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "caching",
-        arity: 3,
-        flags: CLIENT_FLAGS,
-        acl: ACL_CONN,
-        doc: conn_doc(
-            "Instruct the server about tracking or not keys in the next request",
-            "6.0.0",
-            "O(1)",
-        ),
-        handler: Some(super::tracking::client_caching),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "getredir",
-        arity: 2,
-        flags: CLIENT_FLAGS,
-        acl: ACL_CONN,
-        doc: conn_doc(
-            "Get tracking notifications redirection client ID if any",
-            "6.0.0",
-            "O(1)",
-        ),
-        handler: Some(super::tracking::client_getredir),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "trackinginfo",
-        arity: 2,
-        flags: CLIENT_FLAGS,
-        acl: ACL_CONN,
-        doc: conn_doc(
-            "Return information about server assisted client side caching for the current connection",
-            "6.2.0",
-            "O(1)",
-        ),
-        handler: Some(super::tracking::client_trackinginfo),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "no-evict",
-        arity: 3,
-        flags: ADMIN | CLIENT_FLAGS,
-        acl: ACL_CONN_ADMIN,
-        doc: conn_doc(
-            "Set client eviction mode for the current connection",
-            "7.0.0",
-            "O(1)",
-        ),
-        handler: Some(client_no_evict),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "no-touch",
-        arity: 3,
-        flags: CLIENT_FLAGS,
-        acl: ACL_CONN,
-        doc: conn_doc(
-            "Controls whether commands sent by the client will alter the LRU/LFU of the keys they access.",
-            "7.2.0",
-            "O(1)",
-        ),
-        handler: Some(client_no_touch),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "pause",
-        arity: -3,
-        flags: ADMIN | CLIENT_FLAGS,
-        acl: ACL_CONN_ADMIN,
-        doc: conn_doc(
-            "Stop processing commands from clients for some time",
-            "2.9.50",
-            "O(1)",
-        ),
-        handler: Some(client_pause),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "unpause",
-        arity: 2,
-        flags: ADMIN | CLIENT_FLAGS,
-        acl: ACL_CONN_ADMIN,
-        doc: conn_doc(
-            "Resume processing of clients that were paused",
-            "6.2.0",
-            "O(N) Where N is the number of paused clients",
-        ),
-        handler: Some(client_unpause),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "reply",
-        arity: 3,
-        flags: CLIENT_FLAGS,
-        acl: ACL_CONN,
-        doc: conn_doc(
-            "Instruct the server whether to reply to commands",
-            "3.2.0",
-            "O(1)",
-        ),
-        handler: Some(client_reply),
-        ..Command::DEFAULT
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("ping", ping),
+    ("echo", echo),
+    ("quit", quit),
+    ("select", select),
+    ("auth", auth),
+    ("hello", hello),
+    ("reset", reset),
+    ("client|help", client_help),
+    ("client|id", client_id),
+    ("client|setname", client_setname),
+    ("client|getname", client_getname),
+    ("client|setinfo", client_setinfo),
+    ("client|list", client_list),
+    ("client|info", client_info),
+    ("client|kill", client_kill),
+    ("client|unblock", client_unblock),
+    ("client|tracking", super::tracking::client_tracking),
+    ("client|caching", super::tracking::client_caching),
+    ("client|getredir", super::tracking::client_getredir),
+    ("client|trackinginfo", super::tracking::client_trackinginfo),
+    ("client|no-evict", client_no_evict),
+    ("client|no-touch", client_no_touch),
+    ("client|pause", client_pause),
+    ("client|unpause", client_unpause),
+    ("client|reply", client_reply),
 ];
 
 /// PING [message]

@@ -8,24 +8,13 @@
 //! in `server::execute` before authentication, as Redis's `processCommand`
 //! checks CMD_PROTECTED commands: see `allowed`.
 
-use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{is_kw, CmdError, CmdResult, Ctx, Handler};
 use crate::db::Value;
 use bytes::Bytes;
 
-pub static COMMANDS: &[Command] = &[Command {
-    name: "debug",
-    arity: -2,
-    flags: ADMIN | NOSCRIPT | LOADING | STALE,
-    acl: &["@admin", "@slow", "@dangerous"],
-    doc: Doc {
-        summary: "A container for debugging commands",
-        since: "1.0.0",
-        group: "server",
-        complexity: "Depends on subcommand.",
-    },
-    handler: Some(debug),
-    ..Command::DEFAULT
-}];
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[("debug", debug)];
 
 /// Redis's rejection of a protected command that its option disallows.
 pub const NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";

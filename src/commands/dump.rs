@@ -7,54 +7,18 @@
 //! durable like any write; a restored stream is a new stream whose entries
 //! are written to its own log before the key points at it.
 
-use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
+use super::{arg_i64, is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::db::notify::GENERIC;
 use crate::db::Value;
 use crate::rdb::{self, RdbValue, Reader};
 use bytes::Bytes;
 
-#[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    acl: &'static [&'static str],
-    summary: &'static str,
-    complexity: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: 1,
-        last_key: 1,
-        key_step: 1,
-        acl,
-        doc: Doc {
-            summary,
-            since: "2.6.0",
-            group: "generic",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-pub static COMMANDS: &[Command] = &[
-    cmd("dump", 2, READONLY, &["@keyspace", "@read", "@slow"], "Return a serialized version of the value stored at the specified key.", "O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1).", dump),
-    cmd("restore", -4, WRITE | DENYOOM, &["@keyspace", "@write", "@slow", "@dangerous"], "Create a key using the provided serialized value, previously obtained using DUMP.", "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).", restore),
-    Command {
-        name: "restore-asking",
-        doc: Doc {
-            summary: "An internal command for migrating keys in a cluster",
-            since: "3.0.0",
-            group: "server",
-            complexity: "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).",
-        },
-        ..cmd("restore-asking", -4, WRITE | DENYOOM | ASKING, &["@keyspace", "@write", "@slow", "@dangerous"], "", "", restore)
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("dump", dump),
+    ("restore", restore),
+    ("restore-asking", restore),
 ];
 
 /// The thresholds loaded values are converted by (the live config).

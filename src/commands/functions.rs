@@ -3,169 +3,26 @@
 //! set are `crate::scripting::functions`, kept in `Keyspace::functions`;
 //! every change to the set is logged as a FUNCTION effect (WAL tags 80-83).
 
-use super::{flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::db::effect::Effect;
 use crate::scripting::functions::{parse_payload, RestorePolicy, ENGINE};
 use crate::scripting::script_flags;
 use bytes::Bytes;
 
-const FCALL_FLAGS: u32 = NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | MOVABLE_KEYS;
-
-const fn sub(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    acl: &'static [&'static str],
-    summary: &'static str,
-    complexity: &'static str,
-    handler: super::Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        acl,
-        doc: Doc {
-            summary,
-            since: "7.0.0",
-            group: "scripting",
-            complexity,
-        },
-        handler: Some(handler),
-        ..Command::DEFAULT
-    }
-}
-
-const RW: &[&str] = &["@write", "@slow", "@scripting"];
-const RO: &[&str] = &["@slow", "@scripting"];
-
-pub static COMMANDS: &[Command] = &[
-    Command {
-        name: "fcall",
-        arity: -3,
-        flags: FCALL_FLAGS,
-        acl: RO,
-        doc: Doc {
-            summary: "Invoke a function",
-            since: "7.0.0",
-            group: "scripting",
-            complexity: "Depends on the function that is executed.",
-        },
-        handler: Some(fcall),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "fcall_ro",
-        arity: -3,
-        flags: FCALL_FLAGS | READONLY,
-        acl: RO,
-        doc: Doc {
-            summary: "Invoke a read-only function",
-            since: "7.0.0",
-            group: "scripting",
-            complexity: "Depends on the function that is executed.",
-        },
-        handler: Some(fcall_ro),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "function",
-        arity: -2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: Doc {
-            summary: "A container for function commands",
-            since: "7.0.0",
-            group: "scripting",
-            complexity: "Depends on subcommand.",
-        },
-        subcommands: FUNCTION_SUBCOMMANDS,
-        ..Command::DEFAULT
-    },
-];
-
-static FUNCTION_SUBCOMMANDS: &[Command] = &[
-    sub(
-        "delete",
-        3,
-        WRITE | NOSCRIPT,
-        RW,
-        "Delete a function by name",
-        "O(1)",
-        function_delete,
-    ),
-    sub(
-        "dump",
-        2,
-        NOSCRIPT,
-        RO,
-        "Dump all functions into a serialized binary payload",
-        "O(N) where N is the number of functions",
-        function_dump,
-    ),
-    sub(
-        "flush",
-        -2,
-        WRITE | NOSCRIPT,
-        RW,
-        "Deleting all functions",
-        "O(N) where N is the number of functions deleted",
-        function_flush,
-    ),
-    sub(
-        "help",
-        2,
-        LOADING | STALE,
-        RO,
-        "Show helpful text about the different subcommands",
-        "O(1)",
-        function_help,
-    ),
-    sub(
-        "kill",
-        2,
-        NOSCRIPT | ALLOW_BUSY,
-        RO,
-        "Kill the function currently in execution.",
-        "O(1)",
-        function_kill,
-    ),
-    sub(
-        "list",
-        -2,
-        NOSCRIPT,
-        RO,
-        "List information about all the functions",
-        "O(N) where N is the number of functions",
-        function_list,
-    ),
-    sub(
-        "load",
-        -3,
-        WRITE | DENYOOM | NOSCRIPT,
-        RW,
-        "Create a function with the given arguments (name, code, description)",
-        "O(1) (considering compilation time is redundant)",
-        function_load,
-    ),
-    sub(
-        "restore",
-        -3,
-        WRITE | DENYOOM | NOSCRIPT,
-        RW,
-        "Restore all the functions on the given payload",
-        "O(N) where N is the number of functions on the payload",
-        function_restore,
-    ),
-    sub(
-        "stats",
-        2,
-        NOSCRIPT | ALLOW_BUSY,
-        RO,
-        "Return information about the function currently running (name, description, duration)",
-        "O(1)",
-        function_stats,
-    ),
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("fcall", fcall),
+    ("fcall_ro", fcall_ro),
+    ("function|delete", function_delete),
+    ("function|dump", function_dump),
+    ("function|flush", function_flush),
+    ("function|help", function_help),
+    ("function|kill", function_kill),
+    ("function|list", function_list),
+    ("function|load", function_load),
+    ("function|restore", function_restore),
+    ("function|stats", function_stats),
 ];
 
 fn refresh_stats(ctx: &mut Ctx) {

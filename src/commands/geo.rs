@@ -15,10 +15,7 @@ mod sort;
 
 use super::strings::ldouble::{self, Ld};
 use super::zsets::{self, parse_score};
-use super::{
-    c_str_lossy, flags::*, is_opt, read_typed, reader, CmdError, CmdResult, Command, Ctx, Doc,
-    Handler,
-};
+use super::{c_str_lossy, is_opt, read_typed, reader, CmdError, CmdResult, Ctx, Handler};
 use crate::db::zset::ZSet;
 use crate::db::Value;
 use crate::protocol::Out;
@@ -26,55 +23,19 @@ use bytes::Bytes;
 use geohash::{Shape, ShapeKind};
 use std::cmp::Ordering;
 
-/// A table entry of the geo group.
-#[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    acl: &'static [&'static str],
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        key_step: keys.2,
-        acl,
-        doc: Doc {
-            summary,
-            since,
-            group: "geo",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
-const READ: &[&str] = &["@read", "@geo", "@slow"];
-const WRITE_ACL: &[&str] = &["@write", "@geo", "@slow"];
-const RADIUS_CX: &str = "O(N+log(M)) where N is the number of elements inside the bounding box of the circular area delimited by center and radius and M is the number of items inside the index.";
-const SEARCH_CX: &str = "O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around the shape provided as the filter and M is the number of items inside the shape";
-
-pub static COMMANDS: &[Command] = &[
-    cmd("geoadd", -5, WRITE | DENYOOM, ONE_KEY, WRITE_ACL, "Add one or more geospatial items in the geospatial index represented using a sorted set", "3.2.0", "O(log(N)) for each item added, where N is the number of elements in the sorted set.", geoadd),
-    cmd("geodist", -4, READONLY, ONE_KEY, READ, "Returns the distance between two members of a geospatial index", "3.2.0", "O(log(N))", geodist),
-    cmd("geohash", -2, READONLY, ONE_KEY, READ, "Returns members of a geospatial index as standard geohash strings", "3.2.0", "O(log(N)) for each member requested, where N is the number of elements in the sorted set.", geohash_cmd),
-    cmd("geopos", -2, READONLY, ONE_KEY, READ, "Returns longitude and latitude of members of a geospatial index", "3.2.0", "O(N) where N is the number of members requested.", geopos),
-    cmd("georadius", -6, WRITE | DENYOOM | MOVABLE_KEYS, ONE_KEY, WRITE_ACL, "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a point", "3.2.0", RADIUS_CX, georadius),
-    cmd("georadius_ro", -6, READONLY, ONE_KEY, READ, "A read-only variant for GEORADIUS", "3.2.10", RADIUS_CX, georadius_ro),
-    cmd("georadiusbymember", -5, WRITE | DENYOOM | MOVABLE_KEYS, ONE_KEY, WRITE_ACL, "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a member", "3.2.0", RADIUS_CX, georadiusbymember),
-    cmd("georadiusbymember_ro", -5, READONLY, ONE_KEY, READ, "A read-only variant for GEORADIUSBYMEMBER", "3.2.10", RADIUS_CX, georadiusbymember_ro),
-    cmd("geosearch", -7, READONLY, ONE_KEY, READ, "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle.", "6.2.0", SEARCH_CX, geosearch),
-    cmd("geosearchstore", -8, WRITE | DENYOOM, (1, 2, 1), WRITE_ACL, "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle, and store the result in another key.", "6.2.0", SEARCH_CX, geosearchstore),
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("geoadd", geoadd),
+    ("geodist", geodist),
+    ("geohash", geohash_cmd),
+    ("geopos", geopos),
+    ("georadius", georadius),
+    ("georadius_ro", georadius_ro),
+    ("georadiusbymember", georadiusbymember),
+    ("georadiusbymember_ro", georadiusbymember_ro),
+    ("geosearch", geosearch),
+    ("geosearchstore", geosearchstore),
 ];
 
 fn as_zset(v: &mut Value) -> Result<&mut ZSet, CmdError> {

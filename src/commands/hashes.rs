@@ -16,8 +16,7 @@ use super::args::{arg_count, empty_scan, invalid_cursor, parse_scan_opts};
 use super::keys::{parse_cursor, random_u64};
 use super::strings::ldouble;
 use super::{
-    arg_i64, flags::*, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Command, Ctx,
-    Doc, Handler, Reader,
+    arg_i64, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Ctx, Handler, Reader,
 };
 use crate::db::effect::Effect;
 use crate::db::hash::{own, Hash, HashLimits};
@@ -25,59 +24,25 @@ use crate::db::{notify, Keyspace, Value};
 use crate::glob::glob_match;
 use bytes::Bytes;
 
-/// A table entry of the hash group.
-#[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    acl: &'static [&'static str],
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: 1,
-        last_key: 1,
-        key_step: 1,
-        acl,
-        doc: Doc {
-            summary,
-            since,
-            group: "hash",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-const READ_FAST: &[&str] = &["@read", "@hash", "@fast"];
-const READ_SLOW: &[&str] = &["@read", "@hash", "@slow"];
-const WRITE_FAST: &[&str] = &["@write", "@hash", "@fast"];
-const SCAN_COMPLEXITY: &str = "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..";
-
-pub static COMMANDS: &[Command] = &[
-    cmd("hset", -4, WRITE | DENYOOM | FAST, WRITE_FAST, "Set the string value of a hash field", "2.0.0", "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", hset),
-    cmd("hsetnx", 4, WRITE | DENYOOM | FAST, WRITE_FAST, "Set the value of a hash field, only if the field does not exist", "2.0.0", "O(1)", hsetnx),
-    cmd("hget", 3, READONLY | FAST, READ_FAST, "Get the value of a hash field", "2.0.0", "O(1)", hget),
-    cmd("hmget", -3, READONLY | FAST, READ_FAST, "Get the values of all the given hash fields", "2.0.0", "O(N) where N is the number of fields being requested.", hmget),
-    cmd("hmset", -4, WRITE | DENYOOM | FAST, WRITE_FAST, "Set multiple hash fields to multiple values", "2.0.0", "O(N) where N is the number of fields being set.", hmset),
-    cmd("hgetall", 2, READONLY, READ_SLOW, "Get all the fields and values in a hash", "2.0.0", "O(N) where N is the size of the hash.", hgetall),
-    cmd("hdel", -3, WRITE | FAST, WRITE_FAST, "Delete one or more hash fields", "2.0.0", "O(N) where N is the number of fields to be removed.", hdel),
-    cmd("hlen", 2, READONLY | FAST, READ_FAST, "Get the number of fields in a hash", "2.0.0", "O(1)", hlen),
-    cmd("hexists", 3, READONLY | FAST, READ_FAST, "Determine if a hash field exists", "2.0.0", "O(1)", hexists),
-    cmd("hkeys", 2, READONLY, READ_SLOW, "Get all the fields in a hash", "2.0.0", "O(N) where N is the size of the hash.", hkeys),
-    cmd("hvals", 2, READONLY, READ_SLOW, "Get all the values in a hash", "2.0.0", "O(N) where N is the size of the hash.", hvals),
-    cmd("hincrby", 4, WRITE | DENYOOM | FAST, WRITE_FAST, "Increment the integer value of a hash field by the given number", "2.0.0", "O(1)", hincrby),
-    cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, WRITE_FAST, "Increment the float value of a hash field by the given amount", "2.6.0", "O(1)", hincrbyfloat),
-    cmd("hstrlen", 3, READONLY | FAST, READ_FAST, "Get the length of the value of a hash field", "3.2.0", "O(1)", hstrlen),
-    cmd("hrandfield", -2, READONLY, READ_SLOW, "Get one or multiple random fields from a hash", "6.2.0", "O(N) where N is the number of fields returned", hrandfield),
-    cmd("hscan", -3, READONLY, READ_SLOW, "Incrementally iterate hash fields and associated values", "2.8.0", SCAN_COMPLEXITY, hscan),
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("hset", hset),
+    ("hsetnx", hsetnx),
+    ("hget", hget),
+    ("hmget", hmget),
+    ("hmset", hmset),
+    ("hgetall", hgetall),
+    ("hdel", hdel),
+    ("hlen", hlen),
+    ("hexists", hexists),
+    ("hkeys", hkeys),
+    ("hvals", hvals),
+    ("hincrby", hincrby),
+    ("hincrbyfloat", hincrbyfloat),
+    ("hstrlen", hstrlen),
+    ("hrandfield", hrandfield),
+    ("hscan", hscan),
 ];
 
 // ---- lookups ----

@@ -8,8 +8,7 @@
 //! whole.
 
 use super::{
-    c_str_lossy, flags::*, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Command,
-    Ctx, Doc, Handler,
+    c_str_lossy, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Ctx, Handler,
 };
 use crate::db::effect::Effect;
 use crate::db::hll::{self, Set};
@@ -17,45 +16,14 @@ use crate::db::notify::{NEW, STRING};
 use crate::db::{StrForm, StrValue, Value};
 use bytes::Bytes;
 
-/// A table entry of the hyperloglog group.
-#[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    acl: &'static [&'static str],
-    summary: &'static str,
-    complexity: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        key_step: keys.2,
-        acl,
-        doc: Doc {
-            summary,
-            since: "2.8.9",
-            group: "hyperloglog",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-pub static COMMANDS: &[Command] = &[
-    cmd("pfadd", -2, WRITE | DENYOOM | FAST, (1, 1, 1), &["@write", "@hyperloglog", "@fast"], "Adds the specified elements to the specified HyperLogLog.", "O(1) to add every element.", pfadd),
-    // MAY_REPLICATE as in Redis (it may rewrite the cached cardinality):
-    // refused in read-only scripts, paused by CLIENT PAUSE WRITE.
-    cmd("pfcount", -2, READONLY | MAY_REPLICATE, (1, -1, 1), &["@read", "@hyperloglog", "@slow"], "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).", "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", pfcount),
-    cmd("pfmerge", -2, WRITE | DENYOOM, (1, -1, 1), &["@write", "@hyperloglog", "@slow"], "Merge N different HyperLogLogs into a single one.", "O(N) to merge N HyperLogLogs, but with high constant times.", pfmerge),
-    cmd("pfdebug", 3, WRITE | DENYOOM | ADMIN, (2, 2, 1), &["@write", "@hyperloglog", "@admin", "@slow", "@dangerous"], "Internal commands for debugging HyperLogLog values", "N/A", pfdebug),
-    cmd("pfselftest", 1, ADMIN, (0, 0, 0), &["@hyperloglog", "@admin", "@slow", "@dangerous"], "An internal command for testing HyperLogLog values", "N/A", pfselftest),
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("pfadd", pfadd),
+    ("pfcount", pfcount),
+    ("pfmerge", pfmerge),
+    ("pfdebug", pfdebug),
+    ("pfselftest", pfselftest),
 ];
 
 /// A string that passes Redis's `isHLLObjectOrReply`, else its errors

@@ -5,114 +5,23 @@
 //! doc arguments, history); nothing here names another family's command.
 
 use super::{
-    arg_flags, flags, flags::*, is_kw, key_flags, table, Arg, ArgType, BeginSearch, CmdError,
-    CmdResult, Command, Ctx, Doc, Entry, FindKeys, KeySpec,
+    arg_flags, flags, is_kw, key_flags, table, Arg, ArgType, BeginSearch, CmdError, CmdResult,
+    Command, Ctx, Entry, FindKeys, Handler, KeySpec,
 };
 use crate::glob::glob_match;
 use crate::protocol::Out;
 use bytes::Bytes;
 
-const fn server_doc(summary: &'static str, since: &'static str, complexity: &'static str) -> Doc {
-    Doc {
-        summary,
-        since,
-        group: "server",
-        complexity,
-    }
-}
-
-const ACL_CONN: &[&str] = &["@slow", "@connection"];
-
-pub static COMMANDS: &[Command] = &[Command {
-    name: "command",
-    arity: -1,
-    flags: LOADING | STALE,
-    acl: ACL_CONN,
-    doc: server_doc(
-        "Get array of Redis command details",
-        "2.8.13",
-        "O(N) where N is the total number of Redis commands",
-    ),
-    handler: Some(command_all),
-    subcommands: COMMAND_SUBCOMMANDS,
-    ..Command::DEFAULT
-}];
-
-static COMMAND_SUBCOMMANDS: &[Command] = &[
-    Command {
-        name: "count",
-        arity: 2,
-        flags: LOADING | STALE,
-        acl: ACL_CONN,
-        doc: server_doc("Get total number of Redis commands", "2.8.13", "O(1)"),
-        handler: Some(command_count),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "docs",
-        arity: -2,
-        flags: LOADING | STALE,
-        acl: ACL_CONN,
-        doc: server_doc(
-            "Get array of specific Redis command documentation",
-            "7.0.0",
-            "O(N) where N is the number of commands to look up",
-        ),
-        handler: Some(command_docs),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "info",
-        arity: -2,
-        flags: LOADING | STALE,
-        acl: ACL_CONN,
-        doc: server_doc(
-            "Get array of specific Redis command details, or all when no argument is given.",
-            "2.8.13",
-            "O(N) where N is the number of commands to look up",
-        ),
-        handler: Some(command_info),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "list",
-        arity: -2,
-        flags: LOADING | STALE,
-        acl: ACL_CONN,
-        doc: server_doc(
-            "Get an array of Redis command names",
-            "7.0.0",
-            "O(N) where N is the total number of Redis commands",
-        ),
-        handler: Some(command_list),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "getkeys",
-        arity: -4,
-        flags: LOADING | STALE,
-        acl: ACL_CONN,
-        doc: server_doc(
-            "Extract keys given a full Redis command",
-            "2.8.13",
-            "O(N) where N is the number of arguments to the command",
-        ),
-        handler: Some(command_getkeys),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "help",
-        arity: 2,
-        flags: LOADING | STALE,
-        acl: ACL_CONN,
-        doc: server_doc(
-            "Show helpful text about the different subcommands",
-            "5.0.0",
-            "O(1)",
-        ),
-        handler: Some(command_help),
-        ..Command::DEFAULT
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("command", command_all),
+    ("command|count", command_count),
+    ("command|docs", command_docs),
+    ("command|info", command_info),
+    ("command|list", command_list),
+    ("command|getkeys", command_getkeys),
+    ("command|help", command_help),
 ];
 
 // ---------------------------------------------------------------- COMMAND

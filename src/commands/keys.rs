@@ -5,151 +5,42 @@
 //! They work on any value type: only OBJECT ENCODING / REFCOUNT and COPY
 //! look inside a value, through `Value`'s own methods.
 
-use super::{
-    arg_i64, c_str_lossy, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler,
-};
+use super::{arg_i64, c_str_lossy, is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::db::lazyfree::Reason;
 use crate::db::notify::{GENERIC, NEW};
 use crate::db::{Value, DATABASES};
 use crate::glob::glob_match;
 use bytes::Bytes;
 
-/// A table entry of the generic group.
-#[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    acl: &'static [&'static str],
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        key_step: keys.2,
-        acl,
-        doc: Doc {
-            summary,
-            since,
-            group: "generic",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
-const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
-const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
-const TWO_KEYS: (i32, i32, i32) = (1, 2, 1);
-const OBJECT_KEY: (i32, i32, i32) = (2, 2, 1);
-const KS_READ_FAST: &[&str] = &["@keyspace", "@read", "@fast"];
-const KS_READ_SLOW: &[&str] = &["@keyspace", "@read", "@slow"];
-const KS_WRITE_FAST: &[&str] = &["@keyspace", "@write", "@fast"];
-const KS_WRITE_SLOW: &[&str] = &["@keyspace", "@write", "@slow"];
-
-static OBJECT_SUBCOMMANDS: &[Command] = &[
-    cmd(
-        "encoding",
-        3,
-        READONLY,
-        OBJECT_KEY,
-        KS_READ_SLOW,
-        "Inspect the internal encoding of a Redis object",
-        "2.2.3",
-        "O(1)",
-        object_encoding,
-    ),
-    cmd(
-        "freq",
-        3,
-        READONLY,
-        OBJECT_KEY,
-        KS_READ_SLOW,
-        "Get the logarithmic access frequency counter of a Redis object",
-        "4.0.0",
-        "O(1)",
-        object_freq,
-    ),
-    cmd(
-        "help",
-        2,
-        LOADING | STALE,
-        NO_KEYS,
-        &["@keyspace", "@slow"],
-        "Show helpful text about the different subcommands",
-        "6.2.0",
-        "O(1)",
-        object_help,
-    ),
-    cmd(
-        "idletime",
-        3,
-        READONLY,
-        OBJECT_KEY,
-        KS_READ_SLOW,
-        "Get the time since a Redis object was last accessed",
-        "2.2.3",
-        "O(1)",
-        object_idletime,
-    ),
-    cmd(
-        "refcount",
-        3,
-        READONLY,
-        OBJECT_KEY,
-        KS_READ_SLOW,
-        "Get the number of references to the value of the key",
-        "2.2.3",
-        "O(1)",
-        object_refcount,
-    ),
-];
-
-pub static COMMANDS: &[Command] = &[
-    cmd("del", -2, WRITE, ALL_KEYS, KS_WRITE_SLOW, "Delete a key", "1.0.0", "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", del),
-    cmd("unlink", -2, WRITE | FAST, ALL_KEYS, KS_WRITE_FAST, "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", "4.0.0", "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", unlink),
-    cmd("exists", -2, READONLY | FAST, ALL_KEYS, KS_READ_FAST, "Determine if a key exists", "1.0.0", "O(N) where N is the number of keys to check.", exists),
-    cmd("type", 2, READONLY | FAST, ONE_KEY, KS_READ_FAST, "Determine the type stored at key", "1.0.0", "O(1)", type_),
-    cmd("keys", 2, READONLY, NO_KEYS, &["@keyspace", "@read", "@slow", "@dangerous"], "Find all keys matching the given pattern", "1.0.0", "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", keys),
-    cmd("scan", -2, READONLY, NO_KEYS, KS_READ_SLOW, "Incrementally iterate the keys space", "2.8.0", "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", scan),
-    cmd("randomkey", 1, READONLY, NO_KEYS, KS_READ_SLOW, "Return a random key from the keyspace", "1.0.0", "O(1)", randomkey),
-    cmd("rename", 3, WRITE, TWO_KEYS, KS_WRITE_SLOW, "Rename a key", "1.0.0", "O(1)", rename),
-    cmd("renamenx", 3, WRITE | FAST, TWO_KEYS, KS_WRITE_FAST, "Rename a key, only if the new key does not exist", "1.0.0", "O(1)", renamenx),
-    cmd("copy", -3, WRITE | DENYOOM, TWO_KEYS, KS_WRITE_SLOW, "Copy a key", "6.2.0", "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", copy),
-    cmd("move", 3, WRITE | FAST, ONE_KEY, KS_WRITE_FAST, "Move a key to another database", "1.0.0", "O(1)", move_),
-    cmd("touch", -2, READONLY | FAST, ALL_KEYS, KS_READ_FAST, "Alters the last access time of a key(s). Returns the number of existing keys specified.", "3.2.1", "O(N) where N is the number of keys that will be touched.", touch),
-    Command {
-        name: "object",
-        arity: -2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: Doc {
-            summary: "A container for object introspection commands",
-            since: "2.2.3",
-            group: "generic",
-            complexity: "Depends on subcommand.",
-        },
-        subcommands: OBJECT_SUBCOMMANDS,
-        ..Command::DEFAULT
-    },
-    cmd("expire", -3, WRITE | FAST, ONE_KEY, KS_WRITE_FAST, "Set a key's time to live in seconds", "1.0.0", "O(1)", expire),
-    cmd("pexpire", -3, WRITE | FAST, ONE_KEY, KS_WRITE_FAST, "Set a key's time to live in milliseconds", "2.6.0", "O(1)", pexpire),
-    cmd("expireat", -3, WRITE | FAST, ONE_KEY, KS_WRITE_FAST, "Set the expiration for a key as a UNIX timestamp", "1.2.0", "O(1)", expireat),
-    cmd("pexpireat", -3, WRITE | FAST, ONE_KEY, KS_WRITE_FAST, "Set the expiration for a key as a UNIX timestamp specified in milliseconds", "2.6.0", "O(1)", pexpireat),
-    cmd("ttl", 2, READONLY | FAST, ONE_KEY, KS_READ_FAST, "Get the time to live for a key in seconds", "1.0.0", "O(1)", ttl),
-    cmd("pttl", 2, READONLY | FAST, ONE_KEY, KS_READ_FAST, "Get the time to live for a key in milliseconds", "2.6.0", "O(1)", pttl),
-    cmd("expiretime", 2, READONLY | FAST, ONE_KEY, KS_READ_FAST, "Get the expiration Unix timestamp for a key", "7.0.0", "O(1)", expiretime),
-    cmd("pexpiretime", 2, READONLY | FAST, ONE_KEY, KS_READ_FAST, "Get the expiration Unix timestamp for a key in milliseconds", "7.0.0", "O(1)", pexpiretime),
-    cmd("persist", 2, WRITE | FAST, ONE_KEY, KS_WRITE_FAST, "Remove the expiration from a key", "2.2.0", "O(1)", persist),
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("del", del),
+    ("unlink", unlink),
+    ("exists", exists),
+    ("type", type_),
+    ("keys", keys),
+    ("scan", scan),
+    ("randomkey", randomkey),
+    ("rename", rename),
+    ("renamenx", renamenx),
+    ("copy", copy),
+    ("move", move_),
+    ("touch", touch),
+    ("object|encoding", object_encoding),
+    ("object|freq", object_freq),
+    ("object|help", object_help),
+    ("object|idletime", object_idletime),
+    ("object|refcount", object_refcount),
+    ("expire", expire),
+    ("pexpire", pexpire),
+    ("expireat", expireat),
+    ("pexpireat", pexpireat),
+    ("ttl", ttl),
+    ("pttl", pttl),
+    ("expiretime", expiretime),
+    ("pexpiretime", pexpiretime),
+    ("persist", persist),
 ];
 
 /// SCAN's default COUNT, as Redis.

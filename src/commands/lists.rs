@@ -8,7 +8,7 @@
 //! The blocking forms block through `server::blocking`; when a key they
 //! wait on is ready, their handler is re-run on their behalf.
 
-use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
+use super::{arg_i64, is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::db::effect::Effect;
 use crate::db::list::List;
 use crate::db::notify;
@@ -16,76 +16,31 @@ use crate::db::Value;
 use crate::server::blocking::{self, Null, Unit};
 use bytes::Bytes;
 
-/// A table entry of the list group.
-#[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    acl: &'static [&'static str],
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        key_step: keys.2,
-        acl,
-        doc: Doc {
-            summary,
-            since,
-            group: "list",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
-const TWO_KEYS: (i32, i32, i32) = (1, 2, 1);
-const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
-const READ_FAST: &[&str] = &["@read", "@list", "@fast"];
-const READ_SLOW: &[&str] = &["@read", "@list", "@slow"];
-const WRITE_FAST: &[&str] = &["@write", "@list", "@fast"];
-const WRITE_SLOW: &[&str] = &["@write", "@list", "@slow"];
-const WRITE_BLOCKING: &[&str] = &["@write", "@list", "@slow", "@blocking"];
-const PUSH_COMPLEXITY: &str = "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.";
-const POP_COMPLEXITY: &str = "O(N) where N is the number of elements returned";
-const MPOP_COMPLEXITY: &str =
-    "O(N+M) where N is the number of provided keys and M is the number of elements returned.";
-const BMOVE_SUMMARY: &str =
-    "Pop an element from a list, push it to another list and return it; or block until one is available";
-
-pub static COMMANDS: &[Command] = &[
-    cmd("lpush", -3, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Prepend one or multiple elements to a list", "1.0.0", PUSH_COMPLEXITY, lpush),
-    cmd("rpush", -3, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Append one or multiple elements to a list", "1.0.0", PUSH_COMPLEXITY, rpush),
-    cmd("lpushx", -3, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Prepend an element to a list, only if the list exists", "2.2.0", PUSH_COMPLEXITY, lpushx),
-    cmd("rpushx", -3, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Append an element to a list, only if the list exists", "2.2.0", PUSH_COMPLEXITY, rpushx),
-    cmd("linsert", 5, WRITE | DENYOOM, ONE_KEY, WRITE_SLOW, "Insert an element before or after another element in a list", "2.2.0", "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", linsert),
-    cmd("llen", 2, READONLY | FAST, ONE_KEY, READ_FAST, "Get the length of a list", "1.0.0", "O(1)", llen),
-    cmd("lindex", 3, READONLY, ONE_KEY, READ_SLOW, "Get an element from a list by its index", "1.0.0", "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", lindex),
-    cmd("lset", 4, WRITE | DENYOOM, ONE_KEY, WRITE_SLOW, "Set the value of an element in a list by its index", "1.0.0", "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", lset),
-    cmd("lrange", 4, READONLY, ONE_KEY, READ_SLOW, "Get a range of elements from a list", "1.0.0", "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", lrange),
-    cmd("ltrim", 4, WRITE, ONE_KEY, WRITE_SLOW, "Trim a list to the specified range", "1.0.0", "O(N) where N is the number of elements to be removed by the operation.", ltrim),
-    cmd("lpos", -3, READONLY, ONE_KEY, READ_SLOW, "Return the index of matching elements on a list", "6.0.6", "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", lpos),
-    cmd("lrem", 4, WRITE, ONE_KEY, WRITE_SLOW, "Remove elements from a list", "1.0.0", "O(N+M) where N is the length of the list and M is the number of elements removed.", lrem),
-    cmd("lpop", -2, WRITE | FAST, ONE_KEY, WRITE_FAST, "Remove and get the first elements in a list", "1.0.0", POP_COMPLEXITY, lpop),
-    cmd("rpop", -2, WRITE | FAST, ONE_KEY, WRITE_FAST, "Remove and get the last elements in a list", "1.0.0", POP_COMPLEXITY, rpop),
-    cmd("rpoplpush", 3, WRITE | DENYOOM, TWO_KEYS, WRITE_SLOW, "Remove the last element in a list, prepend it to another list and return it", "1.2.0", "O(1)", rpoplpush),
-    cmd("lmove", 5, WRITE | DENYOOM, TWO_KEYS, WRITE_SLOW, "Pop an element from a list, push it to another list and return it", "6.2.0", "O(1)", lmove),
-    cmd("lmpop", -4, WRITE | MOVABLE_KEYS, NO_KEYS, WRITE_SLOW, "Pop elements from a list", "7.0.0", MPOP_COMPLEXITY, lmpop),
-    cmd("blpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), WRITE_BLOCKING, "Remove and get the first element in a list, or block until one is available", "2.0.0", "O(N) where N is the number of provided keys.", blpop),
-    cmd("brpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), WRITE_BLOCKING, "Remove and get the last element in a list, or block until one is available", "2.0.0", "O(N) where N is the number of provided keys.", brpop),
-    cmd("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, TWO_KEYS, WRITE_BLOCKING, BMOVE_SUMMARY, "2.2.0", "O(1)", brpoplpush),
-    cmd("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, TWO_KEYS, WRITE_BLOCKING, BMOVE_SUMMARY, "6.2.0", "O(1)", blmove),
-    cmd("blmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS, NO_KEYS, WRITE_BLOCKING, "Pop elements from a list, or block until one is available", "7.0.0", MPOP_COMPLEXITY, blmpop),
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("lpush", lpush),
+    ("rpush", rpush),
+    ("lpushx", lpushx),
+    ("rpushx", rpushx),
+    ("linsert", linsert),
+    ("llen", llen),
+    ("lindex", lindex),
+    ("lset", lset),
+    ("lrange", lrange),
+    ("ltrim", ltrim),
+    ("lpos", lpos),
+    ("lrem", lrem),
+    ("lpop", lpop),
+    ("rpop", rpop),
+    ("rpoplpush", rpoplpush),
+    ("lmove", lmove),
+    ("lmpop", lmpop),
+    ("blpop", blpop),
+    ("brpop", brpop),
+    ("brpoplpush", brpoplpush),
+    ("blmove", blmove),
+    ("blmpop", blmpop),
 ];
 
 // ---- lookups and bookkeeping ----

@@ -10,144 +10,22 @@
 //! the specs and miner states (`server::persist::rewrite`).
 
 use super::args::help_reply;
-use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{is_kw, CmdError, CmdResult, Ctx, Handler};
 use crate::db::effect::Effect;
 use crate::logparse::{self, FormatSpec};
 use bytes::Bytes;
 
-const fn lp_doc(summary: &'static str, complexity: &'static str) -> Doc {
-    Doc {
-        summary,
-        since: "0.1.0",
-        group: "logparse",
-        complexity,
-    }
-}
-
-pub static COMMANDS: &[Command] = &[Command {
-    name: "logparse",
-    arity: -2,
-    flags: 0,
-    acl: &["@slow"],
-    doc: lp_doc(
-        "A container for log parsing commands",
-        "Depends on subcommand.",
-    ),
-    handler: None,
-    subcommands: SUBCOMMANDS,
-    ..Command::DEFAULT
-}];
-
-static SUBCOMMANDS: &[Command] = &[
-    Command {
-        name: "ingest",
-        arity: -5,
-        flags: WRITE | DENYOOM,
-        first_key: 2,
-        last_key: 2,
-        key_step: 1,
-        acl: &["@write", "@stream", "@slow"],
-        doc: lp_doc(
-            "Parse log lines into entries of a stream, with template mining",
-            "O(N) where N is the total length of the texts",
-        ),
-        handler: Some(super::logingest::ingest),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "stats",
-        arity: -3,
-        flags: READONLY,
-        first_key: 2,
-        last_key: 2,
-        key_step: 1,
-        acl: &["@read", "@stream", "@slow"],
-        doc: lp_doc(
-            "Summarise the log entries of a stream in an ID or time range, per field and time bucket",
-            "O(log N + M) where M is the number of entries in the range",
-        ),
-        handler: Some(super::logquery::stats),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "grep",
-        arity: -4,
-        flags: READONLY,
-        first_key: 2,
-        last_key: 2,
-        key_step: 1,
-        acl: &["@read", "@stream", "@slow"],
-        doc: lp_doc(
-            "Log entries of a stream whose content matches a regex",
-            "O(log N + M) where M is the number of entries scanned",
-        ),
-        handler: Some(super::logquery::grep),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "tail",
-        arity: -4,
-        flags: READONLY | BLOCKING,
-        first_key: 2,
-        last_key: 2,
-        key_step: 1,
-        acl: &["@read", "@stream", "@slow", "@blocking"],
-        doc: lp_doc(
-            "The last log entries of a stream, or those after an ID; can block for new ones",
-            "O(log N + M) where M is the number of entries returned",
-        ),
-        handler: Some(super::logquery::tail),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "templates",
-        arity: -3,
-        flags: READONLY,
-        first_key: 2,
-        last_key: 2,
-        key_step: 1,
-        acl: &["@read", "@stream", "@slow"],
-        doc: lp_doc(
-            "The templates mined from a stream's log lines, most frequent first",
-            "O(T log T) where T is the number of templates",
-        ),
-        handler: Some(super::logquery::templates),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "format",
-        arity: -3,
-        flags: WRITE | DENYOOM,
-        acl: &["@write", "@slow"],
-        doc: lp_doc(
-            "Define, show, list or delete log formats",
-            "O(1) for SET, GET and DEL, O(N) for LIST where N is the number of formats",
-        ),
-        handler: Some(format),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "help",
-        arity: 2,
-        flags: LOADING | STALE,
-        acl: &["@slow"],
-        doc: lp_doc("Show helpful text about the different subcommands", "O(1)"),
-        handler: Some(help),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "parse",
-        arity: 4,
-        // PARSE teaches the format's shared miner, which is persisted.
-        flags: WRITE,
-        acl: &["@write", "@slow"],
-        doc: lp_doc(
-            "Parse one log line with a format into fields and a template",
-            "O(N) where N is the length of the line",
-        ),
-        handler: Some(parse),
-        ..Command::DEFAULT
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("logparse|ingest", super::logingest::ingest),
+    ("logparse|stats", super::logquery::stats),
+    ("logparse|grep", super::logquery::grep),
+    ("logparse|tail", super::logquery::tail),
+    ("logparse|templates", super::logquery::templates),
+    ("logparse|format", format),
+    ("logparse|help", help),
+    ("logparse|parse", parse),
 ];
 
 /// LOGPARSE HELP

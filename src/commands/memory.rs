@@ -7,103 +7,23 @@
 //! (SAMPLES n, default 5, 0 for all). STATS has Redis 7.0's fields and
 //! shape with redlog's figures; DOCTOR applies Redis's rules to them.
 
-use super::{flags::*, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{CmdError, CmdResult, Ctx, Handler};
 use crate::db::memory;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
-const fn server_doc(summary: &'static str, complexity: &'static str) -> Doc {
-    Doc {
-        summary,
-        since: "4.0.0",
-        group: "server",
-        complexity,
-    }
-}
-
 /// Redis's `OBJ_COMPUTE_SIZE_DEF_SAMPLES`.
 const DEFAULT_SAMPLES: usize = 5;
 
-pub static COMMANDS: &[Command] = &[Command {
-    name: "memory",
-    arity: -2,
-    flags: 0,
-    acl: &["@slow"],
-    doc: server_doc(
-        "A container for memory diagnostics commands",
-        "Depends on subcommand.",
-    ),
-    subcommands: SUBCOMMANDS,
-    ..Command::DEFAULT
-}];
-
-static SUBCOMMANDS: &[Command] = &[
-    Command {
-        name: "doctor",
-        arity: 2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: server_doc("Outputs memory problems report", "O(1)"),
-        handler: Some(doctor),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "help",
-        arity: 2,
-        flags: LOADING | STALE,
-        acl: &["@slow"],
-        doc: server_doc("Show helpful text about the different subcommands", "O(1)"),
-        handler: Some(help),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "malloc-stats",
-        arity: 2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: server_doc(
-            "Show allocator internal stats",
-            "Depends on how much memory is allocated, could be slow",
-        ),
-        handler: Some(malloc_stats),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "purge",
-        arity: 2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: server_doc(
-            "Ask the allocator to release memory",
-            "Depends on how much memory is allocated, could be slow",
-        ),
-        handler: Some(purge),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "stats",
-        arity: 2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: server_doc("Show memory usage details", "O(1)"),
-        handler: Some(stats),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "usage",
-        arity: -3,
-        flags: READONLY,
-        first_key: 2,
-        last_key: 2,
-        key_step: 1,
-        acl: &["@read", "@slow"],
-        doc: server_doc(
-            "Estimate the memory usage of a key",
-            "O(N) where N is the number of samples.",
-        ),
-        handler: Some(usage),
-        ..Command::DEFAULT
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("memory|doctor", doctor),
+    ("memory|help", help),
+    ("memory|malloc-stats", malloc_stats),
+    ("memory|purge", purge),
+    ("memory|stats", stats),
+    ("memory|usage", usage),
 ];
 
 /// MEMORY HELP

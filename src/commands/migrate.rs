@@ -13,7 +13,7 @@
 //! per key). Inside MULTI/EXEC, scripts and in-process clients, MIGRATE
 //! runs whole under the lock, as in Redis. See ARCHITECTURE.md ("MIGRATE").
 
-use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{arg_i64, is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::db::lazyfree::Reason;
 use crate::db::notify::GENERIC;
 use crate::server::{PendingOp, ReplyMode};
@@ -25,23 +25,9 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub static COMMANDS: &[Command] = &[Command {
-    name: "migrate",
-    arity: -6,
-    flags: WRITE | MOVABLE_KEYS,
-    first_key: 3,
-    last_key: 3,
-    key_step: 1,
-    acl: &["@keyspace", "@write", "@slow", "@dangerous"],
-    doc: Doc {
-        summary: "Atomically transfer a key from a Redis instance to another one.",
-        since: "2.6.0",
-        group: "generic",
-        complexity: "This command actually executes a DUMP+DEL in the source instance, and a RESTORE in the target instance. See the pages of these commands for time complexity. Also an O(N) data transfer between the two instances is performed.",
-    },
-    handler: Some(migrate),
-    subcommands: &[],
-}];
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[("migrate", migrate)];
 
 /// Redis's MIGRATE_SOCKET_CACHE_ITEMS and MIGRATE_SOCKET_CACHE_TTL.
 const CACHE_ITEMS: usize = 64;

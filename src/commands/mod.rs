@@ -201,7 +201,7 @@ impl Ctx<'_> {
 pub type Handler = fn(&mut Ctx, &[Bytes]) -> CmdResult;
 
 /// Documentation shown by COMMAND DOCS.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Doc {
     pub summary: &'static str,
     pub since: &'static str,
@@ -398,6 +398,14 @@ impl Arg {
 /// Generated into `meta.rs`; see there.
 #[derive(Debug)]
 pub struct CommandMeta {
+    /// Redis arity: N means exactly N arguments including the name, -N at least N.
+    pub arity: i32,
+    pub flags: u32,
+    /// Key positions: first, last (negative counts from the end), step; 0 for none.
+    pub keys: (i32, i32, i32),
+    /// ACL categories as COMMAND INFO lists them, e.g. `&["@read", "@string", "@fast"]`.
+    pub acl: &'static [&'static str],
+    pub doc: Doc,
     /// Command tips (`nondeterministic_output`, `request_policy:all_shards`, ...).
     pub tips: &'static [&'static str],
     pub key_specs: &'static [KeySpec],
@@ -412,6 +420,16 @@ pub struct CommandMeta {
 
 impl CommandMeta {
     pub const EMPTY: CommandMeta = CommandMeta {
+        arity: 0,
+        flags: 0,
+        keys: (0, 0, 0),
+        acl: &[],
+        doc: Doc {
+            summary: "",
+            since: "",
+            group: "",
+            complexity: "",
+        },
         tips: &[],
         key_specs: &[],
         doc_flags: &[],
@@ -451,25 +469,6 @@ pub struct Command {
 }
 
 impl Command {
-    /// Template for `..Command::DEFAULT` in the family tables.
-    pub const DEFAULT: Command = Command {
-        name: "",
-        arity: 0,
-        flags: 0,
-        first_key: 0,
-        last_key: 0,
-        key_step: 0,
-        acl: &[],
-        doc: Doc {
-            summary: "",
-            since: "1.0.0",
-            group: "generic",
-            complexity: "",
-        },
-        handler: None,
-        subcommands: &[],
-    };
-
     pub fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
     }
@@ -517,83 +516,145 @@ pub struct Table {
     pub top: Vec<usize>,
 }
 
-/// Every family's table, in COMMAND order.
-static FAMILIES: &[&[Command]] = &[
-    connection::COMMANDS,
-    server::COMMANDS,
-    acl::COMMANDS,
-    introspection::COMMANDS,
-    observe::COMMANDS,
-    memory::COMMANDS,
-    persistence::COMMANDS,
-    strings::COMMANDS,
-    bitmaps::COMMANDS,
-    hyperloglog::COMMANDS,
-    sort::COMMANDS,
-    keys::COMMANDS,
-    dump::COMMANDS,
-    migrate::COMMANDS,
-    transactions::COMMANDS,
-    zsets::COMMANDS,
-    geo::COMMANDS,
-    streams::COMMANDS,
-    stream_groups::COMMANDS,
-    hashes::COMMANDS,
-    sets::COMMANDS,
-    pubsub::COMMANDS,
-    lists::COMMANDS,
-    logparse::COMMANDS,
-    scripting::COMMANDS,
-    debug::COMMANDS,
-    functions::COMMANDS,
-    cluster::COMMANDS,
-    cluster_repl::COMMANDS,
-    replication::COMMANDS,
-    replica::COMMANDS,
+/// Every family's handlers, in COMMAND order.
+static FAMILIES: &[&[(&str, Handler)]] = &[
+    connection::HANDLERS,
+    server::HANDLERS,
+    acl::HANDLERS,
+    introspection::HANDLERS,
+    observe::HANDLERS,
+    memory::HANDLERS,
+    persistence::HANDLERS,
+    strings::HANDLERS,
+    bitmaps::HANDLERS,
+    hyperloglog::HANDLERS,
+    sort::HANDLERS,
+    keys::HANDLERS,
+    dump::HANDLERS,
+    migrate::HANDLERS,
+    transactions::HANDLERS,
+    zsets::HANDLERS,
+    geo::HANDLERS,
+    streams::HANDLERS,
+    stream_groups::HANDLERS,
+    hashes::HANDLERS,
+    sets::HANDLERS,
+    pubsub::HANDLERS,
+    lists::HANDLERS,
+    logparse::HANDLERS,
+    scripting::HANDLERS,
+    debug::HANDLERS,
+    functions::HANDLERS,
+    cluster::HANDLERS,
+    cluster_repl::HANDLERS,
+    replication::HANDLERS,
+    replica::HANDLERS,
 ];
 
 pub fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t = Table {
-            entries: Vec::new(),
-            by_name: NameMap::default(),
-            top: Vec::new(),
-        };
-        for fam in FAMILIES {
-            for cmd in *fam {
-                let idx = t.entries.len();
-                t.entries.push(Entry {
-                    cmd,
-                    full_name: cmd.name.to_string(),
-                    meta: CommandMeta::lookup(cmd.name).unwrap_or(&CommandMeta::EMPTY),
-                    parent: None,
-                    stat: CmdStat::default(),
-                    subs: NameMap::default(),
-                });
-                assert!(
-                    t.by_name.insert(cmd.name, idx).is_none(),
-                    "duplicate command {}",
-                    cmd.name
-                );
-                t.top.push(idx);
-                for sub in cmd.subcommands {
-                    let sidx = t.entries.len();
-                    let full_name = format!("{}|{}", cmd.name, sub.name);
-                    t.entries.push(Entry {
-                        cmd: sub,
-                        meta: CommandMeta::lookup(&full_name).unwrap_or(&CommandMeta::EMPTY),
-                        full_name,
-                        parent: Some(idx),
-                        stat: CmdStat::default(),
-                        subs: NameMap::default(),
-                    });
-                    t.entries[idx].subs.insert(sub.name, sidx);
-                }
+    TABLE.get_or_init(build_table)
+}
+
+/// The generated metadata of a command the families map (`meta.rs` is
+/// generated from the same `HANDLERS`, so a missing entry means it was not
+/// regenerated: `every_command_has_metadata` fails then, and so does
+/// every server start).
+fn meta_of(full_name: &str) -> &'static CommandMeta {
+    CommandMeta::lookup(full_name).unwrap_or_else(|| {
+        panic!("{full_name} has no entry in meta.rs: run redis-tests/gen-command-meta")
+    })
+}
+
+/// A table entry: the generated metadata of `full_name` with its handler.
+fn command(
+    name: &'static str,
+    full_name: &str,
+    handler: Option<Handler>,
+    subcommands: &'static [Command],
+) -> Command {
+    let m = meta_of(full_name);
+    Command {
+        name,
+        arity: m.arity,
+        flags: m.flags,
+        first_key: m.keys.0,
+        last_key: m.keys.1,
+        key_step: m.keys.2,
+        acl: m.acl,
+        doc: m.doc,
+        handler,
+        subcommands,
+    }
+}
+
+/// Joins the families' handlers with the generated metadata, once: the
+/// commands in family order, each container (a name with no handler of
+/// its own) followed by its subcommands in the order they are mapped.
+/// The `Command`s live as long as the process (leaked once, here).
+fn build_table() -> Table {
+    type Top = (
+        &'static str,
+        Option<Handler>,
+        Vec<(&'static str, &'static str, Handler)>,
+    );
+    let mut tops: Vec<Top> = Vec::new();
+    for fam in FAMILIES {
+        for &(full, handler) in *fam {
+            match full.split_once('|') {
+                None => tops.push((full, Some(handler), Vec::new())),
+                Some((parent, sub)) => match tops.iter_mut().find(|t| t.0 == parent) {
+                    Some(t) => t.2.push((sub, full, handler)),
+                    None => tops.push((parent, None, vec![(sub, full, handler)])),
+                },
             }
         }
-        t
-    })
+    }
+    let mut t = Table {
+        entries: Vec::new(),
+        by_name: NameMap::default(),
+        top: Vec::new(),
+    };
+    for (name, handler, subs) in tops {
+        let subs: Vec<Command> = subs
+            .iter()
+            .map(|&(sub, full, h)| command(sub, full, Some(h), &[]))
+            .collect();
+        let cmd: &'static Command = Box::leak(Box::new(command(
+            name,
+            name,
+            handler,
+            Box::leak(subs.into_boxed_slice()),
+        )));
+        let idx = t.entries.len();
+        t.entries.push(Entry {
+            cmd,
+            full_name: name.to_string(),
+            meta: meta_of(name),
+            parent: None,
+            stat: CmdStat::default(),
+            subs: NameMap::default(),
+        });
+        assert!(
+            t.by_name.insert(name, idx).is_none(),
+            "duplicate command {name}"
+        );
+        t.top.push(idx);
+        for sub in cmd.subcommands {
+            let sidx = t.entries.len();
+            let full_name = format!("{name}|{}", sub.name);
+            t.entries.push(Entry {
+                cmd: sub,
+                meta: meta_of(&full_name),
+                full_name,
+                parent: Some(idx),
+                stat: CmdStat::default(),
+                subs: NameMap::default(),
+            });
+            t.entries[idx].subs.insert(sub.name, sidx);
+        }
+    }
+    t
 }
 
 impl Table {

@@ -5,208 +5,28 @@
 //! the expiry and eviction cycles, WAL writes and fsyncs, compaction and
 //! LOGPARSE INGEST.
 
-use super::{flags::*, table, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{table, CmdError, CmdResult, Ctx, Handler};
 use crate::protocol::parse::parse_i64;
 use crate::server::observe::{LatencyHistogram, TimeSeries};
 use bytes::Bytes;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-const fn doc(summary: &'static str, since: &'static str, complexity: &'static str) -> Doc {
-    Doc {
-        summary,
-        since,
-        group: "server",
-        complexity,
-    }
-}
-
-const ACL_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
-const LATENCY_FLAGS: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
-
-pub static COMMANDS: &[Command] = &[
-    Command {
-        name: "monitor",
-        arity: 1,
-        flags: ADMIN | NOSCRIPT | LOADING | STALE,
-        acl: ACL_ADMIN,
-        doc: doc(
-            "Listen for all requests received by the server in real time",
-            "1.0.0",
-            "",
-        ),
-        handler: Some(monitor),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "slowlog",
-        arity: -2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: doc(
-            "A container for slow log commands",
-            "2.2.12",
-            "Depends on subcommand.",
-        ),
-        handler: None,
-        subcommands: SLOWLOG_SUBCOMMANDS,
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "latency",
-        arity: -2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: doc(
-            "A container for latency diagnostics commands",
-            "2.8.13",
-            "Depends on subcommand.",
-        ),
-        handler: None,
-        subcommands: LATENCY_SUBCOMMANDS,
-        ..Command::DEFAULT
-    },
-];
-
-static SLOWLOG_SUBCOMMANDS: &[Command] = &[
-    Command {
-        name: "reset",
-        arity: 2,
-        flags: ADMIN | LOADING | STALE,
-        acl: ACL_ADMIN,
-        doc: doc(
-            "Clear all entries from the slow log",
-            "2.2.12",
-            "O(N) where N is the number of entries in the slowlog",
-        ),
-        handler: Some(slowlog_reset),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "help",
-        arity: 2,
-        flags: LOADING | STALE,
-        acl: &["@slow"],
-        doc: doc(
-            "Show helpful text about the different subcommands",
-            "6.2.0",
-            "O(1)",
-        ),
-        handler: Some(slowlog_help),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "get",
-        arity: -2,
-        flags: ADMIN | LOADING | STALE,
-        acl: ACL_ADMIN,
-        doc: doc(
-            "Get the slow log's entries",
-            "2.2.12",
-            "O(N) where N is the number of entries returned",
-        ),
-        handler: Some(slowlog_get),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "len",
-        arity: 2,
-        flags: ADMIN | LOADING | STALE,
-        acl: ACL_ADMIN,
-        doc: doc("Get the slow log's length", "2.2.12", "O(1)"),
-        handler: Some(slowlog_len),
-        ..Command::DEFAULT
-    },
-];
-
-static LATENCY_SUBCOMMANDS: &[Command] = &[
-    Command {
-        name: "latest",
-        arity: 2,
-        flags: LATENCY_FLAGS,
-        acl: ACL_ADMIN,
-        doc: doc(
-            "Return the latest latency samples for all events.",
-            "2.8.13",
-            "O(1)",
-        ),
-        handler: Some(latency_latest),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "help",
-        arity: 2,
-        flags: LOADING | STALE,
-        acl: &["@slow"],
-        doc: doc(
-            "Show helpful text about the different subcommands.",
-            "2.8.13",
-            "O(1)",
-        ),
-        handler: Some(latency_help),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "reset",
-        arity: -2,
-        flags: LATENCY_FLAGS,
-        acl: ACL_ADMIN,
-        doc: doc(
-            "Reset latency data for one or more events.",
-            "2.8.13",
-            "O(1)",
-        ),
-        handler: Some(latency_reset),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "doctor",
-        arity: 2,
-        flags: LATENCY_FLAGS,
-        acl: ACL_ADMIN,
-        doc: doc(
-            "Return a human readable latency analysis report.",
-            "2.8.13",
-            "O(1)",
-        ),
-        handler: Some(latency_doctor),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "history",
-        arity: 3,
-        flags: LATENCY_FLAGS,
-        acl: ACL_ADMIN,
-        doc: doc(
-            "Return timestamp-latency samples for the event.",
-            "2.8.13",
-            "O(1)",
-        ),
-        handler: Some(latency_history),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "graph",
-        arity: 3,
-        flags: LATENCY_FLAGS,
-        acl: ACL_ADMIN,
-        doc: doc("Return a latency graph for the event.", "2.8.13", "O(1)"),
-        handler: Some(latency_graph),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "histogram",
-        arity: -2,
-        flags: LATENCY_FLAGS,
-        acl: ACL_ADMIN,
-        doc: doc(
-            "Return the cumulative distribution of latencies of a subset of commands or all.",
-            "7.0.0",
-            "O(N) where N is the number of commands with latency information being retrieved.",
-        ),
-        handler: Some(latency_histogram),
-        ..Command::DEFAULT
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("monitor", monitor),
+    ("slowlog|reset", slowlog_reset),
+    ("slowlog|help", slowlog_help),
+    ("slowlog|get", slowlog_get),
+    ("slowlog|len", slowlog_len),
+    ("latency|latest", latency_latest),
+    ("latency|help", latency_help),
+    ("latency|reset", latency_reset),
+    ("latency|doctor", latency_doctor),
+    ("latency|history", latency_history),
+    ("latency|graph", latency_graph),
+    ("latency|histogram", latency_histogram),
 ];
 
 // ---------------------------------------------------------------- MONITOR

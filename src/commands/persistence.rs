@@ -4,53 +4,16 @@
 //! (`server::persist`); all three commands write a new base (a compaction),
 //! which is what both an RDB save and an AOF rewrite amount to there.
 
-use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{is_kw, CmdError, CmdResult, Ctx, Handler};
 use crate::server::PendingOp;
 use bytes::Bytes;
 
-pub static COMMANDS: &[Command] = &[
-    Command {
-        name: "save",
-        arity: 1,
-        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
-        acl: &["@admin", "@slow", "@dangerous"],
-        doc: Doc {
-            summary: "Synchronously save the dataset to disk",
-            since: "1.0.0",
-            group: "server",
-            complexity: "O(N) where N is the total number of keys in all databases",
-        },
-        handler: Some(save),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "bgsave",
-        arity: -1,
-        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
-        acl: &["@admin", "@slow", "@dangerous"],
-        doc: Doc {
-            summary: "Asynchronously save the dataset to disk",
-            since: "1.0.0",
-            group: "server",
-            complexity: "O(1)",
-        },
-        handler: Some(bgsave),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "bgrewriteaof",
-        arity: 1,
-        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
-        acl: &["@admin", "@slow", "@dangerous"],
-        doc: Doc {
-            summary: "Asynchronously rewrite the append-only file",
-            since: "1.0.0",
-            group: "server",
-            complexity: "O(1)",
-        },
-        handler: Some(bgrewriteaof),
-        ..Command::DEFAULT
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("save", save),
+    ("bgsave", bgsave),
+    ("bgrewriteaof", bgrewriteaof),
 ];
 
 fn disabled() -> CmdError {

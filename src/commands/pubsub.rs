@@ -9,85 +9,27 @@
 //! confirmations, which Redis sends as push frames (`>3` in RESP3, `*3` in
 //! RESP2), one per channel.
 
-use super::{flags::*, CmdError, CmdResult, Command, Ctx, Doc, Handler};
+use super::{CmdError, CmdResult, Ctx, Handler};
 use crate::server::pubsub::{Kind, Sink};
 use bytes::Bytes;
 
-/// A table entry of the pubsub group.
-#[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    acl: &'static [&'static str],
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: 0,
-        last_key: 0,
-        key_step: 0,
-        acl,
-        doc: Doc {
-            summary,
-            since,
-            group: "pubsub",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-/// Key positions from 1 to `last` (shard channels are keys for slot
-/// routing, as in Redis's table).
-const fn keyed(mut c: Command, last: i32) -> Command {
-    c.first_key = 1;
-    c.last_key = last;
-    c.key_step = 1;
-    c
-}
-
-const SUB_FLAGS: u32 = PUBSUB | NOSCRIPT | LOADING | STALE;
-const PUBSUB_SLOW: &[&str] = &["@pubsub", "@slow"];
-
-static PUBSUB_SUBCOMMANDS: &[Command] = &[
-    cmd("channels", -2, PUBSUB | LOADING | STALE, PUBSUB_SLOW, "List active channels", "2.8.0", "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)", pubsub_channels),
-    cmd("help", 2, LOADING | STALE, &["@slow"], "Show helpful text about the different subcommands", "6.2.0", "O(1)", pubsub_help),
-    cmd("numpat", 2, PUBSUB | LOADING | STALE, PUBSUB_SLOW, "Get the count of unique patterns pattern subscriptions", "2.8.0", "O(1)", pubsub_numpat),
-    cmd("shardchannels", -2, PUBSUB | LOADING | STALE, PUBSUB_SLOW, "List active shard channels", "7.0.0", "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).", pubsub_shardchannels),
-    cmd("shardnumsub", -2, PUBSUB | LOADING | STALE, PUBSUB_SLOW, "Get the count of subscribers for shard channels", "7.0.0", "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels", pubsub_shardnumsub),
-    cmd("numsub", -2, PUBSUB | LOADING | STALE, PUBSUB_SLOW, "Get the count of subscribers for channels", "2.8.0", "O(N) for the NUMSUB subcommand, where N is the number of requested channels", pubsub_numsub),
-];
-
-pub static COMMANDS: &[Command] = &[
-    cmd("subscribe", -2, SUB_FLAGS, PUBSUB_SLOW, "Listen for messages published to the given channels", "2.0.0", "O(N) where N is the number of channels to subscribe to.", subscribe),
-    cmd("unsubscribe", -1, SUB_FLAGS, PUBSUB_SLOW, "Stop listening for messages posted to the given channels", "2.0.0", "O(N) where N is the number of clients already subscribed to a channel.", unsubscribe),
-    cmd("psubscribe", -2, SUB_FLAGS, PUBSUB_SLOW, "Listen for messages published to channels matching the given patterns", "2.0.0", "O(N) where N is the number of patterns the client is already subscribed to.", psubscribe),
-    cmd("punsubscribe", -1, SUB_FLAGS, PUBSUB_SLOW, "Stop listening for messages posted to channels matching the given patterns", "2.0.0", "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", punsubscribe),
-    cmd("publish", 3, PUBSUB | LOADING | STALE | FAST | super::flags::MAY_REPLICATE, &["@pubsub", "@fast"], "Post a message to a channel", "2.0.0", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", publish),
-    keyed(cmd("ssubscribe", -2, SUB_FLAGS, PUBSUB_SLOW, "Listen for messages published to the given shard channels", "7.0.0", "O(N) where N is the number of shard channels to subscribe to.", ssubscribe), -1),
-    keyed(cmd("sunsubscribe", -1, SUB_FLAGS, PUBSUB_SLOW, "Stop listening for messages posted to the given shard channels", "7.0.0", "O(N) where N is the number of clients already subscribed to a shard channel.", sunsubscribe), -1),
-    keyed(cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST, &["@pubsub", "@fast"], "Post a message to a shard channel", "7.0.0", "O(N) where N is the number of clients subscribed to the receiving shard channel.", spublish), 1),
-    Command {
-        name: "pubsub",
-        arity: -2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: Doc {
-            summary: "A container for Pub/Sub commands",
-            since: "2.8.0",
-            group: "pubsub",
-            complexity: "Depends on subcommand.",
-        },
-        subcommands: PUBSUB_SUBCOMMANDS,
-        ..Command::DEFAULT
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("subscribe", subscribe),
+    ("unsubscribe", unsubscribe),
+    ("psubscribe", psubscribe),
+    ("punsubscribe", punsubscribe),
+    ("publish", publish),
+    ("ssubscribe", ssubscribe),
+    ("sunsubscribe", sunsubscribe),
+    ("spublish", spublish),
+    ("pubsub|channels", pubsub_channels),
+    ("pubsub|help", pubsub_help),
+    ("pubsub|numpat", pubsub_numpat),
+    ("pubsub|shardchannels", pubsub_shardchannels),
+    ("pubsub|shardnumsub", pubsub_shardnumsub),
+    ("pubsub|numsub", pubsub_numsub),
 ];
 
 /// One confirmation: `[kind, name or nil, count]` as a push.

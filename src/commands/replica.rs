@@ -1,75 +1,18 @@
 //! The replica side's commands (`server::replication::replica`):
 //! REPLICAOF / SLAVEOF, ROLE, and FAILOVER (`server::replication::failover`).
 
-use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{is_kw, CmdError, CmdResult, Ctx, Handler};
 use crate::server::replication::failover::{self, FailoverState};
 use crate::server::replication::replica;
 use bytes::Bytes;
 
-const fn doc(summary: &'static str, since: &'static str, complexity: &'static str) -> Doc {
-    Doc {
-        summary,
-        since,
-        group: "server",
-        complexity,
-    }
-}
-
-const ACL_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
-
-pub static COMMANDS: &[Command] = &[
-    Command {
-        name: "replicaof",
-        arity: 3,
-        flags: ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
-        acl: ACL_ADMIN,
-        doc: doc(
-            "Make the server a replica of another instance, or promote it as master.",
-            "5.0.0",
-            "O(1)",
-        ),
-        handler: Some(replicaof),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "slaveof",
-        arity: 3,
-        flags: ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
-        acl: ACL_ADMIN,
-        doc: doc(
-            "Make the server a replica of another instance, or promote it as master.",
-            "1.0.0",
-            "O(1)",
-        ),
-        handler: Some(replicaof),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "failover",
-        arity: -1,
-        flags: ADMIN | NOSCRIPT | STALE,
-        acl: ACL_ADMIN,
-        doc: doc(
-            "Start a coordinated failover between this server and one of its replicas.",
-            "6.2.0",
-            "O(1)",
-        ),
-        handler: Some(failover_cmd),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "role",
-        arity: 1,
-        flags: NOSCRIPT | LOADING | STALE | FAST,
-        acl: &["@admin", "@fast", "@dangerous"],
-        doc: doc(
-            "Return the role of the instance in the context of replication",
-            "2.8.12",
-            "O(1)",
-        ),
-        handler: Some(role),
-        ..Command::DEFAULT
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("replicaof", replicaof),
+    ("slaveof", replicaof),
+    ("failover", failover_cmd),
+    ("role", role),
 ];
 
 /// REPLICAOF host port | REPLICAOF NO ONE (Redis's `replicaofCommand`).

@@ -1,70 +1,20 @@
 //! Replication commands of the primary side: REPLCONF, PSYNC, SYNC, WAIT
 //! (the work is in `server::replication::primary`).
 
-use super::{flags::*, is_kw, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{is_kw, CmdError, CmdResult, Ctx, Handler};
 use crate::server::replication::failover::FailoverState;
 use crate::server::replication::primary::{self, Psync};
 use crate::server::replication::replica;
 use crate::server::PendingOp;
 use bytes::Bytes;
 
-const ACL_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
-
-const fn server_doc(summary: &'static str, since: &'static str, complexity: &'static str) -> Doc {
-    Doc {
-        summary,
-        since,
-        group: "server",
-        complexity,
-    }
-}
-
-pub static COMMANDS: &[Command] = &[
-    Command {
-        name: "replconf",
-        arity: -1,
-        flags: ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY,
-        acl: ACL_ADMIN,
-        doc: server_doc(
-            "An internal command for configuring the replication stream",
-            "3.0.0",
-            "O(1)",
-        ),
-        handler: Some(replconf),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "psync",
-        arity: -3,
-        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
-        acl: ACL_ADMIN,
-        doc: server_doc("Internal command used for replication", "2.8.0", ""),
-        handler: Some(psync),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "sync",
-        arity: 1,
-        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
-        acl: ACL_ADMIN,
-        doc: server_doc("Internal command used for replication", "1.0.0", ""),
-        handler: Some(sync),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "wait",
-        arity: 3,
-        flags: NOSCRIPT,
-        acl: &["@slow", "@connection"],
-        doc: Doc {
-            summary: "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
-            since: "3.0.0",
-            group: "generic",
-            complexity: "O(1)",
-        },
-        handler: Some(wait),
-        ..Command::DEFAULT
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("replconf", replconf),
+    ("psync", psync),
+    ("sync", sync),
+    ("wait", wait),
 ];
 
 fn not_int() -> CmdError {

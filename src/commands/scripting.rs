@@ -1,156 +1,24 @@
 //! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT (LOAD, EXISTS, FLUSH,
 //! KILL, HELP), as Redis 7.0's `eval.c`. The engine is `crate::scripting`.
 
-use super::{arg_i64, flags::*, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{arg_i64, flags::*, CmdError, CmdResult, Command, Ctx, Handler};
 use crate::db::Keyspace;
 use crate::scripting::busy::Kind;
 use crate::scripting::{script_flags, Scripting};
 use bytes::Bytes;
 
-const EVAL_FLAGS: u32 =
-    NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | MOVABLE_KEYS;
-const EVAL_RO_FLAGS: u32 =
-    NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY | MOVABLE_KEYS;
-
-const fn eval_cmd(
-    name: &'static str,
-    flags: u32,
-    summary: &'static str,
-    since: &'static str,
-    handler: super::Handler,
-) -> Command {
-    Command {
-        name,
-        arity: -3,
-        flags,
-        acl: &["@slow", "@scripting"],
-        doc: Doc {
-            summary,
-            since,
-            group: "scripting",
-            complexity: "Depends on the script that is executed.",
-        },
-        handler: Some(handler),
-        ..Command::DEFAULT
-    }
-}
-
-pub static COMMANDS: &[Command] = &[
-    eval_cmd(
-        "eval",
-        EVAL_FLAGS,
-        "Execute a Lua script server side",
-        "2.6.0",
-        eval,
-    ),
-    eval_cmd(
-        "evalsha",
-        EVAL_FLAGS,
-        "Execute a Lua script server side",
-        "2.6.0",
-        evalsha,
-    ),
-    eval_cmd(
-        "eval_ro",
-        EVAL_RO_FLAGS,
-        "Execute a read-only Lua script server side",
-        "7.0.0",
-        eval_ro,
-    ),
-    eval_cmd(
-        "evalsha_ro",
-        EVAL_RO_FLAGS,
-        "Execute a read-only Lua script server side",
-        "7.0.0",
-        evalsha_ro,
-    ),
-    Command {
-        name: "script",
-        arity: -2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: Doc {
-            summary: "A container for Lua scripts management commands",
-            since: "2.6.0",
-            group: "scripting",
-            complexity: "Depends on subcommand.",
-        },
-        subcommands: SCRIPT_SUBCOMMANDS,
-        ..Command::DEFAULT
-    },
-];
-
-static SCRIPT_SUBCOMMANDS: &[Command] = &[
-    Command {
-        name: "exists",
-        arity: -3,
-        flags: NOSCRIPT,
-        acl: &["@slow", "@scripting"],
-        doc: Doc {
-            summary: "Check existence of scripts in the script cache.",
-            since: "2.6.0",
-            group: "scripting",
-            complexity: "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).",
-        },
-        handler: Some(script_exists),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "flush",
-        arity: -2,
-        flags: NOSCRIPT,
-        acl: &["@slow", "@scripting"],
-        doc: Doc {
-            summary: "Remove all the scripts from the script cache.",
-            since: "2.6.0",
-            group: "scripting",
-            complexity: "O(N) with N being the number of scripts in cache",
-        },
-        handler: Some(script_flush),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "help",
-        arity: 2,
-        flags: LOADING | STALE,
-        acl: &["@slow", "@scripting"],
-        doc: Doc {
-            summary: "Show helpful text about the different subcommands",
-            since: "5.0.0",
-            group: "scripting",
-            complexity: "O(1)",
-        },
-        handler: Some(script_help),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "kill",
-        arity: 2,
-        flags: NOSCRIPT | ALLOW_BUSY,
-        acl: &["@slow", "@scripting"],
-        doc: Doc {
-            summary: "Kill the script currently in execution.",
-            since: "2.6.0",
-            group: "scripting",
-            complexity: "O(1)",
-        },
-        handler: Some(script_kill),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "load",
-        arity: 3,
-        flags: NOSCRIPT | STALE,
-        acl: &["@slow", "@scripting"],
-        doc: Doc {
-            summary: "Load the specified Lua script into the script cache.",
-            since: "2.6.0",
-            group: "scripting",
-            complexity: "O(N) with N being the length in bytes of the script body.",
-        },
-        handler: Some(script_load),
-        ..Command::DEFAULT
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("eval", eval),
+    ("evalsha", evalsha),
+    ("eval_ro", eval_ro),
+    ("evalsha_ro", evalsha_ro),
+    ("script|exists", script_exists),
+    ("script|flush", script_flush),
+    ("script|help", script_help),
+    ("script|kill", script_kill),
+    ("script|load", script_load),
 ];
 
 /// True for EVAL, EVALSHA, EVAL_RO, EVALSHA_RO.

@@ -4,201 +4,27 @@
 //! INFO field names are Redis 7.0's; a field is printed only when redlog has
 //! a true value for it.
 
-use super::{flags::*, is_kw, table, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{is_kw, table, CmdError, CmdResult, Ctx, Handler};
 use crate::db::{Db, DATABASES};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
-const fn server_doc(summary: &'static str, since: &'static str, complexity: &'static str) -> Doc {
-    Doc {
-        summary,
-        since,
-        group: "server",
-        complexity,
-    }
-}
-
-const ACL_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
-
-pub static COMMANDS: &[Command] = &[
-    Command {
-        name: "info",
-        arity: -1,
-        flags: LOADING | STALE,
-        acl: &["@slow", "@dangerous"],
-        doc: server_doc(
-            "Get information and statistics about the server",
-            "1.0.0",
-            "O(1)",
-        ),
-        handler: Some(super::info::info),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "config",
-        arity: -2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: server_doc(
-            "A container for server configuration commands",
-            "2.0.0",
-            "Depends on subcommand.",
-        ),
-        handler: None,
-        subcommands: CONFIG_SUBCOMMANDS,
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "dbsize",
-        arity: 1,
-        flags: READONLY | FAST,
-        acl: &["@keyspace", "@read", "@fast"],
-        doc: server_doc(
-            "Return the number of keys in the selected database",
-            "1.0.0",
-            "O(1)",
-        ),
-        handler: Some(dbsize),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "flushdb",
-        arity: -1,
-        flags: WRITE,
-        acl: &["@keyspace", "@write", "@slow", "@dangerous"],
-        doc: server_doc(
-            "Remove all keys from the current database",
-            "1.0.0",
-            "O(N) where N is the number of keys in the selected database",
-        ),
-        handler: Some(flushdb),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "flushall",
-        arity: -1,
-        flags: WRITE,
-        acl: &["@keyspace", "@write", "@slow", "@dangerous"],
-        doc: server_doc(
-            "Remove all keys from all databases",
-            "1.0.0",
-            "O(N) where N is the total number of keys in all databases",
-        ),
-        handler: Some(flushall),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "time",
-        arity: 1,
-        flags: LOADING | STALE | FAST,
-        acl: &["@fast"],
-        doc: server_doc("Return the current server time", "2.6.0", "O(1)"),
-        handler: Some(time),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "lastsave",
-        arity: 1,
-        flags: LOADING | STALE | FAST,
-        acl: &["@admin", "@fast", "@dangerous"],
-        doc: server_doc(
-            "Get the UNIX time stamp of the last successful save to disk",
-            "1.0.0",
-            "O(1)",
-        ),
-        handler: Some(lastsave),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "shutdown",
-        arity: -1,
-        flags: ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
-        acl: ACL_ADMIN,
-        doc: server_doc(
-            "Synchronously save the dataset to disk and then shut down the server",
-            "1.0.0",
-            "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)",
-        ),
-        handler: Some(shutdown),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "swapdb",
-        arity: 3,
-        flags: WRITE | FAST,
-        acl: &["@keyspace", "@write", "@fast", "@dangerous"],
-        doc: server_doc(
-            "Swaps two Redis databases",
-            "4.0.0",
-            "O(N) where N is the count of clients watching or blocking on keys from both databases.",
-        ),
-        handler: Some(swapdb),
-        ..Command::DEFAULT
-    },
-];
-
-static CONFIG_SUBCOMMANDS: &[Command] = &[
-    Command {
-        name: "get",
-        arity: -3,
-        flags: ADMIN | NOSCRIPT | LOADING | STALE,
-        acl: ACL_ADMIN,
-        doc: server_doc(
-            "Get the values of configuration parameters",
-            "2.0.0",
-            "O(N) when N is the number of configuration parameters provided",
-        ),
-        handler: Some(config_get),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "set",
-        arity: -4,
-        flags: ADMIN | NOSCRIPT | LOADING | STALE,
-        acl: ACL_ADMIN,
-        doc: server_doc(
-            "Set configuration parameters to the given values",
-            "2.0.0",
-            "O(N) when N is the number of configuration parameters provided",
-        ),
-        handler: Some(config_set),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "resetstat",
-        arity: 2,
-        flags: ADMIN | NOSCRIPT | LOADING | STALE,
-        acl: ACL_ADMIN,
-        doc: server_doc("Reset the stats returned by INFO", "2.0.0", "O(1)"),
-        handler: Some(config_resetstat),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "rewrite",
-        arity: 2,
-        flags: ADMIN | NOSCRIPT | LOADING | STALE,
-        acl: ACL_ADMIN,
-        doc: server_doc(
-            "Rewrite the configuration file with the in memory configuration",
-            "2.8.0",
-            "O(1)",
-        ),
-        handler: Some(config_rewrite),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "help",
-        arity: 2,
-        flags: LOADING | STALE,
-        acl: &["@slow"],
-        doc: server_doc(
-            "Show helpful text about the different subcommands",
-            "5.0.0",
-            "O(1)",
-        ),
-        handler: Some(config_help),
-        ..Command::DEFAULT
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("info", super::info::info),
+    ("config|get", config_get),
+    ("config|set", config_set),
+    ("config|resetstat", config_resetstat),
+    ("config|rewrite", config_rewrite),
+    ("config|help", config_help),
+    ("dbsize", dbsize),
+    ("flushdb", flushdb),
+    ("flushall", flushall),
+    ("time", time),
+    ("lastsave", lastsave),
+    ("shutdown", shutdown),
+    ("swapdb", swapdb),
 ];
 
 // ----------------------------------------------------------------- CONFIG

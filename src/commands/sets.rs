@@ -16,8 +16,7 @@ use super::args::{arg_count, empty_scan, invalid_cursor, parse_scan_opts};
 use super::hashes::distinct_sample;
 use super::keys::{parse_cursor, random_u64};
 use super::{
-    arg_i64, flags::*, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Command, Ctx,
-    Doc, Handler, Reader,
+    arg_i64, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Ctx, Handler, Reader,
 };
 use crate::db::effect::Effect;
 use crate::db::hash::own;
@@ -26,66 +25,26 @@ use crate::db::{notify, Keyspace, Value};
 use crate::glob::glob_match;
 use bytes::Bytes;
 
-/// A table entry of the set group.
-#[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    acl: &'static [&'static str],
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        key_step: keys.2,
-        acl,
-        doc: Doc {
-            summary,
-            since,
-            group: "set",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
-const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
-const READ_FAST: &[&str] = &["@read", "@set", "@fast"];
-const READ_SLOW: &[&str] = &["@read", "@set", "@slow"];
-const WRITE_FAST: &[&str] = &["@write", "@set", "@fast"];
-const WRITE_SLOW: &[&str] = &["@write", "@set", "@slow"];
-const INTER_COMPLEXITY: &str =
-    "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.";
-const UNION_COMPLEXITY: &str = "O(N) where N is the total number of elements in all given sets.";
-
-pub static COMMANDS: &[Command] = &[
-    cmd("sadd", -3, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Add one or more members to a set", "1.0.0", "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", sadd),
-    cmd("srem", -3, WRITE | FAST, ONE_KEY, WRITE_FAST, "Remove one or more members from a set", "1.0.0", "O(N) where N is the number of members to be removed.", srem),
-    cmd("smembers", 2, READONLY, ONE_KEY, READ_SLOW, "Get all the members in a set", "1.0.0", "O(N) where N is the set cardinality.", sinter),
-    cmd("sismember", 3, READONLY | FAST, ONE_KEY, READ_FAST, "Determine if a given value is a member of a set", "1.0.0", "O(1)", sismember),
-    cmd("smismember", -3, READONLY | FAST, ONE_KEY, READ_FAST, "Returns the membership associated with the given elements for a set", "6.2.0", "O(N) where N is the number of elements being checked for membership", smismember),
-    cmd("scard", 2, READONLY | FAST, ONE_KEY, READ_FAST, "Get the number of members in a set", "1.0.0", "O(1)", scard),
-    cmd("spop", -2, WRITE | FAST, ONE_KEY, WRITE_FAST, "Remove and return one or multiple random members from a set", "1.0.0", "Without the count argument O(1), otherwise O(N) where N is the value of the passed count.", spop),
-    cmd("srandmember", -2, READONLY, ONE_KEY, READ_SLOW, "Get one or multiple random members from a set", "1.0.0", "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", srandmember),
-    cmd("smove", 4, WRITE | FAST, (1, 2, 1), WRITE_FAST, "Move a member from one set to another", "1.0.0", "O(1)", smove),
-    cmd("sinter", -2, READONLY, ALL_KEYS, READ_SLOW, "Intersect multiple sets", "1.0.0", INTER_COMPLEXITY, sinter),
-    cmd("sinterstore", -3, WRITE | DENYOOM, ALL_KEYS, WRITE_SLOW, "Intersect multiple sets and store the resulting set in a key", "1.0.0", INTER_COMPLEXITY, sinterstore),
-    cmd("sintercard", -3, READONLY | MOVABLE_KEYS, (0, 0, 0), READ_SLOW, "Intersect multiple sets and return the cardinality of the result", "7.0.0", INTER_COMPLEXITY, sintercard),
-    cmd("sunion", -2, READONLY, ALL_KEYS, READ_SLOW, "Add multiple sets", "1.0.0", UNION_COMPLEXITY, sunion),
-    cmd("sunionstore", -3, WRITE | DENYOOM, ALL_KEYS, WRITE_SLOW, "Add multiple sets and store the resulting set in a key", "1.0.0", UNION_COMPLEXITY, sunionstore),
-    cmd("sdiff", -2, READONLY, ALL_KEYS, READ_SLOW, "Subtract multiple sets", "1.0.0", UNION_COMPLEXITY, sdiff),
-    cmd("sdiffstore", -3, WRITE | DENYOOM, ALL_KEYS, WRITE_SLOW, "Subtract multiple sets and store the resulting set in a key", "1.0.0", UNION_COMPLEXITY, sdiffstore),
-    cmd("sscan", -3, READONLY, ONE_KEY, READ_SLOW, "Incrementally iterate Set elements", "2.8.0", "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", sscan),
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("sadd", sadd),
+    ("srem", srem),
+    ("smembers", sinter),
+    ("sismember", sismember),
+    ("smismember", smismember),
+    ("scard", scard),
+    ("spop", spop),
+    ("srandmember", srandmember),
+    ("smove", smove),
+    ("sinter", sinter),
+    ("sinterstore", sinterstore),
+    ("sintercard", sintercard),
+    ("sunion", sunion),
+    ("sunionstore", sunionstore),
+    ("sdiff", sdiff),
+    ("sdiffstore", sdiffstore),
+    ("sscan", sscan),
 ];
 
 // ---- lookups ----

@@ -9,10 +9,7 @@
 //! BY key that is missing sorts as 0 (numeric) or first (ALPHA). The sort
 //! is stable, as glibc's `qsort` (a merge sort) is.
 
-use super::{
-    arg_i64, c_str, flags::*, is_opt, reader, CmdError, CmdResult, Command, Ctx, Doc, Handler,
-    Reader,
-};
+use super::{arg_i64, c_str, is_opt, reader, CmdError, CmdResult, Ctx, Handler, Reader};
 use crate::commands::zsets::float::strtod;
 use crate::db::list::List;
 use crate::db::notify::{GENERIC, LIST, NEW};
@@ -20,68 +17,9 @@ use crate::db::{Keyspace, Value};
 use bytes::Bytes;
 use std::cmp::Ordering;
 
-const COMPLEXITY: &str = "O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).";
-
-#[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    flags: u32,
-    acl: &'static [&'static str],
-    summary: &'static str,
-    since: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity: -2,
-        flags,
-        first_key: 1,
-        last_key: 1,
-        key_step: 1,
-        acl,
-        doc: Doc {
-            summary,
-            since,
-            group: "generic",
-            complexity: COMPLEXITY,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-pub static COMMANDS: &[Command] = &[
-    cmd(
-        "sort",
-        WRITE | DENYOOM | MOVABLE_KEYS,
-        &[
-            "@write",
-            "@set",
-            "@sortedset",
-            "@list",
-            "@slow",
-            "@dangerous",
-        ],
-        "Sort the elements in a list, set or sorted set",
-        "1.0.0",
-        sort,
-    ),
-    cmd(
-        "sort_ro",
-        READONLY | MOVABLE_KEYS,
-        &[
-            "@read",
-            "@set",
-            "@sortedset",
-            "@list",
-            "@slow",
-            "@dangerous",
-        ],
-        "Sort the elements in a list, set or sorted set. Read-only variant of SORT.",
-        "7.0.0",
-        sort_ro,
-    ),
-];
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[("sort", sort), ("sort_ro", sort_ro)];
 
 /// Redis's `sortGetKeys`: the sorted key, and the last STORE's key.
 pub fn get_keys(args: &[Bytes]) -> Vec<usize> {

@@ -5,7 +5,7 @@
 //! pieces, NOGROUP errors and the group commands' table builder. They live
 //! here so that each family imports the others in one direction only.
 
-use super::{CmdError, Command, Ctx, Doc};
+use super::{CmdError, Ctx};
 use crate::db::Value;
 use crate::stream::groups::{Group, INVALID_ENTRIES_READ};
 use crate::stream::id::{parse_id, ParsedId};
@@ -128,39 +128,6 @@ pub(super) fn bulk_id(out: &mut crate::protocol::Out, id: u128) {
 pub(super) fn field(ctx: &mut Ctx, name: &str) {
     ctx.out.bulk(name.as_bytes());
 }
-
-#[allow(clippy::too_many_arguments)]
-pub(super) const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    acl: &'static [&'static str],
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    handler: super::Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        key_step: keys.2,
-        acl,
-        doc: Doc {
-            summary,
-            since,
-            group: "stream",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-pub(super) const GKEY: (i32, i32, i32) = (2, 2, 1);
 
 pub(super) fn err_parts(parts: &[&[u8]]) -> CmdError {
     CmdError::from_bytes(parts.concat())

@@ -8,13 +8,13 @@
 //! it; times recorded are the command's clock (`ctx.now_ms`).
 
 use super::stream_common::{
-    cmd, createconsumer_argv, estimate_distance, has_tombstones_from, id_arg, invalid_id,
+    createconsumer_argv, estimate_distance, has_tombstones_from, id_arg, invalid_id,
     nogroup_for_key, nogroup_key_or_group, propagate, propagating, read_stream, reply_entry,
-    setid_argv, storage_err, strict_id, touched_unwatched, write_stream, xclaim_argv, GKEY,
+    setid_argv, storage_err, strict_id, touched_unwatched, write_stream, xclaim_argv,
 };
 use super::stream_pending::{xautoclaim, xclaim, xpending};
 use super::streams::{parse_xread_args, XreadArgs};
-use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{arg_i64, is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::db::{notify, Value};
 use crate::server::blocking::{self, Null};
 use crate::stream::groups::{GroupOp, INVALID_ENTRIES_READ};
@@ -22,97 +22,20 @@ use crate::stream::id::parse_id;
 use crate::stream::{fmt_id, Inner, StreamRef};
 use bytes::Bytes;
 
-const WSS: &[&str] = &["@write", "@stream", "@slow"];
-
-static XGROUP_SUBCOMMANDS: &[Command] = &[
-    cmd(
-        "create",
-        -5,
-        WRITE | DENYOOM,
-        GKEY,
-        WSS,
-        "Create a consumer group.",
-        "5.0.0",
-        "O(1)",
-        xgroup,
-    ),
-    cmd(
-        "createconsumer",
-        5,
-        WRITE | DENYOOM,
-        GKEY,
-        WSS,
-        "Create a consumer in a consumer group.",
-        "6.2.0",
-        "O(1)",
-        xgroup,
-    ),
-    cmd(
-        "delconsumer",
-        5,
-        WRITE,
-        GKEY,
-        WSS,
-        "Delete a consumer from a consumer group.",
-        "5.0.0",
-        "O(1)",
-        xgroup,
-    ),
-    cmd(
-        "destroy",
-        4,
-        WRITE,
-        GKEY,
-        WSS,
-        "Destroy a consumer group.",
-        "5.0.0",
-        "O(N) where N is the number of entries in the group's pending entries list (PEL).",
-        xgroup,
-    ),
-    cmd(
-        "setid",
-        -5,
-        WRITE,
-        GKEY,
-        WSS,
-        "Set a consumer group to an arbitrary last delivered ID value.",
-        "5.0.0",
-        "O(1)",
-        xgroup,
-    ),
-    cmd(
-        "help",
-        2,
-        LOADING | STALE,
-        (0, 0, 0),
-        &["@stream", "@slow"],
-        "Show helpful text about the different subcommands",
-        "5.0.0",
-        "O(1)",
-        xgroup_help,
-    ),
-];
-
-pub static COMMANDS: &[Command] = &[
-    Command {
-        name: "xgroup",
-        arity: -2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: Doc {
-            summary: "A container for consumer groups commands",
-            since: "5.0.0",
-            group: "stream",
-            complexity: "Depends on subcommand.",
-        },
-        subcommands: XGROUP_SUBCOMMANDS,
-        ..Command::DEFAULT
-    },
-    cmd("xreadgroup", -7, WRITE | BLOCKING | MOVABLE_KEYS, (0, 0, 0), &["@write", "@stream", "@slow", "@blocking"], "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block.", "5.0.0", "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data.", xreadgroup),
-    cmd("xack", -4, WRITE | FAST, (1, 1, 1), &["@write", "@stream", "@fast"], "Marks a pending message as correctly processed, effectively removing it from the pending entries list of the consumer group. Return value of the command is the number of messages successfully acknowledged, that is, the IDs we were actually able to resolve in the PEL.", "5.0.0", "O(1) for each message ID processed.", xack),
-    cmd("xpending", -3, READONLY, (1, 1, 1), &["@read", "@stream", "@slow"], "Return information and entries from a stream consumer group pending entries list, that are messages fetched but never acknowledged.", "5.0.0", "O(N) with N being the number of elements returned, so asking for a small fixed number of entries per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE filter. When the command returns just the summary and the list of consumers is small, it runs in O(1) time; otherwise, an additional O(N) time for iterating every consumer.", xpending),
-    cmd("xclaim", -6, WRITE | FAST, (1, 1, 1), &["@write", "@stream", "@fast"], "Changes (or acquires) ownership of a message in a consumer group, as if the message was delivered to the specified consumer.", "5.0.0", "O(log N) with N being the number of messages in the PEL of the consumer group.", xclaim),
-    cmd("xautoclaim", -6, WRITE | FAST, (1, 1, 1), &["@write", "@stream", "@fast"], "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer.", "6.2.0", "O(1) if COUNT is small.", xautoclaim),
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("xgroup|create", xgroup),
+    ("xgroup|createconsumer", xgroup),
+    ("xgroup|delconsumer", xgroup),
+    ("xgroup|destroy", xgroup),
+    ("xgroup|setid", xgroup),
+    ("xgroup|help", xgroup_help),
+    ("xreadgroup", xreadgroup),
+    ("xack", xack),
+    ("xpending", xpending),
+    ("xclaim", xclaim),
+    ("xautoclaim", xautoclaim),
 ];
 
 fn sub_syntax(args: &[Bytes], container: &str) -> CmdError {

@@ -4,54 +4,19 @@
 //! XACK are in `stream_groups`.
 
 use super::stream_common::{
-    cmd, err_parts, field, id_arg, interval_id, map_or_array, nogroup_for_key,
-    nogroup_key_or_group, propagate, propagating, read_stream, reply_entries_read, reply_entry,
-    reply_lag, setid_argv, storage_err, strict_id, touched_unwatched, xclaim_argv, GKEY,
+    err_parts, field, id_arg, interval_id, map_or_array, nogroup_for_key, nogroup_key_or_group,
+    propagate, propagating, read_stream, reply_entries_read, reply_entry, reply_lag, setid_argv,
+    storage_err, strict_id, touched_unwatched, xclaim_argv,
 };
-use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx};
+use super::{arg_i64, is_opt, CmdError, CmdResult, Ctx};
 use crate::db::notify;
 use crate::stream::groups::GroupOp;
 use crate::stream::id::parse_id;
 use crate::stream::{fmt_id, Inner, StreamRef};
 use bytes::Bytes;
 
-/// XINFO subcommands of this module (STREAM is in `streams`).
-pub const XINFO_GROUPS: Command = cmd(
-    "groups",
-    3,
-    READONLY,
-    GKEY,
-    &["@read", "@stream", "@slow"],
-    "List the consumer groups of a stream",
-    "5.0.0",
-    "O(1)",
-    xinfo_groups,
-);
-pub const XINFO_CONSUMERS: Command = cmd(
-    "consumers",
-    4,
-    READONLY,
-    GKEY,
-    &["@read", "@stream", "@slow"],
-    "List the consumers in a consumer group",
-    "5.0.0",
-    "O(1)",
-    xinfo_consumers,
-);
-pub const XINFO_HELP: Command = cmd(
-    "help",
-    2,
-    LOADING | STALE,
-    (0, 0, 0),
-    &["@stream", "@slow"],
-    "Show helpful text about the different subcommands",
-    "5.0.0",
-    "O(1)",
-    xinfo_help,
-);
-
 /// XINFO HELP
-fn xinfo_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+pub(super) fn xinfo_help(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     super::args::help_reply(
         ctx,
         "XINFO",
@@ -500,7 +465,7 @@ fn xinfo_stream_of(ctx: &mut Ctx, key: &[u8]) -> Result<StreamRef, CmdError> {
 }
 
 /// XINFO GROUPS key
-fn xinfo_groups(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub(super) fn xinfo_groups(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let s = xinfo_stream_of(ctx, &args[2])?;
     let g = s.lock().map_err(storage_err)?;
     let m = g.meta;
@@ -524,7 +489,7 @@ fn xinfo_groups(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// XINFO CONSUMERS key group
-fn xinfo_consumers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub(super) fn xinfo_consumers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let s = xinfo_stream_of(ctx, &args[2])?;
     let g = s.lock().map_err(storage_err)?;
     let Some(gr) = g.groups.get(&args[3]) else {

@@ -11,100 +11,28 @@ use super::stream_common::{
     reply_entries, reply_entry, storage_err, strict_id, touched, touched_unwatched, write_stream,
     StreamEntry,
 };
-use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
+use super::{arg_i64, is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::db::{notify, Value};
 use crate::stream::id::ParsedId;
 use crate::stream::{fmt_id, id_ms, id_seq, Inner, TrimSpec, TrimStrategy};
 use bytes::Bytes;
 
-#[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    acl: &'static [&'static str],
-    summary: &'static str,
-    complexity: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        key_step: keys.2,
-        acl,
-        doc: Doc {
-            summary,
-            since: "5.0.0",
-            group: "stream",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
-
-static XINFO_SUBCOMMANDS: &[Command] = &[
-    cmd(
-        "stream",
-        -3,
-        READONLY,
-        (2, 2, 1),
-        &["@read", "@stream", "@slow"],
-        "Get information about a stream",
-        "O(1)",
-        xinfo_stream,
-    ),
-    super::stream_pending::XINFO_GROUPS,
-    super::stream_pending::XINFO_CONSUMERS,
-    super::stream_pending::XINFO_HELP,
-];
-
-pub static COMMANDS: &[Command] = &[
-    cmd("xadd", -5, WRITE | DENYOOM | FAST, ONE_KEY, &["@write", "@stream", "@fast"], "Appends a new entry to a stream", "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.", xadd),
-    cmd("xrange", -4, READONLY, ONE_KEY, &["@read", "@stream", "@slow"], "Return a range of elements in a stream, with IDs matching the specified IDs interval", "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", xrange),
-    cmd("xrevrange", -4, READONLY, ONE_KEY, &["@read", "@stream", "@slow"], "Return a range of elements in a stream, with IDs matching the specified IDs interval, in reverse order (from greater to smaller IDs) compared to XRANGE", "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).", xrevrange),
-    cmd("xlen", 2, READONLY | FAST, ONE_KEY, &["@read", "@stream", "@fast"], "Return the number of entries in a stream", "O(1)", xlen),
-    cmd("xdel", -3, WRITE | FAST, ONE_KEY, &["@write", "@stream", "@fast"], "Removes the specified entries from the stream. Returns the number of items actually deleted, that may be different from the number of IDs passed in case certain IDs do not exist.", "O(1) for each single item to delete in the stream, regardless of the stream size.", xdel),
-    cmd("xtrim", -4, WRITE, ONE_KEY, &["@write", "@stream", "@slow"], "Trims the stream to (approximately if '~' is passed) a certain size", "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.", xtrim),
-    cmd("xread", -4, READONLY | BLOCKING | MOVABLE_KEYS, (0, 0, 0), &["@read", "@stream", "@slow", "@blocking"], "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block.", "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.", xread),
-    cmd("xsetid", -3, WRITE | DENYOOM | FAST, ONE_KEY, &["@write", "@stream", "@fast"], "An internal command for replicating stream values", "O(1)", xsetid),
-    Command {
-        name: "xinfo",
-        arity: -2,
-        flags: 0,
-        acl: &["@slow"],
-        doc: Doc {
-            summary: "A container for stream introspection commands",
-            since: "5.0.0",
-            group: "stream",
-            complexity: "Depends on subcommand.",
-        },
-        subcommands: XINFO_SUBCOMMANDS,
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "xconfig",
-        arity: -4,
-        flags: WRITE | FAST,
-        first_key: 1,
-        last_key: 1,
-        key_step: 1,
-        acl: &["@write", "@stream", "@fast"],
-        doc: Doc {
-            summary: "redlog extension: set a stream's retention (RETENTION-MS, RETENTION-BYTES; 0 = use the global config)",
-            since: "0.1.0",
-            group: "stream",
-            complexity: "O(1)",
-        },
-        handler: Some(xconfig),
-        subcommands: &[],
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("xadd", xadd),
+    ("xrange", xrange),
+    ("xrevrange", xrevrange),
+    ("xlen", xlen),
+    ("xdel", xdel),
+    ("xtrim", xtrim),
+    ("xread", xread),
+    ("xsetid", xsetid),
+    ("xinfo|stream", xinfo_stream),
+    ("xinfo|groups", super::stream_pending::xinfo_groups),
+    ("xinfo|consumers", super::stream_pending::xinfo_consumers),
+    ("xinfo|help", super::stream_pending::xinfo_help),
+    ("xconfig", xconfig),
 ];
 
 /// Parsed XADD / XTRIM options (Redis's `streamAddTrimArgs`).

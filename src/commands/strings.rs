@@ -8,76 +8,38 @@
 pub(crate) mod ldouble;
 
 use super::{
-    arg_i64, flags::*, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Command, Ctx,
-    Doc, Handler, Reader,
+    arg_i64, is_opt, read_typed, reader, write_typed, CmdError, CmdResult, Ctx, Handler, Reader,
 };
 use crate::db::effect::Effect;
 use crate::db::notify::{GENERIC, NEW, STRING};
 use crate::db::{Keyspace, StrForm, StrValue, Value};
 use bytes::Bytes;
 
-/// A table entry of the string group.
-#[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    acl: &'static [&'static str],
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        key_step: keys.2,
-        acl,
-        doc: Doc {
-            summary,
-            since,
-            group: "string",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
-const READ_FAST: &[&str] = &["@read", "@string", "@fast"];
-const READ_SLOW: &[&str] = &["@read", "@string", "@slow"];
-const WRITE_FAST: &[&str] = &["@write", "@string", "@fast"];
-const WRITE_SLOW: &[&str] = &["@write", "@string", "@slow"];
-const RANGE_COMPLEXITY: &str = "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.";
-
-pub static COMMANDS: &[Command] = &[
-    cmd("get", 2, READONLY | FAST, ONE_KEY, READ_FAST, "Get the value of a key", "1.0.0", "O(1)", get),
-    cmd("set", -3, WRITE | DENYOOM, ONE_KEY, WRITE_SLOW, "Set the string value of a key", "1.0.0", "O(1)", set),
-    cmd("getset", 3, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Set the string value of a key and return its old value", "1.0.0", "O(1)", getset),
-    cmd("getdel", 2, WRITE | FAST, ONE_KEY, WRITE_FAST, "Get the value of a key and delete the key", "6.2.0", "O(1)", getdel),
-    cmd("getex", -2, WRITE | FAST, ONE_KEY, WRITE_FAST, "Get the value of a key and optionally set its expiration", "6.2.0", "O(1)", getex),
-    cmd("setnx", 3, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Set the value of a key, only if the key does not exist", "1.0.0", "O(1)", setnx),
-    cmd("setex", 4, WRITE | DENYOOM, ONE_KEY, WRITE_SLOW, "Set the value and expiration of a key", "2.0.0", "O(1)", setex),
-    cmd("psetex", 4, WRITE | DENYOOM, ONE_KEY, WRITE_SLOW, "Set the value and expiration in milliseconds of a key", "2.6.0", "O(1)", psetex),
-    cmd("mset", -3, WRITE | DENYOOM, (1, -1, 2), WRITE_SLOW, "Set multiple keys to multiple values", "1.0.1", "O(N) where N is the number of keys to set.", mset),
-    cmd("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), WRITE_SLOW, "Set multiple keys to multiple values, only if none of the keys exist", "1.0.1", "O(N) where N is the number of keys to set.", msetnx),
-    cmd("mget", -2, READONLY | FAST, (1, -1, 1), READ_FAST, "Get the values of all the given keys", "1.0.0", "O(N) where N is the number of keys to retrieve.", mget),
-    cmd("append", 3, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Append a value to a key", "2.0.0", "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.", append),
-    cmd("strlen", 2, READONLY | FAST, ONE_KEY, READ_FAST, "Get the length of the value stored in a key", "2.2.0", "O(1)", strlen),
-    cmd("getrange", 4, READONLY, ONE_KEY, READ_SLOW, "Get a substring of the string stored at a key", "2.4.0", RANGE_COMPLEXITY, getrange),
-    cmd("setrange", 4, WRITE | DENYOOM, ONE_KEY, WRITE_SLOW, "Overwrite part of a string at key starting at the specified offset", "2.2.0", "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", setrange),
-    cmd("substr", 4, READONLY, ONE_KEY, READ_SLOW, "Get a substring of the string stored at a key", "1.0.0", RANGE_COMPLEXITY, getrange),
-    cmd("incr", 2, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Increment the integer value of a key by one", "1.0.0", "O(1)", incr),
-    cmd("decr", 2, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Decrement the integer value of a key by one", "1.0.0", "O(1)", decr),
-    cmd("incrby", 3, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Increment the integer value of a key by the given amount", "1.0.0", "O(1)", incrby),
-    cmd("decrby", 3, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Decrement the integer value of a key by the given number", "1.0.0", "O(1)", decrby),
-    cmd("incrbyfloat", 3, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Increment the float value of a key by the given amount", "2.6.0", "O(1)", incrbyfloat),
-    cmd("lcs", -3, READONLY, (1, 2, 1), READ_SLOW, "Find longest common substring", "7.0.0", "O(N*M) where N and M are the lengths of s1 and s2, respectively", lcs),
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("get", get),
+    ("set", set),
+    ("getset", getset),
+    ("getdel", getdel),
+    ("getex", getex),
+    ("setnx", setnx),
+    ("setex", setex),
+    ("psetex", psetex),
+    ("mset", mset),
+    ("msetnx", msetnx),
+    ("mget", mget),
+    ("append", append),
+    ("strlen", strlen),
+    ("getrange", getrange),
+    ("setrange", setrange),
+    ("substr", getrange),
+    ("incr", incr),
+    ("decr", decr),
+    ("incrby", incrby),
+    ("decrby", decrby),
+    ("incrbyfloat", incrbyfloat),
+    ("lcs", lcs),
 ];
 
 // ---- lookups ----

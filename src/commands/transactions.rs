@@ -5,85 +5,19 @@
 //! queue while the connection holds the keyspace lock, so the block is
 //! isolated as a whole.
 
-use super::{call, flags::*, table, CmdError, CmdResult, Command, Ctx, Doc};
+use super::{call, table, CmdError, CmdResult, Ctx, Handler};
 use crate::protocol::Out;
 use crate::server::{Client, MultiState, Shared};
 use bytes::Bytes;
 
-pub static COMMANDS: &[Command] = &[
-    Command {
-        name: "multi",
-        arity: 1,
-        flags: NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
-        acl: &["@fast", "@transaction"],
-        doc: Doc {
-            summary: "Mark the start of a transaction block",
-            since: "1.2.0",
-            group: "transactions",
-            complexity: "O(1)",
-        },
-        handler: Some(multi),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "exec",
-        arity: 1,
-        flags: NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG,
-        acl: &["@slow", "@transaction"],
-        doc: Doc {
-            summary: "Execute all commands issued after MULTI",
-            since: "1.2.0",
-            group: "transactions",
-            complexity: "Depends on commands in the transaction",
-        },
-        handler: Some(exec),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "discard",
-        arity: 1,
-        flags: NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
-        acl: &["@fast", "@transaction"],
-        doc: Doc {
-            summary: "Discard all commands issued after MULTI",
-            since: "2.0.0",
-            group: "transactions",
-            complexity: "O(N), when N is the number of queued commands",
-        },
-        handler: Some(discard),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "watch",
-        arity: -2,
-        flags: NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
-        first_key: 1,
-        last_key: -1,
-        key_step: 1,
-        acl: &["@fast", "@transaction"],
-        doc: Doc {
-            summary: "Watch the given keys to determine execution of the MULTI/EXEC block",
-            since: "2.2.0",
-            group: "transactions",
-            complexity: "O(1) for every key.",
-        },
-        handler: Some(watch),
-        ..Command::DEFAULT
-    },
-    Command {
-        name: "unwatch",
-        arity: 1,
-        flags: NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
-        acl: &["@fast", "@transaction"],
-        doc: Doc {
-            summary: "Forget about all watched keys",
-            since: "2.2.0",
-            group: "transactions",
-            complexity: "O(1)",
-        },
-        handler: Some(unwatch),
-        ..Command::DEFAULT
-    },
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("multi", multi),
+    ("exec", exec),
+    ("discard", discard),
+    ("watch", watch),
+    ("unwatch", unwatch),
 ];
 
 /// MULTI

@@ -14,7 +14,7 @@ mod range;
 mod setops;
 
 use super::keys::{parse_cursor, random_u64};
-use super::{arg_i64, flags::*, is_opt, CmdError, CmdResult, Command, Ctx, Doc, Handler};
+use super::{arg_i64, is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::db::effect::Effect;
 use crate::db::notify;
 use crate::db::zset::{ZSet, ZsetLimits};
@@ -27,91 +27,44 @@ use bytes::Bytes;
 pub(crate) use float::{parse_score, parse_score_bound};
 pub(super) use range::store;
 
-/// A table entry of the sorted-set group.
-#[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    acl: &'static [&'static str],
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    handler: Handler,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        key_step: keys.2,
-        acl,
-        doc: Doc {
-            summary,
-            since,
-            group: "sorted-set",
-            complexity,
-        },
-        handler: Some(handler),
-        subcommands: &[],
-    }
-}
-
-const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
-const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
-const READ_FAST: &[&str] = &["@read", "@sortedset", "@fast"];
-const READ_SLOW: &[&str] = &["@read", "@sortedset", "@slow"];
-const WRITE_FAST: &[&str] = &["@write", "@sortedset", "@fast"];
-const WRITE_SLOW: &[&str] = &["@write", "@sortedset", "@slow"];
-const WRITE_BLOCKING_FAST: &[&str] = &["@write", "@sortedset", "@fast", "@blocking"];
-const WRITE_BLOCKING_SLOW: &[&str] = &["@write", "@sortedset", "@slow", "@blocking"];
-const RANGE_CX: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.";
-const RANGE_LIMIT_CX: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).";
-const REMOVED_CX: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.";
-const POP_CX: &str = "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.";
-const UNION_CX: &str = "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.";
-const UNIONSTORE_CX: &str = "O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.";
-const INTER_CX: &str = "O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.";
-const DIFF_CX: &str = "O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.";
-
-pub static COMMANDS: &[Command] = &[
-    cmd("zadd", -4, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Add one or more members to a sorted set, or update its score if it already exists", "1.2.0", "O(log(N)) for each item added, where N is the number of elements in the sorted set.", zadd),
-    cmd("zincrby", 4, WRITE | DENYOOM | FAST, ONE_KEY, WRITE_FAST, "Increment the score of a member in a sorted set", "1.2.0", "O(log(N)) where N is the number of elements in the sorted set.", zincrby),
-    cmd("zrem", -3, WRITE | FAST, ONE_KEY, WRITE_FAST, "Remove one or more members from a sorted set", "1.2.0", "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", zrem),
-    cmd("zcard", 2, READONLY | FAST, ONE_KEY, READ_FAST, "Get the number of members in a sorted set", "1.2.0", "O(1)", zcard),
-    cmd("zscore", 3, READONLY | FAST, ONE_KEY, READ_FAST, "Get the score associated with the given member in a sorted set", "1.2.0", "O(1)", zscore),
-    cmd("zmscore", -3, READONLY | FAST, ONE_KEY, READ_FAST, "Get the score associated with the given members in a sorted set", "6.2.0", "O(N) where N is the number of members being requested.", zmscore),
-    cmd("zrank", 3, READONLY | FAST, ONE_KEY, READ_FAST, "Determine the index of a member in a sorted set", "2.0.0", "O(log(N))", zrank),
-    cmd("zrevrank", 3, READONLY | FAST, ONE_KEY, READ_FAST, "Determine the index of a member in a sorted set, with scores ordered from high to low", "2.0.0", "O(log(N))", zrevrank),
-    cmd("zrange", -4, READONLY, ONE_KEY, READ_SLOW, "Return a range of members in a sorted set", "1.2.0", RANGE_CX, range::zrange),
-    cmd("zrevrange", -4, READONLY, ONE_KEY, READ_SLOW, "Return a range of members in a sorted set, by index, with scores ordered from high to low", "1.2.0", RANGE_CX, range::zrevrange),
-    cmd("zrangebyscore", -4, READONLY, ONE_KEY, READ_SLOW, "Return a range of members in a sorted set, by score", "1.0.5", RANGE_LIMIT_CX, range::zrangebyscore),
-    cmd("zrevrangebyscore", -4, READONLY, ONE_KEY, READ_SLOW, "Return a range of members in a sorted set, by score, with scores ordered from high to low", "2.2.0", RANGE_LIMIT_CX, range::zrevrangebyscore),
-    cmd("zrangebylex", -4, READONLY, ONE_KEY, READ_SLOW, "Return a range of members in a sorted set, by lexicographical range", "2.8.9", RANGE_LIMIT_CX, range::zrangebylex),
-    cmd("zrevrangebylex", -4, READONLY, ONE_KEY, READ_SLOW, "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.", "2.8.9", RANGE_LIMIT_CX, range::zrevrangebylex),
-    cmd("zrangestore", -5, WRITE | DENYOOM, (1, 2, 1), WRITE_SLOW, "Store a range of members from sorted set into another key", "6.2.0", "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.", range::zrangestore),
-    cmd("zcount", 4, READONLY | FAST, ONE_KEY, READ_FAST, "Count the members in a sorted set with scores within the given values", "2.0.0", "O(log(N)) with N being the number of elements in the sorted set.", range::zcount),
-    cmd("zlexcount", 4, READONLY | FAST, ONE_KEY, READ_FAST, "Count the number of members in a sorted set between a given lexicographical range", "2.8.9", "O(log(N)) with N being the number of elements in the sorted set.", range::zlexcount),
-    cmd("zremrangebyrank", 4, WRITE, ONE_KEY, WRITE_SLOW, "Remove all members in a sorted set within the given indexes", "2.0.0", REMOVED_CX, range::zremrangebyrank),
-    cmd("zremrangebyscore", 4, WRITE, ONE_KEY, WRITE_SLOW, "Remove all members in a sorted set within the given scores", "1.2.0", REMOVED_CX, range::zremrangebyscore),
-    cmd("zremrangebylex", 4, WRITE, ONE_KEY, WRITE_SLOW, "Remove all members in a sorted set between the given lexicographical range", "2.8.9", REMOVED_CX, range::zremrangebylex),
-    cmd("zpopmin", -2, WRITE | FAST, ONE_KEY, WRITE_FAST, "Remove and return members with the lowest scores in a sorted set", "5.0.0", POP_CX, zpopmin),
-    cmd("zpopmax", -2, WRITE | FAST, ONE_KEY, WRITE_FAST, "Remove and return members with the highest scores in a sorted set", "5.0.0", POP_CX, zpopmax),
-    cmd("zmpop", -4, WRITE | MOVABLE_KEYS, NO_KEYS, WRITE_SLOW, "Remove and return members with scores in a sorted set", "7.0.0", "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", zmpop),
-    cmd("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, (1, -2, 1), WRITE_BLOCKING_FAST, "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available", "5.0.0", "O(log(N)) with N being the number of elements in the sorted set.", bzpopmin),
-    cmd("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, (1, -2, 1), WRITE_BLOCKING_FAST, "Remove and return the member with the highest score from one or more sorted sets, or block until one is available", "5.0.0", "O(log(N)) with N being the number of elements in the sorted set.", bzpopmax),
-    cmd("bzmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS, NO_KEYS, WRITE_BLOCKING_SLOW, "Remove and return members with scores in a sorted set or block until one is available", "7.0.0", "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", bzmpop),
-    cmd("zunion", -3, READONLY | MOVABLE_KEYS, NO_KEYS, READ_SLOW, "Add multiple sorted sets", "6.2.0", UNION_CX, setops::zunion),
-    cmd("zinter", -3, READONLY | MOVABLE_KEYS, NO_KEYS, READ_SLOW, "Intersect multiple sorted sets", "6.2.0", INTER_CX, setops::zinter),
-    cmd("zdiff", -3, READONLY | MOVABLE_KEYS, NO_KEYS, READ_SLOW, "Subtract multiple sorted sets", "6.2.0", DIFF_CX, setops::zdiff),
-    cmd("zintercard", -3, READONLY | MOVABLE_KEYS, NO_KEYS, READ_SLOW, "Intersect multiple sorted sets and return the cardinality of the result", "7.0.0", "O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.", setops::zintercard),
-    cmd("zunionstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, ONE_KEY, WRITE_SLOW, "Add multiple sorted sets and store the resulting sorted set in a new key", "2.0.0", UNIONSTORE_CX, setops::zunionstore),
-    cmd("zinterstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, ONE_KEY, WRITE_SLOW, "Intersect multiple sorted sets and store the resulting sorted set in a new key", "2.0.0", INTER_CX, setops::zinterstore),
-    cmd("zdiffstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, ONE_KEY, WRITE_SLOW, "Subtract multiple sorted sets and store the resulting sorted set in a new key", "6.2.0", DIFF_CX, setops::zdiffstore),
-    cmd("zrandmember", -2, READONLY, ONE_KEY, READ_SLOW, "Get one or multiple random elements from a sorted set", "6.2.0", "O(N) where N is the number of elements returned", zrandmember),
-    cmd("zscan", -3, READONLY, ONE_KEY, READ_SLOW, "Incrementally iterate sorted sets elements and associated scores", "2.8.0", "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..", zscan),
+/// The commands of this family and their handlers (their table entries
+/// are generated into `meta.rs`, see `commands::table`).
+pub static HANDLERS: &[(&str, Handler)] = &[
+    ("zadd", zadd),
+    ("zincrby", zincrby),
+    ("zrem", zrem),
+    ("zcard", zcard),
+    ("zscore", zscore),
+    ("zmscore", zmscore),
+    ("zrank", zrank),
+    ("zrevrank", zrevrank),
+    ("zrange", range::zrange),
+    ("zrevrange", range::zrevrange),
+    ("zrangebyscore", range::zrangebyscore),
+    ("zrevrangebyscore", range::zrevrangebyscore),
+    ("zrangebylex", range::zrangebylex),
+    ("zrevrangebylex", range::zrevrangebylex),
+    ("zrangestore", range::zrangestore),
+    ("zcount", range::zcount),
+    ("zlexcount", range::zlexcount),
+    ("zremrangebyrank", range::zremrangebyrank),
+    ("zremrangebyscore", range::zremrangebyscore),
+    ("zremrangebylex", range::zremrangebylex),
+    ("zpopmin", zpopmin),
+    ("zpopmax", zpopmax),
+    ("zmpop", zmpop),
+    ("bzpopmin", bzpopmin),
+    ("bzpopmax", bzpopmax),
+    ("bzmpop", bzmpop),
+    ("zunion", setops::zunion),
+    ("zinter", setops::zinter),
+    ("zdiff", setops::zdiff),
+    ("zintercard", setops::zintercard),
+    ("zunionstore", setops::zunionstore),
+    ("zinterstore", setops::zinterstore),
+    ("zdiffstore", setops::zdiffstore),
+    ("zrandmember", zrandmember),
+    ("zscan", zscan),
 ];
 
 // ---- lookups and bookkeeping ----
