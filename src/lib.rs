@@ -29,7 +29,9 @@
 //!   template miner behind LOGPARSE; pure code (no sockets, no files).
 //! - `rdb`: Redis's RDB serialization (DUMP/RESTORE, import/export).
 //! - `scripting`: the Lua engine behind EVAL and FUNCTION.
-//! - `acl`: the ACL engine (users, selectors, the permission check).
+//! - `commands::access`: the ACL engine (users, selectors, the permission
+//!   check), a part of the command layer: it is defined over the command
+//!   table.
 //! - `fuzz`: fuzz entry points (with the `test-support` feature or in
 //!   tests).
 //!
@@ -48,7 +50,6 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// INFO `mem_allocator`.
 pub const MEM_ALLOCATOR: &str = "jemalloc-5.3.0";
 
-pub mod acl;
 pub mod cluster;
 pub mod commands;
 pub mod config;

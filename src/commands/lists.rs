@@ -8,12 +8,12 @@
 //! The blocking forms block through `server::blocking`; when a key they
 //! wait on is ready, their handler is re-run on their behalf.
 
+use super::blocking::{self, Null, Unit};
 use super::{arg_i64, is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::db::effect::Effect;
 use crate::db::list::List;
 use crate::db::notify;
 use crate::db::Value;
-use crate::server::blocking::{self, Null, Unit};
 use bytes::Bytes;
 
 /// The commands of this family and their handlers (their table entries

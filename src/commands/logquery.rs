@@ -480,9 +480,9 @@ pub(super) fn tail(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 Some(strict_id(val, false)?.id)
             });
         } else if is_kw(opt, "block") {
-            deadline = Some(crate::server::blocking::parse_timeout(
+            deadline = Some(super::blocking::parse_timeout(
                 val,
-                crate::server::blocking::Unit::Millis,
+                super::blocking::Unit::Millis,
                 ctx.now_ms,
             )?);
         } else {
@@ -528,7 +528,7 @@ pub(super) fn tail(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         reply_entries(ctx, &v);
         return Ok(());
     }
-    if crate::server::blocking::denied(ctx) || after == u128::MAX {
+    if super::blocking::denied(ctx) || after == u128::MAX {
         ctx.out.null_array();
         return Ok(());
     }
@@ -546,13 +546,13 @@ pub(super) fn tail(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         again.push(Bytes::from_static(b"BLOCK"));
         again.push(b.clone());
     }
-    crate::server::blocking::block(
+    super::blocking::block(
         ctx,
         &again,
         vec![args[2].clone()],
         deadline.unwrap_or(0),
         "stream",
-        crate::server::blocking::Null::Array,
+        super::blocking::Null::Array,
     );
     Ok(())
 }

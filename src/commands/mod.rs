@@ -9,9 +9,11 @@
 //! fields (key specs, tips, doc arguments, history) is generated from Redis
 //! 7.0 into `meta.rs` and joined to the table by full name.
 
+pub mod access;
 pub mod acl;
 pub mod args;
 pub mod bitmaps;
+pub mod blocking;
 pub mod cluster;
 pub mod cluster_repl;
 pub mod connection;

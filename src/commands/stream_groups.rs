@@ -7,6 +7,7 @@
 //! writes it to the stream's op log (replayed at startup) before applying
 //! it; times recorded are the command's clock (`ctx.now_ms`).
 
+use super::blocking::{self, Null};
 use super::stream_common::{
     createconsumer_argv, estimate_distance, has_tombstones_from, id_arg, invalid_id,
     nogroup_for_key, nogroup_key_or_group, propagate, propagating, read_stream, reply_entry,
@@ -16,7 +17,6 @@ use super::stream_pending::{xautoclaim, xclaim, xpending};
 use super::streams::{parse_xread_args, XreadArgs};
 use super::{arg_i64, is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::db::{notify, Value};
-use crate::server::blocking::{self, Null};
 use crate::stream::groups::{GroupOp, INVALID_ENTRIES_READ};
 use crate::stream::id::parse_id;
 use crate::stream::{fmt_id, Inner, StreamRef};

@@ -455,9 +455,9 @@ pub(super) fn parse_xread_args(
                 return Err(CmdError::from_bytes(m));
             }
             i += 1;
-            a.block = Some(crate::server::blocking::parse_timeout(
+            a.block = Some(super::blocking::parse_timeout(
                 &args[i],
-                crate::server::blocking::Unit::Millis,
+                super::blocking::Unit::Millis,
                 now_ms,
             )?);
         } else if is_opt(o, "count") && moreargs > 0 {
@@ -545,7 +545,7 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     if served.is_empty() {
         match block {
-            Some(deadline) if !crate::server::blocking::denied(ctx) => {
+            Some(deadline) if !super::blocking::denied(ctx) => {
                 // `$` becomes the id it stood for, so the re-run when a
                 // key is ready serves what was added after this call.
                 let mut again = args.to_vec();
@@ -555,13 +555,13 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     }
                 }
                 let keys = args[streams_arg..streams_arg + n].to_vec();
-                crate::server::blocking::block(
+                super::blocking::block(
                     ctx,
                     &again,
                     keys,
                     deadline,
                     "stream",
-                    crate::server::blocking::Null::Array,
+                    super::blocking::Null::Array,
                 );
             }
             _ => ctx.out.null_array(),

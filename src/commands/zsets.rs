@@ -13,6 +13,7 @@ pub(crate) mod float;
 mod range;
 mod setops;
 
+use super::blocking::{self, Null, Unit};
 use super::keys::{parse_cursor, random_u64};
 use super::{arg_i64, is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::db::effect::Effect;
@@ -21,7 +22,6 @@ use crate::db::zset::{ZSet, ZsetLimits};
 use crate::db::{Keyspace, Value};
 use crate::glob::glob_match;
 use crate::protocol::Out;
-use crate::server::blocking::{self, Null, Unit};
 use bytes::Bytes;
 
 pub(crate) use float::{parse_score, parse_score_bound};

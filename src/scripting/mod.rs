@@ -1118,7 +1118,7 @@ fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, CallRefus
         run.client,
         idx,
         argv,
-        crate::acl::LogContext::Lua,
+        crate::commands::access::LogContext::Lua,
     ) {
         return refuse(CallRefused::Acl(d.script_message()));
     }

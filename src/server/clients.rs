@@ -327,7 +327,7 @@ pub struct Client {
     pub monitor: bool,
     /// Set by a blocking command's handler that found nothing to serve
     /// (see `server::blocking`).
-    pub block: Option<super::blocking::BlockRequest>,
+    pub block: Option<crate::commands::blocking::BlockRequest>,
     /// The connection is blocked: registered as a waiter, awaiting this.
     pub blocked: Option<super::blocking::Blocked>,
     pub handle: Arc<ClientHandle>,
@@ -335,7 +335,7 @@ pub struct Client {
     pub decoder: crate::protocol::Decoder,
     /// The ACL user; None for in-process clients that may run anything
     /// (Redis's `c->user == NULL`).
-    pub user: Option<Arc<crate::acl::User>>,
+    pub user: Option<Arc<crate::commands::access::User>>,
     /// `Shared::acl_version` when `user` was read.
     pub acl_version: u64,
     /// Scratch space of the ACL check (key positions and flags).
