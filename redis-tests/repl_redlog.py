@@ -16,7 +16,9 @@ replica R2 and a redlog replica R3 of R2 (chained through redis-server):
    log; R3 gets, through R2, the records made after it attached;
    master_repl_offset is the same on all four.
 2. Retention (XCONFIG RETENTION-BYTES, small segments) trims P's stream
-   by whole segments: R1 and R2 drop the same entries (XTRIM MINID).
+   by whole segments: R1 and R2 drop the same entries (XTRIM MINID); the
+   XCONFIG settings themselves reach R1 (a record, and an aux field at the
+   full resync for a stream configured before).
 3. R1 promoted (REPLICAOF NO ONE): LOGPARSE PARSE and INGEST give the
    template ids P gives for the same lines.
 4. UNBLOCKED: on redis-server and on redlog alike, clients blocked in
@@ -90,6 +92,10 @@ def run(work):
     p.execute_command("LOGPARSE", "PARSE", "app", "2024-01-01 10:00:00 INFO x: shared miner line 1")
     p.execute_command("LOGPARSE", "PARSE", "hdfs",
                       "081109 203615 148 INFO dfs.DataNode$PacketResponder: Received block 1")
+    # A stream's own retention (XCONFIG) before the replicas attach: the
+    # full resync carries it (entries of now: 10 days trims none).
+    p.xadd("plain", {"f": "v"})
+    p.execute_command("XCONFIG", "plain", "RETENTION-MS", 864000000)
 
     # Writable: LOGPARSE (FORMAT LIST/GET, TEMPLATES) is a write command.
     _, r1log = rp.start_replica("redlog", r1port, pport, work, ["--replica-read-only", "no"])
@@ -167,6 +173,15 @@ def run(work):
 
     # Failover: the promoted redlog replica mines as the primary did.
     r1.execute_command("REPLICAOF", "NO", "ONE")
+    # XCONFIG's reply shows both settings: the one set here, and the one
+    # the primary's XCONFIG gave (full resync for `plain`, the stream for
+    # `logs:a`).
+    got = r1.execute_command("XCONFIG", "plain", "RETENTION-BYTES", 0)
+    check("promoted replica: a stream's retention set before the full resync (XCONFIG)",
+          got == [b"retention-ms", 864000000, b"retention-bytes", 0], repr(got))
+    got = r1.execute_command("XCONFIG", "logs:a", "RETENTION-MS", 0)
+    check("promoted replica: a stream's retention set through the stream (XCONFIG)",
+          got == [b"retention-ms", 0, b"retention-bytes", 8192], repr(got))
     probe = ["2024-01-03 12:00:00 INFO comp1: after user 999 logged in from 10.0.9.9",
              "2024-01-03 12:00:01 WARN disk: after disk 7 is 3% full",
              "2024-01-03 12:00:02 INFO x: shared miner line 3"]

@@ -98,6 +98,17 @@ fn apply_one(ctx: &mut Ctx, e: Effect) -> CmdResult {
             // Logged as the key's value (type 7, with the state).
             ctx.ks.dbs[usize::from(db)].signal_modified(&key);
         }
+        Effect::Command { db, argv } => {
+            let (key, ms, bytes) = parse_xconfig(&argv)?;
+            let s = stream_at(ctx, db, &key)?;
+            s.lock()
+                .and_then(|mut g| g.set_retention(ms, bytes))
+                .map_err(err)?;
+            ctx.ks.stats.dirty += 1;
+            ctx.ks.stream_written(&s);
+            // On to this server's own replicas, as the primary sent it.
+            ctx.ks.log_command(usize::from(db), argv);
+        }
         // `record::decode` admits nothing else.
         _ => return Err(err("unexpected effect")),
     }
@@ -113,5 +124,26 @@ fn stream_at(ctx: &mut Ctx, db: u8, key: &Bytes) -> Result<crate::stream::Stream
             _ => Err(err("the key holds no stream")),
         },
         None => Err(err("no such stream")),
+    }
+}
+
+/// `XCONFIG key RETENTION-MS ms RETENTION-BYTES bytes` as
+/// `record::xconfig_argv` writes it (0: none of its own).
+fn parse_xconfig(argv: &[Bytes]) -> Result<(Bytes, Option<u64>, Option<u64>), CmdError> {
+    let num = |b: &Bytes| -> Result<Option<u64>, CmdError> {
+        let n: u64 = std::str::from_utf8(b)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| err("bad XCONFIG value"))?;
+        Ok((n > 0).then_some(n))
+    };
+    match argv {
+        [_, key, a, ms, b, bytes]
+            if a.eq_ignore_ascii_case(b"retention-ms")
+                && b.eq_ignore_ascii_case(b"retention-bytes") =>
+        {
+            Ok((key.clone(), num(ms)?, num(bytes)?))
+        }
+        _ => Err(err("malformed XCONFIG")),
     }
 }

@@ -771,6 +771,11 @@ fn xconfig(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         (new_ms, new_bytes)
     };
     touched(ctx, &args[1], &s, 1);
+    // To redlog replicas as a record (`db::effect::record`), absolute.
+    propagate(
+        ctx,
+        crate::db::effect::record::xconfig_argv(args[1].clone(), new_ms, new_bytes),
+    );
     ctx.out.array(4);
     field(ctx, "retention-ms");
     ctx.out.int(new_ms.unwrap_or(0) as i64);

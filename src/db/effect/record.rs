@@ -20,7 +20,9 @@
 //!   `LogMinerState`, `StreamIngestLearn`, and a stream `Set` with its
 //!   ingest state (value type 7: the format and the whole miner, attached
 //!   to the stream the key holds on the replica; the stream id in it is
-//!   the primary's and is not used).
+//!   the primary's and is not used), and `Command` effects of redlog's
+//!   own stream commands (`XCONFIG key RETENTION-MS ms RETENTION-BYTES
+//!   bytes`: a stream's retention settings, absolute values).
 //! - `R` ([`Record::ResetFormats`]), no body: a full resync starts: drop
 //!   the user formats and the built-in formats' learned miners, as the
 //!   RDB's FLUSHALL drops the keys.
@@ -87,8 +89,31 @@ pub fn is_redlog_only(e: &Effect) -> bool {
             value: Value::Stream(s),
             ..
         } => s.0.ingest.lock().is_some(),
+        Effect::Command { argv, .. } => is_redlog_command(argv),
         _ => false,
     }
+}
+
+/// Whether `argv` is a redlog command a stream change propagates as a
+/// record (Redis has no such command): XCONFIG, with its absolute
+/// settings (`XCONFIG key RETENTION-MS ms RETENTION-BYTES bytes`).
+pub fn is_redlog_command(argv: &[bytes::Bytes]) -> bool {
+    argv.first()
+        .is_some_and(|n| n.eq_ignore_ascii_case(b"xconfig"))
+}
+
+/// `XCONFIG key RETENTION-MS ms RETENTION-BYTES bytes` with absolute
+/// settings (0: none of its own), as XCONFIG propagates itself.
+pub fn xconfig_argv(key: bytes::Bytes, ms: Option<u64>, bytes_: Option<u64>) -> Vec<bytes::Bytes> {
+    use bytes::Bytes;
+    vec![
+        Bytes::from_static(b"XCONFIG"),
+        key,
+        Bytes::from_static(b"RETENTION-MS"),
+        Bytes::from(ms.unwrap_or(0).to_string()),
+        Bytes::from_static(b"RETENTION-BYTES"),
+        Bytes::from(bytes_.unwrap_or(0).to_string()),
+    ]
 }
 
 fn head(kind: u8) -> Vec<u8> {
@@ -166,6 +191,24 @@ mod tests {
             key: Bytes::from_static(b"k"),
         }]);
         assert_eq!(decode(&del).unwrap_err(), RecordError::NotRedlogOnly);
+        // XCONFIG (redlog's own) travels as a record, XADD does not.
+        let xconfig = Effect::Command {
+            db: 0,
+            argv: xconfig_argv(Bytes::from_static(b"s"), Some(5), None),
+        };
+        assert!(is_redlog_only(&xconfig));
+        match decode(&encode_effects(std::slice::from_ref(&xconfig))) {
+            Ok(Record::Effects(v)) => assert_eq!(v, vec![xconfig]),
+            other => panic!("{other:?}"),
+        }
+        let xadd = Effect::Command {
+            db: 0,
+            argv: vec![Bytes::from_static(b"XADD"), Bytes::from_static(b"s")],
+        };
+        assert_eq!(
+            decode(&encode_effects(&[xadd])).unwrap_err(),
+            RecordError::NotRedlogOnly
+        );
         // Truncated at every length: an error, never a panic.
         for n in 0..p.len() {
             assert!(decode(&p[..n]).is_err(), "prefix of {n} bytes");

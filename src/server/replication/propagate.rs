@@ -25,7 +25,9 @@
 //! redis-server replica runs as a no-op and a redlog replica applies; a
 //! stream with an ingest state sent whole (RESTORE, or the XADDs of the
 //! INGEST that created it) is followed by a record of its `Set`, which
-//! carries the format and the miner. [`sync_records`] is the same state
+//! carries the format and the miner. XCONFIG (a stream's own retention)
+//! logs itself as a `Command` effect with absolute settings, sent as a
+//! record too. [`sync_records`] is the same state
 //! for a full resync (RDB aux fields).
 
 use crate::db::effect::{record, Effect};
@@ -60,13 +62,25 @@ pub fn sync_records(ks: &crate::db::Keyspace) -> Vec<Vec<u8>> {
     for (i, db) in ks.dbs.iter().enumerate() {
         for (key, e) in db.iter() {
             if let Value::Stream(s) = &e.value {
+                let key = bytes::Bytes::copy_from_slice(key);
                 if s.0.ingest.lock().is_some() {
                     effects.push(Effect::Set {
                         db: i as u8,
-                        key: bytes::Bytes::copy_from_slice(key),
+                        key: key.clone(),
                         value: Value::Stream(s.clone()),
                         expires_at_ms: 0,
                     });
+                }
+                // Its own retention settings (XCONFIG), when it has any.
+                // A stream that cannot be read fails the snapshot's DUMP
+                // of it anyway.
+                if let Ok(g) = s.lock() {
+                    if g.retention_ms.is_some() || g.retention_bytes.is_some() {
+                        effects.push(Effect::Command {
+                            db: i as u8,
+                            argv: record::xconfig_argv(key, g.retention_ms, g.retention_bytes),
+                        });
+                    }
                 }
             }
         }
@@ -343,6 +357,7 @@ fn effect_commands(e: &Effect, cmds: &mut Vec<Cmd>) -> Result<(), PropagateError
         // A replica's own bookkeeping of its primary's stream.
         Effect::ReplPosition { .. } => {}
         // What a stream command propagates, verbatim.
+        Effect::Command { .. } if record::is_redlog_only(e) => push(None, record_ping(e)),
         Effect::Command { db, argv } => push(Some(*db), argv.iter().map(|a| a.to_vec()).collect()),
     }
     Ok(())
