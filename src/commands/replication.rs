@@ -128,9 +128,10 @@ fn wait(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::new("ERR timeout is negative"));
     }
     if ctx.client.multi.is_some() || ctx.client.in_exec || num <= 0 {
-        // Inside a transaction WAIT cannot block: the count now.
+        // Inside a transaction WAIT cannot block: the count now, of the
+        // replicas that acknowledged this client's earlier writes.
         let st = ctx.shared.repl.lock();
-        let n = primary::acked_count(&st, st.offset);
+        let n = primary::acked_count(&st, ctx.client.woff);
         ctx.out.int(n as i64);
         return Ok(());
     }

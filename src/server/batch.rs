@@ -102,7 +102,8 @@ impl LinkBatch {
     /// Ends the batch under the lock (`end_batch`), then, once the caller
     /// released the lock, `LinkTicket::commit` waits for durability.
     pub(super) fn end(mut self, shared: &Shared, ks: &mut Keyspace) -> LinkTicket {
-        end_batch(shared, ks, self.units, &mut self.batch);
+        // The master link's writes are not this server's clients'.
+        let _ = end_batch(shared, ks, self.units, &mut self.batch);
         LinkTicket(self.batch)
     }
 }
@@ -152,13 +153,17 @@ fn refuse_spans(out: &mut Out, spans: &[(usize, usize)], text: &str) {
 
 /// The end of a batch, still under the keyspace lock: a fast expiry
 /// cycle, pending notifications, and the batch handed to the durability
-/// stage for its ticket.
+/// stage for its ticket. Returns, when the batch's own units were
+/// propagated to replicas, the replication offset right after them
+/// (Redis's `c->woff`: read under the keyspace lock, so no other batch's
+/// units are in it).
+#[must_use]
 pub(super) fn end_batch(
     shared: &Shared,
     ks: &mut Keyspace,
     units: Vec<Vec<u8>>,
     batch: &mut Batch,
-) {
+) -> Option<u64> {
     let (hz, effort) = {
         let c = shared.config.read();
         (c.hz, c.active_expire_effort)
@@ -174,5 +179,7 @@ pub(super) fn end_batch(
         });
     }
     shared.publish_pending_notifications(ks);
+    let wrote = !units.is_empty();
     batch.ticket = Some(shared.durability.enqueue(ks, units));
+    (wrote && shared.repl.is_active()).then(|| shared.repl.lock().offset)
 }

@@ -309,6 +309,9 @@ pub struct Client {
     pub no_touch: bool,
     /// Close once the pending replies are written (QUIT, protocol error, kill).
     pub close_after_reply: bool,
+    /// The replication offset right after this client's last batch that
+    /// propagated anything (Redis's `c->woff`): what its WAIT waits for.
+    pub woff: u64,
     /// Set by a handler; the connection stops the batch and performs it.
     pub pending: Option<PendingOp>,
     /// A connection task drives this client: LOGPARSE INGEST may hand it
@@ -374,6 +377,7 @@ impl Client {
             reply_mode: ReplyMode::On,
             no_touch: false,
             close_after_reply: false,
+            woff: 0,
             pending: None,
             chunked_ingest: false,
             pubsub: super::pubsub::ClientPubSub::new(handle.clone()),

@@ -214,7 +214,8 @@ async fn run_batch<S: ClientStream>(
             }
             PendingOp::Migrate(job) => run_migrate(shared, client, out, job).await,
             PendingOp::Wait { num, timeout_ms } => {
-                match super::replication::primary::wait(shared, num, timeout_ms).await {
+                match super::replication::primary::wait(shared, num, timeout_ms, client.woff).await
+                {
                     Some(n) => out.int(n),
                     None => {
                         out.error(super::blocking::UNBLOCKED_ROLE_CHANGE);
@@ -403,7 +404,9 @@ async fn run_ingest<S: ClientStream>(
             } else {
                 Vec::new()
             };
-            end_batch(shared, &mut ks, units, &mut batch);
+            if let Some(woff) = end_batch(shared, &mut ks, units, &mut batch) {
+                client.woff = woff;
+            }
             r
         };
         commit(shared, &mut batch, out).await;
@@ -537,7 +540,9 @@ async fn run_migrate(
         if !units.is_empty() {
             batch.spans.push((start, out.buf.len()));
         }
-        end_batch(shared, &mut ks, units, &mut batch);
+        if let Some(woff) = end_batch(shared, &mut ks, units, &mut batch) {
+            client.woff = woff;
+        }
     }
     commit(shared, &mut batch, out).await;
 }
@@ -642,7 +647,9 @@ fn process_input(
         }
     }
     if let Some(mut ks) = guard {
-        end_batch(shared, &mut ks, units, &mut batch);
+        if let Some(woff) = end_batch(shared, &mut ks, units, &mut batch) {
+            client.woff = woff;
+        }
     }
     client.handle.qbuf.store(inbuf.len(), Ordering::Relaxed);
     batch

@@ -361,3 +361,62 @@ XACK s g 1-1 9-9",
     assert_eq!(before, after);
     assert!(before.0.contains("2-0"), "{before:?}");
 }
+
+/// WAIT waits for the offset right after the client's own last write
+/// (Redis's `c->woff`), not for other clients' later writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_counts_acks_of_the_clients_own_writes() {
+    let s = start().await;
+    let mut a = client(s.local_addr()).await;
+    let mut b = client(s.local_addr()).await;
+    let mut r = Raw::connect(s.local_addr()).await;
+    r.check(&resp(&[b"REPLCONF", b"capa", b"psync2"]), b"+OK\r\n")
+        .await;
+    r.send(&resp(&[b"PSYNC", b"?", b"-1"])).await;
+    let got = read_bytes(&mut r).await;
+    let first = String::from_utf8_lossy(&got)
+        .split("\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut offset: u64 = first.split(' ').nth(2).unwrap().parse().unwrap();
+    let wait = |n: i64, ms: i64| {
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(n).arg(ms);
+        cmd
+    };
+
+    // A writes; the replica acknowledges everything up to here.
+    let _: () = redis::cmd("SET")
+        .arg("a")
+        .arg("1")
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    offset += read_bytes(&mut r).await.len() as u64;
+    r.send(&resp(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()]))
+        .await;
+    let n: i64 = wait(1, 0).query_async(&mut a).await.unwrap();
+    assert_eq!(n, 1);
+    // B writes; the replica does not acknowledge that.
+    let _: () = redis::cmd("SET")
+        .arg("b")
+        .arg("2")
+        .query_async(&mut b)
+        .await
+        .unwrap();
+    // A wrote nothing since: its writes are acknowledged.
+    let n: i64 = wait(1, 100).query_async(&mut a).await.unwrap();
+    assert_eq!(n, 1, "A's own writes were acknowledged");
+    // B's are not.
+    let n: i64 = wait(1, 100).query_async(&mut b).await.unwrap();
+    assert_eq!(n, 0, "B's write was not acknowledged");
+    // Inside MULTI the count is taken at once, for the client's offset.
+    let (n,): (i64,) = redis::pipe()
+        .atomic()
+        .add_command(wait(1, 0))
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+}

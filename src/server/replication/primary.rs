@@ -539,18 +539,18 @@ pub fn request_acks(st: &mut ReplState) {
 }
 
 /// WAIT numreplicas timeout, run by the connection off the keyspace lock
-/// after its batch: the number of replicas that acknowledged the stream's
-/// offset at that moment (covering the client's writes, as Redis's
-/// `c->woff`), once `num` did or the timeout (0: none) passed.
+/// after its batch: the number of replicas that acknowledged `woff`, the
+/// offset right after the client's last write (Redis's `c->woff`), once
+/// `num` did or the timeout (0: none) passed.
 ///
 /// None: this server became a replica meanwhile (REPLICAOF, FAILOVER, a
 /// cluster role change): the client gets `-UNBLOCKED` and is closed, as
 /// Redis's `disconnectAllBlockedClients` does to a blocked WAIT.
-pub async fn wait(shared: &Shared, num: u64, timeout_ms: u64) -> Option<i64> {
+pub async fn wait(shared: &Shared, num: u64, timeout_ms: u64, woff: u64) -> Option<i64> {
     let deadline = (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(timeout_ms));
     let (acked, offset) = {
         let mut st = shared.repl.lock();
-        let offset = st.offset;
+        let offset = woff;
         let n = acked_count(&st, offset);
         if n as u64 >= num {
             return Some(n as i64);
