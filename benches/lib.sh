@@ -5,6 +5,18 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# A free client port whose cluster bus port (+10000) is free too.
+cluster_port() {
+    python3 -c '
+import socket
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
+    if p > 55000: continue
+    try:
+        b = socket.socket(); b.bind(("127.0.0.1", p + 10000)); b.close(); print(p); break
+    except OSError: pass'
+}
+
 # wait_up PORT: waits (30 s at most) until the server on PORT answers PING.
 wait_up() {
     for _ in $(seq 600); do

@@ -29,16 +29,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cluster_port() {
-    python3 -c '
-import socket
-while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
-    if p > 55000: continue
-    try:
-        b = socket.socket(); b.bind(("127.0.0.1", p + 10000)); b.close(); print(p); break
-    except OSError: pass'
-}
 
 start_node() { # KIND PORT
     local d="$WORK/$1-$2"
