@@ -934,6 +934,20 @@ static PARAMS: &[Param] = &[
     },
 ];
 
+/// Which commands exist, for `rename-command`'s checks. `config` sits
+/// below `commands`, so the command table comes in through this (the
+/// table implements it; a list of names does too).
+pub trait CommandNames {
+    /// `name` (lower case) is a command.
+    fn exists(&self, name: &str) -> bool;
+}
+
+impl CommandNames for &[&str] {
+    fn exists(&self, name: &str) -> bool {
+        self.contains(&name)
+    }
+}
+
 /// Typed view of the parameters the server reads on hot paths.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -1482,11 +1496,22 @@ impl Config {
     /// possibly quoted, `include <path>` (read in place, nested; a relative
     /// path is relative to the working directory, as in Redis). Errors name
     /// the line.
-    pub fn load_file_text(&mut self, text: &str) -> Result<(), FileError> {
-        self.load_text_nested(text, 0)
+    /// `names` answers whether a command exists (`rename-command`'s check);
+    /// the server passes its command table.
+    pub fn load_file_text(
+        &mut self,
+        text: &str,
+        names: &dyn CommandNames,
+    ) -> Result<(), FileError> {
+        self.load_text_nested(text, 0, names)
     }
 
-    fn load_text_nested(&mut self, text: &str, depth: usize) -> Result<(), FileError> {
+    fn load_text_nested(
+        &mut self,
+        text: &str,
+        depth: usize,
+        names: &dyn CommandNames,
+    ) -> Result<(), FileError> {
         for (i, line) in text.lines().enumerate() {
             let at = |source: LineError| FileError::Line {
                 line: i + 1,
@@ -1510,7 +1535,7 @@ impl Config {
                 continue;
             };
             if name.eq_ignore_ascii_case("rename-command") {
-                self.rename_command(rest).map_err(|e| at(e.into()))?;
+                self.rename_command(rest, names).map_err(|e| at(e.into()))?;
                 continue;
             }
             if name.eq_ignore_ascii_case("include") {
@@ -1526,7 +1551,7 @@ impl Config {
                         cause: e.to_string(),
                     })
                 })?;
-                self.load_text_nested(&inner, depth + 1)
+                self.load_text_nested(&inner, depth + 1, names)
                     .map_err(|e| FileError::Included {
                         path: path.clone(),
                         source: Box::new(e),
@@ -1541,16 +1566,19 @@ impl Config {
 
     /// `rename-command <old> <new>`, with Redis's checks: the command
     /// exists, the new name does not; `""` removes the command.
-    fn rename_command(&mut self, args: &[String]) -> Result<(), RenameError> {
+    fn rename_command(
+        &mut self,
+        args: &[String],
+        names: &dyn CommandNames,
+    ) -> Result<(), RenameError> {
         let [old, new] = args else {
             return Err(RenameError::Arity);
         };
         let (old, new) = (old.to_ascii_lowercase(), new.to_ascii_lowercase());
-        let table = crate::commands::table();
         let exists = |n: &str| {
             let renamed_away = self.renamed_commands.iter().any(|(o, _)| o == n);
             let renamed_to = self.renamed_commands.iter().any(|(_, w)| w == n);
-            renamed_to || (!renamed_away && table.lookup(n.as_bytes()).is_some())
+            renamed_to || (!renamed_away && names.exists(n))
         };
         if !exists(&old) {
             return Err(RenameError::NoSuchCommand);
@@ -1564,7 +1592,8 @@ impl Config {
 
     /// Parses `redlog [config-file] [--option value ...]`, as redis-server.
     /// A `--name` takes every following argument up to the next `--name`.
-    pub fn from_args(args: &[String]) -> Result<Config, ArgsError> {
+    /// `names` as in [`Config::load_file_text`].
+    pub fn from_args(args: &[String], names: &dyn CommandNames) -> Result<Config, ArgsError> {
         let mut cfg = Config::default();
         let mut rest = args;
         if let Some(first) = rest.first() {
@@ -1573,7 +1602,7 @@ impl Config {
                     path: first.clone(),
                     cause: e.to_string(),
                 })?;
-                cfg.load_file_text(&text)?;
+                cfg.load_file_text(&text, names)?;
                 // Absolute, as Redis's `getAbsolutePath` (INFO config_file,
                 // CONFIG REWRITE).
                 cfg.config_file = Some(
@@ -1594,7 +1623,7 @@ impl Config {
                 j += 1;
             }
             if name.eq_ignore_ascii_case("rename-command") {
-                cfg.rename_command(&rest[i + 1..j])?;
+                cfg.rename_command(&rest[i + 1..j], names)?;
                 i = j;
                 continue;
             }
@@ -1628,20 +1657,27 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// The commands these tests rename.
+    const NAMES: &[&str] = &["get", "set", "flushall"];
+
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
     }
 
     #[test]
     fn command_line() {
-        let c = Config::from_args(&args("--port 6380 --dir /tmp/x --appendfsync always")).unwrap();
+        let c = Config::from_args(
+            &args("--port 6380 --dir /tmp/x --appendfsync always"),
+            &NAMES,
+        )
+        .unwrap();
         assert_eq!(c.port, 6380);
         assert_eq!(c.dir, "/tmp/x");
         assert_eq!(c.get("appendfsync"), Some("always"));
         assert_eq!(c.appendfsync, Appendfsync::Always);
-        assert!(Config::from_args(&args("--nope 1")).is_err());
-        assert!(Config::from_args(&args("--port abc")).is_err());
-        assert!(Config::from_args(&args("--port")).is_err());
+        assert!(Config::from_args(&args("--nope 1"), &NAMES).is_err());
+        assert!(Config::from_args(&args("--port abc"), &NAMES).is_err());
+        assert!(Config::from_args(&args("--port"), &NAMES).is_err());
     }
 
     #[test]
@@ -1651,7 +1687,7 @@ mod tests {
             assert_eq!(p.name(), *name);
         }
         assert_eq!(Appendfsync::parse("sometimes"), None);
-        let c = Config::from_args(&args("--appendfsync NO")).unwrap();
+        let c = Config::from_args(&args("--appendfsync NO"), &NAMES).unwrap();
         assert_eq!(c.appendfsync, Appendfsync::No);
         assert_eq!(Config::default().appendfsync, Appendfsync::EverySec);
     }
@@ -1707,13 +1743,16 @@ mod tests {
     #[test]
     fn config_file_syntax() {
         let mut c = Config::default();
-        c.load_file_text("# comment\nport 7000\nrequirepass \"se cret\"\nsave 900 1 300 10\n")
-            .unwrap();
+        c.load_file_text(
+            "# comment\nport 7000\nrequirepass \"se cret\"\nsave 900 1 300 10\n",
+            &NAMES,
+        )
+        .unwrap();
         assert_eq!(c.port, 7000);
         assert_eq!(c.requirepass.as_deref(), Some(&b"se cret"[..]));
         assert_eq!(c.get("save"), Some("900 1 300 10"));
         assert!(c
-            .load_file_text("bogus 1\n")
+            .load_file_text("bogus 1\n", &NAMES)
             .unwrap_err()
             .to_string()
             .contains("line 1"));
@@ -1739,8 +1778,11 @@ mod tests {
     #[test]
     fn rename_command_is_checked_as_redis() {
         let mut c = Config::default();
-        c.load_file_text("rename-command GET \"\"\nrename-command set myset\n")
-            .unwrap();
+        c.load_file_text(
+            "rename-command GET \"\"\nrename-command set myset\n",
+            &NAMES,
+        )
+        .unwrap();
         assert_eq!(
             c.renamed_commands,
             vec![
@@ -1749,14 +1791,14 @@ mod tests {
             ]
         );
         let e = Config::default()
-            .load_file_text("rename-command nope x\n")
+            .load_file_text("rename-command nope x\n", &NAMES)
             .unwrap_err();
         assert_eq!(e.to_string(), "line 1: No such command in rename-command");
         let e = Config::default()
-            .load_file_text("rename-command get set\n")
+            .load_file_text("rename-command get set\n", &NAMES)
             .unwrap_err();
         assert_eq!(e.to_string(), "line 1: Target command name already exists");
-        let c = Config::from_args(&args("--rename-command flushall wipe")).unwrap();
+        let c = Config::from_args(&args("--rename-command flushall wipe"), &NAMES).unwrap();
         assert_eq!(c.renamed_commands, vec![("flushall".into(), "wipe".into())]);
     }
 
@@ -1768,17 +1810,20 @@ mod tests {
         std::fs::write(&b, "timeout 9\n").unwrap();
         std::fs::write(&a, format!("hz 20\ninclude {}\n", b.display())).unwrap();
         let mut c = Config::default();
-        c.load_file_text(&format!("port 7001\ninclude {}\nhz 30\n", a.display()))
-            .unwrap();
+        c.load_file_text(
+            &format!("port 7001\ninclude {}\nhz 30\n", a.display()),
+            &NAMES,
+        )
+        .unwrap();
         assert_eq!((c.port, c.hz, c.timeout_s), (7001, 30, 9));
         std::fs::write(&b, format!("include {}\n", b.display())).unwrap();
         let e = Config::default()
-            .load_file_text(&format!("include {}\n", b.display()))
+            .load_file_text(&format!("include {}\n", b.display()), &NAMES)
             .unwrap_err()
             .to_string();
         assert!(e.contains("too many nested includes"), "{e}");
         let e = Config::default()
-            .load_file_text("include /nonexistent/x.conf\n")
+            .load_file_text("include /nonexistent/x.conf\n", &NAMES)
             .unwrap_err()
             .to_string();
         assert!(

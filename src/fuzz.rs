@@ -12,7 +12,6 @@
 //! call allocates.
 
 use crate::db::effect::{self, Effect};
-use crate::db::Keyspace;
 use crate::logparse::{builtin, Format, FormatSpec, Ingestor, Miner};
 use crate::protocol::{parse_request, Decoder, ParseLimits, Parsed, ProtocolError};
 use crate::stream::codec;
@@ -128,7 +127,7 @@ pub fn wal_unit(data: &[u8]) -> usize {
     };
     let n = effects.len();
     check_unit_round_trip(&effects);
-    let mut ks = Keyspace::new();
+    let mut ks = crate::scripting::keyspace();
     ks.set_capture(false);
     for _ in 0..2 {
         for e in effects.iter().cloned() {
@@ -155,7 +154,7 @@ pub fn redlog_record(data: &[u8]) -> usize {
                 }
                 other => panic!("re-encoded record does not decode: {other:?}"),
             }
-            let mut ks = Keyspace::new();
+            let mut ks = crate::scripting::keyspace();
             ks.set_capture(false);
             for _ in 0..2 {
                 for e in effects.iter().cloned() {

@@ -352,7 +352,7 @@ fn import_rdb(args: &[String]) -> ExitCode {
         eprintln!("Usage: redlog import-rdb <dump.rdb> [config-file] [--option value ...]");
         return ExitCode::from(2);
     };
-    let config = match Config::from_args(rest) {
+    let config = match Config::from_args(rest, redlog::commands::table()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("redlog import-rdb: {e}");
@@ -392,7 +392,10 @@ fn export_rdb(args: &[String]) -> ExitCode {
         eprintln!("Usage: redlog export-rdb <dir> <file>");
         return ExitCode::from(2);
     };
-    let config = match Config::from_args(&["--dir".to_string(), dir.clone()]) {
+    let config = match Config::from_args(
+        &["--dir".to_string(), dir.clone()],
+        redlog::commands::table(),
+    ) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("redlog export-rdb: {e}");
@@ -442,7 +445,7 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    let config = match Config::from_args(&args) {
+    let config = match Config::from_args(&args, redlog::commands::table()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("redlog: {e}\n\n{USAGE}");

@@ -5,7 +5,7 @@
 
 use super::{is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::db::effect::Effect;
-use crate::scripting::functions::{parse_payload, RestorePolicy, ENGINE};
+use crate::scripting::functions::{parse_payload, Functions, RestorePolicy, ENGINE};
 use crate::scripting::script_flags;
 use bytes::Bytes;
 
@@ -49,7 +49,7 @@ fn function_load(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::new("ERR Function code is missing"));
     }
     let code = &args[pos];
-    let r = ctx.ks.functions.load(code, replace);
+    let r = Functions::of_mut(ctx.ks).load(code, replace);
     refresh_stats(ctx);
     let name = r.map_err(|e| CmdError::new(format!("ERR {e}")))?;
     ctx.ks.log_global(Effect::FunctionLoad {
@@ -62,7 +62,7 @@ fn function_load(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// FUNCTION DELETE library-name
 fn function_delete(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if !ctx.ks.functions.delete(&args[2]) {
+    if !Functions::of_mut(ctx.ks).delete(&args[2]) {
         return Err(CmdError::new("ERR Library not found"));
     }
     refresh_stats(ctx);
@@ -83,7 +83,7 @@ fn function_flush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "ERR FUNCTION FLUSH only supports SYNC|ASYNC option",
         ));
     }
-    ctx.ks.functions.flush();
+    Functions::of_mut(ctx.ks).flush();
     refresh_stats(ctx);
     ctx.ks.log_global(Effect::FunctionFlush);
     ctx.out.ok();
@@ -122,9 +122,7 @@ fn function_list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             super::c_str_lossy(a)
         )));
     }
-    let libs: Vec<_> = ctx
-        .ks
-        .functions
+    let libs: Vec<_> = Functions::of(ctx.ks)
         .libraries()
         .filter(|l| pattern.is_none_or(|p| crate::glob::glob_match(p, &l.name, true)))
         .collect();
@@ -168,7 +166,7 @@ fn function_list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// FUNCTION DUMP
 fn function_dump(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    let payload = ctx.ks.functions.dump();
+    let payload = Functions::of(ctx.ks).dump();
     ctx.out.bulk(&payload);
     Ok(())
 }
@@ -189,7 +187,7 @@ fn function_restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             )),
         };
     let codes = parse_payload(&args[2]).map_err(|e| CmdError::new(format!("ERR {e}")))?;
-    let r = ctx.ks.functions.restore(&codes, policy);
+    let r = Functions::of_mut(ctx.ks).restore(&codes, policy);
     refresh_stats(ctx);
     r.map_err(|e| CmdError::new(format!("ERR {e}")))?;
     ctx.ks.log_global(Effect::FunctionRestore {
@@ -321,11 +319,15 @@ fn fcall_generic(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> CmdResult {
     // The library set is taken out while the function runs (its commands
     // borrow the keyspace); FUNCTION commands are `noscript`, so nothing
     // looks for it meanwhile but INFO, which reads `function_stats`.
-    let mut f = std::mem::take(&mut ctx.ks.functions);
-    let r = f.call(ctx, args, &args[3..3 + nk], &args[3 + nk..], read_only);
+    let mut f = std::mem::replace(&mut ctx.ks.functions, Box::<Functions>::default());
+    let r = f
+        .as_any_mut()
+        .downcast_mut::<Functions>()
+        .expect("Keyspace::functions is scripting::functions::Functions")
+        .call(ctx, args, &args[3..3 + nk], &args[3 + nk..], read_only);
     ctx.ks.functions = f;
     // Only the VM's heap changed: the library set cannot change inside a
     // function (FUNCTION is `noscript`).
-    ctx.ks.function_stats.vm_memory = ctx.ks.functions.vm_memory();
+    ctx.ks.function_stats.vm_memory = Functions::of(ctx.ks).vm_memory();
     r
 }

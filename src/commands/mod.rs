@@ -659,6 +659,12 @@ fn build_table() -> Table {
     t
 }
 
+impl crate::config::CommandNames for Table {
+    fn exists(&self, name: &str) -> bool {
+        self.lookup(name.as_bytes()).is_some()
+    }
+}
+
 impl Table {
     /// Finds a top-level command by name, ignoring case.
     pub fn lookup(&self, name: &[u8]) -> Option<usize> {

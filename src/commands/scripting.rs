@@ -2,6 +2,7 @@
 //! KILL, HELP), as Redis 7.0's `eval.c`. The engine is `crate::scripting`.
 
 use super::{arg_i64, flags::*, CmdError, CmdResult, Command, Ctx, Handler};
+use crate::db::engines::ScriptCache;
 use crate::db::Keyspace;
 use crate::scripting::busy::Kind;
 use crate::scripting::{script_flags, Scripting};
@@ -91,15 +92,19 @@ fn with_engine<R>(
     ctx: &mut Ctx,
     f: impl FnOnce(&mut Ctx, &mut Scripting) -> Result<R, CmdError>,
 ) -> Result<R, CmdError> {
-    let mut sc = match ctx.ks.scripting.take() {
+    let mut sc: Box<dyn ScriptCache> = match ctx.ks.scripting.take() {
         Some(sc) => sc,
         None => Box::new(
             Scripting::new(ctx.shared)
                 .map_err(|e| CmdError::new(format!("ERR Lua initialisation failed: {e}")))?,
         ),
     };
-    let r = f(ctx, &mut sc);
-    ctx.ks.script_stats = sc.stats();
+    let engine: &mut Scripting = sc
+        .as_any_mut()
+        .downcast_mut()
+        .expect("Keyspace::scripting is scripting::Scripting");
+    let r = f(ctx, engine);
+    ctx.ks.script_stats = engine.stats();
     ctx.ks.scripting = Some(sc);
     r
 }
@@ -172,11 +177,8 @@ fn eval_generic(ctx: &mut Ctx, args: &[Bytes], evalsha: bool, ro: bool) -> CmdRe
 fn script_exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ctx.out.array(args.len() - 2);
     for a in &args[2..] {
-        let found = ctx
-            .ks
-            .scripting
-            .as_ref()
-            .is_some_and(|sc| sc.exists(a.to_ascii_lowercase().as_slice()));
+        let found =
+            Scripting::of(ctx.ks).is_some_and(|sc| sc.exists(a.to_ascii_lowercase().as_slice()));
         ctx.out.int(found as i64);
     }
     Ok(())

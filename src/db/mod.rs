@@ -16,7 +16,7 @@
 
 pub mod blocking;
 pub mod effect;
-pub mod engine_stats;
+pub mod engines;
 pub mod evict;
 pub mod expire;
 pub mod hash;
@@ -800,15 +800,15 @@ pub struct Keyspace {
     pub logparse: crate::logparse::Registry,
     /// The EVAL engine (`scripting`), created by the first script; taken
     /// out while a script runs.
-    pub scripting: Option<Box<crate::scripting::Scripting>>,
+    pub scripting: Option<Box<dyn engines::ScriptCache>>,
     /// Its memory and cache size as of the last script (INFO).
-    pub script_stats: engine_stats::ScriptStats,
+    pub script_stats: engines::ScriptStats,
     /// The function libraries (FUNCTION LOAD, FCALL); taken out while a
     /// function runs. Not keys: FLUSHALL keeps them; their changes are
     /// logged with `log_global`.
-    pub functions: Box<crate::scripting::functions::Functions>,
+    pub functions: Box<dyn engines::FunctionLibrary>,
     /// Their INFO figures as of the last change or call.
-    pub function_stats: engine_stats::FunctionStats,
+    pub function_stats: engines::FunctionStats,
     /// Memory was over `maxmemory` when the running top-level command
     /// started (Redis's `pre_command_oom_state`): a script's first write
     /// of a `denyoom` command is refused then.
@@ -841,14 +841,10 @@ pub struct Keyspace {
     pending: std::sync::Arc<pending::Pending>,
 }
 
-impl Default for Keyspace {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Keyspace {
-    pub fn new() -> Self {
+    /// An empty keyspace whose function libraries are `functions` (the
+    /// server's: `scripting::keyspace`).
+    pub fn new(functions: Box<dyn engines::FunctionLibrary>) -> Self {
         let mut ks = Keyspace {
             dbs: (0..DATABASES).map(|_| Db::default()).collect(),
             stats: KeyspaceStats::default(),
@@ -868,7 +864,7 @@ impl Keyspace {
             logparse: crate::logparse::Registry::new(),
             scripting: None,
             script_stats: Default::default(),
-            functions: Default::default(),
+            functions,
             function_stats: Default::default(),
             pre_command_oom: false,
             repl_position: None,
@@ -1434,7 +1430,7 @@ mod tests {
     /// nothing in it.
     #[test]
     fn pending_summary_follows_the_changes() {
-        let mut ks = Keyspace::new();
+        let mut ks = crate::scripting::keyspace();
         ks.set(9, Bytes::from_static(b"a"), Value::str("1"), 0);
         ks.set(2, Bytes::from_static(b"b"), Value::str("2"), 0);
         assert!(ks.dbs[2].set_expiry(b"b", 99_999_999_999_999));

@@ -33,7 +33,9 @@ const LOAD_TIMEOUT_MSG: &str = "FUNCTION LOAD timeout";
 
 const NAME_RULES: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
 
-pub use crate::db::engine_stats::FunctionStats;
+pub use crate::db::engines::FunctionStats;
+use crate::db::engines::{FunctionLibrary, LibraryChange, LibraryError};
+use crate::db::Keyspace;
 
 /// A registered function.
 pub struct FuncInfo {
@@ -142,7 +144,7 @@ thread_local! {
     static LOADING: RefCell<Option<Vec<Reg>>> = const { RefCell::new(None) };
 }
 
-pub use crate::db::effect::RestorePolicy;
+pub use crate::db::engines::RestorePolicy;
 
 /// The libraries and their VM (`Keyspace::functions`).
 #[derive(Default)]
@@ -158,6 +160,61 @@ impl std::fmt::Debug for Functions {
         f.debug_struct("Functions")
             .field("libraries", &self.set.libs.len())
             .finish()
+    }
+}
+
+impl FunctionLibrary for Functions {
+    fn apply(&mut self, change: LibraryChange<'_>) -> Result<(), LibraryError> {
+        match change {
+            LibraryChange::Load { code, replace } => {
+                self.load(code, replace)?;
+            }
+            LibraryChange::Delete { name } => {
+                self.delete(name);
+            }
+            LibraryChange::Flush => self.flush(),
+            LibraryChange::Restore { codes, policy } => self.restore(codes, policy)?,
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> FunctionStats {
+        Functions::stats(self)
+    }
+
+    fn codes(&self) -> Vec<Bytes> {
+        self.libraries().map(|l| l.code.clone()).collect()
+    }
+
+    fn flags_of(&self, name: &[u8]) -> Option<u32> {
+        Functions::flags_of(self, name)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+impl Functions {
+    /// The keyspace's libraries as this type (there is no other
+    /// implementation of `FunctionLibrary`).
+    pub fn of(ks: &Keyspace) -> &Functions {
+        ks.functions
+            .as_any()
+            .downcast_ref()
+            .expect("Keyspace::functions is scripting::functions::Functions")
+    }
+
+    /// [`Functions::of`], mutable.
+    pub fn of_mut(ks: &mut Keyspace) -> &mut Functions {
+        ks.functions
+            .as_any_mut()
+            .downcast_mut()
+            .expect("Keyspace::functions is scripting::functions::Functions")
     }
 }
 

@@ -81,7 +81,8 @@ pub mod script_flags {
     ];
 }
 
-pub use crate::db::engine_stats::ScriptStats;
+use crate::db::engines::ScriptCache;
+pub use crate::db::engines::ScriptStats;
 
 /// A cached EVAL script.
 struct Script {
@@ -107,6 +108,38 @@ pub struct Scripting {
     gc_count: u32,
     /// The heap limit applied to `lua` (`lua_memory_limit`).
     mem_limit: usize,
+}
+
+impl ScriptCache for Scripting {
+    fn flags_of(&self, sha: &str) -> Option<u32> {
+        Scripting::flags_of(self, sha)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+impl Scripting {
+    /// The keyspace's EVAL engine as this type, if one was created
+    /// (there is no other implementation of `ScriptCache`).
+    pub fn of(ks: &Keyspace) -> Option<&Scripting> {
+        ks.scripting.as_ref().map(|sc| {
+            sc.as_any()
+                .downcast_ref()
+                .expect("Keyspace::scripting is scripting::Scripting")
+        })
+    }
+}
+
+/// An empty keyspace with this module's function libraries: how the
+/// server (and tests) make one.
+pub fn keyspace() -> Keyspace {
+    Keyspace::new(Box::<functions::Functions>::default())
 }
 
 impl std::fmt::Debug for Scripting {

@@ -717,7 +717,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         acl_version: AtomicU64::new(0),
         default_nopass: AtomicBool::new(true),
         ks: Mutex::new({
-            let mut ks = Keyspace::new();
+            let mut ks = crate::scripting::keyspace();
             // Without persistence nothing consumes effects: do not capture them.
             ks.set_capture(persist.is_some());
             ks
@@ -836,7 +836,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
     } else {
         // No WAL, so no key survives a restart: every stream dir is stale.
         let reg = shared.streams.clone();
-        let mut ks = Keyspace::new();
+        let mut ks = crate::scripting::keyspace();
         tokio::task::spawn_blocking(move || reg.attach(&mut ks))
             .await
             .map_err(io_other)?

@@ -269,7 +269,7 @@ fn corrupt(what: &'static str, seq: u128, e: impl std::fmt::Display) -> PersistE
 pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), PersistError> {
     let start = Instant::now();
     let mut stats = ReplayStats::default();
-    let mut ks = Keyspace::new();
+    let mut ks = crate::scripting::keyspace();
     ks.set_capture(false);
     let base = wal.base();
     let mut filter = None;
@@ -419,7 +419,7 @@ pub fn rewrite(
         let mut chunks = logparse_effects(&ks);
         chunks.push(vec![Effect::FunctionRestore {
             policy: 0,
-            codes: ks.functions.libraries().map(|l| l.code.clone()).collect(),
+            codes: ks.functions.codes(),
         }]);
         (chunks, next_seq())
     };

@@ -202,9 +202,9 @@ fn snapshot_counted(
             f.w.string(r);
         }
         // Redis writes the libraries after the aux fields (`rdbSaveFunctions`).
-        for lib in ks.functions.libraries() {
+        for code in ks.functions.codes() {
             f.w.u8(rdb::opcodes::FUNCTION2);
-            f.w.string(&lib.code);
+            f.w.string(&code);
         }
     }
     let mut keys = 0u64;

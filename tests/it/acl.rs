@@ -384,6 +384,7 @@ async fn user_lines_in_the_config_file() {
     let mut cfg = Config::default();
     cfg.load_file_text(
         "port 0\nuser alice on >pw ~a:* +get\nuser default on >adminpw ~* &* +@all\n",
+        redlog::commands::table(),
     )
     .unwrap();
     let dir = tempfile::Builder::new()

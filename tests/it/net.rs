@@ -355,7 +355,7 @@ async fn config_rewrite_rewrites_the_file_the_server_started_with() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let cfg = redlog::config::Config::from_args(&args).unwrap();
+    let cfg = redlog::config::Config::from_args(&args, redlog::commands::table()).unwrap();
     let s = redlog::server::spawn(cfg).await.unwrap();
     let mut c = tokio::net::TcpStream::connect(s.local_addr())
         .await
@@ -399,8 +399,11 @@ async fn renamed_commands() {
     cfg.set_startup("port", "0").unwrap();
     cfg.set_startup("appendonly", "no").unwrap();
     cfg.set_startup("dir", dir.to_str().unwrap()).unwrap();
-    cfg.load_file_text("rename-command set myset\nrename-command get \"\"\n")
-        .unwrap();
+    cfg.load_file_text(
+        "rename-command set myset\nrename-command get \"\"\n",
+        redlog::commands::table(),
+    )
+    .unwrap();
     let s = redlog::server::spawn(cfg).await.unwrap();
     let mut c = tokio::net::TcpStream::connect(s.local_addr())
         .await

@@ -390,7 +390,8 @@ fn every_redis_7_directive_is_accepted() {
     )
     .unwrap();
     let mut cfg = redlog::config::Config::default();
-    cfg.load_file_text(&text).unwrap();
+    cfg.load_file_text(&text, redlog::commands::table())
+        .unwrap();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let (name, value) = line.split_once(' ').unwrap();
         let value = value.trim_matches('"');

@@ -25,6 +25,7 @@ pub mod tags;
 
 pub use tags::{tag, value_type};
 
+use super::engines::{LibraryChange, RestorePolicy};
 use super::{Keyspace, ReplPosition, StrForm, StrValue, Value, DATABASES};
 use crate::logparse::FormatSpec;
 use crate::storage::bytes::{Malformed, Reader as ByteReader};
@@ -817,17 +818,22 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
             let _ = ks.logparse.remove(&name);
         }
         Effect::FunctionLoad { replace, code } => {
-            if let Err(e) = ks.functions.load(&code, replace) {
+            let change = LibraryChange::Load {
+                code: &code,
+                replace,
+            };
+            if let Err(e) = ks.functions.apply(change) {
                 tracing::warn!("replay: FUNCTION LOAD no longer loads, dropped: {e}");
             }
             ks.function_stats = ks.functions.stats();
         }
         Effect::FunctionDelete { name } => {
-            ks.functions.delete(&name);
+            // A missing library is no error here: deleted is deleted.
+            let _ = ks.functions.apply(LibraryChange::Delete { name: &name });
             ks.function_stats = ks.functions.stats();
         }
         Effect::FunctionFlush => {
-            ks.functions.flush();
+            let _ = ks.functions.apply(LibraryChange::Flush);
             ks.function_stats = ks.functions.stats();
         }
         // The replication stream's copy of a stream change: the stream's
@@ -842,7 +848,11 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
         }
         Effect::FunctionRestore { policy, codes } => {
             let policy = RestorePolicy::from_code(policy).unwrap_or(RestorePolicy::Replace);
-            if let Err(e) = ks.functions.restore(&codes, policy) {
+            let change = LibraryChange::Restore {
+                codes: &codes,
+                policy,
+            };
+            if let Err(e) = ks.functions.apply(change) {
                 tracing::warn!("replay: FUNCTION RESTORE no longer loads, dropped: {e}");
             }
             ks.function_stats = ks.functions.stats();
@@ -951,34 +961,6 @@ pub fn apply(ks: &mut Keyspace, e: Effect) {
     }
 }
 
-/// How FUNCTION RESTORE treats the existing libraries (logged by code in
-/// `Effect::FunctionRestore`; `scripting::functions` re-exports it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestorePolicy {
-    Flush,
-    Append,
-    Replace,
-}
-
-impl RestorePolicy {
-    pub fn code(self) -> u8 {
-        match self {
-            RestorePolicy::Flush => 0,
-            RestorePolicy::Append => 1,
-            RestorePolicy::Replace => 2,
-        }
-    }
-
-    pub fn from_code(c: u8) -> Option<Self> {
-        Some(match c {
-            0 => RestorePolicy::Flush,
-            1 => RestorePolicy::Append,
-            2 => RestorePolicy::Replace,
-            _ => return None,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1006,7 +988,7 @@ mod tests {
         let mut buf = Vec::new();
         encode_unit(std::slice::from_ref(&set), &mut buf);
         let back = decode_unit(&buf).unwrap();
-        let mut ks = Keyspace::new();
+        let mut ks = crate::scripting::keyspace();
         ks.set_capture(false);
         for e in back {
             apply(&mut ks, e);
@@ -1055,7 +1037,7 @@ mod tests {
             Bytes::from_static(b"hdfs"),
             ing,
         )));
-        let mut ks = Keyspace::new();
+        let mut ks = crate::scripting::keyspace();
         ks.set_capture(false);
         let mut buf = Vec::new();
         let set = Effect::Set {
@@ -1232,7 +1214,7 @@ mod tests {
     }
 
     pub(super) fn replay(units: &[Vec<Effect>]) -> Keyspace {
-        let mut ks = Keyspace::new();
+        let mut ks = crate::scripting::keyspace();
         ks.set_capture(false);
         for u in units {
             let mut buf = Vec::new();
@@ -1263,7 +1245,7 @@ mod tests {
     #[test]
     fn captured_effects_replay_to_the_same_state() {
         let k = |s: &str| Bytes::from(s.to_string());
-        let mut ks = Keyspace::new();
+        let mut ks = crate::scripting::keyspace();
         let mut units = Vec::new();
         ks.set(0, k("a"), Value::str("1"), 0);
         ks.set(0, k("b"), Value::str("2"), 5_000);
