@@ -319,7 +319,7 @@ fn fcall_generic(ctx: &mut Ctx, args: &[Bytes], ro: bool) -> CmdResult {
     // The library set is taken out while the function runs (its commands
     // borrow the keyspace); FUNCTION commands are `noscript`, so nothing
     // looks for it meanwhile but INFO, which reads `function_stats`.
-    let mut f = std::mem::replace(&mut ctx.ks.functions, Box::<Functions>::default());
+    let mut f = std::mem::replace(&mut ctx.ks.functions, Box::new(Functions::default()));
     let r = f
         .as_any_mut()
         .downcast_mut::<Functions>()
