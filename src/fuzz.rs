@@ -127,7 +127,7 @@ pub fn wal_unit(data: &[u8]) -> usize {
     };
     let n = effects.len();
     check_unit_round_trip(&effects);
-    let mut ks = crate::scripting::keyspace();
+    let mut ks = crate::commands::lua::keyspace();
     ks.set_capture(false);
     for _ in 0..2 {
         for e in effects.iter().cloned() {
@@ -154,7 +154,7 @@ pub fn redlog_record(data: &[u8]) -> usize {
                 }
                 other => panic!("re-encoded record does not decode: {other:?}"),
             }
-            let mut ks = crate::scripting::keyspace();
+            let mut ks = crate::commands::lua::keyspace();
             ks.set_capture(false);
             for _ in 0..2 {
                 for e in effects.iter().cloned() {

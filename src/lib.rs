@@ -28,7 +28,9 @@
 //! - `logparse`: log formats, timestamp normalisation and the Drain
 //!   template miner behind LOGPARSE; pure code (no sockets, no files).
 //! - `rdb`: Redis's RDB serialization (DUMP/RESTORE, import/export).
-//! - `scripting`: the Lua engine behind EVAL and FUNCTION.
+//! - `commands::lua`: the Lua engine behind EVAL and FUNCTION, a part of
+//!   the command layer: a script's `redis.call` runs the command table,
+//!   and EVAL runs the engine.
 //! - `commands::access`: the ACL engine (users, selectors, the permission
 //!   check), a part of the command layer: it is defined over the command
 //!   table.
@@ -62,7 +64,6 @@ pub mod logparse;
 pub mod protocol;
 pub mod random;
 pub mod rdb;
-pub mod scripting;
 pub mod server;
 pub mod storage;
 pub mod stream;

@@ -1,12 +1,12 @@
 //! FUNCTION (LOAD, DELETE, FLUSH, LIST, DUMP, RESTORE, STATS, HELP), FCALL
 //! and FCALL_RO, as Redis 7.0's `functions.c`. The engine and the library
-//! set are `crate::scripting::functions`, kept in `Keyspace::functions`;
+//! set are `crate::commands::lua::functions`, kept in `Keyspace::functions`;
 //! every change to the set is logged as a FUNCTION effect (WAL tags 80-83).
 
 use super::{is_opt, CmdError, CmdResult, Ctx, Handler};
+use crate::commands::lua::functions::{parse_payload, Functions, RestorePolicy, ENGINE};
+use crate::commands::lua::script_flags;
 use crate::db::effect::Effect;
-use crate::scripting::functions::{parse_payload, Functions, RestorePolicy, ENGINE};
-use crate::scripting::script_flags;
 use bytes::Bytes;
 
 /// The commands of this family and their handlers (their table entries
@@ -206,7 +206,7 @@ fn function_restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn function_kill(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ctx.shared
         .busy
-        .kill_running(crate::scripting::busy::Kind::Function)?;
+        .kill_running(crate::commands::lua::busy::Kind::Function)?;
     ctx.out.ok();
     Ok(())
 }

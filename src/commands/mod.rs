@@ -30,6 +30,7 @@ pub mod lists;
 pub mod logingest;
 pub mod logparse;
 pub mod logquery;
+pub mod lua;
 pub mod memory;
 pub mod meta;
 pub mod migrate;

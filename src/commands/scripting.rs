@@ -1,11 +1,11 @@
 //! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT (LOAD, EXISTS, FLUSH,
-//! KILL, HELP), as Redis 7.0's `eval.c`. The engine is `crate::scripting`.
+//! KILL, HELP), as Redis 7.0's `eval.c`. The engine is `crate::commands::lua`.
 
 use super::{arg_i64, flags::*, CmdError, CmdResult, Command, Ctx, Handler};
+use crate::commands::lua::busy::Kind;
+use crate::commands::lua::{script_flags, Scripting};
 use crate::db::engines::ScriptCache;
 use crate::db::Keyspace;
-use crate::scripting::busy::Kind;
-use crate::scripting::{script_flags, Scripting};
 use bytes::Bytes;
 
 /// The commands of this family and their handlers (their table entries
@@ -52,13 +52,13 @@ pub fn effective_flags(ks: &Keyspace, cmd: &Command, args: &[Bytes]) -> u32 {
     let sha = if evalsha {
         String::from_utf8_lossy(&args[1]).to_ascii_lowercase()
     } else {
-        crate::scripting::sha1hex(&args[1])
+        crate::commands::lua::sha1hex(&args[1])
     };
     let cached = ks.scripting.as_ref().and_then(|sc| sc.flags_of(&sha));
     let script_flags = match cached {
         Some(f) => f,
         None if evalsha => return cmd.flags,
-        None => match crate::scripting::shebang_flags(&args[1]) {
+        None => match crate::commands::lua::shebang_flags(&args[1]) {
             Ok((f, _)) => f,
             Err(_) => return cmd.flags,
         },

@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn fifo_queues_and_readiness() {
-        let mut ks = crate::scripting::keyspace();
+        let mut ks = crate::commands::lua::keyspace();
         let (a, _ra) = waiter(1, &["k1", "k2"]);
         let (b, _rb) = waiter(2, &["k2"]);
         ks.add_waiter(a);

@@ -567,7 +567,7 @@ mod tests {
 
     #[test]
     fn volatile_ttl_evicts_nearest_expiry_and_only_volatile_keys() {
-        let mut ks = crate::scripting::keyspace();
+        let mut ks = crate::commands::lua::keyspace();
         ks.evict.cfg.policy = Policy::VolatileTtl;
         ks.set(0, Bytes::from("persistent"), Value::str("v"), 0);
         for (k, at) in [("late", 9_000_000_000_000u64), ("soon", 8_000_000_000_000)] {

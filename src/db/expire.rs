@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn slow_cycle_reclaims_expired_keys_without_access() {
-        let mut ks = crate::scripting::keyspace();
+        let mut ks = crate::commands::lua::keyspace();
         for i in 0..1000 {
             let key = Bytes::from(format!("k{i}"));
             let at = if i % 2 == 0 { 1 } else { u64::MAX / 2 };
@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn fast_cycle_skipped_when_little_is_stale() {
-        let mut ks = crate::scripting::keyspace();
+        let mut ks = crate::commands::lua::keyspace();
         ks.set(0, Bytes::from("a"), Value::str("v"), 1);
         assert_eq!(
             active_expire_cycle(&mut ks, CycleKind::Fast, 10, 1, || 1000),

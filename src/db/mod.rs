@@ -1430,7 +1430,7 @@ mod tests {
     /// nothing in it.
     #[test]
     fn pending_summary_follows_the_changes() {
-        let mut ks = crate::scripting::keyspace();
+        let mut ks = crate::commands::lua::keyspace();
         ks.set(9, Bytes::from_static(b"a"), Value::str("1"), 0);
         ks.set(2, Bytes::from_static(b"b"), Value::str("2"), 0);
         assert!(ks.dbs[2].set_expiry(b"b", 99_999_999_999_999));

@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn only_enabled_classes_are_queued() {
-        let mut ks = crate::scripting::keyspace();
+        let mut ks = crate::commands::lua::keyspace();
         ks.notify(GENERIC, "del", 0, b"k");
         assert!(ks.take_notifications().is_empty(), "off by default");
         ks.notify_flags = parse_flags("Eg").unwrap();

@@ -603,7 +603,7 @@ fn process_input(
                                 let busy_error = shared
                                     .busy
                                     .busy_error()
-                                    .unwrap_or(crate::scripting::busy::BUSY_EVAL);
+                                    .unwrap_or(crate::commands::lua::busy::BUSY_EVAL);
                                 let args = std::mem::take(&mut argv);
                                 match super::busy::execute(shared, client, out, args, busy_error) {
                                     super::busy::Step::Served => continue,

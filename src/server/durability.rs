@@ -794,7 +794,7 @@ mod tests {
 
     /// Queues `units` as a batch would, with an otherwise idle keyspace.
     fn batch(d: &Durability, units: &[&[u8]]) -> Ticket {
-        let mut ks = crate::scripting::keyspace();
+        let mut ks = crate::commands::lua::keyspace();
         d.enqueue(&mut ks, units.iter().map(|u| u.to_vec()).collect())
     }
 
@@ -882,7 +882,7 @@ mod tests {
         for i in 0..50u8 {
             let d = d.clone();
             tasks.push(tokio::spawn(async move {
-                let mut ks = crate::scripting::keyspace();
+                let mut ks = crate::commands::lua::keyspace();
                 for _ in 0..20 {
                     let t = d.enqueue(&mut ks, vec![vec![i]]);
                     let seq = t.seq();

@@ -107,7 +107,7 @@ pub struct Shared {
     /// SLOWLOG, LATENCY, errorstats, MONITOR (`server::observe`).
     pub observe: observe::Observe,
     /// The running script (busy scripts, SCRIPT KILL): `scripting::busy`.
-    pub busy: crate::scripting::busy::ScriptBusy,
+    pub busy: crate::commands::lua::busy::ScriptBusy,
     /// jemalloc's allocated bytes when the server was set up, before
     /// loading (MEMORY STATS `startup.allocated`, Redis's
     /// `initial_memory_usage`).
@@ -717,7 +717,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
         acl_version: AtomicU64::new(0),
         default_nopass: AtomicBool::new(true),
         ks: Mutex::new({
-            let mut ks = crate::scripting::keyspace();
+            let mut ks = crate::commands::lua::keyspace();
             // Without persistence nothing consumes effects: do not capture them.
             ks.set_capture(persist.is_some());
             ks
@@ -836,7 +836,7 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
     } else {
         // No WAL, so no key survives a restart: every stream dir is stale.
         let reg = shared.streams.clone();
-        let mut ks = crate::scripting::keyspace();
+        let mut ks = crate::commands::lua::keyspace();
         tokio::task::spawn_blocking(move || reg.attach(&mut ks))
             .await
             .map_err(io_other)?

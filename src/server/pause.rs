@@ -178,14 +178,14 @@ pub fn covers(
     match top_name {
         "eval" | "evalsha" => {
             let script_flags = match (top_name, args.get(1)) {
-                ("eval", Some(body)) => crate::scripting::shebang_flags(body).ok().map(|f| f.0),
+                ("eval", Some(body)) => crate::commands::lua::shebang_flags(body).ok().map(|f| f.0),
                 (_, Some(sha)) => ks
                     .scripting
                     .as_ref()
                     .and_then(|s| s.flags_of(&String::from_utf8_lossy(sha).to_ascii_lowercase())),
                 _ => None,
             };
-            script_flags.is_none_or(|f| f & crate::scripting::script_flags::NO_WRITES == 0)
+            script_flags.is_none_or(|f| f & crate::commands::lua::script_flags::NO_WRITES == 0)
         }
         "exec" => {
             let t = table();

@@ -269,7 +269,7 @@ fn corrupt(what: &'static str, seq: u128, e: impl std::fmt::Display) -> PersistE
 pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), PersistError> {
     let start = Instant::now();
     let mut stats = ReplayStats::default();
-    let mut ks = crate::scripting::keyspace();
+    let mut ks = crate::commands::lua::keyspace();
     ks.set_capture(false);
     let base = wal.base();
     let mut filter = None;

@@ -94,7 +94,7 @@ async fn script_kill_stops_a_busy_script() {
         )
     );
     assert_eq!(ask(&mut other, &["SCRIPT", "KILL"]).await, "+OK\r\n");
-    let sha = redlog::scripting::sha1hex(LOOP.as_bytes());
+    let sha = redlog::commands::lua::sha1hex(LOOP.as_bytes());
     assert_eq!(
         line(&mut runner).await,
         format!(

@@ -171,7 +171,7 @@ async fn runaway_script_hits_the_lua_memory_limit_and_the_vm_survives() {
         .await
         .unwrap();
     let body = "local t = {} for i = 1, 1e8 do t[i] = i end return #t";
-    let sha = redlog::scripting::sha1hex(body.as_bytes());
+    let sha = redlog::commands::lua::sha1hex(body.as_bytes());
     let e = cmd(&mut c, &["EVAL", body, "0"]).await.unwrap_err();
     assert_eq!(
         e.detail(),

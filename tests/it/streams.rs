@@ -348,7 +348,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn reopen(reg: &Arc<Registry>, id: u64) -> (Keyspace, StreamRef) {
-    let mut ks = redlog::scripting::keyspace();
+    let mut ks = redlog::commands::lua::keyspace();
     let s = StreamRef::unopened(id);
     ks.set(0, Bytes::from_static(b"k"), Value::Stream(s.clone()), 0);
     reg.attach(&mut ks).unwrap();

@@ -988,7 +988,7 @@ mod tests {
         let mut buf = Vec::new();
         encode_unit(std::slice::from_ref(&set), &mut buf);
         let back = decode_unit(&buf).unwrap();
-        let mut ks = crate::scripting::keyspace();
+        let mut ks = crate::commands::lua::keyspace();
         ks.set_capture(false);
         for e in back {
             apply(&mut ks, e);
@@ -1037,7 +1037,7 @@ mod tests {
             Bytes::from_static(b"hdfs"),
             ing,
         )));
-        let mut ks = crate::scripting::keyspace();
+        let mut ks = crate::commands::lua::keyspace();
         ks.set_capture(false);
         let mut buf = Vec::new();
         let set = Effect::Set {
@@ -1214,7 +1214,7 @@ mod tests {
     }
 
     pub(super) fn replay(units: &[Vec<Effect>]) -> Keyspace {
-        let mut ks = crate::scripting::keyspace();
+        let mut ks = crate::commands::lua::keyspace();
         ks.set_capture(false);
         for u in units {
             let mut buf = Vec::new();
@@ -1245,7 +1245,7 @@ mod tests {
     #[test]
     fn captured_effects_replay_to_the_same_state() {
         let k = |s: &str| Bytes::from(s.to_string());
-        let mut ks = crate::scripting::keyspace();
+        let mut ks = crate::commands::lua::keyspace();
         let mut units = Vec::new();
         ks.set(0, k("a"), Value::str("1"), 0);
         ks.set(0, k("b"), Value::str("2"), 5_000);
