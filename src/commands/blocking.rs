@@ -1,9 +1,10 @@
 //! The handler side of blocking commands (BLPOP, BRPOP, BLMOVE,
 //! BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP, XREAD and XREADGROUP
 //! BLOCK): a handler that cannot serve now asks to block with [`block`]; the
-//! server (`server::blocking`) registers the request after the command,
-//! serves it when a key becomes ready and delivers its reply. The whole
-//! design is described there.
+//! connection (`server::blocking`) registers the request after the
+//! command; [`serve_ready`] re-runs it when a key becomes ready, and the
+//! connection delivers its reply ([`Wake`]) once the batch is durable. The
+//! whole design is described in `server::blocking`.
 //!
 //! # Adding a blocking command
 //!
@@ -22,9 +23,13 @@
 //! re-runnable: when served it runs again with the same arguments and
 //! must either reply or call `block` again.
 
-use super::{CmdError, Ctx};
+use super::{table, CmdError, Ctx};
+use crate::db::blocking::WaiterReply;
+use crate::db::{now_ms, Keyspace};
 use crate::protocol::Out;
+use crate::server::{Client, Shared};
 use bytes::Bytes;
+use tokio::sync::oneshot;
 
 /// The unit of a timeout argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,4 +126,155 @@ pub fn null_reply(kind: Null, resp3: bool) -> Vec<u8> {
         Null::Bulk => o.null(),
     }
     o.buf
+}
+
+/// A served waiter's reply, sent once the batch is durable.
+#[derive(Debug)]
+pub struct Wake {
+    tx: oneshot::Sender<WaiterReply>,
+    reply: Vec<u8>,
+}
+
+impl Wake {
+    /// Delivers the reply, or `error` instead (the batch's WAL write
+    /// failed, so the effect must not be acknowledged).
+    pub fn send(self, error: Option<&str>) {
+        let reply = match error {
+            None => self.reply,
+            Some(e) => {
+                let mut o = Out::new(false);
+                o.error(e);
+                o.buf
+            }
+        };
+        let _ = self.tx.send(WaiterReply {
+            bytes: reply,
+            close: false,
+        });
+    }
+}
+
+/// Serves the waiters of every ready key (see the module comment).
+pub fn serve_ready(shared: &Shared, ks: &mut Keyspace, wakes: &mut Vec<Wake>) {
+    while let Some((db, key)) = ks.take_ready_key() {
+        for id in ks.dbs[db].waiters_on(&key) {
+            let wants = match ks.waiter(id) {
+                Some(w) => w.wants,
+                None => continue,
+            };
+            // A blocked XREADGROUP ends with an error when its key or its
+            // group is gone (Redis 7.0); other waiters keep waiting.
+            let gone = ks
+                .waiter(id)
+                .and_then(|w| super::stream_common::blocked_group_gone(ks, db, &key, &w.args));
+            if let Some(msg) = gone {
+                if let Some(w) = ks.remove_waiter(id) {
+                    let mut o = Out::new(w.resp3);
+                    o.error(msg);
+                    wakes.push(Wake {
+                        tx: w.tx,
+                        reply: o.buf,
+                    });
+                }
+                continue;
+            }
+            match ks.dbs[db].peek(&key) {
+                None => continue,
+                Some(e) if e.value.type_name() != wants => continue,
+                Some(_) => {}
+            }
+            let Some(handle) = shared.clients.get(&id).map(|h| h.clone()) else {
+                // Killed meanwhile: its task unregisters too; do it now so
+                // it takes nothing.
+                ks.remove_waiter(id);
+                continue;
+            };
+            let Some(w) = ks.waiter(id) else { continue };
+            let (args, resp3) = (w.args.clone(), w.resp3);
+            let mut client = Client::new(handle, true);
+            client.db = w.db;
+            client.no_touch = w.no_touch;
+            let mut out = Out::new(resp3);
+            // `resolve`: a blocking subcommand (LOGPARSE TAIL FOLLOW) runs
+            // its own handler.
+            let Some(handler) = table()
+                .resolve(&args)
+                .ok()
+                .and_then(|idx| table().entries[idx].cmd.handler)
+            else {
+                ks.remove_waiter(id);
+                continue;
+            };
+            // The handler directly, not `commands::call`: the command was
+            // counted once in the statistics when it blocked (as Redis
+            // counts a blocked command once).
+            let r = {
+                let mut ctx = Ctx {
+                    ks,
+                    shared,
+                    client: &mut client,
+                    out: &mut out,
+                    now_ms: now_ms(),
+                };
+                let r = handler(&mut ctx, &args);
+                ctx.ks.end_command();
+                r
+            };
+            if client.block.is_some() {
+                continue;
+            }
+            if let Err(e) = r {
+                shared.error_reply(&mut out, &e.0);
+            }
+            if let Some(w) = ks.remove_waiter(id) {
+                wakes.push(Wake {
+                    tx: w.tx,
+                    reply: out.buf,
+                });
+            }
+        }
+    }
+}
+
+/// CLIENT UNBLOCK: answers the blocked client with its timeout reply or
+/// with the UNBLOCKED error. False when `id` is not blocked.
+pub fn unblock(ks: &mut Keyspace, id: u64, error: bool) -> bool {
+    let Some(w) = ks.remove_waiter(id) else {
+        return false;
+    };
+    let reply = if error {
+        b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n".to_vec()
+    } else {
+        w.timeout_reply
+    };
+    let _ = w.tx.send(WaiterReply {
+        bytes: reply,
+        close: false,
+    });
+    true
+}
+
+/// The error Redis 7.0's `disconnectAllBlockedClients` answers.
+pub const UNBLOCKED_ROLE_CHANGE: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+
+/// Redis 7.0's `disconnectAllBlockedClients` (this server becomes a
+/// replica: REPLICAOF, FAILOVER's switch, a cluster role change): every
+/// client blocked in BLPOP & co., XREAD / XREADGROUP BLOCK, LOGPARSE TAIL
+/// FOLLOW, gets [`UNBLOCKED_ROLE_CHANGE`] and its connection is closed
+/// after that reply. Clients a pause postponed are not blocked here
+/// (they run their command again when the pause ends); WAIT is answered
+/// the same by its own wait (`replication::primary::wait`). Run under the
+/// keyspace lock. The errors count in INFO errorstats, as Redis's.
+pub fn disconnect_all(shared: &Shared, ks: &mut Keyspace) {
+    for id in ks.waiter_ids() {
+        if let Some(w) = ks.remove_waiter(id) {
+            let mut o = Out::new(w.resp3);
+            shared.error_reply(&mut o, UNBLOCKED_ROLE_CHANGE.as_bytes());
+            let _ = w.tx.send(WaiterReply {
+                bytes: o.buf,
+                close: true,
+            });
+        }
+    }
 }

@@ -607,8 +607,7 @@ fn client_unblock(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         msg.extend_from_slice(b" HELP.");
         return Err(CmdError::from_bytes(msg));
     }
-    let done =
-        u64::try_from(id).is_ok_and(|id| crate::server::blocking::unblock(ctx.ks, id, error));
+    let done = u64::try_from(id).is_ok_and(|id| super::blocking::unblock(ctx.ks, id, error));
     ctx.out.int(i64::from(done));
     Ok(())
 }
@@ -701,4 +700,55 @@ fn client_reply(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::syntax());
     }
     Ok(())
+}
+
+/// True when the pause in effect covers this command (Redis 7.0's
+/// `processCommand` check): ALL covers everything; WRITE covers commands
+/// that may write or replicate, EXEC of a block holding one, and EVAL /
+/// EVALSHA unless the script's shebang says `no-writes`. Commands run by
+/// EXEC or by scripts are never postponed (their caller was checked).
+pub fn pause_covers(
+    shared: &Shared,
+    ks: &crate::db::Keyspace,
+    client: &Client,
+    cmd: &super::Command,
+    top_name: &str,
+    args: &[bytes::Bytes],
+) -> bool {
+    use super::{flags, table};
+    // The master client is postponed too (Redis 7.0's processCommand
+    // spares only replicas), but for the RDB load.
+    if client.in_exec || client.in_script || client.unpausable {
+        return false;
+    }
+    let kind = match shared.pause.current() {
+        None => return false,
+        Some(k) => k,
+    };
+    if kind == crate::server::pause::PauseKind::All {
+        return true;
+    }
+    let may_write = |c: &super::Command| c.has(flags::WRITE | flags::MAY_REPLICATE);
+    match top_name {
+        "eval" | "evalsha" => {
+            let script_flags = match (top_name, args.get(1)) {
+                ("eval", Some(body)) => super::lua::shebang_flags(body).ok().map(|f| f.0),
+                (_, Some(sha)) => ks
+                    .scripting
+                    .as_ref()
+                    .and_then(|s| s.flags_of(&String::from_utf8_lossy(sha).to_ascii_lowercase())),
+                _ => None,
+            };
+            script_flags.is_none_or(|f| f & super::lua::script_flags::NO_WRITES == 0)
+        }
+        "exec" => {
+            let t = table();
+            client.multi.as_ref().is_some_and(|m| {
+                m.queue
+                    .iter()
+                    .any(|(idx, _)| may_write(t.entries[*idx].cmd))
+            })
+        }
+        _ => may_write(cmd),
+    }
 }

@@ -877,7 +877,7 @@ pub fn call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) -> CmdResult {
         // given exactly one argument, which resolve() rejects.
         return Err(CmdError::wrong_args(&e.full_name));
     };
-    crate::server::tracking::before_call(ctx);
+    tracking::before_call(ctx);
     // From the mark (the batch start or the previous command's end) to
     // now: the command's duration with one clock read per command.
     let start = ctx.ks.clock_mark();
@@ -885,12 +885,12 @@ pub fn call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) -> CmdResult {
     if e.cmd.has(flags::SKIP_MONITOR) && ctx.shared.observe.has_monitors() {
         // Scripts are shown before the commands they run (Redis's
         // `evalCommand` feeds the monitors itself).
-        crate::server::observe::feed_monitors(ctx, e, args);
+        observe::feed_monitors(ctx, e, args);
     }
     let r = handler(ctx, args);
     ctx.ks.end_command();
     ctx.publish_notifications(reply_start);
-    crate::server::tracking::after_call(ctx, idx, args);
+    tracking::after_call(ctx, idx, args);
     let usec = ctx
         .ks
         .mark_now()
@@ -903,7 +903,7 @@ pub fn call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) -> CmdResult {
     if r.is_err() {
         e.stat.failed.fetch_add(1, Ordering::Relaxed);
     }
-    crate::server::observe::after_call(ctx, e, args, usec);
+    observe::after_call(ctx, e, args, usec);
     r
 }
 

@@ -1,13 +1,13 @@
 //! Observability commands: MONITOR, SLOWLOG, LATENCY (Redis 7.0's
 //! `replication.c` monitorCommand, `slowlog.c`, `latency.c`). The state
 //! they read is `server::observe`; what feeds it is
-//! `server::observe::after_call` and the latency samples taken around
+//! `after_call` (below) and the latency samples taken around
 //! the expiry and eviction cycles, WAL writes and fsyncs, compaction and
 //! LOGPARSE INGEST.
 
-use super::{table, CmdError, CmdResult, Ctx, Handler};
+use super::{flags, table, CmdError, CmdResult, Ctx, Entry, Handler};
 use crate::protocol::parse::parse_i64;
-use crate::server::observe::{LatencyHistogram, TimeSeries};
+use crate::server::observe::{record_latency, redacted_args, LatencyHistogram, TimeSeries};
 use bytes::Bytes;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -34,7 +34,7 @@ pub static HANDLERS: &[(&str, Handler)] = &[
 /// MONITOR
 ///
 /// From then on the connection receives one line per command run by any
-/// client (`server::observe::feed_monitors`); a second MONITOR replies
+/// client (`feed_monitors`, below); a second MONITOR replies
 /// nothing, as in Redis.
 fn monitor(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     if ctx.client.in_exec {
@@ -656,4 +656,78 @@ mod tests {
         let r = doctor_report(&[], 5, 10000, 10, false, 0);
         assert!(r.starts_with("Dave, no latency spike"));
     }
+}
+
+/// What a call leaves behind besides its reply and effects (Redis's
+/// `call` after `c->cmd->proc`): a latency sample (`command` /
+/// `fast-command`), a slow log entry, the MONITOR line, the histogram.
+pub fn after_call(ctx: &Ctx, e: &Entry, args: &[Bytes], usec: u64) {
+    let o = &ctx.shared.observe;
+    let cmd = e.cmd;
+    if o.latency.threshold_ms.load(Ordering::Relaxed) != 0 {
+        let event = if cmd.has(flags::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        };
+        o.latency.sample(event, usec / 1000);
+    }
+    // A command that blocked is logged when it is served (Redis's
+    // CLIENT_BLOCKED test), as it is counted.
+    let blocked = ctx.client.block.is_some();
+    let slower = o.slower_than_us.load(Ordering::Relaxed);
+    if slower >= 0 && usec >= slower as u64 && !blocked && !cmd.has(flags::SKIP_SLOWLOG) {
+        let max_len = o.slowlog_max_len.load(Ordering::Relaxed);
+        if max_len > 0 {
+            let redact = redacted_args(&e.full_name, args);
+            let shown: Vec<Bytes> = if redact.is_empty() {
+                args.to_vec()
+            } else {
+                args.iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        if redact.contains(&i) {
+                            Bytes::from_static(b"(redacted)")
+                        } else {
+                            a.clone()
+                        }
+                    })
+                    .collect()
+            };
+            let (peer, name) = if ctx.client.in_script {
+                // The script's own client has no connection.
+                ("?:0".to_string(), Bytes::new())
+            } else {
+                let name = ctx
+                    .client
+                    .handle
+                    .meta
+                    .lock()
+                    .name
+                    .clone()
+                    .unwrap_or_default();
+                (ctx.client.handle.addr.to_string(), name)
+            };
+            o.slowlog.lock().push(&shown, usec, peer, name, max_len);
+        }
+    }
+    if o.has_monitors() && !cmd.has(flags::SKIP_MONITOR | flags::ADMIN) {
+        feed_monitors(ctx, e, args);
+    }
+    if o.tracking.load(Ordering::Relaxed) && !blocked {
+        record_latency(&e.stat.histogram, usec);
+    }
+}
+
+/// Sends the command to the MONITOR clients, after its redaction.
+pub fn feed_monitors(ctx: &Ctx, e: &Entry, args: &[Bytes]) {
+    let who = if ctx.client.in_script {
+        "lua".to_string()
+    } else {
+        ctx.client.handle.addr.to_string()
+    };
+    let redact = redacted_args(&e.full_name, args);
+    ctx.shared
+        .observe
+        .feed_monitors(ctx.client.db, &who, args, &redact);
 }

@@ -59,7 +59,7 @@ fn replicaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     // Redis's `replicationSetMaster`: `disconnectAllBlockedClients`.
-    crate::server::blocking::disconnect_all(ctx.shared, ctx.ks);
+    super::blocking::disconnect_all(ctx.shared, ctx.ks);
     replica::start(ctx.shared, host.clone(), port, Some(0));
     tracing::info!("REPLICAOF {host}:{port} enabled (user request from '{who}')");
     ctx.out.ok();

@@ -525,25 +525,3 @@ fn xack(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ctx.out.int(acked as i64);
     Ok(())
 }
-
-/// For a blocked XREADGROUP (`args`) waiting on `key`: the error that
-/// ends its wait because the key is gone or is no longer a stream, or
-/// its group was destroyed (Redis 7.0's texts); None otherwise.
-pub fn blocked_group_gone(
-    ks: &crate::db::Keyspace,
-    db: usize,
-    key: &[u8],
-    args: &[Bytes],
-) -> Option<&'static str> {
-    if !args.first()?.eq_ignore_ascii_case(b"xreadgroup") {
-        return None;
-    }
-    let s = match ks.dbs[db].peek(key).map(|e| &e.value) {
-        Some(Value::Stream(s)) => s.clone(),
-        _ => return Some("UNBLOCKED the stream key no longer exists"),
-    };
-    let gi = args.iter().position(|a| is_opt(a, "group"))?;
-    let group = args.get(gi + 1)?;
-    let has = s.lock().ok()?.groups.contains_key(group);
-    (!has).then_some("NOGROUP the consumer group this client was blocked on no longer exists")
-}

@@ -2,8 +2,9 @@
 //! `clientCommand` in networking.c). The state is `db::tracking`; the
 //! messages are sent by `server::tracking`.
 
-use super::{CmdError, CmdResult, Ctx};
-use crate::db::tracking as tr;
+use super::{flags, table, CmdError, CmdResult, Ctx};
+use crate::db::tracking::{self as tr, Msg};
+use crate::server::tracking::{limit_used_slots, process, send};
 use bytes::Bytes;
 
 fn is_kw(a: &[u8], kw: &str) -> bool {
@@ -190,4 +191,72 @@ pub fn client_trackinginfo(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         None => out.array(0),
     }
     Ok(())
+}
+
+// The per-call hooks (`commands::call`); delivery is `server::tracking`.
+
+/// The client whose command runs: a script's caller for the script's
+/// commands (Redis's `server.current_client`).
+fn current_id(ctx: &Ctx) -> u64 {
+    match &ctx.client.script_caller {
+        Some(h) if ctx.client.in_script => h.id,
+        _ => ctx.client.id,
+    }
+}
+
+/// Not inside EXEC or a script (Redis's `!server.in_nested_call`).
+fn top_level(ctx: &Ctx) -> bool {
+    !ctx.client.in_exec && !ctx.client.in_script
+}
+
+/// Before a top-level command (Redis's `processCommand`): keeps the
+/// table under its limit and sends what evictions invalidated.
+pub fn before_call(ctx: &mut Ctx) {
+    if !ctx.ks.tracking.active() || !top_level(ctx) {
+        return;
+    }
+    let current = ctx.client.id;
+    limit_used_slots(ctx.shared, ctx.ks);
+    process(ctx.shared, ctx.ks, current);
+    flush_own(ctx);
+}
+
+/// After a command (each one, nested ones too): see the module comment.
+pub fn after_call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) {
+    if !ctx.ks.tracking.active() {
+        return;
+    }
+    let current = current_id(ctx);
+    process(ctx.shared, ctx.ks, current);
+    let cmd = table().entries[idx].cmd;
+    if cmd.has(flags::READONLY)
+        && !cmd.has(flags::PUBSUB)
+        && !matches!(cmd.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
+        && ctx
+            .ks
+            .tracking
+            .client(current)
+            .is_some_and(|c| c.flags & tr::BCAST == 0)
+    {
+        let keys = table().keys(idx, args);
+        ctx.ks.tracking.remember(current, keys.into_iter());
+    }
+    if top_level(ctx) {
+        flush_own(ctx);
+    }
+}
+
+/// Writes the running client's own messages after its reply.
+fn flush_own(ctx: &mut Ctx) {
+    if !ctx.ks.tracking.has_pending_own() {
+        return;
+    }
+    let id = ctx.client.id;
+    for m in ctx.ks.tracking.take_pending_own() {
+        let msg = match m {
+            Some(k) => Msg::Key(k),
+            None => Msg::Flush,
+        };
+        send(ctx.shared, ctx.ks, id, &msg, Some((id, &mut *ctx.out)));
+    }
 }

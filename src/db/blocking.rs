@@ -45,7 +45,7 @@ pub struct Waiter {
 
 /// What a blocked client gets: its reply, and whether its connection is
 /// closed after it (Redis's `CLIENT_CLOSE_AFTER_REPLY`, set with the
-/// UNBLOCKED error of a role change: `server::blocking::disconnect_all`).
+/// UNBLOCKED error of a role change: `commands::blocking::disconnect_all`).
 #[derive(Debug)]
 pub struct WaiterReply {
     pub bytes: Vec<u8>,

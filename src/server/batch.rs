@@ -6,10 +6,11 @@
 //! served). Connections (`connection`) and the replication link's master
 //! client (`LinkBatch`, `replication::replica`) run their batches here.
 
-use super::blocking::{self, Wake};
+use super::blocking;
 use super::dispatch::execute_argv;
 use super::durability::Ticket;
 use super::{Client, Shared};
+use crate::commands::blocking::Wake;
 use crate::db::expire::{active_expire_cycle, CycleKind};
 use crate::db::{now_ms, Keyspace, ReplPosition};
 use crate::protocol::Out;

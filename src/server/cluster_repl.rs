@@ -61,7 +61,7 @@ pub fn sync(shared: &Shared, c: &Cluster, ks: &mut Keyspace, cached: Option<Opti
         (Role::Replica(Some(addr)), cur) if cur.as_ref() != Some(&addr) => {
             tracing::info!("Cluster: replicating the primary at {}:{}", addr.0, addr.1);
             let cached = cached.unwrap_or(Some(0));
-            super::blocking::disconnect_all(shared, ks);
+            crate::commands::blocking::disconnect_all(shared, ks);
             replica::start(shared, addr.0, addr.1, cached);
         }
         _ => {}

@@ -218,7 +218,7 @@ async fn run_batch<S: ClientStream>(
                 {
                     Some(n) => out.int(n),
                     None => {
-                        out.error(super::blocking::UNBLOCKED_ROLE_CHANGE);
+                        out.error(crate::commands::blocking::UNBLOCKED_ROLE_CHANGE);
                         client.close_after_reply = true;
                     }
                 }

@@ -431,7 +431,9 @@ pub fn execute_argv(
                     entry.full_name
                 ));
                 reject(shared, ks, client, idx, e, args)
-            } else if super::pause::covers(shared, ks, client, cmd, top_name, args) {
+            } else if crate::commands::connection::pause_covers(
+                shared, ks, client, cmd, top_name, args,
+            ) {
                 // CLIENT PAUSE: the command waits (see `server::pause`).
                 // Counted when it runs.
                 shared

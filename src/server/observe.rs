@@ -2,8 +2,8 @@
 //! (LATENCY), error statistics (INFO errorstats), the instantaneous
 //! metrics (INFO `instantaneous_*`) and MONITOR's feed. The per-command
 //! latency histograms live beside the other per-command counters
-//! (`commands::CmdStat`); `record_call` is the one place a call's
-//! duration is accounted for.
+//! (`commands::CmdStat`); `commands::observe::after_call` is the one
+//! place a call's duration is accounted for.
 //!
 //! Redis keeps these in `server.slowlog`, `server.latency_events`,
 //! `server.errors` and `server.monitors`; redlog keeps them in one
@@ -16,7 +16,6 @@
 //! record when `latency-tracking` is on.
 
 use super::pubsub::Mailbox;
-use crate::commands::{flags, CmdStat, Ctx, Entry};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
@@ -50,11 +49,12 @@ pub type LatencyHistogram = hdrhistogram::Histogram<u64>;
 
 /// Records one call of `us` microseconds (Redis's
 /// `updateCommandLatencyHistogram`, which records `duration*1000`).
-fn record_latency(stat: &CmdStat, us: u64) {
+/// `histogram` is the command's (`commands::CmdStat::histogram`).
+pub fn record_latency(histogram: &Mutex<Option<Box<LatencyHistogram>>>, us: u64) {
     let ns = us
         .saturating_mul(1000)
         .clamp(HISTOGRAM_MIN_NS, HISTOGRAM_MAX_NS);
-    let mut h = stat.histogram.lock();
+    let mut h = histogram.lock();
     if h.is_none() {
         match LatencyHistogram::new_with_bounds(
             HISTOGRAM_MIN_NS,
@@ -69,80 +69,6 @@ fn record_latency(stat: &CmdStat, us: u64) {
     if let Some(h) = h.as_mut() {
         h.saturating_record(ns);
     }
-}
-
-/// What a call leaves behind besides its reply and effects (Redis's
-/// `call` after `c->cmd->proc`): a latency sample (`command` /
-/// `fast-command`), a slow log entry, the MONITOR line, the histogram.
-pub fn after_call(ctx: &Ctx, e: &Entry, args: &[Bytes], usec: u64) {
-    let o = &ctx.shared.observe;
-    let cmd = e.cmd;
-    if o.latency.threshold_ms.load(Ordering::Relaxed) != 0 {
-        let event = if cmd.has(flags::FAST) {
-            "fast-command"
-        } else {
-            "command"
-        };
-        o.latency.sample(event, usec / 1000);
-    }
-    // A command that blocked is logged when it is served (Redis's
-    // CLIENT_BLOCKED test), as it is counted.
-    let blocked = ctx.client.block.is_some();
-    let slower = o.slower_than_us.load(Ordering::Relaxed);
-    if slower >= 0 && usec >= slower as u64 && !blocked && !cmd.has(flags::SKIP_SLOWLOG) {
-        let max_len = o.slowlog_max_len.load(Ordering::Relaxed);
-        if max_len > 0 {
-            let redact = redacted_args(&e.full_name, args);
-            let shown: Vec<Bytes> = if redact.is_empty() {
-                args.to_vec()
-            } else {
-                args.iter()
-                    .enumerate()
-                    .map(|(i, a)| {
-                        if redact.contains(&i) {
-                            Bytes::from_static(b"(redacted)")
-                        } else {
-                            a.clone()
-                        }
-                    })
-                    .collect()
-            };
-            let (peer, name) = if ctx.client.in_script {
-                // The script's own client has no connection.
-                ("?:0".to_string(), Bytes::new())
-            } else {
-                let name = ctx
-                    .client
-                    .handle
-                    .meta
-                    .lock()
-                    .name
-                    .clone()
-                    .unwrap_or_default();
-                (ctx.client.handle.addr.to_string(), name)
-            };
-            o.slowlog.lock().push(&shown, usec, peer, name, max_len);
-        }
-    }
-    if o.has_monitors() && !cmd.has(flags::SKIP_MONITOR | flags::ADMIN) {
-        feed_monitors(ctx, e, args);
-    }
-    if o.tracking.load(Ordering::Relaxed) && !blocked {
-        record_latency(&e.stat, usec);
-    }
-}
-
-/// Sends the command to the MONITOR clients, after its redaction.
-pub fn feed_monitors(ctx: &Ctx, e: &Entry, args: &[Bytes]) {
-    let who = if ctx.client.in_script {
-        "lua".to_string()
-    } else {
-        ctx.client.handle.addr.to_string()
-    };
-    let redact = redacted_args(&e.full_name, args);
-    ctx.shared
-        .observe
-        .feed_monitors(ctx.client.db, &who, args, &redact);
 }
 
 /// One slow log entry (Redis's `slowlogEntry`).

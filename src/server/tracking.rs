@@ -2,15 +2,15 @@
 //! databases noted (`Keyspace::take_tracking_events`) into invalidation
 //! messages through `db::tracking::Tracking`, and sends them.
 //!
-//! - `after_call` (from `commands::call`, every command, nested ones
-//!   included): invalidations of what the command modified go to the
+//! - `after_call` (`commands::tracking`, from `commands::call`, every
+//!   command, nested ones included): invalidations of what the command modified go to the
 //!   other clients at once, through their push queue
 //!   (`ClientHandle::push`); the running client's own wait in
 //!   `Tracking::pending_own` and are written after its reply by the
 //!   top-level call (Redis's `trackingHandlePendingKeyInvalidations`),
 //!   then the keys a read-only command read are remembered for its
 //!   caller (Redis's `trackingRememberKeys` in `call`).
-//! - `before_call` (top level only): the table's size limit
+//! - `before_call` (`commands::tracking`; top level only): the table's size limit
 //!   (`tracking-table-max-keys`) and what evictions before the command
 //!   invalidated, as Redis's `processCommand`.
 //! - `background` (end of a connection's batch and the cron, Redis's
@@ -29,63 +29,11 @@
 //! `Tracking::active`.
 
 use super::{ClientHandle, Shared};
-use crate::commands::{flags, table, Ctx};
 use crate::db::tracking::{self as tr, Modified, Msg};
 use crate::db::Keyspace;
 use crate::protocol::Out;
 use bytes::Bytes;
 use std::sync::Arc;
-
-/// The client whose command runs: a script's caller for the script's
-/// commands (Redis's `server.current_client`).
-fn current_id(ctx: &Ctx) -> u64 {
-    match &ctx.client.script_caller {
-        Some(h) if ctx.client.in_script => h.id,
-        _ => ctx.client.id,
-    }
-}
-
-/// Not inside EXEC or a script (Redis's `!server.in_nested_call`).
-fn top_level(ctx: &Ctx) -> bool {
-    !ctx.client.in_exec && !ctx.client.in_script
-}
-
-/// Before a top-level command (Redis's `processCommand`): keeps the
-/// table under its limit and sends what evictions invalidated.
-pub fn before_call(ctx: &mut Ctx) {
-    if !ctx.ks.tracking.active() || !top_level(ctx) {
-        return;
-    }
-    let current = ctx.client.id;
-    limit_used_slots(ctx.shared, ctx.ks);
-    process(ctx.shared, ctx.ks, current);
-    flush_own(ctx);
-}
-
-/// After a command (each one, nested ones too): see the module comment.
-pub fn after_call(ctx: &mut Ctx, idx: usize, args: &[Bytes]) {
-    if !ctx.ks.tracking.active() {
-        return;
-    }
-    let current = current_id(ctx);
-    process(ctx.shared, ctx.ks, current);
-    let cmd = table().entries[idx].cmd;
-    if cmd.has(flags::READONLY)
-        && !cmd.has(flags::PUBSUB)
-        && !matches!(cmd.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
-        && ctx
-            .ks
-            .tracking
-            .client(current)
-            .is_some_and(|c| c.flags & tr::BCAST == 0)
-    {
-        let keys = table().keys(idx, args);
-        ctx.ks.tracking.remember(current, keys.into_iter());
-    }
-    if top_level(ctx) {
-        flush_own(ctx);
-    }
-}
 
 /// After a top-level request was processed (Redis's `resetClient`):
 /// CLIENT CACHING lasts for one command (or one transaction), unless
@@ -121,7 +69,7 @@ pub fn cron(shared: &Shared, ks: &mut Keyspace) {
 }
 
 /// Redis's `trackingLimitUsedSlots`.
-fn limit_used_slots(shared: &Shared, ks: &mut Keyspace) {
+pub fn limit_used_slots(shared: &Shared, ks: &mut Keyspace) {
     let victims = ks.tracking.over_limit_victims();
     if victims.is_empty() {
         return;
@@ -138,7 +86,7 @@ fn limit_used_slots(shared: &Shared, ks: &mut Keyspace) {
 }
 
 /// Invalidates what the databases noted since the last call.
-fn process(shared: &Shared, ks: &mut Keyspace, current: u64) {
+pub fn process(shared: &Shared, ks: &mut Keyspace, current: u64) {
     if !ks.has_tracking_events() {
         return;
     }
@@ -160,24 +108,9 @@ fn process(shared: &Shared, ks: &mut Keyspace, current: u64) {
     }
 }
 
-/// Writes the running client's own messages after its reply.
-fn flush_own(ctx: &mut Ctx) {
-    if !ctx.ks.tracking.has_pending_own() {
-        return;
-    }
-    let id = ctx.client.id;
-    for m in ctx.ks.tracking.take_pending_own() {
-        let msg = match m {
-            Some(k) => Msg::Key(k),
-            None => Msg::Flush,
-        };
-        send(ctx.shared, ctx.ks, id, &msg, Some((id, &mut *ctx.out)));
-    }
-}
-
 /// Redis's `sendTrackingMessage` to tracking client `id`; `own` is the
 /// running client's reply buffer (frames for it go there).
-fn send(shared: &Shared, ks: &mut Keyspace, id: u64, msg: &Msg, own: Option<(u64, &mut Out)>) {
+pub fn send(shared: &Shared, ks: &mut Keyspace, id: u64, msg: &Msg, own: Option<(u64, &mut Out)>) {
     let Some(c) = ks.tracking.client(id) else {
         return;
     };

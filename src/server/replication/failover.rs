@@ -220,7 +220,7 @@ async fn drive(shared: Arc<Shared>) {
                 // offset are what it asks the target to continue. Its
                 // blocked clients get UNBLOCKED (`disconnectAllBlockedClients`).
                 let mut ks = shared.lock_ks();
-                crate::server::blocking::disconnect_all(&shared, &mut ks);
+                crate::commands::blocking::disconnect_all(&shared, &mut ks);
                 replica::start(&shared, host, port, Some(0));
                 return;
             }
