@@ -621,43 +621,6 @@ pub fn percentiles_line(h: &LatencyHistogram, percentiles: &[f64]) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hist(values_us: &[u64]) -> LatencyHistogram {
-        let mut h = LatencyHistogram::new_with_bounds(1, 1_000_000_000, 2).unwrap();
-        for v in values_us {
-            h.saturating_record((v * 1000).max(1));
-        }
-        h
-    }
-
-    #[test]
-    fn cdf_levels_as_redis() {
-        // Redis 7.0 replies 1, 2, 4, 8, 16, 33, 66, 132 ... for its levels.
-        let h = hist(&[0, 1, 3, 20, 100]);
-        let v = cdf(&h);
-        assert_eq!(v, vec![(1, 2), (4, 3), (33, 4), (132, 5)]);
-    }
-
-    #[test]
-    fn percentile_names() {
-        let h = hist(&[10]);
-        let s = percentiles_line(&h, &[50.0, 99.0, 99.9]);
-        assert!(s.starts_with("p50=10.0"), "{s}");
-        assert!(s.contains(",p99.9="), "{s}");
-    }
-
-    #[test]
-    fn doctor_disabled_text() {
-        let r = doctor_report(&[], 0, 10000, 10, false, 0);
-        assert!(r.starts_with("I'm sorry, Dave"));
-        let r = doctor_report(&[], 5, 10000, 10, false, 0);
-        assert!(r.starts_with("Dave, no latency spike"));
-    }
-}
-
 /// What a call leaves behind besides its reply and effects (Redis's
 /// `call` after `c->cmd->proc`): a latency sample (`command` /
 /// `fast-command`), a slow log entry, the MONITOR line, the histogram.
@@ -730,4 +693,41 @@ pub fn feed_monitors(ctx: &Ctx, e: &Entry, args: &[Bytes]) {
     ctx.shared
         .observe
         .feed_monitors(ctx.client.db, &who, args, &redact);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(values_us: &[u64]) -> LatencyHistogram {
+        let mut h = LatencyHistogram::new_with_bounds(1, 1_000_000_000, 2).unwrap();
+        for v in values_us {
+            h.saturating_record((v * 1000).max(1));
+        }
+        h
+    }
+
+    #[test]
+    fn cdf_levels_as_redis() {
+        // Redis 7.0 replies 1, 2, 4, 8, 16, 33, 66, 132 ... for its levels.
+        let h = hist(&[0, 1, 3, 20, 100]);
+        let v = cdf(&h);
+        assert_eq!(v, vec![(1, 2), (4, 3), (33, 4), (132, 5)]);
+    }
+
+    #[test]
+    fn percentile_names() {
+        let h = hist(&[10]);
+        let s = percentiles_line(&h, &[50.0, 99.0, 99.9]);
+        assert!(s.starts_with("p50=10.0"), "{s}");
+        assert!(s.contains(",p99.9="), "{s}");
+    }
+
+    #[test]
+    fn doctor_disabled_text() {
+        let r = doctor_report(&[], 0, 10000, 10, false, 0);
+        assert!(r.starts_with("I'm sorry, Dave"));
+        let r = doctor_report(&[], 5, 10000, 10, false, 0);
+        assert!(r.starts_with("Dave, no latency spike"));
+    }
 }
