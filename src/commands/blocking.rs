@@ -40,25 +40,7 @@ pub enum Unit {
     Millis,
 }
 
-/// The null a blocked command answers on timeout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Null {
-    /// `*-1` / `_` (every blocking command in Redis 7.0, BLMOVE included).
-    Array,
-    /// `$-1` / `_`.
-    Bulk,
-}
-
-/// What a handler asks for when it must block.
-#[derive(Debug)]
-pub struct BlockRequest {
-    pub args: Vec<Bytes>,
-    pub keys: Vec<Bytes>,
-    /// Absolute Unix ms; 0 waits forever.
-    pub deadline_ms: u64,
-    pub wants: &'static str,
-    pub timeout: Null,
-}
+pub use crate::db::blocking::{BlockRequest, Null};
 
 /// Redis's `getTimeoutFromObjectOrReply`: the absolute deadline in Unix
 /// ms, 0 for none. Seconds are parsed as a long double and truncated to

@@ -20,6 +20,28 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use tokio::sync::oneshot;
 
+/// The null a blocked command answers on timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Null {
+    /// `*-1` / `_` (every blocking command in Redis 7.0, BLMOVE included).
+    Array,
+    /// `$-1` / `_`.
+    Bulk,
+}
+
+/// What a command handler asks for when it must block
+/// (`commands::blocking::block`); the connection turns it into a [`Waiter`]
+/// after the command.
+#[derive(Debug)]
+pub struct BlockRequest {
+    pub args: Vec<Bytes>,
+    pub keys: Vec<Bytes>,
+    /// Absolute Unix ms; 0 waits forever.
+    pub deadline_ms: u64,
+    pub wants: &'static str,
+    pub timeout: Null,
+}
+
 /// A blocked client's registration.
 #[derive(Debug)]
 pub struct Waiter {

@@ -213,8 +213,10 @@ impl ClientHandle {
     /// in its order, then Redis 7.2's `lib-name` and `lib-ver` (CLIENT
     /// SETINFO is a 7.2 command clients send anyway). Flags: `x` in MULTI, `b` blocked, `U` Unix socket,
     /// `e` no-evict, `T` no-touch (7.2), `N` none. Sizes redlog does not track
-    /// (qbuf-free, argv-mem, tot-mem, ...) are printed as 0.
-    pub fn info_line(&self) -> String {
+    /// (qbuf-free, argv-mem, tot-mem, ...) are printed as 0. `cmd` is the
+    /// full name of the client's last command (`last_cmd`), `NULL` for
+    /// none: `commands::connection::client_info_line` looks it up.
+    pub fn info_line(&self, cmd: &str) -> String {
         let m = self.meta.lock();
         let mut flags = String::new();
         if m.monitor {
@@ -282,10 +284,7 @@ impl ClientHandle {
             m.ssub,
             m.multi,
             self.qbuf.load(Ordering::Relaxed),
-            crate::commands::table()
-                .entries
-                .get(self.last_cmd.load(Ordering::Relaxed))
-                .map_or("NULL", |e| e.full_name.as_str()),
+            cmd,
             m.user,
             redir,
             m.resp,
@@ -330,7 +329,7 @@ pub struct Client {
     pub monitor: bool,
     /// Set by a blocking command's handler that found nothing to serve
     /// (see `server::blocking`).
-    pub block: Option<crate::commands::blocking::BlockRequest>,
+    pub block: Option<crate::db::blocking::BlockRequest>,
     /// The connection is blocked: registered as a waiter, awaiting this.
     pub blocked: Option<super::blocking::Blocked>,
     pub handle: Arc<ClientHandle>,

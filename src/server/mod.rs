@@ -354,7 +354,7 @@ impl Shared {
         self.durability
             .write_queued()
             .map_err(RewriteError::Queued)?;
-        let (disk, _) = persist::replay(&p.wal)?;
+        let (disk, _) = persist::replay(&p.wal, crate::commands::lua::keyspace())?;
         if !flush && !merge {
             // Redis panics on a duplicate key here; redlog refuses.
             for (db, d) in disk.dbs.iter().enumerate() {
@@ -773,9 +773,11 @@ pub async fn spawn_with_fs(config: Config, fs: Arc<dyn Fs>) -> std::io::Result<S
     }
     if let Some(p) = shared.persist.clone() {
         let p2 = p.clone();
-        let (ks, stats) = match tokio::task::spawn_blocking(move || persist::replay(&p2.wal))
-            .await
-            .map_err(io_other)?
+        let (ks, stats) = match tokio::task::spawn_blocking(move || {
+            persist::replay(&p2.wal, crate::commands::lua::keyspace())
+        })
+        .await
+        .map_err(io_other)?
         {
             Ok(x) => x,
             Err(e) => {
@@ -1287,7 +1289,10 @@ pub fn evict_clients(shared: &Shared) {
         if c.meta.lock().no_evict {
             continue;
         }
-        tracing::info!("Evicting client: {}", c.info_line());
+        tracing::info!(
+            "Evicting client: {}",
+            crate::commands::connection::client_info_line(&c)
+        );
         c.kill();
         shared.stats.evicted_clients.fetch_add(1, Ordering::Relaxed);
         total -= mem as u64;

@@ -265,11 +265,11 @@ fn corrupt(what: &'static str, seq: u128, e: impl std::fmt::Display) -> PersistE
 }
 
 /// Rebuilds the keyspace from the base and the units after it. Never reads
-/// the clock and never expires keys.
-pub fn replay(wal: &Wal) -> Result<(Keyspace, ReplayStats), PersistError> {
+/// the clock and never expires keys. `ks` is the empty keyspace to fill
+/// (`commands::lua::keyspace()`: with the function libraries' engine).
+pub fn replay(wal: &Wal, mut ks: Keyspace) -> Result<(Keyspace, ReplayStats), PersistError> {
     let start = Instant::now();
     let mut stats = ReplayStats::default();
-    let mut ks = crate::commands::lua::keyspace();
     ks.set_capture(false);
     let base = wal.base();
     let mut filter = None;
