@@ -52,6 +52,7 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// INFO `mem_allocator`.
 pub const MEM_ALLOCATOR: &str = "jemalloc-5.3.0";
 
+pub mod catalog;
 pub mod cluster;
 pub mod commands;
 pub mod config;

@@ -45,7 +45,7 @@ fn log_max_len(shared: &Shared) -> usize {
 
 /// The client-info of a log entry: the script's caller for a script.
 fn client_info(client: &Client) -> String {
-    super::connection::client_info_line(client.script_caller.as_ref().unwrap_or(&client.handle))
+    super::args::client_info_line(client.script_caller.as_ref().unwrap_or(&client.handle))
 }
 
 fn username(client: &Client) -> Vec<u8> {

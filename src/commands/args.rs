@@ -75,3 +75,13 @@ pub(super) fn empty_scan(ctx: &mut Ctx) {
 pub(super) fn invalid_cursor() -> CmdError {
     CmdError::new("ERR invalid cursor")
 }
+
+/// `h`'s CLIENT LIST / CLIENT INFO line (`ClientHandle::info_line`), its
+/// `cmd=` field named from the command table.
+pub fn client_info_line(h: &crate::server::ClientHandle) -> String {
+    let cmd = super::table()
+        .entries
+        .get(h.last_cmd.load(std::sync::atomic::Ordering::Relaxed))
+        .map_or("NULL", |e| e.full_name.as_str());
+    h.info_line(cmd)
+}

@@ -179,11 +179,7 @@ pub fn serve_ready(shared: &Shared, ks: &mut Keyspace, wakes: &mut Vec<Wake>) {
             let mut out = Out::new(resp3);
             // `resolve`: a blocking subcommand (LOGPARSE TAIL FOLLOW) runs
             // its own handler.
-            let Some(handler) = table()
-                .resolve(&args)
-                .ok()
-                .and_then(|idx| table().entries[idx].cmd.handler)
-            else {
+            let Some(handler) = table().resolve(&args).ok().and_then(super::handler) else {
                 ks.remove_waiter(id);
                 continue;
             };

@@ -442,7 +442,7 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let t = client_type(&args[3])?;
         for h in all_clients(ctx.shared) {
             if type_of(&h) == t {
-                text.push_str(&client_info_line(&h));
+                text.push_str(&super::args::client_info_line(&h));
                 text.push('\n');
             }
         }
@@ -456,7 +456,7 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 .ok()
                 .and_then(|id| ctx.shared.clients.get(&id).map(|e| e.value().clone()));
             if let Some(h) = h {
-                text.push_str(&client_info_line(&h));
+                text.push_str(&super::args::client_info_line(&h));
                 text.push('\n');
             }
         }
@@ -464,7 +464,7 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::syntax());
     } else {
         for h in all_clients(ctx.shared) {
-            text.push_str(&client_info_line(&h));
+            text.push_str(&super::args::client_info_line(&h));
             text.push('\n');
         }
     }
@@ -474,7 +474,7 @@ fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// CLIENT INFO
 fn client_info(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    let mut line = client_info_line(&ctx.client.handle);
+    let mut line = super::args::client_info_line(&ctx.client.handle);
     line.push('\n');
     ctx.out.verbatim(line.as_bytes());
     Ok(())
@@ -751,14 +751,4 @@ pub fn pause_covers(
         }
         _ => may_write(cmd),
     }
-}
-
-/// `h`'s CLIENT LIST / CLIENT INFO line (`ClientHandle::info_line`), its
-/// `cmd=` field named from the command table.
-pub fn client_info_line(h: &ClientHandle) -> String {
-    let cmd = super::table()
-        .entries
-        .get(h.last_cmd.load(std::sync::atomic::Ordering::Relaxed))
-        .map_or("NULL", |e| e.full_name.as_str());
-    h.info_line(cmd)
 }

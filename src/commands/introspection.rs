@@ -1,7 +1,7 @@
 //! COMMAND and its subcommands (COUNT, DOCS, INFO, LIST, GETKEYS, HELP).
 //!
 //! Everything COMMAND prints comes from `commands::table()` and the
-//! metadata generated from Redis 7.0 into `commands::meta` (key specs, tips,
+//! metadata generated from Redis 7.0 into `catalog::meta` (key specs, tips,
 //! doc arguments, history); nothing here names another family's command.
 
 use super::{

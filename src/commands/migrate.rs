@@ -510,28 +510,3 @@ impl Transfer {
         Ok(Outcome { acked, error })
     }
 }
-
-/// MIGRATE's keys (Redis 7.0's `migrateGetKeys`): argument 3, or the
-/// arguments after a KEYS option (AUTH and AUTH2 values skipped); none
-/// when KEYS comes with a non-empty key argument.
-pub fn get_keys(args: &[Bytes]) -> &[Bytes] {
-    if args.len() < 4 {
-        return &[];
-    }
-    let mut i = 6;
-    while i < args.len() {
-        if is_opt(&args[i], "keys") {
-            if !args[3].is_empty() {
-                return &[];
-            }
-            return &args[i + 1..];
-        }
-        if is_opt(&args[i], "auth") {
-            i += 1;
-        } else if is_opt(&args[i], "auth2") {
-            i += 2;
-        }
-        i += 1;
-    }
-    &args[3..4]
-}

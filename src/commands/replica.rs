@@ -32,7 +32,7 @@ fn replicaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "ERR {name} not allowed while failing over."
         )));
     }
-    let who = super::connection::client_info_line(&ctx.client.handle);
+    let who = super::args::client_info_line(&ctx.client.handle);
     if is_kw(&args[1], "no") && is_kw(&args[2], "one") {
         if replica::stop(ctx.shared, ctx.ks) {
             tracing::info!("MASTER MODE enabled (user request from '{who}')");

@@ -77,7 +77,7 @@ fn may_sync(ctx: &mut Ctx, args: &[Bytes]) -> Result<bool, CmdError> {
             ));
         }
         replica::stop(ctx.shared, ctx.ks);
-        let who = super::connection::client_info_line(&ctx.client.handle);
+        let who = super::args::client_info_line(&ctx.client.handle);
         tracing::info!("MASTER MODE enabled (failover request from '{who}')");
     }
     if ctx.shared.repl.lock().failover.state != FailoverState::None {

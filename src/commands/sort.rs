@@ -21,26 +21,6 @@ use std::cmp::Ordering;
 /// are generated into `meta.rs`, see `commands::table`).
 pub static HANDLERS: &[(&str, Handler)] = &[("sort", sort), ("sort_ro", sort_ro)];
 
-/// Redis's `sortGetKeys`: the sorted key, and the last STORE's key.
-pub fn get_keys(args: &[Bytes]) -> Vec<usize> {
-    let mut keys = vec![1];
-    let mut store = None;
-    let mut i = 2;
-    while i < args.len() {
-        let a = &args[i];
-        if is_opt(a, "limit") {
-            i += 2;
-        } else if is_opt(a, "get") || is_opt(a, "by") {
-            i += 1;
-        } else if is_opt(a, "store") && i + 1 < args.len() {
-            store = Some(i + 1);
-        }
-        i += 1;
-    }
-    keys.extend(store);
-    keys
-}
-
 fn sort(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     sort_generic(ctx, args, false)
 }

@@ -1291,7 +1291,7 @@ pub fn evict_clients(shared: &Shared) {
         }
         tracing::info!(
             "Evicting client: {}",
-            crate::commands::connection::client_info_line(&c)
+            crate::commands::args::client_info_line(&c)
         );
         c.kill();
         shared.stats.evicted_clients.fetch_add(1, Ordering::Relaxed);

@@ -705,7 +705,7 @@ fn command_keys(id: usize, args: &[Bytes], out: &mut Vec<(usize, u32)>) {
             ));
         }
         KeyMode::Sort => {
-            for (n, pos) in commands::sort::get_keys(args).into_iter().enumerate() {
+            for (n, pos) in crate::catalog::getkeys::sort(args).into_iter().enumerate() {
                 out.push((
                     pos,
                     if n == 0 {
