@@ -44,6 +44,7 @@ LAYERS = {
     "commands": 5,
     "rdb": 4,
     "db": 3,
+    "acl": 3,
     "catalog": 2,
     "stream": 2,
     "logparse": 2,

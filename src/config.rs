@@ -916,7 +916,7 @@ static PARAMS: &[Param] = &[
     p("tls-session-cache-timeout", INT, "300", true),
     p("tls-cluster", Kind::Bool, "no", true),
     p("tls-replication", Kind::Bool, "no", true),
-    // ACL (`crate::commands::access`): the ACL file, read at startup and by ACL LOAD / SAVE.
+    // ACL (`crate::acl`): the ACL file, read at startup and by ACL LOAD / SAVE.
     p("aclfile", Kind::Str, "", false),
     p(
         "acl-pubsub-default",
@@ -1008,7 +1008,7 @@ pub struct Config {
     /// bits do not.
     pub notify_keyspace_events: u32,
     /// The `user` directives (name, then rules), in order, for
-    /// `commands::access::load_config_users` at startup.
+    /// `acl::load_config_users` at startup.
     pub users: Vec<Vec<Vec<u8>>>,
 }
 

@@ -31,9 +31,11 @@
 //! - `commands::lua`: the Lua engine behind EVAL and FUNCTION, a part of
 //!   the command layer: a script's `redis.call` runs the command table,
 //!   and EVAL runs the engine.
-//! - `commands::access`: the ACL engine (users, selectors, the permission
-//!   check), a part of the command layer: it is defined over the command
-//!   table.
+//! - `catalog`: the command catalog (generated metadata, the table built
+//!   from it, key extraction): everything known about a command but the
+//!   code that runs it (`commands` maps each entry to its handler).
+//! - `acl`: the ACL engine (users, selectors, the permission check),
+//!   defined over the catalog (command ids are its indexes).
 //! - `fuzz`: fuzz entry points (with the `test-support` feature or in
 //!   tests).
 //!
@@ -52,6 +54,7 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// INFO `mem_allocator`.
 pub const MEM_ALLOCATOR: &str = "jemalloc-5.3.0";
 
+pub mod acl;
 pub mod catalog;
 pub mod cluster;
 pub mod commands;

@@ -2,10 +2,10 @@
 //! authentication the connection commands share: credentials, ACL LOG
 //! entries, `requirepass`, and closing the connections of deleted users
 //! or of subscribers whose channels were revoked. The engine is
-//! `crate::commands::access`.
+//! `crate::acl`.
 
 use super::{arg_i64, CmdError, CmdResult, Ctx, Handler};
-use crate::commands::access::{self, Denied, LogContext, LogEntry, LogReason, User};
+use crate::acl::{self, Denied, LogContext, LogEntry, LogReason, User};
 use crate::server::{Client, Shared};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -227,11 +227,11 @@ fn kill_revoked_subscribers(ctx: &mut Ctx, new: &User, old: &User) {
         let kill = pubsub
             .subscriptions(c.id, Kind::Pattern)
             .iter()
-            .any(|p| !access::channel_in_list(&upcoming, p, true))
+            .any(|p| !acl::channel_in_list(&upcoming, p, true))
             || pubsub
                 .subscriptions(c.id, Kind::Channel)
                 .iter()
-                .any(|ch| !access::channel_in_list(&upcoming, ch, false));
+                .any(|ch| !acl::channel_in_list(&upcoming, ch, false));
         if kill {
             if c.id == me {
                 ctx.client.close_after_reply = true;
@@ -288,7 +288,7 @@ fn acl_deluser(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 /// The fields of one selector in ACL GETUSER.
-fn selector_fields(ctx: &mut Ctx, s: &access::Selector) {
+fn selector_fields(ctx: &mut Ctx, s: &acl::Selector) {
     ctx.out.bulk(b"commands");
     ctx.out.bulk(&s.commands_field());
     ctx.out.bulk(b"keys");
@@ -386,7 +386,7 @@ fn acl_load(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         ))
     })?;
     let pubsub_all = ctx.shared.acl_pubsub_all();
-    let users = access::parse_acl_file(&text, &file, pubsub_all)
+    let users = acl::parse_acl_file(&text, &file, pubsub_all)
         .map_err(|e| CmdError::new(format!("ERR {e}")))?;
     let old: Vec<Vec<u8>> = {
         let mut acl = ctx.shared.acl.write();
@@ -436,13 +436,13 @@ fn acl_save(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 fn acl_cat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     match args.len() {
         2 => {
-            ctx.out.array(access::CATEGORIES.len());
-            for c in access::CATEGORIES {
+            ctx.out.array(acl::CATEGORIES.len());
+            for c in acl::CATEGORIES {
                 ctx.out.bulk(c.as_bytes());
             }
         }
         3 => {
-            let flag = access::category_flag(&args[2]);
+            let flag = acl::category_flag(&args[2]);
             if flag == 0 {
                 let name = &args[2][..args[2].len().min(128)];
                 return Err(CmdError::new(format!(
@@ -450,7 +450,7 @@ fn acl_cat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     String::from_utf8_lossy(super::c_str(name))
                 )));
             }
-            let names = access::category_commands(flag);
+            let names = acl::category_commands(flag);
             ctx.out.array(names.len());
             for n in names {
                 ctx.out.bulk(n.as_bytes());

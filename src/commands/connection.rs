@@ -3,7 +3,7 @@
 //! (`Client`, its registry entry's `ClientMeta`, the reply protocol) and,
 //! for CLIENT LIST / KILL, on the registry of every connection.
 //!
-//! Users and their passwords are the ACL's (`crate::commands::access`, the ACL command
+//! Users and their passwords are the ACL's (`crate::acl`, the ACL command
 //! in `commands::acl`); `requirepass` is the default user's password.
 
 use super::args::help_reply;

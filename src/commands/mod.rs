@@ -9,7 +9,6 @@
 //! fields (key specs, tips, doc arguments, history) is generated from Redis
 //! 7.0 into `meta.rs` and joined to the table by full name.
 
-pub mod access;
 pub mod acl;
 pub mod args;
 pub mod bitmaps;

@@ -87,7 +87,7 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
             ctx.client,
             idx,
             &args,
-            crate::commands::access::LogContext::Multi,
+            crate::acl::LogContext::Multi,
         ) {
             ctx.out.error(&format!(
                 "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",

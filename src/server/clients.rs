@@ -337,7 +337,7 @@ pub struct Client {
     pub decoder: crate::protocol::Decoder,
     /// The ACL user; None for in-process clients that may run anything
     /// (Redis's `c->user == NULL`).
-    pub user: Option<Arc<crate::commands::access::User>>,
+    pub user: Option<Arc<crate::acl::User>>,
     /// `Shared::acl_version` when `user` was read.
     pub acl_version: u64,
     /// Scratch space of the ACL check (key positions and flags).

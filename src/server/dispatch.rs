@@ -230,9 +230,9 @@ pub(super) fn acl_reject(
     }
     let denied = user.check(idx, args, &mut client.acl_keys).err()?;
     let context = if client.multi.is_some() {
-        crate::commands::access::LogContext::Multi
+        crate::acl::LogContext::Multi
     } else {
-        crate::commands::access::LogContext::Toplevel
+        crate::acl::LogContext::Toplevel
     };
     let full_name = &table().entries[idx].full_name;
     commands::acl::log_denied(shared, client, denied, context, full_name, args);

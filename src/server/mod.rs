@@ -96,8 +96,8 @@ pub struct Shared {
     me: std::sync::OnceLock<std::sync::Weak<Shared>>,
     /// Channel and pattern subscriptions, and message delivery.
     pub pubsub: pubsub::PubSub,
-    /// Users and the ACL log (`crate::commands::access`).
-    pub acl: RwLock<crate::commands::access::Acl>,
+    /// Users and the ACL log (`crate::acl`).
+    pub acl: RwLock<crate::acl::Acl>,
     /// Bumped at every change of the users: connections re-read their
     /// user when it moved (one atomic load per command).
     pub acl_version: AtomicU64,
@@ -420,24 +420,24 @@ pub enum StartupAclError {
     #[error("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.")]
     Both,
     #[error(transparent)]
-    ConfigUser(#[from] crate::commands::access::ConfigUserError),
+    ConfigUser(#[from] crate::acl::ConfigUserError),
     #[error("Aborting Redis startup because of ACL errors: Error loading ACLs, opening file '{file}': {cause}")]
     Open { file: String, cause: std::io::Error },
     #[error("Aborting Redis startup because of ACL errors: {0}")]
-    File(#[from] crate::commands::access::AclFileError),
+    File(#[from] crate::acl::AclFileError),
 }
 
 /// The users at startup, as Redis's `ACLUpdateDefaultUserPassword` then
 /// `ACLLoadUsersAtStartup`: `requirepass` sets the default user's
 /// password, then the config file's `user` directives or the ACL file
 /// (not both).
-fn initial_acl(config: &Config) -> Result<crate::commands::access::Acl, StartupAclError> {
+fn initial_acl(config: &Config) -> Result<crate::acl::Acl, StartupAclError> {
     let pubsub_all = config.get("acl-pubsub-default") == Some("allchannels");
-    let mut acl = crate::commands::access::Acl::default();
+    let mut acl = crate::acl::Acl::default();
     if pubsub_all {
         acl.users.insert(
             b"default".to_vec(),
-            Arc::new(crate::commands::access::User::new_default(true)),
+            Arc::new(crate::acl::User::new_default(true)),
         );
     }
     if let Some(p) = &config.requirepass {
@@ -452,13 +452,13 @@ fn initial_acl(config: &Config) -> Result<crate::commands::access::Acl, StartupA
     if !aclfile.is_empty() && !config.users.is_empty() {
         return Err(StartupAclError::Both);
     }
-    crate::commands::access::load_config_users(&mut acl, &config.users, pubsub_all)?;
+    crate::acl::load_config_users(&mut acl, &config.users, pubsub_all)?;
     if !aclfile.is_empty() {
         let text = std::fs::read(&aclfile).map_err(|cause| StartupAclError::Open {
             file: aclfile.clone(),
             cause,
         })?;
-        let users = crate::commands::access::parse_acl_file(&text, &aclfile, pubsub_all)?;
+        let users = crate::acl::parse_acl_file(&text, &aclfile, pubsub_all)?;
         // The file's default user replaces the one requirepass made.
         acl.users = users;
     }

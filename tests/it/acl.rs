@@ -309,7 +309,7 @@ async fn aclfile_load_and_save_round_trip() {
     let list = call(&mut admin, &[b"ACL", b"LIST"]).await;
     let alice = format!(
         "user alice on #{} ~a:* resetchannels -@all +@read",
-        redlog::commands::access::hash_password(b"secret")
+        redlog::acl::hash_password(b"secret")
     );
     assert_eq!(
         list,
@@ -343,7 +343,7 @@ async fn aclfile_load_and_save_round_trip() {
     let saved = std::fs::read_to_string(&file).unwrap();
     let bob = format!(
         "user bob on #{} ~* resetchannels +@all -flushall (~x* resetchannels -@all +get)",
-        redlog::commands::access::hash_password(b"pw")
+        redlog::acl::hash_password(b"pw")
     );
     assert_eq!(
         saved,
@@ -436,7 +436,7 @@ async fn requirepass_is_the_default_users_password() {
         )
         .await;
     let u = call(&mut admin, &[b"ACL", b"GETUSER", b"default"]).await;
-    let h = redlog::commands::access::hash_password(b"s3cret");
+    let h = redlog::acl::hash_password(b"s3cret");
     assert!(
         has(
             &u,

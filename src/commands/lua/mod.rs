@@ -1151,7 +1151,7 @@ fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, CallRefus
         run.client,
         idx,
         argv,
-        crate::commands::access::LogContext::Lua,
+        crate::acl::LogContext::Lua,
     ) {
         return refuse(CallRefused::Acl(d.script_message()));
     }

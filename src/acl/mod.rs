@@ -5,7 +5,7 @@
 //! description ACL LIST and GETUSER print; the permission check run
 //! before every command; the ACL log.
 //!
-//! Command ids are command-table indexes (`commands::table()`), one bit
+//! Command ids are command-table indexes (`catalog::table()`), one bit
 //! each in a selector's bitmap, plus one reserved bit past the table
 //! (Redis's `USER_COMMAND_BITS_COUNT-1`) that only `+@all` sets, so a
 //! description can tell `+@all -x` from `-@all +...`.
@@ -16,7 +16,7 @@
 //! itself takes no lock and allocates nothing.
 
 mod error;
-use crate::commands::{self, key_flags, table, KeySpec};
+use crate::catalog::{self, key_flags, table, KeySpec};
 use crate::glob::glob_match;
 use bytes::Bytes;
 pub use error::{AclFileError, AclFileProblem, ConfigUserError, SetUserError};
@@ -81,7 +81,7 @@ enum KeyMode {
     Set,
     /// BITFIELD: RO unless it writes (Redis's `bitfieldGetKeys`).
     Bitfield,
-    /// SORT / SORT_RO: `commands::sort::get_keys`.
+    /// SORT / SORT_RO: `catalog::getkeys::sort`.
     Sort,
 }
 
@@ -121,7 +121,7 @@ fn infos() -> &'static [CmdInfo] {
                     subs: Vec::new(),
                     parent: e.parent,
                     has_subs: !e.cmd.subcommands.is_empty(),
-                    no_auth: e.cmd.has(commands::flags::NO_AUTH),
+                    no_auth: e.cmd.has(catalog::flags::NO_AUTH),
                     has_keys: t.has_keys(i),
                     specs,
                     keys: match name {
@@ -662,10 +662,10 @@ fn command_keys(id: usize, args: &[Bytes], out: &mut Vec<(usize, u32)>) {
     let info = &infos()[id];
     match info.keys {
         KeyMode::Specs => {
-            commands::key_refs(&info.specs, args, out);
+            catalog::key_refs(&info.specs, args, out);
         }
         KeyMode::Set => {
-            let get = args.iter().skip(3).any(|a| commands::is_opt(a, "get"));
+            let get = args.iter().skip(3).any(|a| catalog::is_opt(a, "get"));
             out.push((
                 1,
                 if get {
@@ -681,13 +681,12 @@ fn command_keys(id: usize, args: &[Bytes], out: &mut Vec<(usize, u32)>) {
             while i < args.len() {
                 let rem = args.len() - i - 1;
                 let a = &args[i];
-                if commands::is_opt(a, "get") && rem >= 2 {
+                if catalog::is_opt(a, "get") && rem >= 2 {
                     i += 2;
-                } else if (commands::is_opt(a, "set") || commands::is_opt(a, "incrby")) && rem >= 3
-                {
+                } else if (catalog::is_opt(a, "set") || catalog::is_opt(a, "incrby")) && rem >= 3 {
                     readonly = false;
                     break;
-                } else if commands::is_opt(a, "overflow") && rem >= 1 {
+                } else if catalog::is_opt(a, "overflow") && rem >= 1 {
                     i += 1;
                 } else {
                     readonly = false;
@@ -739,8 +738,8 @@ impl Denied {
     }
 
     /// The reply to a command refused at top level or in MULTI queueing.
-    pub fn error(self, full_name: &str) -> commands::CmdError {
-        commands::CmdError::new(match self {
+    pub fn error(self, full_name: &str) -> catalog::CmdError {
+        catalog::CmdError::new(match self {
             Denied::Command => format!(
                 "NOPERM this user has no permissions to run the '{full_name}' command"
             ),
@@ -1201,7 +1200,7 @@ impl Acl {
         };
         for op in &merged {
             u.apply(op, pubsub_all).map_err(|why| SetUserError::Rule {
-                op: String::from_utf8_lossy(crate::commands::c_str(op)).into_owned(),
+                op: String::from_utf8_lossy(crate::catalog::c_str(op)).into_owned(),
                 why,
             })?;
         }
