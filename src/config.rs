@@ -241,7 +241,7 @@ const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 const FSYNC: &[&str] = &["everysec", "always", "no"];
 
 /// `appendfsync`: when the WAL is fdatasynced (the one policy enum; the
-/// durability stage, `server::durability`, applies it).
+/// durability stage, `node::durability`, applies it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Appendfsync {
@@ -698,7 +698,7 @@ static PARAMS: &[Param] = &[
     // Client eviction (operations issue): a byte count or a percentage of
     // maxmemory, as Redis.
     p("maxmemory-clients", Kind::MemoryOrPercent, "0", true),
-    // Replication (`server::replication`). `replicaof host port` starts
+    // Replication (`node::replication`). `replicaof host port` starts
     // the replica side at startup; REPLICAOF keeps it current.
     Param {
         name: "replicaof",
@@ -889,7 +889,7 @@ static PARAMS: &[Param] = &[
         true,
     ),
     p("cluster-link-sendbuf-limit", MEMORY, "0", true),
-    // TLS (`server::tls`).
+    // TLS (`node::tls`).
     // Settable at startup only here (Redis 7.0 rebinds on CONFIG SET).
     p("tls-port", Kind::Int { min: 0, max: 65535 }, "0", false),
     p("tls-cert-file", Kind::Str, "", true),

@@ -154,13 +154,12 @@ where
             tracing::Level::TRACE => '.',
         };
         // `M` for a primary, `S` for a replica, as redis-server.
-        let role = if redlog::server::replication::replica::LOG_AS_REPLICA
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            'S'
-        } else {
-            'M'
-        };
+        let role =
+            if redlog::server::replica::LOG_AS_REPLICA.load(std::sync::atomic::Ordering::Relaxed) {
+                'S'
+            } else {
+                'M'
+            };
         write!(
             writer,
             "{}:{role} {} {} ",
@@ -271,7 +270,7 @@ fn check(args: &[String]) -> ExitCode {
     let mut stdout = std::io::stdout();
     let opts = redlog::storage::CheckOptions {
         repair,
-        unit_keys: Some(&redlog::server::persist::unit_keys),
+        unit_keys: Some(&redlog::node::persist::unit_keys),
     };
     let fs = redlog::storage::RealFs;
     match redlog::storage::check_dir_opts(&fs, std::path::Path::new(dir), &opts, &mut stdout) {
@@ -307,7 +306,7 @@ enum ToolError {
     #[error("{0}")]
     Task(tokio::task::JoinError),
     #[error("{0}")]
-    Transfer(#[from] redlog::server::rdb_io::RdbIoError),
+    Transfer(#[from] redlog::node::rdb_io::RdbIoError),
     /// Writing the exported file (or renaming it into place) failed.
     #[error("{0}")]
     Write(std::io::Error),
@@ -318,9 +317,9 @@ enum ToolError {
 fn with_local_server<T: Send + 'static>(
     mut config: Config,
     f: impl FnOnce(
-            &std::sync::Arc<redlog::server::Shared>,
+            &std::sync::Arc<redlog::node::Shared>,
             std::net::SocketAddr,
-        ) -> Result<T, redlog::server::rdb_io::RdbIoError>
+        ) -> Result<T, redlog::node::rdb_io::RdbIoError>
         + Send
         + 'static,
 ) -> Result<T, ToolError> {
@@ -369,7 +368,7 @@ fn import_rdb(args: &[String]) -> ExitCode {
     };
     let started = std::time::Instant::now();
     match with_local_server(config, move |_, addr| {
-        redlog::server::rdb_io::import(addr, &data)
+        redlog::node::rdb_io::import(addr, &data)
     }) {
         Ok(keys) => {
             println!(
@@ -404,7 +403,7 @@ fn export_rdb(args: &[String]) -> ExitCode {
     };
     let _ = init_tracing("warning", "", None);
     let r = with_local_server(config, |shared, addr| {
-        redlog::server::rdb_io::export(shared, addr)
+        redlog::node::rdb_io::export(shared, addr)
     })
     .and_then(|(bytes, keys)| {
         let tmp = format!("{file}.tmp");
@@ -543,7 +542,7 @@ fn main() -> ExitCode {
             let started = std::time::Instant::now();
             let r = tokio::task::spawn_blocking(move || {
                 let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                redlog::server::rdb_io::import(addr, &data).map_err(|e| e.to_string())
+                redlog::node::rdb_io::import(addr, &data).map_err(|e| e.to_string())
             })
             .await
             .map_err(|e| e.to_string())
@@ -603,7 +602,7 @@ impl ShutdownSignals {
 
     async fn serve(
         mut self,
-        up: tokio::sync::oneshot::Receiver<std::sync::Arc<redlog::server::Shared>>,
+        up: tokio::sync::oneshot::Receiver<std::sync::Arc<redlog::node::Shared>>,
     ) {
         let name = self.next().await;
         tracing::warn!("Received {name} scheduling shutdown...");

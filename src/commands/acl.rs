@@ -6,7 +6,7 @@
 
 use super::{arg_i64, CmdError, CmdResult, Ctx, Handler};
 use crate::acl::{self, Denied, LogContext, LogEntry, LogReason, User};
-use crate::server::{Client, Shared};
+use crate::node::{Client, Shared};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -212,7 +212,7 @@ fn kill_revoked_subscribers(ctx: &mut Ctx, new: &User, old: &User) {
     let Some(upcoming) = new.revoked_channels(old) else {
         return;
     };
-    use crate::server::pubsub::Kind;
+    use crate::node::pubsub::Kind;
     let name = String::from_utf8_lossy(&new.name).into_owned();
     let me = ctx.client.id;
     for c in ctx.shared.clients.iter() {

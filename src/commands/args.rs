@@ -78,7 +78,7 @@ pub(super) fn invalid_cursor() -> CmdError {
 
 /// `h`'s CLIENT LIST / CLIENT INFO line (`ClientHandle::info_line`), its
 /// `cmd=` field named from the command table.
-pub fn client_info_line(h: &crate::server::ClientHandle) -> String {
+pub fn client_info_line(h: &crate::node::ClientHandle) -> String {
     let cmd = super::table()
         .entries
         .get(h.last_cmd.load(std::sync::atomic::Ordering::Relaxed))

@@ -26,8 +26,8 @@
 use super::{table, CmdError, Ctx};
 use crate::db::blocking::WaiterReply;
 use crate::db::{now_ms, Keyspace};
+use crate::node::{Client, Shared};
 use crate::protocol::Out;
-use crate::server::{Client, Shared};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 

@@ -818,7 +818,7 @@ fn routed(idx: usize) -> bool {
 pub fn redirect(
     c: &Cluster,
     ks: &mut crate::db::Keyspace,
-    client: &crate::server::Client,
+    client: &crate::node::Client,
     idx: usize,
     args: &[Bytes],
     cmd_flags: u32,

@@ -113,7 +113,7 @@ pub fn reset_replica(ctx: &mut Ctx) {
         .as_ref()
         .is_some_and(|c| c.state.lock().me().is_slave());
     if is_replica {
-        crate::server::replication::replica::stop(ctx.shared, ctx.ks);
+        ctx.shared.runtime.replica_stop(ctx.shared, ctx.ks);
         let removed = ctx.ks.flush_all();
         ctx.ks.stats.dirty += removed;
     }

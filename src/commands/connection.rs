@@ -9,8 +9,8 @@
 use super::args::help_reply;
 use super::{arg_i64, is_kw, CmdError, CmdResult, Ctx, Handler};
 use crate::db::DATABASES;
+use crate::node::{Client, ClientHandle, ReplyMode, Shared};
 use crate::protocol::Out;
-use crate::server::{Client, ClientHandle, ReplyMode, Shared};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -241,8 +241,8 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     }
     ctx.client.multi = None;
     super::transactions::unwatch_all(ctx);
-    if crate::server::tracking::is_on(&ctx.client.handle) {
-        crate::server::tracking::disable(ctx.ks, &ctx.client.handle);
+    if crate::node::tracking::is_on(&ctx.client.handle) {
+        crate::node::tracking::disable(ctx.ks, &ctx.client.handle);
     }
     super::pubsub::unsubscribe_all_quietly(ctx);
     ctx.client.db = 0;
@@ -643,9 +643,9 @@ fn client_no_touch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// CLIENT PAUSE timeout [WRITE | ALL]
 ///
 /// `timeout` in milliseconds, Redis's `getTimeoutFromObjectOrReply`
-/// errors; the mode defaults to ALL. See `server::pause`.
+/// errors; the mode defaults to ALL. See `node::pause`.
 fn client_pause(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    use crate::server::pause::PauseKind;
+    use crate::node::pause::PauseKind;
     if args.len() > 4 {
         let sub = &args[1][..args[1].len().min(128)];
         return Err(CmdError::new(format!(
@@ -725,7 +725,7 @@ pub fn pause_covers(
         None => return false,
         Some(k) => k,
     };
-    if kind == crate::server::pause::PauseKind::All {
+    if kind == crate::node::pause::PauseKind::All {
         return true;
     }
     let may_write = |c: &super::Command| c.has(flags::WRITE | flags::MAY_REPLICATE);

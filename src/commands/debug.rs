@@ -101,7 +101,7 @@ fn reload(ctx: &mut Ctx, opts: &[Bytes]) -> CmdResult {
             "ERR DEBUG RELOAD cannot run inside MULTI/EXEC in redlog",
         ));
     }
-    ctx.client.pending = Some(crate::server::PendingOp::Reload { save, flush, merge });
+    ctx.client.pending = Some(crate::node::PendingOp::Reload { save, flush, merge });
     Ok(())
 }
 

@@ -206,7 +206,7 @@ fn function_restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn function_kill(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ctx.shared
         .busy
-        .kill_running(crate::commands::lua::busy::Kind::Function)?;
+        .kill_running(crate::node::busy::Kind::Function)?;
     ctx.out.ok();
     Ok(())
 }

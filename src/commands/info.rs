@@ -585,7 +585,7 @@ fn stats(ctx: &Ctx, out: &mut String) {
 fn replication(ctx: &Ctx, out: &mut String) {
     let sh = ctx.shared;
     line!(out, "# Replication");
-    let replica_cfg = crate::server::replication::replica::info_config(sh);
+    let replica_cfg = crate::node::replication::info_config(sh);
     sh.repl.info(replica_cfg, out);
 }
 

@@ -18,7 +18,7 @@ use crate::db::effect::Effect;
 use crate::db::Keyspace;
 use crate::db::{notify, Value};
 use crate::logparse::{self, Format, Ingestor, LINE_BYTES_MAX};
-use crate::server::{PendingOp, ReplyMode};
+use crate::node::{PendingOp, ReplyMode};
 use crate::stream::{fmt_id, id_ms, IngestState, PendingLearn, StreamRef};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -600,6 +600,12 @@ pub struct IngestJob {
     malformed: u64,
     first: Option<u128>,
     last: Option<u128>,
+}
+
+impl crate::node::clients::Job for IngestJob {
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
 }
 
 /// Where a chunk is mined: the stream the key held when the chunk began

@@ -7,7 +7,7 @@
 //! that changes a format's shared miner (a new template, or a template
 //! generalised) logs the tokens it learned (`LogMinerLearn`), so after a
 //! restart the same lines get the same template ids. Base snapshots carry
-//! the specs and miner states (`server::persist::rewrite`).
+//! the specs and miner states (`node::persist::rewrite`).
 
 use super::args::help_reply;
 use super::{is_kw, CmdError, CmdResult, Ctx, Handler};

@@ -135,8 +135,8 @@ impl Overhead {
         for c in ctx.shared.clients.iter() {
             clients += 1;
             clients_normal += c.qbuf.load(Ordering::Relaxed) as u64
-                + (std::mem::size_of::<crate::server::Client>()
-                    + std::mem::size_of::<crate::server::ClientHandle>()) as u64;
+                + (std::mem::size_of::<crate::node::Client>()
+                    + std::mem::size_of::<crate::node::ClientHandle>()) as u64;
         }
         let aof_buffer = ctx.shared.mem_not_counted_for_evict();
         let st = ctx.ks.script_stats;

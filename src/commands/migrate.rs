@@ -16,7 +16,7 @@
 use super::{arg_i64, is_opt, CmdError, CmdResult, Ctx, Handler};
 use crate::db::lazyfree::Reason;
 use crate::db::notify::GENERIC;
-use crate::server::{PendingOp, ReplyMode};
+use crate::node::{PendingOp, ReplyMode};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -110,6 +110,12 @@ pub struct MigrateJob {
     watch_ids: Vec<u64>,
     swaps: u64,
     reply: bool,
+}
+
+impl crate::node::clients::Job for MigrateJob {
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
 }
 
 fn put_bulk(out: &mut Vec<u8>, a: &[u8]) {
@@ -242,7 +248,7 @@ fn migrate(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     // Inside MULTI/EXEC or a script: the whole exchange under the lock,
     // as Redis does it.
-    let outcome = crate::server::off_worker(|| transfer.run());
+    let outcome = crate::node::off_worker(|| transfer.run());
     for &i in &outcome.acked {
         if !copy {
             delete(ctx, db, &keys[i]);

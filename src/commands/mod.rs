@@ -57,8 +57,8 @@ pub use crate::catalog::{
     Doc, Entry, FindKeys, KeySpec, Table,
 };
 use crate::db::Keyspace;
+use crate::node::{Client, Shared};
 use crate::protocol::Out;
-use crate::server::{Client, Shared};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
@@ -95,7 +95,7 @@ impl Ctx<'_> {
         if notes.is_empty() {
             return;
         }
-        let me = crate::server::pubsub::Own {
+        let me = crate::node::pubsub::Own {
             client_id: self.client.id,
             resp3: self.out.resp3,
             buf: &mut self.out.buf,

@@ -1,13 +1,13 @@
 //! Observability commands: MONITOR, SLOWLOG, LATENCY (Redis 7.0's
 //! `replication.c` monitorCommand, `slowlog.c`, `latency.c`). The state
-//! they read is `server::observe`; what feeds it is
+//! they read is `node::observe`; what feeds it is
 //! `after_call` (below) and the latency samples taken around
 //! the expiry and eviction cycles, WAL writes and fsyncs, compaction and
 //! LOGPARSE INGEST.
 
 use super::{flags, table, CmdError, CmdResult, Ctx, Entry, Handler};
+use crate::node::observe::{record_latency, redacted_args, LatencyHistogram, TimeSeries};
 use crate::protocol::parse::parse_i64;
-use crate::server::observe::{record_latency, redacted_args, LatencyHistogram, TimeSeries};
 use bytes::Bytes;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -295,7 +295,7 @@ fn sparkline_graph(event: &str, ts: &TimeSeries, now_s: i64) -> String {
 /// bars, one blank row, then the labels written downwards.
 fn render_range(
     g: &mut String,
-    samples: &[crate::server::observe::Sample],
+    samples: &[crate::node::observe::Sample],
     labels: &[String],
     min: u64,
     max: u64,
@@ -597,7 +597,7 @@ pub fn cdf(h: &LatencyHistogram) -> Vec<(u64, u64)> {
             v.push((h.highest_equivalent(level) / 1000, cumulative));
         }
         previous = cumulative;
-        if level >= crate::server::observe::HISTOGRAM_MAX_NS {
+        if level >= crate::node::observe::HISTOGRAM_MAX_NS {
             break;
         }
         level = level.saturating_mul(2);

@@ -1,11 +1,11 @@
 //! Persistence commands: SAVE, BGSAVE, BGREWRITEAOF.
 //!
 //! redlog has one persistence mechanism, the WAL with its base snapshot
-//! (`server::persist`); all three commands write a new base (a compaction),
+//! (`node::persist`); all three commands write a new base (a compaction),
 //! which is what both an RDB save and an AOF rewrite amount to there.
 
 use super::{is_kw, CmdError, CmdResult, Ctx, Handler};
-use crate::server::PendingOp;
+use crate::node::PendingOp;
 use bytes::Bytes;
 
 /// The commands of this family and their handlers (their table entries

@@ -5,12 +5,12 @@
 //! slot is local until cluster mode exists).
 //!
 //! The registry and the delivery of messages to other connections live in
-//! `server::pubsub`; these handlers only change subscriptions and write the
+//! `node::pubsub`; these handlers only change subscriptions and write the
 //! confirmations, which Redis sends as push frames (`>3` in RESP3, `*3` in
 //! RESP2), one per channel.
 
 use super::{CmdError, CmdResult, Ctx, Handler};
-use crate::server::pubsub::{Kind, Sink};
+use crate::node::pubsub::{Kind, Sink};
 use bytes::Bytes;
 
 /// The commands of this family and their handlers (their table entries

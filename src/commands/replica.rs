@@ -1,9 +1,8 @@
-//! The replica side's commands (`server::replication::replica`):
-//! REPLICAOF / SLAVEOF, ROLE, and FAILOVER (`server::replication::failover`).
+//! The replica side's commands (`server::replica`, through `node::Runtime`):
+//! REPLICAOF / SLAVEOF, ROLE, and FAILOVER (`server::replica::failover`).
 
 use super::{is_kw, CmdError, CmdResult, Ctx, Handler};
-use crate::server::replication::failover::{self, FailoverState};
-use crate::server::replication::replica;
+use crate::node::replication::failover::{self, FailoverState};
 use bytes::Bytes;
 
 /// The commands of this family and their handlers (their table entries
@@ -34,7 +33,7 @@ fn replicaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let who = super::args::client_info_line(&ctx.client.handle);
     if is_kw(&args[1], "no") && is_kw(&args[2], "one") {
-        if replica::stop(ctx.shared, ctx.ks) {
+        if ctx.shared.runtime.replica_stop(ctx.shared, ctx.ks) {
             tracing::info!("MASTER MODE enabled (user request from '{who}')");
         }
         ctx.out.ok();
@@ -60,7 +59,9 @@ fn replicaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     // Redis's `replicationSetMaster`: `disconnectAllBlockedClients`.
     super::blocking::disconnect_all(ctx.shared, ctx.ks);
-    replica::start(ctx.shared, host.clone(), port, Some(0));
+    ctx.shared
+        .runtime
+        .replica_start(ctx.shared, host.clone(), port, Some(0));
     tracing::info!("REPLICAOF {host}:{port} enabled (user request from '{who}')");
     ctx.out.ok();
     Ok(())
@@ -78,7 +79,9 @@ fn failover_cmd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if ctx.shared.repl.lock().failover.state == FailoverState::None {
             return Err(CmdError::new("ERR No failover in progress."));
         }
-        failover::abort(ctx.shared, ctx.ks, "Failover manually aborted");
+        ctx.shared
+            .runtime
+            .failover_abort(ctx.shared, ctx.ks, "Failover manually aborted");
         ctx.out.ok();
         return Ok(());
     }
@@ -108,7 +111,10 @@ fn failover_cmd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::new("ERR syntax error"));
         }
     }
-    failover::start(ctx.shared, req).map_err(|e| CmdError::new(e.to_string()))?;
+    ctx.shared
+        .runtime
+        .failover_start(ctx.shared, req)
+        .map_err(|e| CmdError::new(e.to_string()))?;
     ctx.out.ok();
     Ok(())
 }

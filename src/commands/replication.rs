@@ -1,11 +1,10 @@
 //! Replication commands of the primary side: REPLCONF, PSYNC, SYNC, WAIT
-//! (the work is in `server::replication::primary`).
+//! (the work is in `node::replication::primary`).
 
 use super::{is_kw, CmdError, CmdResult, Ctx, Handler};
-use crate::server::replication::failover::FailoverState;
-use crate::server::replication::primary::{self, Psync};
-use crate::server::replication::replica;
-use crate::server::PendingOp;
+use crate::node::replication::failover::FailoverState;
+use crate::node::replication::primary::{self, Psync};
+use crate::node::PendingOp;
 use bytes::Bytes;
 
 /// The commands of this family and their handlers (their table entries
@@ -76,7 +75,7 @@ fn may_sync(ctx: &mut Ctx, args: &[Bytes]) -> Result<bool, CmdError> {
                 "ERR PSYNC FAILOVER replid must match my replid.",
             ));
         }
-        replica::stop(ctx.shared, ctx.ks);
+        ctx.shared.runtime.replica_stop(ctx.shared, ctx.ks);
         let who = super::args::client_info_line(&ctx.client.handle);
         tracing::info!("MASTER MODE enabled (failover request from '{who}')");
     }

@@ -2,10 +2,10 @@
 //! KILL, HELP), as Redis 7.0's `eval.c`. The engine is `crate::commands::lua`.
 
 use super::{arg_i64, flags::*, CmdError, CmdResult, Command, Ctx, Handler};
-use crate::commands::lua::busy::Kind;
 use crate::commands::lua::{script_flags, Scripting};
 use crate::db::engines::ScriptCache;
 use crate::db::Keyspace;
+use crate::node::busy::Kind;
 use bytes::Bytes;
 
 /// The commands of this family and their handlers (their table entries

@@ -102,12 +102,12 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// Applies what CONFIG SET changed that lives outside `Config` and can
 /// fail (the TLS context). Err: the argument to name and the reason.
 fn apply_config(
-    shared: &crate::server::Shared,
+    shared: &crate::node::Shared,
     cfg: &crate::config::Config,
     pairs: &[(String, String)],
     old_dir: &str,
 ) -> Result<(), (String, String)> {
-    use crate::server::tls;
+    use crate::node::tls;
     // `dir` (settable with `enable-protected-configs`): Redis chdirs into
     // it. redlog's WAL and stream logs stay open in their directory, so
     // only the directory it already uses is accepted; another is refused

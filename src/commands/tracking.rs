@@ -1,10 +1,10 @@
 //! CLIENT TRACKING, CACHING, GETREDIR, TRACKINGINFO (Redis 7.0's
 //! `clientCommand` in networking.c). The state is `db::tracking`; the
-//! messages are sent by `server::tracking`.
+//! messages are sent by `node::tracking`.
 
 use super::{flags, table, CmdError, CmdResult, Ctx};
 use crate::db::tracking::{self as tr, Msg};
-use crate::server::tracking::{limit_used_slots, process, send};
+use crate::node::tracking::{limit_used_slots, process, send};
 use bytes::Bytes;
 
 fn is_kw(a: &[u8], kw: &str) -> bool {
@@ -98,10 +98,10 @@ pub fn client_tracking(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         ctx.ks.sync_tracking();
         if let Some(c) = ctx.ks.tracking.client(id) {
-            crate::server::tracking::show(&ctx.client.handle, c);
+            crate::node::tracking::show(&ctx.client.handle, c);
         }
     } else if is_kw(&args[2], "off") {
-        crate::server::tracking::disable(ctx.ks, &ctx.client.handle);
+        crate::node::tracking::disable(ctx.ks, &ctx.client.handle);
     } else {
         return Err(CmdError::syntax());
     }
@@ -193,7 +193,7 @@ pub fn client_trackinginfo(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-// The per-call hooks (`commands::call`); delivery is `server::tracking`.
+// The per-call hooks (`commands::call`); delivery is `node::tracking`.
 
 /// The client whose command runs: a script's caller for the script's
 /// commands (Redis's `server.current_client`).

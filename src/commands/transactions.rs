@@ -6,8 +6,8 @@
 //! isolated as a whole.
 
 use super::{call, table, CmdError, CmdResult, Ctx, Handler};
+use crate::node::{Client, MultiState, Shared};
 use crate::protocol::Out;
-use crate::server::{Client, MultiState, Shared};
 use bytes::Bytes;
 
 /// The commands of this family and their handlers (their table entries

@@ -1164,7 +1164,7 @@ impl Keyspace {
     /// effect must turn the key's state before the command into its state
     /// after it when replayed; if the key ends up deleted a Del follows
     /// automatically. Replay skips it for keys a base captured later (see
-    /// `server::persist`), so it need not be idempotent.
+    /// `node::persist`), so it need not be idempotent.
     pub fn log_op(&mut self, db: usize, key: &[u8], effect: effect::Effect) {
         let d = &mut self.dbs[db];
         if !d.capture {

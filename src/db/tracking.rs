@@ -1,6 +1,6 @@
 //! Client-side caching state (CLIENT TRACKING), after Redis 7.0's
 //! `tracking.c`. Pure data under the keyspace lock; delivery of the
-//! invalidation messages is `server::tracking`.
+//! invalidation messages is `node::tracking`.
 //!
 //! - The tracking table: key name (all databases share it, as in Redis)
 //!   -> ids of the clients that read it in default mode. A key modified is

@@ -17,7 +17,7 @@ use crate::protocol::Out;
 use bytes::Bytes;
 use std::sync::Arc;
 
-/// Settles the batch's ticket (`server::durability`: no reply leaves
+/// Settles the batch's ticket (`node::durability`: no reply leaves
 /// before it), turning the replies of its writes into MISCONF when their
 /// effects could not be made durable, then hands the clients it served
 /// their replies.
@@ -127,7 +127,7 @@ pub(super) struct Batch {
     /// Reply byte ranges of the commands that changed the keyspace: replaced
     /// by a MISCONF error when their units could not be made durable.
     pub(super) spans: Vec<(usize, usize)>,
-    /// What the replies wait for (`server::durability`), taken at the end
+    /// What the replies wait for (`node::durability`), taken at the end
     /// of the batch under the keyspace lock.
     pub(super) ticket: Option<Ticket>,
     /// Replies for the blocked clients this batch served.

@@ -54,6 +54,7 @@ use super::{Client, Shared};
 use crate::commands::blocking::{null_reply, serve_ready, Wake};
 use crate::db::blocking::{Waiter, WaiterReply};
 use crate::db::{now_ms, Keyspace};
+use crate::node::clients::Blocked;
 use bytes::BytesMut;
 use std::sync::atomic::Ordering;
 use tokio::io::AsyncReadExt;
@@ -62,13 +63,6 @@ use tokio::sync::oneshot;
 /// Timeouts beyond this are waited for as "forever" (Redis accepts them;
 /// they never fire in practice).
 const DEADLINE_HORIZON_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
-
-/// A blocked connection's side of its registration.
-#[derive(Debug)]
-pub struct Blocked {
-    rx: oneshot::Receiver<WaiterReply>,
-    deadline_ms: u64,
-}
 
 /// Called by the connection after each command, under the keyspace lock:
 /// registers the client if its command blocked, then serves the waiters

@@ -10,8 +10,8 @@
 //! so they are answered at once, as Redis does.
 
 use super::{Client, Shared};
-use crate::commands::lua::busy::Kind;
 use crate::commands::{self, flags, table, CmdError, CmdResult};
+use crate::node::busy::Kind;
 use crate::protocol::Out;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
@@ -277,7 +277,7 @@ fn run_on_script_thread(
 /// is not busy yet (the caller waits for the lock).
 fn function_stats(shared: &Shared, out: &mut Out) -> Option<CmdResult> {
     match shared.busy.running()? {
-        Kind::Eval => return Some(Err(CmdError::new(crate::commands::lua::busy::BUSY_EVAL))),
+        Kind::Eval => return Some(Err(CmdError::new(crate::node::busy::BUSY_EVAL))),
         Kind::Function => {}
     }
     let info = shared.busy.run_info()?;

@@ -17,7 +17,8 @@
 //! both at once.
 
 use super::pause::{PauseKind, PausePurpose};
-use super::replication::{replica, LinkState};
+use super::replica;
+use super::replication::LinkState;
 use super::Shared;
 use crate::cluster::Cluster;
 use crate::db::Keyspace;

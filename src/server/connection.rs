@@ -196,9 +196,11 @@ async fn run_batch<S: ClientStream>(
             }
             PendingOp::Reload { save, flush, merge } => {
                 let sh = shared.clone();
-                let r = tokio::task::spawn_blocking(move || sh.debug_reload(save, flush, merge))
-                    .await
-                    .unwrap_or_else(|e| Err(e.into()));
+                let r = tokio::task::spawn_blocking(move || {
+                    sh.debug_reload(save, flush, merge, crate::commands::lua::keyspace())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.into()));
                 match r {
                     Ok(()) => out.ok(),
                     Err(e) => {
@@ -208,11 +210,21 @@ async fn run_batch<S: ClientStream>(
                 }
             }
             PendingOp::Ingest(job) => {
+                let job = job
+                    .into_any()
+                    .downcast::<IngestJob>()
+                    .expect("PendingOp::Ingest carries a commands::logingest::IngestJob");
                 if !run_ingest(shared, client, stream, inbuf, out, job).await {
                     return false;
                 }
             }
-            PendingOp::Migrate(job) => run_migrate(shared, client, out, job).await,
+            PendingOp::Migrate(job) => {
+                let job = job
+                    .into_any()
+                    .downcast::<crate::commands::migrate::MigrateJob>()
+                    .expect("PendingOp::Migrate carries a commands::migrate::MigrateJob");
+                run_migrate(shared, client, out, job).await
+            }
             PendingOp::Wait { num, timeout_ms } => {
                 match super::replication::primary::wait(shared, num, timeout_ms, client.woff).await
                 {
@@ -603,7 +615,7 @@ fn process_input(
                                 let busy_error = shared
                                     .busy
                                     .busy_error()
-                                    .unwrap_or(crate::commands::lua::busy::BUSY_EVAL);
+                                    .unwrap_or(crate::node::busy::BUSY_EVAL);
                                 let args = std::mem::take(&mut argv);
                                 match super::busy::execute(shared, client, out, args, busy_error) {
                                     super::busy::Step::Served => continue,
@@ -620,7 +632,7 @@ fn process_input(
                         // reading, not one more.
                         client.handle.touch_at(ks.clock_mark());
                         // Messages published before this batch took the lock
-                        // go before its replies (see `server::pubsub`).
+                        // go before its replies (see `node::pubsub`).
                         super::pubsub::drain_before_batch(client, out);
                         guard.insert(ks)
                     }

@@ -434,7 +434,7 @@ pub fn execute_argv(
             } else if crate::commands::connection::pause_covers(
                 shared, ks, client, cmd, top_name, args,
             ) {
-                // CLIENT PAUSE: the command waits (see `server::pause`).
+                // CLIENT PAUSE: the command waits (see `node::pause`).
                 // Counted when it runs.
                 shared
                     .stats

@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 
 /// Decodes a WAL unit (or base chunk) into the `(db, key)` pairs it
 /// touches; None when the bytes do not decode. Supplied by the caller
-/// (`server::persist::unit_keys`): storage itself only stores bytes.
+/// (`node::persist::unit_keys`): storage itself only stores bytes.
 pub type UnitKeys<'a> = &'a dyn Fn(&[u8]) -> Option<Vec<(u8, Vec<u8>)>>;
 
 struct SegScan {

@@ -27,7 +27,7 @@
 //! written (to the OS) by their command. The WAL holds only the key ->
 //! stream-id mapping (value type 6). Streams written during a batch are
 //! collected in `Keyspace::stream_writes` and handed to the durability
-//! stage (`server::durability`) with the batch's WAL units: it writes their
+//! stage (`node::durability`) with the batch's WAL units: it writes their
 //! pending entries after the keyspace lock is released and before the
 //! replies (without a WAL, at the end of the batch under the lock); under
 //! `appendfsync always` it fsyncs them with the WAL before replying; under

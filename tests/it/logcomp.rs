@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 /// One command's reply bytes, run in the server's process.
 fn reply(s: &ServerHandle, resp3: bool, args: &[&[u8]]) -> Vec<u8> {
+    use redlog::node::{Client, ClientHandle};
     use redlog::protocol::Out;
-    use redlog::server::{execute, Client, ClientHandle};
+    use redlog::server::execute;
     use std::sync::Arc;
     let shared = s.shared();
     let addr = s.local_addr();

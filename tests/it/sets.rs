@@ -15,8 +15,9 @@ use std::time::Duration;
 /// Runs one command in-process (RESP2) and returns its reply bytes and the
 /// effects it produced (taken from the keyspace, so they are not logged).
 fn run(s: &ServerHandle, args: &[&[u8]]) -> (String, Vec<Effect>) {
+    use redlog::node::{Client, ClientHandle};
     use redlog::protocol::Out;
-    use redlog::server::{execute, Client, ClientHandle};
+    use redlog::server::execute;
     use std::sync::Arc;
     let shared = s.shared();
     let addr = s.local_addr();

@@ -16,7 +16,7 @@
 
 use super::{busy, c_function, lua_tostring, raise_table, script_flags, LuaResult};
 use crate::commands::{CmdError, Ctx};
-use crate::server::{Client, ClientHandle, Shared};
+use crate::node::{Client, ClientHandle, Shared};
 use bytes::Bytes;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 use std::cell::RefCell;

@@ -21,7 +21,7 @@
 //! Redis's C functions give them (`user_script:1: ...`), and a tail call
 //! `return redis.call(...)` keeps the script's frame.
 
-pub mod busy;
+pub use crate::node::busy;
 mod cjson;
 pub mod convert;
 pub mod functions;
@@ -29,8 +29,8 @@ mod libs;
 
 use crate::commands::{self, flags, table, CmdError, Ctx};
 use crate::db::Keyspace;
+use crate::node::{Client, ClientHandle, Shared};
 use crate::protocol::Out;
-use crate::server::{Client, ClientHandle, Shared};
 use bytes::Bytes;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 use std::cell::Cell;
@@ -42,25 +42,7 @@ use std::sync::Arc;
 pub const REDIS_VERSION: &str = "7.0.15";
 pub const REDIS_VERSION_NUM: i64 = 0x0007_000f;
 
-/// The Lua heap limit without `maxmemory` (see [`lua_memory_limit`]).
-pub const DEFAULT_LUA_MEMORY_LIMIT: usize = 1 << 30;
-/// The least limit `maxmemory` gives (a small `maxmemory` still lets
-/// ordinary scripts build their tables).
-pub const MIN_LUA_MEMORY_LIMIT: usize = 32 << 20;
-
-/// The heap limit of each Lua VM (the EVAL VM, the functions VM): Redis has
-/// none (a runaway script grows until the allocator fails and the server
-/// aborts); here an allocation past it fails, the script gets Lua's "not
-/// enough memory" error and the VM collects its garbage and goes on. It is
-/// `maxmemory` when set (at least `MIN_LUA_MEMORY_LIMIT`): the dataset's
-/// own budget; 1 GiB otherwise.
-pub fn lua_memory_limit(maxmemory: u64) -> usize {
-    if maxmemory == 0 {
-        DEFAULT_LUA_MEMORY_LIMIT
-    } else {
-        (maxmemory.min(usize::MAX as u64) as usize).max(MIN_LUA_MEMORY_LIMIT)
-    }
-}
+pub use crate::node::busy::{lua_memory_limit, DEFAULT_LUA_MEMORY_LIMIT, MIN_LUA_MEMORY_LIMIT};
 
 /// Script flags (`#!lua flags=...`), Redis's `SCRIPT_FLAG_*`.
 pub mod script_flags {
@@ -223,6 +205,13 @@ pub(crate) fn with_run<R>(f: impl FnOnce(&mut Run<'_>) -> R) -> Option<R> {
     // only live reference.
     Some(f(unsafe { &mut *p }))
 }
+
+/// What the busy-script hook (`node::busy`) may ask of the running
+/// script.
+const RUN_HOOKS: busy::RunHooks = busy::RunHooks {
+    run_job: |job| with_run(|r| job(r.ks)).is_some(),
+    info: || with_run(|r| r.info()),
+};
 
 pub(crate) struct RunGuard;
 
@@ -648,7 +637,7 @@ pub(crate) fn run_script(
         *mem_limit = limit;
         let _ = lua.set_memory_limit(limit);
     }
-    let running = ctx.shared.busy.begin(spec.kind, lua);
+    let running = ctx.shared.busy.begin(spec.kind, lua, RUN_HOOKS);
     let result = {
         let p: *mut Run<'_> = &mut run;
         RUN.with(|c| c.set(p.cast()));
@@ -1119,7 +1108,7 @@ enum CallRefused {
     #[error("-READONLY You can't write against a read only replica.")]
     ReadOnlyReplica,
     #[error("-{0}")]
-    Misconf(crate::server::durability::Misconf),
+    Misconf(crate::node::durability::Misconf),
 }
 
 /// Redis's `scriptCall`: the checks, then the command on the script's
@@ -1177,7 +1166,7 @@ fn call_command(run: &mut Run<'_>, argv: &[Bytes]) -> (Result<Vec<u8>, CallRefus
             return refuse(CallRefused::ReadOnlyReplica);
         }
         if let Some(reason) = run.shared.durability.failure() {
-            return refuse(CallRefused::Misconf(crate::server::durability::Misconf {
+            return refuse(CallRefused::Misconf(crate::node::durability::Misconf {
                 reason,
             }));
         }

@@ -263,7 +263,7 @@ impl Effect {
 
     /// The one key this effect changes, or None for whole-database effects
     /// (FLUSHDB, FLUSHALL, SWAPDB). Replay uses it to skip effects a base
-    /// already reflects (`server::persist`), so every per-key effect must
+    /// already reflects (`node::persist`), so every per-key effect must
     /// return its key here.
     pub fn target(&self) -> Option<(u8, &Bytes)> {
         match self {

@@ -129,8 +129,9 @@ pub fn resp(args: &[&[u8]]) -> Vec<u8> {
 /// (through `server::execute`, as a connection would after `HELLO 3`) and
 /// asserts the exact reply bytes. Needs no HELLO support on the wire.
 pub fn resp3(s: &ServerHandle, args: &[&[u8]], expected: &[u8]) {
+    use redlog::node::{Client, ClientHandle};
     use redlog::protocol::Out;
-    use redlog::server::{execute, Client, ClientHandle};
+    use redlog::server::execute;
     use std::sync::Arc;
     let shared = s.shared();
     let addr = s.local_addr();

@@ -19,74 +19,16 @@
 //! Without TIMEOUT the wait lasts until FAILOVER ABORT; with it and no
 //! FORCE the failover is aborted when the time is up.
 
-use super::{primary, replica, ReplState};
-use crate::server::pause::{PauseKind, PausePurpose};
-use crate::server::Shared;
+use crate::node::pause::{PauseKind, PausePurpose};
+pub use crate::node::replication::failover::{Failover, FailoverState, Refusal, Request};
+use crate::node::replication::{primary, ReplState};
+use crate::node::Shared;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// `master_failover_state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FailoverState {
-    #[default]
-    None,
-    WaitForSync,
-    InProgress,
-}
-
-impl FailoverState {
-    /// As INFO replication shows it.
-    pub fn name(self) -> &'static str {
-        match self {
-            FailoverState::None => "no-failover",
-            FailoverState::WaitForSync => "waiting-for-sync",
-            FailoverState::InProgress => "failover-in-progress",
-        }
-    }
-}
-
-/// The failover under way (Redis's `failover_*` and `target_replica_*`).
-#[derive(Debug, Default)]
-pub struct Failover {
-    pub state: FailoverState,
-    /// The replica to fail over to: given with TO, or the first one found
-    /// caught up.
-    pub target: Option<(String, u16)>,
-    /// TIMEOUT's deadline.
-    pub end: Option<Instant>,
-    /// FORCE: at the deadline, fail over to the target even if behind.
-    pub force: bool,
-}
 
 /// How often the waiting task looks again without an ack (Redis runs its
 /// replication cron every 100 ms during a failover).
 const TICK: Duration = Duration::from_millis(100);
-
-/// FAILOVER's arguments, parsed.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Request {
-    /// TO host port (the port as given: one out of range names no replica).
-    pub target: Option<(String, i64)>,
-    pub timeout_ms: Option<u64>,
-    pub force: bool,
-}
-
-/// Why FAILOVER cannot start (the reply's text).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum Refusal {
-    #[error("ERR FAILOVER already in progress.")]
-    InProgress,
-    #[error("ERR FAILOVER is not valid when server is a replica.")]
-    Replica,
-    #[error("ERR FAILOVER requires connected replicas.")]
-    NoReplicas,
-    #[error("ERR FAILOVER with force option requires both a timeout and target HOST and IP.")]
-    ForceNeedsTarget,
-    #[error("ERR FAILOVER target HOST and PORT is not a replica.")]
-    NotAReplica,
-    #[error("ERR FAILOVER target replica is not online.")]
-    NotOnline,
-}
 
 /// Starts a failover (the checks and order of Redis's `failoverCommand`
 /// after parsing): pauses writes and spawns the task that waits for a
@@ -146,7 +88,11 @@ pub fn start(shared: &Shared, req: Request) -> Result<(), Refusal> {
 
 /// The replica listening at `host:port` (Redis's `findReplica`: its
 /// announced or peer address, the host compared without case).
-fn find_replica<'a>(st: &'a ReplState, host: &str, port: u16) -> Option<&'a super::ReplicaInfo> {
+fn find_replica<'a>(
+    st: &'a ReplState,
+    host: &str,
+    port: u16,
+) -> Option<&'a crate::node::replication::ReplicaInfo> {
     st.replicas
         .iter()
         .find(|r| r.ip.eq_ignore_ascii_case(host) && r.port == port)
@@ -221,7 +167,7 @@ async fn drive(shared: Arc<Shared>) {
                 // blocked clients get UNBLOCKED (`disconnectAllBlockedClients`).
                 let mut ks = shared.lock_ks();
                 crate::commands::blocking::disconnect_all(&shared, &mut ks);
-                replica::start(&shared, host, port, Some(0));
+                super::start(&shared, host, port, Some(0));
                 return;
             }
             Step::Wait => {}
@@ -267,7 +213,7 @@ pub fn abort(shared: &Shared, ks: &mut crate::db::Keyspace, why: &str) {
         None => tracing::info!("FAILOVER to any replica aborted: {why}"),
     }
     if state == FailoverState::InProgress {
-        replica::stop(shared, ks);
+        super::stop(shared, ks);
     }
     finish(shared);
 }
@@ -275,7 +221,7 @@ pub fn abort(shared: &Shared, ks: &mut crate::db::Keyspace, why: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::replication::Replication;
+    use crate::node::replication::Replication;
 
     #[test]
     fn states_are_named_as_redis() {

@@ -18,10 +18,11 @@
 
 mod apply;
 mod error;
+pub mod failover;
 mod handshake;
 
-use super::{LinkCtl, LinkState, MasterLink, ReplState};
-use crate::server::Shared;
+use crate::node::replication::{LinkCtl, LinkState, MasterLink, ReplState};
+use crate::node::Shared;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,28 +113,13 @@ pub fn stop(shared: &Shared, ks: &mut crate::db::Keyspace) -> bool {
     shared.repl.link_up.store(false, Ordering::SeqCst);
     LOG_AS_REPLICA.store(false, Ordering::Relaxed);
     set_replicaof_config(shared, "");
-    super::primary::on_promoted(shared, ks);
+    crate::node::replication::primary::on_promoted(shared, ks);
     true
 }
 
 /// Keeps `CONFIG GET replicaof` (and CONFIG REWRITE) in step with the role.
 fn set_replicaof_config(shared: &Shared, value: &str) {
     shared.config.write().set_internal("replicaof", value);
-}
-
-/// INFO replication's replica settings: (`replica-priority`,
-/// `replica-read-only`, `replica-announced`).
-pub fn info_config(shared: &Shared) -> (i64, bool, bool) {
-    let c = shared.config.read();
-    let priority = c
-        .get("replica-priority")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
-    (
-        priority,
-        c.get("replica-read-only") != Some("no"),
-        c.get("replica-announced") != Some("no"),
-    )
 }
 
 /// Runs `f` on this task's link, if it is still the current one.
@@ -307,7 +293,10 @@ fn restore_position(shared: &Shared, replid: &str, offset: u64, source: &str) {
     let mut st = shared.repl.lock();
     st.replid = replid.to_string();
     st.offset = offset;
-    st.backlog = Some(super::Backlog::new(st.backlog_size, offset + 1));
+    st.backlog = Some(crate::node::replication::Backlog::new(
+        st.backlog_size,
+        offset + 1,
+    ));
     tracing::info!("Replication position {replid}:{offset} restored{source}");
 }
 

@@ -20,6 +20,16 @@ pub enum ReplyMode {
     SkipNext,
 }
 
+/// A command's job for its connection: LOGPARSE INGEST's
+/// `commands::logingest::IngestJob`, MIGRATE's
+/// `commands::migrate::MigrateJob`. Defined by the handlers, which sit
+/// above this module; the connection (`server::connection`) knows the
+/// concrete type of each `PendingOp` variant and takes it back with
+/// [`Job::into_any`].
+pub trait Job: std::any::Any + Send + Sync + std::fmt::Debug {
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
+}
+
 /// Work a command asked the connection to do after the keyspace lock is
 /// released (it must not run under the lock).
 #[derive(Debug)]
@@ -34,13 +44,21 @@ pub enum PendingOp {
     },
     /// LOGPARSE INGEST: parse and mine off the keyspace lock, append
     /// chunk by chunk (`connection::run_ingest`).
-    Ingest(Box<crate::commands::logingest::IngestJob>),
+    Ingest(Box<dyn Job>),
     /// MIGRATE: the exchange with the target off the lock, then the
     /// deletions under it (`connection::run_migrate`).
-    Migrate(Box<crate::commands::migrate::MigrateJob>),
+    Migrate(Box<dyn Job>),
     /// WAIT numreplicas timeout: acknowledgements of the stream's offset
     /// after the batch awaited off the lock (`replication::primary::wait`).
     Wait { num: u64, timeout_ms: u64 },
+}
+
+/// A blocked connection's side of its registration (`server::blocking`
+/// makes it after the command and waits on it).
+#[derive(Debug)]
+pub struct Blocked {
+    pub rx: tokio::sync::oneshot::Receiver<crate::db::blocking::WaiterReply>,
+    pub deadline_ms: u64,
 }
 
 /// A MULTI block being queued.
@@ -113,7 +131,7 @@ pub struct ClientHandle {
     /// queue even when not subscribed.
     pushed: AtomicBool,
     /// CLIENT TRACKING as CLIENT LIST shows it: flag letters `t`, `R`,
-    /// `B` and `redir` (-1 when off). Kept by `server::tracking`.
+    /// `B` and `redir` (-1 when off). Kept by `node::tracking`.
     pub tracking: Mutex<(&'static str, i64)>,
 }
 
@@ -317,7 +335,7 @@ pub struct Client {
     /// `PendingOp::Ingest` (false for a client run in-process, whose
     /// INGEST runs whole under the lock).
     pub chunked_ingest: bool,
-    /// Subscriptions and the queue of messages to write (`server::pubsub`).
+    /// Subscriptions and the queue of messages to write (`node::pubsub`).
     pub pubsub: super::pubsub::ClientPubSub,
     /// Running the commands of EXEC: blocking commands must not block
     /// (Redis's CLIENT_DENY_BLOCKING).
@@ -331,7 +349,7 @@ pub struct Client {
     /// (see `server::blocking`).
     pub block: Option<crate::db::blocking::BlockRequest>,
     /// The connection is blocked: registered as a waiter, awaiting this.
-    pub blocked: Option<super::blocking::Blocked>,
+    pub blocked: Option<Blocked>,
     pub handle: Arc<ClientHandle>,
     /// Request decoding progress through the connection's input buffer.
     pub decoder: crate::protocol::Decoder,
@@ -346,7 +364,7 @@ pub struct Client {
     /// (ACL LOG `client-info`).
     pub script_caller: Option<Arc<ClientHandle>>,
     /// A command CLIENT PAUSE postponed: run again when the pause ends
-    /// (`server::pause`).
+    /// (`node::pause`).
     pub postponed: Option<Vec<Bytes>>,
     /// Never postponed by CLIENT PAUSE: the master client while it loads
     /// the primary's RDB (which Redis loads without running commands).

@@ -1,7 +1,7 @@
 //! The replicas attached to this server, as INFO shows them. Owned by the
 //! primary side (`primary`).
 
-use crate::server::ClientHandle;
+use crate::node::ClientHandle;
 use bytes::Bytes;
 use std::fmt::Write;
 use std::sync::Arc;

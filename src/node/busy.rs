@@ -22,7 +22,7 @@
 //!   NOSAVE sets it too, and the script's connection then drops its
 //!   effects unlogged and closes, as Redis exits in the middle of it.
 
-use crate::commands::CmdError;
+use crate::catalog::CmdError;
 use crate::db::Keyspace;
 use bytes::Bytes;
 use mlua::ffi;
@@ -49,6 +49,36 @@ pub struct RunInfo {
 /// (WATCH, UNWATCH, RESET, DISCARD and EXEC's abort drop or add WATCHes):
 /// the script's hook runs it on the script's thread, with the keyspace the
 /// script holds, between two Lua instructions.
+/// The Lua heap limit without `maxmemory` (see [`lua_memory_limit`]).
+pub const DEFAULT_LUA_MEMORY_LIMIT: usize = 1 << 30;
+/// The least limit `maxmemory` gives (a small `maxmemory` still lets
+/// ordinary scripts build their tables).
+pub const MIN_LUA_MEMORY_LIMIT: usize = 32 << 20;
+
+/// The heap limit of each Lua VM (the EVAL VM, the functions VM): Redis has
+/// none (a runaway script grows until the allocator fails and the server
+/// aborts); here an allocation past it fails, the script gets Lua's "not
+/// enough memory" error and the VM collects its garbage and goes on. It is
+/// `maxmemory` when set (at least `MIN_LUA_MEMORY_LIMIT`): the dataset's
+/// own budget; 1 GiB otherwise.
+pub fn lua_memory_limit(maxmemory: u64) -> usize {
+    if maxmemory == 0 {
+        DEFAULT_LUA_MEMORY_LIMIT
+    } else {
+        (maxmemory.min(usize::MAX as u64) as usize).max(MIN_LUA_MEMORY_LIMIT)
+    }
+}
+
+/// What the count hook asks of the script that runs (given to `begin` by
+/// the Lua engine, `commands::lua`, which owns the running script's
+/// context): run a busy connection's job against the script's keyspace
+/// (true when it ran), and the run's details for FUNCTION STATS.
+#[derive(Clone, Copy)]
+pub struct RunHooks {
+    pub run_job: fn(JobFn) -> bool,
+    pub info: fn() -> Option<RunInfo>,
+}
+
 pub type JobFn = Box<dyn FnOnce(&mut Keyspace) + Send>;
 
 struct Job {
@@ -100,6 +130,8 @@ pub const BUSY_FUNCTION: &str =
 
 /// The running script, if any. One per server (`Shared::busy`).
 pub struct ScriptBusy {
+    /// What the hook may ask of the running script (`begin`'s).
+    hooks: Mutex<Option<RunHooks>>,
     /// `NONE`, `EVAL` or `FUNCTION`.
     kind: AtomicU8,
     /// Past `busy-reply-threshold`: other clients are answered BUSY.
@@ -125,6 +157,7 @@ pub struct ScriptBusy {
 impl Default for ScriptBusy {
     fn default() -> Self {
         ScriptBusy {
+            hooks: Mutex::new(None),
             kind: AtomicU8::new(NONE),
             timed_out: AtomicBool::new(false),
             kill: AtomicU8::new(KILL_NONE),
@@ -132,7 +165,7 @@ impl Default for ScriptBusy {
             threshold_ms: AtomicU64::new(5000),
             start_us: AtomicU64::new(0),
             epoch: Instant::now(),
-            lua_limit: AtomicU64::new(super::lua_memory_limit(0) as u64),
+            lua_limit: AtomicU64::new(lua_memory_limit(0) as u64),
             info: Mutex::new(None),
             jobs: Mutex::new(Vec::new()),
             next_job: AtomicU64::new(0),
@@ -163,7 +196,8 @@ impl ScriptBusy {
     /// Marks a script of `kind` as running on this thread and arms the
     /// count hook of `lua` (the VM that runs it). The returned guard ends
     /// the run. Runs never nest: scripts cannot call EVAL or FCALL.
-    pub fn begin<'a>(&'a self, kind: Kind, lua: &mlua::Lua) -> Running<'a> {
+    pub fn begin<'a>(&'a self, kind: Kind, lua: &mlua::Lua, hooks: RunHooks) -> Running<'a> {
+        *self.hooks.lock() = Some(hooks);
         self.write_dirty.store(false, Ordering::Relaxed);
         self.kill.store(KILL_NONE, Ordering::Relaxed);
         self.timed_out.store(false, Ordering::Relaxed);
@@ -222,7 +256,7 @@ impl ScriptBusy {
     /// Sets the Lua heap limit from `maxmemory` (startup, CONFIG SET).
     pub fn set_maxmemory(&self, maxmemory: u64) {
         self.lua_limit
-            .store(super::lua_memory_limit(maxmemory) as u64, Ordering::Relaxed);
+            .store(lua_memory_limit(maxmemory) as u64, Ordering::Relaxed);
     }
 
     /// The Lua heap limit VMs apply at their next run.
@@ -276,7 +310,7 @@ impl ScriptBusy {
     fn serve_jobs(&self) {
         let jobs = std::mem::take(&mut *self.jobs.lock());
         for job in jobs {
-            let ran = super::with_run(|r| (job.run)(r.ks)).is_some();
+            let ran = self.hooks.lock().is_some_and(|h| (h.run_job)(job.run));
             if ran {
                 let _ = job.done.send(());
             }
@@ -332,7 +366,7 @@ impl ScriptBusy {
                 }
             }
             if threshold != 0 || kill {
-                *self.info.lock() = super::with_run(|r| r.info());
+                *self.info.lock() = self.hooks.lock().and_then(|h| (h.info)());
                 self.timed_out.store(true, Ordering::Release);
                 tracing::warn!(
                     "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {} command.",
@@ -382,6 +416,7 @@ impl Drop for Running<'_> {
         self.busy.timed_out.store(false, Ordering::Release);
         self.busy.kind.store(NONE, Ordering::Release);
         *self.busy.info.lock() = None;
+        *self.busy.hooks.lock() = None;
         // Jobs the hook did not serve: their connections take the lock.
         drop(std::mem::take(&mut *self.busy.jobs.lock()));
         // A kill that arrived after the script's last hook is dropped

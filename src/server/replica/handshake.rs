@@ -5,11 +5,12 @@
 
 use super::apply::{self, Applier};
 use super::LinkError;
-use super::{set_state, with_link, LinkCtl, LinkState, ACK_PERIOD};
-use crate::server::net::PeerAddr;
-use crate::server::replication::failover;
-use crate::server::Shared;
-use crate::server::{Client, ClientHandle};
+use super::{set_state, with_link, ACK_PERIOD};
+use crate::node::net::PeerAddr;
+use crate::node::replication::{LinkCtl, LinkState};
+use crate::node::Shared;
+use crate::node::{Client, ClientHandle};
+use crate::server::replica::failover;
 use bytes::BytesMut;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// What survives a session (Redis's cached master).
-pub(in crate::server::replication) struct Session {
+pub(in crate::server) struct Session {
     /// This server's replication id and offset describe data the primary
     /// may continue (`PSYNC <replid> <offset+1>`); false: `PSYNC ? -1`.
     pub cached: bool,

@@ -24,7 +24,7 @@
 //!   (`ClientHandle::push`), in order.
 
 use super::{propagate, ReplState, ReplicaInfo};
-use crate::server::{ClientHandle, Shared};
+use crate::node::{ClientHandle, Shared};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -185,8 +185,8 @@ pub fn psync(
     let mut st = shared.repl.lock();
     let conf = st.primary.confs.remove(&handle.id).unwrap_or_default();
     let ip = conf.ip.clone().unwrap_or_else(|| match &handle.addr {
-        crate::server::net::PeerAddr::Tcp(a) => a.ip().to_string(),
-        crate::server::net::PeerAddr::Unix(_) => String::new(),
+        crate::node::net::PeerAddr::Tcp(a) => a.ip().to_string(),
+        crate::node::net::PeerAddr::Unix(_) => String::new(),
     });
     let mut info = ReplicaInfo {
         client_id: handle.id,
@@ -321,7 +321,7 @@ pub fn on_units(shared: &Shared, ks: &mut crate::db::Keyspace, units: &[Vec<u8>]
 /// the snapshot is always encoded in memory).
 fn full_sync(st: &mut ReplState, ks: &crate::db::Keyspace, eof: bool) {
     let records = propagate::sync_records(ks);
-    let rdb = crate::server::rdb_io::snapshot(ks, unix_ms(), &records);
+    let rdb = crate::node::rdb_io::snapshot(ks, unix_ms(), &records);
     for r in st.replicas.iter_mut().filter(|r| r.state == WAIT_BGSAVE) {
         let rdb = match &rdb {
             Ok(b) => b,
@@ -470,7 +470,7 @@ pub fn cron(shared: &Shared) {
         && st.failover.state == super::failover::FailoverState::None
         && !shared
             .pause
-            .is_active(crate::server::pause::PausePurpose::ClusterFailover)
+            .is_active(crate::node::pause::PausePurpose::ClusterFailover)
         && st.primary.last_ping.elapsed() >= Duration::from_secs(period)
     {
         st.primary.last_ping = Instant::now();

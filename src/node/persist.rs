@@ -1,7 +1,7 @@
 //! Durability of the keyspace: the WAL append after each batch, the fsync
 //! policy, replay at startup, and compaction (the AOF-rewrite analogue).
 //!
-//! Write path: `server::durability`, the stage between the keyspace lock
+//! Write path: `node::durability`, the stage between the keyspace lock
 //! and the replies (group write, group commit, the everysec flusher, the
 //! sticky failure); this module gives it the WAL to write ([`WalSink`]).
 //!
@@ -79,7 +79,7 @@ fn io_cause(e: &crate::storage::Error) -> String {
 }
 
 /// The WAL and its compaction state, shared by the server (the write path
-/// is `server::durability`).
+/// is `node::durability`).
 #[derive(Debug)]
 pub struct Persistence {
     pub wal: Wal,

@@ -3,12 +3,13 @@
 //! effects are logged to this server's WAL and stream logs, keyspace
 //! notifications fire, blocked clients are served, and replies are dropped.
 
-use super::{LinkCtl, LinkError};
+use super::LinkError;
 use crate::db::ReplPosition;
+use crate::node::replication::LinkCtl;
+use crate::node::replication::{Backlog, NO_REPLID};
+use crate::node::{Client, Shared};
 use crate::protocol::{Out, ParseLimits, Parsed};
 use crate::server::batch::LinkBatch;
-use crate::server::replication::{Backlog, NO_REPLID};
-use crate::server::{Client, Shared};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 
@@ -221,7 +222,7 @@ impl Applier {
         if self.argv[0].eq_ignore_ascii_case(b"replconf") {
             // A pause of everything holds REPLCONF too (Redis runs it
             // through processCommand).
-            if shared.pause.current() == Some(crate::server::pause::PauseKind::All) {
+            if shared.pause.current() == Some(crate::node::pause::PauseKind::All) {
                 self.client.postponed = Some(std::mem::take(&mut self.argv));
                 self.postponed = Some(bytes);
                 return false;

@@ -15,7 +15,6 @@ pub mod failover;
 mod link;
 pub mod primary;
 pub mod propagate;
-pub mod replica;
 mod replicas;
 
 pub use backlog::Backlog;
@@ -41,10 +40,10 @@ pub struct Replication {
     active: AtomicBool,
     /// `ReplState::master.is_some()`, readable without the lock (the
     /// READONLY check runs for every write command). Kept by `replica`.
-    is_replica: AtomicBool,
+    pub(crate) is_replica: AtomicBool,
     /// The link to the primary is up (`master_link_status:up`), for the
     /// MASTERDOWN check. Kept by `replica`.
-    link_up: AtomicBool,
+    pub(crate) link_up: AtomicBool,
 }
 
 /// The shared replication state (one lock; never held across an await or
@@ -201,6 +200,21 @@ impl ReplState {
 /// A new replication id (Redis's `changeReplicationId`).
 pub fn random_replid() -> String {
     crate::random::random_hex(40)
+}
+
+/// INFO replication's replica settings: (`replica-priority`,
+/// `replica-read-only`, `replica-announced`).
+pub fn info_config(shared: &crate::node::Shared) -> (i64, bool, bool) {
+    let c = shared.config.read();
+    let priority = c
+        .get("replica-priority")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    (
+        priority,
+        c.get("replica-read-only") != Some("no"),
+        c.get("replica-announced") != Some("no"),
+    )
 }
 
 #[cfg(test)]
