@@ -25,6 +25,30 @@ async fn readonly_needs_cluster_mode() {
     );
 }
 
+/// Node `a` (id `id1`, port `p1`) takes every slot and meets node `b`
+/// (ports `b_ports`: client, bus); returns once `b` knows `a`.
+async fn give_all_slots_and_meet(
+    a: &mut Raw,
+    b: &mut Raw,
+    id1: &str,
+    p1: u16,
+    b_ports: (u16, u16),
+) {
+    assert_eq!(
+        raw_cmd(a, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).await,
+        "+OK\r\n"
+    );
+    let meet = [
+        "CLUSTER",
+        "MEET",
+        "127.0.0.1",
+        &b_ports.0.to_string(),
+        &b_ports.1.to_string(),
+    ];
+    assert_eq!(raw_cmd(a, &meet).await, "+OK\r\n");
+    wait_for(b, &["CLUSTER", "NODES"], &format!("{id1} 127.0.0.1:{p1}")).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_in_a_cluster() {
     let (dir1, dir2) = (temp_dir(), temp_dir());
@@ -44,24 +68,7 @@ async fn a_replica_in_a_cluster() {
         raw_cmd(&mut b, &["CLUSTER", "REPLICATE", &id2]).await,
         "-ERR Can't replicate myself\r\n"
     );
-    assert_eq!(
-        raw_cmd(&mut a, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).await,
-        "+OK\r\n"
-    );
-    let meet = [
-        "CLUSTER",
-        "MEET",
-        "127.0.0.1",
-        &p2.to_string(),
-        &cport2.to_string(),
-    ];
-    assert_eq!(raw_cmd(&mut a, &meet).await, "+OK\r\n");
-    wait_for(
-        &mut b,
-        &["CLUSTER", "NODES"],
-        &format!("{id1} 127.0.0.1:{p1}"),
-    )
-    .await;
+    give_all_slots_and_meet(&mut a, &mut b, &id1, p1, (p2, cport2)).await;
     wait_for(
         &mut a,
         &["CLUSTER", "NODES"],
@@ -192,24 +199,7 @@ async fn cluster_failover_swaps_the_roles() {
     ] {
         assert_eq!(raw_cmd(&mut a, args).await, want, "{args:?}");
     }
-    assert_eq!(
-        raw_cmd(&mut a, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).await,
-        "+OK\r\n"
-    );
-    let meet = [
-        "CLUSTER",
-        "MEET",
-        "127.0.0.1",
-        &p2.to_string(),
-        &cport2.to_string(),
-    ];
-    assert_eq!(raw_cmd(&mut a, &meet).await, "+OK\r\n");
-    wait_for(
-        &mut b,
-        &["CLUSTER", "NODES"],
-        &format!("{id1} 127.0.0.1:{p1}"),
-    )
-    .await;
+    give_all_slots_and_meet(&mut a, &mut b, &id1, p1, (p2, cport2)).await;
     assert_eq!(
         raw_cmd(&mut b, &["CLUSTER", "REPLICATE", &id1]).await,
         "+OK\r\n"

@@ -117,6 +117,45 @@ async fn wait_for(c: &mut Raw, args: &[&str], expected: &str) {
     panic!("{args:?} never gave {expected:?}: {}", cmd(c, args).await);
 }
 
+/// A server made a replica of a fake primary (`REPLICAOF`, the
+/// handshake, a full resync to an RDB of `key` = "v", the first ACK).
+struct Synced {
+    s: redlog::server::ServerHandle,
+    c: Raw,
+    /// The fake primary's listener (the replica connects to it again).
+    fake: TcpListener,
+    link: Link,
+    port: u16,
+}
+
+async fn synced_replica(settings: &[(&str, &str)], key: &[u8]) -> Synced {
+    let s = start_with(settings).await;
+    let port = s.local_addr().port();
+    let mut c = Raw::connect(s.local_addr()).await;
+    let fake = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fport = fake.local_addr().unwrap().port().to_string();
+    assert_eq!(
+        cmd(&mut c, &["REPLICAOF", "127.0.0.1", &fport]).await,
+        "+OK\r\n"
+    );
+    let mut link = Link::accept(&fake).await;
+    link.handshake(port).await;
+    link.send(format!("+FULLRESYNC {ID} 0\r\n").as_bytes())
+        .await;
+    let good = rdb_with(key, b"v");
+    let mut payload = format!("${}\r\n", good.len()).into_bytes();
+    payload.extend_from_slice(&good);
+    link.send(&payload).await;
+    link.wait_ack(0).await;
+    Synced {
+        s,
+        c,
+        fake,
+        link,
+        port,
+    }
+}
+
 fn info_field(info: &str, name: &str) -> String {
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{name}:")))
@@ -280,24 +319,13 @@ async fn a_corrupt_rdb_is_refused_and_the_old_data_kept() {
 
 #[tokio::test]
 async fn a_silent_primary_is_dropped_after_repl_timeout() {
-    let s = start_with(&[("repl-timeout", "1")]).await;
-    let port = s.local_addr().port();
-    let mut c = Raw::connect(s.local_addr()).await;
-    let fake = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let fport = fake.local_addr().unwrap().port().to_string();
-    assert_eq!(
-        cmd(&mut c, &["REPLICAOF", "127.0.0.1", &fport]).await,
-        "+OK\r\n"
-    );
-    let mut link = Link::accept(&fake).await;
-    link.handshake(port).await;
-    link.send(format!("+FULLRESYNC {ID} 0\r\n").as_bytes())
-        .await;
-    let good = rdb_with(b"k", b"v");
-    let mut payload = format!("${}\r\n", good.len()).into_bytes();
-    payload.extend_from_slice(&good);
-    link.send(&payload).await;
-    link.wait_ack(0).await;
+    let Synced {
+        s: _s,
+        mut c,
+        fake,
+        link,
+        port,
+    } = synced_replica(&[("repl-timeout", "1")], b"k").await;
     // Nothing more is sent (not even PINGs): the replica gives up on the
     // link and connects again, asking to continue.
     let mut again = Link::accept(&fake).await;
@@ -315,24 +343,12 @@ async fn a_silent_primary_is_dropped_after_repl_timeout() {
 /// ONE the server expires keys itself again.
 #[tokio::test]
 async fn a_replica_keeps_expired_keys_until_the_primary_deletes_them() {
-    let s = start().await;
-    let port = s.local_addr().port();
-    let mut c = Raw::connect(s.local_addr()).await;
-    let fake = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let fport = fake.local_addr().unwrap().port().to_string();
-    assert_eq!(
-        cmd(&mut c, &["REPLICAOF", "127.0.0.1", &fport]).await,
-        "+OK\r\n"
-    );
-    let mut link = Link::accept(&fake).await;
-    link.handshake(port).await;
-    link.send(format!("+FULLRESYNC {ID} 0\r\n").as_bytes())
-        .await;
-    let good = rdb_with(b"keep", b"v");
-    let mut payload = format!("${}\r\n", good.len()).into_bytes();
-    payload.extend_from_slice(&good);
-    link.send(&payload).await;
-    link.wait_ack(0).await;
+    let Synced {
+        s: _s,
+        mut c,
+        mut link,
+        ..
+    } = synced_replica(&[], b"keep").await;
 
     // A key whose expiry has passed, then changed by the primary: the
     // master client sees it (APPEND appends to "v").
@@ -425,24 +441,12 @@ async fn a_replica_keeps_expired_keys_until_the_primary_deletes_them() {
 /// after it applied or acknowledged, until the pause ends.
 #[tokio::test]
 async fn client_pause_holds_the_primary_stream_at_a_write() {
-    let s = start().await;
-    let port = s.local_addr().port();
-    let mut c = Raw::connect(s.local_addr()).await;
-    let fake = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let fport = fake.local_addr().unwrap().port().to_string();
-    assert_eq!(
-        cmd(&mut c, &["REPLICAOF", "127.0.0.1", &fport]).await,
-        "+OK\r\n"
-    );
-    let mut link = Link::accept(&fake).await;
-    link.handshake(port).await;
-    link.send(format!("+FULLRESYNC {ID} 0\r\n").as_bytes())
-        .await;
-    let good = rdb_with(b"k", b"v");
-    let mut payload = format!("${}\r\n", good.len()).into_bytes();
-    payload.extend_from_slice(&good);
-    link.send(&payload).await;
-    link.wait_ack(0).await;
+    let Synced {
+        s: _s,
+        mut c,
+        mut link,
+        ..
+    } = synced_replica(&[], b"k").await;
 
     assert_eq!(
         cmd(&mut c, &["CLIENT", "PAUSE", "100000", "WRITE"]).await,
