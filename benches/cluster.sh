@@ -18,28 +18,8 @@ if [ -z "${REDLOG_BIN:-}" ]; then
     REDLOG_BIN=target/release/redlog
 fi
 . benches/lib.sh
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-
-start_node() { # KIND PORT
-    local d="$WORK/$1-$2"
-    mkdir -p "$d"
-    if [ "$1" = redlog ]; then
-        "$REDLOG_BIN" --port "$2" --dir "$d" --cluster-enabled yes --appendonly no >"$d/log" 2>&1 &
-    else
-        redis-server --port "$2" --dir "$d" --cluster-enabled yes --save '' --appendonly no \
-            --logfile "$d/log" &
-    fi
-    PIDS+=($!)
-    wait_up "$2"
-}
+scratch_dir
+start_node() { start_cluster_node "$1" "$2"; } # KIND PORT
 
 make_cluster() { # KIND: sets FIRST to its first port
     local ports=() addrs=() p

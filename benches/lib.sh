@@ -27,6 +27,36 @@ wait_up() {
     return 1
 }
 
+# scratch_dir: makes WORK (a temporary directory) and PIDS (the servers
+# started), and removes both at exit.
+scratch_dir() {
+    WORK=$(mktemp -d)
+    PIDS=()
+    trap scratch_cleanup EXIT
+}
+scratch_cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+
+# start_cluster_node KIND PORT [ARGS...]: a cluster-enabled node without
+# persistence (redlog from REDLOG_BIN, or redis-server) on PORT with its
+# directory under WORK and ARGS added, in PIDS; returns once it answers.
+start_cluster_node() {
+    local kind=$1 port=$2 d="$WORK/$1-$2"
+    shift 2
+    mkdir -p "$d"
+    local common=(--port "$port" --dir "$d" --cluster-enabled yes --appendonly no "$@")
+    if [ "$kind" = redlog ]; then
+        "$REDLOG_BIN" "${common[@]}" >"$d/log" 2>&1 &
+    else
+        redis-server "${common[@]}" --save '' --logfile "$d/log" &
+    fi
+    PIDS+=($!)
+    wait_up "$port"
+}
+
 # ratio A B: A / B with two decimals (0 when B is 0).
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 

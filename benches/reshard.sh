@@ -20,29 +20,8 @@ if [ -z "${REDLOG_BIN:-}" ]; then
     REDLOG_BIN=target/release/redlog
 fi
 . benches/lib.sh
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-
-start_node() { # KIND PORT
-    local d="$WORK/$1-$2"
-    mkdir -p "$d"
-    local common=(--port "$2" --dir "$d" --cluster-enabled yes --cluster-allow-replica-migration no
-        --appendonly no)
-    if [ "$1" = redlog ]; then
-        "$REDLOG_BIN" "${common[@]}" >"$d/log" 2>&1 &
-    else
-        redis-server "${common[@]}" --save '' --logfile "$d/log" &
-    fi
-    PIDS+=($!)
-    wait_up "$2"
-}
+scratch_dir
+start_node() { start_cluster_node "$1" "$2" --cluster-allow-replica-migration no; } # KIND PORT
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
