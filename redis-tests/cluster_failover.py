@@ -243,27 +243,34 @@ def mixed(work):
     failover_test(mports[1], reps[1], [reps[0], mports[2]], "mixed: redis-server replica of redlog", keys)
 
 
+def stop_all(work, tail):
+    """Stops every node started (SIGTERM, SIGKILL after 10 s); after a
+    failed check prints the last `tail` lines of each node's log; removes
+    `work`."""
+    for p in PROCS.values():
+        if p.poll() is None:
+            p.terminate()
+    for p in PROCS.values():
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    if C.FAILED:
+        for d in sorted(os.listdir(work)):
+            logf = os.path.join(work, d, "log")
+            if os.path.exists(logf):
+                print(f"--- {d}/log (tail)")
+                print("".join(open(logf).readlines()[-tail:]))
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     work = tempfile.mkdtemp()
     try:
         redlog_six(work)
         mixed(work)
     finally:
-        for p in PROCS.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in PROCS.values():
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if C.FAILED:
-            for d in sorted(os.listdir(work)):
-                logf = os.path.join(work, d, "log")
-                if os.path.exists(logf):
-                    print(f"--- {d}/log (tail)")
-                    print("".join(open(logf).readlines()[-12:]))
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(work, 12)
     print(f"{C.PASSED} passed, {C.FAILED} failed")
     sys.exit(1 if C.FAILED else 0)
 

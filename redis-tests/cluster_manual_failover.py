@@ -23,8 +23,6 @@ Helpers come from cluster.py (C) and cluster_failover.py (F). Prints one
 line per check and "N passed, M failed"; exit status 1 on any failure.
 """
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -241,21 +239,7 @@ def main():
         redlog_six(work)
         mixed(work)
     finally:
-        for p in F.PROCS.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in F.PROCS.values():
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if C.FAILED:
-            for d in sorted(os.listdir(work)):
-                logf = os.path.join(work, d, "log")
-                if os.path.exists(logf):
-                    print(f"--- {d}/log (tail)")
-                    print("".join(open(logf).readlines()[-15:]))
-        shutil.rmtree(work, ignore_errors=True)
+        F.stop_all(work, 15)
     print(f"{C.PASSED} passed, {C.FAILED} failed ({time.time() - t0:.0f}s)")
     sys.exit(1 if C.FAILED else 0)
 

@@ -25,8 +25,6 @@ Prints one line per check and "N passed, M failed"; exit status 1 on any
 failure.
 """
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -192,21 +190,7 @@ def main():
         scenario(work, "mixed, redis-server replicas", ["redlog", "redlog", "redis-server"],
                  "redis-server", False)
     finally:
-        for p in F.PROCS.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in F.PROCS.values():
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if C.FAILED:
-            for d in sorted(os.listdir(work)):
-                logf = os.path.join(work, d, "log")
-                if os.path.exists(logf):
-                    print(f"--- {d}/log (tail)")
-                    print("".join(open(logf).readlines()[-12:]))
-        shutil.rmtree(work, ignore_errors=True)
+        F.stop_all(work, 12)
     print(f"{C.PASSED} passed, {C.FAILED} failed")
     sys.exit(1 if C.FAILED else 0)
 
