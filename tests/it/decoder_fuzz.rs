@@ -633,14 +633,24 @@ fn effect() -> impl Strategy<Value = Effect> {
         )
 }
 
-fn check_wal(data: &[u8]) -> Result<(), TestCaseError> {
-    let (_, used) = run("wal_unit", data, fuzz::wal_unit);
+/// Runs decoder `f` on `data` and checks that it allocated no more than
+/// `bound(FORMAT_COMPILE, data)`.
+fn within_format_bound<R>(
+    test: &'static str,
+    data: &[u8],
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<(), TestCaseError> {
+    let (_, used) = run(test, data, f);
     prop_assert!(
         used <= bound(FORMAT_COMPILE, data),
         "allocated {used} bytes for {} input bytes",
         data.len()
     );
     Ok(())
+}
+
+fn check_wal(data: &[u8]) -> Result<(), TestCaseError> {
+    within_format_bound("wal_unit", data, fuzz::wal_unit)
 }
 
 proptest! {
@@ -664,13 +674,7 @@ proptest! {
 }
 
 fn check_record(data: &[u8]) -> Result<(), TestCaseError> {
-    let (_, used) = run("redlog_record", data, fuzz::redlog_record);
-    prop_assert!(
-        used <= bound(FORMAT_COMPILE, data),
-        "allocated {used} bytes for {} input bytes",
-        data.len()
-    );
-    Ok(())
+    within_format_bound("redlog_record", data, fuzz::redlog_record)
 }
 
 proptest! {
@@ -918,13 +922,7 @@ fn stream_records_undamaged_decode() {
 // --------------------------------------------------------------- logparse
 
 fn check_logparse(data: &[u8]) -> Result<(), TestCaseError> {
-    let (_, used) = run("logparse", data, fuzz::logparse);
-    prop_assert!(
-        used <= bound(FORMAT_COMPILE, data),
-        "allocated {used} bytes for {} input bytes",
-        data.len()
-    );
-    Ok(())
+    within_format_bound("logparse", data, fuzz::logparse)
 }
 
 fn check_miner(data: &[u8]) -> Result<(), TestCaseError> {
